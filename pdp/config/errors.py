@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        return f"{where}: {self.message}"
+
+
+class ConfigError(Exception):
+    """One or more problems that make a configuration unusable. Nothing of it is applied."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(map(str, problems)))
+
+
+class Collector:
+    """Gathers errors and warnings while a file is read, so one run reports all of them."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.errors: list[Problem] = []
+        self.warnings: list[Problem] = []
+
+    def error(self, line: int | None, message: str) -> None:
+        self.errors.append(Problem(self.file, line, message))
+
+    def warn(self, line: int | None, message: str) -> None:
+        self.warnings.append(Problem(self.file, line, message))
+
+    def raise_if_any(self) -> None:
+        if self.errors:
+            raise ConfigError(self.errors)

@@ -1,0 +1,122 @@
+"""Reading whole configurations from disk: the PDP's policy snapshot and a cluster's settings."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Generic, TypeVar
+
+from pdp.config.errors import ConfigError, Problem
+from pdp.config.mapping import parse_mapping
+from pdp.config.policyfiles import PolicyDocuments, parse_policy_file
+from pdp.config.properties import parse_properties
+from pdp.core.model import AccessGrantMapping, Settings, fold
+from pdp.policy.snapshot import PolicySnapshot
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Loaded(Generic[T]):
+    value: T
+    warnings: tuple[Problem, ...]
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            [Problem(str(path), None, f"cannot read: {exc.strerror or exc}")]
+        ) from exc
+
+
+def load_mapping(path: Path | None) -> Loaded[AccessGrantMapping | None]:
+    if path is None:
+        return Loaded(None, ())
+    mapping, found = parse_mapping(_read(path), str(path))
+    return Loaded(mapping, tuple(found.warnings))
+
+
+def load_snapshot(files: Sequence[Path], mapping_file: Path | None) -> Loaded[PolicySnapshot]:
+    """All policy files plus the PDP-level mapping, compiled. Raises ConfigError with every
+    problem found, so a bad edit is reported whole and nothing of it is applied."""
+    digest = hashlib.sha256()
+    docs = PolicyDocuments()
+    errors: list[Problem] = []
+    warnings: list[Problem] = []
+    for path in files:
+        text = _read(path)
+        digest.update(f"{path.name}\0{text}\0".encode())
+        try:
+            found = parse_policy_file(text, str(path), docs)
+        except ConfigError as exc:
+            errors += exc.problems
+            continue
+        errors += found.errors
+        warnings += found.warnings
+    seen: dict[str, str] = {}
+    for source in docs.sources:
+        if (key := fold(source.path)) in seen:
+            errors.append(
+                Problem(
+                    str(files[0]) if files else "",
+                    None,
+                    f"data source {source.path!r} is defined twice "
+                    "(names are compared case-insensitively)",
+                )
+            )
+        seen[key] = source.path
+    mapping = None
+    if mapping_file is not None:
+        try:
+            loaded = load_mapping(mapping_file)
+            mapping, warnings = loaded.value, warnings + list(loaded.warnings)
+            digest.update(_read(mapping_file).encode())
+        except ConfigError as exc:
+            errors += exc.problems
+    if errors:
+        raise ConfigError(errors)
+    snapshot = PolicySnapshot.compile(
+        revision=digest.hexdigest()[:16],
+        sources=docs.sources,
+        policies=docs.policies.values(),
+        directory=docs.users,
+        **({"mapping": mapping} if mapping else {}),
+    )
+    return Loaded(snapshot, tuple(warnings))
+
+
+def load_settings(
+    properties_file: Path | None,
+    mapping_file: Path | None,
+    central_mapping: AccessGrantMapping,
+) -> Loaded[Settings]:
+    """A cluster's settings: its properties file, and its own accessGrantMapping if it has one
+    (which overrides the PDP-level `central_mapping`)."""
+    warnings: list[Problem] = []
+    errors: list[Problem] = []
+    values: dict[str, object] = {}
+    if properties_file is not None:
+        try:
+            props, found = parse_properties(_read(properties_file), str(properties_file))
+            warnings += found.warnings
+            values.update(
+                datasource_operations=props.datasource_operations,
+                non_datasource_operations=props.non_datasource_operations,
+                admin=props.admin,
+            )
+        except ConfigError as exc:
+            errors += exc.problems
+    mapping = central_mapping
+    try:
+        cluster_mapping = load_mapping(mapping_file)
+        mapping = cluster_mapping.value or central_mapping
+        warnings += cluster_mapping.warnings
+    except ConfigError as exc:
+        errors += exc.problems
+    if errors:
+        raise ConfigError(errors)
+    return Loaded(Settings(mapping=mapping, **values), tuple(warnings))  # type: ignore[arg-type]

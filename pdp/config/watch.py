@@ -1,0 +1,81 @@
+"""Hot reload with last-known-good: poll files, reload on change, keep serving on error."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Generic, TypeVar
+
+from pdp.config.errors import ConfigError
+from pdp.config.load import Loaded
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Signature = tuple[tuple[int, int, int], ...]
+
+
+def _signature(paths: Sequence[Path]) -> Signature:
+    result = []
+    for path in paths:
+        try:
+            st = os.stat(path)  # follows symlinks, so a Kubernetes ConfigMap swap is seen
+            result.append((st.st_mtime_ns, st.st_size, st.st_ino))
+        except OSError:
+            result.append((-1, -1, -1))
+    return tuple(result)
+
+
+class Watched(Generic[T]):
+    """A configuration value loaded from files. `current` is always the last good value.
+
+    The first load raises (refuse to start without a good configuration); later failed loads are
+    logged with every problem and leave `current` untouched."""
+
+    def __init__(
+        self,
+        name: str,
+        paths: Sequence[Path],
+        load: Callable[[], Loaded[T]],
+        on_change: Callable[[T], None] | None = None,
+    ) -> None:
+        self.name, self.paths, self._load, self._on_change = name, list(paths), load, on_change
+        self._signature = _signature(self.paths)
+        loaded = load()
+        self._report(loaded)
+        self.current: T = loaded.value
+        self.last_error: ConfigError | None = None
+
+    def _report(self, loaded: Loaded[T]) -> None:
+        for warning in loaded.warnings:
+            log.warning("%s: %s", self.name, warning)
+
+    def check(self) -> bool:
+        """Reload if any file changed; True if a new value was applied."""
+        signature = _signature(self.paths)
+        if signature == self._signature:
+            return False
+        self._signature = signature
+        try:
+            loaded = self._load()
+        except ConfigError as exc:
+            self.last_error = exc
+            log.error(
+                "%s: configuration rejected, still serving the last good one:\n%s", self.name, exc
+            )
+            return False
+        self.last_error = None
+        self._report(loaded)
+        self.current = loaded.value
+        log.info("%s: configuration reloaded", self.name)
+        if self._on_change is not None:
+            self._on_change(loaded.value)
+        return True
+
+    async def run(self, interval: float = 1.0) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            self.check()

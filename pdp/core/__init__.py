@@ -1,0 +1,44 @@
+"""The pure decision core: no I/O, no clocks, no logging. Everything else feeds or serves it."""
+
+from pdp.core.decide import decide
+from pdp.core.model import (
+    Access,
+    AccessGrantMapping,
+    CatalogRef,
+    ColumnRef,
+    Decision,
+    FunctionRef,
+    Identity,
+    PolicyGrant,
+    Registry,
+    Request,
+    SchemaRef,
+    Settings,
+    TableKey,
+    TableRef,
+    UserRef,
+    View,
+)
+from pdp.core.operations import OPERATIONS, Rule
+
+__all__ = [
+    "OPERATIONS",
+    "Access",
+    "AccessGrantMapping",
+    "CatalogRef",
+    "ColumnRef",
+    "Decision",
+    "FunctionRef",
+    "Identity",
+    "PolicyGrant",
+    "Registry",
+    "Request",
+    "Rule",
+    "SchemaRef",
+    "Settings",
+    "TableKey",
+    "TableRef",
+    "UserRef",
+    "View",
+    "decide",
+]

@@ -1,0 +1,124 @@
+"""decide(view, request) -> Decision: the combining rule of decisions.md, section 3."""
+
+from __future__ import annotations
+
+from pdp.core.model import (
+    Access,
+    CatalogRef,
+    Decision,
+    Request,
+    SchemaRef,
+    TableKey,
+    TableRef,
+    UserRef,
+    View,
+)
+from pdp.core.operations import OPERATIONS, Rule
+
+
+def decide(view: View, request: Request) -> Decision:
+    entry = OPERATIONS.get(request.operation)
+    if entry is None:
+        return Decision(False, "unknown-operation", f"unknown operation {request.operation!r}")
+    rule, access = entry
+    user, resource = request.identity.user, request.resource
+    if view.settings.is_admin(user):
+        return Decision(True, "admin", f"user {user!r} matches immuta.user.admin")
+    match rule, resource:
+        case Rule.ALLOW, _:
+            return Decision(True, "identity", f"{request.operation} is allowed to every user")
+        case Rule.SELF, UserRef(owner):
+            return Decision(owner == user, "identity", f"{user!r} acting on user {owner!r}")
+        case Rule.ADMIN_ONLY, _:
+            return Decision(False, "identity", f"{request.operation} is for admins only")
+        case Rule.TABLE, TableRef():
+            return on_table(view, resource, access)
+        case Rule.CREATE_TABLE, TableRef():
+            if resource.key in view.registry.tables:  # CREATE OR REPLACE of a data source
+                return on_table(view, resource, Access.OWN)
+            return non_datasource(view, Access.CREATE, _name(resource))
+        case Rule.RENAME_TABLE, TableRef():
+            source = on_table(view, resource, Access.OWN)
+            if not source.allowed or request.target is None:
+                return source
+            return non_datasource(view, Access.CREATE, _name(request.target))
+        case Rule.NON_DATASOURCE, _:
+            return non_datasource(view, access, _name(resource))
+        case Rule.CONTAINER_OWN, CatalogRef() | SchemaRef():
+            return container_own(view, request)
+        case Rule.CATALOG_VISIBLE, CatalogRef(catalog):
+            return visible(view, catalog, None)
+        case Rule.SCHEMA_VISIBLE, SchemaRef(catalog, schema):
+            return visible(view, catalog, schema)
+        case Rule.NO_ROW_FILTER | Rule.NO_MASK, _:
+            return Decision(True, "no-data-policy", "no data policy applies")
+    return Decision(False, "malformed", f"{request.operation} needs a different resource")
+
+
+def on_table(view: View, table: TableRef, access: Access) -> Decision:
+    if table.key not in view.registry.tables:
+        return non_datasource(view, access, _name(table))
+    granting = _granting(view, table.key, access)
+    if not granting:
+        return Decision(False, "data-source", f"no active policy grants {access} on {_name(table)}")
+    if access not in view.settings.datasource_operations:
+        return Decision(
+            False,
+            "data-source",
+            f"{access} is not in immuta.allowed.immuta.datasource.operations",
+            granting,
+        )
+    return Decision(True, "data-source", f"{access} on {_name(table)} granted", granting)
+
+
+def non_datasource(view: View, access: Access, name: str) -> Decision:
+    allowed = access in view.settings.non_datasource_operations
+    verb = "is" if allowed else "is not"
+    return Decision(
+        allowed,
+        "non-data-source",
+        f"{name} is no data source and {access} {verb} in "
+        "immuta.allowed.non.immuta.datasource.operations",
+    )
+
+
+def container_own(view: View, request: Request) -> Decision:
+    resource = request.resource
+    catalog, schema = resource.catalog, getattr(resource, "schema", None)  # type: ignore[union-attr]
+    decision = non_datasource(view, Access.OWN, _name(resource))
+    if not decision.allowed:
+        return decision
+    for key in sorted(view.registry.inside(catalog, schema)):
+        if not _allowed(view, key, Access.OWN):
+            return Decision(False, "data-source", f"OWN is not allowed on {'.'.join(key)} inside")
+    if request.operation == "RenameSchema" and request.target is not None:
+        return non_datasource(view, Access.CREATE, _name(request.target))
+    return decision
+
+
+def visible(view: View, catalog: str, schema: str | None) -> Decision:
+    name = catalog if schema is None else f"{catalog}.{schema}"
+    if Access.READ in view.settings.non_datasource_operations:
+        return non_datasource(view, Access.READ, name)
+    inside = view.registry.inside(catalog, schema)
+    candidates = inside if len(inside) < len(view.grants) else view.grants.keys() & inside
+    for key in sorted(candidates):
+        if _allowed(view, key, Access.READ):
+            granting = _granting(view, key, Access.READ)
+            return Decision(True, "visible", f"{name} holds readable {'.'.join(key)}", granting)
+    return Decision(False, "visible", f"{name} holds no data source the user may read")
+
+
+def _granting(view: View, key: TableKey, access: Access) -> tuple[str, ...]:
+    mapping = view.settings.mapping
+    return tuple(g.policy for g in view.grants.get(key, ()) if access in mapping[g.access])
+
+
+def _allowed(view: View, key: TableKey, access: Access) -> bool:
+    return access in view.settings.datasource_operations and bool(_granting(view, key, access))
+
+
+def _name(resource: object) -> str:
+    if resource is None:
+        return "(no object)"
+    return ".".join(v for f in resource.__slots__ if (v := getattr(resource, f)))

@@ -1,0 +1,195 @@
+"""Immutable values the decision core works on.
+
+Object names are compared case-insensitively: Trino lower-cases identifiers, while Snowflake and
+Databricks report them in their own case. Folding both sides means a registered table can never
+be mistaken for an unregistered one (which would put it under the usually wider
+non-data-source rule).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Access(StrEnum):
+    """Trino access values of the seeds; READ and WRITE double as policy access types."""
+
+    READ = "READ"
+    WRITE = "WRITE"
+    OWN = "OWN"
+    CREATE = "CREATE"
+
+
+ALL_ACCESS = frozenset(Access)
+POLICY_ACCESS = frozenset({Access.READ, Access.WRITE})
+
+TableKey = tuple[str, str, str]
+"""(catalog, schema, table), folded to lower case."""
+
+
+def fold(name: str) -> str:
+    return name.casefold()
+
+
+def table_key(catalog: str, schema: str, table: str) -> TableKey:
+    return (fold(catalog), fold(schema), fold(table))
+
+
+# --- what a request names ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    user: str
+    groups: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogRef:
+    catalog: str
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaRef:
+    catalog: str
+    schema: str
+
+
+@dataclass(frozen=True, slots=True)
+class TableRef:
+    catalog: str
+    schema: str
+    table: str
+
+    @property
+    def key(self) -> TableKey:
+        return table_key(self.catalog, self.schema, self.table)
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnRef:
+    catalog: str
+    schema: str
+    table: str
+    column: str
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionRef:
+    """`catalog`/`schema` are empty for ExecuteTableProcedure, which names only the procedure."""
+
+    catalog: str
+    schema: str
+    function: str
+
+
+@dataclass(frozen=True, slots=True)
+class UserRef:
+    user: str
+
+
+@dataclass(frozen=True, slots=True)
+class SessionPropertyRef:
+    name: str
+    catalog: str = ""
+
+
+Resource = (
+    CatalogRef | SchemaRef | TableRef | ColumnRef | FunctionRef | UserRef | SessionPropertyRef
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    identity: Identity
+    operation: str
+    resource: Resource | None = None
+    target: Resource | None = None
+
+
+# --- configuration the core applies ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AccessGrantMapping:
+    """Policy access type -> Trino access values it yields."""
+
+    read: frozenset[Access] = frozenset({Access.READ})
+    write: frozenset[Access] = frozenset({Access.READ, Access.WRITE})
+
+    def __getitem__(self, policy_access: Access) -> frozenset[Access]:
+        return self.write if policy_access is Access.WRITE else self.read
+
+
+DEFAULT_MAPPING = AccessGrantMapping()
+NOBODY = re.compile(r"(?!)")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """One Trino cluster's rules: the properties file plus the effective accessGrantMapping."""
+
+    datasource_operations: frozenset[Access] = frozenset({Access.READ, Access.WRITE})
+    non_datasource_operations: frozenset[Access] = ALL_ACCESS
+    admin: re.Pattern[str] = NOBODY
+    mapping: AccessGrantMapping = DEFAULT_MAPPING
+
+    def is_admin(self, user: str) -> bool:
+        return self.admin.fullmatch(user) is not None
+
+
+# --- what the PDP knows at one revision ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyGrant:
+    policy: str
+    access: Access  # READ or WRITE
+
+
+@dataclass(frozen=True, slots=True)
+class Registry:
+    """The active data sources as Trino names them, indexed for containment questions."""
+
+    tables: frozenset[TableKey] = frozenset()
+    by_catalog: Mapping[str, frozenset[TableKey]] = field(default_factory=dict)
+    by_schema: Mapping[tuple[str, str], frozenset[TableKey]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, keys: frozenset[TableKey] | set[TableKey]) -> Registry:
+        by_catalog: dict[str, set[TableKey]] = {}
+        by_schema: dict[tuple[str, str], set[TableKey]] = {}
+        for key in keys:
+            by_catalog.setdefault(key[0], set()).add(key)
+            by_schema.setdefault(key[:2], set()).add(key)
+        return cls(
+            tables=frozenset(keys),
+            by_catalog={k: frozenset(v) for k, v in by_catalog.items()},
+            by_schema={k: frozenset(v) for k, v in by_schema.items()},
+        )
+
+    def inside(self, catalog: str, schema: str | None = None) -> frozenset[TableKey]:
+        if schema is None:
+            return self.by_catalog.get(fold(catalog), frozenset())
+        return self.by_schema.get((fold(catalog), fold(schema)), frozenset())
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """Everything one decision may look at: the cluster's settings, the registry at one
+    revision, and the requesting user's policy grants (data source -> granting policies)."""
+
+    settings: Settings
+    registry: Registry
+    grants: Mapping[TableKey, tuple[PolicyGrant, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    rule: str
+    reason: str
+    policies: tuple[str, ...] = ()

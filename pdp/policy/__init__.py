@@ -1,0 +1,28 @@
+"""The PDP's model: connections and data sources, subscription policies, the user directory,
+compiled into an immutable snapshot per revision."""
+
+from pdp.policy.model import (
+    Connection,
+    DataSource,
+    DirectoryUser,
+    ObjectType,
+    Policy,
+    PolicyStatus,
+    Status,
+    Subject,
+    Technology,
+)
+from pdp.policy.snapshot import PolicySnapshot
+
+__all__ = [
+    "Connection",
+    "DataSource",
+    "DirectoryUser",
+    "ObjectType",
+    "Policy",
+    "PolicySnapshot",
+    "PolicyStatus",
+    "Status",
+    "Subject",
+    "Technology",
+]

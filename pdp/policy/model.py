@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from pdp.core.model import Access, TableKey, fold
+
+
+class Technology(StrEnum):
+    TRINO = "trino"
+    SNOWFLAKE = "snowflake"
+    DATABRICKS = "databricks"
+    POSTGRESQL = "postgresql"
+
+
+class Status(StrEnum):
+    ACTIVE = "active"
+    INACTIVE = "inactive"
+
+
+class ObjectType(StrEnum):
+    """Table-level object types across platforms (Snowflake BASE TABLE and Databricks MANAGED are
+    both TABLE; Databricks EXTERNAL is EXTERNAL_TABLE)."""
+
+    TABLE = "TABLE"
+    VIEW = "VIEW"
+    MATERIALIZED_VIEW = "MATERIALIZED_VIEW"
+    EXTERNAL_TABLE = "EXTERNAL_TABLE"
+    EVENT_TABLE = "EVENT_TABLE"
+    ICEBERG_TABLE = "ICEBERG_TABLE"
+    DYNAMIC_TABLE = "DYNAMIC_TABLE"
+    STREAMING_TABLE = "STREAMING_TABLE"
+    FOREIGN_TABLE = "FOREIGN_TABLE"
+    VOLUME = "VOLUME"
+    FUNCTION = "FUNCTION"
+    MODEL = "MODEL"
+
+
+class PolicyStatus(StrEnum):
+    ACTIVE = "active"
+    STAGED = "staged"
+
+
+@dataclass(frozen=True, slots=True)
+class DataSource:
+    """An active table-level object: the only kind of object a subscription policy governs."""
+
+    connection: str
+    technology: Technology
+    database: str
+    schema: str
+    name: str
+    type: ObjectType = ObjectType.TABLE
+    tags: frozenset[str] = frozenset()
+    trino_catalog: str | None = None  # the Trino catalog that exposes it, if any
+
+    @property
+    def path(self) -> str:
+        return f"{self.connection}.{self.database}.{self.schema}.{self.name}"
+
+    @property
+    def trino_key(self) -> TableKey | None:
+        if self.trino_catalog is None:
+            return None
+        return (fold(self.trino_catalog), fold(self.schema), fold(self.name))
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    name: str
+    technology: Technology
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryUser:
+    name: str
+    groups: frozenset[str] = frozenset()
+    attributes: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """A user as policies see them: directory groups and attributes plus the groups Trino sent."""
+
+    name: str
+    groups: frozenset[str]
+    attributes: Mapping[str, frozenset[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """A subscription policy. `who` conditions combine with `match` ("any" or "all"); a policy
+    with no condition and without `anyone` applies to nobody."""
+
+    name: str
+    access: Access  # READ or WRITE
+    status: PolicyStatus = PolicyStatus.ACTIVE
+    anyone: bool = False
+    users: frozenset[str] = frozenset()
+    groups: frozenset[str] = frozenset()
+    attributes: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    match_all: bool = False
+    data_sources: frozenset[str] = frozenset()  # folded paths
+    connections: frozenset[str] = frozenset()
+    databases: frozenset[str] = frozenset()  # folded "connection.database"
+    schemas: frozenset[str] = frozenset()  # folded "connection.database.schema"
+    tags: frozenset[str] = frozenset()
+
+    def applies_to(self, subject: Subject) -> bool:
+        if self.anyone:
+            return True
+        checks = []
+        if self.users:
+            checks.append(subject.name in self.users)
+        if self.groups:
+            checks.append(not self.groups.isdisjoint(subject.groups))
+        for key, wanted in self.attributes.items():
+            checks.append(not wanted.isdisjoint(subject.attributes.get(key, ())))
+        if not checks:
+            return False
+        return all(checks) if self.match_all else any(checks)
