@@ -82,6 +82,7 @@ def load_snapshot(files: Sequence[Path], mapping_file: Path | None) -> Loaded[Po
     snapshot = PolicySnapshot.compile(
         revision=digest.hexdigest()[:16],
         sources=docs.sources,
+        retired=docs.retired,
         policies=docs.policies.values(),
         directory=docs.users,
         **({"mapping": mapping} if mapping else {}),

@@ -32,6 +32,7 @@ class PolicyDocuments:
     """What the files define, merged; validated but not yet compiled."""
 
     sources: list[DataSource] = field(default_factory=list)
+    retired: list[DataSource] = field(default_factory=list)  # inactive or deleted entries
     connections: dict[str, Technology] = field(default_factory=dict)
     policies: dict[str, Policy] = field(default_factory=dict)
     users: dict[str, DirectoryUser] = field(default_factory=dict)
@@ -94,19 +95,20 @@ def _connection(data: Any, where: str, found: Collector, into: PolicyDocuments) 
                 )
                 table_name = table.str("name", required=True)
                 active = table.enum("status", Status, schema_status) is Status.ACTIVE
+                source = DataSource(
+                    connection=name,
+                    technology=technology,
+                    database=db_name,
+                    schema=schema_name,
+                    name=table_name,
+                    type=table.enum("type", ObjectType, ObjectType.TABLE),
+                    tags=frozenset(fold(t) for t in table.strings("tags")),
+                    trino_catalog=catalog,
+                )
                 if active and not table.bool("deleted"):
-                    into.sources.append(
-                        DataSource(
-                            connection=name,
-                            technology=technology,
-                            database=db_name,
-                            schema=schema_name,
-                            name=table_name,
-                            type=table.enum("type", ObjectType, ObjectType.TABLE),
-                            tags=frozenset(fold(t) for t in table.strings("tags")),
-                            trino_catalog=catalog,
-                        )
-                    )
+                    into.sources.append(source)
+                else:
+                    into.retired.append(source)
 
 
 def _policy(data: Any, where: str, found: Collector, into: PolicyDocuments) -> None:

@@ -1,6 +1,6 @@
 """The pure decision core: no I/O, no clocks, no logging. Everything else feeds or serves it."""
 
-from pdp.core.decide import decide
+from pdp.core.decide import decide, granting
 from pdp.core.model import (
     Access,
     AccessGrantMapping,
@@ -41,4 +41,5 @@ __all__ = [
     "UserRef",
     "View",
     "decide",
+    "granting",
 ]

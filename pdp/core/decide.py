@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from pdp.core.model import (
     Access,
+    AccessGrantMapping,
     CatalogRef,
     Decision,
+    PolicyGrant,
     Request,
     SchemaRef,
     TableKey,
@@ -109,9 +113,18 @@ def visible(view: View, catalog: str, schema: str | None) -> Decision:
     return Decision(False, "visible", f"{name} holds no data source the user may read")
 
 
+def granting(
+    mapping: AccessGrantMapping, grants: Iterable[PolicyGrant], access: Access
+) -> tuple[str, ...]:
+    """The policies among `grants` whose access type yields `access` under `mapping`.
+
+    Trino decisions and native grant sync (pdp.grants) both ask this, so a table is readable
+    through Trino exactly when the native read privilege is planned."""
+    return tuple(g.policy for g in grants if access in mapping[g.access])
+
+
 def _granting(view: View, key: TableKey, access: Access) -> tuple[str, ...]:
-    mapping = view.settings.mapping
-    return tuple(g.policy for g in view.grants.get(key, ()) if access in mapping[g.access])
+    return granting(view.settings.mapping, view.grants.get(key, ()), access)
 
 
 def _allowed(view: View, key: TableKey, access: Access) -> bool:

@@ -32,6 +32,9 @@ class PolicySnapshot:
     targets: Mapping[str, frozenset[str]] = field(default_factory=dict)  # policy -> paths
     registry: Registry = field(default_factory=Registry)
     trino_paths: Mapping[str, TableKey] = field(default_factory=dict)
+    # Registered but inactive or deleted: no policy reaches them, yet grant sync must still look
+    # at them on platforms where grants can only be read object by object (Databricks).
+    retired: Mapping[str, DataSource] = field(default_factory=dict)
 
     @classmethod
     def compile(
@@ -41,6 +44,7 @@ class PolicySnapshot:
         policies: Iterable[Policy],
         directory: Mapping[str, DirectoryUser],
         mapping: AccessGrantMapping = DEFAULT_MAPPING,
+        retired: Iterable[DataSource] = (),
     ) -> PolicySnapshot:
         by_path = {fold(s.path): s for s in sources}
         policies = tuple(policies)
@@ -54,6 +58,7 @@ class PolicySnapshot:
             targets=_targets(by_path, policies),
             registry=Registry.of(set(trino_paths.values())),
             trino_paths=trino_paths,
+            retired={p: s for s in retired if (p := fold(s.path)) not in by_path},
         )
 
     def subject(self, user: str, groups: Iterable[str] = ()) -> Subject:
