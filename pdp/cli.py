@@ -1,0 +1,168 @@
+"""The `pdp` command: run the services, explain decisions, check configuration."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from pathlib import Path
+
+import orjson
+
+from pdp.config.errors import ConfigError
+from pdp.config.load import load_settings, load_snapshot
+from pdp.core import decide
+from pdp.core.model import Request
+from pdp.service.config import load_pdp_config
+from pdp.service.run import start_pdp
+
+DEMO = Path(__file__).resolve().parent.parent / "config"
+log = logging.getLogger("pdp")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="pdp", description="Policy decision point for Trino.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    up = commands.add_parser("up", help="run the PDP and a Trino sidecar (demo config by default)")
+    up.add_argument("--config", type=Path, default=DEMO / "pdp.yaml", help="pdp.yaml")
+    up.add_argument("--sidecar-config", type=Path, default=DEMO / "sidecar.yaml")
+
+    serve = commands.add_parser("serve", help="run the PDP gRPC service only")
+    serve.add_argument("--config", type=Path, default=DEMO / "pdp.yaml")
+
+    explain = commands.add_parser("explain", help="decide a Trino OPA request body and say why")
+    explain.add_argument("body", nargs="?", default="-", help="file with the body, or - for stdin")
+    explain.add_argument("--config", type=Path, default=DEMO / "pdp.yaml")
+    explain.add_argument("--properties", type=Path, help="the cluster's properties file")
+    explain.add_argument("--cluster-mapping", type=Path, help="the cluster's accessGrantMapping")
+    explain.add_argument("--json", action="store_true", help="print JSON lines")
+
+    check = commands.add_parser("check", help="validate configuration files and print problems")
+    check.add_argument("--config", type=Path, default=DEMO / "pdp.yaml")
+    check.add_argument("--properties", type=Path)
+    check.add_argument("--cluster-mapping", type=Path)
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        match args.command:
+            case "up":
+                return asyncio.run(_up(args.config, args.sidecar_config))
+            case "serve":
+                return asyncio.run(_up(args.config, None))
+            case "explain":
+                return _explain(args)
+            case "check":
+                return _check(args)
+    except ConfigError as exc:
+        print(f"configuration error:\n{exc}", file=sys.stderr)
+        return 2
+    return 2
+
+
+async def _up(config_path: Path, sidecar_config: Path | None) -> int:
+    config = load_pdp_config(config_path)
+    running = await start_pdp(config)
+    sidecar = None
+    if sidecar_config is not None:
+        sidecar = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "sidecar", "--config", str(sidecar_config)
+        )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    waits = [asyncio.create_task(stop.wait())]
+    if sidecar is not None:
+        waits.append(asyncio.create_task(sidecar.wait()))
+    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    code = 0
+    if sidecar is not None:
+        if sidecar.returncode is None:
+            sidecar.terminate()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(sidecar.wait(), 10)
+        elif not stop.is_set():
+            log.error("sidecar exited with status %s", sidecar.returncode)
+            code = 1
+    for task in waits:
+        task.cancel()
+    await running.stop()
+    return code
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from sidecar.wire import BadRequest, decode  # the same decoder the sidecar uses
+
+    config = load_pdp_config(args.config)
+    snapshot = load_snapshot(config.policy_files, config.mapping_file).value
+    settings = load_settings(
+        args.properties or config.properties_file, args.cluster_mapping, snapshot.mapping
+    ).value
+    raw = sys.stdin.buffer.read() if args.body == "-" else Path(args.body).read_bytes()
+    try:
+        call = decode(raw)
+    except BadRequest as exc:
+        print(f"bad request body: {exc}", file=sys.stderr)
+        return 2
+    requests = (
+        [call.request(item) for item in call.items] if call.items is not None else [call.request()]
+    )
+    view = snapshot.view(settings, call.identity)
+    for request in requests:
+        _print_decision(request, decide(view, request), snapshot.revision, args.json)
+    return 0
+
+
+def _print_decision(request: Request, decision, revision: str, as_json: bool) -> None:  # noqa: ANN001
+    target = request.resource
+    name = ".".join(v for f in target.__slots__ if (v := getattr(target, f))) if target else "-"
+    if as_json:
+        print(
+            orjson.dumps(
+                {
+                    "operation": request.operation,
+                    "object": name,
+                    "user": request.identity.user,
+                    "allowed": decision.allowed,
+                    "rule": decision.rule,
+                    "reason": decision.reason,
+                    "policies": list(decision.policies),
+                    "revision": revision,
+                }
+            ).decode()
+        )
+        return
+    verdict = "ALLOW" if decision.allowed else "DENY"
+    groups = ", ".join(sorted(request.identity.groups)) or "none"
+    print(f"{verdict}  {request.operation} on {name} by {request.identity.user} (groups: {groups})")
+    print(f"       rule: {decision.rule}; {decision.reason}")
+    if decision.policies:
+        print(f"       policies: {', '.join(decision.policies)}")
+    print(f"       revision: {revision}")
+
+
+def _check(args: argparse.Namespace) -> int:
+    config = load_pdp_config(args.config)
+    loaded = load_snapshot(config.policy_files, config.mapping_file)
+    settings = load_settings(
+        args.properties or config.properties_file, args.cluster_mapping, loaded.value.mapping
+    )
+    for warning in (*loaded.warnings, *settings.warnings):
+        print(f"warning: {warning}")
+    snapshot = loaded.value
+    print(
+        f"ok: revision {snapshot.revision}, {len(snapshot.sources)} data sources, "
+        f"{len(snapshot.policies)} policies, {len(snapshot.directory)} users"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

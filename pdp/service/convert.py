@@ -1,0 +1,160 @@
+"""Core values <-> protobuf messages, shared by the PDP server and its clients."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pdp.api import pb
+from pdp.core.model import (
+    Access,
+    AccessGrantMapping,
+    CatalogRef,
+    ColumnRef,
+    Decision,
+    FunctionRef,
+    Identity,
+    PolicyGrant,
+    Registry,
+    Request,
+    Resource,
+    SchemaRef,
+    SessionPropertyRef,
+    TableKey,
+    TableRef,
+    UserRef,
+    table_key,
+)
+
+Grants = Mapping[TableKey, tuple[PolicyGrant, ...]]
+
+
+def identity_to_pb(identity: Identity) -> pb.Identity:
+    return pb.Identity(user=identity.user, groups=sorted(identity.groups))
+
+
+def identity_from_pb(message: pb.Identity) -> Identity:
+    return Identity(message.user, frozenset(message.groups))
+
+
+def resource_to_pb(resource: Resource | None) -> pb.Resource | None:
+    match resource:
+        case None:
+            return None
+        case CatalogRef(name):
+            return pb.Resource(catalog=pb.Catalog(name=name))
+        case SchemaRef(c, s):
+            return pb.Resource(schema=pb.Schema(catalog=c, schema=s))
+        case TableRef(c, s, t):
+            return pb.Resource(table=pb.Table(catalog=c, schema=s, table=t))
+        case ColumnRef(c, s, t, col):
+            return pb.Resource(column=pb.Column(catalog=c, schema=s, table=t, column=col))
+        case FunctionRef(c, s, f):
+            return pb.Resource(function=pb.Function(catalog=c, schema=s, function=f))
+        case UserRef(u):
+            return pb.Resource(user=pb.User(user=u))
+        case SessionPropertyRef(name, catalog):
+            return pb.Resource(session_property=pb.SessionProperty(catalog=catalog, name=name))
+    raise TypeError(f"not a resource: {resource!r}")
+
+
+def resource_from_pb(message: pb.Resource) -> Resource | None:
+    match message.WhichOneof("kind"):
+        case "catalog":
+            return CatalogRef(message.catalog.name)
+        case "schema":
+            return SchemaRef(message.schema.catalog, message.schema.schema)
+        case "table":
+            t = message.table
+            return TableRef(t.catalog, t.schema, t.table)
+        case "column":
+            c = message.column
+            return ColumnRef(c.catalog, c.schema, c.table, c.column)
+        case "function":
+            f = message.function
+            return FunctionRef(f.catalog, f.schema, f.function)
+        case "user":
+            return UserRef(message.user.user)
+        case "session_property":
+            return SessionPropertyRef(
+                message.session_property.name, message.session_property.catalog
+            )
+    return None
+
+
+def request_to_pb(request: Request) -> pb.DecideRequest:
+    return pb.DecideRequest(
+        identity=identity_to_pb(request.identity),
+        operation=request.operation,
+        resource=resource_to_pb(request.resource),
+        target=resource_to_pb(request.target),
+    )
+
+
+def request_from_pb(message: pb.DecideRequest) -> Request:
+    return Request(
+        identity_from_pb(message.identity),
+        message.operation,
+        resource_from_pb(message.resource) if message.HasField("resource") else None,
+        resource_from_pb(message.target) if message.HasField("target") else None,
+    )
+
+
+def decision_to_pb(decision: Decision) -> pb.Decision:
+    return pb.Decision(
+        allowed=decision.allowed,
+        rule=decision.rule,
+        reason=decision.reason,
+        policies=list(decision.policies),
+    )
+
+
+def decision_from_pb(message: pb.Decision) -> Decision:
+    return Decision(message.allowed, message.rule, message.reason, tuple(message.policies))
+
+
+def mapping_to_pb(mapping: AccessGrantMapping) -> pb.AccessGrantMapping:
+    order = list(Access)
+    return pb.AccessGrantMapping(
+        read=sorted(mapping.read, key=order.index), write=sorted(mapping.write, key=order.index)
+    )
+
+
+def mapping_from_pb(message: pb.AccessGrantMapping) -> AccessGrantMapping:
+    return AccessGrantMapping(
+        read=frozenset(map(Access, message.read)), write=frozenset(map(Access, message.write))
+    )
+
+
+def registry_to_pb(revision: str, registry: Registry, mapping: AccessGrantMapping) -> pb.Registry:
+    return pb.Registry(
+        revision=revision,
+        tables=[pb.Table(catalog=c, schema=s, table=t) for c, s, t in sorted(registry.tables)],
+        mapping=mapping_to_pb(mapping),
+    )
+
+
+def registry_from_pb(message: pb.Registry) -> tuple[Registry, AccessGrantMapping]:
+    keys = {table_key(t.catalog, t.schema, t.table) for t in message.tables}
+    return Registry.of(keys), mapping_from_pb(message.mapping)
+
+
+def entitlements_to_pb(revision: str, grants: Grants) -> pb.Entitlements:
+    return pb.Entitlements(
+        revision=revision,
+        tables=[
+            pb.TableGrant(
+                table=pb.Table(catalog=c, schema=s, table=t),
+                grants=[pb.PolicyGrant(policy=g.policy, access=g.access) for g in granted],
+            )
+            for (c, s, t), granted in sorted(grants.items())
+        ],
+    )
+
+
+def entitlements_from_pb(message: pb.Entitlements) -> dict[TableKey, tuple[PolicyGrant, ...]]:
+    return {
+        table_key(g.table.catalog, g.table.schema, g.table.table): tuple(
+            PolicyGrant(p.policy, Access(p.access)) for p in g.grants
+        )
+        for g in message.tables
+    }

@@ -1,0 +1,124 @@
+"""The PDP gRPC service: decisions, entitlements, the registry and a watch of revisions."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+
+import grpc
+from cachetools import LRUCache
+
+from pdp.api import pb, rpc
+from pdp.core import decide
+from pdp.core.model import Settings
+from pdp.policy.snapshot import PolicySnapshot
+from pdp.service import convert
+
+log = logging.getLogger(__name__)
+
+
+class Revisions:
+    """The current revision, and a way to wait for the next one."""
+
+    def __init__(self, revision: str) -> None:
+        self.revision = revision
+        self._changed = asyncio.Event()
+
+    def publish(self, revision: str) -> None:
+        if revision == self.revision:
+            return
+        self.revision = revision
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    async def after(self, known: str) -> str:
+        while self.revision == known:
+            await self._changed.wait()
+        return self.revision
+
+
+class PdpServicer(rpc.PolicyDecisionPointServicer):
+    def __init__(
+        self,
+        snapshot: Callable[[], PolicySnapshot],
+        settings: Callable[[], Settings],
+        revisions: Revisions,
+        cache_size: int = 10_000,
+    ) -> None:
+        self._snapshot, self._settings, self._revisions = snapshot, settings, revisions
+        self._entitlements: LRUCache = LRUCache(cache_size)
+
+    def _effective(self, snapshot: PolicySnapshot) -> Settings:
+        return dataclasses.replace(self._settings(), mapping=snapshot.mapping)
+
+    async def Decide(
+        self, request: pb.DecideRequest, context: grpc.aio.ServicerContext
+    ) -> pb.DecideResponse:
+        snapshot = self._snapshot()
+        core_request = convert.request_from_pb(request)
+        decision = decide(
+            snapshot.view(self._effective(snapshot), core_request.identity), core_request
+        )
+        return pb.DecideResponse(
+            revision=snapshot.revision, decision=convert.decision_to_pb(decision)
+        )
+
+    async def BatchDecide(
+        self, request: pb.BatchDecideRequest, context: grpc.aio.ServicerContext
+    ) -> pb.BatchDecideResponse:
+        snapshot = self._snapshot()
+        settings = self._effective(snapshot)
+        decisions = []
+        for item in request.requests:
+            core_request = convert.request_from_pb(item)
+            view = snapshot.view(settings, core_request.identity)
+            decisions.append(convert.decision_to_pb(decide(view, core_request)))
+        return pb.BatchDecideResponse(revision=snapshot.revision, decisions=decisions)
+
+    async def GetEntitlements(
+        self, request: pb.EntitlementsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Entitlements:
+        snapshot = self._snapshot()
+        identity = convert.identity_from_pb(request.identity)
+        key = (snapshot.revision, identity)
+        cached = self._entitlements.get(key)
+        if cached is None:
+            grants = snapshot.trino_grants(snapshot.subject(identity.user, identity.groups))
+            cached = self._entitlements[key] = convert.entitlements_to_pb(snapshot.revision, grants)
+        return cached
+
+    async def GetRegistry(
+        self, request: pb.RegistryRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Registry:
+        snapshot = self._snapshot()
+        return convert.registry_to_pb(snapshot.revision, snapshot.registry, snapshot.mapping)
+
+    async def WatchRevision(
+        self, request: pb.WatchRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.RevisionEvent]:
+        known = self._revisions.revision
+        yield pb.RevisionEvent(revision=known)
+        while True:
+            known = await self._revisions.after(known)
+            yield pb.RevisionEvent(revision=known)
+
+
+async def start_server(
+    servicer: PdpServicer,
+    listen: str,
+    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+) -> tuple[grpc.aio.Server, int]:
+    """Start serving on `listen` (host:port; port 0 picks a free one). Returns the bound port."""
+    server = grpc.aio.server(
+        interceptors=list(interceptors),
+        options=[("grpc.max_send_message_length", 256 * 1024 * 1024)],
+    )
+    rpc.add_PolicyDecisionPointServicer_to_server(servicer, server)
+    port = server.add_insecure_port(listen)
+    if port == 0:
+        raise OSError(f"cannot listen on {listen}")
+    await server.start()
+    log.info("PDP serving gRPC on %s", listen.rsplit(":", 1)[0] + f":{port}")
+    return server, port

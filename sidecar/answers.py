@@ -1,0 +1,149 @@
+"""Decisions from memory: per-revision caches of the registry, of each user's view and of
+decisions, filled from the PDP on a miss and dropped whenever the revision changes."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+
+from cachetools import LRUCache
+
+from pdp.core import decide
+from pdp.core.model import AccessGrantMapping, Decision, Identity, Registry, Request, Settings, View
+from pdp.core.operations import needs_grants
+from sidecar.pdp_client import PdpClient, PdpUnavailable
+
+log = logging.getLogger(__name__)
+EMPTY_REGISTRY = Registry()
+
+
+@dataclasses.dataclass(frozen=True)
+class ClusterSettings:
+    settings: Settings  # from the properties file
+    mapping: AccessGrantMapping | None  # the cluster's own accessGrantMapping, if it has one
+
+
+class Answers:
+    def __init__(
+        self,
+        cluster: Callable[[], ClusterSettings],
+        client: PdpClient,
+        user_cache: int = 10_000,
+        decision_cache: int = 200_000,
+        max_stale: float | None = 300.0,
+    ) -> None:
+        self._cluster, self._client, self._max_stale = cluster, client, max_stale
+        self.revision: str | None = None
+        self._registry: tuple[Registry, AccessGrantMapping] | None = None
+        self._views: LRUCache = LRUCache(user_cache)
+        self._decisions: LRUCache = LRUCache(decision_cache)
+        self._inflight: dict[Identity, asyncio.Future[View]] = {}
+        self.lost_since: float | None = None  # when the watch stream broke
+        self._last_warning = 0.0
+
+    def reset(self, revision: str | None) -> None:
+        """Forget everything learned at the previous revision (or cluster configuration)."""
+        self.revision = revision
+        self._registry = None
+        self._views.clear()
+        self._decisions.clear()
+
+    async def decide(self, request: Request) -> Decision:
+        if not needs_grants(request.operation):
+            # Identity checks depend on the cluster settings only: answer even without the PDP.
+            return decide(View(self._cluster().settings, EMPTY_REGISTRY, {}), request)
+        key = (request.identity, request.operation, request.resource, request.target)
+        decision = self._decisions.get(key)
+        if decision is not None:
+            return decision
+        try:
+            view = await self._view(request.identity)
+        except PdpUnavailable as exc:
+            self._warn(
+                f"denying {request.operation} for {request.identity.user!r}: PDP unavailable "
+                f"and nothing cached ({exc})"
+            )
+            return Decision(False, "pdp-unavailable", str(exc))
+        decision = decide(view, request)
+        if self.revision is not None and view.registry is self._registry_now():
+            self._decisions[key] = decision
+        return decision
+
+    def _registry_now(self) -> Registry | None:
+        return self._registry[0] if self._registry else None
+
+    async def _view(self, identity: Identity) -> View:
+        view = self._views.get(identity)
+        if view is not None:
+            return view
+        pending = self._inflight.get(identity)
+        if pending is not None:  # single flight: one RPC per user however many checks wait
+            return await asyncio.shield(pending)
+        future = asyncio.get_running_loop().create_future()
+        self._inflight[identity] = future
+        try:
+            view = await self._fetch_view(identity)
+            future.set_result(view)
+            return view
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters, if any, get it through the shield
+            raise
+        finally:
+            del self._inflight[identity]
+
+    async def _fetch_view(self, identity: Identity) -> View:
+        for _ in range(3):
+            revision, grants = await self._client.entitlements(identity)
+            if revision != self.revision:
+                self.reset(revision)  # the PDP moved on before the watch told us
+            if self._registry is None:
+                registry_revision, registry, mapping = await self._client.registry()
+                if registry_revision != revision:
+                    continue
+                self._registry = (registry, mapping)
+            registry, mapping = self._registry
+            cluster = self._cluster()
+            settings = dataclasses.replace(cluster.settings, mapping=cluster.mapping or mapping)
+            view = View(settings, registry, grants)
+            if self.revision == revision:
+                self._views[identity] = view
+            return view
+        raise PdpUnavailable("the policy revision kept changing while fetching entitlements")
+
+    async def watch(self) -> None:
+        """Follow the PDP's revisions; on a broken stream, reconnect with backoff and, past
+        `max_stale` seconds, drop what is cached so that nothing outdated is served."""
+        backoff = 0.1
+        while True:
+            try:
+                async for revision in self._client.revisions():
+                    if self.lost_since is not None:
+                        log.info("revision watch re-established at %s", revision)
+                    self.lost_since, backoff = None, 0.1
+                    if revision != self.revision:
+                        log.info("policy revision %s: caches dropped", revision)
+                        self.reset(revision)
+            except PdpUnavailable as exc:
+                if self.lost_since is None:
+                    log.warning("revision watch lost: %s", exc)
+            now = time.monotonic()
+            self.lost_since = self.lost_since or now
+            stale = self._max_stale is not None and now - self.lost_since > self._max_stale
+            if stale and self.revision is not None:
+                log.error(
+                    "PDP unreachable for over %ss: cached answers dropped, failing closed",
+                    self._max_stale,
+                )
+                self.reset(None)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 2.0)
+
+    def _warn(self, message: str) -> None:
+        now = time.monotonic()
+        if now - self._last_warning >= 1.0:  # at most one line a second under a flood of denials
+            self._last_warning = now
+            log.warning(message)

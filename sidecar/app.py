@@ -1,0 +1,206 @@
+"""The HTTP front end: a raw ASGI app (no framework on the hot path, pre-encoded answers)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from pdp.config.load import Loaded, load_mapping, load_settings
+from pdp.config.watch import Watched
+from pdp.core.model import DEFAULT_MAPPING
+from sidecar.answers import Answers, ClusterSettings
+from sidecar.config import SidecarConfig, load_sidecar_config
+from sidecar.pdp_client import Metadata, PdpClient
+from sidecar.wire import BadRequest, Call, decode
+
+log = logging.getLogger(__name__)
+
+TRUE, FALSE = b'{"result":true}', b'{"result":false}'
+EMPTY_LIST, NULL = b'{"result":[]}', b'{"result":null}'
+MAX_BODY = 64 * 1024 * 1024
+PREFIX = "/v1/data/trino/"
+
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+def load_cluster(config: SidecarConfig) -> Loaded[ClusterSettings]:
+    settings = load_settings(config.properties_file, None, DEFAULT_MAPPING)
+    mapping = load_mapping(config.mapping_file)
+    return Loaded(
+        ClusterSettings(settings.value, mapping.value), settings.warnings + mapping.warnings
+    )
+
+
+class Sidecar:
+    def __init__(self, config: SidecarConfig, metadata: Metadata | None = None) -> None:
+        self.config, self._metadata = config, metadata
+        self.answers: Answers | None = None
+        self._tasks: list[asyncio.Task] = []
+        self._client: PdpClient | None = None
+
+    async def startup(self) -> None:
+        config = self.config
+        paths = [p for p in (config.properties_file, config.mapping_file) if p is not None]
+        cluster = Watched("cluster settings", paths, lambda: load_cluster(config))
+        self._client = PdpClient(config.pdp_target, config.pdp_timeout, self._metadata)
+        answers = Answers(
+            lambda: cluster.current,
+            self._client,
+            config.user_cache,
+            config.decision_cache,
+            config.max_stale,
+        )
+        cluster.on_change = lambda _: answers.reset(answers.revision)
+        self.answers = answers
+        self._tasks = [
+            asyncio.create_task(answers.watch()),
+            asyncio.create_task(cluster.run(config.reload_interval)),
+        ]
+
+    async def shutdown(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._client is not None:
+            await self._client.close()
+
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        status, body = await self._respond(scope, receive)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    async def _respond(self, scope: dict[str, Any], receive: Receive) -> tuple[int, bytes]:
+        path = scope["path"]
+        if scope["method"] == "GET" and path == "/health":
+            return 200, self._health()
+        if not path.startswith(PREFIX):
+            return 404, _error(f"no such endpoint {path!r}")
+        endpoint = ENDPOINTS.get(path[len(PREFIX) :])
+        if endpoint is None:
+            return 404, _error(f"no such endpoint {path!r}")
+        if scope["method"] != "POST":
+            return 405, _error("use POST")
+        body = bytearray()
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if len(body) > MAX_BODY:
+                return 413, _error(f"body larger than {MAX_BODY} bytes")
+            if not message.get("more_body"):
+                break
+        try:
+            return 200, await endpoint(self, decode(bytes(body)))
+        except BadRequest as exc:
+            return 400, _error(str(exc))
+
+    async def _allow(self, call: Call) -> bytes:
+        _expect(call, batch=False, masks=False)
+        decision = await self.answers.decide(call.request())  # type: ignore[union-attr]
+        return TRUE if decision.allowed else FALSE
+
+    async def _batch(self, call: Call) -> bytes:
+        _expect(call, batch=True, masks=False)
+        items = call.items or ()
+        if call.operation == "FilterColumns":
+            if not items or not call.columns:
+                return EMPTY_LIST
+            decision = await self.answers.decide(call.request(items[0]))  # type: ignore[union-attr]
+            return orjson.dumps(
+                {"result": list(range(len(call.columns))) if decision.allowed else []}
+            )
+        allowed = [
+            i
+            for i, item in enumerate(items)
+            if (await self.answers.decide(call.request(item))).allowed
+        ]  # type: ignore[union-attr]
+        return orjson.dumps({"result": allowed})
+
+    async def _row_filters(self, call: Call) -> bytes:
+        _expect(call, batch=False, operation="GetRowFilters")
+        return EMPTY_LIST
+
+    async def _column_mask(self, call: Call) -> bytes:
+        _expect(call, batch=False, operation="GetColumnMask")
+        return NULL
+
+    async def _batch_column_masks(self, call: Call) -> bytes:
+        _expect(call, batch=True, operation="GetColumnMask")
+        return EMPTY_LIST
+
+    def _health(self) -> bytes:
+        answers = self.answers
+        return orjson.dumps(
+            {
+                "status": "ok",
+                "revision": answers.revision if answers else None,
+                "pdp": "connected" if answers and answers.lost_since is None else "disconnected",
+            }
+        )
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:
+                    log.error("sidecar cannot start: %s", exc)
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+ENDPOINTS: dict[str, Callable[[Sidecar, Call], Awaitable[bytes]]] = {
+    "allow": Sidecar._allow,
+    "batch": Sidecar._batch,
+    "rowFilters": Sidecar._row_filters,
+    "columnMask": Sidecar._column_mask,
+    "batchColumnMasks": Sidecar._batch_column_masks,
+}
+_DATA_POLICY_OPERATIONS = {"GetRowFilters", "GetColumnMask"}
+
+
+def _expect(call: Call, batch: bool, masks: bool = True, operation: str | None = None) -> None:
+    if batch and call.items is None:
+        raise BadRequest("input.action.filterResources: required by this endpoint")
+    if not batch and call.items is not None:
+        raise BadRequest("input.action.filterResources: not accepted by this endpoint")
+    if operation is not None and call.operation != operation:
+        raise BadRequest(
+            f"input.action.operation: this endpoint serves {operation}, got {call.operation!r}"
+        )
+    if not masks and call.operation in _DATA_POLICY_OPERATIONS:
+        raise BadRequest(f"input.action.operation: {call.operation} belongs on its own endpoint")
+
+
+def _error(message: str) -> bytes:
+    return orjson.dumps({"error": message})
+
+
+def from_env() -> Sidecar:
+    """App factory for uvicorn workers: the configuration path comes from SIDECAR_CONFIG."""
+    return Sidecar(load_sidecar_config(Path(os.environ["SIDECAR_CONFIG"])))

@@ -1,0 +1,86 @@
+"""The sidecar's configuration file (sidecar.yaml). Paths in it are relative to the file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pdp.config.errors import Collector, ConfigError, Problem
+from pdp.config.fields import Fields
+from pdp.config.yamlsource import load_yaml
+
+
+@dataclass(frozen=True)
+class SidecarConfig:
+    file: Path
+    host: str = "127.0.0.1"
+    port: int = 8181
+    workers: int = 2
+    pdp_target: str = "127.0.0.1:50051"
+    pdp_timeout: float = 2.0
+    pdp_auth: dict[str, Any] = field(default_factory=dict)  # absent: calls carry no token
+    properties_file: Path | None = None  # absent: the seed defaults
+    mapping_file: Path | None = None  # absent: the PDP-level accessGrantMapping applies
+    user_cache: int = 10_000
+    decision_cache: int = 200_000
+    max_stale: float | None = 300.0  # None: keep serving cached answers while the PDP is away
+    reload_interval: float = 1.0
+
+
+def load_sidecar_config(path: Path) -> SidecarConfig:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([Problem(str(path), None, f"cannot read: {exc.strerror}")]) from exc
+    found = Collector(str(path))
+    top = Fields(
+        load_yaml(text, str(path)) or {},
+        str(path),
+        found,
+        ("listen", "workers", "pdp", "cluster", "cache", "reloadIntervalSeconds"),
+    )
+    pdp = Fields(top.data.get("pdp") or {}, "pdp", found, ("target", "timeoutSeconds", "auth"))
+    cluster = Fields(
+        top.data.get("cluster") or {}, "cluster", found, ("properties", "accessGrantMapping")
+    )
+    cache = Fields(
+        top.data.get("cache") or {}, "cache", found, ("users", "decisions", "maxStaleSeconds")
+    )
+    listen = top.str("listen", default="127.0.0.1:8181")
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit():
+        found.error(top.line("listen"), f"listen: expected host:port, got {listen!r}")
+    base = path.parent
+    values: dict[str, Any] = {
+        "workers": _number(top, "workers", 2, int),
+        "pdp_timeout": _number(pdp, "timeoutSeconds", 2.0, float),
+        "user_cache": _number(cache, "users", 10_000, int),
+        "decision_cache": _number(cache, "decisions", 200_000, int),
+        "reload_interval": _number(top, "reloadIntervalSeconds", 1.0, float),
+    }
+    stale = cache.data.get("maxStaleSeconds", 300.0)
+    if stale is not None:
+        stale = _number(cache, "maxStaleSeconds", 300.0, float)
+    found.raise_if_any()
+    return SidecarConfig(
+        file=path,
+        host=host,
+        port=int(port),
+        pdp_target=pdp.str("target", default="127.0.0.1:50051"),
+        pdp_auth=pdp.data.get("auth") or {},
+        properties_file=base / p if (p := cluster.str("properties")) else None,
+        mapping_file=base / m if (m := cluster.str("accessGrantMapping")) else None,
+        max_stale=stale,
+        **values,
+    )
+
+
+def _number(f: Fields, key: str, default: float, kind: type) -> Any:
+    value = f.data.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        f.found.error(f.line(key), f"{f.where}.{key}: expected a positive number, got {value!r}")
+        return default
+    if kind is int and value != int(value):
+        f.found.error(f.line(key), f"{f.where}.{key}: expected a whole number, got {value!r}")
+    return kind(value)
