@@ -1,0 +1,42 @@
+"""The rule for `auth:` blocks: configured, or explicitly off, never off by omission.
+
+    auth: {...}     authentication as configured (ClientCredentials / ValidatorConfig)
+    auth: none      explicitly off: returns None; the caller should log that it runs without auth
+    (absent)        ConfigError: forgetting the block must not silently disable authentication
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pdp.auth.credentials import ClientCredentials
+from pdp.auth.errors import ConfigError
+from pdp.auth.validator import ValidatorConfig
+
+AUTH_OFF = "none"
+
+
+def auth_block(value: object, where: str = "auth") -> object | None:
+    """The block to parse, or None when it is explicitly `none`."""
+    if value is None:
+        raise ConfigError(
+            f"{where}: missing; configure it, or write `{where.rsplit('.', 1)[-1]}: {AUTH_OFF}` "
+            "to run without authentication"
+        )
+    if isinstance(value, str) and value.strip().lower() == AUTH_OFF:
+        return None
+    return value
+
+
+def client_auth_from_config(
+    value: object, where: str = "auth", env: Mapping[str, str] | None = None
+) -> ClientCredentials | None:
+    """An outbound client's credentials (sidecar → PDP, object-sync → Trino via trino.py)."""
+    block = auth_block(value, where)
+    return None if block is None else ClientCredentials.from_mapping(block, where, env)
+
+
+def server_auth_from_config(value: object, where: str = "auth") -> ValidatorConfig | None:
+    """What a server (the PDP) accepts."""
+    block = auth_block(value, where)
+    return None if block is None else ValidatorConfig.from_mapping(block, where)

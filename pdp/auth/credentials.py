@@ -1,0 +1,243 @@
+"""What a client needs to get a token: the endpoint, its id, and a secret or a certificate."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal, cast, get_args
+from urllib.parse import urlsplit
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+
+from pdp.auth import assertion
+from pdp.auth._fields import Fields
+from pdp.auth.errors import ConfigError
+from pdp.auth.secret import Secret
+
+SecretMethod = Literal["client_secret_basic", "client_secret_post"]
+SigningAlgorithm = Literal["RS256", "PS256"]
+ThumbprintHeader = Literal["x5t", "x5t#S256"]
+
+
+@dataclass(frozen=True)
+class ClientSecret:
+    """A shared secret, sent with HTTP Basic (the RFC default) or in the form body."""
+
+    secret: Secret
+    method: SecretMethod = "client_secret_basic"
+
+    def __post_init__(self) -> None:
+        if self.method not in get_args(SecretMethod):
+            raise ConfigError(f"unknown client secret method {self.method!r}")
+
+
+@dataclass(frozen=True)
+class ClientCertificate:
+    """A certificate whose private key signs a `private_key_jwt` assertion per token request.
+
+    `assertion_audience` is the assertion's `aud`; None means the token endpoint URL
+    (RFC 7523, Entra, Okta). Set it to the issuer for Keycloak >= 26.2 or FAPI 2.0 servers.
+    """
+
+    certificate: x509.Certificate = field(repr=False)
+    private_key: RSAPrivateKey = field(repr=False)
+    algorithm: SigningAlgorithm = "RS256"
+    thumbprint_headers: tuple[ThumbprintHeader, ...] = ("x5t",)
+    assertion_audience: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.private_key, RSAPrivateKey):
+            raise ConfigError("the client certificate's private key must be an RSA key")
+        if self.private_key.public_key() != self.certificate.public_key():
+            raise ConfigError("the private key does not belong to the client certificate")
+        if self.algorithm not in get_args(SigningAlgorithm):
+            raise ConfigError(f"unsupported assertion algorithm {self.algorithm!r}")
+        headers = set(self.thumbprint_headers)
+        if not headers or not headers <= set(get_args(ThumbprintHeader)):
+            raise ConfigError("thumbprint headers must be x5t, x5t#S256 or both")
+        if self.assertion_audience is not None:
+            check_endpoint_url(self.assertion_audience, "assertion audience")
+
+    def __repr__(self) -> str:
+        return (
+            f"ClientCertificate(x5t={assertion.x5t(self.certificate)!r}, "
+            f"algorithm={self.algorithm!r}, thumbprint_headers={self.thumbprint_headers!r}, "
+            f"assertion_audience={self.assertion_audience!r})"
+        )
+
+    @classmethod
+    def from_pem(
+        cls,
+        certificate_pem: bytes,
+        private_key_pem: bytes,
+        *,
+        password: Secret | None = None,
+        algorithm: SigningAlgorithm = "RS256",
+        thumbprint_headers: tuple[ThumbprintHeader, ...] = ("x5t",),
+        assertion_audience: str | None = None,
+    ) -> ClientCertificate:
+        return cls(
+            x509.load_pem_x509_certificate(certificate_pem),
+            cast(RSAPrivateKey, _load_private_key(private_key_pem, password)),
+            algorithm,
+            thumbprint_headers,
+            assertion_audience,
+        )
+
+
+@dataclass(frozen=True)
+class ClientCredentials:
+    """OAuth 2.0 client-credentials settings for one outbound connection."""
+
+    token_endpoint: str
+    client_id: str
+    credential: ClientSecret | ClientCertificate
+    scope: str | None = None
+    resource: str | None = None
+
+    def __post_init__(self) -> None:
+        check_endpoint_url(self.token_endpoint, "token endpoint")
+        if not self.client_id:
+            raise ConfigError("client id must not be empty")
+        if self.resource is not None and not urlsplit(self.resource).scheme:
+            raise ConfigError(f"resource {self.resource!r} must be an absolute URI")
+
+    @property
+    def auth_method(self) -> str:
+        if isinstance(self.credential, ClientCertificate):
+            return "private_key_jwt"
+        return self.credential.method
+
+    @property
+    def cache_key(self) -> tuple[str, str, str, str | None, str | None]:
+        return (self.token_endpoint, self.client_id, self.auth_method, self.scope, self.resource)
+
+    @classmethod
+    def from_mapping(
+        cls, value: object, where: str = "auth", env: Mapping[str, str] | None = None
+    ) -> ClientCredentials:
+        """Parse the `auth:` block of an outbound client (see docs/auth.md)."""
+        f = Fields(value, where, _CLIENT_KEYS)
+        env = os.environ if env is None else env
+        secret = f.secret("clientSecretEnv", "clientSecretFile", env)
+        has_certificate = f.has("certificateFile") or f.has("privateKeyFile")
+        credential: ClientSecret | ClientCertificate
+        if secret is not None and has_certificate:
+            raise f.error("certificateFile", "give a client secret or a certificate, not both")
+        if secret is not None:
+            for key in _CERTIFICATE_KEYS:
+                if f.has(key):
+                    raise f.error(key, "only applies to certificate authentication")
+            method = f.choice("clientSecretMethod", get_args(SecretMethod), "client_secret_basic")
+            credential = ClientSecret(secret, cast(SecretMethod, method))
+        elif has_certificate:
+            if f.has("clientSecretMethod"):
+                raise f.error("clientSecretMethod", "only applies to client secrets")
+            credential = _certificate_from(f, env)
+        else:
+            raise ConfigError(
+                f"{where}: give clientSecretEnv or clientSecretFile, "
+                "or certificateFile and privateKeyFile"
+            )
+        token_endpoint = _url(f, "tokenEndpoint") or f.text("tokenEndpoint")
+        resource = f.optional_text("resource")
+        if resource is not None and not urlsplit(resource).scheme:
+            raise f.error("resource", "must be an absolute URI, e.g. api://pdp")
+        scope = " ".join(f.words("scope")) or None
+        return cls(token_endpoint, f.text("clientId"), credential, scope, resource)
+
+
+_CERTIFICATE_KEYS = (
+    "certificateFile",
+    "privateKeyFile",
+    "privateKeyPasswordEnv",
+    "signingAlgorithm",
+    "thumbprintHeaders",
+    "thumbprint",
+    "assertionAudience",
+)
+_CLIENT_KEYS = (
+    "tokenEndpoint",
+    "clientId",
+    "scope",
+    "resource",
+    "clientSecretEnv",
+    "clientSecretFile",
+    "clientSecretMethod",
+    *_CERTIFICATE_KEYS,
+)
+
+
+def _certificate_from(f: Fields, env: Mapping[str, str]) -> ClientCertificate:
+    password = (
+        f.env_secret("privateKeyPasswordEnv", env) if f.has("privateKeyPasswordEnv") else None
+    )
+    try:
+        certificate = x509.load_pem_x509_certificate(f.file_bytes("certificateFile"))
+    except ValueError:
+        raise f.error("certificateFile", "not a PEM certificate") from None
+    try:
+        key = _load_private_key(f.file_bytes("privateKeyFile"), password)
+    except (ValueError, TypeError):
+        # Stay generic: the library's message is no help and might hint at the password.
+        raise f.error("privateKeyFile", "not a PEM private key, or wrong password") from None
+    if f.has("thumbprint"):
+        try:
+            pasted = assertion.normalize_thumbprint(f.text("thumbprint"))
+        except ValueError as exc:
+            raise f.error("thumbprint", str(exc)) from None
+        if pasted != assertion.x5t(certificate):
+            raise f.error("thumbprint", "does not match the certificate in certificateFile")
+    headers = f.words("thumbprintHeaders") or ("x5t",)
+    for header in headers:
+        if header not in get_args(ThumbprintHeader):
+            raise f.error("thumbprintHeaders", f"{header!r} is not one of: x5t, x5t#S256")
+    algorithm = f.choice("signingAlgorithm", get_args(SigningAlgorithm), "RS256")
+    try:
+        return ClientCertificate(
+            certificate,
+            cast(RSAPrivateKey, key),
+            cast(SigningAlgorithm, algorithm),
+            cast(tuple[ThumbprintHeader, ...], headers),
+            _url(f, "assertionAudience"),
+        )
+    except ConfigError as exc:  # key type or key/certificate mismatch
+        raise f.error("privateKeyFile", str(exc)) from None
+
+
+def _load_private_key(pem: bytes, password: Secret | None) -> PrivateKeyTypes:
+    return serialization.load_pem_private_key(pem, password.reveal().encode() if password else None)
+
+
+def _url(f: Fields, key: str) -> str | None:
+    url = f.optional_text(key)
+    if url is not None and not is_safe_url(url):
+        raise f.error(key, f"{url!r} must be an https URL (http only for loopback)")
+    return url
+
+
+def check_endpoint_url(url: str, what: str) -> None:
+    if not is_safe_url(url):
+        raise ConfigError(f"{what} {url!r} must be an https URL (http only for loopback)")
+
+
+def is_safe_url(url: str) -> bool:
+    """https everywhere; plain http only to a loopback address, where nothing can listen in."""
+    parts = urlsplit(url)
+    if not parts.hostname or parts.scheme not in ("http", "https"):
+        return False
+    return parts.scheme == "https" or _is_loopback(parts.hostname)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,118 @@
+"""Authentication for `trino.dbapi.connect(auth=...)`: a password, or an OAuth client.
+
+The stock `trino.auth.JWTAuthentication` keeps one token for the life of the connection, so a
+long-running job starts failing with 401 once it expires. `ClientCredentialsAuthentication`
+asks a `TokenSource` on every request instead, and after a 401 drops the token and retries the
+request once with a new one. Trino must run `http-server.authentication.type=JWT` for it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import requests
+import trino.auth
+from requests.auth import AuthBase
+
+from pdp.auth._fields import Fields
+from pdp.auth.client import TokenSource
+from pdp.auth.config import auth_block
+from pdp.auth.credentials import ClientCredentials
+from pdp.auth.errors import ConfigError
+from pdp.auth.secret import Secret
+
+
+@dataclass(frozen=True)
+class PasswordLogin:
+    """Trino PASSWORD authentication (file, LDAP): HTTP Basic with a user and password."""
+
+    username: str
+    password: Secret
+
+    @classmethod
+    def from_mapping(
+        cls, value: object, where: str = "auth", env: Mapping[str, str] | None = None
+    ) -> PasswordLogin:
+        f = Fields(value, where, ("username", "passwordEnv", "passwordFile"))
+        password = f.secret("passwordEnv", "passwordFile", os.environ if env is None else env)
+        if password is None:
+            raise f.error("passwordEnv", "give passwordEnv or passwordFile")
+        return cls(f.text("username"), password)
+
+
+TrinoLogin = PasswordLogin | ClientCredentials
+
+
+def trino_auth_from_config(
+    value: object, where: str = "auth", env: Mapping[str, str] | None = None
+) -> TrinoLogin | None:
+    """`username` + `passwordEnv`/`passwordFile` means password; `tokenEndpoint` means OAuth;
+    `none` means no authentication (see pdp.auth.config for the rule)."""
+    block = auth_block(value, where)
+    if block is None:
+        return None
+    if isinstance(block, Mapping) and "username" in block:
+        if "tokenEndpoint" in block:
+            raise ConfigError(f"{where}: give username/password or tokenEndpoint, not both")
+        return PasswordLogin.from_mapping(block, where, env)
+    return ClientCredentials.from_mapping(block, where, env)
+
+
+def trino_authentication(
+    login: TrinoLogin, *, http: httpx.Client | None = None
+) -> trino.auth.Authentication:
+    """The `auth=` argument for `trino.dbapi.connect`. Over plain http, Trino's client also
+    needs `allow_insecure_auth=True` (only where TLS ends in a local proxy)."""
+    if isinstance(login, PasswordLogin):
+        return trino.auth.BasicAuthentication(login.username, login.password.reveal())
+    return ClientCredentialsAuthentication(TokenSource(login, http=http))
+
+
+class ClientCredentialsAuthentication(trino.auth.Authentication):
+    def __init__(self, tokens: TokenSource) -> None:
+        self.tokens = tokens
+
+    def set_http_session(self, http_session: requests.Session) -> requests.Session:
+        http_session.auth = _RefreshingBearer(self.tokens)
+        return http_session
+
+    def get_exceptions(self) -> tuple[Any, ...]:
+        return ()
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ClientCredentialsAuthentication) and other.tokens is self.tokens
+
+    def __hash__(self) -> int:
+        return id(self.tokens)
+
+
+class _RefreshingBearer(AuthBase):
+    def __init__(self, tokens: TokenSource) -> None:
+        self._tokens = tokens
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        token = self._tokens.token()
+        request.headers["Authorization"] = f"Bearer {token}"
+        request.register_hook("response", self._retry_on_401)
+        return request
+
+    def _retry_on_401(self, response: requests.Response, **send_options: Any) -> requests.Response:
+        sent = response.request
+        if response.status_code != 401 or getattr(sent, "_pdp_auth_retry", False):
+            return response
+        rejected = str(sent.headers.get("Authorization", "")).removeprefix("Bearer ")
+        self._tokens.invalidate(rejected)
+        retry = sent.copy()
+        retry.headers["Authorization"] = f"Bearer {self._tokens.token()}"
+        retry._pdp_auth_retry = True  # type: ignore[attr-defined]  # marks the one retry
+        # Same steps as requests' own HTTPDigestAuth: free the connection, then resend.
+        response.content  # noqa: B018 - reads the body so the connection can be reused
+        response.close()
+        resent = response.connection.send(retry, **send_options)  # type: ignore[attr-defined]
+        resent.history.append(response)
+        resent.request = retry
+        return resent
