@@ -44,6 +44,9 @@ class Answers:
         self.lost_since: float | None = None  # when the watch stream broke
         self._last_warning = 0.0
 
+    def sizes(self) -> dict[str, int]:
+        return {"users": len(self._views), "decisions": len(self._decisions)}
+
     def reset(self, revision: str | None) -> None:
         """Forget everything learned at the previous revision (or cluster configuration)."""
         self.revision = revision

@@ -154,6 +154,7 @@ class Sidecar:
                 "status": "ok",
                 "revision": answers.revision if answers else None,
                 "pdp": "connected" if answers and answers.lost_since is None else "disconnected",
+                "cache": answers.sizes() if answers else {},
             }
         )
 

@@ -42,7 +42,7 @@ class Watched(Generic[T]):
         load: Callable[[], Loaded[T]],
         on_change: Callable[[T], None] | None = None,
     ) -> None:
-        self.name, self.paths, self._load, self._on_change = name, list(paths), load, on_change
+        self.name, self.paths, self._load, self.on_change = name, list(paths), load, on_change
         self._signature = _signature(self.paths)
         loaded = load()
         self._report(loaded)
@@ -71,8 +71,8 @@ class Watched(Generic[T]):
         self._report(loaded)
         self.current = loaded.value
         log.info("%s: configuration reloaded", self.name)
-        if self._on_change is not None:
-            self._on_change(loaded.value)
+        if self.on_change is not None:
+            self.on_change(loaded.value)
         return True
 
     async def run(self, interval: float = 1.0) -> None:

@@ -12,8 +12,9 @@ R, W, O = Access.READ, Access.WRITE, Access.OWN
 
 
 def test_seed_custom_configuration():
-    mapping, _ = parse_mapping("accessGrantMapping:\n  WRITE: ['READ', 'WRITE', 'OWN']\n"
-                               "  READ: ['READ']\n", "m.yaml")
+    mapping, _ = parse_mapping(
+        "accessGrantMapping:\n  WRITE: ['READ', 'WRITE', 'OWN']\n  READ: ['READ']\n", "m.yaml"
+    )
     assert mapping.write == {R, W, O} and mapping.read == {R}
 
 
@@ -28,7 +29,11 @@ def test_a_missing_key_keeps_its_default():
         ("accessGrantMapping:\n  WRITE: [READ, CREATE]\n", 2, "CREATE can never be granted"),
         ("accessGrantMapping:\n  READ: [READ]\n  WRITE: [WRITE]\n", 3, "must contain READ"),
         ("accessGrantMapping:\n  OWN: [READ]\n", 2, "unknown policy access type 'OWN'"),
-        ("accessGrantMapping:\n  READ:\n    - READ\n    - SELECT\n", 4, "unknown access value 'SELECT'"),
+        (
+            "accessGrantMapping:\n  READ:\n    - READ\n    - SELECT\n",
+            4,
+            "unknown access value 'SELECT'",
+        ),
         ("accessGrantMapping:\n  READ: READ\n", 2, "expected a list"),
         ("accessGrantMapping: [READ]\n", 1, "must be a mapping"),
         ("mapping:\n  READ: [READ]\n", 1, "expected a top-level 'accessGrantMapping:'"),

@@ -96,17 +96,33 @@ def test_who_and_what(tmp_path, user, expected):
 @pytest.mark.parametrize(
     ("policies", "line", "fragment"),
     [
-        ("policies:\n  - name: p\n    access: OWN\n    who: {anyone: true}\n", 3,
-         "unknown policy access type 'OWN'"),
-        ("policies:\n  - name: p\n    access: READ\n    who: {anyone: yes please}\n", 4,
-         "who.anyone: expected true or false"),
-        ("policies:\n  - name: p\n    access: READ\n    what: {schemas: [a.b]}\n", 4,
-         "'a.b' should look like 'connection.database.schema'"),
+        (
+            "policies:\n  - name: p\n    access: OWN\n    who: {anyone: true}\n",
+            3,
+            "unknown policy access type 'OWN'",
+        ),
+        (
+            "policies:\n  - name: p\n    access: READ\n    who: {anyone: yes please}\n",
+            4,
+            "who.anyone: expected true or false",
+        ),
+        (
+            "policies:\n  - name: p\n    access: READ\n    what: {schemas: [a.b]}\n",
+            4,
+            "'a.b' should look like 'connection.database.schema'",
+        ),
         ("policies:\n  - name: p\n    access: READ\n    whom: {}\n", 4, "unknown key 'whom'"),
-        ("policies:\n  - name: p\n    access: READ\n  - name: p\n    access: READ\n", 4,
-         "policy 'p' is defined twice"),
+        (
+            "policies:\n  - name: p\n    access: READ\n  - name: p\n    access: READ\n",
+            4,
+            "policy 'p' is defined twice",
+        ),
         ("policies:\n  - access: READ\n", 2, "missing required key 'name'"),
-        ("policies:\n  - name: p\n    access: READ\n    status: maybe\n", 4, "unknown value 'maybe'"),
+        (
+            "policies:\n  - name: p\n    access: READ\n    status: maybe\n",
+            4,
+            "unknown value 'maybe'",
+        ),
     ],
 )
 def test_policy_errors(tmp_path, policies, line, fragment):
@@ -122,13 +138,24 @@ def test_policy_errors(tmp_path, policies, line, fragment):
     [
         ("connections:\n  - name: c\n    status: active\n", 2, "missing required key 'technology'"),
         ("connections:\n  - name: c\n    technology: oracle\n", 3, "unknown value 'oracle'"),
-        ("connections:\n  - {name: c, technology: trino}\n  - {name: C, technology: trino}\n", 3,
-         "defined twice"),
-        ("connections:\n  - name: c\n    technology: trino\n    databases:\n      - name: d\n"
-         "        trinoCatalog: x\n", 6, "databases are its catalogs already"),
-        ("connections:\n  - name: c\n    technology: trino\n    databases:\n      - name: d\n"
-         "        schemas:\n          - name: s\n            tables:\n              - {name: t, "
-         "type: SYNONYM}\n", 9, "unknown value 'SYNONYM'"),
+        (
+            "connections:\n  - {name: c, technology: trino}\n  - {name: C, technology: trino}\n",
+            3,
+            "defined twice",
+        ),
+        (
+            "connections:\n  - name: c\n    technology: trino\n    databases:\n      - name: d\n"
+            "        trinoCatalog: x\n",
+            6,
+            "databases are its catalogs already",
+        ),
+        (
+            "connections:\n  - name: c\n    technology: trino\n    databases:\n      - name: d\n"
+            "        schemas:\n          - name: s\n            tables:\n              - {name: t, "
+            "type: SYNONYM}\n",
+            9,
+            "unknown value 'SYNONYM'",
+        ),
     ],
 )
 def test_registry_errors(tmp_path, registry, line, fragment):

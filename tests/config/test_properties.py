@@ -51,7 +51,9 @@ def test_create_is_only_allowed_for_non_datasources():
 
 def test_unknown_access_value_names_file_line_and_value():
     with pytest.raises(ConfigError) as error:
-        parse("immuta.user.admin=root\nimmuta.allowed.non.immuta.datasource.operations=READ,DELETE\n")
+        parse(
+            "immuta.user.admin=root\nimmuta.allowed.non.immuta.datasource.operations=READ,DELETE\n"
+        )
     assert str(error.value).startswith("cluster.properties:2: ")
     assert "'DELETE'" in str(error.value)
 
@@ -70,7 +72,9 @@ def test_all_problems_are_reported_at_once():
 
 
 def test_unknown_keys_of_an_immuta_plugin_file_are_only_warnings():
-    props, found = parse("access-control.name=immuta\nimmuta.endpoint=https://x\nimmuta.user.admin=a.*\n")
+    props, found = parse(
+        "access-control.name=immuta\nimmuta.endpoint=https://x\nimmuta.user.admin=a.*\n"
+    )
     assert [w.line for w in found.warnings] == [1, 2]
     assert props.admin.fullmatch("admin")
 

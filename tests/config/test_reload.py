@@ -20,8 +20,12 @@ def touch_later(path) -> None:
 def test_bad_edit_is_rejected_and_the_last_good_snapshot_keeps_serving(tmp_path):
     tree = make_tree(tmp_path)
     seen = []
-    watched = Watched("policy", tree.policy_files, lambda: load_snapshot(tree.policy_files, None),
-                      on_change=seen.append)
+    watched = Watched(
+        "policy",
+        tree.policy_files,
+        lambda: load_snapshot(tree.policy_files, None),
+        on_change=seen.append,
+    )
     good = watched.current
     tree.write("policies.yaml", "policies:\n  - name: x\n    access: SOMETIMES\n")
     touch_later(tree.policy_files[1])

@@ -68,8 +68,9 @@ def test_admin_bypasses_every_rule():
 
 
 def test_admin_regex_matches_the_whole_name():
-    assert not run("ReadSystemInformation", identity=Identity("svc_etl_x"),
-                   admin=re.compile("svc_etl")).allowed
+    assert not run(
+        "ReadSystemInformation", identity=Identity("svc_etl_x"), admin=re.compile("svc_etl")
+    ).allowed
 
 
 @pytest.mark.parametrize(
@@ -90,8 +91,10 @@ def test_identity_checks(operation, resource, allowed):
     assert run(operation, resource).allowed is allowed
 
 
-@pytest.mark.parametrize("operation", [op for op, (_, a) in OPERATIONS.items() if a is Access.WRITE
-                                       and op != "ExecuteProcedure"])
+@pytest.mark.parametrize(
+    "operation",
+    [op for op, (_, a) in OPERATIONS.items() if a is Access.WRITE and op != "ExecuteProcedure"],
+)
 def test_write_operations_need_write(operation):
     assert not run(operation, ORDERS).allowed
     assert run(operation, ORDERS, grants={ORDERS.key: (PolicyGrant("w", Access.WRITE),)}).allowed
@@ -106,8 +109,9 @@ def test_rename_needs_own_on_source_and_create_for_target():
     unregistered = TableRef("hive", "sales", "tmp")
     target = TableRef("hive", "sales", "tmp2")
     assert run("RenameTable", unregistered, target).allowed
-    assert not run("RenameTable", unregistered, target, non_datasource_operations=CLOSED - {
-        Access.CREATE}).allowed
+    assert not run(
+        "RenameTable", unregistered, target, non_datasource_operations=CLOSED - {Access.CREATE}
+    ).allowed
     assert not run("RenameTable", ORDERS, target).allowed
 
 
@@ -118,22 +122,32 @@ def test_dropping_a_schema_needs_own_on_every_data_source_inside():
 
     mapping = AccessGrantMapping(write=frozenset({Access.READ, Access.WRITE, Access.OWN}))
     assert run("DropSchema", SchemaRef("hive", "sales"), grants=own, mapping=mapping, **kw).allowed
-    assert not run("DropSchema", SchemaRef("hive", "finance"), grants=own, mapping=mapping, **kw).allowed
+    assert not run(
+        "DropSchema", SchemaRef("hive", "finance"), grants=own, mapping=mapping, **kw
+    ).allowed
     assert not run("DropCatalog", CatalogRef("hive"), grants=own, mapping=mapping, **kw).allowed
     assert run("DropSchema", SchemaRef("hive", "empty")).allowed
 
 
 def test_rename_schema_also_needs_create_for_the_target():
     closed_create = ALL_ACCESS - {Access.CREATE}
-    decision = run("RenameSchema", SchemaRef("hive", "empty"), SchemaRef("hive", "new"),
-                   non_datasource_operations=closed_create)
+    decision = run(
+        "RenameSchema",
+        SchemaRef("hive", "empty"),
+        SchemaRef("hive", "new"),
+        non_datasource_operations=closed_create,
+    )
     assert not decision.allowed and "CREATE" in decision.reason
 
 
 @pytest.mark.parametrize(
     ("operation", "access"),
-    [("ExecuteFunction", Access.READ), ("ExecuteProcedure", Access.WRITE),
-     ("DropFunction", Access.OWN), ("CreateFunction", Access.CREATE)],
+    [
+        ("ExecuteFunction", Access.READ),
+        ("ExecuteProcedure", Access.WRITE),
+        ("DropFunction", Access.OWN),
+        ("CreateFunction", Access.CREATE),
+    ],
 )
 def test_functions_follow_the_non_datasource_rule(operation, access):
     fn = FunctionRef("hive", "sales", "f")
@@ -151,8 +165,12 @@ def test_closed_cluster_still_shows_containers_holding_readable_data_sources():
 
 
 def test_visibility_requires_read_to_be_allowed_on_data_sources_too():
-    decision = run("AccessCatalog", CatalogRef("hive"), non_datasource_operations=CLOSED,
-                   datasource_operations=frozenset({Access.WRITE}))
+    decision = run(
+        "AccessCatalog",
+        CatalogRef("hive"),
+        non_datasource_operations=CLOSED,
+        datasource_operations=frozenset({Access.WRITE}),
+    )
     assert not decision.allowed
 
 

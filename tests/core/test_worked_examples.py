@@ -20,13 +20,29 @@ def check(tree, user: str, groups: list[str], operation: str, table: TableRef):
 @pytest.mark.parametrize(
     ("user", "groups", "operation", "table", "allowed", "rule", "policies"),
     [
-        ("alice", ["analysts"], "SelectFromColumns", ORDERS, True, "data-source", ("orders-readers",)),
+        (
+            "alice",
+            ["analysts"],
+            "SelectFromColumns",
+            ORDERS,
+            True,
+            "data-source",
+            ("orders-readers",),
+        ),
         ("alice", ["analysts"], "InsertIntoTable", ORDERS, False, "data-source", ()),
         ("bob", [], "InsertIntoTable", ORDERS, True, "data-source", ("orders-writers",)),
         ("bob", [], "DropTable", ORDERS, False, "data-source", ()),
         ("carol", [], "SelectFromColumns", ORDERS, False, "data-source", ()),
         ("carol", [], "SelectFromColumns", SCRATCH, True, "non-data-source", ()),
-        ("carol", [], "CreateTable", TableRef("hive", "sales", "new_t"), True, "non-data-source", ()),
+        (
+            "carol",
+            [],
+            "CreateTable",
+            TableRef("hive", "sales", "new_t"),
+            True,
+            "non-data-source",
+            (),
+        ),
     ],
 )
 def test_worked_example(tmp_path, user, groups, operation, table, allowed, rule, policies):
@@ -36,8 +52,11 @@ def test_worked_example(tmp_path, user, groups, operation, table, allowed, rule,
 
 def test_filter_tables_keeps_only_what_carol_may_read(tmp_path):
     tree = make_tree(tmp_path)
-    kept = [i for i, t in enumerate([ORDERS, SCRATCH])
-            if check(tree, "carol", [], "FilterTables", t).allowed]
+    kept = [
+        i
+        for i, t in enumerate([ORDERS, SCRATCH])
+        if check(tree, "carol", [], "FilterTables", t).allowed
+    ]
     assert kept == [1]
 
 

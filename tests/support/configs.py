@@ -74,9 +74,13 @@ class ConfigTree:
         return self.write("pdp.yaml", "\n".join(lines) + "\n")
 
     def sidecar_yaml(self, port: int, pdp_port: int, max_stale: float | None = 300) -> Path:
-        lines = [f"listen: 127.0.0.1:{port}", "workers: 1",
-                 f"pdp: {{target: '127.0.0.1:{pdp_port}', timeoutSeconds: 2}}",
-                 "reloadIntervalSeconds: 0.1", "cluster:"]
+        lines = [
+            f"listen: 127.0.0.1:{port}",
+            "workers: 1",
+            f"pdp: {{target: '127.0.0.1:{pdp_port}', timeoutSeconds: 2}}",
+            "reloadIntervalSeconds: 0.1",
+            "cluster:",
+        ]
         if self.properties:
             lines.append(f"  properties: {self.properties.name}")
         if self.cluster_mapping:
@@ -95,8 +99,11 @@ def make_tree(
     cluster_mapping: str | None = None,
 ) -> ConfigTree:
     tree = ConfigTree(root, [], None, None, None)
-    tree.policy_files = [tree.write("registry.yaml", registry), tree.write("policies.yaml", policies),
-                         tree.write("users.yaml", users)]
+    tree.policy_files = [
+        tree.write("registry.yaml", registry),
+        tree.write("policies.yaml", policies),
+        tree.write("users.yaml", users),
+    ]
     if mapping is not None:
         tree.mapping = tree.write("access-grant-mapping.yaml", mapping)
     if properties is not None:

@@ -25,7 +25,10 @@ class Process:
         self.log = log
         self._file = log.open("wb")
         self.popen = subprocess.Popen(
-            args, stdout=self._file, stderr=subprocess.STDOUT, start_new_session=True,
+            args,
+            stdout=self._file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
 
@@ -60,15 +63,19 @@ def _port_open(port: int) -> bool:
 
 
 def start_pdp(pdp_yaml: Path, port: int) -> Process:
-    process = Process([sys.executable, "-m", "pdp.cli", "serve", "--config", str(pdp_yaml)],
-                      pdp_yaml.parent / f"pdp-{port}.log")
+    process = Process(
+        [sys.executable, "-m", "pdp.cli", "serve", "--config", str(pdp_yaml)],
+        pdp_yaml.parent / f"pdp-{port}.log",
+    )
     process.wait_until(lambda: _port_open(port))
     return process
 
 
 def start_sidecar(sidecar_yaml: Path, port: int, wait_connected: bool = True) -> Process:
-    process = Process([sys.executable, "-m", "sidecar", "--config", str(sidecar_yaml)],
-                      sidecar_yaml.parent / f"sidecar-{port}.log")
+    process = Process(
+        [sys.executable, "-m", "sidecar", "--config", str(sidecar_yaml)],
+        sidecar_yaml.parent / f"sidecar-{port}.log",
+    )
 
     def ready() -> bool:
         try:

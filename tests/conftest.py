@@ -1,0 +1,54 @@
+"""Fixtures that start the real PDP and sidecar processes on free loopback ports."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.support.configs import ConfigTree, make_tree
+from tests.support.processes import Process, free_port, start_pdp, start_sidecar
+
+
+@dataclass
+class Stack:
+    tree: ConfigTree
+    pdp: Process
+    sidecar: Process
+    pdp_port: int
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def start_stack(root: Path, max_stale: float | None = 300, **tree_args: str) -> Stack:
+    tree = make_tree(root, **tree_args)
+    pdp_port, port = free_port(), free_port()
+    pdp = start_pdp(tree.pdp_yaml(pdp_port), pdp_port)
+    try:
+        sidecar = start_sidecar(tree.sidecar_yaml(port, pdp_port, max_stale), port)
+    except BaseException:
+        pdp.stop()
+        raise
+    return Stack(tree, pdp, sidecar, pdp_port, port)
+
+
+@pytest.fixture
+def stack_factory(tmp_path) -> Iterator:
+    started: list[Stack] = []
+
+    def start(**tree_args: str) -> Stack:
+        root = tmp_path / f"stack{len(started)}"
+        root.mkdir()
+        stack = start_stack(root, **tree_args)
+        started.append(stack)
+        return stack
+
+    yield start
+    for stack in started:
+        stack.sidecar.stop()
+        stack.pdp.stop()

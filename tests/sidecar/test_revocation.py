@@ -1,0 +1,80 @@
+"""Policy changes reach a serving sidecar through the revision watch."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+
+from tests.support.configs import WORKED_POLICIES
+
+BODY = {
+    "input": {
+        "context": {
+            "identity": {"user": "alice", "groups": []},
+            "softwareStack": {"trinoVersion": "484"},
+            "properties": {},
+        },
+        "action": {
+            "operation": "SelectFromColumns",
+            "resource": {
+                "table": {
+                    "catalogName": "hive",
+                    "schemaName": "sales",
+                    "tableName": "orders",
+                    "columns": ["id"],
+                }
+            },
+        },
+    }
+}
+
+
+def poll(client: httpx.Client, want: bool, seconds: float = 10.0) -> float:
+    """Seconds until the answer became `want` (bounded)."""
+    start = time.monotonic()
+    while time.monotonic() - start < seconds:
+        if client.post("/v1/data/trino/allow", json=BODY).json()["result"] is want:
+            return time.monotonic() - start
+        time.sleep(0.05)
+    raise AssertionError(f"answer did not become {want} within {seconds}s")
+
+
+def test_revoking_a_policy_denies_a_previously_allowed_check(stack_factory):
+    stack = stack_factory()
+    with httpx.Client(base_url=stack.url, timeout=5) as client:
+        assert client.post("/v1/data/trino/allow", json=BODY).json() == {"result": True}
+        revision = client.get("/health").json()["revision"]
+
+        # orders-readers no longer applies to analysts
+        stack.tree.write(
+            "policies.yaml", WORKED_POLICIES.replace("groups: [analysts]", "groups: [auditors]")
+        )
+        poll(client, want=False)
+        assert client.get("/health").json()["revision"] != revision
+
+        stack.tree.write("policies.yaml", WORKED_POLICIES)  # and granting again works too
+        poll(client, want=True)
+
+
+def test_a_bad_policy_edit_keeps_the_last_good_policy_in_force(stack_factory):
+    stack = stack_factory()
+    with httpx.Client(base_url=stack.url, timeout=5) as client:
+        revision = client.get("/health").json()["revision"]
+        stack.tree.write("policies.yaml", "policies:\n  - name: broken\n    access: MAYBE\n")
+        deadline = time.monotonic() + 5
+        while "MAYBE" not in stack.pdp.output() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "policies.yaml:3" in stack.pdp.output()
+        assert client.post("/v1/data/trino/allow", json=BODY).json() == {"result": True}
+        assert client.get("/health").json()["revision"] == revision
+
+
+def test_cluster_properties_change_applies_without_restart(stack_factory):
+    stack = stack_factory(properties="immuta.allowed.immuta.datasource.operations=READ,WRITE\n")
+    with httpx.Client(base_url=stack.url, timeout=5) as client:
+        assert client.post("/v1/data/trino/allow", json=BODY).json() == {"result": True}
+        stack.tree.write(
+            "cluster.properties", "immuta.allowed.immuta.datasource.operations=WRITE\n"
+        )
+        poll(client, want=False)
