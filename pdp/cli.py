@@ -12,10 +12,10 @@ from pathlib import Path
 
 import orjson
 
-from pdp.config.errors import ConfigError
+from pdp.config.errors import ConfigError, Problem
 from pdp.config.load import load_settings, load_snapshot
 from pdp.core import decide
-from pdp.core.model import Request
+from pdp.core.model import DEFAULT_MAPPING, Decision, Request
 from pdp.service.config import load_pdp_config
 from pdp.service.run import start_pdp
 
@@ -120,7 +120,7 @@ def _explain(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_decision(request: Request, decision, revision: str, as_json: bool) -> None:  # noqa: ANN001
+def _print_decision(request: Request, decision: Decision, revision: str, as_json: bool) -> None:
     target = request.resource
     name = ".".join(v for f in target.__slots__ if (v := getattr(target, f))) if target else "-"
     if as_json:
@@ -150,10 +150,20 @@ def _print_decision(request: Request, decision, revision: str, as_json: bool) ->
 
 def _check(args: argparse.Namespace) -> int:
     config = load_pdp_config(args.config)
-    loaded = load_snapshot(config.policy_files, config.mapping_file)
-    settings = load_settings(
-        args.properties or config.properties_file, args.cluster_mapping, loaded.value.mapping
-    )
+    problems: list[Problem] = []
+    try:
+        loaded = load_snapshot(config.policy_files, config.mapping_file)
+    except ConfigError as exc:
+        problems, loaded = exc.problems, None
+    try:
+        mapping = loaded.value.mapping if loaded else DEFAULT_MAPPING
+        settings = load_settings(
+            args.properties or config.properties_file, args.cluster_mapping, mapping
+        )
+    except ConfigError as exc:
+        problems += exc.problems
+    if problems:
+        raise ConfigError(problems)
     for warning in (*loaded.warnings, *settings.warnings):
         print(f"warning: {warning}")
     snapshot = loaded.value

@@ -8,19 +8,19 @@ from pdp.config.errors import ConfigError
 from pdp.config.mapping import parse_mapping
 from pdp.core.model import Access
 
-R, W, O = Access.READ, Access.WRITE, Access.OWN
+R, W, OWN = Access.READ, Access.WRITE, Access.OWN
 
 
 def test_seed_custom_configuration():
     mapping, _ = parse_mapping(
         "accessGrantMapping:\n  WRITE: ['READ', 'WRITE', 'OWN']\n  READ: ['READ']\n", "m.yaml"
     )
-    assert mapping.write == {R, W, O} and mapping.read == {R}
+    assert mapping.write == {R, W, OWN} and mapping.read == {R}
 
 
 def test_a_missing_key_keeps_its_default():
     mapping, _ = parse_mapping("accessGrantMapping:\n  READ: [READ, OWN]\n", "m.yaml")
-    assert mapping.read == {R, O} and mapping.write == {R, W}
+    assert mapping.read == {R, OWN} and mapping.write == {R, W}
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from pdp.config.errors import ConfigError
 from pdp.config.properties import parse_properties
 from pdp.core.model import ALL_ACCESS, Access
 
-R, W, O, C = Access.READ, Access.WRITE, Access.OWN, Access.CREATE
+R, W, OWN, C = Access.READ, Access.WRITE, Access.OWN, Access.CREATE
 
 
 def parse(text: str):
@@ -26,7 +26,7 @@ def test_absent_keys_take_the_seed_defaults():
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
-        ("immuta.allowed.immuta.datasource.operations=READ,WRITE,OWN", {R, W, O}),
+        ("immuta.allowed.immuta.datasource.operations=READ,WRITE,OWN", {R, W, OWN}),
         ("immuta.allowed.immuta.datasource.operations = read , write", {R, W}),
         ("immuta.allowed.immuta.datasource.operations:READ", {R}),
         ("immuta.allowed.immuta.datasource.operations READ", {R}),
