@@ -57,7 +57,13 @@ class Answers:
     async def decide(self, request: Request) -> Decision:
         if not needs_grants(request.operation):
             # Identity checks depend on the cluster settings only: answer even without the PDP.
-            return decide(View(self._cluster().settings, EMPTY_REGISTRY, {}), request)
+            decision = decide(View(self._cluster().settings, EMPTY_REGISTRY, {}), request)
+            if decision.rule == "unknown-operation":
+                self._warn(
+                    f"denied {decision.reason} for {request.identity.user!r}: "
+                    "a newer Trino than this sidecar knows?"
+                )
+            return decision
         key = (request.identity, request.operation, request.resource, request.target)
         decision = self._decisions.get(key)
         if decision is not None:

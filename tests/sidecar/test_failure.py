@@ -103,6 +103,7 @@ def test_unknown_operation_is_denied_with_200(stack):
     body["input"]["action"]["operation"] = "TeleportTable"
     response = httpx.post(f"{stack.url}/v1/data/trino/allow", json=body, timeout=5)
     assert response.json() == {"result": False}
+    assert "denied unknown operation 'TeleportTable'" in stack.sidecar.output()
     batch = copy.deepcopy(body)
     batch["input"]["action"]["filterResources"] = [batch["input"]["action"].pop("resource")]
     assert httpx.post(f"{stack.url}/v1/data/trino/batch", json=batch, timeout=5).json() == {
