@@ -1,0 +1,250 @@
+"""The grant sync configuration: which platform accounts to keep in sync, and how to log in.
+
+Documented in docs/grants.md. Secrets are never written in the file: a secret key must hold an
+`${ENV_VAR}` reference, resolved when the file is loaded. Any other string may use one too."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pdp.config.errors import Collector, ConfigError, Problem
+from pdp.config.fields import Fields
+from pdp.config.yamlsource import line_of, load_yaml
+from pdp.grants.databricks import DatabricksDialect
+from pdp.grants.dialect import NameCase, Naming
+from pdp.grants.postgres import PostgresDialect
+from pdp.grants.retry import Backoff
+from pdp.grants.session import DbApiSession, SqlSession
+from pdp.grants.snowflake import PREFIX, SnowflakeDialect
+from pdp.grants.targets import (
+    DatabricksTarget,
+    PostgresTarget,
+    RetryingSession,
+    SnowflakeTarget,
+    Target,
+    postgres_transient,
+    snowflake_transient,
+)
+
+DEFAULT_INTERVAL = 3600.0
+_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_COMMON = ("name", "platform", "connections", "rolePrefix", "names", "users")
+_KEYS = {
+    "snowflake": (
+        "account",
+        "user",
+        "role",
+        "warehouse",
+        "auth",
+        "password",
+        "privateKeyFile",
+        "privateKeyPassphrase",
+        "token",
+    ),
+    "databricks": ("host", "auth", "clientId", "clientSecret", "token", "workers"),
+    "postgresql": ("dsn", "password"),
+}
+_AUTH = {"snowflake": ("password", "keypair", "oauth"), "databricks": ("oauth-m2m", "token")}
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """One `targets:` entry, validated, secrets resolved."""
+
+    name: str
+    platform: str
+    connections: frozenset[str]
+    prefix: str
+    naming: Naming
+    settings: Mapping[str, Any] = field(default_factory=dict)  # platform keys, secrets resolved
+
+    @contextmanager
+    def open(self, backoff: Backoff | None = None) -> Iterator[Target]:
+        backoff = backoff or Backoff()
+        target = _OPEN[self.platform](self, backoff)
+        try:
+            yield target
+        finally:
+            target.close()
+
+
+@dataclass(frozen=True)
+class GrantsConfig:
+    targets: tuple[TargetSpec, ...]
+    interval: float = DEFAULT_INTERVAL  # periodic full reconcile, seconds
+
+
+def load_grants_config(path: Path, environ: Mapping[str, str] | None = None) -> GrantsConfig:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([Problem(str(path), None, f"cannot read: {exc.strerror}")]) from exc
+    return parse_grants(load_yaml(text, str(path)) or {}, str(path), environ)
+
+
+def parse_grants(data: Any, file: str, environ: Mapping[str, str] | None = None) -> GrantsConfig:
+    """The targets file, or the `grants:` section of pdp.yaml (same keys)."""
+    env = os.environ if environ is None else environ
+    found = Collector(file)
+    top = Fields(data, "grants", found, ("targets", "reconcileIntervalSeconds"))
+    interval = top.data.get("reconcileIntervalSeconds", DEFAULT_INTERVAL)
+    if not isinstance(interval, int | float) or isinstance(interval, bool) or interval <= 0:
+        found.error(top.line("reconcileIntervalSeconds"), "reconcileIntervalSeconds: expected > 0")
+        interval = DEFAULT_INTERVAL
+    specs = [
+        _target(item, f"targets[{i}]", found, env) for i, item in enumerate(top.list("targets"))
+    ]
+    names = [s.name for s in specs]
+    for name in {n for n in names if names.count(n) > 1}:
+        found.error(top.line("targets"), f"targets: name {name!r} is used twice")
+    found.raise_if_any()
+    return GrantsConfig(tuple(specs), float(interval))
+
+
+def _target(data: Any, where: str, found: Collector, env: Mapping[str, str]) -> TargetSpec:
+    raw = data if isinstance(data, dict) else {}
+    platform = str(raw.get("platform", "")).lower()
+    if platform not in _KEYS:
+        found.error(line_of(data), f"{where}.platform: expected one of {', '.join(_KEYS)}")
+        platform = "postgresql"
+    f = Fields(data, where, found, (*_COMMON, *_KEYS[platform]))
+    connections = f.strings("connections")
+    if not connections:
+        found.error(f.line(), f"{where}.connections: name the registry connections it holds")
+    prefix = f.str("rolePrefix", default="PDP")
+    if not PREFIX.fullmatch(prefix):
+        found.error(f.line("rolePrefix"), f"{where}.rolePrefix: letters, digits, _ and $ only")
+        prefix = "PDP"
+    users = f.data.get("users") or {}
+    if not isinstance(users, dict) or not all(isinstance(v, str) for v in users.values()):
+        found.error(f.line("users"), f"{where}.users: expected a mapping of user to platform name")
+        users = {}
+    settings: dict[str, Any] = {}
+    for key in _KEYS[platform]:
+        if key in f.data:
+            settings[key] = _resolve(f, key, env, secret=key in _SECRETS)
+    if platform in _AUTH:
+        auth = settings.get("auth", "")
+        if auth not in _AUTH[platform]:
+            choices = ", ".join(_AUTH[platform])
+            found.error(f.line("auth"), f"{where}.auth: expected one of {choices}")
+        for key in _NEEDS.get((platform, auth), ()):
+            if not settings.get(key):
+                found.error(f.line(), f"{where}: auth {auth} needs {key!r}")
+    return TargetSpec(
+        name=f.str("name", required=True),
+        platform=platform,
+        connections=frozenset(connections),
+        prefix=prefix,
+        naming=Naming(
+            f.enum("names", NameCase, NameCase.UNQUOTED), {str(k): v for k, v in users.items()}
+        ),
+        settings=settings,
+    )
+
+
+_SECRETS = frozenset({"password", "privateKeyPassphrase", "token", "clientSecret"})
+_NEEDS = {
+    ("snowflake", "password"): ("account", "user", "password"),
+    ("snowflake", "keypair"): ("account", "user", "privateKeyFile"),
+    ("snowflake", "oauth"): ("account", "token"),
+    ("databricks", "oauth-m2m"): ("host", "clientId", "clientSecret"),
+    ("databricks", "token"): ("host", "token"),
+}
+
+
+def _resolve(f: Fields, key: str, env: Mapping[str, str], secret: bool) -> Any:
+    value = f.data[key]
+    if not isinstance(value, str):
+        return value
+    if secret and not _REFERENCE.fullmatch(value):
+        f.found.error(f.line(key), f"{f.where}.{key}: write secrets as ${{ENV_VAR}}, not inline")
+        return ""
+
+    def lookup(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in env:
+            f.found.error(f.line(key), f"{f.where}.{key}: environment variable {name} is not set")
+            return ""
+        return env[name]
+
+    return _REFERENCE.sub(lookup, value)
+
+
+# --- opening targets (the only place that constructs platform clients) ------------------------
+
+
+def _snowflake(spec: TargetSpec, backoff: Backoff) -> Target:
+    import snowflake.connector
+
+    s = spec.settings
+    options: dict[str, Any] = {"account": s["account"], "application": "pdp-grant-sync"}
+    options.update({k: s[k] for k in ("user", "role", "warehouse") if s.get(k)})
+    match s["auth"]:
+        case "password":
+            options["password"] = s["password"]
+        case "keypair":
+            options["authenticator"] = "SNOWFLAKE_JWT"
+            options["private_key_file"] = s["privateKeyFile"]
+            if s.get("privateKeyPassphrase"):
+                options["private_key_file_pwd"] = s["privateKeyPassphrase"]
+        case "oauth":
+            options.update(authenticator="oauth", token=s["token"])
+    session = DbApiSession(snowflake.connector.connect(**options))
+    return SnowflakeTarget(
+        spec.name,
+        spec.connections,
+        RetryingSession(session, backoff, snowflake_transient),
+        SnowflakeDialect(spec.prefix, spec.naming),
+    )
+
+
+def _databricks(spec: TargetSpec, backoff: Backoff) -> Target:
+    from databricks.sdk import WorkspaceClient
+    from databricks.sdk.core import Config
+
+    s = spec.settings
+    # Short SDK-level retry window: our own Backoff retries per call and keeps going with the
+    # other objects, where the SDK default (300 s) would stall the whole run on one object.
+    common = {"host": s["host"], "retry_timeout_seconds": 30}
+    if s["auth"] == "token":
+        config = Config(token=s["token"], auth_type="pat", **common)
+    else:
+        config = Config(
+            client_id=s["clientId"],
+            client_secret=s["clientSecret"],
+            auth_type="oauth-m2m",
+            **common,
+        )
+    dialect = DatabricksDialect(spec.naming)
+    workers = int(s.get("workers", 4))
+    return DatabricksTarget(
+        spec.name, spec.connections, WorkspaceClient(config=config), dialect, backoff, workers
+    )
+
+
+def _postgres(spec: TargetSpec, backoff: Backoff) -> Target:
+    import psycopg
+
+    s = spec.settings
+
+    def connect(database: str) -> SqlSession:
+        options: dict[str, Any] = {"autocommit": True}
+        if database:
+            options["dbname"] = database
+        if s.get("password"):
+            options["password"] = s["password"]
+        session = DbApiSession(psycopg.connect(s.get("dsn", ""), **options))
+        return RetryingSession(session, backoff, postgres_transient)
+
+    dialect = PostgresDialect(spec.prefix.lower(), spec.naming)
+    return PostgresTarget(spec.name, spec.connections, connect, dialect)
+
+
+_OPEN = {"snowflake": _snowflake, "databricks": _databricks, "postgresql": _postgres}

@@ -1,0 +1,108 @@
+"""Desired state: from the PDP's own snapshot to the native privileges each principal must hold.
+
+The input is `PolicySnapshot.grants(subject)`, the very function behind Trino decisions, and each
+privilege set comes from `Rule.privileges`, which asks the core's `granting` rule. Nothing here
+does I/O."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+
+from pdp.core.model import fold
+from pdp.grants.dialect import Dialect
+from pdp.grants.model import Desired, Member, Principal, Privileges, Rule, Securable, State
+from pdp.policy import DataSource, PolicySnapshot
+
+_Entry = tuple[Securable, Rule, tuple[tuple[Securable, str], ...]]
+
+
+def known_users(snapshot: PolicySnapshot) -> list[str]:
+    """Directory users plus users named directly by a policy: everyone a policy can reach
+    without a live request (group membership of unknown users is not known ahead of time)."""
+    names = set(snapshot.directory)
+    for policy in snapshot.policies:
+        names |= policy.users
+    return sorted(names)
+
+
+def desired_state(
+    snapshot: PolicySnapshot, dialect: Dialect, connections: Iterable[str]
+) -> Desired:
+    wanted = {fold(c) for c in connections}
+    notes: list[str] = []
+    entries: dict[str, _Entry] = {}
+    scope: set[Securable] = set()
+    for path, source in snapshot.sources.items():
+        if fold(source.connection) not in wanted:
+            continue
+        securable, parents = _locate(dialect, source, scope)
+        rule = dialect.rule(source.type)
+        if rule is None:
+            notes.append(
+                f"{source.path}: {source.technology} has no {source.type}; nothing granted"
+            )
+            continue
+        entries[path] = (securable, rule, parents)
+    for source in snapshot.retired.values():
+        if fold(source.connection) in wanted:
+            _locate(dialect, source, scope)
+
+    by_principal: defaultdict[Principal, list[str]] = defaultdict(list)
+    for user in known_users(snapshot):
+        by_principal[dialect.principal(user)].append(user)
+    interned: dict[Privileges, Privileges] = {}
+    grants: State = {}
+    members: dict[Principal, frozenset[Member]] = {}
+    for principal, users in by_principal.items():
+        if len(users) > 1:  # fail closed: neither user gets the other's access
+            notes.append(f"users {', '.join(users)} all map to {principal!r}; nothing granted")
+            continue
+        held = _held(snapshot, users[0], entries, interned)
+        if held:
+            grants[principal] = held
+            if (member := dialect.member(users[0])) is not None:
+                members[principal] = frozenset({member})
+    return Desired(
+        revision=snapshot.revision,
+        grants=grants,
+        principals=frozenset(by_principal),
+        members=members,
+        scope=frozenset(scope),
+        notes=tuple(notes),
+    )
+
+
+def _locate(
+    dialect: Dialect, source: DataSource, scope: set[Securable]
+) -> tuple[Securable, tuple[tuple[Securable, str], ...]]:
+    securable = dialect.securable(source)
+    parents = dialect.parents(securable)
+    scope.add(securable)
+    scope.update(parent for parent, _ in parents)
+    return securable, parents
+
+
+def _held(
+    snapshot: PolicySnapshot,
+    user: str,
+    entries: dict[str, _Entry],
+    interned: dict[Privileges, Privileges],
+) -> dict[Securable, Privileges]:
+    mapping = snapshot.mapping
+    held: dict[Securable, Privileges] = {}
+    for path, policy_grants in snapshot.grants(snapshot.subject(user)).items():
+        entry = entries.get(path)
+        if entry is None:
+            continue
+        securable, rule, parents = entry
+        privileges = rule.privileges(mapping, policy_grants)
+        if not privileges:
+            continue
+        if securable in held:  # two registry entries naming one platform object
+            privileges = held[securable] | privileges
+        held[securable] = interned.setdefault(privileges, privileges)
+        for parent, privilege in parents:
+            combined = held.get(parent, frozenset()) | {privilege}
+            held[parent] = interned.setdefault(combined, combined)
+    return held

@@ -1,0 +1,75 @@
+"""What the planner needs to know about a platform, without talking to it."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol
+
+from pdp.grants.model import Member, Principal, Privileges, Rule, Securable
+from pdp.policy import DataSource, ObjectType
+
+
+class NameCase(StrEnum):
+    """How registry names become the names the platform stores.
+
+    `unquoted`: a name that would be a valid unquoted identifier is folded the way the platform
+    folds unquoted identifiers (Snowflake: upper, PostgreSQL: lower); anything else is kept as
+    written. This matches what a person typing the name in a worksheet gets.
+    `exact`: the registry already holds the stored names (object sync), use them verbatim."""
+
+    UNQUOTED = "unquoted"
+    EXACT = "exact"
+
+
+_UNQUOTED = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
+
+
+def stored_name(name: str, case: NameCase, fold: Callable[[str], str]) -> str:
+    if case is NameCase.UNQUOTED and _UNQUOTED.fullmatch(name):
+        return fold(name)
+    return name
+
+
+@dataclass(frozen=True)
+class Naming:
+    """Per-target naming options shared by all dialects."""
+
+    case: NameCase = NameCase.UNQUOTED
+    users: Mapping[str, str] = field(default_factory=dict)  # directory user -> platform user
+
+
+class Dialect(Protocol):
+    """A platform's privilege tables and naming rules. Pure: no I/O."""
+
+    def securable(self, source: DataSource) -> Securable: ...
+
+    def rule(self, kind: ObjectType) -> Rule | None:
+        """None: the platform has no such object type, so nothing is granted on it."""
+        ...
+
+    def parents(self, securable: Securable) -> tuple[tuple[Securable, str], ...]:
+        """The containers a grant on `securable` needs, with the privilege needed on each."""
+        ...
+
+    def managed(self, securable: Securable) -> Privileges:
+        """The privileges the product owns on this kind of securable; all others are left alone."""
+        ...
+
+    def principal(self, user: str) -> Principal:
+        """Where a user's grants go: their managed role, or the user principal itself."""
+        ...
+
+    def member(self, user: str) -> Member | None:
+        """Who must hold the user's managed role; None when grants go to the user directly."""
+        ...
+
+    @property
+    def exact_parents(self) -> bool:
+        """True when every grant on a managed principal is ours (a managed role), so a parent
+        privilege no child needs can always go. False when principals are shared with other
+        administrators: then a parent privilege is only revoked when this run removes the last
+        managed grant beneath it (reference counting)."""
+        ...

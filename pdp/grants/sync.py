@@ -1,0 +1,126 @@
+"""Plan and apply for one target, and the loop that keeps every target in sync."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+
+from pdp.grants.desired import desired_state
+from pdp.grants.errors import ReadError
+from pdp.grants.model import Desired, Plan, Report, StepFailure
+from pdp.grants.targets import Target
+from pdp.policy import PolicySnapshot
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Planned:
+    desired: Desired
+    plan: Plan
+
+
+def plan(target: Target, snapshot: PolicySnapshot) -> Planned:
+    """Read the target and compute the minimal change. Raises ReadError if the read fails:
+    a partial picture of current grants could make the diff grant or revoke the wrong things."""
+    desired = desired_state(snapshot, target.dialect, target.connections)
+    return Planned(desired, _plan(target, desired))
+
+
+def _plan(target: Target, desired: Desired) -> Plan:
+    try:
+        current = target.read(desired)
+    except Exception as exc:
+        raise ReadError(f"{target.name}: cannot read current grants: {exc}") from exc
+    return target.plan(desired, current)
+
+
+def apply(target: Target, planned: Planned, sleep: Callable[[float], None] = time.sleep) -> Report:
+    """Run `planned.plan` step by step in its fail-closed order. A failing step is recorded and
+    the rest go on; then the target is read again and what still differs is reported as drift."""
+    applied, failed = [], []
+    for step in planned.plan.steps:
+        try:
+            target.run(step)
+        except Exception as exc:  # isolate: one object's failure must not stop the others
+            log.warning("%s: %s failed: %s", target.name, step.subject, exc)
+            failed.append(StepFailure(step, f"{type(exc).__name__}: {exc}"))
+        else:
+            applied.append(step)
+    drift = _verify(target, planned.desired, sleep)
+    return Report(target.name, planned.plan.revision, tuple(applied), tuple(failed), drift)
+
+
+def _verify(target: Target, desired: Desired, sleep: Callable[[float], None]) -> Plan | None:
+    deadline = time.monotonic() + target.settle
+    while True:
+        try:
+            drift = _plan(target, desired)
+        except ReadError as exc:
+            log.error("%s", exc)
+            return None
+        if drift.empty or time.monotonic() >= deadline:
+            return drift
+        sleep(min(1.0, target.settle))  # a platform with eventual consistency may lag
+
+
+TargetOpener = Callable[[], AbstractContextManager[Target]]
+
+
+class GrantSyncer:
+    """Keeps targets in line with the policy snapshot: a sync runs when the revision changes and
+    every `interval` seconds in any case, so grants changed by hand are repaired."""
+
+    def __init__(self, openers: Sequence[TargetOpener], interval: float, dry_run: bool = False):
+        self.openers, self.interval, self.dry_run = list(openers), interval, dry_run
+        self.last_reports: list[Report] = []
+
+    def sync(self, snapshot: PolicySnapshot) -> list[Report]:
+        reports = []
+        for opener in self.openers:
+            try:
+                with opener() as target:
+                    planned = plan(target, snapshot)
+                    if self.dry_run:
+                        log.info("%s: %d step(s) planned", target.name, len(planned.plan.steps))
+                        continue
+                    report = apply(target, planned)
+            except Exception as exc:  # one unreachable account must not stop the others
+                log.error("grant sync failed: %s", exc)
+                continue
+            _log_report(report)
+            reports.append(report)
+        self.last_reports = reports
+        return reports
+
+    async def run(self, snapshot_source: Callable[[], PolicySnapshot], poll: float = 1.0) -> None:
+        """Run until cancelled. `snapshot_source` returns the current snapshot (for instance
+        `Watched.current`); the blocking platform calls run in a worker thread."""
+        revision, due = None, 0.0
+        while True:
+            snapshot = snapshot_source()
+            now = time.monotonic()
+            if snapshot.revision != revision or now >= due:
+                reason = "new revision" if snapshot.revision != revision else "periodic reconcile"
+                log.info("grant sync: %s %s", reason, snapshot.revision)
+                await asyncio.to_thread(self.sync, snapshot)
+                revision, due = snapshot.revision, time.monotonic() + self.interval
+            await asyncio.sleep(poll)
+
+
+def _log_report(report: Report) -> None:
+    drift = "unknown" if report.drift is None else str(len(report.drift.steps))
+    level = logging.INFO if report.clean else logging.WARNING
+    log.log(
+        level,
+        "%s: revision %s: %d applied, %d failed, drift left: %s",
+        report.target,
+        report.revision,
+        len(report.applied),
+        len(report.failed),
+        drift,
+    )

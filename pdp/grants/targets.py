@@ -1,0 +1,238 @@
+"""Targets: one platform account each, joining a dialect (pure) to a client (I/O).
+
+Each target reads its current grants, plans with the shared planner, and runs single steps.
+Retries of 429/5xx-like failures happen here, per call, with bounded backoff."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol
+
+from pdp.core.model import fold
+from pdp.grants import databricks, postgres, snowflake
+from pdp.grants.databricks import ApiClient, DatabricksDialect, Patch
+from pdp.grants.dialect import Dialect
+from pdp.grants.diff import diff
+from pdp.grants.errors import StepError
+from pdp.grants.model import Current, Desired, Plan, Principal, Privileges, Securable, Step
+from pdp.grants.postgres import PostgresDialect, PostgresSql
+from pdp.grants.retry import Backoff
+from pdp.grants.roles import plan_roles
+from pdp.grants.session import Result, SqlSession
+from pdp.grants.snowflake import SnowflakeDialect, SnowflakeSql
+
+
+class Target(Protocol):
+    name: str
+    connections: frozenset[str]  # registry connections this account holds
+    dialect: Dialect
+    settle: float  # seconds a fresh read may lag behind a write (eventual consistency)
+
+    def read(self, desired: Desired) -> Current: ...
+
+    def plan(self, desired: Desired, current: Current) -> Plan: ...
+
+    def run(self, step: Step) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class RetryingSession:
+    """A SqlSession whose calls are retried while `transient` says the failure may pass."""
+
+    def __init__(
+        self, session: SqlSession, backoff: Backoff, transient: Callable[[Exception], bool]
+    ) -> None:
+        self._session, self._backoff, self._transient = session, backoff, transient
+
+    def execute(self, sql: str) -> Result:
+        return self._backoff.call(lambda: self._session.execute(sql), self._transient)
+
+    def close(self) -> None:
+        self._session.close()
+
+
+class SnowflakeTarget:
+    settle = 0.0
+
+    def __init__(
+        self,
+        name: str,
+        connections: frozenset[str],
+        session: SqlSession,
+        dialect: SnowflakeDialect,
+    ) -> None:
+        self.name, self.connections, self.dialect = name, connections, dialect
+        self._session = session
+
+    def read(self, desired: Desired) -> Current:
+        return snowflake.read_current(self._session, self.dialect)
+
+    def plan(self, desired: Desired, current: Current) -> Plan:
+        return plan_roles(self.name, desired, current, self.dialect, SnowflakeSql())
+
+    def run(self, step: Step) -> None:
+        self._session.execute(step.text)
+
+    def close(self) -> None:
+        self._session.close()
+
+
+class PostgresTarget:
+    """`connect(database)` opens a session in that database; "" is the maintenance database."""
+
+    settle = 0.0
+
+    def __init__(
+        self,
+        name: str,
+        connections: frozenset[str],
+        connect: Callable[[str], SqlSession],
+        dialect: PostgresDialect,
+    ) -> None:
+        self.name, self.connections, self.dialect = name, connections, dialect
+        self._connect = connect
+        self._sessions: dict[str, SqlSession] = {}
+
+    def _session(self, database: str) -> SqlSession:
+        if database not in self._sessions:
+            self._sessions[database] = self._connect(database)
+        return self._sessions[database]
+
+    def read(self, desired: Desired) -> Current:
+        roles = postgres.read_roles(self._session(""), self.dialect)
+        grants: dict[Principal, dict[Securable, Privileges]] = {}
+        for database in sorted({s.name[0] for s in desired.scope}):
+            for role, held in postgres.read_database(
+                self._session(database), database, self.dialect
+            ).items():
+                grants.setdefault(role, {}).update(held)
+        return Current(grants, roles.roles, roles.members)
+
+    def plan(self, desired: Desired, current: Current) -> Plan:
+        return plan_roles(self.name, desired, current, self.dialect, PostgresSql())
+
+    def run(self, step: Step) -> None:
+        self._session(step.where).execute(step.text)
+
+    def close(self) -> None:
+        for session in self._sessions.values():
+            session.close()
+        self._sessions.clear()
+
+
+class DatabricksTarget:
+    """Unity Catalog through the official SDK's WorkspaceClient (passed in as `workspace`)."""
+
+    def __init__(
+        self,
+        name: str,
+        connections: frozenset[str],
+        workspace: Any,
+        dialect: DatabricksDialect,
+        backoff: Backoff,
+        workers: int = 4,
+        settle: float = 5.0,
+    ) -> None:
+        self.name, self.connections, self.dialect = name, connections, dialect
+        self.settle = settle
+        self._workspace, self._backoff, self._workers = workspace, backoff, workers
+
+    def _api(self) -> ApiClient:
+        return self._workspace.api_client  # type: ignore[no-any-return]
+
+    def read(self, desired: Desired) -> Current:
+        managed = {fold(p): p for p in desired.principals}
+        securables = sorted(desired.scope, key=lambda s: (s.name, s.family))
+
+        def one(securable: Securable) -> Mapping[Principal, Privileges]:
+            return self._backoff.call(
+                lambda: databricks.read_securable(self._api(), securable, managed),
+                databricks_transient,
+            )
+
+        with ThreadPoolExecutor(max_workers=self._workers) as pool:
+            found = dict(zip(securables, pool.map(one, securables), strict=True))
+        return Current(databricks.invert(found))
+
+    def plan(self, desired: Desired, current: Current) -> Plan:
+        changes = diff(desired, current, self.dialect)
+        return databricks.plan_patches(self.name, desired.revision, changes, desired.notes)
+
+    def run(self, step: Step) -> None:
+        patch = step.payload
+        if not isinstance(patch, Patch):
+            raise TypeError(f"{step.subject}: not a Databricks step")
+        try:
+            self._update(patch.securable, patch.changes)
+        except Exception as exc:
+            if databricks_transient(exc) or len(patch.changes) == 1 or not _bad_request(exc):
+                raise
+            # One unknown principal must not block everyone else's grant on the object.
+            self._one_by_one(patch)
+
+    def _one_by_one(self, patch: Patch) -> None:
+        failed = []
+        for change in patch.changes:
+            try:
+                self._update(patch.securable, (change,))
+            except Exception as exc:
+                failed.append(f"{change['principal']}: {exc}")
+        if failed:
+            raise StepError("; ".join(failed), partial=len(failed) < len(patch.changes))
+
+    def _update(self, securable: Securable, changes: tuple[Mapping[str, Any], ...]) -> None:
+        from databricks.sdk.service.catalog import PermissionsChange, Privilege
+
+        # Privilege(...) raises on a name the SDK does not know, instead of dropping it.
+        typed = [
+            PermissionsChange(
+                principal=c["principal"],
+                add=[Privilege(p) for p in c.get("add", ())] or None,
+                remove=[Privilege(p) for p in c.get("remove", ())] or None,
+            )
+            for c in changes
+        ]
+        self._backoff.call(
+            lambda: self._workspace.grants.update(
+                securable.family, databricks.quoted_name(securable), changes=typed
+            ),
+            databricks_transient,
+        )
+
+    def close(self) -> None:
+        return None  # the SDK's HTTP session needs no explicit close
+
+
+def databricks_transient(exc: Exception) -> bool:
+    from databricks.sdk.errors import platform
+
+    retryable = (
+        platform.TooManyRequests,
+        platform.InternalError,
+        platform.TemporarilyUnavailable,
+        platform.DeadlineExceeded,
+    )
+    # TimeoutError: the SDK's own retry window for 429/503 ran out.
+    return isinstance(exc, retryable | TimeoutError)
+
+
+def _bad_request(exc: Exception) -> bool:
+    from databricks.sdk.errors import platform
+
+    return isinstance(exc, platform.BadRequest)
+
+
+def snowflake_transient(exc: Exception) -> bool:
+    from snowflake.connector import errors
+
+    # The connector already retries HTTP 429/5xx itself; what reaches us as OperationalError is
+    # a network-level failure worth another try. SQL errors (ProgrammingError) are final.
+    return isinstance(exc, errors.OperationalError)
+
+
+def postgres_transient(exc: Exception) -> bool:
+    import psycopg.errors as pg
+
+    return isinstance(exc, pg.SerializationFailure | pg.DeadlockDetected | pg.LockNotAvailable)
