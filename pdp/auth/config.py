@@ -1,8 +1,8 @@
 """The rule for `auth:` blocks: configured, or explicitly off, never off by omission.
 
-    auth: {...}     authentication as configured (ClientCredentials / ValidatorConfig)
-    auth: none      explicitly off: returns None; the caller should log that it runs without auth
-    (absent)        ConfigError: forgetting the block must not silently disable authentication
+auth: {...}     authentication as configured (ClientCredentials / ValidatorConfig)
+auth: none      explicitly off: returns None; the caller should log that it runs without auth
+(absent)        ConfigError: forgetting the block must not silently disable authentication
 """
 
 from __future__ import annotations

@@ -105,7 +105,9 @@ class DevIssuer:
         """Settings for the production client path; the first client unless one is named."""
         client_id = client_id or next(iter(self._clients))
         return ClientCredentials(
-            self.token_endpoint, client_id, ClientSecret(self._clients[client_id], method),
+            self.token_endpoint,
+            client_id,
+            ClientSecret(self._clients[client_id], method),
             scope=scope or " ".join(self.scopes),
         )
 
@@ -126,9 +128,15 @@ class DevIssuer:
         """Serve on the running event loop; yields the issuer URL, stops on exit."""
         sock = _bind(host, port)
         bound_port = sock.getsockname()[1]
-        self._url = f"http://[{host}]:{bound_port}" if ":" in host else f"http://{host}:{bound_port}"
+        self._url = (
+            f"http://[{host}]:{bound_port}" if ":" in host else f"http://{host}:{bound_port}"
+        )
         config = uvicorn.Config(
-            self.app, interface="asgi3", lifespan="off", log_config=None, access_log=False,
+            self.app,
+            interface="asgi3",
+            lifespan="off",
+            log_config=None,
+            access_log=False,
             timeout_graceful_shutdown=1,
         )
         server = _EmbeddedServer(config)
@@ -142,7 +150,8 @@ class DevIssuer:
                     await asyncio.sleep(0.01)
             logger.warning(
                 "DEVELOPMENT token issuer at %s: for local development and tests only, "
-                "never use it in production", self._url,
+                "never use it in production",
+                self._url,
             )
             yield self._url
         finally:
@@ -188,12 +197,18 @@ class DevIssuer:
             headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
             try:
                 body = await _read_body(receive)
-                await _respond(send, 200, self._issue(headers.get("authorization"), body),
-                               no_store=True)
+                await _respond(
+                    send, 200, self._issue(headers.get("authorization"), body), no_store=True
+                )
             except _OAuthError as error:
                 payload = {"error": error.error, "error_description": error.description}
-                await _respond(send, error.status, payload, no_store=True, basic_challenge=(
-                    error.status == 401 and "authorization" in headers))
+                await _respond(
+                    send,
+                    error.status,
+                    payload,
+                    no_store=True,
+                    basic_challenge=(error.status == 401 and "authorization" in headers),
+                )
         elif path in ("/token", "/jwks", "/.well-known/openid-configuration"):
             await _respond(send, 405, {"error": "method not allowed"})
         else:
@@ -227,15 +242,26 @@ class DevIssuer:
         granted = " ".join(requested or self.scopes)
         now = int(time.time())
         claims = {
-            "iss": self.issuer, "sub": client_id, "aud": self.audience, "client_id": client_id,
-            "scope": granted, "iat": now, "nbf": now, "exp": now + self.token_ttl,
+            "iss": self.issuer,
+            "sub": client_id,
+            "aud": self.audience,
+            "client_id": client_id,
+            "scope": granted,
+            "iat": now,
+            "nbf": now,
+            "exp": now + self.token_ttl,
             "jti": str(uuid.uuid4()),
         }
-        token = jwt.encode(claims, self._key, algorithm="RS256",
-                           headers={"kid": self._kid, "typ": TOKEN_TYPE})
+        token = jwt.encode(
+            claims, self._key, algorithm="RS256", headers={"kid": self._kid, "typ": TOKEN_TYPE}
+        )
         logger.debug("issued a development token to %s (scope %r)", client_id, granted)
-        return {"access_token": token, "token_type": "Bearer", "expires_in": self.token_ttl,
-                "scope": granted}
+        return {
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": self.token_ttl,
+            "scope": granted,
+        }
 
     def _authenticate(self, authorization: str | None, form: Mapping[str, str]) -> str:
         if authorization is not None and authorization[:6].lower() == "basic ":
@@ -251,9 +277,7 @@ class DevIssuer:
         else:
             client_id, secret = form.get("client_id", ""), form.get("client_secret", "")
         expected = self._clients.get(client_id)
-        if expected is None or not hmac.compare_digest(
-            expected.reveal().encode(), secret.encode()
-        ):
+        if expected is None or not hmac.compare_digest(expected.reveal().encode(), secret.encode()):
             raise _OAuthError(401, "invalid_client", "client authentication failed")
         return client_id
 
@@ -302,7 +326,11 @@ async def _read_body(receive: Receive) -> bytes:
 
 
 async def _respond(
-    send: Send, status: int, payload: Mapping[str, Any], *, no_store: bool = False,
+    send: Send,
+    status: int,
+    payload: Mapping[str, Any],
+    *,
+    no_store: bool = False,
     basic_challenge: bool = False,
 ) -> None:
     headers = [(b"content-type", b"application/json")]

@@ -85,8 +85,9 @@ def _algorithms_problem(algorithms: tuple[str, ...]) -> str | None:
         return "name at least one algorithm"
     for algorithm in algorithms:
         if algorithm not in ASYMMETRIC_ALGORITHMS:
-            return (f"{algorithm!r} is not allowed; use asymmetric algorithms only: "
-                    + ", ".join(sorted(ASYMMETRIC_ALGORITHMS)))
+            return f"{algorithm!r} is not allowed; use asymmetric algorithms only: " + ", ".join(
+                sorted(ASYMMETRIC_ALGORITHMS)
+            )
     return None
 
 
@@ -127,7 +128,15 @@ def token_scopes(claims: Mapping[str, Any]) -> frozenset[str]:
 class Validator:
     def __init__(self, config: ValidatorConfig, keys: KeySource | None = None) -> None:
         self.config = config
-        self.keys: KeySource = keys if keys is not None else RemoteKeys(config.jwks_uri)
+        self._owned_keys: RemoteKeys | None = None
+        if keys is None:
+            keys = self._owned_keys = RemoteKeys(config.jwks_uri)
+        self.keys: KeySource = keys
+
+    def close(self) -> None:
+        """Close the JWKS client this validator created (not one passed in)."""
+        if self._owned_keys is not None:
+            self._owned_keys.close()
 
     def validate(self, token: str) -> Principal:
         """Validate in the calling thread; may block on a JWKS fetch."""

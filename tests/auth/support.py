@@ -155,6 +155,9 @@ class Idp:
         headers = {"kid": self.signing_kid, **(header or {})}
         return jwt.encode(payload, key or self.signing_key, algorithm=algorithm, headers=headers)
 
+    def jwks(self) -> dict[str, Any]:
+        return httpx.get(self.jwks_uri, timeout=5).raise_for_status().json()
+
     def rotate(self) -> str:
         response = httpx.post(f"{self.issuer}/admin/rotate", timeout=10)
         response.raise_for_status()
@@ -295,11 +298,20 @@ class Recorder:
 
     def __init__(self) -> None:
         self.requests: list[httpx.Request] = []
+        self._clients: list[httpx.Client] = []
 
     def client(self) -> httpx.Client:
-        return httpx.Client(timeout=5, event_hooks={"request": [self.requests.append]})
+        client = httpx.Client(timeout=5, event_hooks={"request": [self.requests.append]})
+        self._clients.append(client)
+        return client
+
+    def close(self) -> None:
+        for client in self._clients:
+            client.close()
 
     def async_client(self) -> httpx.AsyncClient:
+        """The caller closes it (`async with`)."""
+
         async def record(request: httpx.Request) -> None:
             self.requests.append(request)
 

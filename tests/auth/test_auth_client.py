@@ -267,7 +267,10 @@ def test_5xx_is_retried_then_succeeds(idp: Idp, recorder: Recorder) -> None:
 
 
 async def test_concurrent_async_callers_share_one_request(idp: Idp, recorder: Recorder) -> None:
-    async with AsyncTokenSource(idp.secret_client(), http=recorder.async_client()) as source:
+    async with (
+        recorder.async_client() as http,
+        AsyncTokenSource(idp.secret_client(), http=http) as source,
+    ):
         tokens = await asyncio.gather(*(source.token() for _ in range(50)))
         again = await source.token()
     assert len(set(tokens)) == 1 and again == tokens[0]
@@ -315,8 +318,10 @@ async def test_callers_keep_the_valid_token_while_one_refreshes(idp: Idp) -> Non
             await asyncio.wait_for(gate.wait(), timeout=5)
 
     now = [1000.0]
-    http = httpx.AsyncClient(timeout=5, event_hooks={"request": [hold_second_request]})
-    async with AsyncTokenSource(idp.secret_client(), http=http, clock=lambda: now[0]) as source:
+    async with (
+        httpx.AsyncClient(timeout=5, event_hooks={"request": [hold_second_request]}) as http,
+        AsyncTokenSource(idp.secret_client(), http=http, clock=lambda: now[0]) as source,
+    ):
         first = await source.token()
         now[0] += 300 - 30  # past the refresh point (60 s before expiry), not yet expired
         refresh = asyncio.create_task(source.token())
