@@ -215,7 +215,7 @@ def databricks_transient(exc: Exception) -> bool:
         platform.DeadlineExceeded,
     )
     # TimeoutError: the SDK's own retry window for 429/503 ran out.
-    return isinstance(exc, retryable | TimeoutError)
+    return isinstance(exc, (*retryable, TimeoutError))
 
 
 def _bad_request(exc: Exception) -> bool:

@@ -1,0 +1,264 @@
+"""An in-memory Snowflake grant ledger behind the SqlSession seam.
+
+It accepts only the statement shapes grant sync may emit (a strict grammar: anything else is a
+ProgrammingError, like a Snowflake parse error), keeps roles, users, objects and grants, and
+answers SHOW ROLES / SHOW GRANTS TO ROLE / SHOW GRANTS OF ROLE with Snowflake's column layout.
+`layout` picks how `granted_on` names table-like objects: "legacy" (always TABLE) or
+"2026_06" (the specific kind, as bundle 2026_06 reports it)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from snowflake.connector.errors import ProgrammingError
+
+from pdp.grants.session import Result
+
+IDENT = r'(?:"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)'
+QNAME = rf"{IDENT}(?:\.{IDENT}){{0,2}}"
+KIND = (
+    r"(?:DATABASE|SCHEMA|TABLE|VIEW|MATERIALIZED VIEW|EXTERNAL TABLE|EVENT TABLE|ICEBERG TABLE"
+    r"|DYNAMIC TABLE)"
+)
+PRIVS = r"[A-Z]+(?:, [A-Z]+)*"
+GRAMMAR = {
+    "create_role": re.compile(rf"CREATE ROLE IF NOT EXISTS (?P<role>{IDENT})"),
+    "grant": re.compile(
+        rf"GRANT (?P<privs>{PRIVS}) ON (?P<kind>{KIND}) (?P<name>{QNAME}) TO ROLE (?P<role>{IDENT})"
+    ),
+    "revoke": re.compile(
+        rf"REVOKE (?P<privs>{PRIVS}) ON (?P<kind>{KIND}) (?P<name>{QNAME}) FROM ROLE (?P<role>{IDENT})"
+    ),
+    "grant_role": re.compile(
+        rf"GRANT ROLE (?P<role>{IDENT}) TO (?P<to>USER|ROLE) (?P<grantee>{IDENT})"
+    ),
+    "revoke_role": re.compile(
+        rf"REVOKE ROLE (?P<role>{IDENT}) FROM (?P<to>USER|ROLE) (?P<grantee>{IDENT})"
+    ),
+    "show_roles": re.compile(r"SHOW ROLES LIKE '(?P<pattern>[^']*)'"),
+    "show_to": re.compile(rf"SHOW GRANTS TO ROLE (?P<role>{IDENT})"),
+    "show_of": re.compile(rf"SHOW GRANTS OF ROLE (?P<role>{IDENT})"),
+}
+CHANGING = frozenset({"create_role", "grant", "revoke", "grant_role", "revoke_role"})
+
+# What Snowflake accepts on each kind (subset relevant here; OWNERSHIP is never granted by SQL
+# we emit, and granting it through GRANT <privs> is rejected like an unknown privilege).
+VALID = {
+    "DATABASE": {"USAGE", "MONITOR", "CREATE SCHEMA"},
+    "SCHEMA": {"USAGE", "MONITOR", "CREATE TABLE"},
+    "TABLE": {"SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES"},
+    "VIEW": {"SELECT", "REFERENCES"},
+    "MATERIALIZED VIEW": {"SELECT", "REFERENCES"},
+    "EXTERNAL TABLE": {"SELECT", "REFERENCES"},
+    "EVENT TABLE": {"SELECT", "INSERT"},
+    "ICEBERG TABLE": {"SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES"},
+    "DYNAMIC TABLE": {"SELECT", "OPERATE", "MONITOR"},
+}
+SHOW_GRANTS_TO = (
+    "created_on",
+    "privilege",
+    "granted_on",
+    "name",
+    "granted_to",
+    "grantee_name",
+    "grant_option",
+    "granted_by",
+)
+SHOW_GRANTS_OF = ("created_on", "role", "granted_to", "grantee_name", "granted_by")
+SHOW_ROLES = ("created_on", "name", "is_default", "is_current", "is_inherited", "owner")
+CREATED = "2025-01-01 00:00:00.000 -0800"
+
+
+class Crash(BaseException):
+    """The process dies mid-apply: not an Exception, so nothing in the product catches it."""
+
+
+def ident(text: str) -> str:
+    if text.startswith('"'):
+        return text[1:-1].replace('""', '"')
+    return text.upper()
+
+
+def split(qname: str) -> tuple[str, ...]:
+    return tuple(ident(p) for p in re.findall(IDENT, qname))
+
+
+def show_name(name: tuple[str, ...]) -> str:
+    """How SHOW GRANTS prints a name: parts quoted only where they are case-sensitive."""
+    plain = re.compile(r"[A-Z_][A-Z0-9_$]*")
+    return ".".join(p if plain.fullmatch(p) else '"' + p.replace('"', '""') + '"' for p in name)
+
+
+@dataclass
+class Ledger:
+    owner: str = "SYNC_ADMIN"  # the role grant sync logs in with
+    layout: str = "legacy"
+    objects: dict[tuple[str, ...], str] = field(default_factory=dict)  # name -> kind
+    roles: set[str] = field(default_factory=set)
+    users: set[str] = field(default_factory=set)
+    # (privilege, name, grantee role, granted_by)
+    grants: set[tuple[str, tuple[str, ...], str, str]] = field(default_factory=set)
+    holders: set[tuple[str, str, str]] = field(default_factory=set)  # (role, USER|ROLE, name)
+    log: list[str] = field(default_factory=list)
+    changing: int = 0
+    crash_after: int | None = None
+    fail: Callable[[str], Exception | None] = lambda sql: None
+
+    # --- setup helpers for tests --------------------------------------------------------------
+
+    def add_object(self, kind: str, *name: str) -> None:
+        for depth in (1, 2):
+            if len(name) > depth:
+                self.objects.setdefault(name[:depth], ("DATABASE", "SCHEMA")[depth - 1])
+        self.objects[tuple(name)] = kind
+
+    def held(self, role: str) -> set[tuple[str, tuple[str, ...]]]:
+        return {(p, n) for p, n, r, _ in self.grants if r == role}
+
+    def can(self, user: str, privilege: str, *name: str) -> bool:
+        """Would `user`, with secondary roles ALL, hold `privilege` on table `name`?"""
+        roles, frontier = set(), {("USER", user)}
+        while frontier:
+            kind, who = frontier.pop()
+            for role, to, grantee in self.holders:
+                if (to, grantee) == (kind, who) and role not in roles:
+                    roles.add(role)
+                    frontier.add(("ROLE", role))
+
+        def has(p: str, n: tuple[str, ...]) -> bool:
+            return any((p, n) in self.held(r) for r in roles)
+
+        return (
+            has(privilege, tuple(name))
+            and has("USAGE", tuple(name[:1]))
+            and has("USAGE", tuple(name[:2]))
+        )
+
+    # --- the SqlSession seam ------------------------------------------------------------------
+
+    def execute(self, sql: str) -> Result:
+        for statement, pattern in GRAMMAR.items():
+            match = pattern.fullmatch(sql)
+            if match:
+                break
+        else:
+            raise ProgrammingError(msg=f"001003 (42000): syntax error in {sql!r}", errno=1003)
+        if statement in CHANGING:
+            if self.crash_after is not None and self.changing >= self.crash_after:
+                raise Crash(sql)
+            if (injected := self.fail(sql)) is not None:
+                raise injected
+            self.changing += 1
+            self.log.append(sql)
+        return getattr(self, "_" + statement)(**match.groupdict())
+
+    def close(self) -> None:
+        return None
+
+    # --- statements ---------------------------------------------------------------------------
+
+    def _create_role(self, role: str) -> Result:
+        self.roles.add(ident(role))
+        return _status("Statement executed successfully.")
+
+    def _grant(self, privs: str, kind: str, name: str, role: str) -> Result:
+        target, grantee = self._object(kind, name), self._role(role)
+        for privilege in self._privileges(privs, kind):
+            self.grants.add((privilege, target, grantee, self.owner))
+        return _status("Statement executed successfully.")
+
+    def _revoke(self, privs: str, kind: str, name: str, role: str) -> Result:
+        target, grantee = self._object(kind, name), self._role(role)
+        for privilege in self._privileges(privs, kind):
+            self.grants = {g for g in self.grants if g[:3] != (privilege, target, grantee)}
+        return _status("Statement executed successfully.")
+
+    def _grant_role(self, role: str, to: str, grantee: str) -> Result:
+        self.holders.add((self._role(role), to, self._grantee(to, grantee)))
+        return _status("Statement executed successfully.")
+
+    def _revoke_role(self, role: str, to: str, grantee: str) -> Result:
+        self.holders.discard((self._role(role), to, self._grantee(to, grantee)))
+        return _status("Statement executed successfully.")
+
+    def _show_roles(self, pattern: str) -> Result:
+        regex = re.compile(
+            "".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in pattern),
+            re.IGNORECASE,
+        )
+        rows = [
+            (CREATED, r, "N", "N", "N", self.owner) for r in sorted(self.roles) if regex.fullmatch(r)
+        ]
+        return Result(SHOW_ROLES, rows)
+
+    def _show_to(self, role: str) -> Result:
+        grantee = self._role(role)
+        rows = []
+        for privilege, name, to, by in sorted(self.grants):
+            if to == grantee:
+                kind = self.objects.get(name, "TABLE")
+                if self.layout == "legacy" and kind not in ("DATABASE", "SCHEMA"):
+                    kind = "TABLE"
+                granted_on = kind.replace(" ", "_")
+                rows.append(
+                    (CREATED, privilege, granted_on, show_name(name), "ROLE", to, "false", by)
+                )
+        return Result(SHOW_GRANTS_TO, rows)
+
+    def _show_of(self, role: str) -> Result:
+        wanted = self._role(role)
+        rows = [
+            (CREATED, r, to, who, self.owner)
+            for r, to, who in sorted(self.holders)
+            if r == wanted
+        ]
+        return Result(SHOW_GRANTS_OF, rows)
+
+    # --- checks ---------------------------------------------------------------------------------
+
+    def _object(self, kind: str, name: str) -> tuple[str, ...]:
+        parts = split(name)
+        if self.objects.get(parts) != kind:
+            label = kind.title()
+            raise ProgrammingError(
+                msg=f"002003 (02000): SQL compilation error: {label} '{name}' "
+                "does not exist or not authorized.",
+                errno=2003,
+            )
+        return parts
+
+    def _role(self, text: str) -> str:
+        role = ident(text)
+        if role not in self.roles:
+            raise ProgrammingError(
+                msg=f"002003 (02000): Role '{role}' does not exist or not authorized.", errno=2003
+            )
+        return role
+
+    def _grantee(self, to: str, text: str) -> str:
+        name = ident(text)
+        known = self.users if to == "USER" else self.roles
+        if name not in known:
+            raise ProgrammingError(
+                msg=f"002003 (02000): {to.title()} '{name}' does not exist or not authorized.",
+                errno=2003,
+            )
+        return name
+
+    @staticmethod
+    def _privileges(text: str, kind: str) -> list[str]:
+        privileges = text.split(", ")
+        for privilege in privileges:
+            if privilege not in VALID[kind]:
+                raise ProgrammingError(
+                    msg=f"003111 (0A000): Invalid privilege {privilege} on {kind}", errno=3111
+                )
+        if len(set(privileges)) != len(privileges):
+            raise ProgrammingError(msg="001003 (42000): duplicate privilege", errno=1003)
+        return privileges
+
+
+def _status(text: str) -> Result:
+    return Result(("status",), [(text,)])
