@@ -3,7 +3,7 @@
 Server: `grpc.aio.server(interceptors=[BearerAuthInterceptor(validator)])`; handlers read the
 caller with `current_principal()`. Handlers must be async (coroutines or async generators).
 
-Client: `grpc.aio.insecure_channel(target, interceptors=[BearerTokenInterceptor(tokens)])`
+Client: `grpc.aio.insecure_channel(target, interceptors=bearer_interceptors(tokens))`
 (or a secure channel). Unary calls rejected with UNAUTHENTICATED are retried once with a new
 token; a response stream that fails with UNAUTHENTICATED drops the token, so the caller's next
 attempt gets a new one (a half-consumed stream cannot be replayed transparently).
@@ -129,11 +129,15 @@ def _guard_generator(behavior: Behavior, authenticate: Authenticate) -> Behavior
     return guarded
 
 
-class BearerTokenInterceptor(
-    grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor
-):
-    """Adds `authorization: Bearer <token>` from an AsyncTokenSource to every call."""
+def bearer_interceptors(tokens: AsyncTokenSource) -> list[grpc.aio.ClientInterceptor]:
+    """Client interceptors adding `authorization: Bearer <token>` to unary and stream calls.
 
+    Two objects, because grpc.aio files each interceptor under one call type only.
+    """
+    return [_UnaryBearer(tokens), _StreamBearer(tokens)]
+
+
+class _UnaryBearer(grpc.aio.UnaryUnaryClientInterceptor):
     def __init__(self, tokens: AsyncTokenSource) -> None:
         self._tokens = tokens
 
@@ -151,6 +155,11 @@ class BearerTokenInterceptor(
         self._tokens.invalidate(token)
         token = await self._tokens.token()
         return await continuation(_with_bearer(client_call_details, token), request)
+
+
+class _StreamBearer(grpc.aio.UnaryStreamClientInterceptor):
+    def __init__(self, tokens: AsyncTokenSource) -> None:
+        self._tokens = tokens
 
     async def intercept_unary_stream(
         self,

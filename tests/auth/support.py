@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import contextlib
 import datetime
+import hashlib
+import hmac
 import json
 import secrets
 import select
@@ -17,7 +19,7 @@ import shutil
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -291,6 +293,77 @@ def start_idp(workdir: Path, certificate: GeneratedCertificate) -> Iterator[Idp]
             process.wait(timeout=5)
         if process.stdout is not None:
             process.stdout.close()
+
+
+# --- tokens a validator must refuse: name -> (builder, words of the reason) ---------------
+
+
+def b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def unsigned(header: dict[str, Any], claims: dict[str, Any]) -> str:
+    return f"{b64url(json.dumps(header).encode())}.{b64url(json.dumps(claims).encode())}"
+
+
+def standard_claims(idp: Idp, **changes: Any) -> dict[str, Any]:
+    now = int(time.time())
+    claims = {
+        "iss": idp.issuer,
+        "aud": PDP_AUDIENCE,
+        "sub": "c",
+        "iat": now,
+        "exp": now + 300,
+        "scope": "pdp.decide",
+    }
+    return {**claims, **changes}
+
+
+def _alg_none(idp: Idp) -> str:
+    return unsigned({"alg": "none", "kid": idp.signing_kid}, standard_claims(idp)) + "."
+
+
+def _hs256_with_public_key(idp: Idp) -> str:
+    # The classic confusion attack: HMAC keyed with the IdP's public key PEM.
+    pem = idp.signing_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    signing_input = unsigned({"alg": "HS256", "kid": idp.signing_kid}, standard_claims(idp))
+    mac = hmac.new(pem, signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{b64url(mac)}"
+
+
+def _tampered(idp: Idp) -> str:
+    header, _, signature = idp.forge(scope="pdp.read").split(".")
+    return f"{header}.{b64url(json.dumps(standard_claims(idp)).encode())}.{signature}"
+
+
+def _embedded_jwk(idp: Idp) -> str:
+    # PyJWT never uses a key the token brings along (`jwk`, `jku`, `x5u`).
+    attacker = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(attacker.public_key()))
+    return idp.forge(key=attacker, header={"jwk": jwk, "jku": f"{idp.issuer}/jwks"})
+
+
+REJECTED_TOKENS: dict[str, tuple[Callable[[Idp], str], str]] = {
+    "alg none": (_alg_none, "algorithm 'none' is not allowed"),
+    "HS256 keyed with the public key": (_hs256_with_public_key, "algorithm 'HS256'"),
+    "expired": (lambda i: i.forge(exp=int(time.time()) - 120), "expired"),
+    "not yet valid": (lambda i: i.forge(nbf=int(time.time()) + 120), "not yet valid"),
+    "issued in the future": (lambda i: i.forge(iat=int(time.time()) + 120), "not yet valid"),
+    "wrong audience": (lambda i: i.forge(aud="api://other"), "audience"),
+    "wrong issuer": (lambda i: i.forge(iss="https://evil.example"), "issuer"),
+    "issuer with trailing slash": (lambda i: i.forge(iss=i.issuer + "/"), "issuer"),
+    "unknown kid": (lambda i: i.forge(header={"kid": "nobody"}), "no signing key"),
+    "no kid": (lambda i: jwt.encode(standard_claims(i), i.signing_key, "RS256"), "kid"),
+    "tampered payload": (_tampered, "signature"),
+    "signed by another key": (_embedded_jwk, "signature"),
+    "missing exp": (lambda i: i.forge(exp=None), "'exp'"),
+    "missing sub": (lambda i: i.forge(sub=None), "'sub'"),
+    "missing iat": (lambda i: i.forge(iat=None), "'iat'"),
+    "garbage": (lambda i: "not.a.jwt", "well-formed"),
+    "oversized": (lambda i: i.forge(pad="x" * 20_000), "too large"),
+}
 
 
 class Recorder:
