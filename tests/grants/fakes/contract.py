@@ -60,7 +60,7 @@ def _check(value: Any, schema: dict[str, Any], where: str) -> list[str]:
         return _check(value, schemas()[schema["$ref"].rsplit("/", 1)[1]], where)
     problems: list[str] = []
     kind = schema.get("type")
-    if kind and not isinstance(value, _TYPES[kind]) or (kind == "integer" and value is True):
+    if (kind and not isinstance(value, _TYPES[kind])) or (kind == "integer" and value is True):
         return [f"{where}: expected {kind}, got {type(value).__name__}"]
     if "enum" in schema and value not in schema["enum"]:
         problems.append(f"{where}: {value!r} is not one of the allowed values")

@@ -29,7 +29,8 @@ GRAMMAR = {
         rf"GRANT (?P<privs>{PRIVS}) ON (?P<kind>{KIND}) (?P<name>{QNAME}) TO ROLE (?P<role>{IDENT})"
     ),
     "revoke": re.compile(
-        rf"REVOKE (?P<privs>{PRIVS}) ON (?P<kind>{KIND}) (?P<name>{QNAME}) FROM ROLE (?P<role>{IDENT})"
+        rf"REVOKE (?P<privs>{PRIVS}) ON (?P<kind>{KIND}) (?P<name>{QNAME}) "
+        rf"FROM ROLE (?P<role>{IDENT})"
     ),
     "grant_role": re.compile(
         rf"GRANT ROLE (?P<role>{IDENT}) TO (?P<to>USER|ROLE) (?P<grantee>{IDENT})"
@@ -69,6 +70,14 @@ SHOW_GRANTS_TO = (
 SHOW_GRANTS_OF = ("created_on", "role", "granted_to", "grantee_name", "granted_by")
 SHOW_ROLES = ("created_on", "name", "is_default", "is_current", "is_inherited", "owner")
 CREATED = "2025-01-01 00:00:00.000 -0800"
+
+
+def parse(sql: str) -> tuple[str, re.Match[str]] | None:
+    """Which statement shape `sql` is, under the strict grammar; None if it is none of them."""
+    for statement, pattern in GRAMMAR.items():
+        if match := pattern.fullmatch(sql):
+            return statement, match
+    return None
 
 
 class Crash(BaseException):
@@ -139,12 +148,10 @@ class Ledger:
     # --- the SqlSession seam ------------------------------------------------------------------
 
     def execute(self, sql: str) -> Result:
-        for statement, pattern in GRAMMAR.items():
-            match = pattern.fullmatch(sql)
-            if match:
-                break
-        else:
+        found = parse(sql)
+        if found is None:
             raise ProgrammingError(msg=f"001003 (42000): syntax error in {sql!r}", errno=1003)
+        statement, match = found
         if statement in CHANGING:
             if self.crash_after is not None and self.changing >= self.crash_after:
                 raise Crash(sql)
@@ -189,7 +196,9 @@ class Ledger:
             re.IGNORECASE,
         )
         rows = [
-            (CREATED, r, "N", "N", "N", self.owner) for r in sorted(self.roles) if regex.fullmatch(r)
+            (CREATED, r, "N", "N", "N", self.owner)
+            for r in sorted(self.roles)
+            if regex.fullmatch(r)
         ]
         return Result(SHOW_ROLES, rows)
 
@@ -210,9 +219,7 @@ class Ledger:
     def _show_of(self, role: str) -> Result:
         wanted = self._role(role)
         rows = [
-            (CREATED, r, to, who, self.owner)
-            for r, to, who in sorted(self.holders)
-            if r == wanted
+            (CREATED, r, to, who, self.owner) for r, to, who in sorted(self.holders) if r == wanted
         ]
         return Result(SHOW_GRANTS_OF, rows)
 

@@ -16,7 +16,9 @@ def source(
     trino_catalog: str | None = None,
 ) -> DataSource:
     connection, database, schema, name = path.split(".")
-    return DataSource(connection, technology, database, schema, name, kind, frozenset(), trino_catalog)
+    return DataSource(
+        connection, technology, database, schema, name, kind, frozenset(), trino_catalog
+    )
 
 
 def policy(
