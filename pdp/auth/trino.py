@@ -83,6 +83,10 @@ class ClientCredentialsAuthentication(trino.auth.Authentication):
     def get_exceptions(self) -> tuple[Any, ...]:
         return ()
 
+    def close(self) -> None:
+        """Close the token source's HTTP client when the connections are done."""
+        self.tokens.close()
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, ClientCredentialsAuthentication) and other.tokens is self.tokens
 

@@ -246,7 +246,7 @@ class _FlakyProxy(BaseHTTPRequestHandler):
 def test_5xx_is_retried_then_succeeds(idp: Idp, recorder: Recorder) -> None:
     handler = type("Proxy", (_FlakyProxy,), {"failures": 2, "target": idp.token_endpoint})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         credentials = ClientCredentials(

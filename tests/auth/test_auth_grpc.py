@@ -305,7 +305,7 @@ class _SlowJwks(BaseHTTPRequestHandler):
 def slow_jwks(idp: Idp) -> Iterator[str]:
     handler = type("SlowJwks", (_SlowJwks,), {"upstream": idp.jwks_uri})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}/jwks"
     server.shutdown()
