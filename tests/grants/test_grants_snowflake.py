@@ -239,9 +239,11 @@ def test_crash_mid_apply_never_widens_access_and_a_rerun_converges() -> None:
             apply(target(book), plan(target(book), CHANGED))
         held = _privileges(book)
         assert held <= old | new, crash_after  # never more than either revision allowed
-        if all(s.phase > Phase.REVOKE for s in steps[crash_after:]):
-            # Past the revokes, whatever is left of the old revision is only parent USAGE.
-            assert {x[1] for x in held - new} <= {"USAGE"}, crash_after
+        # Fail closed: no moment mixes access only the old revision gave with access only the
+        # new one gives (parent USAGE alone opens no data).
+        old_only = {x for x in held - new if x[1] != "USAGE"}
+        new_only = {x for x in held - old if x[1] != "USAGE"}
+        assert not (old_only and new_only), (crash_after, old_only, new_only)
 
         book.crash_after = None
         assert sync(book, CHANGED).clean
