@@ -147,10 +147,15 @@ class DatabricksTarget:
         securables = sorted(desired.scope, key=lambda s: (s.name, s.family))
 
         def one(securable: Securable) -> Mapping[Principal, Privileges]:
-            return self._backoff.call(
-                lambda: databricks.read_securable(self._api(), securable, managed),
-                databricks_transient,
-            )
+            try:
+                return self._backoff.call(
+                    lambda: databricks.read_securable(self._api(), securable, managed),
+                    databricks_transient,
+                )
+            except Exception as exc:
+                if not _not_found(exc):
+                    raise
+                return {}  # a missing object holds no grants; granting on it will fail loudly
 
         with ThreadPoolExecutor(max_workers=self._workers) as pool:
             found = dict(zip(securables, pool.map(one, securables), strict=True))
@@ -216,6 +221,12 @@ def databricks_transient(exc: Exception) -> bool:
     )
     # TimeoutError: the SDK's own retry window for 429/503 ran out.
     return isinstance(exc, (*retryable, TimeoutError))
+
+
+def _not_found(exc: Exception) -> bool:
+    from databricks.sdk.errors import platform
+
+    return isinstance(exc, platform.NotFound)
 
 
 def _bad_request(exc: Exception) -> bool:
