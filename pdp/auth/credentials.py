@@ -198,13 +198,14 @@ def _certificate_from(f: Fields, env: Mapping[str, str]) -> ClientCertificate:
         if header not in get_args(ThumbprintHeader):
             raise f.error("thumbprintHeaders", f"{header!r} is not one of: x5t, x5t#S256")
     algorithm = f.choice("signingAlgorithm", get_args(SigningAlgorithm), "RS256")
+    audience = _url(f, "assertionAudience")
     try:
         return ClientCertificate(
             certificate,
             cast(RSAPrivateKey, key),
             cast(SigningAlgorithm, algorithm),
             cast(tuple[ThumbprintHeader, ...], headers),
-            _url(f, "assertionAudience"),
+            audience,
         )
     except ConfigError as exc:  # key type or key/certificate mismatch
         raise f.error("privateKeyFile", str(exc)) from None
