@@ -1,17 +1,20 @@
 """The rule for `auth:` blocks: configured, or explicitly off, never off by omission.
 
 auth: {...}     authentication as configured (ClientCredentials / ValidatorConfig)
-auth: none      explicitly off: returns None; the caller should log that it runs without auth
+auth: none      explicitly off: returns None, and logs a warning
 (absent)        ConfigError: forgetting the block must not silently disable authentication
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 
 from pdp.auth.credentials import ClientCredentials
 from pdp.auth.errors import ConfigError
 from pdp.auth.validator import ValidatorConfig
+
+logger = logging.getLogger("pdp.auth")
 
 AUTH_OFF = "none"
 
@@ -24,6 +27,7 @@ def auth_block(value: object, where: str = "auth") -> object | None:
             "to run without authentication"
         )
     if isinstance(value, str) and value.strip().lower() == AUTH_OFF:
+        logger.warning("%s: none: authentication is OFF; use this on loopback demos only", where)
         return None
     return value
 

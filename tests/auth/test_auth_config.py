@@ -267,8 +267,9 @@ def test_server_mistakes_name_the_key(changes: dict[str, Any], message: str) -> 
     assert str(caught.value).startswith(message)
 
 
-def test_auth_is_off_only_when_written_so() -> None:
+def test_auth_is_off_only_when_written_so(caplog: pytest.LogCaptureFixture) -> None:
     assert client_auth_from_config("none") is None
+    assert "auth: none: authentication is OFF" in caplog.text
     assert server_auth_from_config("none", where="pdp.auth") is None
     assert trino_auth_from_config("none") is None
     for parse in (client_auth_from_config, server_auth_from_config, trino_auth_from_config):
