@@ -5,9 +5,9 @@ and applying go through one narrow seam per platform (targets)."""
 from pdp.grants.config import GrantsConfig, TargetSpec, load_grants_config, parse_grants
 from pdp.grants.desired import desired_state
 from pdp.grants.diff import diff
-from pdp.grants.errors import GrantSyncError, ReadError, StepError, TargetConfigError
+from pdp.grants.errors import GrantSyncError, ReadError, StepError
 from pdp.grants.model import Change, Current, Desired, Phase, Plan, Report, Securable, Step
-from pdp.grants.sync import GrantSyncer, Planned, apply, plan
+from pdp.grants.sync import GrantSyncer, Planned, apply, plan, syncer_from
 
 __all__ = [
     "Change",
@@ -24,7 +24,6 @@ __all__ = [
     "Securable",
     "Step",
     "StepError",
-    "TargetConfigError",
     "TargetSpec",
     "apply",
     "desired_state",
@@ -32,4 +31,5 @@ __all__ = [
     "load_grants_config",
     "parse_grants",
     "plan",
+    "syncer_from",
 ]

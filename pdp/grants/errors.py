@@ -8,10 +8,6 @@ class GrantSyncError(Exception):
     """Base class of everything this package raises on purpose."""
 
 
-class TargetConfigError(GrantSyncError, ValueError):
-    """The targets file is invalid or a secret it names is missing; the message says where."""
-
-
 class ReadError(GrantSyncError):
     """The current grants of a target could not be read, so nothing was planned or applied."""
 

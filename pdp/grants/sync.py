@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
+from pdp.grants.config import GrantsConfig
 from pdp.grants.desired import desired_state
 from pdp.grants.errors import ReadError
 from pdp.grants.model import Desired, Plan, Report, StepFailure
@@ -100,16 +101,25 @@ class GrantSyncer:
     async def run(self, snapshot_source: Callable[[], PolicySnapshot], poll: float = 1.0) -> None:
         """Run until cancelled. `snapshot_source` returns the current snapshot (for instance
         `Watched.current`); the blocking platform calls run in a worker thread."""
-        revision, due = None, 0.0
+        revision, last = None, 0.0
         while True:
             snapshot = snapshot_source()
-            now = time.monotonic()
-            if snapshot.revision != revision or now >= due:
+            if snapshot.revision != revision or time.monotonic() - last >= self.interval:
                 reason = "new revision" if snapshot.revision != revision else "periodic reconcile"
                 log.info("grant sync: %s %s", reason, snapshot.revision)
                 await asyncio.to_thread(self.sync, snapshot)
-                revision, due = snapshot.revision, time.monotonic() + self.interval
+                revision, last = snapshot.revision, time.monotonic()
             await asyncio.sleep(poll)
+
+
+def syncer_from(config: GrantsConfig) -> GrantSyncer | None:
+    """The syncer `pdp up` starts; None (and a log line saying so) when no target is configured."""
+    if not config.targets:
+        log.info("grant sync is off: no targets configured")
+        return None
+    names = ", ".join(spec.name for spec in config.targets)
+    log.info("grant sync on for %s, full reconcile every %.0f s", names, config.interval)
+    return GrantSyncer([spec.open for spec in config.targets], config.interval)
 
 
 def _log_report(report: Report) -> None:
