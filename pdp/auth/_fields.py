@@ -12,7 +12,9 @@ from pdp.auth.secret import Secret
 
 
 class Fields:
-    def __init__(self, value: object, where: str, known: Collection[str]) -> None:
+    def __init__(
+        self, value: object, where: str, known: Collection[str], base: Path | None = None
+    ) -> None:
         if not isinstance(value, Mapping):
             raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
         unknown = sorted(str(key) for key in value if key not in known)
@@ -22,6 +24,7 @@ class Fields:
             )
         self._values: Mapping[Any, object] = value
         self.where = where
+        self._base = base
 
     def error(self, key: str, message: str) -> ConfigError:
         return ConfigError(f"{self.where}.{key}: {message}")
@@ -70,6 +73,8 @@ class Fields:
 
     def file_bytes(self, key: str) -> bytes:
         path = Path(self.text(key))
+        if self._base is not None:
+            path = self._base / path  # an absolute path stays as it is
         try:
             return path.read_bytes()
         except OSError as exc:

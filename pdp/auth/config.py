@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from pathlib import Path
 
 from pdp.auth.credentials import ClientCredentials
 from pdp.auth.errors import ConfigError
@@ -33,11 +34,14 @@ def auth_block(value: object, where: str = "auth") -> object | None:
 
 
 def client_auth_from_config(
-    value: object, where: str = "auth", env: Mapping[str, str] | None = None
+    value: object,
+    where: str = "auth",
+    env: Mapping[str, str] | None = None,
+    base: Path | None = None,
 ) -> ClientCredentials | None:
-    """An outbound client's credentials (sidecar → PDP, object-sync → Trino via trino.py)."""
+    """An outbound client's credentials (the sidecar calling the PDP, for one)."""
     block = auth_block(value, where)
-    return None if block is None else ClientCredentials.from_mapping(block, where, env)
+    return None if block is None else ClientCredentials.from_mapping(block, where, env, base)
 
 
 def server_auth_from_config(value: object, where: str = "auth") -> ValidatorConfig | None:

@@ -6,6 +6,7 @@ import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal, cast, get_args
 from urllib.parse import urlsplit
 
@@ -70,29 +71,14 @@ class ClientCertificate:
             f"assertion_audience={self.assertion_audience!r})"
         )
 
-    @classmethod
-    def from_pem(
-        cls,
-        certificate_pem: bytes,
-        private_key_pem: bytes,
-        *,
-        password: Secret | None = None,
-        algorithm: SigningAlgorithm = "RS256",
-        thumbprint_headers: tuple[ThumbprintHeader, ...] = ("x5t",),
-        assertion_audience: str | None = None,
-    ) -> ClientCertificate:
-        return cls(
-            x509.load_pem_x509_certificate(certificate_pem),
-            cast(RSAPrivateKey, _load_private_key(private_key_pem, password)),
-            algorithm,
-            thumbprint_headers,
-            assertion_audience,
-        )
-
 
 @dataclass(frozen=True)
 class ClientCredentials:
-    """OAuth 2.0 client-credentials settings for one outbound connection."""
+    """OAuth 2.0 client-credentials settings for one outbound connection.
+
+    A token source built from it caches one token, so one source per settings gives one cached
+    token per (token endpoint, client, method, scope, resource).
+    """
 
     token_endpoint: str
     client_id: str
@@ -113,16 +99,20 @@ class ClientCredentials:
             return "private_key_jwt"
         return self.credential.method
 
-    @property
-    def cache_key(self) -> tuple[str, str, str, str | None, str | None]:
-        return (self.token_endpoint, self.client_id, self.auth_method, self.scope, self.resource)
-
     @classmethod
     def from_mapping(
-        cls, value: object, where: str = "auth", env: Mapping[str, str] | None = None
+        cls,
+        value: object,
+        where: str = "auth",
+        env: Mapping[str, str] | None = None,
+        base: Path | None = None,
     ) -> ClientCredentials:
-        """Parse the `auth:` block of an outbound client (see docs/auth.md)."""
-        f = Fields(value, where, _CLIENT_KEYS)
+        """Parse the `auth:` block of an outbound client (see docs/auth.md).
+
+        `env` defaults to os.environ; relative file paths resolve against `base` (the directory
+        of the configuration file), else the working directory.
+        """
+        f = Fields(value, where, _CLIENT_KEYS, base)
         env = os.environ if env is None else env
         secret = f.secret("clientSecretEnv", "clientSecretFile", env)
         has_certificate = f.has("certificateFile") or f.has("privateKeyFile")

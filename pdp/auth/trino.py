@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -35,9 +36,13 @@ class PasswordLogin:
 
     @classmethod
     def from_mapping(
-        cls, value: object, where: str = "auth", env: Mapping[str, str] | None = None
+        cls,
+        value: object,
+        where: str = "auth",
+        env: Mapping[str, str] | None = None,
+        base: Path | None = None,
     ) -> PasswordLogin:
-        f = Fields(value, where, ("username", "passwordEnv", "passwordFile"))
+        f = Fields(value, where, ("username", "passwordEnv", "passwordFile"), base)
         password = f.secret("passwordEnv", "passwordFile", os.environ if env is None else env)
         if password is None:
             raise f.error("passwordEnv", "give passwordEnv or passwordFile")
@@ -48,7 +53,10 @@ TrinoLogin = PasswordLogin | ClientCredentials
 
 
 def trino_auth_from_config(
-    value: object, where: str = "auth", env: Mapping[str, str] | None = None
+    value: object,
+    where: str = "auth",
+    env: Mapping[str, str] | None = None,
+    base: Path | None = None,
 ) -> TrinoLogin | None:
     """`username` + `passwordEnv`/`passwordFile` means password; `tokenEndpoint` means OAuth;
     `none` means no authentication (see pdp.auth.config for the rule)."""
@@ -58,8 +66,8 @@ def trino_auth_from_config(
     if isinstance(block, Mapping) and "username" in block:
         if "tokenEndpoint" in block:
             raise ConfigError(f"{where}: give username/password or tokenEndpoint, not both")
-        return PasswordLogin.from_mapping(block, where, env)
-    return ClientCredentials.from_mapping(block, where, env)
+        return PasswordLogin.from_mapping(block, where, env, base)
+    return ClientCredentials.from_mapping(block, where, env, base)
 
 
 def trino_authentication(

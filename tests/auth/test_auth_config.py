@@ -98,6 +98,17 @@ auth:
     assert credentials.credential.secret.reveal() == "from-a-file"  # type: ignore[union-attr]
 
 
+def test_relative_files_resolve_against_the_config_directory(pem_files: dict[str, Any]) -> None:
+    directory = Path(pem_files["paths"]["cert"]).parent
+    block = {**BASE, "certificateFile": "cert", "privateKeyFile": "key"}
+    credentials = ClientCredentials.from_mapping(block, env={}, base=directory)
+    assert credentials.auth_method == "private_key_jwt"
+    login = trino_auth_from_config(
+        {"username": "svc", "passwordFile": "secret"}, env={}, base=directory
+    )
+    assert isinstance(login, PasswordLogin) and login.password.reveal() == "from-a-file"
+
+
 @pytest.mark.parametrize("thumbprint", ["hex", "hex-colons", "base64url"])
 def test_client_certificate(pem_files: dict[str, Any], thumbprint: str) -> None:
     certificate: GeneratedCertificate = pem_files["certificate"]
