@@ -95,12 +95,6 @@ class ClientCredentialsAuthentication(trino.auth.Authentication):
         """Close the token source's HTTP client when the connections are done."""
         self.tokens.close()
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, ClientCredentialsAuthentication) and other.tokens is self.tokens
-
-    def __hash__(self) -> int:
-        return id(self.tokens)
-
 
 class _RefreshingBearer(AuthBase):
     def __init__(self, tokens: TokenSource) -> None:
