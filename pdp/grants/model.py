@@ -26,6 +26,14 @@ class Securable:
     family: str
     name: tuple[str, ...]  # fully qualified; containers (database, schema) have fewer than 3 parts
     keyword: str = field(default="", compare=False)
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Securables key every state dict; hashing the nested tuple each time dominated plans.
+        object.__setattr__(self, "_hash", hash((self.family, self.name)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     @property
     def container(self) -> bool:
