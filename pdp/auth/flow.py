@@ -84,7 +84,7 @@ def fetch_token(
             yield retry.delay(attempt)
         sent_at = clock()
         outcome = yield build_request(credentials, time.time())
-        if outcome is None or isinstance(outcome, httpx.TransportError):
+        if not isinstance(outcome, httpx.Response):
             problem = f"{type(outcome).__name__}: {outcome}"
         elif outcome.status_code == 429 or outcome.status_code >= 500:
             problem = f"HTTP {outcome.status_code}"
