@@ -83,8 +83,11 @@ def _one(spec: TargetSpec, snapshot: PolicySnapshot, out: TextIO, execute: bool,
             if not execute:
                 return 0
             report = apply(target, planned)
-    except GrantSyncError as exc:
-        print(f"{spec.name}: {exc}", file=sys.stderr)
+    except GrantSyncError as exc:  # its message names the target
+        print(str(exc), file=sys.stderr)
+        return 3
+    except Exception as exc:  # login or network failure while connecting: report, go on
+        print(f"{spec.name}: cannot connect: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 3
     print_report(report, out, js)
     return 0 if report.clean else 1
@@ -93,16 +96,18 @@ def _one(spec: TargetSpec, snapshot: PolicySnapshot, out: TextIO, execute: bool,
 def _load(
     paths: Sequence[Path], mapping: Path | None, targets: Path | None
 ) -> tuple[PolicySnapshot, GrantsConfig]:
-    section = None
     if len(paths) == 1 and _is_pdp_yaml(paths[0]):
         from pdp.service.config import load_pdp_config
 
         pdp = load_pdp_config(paths[0])
-        paths, mapping, section = list(pdp.policy_files), pdp.mapping_file, pdp.grants
-    snapshot = load_snapshot(list(paths), mapping).value
+        snapshot = load_snapshot(list(pdp.policy_files), pdp.mapping_file).value
+        section = pdp.grants
+    else:
+        snapshot = load_snapshot(list(paths), mapping).value
+        section = {}
     if targets is not None:
         return snapshot, load_grants_config(targets)
-    return snapshot, parse_grants(section or {}, str(paths[0]))
+    return snapshot, parse_grants(section, str(paths[0]))
 
 
 def _is_pdp_yaml(path: Path) -> bool:

@@ -217,3 +217,23 @@ def test_cli_plan_prints_the_statements_and_apply_runs_them(cluster: Cluster) ->
     args = parser.parse_args(["grants", "plan", *argv])
     assert args.grants_handler(args, out) == 0
     assert ": 0 step(s)" in out.getvalue()
+
+
+def test_cli_takes_targets_from_pdp_yaml_and_reports_unreachable_targets(
+    cluster: Cluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    c, db = cluster, cluster.database
+    policies = c.write_config([_policy("ops", "READ", c.alice, "ops.events", db=db)], (c.alice,))
+    targets = yaml.safe_load(c.targets().read_text())["targets"]
+    closed = {**targets[0], "name": "down", "dsn": "host=127.0.0.1 port=1 connect_timeout=2"}
+    pdp_yaml = c.tmp / "pdp.yaml"
+    pdp_yaml.write_text(
+        yaml.safe_dump({"policyFiles": [policies.name], "grants": {"targets": [*targets, closed]}})
+    )
+    parser = argparse.ArgumentParser(prog="pdp")
+    add_grants_commands(parser.add_subparsers(dest="command"))
+    out = io.StringIO()
+    args = parser.parse_args(["grants", "plan", "--config", str(pdp_yaml)])
+    assert args.grants_handler(args, out) == 3  # one target down; the other still planned
+    assert "-- target local-pg at revision" in out.getvalue()
+    assert "down: cannot read current grants" in capsys.readouterr().err
