@@ -12,13 +12,14 @@ from typing import Any
 
 import orjson
 
+from pdp.auth import AsyncTokenSource
 from pdp.config.load import Loaded, load_mapping, load_settings
 from pdp.config.watch import Watched
 from pdp.core.model import DEFAULT_MAPPING
 from sidecar.answers import Answers, ClusterSettings
 from sidecar.config import SidecarConfig, load_sidecar_config
-from sidecar.pdp_client import Metadata, PdpClient
-from sidecar.wire import BadRequest, Call, decode
+from sidecar.pdp_client import PdpClient
+from sidecar.wire import BadRequest, Call, batch_keys, decode_document, parse, single_key
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,7 @@ TRUE, FALSE = b'{"result":true}', b'{"result":false}'
 EMPTY_LIST, NULL = b'{"result":[]}', b'{"result":null}'
 MAX_BODY = 64 * 1024 * 1024
 PREFIX = "/v1/data/trino/"
+CONTENT_TYPE = (b"content-type", b"application/json")
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -40,8 +42,8 @@ def load_cluster(config: SidecarConfig) -> Loaded[ClusterSettings]:
 
 
 class Sidecar:
-    def __init__(self, config: SidecarConfig, metadata: Metadata | None = None) -> None:
-        self.config, self._metadata = config, metadata
+    def __init__(self, config: SidecarConfig) -> None:
+        self.config = config
         self.answers: Answers | None = None
         self._tasks: list[asyncio.Task] = []
         self._client: PdpClient | None = None
@@ -50,7 +52,8 @@ class Sidecar:
         config = self.config
         paths = [p for p in (config.properties_file, config.mapping_file) if p is not None]
         cluster = Watched("cluster settings", paths, lambda: load_cluster(config))
-        self._client = PdpClient(config.pdp_target, config.pdp_timeout, self._metadata)
+        tokens = AsyncTokenSource(config.pdp_auth) if config.pdp_auth else None
+        self._client = PdpClient(config.pdp_target, config.pdp_timeout, tokens)
         answers = Answers(
             lambda: cluster.current,
             self._client,
@@ -80,13 +83,9 @@ class Sidecar:
         if scope["type"] != "http":
             return
         status, body = await self._respond(scope, receive)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [(b"content-type", b"application/json")],
-            }
-        )
+        # With a content-length, uvicorn sends the body as is instead of chunk-framing it.
+        headers = [CONTENT_TYPE, (b"content-length", b"%d" % len(body))]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
     async def _respond(self, scope: dict[str, Any], receive: Receive) -> tuple[int, bytes]:
@@ -100,51 +99,77 @@ class Sidecar:
             return 404, _error(f"no such endpoint {path!r}")
         if scope["method"] != "POST":
             return 405, _error("use POST")
-        body = bytearray()
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if len(body) > MAX_BODY:
-                return 413, _error(f"body larger than {MAX_BODY} bytes")
-            if not message.get("more_body"):
-                break
+        message = await receive()
+        body = message.get("body", b"")
+        if message.get("more_body"):  # Trino's bodies mostly arrive in one piece
+            buffer = bytearray(body)
+            while True:
+                if len(buffer) > MAX_BODY:
+                    return 413, _error(f"body larger than {MAX_BODY} bytes")
+                message = await receive()
+                buffer += message.get("body", b"")
+                if not message.get("more_body"):
+                    break
+            body = bytes(buffer)
+        if len(body) > MAX_BODY:
+            return 413, _error(f"body larger than {MAX_BODY} bytes")
         try:
-            return 200, await endpoint(self, decode(bytes(body)))
+            return 200, await endpoint(self, parse(body))
         except BadRequest as exc:
             return 400, _error(str(exc))
 
-    async def _allow(self, call: Call) -> bytes:
+    async def _allow(self, document: Any) -> bytes:
+        answers: Answers = self.answers  # type: ignore[assignment]
+        key = single_key(document)
+        if key is not None and (decision := answers.cached(key)) is not None:
+            return TRUE if decision.allowed else FALSE
+        call = decode_document(document)
         _expect(call, batch=False, masks=False)
-        decision = await self.answers.decide(call.request())  # type: ignore[union-attr]
+        decision = await answers.decide(call.request(), key)
         return TRUE if decision.allowed else FALSE
 
-    async def _batch(self, call: Call) -> bytes:
+    async def _batch(self, document: Any) -> bytes:
+        answers: Answers = self.answers  # type: ignore[assignment]
+        keys = batch_keys(document)
+        # FilterColumns answers depend on its columns, which the keys leave out; an empty batch
+        # has no key that proves the body valid. Both take the full decoder.
+        if keys and document["input"]["action"]["operation"] != "FilterColumns":
+            cached, allowed = answers.cached, []
+            for i, key in enumerate(keys):
+                if key is None or (decision := cached(key)) is None:
+                    break
+                if decision.allowed:
+                    allowed.append(i)
+            else:
+                return orjson.dumps({"result": allowed})
+        call = decode_document(document)
         _expect(call, batch=True, masks=False)
         items = call.items or ()
+        keys = keys or [None] * len(items)
         if call.operation == "FilterColumns":
             if not items or not call.columns:
                 return EMPTY_LIST
-            decision = await self.answers.decide(call.request(items[0]))  # type: ignore[union-attr]
+            decision = await answers.decide(call.request(items[0]), keys[0])
             return orjson.dumps(
                 {"result": list(range(len(call.columns))) if decision.allowed else []}
             )
         allowed = [
             i
             for i, item in enumerate(items)
-            if (await self.answers.decide(call.request(item))).allowed
-        ]  # type: ignore[union-attr]
+            if (await answers.decide(call.request(item), keys[i])).allowed
+        ]
         return orjson.dumps({"result": allowed})
 
-    async def _row_filters(self, call: Call) -> bytes:
-        _expect(call, batch=False, operation="GetRowFilters")
+    async def _row_filters(self, document: Any) -> bytes:
+        _expect(decode_document(document), batch=False, operation="GetRowFilters")
         return EMPTY_LIST
 
-    async def _column_mask(self, call: Call) -> bytes:
-        _expect(call, batch=False, operation="GetColumnMask")
+    async def _column_mask(self, document: Any) -> bytes:
+        _expect(decode_document(document), batch=False, operation="GetColumnMask")
         return NULL
 
-    async def _batch_column_masks(self, call: Call) -> bytes:
-        _expect(call, batch=True, operation="GetColumnMask")
+    async def _batch_column_masks(self, document: Any) -> bytes:
+        _expect(decode_document(document), batch=True, operation="GetColumnMask")
         return EMPTY_LIST
 
     def _health(self) -> bytes:
@@ -175,7 +200,7 @@ class Sidecar:
                 return
 
 
-ENDPOINTS: dict[str, Callable[[Sidecar, Call], Awaitable[bytes]]] = {
+ENDPOINTS: dict[str, Callable[[Sidecar, Any], Awaitable[bytes]]] = {
     "allow": Sidecar._allow,
     "batch": Sidecar._batch,
     "rowFilters": Sidecar._row_filters,

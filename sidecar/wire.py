@@ -46,11 +46,18 @@ class Call:
         return Request(self.identity, self.operation, resource or self.resource, self.target)
 
 
-def decode(body: bytes) -> Call:
+def parse(body: bytes) -> Any:
     try:
-        document = orjson.loads(body)
+        return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"body is not valid JSON: {exc}") from None
+
+
+def decode(body: bytes) -> Call:
+    return decode_document(parse(body))
+
+
+def decode_document(document: Any) -> Call:
     context = _object(_object(document, "body").get("input"), "input")
     action = _object(context.get("action"), "input.action")
     identity = _identity(_object(context.get("context"), "input.context").get("identity"))
@@ -75,6 +82,79 @@ def decode(body: bytes) -> Call:
         items=items,
         columns=columns,
     )
+
+
+# --- cache keys straight from the parsed JSON --------------------------------------------------
+#
+# A cache hit should not pay for building the dataclasses above. These keys name exactly the
+# fields decode_document() reads for the decision (user, groups, operation, the resource) and
+# nothing else (no queryId, no columns). The sidecar stores a decision under such a key only
+# after decode_document() accepted the body, and only non-empty strings (and tuples of strings)
+# compare equal to what it accepted, so a body that hits is one decode_document() would accept
+# with the same request. Anything unusual (targetResource, other resource kinds, wrong types)
+# gets no key and takes the full decoder, which also produces the 400 for malformed bodies.
+
+Key = tuple[Any, ...]
+_MALFORMED = (KeyError, TypeError, AttributeError, IndexError)
+
+
+def single_key(document: Any) -> Key | None:
+    """The cache key of an `/allow` body, or None when it must be decoded in full."""
+    try:
+        head, action = _head(document)
+        if action.get("filterResources") is not None:
+            return None
+        resource = action.get("resource")
+        tail = () if resource is None else _resource_key(resource)
+        if tail is None:
+            return None
+        key = head + tail
+        hash(key)  # unhashable parts (objects, lists) mean a malformed body: no key
+        return key
+    except _MALFORMED:
+        return None
+
+
+def batch_keys(document: Any) -> list[Key | None] | None:
+    """The cache keys of a batch body's `filterResources`, one per item (None where an item
+    has no fast key), or None when the body must be decoded in full."""
+    try:
+        head, action = _head(document)
+        items = action["filterResources"]
+        if items.__class__ is not list or action.get("resource") is not None:
+            return None
+        keys: list[Key | None] = []
+        for item in items:
+            tail = _resource_key(item)
+            key = None if tail is None else head + tail
+            hash(key)
+            keys.append(key)
+        return keys
+    except _MALFORMED:
+        return None
+
+
+def _head(document: Any) -> tuple[Key, dict[str, Any]]:
+    request = document["input"]
+    action = request["action"]
+    if action.get("targetResource") is not None:  # renames: rare, decoded in full
+        raise KeyError("targetResource")
+    identity = request["context"]["identity"]
+    groups = identity.get("groups", [])
+    if groups.__class__ is not list:
+        raise TypeError("groups")
+    return (identity["user"], tuple(groups), action["operation"]), action
+
+
+def _resource_key(resource: Any) -> Key | None:
+    # The same precedence as _resource(): table, then schema, then catalog.
+    if (t := resource.get("table")) is not None:
+        return ("table", t["catalogName"], t["schemaName"], t["tableName"])
+    if (s := resource.get("schema")) is not None:
+        return ("schema", s["catalogName"], s["schemaName"])
+    if (c := resource.get("catalog")) is not None:
+        return ("catalog", c["name"])
+    return None
 
 
 def _identity(value: Any) -> Identity:
