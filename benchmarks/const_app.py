@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 ANSWER = b'{"result":true}'
-HEADERS = [(b"content-type", b"application/json")]
+HEADERS = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(ANSWER))]
 
 
 async def app(
