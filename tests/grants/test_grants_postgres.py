@@ -228,7 +228,13 @@ def test_cli_takes_targets_from_pdp_yaml_and_reports_unreachable_targets(
     closed = {**targets[0], "name": "down", "dsn": "host=127.0.0.1 port=1 connect_timeout=2"}
     pdp_yaml = c.tmp / "pdp.yaml"
     pdp_yaml.write_text(
-        yaml.safe_dump({"policyFiles": [policies.name], "grants": {"targets": [*targets, closed]}})
+        yaml.safe_dump(
+            {
+                "policyFiles": [policies.name],
+                "auth": "none",
+                "grants": {"targets": [*targets, closed]},
+            }
+        )
     )
     parser = argparse.ArgumentParser(prog="pdp")
     add_grants_commands(parser.add_subparsers(dest="command"))
