@@ -18,6 +18,10 @@ class Backoff:
     cap: float = 20.0
     sleep: Callable[[float], None] = time.sleep
 
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ValueError("Backoff needs at least one attempt")
+
     def call(self, fn: Callable[[], T], transient: Callable[[Exception], bool]) -> T:
         delay = self.first
         for attempt in range(1, self.attempts + 1):
@@ -28,4 +32,4 @@ class Backoff:
                     raise
             self.sleep(min(delay, self.cap))
             delay *= self.factor
-        raise AssertionError("unreachable: the last attempt returns or raises")
+        raise AssertionError("unreachable: the last attempt returns or raises")  # for type checkers

@@ -76,8 +76,8 @@ class GrantSyncer:
     """Keeps targets in line with the policy snapshot: a sync runs when the revision changes and
     every `interval` seconds in any case, so grants changed by hand are repaired."""
 
-    def __init__(self, openers: Sequence[TargetOpener], interval: float, dry_run: bool = False):
-        self.openers, self.interval, self.dry_run = list(openers), interval, dry_run
+    def __init__(self, openers: Sequence[TargetOpener], interval: float) -> None:
+        self.openers, self.interval = list(openers), interval
         self.last_reports: list[Report] = []
 
     def sync(self, snapshot: PolicySnapshot) -> list[Report]:
@@ -85,11 +85,7 @@ class GrantSyncer:
         for opener in self.openers:
             try:
                 with opener() as target:
-                    planned = plan(target, snapshot)
-                    if self.dry_run:
-                        log.info("%s: %d step(s) planned", target.name, len(planned.plan.steps))
-                        continue
-                    report = apply(target, planned)
+                    report = apply(target, plan(target, snapshot))
             except Exception as exc:  # one unreachable account must not stop the others
                 log.error("grant sync failed: %s", exc)
                 continue
