@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pdp.auth import ClientCredentials, client_auth_from_config
+from pdp.auth.errors import ConfigError as AuthConfigError
 from pdp.config.errors import Collector, ConfigError, Problem
 from pdp.config.fields import Fields
 from pdp.config.yamlsource import load_yaml
@@ -19,7 +21,7 @@ class SidecarConfig:
     workers: int = 2
     pdp_target: str = "127.0.0.1:50051"
     pdp_timeout: float = 2.0
-    pdp_auth: dict[str, Any] = field(default_factory=dict)  # absent: calls carry no token
+    pdp_auth: ClientCredentials | None = None  # None: `auth: none`, calls carry no token
     properties_file: Path | None = None  # absent: the seed defaults
     mapping_file: Path | None = None  # absent: the PDP-level accessGrantMapping applies
     user_cache: int = 10_000
@@ -62,13 +64,18 @@ def load_sidecar_config(path: Path) -> SidecarConfig:
     stale = cache.data.get("maxStaleSeconds", 300.0)
     if stale is not None:
         stale = _number(cache, "maxStaleSeconds", 300.0, float)
+    pdp_auth = None
+    try:
+        pdp_auth = client_auth_from_config(pdp.data.get("auth"), "pdp.auth", base=path.parent)
+    except AuthConfigError as exc:
+        found.error(pdp.line("auth"), str(exc))
     found.raise_if_any()
     return SidecarConfig(
         file=path,
         host=host,
         port=int(port),
         pdp_target=pdp.str("target", default="127.0.0.1:50051"),
-        pdp_auth=pdp.data.get("auth") or {},
+        pdp_auth=pdp_auth,
         properties_file=base / p if (p := cluster.str("properties")) else None,
         mapping_file=base / m if (m := cluster.str("accessGrantMapping")) else None,
         max_stale=stale,

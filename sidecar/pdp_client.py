@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator
 
 import grpc
 
 from pdp.api import pb, rpc
+from pdp.auth import AsyncTokenSource, TokenError
+from pdp.auth.grpc import bearer_interceptors
 from pdp.core.model import AccessGrantMapping, Identity, PolicyGrant, Registry, TableKey
 from pdp.service import convert
-
-Metadata = Callable[[], Awaitable[Sequence[tuple[str, str]]]]
 
 
 class PdpUnavailable(Exception):
@@ -18,24 +18,21 @@ class PdpUnavailable(Exception):
 
 
 class PdpClient:
-    def __init__(self, target: str, timeout: float, metadata: Metadata | None = None) -> None:
+    def __init__(self, target: str, timeout: float, tokens: AsyncTokenSource | None = None) -> None:
         self._channel = grpc.aio.insecure_channel(
-            target, options=[("grpc.max_receive_message_length", 256 * 1024 * 1024)]
+            target,
+            options=[("grpc.max_receive_message_length", 256 * 1024 * 1024)],
+            interceptors=bearer_interceptors(tokens) if tokens else None,
         )
         self._stub = rpc.PolicyDecisionPointStub(self._channel)
         self._timeout = timeout
-        self._metadata = metadata
-
-    async def _call_metadata(self) -> Sequence[tuple[str, str]] | None:
-        return None if self._metadata is None else await self._metadata()
+        self._tokens = tokens
 
     async def registry(self) -> tuple[str, Registry, AccessGrantMapping]:
         try:
-            message = await self._stub.GetRegistry(
-                pb.RegistryRequest(), timeout=self._timeout, metadata=await self._call_metadata()
-            )
-        except grpc.aio.AioRpcError as exc:
-            raise PdpUnavailable(f"GetRegistry: {exc.code().name}: {exc.details()}") from exc
+            message = await self._stub.GetRegistry(pb.RegistryRequest(), timeout=self._timeout)
+        except (grpc.aio.AioRpcError, TokenError) as exc:
+            raise PdpUnavailable(f"GetRegistry: {_describe(exc)}") from exc
         registry, mapping = convert.registry_from_pb(message)
         return message.revision, registry, mapping
 
@@ -46,20 +43,27 @@ class PdpClient:
             message = await self._stub.GetEntitlements(
                 pb.EntitlementsRequest(identity=convert.identity_to_pb(identity)),
                 timeout=self._timeout,
-                metadata=await self._call_metadata(),
             )
-        except grpc.aio.AioRpcError as exc:
-            raise PdpUnavailable(f"GetEntitlements: {exc.code().name}: {exc.details()}") from exc
+        except (grpc.aio.AioRpcError, TokenError) as exc:
+            raise PdpUnavailable(f"GetEntitlements: {_describe(exc)}") from exc
         return message.revision, convert.entitlements_from_pb(message)
 
     async def revisions(self) -> AsyncIterator[str]:
         """Yields the current revision, then each new one, until the stream breaks."""
         try:
-            call = self._stub.WatchRevision(pb.WatchRequest(), metadata=await self._call_metadata())
+            call = self._stub.WatchRevision(pb.WatchRequest())
             async for event in call:
                 yield event.revision
-        except grpc.aio.AioRpcError as exc:
-            raise PdpUnavailable(f"WatchRevision: {exc.code().name}: {exc.details()}") from exc
+        except (grpc.aio.AioRpcError, TokenError) as exc:
+            raise PdpUnavailable(f"WatchRevision: {_describe(exc)}") from exc
 
     async def close(self) -> None:
         await self._channel.close()
+        if self._tokens is not None:
+            await self._tokens.aclose()
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, grpc.aio.AioRpcError):
+        return f"{exc.code().name}: {exc.details()}"
+    return f"cannot get a token: {exc}"

@@ -25,12 +25,19 @@ class Stack:
         return f"http://127.0.0.1:{self.port}"
 
 
-def start_stack(root: Path, max_stale: float | None = 300, **tree_args: str) -> Stack:
+def start_stack(
+    root: Path,
+    max_stale: float | None = 300,
+    pdp_auth: str = "none",
+    sidecar_auth: str = "none",
+    **tree_args: str,
+) -> Stack:
+    """The real PDP and sidecar processes; `*_auth` are the YAML of their `auth:` blocks."""
     tree = make_tree(root, **tree_args)
     pdp_port, port = free_port(), free_port()
-    pdp = start_pdp(tree.pdp_yaml(pdp_port), pdp_port)
+    pdp = start_pdp(tree.pdp_yaml(pdp_port, pdp_auth), pdp_port)
     try:
-        sidecar = start_sidecar(tree.sidecar_yaml(port, pdp_port, max_stale), port)
+        sidecar = start_sidecar(tree.sidecar_yaml(port, pdp_port, max_stale, sidecar_auth), port)
     except BaseException:
         pdp.stop()
         raise

@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pdp.auth import server_auth_from_config
+from pdp.auth.errors import ConfigError as AuthConfigError
+from pdp.auth.validator import ValidatorConfig
 from pdp.config.errors import Collector, ConfigError, Problem
 from pdp.config.fields import Fields
 from pdp.config.yamlsource import load_yaml
@@ -22,6 +25,17 @@ KEYS = (
 
 
 @dataclass(frozen=True)
+class DevIssuerSettings:
+    """`auth: {devIssuer: ...}`: run the built-in development token endpoint and accept its
+    tokens. Never for production: it signs with a key generated at start."""
+
+    listen: str = "127.0.0.1:50052"
+    client_id: str = "sidecar-dev"
+    client_secret_env: str = "PDP_DEV_CLIENT_SECRET"  # generated at start when unset
+    scope: str = "pdp.decide"
+
+
+@dataclass(frozen=True)
 class PdpConfig:
     file: Path
     listen: str = "127.0.0.1:50051"
@@ -29,7 +43,7 @@ class PdpConfig:
     mapping_file: Path | None = None  # absent: the seed defaults
     properties_file: Path | None = None  # absent: seed defaults for Decide and explain
     reload_interval: float = 1.0
-    auth: dict[str, Any] = field(default_factory=dict)  # absent: no token validation
+    auth: ValidatorConfig | DevIssuerSettings | None = None  # None: `auth: none`, no validation
     grants: dict[str, Any] = field(default_factory=dict)  # absent: grant sync is off
 
 
@@ -50,7 +64,8 @@ def load_pdp_config(path: Path) -> PdpConfig:
             f.line("reloadIntervalSeconds"), "reloadIntervalSeconds: expected a positive number"
         )
         interval = 1.0
-    auth, grants = f.data.get("auth") or {}, f.data.get("grants") or {}
+    auth = _auth(f, found)
+    grants = f.data.get("grants") or {}
     found.raise_if_any()
     return PdpConfig(
         file=path,
@@ -62,3 +77,26 @@ def load_pdp_config(path: Path) -> PdpConfig:
         auth=auth,
         grants=grants,
     )
+
+
+def _auth(f: Fields, found: Collector) -> ValidatorConfig | DevIssuerSettings | None:
+    raw = f.data.get("auth")
+    if isinstance(raw, dict) and "devIssuer" in raw:
+        dev = Fields(
+            raw["devIssuer"] or {},
+            "auth.devIssuer",
+            found,
+            ("listen", "clientId", "clientSecretEnv", "scope"),
+        )
+        defaults = DevIssuerSettings()
+        return DevIssuerSettings(
+            listen=dev.str("listen", default=defaults.listen),
+            client_id=dev.str("clientId", default=defaults.client_id),
+            client_secret_env=dev.str("clientSecretEnv", default=defaults.client_secret_env),
+            scope=dev.str("scope", default=defaults.scope),
+        )
+    try:
+        return server_auth_from_config(raw, "auth")
+    except AuthConfigError as exc:
+        found.error(f.line("auth"), str(exc))
+        return None

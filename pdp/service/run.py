@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+import logging
+import os
+import secrets
 from dataclasses import dataclass, field
 
 import grpc
 
+from pdp.auth import Secret, Validator, ValidatorConfig
+from pdp.auth.devissuer import DevIssuer
+from pdp.auth.grpc import BearerAuthInterceptor
 from pdp.config.load import load_settings, load_snapshot
 from pdp.config.watch import Watched
 from pdp.core.model import DEFAULT_MAPPING, Settings
 from pdp.policy.snapshot import PolicySnapshot
-from pdp.service.config import PdpConfig
+from pdp.service.config import DevIssuerSettings, PdpConfig
 from pdp.service.server import PdpServicer, Revisions, start_server
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -23,6 +30,7 @@ class RunningPdp:
     port: int
     policy: Watched[PolicySnapshot]
     settings: Watched[Settings] | None
+    resources: contextlib.AsyncExitStack
     tasks: list[asyncio.Task] = field(default_factory=list)
 
     async def stop(self, grace: float = 1.0) -> None:
@@ -32,6 +40,7 @@ class RunningPdp:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.server.stop(grace)
+        await self.resources.aclose()
 
 
 def watch_policy(config: PdpConfig) -> Watched[PolicySnapshot]:
@@ -46,11 +55,38 @@ def watch_pdp_settings(config: PdpConfig) -> Watched[Settings] | None:
     return Watched("cluster properties", [path], lambda: load_settings(path, None, DEFAULT_MAPPING))
 
 
+async def _authentication(
+    config: PdpConfig, resources: contextlib.AsyncExitStack
+) -> list[grpc.aio.ServerInterceptor]:
+    auth = config.auth
+    if isinstance(auth, DevIssuerSettings):
+        auth = await _start_dev_issuer(auth, resources)
+    if auth is None:
+        log.warning("PDP accepts every caller: its configuration says `auth: none`")
+        return []
+    validator = Validator(auth)
+    resources.callback(validator.close)
+    return [BearerAuthInterceptor(validator)]
+
+
+async def _start_dev_issuer(
+    dev: DevIssuerSettings, resources: contextlib.AsyncExitStack
+) -> ValidatorConfig:
+    # Share the secret with the sidecar `pdp up` starts next, through its environment.
+    secret = os.environ.get(dev.client_secret_env) or secrets.token_urlsafe(32)
+    os.environ[dev.client_secret_env] = secret
+    issuer = DevIssuer({dev.client_id: Secret(secret)}, scopes=(dev.scope,))
+    host, _, port = dev.listen.rpartition(":")
+    await resources.enter_async_context(issuer.serving(int(port), host))
+    return issuer.validator_config(required_scopes=(dev.scope,))
+
+
 async def start_pdp(
     config: PdpConfig,
     listen: str | None = None,
-    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
 ) -> RunningPdp:
+    resources = contextlib.AsyncExitStack()
+    interceptors = await _authentication(config, resources)
     policy = watch_policy(config)
     settings = watch_pdp_settings(config)
     revisions = Revisions(policy.current.revision)
@@ -61,7 +97,7 @@ async def start_pdp(
         revisions=revisions,
     )
     server, port = await start_server(servicer, listen or config.listen, interceptors)
-    running = RunningPdp(server, port, policy, settings)
+    running = RunningPdp(server, port, policy, settings, resources)
     for watched in filter(None, (policy, settings)):
         running.tasks.append(asyncio.create_task(watched.run(config.reload_interval)))
     return running

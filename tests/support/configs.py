@@ -65,19 +65,22 @@ class ConfigTree:
     def settings(self) -> Settings:
         return load_settings(self.properties, self.cluster_mapping, self.snapshot().mapping).value
 
-    def pdp_yaml(self, port: int) -> Path:
+    def pdp_yaml(self, port: int, auth: str = "none") -> Path:
         lines = [f"listen: 127.0.0.1:{port}", "policyFiles:"]
         lines += [f"  - {p.name}" for p in self.policy_files]
         if self.mapping:
             lines.append(f"accessGrantMapping: {self.mapping.name}")
         lines.append("reloadIntervalSeconds: 0.1")
+        lines.append(f"auth: {auth}")
         return self.write("pdp.yaml", "\n".join(lines) + "\n")
 
-    def sidecar_yaml(self, port: int, pdp_port: int, max_stale: float | None = 300) -> Path:
+    def sidecar_yaml(
+        self, port: int, pdp_port: int, max_stale: float | None = 300, auth: str = "none"
+    ) -> Path:
         lines = [
             f"listen: 127.0.0.1:{port}",
             "workers: 1",
-            f"pdp: {{target: '127.0.0.1:{pdp_port}', timeoutSeconds: 2}}",
+            f"pdp: {{target: '127.0.0.1:{pdp_port}', timeoutSeconds: 2, auth: {auth}}}",
             "reloadIntervalSeconds: 0.1",
             "cluster:",
         ]
