@@ -16,6 +16,7 @@ from pdp.config.errors import ConfigError, Problem
 from pdp.config.load import load_settings, load_snapshot
 from pdp.core import decide
 from pdp.core.model import DEFAULT_MAPPING, Decision, Request
+from pdp.grants.cli import add_grants_commands
 from pdp.service.config import load_pdp_config
 from pdp.service.run import start_pdp
 
@@ -46,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--properties", type=Path)
     check.add_argument("--cluster-mapping", type=Path)
 
+    add_grants_commands(commands)
+
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -60,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
                 return _explain(args)
             case "check":
                 return _check(args)
+            case "grants":
+                return args.grants_handler(args)
     except ConfigError as exc:
         print(f"configuration error:\n{exc}", file=sys.stderr)
         return 2

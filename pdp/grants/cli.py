@@ -101,13 +101,13 @@ def _load(
 
         pdp = load_pdp_config(paths[0])
         snapshot = load_snapshot(list(pdp.policy_files), pdp.mapping_file).value
-        section = pdp.grants
+        configured = pdp.grants
     else:
         snapshot = load_snapshot(list(paths), mapping).value
-        section = {}
+        configured = parse_grants({}, str(paths[0]))
     if targets is not None:
         return snapshot, load_grants_config(targets)
-    return snapshot, parse_grants(section, str(paths[0]))
+    return snapshot, configured
 
 
 def _is_pdp_yaml(path: Path) -> bool:

@@ -76,7 +76,7 @@ class TargetSpec:
 
 @dataclass(frozen=True)
 class GrantsConfig:
-    targets: tuple[TargetSpec, ...]
+    targets: tuple[TargetSpec, ...] = ()
     interval: float = DEFAULT_INTERVAL  # periodic full reconcile, seconds
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from pdp.auth import server_auth_from_config
 from pdp.auth.errors import ConfigError as AuthConfigError
@@ -12,6 +11,7 @@ from pdp.auth.validator import ValidatorConfig
 from pdp.config.errors import Collector, ConfigError, Problem
 from pdp.config.fields import Fields
 from pdp.config.yamlsource import load_yaml
+from pdp.grants.config import GrantsConfig, parse_grants
 
 KEYS = (
     "listen",
@@ -44,7 +44,7 @@ class PdpConfig:
     properties_file: Path | None = None  # absent: seed defaults for Decide and explain
     reload_interval: float = 1.0
     auth: ValidatorConfig | DevIssuerSettings | None = None  # None: `auth: none`, no validation
-    grants: dict[str, Any] = field(default_factory=dict)  # absent: grant sync is off
+    grants: GrantsConfig = field(default_factory=GrantsConfig)  # no targets: grant sync is off
 
 
 def load_pdp_config(path: Path) -> PdpConfig:
@@ -65,7 +65,11 @@ def load_pdp_config(path: Path) -> PdpConfig:
         )
         interval = 1.0
     auth = _auth(f, found)
-    grants = f.data.get("grants") or {}
+    try:
+        grants = parse_grants(f.data.get("grants") or {}, str(path))
+    except ConfigError as exc:
+        found.errors += exc.problems
+        grants = GrantsConfig()
     found.raise_if_any()
     return PdpConfig(
         file=path,

@@ -17,6 +17,7 @@ from pdp.auth.grpc import BearerAuthInterceptor
 from pdp.config.load import load_settings, load_snapshot
 from pdp.config.watch import Watched
 from pdp.core.model import DEFAULT_MAPPING, Settings
+from pdp.grants.sync import syncer_from
 from pdp.policy.snapshot import PolicySnapshot
 from pdp.service.config import DevIssuerSettings, PdpConfig
 from pdp.service.server import PdpServicer, Revisions, start_server
@@ -100,4 +101,7 @@ async def start_pdp(
     running = RunningPdp(server, port, policy, settings, resources)
     for watched in filter(None, (policy, settings)):
         running.tasks.append(asyncio.create_task(watched.run(config.reload_interval)))
+    syncer = syncer_from(config.grants)
+    if syncer is not None:
+        running.tasks.append(asyncio.create_task(syncer.run(lambda: policy.current)))
     return running
