@@ -123,12 +123,27 @@ def batch_keys(document: Any) -> list[Key | None] | None:
         items = action["filterResources"]
         if items.__class__ is not list or action.get("resource") is not None:
             return None
+        user, groups, operation = head
         keys: list[Key | None] = []
         for item in items:
-            tail = _resource_key(item)
-            key = None if tail is None else head + tail
-            hash(key)
-            keys.append(key)
+            # FilterTables is the bulk of it (100 items a body): its key is built inline, the
+            # same as head + _resource_key(item) would build it.
+            if (t := item.get("table")) is not None:
+                keys.append(
+                    (
+                        user,
+                        groups,
+                        operation,
+                        "table",
+                        t["catalogName"],
+                        t["schemaName"],
+                        t["tableName"],
+                    )
+                )
+            else:
+                tail = _resource_key(item)
+                keys.append(None if tail is None else head + tail)
+        hash(tuple(keys))  # unhashable parts anywhere mean a malformed body: no keys
         return keys
     except _MALFORMED:
         return None
