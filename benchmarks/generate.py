@@ -203,6 +203,9 @@ def write_config(world: World, out: Path, sidecar_port: int, pdp_port: int) -> N
             "policyFiles": ["registry.yaml", "policies.yaml", "users.yaml"],
             "accessGrantMapping": "access-grant-mapping.yaml",
             "reloadIntervalSeconds": 1,
+            # Loopback only, and tokens would ride on cache misses alone: the hot path measured
+            # here never calls the PDP.
+            "auth": "none",
         },
     )
     _write_json(
@@ -210,7 +213,7 @@ def write_config(world: World, out: Path, sidecar_port: int, pdp_port: int) -> N
         {
             "listen": f"127.0.0.1:{sidecar_port}",
             "workers": 2,
-            "pdp": {"target": f"127.0.0.1:{pdp_port}", "timeoutSeconds": 2},
+            "pdp": {"target": f"127.0.0.1:{pdp_port}", "timeoutSeconds": 2, "auth": "none"},
             "cluster": {"properties": "cluster.properties"},
             "cache": {"users": 10_000, "decisions": 200_000, "maxStaleSeconds": 300},
         },
