@@ -53,7 +53,7 @@ class Sidecar:
         paths = [p for p in (config.properties_file, config.mapping_file) if p is not None]
         cluster = Watched("cluster settings", paths, lambda: load_cluster(config))
         tokens = AsyncTokenSource(config.pdp_auth) if config.pdp_auth else None
-        self._client = PdpClient(config.pdp_target, config.pdp_timeout, tokens)
+        self._client = PdpClient(config.pdp_target, config.pdp_timeout, tokens, config.pdp_tls)
         answers = Answers(
             lambda: cluster.current,
             self._client,

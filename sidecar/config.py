@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import grpc
+
 from pdp.auth import ClientCredentials, client_auth_from_config
 from pdp.auth.errors import ConfigError as AuthConfigError
 from pdp.config.errors import Collector, ConfigError, Problem
@@ -21,6 +23,7 @@ class SidecarConfig:
     workers: int = 2
     pdp_target: str = "127.0.0.1:50051"
     pdp_timeout: float = 2.0
+    pdp_tls: grpc.ChannelCredentials | None = None  # absent: plaintext (loopback only!)
     pdp_auth: ClientCredentials | None = None  # None: `auth: none`, calls carry no token
     properties_file: Path | None = None  # absent: the seed defaults
     mapping_file: Path | None = None  # absent: the PDP-level accessGrantMapping applies
@@ -42,7 +45,9 @@ def load_sidecar_config(path: Path) -> SidecarConfig:
         found,
         ("listen", "workers", "pdp", "cluster", "cache", "reloadIntervalSeconds"),
     )
-    pdp = Fields(top.data.get("pdp") or {}, "pdp", found, ("target", "timeoutSeconds", "auth"))
+    pdp = Fields(
+        top.data.get("pdp") or {}, "pdp", found, ("target", "timeoutSeconds", "auth", "tls")
+    )
     cluster = Fields(
         top.data.get("cluster") or {}, "cluster", found, ("properties", "accessGrantMapping")
     )
@@ -76,6 +81,7 @@ def load_sidecar_config(path: Path) -> SidecarConfig:
         port=int(port),
         pdp_target=pdp.str("target", default="127.0.0.1:50051"),
         pdp_auth=pdp_auth,
+        pdp_tls=_channel_tls(pdp.data.get("tls"), found, base, pdp.line("tls")),
         properties_file=base / p if (p := cluster.str("properties")) else None,
         mapping_file=base / m if (m := cluster.str("accessGrantMapping")) else None,
         max_stale=stale,
@@ -91,3 +97,20 @@ def _number(f: Fields, key: str, default: float, kind: type) -> Any:
     if kind is int and value != int(value):
         f.found.error(f.line(key), f"{f.where}.{key}: expected a whole number, got {value!r}")
     return kind(value)
+
+
+def _channel_tls(
+    value: Any, found: Collector, base: Path, line: int | None
+) -> grpc.ChannelCredentials | None:
+    """`tls: true` trusts the system's roots; `tls: {caFile: ...}` a private CA."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return grpc.ssl_channel_credentials()
+    tls = Fields(value, "pdp.tls", found, ("caFile",))
+    ca = tls.str("caFile", required=True)
+    try:
+        return grpc.ssl_channel_credentials((base / ca).read_bytes())
+    except OSError as exc:
+        found.error(line, f"pdp.tls.caFile: cannot read {exc.filename}: {exc.strerror}")
+        return None

@@ -18,11 +18,19 @@ class PdpUnavailable(Exception):
 
 
 class PdpClient:
-    def __init__(self, target: str, timeout: float, tokens: AsyncTokenSource | None = None) -> None:
-        self._channel = grpc.aio.insecure_channel(
-            target,
-            options=[("grpc.max_receive_message_length", 256 * 1024 * 1024)],
-            interceptors=bearer_interceptors(tokens) if tokens else None,
+    def __init__(
+        self,
+        target: str,
+        timeout: float,
+        tokens: AsyncTokenSource | None = None,
+        tls: grpc.ChannelCredentials | None = None,
+    ) -> None:
+        options = [("grpc.max_receive_message_length", 256 * 1024 * 1024)]
+        interceptors = bearer_interceptors(tokens) if tokens else None
+        self._channel = (
+            grpc.aio.secure_channel(target, tls, options=options, interceptors=interceptors)
+            if tls
+            else grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)
         )
         self._stub = rpc.PolicyDecisionPointStub(self._channel)
         self._timeout = timeout

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import grpc
+
 from pdp.auth import server_auth_from_config
 from pdp.auth.errors import ConfigError as AuthConfigError
 from pdp.auth.validator import ValidatorConfig
@@ -14,6 +16,7 @@ from pdp.config.yamlsource import load_yaml
 from pdp.grants.config import GrantsConfig, parse_grants
 
 KEYS = (
+    "tls",
     "listen",
     "policyFiles",
     "accessGrantMapping",
@@ -44,6 +47,7 @@ class PdpConfig:
     properties_file: Path | None = None  # absent: seed defaults for Decide and explain
     reload_interval: float = 1.0
     auth: ValidatorConfig | DevIssuerSettings | None = None  # None: `auth: none`, no validation
+    tls: grpc.ServerCredentials | None = None  # absent: plaintext gRPC (loopback only!)
     grants: GrantsConfig = field(default_factory=GrantsConfig)  # no targets: grant sync is off
 
 
@@ -70,6 +74,7 @@ def load_pdp_config(path: Path) -> PdpConfig:
     except ConfigError as exc:
         found.errors += exc.problems
         grants = GrantsConfig()
+    tls = _server_tls(f, found, base)
     found.raise_if_any()
     return PdpConfig(
         file=path,
@@ -79,6 +84,7 @@ def load_pdp_config(path: Path) -> PdpConfig:
         properties_file=base / p if (p := f.str("clusterProperties")) else None,
         reload_interval=float(interval),
         auth=auth,
+        tls=tls,
         grants=grants,
     )
 
@@ -104,3 +110,16 @@ def _auth(f: Fields, found: Collector) -> ValidatorConfig | DevIssuerSettings | 
     except AuthConfigError as exc:
         found.error(f.line("auth"), str(exc))
         return None
+
+
+def _server_tls(f: Fields, found: Collector, base: Path) -> grpc.ServerCredentials | None:
+    if f.data.get("tls") is None:
+        return None
+    tls = Fields(f.data["tls"], "tls", found, ("certificateFile", "privateKeyFile"))
+    files = [base / tls.str(key, required=True) for key in ("certificateFile", "privateKeyFile")]
+    try:
+        certificate, key = (path.read_bytes() for path in files)
+    except OSError as exc:
+        found.error(tls.line(), f"tls: cannot read {exc.filename}: {exc.strerror}")
+        return None
+    return grpc.ssl_server_credentials([(key, certificate)])

@@ -97,7 +97,7 @@ async def start_pdp(
         settings=(lambda: settings.current) if settings else Settings,
         revisions=revisions,
     )
-    server, port = await start_server(servicer, listen or config.listen, interceptors)
+    server, port = await start_server(servicer, listen or config.listen, interceptors, config.tls)
     running = RunningPdp(server, port, policy, settings, resources)
     for watched in filter(None, (policy, settings)):
         running.tasks.append(asyncio.create_task(watched.run(config.reload_interval)))

@@ -109,6 +109,7 @@ async def start_server(
     servicer: PdpServicer,
     listen: str,
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    tls: grpc.ServerCredentials | None = None,
 ) -> tuple[grpc.aio.Server, int]:
     """Start serving on `listen` (host:port; port 0 picks a free one). Returns the bound port."""
     server = grpc.aio.server(
@@ -116,7 +117,7 @@ async def start_server(
         options=[("grpc.max_send_message_length", 256 * 1024 * 1024)],
     )
     rpc.add_PolicyDecisionPointServicer_to_server(servicer, server)
-    port = server.add_insecure_port(listen)
+    port = server.add_secure_port(listen, tls) if tls else server.add_insecure_port(listen)
     if port == 0:
         raise OSError(f"cannot listen on {listen}")
     await server.start()
