@@ -7,7 +7,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import jwt
@@ -83,15 +83,17 @@ def test_pinned_token_type(idp: Idp) -> None:
 @pytest.mark.parametrize(
     "claims",
     [
-        {"exp": int(time.time()) - 10},  # expired, but within the 30 s leeway
-        {"aud": ["api://other", PDP_AUDIENCE]},
-        {"scope": None, "scp": "pdp.decide other"},  # Entra user token
-        {"scope": None, "scp": ["pdp.decide"]},  # Okta
-        {"scope": None, "roles": ["pdp.decide"]},  # Entra app-only token
+        # made when the test runs, not when it is collected (the IdP may take a while to start)
+        lambda: {"exp": int(time.time()) - 10},  # expired, but within the 30 s leeway
+        lambda: {"aud": ["api://other", PDP_AUDIENCE]},
+        lambda: {"scope": None, "scp": "pdp.decide other"},  # Entra user token
+        lambda: {"scope": None, "scp": ["pdp.decide"]},  # Okta
+        lambda: {"scope": None, "roles": ["pdp.decide"]},  # Entra app-only token
     ],
+    ids=["expired-within-leeway", "audience-list", "scp-string", "scp-list", "roles"],
 )
-def test_accepts(idp: Idp, validator: Validator, claims: dict[str, Any]) -> None:
-    assert "pdp.decide" in validator.validate(idp.forge(**claims)).scopes
+def test_accepts(idp: Idp, validator: Validator, claims: Callable[[], dict[str, Any]]) -> None:
+    assert "pdp.decide" in validator.validate(idp.forge(**claims())).scopes
 
 
 def test_token_for_another_resource_of_the_same_issuer_is_refused(
