@@ -1,7 +1,9 @@
 """Planning for platforms that grant to one managed role per user (Snowflake, PostgreSQL).
 
-Every grant held by a managed role is the product's, so the diff there is exact; membership of
-the role is reconciled too, because anyone else holding it would hold the user's access."""
+Every grant held by a managed role is the product's, so the diff there is exact. Which users hold
+the role is reconciled too, because another user holding it would hold the user's access; roles
+holding it (the account's hierarchy, e.g. `GRANT ROLE ... TO ROLE SYSADMIN`) are the
+administrators' business and are left alone."""
 
 from __future__ import annotations
 
@@ -64,7 +66,7 @@ def plan_roles(
             steps.append(Step(phase, subject, text, where))
     for role in sorted(desired.members.keys() | current.members.keys()):
         want = desired.members.get(role, frozenset())
-        have = current.members.get(role, frozenset())
+        have = {m for m in current.members.get(role, frozenset()) if m[0] == "USER"}
         for member in sorted(have - want):
             steps.append(Step(Phase.REVOKE, role, sql.revoke_role(role, member)))
         for member in sorted(want - have):

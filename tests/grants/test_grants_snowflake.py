@@ -142,11 +142,13 @@ def test_revoking_a_view_names_it_a_view_in_either_layout(layout: str) -> None:
 def test_drift_made_by_hand_is_repaired_and_nothing_else_is_touched() -> None:
     book = ledger()
     sync(book, BASE)
-    book.roles |= {"ANALYST"}
+    book.roles |= {"ANALYST", "SYSADMIN"}
     book.execute('GRANT INSERT ON TABLE "SALES"."PUBLIC"."ORDERS" TO ROLE "PDP_USER_BOB"')
     book.execute('REVOKE SELECT ON VIEW "SALES"."PUBLIC"."V" FROM ROLE "PDP_USER_ALICE"')
     book.execute('GRANT ROLE "PDP_USER_ALICE" TO USER "MALLORY"')
-    # Not ours: another role's grant, a privilege outside the vocabulary, OWNERSHIP.
+    # Not ours: the account's role hierarchy, another role's grant, a privilege outside the
+    # vocabulary, OWNERSHIP.
+    book.execute('GRANT ROLE "PDP_USER_ALICE" TO ROLE "SYSADMIN"')
     book.execute('GRANT SELECT ON TABLE "SALES"."PUBLIC"."ORDERS" TO ROLE "ANALYST"')
     book.execute('GRANT REFERENCES ON TABLE "SALES"."PUBLIC"."ORDERS" TO ROLE "PDP_USER_BOB"')
     book.grants.add(("OWNERSHIP", ("SALES", "PUBLIC", "V"), "PDP_USER_ALICE", "SYSADMIN"))
@@ -164,6 +166,7 @@ def test_drift_made_by_hand_is_repaired_and_nothing_else_is_touched() -> None:
     assert ("SELECT", ("SALES", "PUBLIC", "ORDERS")) in book.held("ANALYST")
     assert ("REFERENCES", ("SALES", "PUBLIC", "ORDERS")) in book.held("PDP_USER_BOB")
     assert ("OWNERSHIP", ("SALES", "PUBLIC", "V")) in book.held("PDP_USER_ALICE")
+    assert 'REVOKE ROLE "PDP_USER_ALICE" FROM ROLE "SYSADMIN"' not in book.log
 
 
 def test_parent_usage_goes_with_the_last_object_in_it() -> None:
