@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -48,10 +49,10 @@ def start_stack(
 def stack_factory(tmp_path) -> Iterator:
     started: list[Stack] = []
 
-    def start(**tree_args: str) -> Stack:
+    def start(**args: Any) -> Stack:
         root = tmp_path / f"stack{len(started)}"
         root.mkdir()
-        stack = start_stack(root, **tree_args)
+        stack = start_stack(root, **args)
         started.append(stack)
         return stack
 

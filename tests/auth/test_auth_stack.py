@@ -8,10 +8,8 @@ from __future__ import annotations
 import json
 
 import httpx
-import pytest
 
 from tests.auth.support import PDP_AUDIENCE, Idp
-from tests.conftest import start_stack
 from tests.sidecar.test_revocation import BODY
 from tests.support.configs import make_tree
 from tests.support.processes import free_port, start_pdp, start_sidecar
@@ -34,28 +32,11 @@ def pdp_auth(idp: Idp, scope: str = "pdp.decide") -> str:
     )
 
 
-@pytest.fixture
-def stacks(tmp_path):
-    started = []
-
-    def start(name: str, **kw):
-        root = tmp_path / name
-        root.mkdir()
-        stack = start_stack(root, **kw)
-        started.append(stack)
-        return stack
-
-    yield start
-    for stack in started:
-        stack.sidecar.stop()
-        stack.pdp.stop()
-
-
 def decide_alice(stack) -> dict:
     return httpx.post(stack.url + ALLOW, json=BODY, timeout=10).json()
 
 
-def test_secret_client_token_from_the_real_idp_is_accepted(idp, stacks, monkeypatch):
+def test_secret_client_token_from_the_real_idp_is_accepted(idp, stack_factory, monkeypatch):
     monkeypatch.setenv("SIDECAR_SECRET", idp.secrets["sidecar-basic"])
     sidecar_auth = flow(
         {
@@ -66,12 +47,12 @@ def test_secret_client_token_from_the_real_idp_is_accepted(idp, stacks, monkeypa
             "resource": PDP_AUDIENCE,
         }
     )
-    stack = stacks("secret", pdp_auth=pdp_auth(idp), sidecar_auth=sidecar_auth)
+    stack = stack_factory(pdp_auth=pdp_auth(idp), sidecar_auth=sidecar_auth)
     assert decide_alice(stack) == {"result": True}
 
 
 def test_certificate_client_token_from_the_real_idp_is_accepted(
-    idp, client_certificate, stacks, tmp_path
+    idp, client_certificate, stack_factory, tmp_path
 ):
     (tmp_path / "client.crt").write_bytes(client_certificate.certificate_pem)
     (tmp_path / "client.key").write_bytes(client_certificate.private_key_pem)
@@ -86,7 +67,7 @@ def test_certificate_client_token_from_the_real_idp_is_accepted(
             "resource": PDP_AUDIENCE,
         }
     )
-    stack = stacks("cert", pdp_auth=pdp_auth(idp), sidecar_auth=sidecar_auth)
+    stack = stack_factory(pdp_auth=pdp_auth(idp), sidecar_auth=sidecar_auth)
     assert decide_alice(stack) == {"result": True}
 
 
@@ -145,7 +126,7 @@ def test_a_sidecar_with_a_wrong_secret_gets_no_token_and_fails_closed(idp, tmp_p
     assert "invalid_client" in log and "not-the-secret" not in log
 
 
-def test_the_development_issuer_path_of_pdp_up(stacks, monkeypatch):
+def test_the_development_issuer_path_of_pdp_up(stack_factory, monkeypatch):
     monkeypatch.setenv("DEV_SECRET", "s3cret-for-this-test")
     issuer_port = free_port()
     dev = flow(
@@ -165,7 +146,7 @@ def test_the_development_issuer_path_of_pdp_up(stacks, monkeypatch):
             "scope": "pdp.decide",
         }
     )
-    stack = stacks("dev", pdp_auth=dev, sidecar_auth=client)
+    stack = stack_factory(pdp_auth=dev, sidecar_auth=client)
     assert decide_alice(stack) == {"result": True}
     assert "DEVELOPMENT token issuer" in stack.pdp.output()
     assert "s3cret-for-this-test" not in stack.pdp.output() + stack.sidecar.output()
