@@ -35,6 +35,9 @@ class PolicySnapshot:
     # Registered but inactive or deleted: no policy reaches them, yet grant sync must still look
     # at them on platforms where grants can only be read object by object (Databricks).
     retired: Mapping[str, DataSource] = field(default_factory=dict)
+    # Active policies by what their `who` names, so a user's grants are found without testing
+    # every policy: ("anyone",), ("user", name), ("group", name), ("attribute", key, value).
+    by_who: Mapping[tuple[str, ...], tuple[int, ...]] = field(default_factory=dict)
 
     @classmethod
     def compile(
@@ -59,6 +62,7 @@ class PolicySnapshot:
             registry=Registry.of(set(trino_paths.values())),
             trino_paths=trino_paths,
             retired={p: s for s in retired if (p := fold(s.path)) not in by_path},
+            by_who=_by_who(policies),
         )
 
     def subject(self, user: str, groups: Iterable[str] = ()) -> Subject:
@@ -69,9 +73,14 @@ class PolicySnapshot:
 
     def grants(self, subject: Subject) -> Grants:
         """Data source path -> the active policies that apply to `subject` and target it."""
+        keys = [("anyone",), ("user", subject.name)]
+        keys += [("group", group) for group in subject.groups]
+        keys += [("attribute", k, v) for k, values in subject.attributes.items() for v in values]
+        candidates = sorted({i for key in keys for i in self.by_who.get(key, ())})
         found: defaultdict[str, list[PolicyGrant]] = defaultdict(list)
-        for policy in self.policies:
-            if policy.status is PolicyStatus.ACTIVE and policy.applies_to(subject):
+        for index in candidates:  # named the subject somewhere; `match: all` may still say no
+            policy = self.policies[index]
+            if policy.applies_to(subject):
                 grant = PolicyGrant(policy.name, policy.access)
                 for path in self.targets.get(policy.name, ()):
                     found[path].append(grant)
@@ -116,3 +125,17 @@ def _targets(
                 paths |= index.get((kind, name), set())
         result[policy.name] = frozenset(paths)
     return result
+
+
+def _by_who(policies: tuple[Policy, ...]) -> dict[tuple[str, ...], tuple[int, ...]]:
+    index: defaultdict[tuple[str, ...], list[int]] = defaultdict(list)
+    for i, policy in enumerate(policies):
+        if policy.status is not PolicyStatus.ACTIVE:
+            continue
+        keys: list[tuple[str, ...]] = [("anyone",)] if policy.anyone else []
+        keys += [("user", name) for name in policy.users]
+        keys += [("group", name) for name in policy.groups]
+        keys += [("attribute", k, v) for k, values in policy.attributes.items() for v in values]
+        for key in keys:
+            index[key].append(i)
+    return {key: tuple(ids) for key, ids in index.items()}
