@@ -33,14 +33,19 @@ class Process:
         )
 
     def wait_until(self, ready: Callable[[], bool], timeout: float = 20.0) -> None:
+        """Wait for `ready`; on failure stop the process, so no test leaves one behind."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.popen.poll() is not None:
-                raise RuntimeError(f"process exited early:\n{self.output()}")
+                output = self.output()
+                self.stop()
+                raise RuntimeError(f"process exited early:\n{output}")
             if ready():
                 return
             time.sleep(0.05)
-        raise TimeoutError(f"not ready after {timeout}s:\n{self.output()}")
+        output = self.output()
+        self.stop()
+        raise TimeoutError(f"not ready after {timeout}s:\n{output}")
 
     def output(self) -> str:
         self._file.flush()
