@@ -48,7 +48,8 @@ class Process:
         raise TimeoutError(f"not ready after {timeout}s:\n{output}")
 
     def output(self) -> str:
-        self._file.flush()
+        if not self._file.closed:
+            self._file.flush()
         return self.log.read_text(errors="replace")
 
     def stop(self) -> None:
