@@ -15,7 +15,7 @@ import orjson
 from pdp.config.errors import ConfigError, Problem
 from pdp.config.load import load_settings, load_snapshot
 from pdp.core import decide
-from pdp.core.model import DEFAULT_MAPPING, Decision, Request
+from pdp.core.model import DEFAULT_MAPPING, Decision, Request, name_of
 from pdp.grants.cli import add_grants_commands
 from pdp.service.config import load_pdp_config
 from pdp.service.run import start_pdp
@@ -127,7 +127,7 @@ def _explain(args: argparse.Namespace) -> int:
 
 def _print_decision(request: Request, decision: Decision, revision: str, as_json: bool) -> None:
     target = request.resource
-    name = ".".join(v for f in target.__slots__ if (v := getattr(target, f))) if target else "-"
+    name = name_of(target) if target else "-"
     if as_json:
         print(
             orjson.dumps(

@@ -11,11 +11,13 @@ from pdp.core.model import (
     Decision,
     PolicyGrant,
     Request,
+    Resource,
     SchemaRef,
     TableKey,
     TableRef,
     UserRef,
     View,
+    name_of,
 )
 from pdp.core.operations import OPERATIONS, Rule
 
@@ -131,7 +133,5 @@ def _allowed(view: View, key: TableKey, access: Access) -> bool:
     return access in view.settings.datasource_operations and bool(_granting(view, key, access))
 
 
-def _name(resource: object) -> str:
-    if resource is None:
-        return "(no object)"
-    return ".".join(v for f in resource.__slots__ if (v := getattr(resource, f)))
+def _name(resource: Resource | None) -> str:
+    return "(no object)" if resource is None else name_of(resource)

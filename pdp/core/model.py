@@ -102,6 +102,11 @@ Resource = (
 )
 
 
+def name_of(resource: Resource) -> str:
+    """The dotted name of what a resource names, e.g. `hive.sales.orders`."""
+    return ".".join(v for f in resource.__slots__ if (v := getattr(resource, f)))
+
+
 @dataclass(frozen=True, slots=True)
 class Request:
     identity: Identity

@@ -12,9 +12,10 @@ from cachetools import LRUCache
 
 from pdp.api import pb, rpc
 from pdp.core import decide
-from pdp.core.model import Settings
+from pdp.core.model import Identity, Settings, View
 from pdp.policy.snapshot import PolicySnapshot
 from pdp.service import convert
+from pdp.service.convert import Grants
 
 log = logging.getLogger(__name__)
 
@@ -48,19 +49,30 @@ class PdpServicer(rpc.PolicyDecisionPointServicer):
         cache_size: int = 10_000,
     ) -> None:
         self._snapshot, self._settings, self._revisions = snapshot, settings, revisions
-        self._entitlements: LRUCache = LRUCache(cache_size)
+        self._grants: LRUCache = LRUCache(cache_size)  # (revision, identity) -> Trino grants
+        self._entitlements: LRUCache = LRUCache(cache_size)  # same key -> encoded message
 
     def _effective(self, snapshot: PolicySnapshot) -> Settings:
         return dataclasses.replace(self._settings(), mapping=snapshot.mapping)
+
+    def _trino_grants(self, snapshot: PolicySnapshot, identity: Identity) -> Grants:
+        key = (snapshot.revision, identity)
+        grants = self._grants.get(key)
+        if grants is None:
+            subject = snapshot.subject(identity.user, identity.groups)
+            grants = self._grants[key] = snapshot.trino_grants(subject)
+        return grants
+
+    def _view(self, snapshot: PolicySnapshot, settings: Settings, identity: Identity) -> View:
+        return View(settings, snapshot.registry, self._trino_grants(snapshot, identity))
 
     async def Decide(
         self, request: pb.DecideRequest, context: grpc.aio.ServicerContext
     ) -> pb.DecideResponse:
         snapshot = self._snapshot()
         core_request = convert.request_from_pb(request)
-        decision = decide(
-            snapshot.view(self._effective(snapshot), core_request.identity), core_request
-        )
+        view = self._view(snapshot, self._effective(snapshot), core_request.identity)
+        decision = decide(view, core_request)
         return pb.DecideResponse(
             revision=snapshot.revision, decision=convert.decision_to_pb(decision)
         )
@@ -73,7 +85,7 @@ class PdpServicer(rpc.PolicyDecisionPointServicer):
         decisions = []
         for item in request.requests:
             core_request = convert.request_from_pb(item)
-            view = snapshot.view(settings, core_request.identity)
+            view = self._view(snapshot, settings, core_request.identity)
             decisions.append(convert.decision_to_pb(decide(view, core_request)))
         return pb.BatchDecideResponse(revision=snapshot.revision, decisions=decisions)
 
@@ -85,7 +97,7 @@ class PdpServicer(rpc.PolicyDecisionPointServicer):
         key = (snapshot.revision, identity)
         cached = self._entitlements.get(key)
         if cached is None:
-            grants = snapshot.trino_grants(snapshot.subject(identity.user, identity.groups))
+            grants = self._trino_grants(snapshot, identity)
             cached = self._entitlements[key] = convert.entitlements_to_pb(snapshot.revision, grants)
         return cached
 
