@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install up test lint
+.PHONY: install up test lint deps
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
@@ -19,5 +19,11 @@ up: install
 lint: install
 	$(BIN)/ruff check .
 
-test: lint
+# What the tests run against: Debian's PostgreSQL (each run starts a throwaway cluster from it)
+# and Trino from Maven Central (cached in .cache/trino, once per machine).
+deps:
+	bash scripts/install-postgres.sh
+	bash scripts/fetch-trino.sh >/dev/null
+
+test: lint deps
 	$(BIN)/pytest

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from devstack import postgres
 from tests.support.configs import ConfigTree, make_tree
 from tests.support.processes import Process, free_port, start_pdp, start_sidecar
 
@@ -60,3 +61,11 @@ def stack_factory(tmp_path) -> Iterator:
     for stack in started:
         stack.sidecar.stop()
         stack.pdp.stop()
+
+
+@pytest.fixture(scope="session")
+def pg() -> Iterator[postgres.Postgres]:
+    """One PostgreSQL server for the test run: a throwaway cluster on a free loopback port,
+    stopped at the end, or the server that PDP_TEST_POSTGRES names."""
+    with postgres.server() as server:
+        yield server

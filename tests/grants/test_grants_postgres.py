@@ -14,15 +14,14 @@ import psycopg
 import pytest
 import yaml
 
+from devstack.postgres import Postgres
 from pdp.config.load import load_snapshot
 from pdp.grants import apply, parse_grants, plan
 from pdp.grants.cli import add_grants_commands
 
-ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
-
-
 @dataclass
 class Cluster:
+    server: Postgres
     database: str
     alice: str
     bob: str
@@ -30,9 +29,7 @@ class Cluster:
     tmp: Path
 
     def connect(self, user: str = "postgres") -> psycopg.Connection:
-        return psycopg.connect(
-            host="127.0.0.1", port=5432, user=user, dbname=self.database, autocommit=True
-        )
+        return self.server.connect(self.database, user)
 
     def can(self, user: str, sql: str) -> bool:
         with self.connect(user) as conn:
@@ -82,7 +79,7 @@ class Cluster:
                     "platform": "postgresql",
                     "connections": ["pg"],
                     "rolePrefix": self.prefix,
-                    "dsn": ADMIN,
+                    "dsn": self.server.conninfo(),
                 }
             ]
         }
@@ -100,16 +97,17 @@ class Cluster:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def cluster(tmp_path_factory: pytest.TempPathFactory, pg: Postgres) -> Iterator[Cluster]:
     suffix = secrets.token_hex(3)
     c = Cluster(
+        pg,
         f"grants_{suffix}",
         f"alice_{suffix}",
         f"bob_{suffix}",
         f"t{suffix}",
         tmp_path_factory.mktemp("pg"),
     )
-    with psycopg.connect(ADMIN, autocommit=True) as admin:
+    with pg.connect() as admin:
         admin.execute(f'CREATE DATABASE "{c.database}"')
         for user in (c.alice, c.bob):
             admin.execute(f'CREATE ROLE "{user}" LOGIN')
@@ -122,7 +120,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             conn.execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")
         yield c
     finally:
-        with psycopg.connect(ADMIN, autocommit=True) as admin:
+        with pg.connect() as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{c.database}" WITH (FORCE)')
             managed = admin.execute(
                 "SELECT rolname FROM pg_roles WHERE left(rolname, %s) = %s",
