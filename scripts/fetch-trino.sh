@@ -10,7 +10,7 @@ HOME_DIR="$CACHE/trino-server-core-$TRINO_VERSION"
 PLUGINS=(opa memory tpch postgresql blackhole)
 MDP=org.apache.maven.plugins:maven-dependency-plugin:3.8.1
 
-if [[ -f "$HOME_DIR/.complete" ]]; then
+if [[ -f "$HOME_DIR/.complete-v2" ]]; then
   echo "$HOME_DIR"
   exit 0
 fi
@@ -48,8 +48,9 @@ trap 'rm -rf "$staging"' EXIT
 tar -xzf "$dl/trino-server-core-$TRINO_VERSION.tar.gz" -C "$staging"
 home="$staging/trino-server-core-$TRINO_VERSION"
 # Optional plugins of the core tarball that the project does not use: fewer plugins start faster.
-# password-authenticators stays: it holds the file group provider.
-rm -rf "$home"/plugin/{functions-python,geospatial,spooling-filesystem,exchange-filesystem,resource-group-managers,session-property-managers}
+# password-authenticators stays (it holds the file group provider), and so does geospatial (the
+# postgresql connector needs its Geometry type).
+rm -rf "$home"/plugin/{functions-python,spooling-filesystem,exchange-filesystem,resource-group-managers,session-property-managers}
 if ((${#missing[@]})); then
   # The full tarball stores a jar shared by several plugins once, as hard links between plugin
   # folders and lib/, so lib/ and every plugin come out together.
@@ -66,7 +67,7 @@ for p in "${PLUGINS[@]}"; do
   fi
   find "$tmp" -name '*.jar' -exec mv -t "$home/plugin/$p" {} +
 done
-touch "$home/.complete"
+touch "$home/.complete-v2"
 rm -rf "$HOME_DIR"
 mv "$home" "$HOME_DIR"
 rm -rf "$CACHE/m2" "$dl/trino-server-$TRINO_VERSION.tar.gz"

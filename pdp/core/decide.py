@@ -37,6 +37,8 @@ def decide(view: View, request: Request) -> Decision:
             return Decision(owner == user, "identity", f"{user!r} acting on user {owner!r}")
         case Rule.ADMIN_ONLY, _:
             return Decision(False, "identity", f"{request.operation} is for admins only")
+        case Rule.TABLE, TableRef() if access is Access.READ and is_metadata(resource):
+            return Decision(True, "metadata", f"{_name(resource)} lists only what Trino filters")
         case Rule.TABLE, TableRef():
             return on_table(view, resource, access)
         case Rule.CREATE_TABLE, TableRef():
@@ -59,6 +61,20 @@ def decide(view: View, request: Request) -> Decision:
         case Rule.NO_ROW_FILTER | Rule.NO_MASK, _:
             return Decision(True, "no-data-policy", "no data policy applies")
     return Decision(False, "malformed", f"{request.operation} needs a different resource")
+
+
+# Metadata tables whose rows Trino itself filters per user (FilterCatalogs/Schemas/Tables/Columns),
+# as Trino's file-based access control exempts information_schema. Denying the table would only
+# break SHOW SCHEMAS, JDBC metadata and BI tools for users who may see some of its rows.
+METADATA_SCHEMAS = frozenset({"information_schema"})
+METADATA_SYSTEM_SCHEMAS = frozenset({"jdbc", "metadata"})
+
+
+def is_metadata(table: TableRef) -> bool:
+    schema = table.schema.lower()
+    return schema in METADATA_SCHEMAS or (
+        table.catalog.lower() == "system" and schema in METADATA_SYSTEM_SCHEMAS
+    )
 
 
 def on_table(view: View, table: TableRef, access: Access) -> Decision:

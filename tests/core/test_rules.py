@@ -164,6 +164,24 @@ def test_closed_cluster_still_shows_containers_holding_readable_data_sources():
     assert run("ShowTables", SchemaRef("iceberg", "x")).allowed  # READ open for non-data-sources
 
 
+@pytest.mark.parametrize(
+    ("operation", "table", "allowed"),
+    [
+        ("SelectFromColumns", TableRef("hive", "information_schema", "tables"), True),
+        ("SelectFromColumns", TableRef("system", "jdbc", "columns"), True),
+        ("SelectFromColumns", TableRef("system", "metadata", "catalogs"), True),
+        ("SelectFromColumns", TableRef("system", "runtime", "queries"), False),
+        ("InsertIntoTable", TableRef("hive", "information_schema", "tables"), False),
+        ("SelectFromColumns", TableRef("hive", "sales", "information_schema"), False),
+    ],
+)
+def test_metadata_tables_are_readable_because_trino_filters_their_rows(operation, table, allowed):
+    closed = {"non_datasource_operations": frozenset()}
+    decision = run(operation, table, **closed)
+    assert decision.allowed is allowed
+    assert (decision.rule == "metadata") is allowed
+
+
 def test_visibility_requires_read_to_be_allowed_on_data_sources_too():
     decision = run(
         "AccessCatalog",
