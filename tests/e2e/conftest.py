@@ -47,8 +47,12 @@ policies:
     what: {tags: [Finance]}
   - name: accounts-readers
     access: READ
-    who: {users: [alice, carol]}
+    who: {users: [alice]}
     what: {dataSources: [pg.{db}.public.accounts]}
+  - name: payments-readers
+    access: READ
+    who: {users: [carol]}
+    what: {dataSources: [pg.{db}.public.payments]}
   - name: accounts-writers
     access: WRITE
     who: {users: [bob]}

@@ -25,7 +25,7 @@ def test_catalogs_schemas_and_tables_are_listed_as_each_user_may_see_them(e2e: E
         "customers",
         "scratch",
     }
-    assert e2e.column("carol", "SHOW TABLES FROM postgresql.public") == {"accounts", "notes"}
+    assert e2e.column("carol", "SHOW TABLES FROM postgresql.public") == {"payments", "notes"}
 
 
 def test_information_schema_is_filtered_the_same_way(e2e: E2E) -> None:
