@@ -87,15 +87,26 @@ class _Cluster:
             command = ["runuser", "-u", self.owner, "--", *command]
         result = subprocess.run(command, capture_output=True, text=True, timeout=120)
         if result.returncode != 0:
-            raise RuntimeError(f"{tool} failed ({result.returncode}):\n{result.stdout}{result.stderr}")
+            raise RuntimeError(
+                f"{tool} failed ({result.returncode}):\n{result.stdout}{result.stderr}"
+            )
 
     def init(self) -> None:
         self.datadir.mkdir(parents=True, exist_ok=True)
         if self.owner:
             entry = pwd.getpwnam(self.owner)
             os.chown(self.datadir, entry.pw_uid, entry.pw_gid)
-        self.run("initdb", "-D", str(self.datadir), "-U", "postgres", "--auth=trust",
-                 "-E", "UTF8", "--no-instructions")
+        self.run(
+            "initdb",
+            "-D",
+            str(self.datadir),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-instructions",
+        )
 
     def start(self, port: int) -> None:
         options = " ".join(
@@ -112,8 +123,19 @@ class _Cluster:
             )
         )
         log = self.datadir / "server.log"
-        self.run("pg_ctl", "-D", str(self.datadir), "-l", str(log), "-o", options,
-                 "-w", "-t", "60", "start")
+        self.run(
+            "pg_ctl",
+            "-D",
+            str(self.datadir),
+            "-l",
+            str(log),
+            "-o",
+            options,
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
 
     def stop(self) -> None:
         # pg_ctl signals the PID in postmaster.pid: this cluster's server and nothing else.

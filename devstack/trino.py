@@ -131,8 +131,12 @@ class Trino:
         self._log = self.log.open("ab")
         env = {**os.environ, "JAVA_HOME": str(JAVA_HOME)}
         self.popen = subprocess.Popen(
-            [str(self.home / "bin" / "launcher"), "run",
-             f"--etc-dir={self.etc}", f"--data-dir={self.data}"],
+            [
+                str(self.home / "bin" / "launcher"),
+                "run",
+                f"--etc-dir={self.etc}",
+                f"--data-dir={self.data}",
+            ],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

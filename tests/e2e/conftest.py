@@ -197,8 +197,11 @@ def e2e(tmp_path_factory: pytest.TempPathFactory, pg: Postgres) -> Iterator[E2E]
     root = tmp_path_factory.mktemp("e2e")
     suffix = secrets.token_hex(3)
     database = f"e2e_{suffix}"
-    pg_users = {"alice": f"{database}_alice", "bob": f"{database}_bob",
-                "carol": f"{database}_carol"}
+    pg_users = {
+        "alice": f"{database}_alice",
+        "bob": f"{database}_bob",
+        "carol": f"{database}_carol",
+    }
     _create_postgres_data(pg, database, pg_users)
     (root / "config").mkdir()
     tree = make_tree(

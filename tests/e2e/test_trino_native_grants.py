@@ -62,7 +62,8 @@ def test_a_read_grant_is_not_a_write_either_way(e2e: E2E, user: str) -> None:
     table = "accounts" if user == "alice" else "payments"
     with pytest.raises(TrinoUserError):
         e2e.query(user, f"DELETE FROM postgresql.public.{table} WHERE id = -1")
-    with e2e.pg.connect(e2e.database, e2e.pg_users[user]) as conn, pytest.raises(
-        psycopg.errors.InsufficientPrivilege
+    with (
+        e2e.pg.connect(e2e.database, e2e.pg_users[user]) as conn,
+        pytest.raises(psycopg.errors.InsufficientPrivilege),
     ):
         conn.execute(f"DELETE FROM public.{table} WHERE id = -1")

@@ -19,6 +19,7 @@ from pdp.config.load import load_snapshot
 from pdp.grants import apply, parse_grants, plan
 from pdp.grants.cli import add_grants_commands
 
+
 @dataclass
 class Cluster:
     server: Postgres
