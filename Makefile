@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install up test lint deps
+.PHONY: install up trino test lint deps
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
@@ -15,6 +15,12 @@ $(VENV)/.installed: pyproject.toml
 
 up: install
 	$(BIN)/pdp up
+
+# The demo stack plus a real Trino 476 pointed at the sidecar (devstack/demo.py).
+trino: install
+	bash scripts/install-postgres.sh
+	bash scripts/fetch-trino.sh >/dev/null
+	$(BIN)/python -m devstack.demo
 
 lint: install
 	$(BIN)/ruff check .
