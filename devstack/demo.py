@@ -11,7 +11,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import psycopg
@@ -50,8 +49,9 @@ Trino {url} asks the sidecar {sidecar} on every check. Try, as different users:
   scripts/trino-cli --server {server} --user {admin} --execute 'SELECT * FROM hive.sales.customers'
       {admin} matches immuta.user.admin and bypasses policies
 
-  .venv/bin/python -c "import trino; c = trino.dbapi.connect(host='127.0.0.1', port={port}, \\
-      user='dana').cursor(); c.execute('SELECT count(*) FROM hive.sales.orders'); print(c.fetchall())"
+  .venv/bin/python -c "import trino; c = trino.dbapi.connect(host='127.0.0.1', \\
+      port={port}, user='dana').cursor(); \\
+      c.execute('SELECT count(*) FROM hive.sales.orders'); print(c.fetchall())"
 
 Edit config/policies.yaml while it runs: the next query sees the change within a second.
 Ctrl-C stops Trino, the sidecar, the PDP and PostgreSQL.

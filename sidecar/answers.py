@@ -17,6 +17,8 @@ from pdp.core.model import AccessGrantMapping, Decision, Identity, Registry, Req
 from pdp.core.operations import needs_grants
 from sidecar.pdp_client import PdpClient, PdpUnavailable
 
+STALENESS_CHECK_SECONDS = 0.25
+
 log = logging.getLogger(__name__)
 EMPTY_REGISTRY = Registry()
 
@@ -48,7 +50,9 @@ class Answers:
         self._decision_limit = decision_cache
         self.cached: Callable[[Hashable], Decision | None] = self._decisions.get
         self._inflight: dict[Identity, asyncio.Future[View]] = {}
-        self.lost_since: float | None = None  # when the watch stream broke
+        self.heard = time.monotonic()  # when the PDP last said anything on the watch
+        # the last word heard before the watch broke; not connected until the first word
+        self.lost_since: float | None = self.heard
         self._last_warning = 0.0
 
     def sizes(self) -> dict[str, int]:
@@ -142,32 +146,51 @@ class Answers:
         raise PdpUnavailable("the policy revision kept changing while fetching entitlements")
 
     async def watch(self) -> None:
-        """Follow the PDP's revisions; on a broken stream, reconnect with backoff and, past
-        `max_stale` seconds, drop what is cached so that nothing outdated is served."""
-        backoff = 0.1
+        """Follow the PDP's revisions (reconnecting with backoff) while a second task enforces
+        the staleness bound."""
+        enforcer = asyncio.create_task(self._enforce_staleness())
+        backoff, announced = 0.1, False
+        try:
+            while True:
+                try:
+                    async for revision in self._client.revisions():
+                        if self.lost_since is not None:
+                            log.info("revision watch established at %s", revision)
+                        self.heard = time.monotonic()
+                        self.lost_since, backoff, announced = None, 0.1, False
+                        if revision != self.revision:
+                            log.info("policy revision %s: caches dropped", revision)
+                            self.reset(revision)
+                except PdpUnavailable as exc:
+                    if not announced:
+                        log.warning("revision watch lost: %s", exc)
+                        announced = True
+                    if self.lost_since is None:
+                        # staleness counts from the last word heard, not from when silence
+                        # was noticed
+                        self.lost_since = self.heard
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+        finally:
+            enforcer.cancel()
+
+    async def _enforce_staleness(self) -> None:
         while True:
-            try:
-                async for revision in self._client.revisions():
-                    if self.lost_since is not None:
-                        log.info("revision watch re-established at %s", revision)
-                    self.lost_since, backoff = None, 0.1
-                    if revision != self.revision:
-                        log.info("policy revision %s: caches dropped", revision)
-                        self.reset(revision)
-            except PdpUnavailable as exc:
-                if self.lost_since is None:
-                    log.warning("revision watch lost: %s", exc)
-            now = time.monotonic()
-            self.lost_since = self.lost_since or now
-            stale = self._max_stale is not None and now - self.lost_since > self._max_stale
-            if stale and self.revision is not None:
-                log.error(
-                    "PDP unreachable for over %ss: cached answers dropped, failing closed",
-                    self._max_stale,
-                )
-                self.reset(None)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 2.0)
+            await asyncio.sleep(STALENESS_CHECK_SECONDS)
+            self.drop_if_stale()
+
+    def drop_if_stale(self) -> None:
+        """Past `max_stale` seconds without the PDP, drop what is cached so that nothing
+        outdated is served (uncached checks are then denied)."""
+        lost = self.lost_since
+        if lost is None or self._max_stale is None or self.revision is None:
+            return
+        if time.monotonic() - lost > self._max_stale:
+            log.error(
+                "PDP unreachable for over %ss: cached answers dropped, failing closed",
+                self._max_stale,
+            )
+            self.reset(None)
 
     def _warn(self, message: str) -> None:
         now = time.monotonic()

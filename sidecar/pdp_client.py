@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import grpc
 
-from pdp.api import pb, rpc
+from pdp.api import KEEPALIVE_CLIENT, SILENCE_SECONDS, pb, rpc
 from pdp.auth import AsyncTokenSource, TokenError
 from pdp.auth.grpc import bearer_interceptors
 from pdp.core.model import AccessGrantMapping, Identity, PolicyGrant, Registry, TableKey
@@ -25,7 +26,7 @@ class PdpClient:
         tokens: AsyncTokenSource | None = None,
         tls: grpc.ChannelCredentials | None = None,
     ) -> None:
-        options = [("grpc.max_receive_message_length", 256 * 1024 * 1024)]
+        options = [("grpc.max_receive_message_length", 256 * 1024 * 1024), *KEEPALIVE_CLIENT]
         interceptors = bearer_interceptors(tokens) if tokens else None
         self._channel = (
             grpc.aio.secure_channel(target, tls, options=options, interceptors=interceptors)
@@ -57,13 +58,27 @@ class PdpClient:
         return message.revision, convert.entitlements_from_pb(message)
 
     async def revisions(self) -> AsyncIterator[str]:
-        """Yields the current revision, then each new one, until the stream breaks."""
+        """Yields the current revision, then each new one or the same one again as a heartbeat,
+        until the stream breaks or falls silent for SILENCE_SECONDS."""
+        call = None
         try:
             call = self._stub.WatchRevision(pb.WatchRequest())
-            async for event in call:
+            while True:
+                try:
+                    event = await asyncio.wait_for(call.read(), SILENCE_SECONDS)
+                except TimeoutError:
+                    raise PdpUnavailable(
+                        f"WatchRevision: nothing heard for {SILENCE_SECONDS:g}s "
+                        "(PDP frozen or network silent)"
+                    ) from None
+                if event is grpc.aio.EOF:
+                    raise PdpUnavailable("WatchRevision: the PDP ended the stream")
                 yield event.revision
         except (grpc.aio.AioRpcError, TokenError) as exc:
             raise PdpUnavailable(f"WatchRevision: {_describe(exc)}") from exc
+        finally:
+            if call is not None:
+                call.cancel()
 
     async def close(self) -> None:
         await self._channel.close()

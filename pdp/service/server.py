@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -10,7 +11,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 import grpc
 from cachetools import LRUCache
 
-from pdp.api import pb, rpc
+from pdp.api import HEARTBEAT_SECONDS, KEEPALIVE_SERVER, pb, rpc
 from pdp.core import decide
 from pdp.core.model import Identity, Settings, View
 from pdp.policy.snapshot import PolicySnapshot
@@ -110,10 +111,14 @@ class PdpServicer(rpc.PolicyDecisionPointServicer):
     async def WatchRevision(
         self, request: pb.WatchRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.RevisionEvent]:
+        # Every HEARTBEAT_SECONDS without a change the current revision is sent again, so that
+        # a watcher can tell a quiet PDP from a frozen one or a silent network (the stream
+        # itself raises only when the connection visibly breaks).
         known = self._revisions.revision
         yield pb.RevisionEvent(revision=known)
         while True:
-            known = await self._revisions.after(known)
+            with contextlib.suppress(TimeoutError):
+                known = await asyncio.wait_for(self._revisions.after(known), HEARTBEAT_SECONDS)
             yield pb.RevisionEvent(revision=known)
 
 
@@ -126,7 +131,7 @@ async def start_server(
     """Start serving on `listen` (host:port; port 0 picks a free one). Returns the bound port."""
     server = grpc.aio.server(
         interceptors=list(interceptors),
-        options=[("grpc.max_send_message_length", 256 * 1024 * 1024)],
+        options=[("grpc.max_send_message_length", 256 * 1024 * 1024), *KEEPALIVE_SERVER],
     )
     rpc.add_PolicyDecisionPointServicer_to_server(servicer, server)
     port = server.add_secure_port(listen, tls) if tls else server.add_insecure_port(listen)
