@@ -16,10 +16,10 @@ from pdp.auth import AsyncTokenSource
 from pdp.config.load import Loaded, load_mapping, load_settings
 from pdp.config.watch import Watched
 from pdp.core.model import DEFAULT_MAPPING
+from pdp.wire.trino import BadRequest, Call, batch_keys, decode_document, parse, single_key
 from sidecar.answers import Answers, ClusterSettings
 from sidecar.config import SidecarConfig, load_sidecar_config
 from sidecar.pdp_client import PdpClient
-from sidecar.wire import BadRequest, Call, batch_keys, decode_document, parse, single_key
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from pdp.api import pb, rpc
 from pdp.core import decide
 from pdp.core.model import Identity, Settings, View
 from pdp.policy.snapshot import PolicySnapshot
-from pdp.service import convert
-from pdp.service.convert import Grants
+from pdp.wire import proto
+from pdp.wire.proto import Grants
 
 log = logging.getLogger(__name__)
 
@@ -70,11 +70,11 @@ class PdpServicer(rpc.PolicyDecisionPointServicer):
         self, request: pb.DecideRequest, context: grpc.aio.ServicerContext
     ) -> pb.DecideResponse:
         snapshot = self._snapshot()
-        core_request = convert.request_from_pb(request)
+        core_request = proto.request_from_pb(request)
         view = self._view(snapshot, self._effective(snapshot), core_request.identity)
         decision = decide(view, core_request)
         return pb.DecideResponse(
-            revision=snapshot.revision, decision=convert.decision_to_pb(decision)
+            revision=snapshot.revision, decision=proto.decision_to_pb(decision)
         )
 
     async def BatchDecide(
@@ -84,28 +84,28 @@ class PdpServicer(rpc.PolicyDecisionPointServicer):
         settings = self._effective(snapshot)
         decisions = []
         for item in request.requests:
-            core_request = convert.request_from_pb(item)
+            core_request = proto.request_from_pb(item)
             view = self._view(snapshot, settings, core_request.identity)
-            decisions.append(convert.decision_to_pb(decide(view, core_request)))
+            decisions.append(proto.decision_to_pb(decide(view, core_request)))
         return pb.BatchDecideResponse(revision=snapshot.revision, decisions=decisions)
 
     async def GetEntitlements(
         self, request: pb.EntitlementsRequest, context: grpc.aio.ServicerContext
     ) -> pb.Entitlements:
         snapshot = self._snapshot()
-        identity = convert.identity_from_pb(request.identity)
+        identity = proto.identity_from_pb(request.identity)
         key = (snapshot.revision, identity)
         cached = self._entitlements.get(key)
         if cached is None:
             grants = self._trino_grants(snapshot, identity)
-            cached = self._entitlements[key] = convert.entitlements_to_pb(snapshot.revision, grants)
+            cached = self._entitlements[key] = proto.entitlements_to_pb(snapshot.revision, grants)
         return cached
 
     async def GetRegistry(
         self, request: pb.RegistryRequest, context: grpc.aio.ServicerContext
     ) -> pb.Registry:
         snapshot = self._snapshot()
-        return convert.registry_to_pb(snapshot.revision, snapshot.registry, snapshot.mapping)
+        return proto.registry_to_pb(snapshot.revision, snapshot.registry, snapshot.mapping)
 
     async def WatchRevision(
         self, request: pb.WatchRequest, context: grpc.aio.ServicerContext

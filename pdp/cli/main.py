@@ -12,13 +12,14 @@ from pathlib import Path
 
 import orjson
 
+from pdp.cli.grants import add_grants_commands
 from pdp.config.errors import ConfigError, Problem
 from pdp.config.load import load_settings, load_snapshot
 from pdp.core import decide
 from pdp.core.model import DEFAULT_MAPPING, Decision, Request, name_of
-from pdp.grants.cli import add_grants_commands
 from pdp.service.config import load_pdp_config
 from pdp.service.run import start_pdp
+from pdp.wire.trino import BadRequest, decode  # the same decoder the sidecar uses
 
 DEMO = Path(__file__).resolve().parent.parent / "config"
 log = logging.getLogger("pdp")
@@ -103,7 +104,6 @@ async def _up(config_path: Path, sidecar_config: Path | None) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    from sidecar.wire import BadRequest, decode  # the same decoder the sidecar uses
 
     config = load_pdp_config(args.config)
     snapshot = load_snapshot(config.policy_files, config.mapping_file).value

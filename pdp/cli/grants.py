@@ -22,6 +22,7 @@ from pdp.grants.errors import GrantSyncError
 from pdp.grants.model import Plan, Report
 from pdp.grants.sync import apply, plan
 from pdp.policy import PolicySnapshot
+from pdp.service.config import load_pdp_config
 
 
 def add_grants_commands(subparsers: Any) -> None:
@@ -97,8 +98,6 @@ def _load(
     paths: Sequence[Path], mapping: Path | None, targets: Path | None
 ) -> tuple[PolicySnapshot, GrantsConfig]:
     if len(paths) == 1 and _is_pdp_yaml(paths[0]):
-        from pdp.service.config import load_pdp_config
-
         pdp = load_pdp_config(paths[0])
         snapshot = load_snapshot(list(pdp.policy_files), pdp.mapping_file).value
         configured = pdp.grants
