@@ -87,7 +87,8 @@ class _Cluster:
             command = ["runuser", "-u", self.owner, "--", *command]
         result = subprocess.run(command, capture_output=True, text=True, timeout=120)
         if result.returncode != 0:
-            raise RuntimeError(f"{tool} failed ({result.returncode}):\n{result.stdout}{result.stderr}")
+            output = result.stdout + result.stderr
+            raise RuntimeError(f"{tool} failed ({result.returncode}):\n{output}")
 
     def init(self) -> None:
         self.datadir.mkdir(parents=True, exist_ok=True)

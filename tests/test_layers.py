@@ -103,7 +103,7 @@ def test_every_import_points_down() -> None:
 @pytest.mark.parametrize(
     ("module", "source", "expected"),
     [
-        ("pdp.core.decide", "from pdp.service.server import PdpServicer", "up from core to services"),
+        ("pdp.core.decide", "from pdp.service.server import Revisions", "up from core to services"),
         ("sidecar.app", "from pdp.service import server", "sideways within services"),
         ("pdp.config.load", "def f():\n    import sidecar.app", "up from config to services"),
         ("pdp.service.run", "from pdp.core import decide", None),
