@@ -13,7 +13,16 @@ from collections.abc import Callable, Hashable
 from cachetools import LRUCache
 
 from pdp.core import decide
-from pdp.core.model import AccessGrantMapping, Decision, Identity, Registry, Request, Settings, View
+from pdp.core.model import (
+    AccessGrantMapping,
+    Basis,
+    Decision,
+    Identity,
+    Registry,
+    Request,
+    Settings,
+    View,
+)
 from pdp.core.operations import needs_grants
 from sidecar.pdp_client import PdpClient, PdpUnavailable
 
@@ -72,7 +81,7 @@ class Answers:
         if not needs_grants(request.operation):
             # Identity checks depend on the cluster settings only: answer even without the PDP.
             decision = decide(View(self._cluster().settings, EMPTY_REGISTRY, {}), request)
-            if decision.rule == "unknown-operation":
+            if decision.rule is Basis.UNKNOWN_OPERATION:
                 self._warn(
                     f"denied {decision.reason} for {request.identity.user!r}: "
                     "a newer Trino than this sidecar knows?"
@@ -87,7 +96,7 @@ class Answers:
                 f"denying {request.operation} for {request.identity.user!r}: PDP unavailable "
                 f"and nothing cached ({exc})"
             )
-            return Decision(False, "pdp-unavailable", str(exc))
+            return Decision(False, Basis.PDP_UNAVAILABLE, str(exc))
         decision = decide(view, request)
         if self.revision is not None and view.registry is self._registry_now():
             self._remember(key, decision)

@@ -21,7 +21,7 @@ from pdp.service.config import load_pdp_config
 from pdp.service.run import start_pdp
 from pdp.wire.trino import BadRequest, decode  # the same decoder the sidecar uses
 
-DEMO = Path(__file__).resolve().parent.parent / "config"
+DEMO = Path(__file__).resolve().parents[2] / "config"
 log = logging.getLogger("pdp")
 
 

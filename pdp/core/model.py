@@ -192,9 +192,24 @@ class View:
     grants: Mapping[TableKey, tuple[PolicyGrant, ...]]
 
 
+class Basis(StrEnum):
+    """What a decision rests on. `pdp explain`, the logs and the gRPC API (`Decision.rule`)
+    all carry these values, so they are a wire format: keep them stable."""
+
+    ADMIN = "admin"  # the user matches immuta.user.admin
+    IDENTITY = "identity"  # the caller alone: allowed to all, to oneself, to admins only
+    DATA_SOURCE = "data-source"  # a policy grant on a registered data source, or its absence
+    NON_DATA_SOURCE = "non-data-source"  # immuta.allowed.non.immuta.datasource.operations
+    VISIBLE = "visible"  # a catalog or schema is seen when it holds a readable data source
+    NO_DATA_POLICY = "no-data-policy"  # row filters and masks: none exist yet
+    UNKNOWN_OPERATION = "unknown-operation"  # an operation this version does not know: deny
+    MALFORMED = "malformed"  # the operation came with a resource of the wrong kind: deny
+    PDP_UNAVAILABLE = "pdp-unavailable"  # the sidecar could not ask the PDP: fail closed
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     allowed: bool
-    rule: str
+    rule: Basis
     reason: str
     policies: tuple[str, ...] = ()
