@@ -4,7 +4,6 @@ decisions, filled from the PDP on a miss and dropped whenever the revision chang
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import time
 from collections import OrderedDict
@@ -16,11 +15,11 @@ from pdp.core import decide
 from pdp.core.model import (
     AccessGrantMapping,
     Basis,
+    ClusterSettings,
     Decision,
     Identity,
     Registry,
     Request,
-    Settings,
     View,
 )
 from pdp.core.operations import needs_grants
@@ -28,12 +27,6 @@ from sidecar.pdp_client import PdpClient, PdpUnavailable
 
 log = logging.getLogger(__name__)
 EMPTY_REGISTRY = Registry()
-
-
-@dataclasses.dataclass(frozen=True)
-class ClusterSettings:
-    settings: Settings  # from the properties file
-    mapping: AccessGrantMapping | None  # the cluster's own accessGrantMapping, if it has one
 
 
 class Answers:
@@ -80,7 +73,7 @@ class Answers:
             return decision
         if not needs_grants(request.operation):
             # Identity checks depend on the cluster settings only: answer even without the PDP.
-            decision = decide(View(self._cluster().settings, EMPTY_REGISTRY, {}), request)
+            decision = decide(View(self._cluster().properties, EMPTY_REGISTRY, {}), request)
             if decision.rule is Basis.UNKNOWN_OPERATION:
                 self._warn(
                     f"denied {decision.reason} for {request.identity.user!r}: "
@@ -142,9 +135,7 @@ class Answers:
                     continue
                 self._registry = (registry, mapping)
             registry, mapping = self._registry
-            cluster = self._cluster()
-            settings = dataclasses.replace(cluster.settings, mapping=cluster.mapping or mapping)
-            view = View(settings, registry, grants)
+            view = View(self._cluster().effective(mapping), registry, grants)
             if self.revision == revision:
                 self._views[identity] = view
             return view

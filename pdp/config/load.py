@@ -12,7 +12,7 @@ from pdp.config.errors import ConfigError, Problem
 from pdp.config.mapping import parse_mapping
 from pdp.config.policyfiles import PolicyDocuments, parse_policy_file
 from pdp.config.properties import parse_properties
-from pdp.core.model import AccessGrantMapping, Settings, fold
+from pdp.core.model import AccessGrantMapping, ClusterSettings, Settings, fold
 from pdp.policy.snapshot import PolicySnapshot
 
 T = TypeVar("T")
@@ -90,34 +90,35 @@ def load_snapshot(files: Sequence[Path], mapping_file: Path | None) -> Loaded[Po
     return Loaded(snapshot, tuple(warnings))
 
 
+def load_cluster(
+    properties_file: Path | None, mapping_file: Path | None
+) -> Loaded[ClusterSettings]:
+    """A cluster's own files: its properties file and its accessGrantMapping, either optional."""
+    warnings: list[Problem] = []
+    errors: list[Problem] = []
+    properties, mapping = Settings(), None
+    if properties_file is not None:
+        try:
+            properties, found = parse_properties(_read(properties_file), str(properties_file))
+            warnings += found.warnings
+        except ConfigError as exc:
+            errors += exc.problems
+    try:
+        loaded = load_mapping(mapping_file)
+        mapping = loaded.value
+        warnings += loaded.warnings
+    except ConfigError as exc:
+        errors += exc.problems
+    if errors:
+        raise ConfigError(errors)
+    return Loaded(ClusterSettings(properties, mapping), tuple(warnings))
+
+
 def load_settings(
     properties_file: Path | None,
     mapping_file: Path | None,
     central_mapping: AccessGrantMapping,
 ) -> Loaded[Settings]:
-    """A cluster's settings: its properties file, and its own accessGrantMapping if it has one
-    (which overrides the PDP-level `central_mapping`)."""
-    warnings: list[Problem] = []
-    errors: list[Problem] = []
-    values: dict[str, object] = {}
-    if properties_file is not None:
-        try:
-            props, found = parse_properties(_read(properties_file), str(properties_file))
-            warnings += found.warnings
-            values.update(
-                datasource_operations=props.datasource_operations,
-                non_datasource_operations=props.non_datasource_operations,
-                admin=props.admin,
-            )
-        except ConfigError as exc:
-            errors += exc.problems
-    mapping = central_mapping
-    try:
-        cluster_mapping = load_mapping(mapping_file)
-        mapping = cluster_mapping.value or central_mapping
-        warnings += cluster_mapping.warnings
-    except ConfigError as exc:
-        errors += exc.problems
-    if errors:
-        raise ConfigError(errors)
-    return Loaded(Settings(mapping=mapping, **values), tuple(warnings))  # type: ignore[arg-type]
+    """The settings decisions use for a cluster, under the PDP-level `central_mapping`."""
+    cluster = load_cluster(properties_file, mapping_file)
+    return Loaded(cluster.value.effective(central_mapping), cluster.warnings)

@@ -8,6 +8,7 @@ non-data-source rule).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -144,6 +145,19 @@ class Settings:
 
     def is_admin(self, user: str) -> bool:
         return self.admin.fullmatch(user) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterSettings:
+    """What a cluster's own files say: its properties, and its accessGrantMapping if it has one."""
+
+    properties: Settings = Settings()  # its `mapping` is not used: see `effective`
+    mapping: AccessGrantMapping | None = None
+
+    def effective(self, central: AccessGrantMapping) -> Settings:
+        """The settings decisions use. A cluster's own accessGrantMapping overrides the
+        PDP-level (`central`) one; this is the only place that rule is applied."""
+        return dataclasses.replace(self.properties, mapping=self.mapping or central)
 
 
 # --- what the PDP knows at one revision ------------------------------------------------------

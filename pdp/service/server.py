@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 
@@ -12,7 +11,7 @@ from cachetools import LRUCache
 
 from pdp.api import pb, rpc
 from pdp.core import decide
-from pdp.core.model import Identity, Settings, View
+from pdp.core.model import ClusterSettings, Identity, Settings, View
 from pdp.policy.snapshot import PolicySnapshot
 from pdp.wire import proto
 from pdp.wire.proto import Grants
@@ -44,16 +43,16 @@ class PdpServicer(rpc.PolicyDecisionPointServicer):
     def __init__(
         self,
         snapshot: Callable[[], PolicySnapshot],
-        settings: Callable[[], Settings],
+        cluster: Callable[[], ClusterSettings],
         revisions: Revisions,
         cache_size: int = 10_000,
     ) -> None:
-        self._snapshot, self._settings, self._revisions = snapshot, settings, revisions
+        self._snapshot, self._cluster, self._revisions = snapshot, cluster, revisions
         self._grants: LRUCache = LRUCache(cache_size)  # (revision, identity) -> Trino grants
         self._entitlements: LRUCache = LRUCache(cache_size)  # same key -> encoded message
 
     def _effective(self, snapshot: PolicySnapshot) -> Settings:
-        return dataclasses.replace(self._settings(), mapping=snapshot.mapping)
+        return self._cluster().effective(snapshot.mapping)
 
     def _trino_grants(self, snapshot: PolicySnapshot, identity: Identity) -> Grants:
         key = (snapshot.revision, identity)
