@@ -48,7 +48,7 @@ def from_env() -> Postgres | None:
     params = psycopg.conninfo.conninfo_to_dict(conninfo)
     return Postgres(
         host=str(params.get("host", "127.0.0.1")),
-        port=int(params.get("port", 5432)),
+        port=int(str(params.get("port", 5432))),
         user=str(params.get("user", "postgres")),
         password=None if params.get("password") is None else str(params["password"]),
     )
@@ -95,8 +95,17 @@ class _Cluster:
         if self.owner:
             entry = pwd.getpwnam(self.owner)
             os.chown(self.datadir, entry.pw_uid, entry.pw_gid)
-        self.run("initdb", "-D", str(self.datadir), "-U", "postgres", "--auth=trust",
-                 "-E", "UTF8", "--no-instructions")
+        self.run(
+            "initdb",
+            "-D",
+            str(self.datadir),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-instructions",
+        )
 
     def start(self, port: int) -> None:
         options = " ".join(
@@ -113,8 +122,19 @@ class _Cluster:
             )
         )
         log = self.datadir / "server.log"
-        self.run("pg_ctl", "-D", str(self.datadir), "-l", str(log), "-o", options,
-                 "-w", "-t", "60", "start")
+        self.run(
+            "pg_ctl",
+            "-D",
+            str(self.datadir),
+            "-l",
+            str(log),
+            "-o",
+            options,
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
 
     def stop(self) -> None:
         # pg_ctl signals the PID in postmaster.pid: this cluster's server and nothing else.

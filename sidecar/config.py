@@ -54,7 +54,7 @@ def load_sidecar_config(path: Path) -> SidecarConfig:
     cache = Fields(
         top.data.get("cache") or {}, "cache", found, ("users", "decisions", "maxStaleSeconds")
     )
-    listen = top.str("listen", default="127.0.0.1:8181")
+    listen = top.text("listen", default="127.0.0.1:8181")
     host, _, port = listen.rpartition(":")
     if not host or not port.isdigit():
         found.error(top.line("listen"), f"listen: expected host:port, got {listen!r}")
@@ -79,11 +79,11 @@ def load_sidecar_config(path: Path) -> SidecarConfig:
         file=path,
         host=host,
         port=int(port),
-        pdp_target=pdp.str("target", default="127.0.0.1:50051"),
+        pdp_target=pdp.text("target", default="127.0.0.1:50051"),
         pdp_auth=pdp_auth,
         pdp_tls=_channel_tls(pdp.data.get("tls"), found, base, pdp.line("tls")),
-        properties_file=base / p if (p := cluster.str("properties")) else None,
-        mapping_file=base / m if (m := cluster.str("accessGrantMapping")) else None,
+        properties_file=base / p if (p := cluster.text("properties")) else None,
+        mapping_file=base / m if (m := cluster.text("accessGrantMapping")) else None,
         max_stale=stale,
         **values,
     )
@@ -108,7 +108,7 @@ def _channel_tls(
     if value is True:
         return grpc.ssl_channel_credentials()
     tls = Fields(value, "pdp.tls", found, ("caFile",))
-    ca = tls.str("caFile", required=True)
+    ca = tls.text("caFile", required=True)
     try:
         return grpc.ssl_channel_credentials((base / ca).read_bytes())
     except OSError as exc:

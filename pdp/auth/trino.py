@@ -118,7 +118,7 @@ class _RefreshingBearer(AuthBase):
         # Same steps as requests' own HTTPDigestAuth: free the connection, then resend.
         response.content  # noqa: B018 - reads the body so the connection can be reused
         response.close()
-        resent = response.connection.send(retry, **send_options)  # type: ignore[attr-defined]
+        resent = response.connection.send(retry, **send_options)
         resent.history.append(response)
         resent.request = retry
         return resent

@@ -29,7 +29,7 @@ class Fields:
     def line(self, key: str | None = None) -> int | None:
         return line_of(self.data, key)
 
-    def str(self, key: str, required: bool = False, default: str = "") -> str:
+    def text(self, key: str, required: bool = False, default: str = "") -> str:
         value = self.data.get(key)
         if value is None:
             if required:

@@ -117,7 +117,7 @@ def _target(data: Any, where: str, found: Collector, env: Mapping[str, str]) -> 
     connections = f.strings("connections")
     if not connections:
         found.error(f.line(), f"{where}.connections: name the registry connections it holds")
-    prefix = f.str("rolePrefix", default="PDP")
+    prefix = f.text("rolePrefix", default="PDP")
     if not PREFIX.fullmatch(prefix):
         found.error(f.line("rolePrefix"), f"{where}.rolePrefix: letters, digits, _ and $ only")
         prefix = "PDP"
@@ -138,7 +138,7 @@ def _target(data: Any, where: str, found: Collector, env: Mapping[str, str]) -> 
             if not settings.get(key):
                 found.error(f.line(), f"{where}: auth {auth} needs {key!r}")
     return TargetSpec(
-        name=f.str("name", required=True),
+        name=f.text("name", required=True),
         platform=platform,
         connections=frozenset(connections),
         prefix=prefix,

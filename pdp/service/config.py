@@ -78,10 +78,10 @@ def load_pdp_config(path: Path) -> PdpConfig:
     found.raise_if_any()
     return PdpConfig(
         file=path,
-        listen=f.str("listen", default="127.0.0.1:50051"),
+        listen=f.text("listen", default="127.0.0.1:50051"),
         policy_files=files,
-        mapping_file=base / m if (m := f.str("accessGrantMapping")) else None,
-        properties_file=base / p if (p := f.str("clusterProperties")) else None,
+        mapping_file=base / m if (m := f.text("accessGrantMapping")) else None,
+        properties_file=base / p if (p := f.text("clusterProperties")) else None,
         reload_interval=float(interval),
         auth=auth,
         tls=tls,
@@ -100,10 +100,10 @@ def _auth(f: Fields, found: Collector) -> ValidatorConfig | DevIssuerSettings | 
         )
         defaults = DevIssuerSettings()
         return DevIssuerSettings(
-            listen=dev.str("listen", default=defaults.listen),
-            client_id=dev.str("clientId", default=defaults.client_id),
-            client_secret_env=dev.str("clientSecretEnv", default=defaults.client_secret_env),
-            scope=dev.str("scope", default=defaults.scope),
+            listen=dev.text("listen", default=defaults.listen),
+            client_id=dev.text("clientId", default=defaults.client_id),
+            client_secret_env=dev.text("clientSecretEnv", default=defaults.client_secret_env),
+            scope=dev.text("scope", default=defaults.scope),
         )
     try:
         return server_auth_from_config(raw, "auth")
@@ -116,7 +116,7 @@ def _server_tls(f: Fields, found: Collector, base: Path) -> grpc.ServerCredentia
     if f.data.get("tls") is None:
         return None
     tls = Fields(f.data["tls"], "tls", found, ("certificateFile", "privateKeyFile"))
-    files = [base / tls.str(key, required=True) for key in ("certificateFile", "privateKeyFile")]
+    files = [base / tls.text(key, required=True) for key in ("certificateFile", "privateKeyFile")]
     try:
         certificate, key = (path.read_bytes() for path in files)
     except OSError as exc:

@@ -100,8 +100,9 @@ async def start_pdp(
     )
     server, port = await start_server(servicer, listen or config.listen, interceptors, config.tls)
     running = RunningPdp(server, port, policy, cluster, resources)
-    for watched in filter(None, (policy, cluster)):
-        running.tasks.append(asyncio.create_task(watched.run(config.reload_interval)))
+    running.tasks.append(asyncio.create_task(policy.run(config.reload_interval)))
+    if cluster is not None:
+        running.tasks.append(asyncio.create_task(cluster.run(config.reload_interval)))
     syncer = syncer_from(config.grants)
     if syncer is not None:
         running.tasks.append(asyncio.create_task(syncer.run(lambda: policy.current)))
