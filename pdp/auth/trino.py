@@ -4,6 +4,9 @@ The stock `trino.auth.JWTAuthentication` keeps one token for the life of the con
 long-running job starts failing with 401 once it expires. `ClientCredentialsAuthentication`
 asks a `TokenSource` on every request instead, and after a 401 drops the token and retries the
 request once with a new one. Trino must run `http-server.authentication.type=JWT` for it.
+
+Nothing in the services calls this yet: object sync (next on the roadmap) will crawl Trino's
+catalogs with it, which is why it lives here with the other OAuth clients.
 """
 
 from __future__ import annotations

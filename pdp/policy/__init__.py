@@ -2,7 +2,6 @@
 compiled into an immutable snapshot per revision."""
 
 from pdp.policy.model import (
-    Connection,
     DataSource,
     DirectoryUser,
     ObjectType,
@@ -15,7 +14,6 @@ from pdp.policy.model import (
 from pdp.policy.snapshot import PolicySnapshot
 
 __all__ = [
-    "Connection",
     "DataSource",
     "DirectoryUser",
     "ObjectType",
