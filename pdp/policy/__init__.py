@@ -11,6 +11,7 @@ from pdp.policy.model import (
     Subject,
     Technology,
 )
+from pdp.policy.revisions import Revisions
 from pdp.policy.snapshot import PolicySnapshot
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "Policy",
     "PolicySnapshot",
     "PolicyStatus",
+    "Revisions",
     "Status",
     "Subject",
     "Technology",

@@ -18,9 +18,9 @@ from pdp.config.load import load_cluster, load_snapshot
 from pdp.config.watch import Watched
 from pdp.core.model import ClusterSettings
 from pdp.grants.sync import syncer_from
-from pdp.policy.snapshot import PolicySnapshot
+from pdp.policy import PolicySnapshot, Revisions
 from pdp.service.config import DevIssuerSettings, PdpConfig
-from pdp.service.server import PdpServicer, Revisions, start_server
+from pdp.service.server import PdpServicer, start_server
 
 log = logging.getLogger(__name__)
 
@@ -91,13 +91,9 @@ async def start_pdp(
     interceptors = await _authentication(config, resources)
     policy = watch_policy(config)
     cluster = watch_cluster(config)
-    revisions = Revisions(policy.current.revision)
-    policy.on_change = lambda snapshot: revisions.publish(snapshot.revision)
-    servicer = PdpServicer(
-        snapshot=lambda: policy.current,
-        cluster=(lambda: cluster.current) if cluster else ClusterSettings,
-        revisions=revisions,
-    )
+    revisions = Revisions(policy.current)
+    policy.on_change = revisions.publish
+    servicer = PdpServicer(revisions, (lambda: cluster.current) if cluster else ClusterSettings)
     server, port = await start_server(servicer, listen or config.listen, interceptors, config.tls)
     running = RunningPdp(server, port, policy, cluster, resources)
     running.tasks.append(asyncio.create_task(policy.run(config.reload_interval)))
@@ -105,5 +101,5 @@ async def start_pdp(
         running.tasks.append(asyncio.create_task(cluster.run(config.reload_interval)))
     syncer = syncer_from(config.grants)
     if syncer is not None:
-        running.tasks.append(asyncio.create_task(syncer.run(lambda: policy.current)))
+        running.tasks.append(asyncio.create_task(syncer.run(revisions)))
     return running

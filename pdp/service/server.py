@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 
@@ -12,42 +11,21 @@ from cachetools import LRUCache
 from pdp.api import pb, rpc
 from pdp.core import decide
 from pdp.core.model import ClusterSettings, Identity, Settings, View
-from pdp.policy.snapshot import PolicySnapshot
+from pdp.policy import PolicySnapshot, Revisions
 from pdp.wire import proto
 from pdp.wire.proto import Grants
 
 log = logging.getLogger(__name__)
 
 
-class Revisions:
-    """The current revision, and a way to wait for the next one."""
-
-    def __init__(self, revision: str) -> None:
-        self.revision = revision
-        self._changed = asyncio.Event()
-
-    def publish(self, revision: str) -> None:
-        if revision == self.revision:
-            return
-        self.revision = revision
-        changed, self._changed = self._changed, asyncio.Event()
-        changed.set()
-
-    async def after(self, known: str) -> str:
-        while self.revision == known:
-            await self._changed.wait()
-        return self.revision
-
-
 class PdpServicer(rpc.PolicyDecisionPointServicer):
     def __init__(
         self,
-        snapshot: Callable[[], PolicySnapshot],
-        cluster: Callable[[], ClusterSettings],
         revisions: Revisions,
+        cluster: Callable[[], ClusterSettings],
         cache_size: int = 10_000,
     ) -> None:
-        self._snapshot, self._cluster, self._revisions = snapshot, cluster, revisions
+        self._revisions, self._cluster = revisions, cluster
         self._grants: LRUCache = LRUCache(cache_size)  # (revision, identity) -> Trino grants
         self._entitlements: LRUCache = LRUCache(cache_size)  # same key -> encoded message
 
@@ -68,7 +46,7 @@ class PdpServicer(rpc.PolicyDecisionPointServicer):
     async def Decide(
         self, request: pb.DecideRequest, context: grpc.aio.ServicerContext
     ) -> pb.DecideResponse:
-        snapshot = self._snapshot()
+        snapshot = self._revisions.current
         core_request = proto.request_from_pb(request)
         view = self._view(snapshot, self._effective(snapshot), core_request.identity)
         decision = decide(view, core_request)
@@ -79,7 +57,7 @@ class PdpServicer(rpc.PolicyDecisionPointServicer):
     async def BatchDecide(
         self, request: pb.BatchDecideRequest, context: grpc.aio.ServicerContext
     ) -> pb.BatchDecideResponse:
-        snapshot = self._snapshot()
+        snapshot = self._revisions.current
         settings = self._effective(snapshot)
         decisions = []
         for item in request.requests:
@@ -91,7 +69,7 @@ class PdpServicer(rpc.PolicyDecisionPointServicer):
     async def GetEntitlements(
         self, request: pb.EntitlementsRequest, context: grpc.aio.ServicerContext
     ) -> pb.Entitlements:
-        snapshot = self._snapshot()
+        snapshot = self._revisions.current
         identity = proto.identity_from_pb(request.identity)
         key = (snapshot.revision, identity)
         cached = self._entitlements.get(key)
@@ -103,17 +81,14 @@ class PdpServicer(rpc.PolicyDecisionPointServicer):
     async def GetRegistry(
         self, request: pb.RegistryRequest, context: grpc.aio.ServicerContext
     ) -> pb.Registry:
-        snapshot = self._snapshot()
+        snapshot = self._revisions.current
         return proto.registry_to_pb(snapshot.revision, snapshot.registry, snapshot.mapping)
 
     async def WatchRevision(
         self, request: pb.WatchRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.RevisionEvent]:
-        known = self._revisions.revision
-        yield pb.RevisionEvent(revision=known)
-        while True:
-            known = await self._revisions.after(known)
-            yield pb.RevisionEvent(revision=known)
+        async for snapshot in self._revisions.subscribe():
+            yield pb.RevisionEvent(revision=snapshot.revision)
 
 
 async def start_server(

@@ -15,6 +15,7 @@ from pdp.grants import GrantSyncer, parse_grants, syncer_from
 from pdp.grants.dialect import NameCase
 from pdp.grants.snowflake import SnowflakeDialect
 from pdp.grants.targets import SnowflakeTarget, Target
+from pdp.policy import Revisions
 from tests.grants.fakes.ledger import Ledger
 from tests.grants.fakes.world import policy, snapshot, source
 
@@ -110,16 +111,16 @@ async def test_syncer_follows_revisions_and_repairs_drift_on_the_timer() -> None
     second = snapshot(
         [source(ORDERS)], [policy("r", Access.READ, ["bob"], [ORDERS])], ["alice", "bob"], "r2"
     )
-    current = {"snapshot": first}
+    revisions = Revisions(first)
     syncer = GrantSyncer([opener], interval=3600)
-    task = asyncio.create_task(syncer.run(lambda: current["snapshot"], poll=0.01))
+    task = asyncio.create_task(syncer.run(revisions))
     try:
         await _until(lambda: book.can("ALICE", "SELECT", "SALES", "PUBLIC", "ORDERS"))
         runs = len(opened)
         await asyncio.sleep(0.05)
         assert len(opened) == runs  # same revision, interval not due: nothing runs
 
-        current["snapshot"] = second
+        revisions.publish(second)
         await _until(lambda: book.can("BOB", "SELECT", "SALES", "PUBLIC", "ORDERS"))
         assert not book.can("ALICE", "SELECT", "SALES", "PUBLIC", "ORDERS")
 
