@@ -27,7 +27,7 @@ from pdp.auth.errors import (
     TokenRequestRejected,
     rejection,
 )
-from pdp.auth.secret import Secret
+from pdp.config.secret import Secret
 
 logger = logging.getLogger("pdp.auth")
 

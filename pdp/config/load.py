@@ -12,6 +12,7 @@ from pdp.config.errors import ConfigError, Problem
 from pdp.config.mapping import parse_mapping
 from pdp.config.policyfiles import PolicyDocuments, parse_policy_file
 from pdp.config.properties import parse_properties
+from pdp.config.yamlsource import read_text
 from pdp.core.model import AccessGrantMapping, ClusterSettings, Settings, fold
 from pdp.policy.snapshot import PolicySnapshot
 
@@ -24,19 +25,10 @@ class Loaded(Generic[T]):
     warnings: tuple[Problem, ...]
 
 
-def _read(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(
-            [Problem(str(path), None, f"cannot read: {exc.strerror or exc}")]
-        ) from exc
-
-
 def load_mapping(path: Path | None) -> Loaded[AccessGrantMapping | None]:
     if path is None:
         return Loaded(None, ())
-    mapping, found = parse_mapping(_read(path), str(path))
+    mapping, found = parse_mapping(read_text(path), str(path))
     return Loaded(mapping, tuple(found.warnings))
 
 
@@ -48,7 +40,7 @@ def load_snapshot(files: Sequence[Path], mapping_file: Path | None) -> Loaded[Po
     errors: list[Problem] = []
     warnings: list[Problem] = []
     for path in files:
-        text = _read(path)
+        text = read_text(path)
         digest.update(f"{path.name}\0{text}\0".encode())
         try:
             found = parse_policy_file(text, str(path), docs)
@@ -74,7 +66,7 @@ def load_snapshot(files: Sequence[Path], mapping_file: Path | None) -> Loaded[Po
         try:
             loaded = load_mapping(mapping_file)
             mapping, warnings = loaded.value, warnings + list(loaded.warnings)
-            digest.update(_read(mapping_file).encode())
+            digest.update(read_text(mapping_file).encode())
         except ConfigError as exc:
             errors += exc.problems
     if errors:
@@ -99,7 +91,7 @@ def load_cluster(
     properties, mapping = Settings(), None
     if properties_file is not None:
         try:
-            properties, found = parse_properties(_read(properties_file), str(properties_file))
+            properties, found = parse_properties(read_text(properties_file), str(properties_file))
             warnings += found.warnings
         except ConfigError as exc:
             errors += exc.problems

@@ -105,7 +105,7 @@ def _connection(data: Any, where: str, found: Collector, into: PolicyDocuments) 
                     tags=frozenset(fold(t) for t in table.strings("tags")),
                     trino_catalog=catalog,
                 )
-                if active and not table.bool("deleted"):
+                if active and not table.flag("deleted"):
                     into.sources.append(source)
                 else:
                     into.retired.append(source)
@@ -148,7 +148,7 @@ def _policy(data: Any, where: str, found: Collector, into: PolicyDocuments) -> N
         name=name,
         access=Access(access) if access in ("READ", "WRITE") else Access.READ,
         status=f.enum("status", PolicyStatus, PolicyStatus.ACTIVE),
-        anyone=who.bool("anyone"),
+        anyone=who.flag("anyone"),
         users=frozenset(who.strings("users")),
         groups=frozenset(who.strings("groups")),
         attributes=who.attributes("attributes"),

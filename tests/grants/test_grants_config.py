@@ -140,3 +140,22 @@ async def _until(condition, timeout: float = 5.0) -> None:
             return
         await asyncio.sleep(0.01)
     raise AssertionError("condition not reached in time")
+
+
+def test_secrets_use_the_env_and_file_keys_of_auth_blocks(tmp_path, caplog) -> None:
+    (tmp_path / "pg-password").write_text("from-a-file\n")
+    text = """
+targets:
+  - {name: sf, platform: snowflake, connections: [sf], account: xy, user: U, auth: password,
+     passwordEnv: SF_PASSWORD}
+  - {name: pg, platform: postgresql, connections: [pg], passwordFile: pg-password}
+"""
+    config = parse_grants(load_yaml(text, "t.yaml"), "t.yaml", {"SF_PASSWORD": "p"}, tmp_path)
+    assert [t.settings["password"] for t in config.targets] == ["p", "from-a-file"]
+    assert "deprecated" not in caplog.text
+
+
+def test_env_references_are_deprecated_but_still_read(caplog) -> None:
+    config = parse(GOOD, ENV)
+    assert config.targets[1].settings["clientSecret"] == "secret"
+    assert "targets[1].clientSecret: ${ENV_VAR} references are deprecated" in caplog.text
