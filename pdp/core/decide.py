@@ -20,44 +20,60 @@ from pdp.core.model import (
     View,
     name_of,
 )
-from pdp.core.operations import OPERATIONS, ByIdentity, IdentityRule, ObjectRule, OnObject
+from pdp.core.operations import OPERATIONS, ByIdentity, IdentityRule, ObjectRule
 
 
 def decide(view: View, request: Request) -> Decision:
     check = OPERATIONS.get(request.operation)
     if check is None:
         return Decision(False, Basis.UNKNOWN_OPERATION, f"unknown operation {request.operation!r}")
-    user, resource = request.identity.user, request.resource
+    user = request.identity.user
     if view.settings.is_admin(user):
         return Decision(True, Basis.ADMIN, f"user {user!r} matches immuta.user.admin")
-    match check, resource:
-        case ByIdentity(IdentityRule.ALLOW), _:
-            return Decision(True, Basis.IDENTITY, f"{request.operation} is allowed to every user")
-        case ByIdentity(IdentityRule.SELF), UserRef(owner):
+    if isinstance(check, ByIdentity):
+        decision = by_identity(check.rule, request)
+    else:
+        decision = on_object(view, check.rule, check.access, request)
+    if decision is None:
+        return Decision(False, Basis.MALFORMED, f"{request.operation} needs a different resource")
+    return decision
+
+
+def by_identity(rule: IdentityRule, request: Request) -> Decision | None:
+    user, operation = request.identity.user, request.operation
+    match rule, request.resource:
+        case IdentityRule.ALLOW, _:
+            return Decision(True, Basis.IDENTITY, f"{operation} is allowed to every user")
+        case IdentityRule.SELF, UserRef(owner):
             return Decision(owner == user, Basis.IDENTITY, f"{user!r} acting on user {owner!r}")
-        case ByIdentity(IdentityRule.ADMIN_ONLY), _:
-            return Decision(False, Basis.IDENTITY, f"{request.operation} is for admins only")
-        case ByIdentity(IdentityRule.NO_ROW_FILTER | IdentityRule.NO_MASK), _:
+        case IdentityRule.ADMIN_ONLY, _:
+            return Decision(False, Basis.IDENTITY, f"{operation} is for admins only")
+        case IdentityRule.NO_ROW_FILTER | IdentityRule.NO_MASK, _:
             return Decision(True, Basis.NO_DATA_POLICY, "no data policy applies")
-        case OnObject(ObjectRule.TABLE, access), TableRef():
-            return on_table(view, resource, access)
-        case OnObject(ObjectRule.CREATE_TABLE, access), TableRef():
-            if resource.key in view.registry.tables:  # CREATE OR REPLACE of a data source
-                return on_table(view, resource, Access.OWN)
+    return None
+
+
+def on_object(view: View, rule: ObjectRule, access: Access, request: Request) -> Decision | None:
+    match rule, request.resource:
+        case ObjectRule.TABLE, TableRef() as table:
+            return on_table(view, table, access)
+        case ObjectRule.CREATE_TABLE, TableRef() as table:
+            if table.key in view.registry.tables:  # CREATE OR REPLACE of a data source
+                return on_table(view, table, Access.OWN)
+            return non_datasource(view, access, _name(table))
+        case ObjectRule.RENAME_TABLE, TableRef() as table:
+            return renamed(view, on_table(view, table, access), request.target)
+        case ObjectRule.NON_DATASOURCE, resource:
             return non_datasource(view, access, _name(resource))
-        case OnObject(ObjectRule.RENAME_TABLE, access), TableRef():
-            return renamed(view, on_table(view, resource, access), request.target)
-        case OnObject(ObjectRule.NON_DATASOURCE, access), _:
-            return non_datasource(view, access, _name(resource))
-        case OnObject(ObjectRule.CONTAINER_OWN), CatalogRef() | SchemaRef():
-            return container_own(view, resource)
-        case OnObject(ObjectRule.RENAME_SCHEMA), CatalogRef() | SchemaRef():
-            return renamed(view, container_own(view, resource), request.target)
-        case OnObject(ObjectRule.CATALOG_VISIBLE), CatalogRef(catalog):
+        case ObjectRule.CONTAINER_OWN, CatalogRef() | SchemaRef() as container:
+            return container_own(view, container)
+        case ObjectRule.RENAME_SCHEMA, CatalogRef() | SchemaRef() as container:
+            return renamed(view, container_own(view, container), request.target)
+        case ObjectRule.CATALOG_VISIBLE, CatalogRef(catalog):
             return visible(view, catalog, None)
-        case OnObject(ObjectRule.SCHEMA_VISIBLE), SchemaRef(catalog, schema):
+        case ObjectRule.SCHEMA_VISIBLE, SchemaRef(catalog, schema):
             return visible(view, catalog, schema)
-    return Decision(False, Basis.MALFORMED, f"{request.operation} needs a different resource")
+    return None
 
 
 def on_table(view: View, table: TableRef, access: Access) -> Decision:
