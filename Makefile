@@ -24,6 +24,7 @@ trino: install
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 # What the tests run against: Debian's PostgreSQL (each run starts a throwaway cluster from it)
 # and Trino from Maven Central (cached in .cache/trino, once per machine).

@@ -207,7 +207,7 @@ def check_answers(work: Path, port: int, sample: int = 300) -> dict[str, int]:
     from pdp.config.load import load_settings, load_snapshot
     from pdp.core import decide
     from pdp.service.config import load_pdp_config
-    from sidecar.wire import decode
+    from pdp.wire.trino import decode
 
     config = load_pdp_config(work / "pdp.yaml")
     snapshot = load_snapshot(config.policy_files, config.mapping_file).value

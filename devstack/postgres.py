@@ -48,7 +48,7 @@ def from_env() -> Postgres | None:
     params = psycopg.conninfo.conninfo_to_dict(conninfo)
     return Postgres(
         host=str(params.get("host", "127.0.0.1")),
-        port=int(params.get("port", 5432)),
+        port=int(str(params.get("port", 5432))),
         user=str(params.get("user", "postgres")),
         password=None if params.get("password") is None else str(params["password"]),
     )
@@ -87,9 +87,8 @@ class _Cluster:
             command = ["runuser", "-u", self.owner, "--", *command]
         result = subprocess.run(command, capture_output=True, text=True, timeout=120)
         if result.returncode != 0:
-            raise RuntimeError(
-                f"{tool} failed ({result.returncode}):\n{result.stdout}{result.stderr}"
-            )
+            output = result.stdout + result.stderr
+            raise RuntimeError(f"{tool} failed ({result.returncode}):\n{output}")
 
     def init(self) -> None:
         self.datadir.mkdir(parents=True, exist_ok=True)

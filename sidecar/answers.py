@@ -4,7 +4,6 @@ decisions, filled from the PDP on a miss and dropped whenever the revision chang
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import time
 from collections import OrderedDict
@@ -13,7 +12,16 @@ from collections.abc import Callable, Hashable
 from cachetools import LRUCache
 
 from pdp.core import decide
-from pdp.core.model import AccessGrantMapping, Decision, Identity, Registry, Request, Settings, View
+from pdp.core.model import (
+    AccessGrantMapping,
+    Basis,
+    ClusterSettings,
+    Decision,
+    Identity,
+    Registry,
+    Request,
+    View,
+)
 from pdp.core.operations import needs_grants
 from sidecar.pdp_client import PdpClient, PdpUnavailable
 
@@ -21,12 +29,6 @@ STALENESS_CHECK_SECONDS = 0.25
 
 log = logging.getLogger(__name__)
 EMPTY_REGISTRY = Registry()
-
-
-@dataclasses.dataclass(frozen=True)
-class ClusterSettings:
-    settings: Settings  # from the properties file
-    mapping: AccessGrantMapping | None  # the cluster's own accessGrantMapping, if it has one
 
 
 class Answers:
@@ -75,8 +77,8 @@ class Answers:
             return decision
         if not needs_grants(request.operation):
             # Identity checks depend on the cluster settings only: answer even without the PDP.
-            decision = decide(View(self._cluster().settings, EMPTY_REGISTRY, {}), request)
-            if decision.rule == "unknown-operation":
+            decision = decide(View(self._cluster().properties, EMPTY_REGISTRY, {}), request)
+            if decision.rule is Basis.UNKNOWN_OPERATION:
                 self._warn(
                     f"denied {decision.reason} for {request.identity.user!r}: "
                     "a newer Trino than this sidecar knows?"
@@ -91,7 +93,7 @@ class Answers:
                 f"denying {request.operation} for {request.identity.user!r}: PDP unavailable "
                 f"and nothing cached ({exc})"
             )
-            return Decision(False, "pdp-unavailable", str(exc))
+            return Decision(False, Basis.PDP_UNAVAILABLE, str(exc))
         decision = decide(view, request)
         if self.revision is not None and view.registry is self._registry_now():
             self._remember(key, decision)
@@ -137,9 +139,7 @@ class Answers:
                     continue
                 self._registry = (registry, mapping)
             registry, mapping = self._registry
-            cluster = self._cluster()
-            settings = dataclasses.replace(cluster.settings, mapping=cluster.mapping or mapping)
-            view = View(settings, registry, grants)
+            view = View(self._cluster().effective(mapping), registry, grants)
             if self.revision == revision:
                 self._views[identity] = view
             return view

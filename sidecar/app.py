@@ -13,13 +13,12 @@ from typing import Any
 import orjson
 
 from pdp.auth import AsyncTokenSource
-from pdp.config.load import Loaded, load_mapping, load_settings
+from pdp.config.load import load_cluster
 from pdp.config.watch import Watched
-from pdp.core.model import DEFAULT_MAPPING
-from sidecar.answers import Answers, ClusterSettings
+from pdp.wire.trino import BadRequest, Call, batch_keys, decode_document, parse, single_key
+from sidecar.answers import Answers
 from sidecar.config import SidecarConfig, load_sidecar_config
 from sidecar.pdp_client import PdpClient
-from sidecar.wire import BadRequest, Call, batch_keys, decode_document, parse, single_key
 
 log = logging.getLogger(__name__)
 
@@ -33,14 +32,6 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
-def load_cluster(config: SidecarConfig) -> Loaded[ClusterSettings]:
-    settings = load_settings(config.properties_file, None, DEFAULT_MAPPING)
-    mapping = load_mapping(config.mapping_file)
-    return Loaded(
-        ClusterSettings(settings.value, mapping.value), settings.warnings + mapping.warnings
-    )
-
-
 class Sidecar:
     def __init__(self, config: SidecarConfig) -> None:
         self.config = config
@@ -50,8 +41,8 @@ class Sidecar:
 
     async def startup(self) -> None:
         config = self.config
-        paths = [p for p in (config.properties_file, config.mapping_file) if p is not None]
-        cluster = Watched("cluster settings", paths, lambda: load_cluster(config))
+        files = config.properties_file, config.mapping_file
+        cluster = Watched("cluster settings", [p for p in files if p], lambda: load_cluster(*files))
         tokens = AsyncTokenSource(config.pdp_auth) if config.pdp_auth else None
         self._client = PdpClient(config.pdp_target, config.pdp_timeout, tokens, config.pdp_tls)
         answers = Answers(

@@ -9,10 +9,9 @@ from typing import Any
 import grpc
 
 from pdp.auth import ClientCredentials, client_auth_from_config
-from pdp.auth.errors import ConfigError as AuthConfigError
-from pdp.config.errors import Collector, ConfigError, Problem
+from pdp.config.errors import Collector, ConfigError
 from pdp.config.fields import Fields
-from pdp.config.yamlsource import load_yaml
+from pdp.config.yamlsource import read_yaml
 
 
 @dataclass(frozen=True)
@@ -34,14 +33,10 @@ class SidecarConfig:
 
 
 def load_sidecar_config(path: Path) -> SidecarConfig:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError([Problem(str(path), None, f"cannot read: {exc.strerror}")]) from exc
     found = Collector(str(path))
     top = Fields(
-        load_yaml(text, str(path)) or {},
-        str(path),
+        read_yaml(path) or {},
+        "",
         found,
         ("listen", "workers", "pdp", "cluster", "cache", "reloadIntervalSeconds"),
     )
@@ -54,49 +49,41 @@ def load_sidecar_config(path: Path) -> SidecarConfig:
     cache = Fields(
         top.data.get("cache") or {}, "cache", found, ("users", "decisions", "maxStaleSeconds")
     )
-    listen = top.str("listen", default="127.0.0.1:8181")
+    listen = top.text("listen", default="127.0.0.1:8181")
     host, _, port = listen.rpartition(":")
     if not host or not port.isdigit():
         found.error(top.line("listen"), f"listen: expected host:port, got {listen!r}")
     base = path.parent
     values: dict[str, Any] = {
-        "workers": _number(top, "workers", 2, int),
-        "pdp_timeout": _number(pdp, "timeoutSeconds", 2.0, float),
-        "user_cache": _number(cache, "users", 10_000, int),
-        "decision_cache": _number(cache, "decisions", 200_000, int),
-        "reload_interval": _number(top, "reloadIntervalSeconds", 1.0, float),
+        "workers": int(top.number("workers", 2, positive=True, whole=True)),
+        "pdp_timeout": pdp.number("timeoutSeconds", 2.0, positive=True),
+        "user_cache": int(cache.number("users", 10_000, positive=True, whole=True)),
+        "decision_cache": int(cache.number("decisions", 200_000, positive=True, whole=True)),
+        "reload_interval": top.number("reloadIntervalSeconds", 1.0, positive=True),
     }
     stale = cache.data.get("maxStaleSeconds", 300.0)
-    if stale is not None:
-        stale = _number(cache, "maxStaleSeconds", 300.0, float)
+    if stale is not None:  # null: keep serving cached answers while the PDP is away
+        stale = cache.number("maxStaleSeconds", 300.0, positive=True)
     pdp_auth = None
     try:
-        pdp_auth = client_auth_from_config(pdp.data.get("auth"), "pdp.auth", base=path.parent)
-    except AuthConfigError as exc:
-        found.error(pdp.line("auth"), str(exc))
+        pdp_auth = client_auth_from_config(
+            pdp.data.get("auth"), "pdp.auth", base=path.parent, file=found.file
+        )
+    except ConfigError as exc:
+        found.errors += exc.problems
     found.raise_if_any()
     return SidecarConfig(
         file=path,
         host=host,
         port=int(port),
-        pdp_target=pdp.str("target", default="127.0.0.1:50051"),
+        pdp_target=pdp.text("target", default="127.0.0.1:50051"),
         pdp_auth=pdp_auth,
         pdp_tls=_channel_tls(pdp.data.get("tls"), found, base, pdp.line("tls")),
-        properties_file=base / p if (p := cluster.str("properties")) else None,
-        mapping_file=base / m if (m := cluster.str("accessGrantMapping")) else None,
+        properties_file=base / p if (p := cluster.text("properties")) else None,
+        mapping_file=base / m if (m := cluster.text("accessGrantMapping")) else None,
         max_stale=stale,
         **values,
     )
-
-
-def _number(f: Fields, key: str, default: float, kind: type) -> Any:
-    value = f.data.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        f.found.error(f.line(key), f"{f.where}.{key}: expected a positive number, got {value!r}")
-        return default
-    if kind is int and value != int(value):
-        f.found.error(f.line(key), f"{f.where}.{key}: expected a whole number, got {value!r}")
-    return kind(value)
 
 
 def _channel_tls(
@@ -108,7 +95,7 @@ def _channel_tls(
     if value is True:
         return grpc.ssl_channel_credentials()
     tls = Fields(value, "pdp.tls", found, ("caFile",))
-    ca = tls.str("caFile", required=True)
+    ca = tls.text("caFile", required=True)
     try:
         return grpc.ssl_channel_credentials((base / ca).read_bytes())
     except OSError as exc:

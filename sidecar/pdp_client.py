@@ -11,7 +11,7 @@ from pdp.api import KEEPALIVE_CLIENT, SILENCE_SECONDS, pb, rpc
 from pdp.auth import AsyncTokenSource, TokenError
 from pdp.auth.grpc import bearer_interceptors
 from pdp.core.model import AccessGrantMapping, Identity, PolicyGrant, Registry, TableKey
-from pdp.service import convert
+from pdp.wire import proto
 
 
 class PdpUnavailable(Exception):
@@ -42,7 +42,7 @@ class PdpClient:
             message = await self._stub.GetRegistry(pb.RegistryRequest(), timeout=self._timeout)
         except (grpc.aio.AioRpcError, TokenError) as exc:
             raise PdpUnavailable(f"GetRegistry: {_describe(exc)}") from exc
-        registry, mapping = convert.registry_from_pb(message)
+        registry, mapping = proto.registry_from_pb(message)
         return message.revision, registry, mapping
 
     async def entitlements(
@@ -50,12 +50,12 @@ class PdpClient:
     ) -> tuple[str, dict[TableKey, tuple[PolicyGrant, ...]]]:
         try:
             message = await self._stub.GetEntitlements(
-                pb.EntitlementsRequest(identity=convert.identity_to_pb(identity)),
+                pb.EntitlementsRequest(identity=proto.identity_to_pb(identity)),
                 timeout=self._timeout,
             )
         except (grpc.aio.AioRpcError, TokenError) as exc:
             raise PdpUnavailable(f"GetEntitlements: {_describe(exc)}") from exc
-        return message.revision, convert.entitlements_from_pb(message)
+        return message.revision, proto.entitlements_from_pb(message)
 
     async def revisions(self) -> AsyncIterator[str]:
         """Yields the current revision, then each new one or the same one again as a heartbeat,

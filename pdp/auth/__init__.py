@@ -14,7 +14,6 @@ from pdp.auth.config import (
 from pdp.auth.credentials import ClientCertificate, ClientCredentials, ClientSecret
 from pdp.auth.errors import (
     AuthError,
-    ConfigError,
     InvalidClient,
     InvalidGrant,
     InvalidRequest,
@@ -31,8 +30,9 @@ from pdp.auth.errors import (
 )
 from pdp.auth.flow import RetryPolicy
 from pdp.auth.jwks import RemoteKeys, StaticKeys
-from pdp.auth.secret import Secret
 from pdp.auth.validator import Principal, Validator, ValidatorConfig
+from pdp.config.errors import ConfigError
+from pdp.config.secret import Secret
 
 __all__ = [
     "AUTH_OFF",

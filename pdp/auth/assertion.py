@@ -62,7 +62,9 @@ def client_assertion(
         "exp": issued + ASSERTION_LIFETIME,
     }
     thumbprints = {"x5t": x5t, "x5t#S256": x5t_s256}
-    headers = {h: thumbprints[h](certificate.certificate) for h in certificate.thumbprint_headers}
+    headers: dict[str, object] = {
+        h: thumbprints[h](certificate.certificate) for h in certificate.thumbprint_headers
+    }
     return jwt.encode(
         claims, certificate.private_key, algorithm=certificate.algorithm, headers=headers
     )

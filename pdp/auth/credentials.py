@@ -16,9 +16,9 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from pdp.auth import assertion
-from pdp.auth._fields import Fields
-from pdp.auth.errors import ConfigError
-from pdp.auth.secret import Secret
+from pdp.config.errors import Collector, ConfigError
+from pdp.config.fields import Fields
+from pdp.config.secret import Secret
 
 SecretMethod = Literal["client_secret_basic", "client_secret_post"]
 SigningAlgorithm = Literal["RS256", "PS256"]
@@ -106,40 +106,47 @@ class ClientCredentials:
         where: str = "auth",
         env: Mapping[str, str] | None = None,
         base: Path | None = None,
+        file: str = "",
     ) -> ClientCredentials:
-        """Parse the `auth:` block of an outbound client (see docs/auth.md).
+        """Parse the `auth:` block of an outbound client (see docs/auth.md), reporting every
+        problem at once.
 
         `env` defaults to os.environ; relative file paths resolve against `base` (the directory
-        of the configuration file), else the working directory.
+        of the configuration file `file`), else the working directory.
         """
-        f = Fields(value, where, _CLIENT_KEYS, base)
+        found = Collector(file)
+        f = Fields(value, where, found, _CLIENT_KEYS, base)
         env = os.environ if env is None else env
-        secret = f.secret("clientSecretEnv", "clientSecretFile", env)
+        secret = f.secret("clientSecret", env)
         has_certificate = f.has("certificateFile") or f.has("privateKeyFile")
-        credential: ClientSecret | ClientCertificate
+        credential: ClientSecret | ClientCertificate | None = None
         if secret is not None and has_certificate:
-            raise f.error("certificateFile", "give a client secret or a certificate, not both")
-        if secret is not None:
+            f.error("certificateFile", "give a client secret or a certificate, not both")
+        elif secret is not None:
             for key in _CERTIFICATE_KEYS:
                 if f.has(key):
-                    raise f.error(key, "only applies to certificate authentication")
+                    f.error(key, "only applies to certificate authentication")
             method = f.choice("clientSecretMethod", get_args(SecretMethod), "client_secret_basic")
             credential = ClientSecret(secret, cast(SecretMethod, method))
         elif has_certificate:
             if f.has("clientSecretMethod"):
-                raise f.error("clientSecretMethod", "only applies to client secrets")
+                f.error("clientSecretMethod", "only applies to client secrets")
             credential = _certificate_from(f, env)
-        else:
-            raise ConfigError(
+        elif not (f.has("clientSecretEnv") or f.has("clientSecretFile")):
+            found.error(
+                f.line(),
                 f"{where}: give clientSecretEnv or clientSecretFile, "
-                "or certificateFile and privateKeyFile"
+                "or certificateFile and privateKeyFile",
             )
-        token_endpoint = _url(f, "tokenEndpoint") or f.text("tokenEndpoint")
-        resource = f.optional_text("resource")
+        token_endpoint = _url(f, "tokenEndpoint") or f.text("tokenEndpoint", required=True)
+        resource = f.text("resource") or None
         if resource is not None and not urlsplit(resource).scheme:
-            raise f.error("resource", "must be an absolute URI, e.g. api://pdp")
+            f.error("resource", "must be an absolute URI, e.g. api://pdp")
         scope = " ".join(f.words("scope")) or None
-        return cls(token_endpoint, f.text("clientId"), credential, scope, resource)
+        client_id = f.text("clientId", required=True)
+        if found.errors or credential is None:
+            raise ConfigError(found.errors)
+        return cls(token_endpoint, client_id, credential, scope, resource)
 
 
 _CERTIFICATE_KEYS = (
@@ -163,32 +170,42 @@ _CLIENT_KEYS = (
 )
 
 
-def _certificate_from(f: Fields, env: Mapping[str, str]) -> ClientCertificate:
-    password = (
-        f.env_secret("privateKeyPasswordEnv", env) if f.has("privateKeyPasswordEnv") else None
-    )
+def _certificate_from(f: Fields, env: Mapping[str, str]) -> ClientCertificate | None:
+    password = f.secret("privateKeyPassword", env)
+    certificate_pem, key_pem = f.file_bytes("certificateFile"), f.file_bytes("privateKeyFile")
+    if (
+        certificate_pem is None
+        or key_pem is None
+        or (f.has("privateKeyPasswordEnv") and not password)
+    ):
+        return None
     try:
-        certificate = x509.load_pem_x509_certificate(f.file_bytes("certificateFile"))
+        certificate = x509.load_pem_x509_certificate(certificate_pem)
     except ValueError:
-        raise f.error("certificateFile", "not a PEM certificate") from None
+        f.error("certificateFile", "not a PEM certificate")
+        return None
     try:
-        key = _load_private_key(f.file_bytes("privateKeyFile"), password)
+        key = _load_private_key(key_pem, password)
     except (ValueError, TypeError):
         # Stay generic: the library's message is no help and might hint at the password.
-        raise f.error("privateKeyFile", "not a PEM private key, or wrong password") from None
+        f.error("privateKeyFile", "not a PEM private key, or wrong password")
+        return None
     if f.has("thumbprint"):
         try:
             pasted = assertion.normalize_thumbprint(f.text("thumbprint"))
         except ValueError as exc:
-            raise f.error("thumbprint", str(exc)) from None
-        if pasted != assertion.x5t(certificate):
-            raise f.error("thumbprint", "does not match the certificate in certificateFile")
+            f.error("thumbprint", str(exc))
+        else:
+            if pasted != assertion.x5t(certificate):
+                f.error("thumbprint", "does not match the certificate in certificateFile")
     headers = f.words("thumbprintHeaders") or ("x5t",)
     for header in headers:
         if header not in get_args(ThumbprintHeader):
-            raise f.error("thumbprintHeaders", f"{header!r} is not one of: x5t, x5t#S256")
+            f.error("thumbprintHeaders", f"{header!r} is not one of: x5t, x5t#S256")
     algorithm = f.choice("signingAlgorithm", get_args(SigningAlgorithm), "RS256")
     audience = _url(f, "assertionAudience")
+    if f.found.errors:
+        return None
     try:
         return ClientCertificate(
             certificate,
@@ -198,7 +215,8 @@ def _certificate_from(f: Fields, env: Mapping[str, str]) -> ClientCertificate:
             audience,
         )
     except ConfigError as exc:  # key type or key/certificate mismatch
-        raise f.error("privateKeyFile", str(exc)) from None
+        f.error("privateKeyFile", str(exc))
+        return None
 
 
 def _load_private_key(pem: bytes, password: Secret | None) -> PrivateKeyTypes:
@@ -206,9 +224,9 @@ def _load_private_key(pem: bytes, password: Secret | None) -> PrivateKeyTypes:
 
 
 def _url(f: Fields, key: str) -> str | None:
-    url = f.optional_text(key)
+    url = f.text(key) or None
     if url is not None and not is_safe_url(url):
-        raise f.error(key, f"{url!r} must be an https URL (http only for loopback)")
+        f.error(key, f"{url!r} must be an https URL (http only for loopback)")
     return url
 
 

@@ -34,8 +34,8 @@ import uvicorn
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from pdp.auth.credentials import ClientCredentials, ClientSecret, SecretMethod
-from pdp.auth.secret import Secret
 from pdp.auth.validator import ValidatorConfig
+from pdp.config.secret import Secret
 
 logger = logging.getLogger("pdp.auth.devissuer")
 

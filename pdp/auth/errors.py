@@ -9,10 +9,6 @@ class AuthError(Exception):
     """Base class of everything this package raises on purpose."""
 
 
-class ConfigError(AuthError, ValueError):
-    """An auth configuration block is invalid; the message names the bad key."""
-
-
 class TokenError(AuthError):
     """No access token could be obtained from the token endpoint."""
 

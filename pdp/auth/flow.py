@@ -8,6 +8,7 @@ request building, retries, backoff and error mapping exist once.
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import random
 import time
@@ -26,7 +27,7 @@ from pdp.auth.errors import (
     TokenRequestRejected,
     rejection,
 )
-from pdp.auth.secret import Secret
+from pdp.config.secret import Secret
 
 logger = logging.getLogger("pdp.auth")
 
@@ -158,11 +159,11 @@ def parse_response(response: httpx.Response, sent_at: float) -> Token:
 def _lifetime(expires_in: object) -> float:
     if expires_in is None:
         return DEFAULT_LIFETIME
-    try:
-        # Some servers (Entra v1) send a numeric string.
-        lifetime = float(expires_in) if not isinstance(expires_in, bool) else -1.0
-    except (TypeError, ValueError):
-        lifetime = -1.0
+    lifetime = -1.0
+    # Some servers (Entra v1) send a numeric string.
+    if isinstance(expires_in, int | float | str) and not isinstance(expires_in, bool):
+        with contextlib.suppress(ValueError):
+            lifetime = float(expires_in)
     if not 0 < lifetime < 10 * 365 * 86400:
         raise MalformedTokenResponse(f"expires_in {str(expires_in)[:20]!r} is not a lifetime")
     return lifetime

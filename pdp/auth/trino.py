@@ -4,6 +4,9 @@ The stock `trino.auth.JWTAuthentication` keeps one token for the life of the con
 long-running job starts failing with 401 once it expires. `ClientCredentialsAuthentication`
 asks a `TokenSource` on every request instead, and after a 401 drops the token and retries the
 request once with a new one. Trino must run `http-server.authentication.type=JWT` for it.
+
+Nothing in the services calls this yet: object sync (next on the roadmap) will crawl Trino's
+catalogs with it, which is why it lives here with the other OAuth clients.
 """
 
 from __future__ import annotations
@@ -19,12 +22,12 @@ import requests
 import trino.auth
 from requests.auth import AuthBase
 
-from pdp.auth._fields import Fields
 from pdp.auth.client import TokenSource
 from pdp.auth.config import auth_block
 from pdp.auth.credentials import ClientCredentials
-from pdp.auth.errors import ConfigError
-from pdp.auth.secret import Secret
+from pdp.config.errors import Collector, ConfigError
+from pdp.config.fields import Fields
+from pdp.config.secret import Secret
 
 
 @dataclass(frozen=True)
@@ -41,12 +44,17 @@ class PasswordLogin:
         where: str = "auth",
         env: Mapping[str, str] | None = None,
         base: Path | None = None,
+        file: str = "",
     ) -> PasswordLogin:
-        f = Fields(value, where, ("username", "passwordEnv", "passwordFile"), base)
-        password = f.secret("passwordEnv", "passwordFile", os.environ if env is None else env)
-        if password is None:
-            raise f.error("passwordEnv", "give passwordEnv or passwordFile")
-        return cls(f.text("username"), password)
+        found = Collector(file)
+        f = Fields(value, where, found, ("username", "passwordEnv", "passwordFile"), base)
+        password = f.secret("password", os.environ if env is None else env)
+        if password is None and not (f.has("passwordEnv") or f.has("passwordFile")):
+            f.error("passwordEnv", "give passwordEnv or passwordFile")
+        username = f.text("username", required=True)
+        if found.errors or password is None:
+            raise ConfigError(found.errors)
+        return cls(username, password)
 
 
 TrinoLogin = PasswordLogin | ClientCredentials
@@ -57,17 +65,18 @@ def trino_auth_from_config(
     where: str = "auth",
     env: Mapping[str, str] | None = None,
     base: Path | None = None,
+    file: str = "",
 ) -> TrinoLogin | None:
     """`username` + `passwordEnv`/`passwordFile` means password; `tokenEndpoint` means OAuth;
     `none` means no authentication (see pdp.auth.config for the rule)."""
-    block = auth_block(value, where)
+    block = auth_block(value, where, file)
     if block is None:
         return None
     if isinstance(block, Mapping) and "username" in block:
         if "tokenEndpoint" in block:
             raise ConfigError(f"{where}: give username/password or tokenEndpoint, not both")
-        return PasswordLogin.from_mapping(block, where, env, base)
-    return ClientCredentials.from_mapping(block, where, env, base)
+        return PasswordLogin.from_mapping(block, where, env, base, file)
+    return ClientCredentials.from_mapping(block, where, env, base, file)
 
 
 def trino_authentication(
@@ -118,7 +127,7 @@ class _RefreshingBearer(AuthBase):
         # Same steps as requests' own HTTPDigestAuth: free the connection, then resend.
         response.content  # noqa: B018 - reads the body so the connection can be reused
         response.close()
-        resent = response.connection.send(retry, **send_options)  # type: ignore[attr-defined]
+        resent = response.connection.send(retry, **send_options)
         resent.history.append(response)
         resent.request = retry
         return resent

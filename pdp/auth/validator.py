@@ -16,10 +16,11 @@ from typing import Any
 
 import jwt
 
-from pdp.auth._fields import Fields
 from pdp.auth.credentials import check_endpoint_url, is_safe_url
-from pdp.auth.errors import ConfigError, PermissionDenied, Unauthenticated
+from pdp.auth.errors import PermissionDenied, Unauthenticated
 from pdp.auth.jwks import KeySource, RemoteKeys, VerificationKey
+from pdp.config.errors import Collector, ConfigError
+from pdp.config.fields import Fields
 
 ASYMMETRIC_ALGORITHMS = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
@@ -57,26 +58,32 @@ class ValidatorConfig:
         check_endpoint_url(self.jwks_uri, "JWKS URI")
 
     @classmethod
-    def from_mapping(cls, value: object, where: str = "auth") -> ValidatorConfig:
-        """Parse the `auth:` block of a server (see docs/auth.md)."""
-        f = Fields(value, where, _SERVER_KEYS)
+    def from_mapping(cls, value: object, where: str = "auth", file: str = "") -> ValidatorConfig:
+        """Parse the `auth:` block of a server (see docs/auth.md), reporting every problem."""
+        found = Collector(file)
+        f = Fields(value, where, found, _SERVER_KEYS)
         audience = f.words("audience")
         if not audience:
-            raise f.error("audience", "required")
-        jwks_uri = f.text("jwksUri")
-        if not is_safe_url(jwks_uri):
-            raise f.error("jwksUri", "must be an https URL (http only for loopback)")
+            f.error("audience", "required")
+        jwks_uri = f.text("jwksUri", required=True)
+        if jwks_uri and not is_safe_url(jwks_uri):
+            f.error("jwksUri", "must be an https URL (http only for loopback)")
         algorithms = f.words("algorithms") or DEFAULT_ALGORITHMS
         if (problem := _algorithms_problem(algorithms)) is not None:
-            raise f.error("algorithms", problem)
+            f.error("algorithms", problem)
+        issuer = f.text("issuer", required=True)
+        leeway = f.number("leewaySeconds", 30.0, low=0, high=_MAX_LEEWAY)
+        token_type = f.text("tokenType") or None
+        scopes = f.words("requiredScope")
+        found.raise_if_any()
         return cls(
-            issuer=f.text("issuer"),
+            issuer=issuer,
             audience=audience,
             jwks_uri=jwks_uri,
-            required_scopes=f.words("requiredScope"),
+            required_scopes=scopes,
             algorithms=algorithms,
-            leeway_seconds=f.number("leewaySeconds", 30.0, low=0, high=_MAX_LEEWAY),
-            token_type=f.optional_text("tokenType"),
+            leeway_seconds=leeway,
+            token_type=token_type,
         )
 
 

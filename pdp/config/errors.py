@@ -1,3 +1,6 @@
+"""Configuration problems: each names its file, line and key path; the project's one
+ConfigError carries every problem found at once."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -11,15 +14,17 @@ class Problem:
 
     def __str__(self) -> str:
         where = self.file if self.line is None else f"{self.file}:{self.line}"
-        return f"{where}: {self.message}"
+        return f"{where}: {self.message}" if where else self.message
 
 
-class ConfigError(Exception):
-    """One or more problems that make a configuration unusable. Nothing of it is applied."""
+class ConfigError(ValueError):
+    """One or more problems that make a configuration unusable. Nothing of it is applied.
 
-    def __init__(self, problems: list[Problem]) -> None:
-        self.problems = problems
-        super().__init__("\n".join(map(str, problems)))
+    A plain message stands for a value built in code rather than read from a file."""
+
+    def __init__(self, problems: list[Problem] | str) -> None:
+        self.problems = [Problem("", None, problems)] if isinstance(problems, str) else problems
+        super().__init__("\n".join(map(str, self.problems)))
 
 
 class Collector:

@@ -12,7 +12,8 @@ from pdp.config.errors import ConfigError, Problem
 from pdp.config.mapping import parse_mapping
 from pdp.config.policyfiles import PolicyDocuments, parse_policy_file
 from pdp.config.properties import parse_properties
-from pdp.core.model import AccessGrantMapping, Settings, fold
+from pdp.config.yamlsource import read_text
+from pdp.core.model import AccessGrantMapping, ClusterSettings, Settings, fold
 from pdp.policy.snapshot import PolicySnapshot
 
 T = TypeVar("T")
@@ -24,19 +25,10 @@ class Loaded(Generic[T]):
     warnings: tuple[Problem, ...]
 
 
-def _read(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(
-            [Problem(str(path), None, f"cannot read: {exc.strerror or exc}")]
-        ) from exc
-
-
 def load_mapping(path: Path | None) -> Loaded[AccessGrantMapping | None]:
     if path is None:
         return Loaded(None, ())
-    mapping, found = parse_mapping(_read(path), str(path))
+    mapping, found = parse_mapping(read_text(path), str(path))
     return Loaded(mapping, tuple(found.warnings))
 
 
@@ -48,7 +40,7 @@ def load_snapshot(files: Sequence[Path], mapping_file: Path | None) -> Loaded[Po
     errors: list[Problem] = []
     warnings: list[Problem] = []
     for path in files:
-        text = _read(path)
+        text = read_text(path)
         digest.update(f"{path.name}\0{text}\0".encode())
         try:
             found = parse_policy_file(text, str(path), docs)
@@ -74,7 +66,7 @@ def load_snapshot(files: Sequence[Path], mapping_file: Path | None) -> Loaded[Po
         try:
             loaded = load_mapping(mapping_file)
             mapping, warnings = loaded.value, warnings + list(loaded.warnings)
-            digest.update(_read(mapping_file).encode())
+            digest.update(read_text(mapping_file).encode())
         except ConfigError as exc:
             errors += exc.problems
     if errors:
@@ -90,34 +82,35 @@ def load_snapshot(files: Sequence[Path], mapping_file: Path | None) -> Loaded[Po
     return Loaded(snapshot, tuple(warnings))
 
 
+def load_cluster(
+    properties_file: Path | None, mapping_file: Path | None
+) -> Loaded[ClusterSettings]:
+    """A cluster's own files: its properties file and its accessGrantMapping, either optional."""
+    warnings: list[Problem] = []
+    errors: list[Problem] = []
+    properties, mapping = Settings(), None
+    if properties_file is not None:
+        try:
+            properties, found = parse_properties(read_text(properties_file), str(properties_file))
+            warnings += found.warnings
+        except ConfigError as exc:
+            errors += exc.problems
+    try:
+        loaded = load_mapping(mapping_file)
+        mapping = loaded.value
+        warnings += loaded.warnings
+    except ConfigError as exc:
+        errors += exc.problems
+    if errors:
+        raise ConfigError(errors)
+    return Loaded(ClusterSettings(properties, mapping), tuple(warnings))
+
+
 def load_settings(
     properties_file: Path | None,
     mapping_file: Path | None,
     central_mapping: AccessGrantMapping,
 ) -> Loaded[Settings]:
-    """A cluster's settings: its properties file, and its own accessGrantMapping if it has one
-    (which overrides the PDP-level `central_mapping`)."""
-    warnings: list[Problem] = []
-    errors: list[Problem] = []
-    values: dict[str, object] = {}
-    if properties_file is not None:
-        try:
-            props, found = parse_properties(_read(properties_file), str(properties_file))
-            warnings += found.warnings
-            values.update(
-                datasource_operations=props.datasource_operations,
-                non_datasource_operations=props.non_datasource_operations,
-                admin=props.admin,
-            )
-        except ConfigError as exc:
-            errors += exc.problems
-    mapping = central_mapping
-    try:
-        cluster_mapping = load_mapping(mapping_file)
-        mapping = cluster_mapping.value or central_mapping
-        warnings += cluster_mapping.warnings
-    except ConfigError as exc:
-        errors += exc.problems
-    if errors:
-        raise ConfigError(errors)
-    return Loaded(Settings(mapping=mapping, **values), tuple(warnings))  # type: ignore[arg-type]
+    """The settings decisions use for a cluster, under the PDP-level `central_mapping`."""
+    cluster = load_cluster(properties_file, mapping_file)
+    return Loaded(cluster.value.effective(central_mapping), cluster.warnings)

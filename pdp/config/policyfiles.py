@@ -59,7 +59,7 @@ def parse_policy_file(text: str, file: str, into: PolicyDocuments) -> Collector:
 
 def _connection(data: Any, where: str, found: Collector, into: PolicyDocuments) -> None:
     f = Fields(data, where, found, ("name", "technology", "status", "databases"))
-    name = f.str("name", required=True)
+    name = f.text("name", required=True)
     technology = f.enum("technology", Technology, Technology.TRINO)
     if "technology" not in f.data:
         found.error(f.line(), f"{where}: missing required key 'technology'")
@@ -70,9 +70,9 @@ def _connection(data: Any, where: str, found: Collector, into: PolicyDocuments) 
     for d_index, db_data in enumerate(f.list("databases")):
         d_where = f"{where}.databases[{d_index}]"
         db = Fields(db_data, d_where, found, ("name", "status", "trinoCatalog", "schemas"))
-        db_name = db.str("name", required=True)
+        db_name = db.text("name", required=True)
         db_status = db.enum("status", Status, status)
-        catalog = db.str("trinoCatalog") or None
+        catalog = db.text("trinoCatalog") or None
         if technology is Technology.TRINO:
             if catalog:
                 found.error(
@@ -84,7 +84,7 @@ def _connection(data: Any, where: str, found: Collector, into: PolicyDocuments) 
         for s_index, schema_data in enumerate(db.list("schemas")):
             s_where = f"{d_where}.schemas[{s_index}]"
             schema = Fields(schema_data, s_where, found, ("name", "status", "tables"))
-            schema_name = schema.str("name", required=True)
+            schema_name = schema.text("name", required=True)
             schema_status = schema.enum("status", Status, db_status)
             for t_index, table_data in enumerate(schema.list("tables")):
                 t_where = f"{s_where}.tables[{t_index}]"
@@ -93,7 +93,7 @@ def _connection(data: Any, where: str, found: Collector, into: PolicyDocuments) 
                 table = Fields(
                     table_data, t_where, found, ("name", "status", "type", "tags", "deleted")
                 )
-                table_name = table.str("name", required=True)
+                table_name = table.text("name", required=True)
                 active = table.enum("status", Status, schema_status) is Status.ACTIVE
                 source = DataSource(
                     connection=name,
@@ -105,7 +105,7 @@ def _connection(data: Any, where: str, found: Collector, into: PolicyDocuments) 
                     tags=frozenset(fold(t) for t in table.strings("tags")),
                     trino_catalog=catalog,
                 )
-                if active and not table.bool("deleted"):
+                if active and not table.flag("deleted"):
                     into.sources.append(source)
                 else:
                     into.retired.append(source)
@@ -113,10 +113,10 @@ def _connection(data: Any, where: str, found: Collector, into: PolicyDocuments) 
 
 def _policy(data: Any, where: str, found: Collector, into: PolicyDocuments) -> None:
     f = Fields(data, where, found, ("name", "access", "status", "who", "what"))
-    name = f.str("name", required=True)
+    name = f.text("name", required=True)
     if name in into.policies:
         found.error(f.line("name"), f"{where}: policy {name!r} is defined twice")
-    access = f.str("access", required=True).upper()
+    access = f.text("access", required=True).upper()
     if access and access not in ("READ", "WRITE"):
         found.error(
             f.line("access"),
@@ -129,7 +129,7 @@ def _policy(data: Any, where: str, found: Collector, into: PolicyDocuments) -> N
         found,
         ("anyone", "users", "groups", "attributes", "match"),
     )
-    match = who.str("match", default="any")
+    match = who.text("match", default="any")
     if match not in ("any", "all"):
         found.error(who.line("match"), f"{where}.who.match: expected 'any' or 'all', got {match!r}")
     what = Fields(
@@ -148,7 +148,7 @@ def _policy(data: Any, where: str, found: Collector, into: PolicyDocuments) -> N
         name=name,
         access=Access(access) if access in ("READ", "WRITE") else Access.READ,
         status=f.enum("status", PolicyStatus, PolicyStatus.ACTIVE),
-        anyone=who.bool("anyone"),
+        anyone=who.flag("anyone"),
         users=frozenset(who.strings("users")),
         groups=frozenset(who.strings("groups")),
         attributes=who.attributes("attributes"),

@@ -8,27 +8,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from typing import Any
 
 from pdp.config.errors import Collector
-from pdp.core.model import ALL_ACCESS, NOBODY, Access
+from pdp.core.model import ALL_ACCESS, NOBODY, Access, Settings
 
 DATASOURCE_OPS = "immuta.allowed.immuta.datasource.operations"
 NON_DATASOURCE_OPS = "immuta.allowed.non.immuta.datasource.operations"
 ADMIN = "immuta.user.admin"
-KNOWN_KEYS = (DATASOURCE_OPS, NON_DATASOURCE_OPS, ADMIN)
 
 
-@dataclass(frozen=True)
-class ClusterProperties:
-    datasource_operations: frozenset[Access] = frozenset({Access.READ, Access.WRITE})
-    non_datasource_operations: frozenset[Access] = ALL_ACCESS
-    admin: re.Pattern[str] = NOBODY
-
-
-def parse_properties(text: str, file: str) -> tuple[ClusterProperties, Collector]:
+def parse_properties(text: str, file: str) -> tuple[Settings, Collector]:
+    """The settings the file gives (a key it leaves out keeps the seed default of `Settings`)."""
     found = Collector(file)
-    values: dict[str, object] = {}
+    values: dict[str, Any] = {}
     for line, key, value in _entries(text):
         if key == DATASOURCE_OPS:
             values["datasource_operations"] = _access_list(
@@ -44,7 +37,7 @@ def parse_properties(text: str, file: str) -> tuple[ClusterProperties, Collector
         else:
             found.warn(line, f"unknown key {key!r} ignored")
     found.raise_if_any()
-    return ClusterProperties(**values), found  # type: ignore[arg-type]
+    return Settings(**values), found
 
 
 def _access_list(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -43,6 +44,20 @@ class _Loader(yaml.SafeLoader):
 
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _Loader.construct_mapping)
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _Loader.construct_sequence)
+
+
+def read_text(path: Path) -> str:
+    """A configuration file's text; the only way configuration is read from disk."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        problem = Problem(str(path), None, f"cannot read: {exc.strerror or exc}")
+        raise ConfigError([problem]) from exc
+
+
+def read_yaml(path: Path) -> Any:
+    """A YAML configuration file, its mappings and sequences knowing their lines."""
+    return load_yaml(read_text(path), str(path))
 
 
 def load_yaml(text: str, file: str) -> Any:

@@ -4,6 +4,7 @@ from pdp.core.decide import decide, granting
 from pdp.core.model import (
     Access,
     AccessGrantMapping,
+    Basis,
     CatalogRef,
     ColumnRef,
     Decision,
@@ -19,13 +20,15 @@ from pdp.core.model import (
     UserRef,
     View,
 )
-from pdp.core.operations import OPERATIONS, Rule
+from pdp.core.operations import OPERATIONS, Check
 
 __all__ = [
     "OPERATIONS",
     "Access",
     "AccessGrantMapping",
+    "Basis",
     "CatalogRef",
+    "Check",
     "ColumnRef",
     "Decision",
     "FunctionRef",
@@ -33,7 +36,6 @@ __all__ = [
     "PolicyGrant",
     "Registry",
     "Request",
-    "Rule",
     "SchemaRef",
     "Settings",
     "TableKey",

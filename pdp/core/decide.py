@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from pdp.core.model import (
     Access,
     AccessGrantMapping,
+    Basis,
     CatalogRef,
     Decision,
     PolicyGrant,
@@ -19,48 +20,62 @@ from pdp.core.model import (
     View,
     name_of,
 )
-from pdp.core.operations import OPERATIONS, Rule
+from pdp.core.operations import OPERATIONS, ByIdentity, IdentityRule, ObjectRule
 
 
 def decide(view: View, request: Request) -> Decision:
-    entry = OPERATIONS.get(request.operation)
-    if entry is None:
-        return Decision(False, "unknown-operation", f"unknown operation {request.operation!r}")
-    rule, access = entry
-    user, resource = request.identity.user, request.resource
+    check = OPERATIONS.get(request.operation)
+    if check is None:
+        return Decision(False, Basis.UNKNOWN_OPERATION, f"unknown operation {request.operation!r}")
+    user = request.identity.user
     if view.settings.is_admin(user):
-        return Decision(True, "admin", f"user {user!r} matches immuta.user.admin")
-    match rule, resource:
-        case Rule.ALLOW, _:
-            return Decision(True, "identity", f"{request.operation} is allowed to every user")
-        case Rule.SELF, UserRef(owner):
-            return Decision(owner == user, "identity", f"{user!r} acting on user {owner!r}")
-        case Rule.ADMIN_ONLY, _:
-            return Decision(False, "identity", f"{request.operation} is for admins only")
-        case Rule.TABLE, TableRef() if access is Access.READ and is_metadata(resource):
-            return Decision(True, "metadata", f"{_name(resource)} lists only what Trino filters")
-        case Rule.TABLE, TableRef():
-            return on_table(view, resource, access)
-        case Rule.CREATE_TABLE, TableRef():
-            if resource.key in view.registry.tables:  # CREATE OR REPLACE of a data source
-                return on_table(view, resource, Access.OWN)
-            return non_datasource(view, Access.CREATE, _name(resource))
-        case Rule.RENAME_TABLE, TableRef():
-            source = on_table(view, resource, Access.OWN)
-            if not source.allowed or request.target is None:
-                return source
-            return non_datasource(view, Access.CREATE, _name(request.target))
-        case Rule.NON_DATASOURCE, _:
+        return Decision(True, Basis.ADMIN, f"user {user!r} matches immuta.user.admin")
+    if isinstance(check, ByIdentity):
+        decision = by_identity(check.rule, request)
+    else:
+        decision = on_object(view, check.rule, check.access, request)
+    if decision is None:
+        return Decision(False, Basis.MALFORMED, f"{request.operation} needs a different resource")
+    return decision
+
+
+def by_identity(rule: IdentityRule, request: Request) -> Decision | None:
+    user, operation = request.identity.user, request.operation
+    match rule, request.resource:
+        case IdentityRule.ALLOW, _:
+            return Decision(True, Basis.IDENTITY, f"{operation} is allowed to every user")
+        case IdentityRule.SELF, UserRef(owner):
+            return Decision(owner == user, Basis.IDENTITY, f"{user!r} acting on user {owner!r}")
+        case IdentityRule.ADMIN_ONLY, _:
+            return Decision(False, Basis.IDENTITY, f"{operation} is for admins only")
+        case IdentityRule.NO_ROW_FILTER | IdentityRule.NO_MASK, _:
+            return Decision(True, Basis.NO_DATA_POLICY, "no data policy applies")
+    return None
+
+
+def on_object(view: View, rule: ObjectRule, access: Access, request: Request) -> Decision | None:
+    match rule, request.resource:
+        case ObjectRule.TABLE, TableRef() as table if access is Access.READ and is_metadata(table):
+            return Decision(True, Basis.METADATA, f"{_name(table)} lists only what Trino filters")
+        case ObjectRule.TABLE, TableRef() as table:
+            return on_table(view, table, access)
+        case ObjectRule.CREATE_TABLE, TableRef() as table:
+            if table.key in view.registry.tables:  # CREATE OR REPLACE of a data source
+                return on_table(view, table, Access.OWN)
+            return non_datasource(view, access, _name(table))
+        case ObjectRule.RENAME_TABLE, TableRef() as table:
+            return renamed(view, on_table(view, table, access), request.target)
+        case ObjectRule.NON_DATASOURCE, resource:
             return non_datasource(view, access, _name(resource))
-        case Rule.CONTAINER_OWN, CatalogRef() | SchemaRef():
-            return container_own(view, request)
-        case Rule.CATALOG_VISIBLE, CatalogRef(catalog):
+        case ObjectRule.CONTAINER_OWN, CatalogRef() | SchemaRef() as container:
+            return container_own(view, container)
+        case ObjectRule.RENAME_SCHEMA, CatalogRef() | SchemaRef() as container:
+            return renamed(view, container_own(view, container), request.target)
+        case ObjectRule.CATALOG_VISIBLE, CatalogRef(catalog):
             return visible(view, catalog, None)
-        case Rule.SCHEMA_VISIBLE, SchemaRef(catalog, schema):
+        case ObjectRule.SCHEMA_VISIBLE, SchemaRef(catalog, schema):
             return visible(view, catalog, schema)
-        case Rule.NO_ROW_FILTER | Rule.NO_MASK, _:
-            return Decision(True, "no-data-policy", "no data policy applies")
-    return Decision(False, "malformed", f"{request.operation} needs a different resource")
+    return None
 
 
 # Metadata tables whose rows Trino itself filters per user (FilterCatalogs/Schemas/Tables/Columns),
@@ -82,15 +97,17 @@ def on_table(view: View, table: TableRef, access: Access) -> Decision:
         return non_datasource(view, access, _name(table))
     granting = _granting(view, table.key, access)
     if not granting:
-        return Decision(False, "data-source", f"no active policy grants {access} on {_name(table)}")
+        return Decision(
+            False, Basis.DATA_SOURCE, f"no active policy grants {access} on {_name(table)}"
+        )
     if access not in view.settings.datasource_operations:
         return Decision(
             False,
-            "data-source",
+            Basis.DATA_SOURCE,
             f"{access} is not in immuta.allowed.immuta.datasource.operations",
             granting,
         )
-    return Decision(True, "data-source", f"{access} on {_name(table)} granted", granting)
+    return Decision(True, Basis.DATA_SOURCE, f"{access} on {_name(table)} granted", granting)
 
 
 def non_datasource(view: View, access: Access, name: str) -> Decision:
@@ -98,24 +115,30 @@ def non_datasource(view: View, access: Access, name: str) -> Decision:
     verb = "is" if allowed else "is not"
     return Decision(
         allowed,
-        "non-data-source",
+        Basis.NON_DATA_SOURCE,
         f"{name} is no data source and {access} {verb} in "
         "immuta.allowed.non.immuta.datasource.operations",
     )
 
 
-def container_own(view: View, request: Request) -> Decision:
-    resource = request.resource
-    catalog, schema = resource.catalog, getattr(resource, "schema", None)  # type: ignore[union-attr]
-    decision = non_datasource(view, Access.OWN, _name(resource))
+def container_own(view: View, container: CatalogRef | SchemaRef) -> Decision:
+    schema = container.schema if isinstance(container, SchemaRef) else None
+    decision = non_datasource(view, Access.OWN, _name(container))
     if not decision.allowed:
         return decision
-    for key in sorted(view.registry.inside(catalog, schema)):
+    for key in sorted(view.registry.inside(container.catalog, schema)):
         if not _allowed(view, key, Access.OWN):
-            return Decision(False, "data-source", f"OWN is not allowed on {'.'.join(key)} inside")
-    if request.operation == "RenameSchema" and request.target is not None:
-        return non_datasource(view, Access.CREATE, _name(request.target))
+            return Decision(
+                False, Basis.DATA_SOURCE, f"OWN is not allowed on {'.'.join(key)} inside"
+            )
     return decision
+
+
+def renamed(view: View, source: Decision, target: Resource | None) -> Decision:
+    """A rename needs what its source needs, then CREATE for the new name."""
+    if not source.allowed or target is None:
+        return source
+    return non_datasource(view, Access.CREATE, _name(target))
 
 
 def visible(view: View, catalog: str, schema: str | None) -> Decision:
@@ -127,8 +150,8 @@ def visible(view: View, catalog: str, schema: str | None) -> Decision:
     for key in sorted(candidates):
         if _allowed(view, key, Access.READ):
             granting = _granting(view, key, Access.READ)
-            return Decision(True, "visible", f"{name} holds readable {'.'.join(key)}", granting)
-    return Decision(False, "visible", f"{name} holds no data source the user may read")
+            return Decision(True, Basis.VISIBLE, f"{name} holds readable {'.'.join(key)}", granting)
+    return Decision(False, Basis.VISIBLE, f"{name} holds no data source the user may read")
 
 
 def granting(

@@ -8,6 +8,7 @@ non-data-source rule).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -146,6 +147,19 @@ class Settings:
         return self.admin.fullmatch(user) is not None
 
 
+@dataclass(frozen=True, slots=True)
+class ClusterSettings:
+    """What a cluster's own files say: its properties, and its accessGrantMapping if it has one."""
+
+    properties: Settings = Settings()  # its `mapping` is not used: see `effective`
+    mapping: AccessGrantMapping | None = None
+
+    def effective(self, central: AccessGrantMapping) -> Settings:
+        """The settings decisions use. A cluster's own accessGrantMapping overrides the
+        PDP-level (`central`) one; this is the only place that rule is applied."""
+        return dataclasses.replace(self.properties, mapping=self.mapping or central)
+
+
 # --- what the PDP knows at one revision ------------------------------------------------------
 
 
@@ -192,9 +206,25 @@ class View:
     grants: Mapping[TableKey, tuple[PolicyGrant, ...]]
 
 
+class Basis(StrEnum):
+    """What a decision rests on. `pdp explain`, the logs and the gRPC API (`Decision.rule`)
+    all carry these values, so they are a wire format: keep them stable."""
+
+    ADMIN = "admin"  # the user matches immuta.user.admin
+    IDENTITY = "identity"  # the caller alone: allowed to all, to oneself, to admins only
+    DATA_SOURCE = "data-source"  # a policy grant on a registered data source, or its absence
+    NON_DATA_SOURCE = "non-data-source"  # immuta.allowed.non.immuta.datasource.operations
+    VISIBLE = "visible"  # a catalog or schema is seen when it holds a readable data source
+    METADATA = "metadata"  # information_schema and the like: Trino filters their rows per user
+    NO_DATA_POLICY = "no-data-policy"  # row filters and masks: none exist yet
+    UNKNOWN_OPERATION = "unknown-operation"  # an operation this version does not know: deny
+    MALFORMED = "malformed"  # the operation came with a resource of the wrong kind: deny
+    PDP_UNAVAILABLE = "pdp-unavailable"  # the sidecar could not ask the PDP: fail closed
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     allowed: bool
-    rule: str
+    rule: Basis
     reason: str
     policies: tuple[str, ...] = ()

@@ -1,21 +1,22 @@
 """The grant sync configuration: which platform accounts to keep in sync, and how to log in.
 
-Documented in docs/grants.md. Secrets are never written in the file: a secret key must hold an
-`${ENV_VAR}` reference, resolved when the file is loaded. Any other string may use one too."""
+Documented in docs/grants.md. Secrets are never written in the file: `passwordEnv: VAR` or
+`passwordFile: path` (and so on for each secret key), the same syntax as `auth:` blocks. The
+older `${ENV_VAR}` references are still resolved, with a deprecation warning, until the next
+release."""
 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pdp.config.errors import Collector, ConfigError, Problem
+from pdp.config.errors import Collector
 from pdp.config.fields import Fields
-from pdp.config.yamlsource import line_of, load_yaml
+from pdp.config.yamlsource import line_of, read_yaml
 from pdp.grants.databricks import DatabricksDialect
 from pdp.grants.dialect import NameCase, Naming
 from pdp.grants.postgres import PostgresDialect
@@ -33,7 +34,6 @@ from pdp.grants.targets import (
 )
 
 DEFAULT_INTERVAL = 3600.0
-_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _COMMON = ("name", "platform", "connections", "rolePrefix", "names", "users")
 _KEYS = {
     "snowflake": (
@@ -81,43 +81,44 @@ class GrantsConfig:
 
 
 def load_grants_config(path: Path, environ: Mapping[str, str] | None = None) -> GrantsConfig:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError([Problem(str(path), None, f"cannot read: {exc.strerror}")]) from exc
-    return parse_grants(load_yaml(text, str(path)) or {}, str(path), environ)
+    return parse_grants(read_yaml(path) or {}, str(path), environ, base=path.parent)
 
 
-def parse_grants(data: Any, file: str, environ: Mapping[str, str] | None = None) -> GrantsConfig:
-    """The targets file, or the `grants:` section of pdp.yaml (same keys)."""
+def parse_grants(
+    data: Any, file: str, environ: Mapping[str, str] | None = None, base: Path | None = None
+) -> GrantsConfig:
+    """The targets file, or the `grants:` section of pdp.yaml (same keys). Secret files are
+    read relative to `base`, the directory of the file."""
     env = os.environ if environ is None else environ
     found = Collector(file)
     top = Fields(data, "grants", found, ("targets", "reconcileIntervalSeconds"))
-    interval = top.data.get("reconcileIntervalSeconds", DEFAULT_INTERVAL)
-    if not isinstance(interval, int | float) or isinstance(interval, bool) or interval <= 0:
-        found.error(top.line("reconcileIntervalSeconds"), "reconcileIntervalSeconds: expected > 0")
-        interval = DEFAULT_INTERVAL
+    interval = top.number("reconcileIntervalSeconds", DEFAULT_INTERVAL, positive=True)
     specs = [
-        _target(item, f"targets[{i}]", found, env) for i, item in enumerate(top.list("targets"))
+        _target(item, f"targets[{i}]", found, env, base)
+        for i, item in enumerate(top.list("targets"))
     ]
     names = [s.name for s in specs]
     for name in {n for n in names if names.count(n) > 1}:
         found.error(top.line("targets"), f"targets: name {name!r} is used twice")
     found.raise_if_any()
-    return GrantsConfig(tuple(specs), float(interval))
+    return GrantsConfig(tuple(specs), interval)
 
 
-def _target(data: Any, where: str, found: Collector, env: Mapping[str, str]) -> TargetSpec:
+def _target(
+    data: Any, where: str, found: Collector, env: Mapping[str, str], base: Path | None
+) -> TargetSpec:
     raw = data if isinstance(data, dict) else {}
     platform = str(raw.get("platform", "")).lower()
     if platform not in _KEYS:
         found.error(line_of(data), f"{where}.platform: expected one of {', '.join(_KEYS)}")
         platform = "postgresql"
-    f = Fields(data, where, found, (*_COMMON, *_KEYS[platform]))
+    keys = _KEYS[platform]
+    secret_keys = [f"{k}{way}" for k in keys if k in _SECRETS for way in ("Env", "File")]
+    f = Fields(data, where, found, (*_COMMON, *keys, *secret_keys), base)
     connections = f.strings("connections")
     if not connections:
         found.error(f.line(), f"{where}.connections: name the registry connections it holds")
-    prefix = f.str("rolePrefix", default="PDP")
+    prefix = f.text("rolePrefix", default="PDP")
     if not PREFIX.fullmatch(prefix):
         found.error(f.line("rolePrefix"), f"{where}.rolePrefix: letters, digits, _ and $ only")
         prefix = "PDP"
@@ -126,9 +127,12 @@ def _target(data: Any, where: str, found: Collector, env: Mapping[str, str]) -> 
         found.error(f.line("users"), f"{where}.users: expected a mapping of user to platform name")
         users = {}
     settings: dict[str, Any] = {}
-    for key in _KEYS[platform]:
-        if key in f.data:
-            settings[key] = _resolve(f, key, env, secret=key in _SECRETS)
+    for key in keys:
+        if key in _SECRETS:
+            if (secret := f.secret(key, env)) is not None:
+                settings[key] = secret.reveal()
+        elif key in f.data:
+            settings[key] = f.resolve(key, env)
     if platform in _AUTH:
         auth = settings.get("auth", "")
         if auth not in _AUTH[platform]:
@@ -138,7 +142,7 @@ def _target(data: Any, where: str, found: Collector, env: Mapping[str, str]) -> 
             if not settings.get(key):
                 found.error(f.line(), f"{where}: auth {auth} needs {key!r}")
     return TargetSpec(
-        name=f.str("name", required=True),
+        name=f.text("name", required=True),
         platform=platform,
         connections=frozenset(connections),
         prefix=prefix,
@@ -157,24 +161,6 @@ _NEEDS = {
     ("databricks", "oauth-m2m"): ("host", "clientId", "clientSecret"),
     ("databricks", "token"): ("host", "token"),
 }
-
-
-def _resolve(f: Fields, key: str, env: Mapping[str, str], secret: bool) -> Any:
-    value = f.data[key]
-    if not isinstance(value, str):
-        return value
-    if secret and not _REFERENCE.fullmatch(value):
-        f.found.error(f.line(key), f"{f.where}.{key}: write secrets as ${{ENV_VAR}}, not inline")
-        return ""
-
-    def lookup(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name not in env:
-            f.found.error(f.line(key), f"{f.where}.{key}: environment variable {name} is not set")
-            return ""
-        return env[name]
-
-    return _REFERENCE.sub(lookup, value)
 
 
 # --- opening targets (the only place that constructs platform clients) ------------------------

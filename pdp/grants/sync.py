@@ -14,9 +14,10 @@ from pdp.grants.desired import desired_state
 from pdp.grants.errors import ReadError
 from pdp.grants.model import Desired, Plan, Report, StepFailure
 from pdp.grants.targets import Target
-from pdp.policy import PolicySnapshot
+from pdp.policy import PolicySnapshot, Revisions
 
 log = logging.getLogger(__name__)
+TIMER_TICK = 1.0  # how often the reconcile timer is looked at: a new interval applies this soon
 
 
 @dataclass(frozen=True)
@@ -94,18 +95,21 @@ class GrantSyncer:
         self.last_reports = reports
         return reports
 
-    async def run(self, snapshot_source: Callable[[], PolicySnapshot], poll: float = 1.0) -> None:
-        """Run until cancelled. `snapshot_source` returns the current snapshot (for instance
-        `Watched.current`); the blocking platform calls run in a worker thread."""
+    async def run(self, revisions: Revisions) -> None:
+        """Run until cancelled: sync each revision as `revisions` publishes it, and every
+        `interval` seconds in any case. The blocking platform calls run in a worker thread."""
         revision, last = None, 0.0
         while True:
-            snapshot = snapshot_source()
-            if snapshot.revision != revision or time.monotonic() - last >= self.interval:
-                reason = "new revision" if snapshot.revision != revision else "periodic reconcile"
-                log.info("grant sync: %s %s", reason, snapshot.revision)
-                await asyncio.to_thread(self.sync, snapshot)
-                revision, last = snapshot.revision, time.monotonic()
-            await asyncio.sleep(poll)
+            try:
+                snapshot = await asyncio.wait_for(revisions.after(revision), TIMER_TICK)
+            except TimeoutError:
+                if time.monotonic() - last < self.interval:
+                    continue
+                snapshot = revisions.current
+            reason = "new revision" if snapshot.revision != revision else "periodic reconcile"
+            log.info("grant sync: %s %s", reason, snapshot.revision)
+            await asyncio.to_thread(self.sync, snapshot)
+            revision, last = snapshot.revision, time.monotonic()
 
 
 def syncer_from(config: GrantsConfig) -> GrantSyncer | None:

@@ -26,8 +26,10 @@ from pdp.grants.snowflake import SnowflakeDialect, SnowflakeSql
 class Target(Protocol):
     name: str
     connections: frozenset[str]  # registry connections this account holds
-    dialect: Dialect
     settle: float  # seconds a fresh read may lag behind a write (eventual consistency)
+
+    @property
+    def dialect(self) -> Dialect: ...
 
     def read(self, desired: Desired) -> Current: ...
 
@@ -140,7 +142,7 @@ class DatabricksTarget:
         self._workspace, self._backoff, self._workers = workspace, backoff, workers
 
     def _api(self) -> ApiClient:
-        return self._workspace.api_client  # type: ignore[no-any-return]
+        return self._workspace.api_client
 
     def read(self, desired: Desired) -> Current:
         managed = {fold(p): p for p in desired.principals}

@@ -2,7 +2,6 @@
 compiled into an immutable snapshot per revision."""
 
 from pdp.policy.model import (
-    Connection,
     DataSource,
     DirectoryUser,
     ObjectType,
@@ -12,16 +11,17 @@ from pdp.policy.model import (
     Subject,
     Technology,
 )
+from pdp.policy.revisions import Revisions
 from pdp.policy.snapshot import PolicySnapshot
 
 __all__ = [
-    "Connection",
     "DataSource",
     "DirectoryUser",
     "ObjectType",
     "Policy",
     "PolicySnapshot",
     "PolicyStatus",
+    "Revisions",
     "Status",
     "Subject",
     "Technology",

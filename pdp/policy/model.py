@@ -67,12 +67,6 @@ class DataSource:
 
 
 @dataclass(frozen=True, slots=True)
-class Connection:
-    name: str
-    technology: Technology
-
-
-@dataclass(frozen=True, slots=True)
 class DirectoryUser:
     name: str
     groups: frozenset[str] = frozenset()

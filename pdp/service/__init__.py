@@ -1,1 +1,1 @@
-"""The PDP's gRPC service and the conversions between its messages and core values."""
+"""The PDP gRPC service: decisions, entitlements, the registry and the revision watch."""

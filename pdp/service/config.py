@@ -8,11 +8,10 @@ from pathlib import Path
 import grpc
 
 from pdp.auth import server_auth_from_config
-from pdp.auth.errors import ConfigError as AuthConfigError
 from pdp.auth.validator import ValidatorConfig
-from pdp.config.errors import Collector, ConfigError, Problem
+from pdp.config.errors import Collector, ConfigError
 from pdp.config.fields import Fields
-from pdp.config.yamlsource import load_yaml
+from pdp.config.yamlsource import read_yaml
 from pdp.grants.config import GrantsConfig, parse_grants
 
 KEYS = (
@@ -52,25 +51,16 @@ class PdpConfig:
 
 
 def load_pdp_config(path: Path) -> PdpConfig:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError([Problem(str(path), None, f"cannot read: {exc.strerror}")]) from exc
     found = Collector(str(path))
-    f = Fields(load_yaml(text, str(path)) or {}, str(path), found, KEYS)
+    f = Fields(read_yaml(path) or {}, "", found, KEYS, base=path.parent)
     base = path.parent
     files = tuple(base / p for p in f.strings("policyFiles"))
     if not files:
         found.error(f.line(), "policyFiles: list at least one policy/registry file")
-    interval = f.data.get("reloadIntervalSeconds", 1.0)
-    if not isinstance(interval, int | float) or isinstance(interval, bool) or interval <= 0:
-        found.error(
-            f.line("reloadIntervalSeconds"), "reloadIntervalSeconds: expected a positive number"
-        )
-        interval = 1.0
+    interval = f.number("reloadIntervalSeconds", 1.0, positive=True)
     auth = _auth(f, found)
     try:
-        grants = parse_grants(f.data.get("grants") or {}, str(path))
+        grants = parse_grants(f.data.get("grants") or {}, str(path), base=base)
     except ConfigError as exc:
         found.errors += exc.problems
         grants = GrantsConfig()
@@ -78,11 +68,11 @@ def load_pdp_config(path: Path) -> PdpConfig:
     found.raise_if_any()
     return PdpConfig(
         file=path,
-        listen=f.str("listen", default="127.0.0.1:50051"),
+        listen=f.text("listen", default="127.0.0.1:50051"),
         policy_files=files,
-        mapping_file=base / m if (m := f.str("accessGrantMapping")) else None,
-        properties_file=base / p if (p := f.str("clusterProperties")) else None,
-        reload_interval=float(interval),
+        mapping_file=base / m if (m := f.text("accessGrantMapping")) else None,
+        properties_file=base / p if (p := f.text("clusterProperties")) else None,
+        reload_interval=interval,
         auth=auth,
         tls=tls,
         grants=grants,
@@ -100,15 +90,15 @@ def _auth(f: Fields, found: Collector) -> ValidatorConfig | DevIssuerSettings | 
         )
         defaults = DevIssuerSettings()
         return DevIssuerSettings(
-            listen=dev.str("listen", default=defaults.listen),
-            client_id=dev.str("clientId", default=defaults.client_id),
-            client_secret_env=dev.str("clientSecretEnv", default=defaults.client_secret_env),
-            scope=dev.str("scope", default=defaults.scope),
+            listen=dev.text("listen", default=defaults.listen),
+            client_id=dev.text("clientId", default=defaults.client_id),
+            client_secret_env=dev.text("clientSecretEnv", default=defaults.client_secret_env),
+            scope=dev.text("scope", default=defaults.scope),
         )
     try:
-        return server_auth_from_config(raw, "auth")
-    except AuthConfigError as exc:
-        found.error(f.line("auth"), str(exc))
+        return server_auth_from_config(raw, "auth", found.file)
+    except ConfigError as exc:
+        found.errors += exc.problems
         return None
 
 
@@ -116,7 +106,7 @@ def _server_tls(f: Fields, found: Collector, base: Path) -> grpc.ServerCredentia
     if f.data.get("tls") is None:
         return None
     tls = Fields(f.data["tls"], "tls", found, ("certificateFile", "privateKeyFile"))
-    files = [base / tls.str(key, required=True) for key in ("certificateFile", "privateKeyFile")]
+    files = [base / tls.text(key, required=True) for key in ("certificateFile", "privateKeyFile")]
     try:
         certificate, key = (path.read_bytes() for path in files)
     except OSError as exc:

@@ -14,13 +14,13 @@ import grpc
 from pdp.auth import Secret, Validator, ValidatorConfig
 from pdp.auth.devissuer import DevIssuer
 from pdp.auth.grpc import BearerAuthInterceptor
-from pdp.config.load import load_settings, load_snapshot
+from pdp.config.load import load_cluster, load_snapshot
 from pdp.config.watch import Watched
-from pdp.core.model import DEFAULT_MAPPING, Settings
+from pdp.core.model import ClusterSettings
 from pdp.grants.sync import syncer_from
-from pdp.policy.snapshot import PolicySnapshot
+from pdp.policy import PolicySnapshot, Revisions
 from pdp.service.config import DevIssuerSettings, PdpConfig
-from pdp.service.server import PdpServicer, Revisions, start_server
+from pdp.service.server import PdpServicer, start_server
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ class RunningPdp:
     server: grpc.aio.Server
     port: int
     policy: Watched[PolicySnapshot]
-    settings: Watched[Settings] | None
+    cluster: Watched[ClusterSettings] | None
     resources: contextlib.AsyncExitStack
     tasks: list[asyncio.Task] = field(default_factory=list)
 
@@ -49,11 +49,12 @@ def watch_policy(config: PdpConfig) -> Watched[PolicySnapshot]:
     return Watched("policy", paths, lambda: load_snapshot(config.policy_files, config.mapping_file))
 
 
-def watch_pdp_settings(config: PdpConfig) -> Watched[Settings] | None:
+def watch_cluster(config: PdpConfig) -> Watched[ClusterSettings] | None:
+    """The properties file `Decide` applies, if pdp.yaml names one."""
     if config.properties_file is None:
         return None
     path = config.properties_file
-    return Watched("cluster properties", [path], lambda: load_settings(path, None, DEFAULT_MAPPING))
+    return Watched("cluster properties", [path], lambda: load_cluster(path, None))
 
 
 async def _authentication(
@@ -89,19 +90,16 @@ async def start_pdp(
     resources = contextlib.AsyncExitStack()
     interceptors = await _authentication(config, resources)
     policy = watch_policy(config)
-    settings = watch_pdp_settings(config)
-    revisions = Revisions(policy.current.revision)
-    policy.on_change = lambda snapshot: revisions.publish(snapshot.revision)
-    servicer = PdpServicer(
-        snapshot=lambda: policy.current,
-        settings=(lambda: settings.current) if settings else Settings,
-        revisions=revisions,
-    )
+    cluster = watch_cluster(config)
+    revisions = Revisions(policy.current)
+    policy.on_change = revisions.publish
+    servicer = PdpServicer(revisions, (lambda: cluster.current) if cluster else ClusterSettings)
     server, port = await start_server(servicer, listen or config.listen, interceptors, config.tls)
-    running = RunningPdp(server, port, policy, settings, resources)
-    for watched in filter(None, (policy, settings)):
-        running.tasks.append(asyncio.create_task(watched.run(config.reload_interval)))
+    running = RunningPdp(server, port, policy, cluster, resources)
+    running.tasks.append(asyncio.create_task(policy.run(config.reload_interval)))
+    if cluster is not None:
+        running.tasks.append(asyncio.create_task(cluster.run(config.reload_interval)))
     syncer = syncer_from(config.grants)
     if syncer is not None:
-        running.tasks.append(asyncio.create_task(syncer.run(lambda: policy.current)))
+        running.tasks.append(asyncio.create_task(syncer.run(revisions)))
     return running

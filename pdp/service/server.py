@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 
@@ -13,48 +12,27 @@ from cachetools import LRUCache
 
 from pdp.api import HEARTBEAT_SECONDS, KEEPALIVE_SERVER, pb, rpc
 from pdp.core import decide
-from pdp.core.model import Identity, Settings, View
-from pdp.policy.snapshot import PolicySnapshot
-from pdp.service import convert
-from pdp.service.convert import Grants
+from pdp.core.model import ClusterSettings, Identity, Settings, View
+from pdp.policy import PolicySnapshot, Revisions
+from pdp.wire import proto
+from pdp.wire.proto import Grants
 
 log = logging.getLogger(__name__)
-
-
-class Revisions:
-    """The current revision, and a way to wait for the next one."""
-
-    def __init__(self, revision: str) -> None:
-        self.revision = revision
-        self._changed = asyncio.Event()
-
-    def publish(self, revision: str) -> None:
-        if revision == self.revision:
-            return
-        self.revision = revision
-        changed, self._changed = self._changed, asyncio.Event()
-        changed.set()
-
-    async def after(self, known: str) -> str:
-        while self.revision == known:
-            await self._changed.wait()
-        return self.revision
 
 
 class PdpServicer(rpc.PolicyDecisionPointServicer):
     def __init__(
         self,
-        snapshot: Callable[[], PolicySnapshot],
-        settings: Callable[[], Settings],
         revisions: Revisions,
+        cluster: Callable[[], ClusterSettings],
         cache_size: int = 10_000,
     ) -> None:
-        self._snapshot, self._settings, self._revisions = snapshot, settings, revisions
+        self._revisions, self._cluster = revisions, cluster
         self._grants: LRUCache = LRUCache(cache_size)  # (revision, identity) -> Trino grants
         self._entitlements: LRUCache = LRUCache(cache_size)  # same key -> encoded message
 
     def _effective(self, snapshot: PolicySnapshot) -> Settings:
-        return dataclasses.replace(self._settings(), mapping=snapshot.mapping)
+        return self._cluster().effective(snapshot.mapping)
 
     def _trino_grants(self, snapshot: PolicySnapshot, identity: Identity) -> Grants:
         key = (snapshot.revision, identity)
@@ -70,43 +48,43 @@ class PdpServicer(rpc.PolicyDecisionPointServicer):
     async def Decide(
         self, request: pb.DecideRequest, context: grpc.aio.ServicerContext
     ) -> pb.DecideResponse:
-        snapshot = self._snapshot()
-        core_request = convert.request_from_pb(request)
+        snapshot = self._revisions.current
+        core_request = proto.request_from_pb(request)
         view = self._view(snapshot, self._effective(snapshot), core_request.identity)
         decision = decide(view, core_request)
         return pb.DecideResponse(
-            revision=snapshot.revision, decision=convert.decision_to_pb(decision)
+            revision=snapshot.revision, decision=proto.decision_to_pb(decision)
         )
 
     async def BatchDecide(
         self, request: pb.BatchDecideRequest, context: grpc.aio.ServicerContext
     ) -> pb.BatchDecideResponse:
-        snapshot = self._snapshot()
+        snapshot = self._revisions.current
         settings = self._effective(snapshot)
         decisions = []
         for item in request.requests:
-            core_request = convert.request_from_pb(item)
+            core_request = proto.request_from_pb(item)
             view = self._view(snapshot, settings, core_request.identity)
-            decisions.append(convert.decision_to_pb(decide(view, core_request)))
+            decisions.append(proto.decision_to_pb(decide(view, core_request)))
         return pb.BatchDecideResponse(revision=snapshot.revision, decisions=decisions)
 
     async def GetEntitlements(
         self, request: pb.EntitlementsRequest, context: grpc.aio.ServicerContext
     ) -> pb.Entitlements:
-        snapshot = self._snapshot()
-        identity = convert.identity_from_pb(request.identity)
+        snapshot = self._revisions.current
+        identity = proto.identity_from_pb(request.identity)
         key = (snapshot.revision, identity)
         cached = self._entitlements.get(key)
         if cached is None:
             grants = self._trino_grants(snapshot, identity)
-            cached = self._entitlements[key] = convert.entitlements_to_pb(snapshot.revision, grants)
+            cached = self._entitlements[key] = proto.entitlements_to_pb(snapshot.revision, grants)
         return cached
 
     async def GetRegistry(
         self, request: pb.RegistryRequest, context: grpc.aio.ServicerContext
     ) -> pb.Registry:
-        snapshot = self._snapshot()
-        return convert.registry_to_pb(snapshot.revision, snapshot.registry, snapshot.mapping)
+        snapshot = self._revisions.current
+        return proto.registry_to_pb(snapshot.revision, snapshot.registry, snapshot.mapping)
 
     async def WatchRevision(
         self, request: pb.WatchRequest, context: grpc.aio.ServicerContext
@@ -114,12 +92,13 @@ class PdpServicer(rpc.PolicyDecisionPointServicer):
         # Every HEARTBEAT_SECONDS without a change the current revision is sent again, so that
         # a watcher can tell a quiet PDP from a frozen one or a silent network (the stream
         # itself raises only when the connection visibly breaks).
-        known = self._revisions.revision
-        yield pb.RevisionEvent(revision=known)
+        revision = self._revisions.current.revision
+        yield pb.RevisionEvent(revision=revision)
         while True:
             with contextlib.suppress(TimeoutError):
-                known = await asyncio.wait_for(self._revisions.after(known), HEARTBEAT_SECONDS)
-            yield pb.RevisionEvent(revision=known)
+                newer = await asyncio.wait_for(self._revisions.after(revision), HEARTBEAT_SECONDS)
+                revision = newer.revision
+            yield pb.RevisionEvent(revision=revision)
 
 
 async def start_server(

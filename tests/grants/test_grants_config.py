@@ -15,6 +15,7 @@ from pdp.grants import GrantSyncer, parse_grants, syncer_from
 from pdp.grants.dialect import NameCase
 from pdp.grants.snowflake import SnowflakeDialect
 from pdp.grants.targets import SnowflakeTarget, Target
+from pdp.policy import Revisions
 from tests.grants.fakes.ledger import Ledger
 from tests.grants.fakes.world import policy, snapshot, source
 
@@ -110,16 +111,16 @@ async def test_syncer_follows_revisions_and_repairs_drift_on_the_timer() -> None
     second = snapshot(
         [source(ORDERS)], [policy("r", Access.READ, ["bob"], [ORDERS])], ["alice", "bob"], "r2"
     )
-    current = {"snapshot": first}
+    revisions = Revisions(first)
     syncer = GrantSyncer([opener], interval=3600)
-    task = asyncio.create_task(syncer.run(lambda: current["snapshot"], poll=0.01))
+    task = asyncio.create_task(syncer.run(revisions))
     try:
         await _until(lambda: book.can("ALICE", "SELECT", "SALES", "PUBLIC", "ORDERS"))
         runs = len(opened)
         await asyncio.sleep(0.05)
         assert len(opened) == runs  # same revision, interval not due: nothing runs
 
-        current["snapshot"] = second
+        revisions.publish(second)
         await _until(lambda: book.can("BOB", "SELECT", "SALES", "PUBLIC", "ORDERS"))
         assert not book.can("ALICE", "SELECT", "SALES", "PUBLIC", "ORDERS")
 
@@ -139,3 +140,22 @@ async def _until(condition, timeout: float = 5.0) -> None:
             return
         await asyncio.sleep(0.01)
     raise AssertionError("condition not reached in time")
+
+
+def test_secrets_use_the_env_and_file_keys_of_auth_blocks(tmp_path, caplog) -> None:
+    (tmp_path / "pg-password").write_text("from-a-file\n")
+    text = """
+targets:
+  - {name: sf, platform: snowflake, connections: [sf], account: xy, user: U, auth: password,
+     passwordEnv: SF_PASSWORD}
+  - {name: pg, platform: postgresql, connections: [pg], passwordFile: pg-password}
+"""
+    config = parse_grants(load_yaml(text, "t.yaml"), "t.yaml", {"SF_PASSWORD": "p"}, tmp_path)
+    assert [t.settings["password"] for t in config.targets] == ["p", "from-a-file"]
+    assert "deprecated" not in caplog.text
+
+
+def test_env_references_are_deprecated_but_still_read(caplog) -> None:
+    config = parse(GOOD, ENV)
+    assert config.targets[1].settings["clientSecret"] == "secret"
+    assert "targets[1].clientSecret: ${ENV_VAR} references are deprecated" in caplog.text

@@ -15,9 +15,9 @@ import pytest
 import yaml
 
 from devstack.postgres import Postgres
+from pdp.cli.grants import add_grants_commands
 from pdp.config.load import load_snapshot
 from pdp.grants import apply, parse_grants, plan
-from pdp.grants.cli import add_grants_commands
 
 
 @dataclass

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from pdp.core import decide
-from sidecar.wire import decode
+from pdp.wire.trino import decode
 from tests.conftest import start_stack
 from tests.support import plugin
 from tests.support.corpus import ENDPOINTS, requests

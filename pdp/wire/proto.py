@@ -81,15 +81,6 @@ def resource_from_pb(message: pb.Resource) -> Resource | None:
     return None
 
 
-def request_to_pb(request: Request) -> pb.DecideRequest:
-    return pb.DecideRequest(
-        identity=identity_to_pb(request.identity),
-        operation=request.operation,
-        resource=resource_to_pb(request.resource),
-        target=resource_to_pb(request.target),
-    )
-
-
 def request_from_pb(message: pb.DecideRequest) -> Request:
     return Request(
         identity_from_pb(message.identity),
@@ -102,14 +93,10 @@ def request_from_pb(message: pb.DecideRequest) -> Request:
 def decision_to_pb(decision: Decision) -> pb.Decision:
     return pb.Decision(
         allowed=decision.allowed,
-        rule=decision.rule,
+        rule=decision.rule.value,
         reason=decision.reason,
         policies=list(decision.policies),
     )
-
-
-def decision_from_pb(message: pb.Decision) -> Decision:
-    return Decision(message.allowed, message.rule, message.reason, tuple(message.policies))
 
 
 def mapping_to_pb(mapping: AccessGrantMapping) -> pb.AccessGrantMapping:

@@ -16,12 +16,13 @@ import orjson
 
 from pdp.config.errors import ConfigError
 from pdp.config.load import load_snapshot
-from pdp.config.yamlsource import load_yaml
+from pdp.config.yamlsource import read_yaml
 from pdp.grants.config import GrantsConfig, TargetSpec, load_grants_config, parse_grants
 from pdp.grants.errors import GrantSyncError
 from pdp.grants.model import Plan, Report
 from pdp.grants.sync import apply, plan
 from pdp.policy import PolicySnapshot
+from pdp.service.config import load_pdp_config
 
 
 def add_grants_commands(subparsers: Any) -> None:
@@ -97,8 +98,6 @@ def _load(
     paths: Sequence[Path], mapping: Path | None, targets: Path | None
 ) -> tuple[PolicySnapshot, GrantsConfig]:
     if len(paths) == 1 and _is_pdp_yaml(paths[0]):
-        from pdp.service.config import load_pdp_config
-
         pdp = load_pdp_config(paths[0])
         snapshot = load_snapshot(list(pdp.policy_files), pdp.mapping_file).value
         configured = pdp.grants
@@ -112,9 +111,9 @@ def _load(
 
 def _is_pdp_yaml(path: Path) -> bool:
     try:
-        document = load_yaml(path.read_text(encoding="utf-8"), str(path))
-    except OSError:
-        return False  # load_snapshot reports the unreadable file with its own message
+        document = read_yaml(path)
+    except ConfigError:
+        return False  # load_snapshot reports the file's problem with its own message
     return isinstance(document, dict) and "policyFiles" in document
 
 

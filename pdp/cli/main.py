@@ -9,18 +9,20 @@ import logging
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import orjson
 
+from pdp.cli.grants import add_grants_commands
 from pdp.config.errors import ConfigError, Problem
 from pdp.config.load import load_settings, load_snapshot
 from pdp.core import decide
 from pdp.core.model import DEFAULT_MAPPING, Decision, Request, name_of
-from pdp.grants.cli import add_grants_commands
 from pdp.service.config import load_pdp_config
 from pdp.service.run import start_pdp
+from pdp.wire.trino import BadRequest, decode  # the same decoder the sidecar uses
 
-DEMO = Path(__file__).resolve().parent.parent / "config"
+DEMO = Path(__file__).resolve().parents[2] / "config"
 log = logging.getLogger("pdp")
 
 
@@ -83,7 +85,7 @@ async def _up(config_path: Path, sidecar_config: Path | None) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    waits = [asyncio.create_task(stop.wait())]
+    waits: list[asyncio.Task[Any]] = [asyncio.create_task(stop.wait())]
     if sidecar is not None:
         waits.append(asyncio.create_task(sidecar.wait()))
     await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
@@ -103,7 +105,6 @@ async def _up(config_path: Path, sidecar_config: Path | None) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    from sidecar.wire import BadRequest, decode  # the same decoder the sidecar uses
 
     config = load_pdp_config(args.config)
     snapshot = load_snapshot(config.policy_files, config.mapping_file).value
@@ -156,10 +157,11 @@ def _print_decision(request: Request, decision: Decision, revision: str, as_json
 def _check(args: argparse.Namespace) -> int:
     config = load_pdp_config(args.config)
     problems: list[Problem] = []
+    loaded, settings = None, None
     try:
         loaded = load_snapshot(config.policy_files, config.mapping_file)
     except ConfigError as exc:
-        problems, loaded = exc.problems, None
+        problems += exc.problems
     try:
         mapping = loaded.value.mapping if loaded else DEFAULT_MAPPING
         settings = load_settings(
@@ -167,7 +169,7 @@ def _check(args: argparse.Namespace) -> int:
         )
     except ConfigError as exc:
         problems += exc.problems
-    if problems:
+    if loaded is None or settings is None:
         raise ConfigError(problems)
     for warning in (*loaded.warnings, *settings.warnings):
         print(f"warning: {warning}")
