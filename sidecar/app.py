@@ -114,8 +114,7 @@ class Sidecar:
         key = single_key(document)
         if key is not None and (decision := answers.cached(key)) is not None:
             return TRUE if decision.allowed else FALSE
-        call = decode_document(document)
-        _expect(call, batch=False, masks=False)
+        call = _decode(document, batch=False, masks=False)
         decision = await answers.decide(call.request(), key)
         return TRUE if decision.allowed else FALSE
 
@@ -133,8 +132,7 @@ class Sidecar:
                     allowed.append(i)
             else:
                 return orjson.dumps({"result": allowed})
-        call = decode_document(document)
-        _expect(call, batch=True, masks=False)
+        call = _decode(document, batch=True, masks=False)
         items = call.items or ()
         keys = keys or [None] * len(items)
         if call.operation == "FilterColumns":
@@ -152,15 +150,15 @@ class Sidecar:
         return orjson.dumps({"result": allowed})
 
     async def _row_filters(self, document: Any) -> bytes:
-        _expect(decode_document(document), batch=False, operation="GetRowFilters")
+        _decode(document, batch=False, operation="GetRowFilters")
         return EMPTY_LIST
 
     async def _column_mask(self, document: Any) -> bytes:
-        _expect(decode_document(document), batch=False, operation="GetColumnMask")
+        _decode(document, batch=False, operation="GetColumnMask")
         return NULL
 
     async def _batch_column_masks(self, document: Any) -> bytes:
-        _expect(decode_document(document), batch=True, operation="GetColumnMask")
+        _decode(document, batch=True, operation="GetColumnMask")
         return EMPTY_LIST
 
     def _health(self) -> bytes:
@@ -201,17 +199,23 @@ ENDPOINTS: dict[str, Callable[[Sidecar, Any], Awaitable[bytes]]] = {
 _DATA_POLICY_OPERATIONS = {"GetRowFilters", "GetColumnMask"}
 
 
-def _expect(call: Call, batch: bool, masks: bool = True, operation: str | None = None) -> None:
-    if batch and call.items is None:
-        raise BadRequest("input.action.filterResources: required by this endpoint")
-    if not batch and call.items is not None:
-        raise BadRequest("input.action.filterResources: not accepted by this endpoint")
-    if operation is not None and call.operation != operation:
-        raise BadRequest(
-            f"input.action.operation: this endpoint serves {operation}, got {call.operation!r}"
-        )
-    if not masks and call.operation in _DATA_POLICY_OPERATIONS:
-        raise BadRequest(f"input.action.operation: {call.operation} belongs on its own endpoint")
+def _decode(document: Any, batch: bool, masks: bool = True, operation: str | None = None) -> Call:
+    """Decode a body after checking that it belongs on this endpoint, so that a misrouted body
+    is told so rather than what its resource lacks."""
+    action = document.get("input", {}).get("action") if isinstance(document, dict) else None
+    if isinstance(action, dict) and isinstance(found := action.get("operation"), str):
+        items = action.get("filterResources")
+        if batch and items is None:
+            raise BadRequest("input.action.filterResources: required by this endpoint")
+        if not batch and items is not None:
+            raise BadRequest("input.action.filterResources: not accepted by this endpoint")
+        if operation is not None and found != operation:
+            raise BadRequest(
+                f"input.action.operation: this endpoint serves {operation}, got {found!r}"
+            )
+        if not masks and found in _DATA_POLICY_OPERATIONS:
+            raise BadRequest(f"input.action.operation: {found} belongs on its own endpoint")
+    return decode_document(document)
 
 
 def _error(message: str) -> bytes:

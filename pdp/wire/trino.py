@@ -8,6 +8,7 @@ the plugin fail the query (fail closed).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,47 @@ from pdp.core.model import (
 
 class BadRequest(Exception):
     pass
+
+
+# Which resource each operation carries (trino-opa-contract.md section 4): the JSON key under
+# `resource` (or under each `filterResources` item), None for no resource. An operation missing
+# here (a newer Trino) is decoded leniently and denied by the core as unknown.
+_BY_KIND = {
+    None: "ExecuteQuery ReadSystemInformation WriteSystemInformation",
+    "user": "ImpersonateUser ViewQueryOwnedBy KillQueryOwnedBy FilterViewQueryOwnedBy",
+    "systemSessionProperty": "SetSystemSessionProperty",
+    "catalogSessionProperty": "SetCatalogSessionProperty",
+    "catalog": "AccessCatalog CreateCatalog DropCatalog ShowSchemas FilterCatalogs",
+    "schema": "CreateSchema DropSchema RenameSchema SetSchemaAuthorization ShowCreateSchema "
+    "ShowTables ShowFunctions FilterSchemas",
+    "table": "ShowCreateTable CreateTable DropTable RenameTable SetTableProperties "
+    "SetTableComment SetViewComment SetMaterializedViewComment SetColumnComment ShowColumns "
+    "FilterTables FilterColumns AddColumn AlterColumn DropColumn RenameColumn "
+    "SetTableAuthorization SelectFromColumns InsertIntoTable DeleteFromTable TruncateTable "
+    "UpdateTableColumns CreateView RenameView SetViewAuthorization DropView "
+    "CreateViewWithSelectFromColumns CreateMaterializedView RefreshMaterializedView "
+    "SetMaterializedViewProperties DropMaterializedView RenameMaterializedView GetRowFilters "
+    "ExecuteTableProcedure",
+    "function": "ExecuteProcedure ExecuteFunction CreateViewWithExecuteFunction CreateFunction "
+    "DropFunction ShowCreateFunction FilterFunctions",
+    "column": "GetColumnMask",
+}
+RESOURCE_KIND: dict[str, str | None] = {
+    operation: kind for kind, names in _BY_KIND.items() for operation in names.split()
+}
+# Operations that arrive with `filterResources` in batch mode, and those that need a target.
+FILTERS = frozenset(
+    [
+        "FilterCatalogs",
+        "FilterSchemas",
+        "FilterTables",
+        "FilterColumns",
+        "FilterFunctions",
+        "FilterViewQueryOwnedBy",
+        "GetColumnMask",
+    ]
+)
+RENAMES = frozenset(["RenameSchema", "RenameTable", "RenameView", "RenameMaterializedView"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,23 +104,42 @@ def decode_document(document: Any) -> Call:
     action = _object(context.get("action"), "input.action")
     identity = _identity(_object(context.get("context"), "input.context").get("identity"))
     operation = _string(action.get("operation"), "input.action.operation")
+    known = operation in RESOURCE_KIND
+    kind = RESOURCE_KIND.get(operation)
+    expected = kind if known else "?"
     items = action.get("filterResources")
     columns: tuple[str, ...] = ()
     if items is not None:
+        if known and operation not in FILTERS:
+            raise BadRequest(f"input.action.filterResources: {operation} is not a filter operation")
         if not isinstance(items, list):
             raise BadRequest("input.action.filterResources: expected a list")
         if operation == "FilterColumns" and items:
             columns = _columns(items)
         items = tuple(
-            _resource(item, f"input.action.filterResources[{i}]") for i, item in enumerate(items)
+            _resource(item, f"input.action.filterResources[{i}]", operation, expected)
+            for i, item in enumerate(items)
         )
     resource = action.get("resource")
     target = action.get("targetResource")
+    if known and items is None:
+        if kind is None and resource is not None:
+            raise BadRequest(f"input.action.resource: {operation} carries no resource")
+        if kind is not None and resource is None:
+            raise BadRequest(f"input.action.resource: {operation} needs a {kind}, got nothing")
+        if operation in RENAMES and target is None:
+            raise BadRequest(
+                f"input.action.targetResource: {operation} needs the new name, got nothing"
+            )
     return Call(
         identity=identity,
         operation=operation,
-        resource=None if resource is None else _resource(resource, "input.action.resource"),
-        target=None if target is None else _resource(target, "input.action.targetResource"),
+        resource=None
+        if resource is None
+        else _resource(resource, "input.action.resource", operation, expected),
+        target=None
+        if target is None
+        else _resource(target, "input.action.targetResource", operation, expected),
         items=items,
         columns=columns,
     )
@@ -124,11 +185,13 @@ def batch_keys(document: Any) -> list[Key | None] | None:
         if items.__class__ is not list or action.get("resource") is not None:
             return None
         user, groups, operation = head
+        if operation not in FILTERS:  # decoded in full, to be refused
+            return None
         keys: list[Key | None] = []
         for item in items:
             # FilterTables is the bulk of it (100 items a body): its key is built inline, the
             # same as head + _resource_key(item) would build it.
-            if (t := item.get("table")) is not None:
+            if (t := item.get("table")) is not None and "columns" not in t:
                 keys.append(
                     (
                         user,
@@ -164,6 +227,10 @@ def _head(document: Any) -> tuple[Key, dict[str, Any]]:
 def _resource_key(resource: Any) -> Key | None:
     # The same precedence as _resource(): table, then schema, then catalog.
     if (t := resource.get("table")) is not None:
+        if (columns := t.get("columns")) is not None and (
+            columns.__class__ is not list or any(c.__class__ is not str for c in columns)
+        ):
+            raise TypeError("columns")  # no key: the full decoder answers 400
         return ("table", t["catalogName"], t["schemaName"], t["tableName"])
     if (s := resource.get("schema")) is not None:
         return ("schema", s["catalogName"], s["schemaName"])
@@ -196,56 +263,91 @@ def _columns(items: list[Any]) -> tuple[str, ...]:
     return tuple(columns)
 
 
-def _resource(value: Any, where: str) -> Resource:
+def _resource(value: Any, where: str, operation: str, kind: str | None) -> Resource:
+    """The resource under the key the operation carries (`kind`); for an operation this
+    version does not know ("?"), the first known key in _PARSERS order."""
     resource = _object(value, where)
-    # ExecuteTableProcedure sends `table` and `function`; the table is what is governed.
-    if (table := resource.get("table")) is not None:
-        t = _object(table, f"{where}.table")
-        return TableRef(
-            _field(t, "catalogName", where, "table"),
-            _field(t, "schemaName", where, "table"),
-            _field(t, "tableName", where, "table"),
-        )
-    if (schema := resource.get("schema")) is not None:
-        s = _object(schema, f"{where}.schema")
-        return SchemaRef(
-            _field(s, "catalogName", where, "schema"), _field(s, "schemaName", where, "schema")
-        )
-    if (catalog := resource.get("catalog")) is not None:
-        return CatalogRef(_field(_object(catalog, f"{where}.catalog"), "name", where, "catalog"))
-    if (function := resource.get("function")) is not None:
-        f = _object(function, f"{where}.function")
-        return FunctionRef(
-            _optional(f, "catalogName", where),
-            _optional(f, "schemaName", where),
-            _field(f, "functionName", where, "function"),
-        )
-    if (user := resource.get("user")) is not None:
-        return UserRef(_field(_object(user, f"{where}.user"), "user", where, "user"))
-    if (column := resource.get("column")) is not None:
-        c = _object(column, f"{where}.column")
-        return ColumnRef(
-            *(
-                _field(c, k, where, "column")
-                for k in ("catalogName", "schemaName", "tableName", "columnName")
-            )
-        )
-    if (prop := resource.get("systemSessionProperty")) is not None:
-        return SessionPropertyRef(
-            _field(
-                _object(prop, f"{where}.systemSessionProperty"),
-                "name",
-                where,
-                "systemSessionProperty",
-            )
-        )
-    if (prop := resource.get("catalogSessionProperty")) is not None:
-        p = _object(prop, f"{where}.catalogSessionProperty")
-        return SessionPropertyRef(
-            _field(p, "propertyName", where, "catalogSessionProperty"),
-            _field(p, "catalogName", where, "catalogSessionProperty"),
-        )
-    raise BadRequest(f"{where}: no known resource kind among {sorted(resource)}")
+    if kind == "?":
+        kind = next((k for k in _PARSERS if resource.get(k) is not None), None)
+        if kind is None:
+            raise BadRequest(f"{where}: no known resource kind among {sorted(resource)}")
+    elif kind is None or resource.get(kind) is None:
+        raise BadRequest(f"{where}: {operation} carries a {kind}, got {sorted(resource) or 'none'}")
+    # ExecuteTableProcedure also sends `function`: the table is what is governed.
+    return _PARSERS[kind](_object(resource[kind], f"{where}.{kind}"), where)
+
+
+def _table(t: dict[str, Any], where: str) -> TableRef:
+    if "columns" in t:
+        _strings(t["columns"], f"{where}.table.columns")
+    return TableRef(
+        _field(t, "catalogName", where, "table"),
+        _field(t, "schemaName", where, "table"),
+        _field(t, "tableName", where, "table"),
+    )
+
+
+def _schema(s: dict[str, Any], where: str) -> SchemaRef:
+    return SchemaRef(
+        _field(s, "catalogName", where, "schema"), _field(s, "schemaName", where, "schema")
+    )
+
+
+def _catalog(c: dict[str, Any], where: str) -> CatalogRef:
+    return CatalogRef(_field(c, "name", where, "catalog"))
+
+
+def _function(f: dict[str, Any], where: str) -> FunctionRef:
+    return FunctionRef(
+        _optional(f, "catalogName", where),
+        _optional(f, "schemaName", where),
+        _field(f, "functionName", where, "function"),
+    )
+
+
+def _user(u: dict[str, Any], where: str) -> UserRef:
+    return UserRef(_field(u, "user", where, "user"))
+
+
+def _column(c: dict[str, Any], where: str) -> ColumnRef:
+    names = ("catalogName", "schemaName", "tableName", "columnName")
+    return ColumnRef(*(_field(c, k, where, "column") for k in names))
+
+
+def _system_property(p: dict[str, Any], where: str) -> SessionPropertyRef:
+    return SessionPropertyRef(_field(p, "name", where, "systemSessionProperty"))
+
+
+def _catalog_property(p: dict[str, Any], where: str) -> SessionPropertyRef:
+    return SessionPropertyRef(
+        _field(p, "propertyName", where, "catalogSessionProperty"),
+        _field(p, "catalogName", where, "catalogSessionProperty"),
+    )
+
+
+_PARSERS: dict[str, Callable[[dict[str, Any], str], Resource]] = {
+    "table": _table,
+    "schema": _schema,
+    "catalog": _catalog,
+    "function": _function,
+    "user": _user,
+    "column": _column,
+    "systemSessionProperty": _system_property,
+    "catalogSessionProperty": _catalog_property,
+}
+
+
+def _strings(value: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise BadRequest(f"{where}: expected a list of strings, got {_describe(value)}")
+    return tuple(value)
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, list):
+        bad = next((v for v in value if not isinstance(v, str)), None)
+        return f"a list holding {_kind(bad)}"
+    return _kind(value)
 
 
 def _object(value: Any, where: str) -> dict[str, Any]:

@@ -64,7 +64,7 @@ IDENTITY_ONLY = {
             "allow",
             b'{"input": {"context": {"identity": {"user": "a"}}, "action": {"operation": '
             b'"SelectFromColumns", "resource": {"widget": {}}}}}',
-            "no known resource kind",
+            "input.action.resource: SelectFromColumns carries a table, got ['widget']",
         ),
         (
             "batch",
@@ -154,3 +154,71 @@ def test_cached_answers_expire_when_the_pdp_stays_away(tmp_path):
     finally:
         stack.sidecar.stop()
         stack.pdp.stop()
+
+
+def _body(operation: str, **action: object) -> dict:
+    return {
+        "input": {
+            "context": {"identity": {"user": "alice", "groups": []}},
+            "action": {"operation": operation, **action},
+        }
+    }
+
+
+TABLE = {"table": {"catalogName": "hive", "schemaName": "sales", "tableName": "orders"}}
+COLUMNS_OF = {"catalogName": "hive", "schemaName": "sales", "tableName": "orders"}
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "fragment"),
+    [
+        (
+            "allow",
+            _body("SelectFromColumns", resource={"table": {**COLUMNS_OF, "columns": 5}}),
+            "input.action.resource.table.columns: expected a list of strings, got int",
+        ),
+        (
+            "allow",
+            _body("SelectFromColumns", resource={"table": {**COLUMNS_OF, "columns": [{}]}}),
+            "table.columns: expected a list of strings, got a list holding dict",
+        ),
+        ("allow", _body("CreateSchema"), "CreateSchema needs a schema, got nothing"),
+        ("allow", _body("ExecuteFunction", resource=TABLE), "ExecuteFunction carries a function"),
+        ("allow", _body("ExecuteProcedure", resource=TABLE), "ExecuteProcedure carries a function"),
+        ("allow", _body("CreateFunction", resource=TABLE), "CreateFunction carries a function"),
+        ("allow", _body("DropFunction", resource=TABLE), "DropFunction carries a function"),
+        ("allow", _body("RenameTable", resource=TABLE), "RenameTable needs the new name"),
+        ("allow", _body("ExecuteQuery", resource=TABLE), "ExecuteQuery carries no resource"),
+        (
+            "batch",
+            _body("SelectFromColumns", filterResources=[TABLE]),
+            "SelectFromColumns is not a filter operation",
+        ),
+        (
+            "batchColumnMasks",
+            _body("GetColumnMask", filterResources=[TABLE]),
+            "filterResources[0]: GetColumnMask carries a column, got ['table']",
+        ),
+        (
+            "columnMask",
+            _body("GetColumnMask", resource=TABLE),
+            "input.action.resource: GetColumnMask carries a column, got ['table']",
+        ),
+    ],
+)
+def test_each_operation_carries_the_resource_the_contract_gives_it(stack, path, body, fragment):
+    with httpx.Client(base_url=stack.url, timeout=5) as client:
+        # the well-formed twin first, so that a cache keyed on it would be tempted to answer
+        client.post("/v1/data/trino/allow", json=_body("SelectFromColumns", resource=TABLE))
+        client.post("/v1/data/trino/batch", json=_body("FilterTables", filterResources=[TABLE]))
+        response = client.post(f"/v1/data/trino/{path}", json=body)
+    assert response.status_code == 400, response.text
+    assert fragment in response.json()["error"]
+
+
+def test_the_wire_contract_and_the_decision_table_name_the_same_operations():
+    from pdp.core import OPERATIONS
+    from pdp.wire.trino import FILTERS, RENAMES, RESOURCE_KIND
+
+    assert set(RESOURCE_KIND) == set(OPERATIONS)
+    assert set(OPERATIONS) >= FILTERS and set(OPERATIONS) >= RENAMES
