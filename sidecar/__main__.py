@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import sys
 from pathlib import Path
 
@@ -23,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sidecar: configuration error:\n{exc}", file=sys.stderr)
         return 2
     os.environ["SIDECAR_CONFIG"] = str(args.config.resolve())
+    _raise_open_files_limit()
     uvicorn.run(
         "sidecar.app:from_env",
         factory=True,
@@ -30,12 +32,23 @@ def main(argv: list[str] | None = None) -> int:
         port=config.port,
         workers=config.workers,
         loop="uvloop",
-        http="httptools",
+        http="sidecar.http:GuardedHttpTools",
+        ws="none",  # the OPA contract is plain HTTP; an upgrade request gets a 4xx, quietly
+        timeout_keep_alive=int(config.http.idle_timeout),
+        proxy_headers=False,
         access_log=False,
         lifespan="on",
         log_level="info",
     )
     return 0
+
+
+def _raise_open_files_limit() -> None:
+    """Up to the hard limit: each open connection holds a file descriptor, and the soft limit
+    (often 1,024) is what an idle-connection flood exhausts first."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 if __name__ == "__main__":

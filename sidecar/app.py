@@ -16,6 +16,7 @@ from pdp.auth import AsyncTokenSource
 from pdp.config.load import load_cluster
 from pdp.config.watch import Watched
 from pdp.wire.trino import BadRequest, Call, batch_keys, decode_document, parse, single_key
+from sidecar import http
 from sidecar.answers import Answers
 from sidecar.config import SidecarConfig, load_sidecar_config
 from sidecar.pdp_client import PdpClient
@@ -24,7 +25,6 @@ log = logging.getLogger(__name__)
 
 TRUE, FALSE = b'{"result":true}', b'{"result":false}'
 EMPTY_LIST, NULL = b'{"result":[]}', b'{"result":null}'
-MAX_BODY = 64 * 1024 * 1024
 PREFIX = "/v1/data/trino/"
 CONTENT_TYPE = (b"content-type", b"application/json")
 
@@ -38,6 +38,8 @@ class Sidecar:
         self.answers: Answers | None = None
         self._tasks: list[asyncio.Task] = []
         self._client: PdpClient | None = None
+        self._in_flight = 0
+        http.configure(config.http)
 
     async def startup(self) -> None:
         config = self.config
@@ -90,24 +92,24 @@ class Sidecar:
             return 404, _error(f"no such endpoint {path!r}")
         if scope["method"] != "POST":
             return 405, _error("use POST")
-        message = await receive()
-        body = message.get("body", b"")
-        if message.get("more_body"):  # Trino's bodies mostly arrive in one piece
-            buffer = bytearray(body)
-            while True:
-                if len(buffer) > MAX_BODY:
-                    return 413, _error(f"body larger than {MAX_BODY} bytes")
-                message = await receive()
-                buffer += message.get("body", b"")
-                if not message.get("more_body"):
-                    break
-            body = bytes(buffer)
-        if len(body) > MAX_BODY:
-            return 413, _error(f"body larger than {MAX_BODY} bytes")
+        limits = http.LIMITS
+        if self._in_flight >= limits.max_in_flight:
+            return 503, _error(f"more than {limits.max_in_flight} requests in flight; retry")
+        declared = _content_length(scope)
+        if declared is not None and declared > limits.max_body_bytes:
+            return 413, _error(f"body of {declared} bytes; the limit is {limits.max_body_bytes}")
+        self._in_flight += 1
         try:
+            body = await _read_body(receive, limits.max_body_bytes)
+            if body is None:
+                return 413, _error(f"body larger than {limits.max_body_bytes} bytes")
             return 200, await endpoint(self, parse(body))
         except BadRequest as exc:
             return 400, _error(str(exc))
+        except TooLarge as exc:
+            return 413, _error(str(exc))
+        finally:
+            self._in_flight -= 1
 
     async def _allow(self, document: Any) -> bytes:
         answers: Answers = self.answers  # type: ignore[assignment]
@@ -119,11 +121,30 @@ class Sidecar:
         return TRUE if decision.allowed else FALSE
 
     async def _batch(self, document: Any) -> bytes:
+        items = _filter_resources(document)
+        limit = http.LIMITS.max_batch_items
+        if items is not None and len(items) > limit:
+            raise TooLarge(
+                f"input.action.filterResources: {len(items)} items; the limit is {limit}"
+            )
+        if items is None or len(items) <= BATCH_CHUNK or _operation(document) == "FilterColumns":
+            return orjson.dumps({"result": await self._filter(document)})
+        # A large batch is answered a chunk at a time, letting other checks in between, so
+        # that one huge listing does not stall the checks of every other query on this worker.
+        allowed: list[int] = []
+        for start in range(0, len(items), BATCH_CHUNK):
+            part = _with_items(document, items[start : start + BATCH_CHUNK])
+            allowed.extend(start + i for i in await self._filter(part))
+            await asyncio.sleep(0)
+        return orjson.dumps({"result": allowed})
+
+    async def _filter(self, document: Any) -> list[int]:
+        """The indices of the batch's filterResources the user may see."""
         answers: Answers = self.answers  # type: ignore[assignment]
         keys = batch_keys(document)
         # FilterColumns answers depend on its columns, which the keys leave out; an empty batch
         # has no key that proves the body valid. Both take the full decoder.
-        if keys and document["input"]["action"]["operation"] != "FilterColumns":
+        if keys and _operation(document) != "FilterColumns":
             cached, allowed = answers.cached, []
             for i, key in enumerate(keys):
                 if key is None or (decision := cached(key)) is None:
@@ -131,23 +152,20 @@ class Sidecar:
                 if decision.allowed:
                     allowed.append(i)
             else:
-                return orjson.dumps({"result": allowed})
+                return allowed
         call = _decode(document, batch=True, masks=False)
         items = call.items or ()
         keys = keys or [None] * len(items)
         if call.operation == "FilterColumns":
             if not items or not call.columns:
-                return EMPTY_LIST
+                return []
             decision = await answers.decide(call.request(items[0]), keys[0])
-            return orjson.dumps(
-                {"result": list(range(len(call.columns))) if decision.allowed else []}
-            )
-        allowed = [
+            return list(range(len(call.columns))) if decision.allowed else []
+        return [
             i
             for i, item in enumerate(items)
             if (await answers.decide(call.request(item), keys[i])).allowed
         ]
-        return orjson.dumps({"result": allowed})
 
     async def _row_filters(self, document: Any) -> bytes:
         _decode(document, batch=False, operation="GetRowFilters")
@@ -216,6 +234,53 @@ def _decode(document: Any, batch: bool, masks: bool = True, operation: str | Non
         if not masks and found in _DATA_POLICY_OPERATIONS:
             raise BadRequest(f"input.action.operation: {found} belongs on its own endpoint")
     return decode_document(document)
+
+
+class TooLarge(Exception):
+    """More than the sidecar's `http:` limits accept: HTTP 413."""
+
+
+BATCH_CHUNK = 500  # filterResources items decided between two yields to other checks
+
+
+def _content_length(scope: dict[str, Any]) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return int(value) if value.isdigit() else None
+    return None
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The whole body, or None past `limit` bytes (chunked bodies have no length up front)."""
+    message = await receive()
+    body = message.get("body", b"")
+    if not message.get("more_body"):  # Trino's bodies mostly arrive in one piece
+        return body if len(body) <= limit else None
+    buffer = bytearray(body)
+    while message.get("more_body"):
+        if len(buffer) > limit:
+            return None
+        message = await receive()
+        buffer += message.get("body", b"")
+    return bytes(buffer) if len(buffer) <= limit else None
+
+
+def _filter_resources(document: Any) -> list[Any] | None:
+    try:
+        items = document["input"]["action"]["filterResources"]
+    except (KeyError, TypeError):
+        return None
+    return items if isinstance(items, list) else None
+
+
+def _operation(document: Any) -> Any:
+    return document["input"]["action"].get("operation")
+
+
+def _with_items(document: Any, items: list[Any]) -> dict[str, Any]:
+    """The same body with a slice of its filterResources (shallow copies, nothing re-parsed)."""
+    request = document["input"]
+    return {"input": {**request, "action": {**request["action"], "filterResources": items}}}
 
 
 def _error(message: str) -> bytes:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,19 @@ from pdp.auth import ClientCredentials, client_auth_from_config
 from pdp.config.errors import Collector, ConfigError
 from pdp.config.fields import Fields
 from pdp.config.yamlsource import read_yaml
+from sidecar.http import HttpLimits
+
+# sidecar.yaml `http:` keys and the HttpLimits field each sets
+HTTP_KEYS = {
+    "maxConnections": "max_connections",
+    "maxInFlight": "max_in_flight",
+    "headTimeoutSeconds": "head_timeout",
+    "bodyTimeoutSeconds": "body_timeout",
+    "idleTimeoutSeconds": "idle_timeout",
+    "maxHeadBytes": "max_head_bytes",
+    "maxBodyBytes": "max_body_bytes",
+    "maxBatchItems": "max_batch_items",
+}
 
 
 @dataclass(frozen=True)
@@ -30,6 +43,7 @@ class SidecarConfig:
     decision_cache: int = 200_000
     max_stale: float | None = 300.0  # None: keep serving cached answers while the PDP is away
     reload_interval: float = 1.0
+    http: HttpLimits = field(default_factory=HttpLimits)
 
 
 def load_sidecar_config(path: Path) -> SidecarConfig:
@@ -38,7 +52,7 @@ def load_sidecar_config(path: Path) -> SidecarConfig:
         read_yaml(path) or {},
         "",
         found,
-        ("listen", "workers", "pdp", "cluster", "cache", "reloadIntervalSeconds"),
+        ("listen", "workers", "pdp", "cluster", "cache", "reloadIntervalSeconds", "http"),
     )
     pdp = Fields(
         top.data.get("pdp") or {}, "pdp", found, ("target", "timeoutSeconds", "auth", "tls")
@@ -49,6 +63,13 @@ def load_sidecar_config(path: Path) -> SidecarConfig:
     cache = Fields(
         top.data.get("cache") or {}, "cache", found, ("users", "decisions", "maxStaleSeconds")
     )
+    http = Fields(top.data.get("http") or {}, "http", found, tuple(HTTP_KEYS))
+    defaults, limits = HttpLimits(), {}
+    for key, name in HTTP_KEYS.items():
+        default = getattr(defaults, name)
+        whole = isinstance(default, int)
+        value = http.number(key, default, positive=True, whole=whole)
+        limits[name] = int(value) if whole else value
     listen = top.text("listen", default="127.0.0.1:8181")
     host, _, port = listen.rpartition(":")
     if not host or not port.isdigit():
@@ -82,6 +103,7 @@ def load_sidecar_config(path: Path) -> SidecarConfig:
         properties_file=base / p if (p := cluster.text("properties")) else None,
         mapping_file=base / m if (m := cluster.text("accessGrantMapping")) else None,
         max_stale=stale,
+        http=HttpLimits(**limits),  # type: ignore[arg-type]  # each value has its field's type
         **values,
     )
 
