@@ -308,7 +308,7 @@ def _compare_columns(
         ):
             plan.column_changes.append(ColumnChange(before.id, column))
             plan.stats["column.changed"] += 1
-    for column in stored:
-        if column.name not in listed:
-            plan.column_deletes.append(ColumnDelete(object_id, column.id, column.name))
+    for gone in stored:
+        if gone.name not in listed:
+            plan.column_deletes.append(ColumnDelete(object_id, gone.id, gone.name))
             plan.stats["column.deleted"] += 1
