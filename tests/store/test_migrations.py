@@ -1,5 +1,7 @@
 """Migrations: `upgrade head` on an empty database gives exactly the schema the code uses."""
 
+import itertools
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -16,7 +18,7 @@ def test_history_is_one_line_to_one_head():
     assert scripts.get_heads() == [head()]
     revisions = list(scripts.walk_revisions())
     assert revisions[-1].down_revision is None
-    for newer, older in zip(revisions, revisions[1:], strict=False):
+    for newer, older in itertools.pairwise(revisions):
         assert newer.down_revision == older.revision
 
 
