@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
 from pdp.core.model import fold
 from pdp.objects.paths import KINDS, Kind
@@ -94,7 +94,7 @@ def apply_plan(
 ) -> None:
     """Write `plan` (made by `pdp.objects.sync.plan_sync` from `nodes`) in this transaction."""
     ids = {fold_names(node.names): node.id for node in nodes}
-    new_columns: list[dict[str, Any]] = []
+    new_columns: list[tuple[int, str, str, bool, int]] = []
     for depth in range(1, len(KINDS)):
         batch = [o for o in plan.inserts if len(o.parent) + 1 == depth]
         if not batch:
@@ -116,22 +116,14 @@ def apply_plan(
             }
             for o in batch
         ]
-        statement = insert(objects).returning(objects.c.id, sort_by_parameter_order=True)
-        new_ids = connection.execute(statement, rows).scalars().all()
+        new_ids = _insert_objects(connection, rows)
         for o, object_id in zip(batch, new_ids, strict=True):
             ids[fold_names((*o.parent, o.name))] = object_id
             new_columns.extend(
-                {
-                    "object_id": object_id,
-                    "name": c.name,
-                    "type": c.type,
-                    "nullable": c.nullable,
-                    "position": c.position,
-                }
-                for c in o.columns
+                (object_id, c.name, c.type, c.nullable, c.position) for c in o.columns
             )
     if new_columns:  # columns of new tables come in without the `New` tag
-        connection.execute(insert(columns), new_columns)
+        _insert_columns(connection, new_columns)
 
     _set_state(connection, plan.seen, {"remote_state": RemoteState.PRESENT.value, "last_seen": now})
     _set_state(connection, plan.missing, {"remote_state": RemoteState.MISSING.value})
@@ -209,6 +201,42 @@ def apply_plan(
                     for object_id, name, kind in made
                 ],
             )
+
+
+def _insert_objects(connection: Connection, rows: list[dict[str, Any]]) -> Sequence[int]:
+    """Insert objects and return their ids in order. PostgreSQL: multi-row INSERT ... RETURNING.
+    SQLite cannot promise the order of RETURNING rows for a multi-row insert (SQLAlchemy then
+    falls back to one statement per row), so ids are given here instead: the write holds
+    SQLite's only write lock (BEGIN IMMEDIATE), nobody else can take the next ids meanwhile."""
+    if connection.dialect.name != "sqlite":
+        statement = insert(objects).returning(objects.c.id, sort_by_parameter_order=True)
+        return connection.execute(statement, rows).scalars().all()
+    start = connection.execute(select(func.coalesce(func.max(objects.c.id), 0))).scalar_one()
+    ids = range(start + 1, start + 1 + len(rows))
+    connection.execute(
+        insert(objects), [{**row, "id": i} for row, i in zip(rows, ids, strict=True)]
+    )
+    return ids
+
+
+def _insert_columns(
+    connection: Connection, rows: Sequence[tuple[int, str, str, bool, int]]
+) -> None:
+    """The bulk of a first sync (several columns per table) goes past SQLAlchemy's per-row
+    parameter processing, straight to the driver, in this transaction: COPY on PostgreSQL,
+    `executemany` on SQLite. The values are plain ints, strings and booleans."""
+    names = "object_id, name, type, nullable, position"
+    driver: Any = connection.connection.driver_connection
+    if connection.dialect.name == "postgresql":
+        with driver.cursor() as cursor, cursor.copy(f"COPY columns ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+    else:
+        cursor = driver.cursor()
+        try:
+            cursor.executemany(f"INSERT INTO columns ({names}) VALUES (?, ?, ?, ?, ?)", rows)
+        finally:
+            cursor.close()
 
 
 def _set_state(connection: Connection, ids: Sequence[int], values: dict[str, Any]) -> None:
