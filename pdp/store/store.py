@@ -554,9 +554,6 @@ class Writer(Reader):
                 last_seen=now,
             )
         )
-        return self.connection_record(key)
-
-    def connection_record(self, key: str) -> ConnectionRecord:
         return self.connection(key)
 
     def update_connection(

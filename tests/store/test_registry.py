@@ -1,8 +1,12 @@
 """The store compiled into registry entries the PDP snapshot takes, next to the YAML ones."""
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from pdp.core.model import Access
-from pdp.objects import ObjectPath, RemoteState
+from pdp.objects import Node, ObjectPath, RemoteState
 from pdp.objects.paths import Kind
+from pdp.objects.settings import effective_is_active
 from pdp.objects.sync import Listing, RemoteObject
 from pdp.policy import DataSource, ObjectType, Policy, PolicySnapshot, Technology
 from pdp.store.registry import (
@@ -138,3 +142,22 @@ def test_yaml_declarations_win_over_the_store_for_the_same_connection(store):
         "HC.hold.sales.orders",
         "sf.ANALYTICS.PUBLIC.EVENTS",
     ]
+
+
+overrides = st.sampled_from([None, True, False])
+states = st.sampled_from(list(RemoteState))
+
+
+@given(st.lists(st.tuples(overrides, states), min_size=4, max_size=4))
+def test_the_compiler_agrees_with_the_inheritance_rule(levels):
+    """One pass top-down (the compiler) gives what the chain rule gives node by node."""
+    paths = P("hc", "db", "s", "t").ancestors()
+    nodes = [
+        Node(path, active, None, state) for path, (active, state) in zip(paths, levels, strict=True)
+    ]
+    rows = [
+        row(i + 1, i or None, kind, path.name, active, state)
+        for i, (kind, path, (active, state)) in enumerate(zip(Kind, paths, levels, strict=True))
+    ]
+    active, _ = compile_connection("hc", Technology.TRINO, {}, rows, {})
+    assert bool(active) is effective_is_active(nodes).value
