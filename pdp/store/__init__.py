@@ -21,6 +21,13 @@ from pdp.store.model import (
     RequestState,
     Role,
 )
+from pdp.store.registry import (
+    MergedRegistry,
+    StoreRegistry,
+    compile_registry,
+    merge_registries,
+    read_registry,
+)
 from pdp.store.secrets import Secrets, redact
 from pdp.store.store import KEEP, Reader, Store, SyncOutcome, Writer
 
@@ -36,6 +43,7 @@ __all__ = [
     "JobState",
     "JobTrigger",
     "JobType",
+    "MergedRegistry",
     "ObjectRecord",
     "Page",
     "Permission",
@@ -46,7 +54,11 @@ __all__ = [
     "Role",
     "Secrets",
     "Store",
+    "StoreRegistry",
     "SyncOutcome",
     "Writer",
+    "compile_registry",
+    "merge_registries",
+    "read_registry",
     "redact",
 ]
