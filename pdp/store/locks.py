@@ -21,6 +21,7 @@ from sqlalchemy import delete, insert, select, text, update
 from pdp.objects.errors import LockHeld
 from pdp.objects.keys import key_identity
 from pdp.store.engine import WRITE
+from pdp.store.model import utcnow
 from pdp.store.schema import job_locks
 
 if TYPE_CHECKING:
@@ -66,8 +67,6 @@ def _advisory(store: Store, connection_key: str) -> Iterator[None]:
 
 @contextmanager
 def _row_lock(store: Store, connection_key: str, holder: str, lease: timedelta) -> Iterator[None]:
-    from pdp.store.store import utcnow
-
     name = f"job:{key_identity(connection_key)}"
     with store.engine.connect() as connection:
         connection.info[WRITE] = True

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
@@ -84,6 +84,10 @@ class RequestState(StrEnum):
     PENDING = "pending"
     VALIDATED = "validated"  # column added: the owner accepted it, `New` comes off
     ACKNOWLEDGED = "acknowledged"  # column deleted: the owner took note
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 DEFAULT_SCHEDULE = "0 1 * * *"  # every day at 01:00 UTC, as the product does

@@ -17,8 +17,9 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from datetime import UTC, datetime
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from datetime import datetime
 from enum import Enum
 from typing import Any, Final, Literal
 
@@ -56,6 +57,7 @@ from pdp.objects.tags import NEW_TAG
 from pdp.policy.model import Technology
 from pdp.store import migrate
 from pdp.store.engine import WRITE, create_store_engine
+from pdp.store.locks import job_lock
 from pdp.store.model import (
     DEFAULT_FAIL_SAFE,
     DEFAULT_SCHEDULE,
@@ -76,6 +78,7 @@ from pdp.store.model import (
     Role,
     check_job_transition,
     check_schedule,
+    utcnow,
 )
 from pdp.store.schema import (
     column_tags,
@@ -89,6 +92,7 @@ from pdp.store.schema import (
     store_version,
 )
 from pdp.store.secrets import Secrets
+from pdp.store.sync import apply_plan, load_tree
 
 MAX_PAGE = 1000
 NOTIFY_CHANNEL = "pdp_store"
@@ -102,10 +106,6 @@ class Keep(Enum):
 
 KEEP: Final = Keep.KEEP
 Override = bool | None | Literal[Keep.KEEP]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class Store:
@@ -197,11 +197,9 @@ class Store:
 
     # --- the job lock ------------------------------------------------------------------------
 
-    def job_lock(self, connection_key: str, holder: str) -> Any:
+    def job_lock(self, connection_key: str, holder: str) -> AbstractContextManager[None]:
         """`with store.job_lock(key, job_id):` runs the body only in the one process that holds
-        the lock of this connection; others get `LockHeld`. See `pdp.store.locks`."""
-        from pdp.store.locks import job_lock
-
+        the lock of this connection; others get `LockHeld` at once. See `pdp.store.locks`."""
         return job_lock(self, connection_key, holder)
 
 
@@ -884,12 +882,9 @@ class Writer(Reader):
         if row.state != RequestState.PENDING.value:
             raise Conflict("requestId", request_id, f"the request is {row.state} already")
         kind = RequestKind(row.kind)
-        state = (
-            RequestState.VALIDATED
-            if kind is RequestKind.COLUMN_ADDED
-            else (RequestState.ACKNOWLEDGED)
-        )
+        state = RequestState.ACKNOWLEDGED
         if kind is RequestKind.COLUMN_ADDED:
+            state = RequestState.VALIDATED
             column_id = select(columns.c.id).where(
                 columns.c.object_id == row.object_id, columns.c.name == row.column_name
             )
@@ -919,8 +914,6 @@ class Writer(Reader):
         """Compare the listings with the stored tree and apply the difference in bulk, in this
         transaction. With the fail-safe tripped nothing is applied. `create_requests` (an
         active policy targets `New`) adds column requests for the data owners."""
-        from pdp.store.sync import apply_plan, load_tree
-
         connection_row = self._connection_row(key)
         want_columns = any(
             child.columns is not None for listing in listings for child in listing.children or ()
@@ -944,14 +937,12 @@ class Writer(Reader):
         return SyncOutcome(plan, applied=True)
 
 
+@dataclass(frozen=True, slots=True)
 class SyncOutcome:
     """The plan a sync made and whether it was applied (not when the fail-safe tripped)."""
 
-    __slots__ = ("applied", "plan")
-
-    def __init__(self, plan: SyncPlan, applied: bool) -> None:
-        self.plan = plan
-        self.applied = applied
+    plan: SyncPlan
+    applied: bool
 
     @property
     def stats(self) -> dict[str, int]:
