@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, text, update
 
 from pdp.core.model import fold
 from pdp.objects.paths import KINDS, Kind
@@ -204,19 +204,39 @@ def apply_plan(
 
 
 def _insert_objects(connection: Connection, rows: list[dict[str, Any]]) -> Sequence[int]:
-    """Insert objects and return their ids in order. PostgreSQL: multi-row INSERT ... RETURNING.
-    SQLite cannot promise the order of RETURNING rows for a multi-row insert (SQLAlchemy then
-    falls back to one statement per row), so ids are given here instead: the write holds
-    SQLite's only write lock (BEGIN IMMEDIATE), nobody else can take the next ids meanwhile."""
-    if connection.dialect.name != "sqlite":
-        statement = insert(objects).returning(objects.c.id, sort_by_parameter_order=True)
-        return connection.execute(statement, rows).scalars().all()
+    """Insert objects and return their ids in row order.
+
+    PostgreSQL: ids drawn from the table's sequence in one query, rows sent with COPY.
+    SQLite: the ids follow the largest one; the write holds SQLite's only write lock (BEGIN
+    IMMEDIATE), so nobody takes them meanwhile. (A multi-row INSERT ... RETURNING does not
+    promise the order of its rows on SQLite; SQLAlchemy would fall back to a row at a time.)"""
+    if connection.dialect.name == "postgresql":
+        ids = (
+            connection.execute(
+                text(
+                    "SELECT nextval(pg_get_serial_sequence('objects', 'id')) "
+                    "FROM generate_series(1, :n)"
+                ),
+                {"n": len(rows)},
+            )
+            .scalars()
+            .all()
+        )
+        names = list(rows[0]) if rows else []
+        driver: Any = connection.connection.driver_connection
+        with (
+            driver.cursor() as cursor,
+            cursor.copy(f"COPY objects (id, {', '.join(names)}) FROM STDIN") as copy,
+        ):
+            for object_id, row in zip(ids, rows, strict=True):
+                copy.write_row((object_id, *(row[name] for name in names)))
+        return ids
     start = connection.execute(select(func.coalesce(func.max(objects.c.id), 0))).scalar_one()
-    ids = range(start + 1, start + 1 + len(rows))
+    given = range(start + 1, start + 1 + len(rows))
     connection.execute(
-        insert(objects), [{**row, "id": i} for row, i in zip(rows, ids, strict=True)]
+        insert(objects), [{**row, "id": i} for row, i in zip(rows, given, strict=True)]
     )
-    return ids
+    return given
 
 
 def _insert_columns(

@@ -176,3 +176,17 @@ def test_sync_records_the_time(store):
     sync(store, FIRST)
     with store.read() as tx:
         assert tx.connection("hc").last_sync_at is not None
+
+
+def test_first_and_last_seen(store):
+    from datetime import UTC, datetime, timedelta
+
+    t0 = datetime(2026, 3, 1, 1, 0, tzinfo=UTC)
+    registered(store)
+    sync(store, FIRST, now=t0)
+    sync(store, FIRST[2:3], now=t0 + timedelta(days=1))
+    with store.read() as tx:
+        orders = tx.object(P("hc", "hold", "sales", "orders"))
+        people = tx.object(P("hc", "hold", "hr", "people"))
+    assert (orders.first_seen, orders.last_seen) == (t0, t0 + timedelta(days=1))
+    assert (people.first_seen, people.last_seen) == (t0, t0)  # its schema was not listed
