@@ -379,3 +379,33 @@ def test_remote_state_filter(store):
     with store.read() as tx:
         page = tx.children(P("hc", "hold", "sales"), remote_state=RemoteState.PRESENT)
     assert page.count == 2
+
+
+def test_search_descendants(store):
+    tree(store, tables=["orders", "order_lines", "people"])
+    with store.write() as tx:
+        tx.put_object(P("hc", "hold", "hr"))
+        tx.put_object(P("hc", "hold", "hr", "orders_hr"))
+        tx.set_settings(P("hc", "hold", "sales"), is_active=True)
+        tx.set_settings(P("hc", "hold", "sales", "people"), is_active=False)
+    with store.read() as tx:
+        everything = tx.search(P("hc"))
+        assert [h.path.url for h in everything.hits] == [
+            "hc/hold",
+            "hc/hold/hr",
+            "hc/hold/hr/orders_hr",
+            "hc/hold/sales",
+            "hc/hold/sales/order_lines",
+            "hc/hold/sales/orders",
+            "hc/hold/sales/people",
+        ]
+        tables = tx.search(P("hc", "hold"), kind=Kind.TABLE, search_text="ORDER")
+        assert [h.path.name for h in tables.hits] == ["orders_hr", "order_lines", "orders"]
+        active = tx.search(P("hc"), is_active=True)
+        assert [h.path.url for h in active.hits] == [
+            "hc/hold/sales",
+            "hc/hold/sales/order_lines",
+            "hc/hold/sales/orders",
+        ]
+        second = tx.search(P("hc"), offset=5, size=5)
+        assert second.count == 7 and len(second.hits) == 2
