@@ -207,8 +207,13 @@ def plan_sync(
                 plan.stats[f"{current.kind}.missing"] += 1
             stack.extend(children.get(current.id, ()))
 
+    listed: set[Names] = set()
     for listing in listings:
         parent_names = fold_names(listing.parent)
+        if parent_names in listed:
+            plan.errors.append(Issue(listing.parent, "listed twice in one sync; ignored"))
+            continue
+        listed.add(parent_names)
         parent = by_names.get(parent_names)
         chain = chain_of(listing.parent)
         if not chain:
@@ -241,6 +246,8 @@ def plan_sync(
             folded = child.name.casefold()
             if folded in ambiguous:
                 continue
+            if child.columns is not None:
+                child = _unique_columns(plan, (*listing.parent, child.name), child)
             known = stored_children.get(folded)
             if known is None:
                 names = (*listing.parent, child.name)
@@ -286,6 +293,21 @@ def plan_sync(
             f"missing (more than {fail_safe_threshold:.0%}); nothing was changed"
         )
     return plan
+
+
+def _unique_columns(plan: SyncPlan, path: Names, child: RemoteObject) -> RemoteObject:
+    """A column name listed twice keeps its first entry and is reported."""
+    seen: set[str] = set()
+    kept = []
+    for column in child.columns or ():
+        if column.name in seen:
+            plan.conflicts.append(Issue(path, f"column {column.name!r} listed twice; kept once"))
+            continue
+        seen.add(column.name)
+        kept.append(column)
+    if len(kept) == len(child.columns or ()):
+        return child
+    return RemoteObject(child.name, child.remote_type, tuple(kept))
 
 
 def _compare_columns(

@@ -145,3 +145,15 @@ def test_fail_safe_trips_above_the_threshold():
 def test_unknown_parent_is_an_error():
     plan = plan_sync("hc", tree(), {}, [Listing(("nope", "x"), ())])
     assert plan.errors and not plan.changes
+
+
+def test_a_container_listed_twice_counts_once():
+    plan = plan_sync("hc", tree(), {}, [tables("a"), tables("a", "b")])
+    assert [o.name for o in plan.inserts] == ["a"]
+    assert plan.errors[0].message == "listed twice in one sync; ignored"
+
+
+def test_a_column_listed_twice_is_kept_once():
+    plan = plan_sync("hc", tree(), {}, [tables("a", columns=(C("x", "int"), C("x", "text")))])
+    assert plan.inserts[0].columns == (C("x", "int"),)
+    assert "column 'x' listed twice" in plan.conflicts[0].message
