@@ -159,7 +159,7 @@ class Permission:
 @dataclass(frozen=True, slots=True)
 class Job:
     id: str
-    connection_key: str | None
+    connection_key: str | None  # folded (case-insensitive identity); kept after deregistration
     type: JobType
     trigger: JobTrigger
     state: JobState

@@ -225,10 +225,10 @@ class Reader:
         return _connection_record(self._connection_row(key))
 
     def connections(self) -> list[ConnectionRecord]:
-        rows = self.connection_rows()
+        rows = self._connection_rows()
         return [_connection_record(row) for row in rows]
 
-    def connection_rows(self) -> Sequence[Row[Any]]:
+    def _connection_rows(self) -> Sequence[Row[Any]]:
         return self.db.execute(select(connections).order_by(connections.c.key_folded)).all()
 
     def _connection_row(self, key: str) -> Row[Any]:
@@ -241,7 +241,7 @@ class Reader:
 
     # --- objects -----------------------------------------------------------------------------
 
-    def chain(self, path: ObjectPath) -> list[Row[Any]]:
+    def _chain(self, path: ObjectPath) -> list[Row[Any]]:
         """The object rows from the connection down to `path`."""
         connection_row = self._connection_row(path.key)
         root = self.db.execute(
@@ -263,16 +263,16 @@ class Reader:
         return chain
 
     def object(self, path: ObjectPath) -> ObjectRecord:
-        chain = self.chain(path)
+        chain = self._chain(path)
         return _object_record(chain[-1], _stored_path(chain))
 
     def effective_settings(self, path: ObjectPath) -> EffectiveSettings:
         """Effective `isActive` / `activateNewChildren` with where each comes from."""
-        chain = self.chain(path)
+        chain = self._chain(path)
         return effective_settings(_nodes(_stored_path(chain), chain))
 
     def child_count(self, path: ObjectPath) -> int:
-        return self._child_count(self.chain(path)[-1].id)
+        return self._child_count(self._chain(path)[-1].id)
 
     def _child_count(self, object_id: int) -> int:
         return self.db.execute(
@@ -280,7 +280,7 @@ class Reader:
         ).scalar_one()
 
     def descendant_count(self, path: ObjectPath) -> int:
-        return self._descendant_count(self.chain(path)[-1].id)
+        return self._descendant_count(self._chain(path)[-1].id)
 
     def _descendant_count(self, object_id: int) -> int:
         tree = select(objects.c.id).where(objects.c.parent_id == object_id).cte(recursive=True)
@@ -310,7 +310,7 @@ class Reader:
             parent_path: ObjectPath | None = None
             parent_active = False
         else:
-            chain = self.chain(path)
+            chain = self._chain(path)
             parent_path = _stored_path(chain)
             conditions.append(objects.c.parent_id == chain[-1].id)
             parent_active = effective_is_active(_nodes(parent_path, chain)).value
@@ -366,7 +366,7 @@ class Reader:
             raise InvalidInput("size", size, f"a page holds 0 to {MAX_PAGE} objects")
         if offset < 0:
             raise InvalidInput("offset", offset, "must not be negative")
-        chain = self.chain(path)
+        chain = self._chain(path)
         base = _stored_path(chain)
         nodes = _nodes(base, chain)
         blocked = any(n.remote_state is RemoteState.MISSING for n in nodes)
@@ -402,7 +402,7 @@ class Reader:
     # --- columns, tags ------------------------------------------------------------------------
 
     def columns(self, path: ObjectPath) -> list[ColumnRecord]:
-        object_id = self.chain(path)[-1].id
+        object_id = self._chain(path)[-1].id
         rows = self.db.execute(
             select(columns).where(columns.c.object_id == object_id).order_by(columns.c.position)
         ).all()
@@ -419,7 +419,7 @@ class Reader:
         ]
 
     def tags(self, path: ObjectPath) -> frozenset[str]:
-        object_id = self.chain(path)[-1].id
+        object_id = self._chain(path)[-1].id
         return frozenset(
             self.db.execute(
                 select(object_tags.c.tag).where(object_tags.c.object_id == object_id)
@@ -431,7 +431,7 @@ class Reader:
     def permissions(self, path: ObjectPath, *, inherited: bool = False) -> list[Permission]:
         """Grants on `path`; with `inherited`, also those on its ancestors (a Data Owner of a
         node owns everything below it)."""
-        chain = self.chain(path)
+        chain = self._chain(path)
         stored = _stored_path(chain)
         paths = {row.id: p for row, p in zip(chain, stored.ancestors(), strict=True)}
         ids = list(paths) if inherited else [chain[-1].id]
@@ -682,7 +682,7 @@ class Writer(Reader):
             raise InvalidInput("path", path.url, "register a connection to create its root")
         _check_override("isActive", is_active)
         _check_override("activateNewChildren", activate_new_children)
-        chain = self.chain(parent)
+        chain = self._chain(parent)
         taken = self.db.execute(
             select(objects.c.id).where(
                 objects.c.parent_id == chain[-1].id, objects.c.name_folded == fold(path.name)
@@ -714,7 +714,7 @@ class Writer(Reader):
         it); the number of objects below it that went."""
         if path.parent is None:
             return self.deregister(path.key)
-        object_id = self.chain(path)[-1].id
+        object_id = self._chain(path)[-1].id
         count = self._descendant_count(object_id)
         self.db.execute(delete(objects).where(objects.c.id == object_id))  # cascades
         return count
@@ -729,7 +729,7 @@ class Writer(Reader):
         """Set (`True`/`False`) or clear (`None`) the overrides on one node; the new effective
         settings. Enabling an object with 100,000 descendants or more is refused (schemas
         excepted); disabling never is."""
-        chain = self.chain(path)
+        chain = self._chain(path)
         stored = _stored_path(chain)
         nodes = _nodes(stored, chain)
         last = nodes[-1]
@@ -759,7 +759,7 @@ class Writer(Reader):
 
     def set_columns(self, path: ObjectPath, listed: Sequence[RemoteColumn]) -> None:
         """Replace a table's dictionary (no `New` tags: sync tags what it discovers)."""
-        row = self.chain(path)[-1]
+        row = self._chain(path)[-1]
         if row.kind != Kind.TABLE.value:
             raise InvalidInput("path", path.url, "only tables have columns")
         self.db.execute(delete(columns).where(columns.c.object_id == row.id))
@@ -779,7 +779,7 @@ class Writer(Reader):
             )
 
     def add_tag(self, path: ObjectPath, tag: str) -> None:
-        object_id = self.chain(path)[-1].id
+        object_id = self._chain(path)[-1].id
         exists = self.db.execute(
             select(object_tags.c.tag).where(
                 object_tags.c.object_id == object_id, object_tags.c.tag == tag
@@ -789,7 +789,7 @@ class Writer(Reader):
             self.db.execute(insert(object_tags).values(object_id=object_id, tag=tag))
 
     def remove_tag(self, path: ObjectPath, tag: str) -> bool:
-        object_id = self.chain(path)[-1].id
+        object_id = self._chain(path)[-1].id
         result = self.db.execute(
             delete(object_tags).where(
                 object_tags.c.object_id == object_id, object_tags.c.tag == tag
@@ -798,7 +798,7 @@ class Writer(Reader):
         return result.rowcount > 0
 
     def remove_column_tag(self, path: ObjectPath, column: str, tag: str) -> bool:
-        object_id = self.chain(path)[-1].id
+        object_id = self._chain(path)[-1].id
         column_id = select(columns.c.id).where(
             columns.c.object_id == object_id, columns.c.name == column
         )
@@ -825,7 +825,7 @@ class Writer(Reader):
         role, principal_kind = Role(role), PrincipalKind(principal_kind)
         if not principal:
             raise InvalidInput("principal", principal, "name a user or a group")
-        chain = self.chain(path)
+        chain = self._chain(path)
         object_id = chain[-1].id
         if role is Role.INFRASTRUCTURE_ADMIN and len(chain) != 1:
             raise InvalidInput("role", role.value, "Infrastructure Admin is granted on connections")
@@ -858,7 +858,7 @@ class Writer(Reader):
         *,
         principal_kind: PrincipalKind = PrincipalKind.USER,
     ) -> bool:
-        object_id = self.chain(path)[-1].id
+        object_id = self._chain(path)[-1].id
         result = self.db.execute(
             delete(object_permissions).where(
                 object_permissions.c.object_id == object_id,
