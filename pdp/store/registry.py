@@ -1,0 +1,192 @@
+"""The store compiled into the registry model the PDP already uses (`pdp.policy.DataSource`).
+
+A table object is a data source while it is effectively active and not missing. Its tags are
+its own plus the connection tag `Connections.<Technology>.<Key>.<Database>.<Schema>`, folded
+like the YAML registry's tags. Every other table goes to `retired` (grant sync still looks at
+those). `StoreRegistry.version` is the store version the entries were read at, in the same
+transaction, so the PDP can name its revision after both sources.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+
+from pdp.core.model import fold
+from pdp.objects.paths import Kind
+from pdp.objects.settings import RemoteState
+from pdp.objects.tags import connection_tag
+from pdp.policy.model import DataSource, ObjectType, Technology
+from pdp.store.schema import connections, object_tags, objects
+from pdp.store.store import Reader, Store
+
+_TYPE_ALIASES = {
+    "BASE_TABLE": ObjectType.TABLE,
+    "MANAGED": ObjectType.TABLE,
+    "EXTERNAL": ObjectType.EXTERNAL_TABLE,
+    "STREAMING_TABLE": ObjectType.STREAMING_TABLE,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class StoreRegistry:
+    version: int
+    sources: tuple[DataSource, ...] = ()
+    retired: tuple[DataSource, ...] = ()
+    connections: Mapping[str, Technology] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class TreeRow:
+    """One stored object as the compiler needs it."""
+
+    id: int
+    parent_id: int | None
+    kind: Kind
+    name: str
+    is_active: bool | None
+    remote_state: RemoteState
+    remote_type: str | None = None
+
+
+def read_registry(store: Store) -> StoreRegistry:
+    with store.read() as reader:
+        return compile_registry(reader)
+
+
+def compile_registry(reader: Reader) -> StoreRegistry:
+    """Read every connection's tree in one consistent transaction and compile it."""
+    db = reader.db
+    version = reader.version()
+    by_connection: dict[int, list[TreeRow]] = {}
+    for row in db.execute(
+        select(
+            objects.c.id,
+            objects.c.connection_id,
+            objects.c.parent_id,
+            objects.c.kind,
+            objects.c.name,
+            objects.c.is_active,
+            objects.c.remote_state,
+            objects.c.remote_type,
+        )
+    ):
+        by_connection.setdefault(row.connection_id, []).append(
+            TreeRow(
+                row.id,
+                row.parent_id,
+                Kind(row.kind),
+                row.name,
+                row.is_active,
+                RemoteState(row.remote_state),
+                row.remote_type,
+            )
+        )
+    tags: dict[int, set[str]] = {}
+    for object_id, tag in db.execute(
+        select(object_tags.c.object_id, object_tags.c.tag)
+        .join(objects, objects.c.id == object_tags.c.object_id)
+        .where(objects.c.kind == Kind.TABLE.value)
+    ):
+        tags.setdefault(object_id, set()).add(tag)
+    sources: list[DataSource] = []
+    retired: list[DataSource] = []
+    technologies: dict[str, Technology] = {}
+    for connection in db.execute(select(connections).order_by(connections.c.key_folded)):
+        technology = Technology(connection.technology)
+        technologies[connection.key] = technology
+        active, inactive = compile_connection(
+            connection.key,
+            technology,
+            connection.settings,
+            by_connection.get(connection.id, ()),
+            tags,
+        )
+        sources.extend(active)
+        retired.extend(inactive)
+    return StoreRegistry(version, tuple(sources), tuple(retired), technologies)
+
+
+def compile_connection(
+    key: str,
+    technology: Technology,
+    settings: Mapping[str, Any],
+    rows: Iterable[TreeRow],
+    tags: Mapping[int, Iterable[str]],
+) -> tuple[list[DataSource], list[DataSource]]:
+    """(data sources, retired tables) of one connection's tree; pure.
+
+    Status inherits top-down in one pass: the nearest override wins, and a missing node
+    disables its whole subtree whatever the overrides below it say."""
+    order = {kind: depth for depth, kind in enumerate(Kind)}
+    rows = sorted(rows, key=lambda r: order[r.kind])
+    catalogs = {fold(db): c for db, c in dict(settings.get("trinoCatalogs", {})).items()}
+    state: dict[int, tuple[bool, bool, tuple[str, ...]]] = {}  # id -> (value, blocked, names)
+    active: list[DataSource] = []
+    inactive: list[DataSource] = []
+    for row in rows:
+        names: tuple[str, ...] = ()
+        if row.parent_id is None:
+            parent_value, parent_blocked = False, False
+        else:
+            parent_value, parent_blocked, parent_names = state[row.parent_id]
+            names = (*parent_names, row.name)
+        value = parent_value if row.is_active is None else row.is_active
+        blocked = parent_blocked or row.remote_state is RemoteState.MISSING
+        state[row.id] = (value, blocked, names)
+        if row.kind is not Kind.TABLE:
+            continue
+        database, schema, table = names[0], names[1], names[2]
+        trino_catalog = database if technology is Technology.TRINO else catalogs.get(fold(database))
+        own = {fold(tag) for tag in tags.get(row.id, ())}
+        source = DataSource(
+            connection=key,
+            technology=technology,
+            database=database,
+            schema=schema,
+            name=table,
+            type=object_type(row.remote_type),
+            tags=frozenset({*own, fold(connection_tag(technology, key, database, schema))}),
+            trino_catalog=trino_catalog,
+        )
+        (active if value and not blocked else inactive).append(source)
+    return active, inactive
+
+
+def object_type(remote_type: str | None) -> ObjectType:
+    """The registry's type for what the platform reported ("BASE TABLE", "MANAGED", ...)."""
+    if not remote_type:
+        return ObjectType.TABLE
+    name = remote_type.strip().upper().replace(" ", "_")
+    if name in _TYPE_ALIASES:
+        return _TYPE_ALIASES[name]
+    try:
+        return ObjectType(name)
+    except ValueError:
+        return ObjectType.TABLE
+
+
+@dataclass(frozen=True, slots=True)
+class MergedRegistry:
+    sources: tuple[DataSource, ...]
+    retired: tuple[DataSource, ...]
+    shadowed: frozenset[str]  # store connections the YAML registry declares too (YAML wins)
+
+
+def merge_registries(
+    yaml_sources: Sequence[DataSource],
+    yaml_retired: Sequence[DataSource],
+    store: StoreRegistry,
+) -> MergedRegistry:
+    """One registry from the YAML files and the store, for `PolicySnapshot.compile`.
+
+    A connection declared in both keeps its YAML entries: during an upgrade the legacy
+    declaration keeps governing (no policy downtime) until it is removed from the files."""
+    declared = {fold(s.connection) for s in (*yaml_sources, *yaml_retired)}
+    shadowed = frozenset(k for k in store.connections if fold(k) in declared)
+    keep = [s for s in store.sources if fold(s.connection) not in declared]
+    keep_retired = [s for s in store.retired if fold(s.connection) not in declared]
+    return MergedRegistry((*yaml_sources, *keep), (*yaml_retired, *keep_retired), shadowed)
