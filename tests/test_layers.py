@@ -15,7 +15,9 @@ ROOT = Path(__file__).resolve().parent.parent
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("core", ("pdp.core",)),  # the pure decision: decide(view, request) -> Decision
     ("policy", ("pdp.policy",)),  # registry, policies, directory; the snapshot per revision
+    ("objects", ("pdp.objects",)),  # the object tree's pure rules: paths, status, sync plans
     ("config", ("pdp.config",)),  # file formats, file:line errors, hot reload
+    ("store", ("pdp.store",)),  # connections and the object tree in SQLite or PostgreSQL
     ("auth", ("pdp.auth",)),  # OAuth 2.0 tokens, JWT validation, gRPC interceptors
     ("api", ("pdp.api",)),  # the gRPC messages and stubs generated from proto/
     ("wire", ("pdp.wire",)),  # Trino OPA request bodies; core values <-> protobuf
