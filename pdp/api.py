@@ -34,3 +34,12 @@ KEEPALIVE_SERVER = [
     ("grpc.http2.min_recv_ping_interval_without_data_ms", 4_000),
     ("grpc.http2.max_ping_strikes", 0),
 ]
+
+# Request metadata a server accepts. gRPC's defaults (a soft limit of 8 KiB, past which calls are
+# refused at random, and a hard one of 16 KiB answered RESOURCE_EXHAUSTED) are below what a
+# large Entra token with its header needs; the validator then refuses tokens over 16 KiB with
+# UNAUTHENTICATED, as documented, instead of the transport refusing them at random.
+METADATA_LIMIT = [
+    ("grpc.max_metadata_size", 1024 * 1024),
+    ("grpc.absolute_max_metadata_size", 1024 * 1024),
+]

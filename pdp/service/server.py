@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 import grpc
 from cachetools import LRUCache
 
-from pdp.api import HEARTBEAT_SECONDS, KEEPALIVE_SERVER, pb, rpc
+from pdp.api import HEARTBEAT_SECONDS, KEEPALIVE_SERVER, METADATA_LIMIT, pb, rpc
 from pdp.core import decide
 from pdp.core.model import ClusterSettings, Identity, Settings, View
 from pdp.policy import PolicySnapshot, Revisions
@@ -110,7 +110,11 @@ async def start_server(
     """Start serving on `listen` (host:port; port 0 picks a free one). Returns the bound port."""
     server = grpc.aio.server(
         interceptors=list(interceptors),
-        options=[("grpc.max_send_message_length", 256 * 1024 * 1024), *KEEPALIVE_SERVER],
+        options=[
+            ("grpc.max_send_message_length", 256 * 1024 * 1024),
+            *KEEPALIVE_SERVER,
+            *METADATA_LIMIT,
+        ],
     )
     rpc.add_PolicyDecisionPointServicer_to_server(servicer, server)
     port = server.add_secure_port(listen, tls) if tls else server.add_insecure_port(listen)
