@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import uvicorn
 
 from pdp.config.errors import ConfigError
+from sidecar.app import METRICS_DIR_ENV
 from sidecar.config import load_sidecar_config
 
 
@@ -24,6 +27,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sidecar: configuration error:\n{exc}", file=sys.stderr)
         return 2
     os.environ["SIDECAR_CONFIG"] = str(args.config.resolve())
+    # The workers' metrics snapshots meet here (sidecar/metrics.py); one directory per run.
+    metrics_dir = tempfile.mkdtemp(prefix="pdp-sidecar-metrics-")
+    os.environ[METRICS_DIR_ENV] = metrics_dir
     _raise_open_files_limit()
     uvicorn.run(
         "sidecar.app:from_env",
@@ -40,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         lifespan="on",
         log_level="info",
     )
+    shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
 
 

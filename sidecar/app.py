@@ -6,11 +6,14 @@ import asyncio
 import contextlib
 import logging
 import os
+import tempfile
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from pdp.auth import AsyncTokenSource
 from pdp.config.load import load_cluster
@@ -19,6 +22,8 @@ from pdp.wire.trino import BadRequest, Call, batch_keys, decode_document, parse,
 from sidecar import http
 from sidecar.answers import Answers
 from sidecar.config import SidecarConfig, load_sidecar_config
+from sidecar.decisionlog import DecisionLog
+from sidecar.metrics import WorkerStats, render
 from sidecar.pdp_client import PdpClient
 
 log = logging.getLogger(__name__)
@@ -27,6 +32,8 @@ TRUE, FALSE = b'{"result":true}', b'{"result":false}'
 EMPTY_LIST, NULL = b'{"result":[]}', b'{"result":null}'
 PREFIX = "/v1/data/trino/"
 CONTENT_TYPE = (b"content-type", b"application/json")
+METRICS_TYPE = (b"content-type", CONTENT_TYPE_LATEST.encode())
+METRICS_DIR_ENV = "SIDECAR_METRICS_DIR"  # shared by the workers of one sidecar (__main__)
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -40,6 +47,14 @@ class Sidecar:
         self._client: PdpClient | None = None
         self._in_flight = 0
         http.configure(config.http)
+        self.stats = WorkerStats(self._gauges)
+        self._metrics_dir = Path(os.environ.get(METRICS_DIR_ENV) or tempfile.mkdtemp())
+        self._revision_since = time.monotonic()
+        self.decision_log = (
+            DecisionLog(config.decision_log, lambda: self.answers and self.answers.revision)
+            if config.decision_log
+            else None
+        )
 
     async def startup(self) -> None:
         config = self.config
@@ -59,13 +74,20 @@ class Sidecar:
         self._tasks = [
             asyncio.create_task(answers.watch()),
             asyncio.create_task(cluster.run(config.reload_interval)),
+            asyncio.create_task(self._save_stats()),
         ]
+        if self.decision_log is not None:
+            self._tasks.append(asyncio.create_task(self.decision_log.run()))
+        else:
+            log.info("decision log: off (no decisionLog section in %s)", config.file)
 
     async def shutdown(self) -> None:
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self.decision_log is not None:
+            await self.decision_log.flush()
         if self._client is not None:
             await self._client.close()
 
@@ -75,16 +97,24 @@ class Sidecar:
             return
         if scope["type"] != "http":
             return
+        start = time.perf_counter()
         status, body = await self._respond(scope, receive)
+        path = scope["path"]
+        self.stats.observe(
+            path[len(PREFIX) :] if path.startswith(PREFIX) else path,
+            status,
+            time.perf_counter() - start,
+        )
         # With a content-length, uvicorn sends the body as is instead of chunk-framing it.
-        headers = [CONTENT_TYPE, (b"content-length", b"%d" % len(body))]
+        kind = METRICS_TYPE if path == "/metrics" else CONTENT_TYPE
+        headers = [kind, (b"content-length", b"%d" % len(body))]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
     async def _respond(self, scope: dict[str, Any], receive: Receive) -> tuple[int, bytes]:
         path = scope["path"]
-        if scope["method"] == "GET" and path == "/health":
-            return 200, self._health()
+        if scope["method"] == "GET" and path in MONITORING:
+            return MONITORING[path](self)
         if not path.startswith(PREFIX):
             return 404, _error(f"no such endpoint {path!r}")
         endpoint = ENDPOINTS.get(path[len(PREFIX) :])
@@ -114,11 +144,20 @@ class Sidecar:
     async def _allow(self, document: Any) -> bytes:
         answers: Answers = self.answers  # type: ignore[assignment]
         key = single_key(document)
+        stats = self.stats
         if key is not None and (decision := answers.cached(key)) is not None:
-            return TRUE if decision.allowed else FALSE
-        call = _decode(document, batch=False, masks=False)
-        decision = await answers.decide(call.request(), key)
-        return TRUE if decision.allowed else FALSE
+            stats.cache["hit"] += 1
+            operation = key[2]
+        else:
+            stats.cache["miss"] += 1
+            call = _decode(document, batch=False, masks=False)
+            decision = await answers.decide(call.request(), key)
+            operation = call.operation
+        allowed = decision.allowed
+        stats.decisions[operation, "allow" if allowed else "deny"] += 1
+        if self.decision_log is not None:
+            self.decision_log.record("allow", document, allowed, allowed, decision)
+        return TRUE if allowed else FALSE
 
     async def _batch(self, document: Any) -> bytes:
         items = _filter_resources(document)
@@ -128,14 +167,23 @@ class Sidecar:
                 f"input.action.filterResources: {len(items)} items; the limit is {limit}"
             )
         if items is None or len(items) <= BATCH_CHUNK or _operation(document) == "FilterColumns":
-            return orjson.dumps({"result": await self._filter(document)})
-        # A large batch is answered a chunk at a time, letting other checks in between, so
-        # that one huge listing does not stall the checks of every other query on this worker.
-        allowed: list[int] = []
-        for start in range(0, len(items), BATCH_CHUNK):
-            part = _with_items(document, items[start : start + BATCH_CHUNK])
-            allowed.extend(start + i for i in await self._filter(part))
-            await asyncio.sleep(0)
+            allowed = await self._filter(document)
+        else:
+            # A large batch is answered a chunk at a time, letting other checks in between, so
+            # that one huge listing does not stall the checks of every other query here.
+            allowed = []
+            for start in range(0, len(items), BATCH_CHUNK):
+                part = _with_items(document, items[start : start + BATCH_CHUNK])
+                allowed.extend(start + i for i in await self._filter(part))
+                await asyncio.sleep(0)
+        operation, asked = _operation(document), len(items or ())
+        if operation == "FilterColumns":
+            asked = len(allowed) or asked  # all columns or none
+        self.stats.decisions[operation, "allow"] += len(allowed)
+        self.stats.decisions[operation, "deny"] += asked - len(allowed)
+        if self.decision_log is not None:
+            everything = len(allowed) == asked
+            self.decision_log.record("batch", document, allowed, everything, None)
         return orjson.dumps({"result": allowed})
 
     async def _filter(self, document: Any) -> list[int]:
@@ -179,6 +227,48 @@ class Sidecar:
         _decode(document, batch=True, operation="GetColumnMask")
         return EMPTY_LIST
 
+    def _live(self) -> tuple[int, bytes]:
+        return 200, b'{"status":"live"}'
+
+    def _ready(self) -> tuple[int, bytes]:
+        """Ready while table checks can be answered: a revision is held (from the PDP, within
+        the staleness bound). Identity checks work even when not ready."""
+        answers = self.answers
+        if answers is None or answers.revision is None:
+            return 503, orjson.dumps(
+                {"status": "not ready", "reason": "no policy revision from the PDP"}
+            )
+        return 200, orjson.dumps({"status": "ready", "revision": answers.revision})
+
+    def _metrics(self) -> tuple[int, bytes]:
+        self.stats.save(self._metrics_dir)  # this worker's counters up to now
+        return 200, render(self._metrics_dir)
+
+    def _health_answer(self) -> tuple[int, bytes]:
+        return 200, self._health()
+
+    def _gauges(self) -> dict[str, Any]:
+        answers, now = self.answers, time.monotonic()
+        sizes = answers.sizes() if answers else {"users": 0, "decisions": 0}
+        return {
+            "worker": os.getpid(),
+            "revision": answers.revision if answers else None,
+            "revision_age_seconds": now - self._revision_since,
+            "pdp_connected": int(answers is not None and answers.lost_since is None),
+            "pdp_silence_seconds": now - answers.heard if answers else 0.0,
+            "cached_users": sizes["users"],
+            "cached_decisions": sizes["decisions"],
+        }
+
+    async def _save_stats(self) -> None:
+        revision = None
+        while True:
+            if self.answers is not None and self.answers.revision != revision:
+                revision, self._revision_since = self.answers.revision, time.monotonic()
+            with contextlib.suppress(OSError):
+                self.stats.save(self._metrics_dir)
+            await asyncio.sleep(1)
+
     def _health(self) -> bytes:
         answers = self.answers
         return orjson.dumps(
@@ -207,6 +297,12 @@ class Sidecar:
                 return
 
 
+MONITORING: dict[str, Callable[[Sidecar], tuple[int, bytes]]] = {
+    "/health": Sidecar._health_answer,
+    "/health/live": Sidecar._live,
+    "/health/ready": Sidecar._ready,
+    "/metrics": Sidecar._metrics,
+}
 ENDPOINTS: dict[str, Callable[[Sidecar, Any], Awaitable[bytes]]] = {
     "allow": Sidecar._allow,
     "batch": Sidecar._batch,

@@ -12,6 +12,7 @@ from pdp.auth import ClientCredentials, client_auth_from_config
 from pdp.config.errors import Collector, ConfigError
 from pdp.config.fields import Fields
 from pdp.config.yamlsource import read_yaml
+from sidecar.decisionlog import DecisionLogConfig
 from sidecar.http import HttpLimits
 
 # sidecar.yaml `http:` keys and the HttpLimits field each sets
@@ -44,6 +45,7 @@ class SidecarConfig:
     max_stale: float | None = 300.0  # None: keep serving cached answers while the PDP is away
     reload_interval: float = 1.0
     http: HttpLimits = field(default_factory=HttpLimits)
+    decision_log: DecisionLogConfig | None = None  # None: no decision log
 
 
 def load_sidecar_config(path: Path) -> SidecarConfig:
@@ -52,7 +54,16 @@ def load_sidecar_config(path: Path) -> SidecarConfig:
         read_yaml(path) or {},
         "",
         found,
-        ("listen", "workers", "pdp", "cluster", "cache", "reloadIntervalSeconds", "http"),
+        (
+            "listen",
+            "workers",
+            "pdp",
+            "cluster",
+            "cache",
+            "reloadIntervalSeconds",
+            "http",
+            "decisionLog",
+        ),
     )
     pdp = Fields(
         top.data.get("pdp") or {}, "pdp", found, ("target", "timeoutSeconds", "auth", "tls")
@@ -70,6 +81,7 @@ def load_sidecar_config(path: Path) -> SidecarConfig:
         whole = isinstance(default, int)
         value = http.number(key, default, positive=True, whole=whole)
         limits[name] = int(value) if whole else value
+    decision_log = _decision_log(top.data.get("decisionLog"), found, path.parent)
     listen = top.text("listen", default="127.0.0.1:8181")
     host, _, port = listen.rpartition(":")
     if not host or not port.isdigit():
@@ -104,6 +116,7 @@ def load_sidecar_config(path: Path) -> SidecarConfig:
         mapping_file=base / m if (m := cluster.text("accessGrantMapping")) else None,
         max_stale=stale,
         http=HttpLimits(**limits),  # type: ignore[arg-type]  # each value has its field's type
+        decision_log=decision_log,
         **values,
     )
 
@@ -123,3 +136,25 @@ def _channel_tls(
     except OSError as exc:
         found.error(line, f"pdp.tls.caFile: cannot read {exc.filename}: {exc.strerror}")
         return None
+
+
+def _decision_log(value: Any, found: Collector, base: Path) -> DecisionLogConfig | None:
+    """`decisionLog: {file: decisions.jsonl | url: http://..., sample: {allow, deny}}`."""
+    if value is None:
+        return None
+    section = Fields(value, "decisionLog", found, ("file", "url", "sample", "maxQueue"))
+    sample = Fields(
+        section.data.get("sample") or {}, "decisionLog.sample", found, ("allow", "deny")
+    )
+    file, url = section.text("file"), section.text("url")
+    if not file and not url:
+        section.error("file", "give a file or a url (or remove decisionLog)")
+    if url and not url.startswith(("http://", "https://")):
+        section.error("url", f"expected an http(s) URL, got {url!r}")
+    return DecisionLogConfig(
+        file=base / file if file else None,
+        url=url or None,
+        sample_allow=sample.number("allow", 0.1, low=0, high=1),
+        sample_deny=sample.number("deny", 1.0, low=0, high=1),
+        max_queue=int(section.number("maxQueue", 10_000, positive=True, whole=True)),
+    )
