@@ -18,6 +18,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("objects", ("pdp.objects",)),  # the object tree's pure rules: paths, status, sync plans
     ("config", ("pdp.config",)),  # file formats, file:line errors, hot reload
     ("store", ("pdp.store",)),  # connections and the object tree in SQLite or PostgreSQL
+    ("web", ("pdp.web",)),  # small ASGI apps served inside a running process
     ("auth", ("pdp.auth",)),  # OAuth 2.0 tokens, JWT validation, gRPC interceptors
     ("api", ("pdp.api",)),  # the gRPC messages and stubs generated from proto/
     ("wire", ("pdp.wire",)),  # Trino OPA request bodies; core values <-> protobuf

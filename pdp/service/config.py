@@ -23,6 +23,7 @@ KEYS = (
     "reloadIntervalSeconds",
     "auth",
     "grants",
+    "monitoring",
 )
 
 
@@ -48,6 +49,7 @@ class PdpConfig:
     auth: ValidatorConfig | DevIssuerSettings | None = None  # None: `auth: none`, no validation
     tls: grpc.ServerCredentials | None = None  # absent: plaintext gRPC (loopback only!)
     grants: GrantsConfig = field(default_factory=GrantsConfig)  # no targets: grant sync is off
+    monitoring: str | None = None  # host:port of /metrics and /health/*; None: not served
 
 
 def load_pdp_config(path: Path) -> PdpConfig:
@@ -65,6 +67,7 @@ def load_pdp_config(path: Path) -> PdpConfig:
         found.errors += exc.problems
         grants = GrantsConfig()
     tls = _server_tls(f, found, base)
+    monitoring = Fields(f.data.get("monitoring") or {}, "monitoring", found, ("listen",))
     found.raise_if_any()
     return PdpConfig(
         file=path,
@@ -76,6 +79,7 @@ def load_pdp_config(path: Path) -> PdpConfig:
         auth=auth,
         tls=tls,
         grants=grants,
+        monitoring=monitoring.text("listen") or None,
     )
 
 

@@ -19,6 +19,7 @@ from pdp.config.watch import Watched
 from pdp.core.model import ClusterSettings
 from pdp.grants.sync import syncer_from
 from pdp.policy import PolicySnapshot, Revisions
+from pdp.service import monitor
 from pdp.service.config import DevIssuerSettings, PdpConfig
 from pdp.service.server import PdpServicer, start_server
 
@@ -83,6 +84,13 @@ async def _start_dev_issuer(
     return issuer.validator_config(required_scopes=(dev.scope,))
 
 
+async def _follow_revisions(revisions: Revisions) -> None:
+    previous = None
+    async for snapshot in revisions.subscribe():
+        monitor.revision_published(snapshot.revision, previous)
+        previous = snapshot.revision
+
+
 async def start_pdp(
     config: PdpConfig,
     listen: str | None = None,
@@ -93,9 +101,21 @@ async def start_pdp(
     cluster = watch_cluster(config)
     revisions = Revisions(policy.current)
     policy.on_change = revisions.publish
+    serving = asyncio.Event()
+    if config.monitoring is not None:
+        await resources.enter_async_context(
+            monitor.serving(
+                config.monitoring, lambda: None if serving.is_set() else "gRPC not serving yet"
+            )
+        )
+        running_tasks = [asyncio.create_task(_follow_revisions(revisions))]
+    else:
+        log.info("monitoring: off (no monitoring section in %s)", config.file)
+        running_tasks = []
     servicer = PdpServicer(revisions, (lambda: cluster.current) if cluster else ClusterSettings)
     server, port = await start_server(servicer, listen or config.listen, interceptors, config.tls)
-    running = RunningPdp(server, port, policy, cluster, resources)
+    serving.set()
+    running = RunningPdp(server, port, policy, cluster, resources, running_tasks)
     running.tasks.append(asyncio.create_task(policy.run(config.reload_interval)))
     if cluster is not None:
         running.tasks.append(asyncio.create_task(cluster.run(config.reload_interval)))

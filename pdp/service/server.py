@@ -14,6 +14,7 @@ from pdp.api import HEARTBEAT_SECONDS, KEEPALIVE_SERVER, METADATA_LIMIT, pb, rpc
 from pdp.core import decide
 from pdp.core.model import ClusterSettings, Identity, Settings, View
 from pdp.policy import PolicySnapshot, Revisions
+from pdp.service.monitor import measured, streamed
 from pdp.wire import proto
 from pdp.wire.proto import Grants
 
@@ -45,6 +46,7 @@ class PdpServicer(rpc.PolicyDecisionPointServicer):
     def _view(self, snapshot: PolicySnapshot, settings: Settings, identity: Identity) -> View:
         return View(settings, snapshot.registry, self._trino_grants(snapshot, identity))
 
+    @measured("Decide")
     async def Decide(
         self, request: pb.DecideRequest, context: grpc.aio.ServicerContext
     ) -> pb.DecideResponse:
@@ -56,6 +58,7 @@ class PdpServicer(rpc.PolicyDecisionPointServicer):
             revision=snapshot.revision, decision=proto.decision_to_pb(decision)
         )
 
+    @measured("BatchDecide")
     async def BatchDecide(
         self, request: pb.BatchDecideRequest, context: grpc.aio.ServicerContext
     ) -> pb.BatchDecideResponse:
@@ -68,6 +71,7 @@ class PdpServicer(rpc.PolicyDecisionPointServicer):
             decisions.append(proto.decision_to_pb(decide(view, core_request)))
         return pb.BatchDecideResponse(revision=snapshot.revision, decisions=decisions)
 
+    @measured("GetEntitlements")
     async def GetEntitlements(
         self, request: pb.EntitlementsRequest, context: grpc.aio.ServicerContext
     ) -> pb.Entitlements:
@@ -80,12 +84,14 @@ class PdpServicer(rpc.PolicyDecisionPointServicer):
             cached = self._entitlements[key] = proto.entitlements_to_pb(snapshot.revision, grants)
         return cached
 
+    @measured("GetRegistry")
     async def GetRegistry(
         self, request: pb.RegistryRequest, context: grpc.aio.ServicerContext
     ) -> pb.Registry:
         snapshot = self._revisions.current
         return proto.registry_to_pb(snapshot.revision, snapshot.registry, snapshot.mapping)
 
+    @streamed
     async def WatchRevision(
         self, request: pb.WatchRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.RevisionEvent]:
