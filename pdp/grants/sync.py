@@ -71,29 +71,44 @@ def _verify(target: Target, desired: Desired, sleep: Callable[[float], None]) ->
 
 
 TargetOpener = Callable[[], AbstractContextManager[Target]]
+Outcome = Callable[[str, str], None]
 
 
 class GrantSyncer:
     """Keeps targets in line with the policy snapshot: a sync runs when the revision changes and
     every `interval` seconds in any case, so grants changed by hand are repaired."""
 
-    def __init__(self, openers: Sequence[TargetOpener], interval: float) -> None:
+    def __init__(
+        self,
+        openers: Sequence[TargetOpener],
+        interval: float,
+        names: Sequence[str] = (),
+        outcome: Outcome | None = None,
+    ) -> None:
         self.openers, self.interval = list(openers), interval
+        self.names = list(names) or [f"target {i + 1}" for i in range(len(self.openers))]
+        self.outcome = outcome  # told (target, clean | drift | failed | unreachable) per run
         self.last_reports: list[Report] = []
 
     def sync(self, snapshot: PolicySnapshot) -> list[Report]:
         reports = []
-        for opener in self.openers:
+        for name, opener in zip(self.names, self.openers, strict=True):
             try:
                 with opener() as target:
                     report = apply(target, plan(target, snapshot))
             except Exception as exc:  # one unreachable account must not stop the others
                 log.error("grant sync failed: %s", exc)
+                self._tell(name, "unreachable")
                 continue
             _log_report(report)
+            self._tell(name, _outcome(report))
             reports.append(report)
         self.last_reports = reports
         return reports
+
+    def _tell(self, target: str, outcome: str) -> None:
+        if self.outcome is not None:
+            self.outcome(target, outcome)
 
     async def run(self, revisions: Revisions) -> None:
         """Run until cancelled: sync each revision as `revisions` publishes it, and every
@@ -112,14 +127,25 @@ class GrantSyncer:
             revision, last = snapshot.revision, time.monotonic()
 
 
-def syncer_from(config: GrantsConfig) -> GrantSyncer | None:
+def _outcome(report: Report) -> str:
+    if report.failed:
+        return "failed"
+    return "clean" if report.clean else "drift"
+
+
+def syncer_from(config: GrantsConfig, outcome: Outcome | None = None) -> GrantSyncer | None:
     """The syncer `pdp up` starts; None (and a log line saying so) when no target is configured."""
     if not config.targets:
         log.info("grant sync is off: no targets configured")
         return None
     names = ", ".join(spec.name for spec in config.targets)
     log.info("grant sync on for %s, full reconcile every %.0f s", names, config.interval)
-    return GrantSyncer([spec.open for spec in config.targets], config.interval)
+    return GrantSyncer(
+        [spec.open for spec in config.targets],
+        config.interval,
+        [spec.name for spec in config.targets],
+        outcome,
+    )
 
 
 def _log_report(report: Report) -> None:

@@ -31,6 +31,12 @@ RPC_SECONDS = Histogram(
 WATCHERS = Gauge("pdp_watch_streams", "Open WatchRevision streams (sidecars following)")
 REVISION = Gauge("pdp_revision", "The revision served (value 1)", ["revision"])
 REVISION_TIME = Gauge("pdp_revision_timestamp_seconds", "When the served revision was published")
+GRANT_SYNC = Counter(
+    "pdp_grant_sync_runs",
+    "Grant sync runs per target, by outcome (clean, drift, failed, unreachable)",
+    ["target", "outcome"],
+)
+
 T = TypeVar("T")
 
 
@@ -110,3 +116,7 @@ async def serving(listen: str, ready: Callable[[], str | None]) -> AsyncIterator
             "PDP monitoring on http://%s:%d (/metrics, /health/live, /health/ready)", host, bound
         )
         yield bound
+
+
+def grant_sync_outcome(target: str, outcome: str) -> None:
+    GRANT_SYNC.labels(target, outcome).inc()

@@ -119,7 +119,7 @@ async def start_pdp(
     running.tasks.append(asyncio.create_task(policy.run(config.reload_interval)))
     if cluster is not None:
         running.tasks.append(asyncio.create_task(cluster.run(config.reload_interval)))
-    syncer = syncer_from(config.grants)
+    syncer = syncer_from(config.grants, monitor.grant_sync_outcome)
     if syncer is not None:
         running.tasks.append(asyncio.create_task(syncer.run(revisions)))
     return running

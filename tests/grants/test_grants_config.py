@@ -112,7 +112,16 @@ async def test_syncer_follows_revisions_and_repairs_drift_on_the_timer() -> None
         [source(ORDERS)], [policy("r", Access.READ, ["bob"], [ORDERS])], ["alice", "bob"], "r2"
     )
     revisions = Revisions(first)
-    syncer = GrantSyncer([opener], interval=3600)
+    outcomes: list[tuple[str, str]] = []
+
+    @contextmanager
+    def unreachable() -> Iterator[Target]:
+        raise OSError("connection refused")
+        yield
+
+    syncer = GrantSyncer(
+        [opener, unreachable], 3600, ["sf", "down"], lambda *told: outcomes.append(told)
+    )
     task = asyncio.create_task(syncer.run(revisions))
     try:
         await _until(lambda: book.can("ALICE", "SELECT", "SALES", "PUBLIC", "ORDERS"))
@@ -128,6 +137,9 @@ async def test_syncer_follows_revisions_and_repairs_drift_on_the_timer() -> None
         syncer.interval = 0.02  # the periodic reconcile comes due
         await _until(lambda: not book.can("BOB", "INSERT", "SALES", "PUBLIC", "ORDERS"))
         assert syncer.last_reports and syncer.last_reports[0].clean
+        # the outcome of each run per target, as the PDP's metrics count them
+        assert ("sf", "clean") in outcomes and ("down", "unreachable") in outcomes
+        assert {o for t, o in outcomes if t == "down"} == {"unreachable"}
     finally:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
