@@ -15,6 +15,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import errno
 import hmac
 import ipaddress
 import logging
@@ -35,6 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from pdp.auth.credentials import ClientCredentials, ClientSecret, SecretMethod
 from pdp.auth.validator import ValidatorConfig
+from pdp.config.listen import AddressInUse, address
 from pdp.config.secret import Secret
 
 logger = logging.getLogger("pdp.auth.devissuer")
@@ -298,8 +300,10 @@ def _bind(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
-    except OSError:
+    except OSError as exc:
         sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise AddressInUse(address(host, port)) from None
         raise
     return sock
 

@@ -24,6 +24,8 @@ from pdp.grants.sync import apply, plan
 from pdp.policy import PolicySnapshot
 from pdp.service.config import load_pdp_config
 
+DEMO_PDP_YAML = Path(__file__).resolve().parents[2] / "config" / "pdp.yaml"  # as check/explain
+
 
 def add_grants_commands(subparsers: Any) -> None:
     grants = subparsers.add_parser(
@@ -40,8 +42,8 @@ def add_grants_commands(subparsers: Any) -> None:
             "--config",
             type=Path,
             nargs="+",
-            required=True,
-            help="pdp.yaml, or the policy/registry YAML files themselves",
+            default=[DEMO_PDP_YAML],
+            help="pdp.yaml, or the policy/registry YAML files themselves (default: the demo's)",
         )
         command.add_argument("--mapping", type=Path, help="accessGrantMapping (with policy files)")
         command.add_argument(

@@ -15,12 +15,14 @@ import orjson
 
 from pdp.cli.grants import add_grants_commands
 from pdp.config.errors import ConfigError, Problem
+from pdp.config.listen import AddressInUse, ensure_free
 from pdp.config.load import load_settings, load_snapshot
 from pdp.core import decide
 from pdp.core.model import DEFAULT_MAPPING, Decision, Request, name_of
 from pdp.service.config import load_pdp_config
 from pdp.service.run import start_pdp
 from pdp.wire.trino import BadRequest, decode  # the same decoder the sidecar uses
+from sidecar.config import load_sidecar_config
 
 DEMO = Path(__file__).resolve().parents[2] / "config"
 log = logging.getLogger("pdp")
@@ -70,11 +72,17 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"configuration error:\n{exc}", file=sys.stderr)
         return 2
+    except AddressInUse as exc:
+        print(f"pdp: {exc} (another pdp up running?)", file=sys.stderr)
+        return 1
     return 2
 
 
 async def _up(config_path: Path, sidecar_config: Path | None) -> int:
     config = load_pdp_config(config_path)
+    if sidecar_config is not None:  # before anything starts, so nothing is left half up
+        listen = load_sidecar_config(sidecar_config)
+        ensure_free(listen.host, listen.port)
     running = await start_pdp(config)
     sidecar = None
     if sidecar_config is not None:
@@ -105,13 +113,16 @@ async def _up(config_path: Path, sidecar_config: Path | None) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
-
     config = load_pdp_config(args.config)
     snapshot = load_snapshot(config.policy_files, config.mapping_file).value
     settings = load_settings(
         args.properties or config.properties_file, args.cluster_mapping, snapshot.mapping
     ).value
-    raw = sys.stdin.buffer.read() if args.body == "-" else Path(args.body).read_bytes()
+    try:
+        raw = sys.stdin.buffer.read() if args.body == "-" else Path(args.body).read_bytes()
+    except OSError as exc:
+        print(f"pdp explain: cannot read {args.body}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     try:
         call = decode(raw)
     except BadRequest as exc:

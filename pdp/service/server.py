@@ -11,6 +11,7 @@ import grpc
 from cachetools import LRUCache
 
 from pdp.api import HEARTBEAT_SECONDS, KEEPALIVE_SERVER, pb, rpc
+from pdp.config.listen import ensure_free
 from pdp.core import decide
 from pdp.core.model import ClusterSettings, Identity, Settings, View
 from pdp.policy import PolicySnapshot, Revisions
@@ -110,10 +111,21 @@ async def start_server(
     """Start serving on `listen` (host:port; port 0 picks a free one). Returns the bound port."""
     server = grpc.aio.server(
         interceptors=list(interceptors),
-        options=[("grpc.max_send_message_length", 256 * 1024 * 1024), *KEEPALIVE_SERVER],
+        # Without SO_REUSEPORT off, a second PDP on the same port would start and share it.
+        options=[
+            ("grpc.max_send_message_length", 256 * 1024 * 1024),
+            ("grpc.so_reuseport", 0),
+            *KEEPALIVE_SERVER,
+        ],
     )
     rpc.add_PolicyDecisionPointServicer_to_server(servicer, server)
-    port = server.add_secure_port(listen, tls) if tls else server.add_insecure_port(listen)
+    host, _, wanted = listen.rpartition(":")
+    if wanted.isdigit() and int(wanted):
+        ensure_free(host.strip("[]"), int(wanted))  # names the address, unlike gRPC's error
+    try:
+        port = server.add_secure_port(listen, tls) if tls else server.add_insecure_port(listen)
+    except RuntimeError as exc:  # "Failed to bind to address ..."
+        raise OSError(f"cannot listen on {listen}: {exc}") from None
     if port == 0:
         raise OSError(f"cannot listen on {listen}")
     await server.start()
