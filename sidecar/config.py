@@ -30,6 +30,7 @@ class SidecarConfig:
     decision_cache: int = 200_000
     max_stale: float | None = 300.0  # None: keep serving cached answers while the PDP is away
     reload_interval: float = 1.0
+    state_file: Path | None = None  # last-known-good state on disk; absent: not kept
 
 
 def load_sidecar_config(path: Path) -> SidecarConfig:
@@ -51,7 +52,11 @@ def load_sidecar_config(path: Path) -> SidecarConfig:
         base=path.parent,
     )
     cache = Fields(
-        top.data.get("cache") or {}, "cache", found, ("users", "decisions", "maxStaleSeconds")
+        top.data.get("cache") or {},
+        "cache",
+        found,
+        ("users", "decisions", "maxStaleSeconds", "stateFile"),
+        base=path.parent,
     )
     listen = top.text("listen", default="127.0.0.1:8181")
     host, _, port = listen.rpartition(":")
@@ -88,6 +93,7 @@ def load_sidecar_config(path: Path) -> SidecarConfig:
         properties_file=properties_file,
         mapping_file=mapping_file,
         max_stale=stale,
+        state_file=cache.file_path("stateFile"),
         **values,
     )
 

@@ -11,6 +11,7 @@ import grpc
 from cachetools import LRUCache
 
 from pdp.api import HEARTBEAT_SECONDS, KEEPALIVE_SERVER, pb, rpc
+from pdp.config.errors import Problem
 from pdp.config.listen import ensure_free
 from pdp.core import decide
 from pdp.core.model import ClusterSettings, Identity, Settings, View
@@ -27,8 +28,9 @@ class PdpServicer(rpc.PolicyDecisionPointServicer):
         revisions: Revisions,
         cluster: Callable[[], ClusterSettings],
         cache_size: int = 10_000,
+        rejected: Callable[[], Sequence[Problem]] = tuple,
     ) -> None:
-        self._revisions, self._cluster = revisions, cluster
+        self._revisions, self._cluster, self._rejected = revisions, cluster, rejected
         self._grants: LRUCache = LRUCache(cache_size)  # (revision, identity) -> Trino grants
         self._entitlements: LRUCache = LRUCache(cache_size)  # same key -> encoded message
 
@@ -93,13 +95,22 @@ class PdpServicer(rpc.PolicyDecisionPointServicer):
         # Every HEARTBEAT_SECONDS without a change the current revision is sent again, so that
         # a watcher can tell a quiet PDP from a frozen one or a silent network (the stream
         # itself raises only when the connection visibly breaks).
+        # Each event also carries the configuration edits rejected (hot reload kept serving the
+        # last good one), so that a sidecar's /health can say so.
         revision = self._revisions.current.revision
-        yield pb.RevisionEvent(revision=revision)
+        yield self._event(revision)
         while True:
             with contextlib.suppress(TimeoutError):
                 newer = await asyncio.wait_for(self._revisions.after(revision), HEARTBEAT_SECONDS)
                 revision = newer.revision
-            yield pb.RevisionEvent(revision=revision)
+            yield self._event(revision)
+
+    def _event(self, revision: str) -> pb.RevisionEvent:
+        rejected = [
+            pb.ConfigProblem(file=p.file, line=p.line or 0, message=p.message)
+            for p in self._rejected()
+        ]
+        return pb.RevisionEvent(revision=revision, rejected=rejected)
 
 
 async def start_server(
