@@ -67,11 +67,15 @@ def test_pdp_up_twice_names_the_development_issuers_address(tmp_path):
 
 def test_pdp_up_checks_the_sidecars_port_before_starting_anything(tmp_path):
     tree = make_tree(tmp_path)
+    # the client secret is one `pdp up` generates later: not needed to check the port
+    auth = (
+        "{tokenEndpoint: 'http://127.0.0.1:1/token', clientId: sidecar-dev, "
+        "clientSecretEnv: PDP_TEST_SECRET_SET_LATER, scope: pdp.decide}"
+    )
     with held_port() as port:
-        sidecar = tree.sidecar_yaml(port, free_port())
-        result = run(
-            "up", "--config", str(tree.pdp_yaml(free_port())), "--sidecar-config", str(sidecar)
-        )
+        sidecar = tree.sidecar_yaml(port, free_port(), auth=auth)
+        pdp_yaml = tree.pdp_yaml(free_port())
+        result = run("up", "--config", str(pdp_yaml), "--sidecar-config", str(sidecar))
     assert result.returncode == 1
     assert one_line(result) == f"pdp: address 127.0.0.1:{port} is in use (another pdp up running?)"
     assert "PDP serving" not in result.stderr
@@ -108,8 +112,7 @@ def test_a_file_missing_from_pdp_yaml_is_named_with_its_line(tmp_path):
     assert result.returncode == 2
     assert (
         f"{pdp_yaml}:4: policyFiles[1]: 'policies.yaml': no such file "
-        f"({tmp_path / 'policies.yaml'})"
-        in result.stderr
+        f"({tmp_path / 'policies.yaml'})" in result.stderr
     ), result.stderr
     assert "Traceback" not in result.stderr
 

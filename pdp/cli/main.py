@@ -17,12 +17,12 @@ from pdp.cli.grants import add_grants_commands
 from pdp.config.errors import ConfigError, Problem
 from pdp.config.listen import AddressInUse, ensure_free
 from pdp.config.load import load_settings, load_snapshot
+from pdp.config.yamlsource import read_yaml
 from pdp.core import decide
 from pdp.core.model import DEFAULT_MAPPING, Decision, Request, name_of
 from pdp.service.config import load_pdp_config
 from pdp.service.run import start_pdp
 from pdp.wire.trino import BadRequest, decode  # the same decoder the sidecar uses
-from sidecar.config import load_sidecar_config
 
 DEMO = Path(__file__).resolve().parents[2] / "config"
 log = logging.getLogger("pdp")
@@ -81,8 +81,7 @@ def main(argv: list[str] | None = None) -> int:
 async def _up(config_path: Path, sidecar_config: Path | None) -> int:
     config = load_pdp_config(config_path)
     if sidecar_config is not None:  # before anything starts, so nothing is left half up
-        listen = load_sidecar_config(sidecar_config)
-        ensure_free(listen.host, listen.port)
+        _ensure_sidecar_port_free(sidecar_config)
     running = await start_pdp(config)
     sidecar = None
     if sidecar_config is not None:
@@ -110,6 +109,16 @@ async def _up(config_path: Path, sidecar_config: Path | None) -> int:
         task.cancel()
     await running.stop()
     return code
+
+
+def _ensure_sidecar_port_free(sidecar_config: Path) -> None:
+    """Only its `listen`: the rest (a client secret `pdp up` generates, say) is not there yet;
+    the sidecar reports its own configuration errors."""
+    document = read_yaml(sidecar_config)
+    listen = document.get("listen") if isinstance(document, dict) else None
+    host, _, port = str(listen or "127.0.0.1:8181").rpartition(":")
+    if host and port.isdigit():
+        ensure_free(host.strip("[]"), int(port))
 
 
 def _explain(args: argparse.Namespace) -> int:
