@@ -108,3 +108,18 @@ def test_sidecar_yaml_cluster_files_are_reloaded_and_restart_only_keys_are_named
 
     sidecar_yaml.write_text(sidecar_yaml.read_text().replace("workers: 1", "workers: 3"))
     log_says(stack.sidecar, "sidecar.yaml: workers changed: restart the sidecar to apply")
+
+
+def test_sidecar_yaml_staleness_bound_is_reloaded(stack_factory):
+    stack = stack_factory(max_stale=300)
+    assert httpx.post(f"{stack.url}/v1/data/trino/allow", json=ALICE_SELECTS).json() == {
+        "result": True
+    }
+    sidecar_yaml = stack.tree.root / "sidecar.yaml"
+    text = sidecar_yaml.read_text()
+    assert "maxStaleSeconds: 300" in text
+    sidecar_yaml.write_text(text.replace("maxStaleSeconds: 300", "maxStaleSeconds: 1"))
+    time.sleep(1.0)  # reloadIntervalSeconds is 0.1 in the tests
+    stack.pdp.stop()
+    # with the old bound (300 s) alice would keep her cached answer for five minutes
+    answer_becomes(stack.url, ALICE_SELECTS, False, seconds=8)
