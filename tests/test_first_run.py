@@ -65,6 +65,16 @@ def test_pdp_up_twice_names_the_development_issuers_address(tmp_path):
     )
 
 
+def test_a_taken_grpc_port_is_found_before_the_development_issuer_starts(tmp_path):
+    tree = make_tree(tmp_path)
+    auth = f"{{devIssuer: {{listen: '127.0.0.1:{free_port()}'}}}}"
+    with held_port() as port:
+        result = run("serve", "--config", str(tree.pdp_yaml(port, auth)))
+    assert result.returncode == 1
+    assert one_line(result) == f"pdp: address 127.0.0.1:{port} is in use (another pdp up running?)"
+    assert "DEVELOPMENT token issuer" not in result.stderr
+
+
 def test_pdp_up_checks_the_sidecars_port_before_starting_anything(tmp_path):
     tree = make_tree(tmp_path)
     # the client secret is one `pdp up` generates later: not needed to check the port

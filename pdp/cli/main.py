@@ -15,7 +15,7 @@ import orjson
 
 from pdp.cli.grants import add_grants_commands
 from pdp.config.errors import ConfigError, Problem
-from pdp.config.listen import AddressInUse, ensure_free
+from pdp.config.listen import AddressInUse, ensure_listen_free
 from pdp.config.load import load_settings, load_snapshot
 from pdp.config.yamlsource import read_yaml
 from pdp.core import decide
@@ -116,9 +116,7 @@ def _ensure_sidecar_port_free(sidecar_config: Path) -> None:
     the sidecar reports its own configuration errors."""
     document = read_yaml(sidecar_config)
     listen = document.get("listen") if isinstance(document, dict) else None
-    host, _, port = str(listen or "127.0.0.1:8181").rpartition(":")
-    if host and port.isdigit():
-        ensure_free(host.strip("[]"), int(port))
+    ensure_listen_free(str(listen or "127.0.0.1:8181"))
 
 
 def _explain(args: argparse.Namespace) -> int:

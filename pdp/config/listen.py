@@ -33,3 +33,10 @@ def ensure_free(host: str, port: int) -> None:
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 raise AddressInUse(address(host, port)) from None
+
+
+def ensure_listen_free(listen: str) -> None:
+    """`ensure_free` for a `host:port` setting; port 0 (any free port) always is."""
+    host, _, port = listen.rpartition(":")
+    if host and port.isdigit() and int(port):
+        ensure_free(host.strip("[]"), int(port))

@@ -15,6 +15,7 @@ from pdp.auth import Secret, Validator, ValidatorConfig
 from pdp.auth.devissuer import DevIssuer
 from pdp.auth.grpc import BearerAuthInterceptor
 from pdp.config.errors import Problem
+from pdp.config.listen import ensure_listen_free
 from pdp.config.watch import Watched
 from pdp.core.model import ClusterSettings
 from pdp.grants.sync import syncer_from
@@ -76,6 +77,7 @@ async def start_pdp(
     config: PdpConfig,
     listen: str | None = None,
 ) -> RunningPdp:
+    ensure_listen_free(listen or config.listen)  # before the development issuer starts
     resources = contextlib.AsyncExitStack()
     interceptors = await _authentication(config, resources)
     policy = watch_policy(config)

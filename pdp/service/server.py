@@ -12,7 +12,7 @@ from cachetools import LRUCache
 
 from pdp.api import HEARTBEAT_SECONDS, KEEPALIVE_SERVER, pb, rpc
 from pdp.config.errors import Problem
-from pdp.config.listen import ensure_free
+from pdp.config.listen import ensure_listen_free
 from pdp.core import decide
 from pdp.core.model import ClusterSettings, Identity, Settings, View
 from pdp.policy import PolicySnapshot, Revisions
@@ -130,9 +130,7 @@ async def start_server(
         ],
     )
     rpc.add_PolicyDecisionPointServicer_to_server(servicer, server)
-    host, _, wanted = listen.rpartition(":")
-    if wanted.isdigit() and int(wanted):
-        ensure_free(host.strip("[]"), int(wanted))  # names the address, unlike gRPC's error
+    ensure_listen_free(listen)  # names the address, unlike gRPC's own error
     try:
         port = server.add_secure_port(listen, tls) if tls else server.add_insecure_port(listen)
     except RuntimeError as exc:  # "Failed to bind to address ..."
