@@ -4,12 +4,19 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install up trino test lint deps
+.PHONY: install install-test up trino test lint deps
+# `install`: the package alone, what `make up` needs. `install-test`: plus the test and
+# benchmark extras (pytest, ruff, mypy, locust), what `make test` and `make lint` need.
 install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/pip install --quiet -e '.[test,bench]'
 	touch $@
 
@@ -22,7 +29,7 @@ trino: install
 	bash scripts/fetch-trino.sh >/dev/null
 	$(BIN)/python -m devstack.demo
 
-lint: install
+lint: install-test
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 

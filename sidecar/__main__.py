@@ -13,6 +13,7 @@ from pathlib import Path
 import uvicorn
 
 from pdp.config.errors import ConfigError
+from pdp.config.listen import AddressInUse, ensure_free
 from sidecar.app import METRICS_DIR_ENV
 from sidecar.config import load_sidecar_config
 
@@ -26,6 +27,11 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"sidecar: configuration error:\n{exc}", file=sys.stderr)
         return 2
+    try:  # uvicorn's own failure is a traceback-like log line that does not name the address
+        ensure_free(config.host, config.port)
+    except AddressInUse as exc:
+        print(f"sidecar: {exc} (another sidecar running?)", file=sys.stderr)
+        return 1
     os.environ["SIDECAR_CONFIG"] = str(args.config.resolve())
     # The workers' metrics snapshots meet here (sidecar/metrics.py); one directory per run.
     metrics_dir = tempfile.mkdtemp(prefix="pdp-sidecar-metrics-")

@@ -7,7 +7,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 
 from cachetools import LRUCache
 
@@ -18,8 +18,10 @@ from pdp.core.model import (
     ClusterSettings,
     Decision,
     Identity,
+    PolicyGrant,
     Registry,
     Request,
+    TableKey,
     View,
 )
 from pdp.core.operations import needs_grants
@@ -191,6 +193,41 @@ class Answers:
                 self._max_stale,
             )
             self.reset(None)
+
+    # --- sidecar.yaml reload (sidecar/reload.py) and the saved state (sidecar/state.py) -----
+
+    def configure(self, user_cache: int, decision_cache: int, max_stale: float | None) -> None:
+        """New cache bounds and staleness bound, keeping what is cached as far as it fits."""
+        if user_cache != self._views.maxsize:
+            views: LRUCache = LRUCache(user_cache)
+            for identity, view in list(self._views.items())[-user_cache:]:
+                views[identity] = view
+            self._views = views
+        self._decision_limit = decision_cache
+        while len(self._decisions) > decision_cache:
+            self._decisions.popitem(last=False)
+        self._max_stale = max_stale
+
+    def known(self) -> tuple[str | None, tuple[Registry, AccessGrantMapping] | None, dict]:
+        """The revision, the registry and each user's grants fetched at it (for saving)."""
+        return self.revision, self._registry, {i: v.grants for i, v in self._views.items()}
+
+    def restore(
+        self,
+        revision: str,
+        registry: tuple[Registry, AccessGrantMapping] | None,
+        grants: Mapping[Identity, Mapping[TableKey, tuple[PolicyGrant, ...]]],
+        heard: float,
+    ) -> None:
+        """Start from a saved state: as if the PDP had last been heard at `heard` (monotonic
+        clock), so the staleness bound counts from when that state was confirmed."""
+        self.reset(revision)
+        self._registry = registry
+        if registry is not None:
+            settings = self._cluster().effective(registry[1])
+            for identity, held in list(grants.items())[: int(self._views.maxsize)]:
+                self._views[identity] = View(settings, registry[0], held)
+        self.heard = self.lost_since = heard
 
     def _warn(self, message: str) -> None:
         now = time.monotonic()

@@ -16,15 +16,17 @@ import orjson
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from pdp.auth import AsyncTokenSource
-from pdp.config.load import load_cluster
 from pdp.config.watch import Watched
 from pdp.wire.trino import BadRequest, Call, batch_keys, decode_document, parse, single_key
 from sidecar import http
 from sidecar.answers import Answers
 from sidecar.config import SidecarConfig, load_sidecar_config
 from sidecar.decisionlog import DecisionLog
+from sidecar.health import health
 from sidecar.metrics import WorkerStats, render
 from sidecar.pdp_client import PdpClient
+from sidecar.reload import SidecarYaml, watch_cluster
+from sidecar.state import StateFile
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +57,12 @@ class Sidecar:
             if config.decision_log
             else None
         )
+        self._watched: tuple[Watched[Any], ...] = ()
+        self._state: StateFile | None = None
 
     async def startup(self) -> None:
         config = self.config
-        files = config.properties_file, config.mapping_file
-        cluster = Watched("cluster settings", [p for p in files if p], lambda: load_cluster(*files))
+        cluster = watch_cluster(config)
         tokens = AsyncTokenSource(config.pdp_auth) if config.pdp_auth else None
         self._client = PdpClient(config.pdp_target, config.pdp_timeout, tokens, config.pdp_tls)
         answers = Answers(
@@ -71,17 +74,26 @@ class Sidecar:
         )
         cluster.on_change = lambda _: answers.reset(answers.revision)
         self.answers = answers
+        sidecar_yaml = SidecarYaml(config, cluster, answers)
+        self._watched = (sidecar_yaml.watched, cluster)
         self._tasks = [
             asyncio.create_task(answers.watch()),
-            asyncio.create_task(cluster.run(config.reload_interval)),
+            *(asyncio.create_task(w.run(sidecar_yaml.interval)) for w in self._watched),
             asyncio.create_task(self._save_stats()),
         ]
         if self.decision_log is not None:
             self._tasks.append(asyncio.create_task(self.decision_log.run()))
         else:
             log.info("decision log: off (no decisionLog section in %s)", config.file)
+        if config.state_file is not None:
+            self._state = StateFile(config.state_file, answers)
+            await self._state.start()
+            self._tasks.append(asyncio.create_task(self._state.run()))
 
     async def shutdown(self) -> None:
+        if self._state is not None:  # the latest word, for a restart while the PDP is away
+            with contextlib.suppress(OSError):
+                await self._state.save()
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -270,15 +282,7 @@ class Sidecar:
             await asyncio.sleep(1)
 
     def _health(self) -> bytes:
-        answers = self.answers
-        return orjson.dumps(
-            {
-                "status": "ok",
-                "revision": answers.revision if answers else None,
-                "pdp": "connected" if answers and answers.lost_since is None else "disconnected",
-                "cache": answers.sizes() if answers else {},
-            }
-        )
+        return orjson.dumps(health(self.answers, self._client, self._watched, self._state))
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

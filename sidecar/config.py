@@ -46,6 +46,7 @@ class SidecarConfig:
     reload_interval: float = 1.0
     http: HttpLimits = field(default_factory=HttpLimits)
     decision_log: DecisionLogConfig | None = None  # None: no decision log
+    state_file: Path | None = None  # last-known-good state on disk; absent: not kept
 
 
 def load_sidecar_config(path: Path) -> SidecarConfig:
@@ -69,10 +70,18 @@ def load_sidecar_config(path: Path) -> SidecarConfig:
         top.data.get("pdp") or {}, "pdp", found, ("target", "timeoutSeconds", "auth", "tls")
     )
     cluster = Fields(
-        top.data.get("cluster") or {}, "cluster", found, ("properties", "accessGrantMapping")
+        top.data.get("cluster") or {},
+        "cluster",
+        found,
+        ("properties", "accessGrantMapping"),
+        base=path.parent,
     )
     cache = Fields(
-        top.data.get("cache") or {}, "cache", found, ("users", "decisions", "maxStaleSeconds")
+        top.data.get("cache") or {},
+        "cache",
+        found,
+        ("users", "decisions", "maxStaleSeconds", "stateFile"),
+        base=path.parent,
     )
     http = Fields(top.data.get("http") or {}, "http", found, tuple(HTTP_KEYS))
     defaults, limits = HttpLimits(), {}
@@ -97,6 +106,8 @@ def load_sidecar_config(path: Path) -> SidecarConfig:
     stale = cache.data.get("maxStaleSeconds", 300.0)
     if stale is not None:  # null: keep serving cached answers while the PDP is away
         stale = cache.number("maxStaleSeconds", 300.0, positive=True)
+    properties_file = cluster.existing_file("properties")
+    mapping_file = cluster.existing_file("accessGrantMapping")
     pdp_auth = None
     try:
         pdp_auth = client_auth_from_config(
@@ -112,11 +123,12 @@ def load_sidecar_config(path: Path) -> SidecarConfig:
         pdp_target=pdp.text("target", default="127.0.0.1:50051"),
         pdp_auth=pdp_auth,
         pdp_tls=_channel_tls(pdp.data.get("tls"), found, base, pdp.line("tls")),
-        properties_file=base / p if (p := cluster.text("properties")) else None,
-        mapping_file=base / m if (m := cluster.text("accessGrantMapping")) else None,
+        properties_file=properties_file,
+        mapping_file=mapping_file,
         max_stale=stale,
         http=HttpLimits(**limits),  # type: ignore[arg-type]  # each value has its field's type
         decision_log=decision_log,
+        state_file=cache.file_path("stateFile"),
         **values,
     )
 

@@ -10,6 +10,7 @@ import grpc
 from pdp.api import KEEPALIVE_CLIENT, SILENCE_SECONDS, pb, rpc
 from pdp.auth import AsyncTokenSource, TokenError
 from pdp.auth.grpc import bearer_interceptors
+from pdp.config.errors import Problem
 from pdp.core.model import AccessGrantMapping, Identity, PolicyGrant, Registry, TableKey
 from pdp.wire import proto
 
@@ -36,6 +37,8 @@ class PdpClient:
         self._stub = rpc.PolicyDecisionPointStub(self._channel)
         self._timeout = timeout
         self._tokens = tokens
+        # The configuration edits the PDP said it rejected, as of its last revision event.
+        self.rejected: tuple[Problem, ...] = ()
 
     async def registry(self) -> tuple[str, Registry, AccessGrantMapping]:
         try:
@@ -73,6 +76,9 @@ class PdpClient:
                     ) from None
                 if event is grpc.aio.EOF:
                     raise PdpUnavailable("WatchRevision: the PDP ended the stream")
+                self.rejected = tuple(
+                    Problem(p.file, p.line or None, p.message) for p in event.rejected
+                )
                 yield event.revision
         except (grpc.aio.AioRpcError, TokenError) as exc:
             raise PdpUnavailable(f"WatchRevision: {_describe(exc)}") from exc

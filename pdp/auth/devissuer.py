@@ -19,7 +19,6 @@ import hmac
 import ipaddress
 import logging
 import secrets
-import socket
 import threading
 import time
 import uuid
@@ -30,12 +29,13 @@ from urllib.parse import parse_qs, unquote_plus
 
 import jwt
 import orjson
-import uvicorn
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from pdp.auth.credentials import ClientCredentials, ClientSecret, SecretMethod
 from pdp.auth.validator import ValidatorConfig
+from pdp.config.listen import address
 from pdp.config.secret import Secret
+from pdp.web import serve_asgi
 
 logger = logging.getLogger("pdp.auth.devissuer")
 
@@ -126,37 +126,16 @@ class DevIssuer:
     @contextlib.asynccontextmanager
     async def serving(self, port: int = 0, host: str = LOOPBACK) -> AsyncIterator[str]:
         """Serve on the running event loop; yields the issuer URL, stops on exit."""
-        sock = _bind(host, port)
-        bound_port = sock.getsockname()[1]
-        self._url = (
-            f"http://[{host}]:{bound_port}" if ":" in host else f"http://{host}:{bound_port}"
-        )
-        config = uvicorn.Config(
-            self.app,
-            interface="asgi3",
-            lifespan="off",
-            log_config=None,
-            access_log=False,
-            timeout_graceful_shutdown=1,
-        )
-        server = _EmbeddedServer(config)
-        task = asyncio.create_task(server.serve(sockets=[sock]))
-        try:
-            async with asyncio.timeout(_START_TIMEOUT):
-                while not server.started:
-                    if task.done():
-                        await task
-                        raise RuntimeError("the development issuer stopped during start-up")
-                    await asyncio.sleep(0.01)
+        if host != "localhost" and not ipaddress.ip_address(host).is_loopback:
+            raise ValueError(f"the development issuer binds loopback only, not {host}")
+        async with serve_asgi(self.app, host, port) as bound_port:
+            self._url = f"http://{address(host, bound_port)}"
             logger.warning(
                 "DEVELOPMENT token issuer at %s: for local development and tests only, "
                 "never use it in production",
                 self._url,
             )
             yield self._url
-        finally:
-            server.should_exit = True
-            await task
 
     @contextlib.contextmanager
     def running(self, port: int = 0, host: str = LOOPBACK) -> Iterator[str]:
@@ -280,28 +259,6 @@ class DevIssuer:
         if expected is None or not hmac.compare_digest(expected.reveal().encode(), secret.encode()):
             raise _OAuthError(401, "invalid_client", "client authentication failed")
         return client_id
-
-
-class _EmbeddedServer(uvicorn.Server):
-    """Leaves SIGINT/SIGTERM to the host process instead of capturing them as uvicorn does."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    if host != "localhost" and not ipaddress.ip_address(host).is_loopback:
-        raise ValueError(f"the development issuer binds loopback only, not {host}")
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError:
-        sock.close()
-        raise
-    return sock
 
 
 def _parse_form(body: bytes) -> dict[str, str]:

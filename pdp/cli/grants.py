@@ -1,8 +1,10 @@
 """`pdp grants plan|apply`: show the exact statements grant sync would run, or run them.
 
 Hook into the `pdp` parser with `add_grants_commands(subparsers)`; the parsed namespace carries
-`grants_handler`, which returns the exit code: 0 in sync, 1 steps failed or drift left, 2
-configuration error, 3 a target could not be read."""
+`grants_handler`, which returns the exit code: 0 in sync, 1 steps failed or drift left (for
+`plan`: steps known to fail, such as a grant to a PostgreSQL login role that does not exist), 2
+configuration error (a target naming a connection the registry does not hold, too), 3 a target
+could not be read."""
 
 from __future__ import annotations
 
@@ -18,11 +20,14 @@ from pdp.config.errors import ConfigError
 from pdp.config.load import load_snapshot
 from pdp.config.yamlsource import read_yaml
 from pdp.grants.config import GrantsConfig, TargetSpec, load_grants_config, parse_grants
-from pdp.grants.errors import GrantSyncError
+from pdp.grants.desired import check_connections
+from pdp.grants.errors import GrantSyncError, UnknownConnection
 from pdp.grants.model import Plan, Report
 from pdp.grants.sync import apply, plan
 from pdp.policy import PolicySnapshot
 from pdp.service.config import load_pdp_config
+
+DEMO_PDP_YAML = Path(__file__).resolve().parents[2] / "config" / "pdp.yaml"  # as check/explain
 
 
 def add_grants_commands(subparsers: Any) -> None:
@@ -40,8 +45,8 @@ def add_grants_commands(subparsers: Any) -> None:
             "--config",
             type=Path,
             nargs="+",
-            required=True,
-            help="pdp.yaml, or the policy/registry YAML files themselves",
+            default=[DEMO_PDP_YAML],
+            help="pdp.yaml, or the policy/registry YAML files themselves (default: the demo's)",
         )
         command.add_argument("--mapping", type=Path, help="accessGrantMapping (with policy files)")
         command.add_argument(
@@ -70,6 +75,12 @@ def _run(args: argparse.Namespace, out: TextIO, execute: bool) -> int:
     if not specs:
         print("no grant sync targets configured: grant sync is off", file=sys.stderr)
         return 2
+    try:
+        for spec in specs:
+            check_connections(spec.name, spec.connections, snapshot, spec.where)
+    except UnknownConnection as exc:
+        print(f"configuration error:\n{exc}", file=sys.stderr)
+        return 2
     status = 0
     for spec in specs:
         status = max(status, _one(spec, snapshot, out, execute, args.json))
@@ -82,7 +93,7 @@ def _one(spec: TargetSpec, snapshot: PolicySnapshot, out: TextIO, execute: bool,
             planned = plan(target, snapshot)
             print_plan(planned.plan, out, js)
             if not execute:
-                return 0
+                return 1 if planned.plan.failing else 0
             report = apply(target, planned)
     except GrantSyncError as exc:  # its message names the target
         print(str(exc), file=sys.stderr)
@@ -124,6 +135,8 @@ def print_plan(plan: Plan, out: TextIO, js: bool = False) -> None:
     out.write(f"-- target {plan.target} at revision {plan.revision}: {len(plan.steps)} step(s)\n")
     for note in plan.notes:
         out.write(f"-- note: {note}\n")
+    for problem in plan.failing:
+        out.write(f"-- WILL FAIL: {problem}\n")
     where = ""
     for step in plan.steps:
         if step.where != where:
@@ -161,6 +174,7 @@ def _plan_json(plan: Plan) -> dict[str, Any]:
         "target": plan.target,
         "revision": plan.revision,
         "notes": list(plan.notes),
+        "failing": list(plan.failing),
         "steps": [
             {"phase": s.phase.name, "subject": s.subject, "where": s.where, "text": s.text}
             for s in plan.steps

@@ -15,7 +15,9 @@ import orjson
 
 from pdp.cli.grants import add_grants_commands
 from pdp.config.errors import ConfigError, Problem
+from pdp.config.listen import AddressInUse, ensure_listen_free
 from pdp.config.load import load_settings, load_snapshot
+from pdp.config.yamlsource import read_yaml
 from pdp.core import decide
 from pdp.core.model import DEFAULT_MAPPING, Decision, Request, name_of
 from pdp.service.config import load_pdp_config
@@ -70,11 +72,16 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"configuration error:\n{exc}", file=sys.stderr)
         return 2
+    except AddressInUse as exc:
+        print(f"pdp: {exc} (another pdp up running?)", file=sys.stderr)
+        return 1
     return 2
 
 
 async def _up(config_path: Path, sidecar_config: Path | None) -> int:
     config = load_pdp_config(config_path)
+    if sidecar_config is not None:  # before anything starts, so nothing is left half up
+        _ensure_sidecar_port_free(sidecar_config)
     running = await start_pdp(config)
     sidecar = None
     if sidecar_config is not None:
@@ -104,14 +111,25 @@ async def _up(config_path: Path, sidecar_config: Path | None) -> int:
     return code
 
 
-def _explain(args: argparse.Namespace) -> int:
+def _ensure_sidecar_port_free(sidecar_config: Path) -> None:
+    """Only its `listen`: the rest (a client secret `pdp up` generates, say) is not there yet;
+    the sidecar reports its own configuration errors."""
+    document = read_yaml(sidecar_config)
+    listen = document.get("listen") if isinstance(document, dict) else None
+    ensure_listen_free(str(listen or "127.0.0.1:8181"))
 
+
+def _explain(args: argparse.Namespace) -> int:
     config = load_pdp_config(args.config)
     snapshot = load_snapshot(config.policy_files, config.mapping_file).value
     settings = load_settings(
         args.properties or config.properties_file, args.cluster_mapping, snapshot.mapping
     ).value
-    raw = sys.stdin.buffer.read() if args.body == "-" else Path(args.body).read_bytes()
+    try:
+        raw = sys.stdin.buffer.read() if args.body == "-" else Path(args.body).read_bytes()
+    except OSError as exc:
+        print(f"pdp explain: cannot read {args.body}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     try:
         call = decode(raw)
     except BadRequest as exc:

@@ -194,6 +194,14 @@ class Fields:
             return None
         return self.base / name if self.base is not None else Path(name)
 
+    def existing_file(self, key: str) -> Path | None:
+        """`file_path`, and an error naming this line when no such file exists."""
+        path = self.file_path(key)
+        if path is not None and not path.is_file():
+            kind = "not a file" if path.exists() else "no such file"
+            self.error(key, f"{self.text(key)!r}: {kind} ({path})")
+        return path
+
     def file_bytes(self, key: str) -> bytes | None:
         path = self.file_path(key, required=True)
         if path is None:

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Generic, TypeVar
 
-from pdp.config.errors import ConfigError
+from pdp.config.errors import ConfigError, Problem
 from pdp.config.load import Loaded
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,20 @@ class Watched(Generic[T]):
             self.on_change(loaded.value)
         return True
 
-    async def run(self, interval: float = 1.0) -> None:
+    def retarget(self, paths: Sequence[Path], load: Callable[[], Loaded[T]]) -> bool:
+        """Watch other files from now on (a reloaded pdp.yaml or sidecar.yaml names them) and
+        load them at once; on failure the last good value stays, as for any rejected edit."""
+        self.paths, self._load = list(paths), load
+        self._signature = ((-2, -2, -2),)  # matches no real signature: forces the reload
+        return self.check()
+
+    @property
+    def rejected(self) -> tuple[Problem, ...]:
+        """The problems of the last rejected edit, until a good one is applied."""
+        return tuple(self.last_error.problems) if self.last_error else ()
+
+    async def run(self, interval: float | Callable[[], float] = 1.0) -> None:
+        """Poll until cancelled; `interval` may be a function, read before each sleep."""
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(interval() if callable(interval) else interval)
             self.check()

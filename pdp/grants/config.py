@@ -63,6 +63,7 @@ class TargetSpec:
     prefix: str
     naming: Naming
     settings: Mapping[str, Any] = field(default_factory=dict)  # platform keys, secrets resolved
+    where: str = ""  # file:line of its `connections:`, for messages
 
     @contextmanager
     def open(self, backoff: Backoff | None = None) -> Iterator[Target]:
@@ -150,6 +151,7 @@ def _target(
             f.enum("names", NameCase, NameCase.UNQUOTED), {str(k): v for k, v in users.items()}
         ),
         settings=settings,
+        where=f"{found.file}:{f.line('connections') or f.line() or '?'}",
     )
 
 

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from pdp.core import Access
 from pdp.core.model import fold
 from pdp.grants.dialect import Dialect
+from pdp.grants.errors import UnknownConnection
 from pdp.grants.model import Desired, Member, Principal, Privileges, Rule, Securable, State
 from pdp.policy import DataSource, PolicySnapshot
 
@@ -25,6 +26,25 @@ def known_users(snapshot: PolicySnapshot) -> list[str]:
     for policy in snapshot.policies:
         names |= policy.users
     return sorted(names)
+
+
+def check_connections(
+    target: str, connections: Iterable[str], snapshot: PolicySnapshot, where: str = ""
+) -> None:
+    """Raise UnknownConnection when a target names a connection the registry does not hold:
+    a misspelt name would otherwise plan zero steps and look in sync."""
+    known = {
+        fold(s.connection): s.connection
+        for s in (*snapshot.sources.values(), *snapshot.retired.values())
+    }
+    unknown = sorted(c for c in connections if fold(c) not in known)
+    if unknown:
+        names = ", ".join(repr(c) for c in unknown)
+        have = ", ".join(sorted(known.values())) or "none"
+        raise UnknownConnection(
+            f"{where + ': ' if where else ''}target {target!r} names connection(s) {names} "
+            f"that hold no data source in the registry (connections: {have})"
+        )
 
 
 def desired_state(

@@ -19,3 +19,7 @@ class StepError(GrantSyncError):
     def __init__(self, message: str, partial: bool = False) -> None:
         super().__init__(message)
         self.partial = partial
+
+
+class UnknownConnection(GrantSyncError):
+    """A target names a registry connection that holds no data source: it would plan nothing."""

@@ -131,6 +131,7 @@ class Plan:
     revision: str
     steps: tuple[Step, ...]
     notes: tuple[str, ...] = ()
+    failing: tuple[str, ...] = ()  # steps known, at plan time, to fail when applied: why
 
     @property
     def empty(self) -> bool:

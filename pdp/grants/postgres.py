@@ -121,6 +121,11 @@ def read_roles(session: SqlSession, dialect: PostgresDialect) -> Current:
     return Current({}, roles, {r: frozenset(m) for r, m in members.items()})
 
 
+def role_names(session: SqlSession) -> frozenset[str]:
+    """Every role of the cluster: the login roles managed roles are granted to must be here."""
+    return frozenset(str(row[0]) for row in session.execute("SELECT rolname FROM pg_roles").rows)
+
+
 def read_database(session: SqlSession, database: str, dialect: PostgresDialect) -> State:
     where = _role_filter(dialect.prefix)
     held: dict[Principal, dict[Securable, set[str]]] = {}

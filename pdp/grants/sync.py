@@ -10,7 +10,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from pdp.grants.config import GrantsConfig
-from pdp.grants.desired import desired_state
+from pdp.grants.desired import check_connections, desired_state
 from pdp.grants.errors import ReadError
 from pdp.grants.model import Desired, Plan, Report, StepFailure
 from pdp.grants.targets import Target
@@ -29,6 +29,7 @@ class Planned:
 def plan(target: Target, snapshot: PolicySnapshot) -> Planned:
     """Read the target and compute the minimal change. Raises ReadError if the read fails:
     a partial picture of current grants could make the diff grant or revoke the wrong things."""
+    check_connections(target.name, target.connections, snapshot)
     desired = desired_state(snapshot, target.dialect, target.connections)
     return Planned(desired, _plan(target, desired))
 
@@ -95,7 +96,10 @@ class GrantSyncer:
         for name, opener in zip(self.names, self.openers, strict=True):
             try:
                 with opener() as target:
-                    report = apply(target, plan(target, snapshot))
+                    planned = plan(target, snapshot)
+                    for problem in planned.plan.failing:
+                        log.warning("%s: %s", target.name, problem)
+                    report = apply(target, planned)
             except Exception as exc:  # one unreachable account must not stop the others
                 log.error("grant sync failed: %s", exc)
                 self._tell(name, "unreachable")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any, Protocol
 
 from pdp.core.model import fold
@@ -96,6 +97,7 @@ class PostgresTarget:
         self.name, self.connections, self.dialect = name, connections, dialect
         self._connect = connect
         self._sessions: dict[str, SqlSession] = {}
+        self._logins: frozenset[str] | None = None  # every role name, as of the last read
 
     def _session(self, database: str) -> SqlSession:
         if database not in self._sessions:
@@ -104,6 +106,7 @@ class PostgresTarget:
 
     def read(self, desired: Desired) -> Current:
         roles = postgres.read_roles(self._session(""), self.dialect)
+        self._logins = postgres.role_names(self._session(""))
         grants: dict[Principal, dict[Securable, Privileges]] = {}
         for database in sorted({s.name[0] for s in desired.scope}):
             for role, held in postgres.read_database(
@@ -113,7 +116,20 @@ class PostgresTarget:
         return Current(grants, roles.roles, roles.members)
 
     def plan(self, desired: Desired, current: Current) -> Plan:
-        return plan_roles(self.name, desired, current, self.dialect, PostgresSql())
+        planned = plan_roles(self.name, desired, current, self.dialect, PostgresSql())
+        if self._logins is None:
+            return planned
+        # GRANT <managed role> TO <login> fails when the login role does not exist: say so now.
+        wanted = {m[1] for members in desired.members.values() for m in members}
+        missing = sorted(wanted - self._logins)
+        if not missing:
+            return planned
+        names = ", ".join(f'"{name}"' for name in missing)
+        problem = (
+            f"PostgreSQL has no role {names}: granting the managed role to it fails; "
+            "create the login role(s) or map the user with `users:` in the target"
+        )
+        return replace(planned, failing=(*planned.failing, problem))
 
     def run(self, step: Step) -> None:
         self._session(step.where).execute(step.text)

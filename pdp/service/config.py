@@ -11,7 +11,7 @@ from pdp.auth import server_auth_from_config
 from pdp.auth.validator import ValidatorConfig
 from pdp.config.errors import Collector, ConfigError
 from pdp.config.fields import Fields
-from pdp.config.yamlsource import read_yaml
+from pdp.config.yamlsource import line_of, read_yaml
 from pdp.grants.config import GrantsConfig, parse_grants
 
 KEYS = (
@@ -59,6 +59,12 @@ def load_pdp_config(path: Path) -> PdpConfig:
     files = tuple(base / p for p in f.strings("policyFiles"))
     if not files:
         found.error(f.line(), "policyFiles: list at least one policy/registry file")
+    listed = f.data.get("policyFiles")
+    for index, name in enumerate(listed if isinstance(listed, list) else []):
+        if isinstance(name, str) and name and not (base / name).is_file():
+            found.error(line_of(listed, index), f"policyFiles[{index}]: {_missing(base, name)}")
+    mapping_file = f.existing_file("accessGrantMapping")
+    properties_file = f.existing_file("clusterProperties")
     interval = f.number("reloadIntervalSeconds", 1.0, positive=True)
     auth = _auth(f, found)
     try:
@@ -73,14 +79,20 @@ def load_pdp_config(path: Path) -> PdpConfig:
         file=path,
         listen=f.text("listen", default="127.0.0.1:50051"),
         policy_files=files,
-        mapping_file=base / m if (m := f.text("accessGrantMapping")) else None,
-        properties_file=base / p if (p := f.text("clusterProperties")) else None,
+        mapping_file=mapping_file,
+        properties_file=properties_file,
         reload_interval=interval,
         auth=auth,
         tls=tls,
         grants=grants,
         monitoring=monitoring.text("listen") or None,
     )
+
+
+def _missing(base: Path, name: str) -> str:
+    """The message for a file the configuration names but that is not there."""
+    path = base / name
+    return f"{name!r}: {'not a file' if path.exists() else 'no such file'} ({path})"
 
 
 def _auth(f: Fields, found: Collector) -> ValidatorConfig | DevIssuerSettings | None:

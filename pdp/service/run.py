@@ -14,13 +14,15 @@ import grpc
 from pdp.auth import Secret, Validator, ValidatorConfig
 from pdp.auth.devissuer import DevIssuer
 from pdp.auth.grpc import BearerAuthInterceptor
-from pdp.config.load import load_cluster, load_snapshot
+from pdp.config.errors import Problem
+from pdp.config.listen import ensure_listen_free
 from pdp.config.watch import Watched
 from pdp.core.model import ClusterSettings
 from pdp.grants.sync import syncer_from
 from pdp.policy import PolicySnapshot, Revisions
 from pdp.service import monitor
 from pdp.service.config import DevIssuerSettings, PdpConfig
+from pdp.service.reload import PdpYaml, watch_cluster, watch_policy
 from pdp.service.server import PdpServicer, start_server
 
 log = logging.getLogger(__name__)
@@ -31,8 +33,9 @@ class RunningPdp:
     server: grpc.aio.Server
     port: int
     policy: Watched[PolicySnapshot]
-    cluster: Watched[ClusterSettings] | None
+    cluster: Watched[ClusterSettings]
     resources: contextlib.AsyncExitStack
+    pdp_yaml: PdpYaml
     tasks: list[asyncio.Task] = field(default_factory=list)
 
     async def stop(self, grace: float = 1.0) -> None:
@@ -43,19 +46,6 @@ class RunningPdp:
                 await task
         await self.server.stop(grace)
         await self.resources.aclose()
-
-
-def watch_policy(config: PdpConfig) -> Watched[PolicySnapshot]:
-    paths = [*config.policy_files, *([config.mapping_file] if config.mapping_file else [])]
-    return Watched("policy", paths, lambda: load_snapshot(config.policy_files, config.mapping_file))
-
-
-def watch_cluster(config: PdpConfig) -> Watched[ClusterSettings] | None:
-    """The properties file `Decide` applies, if pdp.yaml names one."""
-    if config.properties_file is None:
-        return None
-    path = config.properties_file
-    return Watched("cluster properties", [path], lambda: load_cluster(path, None))
 
 
 async def _authentication(
@@ -95,30 +85,36 @@ async def start_pdp(
     config: PdpConfig,
     listen: str | None = None,
 ) -> RunningPdp:
+    ensure_listen_free(listen or config.listen)  # before the development issuer starts
     resources = contextlib.AsyncExitStack()
     interceptors = await _authentication(config, resources)
     policy = watch_policy(config)
     cluster = watch_cluster(config)
+    pdp_yaml = PdpYaml(config, policy, cluster)
     revisions = Revisions(policy.current)
     policy.on_change = revisions.publish
     serving = asyncio.Event()
+    monitoring: list[asyncio.Task] = []
     if config.monitoring is not None:
         await resources.enter_async_context(
             monitor.serving(
                 config.monitoring, lambda: None if serving.is_set() else "gRPC not serving yet"
             )
         )
-        running_tasks = [asyncio.create_task(_follow_revisions(revisions))]
+        monitoring.append(asyncio.create_task(_follow_revisions(revisions)))
     else:
         log.info("monitoring: off (no monitoring section in %s)", config.file)
-        running_tasks = []
-    servicer = PdpServicer(revisions, (lambda: cluster.current) if cluster else ClusterSettings)
+
+    def rejected() -> tuple[Problem, ...]:
+        return (*pdp_yaml.watched.rejected, *policy.rejected, *cluster.rejected)
+
+    servicer = PdpServicer(revisions, lambda: cluster.current, rejected=rejected)
     server, port = await start_server(servicer, listen or config.listen, interceptors, config.tls)
     serving.set()
-    running = RunningPdp(server, port, policy, cluster, resources, running_tasks)
-    running.tasks.append(asyncio.create_task(policy.run(config.reload_interval)))
-    if cluster is not None:
-        running.tasks.append(asyncio.create_task(cluster.run(config.reload_interval)))
+    running = RunningPdp(server, port, policy, cluster, resources, pdp_yaml)
+    running.tasks += monitoring
+    for watched in (pdp_yaml.watched, policy, cluster):
+        running.tasks.append(asyncio.create_task(watched.run(pdp_yaml.interval)))
     syncer = syncer_from(config.grants, monitor.grant_sync_outcome)
     if syncer is not None:
         running.tasks.append(asyncio.create_task(syncer.run(revisions)))

@@ -11,6 +11,8 @@ import grpc
 from cachetools import LRUCache
 
 from pdp.api import HEARTBEAT_SECONDS, KEEPALIVE_SERVER, METADATA_LIMIT, pb, rpc
+from pdp.config.errors import Problem
+from pdp.config.listen import ensure_listen_free
 from pdp.core import decide
 from pdp.core.model import ClusterSettings, Identity, Settings, View
 from pdp.policy import PolicySnapshot, Revisions
@@ -27,8 +29,9 @@ class PdpServicer(rpc.PolicyDecisionPointServicer):
         revisions: Revisions,
         cluster: Callable[[], ClusterSettings],
         cache_size: int = 10_000,
+        rejected: Callable[[], Sequence[Problem]] = tuple,
     ) -> None:
-        self._revisions, self._cluster = revisions, cluster
+        self._revisions, self._cluster, self._rejected = revisions, cluster, rejected
         self._grants: LRUCache = LRUCache(cache_size)  # (revision, identity) -> Trino grants
         self._entitlements: LRUCache = LRUCache(cache_size)  # same key -> encoded message
 
@@ -98,13 +101,22 @@ class PdpServicer(rpc.PolicyDecisionPointServicer):
         # Every HEARTBEAT_SECONDS without a change the current revision is sent again, so that
         # a watcher can tell a quiet PDP from a frozen one or a silent network (the stream
         # itself raises only when the connection visibly breaks).
+        # Each event also carries the configuration edits rejected (hot reload kept serving the
+        # last good one), so that a sidecar's /health can say so.
         revision = self._revisions.current.revision
-        yield pb.RevisionEvent(revision=revision)
+        yield self._event(revision)
         while True:
             with contextlib.suppress(TimeoutError):
                 newer = await asyncio.wait_for(self._revisions.after(revision), HEARTBEAT_SECONDS)
                 revision = newer.revision
-            yield pb.RevisionEvent(revision=revision)
+            yield self._event(revision)
+
+    def _event(self, revision: str) -> pb.RevisionEvent:
+        rejected = [
+            pb.ConfigProblem(file=p.file, line=p.line or 0, message=p.message)
+            for p in self._rejected()
+        ]
+        return pb.RevisionEvent(revision=revision, rejected=rejected)
 
 
 async def start_server(
@@ -116,14 +128,20 @@ async def start_server(
     """Start serving on `listen` (host:port; port 0 picks a free one). Returns the bound port."""
     server = grpc.aio.server(
         interceptors=list(interceptors),
+        # Without SO_REUSEPORT off, a second PDP on the same port would start and share it.
         options=[
             ("grpc.max_send_message_length", 256 * 1024 * 1024),
+            ("grpc.so_reuseport", 0),
             *KEEPALIVE_SERVER,
             *METADATA_LIMIT,
         ],
     )
     rpc.add_PolicyDecisionPointServicer_to_server(servicer, server)
-    port = server.add_secure_port(listen, tls) if tls else server.add_insecure_port(listen)
+    ensure_listen_free(listen)  # names the address, unlike gRPC's own error
+    try:
+        port = server.add_secure_port(listen, tls) if tls else server.add_insecure_port(listen)
+    except RuntimeError as exc:  # "Failed to bind to address ..."
+        raise OSError(f"cannot listen on {listen}: {exc}") from None
     if port == 0:
         raise OSError(f"cannot listen on {listen}")
     await server.start()

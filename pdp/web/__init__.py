@@ -1,6 +1,6 @@
 """Serving small ASGI apps inside a running PDP: its monitoring endpoint, the development
 token issuer, the admin API."""
 
-from pdp.web.embedded import AddressInUse, serve_asgi
+from pdp.web.embedded import serve_asgi
 
-__all__ = ["AddressInUse", "serve_asgi"]
+__all__ = ["serve_asgi"]

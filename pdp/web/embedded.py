@@ -12,11 +12,9 @@ from typing import Any
 
 import uvicorn
 
+from pdp.config.listen import AddressInUse, address
+
 START_TIMEOUT = 10.0
-
-
-class AddressInUse(OSError):
-    """Another process listens there already: said in one line, with the address."""
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -36,7 +34,7 @@ def bind(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         if exc.errno == errno.EADDRINUSE:
-            raise AddressInUse(f"address {host}:{port} is in use") from None
+            raise AddressInUse(address(host, port)) from None
         raise
     sock.listen(128)
     sock.setblocking(False)

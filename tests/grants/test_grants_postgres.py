@@ -18,6 +18,7 @@ from devstack.postgres import Postgres
 from pdp.cli.grants import add_grants_commands
 from pdp.config.load import load_snapshot
 from pdp.grants import apply, parse_grants, plan
+from pdp.grants.errors import UnknownConnection
 
 
 @dataclass
@@ -242,3 +243,53 @@ def test_cli_takes_targets_from_pdp_yaml_and_reports_unreachable_targets(
     assert args.grants_handler(args, out) == 3  # one target down; the other still planned
     assert "-- target local-pg at revision" in out.getvalue()
     assert "down: cannot read current grants" in capsys.readouterr().err
+
+
+def test_plan_says_when_a_login_role_does_not_exist(cluster: Cluster) -> None:
+    c, db = cluster, cluster.database
+    ghost = f"ghost_{c.prefix}"
+    config = c.write_config([_policy("ops", "READ", ghost, "ops.events", db=db)], (c.alice, ghost))
+    parser = argparse.ArgumentParser(prog="pdp")
+    add_grants_commands(parser.add_subparsers(dest="command"))
+    out = io.StringIO()
+    args = parser.parse_args(
+        ["grants", "plan", "--config", str(config), "--target", str(c.targets())]
+    )
+    assert args.grants_handler(args, out) == 1
+    assert (
+        f'-- WILL FAIL: PostgreSQL has no role "{ghost}": granting the managed role to it fails; '
+        "create the login role(s) or map the user with `users:` in the target"
+    ) in out.getvalue().splitlines()
+    # apply does what it can and reports the one step that failed
+    out = io.StringIO()
+    args = parser.parse_args(
+        ["grants", "apply", "--config", str(config), "--target", str(c.targets())]
+    )
+    assert args.grants_handler(args, out) == 1
+    assert f"-- FAILED {c.prefix}_user_{ghost}" in out.getvalue()
+
+
+def test_a_target_naming_a_connection_the_registry_does_not_hold_is_an_error(
+    cluster: Cluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    c, db = cluster, cluster.database
+    config = c.write_config([_policy("ops", "READ", c.alice, "ops.events", db=db)], (c.alice,))
+    targets = c.targets()
+    targets.write_text(targets.read_text().replace("- pg\n", "- pg-prod\n"))
+    lines = targets.read_text().splitlines()
+    line = next(i + 1 for i, text in enumerate(lines) if "connections:" in text)
+    parser = argparse.ArgumentParser(prog="pdp")
+    add_grants_commands(parser.add_subparsers(dest="command"))
+    out = io.StringIO()
+    args = parser.parse_args(["grants", "plan", "--config", str(config), "--target", str(targets)])
+    assert args.grants_handler(args, out) == 2
+    assert out.getvalue() == ""
+    assert (
+        f"{targets}:{line}: target 'local-pg' names connection(s) 'pg-prod' that hold no data "
+        "source in the registry (connections: pg)"
+    ) in capsys.readouterr().err
+    # the PDP's own sync loop (plan) refuses it too, rather than finding nothing to do
+    spec = parse_grants(yaml.safe_load(targets.read_text()), str(targets)).targets[0]
+    snapshot = load_snapshot([config], None).value
+    with spec.open() as target, pytest.raises(UnknownConnection, match="'pg-prod'"):
+        plan(target, snapshot)

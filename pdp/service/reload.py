@@ -1,0 +1,105 @@
+"""pdp.yaml while the PDP runs: the settings that can change safely are applied at once, the
+others are named in a warning and keep the value the PDP started with until it restarts.
+
+Reloaded: policyFiles, accessGrantMapping, clusterProperties, reloadIntervalSeconds.
+Restart needed: listen, auth, tls, grants."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pdp.config.errors import ConfigError
+from pdp.config.load import Loaded, load_cluster, load_snapshot
+from pdp.config.watch import Watched
+from pdp.config.yamlsource import read_yaml
+from pdp.core.model import ClusterSettings
+from pdp.policy import PolicySnapshot
+from pdp.service.config import KEYS, PdpConfig, load_pdp_config
+
+log = logging.getLogger(__name__)
+
+RELOADED = ("policyFiles", "accessGrantMapping", "clusterProperties", "reloadIntervalSeconds")
+RESTART = ("listen", "auth", "tls", "grants")
+
+
+def policy_files(config: PdpConfig) -> list[Path]:
+    return [*config.policy_files, *([config.mapping_file] if config.mapping_file else [])]
+
+
+def watch_policy(config: PdpConfig) -> Watched[PolicySnapshot]:
+    return Watched("policy", policy_files(config), _policy_loader(config))
+
+
+def watch_cluster(config: PdpConfig) -> Watched[ClusterSettings]:
+    """The properties file `Decide` applies, if pdp.yaml names one (else the defaults)."""
+    return Watched("cluster properties", _cluster_files(config), _cluster_loader(config))
+
+
+def _policy_loader(config: PdpConfig) -> Callable[[], Loaded[PolicySnapshot]]:
+    return lambda: load_snapshot(config.policy_files, config.mapping_file)
+
+
+def _cluster_files(config: PdpConfig) -> list[Path]:
+    return [config.properties_file] if config.properties_file else []
+
+
+def _cluster_loader(config: PdpConfig) -> Callable[[], Loaded[ClusterSettings]]:
+    return lambda: load_cluster(config.properties_file, None)
+
+
+class PdpYaml:
+    """Watches pdp.yaml itself. `config` is the configuration in force: the reloaded settings
+    from the file, the restart-only ones from start."""
+
+    def __init__(
+        self,
+        config: PdpConfig,
+        policy: Watched[PolicySnapshot],
+        cluster: Watched[ClusterSettings],
+    ) -> None:
+        self.config, self._policy, self._cluster = config, policy, cluster
+        self._raw = _raw(config.file)
+        self.watched: Watched[PdpConfig] = Watched(
+            "pdp.yaml", [config.file], self._load, on_change=self._apply
+        )
+
+    def _load(self) -> Loaded[PdpConfig]:
+        return Loaded(load_pdp_config(self.config.file), ())
+
+    def _apply(self, new: PdpConfig) -> None:
+        old, raw = self.config, _raw(new.file)
+        changed = [key for key in KEYS if self._raw.get(key) != raw.get(key)]
+        self._raw = raw
+        restart = [key for key in changed if key in RESTART]
+        if restart:
+            log.warning(
+                "pdp.yaml: %s changed: restart the PDP to apply (until then the values it "
+                "started with stay in force)",
+                ", ".join(restart),
+            )
+        self.config = dataclasses.replace(
+            new, listen=old.listen, auth=old.auth, tls=old.tls, grants=old.grants
+        )
+        applied = [key for key in changed if key in RELOADED]
+        if applied:
+            log.info("pdp.yaml reloaded: %s applied", ", ".join(applied))
+        if (new.policy_files, new.mapping_file) != (old.policy_files, old.mapping_file):
+            self._policy.retarget(policy_files(new), _policy_loader(new))
+        if new.properties_file != old.properties_file:
+            self._cluster.retarget(_cluster_files(new), _cluster_loader(new))
+
+    def interval(self) -> float:
+        return self.config.reload_interval
+
+
+def _raw(path: Path) -> dict[str, Any]:
+    try:
+        document = read_yaml(path)
+    except ConfigError:
+        return {}
+    return document if isinstance(document, dict) else {}
+

@@ -1,0 +1,51 @@
+"""`GET /health`: facts that are the same whichever worker answers (per-worker cache counts
+are not among them).
+
+    {"status": "ok", "revision": "…", "pdp": "connected"}
+
+`status` is "degraded" when a configuration edit was rejected, by the PDP (a policy file, its
+mapping or properties, pdp.yaml) or by this sidecar (its cluster files, sidecar.yaml): the
+last good configuration keeps serving, at `revision`, and `rejected` lists each problem with
+its file and line. It is "degraded" too while the sidecar serves from its saved state
+(`savedState`: revision and age) because the PDP has not been heard since it started."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pdp.config.errors import Problem
+from pdp.config.watch import Watched
+from sidecar.answers import Answers
+from sidecar.pdp_client import PdpClient
+from sidecar.state import StateFile
+
+
+def health(
+    answers: Answers | None,
+    client: PdpClient | None,
+    watched: tuple[Watched[Any], ...] = (),
+    state: StateFile | None = None,
+) -> dict[str, Any]:
+    if answers is None or client is None:
+        return {"status": "starting", "revision": None, "pdp": "disconnected"}
+    rejected = [_problem("pdp", p) for p in client.rejected]
+    rejected += [_problem("sidecar", p) for w in watched for p in w.rejected]
+    saved = state.serving_saved() if state is not None else None
+    body: dict[str, Any] = {
+        "status": "degraded" if rejected or saved else "ok",
+        "revision": answers.revision,
+        "pdp": "connected" if answers.lost_since is None else "disconnected",
+    }
+    if saved is not None:
+        body["savedState"] = {
+            "revision": saved.revision,
+            "ageSeconds": round(saved.age(), 1),
+            "users": saved.users,
+        }
+    if rejected:
+        body["rejected"] = rejected
+    return body
+
+
+def _problem(by: str, problem: Problem) -> dict[str, Any]:
+    return {"by": by, "file": problem.file, "line": problem.line, "message": problem.message}
