@@ -19,6 +19,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("config", ("pdp.config",)),  # file formats, file:line errors, hot reload
     ("store", ("pdp.store",)),  # connections and the object tree in SQLite or PostgreSQL
     ("auth", ("pdp.auth",)),  # OAuth 2.0 tokens, JWT validation, gRPC interceptors
+    ("crawl", ("pdp.crawl",)),  # list platforms' databases, schemas, tables for object sync
     ("api", ("pdp.api",)),  # the gRPC messages and stubs generated from proto/
     ("wire", ("pdp.wire",)),  # Trino OPA request bodies; core values <-> protobuf
     ("grant sync", ("pdp.grants",)),  # native grants; the PDP service runs it per revision
