@@ -18,7 +18,7 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from pdp.config.errors import Collector, ConfigError
 from pdp.config.fields import Fields
@@ -50,6 +50,7 @@ class Check:
 Checks = list[Check]  # `list` is a method name in the classes below
 
 
+@runtime_checkable
 class Crawler(Protocol):
     technology: str
 
