@@ -85,6 +85,7 @@ class PostgresCrawler:
         self.sslmode, self.common = sslmode, common
         self.exclusions = Exclusions((), BUILTIN_SCHEMAS, common.exclude)
         self._connections: dict[str, psycopg.Connection[Any]] = {}
+        self._locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
 
     # --- the seam ------------------------------------------------------------------------------
@@ -172,9 +173,10 @@ class PostgresCrawler:
 
     def _query(self, database: str, query: str, args: tuple[Any, ...] = ()) -> Rows:
         """All rows, read through a server-side cursor `pageSize` rows at a time (bounded)."""
-        connection = self._connection(database)
+        connection, lock = self._connection(database)
         rows: Rows = []
-        with connection.transaction(), connection.cursor(name="pdp_crawl") as cursor:
+        # one statement at a time on a connection: listings may come from several threads
+        with lock, connection.transaction(), connection.cursor(name="pdp_crawl") as cursor:
             cursor.execute(sql.SQL(query), args)
             for _ in range(MAX_PAGES):
                 page = cursor.fetchmany(self.common.page_size)
@@ -183,11 +185,12 @@ class PostgresCrawler:
                     return rows
         raise psycopg.OperationalError(f"more than {MAX_PAGES} pages of rows")
 
-    def _connection(self, database: str) -> psycopg.Connection[Any]:
+    def _connection(self, database: str) -> tuple[psycopg.Connection[Any], threading.Lock]:
         with self._lock:
             connection = self._connections.get(database)
+            lock = self._locks.setdefault(database, threading.Lock())
             if connection is not None and not connection.closed:
-                return connection
+                return connection, lock
             params: dict[str, Any] = {
                 "host": self.host,
                 "port": self.port,
@@ -204,7 +207,7 @@ class PostgresCrawler:
             connection = psycopg.connect(**params)
             connection.read_only = True
             self._connections[database] = connection
-            return connection
+            return connection, lock
 
     def _forget(self, database: str) -> None:
         with self._lock:

@@ -63,6 +63,7 @@ class SnowflakeCrawler:
         self._secret = secret
         self._connection: Any = None
         self._lock = threading.Lock()
+        self._statement = threading.Lock()
 
     # --- the seam ------------------------------------------------------------------------------
 
@@ -148,6 +149,11 @@ class SnowflakeCrawler:
 
     def _query(self, sql: str) -> tuple[Rows, Names]:
         """All rows, fetched `pageSize` at a time (bounded), and the column names."""
+        # One statement at a time on the session (listings may come from several threads).
+        with self._statement:
+            return self._run(sql)
+
+    def _run(self, sql: str) -> tuple[Rows, Names]:
         with self._lock:
             if self._connection is None:
                 self._connection = self._connect()

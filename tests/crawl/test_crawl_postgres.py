@@ -261,3 +261,17 @@ def test_psycopg_errors_never_escape(pg, db, monkeypatch):
     assert c.list((db, "sales")) == Listing.failed(
         (db, "sales"), "server closed the connection unexpectedly"
     )
+
+
+def test_listings_from_several_threads_share_the_connection_safely(pg, db):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with pg.connect(db) as conn:
+        for i in range(6):
+            conn.execute(f"CREATE SCHEMA s{i}")
+            conn.execute(f"CREATE TABLE s{i}.t{i} (x int)")
+    c = crawler(pg, db)
+    with ThreadPoolExecutor(4) as pool:
+        listings = list(pool.map(c.list, [(db, f"s{i}") for i in range(6)] * 3))
+    assert [names(x) for x in listings] == [[f"t{i}"] for i in range(6)] * 3
+    c.close()
