@@ -198,7 +198,7 @@ def test_check_names_an_unreachable_server(pg):
     assert [(c.name, c.ok) for c in checks] == [("connect", False)]
 
 
-def test_the_password_comes_from_the_named_variable_and_never_shows(pg, tmp_path):
+def test_the_password_comes_from_the_named_file_and_never_shows(pg, tmp_path):
     secret_file = tmp_path / "pw"
     secret_file.write_text("s3cret-value\n")
     c = open_crawler(
