@@ -1,5 +1,5 @@
 """The Trino crawler's endpoint and credentials (no cluster needed; the crawls themselves are in
-tests/e2e/test_crawl_trino.py, against the e2e suite's real Trino)."""
+tests/e2e/test_trino_crawler.py, against the e2e suite's real Trino)."""
 
 from __future__ import annotations
 
