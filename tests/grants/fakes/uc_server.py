@@ -1,5 +1,7 @@
 """An in-process Databricks workspace on 127.0.0.1 serving what grant sync uses: the OAuth M2M
-discovery and token endpoints, and GET/PATCH /api/2.1/unity-catalog/permissions.
+discovery and token endpoints, and GET/PATCH /api/2.1/unity-catalog/permissions; and what the
+crawler uses: GET /api/2.1/unity-catalog/{catalogs,schemas,tables} (paged like permissions, over
+the `tree` world) and the SCIM `Me` of the token's user.
 
 Behaviour follows the hosted service as documented in shared/spec/native-grants.md: PATCH is
 incremental per principal; add and remove of the same privilege for one principal is a 400;
@@ -24,6 +26,12 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from tests.grants.fakes.contract import schemas, validate
 
 API = "/api/2.1/unity-catalog/permissions/"
+LISTINGS = {  # path -> (response schema, required query parameters)
+    "/api/2.1/unity-catalog/catalogs": ("ListCatalogsResponse", ()),
+    "/api/2.1/unity-catalog/schemas": ("ListSchemasResponse", ("catalog_name",)),
+    "/api/2.1/unity-catalog/tables": ("ListTablesResponse", ("catalog_name", "schema_name")),
+}
+ME = "/api/2.0/preview/scim/v2/Me"
 ANY = frozenset({"ALL_PRIVILEGES", "MANAGE", "APPLY_TAG", "BROWSE"})
 APPLICABLE = {
     "table": ANY | {"SELECT", "MODIFY", "REFRESH"},
@@ -65,6 +73,11 @@ class Workspace:
     log: list[Exchange] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
     token_requests: int = 0
+    # The crawler's world: catalog -> schema -> table -> TableInfo (name, table_type, columns).
+    tree: dict[str, dict[str, dict[str, dict[str, Any]]]] = field(default_factory=dict)
+    listing_page_size: int = 2  # catalogs, schemas or tables per page
+    denied_schemas: set[tuple[str, str]] = field(default_factory=set)  # 403 listing their tables
+    user_name: str = "sync@example.com"
     _stale: dict[tuple[str, str], tuple[int, dict[str, set[str]]]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -101,6 +114,10 @@ class Workspace:
             return self._token(headers, body)
         if headers.get("Authorization") not in (f"Bearer {TOKEN}", f"Bearer {self.pat}"):
             return _error(401, "UNAUTHENTICATED", "invalid or missing token")
+        if split.path == ME and method == "GET":
+            return 200, {"id": "1", "userName": self.user_name, "active": True}
+        if split.path in LISTINGS and method == "GET":
+            return self._listing(split.path, query)
         if not split.path.startswith(API):
             return _error(404, "ENDPOINT_NOT_FOUND", f"no endpoint {split.path}")
         for fault in self.faults:
@@ -165,6 +182,59 @@ class Workspace:
         answer: dict[str, Any] = {"privilege_assignments": page}
         if offset + self.page_size < len(rows):
             answer["next_page_token"] = f"o{offset + self.page_size}"
+        return 200, answer
+
+    def _listing(self, path: str, query: dict[str, list[str]]) -> tuple[int, Any]:
+        """One page of catalogs, schemas or tables (with columns). `max_results=0` means the
+        server's page size; every listing starts with an empty page that carries a token."""
+        schema_name, required = LISTINGS[path]
+        allowed = {"max_results", "page_token", *required}
+        problems = [f"unknown query parameter {k!r}" for k in query if k not in allowed]
+        problems += [f"missing query parameter {k!r}" for k in required if k not in query]
+        if "max_results" in query and not query["max_results"][0].isdigit():
+            problems.append(f"max_results={query['max_results'][0]}: not a non-negative integer")
+        if problems:
+            self.violations += [f"GET {path}: {p}" for p in problems]
+            return _error(400, "CONTRACT_VIOLATION", "; ".join(problems))
+        for fault in self.faults:
+            if fault.times and fault.method == "GET" and fault.match in path:
+                fault.times -= 1
+                return _error(fault.status, fault.error_code, "injected fault")
+        field_name = path.rsplit("/", 1)[1]
+        catalog = query.get("catalog_name", [""])[0]
+        schema = query.get("schema_name", [""])[0]
+        items: list[dict[str, Any]]
+        if field_name == "catalogs":
+            items = [{"name": name} for name in sorted(self.tree)]
+        elif catalog not in self.tree:
+            return _error(404, "CATALOG_DOES_NOT_EXIST", f"Catalog '{catalog}' does not exist.")
+        elif field_name == "schemas":
+            items = [
+                {"name": name, "catalog_name": catalog, "full_name": f"{catalog}.{name}"}
+                for name in sorted(self.tree[catalog])
+            ]
+        elif schema not in self.tree[catalog]:
+            message = f"Schema '{catalog}.{schema}' does not exist."
+            return _error(404, "SCHEMA_DOES_NOT_EXIST", message)
+        elif (catalog, schema) in self.denied_schemas:
+            message = f"User does not have USE SCHEMA on Schema '{catalog}.{schema}'."
+            return _error(403, "PERMISSION_DENIED", message)
+        else:
+            items = [
+                {"catalog_name": catalog, "schema_name": schema, **table}
+                for _, table in sorted(self.tree[catalog][schema].items())
+            ]
+        token = query.get("page_token", [""])[0]
+        size = int(query.get("max_results", ["0"])[0]) or self.listing_page_size
+        if not token:
+            answer: dict[str, Any] = {field_name: [], "next_page_token": "o0"}
+        else:
+            offset = int(token[1:])
+            answer = {field_name: items[offset : offset + size]}
+            if offset + size < len(items):
+                answer["next_page_token"] = f"o{offset + size}"
+        if problems := validate(answer, schema_name):
+            self.violations += [f"GET {path} answer: {p}" for p in problems]
         return 200, answer
 
     def _patch(self, kind: str, name: str, body: dict[str, Any]) -> tuple[int, Any]:

@@ -1,0 +1,173 @@
+"""The seam between object sync and the platforms: one crawler per technology.
+
+A crawler lists one container at a time (`list(parent)`): `()` lists the databases (Trino and
+Databricks: catalogs), `(db,)` its schemas, `(db, schema)` its tables with their columns, all of
+one schema in one paged listing. A platform failure (timeout, permission, error) never raises:
+it comes back as `Listing.failed(parent, reason)`, so that object sync marks that container
+unknown and never its children missing. Only a bad configuration raises (`CrawlError`, from
+`open_crawler`), before anything is sent.
+
+`check()` validates the credentials: one named `Check` per step, each failed one with why.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from pdp.config.errors import Collector, ConfigError
+from pdp.config.fields import Fields
+from pdp.config.secret import Secret
+from pdp.objects.sync import Listing, Names, RemoteObject
+
+TECHNOLOGIES = ("postgresql", "trino", "snowflake", "databricks")
+DEFAULT_TIMEOUT = 60.0  # seconds, per remote call
+DEFAULT_PAGE_SIZE = 1000  # rows or objects per page
+MAX_PAGES = 10_000  # a listing that needs more pages than this fails instead of looping on
+# Keys every endpoint may carry besides its technology's own.
+COMMON_ENDPOINT_KEYS = ("exclude", "timeout", "pageSize")
+
+
+class CrawlError(Exception):
+    """A crawler cannot be built from this endpoint and credentials (the message names the
+    field at fault). Never raised for a platform failure: those are failed listings/checks."""
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One step of credential validation; `detail` says what was found or why it failed."""
+
+    name: str
+    ok: bool
+    detail: str = ""
+
+
+Checks = list[Check]  # `list` is a method name in the classes below
+
+
+@runtime_checkable
+class Crawler(Protocol):
+    technology: str
+
+    def list(self, parent: Names) -> Listing: ...
+
+    def check(self) -> Checks: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Exclusions:
+    """Names of databases and schemas to skip: the platform's own (always) and the
+    connection's `exclude` patterns. A pattern is a case-insensitive glob (`*`, `?`, `[...]`)
+    matched against a database or a schema name; `db/schema` matches that schema of that
+    database only."""
+
+    builtin_databases: tuple[str, ...] = ()
+    builtin_schemas: tuple[str, ...] = ()
+    patterns: tuple[str, ...] = ()
+
+    def skip(self, names: Names) -> bool:
+        """Whether the database `(db,)` or the schema `(db, schema)` is excluded."""
+        name = names[-1].casefold()
+        builtin = self.builtin_databases if len(names) == 1 else self.builtin_schemas
+        if any(fnmatch.fnmatchcase(name, p.casefold()) for p in builtin):
+            return True
+        for pattern in self.patterns:
+            db, slash, schema = pattern.casefold().partition("/")
+            if slash:
+                if (
+                    len(names) == 2
+                    and fnmatch.fnmatchcase(names[0].casefold(), db)
+                    and fnmatch.fnmatchcase(name, schema)
+                ):
+                    return True
+            elif fnmatch.fnmatchcase(name, db):
+                return True
+        return False
+
+    def keep(self, parent: Names, children: Iterable[RemoteObject]) -> tuple[RemoteObject, ...]:
+        if len(parent) >= 2:  # tables are never excluded by name
+            return tuple(children)
+        return tuple(c for c in children if not self.skip((*parent, c.name)))
+
+
+@dataclass(frozen=True)
+class Common:
+    """What every endpoint may carry."""
+
+    exclude: tuple[str, ...]
+    timeout: float
+    page_size: int
+
+
+class Config:
+    """Reads an endpoint or credentials mapping; collects every problem, then raises one
+    `CrawlError` naming them all."""
+
+    def __init__(self, technology: str, env: Mapping[str, str] | None = None) -> None:
+        self.technology = technology
+        self.found = Collector("")
+        self.env: Mapping[str, str] = os.environ if env is None else env
+
+    def fields(self, value: object, where: str, known: Iterable[str]) -> Fields:
+        return Fields(value, f"{self.technology}.{where}", self.found, known, Path.cwd())
+
+    def common(self, f: Fields) -> Common:
+        return Common(
+            tuple(f.strings("exclude")),
+            f.number("timeout", DEFAULT_TIMEOUT, positive=True, high=3600),
+            int(f.number("pageSize", DEFAULT_PAGE_SIZE, low=1, high=100_000, whole=True)),
+        )
+
+    def secret(self, f: Fields, key: str) -> Secret | None:
+        return f.secret(key, self.env)
+
+    def done(self) -> None:
+        if self.found.errors:
+            raise CrawlError(str(ConfigError(self.found.errors)))
+
+
+def reason(error: BaseException) -> str:
+    """A short, one-line reason for a failed listing or check (never a secret: drivers do not
+    put passwords in their messages, and none is formatted in here)."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= 500 else text[:497] + "..."
+
+
+def level_error(technology: str, parent: Names, levels: int = 2) -> str | None:
+    if len(parent) > levels:
+        return f"{technology}: nothing to list below a table ({'.'.join(parent)})"
+    return None
+
+
+MODULES = {
+    "postgresql": ("pdp.crawl.postgres", "open_postgres"),
+    "trino": ("pdp.crawl.trino", "open_trino"),
+    "snowflake": ("pdp.crawl.snowflake", "open_snowflake"),
+    "databricks": ("pdp.crawl.databricks", "open_databricks"),
+}
+Opener = Callable[[Mapping[str, Any], Mapping[str, Any], Mapping[str, str] | None], Crawler]
+
+
+def open_crawler(
+    technology: str,
+    endpoint: Mapping[str, Any],
+    credentials: Mapping[str, Any],
+    env: Mapping[str, str] | None = None,
+) -> Crawler:
+    """The crawler for `technology`, built from the connection's endpoint and credentials
+    (secrets are references: `passwordEnv`/`passwordFile`, ..., read from `env`, default the
+    process environment). Nothing is sent until the first `list` or `check`. Raises
+    `CrawlError` for an unknown technology or a bad endpoint/credentials."""
+    if technology not in MODULES:
+        raise CrawlError(f"technology: {technology!r} is not one of {', '.join(TECHNOLOGIES)}")
+    module, function = MODULES[technology]
+    # Imported on demand: each driver is heavy, and a service may use one technology only.
+    opener: Opener = getattr(importlib.import_module(module), function)
+    return opener(endpoint, credentials, env)

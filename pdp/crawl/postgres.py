@@ -1,0 +1,249 @@
+"""PostgreSQL through psycopg 3: databases from `pg_database`, schemas from `pg_namespace`, the
+tables of one schema from `pg_class` and all their columns from `pg_attribute` (one query each,
+read through a server-side cursor a page at a time).
+
+Endpoint: `{host, port?, database?, maintenanceDatabase?, sslmode?}` plus the common keys
+(`exclude`, `timeout`, `pageSize`). Without `database`, every database the user may connect to
+(templates and databases that refuse connections left out), found through
+`maintenanceDatabase` (default `postgres`). Credentials: `{user, passwordEnv | passwordFile}`
+(no password: the server's own means, trust or a client certificate)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from pdp.config.secret import Secret
+from pdp.crawl.base import (
+    COMMON_ENDPOINT_KEYS,
+    MAX_PAGES,
+    Check,
+    Checks,
+    Common,
+    Config,
+    Exclusions,
+    level_error,
+    reason,
+)
+from pdp.objects.sync import Listing, Names, RemoteColumn, RemoteObject
+
+Rows = list[tuple[Any, ...]]
+BUILTIN_SCHEMAS = ("information_schema", "pg_catalog", "pg_toast*", "pg_temp_*")
+KINDS = {
+    "r": "TABLE",
+    "p": "TABLE",
+    "v": "VIEW",
+    "m": "MATERIALIZED_VIEW",
+    "f": "FOREIGN_TABLE",
+}
+
+DATABASES = """
+SELECT datname FROM pg_database
+WHERE NOT datistemplate AND datallowconn AND has_database_privilege(datname, 'CONNECT')
+ORDER BY datname
+"""
+SCHEMAS = "SELECT nspname FROM pg_namespace ORDER BY nspname"
+SCHEMA_ACCESS = "SELECT has_schema_privilege(oid, 'USAGE') FROM pg_namespace WHERE nspname = %s"
+TABLES = """
+SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+ORDER BY c.relname
+"""
+COLUMNS = """
+SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), NOT a.attnotnull,
+       row_number() OVER (PARTITION BY a.attrelid ORDER BY a.attnum)
+FROM pg_attribute a
+JOIN pg_class c ON c.oid = a.attrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+  AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY c.relname, a.attnum
+"""
+
+
+class PostgresCrawler:
+    technology = "postgresql"
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        user: str,
+        password: Secret | None,
+        *,
+        database: str | None = None,
+        maintenance_database: str = "postgres",
+        sslmode: str | None = None,
+        common: Common,
+    ) -> None:
+        self.host, self.port, self.user, self._password = host, port, user, password
+        self.database, self.maintenance_database = database, maintenance_database
+        self.sslmode, self.common = sslmode, common
+        self.exclusions = Exclusions((), BUILTIN_SCHEMAS, common.exclude)
+        self._connections: dict[str, psycopg.Connection[Any]] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._lock = threading.Lock()
+
+    # --- the seam ------------------------------------------------------------------------------
+
+    def list(self, parent: Names) -> Listing:
+        if problem := level_error(self.technology, parent):
+            return Listing.failed(parent, problem)
+        try:
+            if not parent:
+                children = self._databases()
+            elif len(parent) == 1:
+                children = self._schemas(parent[0])
+            else:
+                failed = self._denied(parent)
+                if failed:
+                    return Listing.failed(parent, failed)
+                children = self._tables(parent[0], parent[1])
+        except psycopg.Error as error:
+            self._forget(parent[0] if parent else self._home())
+            return Listing.failed(parent, reason(error))
+        return Listing(parent, self.exclusions.keep(parent, children))
+
+    def check(self) -> Checks:
+        home = self._home()
+        try:
+            version = self._query(home, "SELECT current_setting('server_version')")[0][0]
+        except psycopg.Error as error:
+            self._forget(home)
+            where = f"{self.user}@{self.host}:{self.port}"
+            return [Check("connect", False, f"{where}: {reason(error)}")]
+        checks = [Check("connect", True, f"{self.user} on PostgreSQL {version} ({home})")]
+        listing = self.list(())
+        if listing.children is None:
+            checks.append(Check("list databases", False, listing.error or ""))
+        elif not listing.children:
+            checks.append(Check("list databases", False, "no database this user may connect to"))
+        else:
+            names = ", ".join(c.name for c in listing.children[:10])
+            checks.append(Check("list databases", True, f"{len(listing.children)}: {names}"))
+        return checks
+
+    def close(self) -> None:
+        with self._lock:
+            connections, self._connections = self._connections, {}
+        for connection in connections.values():
+            connection.close()
+
+    # --- listings ------------------------------------------------------------------------------
+
+    def _home(self) -> str:
+        return self.database or self.maintenance_database
+
+    def _databases(self) -> tuple[RemoteObject, ...]:
+        if self.database is not None:
+            self._query(self.database, "SELECT 1")  # it exists and this user may connect
+            return (RemoteObject(self.database),)
+        rows = self._query(self.maintenance_database, DATABASES)
+        return tuple(RemoteObject(name) for (name,) in rows)
+
+    def _schemas(self, database: str) -> tuple[RemoteObject, ...]:
+        if self.database is not None and database != self.database:
+            raise psycopg.OperationalError(f"database {database!r} is not this connection's")
+        return tuple(RemoteObject(name) for (name,) in self._query(database, SCHEMAS))
+
+    def _denied(self, parent: Names) -> str | None:
+        rows = self._query(parent[0], SCHEMA_ACCESS, (parent[1],))
+        if not rows:
+            return None  # gone: an empty listing
+        if not rows[0][0]:
+            return f"permission denied for schema {parent[1]} (no USAGE for {self.user})"
+        return None
+
+    def _tables(self, database: str, schema: str) -> tuple[RemoteObject, ...]:
+        tables = self._query(database, TABLES, (schema,))
+        columns: dict[str, list[RemoteColumn]] = {}
+        for table, name, type_, nullable, position in self._query(database, COLUMNS, (schema,)):
+            columns.setdefault(table, []).append(
+                RemoteColumn(name, type_, bool(nullable), int(position))
+            )
+        return tuple(
+            RemoteObject(name, KINDS[kind], tuple(columns.get(name, ()))) for name, kind in tables
+        )
+
+    # --- connections ---------------------------------------------------------------------------
+
+    def _query(self, database: str, query: str, args: tuple[Any, ...] = ()) -> Rows:
+        """All rows, read through a server-side cursor `pageSize` rows at a time (bounded)."""
+        connection, lock = self._connection(database)
+        rows: Rows = []
+        # one statement at a time on a connection: listings may come from several threads
+        with lock, connection.transaction(), connection.cursor(name="pdp_crawl") as cursor:
+            cursor.execute(sql.SQL(query), args)
+            for _ in range(MAX_PAGES):
+                page = cursor.fetchmany(self.common.page_size)
+                rows += page
+                if len(page) < self.common.page_size:
+                    return rows
+        raise psycopg.OperationalError(f"more than {MAX_PAGES} pages of rows")
+
+    def _connection(self, database: str) -> tuple[psycopg.Connection[Any], threading.Lock]:
+        with self._lock:
+            connection = self._connections.get(database)
+            lock = self._locks.setdefault(database, threading.Lock())
+            if connection is not None and not connection.closed:
+                return connection, lock
+            params: dict[str, Any] = {
+                "host": self.host,
+                "port": self.port,
+                "user": self.user,
+                "dbname": database,
+                "connect_timeout": max(1, round(self.common.timeout)),
+                "options": f"-c statement_timeout={int(self.common.timeout * 1000)}",
+                "application_name": "pdp-crawler",
+            }
+            if self._password is not None:
+                params["password"] = self._password.reveal()
+            if self.sslmode:
+                params["sslmode"] = self.sslmode
+            connection = psycopg.connect(**params)
+            connection.read_only = True
+            self._connections[database] = connection
+            return connection, lock
+
+    def _forget(self, database: str) -> None:
+        with self._lock:
+            connection = self._connections.pop(database, None)
+        if connection is not None:
+            connection.close()
+
+
+def open_postgres(
+    endpoint: Mapping[str, Any],
+    credentials: Mapping[str, Any],
+    env: Mapping[str, str] | None = None,
+) -> PostgresCrawler:
+    config = Config("postgresql", env)
+    e = config.fields(
+        endpoint,
+        "endpoint",
+        ("host", "port", "database", "maintenanceDatabase", "sslmode", *COMMON_ENDPOINT_KEYS),
+    )
+    c = config.fields(credentials, "credentials", ("user", "passwordEnv", "passwordFile"))
+    host = e.text("host", required=True)
+    port = int(e.number("port", 5432, low=1, high=65535, whole=True))
+    database = e.text("database") or None
+    maintenance = e.text("maintenanceDatabase", default="postgres")
+    sslmode = e.text("sslmode") or None
+    common = config.common(e)
+    user = c.text("user", required=True)
+    password = config.secret(c, "password")
+    config.done()
+    return PostgresCrawler(
+        host,
+        port,
+        user,
+        password,
+        database=database,
+        maintenance_database=maintenance,
+        sslmode=sslmode,
+        common=common,
+    )

@@ -1,0 +1,203 @@
+"""The Snowflake crawler through the real connector (5.x) against the fake account
+(tests/crawl/fakes/snowflake_server.py): login, the JSON result format, what a role may see."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from pdp.crawl import CrawlError, open_crawler
+from pdp.crawl.snowflake import SnowflakeCrawler
+from pdp.objects.sync import Listing, RemoteColumn
+from tests.crawl.fakes.snowflake_server import Account, Table, serve
+from tests.support.processes import free_port
+
+
+@pytest.fixture
+def account() -> Account:
+    a = Account()
+    a.databases = {
+        "SALES": {
+            "PUBLIC": {
+                "ORDERS": Table("BASE TABLE", [("ID", "NUMBER", False), ("TOTAL", "NUMBER", True)]),
+                "BIG": Table("VIEW", [("ID", "NUMBER", True)]),
+                "TOTALS": Table("MATERIALIZED VIEW", [("S", "NUMBER", True)]),
+                "RAW": Table("EXTERNAL TABLE", [("VALUE", "VARIANT", True)]),
+                "LOG": Table("EVENT TABLE"),
+                "HOURLY": Table("BASE TABLE", dynamic=True),
+                "ICE": Table("BASE TABLE", iceberg=True),
+            },
+            "OPS": {},
+        },
+        "HR": {"PAY": {"SALARIES": Table("BASE TABLE", [("AMOUNT", "NUMBER", True)])}},
+    }
+    return a
+
+
+OPENED: list[SnowflakeCrawler] = []
+
+
+@pytest.fixture
+def port(account: Account) -> Iterator[int]:
+    with serve(account) as bound:
+        yield bound
+        while OPENED:
+            OPENED.pop().close()
+
+
+def crawler(port: int, password: str = "crawler-password", **endpoint: object) -> SnowflakeCrawler:
+    where = {"account": "acme", "host": "127.0.0.1", "port": port, "protocol": "http"}
+    made = open_crawler(
+        "snowflake",
+        {**where, "timeout": 5, **endpoint},
+        {"user": "svc_crawler", "passwordEnv": "SF_PASSWORD"},
+        {"SF_PASSWORD": password},
+    )
+    assert isinstance(made, SnowflakeCrawler)
+    OPENED.append(made)
+    return made
+
+
+def names(listing: Listing) -> list[str]:
+    assert listing.children is not None, listing.error
+    return [child.name for child in listing.children]
+
+
+def test_databases_come_from_show_databases(port, account):
+    assert names(crawler(port).list(())) == ["HR", "SALES"]
+    assert account.queries == ["SHOW DATABASES"]
+
+
+def test_schemas_leave_out_information_schema(port, account):
+    assert names(crawler(port).list(("SALES",))) == ["OPS", "PUBLIC"]
+    assert account.violations == []
+
+
+def test_tables_carry_their_type_and_columns(port, account):
+    listing = crawler(port).list(("SALES", "PUBLIC"))
+    assert listing.children is not None, listing.error
+    tables = {t.name: t for t in listing.children}
+    assert {n: t.remote_type for n, t in tables.items()} == {
+        "BIG": "VIEW",
+        "HOURLY": "DYNAMIC_TABLE",
+        "ICE": "ICEBERG_TABLE",
+        "LOG": "EVENT_TABLE",
+        "ORDERS": "TABLE",
+        "RAW": "EXTERNAL_TABLE",
+        "TOTALS": "MATERIALIZED_VIEW",
+    }
+    assert tables["ORDERS"].columns == (
+        RemoteColumn("ID", "NUMBER", False, 1),
+        RemoteColumn("TOTAL", "NUMBER", True, 2),
+    )
+    assert account.violations == []
+
+
+def test_one_schema_is_three_queries_whatever_its_number_of_tables(port, account):
+    account.databases["SALES"]["WIDE"] = {f"T{i}": Table() for i in range(30)}
+    listing = crawler(port).list(("SALES", "WIDE"))
+    assert len(names(listing)) == 30
+    assert [q.split(" FROM ")[1].split(" ")[0] for q in account.queries] == [
+        '"SALES".INFORMATION_SCHEMA.SCHEMATA',
+        '"SALES".INFORMATION_SCHEMA.TABLES',
+        '"SALES".INFORMATION_SCHEMA.COLUMNS',
+    ]
+
+
+def test_rows_come_a_page_at_a_time(port, account):
+    account.databases["SALES"]["WIDE"] = {
+        "T": Table(columns=[(f"C{i}", "NUMBER", True) for i in range(11)])
+    }
+    listing = crawler(port, pageSize=3).list(("SALES", "WIDE"))
+    assert listing.children is not None, listing.error
+    assert [c.position for c in listing.children[0].columns or ()] == list(range(1, 12))
+
+
+def test_one_login_serves_every_listing(port, account):
+    c = crawler(port)
+    c.list(())
+    c.list(("SALES",))
+    c.list(("SALES", "PUBLIC"))
+    assert account.logins == 1
+
+
+def test_a_second_crawl_sees_what_changed(port, account):
+    c = crawler(port)
+    c.list(("SALES", "PUBLIC"))
+    public = account.databases["SALES"]["PUBLIC"]
+    del public["BIG"]
+    public["ORDERS"].columns.append(("REGION", "TEXT", True))
+    public["RETURNS"] = Table()
+    tables = {t.name: t for t in c.list(("SALES", "PUBLIC")).children or ()}
+    assert "BIG" not in tables and "RETURNS" in tables
+    assert [col.name for col in tables["ORDERS"].columns or ()] == ["ID", "TOTAL", "REGION"]
+
+
+def test_a_database_the_role_may_not_use_is_a_failed_listing(port, account):
+    c = crawler(port)
+    account.hidden.add(("HR",))
+    listing = c.list(("HR",))
+    assert listing.children is None
+    assert listing.error and "does not exist or not authorized" in listing.error
+
+
+def test_a_schema_the_role_lost_is_a_failed_listing_not_an_empty_one(port, account):
+    # INFORMATION_SCHEMA.TABLES would answer no rows; that must not mark the tables missing
+    account.hidden.add(("HR", "PAY"))
+    listing = crawler(port).list(("HR", "PAY"))
+    assert listing.children is None
+    assert listing.error and "not authorized" in listing.error
+
+
+def test_exclusions_skip_databases_and_schemas(port):
+    c = crawler(port, exclude=["hr", "sales/o*"])
+    assert names(c.list(())) == ["SALES"]
+    assert names(c.list(("SALES",))) == ["PUBLIC"]
+
+
+def test_an_unreachable_account_is_a_failed_listing(port):
+    listing = crawler(free_port(), timeout=2).list(())
+    assert listing.children is None
+    assert listing.error
+
+
+def test_check_passes_with_good_credentials_and_role(port):
+    checks = crawler(port, role="CRAWLER").check()
+    assert [(c.name, c.ok) for c in checks] == [
+        ("connect", True),
+        ("role", True),
+        ("list databases", True),
+    ]
+    assert "SVC_CRAWLER" in checks[0].detail
+
+
+def test_check_names_a_wrong_password(port):
+    checks = crawler(port, password="wrong").check()
+    assert [(c.name, c.ok) for c in checks] == [("connect", False)]
+    assert "Incorrect username or password" in checks[0].detail
+
+
+def test_check_names_a_role_not_granted_to_the_user(port):
+    checks = crawler(port, role="ACCOUNTADMIN").check()
+    assert [(c.name, c.ok) for c in checks] == [("connect", False)]
+    assert "not granted to this user" in checks[0].detail
+
+
+def test_the_password_never_shows(port):
+    c = crawler(port)
+    assert "crawler-password" not in repr(vars(c))
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "credentials", "message"),
+    [
+        ({}, {"user": "u", "passwordEnv": "P"}, "account"),
+        ({"account": "a"}, {"user": "u"}, "passwordEnv"),
+        ({"account": "a", "protocol": "ftp"}, {"user": "u", "passwordEnv": "P"}, "protocol"),
+        ({"account": "a"}, {"user": "u", "password": "inline"}, "never inline"),
+    ],
+)
+def test_a_bad_configuration_raises_naming_the_field(endpoint, credentials, message):
+    with pytest.raises(CrawlError, match=message):
+        open_crawler("snowflake", endpoint, credentials, {"P": "p"})
