@@ -262,3 +262,11 @@ def targets_file(path: Path, e2e: E2E) -> Path:
     }
     path.write_text(yaml.safe_dump(body), encoding="utf-8")
     return path
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # The first e2e test also waits for Trino to start: tens of seconds on 2 idle cores, minutes
+    # on a loaded machine. Bounded all the same, above the suite's default.
+    for item in items:
+        if "tests/e2e/" in str(item.fspath):
+            item.add_marker(pytest.mark.timeout(600))
