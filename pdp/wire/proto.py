@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Mapping
+
+import orjson
 
 from pdp.api import pb
 from pdp.core.model import (
@@ -13,10 +16,13 @@ from pdp.core.model import (
     Decision,
     FunctionRef,
     Identity,
+    MaskKind,
+    MaskRule,
     PolicyGrant,
     Registry,
     Request,
     Resource,
+    RowFilterRule,
     SchemaRef,
     SessionPropertyRef,
     TableKey,
@@ -26,6 +32,8 @@ from pdp.core.model import (
 )
 
 Grants = Mapping[TableKey, tuple[PolicyGrant, ...]]
+Masks = Mapping[TableKey, tuple[MaskRule, ...]]
+Filters = Mapping[TableKey, tuple[RowFilterRule, ...]]
 
 
 def identity_to_pb(identity: Identity) -> pb.Identity:
@@ -112,20 +120,102 @@ def mapping_from_pb(message: pb.AccessGrantMapping) -> AccessGrantMapping:
     )
 
 
+def _table(key: TableKey) -> pb.Table:
+    return pb.Table(catalog=key[0], schema=key[1], table=key[2])
+
+
 def registry_to_pb(revision: str, registry: Registry, mapping: AccessGrantMapping) -> pb.Registry:
     return pb.Registry(
         revision=revision,
         tables=[pb.Table(catalog=c, schema=s, table=t) for c, s, t in sorted(registry.tables)],
         mapping=mapping_to_pb(mapping),
+        columns=[
+            pb.TableColumns(
+                table=_table(key),
+                columns=[
+                    pb.ColumnTags(column=name, tags=sorted(tags))
+                    for name, tags in sorted(columns.items())
+                ],
+            )
+            for key, columns in sorted(registry.columns.items())
+        ],
     )
 
 
 def registry_from_pb(message: pb.Registry) -> tuple[Registry, AccessGrantMapping]:
     keys = {table_key(t.catalog, t.schema, t.table) for t in message.tables}
-    return Registry.of(keys), mapping_from_pb(message.mapping)
+    columns = {
+        table_key(c.table.catalog, c.table.schema, c.table.table): {
+            col.column: frozenset(col.tags) for col in c.columns
+        }
+        for c in message.columns
+    }
+    return Registry.of(keys, columns), mapping_from_pb(message.mapping)
 
 
-def entitlements_to_pb(revision: str, grants: Grants) -> pb.Entitlements:
+def _by_rule(per_table: Mapping[TableKey, tuple[object, ...]]) -> dict[object, list[TableKey]]:
+    tables: defaultdict[object, list[TableKey]] = defaultdict(list)
+    for key, rules in sorted(per_table.items()):
+        for rule in rules:
+            tables[rule].append(key)
+    return tables
+
+
+def data_policies_to_pb(masks: Masks, filters: Filters) -> dict[str, list[object]]:
+    """The fields of `Entitlements` holding a user's data policies: each rule once, with its
+    tables (a policy usually covers many tables)."""
+    mask_rules = []
+    for rule, keys in _by_rule(masks).items():
+        assert isinstance(rule, MaskRule)
+        mask_rules.append(
+            pb.MaskRule(
+                policy=rule.policy,
+                kind=rule.kind.value,
+                columns=sorted(rule.columns),
+                tags=sorted(rule.tags),
+                constant_json=orjson.dumps(rule.value).decode() if rule.value is not None else "",
+                count=rule.count,
+                tables=[_table(k) for k in keys],
+            )
+        )
+    filter_rules = []
+    for rule, keys in _by_rule(filters).items():
+        assert isinstance(rule, RowFilterRule)
+        filter_rules.append(
+            pb.RowFilterRule(
+                policy=rule.policy, expression=rule.expression, tables=[_table(k) for k in keys]
+            )
+        )
+    return {"masks": mask_rules, "row_filters": filter_rules}
+
+
+def data_policies_from_pb(message: pb.Entitlements) -> tuple[Masks, Filters]:
+    masks: defaultdict[TableKey, list[MaskRule]] = defaultdict(list)
+    for m in message.masks:
+        rule = MaskRule(
+            policy=m.policy,
+            kind=MaskKind(m.kind),
+            columns=frozenset(m.columns),
+            tags=frozenset(m.tags),
+            value=orjson.loads(m.constant_json) if m.constant_json else None,
+            count=m.count,
+        )
+        for t in m.tables:
+            masks[table_key(t.catalog, t.schema, t.table)].append(rule)
+    filters: defaultdict[TableKey, list[RowFilterRule]] = defaultdict(list)
+    for f in message.row_filters:
+        row_filter = RowFilterRule(f.policy, f.expression)
+        for t in f.tables:
+            filters[table_key(t.catalog, t.schema, t.table)].append(row_filter)
+    return (
+        {k: tuple(v) for k, v in masks.items()},
+        {k: tuple(v) for k, v in filters.items()},
+    )
+
+
+def entitlements_to_pb(
+    revision: str, grants: Grants, masks: Masks | None = None, filters: Filters | None = None
+) -> pb.Entitlements:
     return pb.Entitlements(
         revision=revision,
         tables=[
@@ -135,6 +225,7 @@ def entitlements_to_pb(revision: str, grants: Grants) -> pb.Entitlements:
             )
             for (c, s, t), granted in sorted(grants.items())
         ],
+        **data_policies_to_pb(masks or {}, filters or {}),
     )
 
 
