@@ -254,10 +254,30 @@ def _reveal(c: str, t: SqlType, count: int, last: bool) -> str | None:
 
 
 def _round(c: str, t: SqlType, digits: int) -> str | None:
-    if t.base in _INTEGERS or t.base in _FRACTIONAL:
-        if t.base in _INTEGERS and digits >= 0:
-            return c  # whole numbers are already rounded: nothing is hidden, nothing breaks
+    """Round to `digits` decimal places. Rounding up can leave the type's range (2147483647
+    to 2147483650, 999.9 to 1000 in decimal(4,1)), which Trino reports as an error even under
+    TRY: so the rounding is done in decimal(38, s) and an out-of-range result becomes NULL."""
+    if t.base in ("double", "real"):
         return f"CAST(round({c}, {digits}) AS {t.text})"
+    if t.base in _INTEGERS:
+        if digits >= 0:
+            return c  # whole numbers are already rounded: nothing is hidden, nothing breaks
+        bits = _INTEGERS[t.base]
+        low, high = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+        r = f"round(CAST({c} AS decimal(38, 0)), {digits})"
+        return (
+            f"CASE WHEN {r} BETWEEN DECIMAL '{low}' AND DECIMAL '{high}' "
+            f"THEN CAST({r} AS {t.text}) END"
+        )
+    if t.base == "decimal":
+        precision, scale = (*t.params, 0, 0)[:2] if t.params else (38, 0)
+        if digits >= scale:
+            return c
+        if precision >= 38:
+            return None
+        r = f"round(CAST({c} AS decimal(38, {scale})), {digits})"
+        bound = "1" + "0" * (precision - scale)
+        return f"CASE WHEN abs({r}) < DECIMAL '{bound}' THEN CAST({r} AS {t.text}) END"
     return None
 
 

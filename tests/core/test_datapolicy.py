@@ -136,9 +136,25 @@ TYPES = [
     (MaskKind.CONSTANT, 1, "boolean", "CAST(NULL AS boolean)"),
     (MaskKind.CONSTANT, "1970-01-01", "date", "CAST('1970-01-01' AS date)"),
     (MaskKind.CONSTANT, "not a date", "date", "CAST(NULL AS date)"),
-    (MaskKind.ROUND, -2, "bigint", 'CAST(round("c", -2) AS bigint)'),
+    (
+        MaskKind.ROUND,
+        -2,
+        "bigint",
+        'CASE WHEN round(CAST("c" AS decimal(38, 0)), -2) BETWEEN '
+        "DECIMAL '-9223372036854775808' AND DECIMAL '9223372036854775807' "
+        'THEN CAST(round(CAST("c" AS decimal(38, 0)), -2) AS bigint) END',
+    ),
     (MaskKind.ROUND, 0, "integer", '"c"'),
-    (MaskKind.ROUND, 1, "decimal(10,2)", 'CAST(round("c", 1) AS decimal(10,2))'),
+    (
+        MaskKind.ROUND,
+        1,
+        "decimal(10,2)",
+        "CASE WHEN abs(round(CAST(\"c\" AS decimal(38, 2)), 1)) < DECIMAL '100000000' "
+        'THEN CAST(round(CAST("c" AS decimal(38, 2)), 1) AS decimal(10,2)) END',
+    ),
+    (MaskKind.ROUND, 2, "decimal(10,2)", '"c"'),
+    (MaskKind.ROUND, 0, "decimal(38,0)", '"c"'),
+    (MaskKind.ROUND, -1, "decimal(38,0)", "CAST(NULL AS decimal(38,0))"),
     (MaskKind.ROUND, 0, "double", 'CAST(round("c", 0) AS double)'),
     (MaskKind.ROUND, 0, "varchar", "CAST(NULL AS varchar)"),
     (MaskKind.KEEP_LAST, 4, "bigint", "CAST(NULL AS bigint)"),
