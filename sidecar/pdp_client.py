@@ -47,7 +47,7 @@ class PdpClient:
 
     async def entitlements(
         self, identity: Identity
-    ) -> tuple[str, dict[TableKey, tuple[PolicyGrant, ...]], proto.Masks, proto.Filters]:
+    ) -> tuple[str, dict[TableKey, tuple[PolicyGrant, ...]], frozenset[str], dict[str, str]]:
         try:
             message = await self._stub.GetEntitlements(
                 pb.EntitlementsRequest(identity=proto.identity_to_pb(identity)),

@@ -21,7 +21,6 @@ from pdp.core.model import (
     Identity,
     MaskKind,
     MaskRule,
-    RowFilterRule,
     TableKey,
     View,
     fold,
@@ -56,12 +55,13 @@ def column_mask(
     most restrictive kind wins (MASK_PRECEDENCE), then the policy name in sort order."""
     if view.settings.is_admin(identity.user):
         return None
-    rules = view.masks.get(table)
+    rules = view.registry.masks.get(table)
     if not rules:
         return None
     name = fold(column)
     tags = view.registry.columns.get(table, {}).get(name, frozenset())
-    matching = [rule for rule in rules if rule.covers(name, tags)]
+    applies = view.mask_policies
+    matching = [rule for rule in rules if rule.policy in applies and rule.covers(name, tags)]
     if not matching:
         return None
     matching.sort(key=lambda r: (MASK_PRECEDENCE.index(r.kind), r.policy))
@@ -76,8 +76,9 @@ def row_filters(view: View, identity: Identity, table: TableKey) -> tuple[RowFil
     """The row filters on `table` for `identity` (Trino ANDs them), by policy name."""
     if view.settings.is_admin(identity.user):
         return ()
-    rules = sorted(view.filters.get(table, ()), key=lambda r: r.policy)
-    return tuple(RowFilter(r.expression, r.policy) for r in rules)
+    mine = view.filters
+    names = sorted(n for n in view.registry.filters.get(table, ()) if n in mine)
+    return tuple(RowFilter(mine[n], n) for n in names)
 
 
 # --- Trino types -----------------------------------------------------------------------------
@@ -382,13 +383,3 @@ def literal_list(values: frozenset[str] | set[str]) -> str:
     if not values:
         return "(NULL)"
     return "(" + ", ".join(quote_literal(v) for v in sorted(values)) + ")"
-
-
-def filter_rule(
-    policy: str,
-    template: Template,
-    user: str,
-    groups: frozenset[str],
-    attributes: dict[str, frozenset[str]],
-) -> RowFilterRule:
-    return RowFilterRule(policy, f"({render_filter(template, user, groups, attributes)})")

@@ -182,12 +182,18 @@ class Registry:
     by_catalog: Mapping[str, frozenset[TableKey]] = field(default_factory=dict)
     by_schema: Mapping[tuple[str, str], frozenset[TableKey]] = field(default_factory=dict)
     columns: Mapping[TableKey, ColumnTags] = field(default_factory=dict)
+    # The active data policies by the tables they cover, the same for every user (a user's
+    # view says which of them apply to that user): masking rules, and row filter policy names.
+    masks: Mapping[TableKey, tuple[MaskRule, ...]] = field(default_factory=dict)
+    filters: Mapping[TableKey, tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
     def of(
         cls,
         keys: frozenset[TableKey] | set[TableKey],
         columns: Mapping[TableKey, ColumnTags] | None = None,
+        masks: Mapping[TableKey, tuple[MaskRule, ...]] | None = None,
+        filters: Mapping[TableKey, tuple[str, ...]] | None = None,
     ) -> Registry:
         by_catalog: dict[str, set[TableKey]] = {}
         by_schema: dict[tuple[str, str], set[TableKey]] = {}
@@ -199,6 +205,8 @@ class Registry:
             by_catalog={k: frozenset(v) for k, v in by_catalog.items()},
             by_schema={k: frozenset(v) for k, v in by_schema.items()},
             columns={k: v for k, v in (columns or {}).items() if k in keys and v},
+            masks={k: v for k, v in (masks or {}).items() if v},
+            filters={k: v for k, v in (filters or {}).items() if v},
         )
 
     def inside(self, catalog: str, schema: str | None = None) -> frozenset[TableKey]:
@@ -241,25 +249,17 @@ class MaskRule:
 
 
 @dataclass(frozen=True, slots=True)
-class RowFilterRule:
-    """A row-level policy that applies to the user, its predicate already rendered for them
-    (attribute values, groups and user name quoted as SQL literals)."""
-
-    policy: str
-    expression: str
-
-
-@dataclass(frozen=True, slots=True)
 class View:
     """Everything one decision may look at: the cluster's settings, the registry at one
     revision, the requesting user's policy grants (data source -> granting policies) and the
-    data policies that apply to them (data source -> masks, row filters)."""
+    data policies that apply to them: the masking policies by name, and the row-level policies
+    with their predicates rendered for the user (policy -> SQL, values already quoted)."""
 
     settings: Settings
     registry: Registry
     grants: Mapping[TableKey, tuple[PolicyGrant, ...]]
-    masks: Mapping[TableKey, tuple[MaskRule, ...]] = field(default_factory=dict)
-    filters: Mapping[TableKey, tuple[RowFilterRule, ...]] = field(default_factory=dict)
+    mask_policies: frozenset[str] = frozenset()
+    filters: Mapping[str, str] = field(default_factory=dict)
 
 
 class Basis(StrEnum):

@@ -6,7 +6,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from pdp.core.datapolicy import filter_rule
+from pdp.core.datapolicy import render_filter
 from pdp.core.model import (
     DEFAULT_MAPPING,
     AccessGrantMapping,
@@ -15,7 +15,6 @@ from pdp.core.model import (
     MaskRule,
     PolicyGrant,
     Registry,
-    RowFilterRule,
     Settings,
     TableKey,
     View,
@@ -33,8 +32,7 @@ from pdp.policy.model import (
 )
 
 Grants = dict[str, tuple[PolicyGrant, ...]]
-Masks = dict[TableKey, tuple[MaskRule, ...]]
-Filters = dict[TableKey, tuple[RowFilterRule, ...]]
+UserDataPolicies = tuple[frozenset[str], dict[str, str]]  # mask policy names; filter -> SQL
 
 
 @dataclass(frozen=True)
@@ -78,7 +76,7 @@ class PolicySnapshot:
             for column, tags in by_path[path].columns:
                 table = columns.setdefault(key, {})
                 table[column] = table.get(column, frozenset()) | _with_parents(tags)
-        registry = Registry.of(set(trino_paths.values()), columns)
+        tagged = Registry.of(set(trino_paths.values()), columns)
         masking, row_filters = tuple(masking), tuple(row_filters)
         index = _index(by_path)
         data_targets: dict[str, frozenset[TableKey]] = {}
@@ -88,8 +86,25 @@ class PolicySnapshot:
             keys = {k for p in paths if (k := trino_paths.get(p)) is not None}
             if isinstance(data_policy, MaskingPolicy) and not data_policy.columns:
                 # a mask by column tag only: just the tables with such a tagged column
-                keys = {k for k in keys if _tagged(registry.columns.get(k, {}), data_policy)}
+                keys = {k for k in keys if _tagged(tagged.columns.get(k, {}), data_policy)}
             data_targets[data_policy.name] = frozenset(keys)
+        masks_by_table: defaultdict[TableKey, list[MaskRule]] = defaultdict(list)
+        for mask in masking:
+            if mask.status is PolicyStatus.ACTIVE:
+                rule = mask.rule()
+                for key in data_targets[mask.name]:
+                    masks_by_table[key].append(rule)
+        filters_by_table: defaultdict[TableKey, list[str]] = defaultdict(list)
+        for row_filter in row_filters:
+            if row_filter.status is PolicyStatus.ACTIVE:
+                for key in data_targets[row_filter.name]:
+                    filters_by_table[key].append(row_filter.name)
+        registry = Registry.of(
+            set(trino_paths.values()),
+            columns,
+            {k: tuple(v) for k, v in masks_by_table.items()},
+            {k: tuple(v) for k, v in filters_by_table.items()},
+        )
         return cls(
             revision=revision,
             sources=by_path,
@@ -135,28 +150,22 @@ class PolicySnapshot:
                 result[key] = result.get(key, ()) + grants
         return result
 
-    def data_policies(self, subject: Subject) -> tuple[Masks, Filters]:
-        """The active masking and row-level policies that apply to `subject`, per Trino table;
-        row filter predicates rendered with the subject's values."""
-        masks: defaultdict[TableKey, list[MaskRule]] = defaultdict(list)
-        filters: defaultdict[TableKey, list[RowFilterRule]] = defaultdict(list)
-        for mask in self.masking:
-            if mask.status is PolicyStatus.ACTIVE and mask.audience.includes(subject):
-                rule = mask.rule()
-                for key in self.data_targets.get(mask.name, ()):
-                    masks[key].append(rule)
-        for row_filter in self.row_filters:
-            if row_filter.status is PolicyStatus.ACTIVE and row_filter.audience.includes(subject):
-                attributes = dict(subject.attributes)
-                rendered = filter_rule(
-                    row_filter.name, row_filter.template, subject.name, subject.groups, attributes
-                )
-                for key in self.data_targets.get(row_filter.name, ()):
-                    filters[key].append(rendered)
-        return (
-            {k: tuple(v) for k, v in masks.items()},
-            {k: tuple(v) for k, v in filters.items()},
+    def data_policies(self, subject: Subject) -> UserDataPolicies:
+        """The active masking policies that apply to `subject` (by name: the registry says
+        which tables and columns they cover), and the active row-level policies that apply,
+        each with its predicate rendered with the subject's values."""
+        masks = frozenset(
+            m.name
+            for m in self.masking
+            if m.status is PolicyStatus.ACTIVE and m.audience.includes(subject)
         )
+        attributes = dict(subject.attributes)
+        filters = {
+            f.name: "(" + render_filter(f.template, subject.name, subject.groups, attributes) + ")"
+            for f in self.row_filters
+            if f.status is PolicyStatus.ACTIVE and f.audience.includes(subject)
+        }
+        return masks, filters
 
     def view(self, settings: Settings, identity: Identity) -> View:
         subject = self.subject(identity.user, identity.groups)

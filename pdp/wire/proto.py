@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping
+from typing import Any
 
 import orjson
 
@@ -22,7 +23,6 @@ from pdp.core.model import (
     Registry,
     Request,
     Resource,
-    RowFilterRule,
     SchemaRef,
     SessionPropertyRef,
     TableKey,
@@ -32,8 +32,6 @@ from pdp.core.model import (
 )
 
 Grants = Mapping[TableKey, tuple[PolicyGrant, ...]]
-Masks = Mapping[TableKey, tuple[MaskRule, ...]]
-Filters = Mapping[TableKey, tuple[RowFilterRule, ...]]
 
 
 def identity_to_pb(identity: Identity) -> pb.Identity:
@@ -139,6 +137,22 @@ def registry_to_pb(revision: str, registry: Registry, mapping: AccessGrantMappin
             )
             for key, columns in sorted(registry.columns.items())
         ],
+        masks=[
+            pb.MaskRule(
+                policy=rule.policy,
+                kind=rule.kind.value,
+                columns=sorted(rule.columns),
+                tags=sorted(rule.tags),
+                constant_json=orjson.dumps(rule.value).decode() if rule.value is not None else "",
+                count=rule.count,
+                tables=[_table(k) for k in keys],
+            )
+            for rule, keys in _by_rule(registry.masks).items()
+        ],
+        row_filters=[
+            pb.RowFilterTables(policy=name, tables=[_table(k) for k in keys])
+            for name, keys in _by_rule(registry.filters).items()
+        ],
     )
 
 
@@ -150,46 +164,6 @@ def registry_from_pb(message: pb.Registry) -> tuple[Registry, AccessGrantMapping
         }
         for c in message.columns
     }
-    return Registry.of(keys, columns), mapping_from_pb(message.mapping)
-
-
-def _by_rule(per_table: Mapping[TableKey, tuple[object, ...]]) -> dict[object, list[TableKey]]:
-    tables: defaultdict[object, list[TableKey]] = defaultdict(list)
-    for key, rules in sorted(per_table.items()):
-        for rule in rules:
-            tables[rule].append(key)
-    return tables
-
-
-def data_policies_to_pb(masks: Masks, filters: Filters) -> dict[str, list[object]]:
-    """The fields of `Entitlements` holding a user's data policies: each rule once, with its
-    tables (a policy usually covers many tables)."""
-    mask_rules = []
-    for rule, keys in _by_rule(masks).items():
-        assert isinstance(rule, MaskRule)
-        mask_rules.append(
-            pb.MaskRule(
-                policy=rule.policy,
-                kind=rule.kind.value,
-                columns=sorted(rule.columns),
-                tags=sorted(rule.tags),
-                constant_json=orjson.dumps(rule.value).decode() if rule.value is not None else "",
-                count=rule.count,
-                tables=[_table(k) for k in keys],
-            )
-        )
-    filter_rules = []
-    for rule, keys in _by_rule(filters).items():
-        assert isinstance(rule, RowFilterRule)
-        filter_rules.append(
-            pb.RowFilterRule(
-                policy=rule.policy, expression=rule.expression, tables=[_table(k) for k in keys]
-            )
-        )
-    return {"masks": mask_rules, "row_filters": filter_rules}
-
-
-def data_policies_from_pb(message: pb.Entitlements) -> tuple[Masks, Filters]:
     masks: defaultdict[TableKey, list[MaskRule]] = defaultdict(list)
     for m in message.masks:
         rule = MaskRule(
@@ -202,19 +176,33 @@ def data_policies_from_pb(message: pb.Entitlements) -> tuple[Masks, Filters]:
         )
         for t in m.tables:
             masks[table_key(t.catalog, t.schema, t.table)].append(rule)
-    filters: defaultdict[TableKey, list[RowFilterRule]] = defaultdict(list)
+    filters: defaultdict[TableKey, list[str]] = defaultdict(list)
     for f in message.row_filters:
-        row_filter = RowFilterRule(f.policy, f.expression)
         for t in f.tables:
-            filters[table_key(t.catalog, t.schema, t.table)].append(row_filter)
-    return (
+            filters[table_key(t.catalog, t.schema, t.table)].append(f.policy)
+    registry = Registry.of(
+        keys,
+        columns,
         {k: tuple(v) for k, v in masks.items()},
         {k: tuple(v) for k, v in filters.items()},
     )
+    return registry, mapping_from_pb(message.mapping)
+
+
+def _by_rule(per_table: Mapping[TableKey, tuple[Any, ...]]) -> dict[Any, list[TableKey]]:
+    """Each rule once, with the tables it covers (in table order; rules in first-seen order)."""
+    tables: dict[Any, list[TableKey]] = {}
+    for key, rules in sorted(per_table.items()):
+        for rule in rules:
+            tables.setdefault(rule, []).append(key)
+    return tables
 
 
 def entitlements_to_pb(
-    revision: str, grants: Grants, masks: Masks | None = None, filters: Filters | None = None
+    revision: str,
+    grants: Grants,
+    mask_policies: frozenset[str] = frozenset(),
+    filters: Mapping[str, str] | None = None,
 ) -> pb.Entitlements:
     return pb.Entitlements(
         revision=revision,
@@ -225,8 +213,17 @@ def entitlements_to_pb(
             )
             for (c, s, t), granted in sorted(grants.items())
         ],
-        **data_policies_to_pb(masks or {}, filters or {}),
+        mask_policies=sorted(mask_policies),
+        row_filters=[
+            pb.RowFilter(policy=name, expression=sql)
+            for name, sql in sorted((filters or {}).items())
+        ],
     )
+
+
+def data_policies_from_pb(message: pb.Entitlements) -> tuple[frozenset[str], dict[str, str]]:
+    """The user's mask policy names and rendered row filters."""
+    return frozenset(message.mask_policies), {f.policy: f.expression for f in message.row_filters}
 
 
 def entitlements_from_pb(message: pb.Entitlements) -> dict[TableKey, tuple[PolicyGrant, ...]]:

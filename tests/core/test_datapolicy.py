@@ -21,7 +21,6 @@ from pdp.core.model import (
     MaskKind,
     MaskRule,
     Registry,
-    RowFilterRule,
     Settings,
     View,
     table_key,
@@ -40,8 +39,11 @@ def rule(policy: str, kind: MaskKind, columns=(), tags=(), value=None, count=0) 
     return MaskRule(policy, kind, frozenset(columns), frozenset(tags), value, count)
 
 
-def view(*rules: MaskRule, filters=()) -> View:
-    return View(SETTINGS, REGISTRY, {}, {T: rules} if rules else {}, {T: tuple(filters)})
+def view(*rules: MaskRule, filters=None) -> View:
+    """Every rule covers T and applies to the user; `filters`: policy -> rendered SQL."""
+    filters = filters or {}
+    registry = Registry.of({T}, COLUMNS, {T: rules}, {T: tuple(filters)})
+    return View(SETTINGS, registry, {}, frozenset(r.policy for r in rules), filters)
 
 
 # --- precedence: the most restrictive kind, then the policy name -----------------------------
@@ -76,10 +78,19 @@ def test_tag_and_parent_tag_select_columns():
 
 
 def test_admins_get_no_masks_and_no_filters():
-    v = view(rule("pii", MaskKind.NULL, tags=["pii"]), filters=[RowFilterRule("f", "(x = 1)")])
+    v = view(rule("pii", MaskKind.NULL, tags=["pii"]), filters={"f": "(x = 1)"})
     assert column_mask(v, ADMIN, T, "email", "varchar") is None
     assert row_filters(v, ADMIN, T) == ()
     assert [f.expression for f in row_filters(v, ALICE, T)] == ["(x = 1)"]
+
+
+def test_rules_of_policies_that_do_not_apply_to_the_user_are_ignored():
+    v = view(rule("pii", MaskKind.NULL, tags=["pii"]))
+    other = View(SETTINGS, v.registry, {}, frozenset({"another"}), {})
+    assert column_mask(other, ALICE, T, "email", "varchar") is None
+    registry = Registry.of({T}, COLUMNS, {}, {T: ("f", "g")})
+    mine = View(SETTINGS, registry, {}, frozenset(), {"g": "(y = 2)"})
+    assert [(f.policy, f.expression) for f in row_filters(mine, ALICE, T)] == [("g", "(y = 2)")]
 
 
 def test_other_tables_are_not_masked():
@@ -324,7 +335,8 @@ def test_staged_masks_apply_to_nobody(snapshot):
     assert "email-staged" in snapshot.data_targets
     for identity in (Identity("alice"), Identity("carl")):
         view_ = snapshot.view(Settings(), identity)
-        assert all(r.policy != "email-staged" for rules in view_.masks.values() for r in rules)
+        assert "email-staged" not in view_.mask_policies
+        assert all(r.policy != "email-staged" for rs in view_.registry.masks.values() for r in rs)
 
 
 def test_row_filters_combine_and_are_rendered_per_user(snapshot):
