@@ -273,7 +273,6 @@ class Basis(StrEnum):
     VISIBLE = "visible"  # a catalog or schema is seen when it holds a readable data source
     METADATA = "metadata"  # information_schema and the like: Trino filters their rows per user
     NO_DATA_POLICY = "no-data-policy"  # row filters and masks: none applies
-    DATA_POLICY = "data-policy"  # a masking or row-level policy applies
     UNKNOWN_OPERATION = "unknown-operation"  # an operation this version does not know: deny
     MALFORMED = "malformed"  # the operation came with a resource of the wrong kind: deny
     PDP_UNAVAILABLE = "pdp-unavailable"  # the sidecar could not ask the PDP: fail closed
