@@ -97,7 +97,7 @@ def main() -> int:
     parser.add_argument("--queries", type=int, default=30, help="runs per query and user")
     args = parser.parse_args()
     root = Path(f"/tmp/pdp-bench-trino-{free_port()}")
-    root.mkdir()
+    (root / "config").mkdir(parents=True)
     tree = make_tree(
         root / "config", registry=REGISTRY, policies=POLICIES, users=USERS, properties=PROPERTIES
     )
@@ -120,7 +120,8 @@ def main() -> int:
         trino.query(
             "admin",
             f"CREATE TABLE memory.bench.wide AS SELECT {columns} "
-            f"FROM UNNEST(sequence(1, {ROWS})) AS t(x)",
+            f"FROM UNNEST(sequence(1, {ROWS // 10})) AS a(y) "
+            "CROSS JOIN UNNEST(sequence(0, 9)) AS b(z) CROSS JOIN LATERAL (SELECT y * 10 + z AS x)",
         )
         rows = {u: len(trino.query(u, QUERIES["SELECT * (20k rows, 50 columns)"])) for u in
                 ("admin", "plain", "masked")}  # fmt: skip
