@@ -53,6 +53,10 @@ class Answers:
         self._decisions: OrderedDict[Hashable, Decision] = OrderedDict()
         self._decision_limit = decision_cache
         self.cached: Callable[[Hashable], Decision | None] = self._decisions.get
+        # Encoded answers of the data-policy endpoints (row filters, masks), kept and dropped
+        # like decisions; keys from sidecar.datapolicies, never with the queryId.
+        self._data_answers: OrderedDict[Hashable, bytes] = OrderedDict()
+        self.cached_answer: Callable[[Hashable], bytes | None] = self._data_answers.get
         self._inflight: dict[Identity, asyncio.Future[View]] = {}
         self.heard = time.monotonic()  # when the PDP last said anything on the watch
         # the last word heard before the watch broke; not connected until the first word
@@ -60,7 +64,11 @@ class Answers:
         self._last_warning = 0.0
 
     def sizes(self) -> dict[str, int]:
-        return {"users": len(self._views), "decisions": len(self._decisions)}
+        return {
+            "users": len(self._views),
+            "decisions": len(self._decisions),
+            "dataPolicyAnswers": len(self._data_answers),
+        }
 
     def reset(self, revision: str | None) -> None:
         """Forget everything learned at the previous revision (or cluster configuration)."""
@@ -68,6 +76,7 @@ class Answers:
         self._registry = None
         self._views.clear()
         self._decisions.clear()
+        self._data_answers.clear()
 
     async def decide(self, request: Request, key: Hashable | None = None) -> Decision:
         """`key` identifies the request in the decision cache; by default it is derived from
@@ -107,6 +116,19 @@ class Answers:
             decisions.popitem(last=False)
         decisions[key] = decision
 
+    async def view(self, identity: Identity) -> View:
+        """The user's view at the current revision (raises PdpUnavailable)."""
+        return await self._view(identity)
+
+    def remember_answer(self, key: Hashable, view: View, answer: bytes) -> None:
+        """Keep an encoded data-policy answer computed from `view`, if that view is current."""
+        if self.revision is None or view.registry is not self._registry_now():
+            return
+        answers = self._data_answers
+        if len(answers) >= self._decision_limit:
+            answers.popitem(last=False)
+        answers[key] = answer
+
     def _registry_now(self) -> Registry | None:
         return self._registry[0] if self._registry else None
 
@@ -132,7 +154,7 @@ class Answers:
 
     async def _fetch_view(self, identity: Identity) -> View:
         for _ in range(3):
-            revision, grants = await self._client.entitlements(identity)
+            revision, grants, masks, filters = await self._client.entitlements(identity)
             if revision != self.revision:
                 self.reset(revision)  # the PDP moved on before the watch told us
             if self._registry is None:
@@ -141,7 +163,7 @@ class Answers:
                     continue
                 self._registry = (registry, mapping)
             registry, mapping = self._registry
-            view = View(self._cluster().effective(mapping), registry, grants)
+            view = View(self._cluster().effective(mapping), registry, grants, masks, filters)
             if self.revision == revision:
                 self._views[identity] = view
             return view

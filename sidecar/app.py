@@ -17,10 +17,13 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from pdp.auth import AsyncTokenSource
 from pdp.config.watch import Watched
+from pdp.core.model import TableRef
+from pdp.wire import datapolicy
 from pdp.wire.trino import BadRequest, Call, batch_keys, decode_document, parse, single_key
 from sidecar import http
 from sidecar.answers import Answers
 from sidecar.config import SidecarConfig, load_sidecar_config
+from sidecar.datapolicies import answer_masks, answer_row_filters
 from sidecar.decisionlog import DecisionLog
 from sidecar.health import health
 from sidecar.metrics import WorkerStats, render
@@ -228,16 +231,30 @@ class Sidecar:
         ]
 
     async def _row_filters(self, document: Any) -> bytes:
-        _decode(document, batch=False, operation="GetRowFilters")
-        return EMPTY_LIST
+        answers: Answers = self.answers  # type: ignore[assignment]
+        key = datapolicy.row_filters_key(document)
+        if key is not None and (answer := answers.cached_answer(key)) is not None:
+            return answer
+        call = _decode(document, batch=False, operation="GetRowFilters")
+        if not isinstance(call.resource, TableRef):
+            raise BadRequest("input.action.resource.table: GetRowFilters needs a table")
+        return await answer_row_filters(answers, call.identity, call.resource.key, key)
 
     async def _column_mask(self, document: Any) -> bytes:
-        _decode(document, batch=False, operation="GetColumnMask")
-        return NULL
+        return await self._masks(document, batch=False)
 
     async def _batch_column_masks(self, document: Any) -> bytes:
-        _decode(document, batch=True, operation="GetColumnMask")
-        return EMPTY_LIST
+        return await self._masks(document, batch=True)
+
+    async def _masks(self, document: Any, batch: bool) -> bytes:
+        answers: Answers = self.answers  # type: ignore[assignment]
+        key = datapolicy.masks_key(document, batch)
+        if key is not None and (answer := answers.cached_answer(key)) is not None:
+            return answer
+        call = _decode(document, batch=batch, operation="GetColumnMask")
+        if batch and not call.items:
+            return EMPTY_LIST
+        return await answer_masks(answers, call.identity, document, batch, key)
 
     def _live(self) -> tuple[int, bytes]:
         return 200, b'{"status":"live"}'

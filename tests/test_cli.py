@@ -90,3 +90,48 @@ def test_check_fails_with_every_problem(tmp_path):
     assert result.returncode == 2
     assert "policies.yaml:2: policies[0].access: unknown policy access type 'NONE'" in result.stderr
     assert "cluster.properties:1: immuta.user.admin: invalid regular expression" in result.stderr
+
+
+def test_explain_data_policies_of_the_demo():
+    demo = ROOT / "config" / "examples"
+    result = pdp("explain", str(demo / "masks-orders-dana.json"))
+    assert result.returncode == 0, result.stderr
+    assert "hive.sales.orders.id (integer): unmasked" in result.stdout
+    assert "round by policy 'amounts-rounded' on column 'amount'" in result.stdout
+    result = pdp("explain", "--json", str(demo / "row-filters-dana.json"))
+    line = json.loads(result.stdout)
+    assert line["filters"] == [{"expression": "(region IN ('emea'))", "policy": "own-region"}]
+
+
+def test_explain_names_overridden_and_staged_data_policies(tmp_path):
+    tree = make_tree(tmp_path)
+    tree.write(
+        "policies.yaml",
+        "masks:\n"
+        "  - {name: a-hash, columns: {names: [region]}, mask: hash}\n"
+        "  - {name: b-null, columns: {names: [region]}, mask: null}\n"
+        "  - {name: c-staged, columns: {names: [region]}, mask: null, status: staged}\n",
+    )
+    body = {
+        "input": {
+            "context": {"identity": {"user": "bob", "groups": []}},
+            "action": {
+                "operation": "GetColumnMask",
+                "resource": {
+                    "column": {
+                        "catalogName": "hive",
+                        "schemaName": "sales",
+                        "tableName": "orders",
+                        "columnName": "region",
+                        "columnType": "varchar",
+                    }
+                },
+            },
+        }
+    }
+    result = pdp("explain", "--config", str(tree.pdp_yaml(50051)), stdin=json.dumps(body))
+    assert result.returncode == 0, result.stderr
+    assert "CAST(NULL AS varchar)" in result.stdout
+    assert "null by policy 'b-null'" in result.stdout
+    assert "also masked by (lower precedence): a-hash" in result.stdout
+    assert "staged, not enforced: c-staged" in result.stdout

@@ -19,10 +19,19 @@ from pdp.config.listen import AddressInUse, ensure_listen_free
 from pdp.config.load import load_settings, load_snapshot
 from pdp.config.yamlsource import read_yaml
 from pdp.core import decide
-from pdp.core.model import DEFAULT_MAPPING, Decision, Request, name_of
+from pdp.core.datapolicy import column_mask, row_filters
+from pdp.core.model import DEFAULT_MAPPING, Decision, Identity, Request, TableRef, View, name_of
+from pdp.policy import PolicySnapshot, PolicyStatus
+from pdp.policy.model import MaskingPolicy
 from pdp.service.config import load_pdp_config
 from pdp.service.run import start_pdp
-from pdp.wire.trino import BadRequest, decode  # the same decoder the sidecar uses
+from pdp.wire.datapolicy import mask_columns
+from pdp.wire.trino import (  # the same decoder the sidecar uses
+    BadRequest,
+    Call,
+    decode_document,
+    parse,
+)
 
 DEMO = Path(__file__).resolve().parents[2] / "config"
 log = logging.getLogger("pdp")
@@ -131,10 +140,20 @@ def _explain(args: argparse.Namespace) -> int:
         print(f"pdp explain: cannot read {args.body}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     try:
-        call = decode(raw)
+        document = parse(raw)
+        call = decode_document(document)
+        if call.operation == "GetColumnMask":
+            columns = mask_columns(document, batch=call.items is not None)
     except BadRequest as exc:
         print(f"bad request body: {exc}", file=sys.stderr)
         return 2
+    if call.operation in ("GetRowFilters", "GetColumnMask"):
+        view = snapshot.view(settings, call.identity)
+        if call.operation == "GetRowFilters":
+            _explain_filters(snapshot, view, call, args.json)
+        else:
+            _explain_masks(snapshot, view, call.identity, columns, args.json)
+        return 0
     requests = (
         [call.request(item) for item in call.items] if call.items is not None else [call.request()]
     )
@@ -172,6 +191,112 @@ def _print_decision(request: Request, decision: Decision, revision: str, as_json
     print(f"       revision: {revision}")
 
 
+def _explain_filters(snapshot: PolicySnapshot, view: View, call: Call, as_json: bool) -> None:
+    table = call.resource
+    if not isinstance(table, TableRef):
+        print("bad request body: GetRowFilters needs a table", file=sys.stderr)
+        return
+    filters = row_filters(view, call.identity, table.key)
+    staged = _staged(snapshot, call.identity, table.key, "rowFilters")
+    admin = view.settings.is_admin(call.identity.user)
+    if as_json:
+        print(
+            orjson.dumps(
+                {
+                    "operation": call.operation,
+                    "object": name_of(table),
+                    "user": call.identity.user,
+                    "filters": [{"expression": f.expression, "policy": f.policy} for f in filters],
+                    "admin": admin,
+                    "staged": staged,
+                    "revision": snapshot.revision,
+                }
+            ).decode()
+        )
+        return
+    who = _who(call.identity)
+    print(f"ROW FILTERS  on {name_of(table)} for {who}: {len(filters) or 'none'}")
+    if admin:
+        print("       rule: admin; the user matches immuta.user.admin: no filters")
+    for f in filters:
+        print(f"       {f.policy}: {f.expression}")
+    if len(filters) > 1:
+        print("       (Trino ANDs them)")
+    if staged:
+        print(f"       staged, not enforced: {', '.join(staged)}")
+    print(f"       revision: {snapshot.revision}")
+
+
+def _explain_masks(
+    snapshot: PolicySnapshot, view: View, identity: Identity, columns: Any, as_json: bool
+) -> None:
+    admin = view.settings.is_admin(identity.user)
+    if not as_json:
+        print(f"COLUMN MASKS for {_who(identity)}" + (" (admin: never masked)" if admin else ""))
+    for column in columns:
+        mask = column_mask(view, identity, column.table, column.column, column.type)
+        staged = _staged(snapshot, identity, column.table, "masks", column.column)
+        name = ".".join((*column.table, column.column))
+        if as_json:
+            entry = {
+                "operation": "GetColumnMask",
+                "object": name,
+                "type": column.type,
+                "user": identity.user,
+                "mask": mask.expression if mask else None,
+                "policy": mask.policy if mask else None,
+                "reason": mask.reason if mask else "no masking policy applies",
+                "overridden": list(mask.overridden) if mask else [],
+                "staged": staged,
+                "revision": snapshot.revision,
+            }
+            print(orjson.dumps(entry).decode())
+            continue
+        if mask is None:
+            print(f"  {name} ({column.type}): unmasked")
+        else:
+            print(f"  {name} ({column.type}): {mask.expression}")
+            print(f"       {mask.reason}")
+            if mask.overridden:
+                print(f"       also masked by (lower precedence): {', '.join(mask.overridden)}")
+        if staged:
+            print(f"       staged, not enforced: {', '.join(staged)}")
+    if not as_json:
+        print(f"       revision: {snapshot.revision}")
+
+
+def _staged(
+    snapshot: PolicySnapshot,
+    identity: Identity,
+    table: tuple[str, str, str],
+    kind: str,
+    column: str | None = None,
+) -> list[str]:
+    """Staged data policies that would apply here once made active."""
+    subject = snapshot.subject(identity.user, identity.groups)
+    policies = snapshot.masking if kind == "masks" else snapshot.row_filters
+    tags = (
+        snapshot.registry.columns.get(table, {}).get(column.casefold(), frozenset())
+        if column
+        else frozenset()
+    )
+    found = []
+    for policy in policies:
+        if policy.status is not PolicyStatus.STAGED or not policy.audience.includes(subject):
+            continue
+        if table not in snapshot.data_targets.get(policy.name, ()):
+            continue
+        masking = isinstance(policy, MaskingPolicy) and column is not None
+        if masking and not policy.rule().covers(column.casefold(), tags):  # type: ignore[union-attr]
+            continue
+        found.append(policy.name)
+    return found
+
+
+def _who(identity: Identity) -> str:
+    return f"{identity.user} (groups: {', '.join(sorted(identity.groups)) or 'none'})"
+
+
 def _check(args: argparse.Namespace) -> int:
     config = load_pdp_config(args.config)
     problems: list[Problem] = []
@@ -194,7 +319,8 @@ def _check(args: argparse.Namespace) -> int:
     snapshot = loaded.value
     print(
         f"ok: revision {snapshot.revision}, {len(snapshot.sources)} data sources, "
-        f"{len(snapshot.policies)} policies, {len(snapshot.directory)} users"
+        f"{len(snapshot.policies)} policies, {len(snapshot.masking)} masks, "
+        f"{len(snapshot.row_filters)} row filters, {len(snapshot.directory)} users"
     )
     return 0
 

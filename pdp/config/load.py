@@ -77,6 +77,8 @@ def load_snapshot(files: Sequence[Path], mapping_file: Path | None) -> Loaded[Po
         retired=docs.retired,
         policies=docs.policies.values(),
         directory=docs.users,
+        masking=docs.masks.values(),
+        row_filters=docs.row_filters.values(),
         **({"mapping": mapping} if mapping else {}),
     )
     return Loaded(snapshot, tuple(warnings))

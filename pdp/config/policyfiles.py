@@ -1,8 +1,8 @@
 """The project's policy-and-registry YAML (documented in docs/policy-format.md).
 
-A file may hold any of three top-level sections: `connections` (the registry), `policies`
-(subscription policies) and `users` (the directory). Several files are merged; a name defined
-twice is an error.
+A file may hold any of these top-level sections: `connections` (the registry), `policies`
+(subscription policies), `masks` and `rowFilters` (data policies) and `users` (the directory).
+Several files are merged; a name defined twice is an error.
 """
 
 from __future__ import annotations
@@ -13,18 +13,25 @@ from typing import Any
 from pdp.config.errors import Collector
 from pdp.config.fields import Fields
 from pdp.config.yamlsource import line_of, load_yaml
-from pdp.core.model import Access, fold
+from pdp.core.datapolicy import PLACEHOLDERS, TemplateError, parse_template
+from pdp.core.model import Access, MaskKind, fold
 from pdp.policy.model import (
+    EVERYONE,
+    Audience,
     DataSource,
     DirectoryUser,
+    MaskingPolicy,
     ObjectType,
     Policy,
     PolicyStatus,
+    RowFilterPolicy,
     Status,
+    Targets,
     Technology,
 )
 
-SECTIONS = ("connections", "policies", "users")
+SECTIONS = ("connections", "policies", "masks", "rowFilters", "users")
+TARGET_KEYS = ("dataSources", "connections", "databases", "schemas", "tags")
 
 
 @dataclass
@@ -36,6 +43,8 @@ class PolicyDocuments:
     connections: dict[str, Technology] = field(default_factory=dict)
     policies: dict[str, Policy] = field(default_factory=dict)
     users: dict[str, DirectoryUser] = field(default_factory=dict)
+    masks: dict[str, MaskingPolicy] = field(default_factory=dict)
+    row_filters: dict[str, RowFilterPolicy] = field(default_factory=dict)
 
 
 def parse_policy_file(text: str, file: str, into: PolicyDocuments) -> Collector:
@@ -48,6 +57,10 @@ def parse_policy_file(text: str, file: str, into: PolicyDocuments) -> Collector:
         _connection(item, f"connections[{index}]", found, into)
     for index, item in enumerate(top.list("policies")):
         _policy(item, f"policies[{index}]", found, into)
+    for index, item in enumerate(top.list("masks")):
+        _mask(item, f"masks[{index}]", found, into)
+    for index, item in enumerate(top.list("rowFilters")):
+        _row_filter(item, f"rowFilters[{index}]", found, into)
     users = document.get("users", {}) if isinstance(document, dict) else {}
     if not isinstance(users, dict):
         found.error(line_of(document, "users"), "users: expected a mapping of user name to entry")
@@ -91,7 +104,10 @@ def _connection(data: Any, where: str, found: Collector, into: PolicyDocuments) 
                 if isinstance(table_data, str):  # shorthand: just the name
                     table_data = {"name": table_data}
                 table = Fields(
-                    table_data, t_where, found, ("name", "status", "type", "tags", "deleted")
+                    table_data,
+                    t_where,
+                    found,
+                    ("name", "status", "type", "tags", "deleted", "columns"),
                 )
                 table_name = table.text("name", required=True)
                 active = table.enum("status", Status, schema_status) is Status.ACTIVE
@@ -104,6 +120,7 @@ def _connection(data: Any, where: str, found: Collector, into: PolicyDocuments) 
                     type=table.enum("type", ObjectType, ObjectType.TABLE),
                     tags=frozenset(fold(t) for t in table.strings("tags")),
                     trino_catalog=catalog,
+                    columns=_column_tags(table),
                 )
                 if active and not table.flag("deleted"):
                     into.sources.append(source)
@@ -181,4 +198,143 @@ def _user(
         found.error(line, f"{where}: user {name!r} is defined twice")
     into.users[name] = DirectoryUser(
         name, frozenset(f.strings("groups")), f.attributes("attributes")
+    )
+
+
+def _column_tags(table: Fields) -> tuple[tuple[str, frozenset[str]], ...]:
+    """`columns: {email: [PII.Email], ssn: [PII]}` under a table."""
+    raw = table.data.get("columns")
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict):
+        table.error("columns", "expected a mapping of column name to a list of tags")
+        return ()
+    result = []
+    for name, tags in raw.items():
+        if isinstance(tags, str):
+            tags = [tags]
+        if not isinstance(tags, list) or not all(isinstance(t, str) and t for t in tags):
+            table.found.error(
+                line_of(raw, name), f"{table.path('columns')}.{name}: expected a list of tags"
+            )
+            continue
+        result.append((fold(str(name)), frozenset(fold(t) for t in tags)))
+    return tuple(result)
+
+
+DATA_POLICY_KEYS = ("name", "status", "what", "exceptFor", "onlyFor")
+MASK_FORMS = "null, hash, {constant: value}, {keepLast: n}, {keepFirst: n} or {round: digits}"
+
+
+def _data_policy_name(f: Fields, where: str, into: PolicyDocuments) -> str:
+    name = f.text("name", required=True)
+    if name in into.masks or name in into.row_filters:
+        f.found.error(f.line("name"), f"{where}: data policy {name!r} is defined twice")
+    return name
+
+
+def _targets(f: Fields, where: str) -> Targets:
+    """`what:` names data sources as a subscription policy's does; absent: all of them."""
+    if f.data.get("what") is None:
+        return Targets(everything=True)
+    on = Fields(f.data.get("what"), f"{where}.what", f.found, TARGET_KEYS)
+    paths = {
+        key: _paths(on, key, depth)
+        for key, depth in (("dataSources", 4), ("connections", 1), ("databases", 2), ("schemas", 3))
+    }
+    targets = Targets(
+        data_sources=paths["dataSources"],
+        connections=paths["connections"],
+        databases=paths["databases"],
+        schemas=paths["schemas"],
+        tags=frozenset(fold(t) for t in on.strings("tags")),
+    )
+    if not any(on.data.get(key) for key in TARGET_KEYS):
+        on.found.warn(f.line("what"), f"{where}.what: names no data source (it does nothing)")
+    return targets
+
+
+def _audience(f: Fields, where: str) -> Audience:
+    if f.has("exceptFor") and f.has("onlyFor"):
+        f.error("onlyFor", "give exceptFor or onlyFor, not both")
+    for key, exclude in (("exceptFor", True), ("onlyFor", False)):
+        if f.has(key):
+            who = Fields(f.data[key], f"{where}.{key}", f.found, ("users", "groups", "attributes"))
+            audience = Audience(
+                users=frozenset(who.strings("users")),
+                groups=frozenset(who.strings("groups")),
+                attributes=who.attributes("attributes"),
+                exclude=exclude,
+            )
+            if not (audience.users or audience.groups or audience.attributes):
+                f.error(key, "name at least one of users, groups or attributes")
+            return audience
+    return EVERYONE
+
+
+def _mask(data: Any, where: str, found: Collector, into: PolicyDocuments) -> None:
+    f = Fields(data, where, found, (*DATA_POLICY_KEYS, "columns", "mask"))
+    name = _data_policy_name(f, where, into)
+    columns = Fields(f.data.get("columns", {}), f"{where}.columns", found, ("names", "tags"))
+    names = frozenset(fold(c) for c in columns.strings("names"))
+    tags = frozenset(fold(t) for t in columns.strings("tags"))
+    if not names and not tags:
+        found.error(f.line("columns") or f.line(), f"{where}.columns: name columns or tags")
+    if "mask" not in f.data:
+        found.error(f.line(), f"{where}: missing required key 'mask' ({MASK_FORMS})")
+    kind, value, count = _mask_form(f, where)
+    into.masks[name] = MaskingPolicy(
+        name=name,
+        kind=kind,
+        on=_targets(f, where),
+        columns=names,
+        column_tags=tags,
+        value=value,
+        count=count,
+        audience=_audience(f, where),
+        status=f.enum("status", PolicyStatus, PolicyStatus.ACTIVE),
+    )
+
+
+def _mask_form(f: Fields, where: str) -> tuple[MaskKind, Any, int]:
+    raw = f.data.get("mask")
+    if raw is None or (isinstance(raw, str) and raw.strip().lower() == "null"):
+        return MaskKind.NULL, None, 0
+    if isinstance(raw, str) and raw.strip().lower() == "hash":
+        return MaskKind.HASH, None, 0
+    if isinstance(raw, dict) and len(raw) == 1:
+        ((key, value),) = raw.items()
+        if key == "constant":
+            if isinstance(value, str | int | float | bool):
+                return MaskKind.CONSTANT, value, 0
+            f.error("mask", f"constant: expected a string, number or boolean, got {value!r}")
+            return MaskKind.NULL, None, 0
+        if key in ("keepLast", "keepFirst", "round"):
+            low = -30 if key == "round" else 0
+            if isinstance(value, int) and not isinstance(value, bool) and low <= value <= 1000:
+                kind = {"keepLast": MaskKind.KEEP_LAST, "keepFirst": MaskKind.KEEP_FIRST}
+                return kind.get(key, MaskKind.ROUND), None, value
+            f.error("mask", f"{key}: expected a whole number from {low} to 1000, got {value!r}")
+            return MaskKind.NULL, None, 0
+    f.error("mask", f"unknown mask {raw!r} (expected {MASK_FORMS})")
+    return MaskKind.NULL, None, 0
+
+
+def _row_filter(data: Any, where: str, found: Collector, into: PolicyDocuments) -> None:
+    f = Fields(data, where, found, (*DATA_POLICY_KEYS, "where"))
+    name = _data_policy_name(f, where, into)
+    predicate = f.text("where", required=True)
+    template: tuple[Any, ...] = ()
+    if predicate:
+        try:
+            template = parse_template(predicate)
+        except TemplateError as exc:
+            f.error("where", f"{exc} in {predicate!r} (placeholders: {PLACEHOLDERS})")
+    into.row_filters[name] = RowFilterPolicy(
+        name=name,
+        on=_targets(f, where),
+        where=predicate,
+        template=template,
+        audience=_audience(f, where),
+        status=f.enum("status", PolicyStatus, PolicyStatus.ACTIVE),
     )

@@ -169,16 +169,32 @@ class PolicyGrant:
     access: Access  # READ or WRITE
 
 
+ColumnTags = Mapping[str, frozenset[str]]
+"""Folded column name -> its tags, each with all its parent tags (`PII.Email` also gives `PII`)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Registry:
-    """The active data sources as Trino names them, indexed for containment questions."""
+    """The active data sources as Trino names them, indexed for containment questions, and the
+    tags of their columns (from the registry files today, from object sync later)."""
 
     tables: frozenset[TableKey] = frozenset()
     by_catalog: Mapping[str, frozenset[TableKey]] = field(default_factory=dict)
     by_schema: Mapping[tuple[str, str], frozenset[TableKey]] = field(default_factory=dict)
+    columns: Mapping[TableKey, ColumnTags] = field(default_factory=dict)
+    # The active data policies by the tables they cover, the same for every user (a user's
+    # view says which of them apply to that user): masking rules, and row filter policy names.
+    masks: Mapping[TableKey, tuple[MaskRule, ...]] = field(default_factory=dict)
+    filters: Mapping[TableKey, tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, keys: frozenset[TableKey] | set[TableKey]) -> Registry:
+    def of(
+        cls,
+        keys: frozenset[TableKey] | set[TableKey],
+        columns: Mapping[TableKey, ColumnTags] | None = None,
+        masks: Mapping[TableKey, tuple[MaskRule, ...]] | None = None,
+        filters: Mapping[TableKey, tuple[str, ...]] | None = None,
+    ) -> Registry:
         by_catalog: dict[str, set[TableKey]] = {}
         by_schema: dict[tuple[str, str], set[TableKey]] = {}
         for key in keys:
@@ -188,6 +204,9 @@ class Registry:
             tables=frozenset(keys),
             by_catalog={k: frozenset(v) for k, v in by_catalog.items()},
             by_schema={k: frozenset(v) for k, v in by_schema.items()},
+            columns={k: v for k, v in (columns or {}).items() if k in keys and v},
+            masks={k: v for k, v in (masks or {}).items() if v},
+            filters={k: v for k, v in (filters or {}).items() if v},
         )
 
     def inside(self, catalog: str, schema: str | None = None) -> frozenset[TableKey]:
@@ -196,14 +215,51 @@ class Registry:
         return self.by_schema.get((fold(catalog), fold(schema)), frozenset())
 
 
+class MaskKind(StrEnum):
+    """How a masking policy hides a value. The order is the precedence when two policies mask
+    one column: the most restrictive first (docs/decisions.md)."""
+
+    NULL = "null"
+    HASH = "hash"
+    CONSTANT = "constant"
+    KEEP_LAST = "keepLast"  # a partial reveal: the last `count` characters
+    KEEP_FIRST = "keepFirst"  # a partial reveal: the first `count` characters
+    ROUND = "round"  # numbers rounded to `count` decimal places (negative: tens, hundreds...)
+
+
+MASK_PRECEDENCE = tuple(MaskKind)
+
+Constant = str | int | float | bool
+
+
+@dataclass(frozen=True, slots=True)
+class MaskRule:
+    """A masking policy that applies to the user, as it stands on one data source: which
+    columns (by folded name, or by tag) and how."""
+
+    policy: str
+    kind: MaskKind
+    columns: frozenset[str] = frozenset()  # folded column names
+    tags: frozenset[str] = frozenset()  # folded column tags (a parent tag covers its children)
+    value: Constant | None = None  # CONSTANT
+    count: int = 0  # KEEP_LAST / KEEP_FIRST: characters kept; ROUND: decimal places
+
+    def covers(self, column: str, tags: frozenset[str]) -> bool:
+        return column in self.columns or not self.tags.isdisjoint(tags)
+
+
 @dataclass(frozen=True, slots=True)
 class View:
     """Everything one decision may look at: the cluster's settings, the registry at one
-    revision, and the requesting user's policy grants (data source -> granting policies)."""
+    revision, the requesting user's policy grants (data source -> granting policies) and the
+    data policies that apply to them: the masking policies by name, and the row-level policies
+    with their predicates rendered for the user (policy -> SQL, values already quoted)."""
 
     settings: Settings
     registry: Registry
     grants: Mapping[TableKey, tuple[PolicyGrant, ...]]
+    mask_policies: frozenset[str] = frozenset()
+    filters: Mapping[str, str] = field(default_factory=dict)
 
 
 class Basis(StrEnum):
@@ -216,7 +272,7 @@ class Basis(StrEnum):
     NON_DATA_SOURCE = "non-data-source"  # immuta.allowed.non.immuta.datasource.operations
     VISIBLE = "visible"  # a catalog or schema is seen when it holds a readable data source
     METADATA = "metadata"  # information_schema and the like: Trino filters their rows per user
-    NO_DATA_POLICY = "no-data-policy"  # row filters and masks: none exist yet
+    NO_DATA_POLICY = "no-data-policy"  # row filters and masks: none applies
     UNKNOWN_OPERATION = "unknown-operation"  # an operation this version does not know: deny
     MALFORMED = "malformed"  # the operation came with a resource of the wrong kind: deny
     PDP_UNAVAILABLE = "pdp-unavailable"  # the sidecar could not ask the PDP: fail closed

@@ -4,7 +4,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from pdp.core.model import Access, TableKey, fold
+from pdp.core.datapolicy import Template
+from pdp.core.model import Access, Constant, MaskKind, MaskRule, TableKey, fold
 
 
 class Technology(StrEnum):
@@ -54,6 +55,8 @@ class DataSource:
     type: ObjectType = ObjectType.TABLE
     tags: frozenset[str] = frozenset()
     trino_catalog: str | None = None  # the Trino catalog that exposes it, if any
+    # (folded column name, its folded tags) for the columns the registry tags
+    columns: tuple[tuple[str, frozenset[str]], ...] = ()
 
     @property
     def path(self) -> str:
@@ -114,3 +117,71 @@ class Policy:
         if not checks:
             return False
         return all(checks) if self.match_all else any(checks)
+
+
+@dataclass(frozen=True, slots=True)
+class Audience:
+    """Whom a data policy applies to: everyone (no names), everyone except those named
+    (`exclude`), or only those named. Names match on any of user, group or attribute value."""
+
+    users: frozenset[str] = frozenset()
+    groups: frozenset[str] = frozenset()
+    attributes: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    exclude: bool = True
+
+    def names(self, subject: Subject) -> bool:
+        return (
+            subject.name in self.users
+            or not self.groups.isdisjoint(subject.groups)
+            or any(
+                not wanted.isdisjoint(subject.attributes.get(key, ()))
+                for key, wanted in self.attributes.items()
+            )
+        )
+
+    def includes(self, subject: Subject) -> bool:
+        return self.names(subject) != self.exclude
+
+
+EVERYONE = Audience()
+
+
+@dataclass(frozen=True, slots=True)
+class Targets:
+    """A set of data sources, named as a subscription policy's `what` names them; `everything`
+    when no key is given."""
+
+    data_sources: frozenset[str] = frozenset()
+    connections: frozenset[str] = frozenset()
+    databases: frozenset[str] = frozenset()
+    schemas: frozenset[str] = frozenset()
+    tags: frozenset[str] = frozenset()
+    everything: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MaskingPolicy:
+    name: str
+    kind: MaskKind
+    on: Targets
+    columns: frozenset[str] = frozenset()  # folded column names
+    column_tags: frozenset[str] = frozenset()  # folded
+    value: Constant | None = None
+    count: int = 0
+    audience: Audience = EVERYONE
+    status: PolicyStatus = PolicyStatus.ACTIVE
+
+    def rule(self) -> MaskRule:
+        return MaskRule(
+            self.name, self.kind, self.columns, self.column_tags, self.value, self.count
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RowFilterPolicy:
+    name: str
+    on: Targets
+    where: str  # the predicate as written
+    template: Template
+    audience: Audience = EVERYONE
+    status: PolicyStatus = PolicyStatus.ACTIVE

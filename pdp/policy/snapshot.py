@@ -6,10 +6,13 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from pdp.core.datapolicy import render_filter
 from pdp.core.model import (
     DEFAULT_MAPPING,
     AccessGrantMapping,
+    ColumnTags,
     Identity,
+    MaskRule,
     PolicyGrant,
     Registry,
     Settings,
@@ -17,9 +20,19 @@ from pdp.core.model import (
     View,
     fold,
 )
-from pdp.policy.model import DataSource, DirectoryUser, Policy, PolicyStatus, Subject
+from pdp.policy.model import (
+    DataSource,
+    DirectoryUser,
+    MaskingPolicy,
+    Policy,
+    PolicyStatus,
+    RowFilterPolicy,
+    Subject,
+    Targets,
+)
 
 Grants = dict[str, tuple[PolicyGrant, ...]]
+UserDataPolicies = tuple[frozenset[str], dict[str, str]]  # mask policy names; filter -> SQL
 
 
 @dataclass(frozen=True)
@@ -38,6 +51,10 @@ class PolicySnapshot:
     # Active policies by what their `who` names, so a user's grants are found without testing
     # every policy: ("anyone",), ("user", name), ("group", name), ("attribute", key, value).
     by_who: Mapping[tuple[str, ...], tuple[int, ...]] = field(default_factory=dict)
+    # Data policies (staged ones too, for `pdp explain`) and the Trino tables each one covers.
+    masking: tuple[MaskingPolicy, ...] = ()
+    row_filters: tuple[RowFilterPolicy, ...] = ()
+    data_targets: Mapping[str, frozenset[TableKey]] = field(default_factory=dict)
 
     @classmethod
     def compile(
@@ -48,21 +65,60 @@ class PolicySnapshot:
         directory: Mapping[str, DirectoryUser],
         mapping: AccessGrantMapping = DEFAULT_MAPPING,
         retired: Iterable[DataSource] = (),
+        masking: Iterable[MaskingPolicy] = (),
+        row_filters: Iterable[RowFilterPolicy] = (),
     ) -> PolicySnapshot:
         by_path = {fold(s.path): s for s in sources}
         policies = tuple(policies)
         trino_paths = {path: s.trino_key for path, s in by_path.items() if s.trino_key}
+        columns: dict[TableKey, dict[str, frozenset[str]]] = {}
+        for path, key in trino_paths.items():
+            for column, tags in by_path[path].columns:
+                table = columns.setdefault(key, {})
+                table[column] = table.get(column, frozenset()) | _with_parents(tags)
+        tagged = Registry.of(set(trino_paths.values()), columns)
+        masking, row_filters = tuple(masking), tuple(row_filters)
+        index = _index(by_path)
+        data_targets: dict[str, frozenset[TableKey]] = {}
+        data_policies: tuple[MaskingPolicy | RowFilterPolicy, ...] = (*masking, *row_filters)
+        for data_policy in data_policies:
+            paths = _resolve(index, by_path, data_policy.on)
+            keys = {k for p in paths if (k := trino_paths.get(p)) is not None}
+            if isinstance(data_policy, MaskingPolicy) and not data_policy.columns:
+                # a mask by column tag only: just the tables with such a tagged column
+                keys = {k for k in keys if _tagged(tagged.columns.get(k, {}), data_policy)}
+            data_targets[data_policy.name] = frozenset(keys)
+        masks_by_table: defaultdict[TableKey, list[MaskRule]] = defaultdict(list)
+        for mask in masking:
+            if mask.status is PolicyStatus.ACTIVE:
+                rule = mask.rule()
+                for key in data_targets[mask.name]:
+                    masks_by_table[key].append(rule)
+        filters_by_table: defaultdict[TableKey, list[str]] = defaultdict(list)
+        for row_filter in row_filters:
+            if row_filter.status is PolicyStatus.ACTIVE:
+                for key in data_targets[row_filter.name]:
+                    filters_by_table[key].append(row_filter.name)
+        registry = Registry.of(
+            set(trino_paths.values()),
+            columns,
+            {k: tuple(v) for k, v in masks_by_table.items()},
+            {k: tuple(v) for k, v in filters_by_table.items()},
+        )
         return cls(
             revision=revision,
             sources=by_path,
             policies=policies,
             directory=dict(directory),
             mapping=mapping,
-            targets=_targets(by_path, policies),
-            registry=Registry.of(set(trino_paths.values())),
+            targets={p.name: frozenset(_resolve(index, by_path, _what(p))) for p in policies},
+            registry=registry,
             trino_paths=trino_paths,
             retired={p: s for s in retired if (p := fold(s.path)) not in by_path},
             by_who=_by_who(policies),
+            masking=masking,
+            row_filters=row_filters,
+            data_targets=data_targets,
         )
 
     def subject(self, user: str, groups: Iterable[str] = ()) -> Subject:
@@ -94,14 +150,51 @@ class PolicySnapshot:
                 result[key] = result.get(key, ()) + grants
         return result
 
+    def data_policies(self, subject: Subject) -> UserDataPolicies:
+        """The active masking policies that apply to `subject` (by name: the registry says
+        which tables and columns they cover), and the active row-level policies that apply,
+        each with its predicate rendered with the subject's values."""
+        masks = frozenset(
+            m.name
+            for m in self.masking
+            if m.status is PolicyStatus.ACTIVE and m.audience.includes(subject)
+        )
+        attributes = dict(subject.attributes)
+        filters = {
+            f.name: "(" + render_filter(f.template, subject.name, subject.groups, attributes) + ")"
+            for f in self.row_filters
+            if f.status is PolicyStatus.ACTIVE and f.audience.includes(subject)
+        }
+        return masks, filters
+
     def view(self, settings: Settings, identity: Identity) -> View:
         subject = self.subject(identity.user, identity.groups)
-        return View(settings, self.registry, self.trino_grants(subject))
+        masks, filters = self.data_policies(subject)
+        return View(settings, self.registry, self.trino_grants(subject), masks, filters)
 
 
-def _targets(
-    sources: Mapping[str, DataSource], policies: tuple[Policy, ...]
-) -> dict[str, frozenset[str]]:
+Index = dict[tuple[str, str], set[str]]
+
+
+def _with_parents(tags: frozenset[str]) -> frozenset[str]:
+    result: set[str] = set()
+    for tag in tags:
+        parts = tag.split(".")
+        result.update(".".join(parts[:depth]) for depth in range(1, len(parts) + 1))
+    return frozenset(result)
+
+
+def _tagged(columns: ColumnTags, mask: MaskingPolicy) -> bool:
+    return any(not mask.column_tags.isdisjoint(tags) for tags in columns.values())
+
+
+def _what(policy: Policy) -> Targets:
+    return Targets(
+        policy.data_sources, policy.connections, policy.databases, policy.schemas, policy.tags
+    )
+
+
+def _index(sources: Mapping[str, DataSource]) -> Index:
     index: defaultdict[tuple[str, str], set[str]] = defaultdict(set)
     for path, source in sources.items():
         conn, db, schema = fold(source.connection), fold(source.database), fold(source.schema)
@@ -112,19 +205,22 @@ def _targets(
             parts = tag.split(".")
             for depth in range(1, len(parts) + 1):  # a policy on a parent tag covers its children
                 index["tag", ".".join(parts[:depth])].add(path)
-    result = {}
-    for policy in policies:
-        paths = set(policy.data_sources & sources.keys())
-        for kind, names in (
-            ("connection", policy.connections),
-            ("database", policy.databases),
-            ("schema", policy.schemas),
-            ("tag", policy.tags),
-        ):
-            for name in names:
-                paths |= index.get((kind, name), set())
-        result[policy.name] = frozenset(paths)
-    return result
+    return dict(index)
+
+
+def _resolve(index: Index, sources: Mapping[str, DataSource], what: Targets) -> set[str]:
+    if what.everything:
+        return set(sources)
+    paths = set(what.data_sources & sources.keys())
+    for kind, names in (
+        ("connection", what.connections),
+        ("database", what.databases),
+        ("schema", what.schemas),
+        ("tag", what.tags),
+    ):
+        for name in names:
+            paths |= index.get((kind, name), set())
+    return paths
 
 
 def _by_who(policies: tuple[Policy, ...]) -> dict[tuple[str, ...], tuple[int, ...]]:

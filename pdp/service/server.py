@@ -84,7 +84,11 @@ class PdpServicer(rpc.PolicyDecisionPointServicer):
         cached = self._entitlements.get(key)
         if cached is None:
             grants = self._trino_grants(snapshot, identity)
-            cached = self._entitlements[key] = proto.entitlements_to_pb(snapshot.revision, grants)
+            subject = snapshot.subject(identity.user, identity.groups)
+            masks, filters = snapshot.data_policies(subject)
+            cached = self._entitlements[key] = proto.entitlements_to_pb(
+                snapshot.revision, grants, masks, filters
+            )
         return cached
 
     @measured("GetRegistry")

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Mapping
+from typing import Any
+
+import orjson
 
 from pdp.api import pb
 from pdp.core.model import (
@@ -13,6 +17,8 @@ from pdp.core.model import (
     Decision,
     FunctionRef,
     Identity,
+    MaskKind,
+    MaskRule,
     PolicyGrant,
     Registry,
     Request,
@@ -112,20 +118,92 @@ def mapping_from_pb(message: pb.AccessGrantMapping) -> AccessGrantMapping:
     )
 
 
+def _table(key: TableKey) -> pb.Table:
+    return pb.Table(catalog=key[0], schema=key[1], table=key[2])
+
+
 def registry_to_pb(revision: str, registry: Registry, mapping: AccessGrantMapping) -> pb.Registry:
     return pb.Registry(
         revision=revision,
         tables=[pb.Table(catalog=c, schema=s, table=t) for c, s, t in sorted(registry.tables)],
         mapping=mapping_to_pb(mapping),
+        columns=[
+            pb.TableColumns(
+                table=_table(key),
+                columns=[
+                    pb.ColumnTags(column=name, tags=sorted(tags))
+                    for name, tags in sorted(columns.items())
+                ],
+            )
+            for key, columns in sorted(registry.columns.items())
+        ],
+        masks=[
+            pb.MaskRule(
+                policy=rule.policy,
+                kind=rule.kind.value,
+                columns=sorted(rule.columns),
+                tags=sorted(rule.tags),
+                constant_json=orjson.dumps(rule.value).decode() if rule.value is not None else "",
+                count=rule.count,
+                tables=[_table(k) for k in keys],
+            )
+            for rule, keys in _by_rule(registry.masks).items()
+        ],
+        row_filters=[
+            pb.RowFilterTables(policy=name, tables=[_table(k) for k in keys])
+            for name, keys in _by_rule(registry.filters).items()
+        ],
     )
 
 
 def registry_from_pb(message: pb.Registry) -> tuple[Registry, AccessGrantMapping]:
     keys = {table_key(t.catalog, t.schema, t.table) for t in message.tables}
-    return Registry.of(keys), mapping_from_pb(message.mapping)
+    columns = {
+        table_key(c.table.catalog, c.table.schema, c.table.table): {
+            col.column: frozenset(col.tags) for col in c.columns
+        }
+        for c in message.columns
+    }
+    masks: defaultdict[TableKey, list[MaskRule]] = defaultdict(list)
+    for m in message.masks:
+        rule = MaskRule(
+            policy=m.policy,
+            kind=MaskKind(m.kind),
+            columns=frozenset(m.columns),
+            tags=frozenset(m.tags),
+            value=orjson.loads(m.constant_json) if m.constant_json else None,
+            count=m.count,
+        )
+        for t in m.tables:
+            masks[table_key(t.catalog, t.schema, t.table)].append(rule)
+    filters: defaultdict[TableKey, list[str]] = defaultdict(list)
+    for f in message.row_filters:
+        for t in f.tables:
+            filters[table_key(t.catalog, t.schema, t.table)].append(f.policy)
+    registry = Registry.of(
+        keys,
+        columns,
+        {k: tuple(v) for k, v in masks.items()},
+        {k: tuple(v) for k, v in filters.items()},
+    )
+    return registry, mapping_from_pb(message.mapping)
 
 
-def entitlements_to_pb(revision: str, grants: Grants) -> pb.Entitlements:
+def _by_rule(per_table: Mapping[TableKey, tuple[Any, ...]]) -> dict[Any, list[TableKey]]:
+    """Each rule once, with the tables it covers (in table order; rules in first-seen order)."""
+    tables: dict[Any, list[TableKey]] = {}
+    for key, rules in sorted(per_table.items()):
+        for rule in rules:
+            tables.setdefault(rule, []).append(key)
+    return tables
+
+
+def entitlements_to_pb(
+    revision: str,
+    grants: Grants,
+    mask_policies: frozenset[str] = frozenset(),
+    filters: Mapping[str, str] | None = None,
+) -> pb.Entitlements:
     return pb.Entitlements(
         revision=revision,
         tables=[
@@ -135,7 +213,17 @@ def entitlements_to_pb(revision: str, grants: Grants) -> pb.Entitlements:
             )
             for (c, s, t), granted in sorted(grants.items())
         ],
+        mask_policies=sorted(mask_policies),
+        row_filters=[
+            pb.RowFilter(policy=name, expression=sql)
+            for name, sql in sorted((filters or {}).items())
+        ],
     )
+
+
+def data_policies_from_pb(message: pb.Entitlements) -> tuple[frozenset[str], dict[str, str]]:
+    """The user's mask policy names and rendered row filters."""
+    return frozenset(message.mask_policies), {f.policy: f.expression for f in message.row_filters}
 
 
 def entitlements_from_pb(message: pb.Entitlements) -> dict[TableKey, tuple[PolicyGrant, ...]]:

@@ -81,6 +81,16 @@ connections:
             tables: [orders, customers]
           - name: hr
             tables: [{{name: salaries, tags: [Finance.Payroll]}}]
+          - name: sample_schema  # test_trino_data_policies.py creates and drops these
+            tables:
+              - name: restricted_table
+                columns: {{user_name: [PII.Name], user_phone: [PII.Phone]}}
+              - unrestricted_table
+              - typed_null
+              - typed_hash
+              - typed_constant
+              - typed_reveal
+              - typed_round
   - name: pg
     technology: postgresql
     status: active

@@ -58,7 +58,19 @@ def read(endpoint: str, status: int | None, body: bytes | None, items: int = 0) 
         case "batchColumnMasks":
             if "result" not in document or result is None:
                 raise PluginError("DeserializeFailed")
-            return _list(result, dict)
+            masks = _list(result, dict)
+            for mask in masks:
+                view = mask.get("viewExpression")
+                if not isinstance(view, dict) or not isinstance(view.get("expression"), str):
+                    raise PluginError("DeserializeFailed")
+                index = mask.get("index")
+                if not isinstance(index, int) or isinstance(index, bool):
+                    raise PluginError("DeserializeFailed")
+                if not 0 <= index < items:  # a raw index error, or a duplicate key
+                    raise PluginError("QueryFailed")
+            if len({m["index"] for m in masks}) != len(masks):
+                raise PluginError("QueryFailed")
+            return masks
     raise ValueError(f"unknown endpoint {endpoint}")
 
 
