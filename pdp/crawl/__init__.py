@@ -1,0 +1,1 @@
+"""Crawlers: list a platform's databases, schemas and tables for object sync."""
