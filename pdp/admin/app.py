@@ -125,6 +125,14 @@ class PermissionBody(_Body):
 # --- the application -------------------------------------------------------------------------
 
 
+async def _caller(request: Request) -> Caller:
+    authenticate: Authenticate = request.app.state.authenticate
+    return await authenticate(request)
+
+
+Who = Annotated[Caller, Depends(_caller)]
+
+
 def create_app(
     plane: ControlPlane,
     authenticate: Authenticate,
@@ -137,10 +145,7 @@ def create_app(
     )
     _install_errors(app)
 
-    async def caller(request: Request) -> Caller:
-        return await authenticate(request)
-
-    Who = Annotated[Caller, Depends(caller)]
+    app.state.authenticate = authenticate
 
     def path_of(text: str) -> ObjectPath:
         return ObjectPath.parse_url(text)

@@ -64,9 +64,7 @@ class FakeCrawler:
                 RemoteObject(
                     name,
                     "BASE TABLE",
-                    tuple(
-                        RemoteColumn(c, t, True, i + 1) for i, (c, t) in enumerate(columns)
-                    ),
+                    tuple(RemoteColumn(c, t, True, i + 1) for i, (c, t) in enumerate(columns)),
                 )
                 for name, columns in node.items()
             )
