@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from pdp.cli.connections import add_connection_commands
 from pdp.cli.grants import add_grants_commands
 from pdp.config.errors import ConfigError, Problem
 from pdp.config.load import load_settings, load_snapshot
@@ -50,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--cluster-mapping", type=Path)
 
     add_grants_commands(commands)
+    add_connection_commands(commands)
 
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -67,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
                 return _check(args)
             case "grants":
                 return args.grants_handler(args)
+            case "token" | "connections":
+                return args.connections_handler(args)
     except ConfigError as exc:
         print(f"configuration error:\n{exc}", file=sys.stderr)
         return 2
@@ -76,6 +80,13 @@ def main(argv: list[str] | None = None) -> int:
 async def _up(config_path: Path, sidecar_config: Path | None) -> int:
     config = load_pdp_config(config_path)
     running = await start_pdp(config)
+    if running.control is None:
+        print("control plane off: pdp.yaml names no `store:` (no object sync, no admin API)")
+    elif running.admin_port is not None:
+        print(
+            f"admin API: http://{config.admin.listen.rsplit(':', 1)[0] if config.admin else ''}"
+            f":{running.admin_port} (OpenAPI at /openapi.json)"
+        )
     sidecar = None
     if sidecar_config is not None:
         sidecar = await asyncio.create_subprocess_exec(
