@@ -137,6 +137,7 @@ def create_app(
     plane: ControlPlane,
     authenticate: Authenticate,
     store_available: Callable[[], bool] = lambda: True,
+    revision: Callable[[], str] | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title="PDP admin API",
@@ -255,7 +256,11 @@ def create_app(
 
     @app.get("/health", tags=["health"])
     def health() -> dict[str, Any]:
-        return {"store": "reachable" if store_available() else "unreachable"}
+        """Unauthenticated: whether the store answers, and the revision in force."""
+        return {
+            "store": "reachable" if store_available() else "unreachable",
+            "revision": revision() if revision else None,
+        }
 
     return app
 

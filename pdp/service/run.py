@@ -178,7 +178,12 @@ async def start_pdp(
         else:
             log.warning("admin API trusts the %s header: tests and loopback only", "X-Pdp-User")
             authenticate = trusted_header(directory)
-        app = create_app(control, authenticate, lambda: feed.store_available if feed else True)
+        app = create_app(
+            control,
+            authenticate,
+            lambda: feed.store_available if feed else True,
+            lambda: revisions.current.revision,
+        )
         admin_port = await resources.enter_async_context(
             serving(app, admin_listen or config.admin.listen)
         )
