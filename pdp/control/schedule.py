@@ -26,11 +26,11 @@ TICK_SECONDS = 15.0
 
 def last_due(schedule: str, now: datetime) -> datetime:
     """The latest time at or before `now` when `schedule` fired (UTC)."""
-    itr = croniter(schedule, now)
-    following = itr.get_next(datetime)
-    if following == now:
-        return now
-    return croniter(schedule, now).get_prev(datetime)
+    base = now.replace(second=0, microsecond=0)  # cron has a minute's resolution
+    if croniter.match(schedule, base):
+        return base
+    previous: datetime = croniter(schedule, base).get_prev(datetime)
+    return previous.replace(fold=0)
 
 
 def _aware(moment: datetime) -> datetime:

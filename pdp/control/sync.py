@@ -120,6 +120,7 @@ class SyncRunner:
         self._guard = threading.Lock()
         self._local: dict[str, str] = {}  # folded key -> the job id this process runs
         self._threads: list[threading.Thread] = []
+        self._by_key: dict[str, threading.Thread] = {}
         self.closing = False
 
     def start(
@@ -135,6 +136,7 @@ class SyncRunner:
         replica). With `due` (a scheduled run) returns None if a scheduled job for that time
         exists already or a sync ran since."""
         folded = key_identity(path.key)
+        self._settle(folded)
         with self._guard:
             if folded in self._local:
                 raise JobRunning(path.key, self._local[folded])
@@ -148,13 +150,35 @@ class SyncRunner:
         )
         try:
             thread.start()
-            self._threads = [t for t in self._threads if t.is_alive()] + [thread]
-            return accepted.result()
         except BaseException:
-            if not accepted.done():
-                with self._guard:
-                    self._local.pop(folded, None)
+            with self._guard:
+                self._local.pop(folded, None)
             raise
+        self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+        with self._guard:
+            self._by_key[folded] = thread
+        try:
+            job = accepted.result()
+        except BaseException:
+            thread.join()  # refused: the thread releases the connection first
+            raise
+        if job is None:  # nothing to run: likewise
+            thread.join()
+        return job
+
+    def _settle(self, folded: str) -> None:
+        """A job that has committed its end may still be releasing its lock: wait for it."""
+        with self._guard:
+            job_id, thread = self._local.get(folded), self._by_key.get(folded)
+        if not job_id or thread is None:
+            return
+        try:
+            with self.store.read() as reader:
+                finished = reader.job(job_id).state.finished
+        except Exception:
+            return
+        if finished:
+            thread.join(10)
 
     def running(self, key: str) -> str | None:
         with self._guard:
@@ -223,7 +247,7 @@ class SyncRunner:
                 if current.last_sync_at is not None and _aware(current.last_sync_at) >= due:
                     return None
                 for job in writer.jobs(connection=path.key, size=20).hits:
-                    if job.trigger is JobTrigger.SCHEDULED and _aware(job.created_at) >= due:
+                    if job.trigger is JobTrigger.SCHEDULED and _scheduled_for(job) >= due:
                         return None
             # We hold the lock: a job still marked running was abandoned by a dead runner.
             for state in (JobState.CREATED, JobState.ACTIVE):
@@ -234,7 +258,8 @@ class SyncRunner:
                         errors=[*stale.errors, {"message": "abandoned: its runner stopped"}],
                     )
             job = writer.create_job(JobType.SYNC, trigger, path)
-            return writer.update_job(job.id, state=JobState.ACTIVE)
+            stats = {"scheduledFor": due.isoformat()} if due is not None else None
+            return writer.update_job(job.id, state=JobState.ACTIVE, stats=stats)
 
     def _execute(
         self, job: Job, connection: ConnectionRecord, path: ObjectPath, force_recursive: bool
@@ -269,7 +294,7 @@ class SyncRunner:
                 return
             with self.store.write() as writer:
                 outcome = writer.sync(path.key, listings, job_id=job.id)
-                stats = _stats(outcome, listings)
+                stats = {**job.stats, **_stats(outcome, listings)}
                 errors = _errors(outcome, path.key)
                 if not outcome.applied:
                     errors.append({"path": path.url, "message": outcome.plan.fail_safe})
@@ -288,7 +313,18 @@ class SyncRunner:
         self, job: Job, state: JobState, stats: dict[str, Any], errors: list[dict[str, Any]]
     ) -> None:
         with self.store.write() as writer:
-            writer.update_job(job.id, state=state, stats=stats, errors=errors)
+            writer.update_job(job.id, state=state, stats={**job.stats, **stats}, errors=errors)
+
+
+def _scheduled_for(job: Job) -> datetime:
+    """The due time a scheduled job ran for (older jobs: when it was created)."""
+    value = job.stats.get("scheduledFor")
+    if isinstance(value, str):
+        try:
+            return _aware(datetime.fromisoformat(value))
+        except ValueError:
+            pass
+    return _aware(job.created_at)
 
 
 def _aware(moment: datetime) -> datetime:
