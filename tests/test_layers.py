@@ -24,6 +24,9 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("api", ("pdp.api",)),  # the gRPC messages and stubs generated from proto/
     ("wire", ("pdp.wire",)),  # Trino OPA request bodies; core values <-> protobuf
     ("grant sync", ("pdp.grants",)),  # native grants; the PDP service runs it per revision
+    ("crawl", ("pdp.crawl",)),  # crawlers: list a platform's databases, schemas and tables
+    ("control", ("pdp.control",)),  # sync jobs, their schedule, the snapshot of files + store
+    ("admin", ("pdp.admin",)),  # the admin API (FastAPI) over the control plane
     ("services", ("pdp.service", "sidecar")),  # the PDP gRPC service; the Trino sidecar
     ("entry points", ("pdp.cli", "sidecar.__main__", "devstack")),  # may import anything below
 )

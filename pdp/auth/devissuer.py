@@ -18,6 +18,7 @@ import contextlib
 import hmac
 import ipaddress
 import logging
+import re
 import secrets
 import threading
 import time
@@ -43,6 +44,7 @@ LOOPBACK = "127.0.0.1"
 TOKEN_TYPE = "at+jwt"
 _MAX_BODY = 64 * 1024
 _START_TIMEOUT = 10.0
+_USER = re.compile(r"[A-Za-z0-9._@-]{1,64}")
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -65,7 +67,10 @@ class DevIssuer:
         audience: str = "api://pdp",
         scopes: tuple[str, ...] = ("pdp.decide",),
         token_ttl: int = 300,
+        user_client: str | None = None,
     ) -> None:
+        """`user_client` names a public client (no secret) that mints tokens for the user the
+        request names (`user=alice`): the demo's way to call the admin API as a named user."""
         if not clients:
             raise ValueError("the development issuer needs at least one client")
         self.audience = audience
@@ -75,6 +80,7 @@ class DevIssuer:
         self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self._kid = f"dev-{secrets.token_hex(6)}"
         self._url: str | None = None
+        self.user_client = user_client
 
     @classmethod
     def with_generated_client(cls, client_id: str = "pdp-dev", **options: Any) -> DevIssuer:
@@ -211,6 +217,8 @@ class DevIssuer:
         form = _parse_form(body)
         if form.get("grant_type") != "client_credentials":
             raise _OAuthError(400, "unsupported_grant_type", "only client_credentials is supported")
+        if self.user_client is not None and form.get("client_id") == self.user_client:
+            return self._issue_user(authorization, form)
         client_id = self._authenticate(authorization, form)
         requested = form.get("scope", "").split()
         unknown = [s for s in requested if s not in self.scopes]
@@ -241,6 +249,31 @@ class DevIssuer:
             "expires_in": self.token_ttl,
             "scope": granted,
         }
+
+    def _issue_user(self, authorization: str | None, form: Mapping[str, str]) -> dict[str, Any]:
+        user = form.get("user", "")
+        if authorization is not None or "client_secret" in form:
+            raise _OAuthError(400, "invalid_request", "the user client is public: no secret")
+        if not _USER.fullmatch(user):
+            raise _OAuthError(400, "invalid_request", "name the user: user=<name>")
+        now = int(time.time())
+        claims = {
+            "iss": self.issuer,
+            "sub": user,
+            "preferred_username": user,
+            "aud": self.audience,
+            "client_id": self.user_client,
+            "scope": "",
+            "iat": now,
+            "nbf": now,
+            "exp": now + self.token_ttl,
+            "jti": str(uuid.uuid4()),
+        }
+        token = jwt.encode(
+            claims, self._key, algorithm="RS256", headers={"kid": self._kid, "typ": TOKEN_TYPE}
+        )
+        logger.info("issued a development token for user %s", user)
+        return {"access_token": token, "token_type": "Bearer", "expires_in": self.token_ttl}
 
     def _authenticate(self, authorization: str | None, form: Mapping[str, str]) -> str:
         if authorization is not None and authorization[:6].lower() == "basic ":

@@ -13,18 +13,21 @@ from typing import Any
 
 import orjson
 
+from pdp.cli.connections import add_connection_commands
 from pdp.cli.grants import add_grants_commands
 from pdp.config.errors import ConfigError, Problem
 from pdp.config.listen import AddressInUse, ensure_listen_free
-from pdp.config.load import load_settings, load_snapshot
+from pdp.config.load import load_policy_inputs, load_settings, load_snapshot
 from pdp.config.yamlsource import read_yaml
+from pdp.control import compose
 from pdp.core import decide
 from pdp.core.datapolicy import column_mask, row_filters
 from pdp.core.model import DEFAULT_MAPPING, Decision, Identity, Request, TableRef, View, name_of
 from pdp.policy import PolicySnapshot, PolicyStatus
 from pdp.policy.model import MaskingPolicy
-from pdp.service.config import load_pdp_config
+from pdp.service.config import PdpConfig, load_pdp_config
 from pdp.service.run import start_pdp
+from pdp.store import Store, read_registry
 from pdp.wire.datapolicy import mask_columns
 from pdp.wire.trino import (  # the same decoder the sidecar uses
     BadRequest,
@@ -61,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--cluster-mapping", type=Path)
 
     add_grants_commands(commands)
+    add_connection_commands(commands)
 
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -78,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
                 return _check(args)
             case "grants":
                 return args.grants_handler(args)
+            case "token" | "connections":
+                return args.connections_handler(args)
     except ConfigError as exc:
         print(f"configuration error:\n{exc}", file=sys.stderr)
         return 2
@@ -92,6 +98,13 @@ async def _up(config_path: Path, sidecar_config: Path | None) -> int:
     if sidecar_config is not None:  # before anything starts, so nothing is left half up
         _ensure_sidecar_port_free(sidecar_config)
     running = await start_pdp(config)
+    if running.control is None:
+        print("control plane off: pdp.yaml names no `store:` (no object sync, no admin API)")
+    elif running.admin_port is not None:
+        print(
+            f"admin API: http://{config.admin.listen.rsplit(':', 1)[0] if config.admin else ''}"
+            f":{running.admin_port} (OpenAPI at /openapi.json)"
+        )
     sidecar = None
     if sidecar_config is not None:
         sidecar = await asyncio.create_subprocess_exec(
@@ -128,9 +141,21 @@ def _ensure_sidecar_port_free(sidecar_config: Path) -> None:
     ensure_listen_free(str(listen or "127.0.0.1:8181"))
 
 
+def _snapshot(config: PdpConfig) -> PolicySnapshot:
+    """What the PDP would serve: the files, and with `store:` the store's registry too."""
+    if config.store is None:
+        return load_snapshot(config.policy_files, config.mapping_file).value
+    inputs = load_policy_inputs(config.policy_files, config.mapping_file).value
+    store = Store.open(config.store)
+    try:
+        return compose(inputs, read_registry(store))
+    finally:
+        store.close()
+
+
 def _explain(args: argparse.Namespace) -> int:
     config = load_pdp_config(args.config)
-    snapshot = load_snapshot(config.policy_files, config.mapping_file).value
+    snapshot = _snapshot(config)
     settings = load_settings(
         args.properties or config.properties_file, args.cluster_mapping, snapshot.mapping
     ).value

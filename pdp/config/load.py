@@ -14,6 +14,7 @@ from pdp.config.policyfiles import PolicyDocuments, parse_policy_file
 from pdp.config.properties import parse_properties
 from pdp.config.yamlsource import read_text
 from pdp.core.model import AccessGrantMapping, ClusterSettings, Settings, fold
+from pdp.policy.model import DataSource
 from pdp.policy.snapshot import PolicySnapshot
 
 T = TypeVar("T")
@@ -32,9 +33,45 @@ def load_mapping(path: Path | None) -> Loaded[AccessGrantMapping | None]:
     return Loaded(mapping, tuple(found.warnings))
 
 
+@dataclass(frozen=True)
+class PolicyInputs:
+    """What the policy files and the PDP-level mapping define, validated, not yet compiled;
+    `digest` names their content (the revision when the files are the only source)."""
+
+    digest: str
+    documents: PolicyDocuments
+    mapping: AccessGrantMapping | None
+
+    def compile(
+        self,
+        revision: str | None = None,
+        sources: Sequence[DataSource] | None = None,
+        retired: Sequence[DataSource] | None = None,
+    ) -> PolicySnapshot:
+        """The snapshot; `sources`/`retired` replace the files' registry (merged with the
+        store's by the control plane)."""
+        docs = self.documents
+        return PolicySnapshot.compile(
+            revision=revision or self.digest,
+            sources=docs.sources if sources is None else sources,
+            retired=docs.retired if retired is None else retired,
+            policies=docs.policies.values(),
+            directory=docs.users,
+            masking=docs.masks.values(),
+            row_filters=docs.row_filters.values(),
+            **({"mapping": self.mapping} if self.mapping else {}),
+        )
+
+
 def load_snapshot(files: Sequence[Path], mapping_file: Path | None) -> Loaded[PolicySnapshot]:
     """All policy files plus the PDP-level mapping, compiled. Raises ConfigError with every
     problem found, so a bad edit is reported whole and nothing of it is applied."""
+    loaded = load_policy_inputs(files, mapping_file)
+    return Loaded(loaded.value.compile(), loaded.warnings)
+
+
+def load_policy_inputs(files: Sequence[Path], mapping_file: Path | None) -> Loaded[PolicyInputs]:
+    """The policy files and the mapping, parsed and validated (see `load_snapshot`)."""
     digest = hashlib.sha256()
     docs = PolicyDocuments()
     errors: list[Problem] = []
@@ -71,17 +108,7 @@ def load_snapshot(files: Sequence[Path], mapping_file: Path | None) -> Loaded[Po
             errors += exc.problems
     if errors:
         raise ConfigError(errors)
-    snapshot = PolicySnapshot.compile(
-        revision=digest.hexdigest()[:16],
-        sources=docs.sources,
-        retired=docs.retired,
-        policies=docs.policies.values(),
-        directory=docs.users,
-        masking=docs.masks.values(),
-        row_filters=docs.row_filters.values(),
-        **({"mapping": mapping} if mapping else {}),
-    )
-    return Loaded(snapshot, tuple(warnings))
+    return Loaded(PolicyInputs(digest.hexdigest()[:16], docs, mapping), tuple(warnings))
 
 
 def load_cluster(

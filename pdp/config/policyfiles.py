@@ -20,6 +20,7 @@ from pdp.policy.model import (
     Audience,
     DataSource,
     DirectoryUser,
+    GlobalPermission,
     MaskingPolicy,
     ObjectType,
     Policy,
@@ -193,11 +194,24 @@ def _paths(what: Fields, key: str, depth: int) -> frozenset[str]:
 def _user(
     name: str, data: Any, where: str, found: Collector, into: PolicyDocuments, line: int | None
 ) -> None:
-    f = Fields(data, where, found, ("groups", "attributes"))
+    f = Fields(data, where, found, ("groups", "attributes", "permissions"))
     if name in into.users:
         found.error(line, f"{where}: user {name!r} is defined twice")
+    permissions = set()
+    for value in f.strings("permissions"):
+        try:
+            permissions.add(GlobalPermission(value.upper()))
+        except ValueError:
+            known = ", ".join(p.value for p in GlobalPermission)
+            found.error(
+                f.line("permissions"),
+                f"{where}.permissions: unknown permission {value!r} (expected {known})",
+            )
     into.users[name] = DirectoryUser(
-        name, frozenset(f.strings("groups")), f.attributes("attributes")
+        name,
+        frozenset(f.strings("groups")),
+        f.attributes("attributes"),
+        frozenset(permissions),
     )
 
 

@@ -4,6 +4,7 @@ compiled into an immutable snapshot per revision."""
 from pdp.policy.model import (
     DataSource,
     DirectoryUser,
+    GlobalPermission,
     ObjectType,
     Policy,
     PolicyStatus,
@@ -17,6 +18,7 @@ from pdp.policy.snapshot import PolicySnapshot
 __all__ = [
     "DataSource",
     "DirectoryUser",
+    "GlobalPermission",
     "ObjectType",
     "Policy",
     "PolicySnapshot",

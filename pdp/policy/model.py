@@ -69,11 +69,20 @@ class DataSource:
         return (fold(self.trino_catalog), fold(self.schema), fold(self.name))
 
 
+class GlobalPermission(StrEnum):
+    """Permissions a user holds everywhere (the admin API's permission table)."""
+
+    GOVERNANCE = "GOVERNANCE"
+    APPLICATION_ADMIN = "APPLICATION_ADMIN"
+    CREATE_DATA_SOURCE = "CREATE_DATA_SOURCE"
+
+
 @dataclass(frozen=True, slots=True)
 class DirectoryUser:
     name: str
     groups: frozenset[str] = frozenset()
     attributes: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    permissions: frozenset[GlobalPermission] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

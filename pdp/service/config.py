@@ -7,6 +7,7 @@ from pathlib import Path
 
 import grpc
 
+from pdp.admin import AdminSettings
 from pdp.auth import server_auth_from_config
 from pdp.auth.validator import ValidatorConfig
 from pdp.config.errors import Collector, ConfigError
@@ -24,6 +25,9 @@ KEYS = (
     "auth",
     "grants",
     "monitoring",
+    "store",
+    "storeSecretKeyEnv",
+    "admin",
 )
 
 
@@ -36,6 +40,9 @@ class DevIssuerSettings:
     client_id: str = "sidecar-dev"
     client_secret_env: str = "PDP_DEV_CLIENT_SECRET"  # generated at start when unset
     scope: str = "pdp.decide"
+    # A public development client that mints tokens for a named user (`pdp token --user`),
+    # for the admin API. Off unless the demo configuration turns it on.
+    user_tokens: bool = False
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,9 @@ class PdpConfig:
     tls: grpc.ServerCredentials | None = None  # absent: plaintext gRPC (loopback only!)
     grants: GrantsConfig = field(default_factory=GrantsConfig)  # no targets: grant sync is off
     monitoring: str | None = None  # host:port of /metrics and /health/*; None: not served
+    store: str | None = None  # absent: the control plane (store, object sync, admin API) is off
+    store_secret_key_env: str | None = None  # environment variable holding the Fernet key
+    admin: AdminSettings | None = None  # absent: no admin API
 
 
 def load_pdp_config(path: Path) -> PdpConfig:
@@ -74,6 +84,22 @@ def load_pdp_config(path: Path) -> PdpConfig:
         grants = GrantsConfig()
     tls = _server_tls(f, found, base)
     monitoring = Fields(f.data.get("monitoring") or {}, "monitoring", found, ("listen",))
+    store = _store_url(f.text("store") or None, base)
+    admin = _admin(f, found)
+    if admin is not None and store is None:
+        found.error(f.line("admin"), "admin: the admin API needs a store (`store:`)")
+    if admin is not None and admin.trust_user_header and auth is not None:
+        found.error(
+            f.line("admin"),
+            "admin.trustUserHeader: only with `auth: none` (tests and loopback); "
+            "with `auth:` the admin API takes bearer tokens",
+        )
+    if admin is not None and auth is None and not admin.trust_user_header:
+        found.error(
+            f.line("admin"),
+            "admin: with `auth: none` the admin API cannot tell who calls; configure `auth:` "
+            "or, for tests on loopback only, `admin.trustUserHeader: true`",
+        )
     found.raise_if_any()
     return PdpConfig(
         file=path,
@@ -86,6 +112,34 @@ def load_pdp_config(path: Path) -> PdpConfig:
         tls=tls,
         grants=grants,
         monitoring=monitoring.text("listen") or None,
+        store=store,
+        store_secret_key_env=f.text("storeSecretKeyEnv") or None,
+        admin=admin,
+    )
+
+
+def _store_url(url: str | None, base: Path) -> str | None:
+    """A relative SQLite path is relative to pdp.yaml (its directory is created)."""
+    if url is None or not url.startswith("sqlite:///"):
+        return url
+    rest = url.removeprefix("sqlite:///")
+    if rest.startswith("/") or rest.startswith(":memory:") or not rest:
+        return url
+    path = (base / rest).resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
+def _admin(f: Fields, found: Collector) -> AdminSettings | None:
+    raw = f.data.get("admin")
+    if raw is None:
+        return None
+    admin = Fields(raw, "admin", found, ("listen", "trustUserHeader", "requiredScope"))
+    defaults = AdminSettings()
+    return AdminSettings(
+        listen=admin.text("listen", default=defaults.listen),
+        trust_user_header=admin.flag("trustUserHeader"),
+        required_scopes=admin.words("requiredScope"),
     )
 
 
@@ -102,7 +156,7 @@ def _auth(f: Fields, found: Collector) -> ValidatorConfig | DevIssuerSettings | 
             raw["devIssuer"] or {},
             "auth.devIssuer",
             found,
-            ("listen", "clientId", "clientSecretEnv", "scope"),
+            ("listen", "clientId", "clientSecretEnv", "scope", "userTokens"),
         )
         defaults = DevIssuerSettings()
         return DevIssuerSettings(
@@ -110,6 +164,7 @@ def _auth(f: Fields, found: Collector) -> ValidatorConfig | DevIssuerSettings | 
             client_id=dev.text("clientId", default=defaults.client_id),
             client_secret_env=dev.text("clientSecretEnv", default=defaults.client_secret_env),
             scope=dev.text("scope", default=defaults.scope),
+            user_tokens=dev.flag("userTokens"),
         )
     try:
         return server_auth_from_config(raw, "auth", found.file)

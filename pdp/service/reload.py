@@ -2,7 +2,7 @@
 others are named in a warning and keep the value the PDP started with until it restarts.
 
 Reloaded: policyFiles, accessGrantMapping, clusterProperties, reloadIntervalSeconds.
-Restart needed: listen, auth, tls, grants."""
+Restart needed: listen, auth, tls, grants, store, storeSecretKeyEnv, admin, monitoring."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pdp.config.errors import ConfigError
-from pdp.config.load import Loaded, load_cluster, load_snapshot
+from pdp.config.load import Loaded, PolicyInputs, load_cluster, load_policy_inputs, load_snapshot
 from pdp.config.watch import Watched
 from pdp.config.yamlsource import read_yaml
 from pdp.core.model import ClusterSettings
@@ -23,7 +23,18 @@ from pdp.service.config import KEYS, PdpConfig, load_pdp_config
 log = logging.getLogger(__name__)
 
 RELOADED = ("policyFiles", "accessGrantMapping", "clusterProperties", "reloadIntervalSeconds")
-RESTART = ("listen", "auth", "tls", "grants")
+# the PdpConfig fields of the restart-only keys
+RESTART_FIELDS = (
+    "listen",
+    "auth",
+    "tls",
+    "grants",
+    "store",
+    "store_secret_key_env",
+    "admin",
+    "monitoring",
+)
+RESTART = ("listen", "auth", "tls", "grants", "store", "storeSecretKeyEnv", "admin", "monitoring")
 
 
 def policy_files(config: PdpConfig) -> list[Path]:
@@ -34,6 +45,11 @@ def watch_policy(config: PdpConfig) -> Watched[PolicySnapshot]:
     return Watched("policy", policy_files(config), _policy_loader(config))
 
 
+def watch_inputs(config: PdpConfig) -> Watched[PolicyInputs]:
+    """With a store the files are not compiled alone: the control plane composes them."""
+    return Watched("policy", policy_files(config), _inputs_loader(config))
+
+
 def watch_cluster(config: PdpConfig) -> Watched[ClusterSettings]:
     """The properties file `Decide` applies, if pdp.yaml names one (else the defaults)."""
     return Watched("cluster properties", _cluster_files(config), _cluster_loader(config))
@@ -41,6 +57,10 @@ def watch_cluster(config: PdpConfig) -> Watched[ClusterSettings]:
 
 def _policy_loader(config: PdpConfig) -> Callable[[], Loaded[PolicySnapshot]]:
     return lambda: load_snapshot(config.policy_files, config.mapping_file)
+
+
+def _inputs_loader(config: PdpConfig) -> Callable[[], Loaded[PolicyInputs]]:
+    return lambda: load_policy_inputs(config.policy_files, config.mapping_file)
 
 
 def _cluster_files(config: PdpConfig) -> list[Path]:
@@ -58,10 +78,12 @@ class PdpYaml:
     def __init__(
         self,
         config: PdpConfig,
-        policy: Watched[PolicySnapshot],
+        policy: Watched[Any],
         cluster: Watched[ClusterSettings],
+        inputs: bool = False,  # `policy` holds PolicyInputs (a store composes the snapshot)
     ) -> None:
         self.config, self._policy, self._cluster = config, policy, cluster
+        self._loader = _inputs_loader if inputs else _policy_loader
         self._raw = _raw(config.file)
         self.watched: Watched[PdpConfig] = Watched(
             "pdp.yaml", [config.file], self._load, on_change=self._apply
@@ -82,13 +104,14 @@ class PdpYaml:
                 ", ".join(restart),
             )
         self.config = dataclasses.replace(
-            new, listen=old.listen, auth=old.auth, tls=old.tls, grants=old.grants
+            new,
+            **{name: getattr(old, name) for name in RESTART_FIELDS},
         )
         applied = [key for key in changed if key in RELOADED]
         if applied:
             log.info("pdp.yaml reloaded: %s applied", ", ".join(applied))
         if (new.policy_files, new.mapping_file) != (old.policy_files, old.mapping_file):
-            self._policy.retarget(policy_files(new), _policy_loader(new))
+            self._policy.retarget(policy_files(new), self._loader(new))
         if new.properties_file != old.properties_file:
             self._cluster.retarget(_cluster_files(new), _cluster_loader(new))
 

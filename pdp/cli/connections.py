@@ -1,0 +1,313 @@
+"""`pdp connections ...` and `pdp token`: the admin API from the command line.
+
+The admin API's address comes from `--url`, or from `admin.listen` in pdp.yaml. The caller is a
+bearer token (`--token`, or `PDP_TOKEN`), or with `admin.trustUserHeader` a user name
+(`--user`, sent as `X-Pdp-User`). `pdp token --user alice` mints a token from the demo's
+development issuer (`auth.devIssuer.userTokens: true`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import orjson
+
+from pdp.service.config import DevIssuerSettings, load_pdp_config
+from pdp.service.run import DEV_USER_CLIENT
+
+DEMO = Path(__file__).resolve().parents[2] / "config"
+FINISHED = ("completed", "failed", "cancelled")
+
+
+def add_connection_commands(commands: Any) -> None:
+    token = commands.add_parser(
+        "token", help="mint a development token for a user (the demo's dev issuer)"
+    )
+    token.add_argument("--user", required=True, help="the user the token names")
+    token.add_argument("--config", type=Path, default=DEMO / "pdp.yaml")
+    token.set_defaults(connections_handler=_token)
+
+    top = commands.add_parser("connections", help="connections and object sync (admin API)")
+    top.add_argument("--config", type=Path, default=DEMO / "pdp.yaml")
+    top.add_argument("--url", help="the admin API (default: admin.listen of pdp.yaml)")
+    top.add_argument("--token", help="bearer token (default: $PDP_TOKEN)")
+    top.add_argument("--as-user", dest="as_user", help="X-Pdp-User (trustUserHeader setups)")
+    top.add_argument("--json", action="store_true", help="print the API's JSON answers")
+    sub = top.add_subparsers(dest="action", required=True)
+
+    register = sub.add_parser("register", help="register a connection and run its first sync")
+    register.add_argument("key")
+    register.add_argument("--technology", required=True)
+    register.add_argument("--endpoint", action="append", default=[], metavar="NAME=VALUE")
+    register.add_argument("--credential", action="append", default=[], metavar="NAME=VALUE")
+    register.add_argument("--active", action="store_true", help="isActive on the connection")
+    register.add_argument("--activate-new", action="store_true", help="activateNewChildren")
+    register.add_argument("--schedule", help="cron expression, UTC (default 0 1 * * *)")
+    register.add_argument("--no-wait", action="store_true")
+
+    tree = sub.add_parser("tree", help="the object tree below a path (connections without)")
+    tree.add_argument("path", nargs="?")
+    tree.add_argument("--depth", type=int, default=1)
+
+    status = sub.add_parser("status", help="one object: settings, origins, data source")
+    status.add_argument("path")
+
+    settings = sub.add_parser("settings", help="set isActive / activateNewChildren on a node")
+    settings.add_argument("path")
+    settings.add_argument("--active", choices=("true", "false", "inherit"))
+    settings.add_argument("--activate-new", choices=("true", "false", "inherit"))
+
+    sync = sub.add_parser("sync", help="run object sync on a subtree, with progress")
+    sync.add_argument("path")
+    sync.add_argument("--force-recursive", action="store_true")
+    sync.add_argument("--no-wait", action="store_true")
+
+    jobs = sub.add_parser("jobs", help="sync jobs")
+    jobs.add_argument("--connection")
+    jobs.add_argument("--state")
+
+    delete = sub.add_parser("delete", help="delete an object (a connection: deregister)")
+    delete.add_argument("path")
+
+    grant = sub.add_parser("grant", help="grant DataOwner / InfrastructureAdmin on a node")
+    grant.add_argument("path")
+    grant.add_argument("principal")
+    grant.add_argument("role", choices=("DataOwner", "InfrastructureAdmin"))
+    grant.add_argument("--group", action="store_true")
+    grant.add_argument("--revoke", action="store_true")
+
+    top.set_defaults(connections_handler=_connections)
+
+
+class ApiError(Exception):
+    pass
+
+
+class Client:
+    def __init__(self, url: str, token: str | None, user: str | None) -> None:
+        headers = {}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        if user:
+            headers["X-Pdp-User"] = user
+        self.http = httpx.Client(base_url=url, headers=headers, timeout=30)
+
+    def call(self, method: str, url: str, body: Any = None) -> Any:
+        try:
+            answer = self.http.request(method, url, json=body)
+        except httpx.HTTPError as failure:
+            raise ApiError(
+                f"cannot reach the admin API at {self.http.base_url}: {failure}"
+            ) from None
+        data = answer.json() if answer.content else {}
+        if answer.status_code >= 400:
+            error = data.get("error", {}) if isinstance(data, dict) else {}
+            message = error.get("message") or answer.text
+            extra = f" (job {error['jobId']})" if error.get("jobId") else ""
+            for check in error.get("checks", ()):
+                mark = "ok  " if check["ok"] else "FAIL"
+                extra += f"\n  {mark} {check['name']}: {check['detail']}"
+            raise ApiError(f"HTTP {answer.status_code}: {message}{extra}")
+        return data
+
+
+def _path(text: str) -> str:
+    """A path as typed (`hc/hold/sales`) to its URL form; `%2F` stays as typed."""
+    return "/".join(quote(p, safe="%") for p in text.strip("/").split("/"))
+
+
+def _pairs(items: list[str], what: str) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise ApiError(f"{what} {item!r}: expected NAME=VALUE")
+        result[name] = int(value) if value.isdigit() else value
+    return result
+
+
+def _token(args: argparse.Namespace) -> int:
+    config = load_pdp_config(args.config)
+    dev = config.auth
+    if not isinstance(dev, DevIssuerSettings) or not dev.user_tokens:
+        print(
+            "pdp token needs the development issuer with user tokens "
+            "(auth.devIssuer.userTokens: true); with your own IdP, ask it for a token",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        answer = httpx.post(
+            f"http://{dev.listen}/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": DEV_USER_CLIENT,
+                "user": args.user,
+            },
+            timeout=10,
+        )
+    except httpx.HTTPError as error:
+        print(
+            f"cannot reach the development issuer at {dev.listen} (is `pdp up` running?): {error}",
+            file=sys.stderr,
+        )
+        return 1
+    if answer.status_code != 200:
+        print(f"the development issuer refused: {answer.text}", file=sys.stderr)
+        return 1
+    print(answer.json()["access_token"])
+    return 0
+
+
+def _connections(args: argparse.Namespace) -> int:
+    url = args.url
+    if url is None:
+        config = load_pdp_config(args.config)
+        if config.admin is None:
+            print(f"{args.config} enables no admin API (`admin:`); give --url", file=sys.stderr)
+            return 2
+        url = f"http://{config.admin.listen}"
+    client = Client(url, args.token or os.environ.get("PDP_TOKEN"), args.as_user)
+    try:
+        return _run(client, args)
+    except ApiError as error:
+        print(error, file=sys.stderr)
+        return 1
+
+
+def _show(args: argparse.Namespace, data: Any) -> None:
+    print(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
+
+
+def _run(client: Client, args: argparse.Namespace) -> int:
+    match args.action:
+        case "register":
+            body: dict[str, Any] = {
+                "connectionKey": args.key,
+                "connection": {
+                    "technology": args.technology,
+                    "endpoint": _pairs(args.endpoint, "--endpoint"),
+                    "credentials": _pairs(args.credential, "--credential"),
+                },
+                "settings": {
+                    **({"isActive": True} if args.active else {}),
+                    **({"activateNewChildren": True} if args.activate_new else {}),
+                },
+                "options": {"schedule": args.schedule} if args.schedule else {},
+            }
+            answer = client.call("POST", "/data/connection", body)
+            print(f"registered {answer['connectionKey']}; first sync: job {answer['jobId']}")
+            if not args.no_wait and answer.get("jobId"):
+                return _follow(client, answer["jobId"])
+            return 0
+        case "tree":
+            _tree(client, args.path, args.depth, 0)
+            return 0
+        case "status":
+            data = client.call("GET", f"/data/object/{_path(args.path)}")
+            if args.json:
+                _show(args, data)
+                return 0
+            print(f"{data['path']}  ({data['kind']}, {data['remoteState']})")
+            for name, value in data["settings"].items():
+                print(f"  {name}: {value['value']}  (from {value['inheritedFrom']})")
+            if data.get("dataSource"):
+                active = "active" if data["dataSource"]["active"] else "inactive"
+                print(f"  data source {data['dataSource']['id']} ({active})")
+            for column in data.get("columns", ()):
+                tags = f"  [{', '.join(column['tags'])}]" if column["tags"] else ""
+                print(f"    {column['name']}: {column['type']}{tags}")
+            print(f"  children: {data['childCount']}; last sync: {data['lastSync']}")
+            return 0
+        case "settings":
+            body = {}
+            for flag, name in (
+                (args.active, "isActive"),
+                (args.activate_new, "activateNewChildren"),
+            ):
+                if flag is not None:
+                    body[name] = None if flag == "inherit" else flag == "true"
+            data = client.call("PUT", f"/data/settings/{_path(args.path)}", body)
+            for name, value in data["settings"].items():
+                print(f"{name}: {value['value']}  (from {value['inheritedFrom']})")
+            return 0
+        case "sync":
+            answer = client.call(
+                "POST", f"/data/crawl/{_path(args.path)}", {"forceRecursive": args.force_recursive}
+            )
+            print(f"sync of {args.path}: job {answer['jobId']}")
+            return 0 if args.no_wait else _follow(client, answer["jobId"])
+        case "jobs":
+            query = {k: v for k, v in (("connection", args.connection), ("state", args.state)) if v}
+            suffix = "?" + "&".join(f"{k}={quote(v)}" for k, v in query.items()) if query else ""
+            data = client.call("GET", f"/jobs{suffix}")
+            if args.json:
+                _show(args, data)
+                return 0
+            for job in data["hits"]:
+                print(
+                    f"{job['id']}  {job['state']:<9} {job['trigger']:<12} {job['path']}  "
+                    f"{job['createdAt']}  {_summary(job['stats'])}"
+                )
+            return 0
+        case "delete":
+            data = client.call("DELETE", f"/data/object/{_path(args.path)}")
+            print(f"deleted {data['path']} and {data['childCount']} objects below it")
+            return 0
+        case "grant":
+            body = {
+                "principal": args.principal,
+                "role": args.role,
+                "principalKind": "group" if args.group else "user",
+                "revoke": args.revoke,
+            }
+            data = client.call("PUT", f"/data/permission/{_path(args.path)}", body)
+            for p in data["permissions"]:
+                print(f"{p['role']:<20} {p['principalKind']} {p['principal']}  on {p['path']}")
+            return 0
+    return 2
+
+
+def _tree(client: Client, path: str | None, depth: int, indent: int) -> None:
+    url = f"/data/object/search/{_path(path)}" if path else "/data/object/search"
+    data = client.call("POST", url, {"size": 1000})
+    for hit in data["hits"]:
+        override = hit["overrides"]["isActive"]
+        mark = {True: "enabled", False: "disabled", None: "inherits"}[override]
+        state = "" if hit["remoteState"] == "present" else f" [{hit['remoteState']}]"
+        print(f"{'  ' * indent}{hit['name']}  ({hit['kind']}, {mark}){state}")
+        if depth > 1 and hit["kind"] != "table":
+            _tree(client, hit["path"], depth - 1, indent + 1)
+
+
+def _summary(stats: dict[str, Any]) -> str:
+    parts = [f"{k}={v}" for k, v in sorted(stats.items()) if v and k != "listings"]
+    return " ".join(parts)
+
+
+def _follow(client: Client, job_id: str, interval: float = 0.5) -> int:
+    """Poll the job and show its progress until it ends; 0 if it completed."""
+    spinner = "|/-\\"
+    tick = 0
+    interactive = sys.stdout.isatty()
+    while True:
+        job = client.call("GET", f"/jobs/{job_id}")
+        if job["state"] in FINISHED:
+            break
+        if interactive:
+            print(f"\r{spinner[tick % 4]} job {job_id}: {job['state']} ...", end="", flush=True)
+        tick += 1
+        time.sleep(interval)
+    if interactive:
+        print("\r", end="")
+    print(f"job {job_id}: {job['state']}  {_summary(job['stats'])}")
+    for error in job["errors"]:
+        print(f"  {error.get('path', '')}: {error.get('message')}")
+    return 0 if job["state"] == "completed" else 1

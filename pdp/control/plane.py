@@ -1,0 +1,453 @@
+"""The control plane's operations, as the admin API (and tests) call them.
+
+Every method is blocking (store and platform I/O): the admin API runs them in its thread pool.
+Each checks the caller's permission first (`pdp.control.permissions`) and raises the typed
+errors of `pdp.objects.errors` (400/404/409), `Forbidden` (403) or `ValidationFailed` (422).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pdp.control import permissions as perm
+from pdp.control.permissions import Caller
+from pdp.control.sync import CrawlerFactory, SyncRunner
+from pdp.crawl.base import Check
+from pdp.objects.errors import InvalidInput, NotFound
+from pdp.objects.keys import check_connection_key
+from pdp.objects.paths import Kind, ObjectPath
+from pdp.objects.settings import EffectiveSettings, RemoteState
+from pdp.policy.model import Technology
+from pdp.store import (
+    KEEP,
+    ConnectionRecord,
+    ConnectionState,
+    Job,
+    JobState,
+    JobTrigger,
+    ObjectRecord,
+    PrincipalKind,
+    Role,
+    Store,
+    redact,
+)
+from pdp.store.model import DEFAULT_FAIL_SAFE, DEFAULT_SCHEDULE, check_schedule, utcnow
+
+
+class ValidationFailed(Exception):
+    """422: the platform refused the connection details; `checks` says which check failed."""
+
+    def __init__(self, checks: list[Check]) -> None:
+        failed = [c.name for c in checks if not c.ok]
+        super().__init__(f"credential validation failed: {', '.join(failed)}")
+        self.checks = checks
+
+
+@dataclass(frozen=True)
+class Registration:
+    key: str
+    technology: str
+    endpoint: Mapping[str, Any]
+    credentials: Mapping[str, Any]
+    is_active: bool | None = None
+    activate_new_children: bool | None = None
+    force_recursive: bool = False
+    schedule: str = DEFAULT_SCHEDULE
+    fail_safe_threshold: float = DEFAULT_FAIL_SAFE
+    settings: Mapping[str, Any] | None = None
+
+
+def _technology(value: str) -> Technology:
+    try:
+        return Technology(value)
+    except ValueError:
+        known = ", ".join(t.value for t in Technology)
+        raise InvalidInput("connection.technology", value, f"expected one of {known}") from None
+
+
+def settings_json(effective: EffectiveSettings) -> dict[str, Any]:
+    return {
+        name: {
+            "value": value.value,
+            "origin": value.origin.value,
+            "inheritedFrom": value.inherited_from,
+        }
+        for name, value in (
+            ("isActive", effective.is_active),
+            ("activateNewChildren", effective.activate_new_children),
+        )
+    }
+
+
+def job_json(job: Job) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "type": job.type.value,
+        "trigger": job.trigger.value,
+        "state": job.state.value,
+        "connection": job.connection_key,
+        "path": job.path,
+        "createdAt": _iso(job.created_at),
+        "startedAt": _iso(job.started_at),
+        "endedAt": _iso(job.ended_at),
+        "stats": dict(job.stats),
+        "errors": list(job.errors),
+    }
+
+
+def connection_json(record: ConnectionRecord) -> dict[str, Any]:
+    return {
+        "connectionKey": record.key,
+        "technology": record.technology.value,
+        "endpoint": dict(record.endpoint),
+        "credentials": redact(record.credentials),
+        "settings": dict(record.settings),
+        "schedule": record.schedule,
+        "nextSync": _iso(record.next_sync(utcnow())),
+        "state": record.state.value,
+        "failSafeThreshold": record.fail_safe_threshold,
+        "createdAt": _iso(record.created_at),
+        "updatedAt": _iso(record.updated_at),
+        "lastSync": _iso(record.last_sync_at),
+    }
+
+
+def _iso(value: Any) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def object_summary(record: ObjectRecord) -> dict[str, Any]:
+    return {
+        "path": record.path.url,
+        "name": record.path.name,
+        "kind": record.kind.value,
+        "remoteType": record.remote_type,
+        "remoteState": record.remote_state.value,
+        "overrides": {
+            "isActive": record.is_active,
+            "activateNewChildren": record.activate_new_children,
+        },
+        "dataSourceId": record.data_source_id,
+    }
+
+
+class ControlPlane:
+    def __init__(self, store: Store, runner: SyncRunner, crawler_factory: CrawlerFactory):
+        self.store = store
+        self.runner = runner
+        self.crawler_factory = crawler_factory
+
+    # --- connections ------------------------------------------------------------------------
+
+    def _record(
+        self,
+        key: str,
+        technology: Technology,
+        endpoint: Mapping[str, Any],
+        credentials: Mapping[str, Any],
+    ) -> ConnectionRecord:
+        now = utcnow()
+        return ConnectionRecord(
+            key=key,
+            technology=technology,
+            endpoint=dict(endpoint),
+            credentials=self.store.secrets.seal(credentials, "connection.credentials"),
+            settings={},
+            schedule=DEFAULT_SCHEDULE,
+            state=ConnectionState.ACTIVE,
+            fail_safe_threshold=DEFAULT_FAIL_SAFE,
+            created_at=now,
+            updated_at=now,
+        )
+
+    def check(self, record: ConnectionRecord) -> list[Check]:
+        try:
+            crawler = self.crawler_factory(record)
+        except Exception as error:
+            return [Check("connect", False, f"{type(error).__name__}: {error}")]
+        try:
+            return list(crawler.check())
+        except Exception as error:
+            return [Check("connect", False, f"{type(error).__name__}: {error}")]
+        finally:
+            crawler.close()
+
+    def validate(
+        self,
+        caller: Caller,
+        technology: str,
+        endpoint: Mapping[str, Any],
+        credentials: Mapping[str, Any],
+    ) -> list[Check]:
+        perm.require_validate(caller)
+        record = self._record("validate", _technology(technology), endpoint, credentials)
+        return self.check(record)
+
+    def register(self, caller: Caller, registration: Registration) -> tuple[str, Job | None]:
+        perm.require_register(caller)
+        key = check_connection_key(registration.key)
+        technology = _technology(registration.technology)
+        check_schedule(registration.schedule)
+        with self.store.read() as reader:  # 409 before talking to the platform
+            try:
+                existing = reader.connection(key)
+            except NotFound:
+                existing = None
+        if existing is not None:
+            from pdp.objects.errors import DuplicateKey
+
+            raise DuplicateKey("connectionKey", key, f"connection {existing.key!r} exists already")
+        record = self._record(key, technology, registration.endpoint, registration.credentials)
+        checks = self.check(record)
+        if not all(c.ok for c in checks):
+            raise ValidationFailed(checks)
+        with self.store.write() as writer:
+            writer.register_connection(
+                key,
+                technology,
+                endpoint=registration.endpoint,
+                credentials=registration.credentials,
+                settings=registration.settings,
+                schedule=registration.schedule,
+                is_active=registration.is_active,
+                activate_new_children=registration.activate_new_children,
+                fail_safe_threshold=registration.fail_safe_threshold,
+            )
+            if not caller.has(perm.GOVERNANCE):  # the registrant manages what they registered
+                writer.grant(
+                    ObjectPath(key),
+                    caller.name,
+                    Role.INFRASTRUCTURE_ADMIN,
+                    granted_by=caller.name,
+                )
+        job = self.runner.start(
+            ObjectPath(key),
+            JobTrigger.REGISTRATION,
+            force_recursive=registration.force_recursive,
+        )
+        return key, job
+
+    def connection(self, caller: Caller, key: str) -> dict[str, Any]:
+        with self.store.read() as reader:
+            perm.require_read(reader, caller)
+            return connection_json(reader.connection(key))
+
+    def update_connection(
+        self,
+        caller: Caller,
+        key: str,
+        endpoint: Mapping[str, Any] | None,
+        credentials: Mapping[str, Any] | None,
+        schedule: str | None = None,
+        fail_safe_threshold: float | None = None,
+    ) -> dict[str, Any]:
+        with self.store.read() as reader:
+            perm.require_manage_connection(reader, caller, key)
+            current = reader.connection(key)
+        if endpoint is not None or credentials is not None:
+            sealed_new = (
+                self.store.secrets.seal(credentials, "connection.credentials")
+                if credentials is not None
+                else current.credentials
+            )
+            record = ConnectionRecord(
+                **{
+                    **{f: getattr(current, f) for f in current.__dataclass_fields__},
+                    "endpoint": dict(endpoint) if endpoint is not None else current.endpoint,
+                    "credentials": sealed_new,
+                }
+            )
+            checks = self.check(record)
+            if not all(c.ok for c in checks):
+                raise ValidationFailed(checks)
+        with self.store.write() as writer:
+            updated = writer.update_connection(
+                key,
+                endpoint=endpoint,
+                credentials=credentials,
+                schedule=schedule,
+                fail_safe_threshold=fail_safe_threshold,
+            )
+        return connection_json(updated)
+
+    # --- objects ----------------------------------------------------------------------------
+
+    def object(self, caller: Caller, path: ObjectPath) -> dict[str, Any]:
+        with self.store.read() as reader:
+            perm.require_read(reader, caller)
+            record = reader.object(path)
+            effective = reader.effective_settings(path)
+            connection = reader.connection(path.key)
+            result = object_summary(record)
+            result["settings"] = settings_json(effective)
+            result["childCount"] = reader.child_count(path)
+            result["tags"] = sorted(reader.tags(path))
+            result["dataOwners"] = [
+                {
+                    "principal": p.principal,
+                    "principalKind": p.principal_kind.value,
+                    "at": p.path.url,
+                }
+                for p in reader.permissions(path, inherited=True)
+                if p.role is Role.DATA_OWNER
+            ]
+            result["lastSync"] = _iso(connection.last_sync_at)
+            if record.kind is Kind.TABLE:
+                result["columns"] = [
+                    {
+                        "name": c.name,
+                        "type": c.type,
+                        "nullable": c.nullable,
+                        "position": c.position,
+                        "tags": sorted(c.tags),
+                    }
+                    for c in reader.columns(path)
+                ]
+                active = effective.is_active.value and record.remote_state is not (
+                    RemoteState.MISSING
+                )
+                result["dataSource"] = (
+                    {"id": record.data_source_id, "active": active}
+                    if record.data_source_id
+                    else None
+                )
+            return result
+
+    def search(
+        self,
+        caller: Caller,
+        path: ObjectPath | None,
+        *,
+        recursive: bool = False,
+        offset: int = 0,
+        size: int = 100,
+        kind: str | None = None,
+        remote_state: str | None = None,
+        search_text: str | None = None,
+        is_active: bool | None = None,
+    ) -> dict[str, Any]:
+        kind_value = _enum(Kind, kind, "kind")
+        state_value = _enum(RemoteState, remote_state, "remoteState")
+        with self.store.read() as reader:
+            perm.require_read(reader, caller)
+            options: dict[str, Any] = {
+                "offset": offset,
+                "size": size,
+                "kind": kind_value,
+                "remote_state": state_value,
+                "search_text": search_text,
+                "is_active": is_active,
+            }
+            if path is not None and recursive:
+                page = reader.search(path, **options)
+            else:
+                page = reader.children(path, **options)
+            return {"count": page.count, "hits": [object_summary(h) for h in page.hits]}
+
+    def set_settings(
+        self, caller: Caller, path: ObjectPath, values: Mapping[str, bool | None]
+    ) -> dict[str, Any]:
+        with self.store.write() as writer:
+            perm.require_manage_object(writer, caller, path)
+            effective = writer.set_settings(
+                path,
+                is_active=values.get("isActive", KEEP),
+                activate_new_children=values.get("activateNewChildren", KEEP),
+            )
+        return {"path": path.url, "settings": settings_json(effective)}
+
+    def crawl(self, caller: Caller, path: ObjectPath, force_recursive: bool = False) -> Job | None:
+        with self.store.read() as reader:
+            perm.require_manage_object(reader, caller, path)
+            reader.object(path)
+        return self.runner.start(path, JobTrigger.MANUAL, force_recursive=force_recursive)
+
+    def delete(self, caller: Caller, path: ObjectPath) -> dict[str, Any]:
+        with self.store.write() as writer:
+            if path.parent is None:
+                perm.require_manage_connection(writer, caller, path.key)
+            else:
+                perm.require_manage_object(writer, caller, path)
+            stored = writer.object(path).path
+            count = writer.delete_object(path)
+        return {"path": stored.url, "childCount": count}
+
+    # --- permissions ------------------------------------------------------------------------
+
+    def grant(
+        self,
+        caller: Caller,
+        path: ObjectPath,
+        principal: str,
+        role: str,
+        principal_kind: str = "user",
+        revoke: bool = False,
+    ) -> dict[str, Any]:
+        role_value = _enum(Role, role, "role")
+        kind_value = _enum(PrincipalKind, principal_kind, "principalKind")
+        assert role_value is not None and kind_value is not None
+        with self.store.write() as writer:
+            perm.require_manage_connection(writer, caller, path.key)
+            if revoke:
+                writer.revoke(path, principal, role_value, principal_kind=kind_value)
+            else:
+                writer.grant(
+                    path, principal, role_value, principal_kind=kind_value, granted_by=caller.name
+                )
+            return self._permissions(writer, path)
+
+    def permissions(self, caller: Caller, path: ObjectPath) -> dict[str, Any]:
+        with self.store.read() as reader:
+            perm.require_read(reader, caller)
+            return self._permissions(reader, path)
+
+    @staticmethod
+    def _permissions(reader: Any, path: ObjectPath) -> dict[str, Any]:
+        return {
+            "path": reader.object(path).path.url,
+            "permissions": [
+                {
+                    "path": p.path.url,
+                    "principal": p.principal,
+                    "principalKind": p.principal_kind.value,
+                    "role": p.role.value,
+                    "grantedBy": p.granted_by,
+                    "grantedAt": _iso(p.granted_at),
+                    "inherited": p.path != path and p.path.url != path.url,
+                }
+                for p in reader.permissions(path, inherited=True)
+            ],
+        }
+
+    # --- jobs -------------------------------------------------------------------------------
+
+    def job(self, caller: Caller, job_id: str) -> dict[str, Any]:
+        with self.store.read() as reader:
+            perm.require_read(reader, caller)
+            return job_json(reader.job(job_id))
+
+    def jobs(
+        self,
+        caller: Caller,
+        connection: str | None,
+        state: str | None,
+        offset: int = 0,
+        size: int = 100,
+    ) -> dict[str, Any]:
+        state_value = _enum(JobState, state, "state")
+        with self.store.read() as reader:
+            perm.require_read(reader, caller)
+            page = reader.jobs(connection=connection, state=state_value, offset=offset, size=size)
+            return {"count": page.count, "hits": [job_json(j) for j in page.hits]}
+
+
+def _enum(kind: Any, value: str | None, field: str) -> Any:
+    if value is None:
+        return None
+    try:
+        return kind(value)
+    except ValueError:
+        known = ", ".join(v.value for v in kind)
+        raise InvalidInput(field, value, f"expected one of {known}") from None

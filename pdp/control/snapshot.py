@@ -1,0 +1,138 @@
+"""One snapshot from the policy files and the store, published as one revision.
+
+The revision names the *content* both sources give the snapshot: the files' digest and a digest
+of the store's compiled registry (its data sources and retired tables). A store write that does
+not change the registry (a job's progress, an unchanged sync) therefore yields the same
+revision, which `Revisions.publish` ignores; a sync that found a table, a status change or a
+policy edit yields a new one, and the sidecars drop their caches as for any policy edit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Callable
+
+from pdp.config.load import PolicyInputs
+from pdp.policy import DataSource, PolicySnapshot, Revisions
+from pdp.store import Store, StoreRegistry, merge_registries, read_registry
+
+log = logging.getLogger(__name__)
+
+STORE_POLL_SECONDS = 0.25
+
+
+def registry_digest(registry: StoreRegistry) -> str:
+    digest = hashlib.sha256()
+    for label, sources in (("active", registry.sources), ("retired", registry.retired)):
+        digest.update(label.encode())
+        for line in sorted(_describe(s) for s in sources):
+            digest.update(line.encode())
+            digest.update(b"\n")
+    for key, technology in sorted(registry.connections.items()):
+        digest.update(f"connection\0{key}\0{technology}\n".encode())
+    return digest.hexdigest()
+
+
+def _describe(source: DataSource) -> str:
+    tags = ",".join(sorted(source.tags))
+    return "\0".join(
+        (
+            source.connection,
+            source.technology.value,
+            source.database,
+            source.schema,
+            source.name,
+            source.type.value,
+            tags,
+            source.trino_catalog or "",
+        )
+    )
+
+
+def compose(inputs: PolicyInputs, registry: StoreRegistry) -> PolicySnapshot:
+    """Files + store: one snapshot whose revision changes when either content changes."""
+    docs = inputs.documents
+    merged = merge_registries(docs.sources, docs.retired, registry)
+    if merged.shadowed:
+        log.debug(
+            "the policy files declare store connections %s: their entries govern",
+            ", ".join(sorted(merged.shadowed)),
+        )
+    revision = hashlib.sha256(f"{inputs.digest}\0{registry_digest(registry)}".encode()).hexdigest()[
+        :16
+    ]
+    return inputs.compile(revision, merged.sources, merged.retired)
+
+
+class SnapshotFeed:
+    """Keeps `revisions` current with the files (`update_files`) and the store (polled)."""
+
+    def __init__(
+        self,
+        inputs: PolicyInputs,
+        store: Store,
+        registry: StoreRegistry,
+        interval: float = STORE_POLL_SECONDS,
+    ) -> None:
+        self.inputs = inputs
+        self.store = store
+        self.registry = registry
+        self.interval = interval
+        self.revisions = Revisions(compose(inputs, registry))
+        self.store_available = True
+        self.store_error: str | None = None
+        self._dirty = asyncio.Event()
+        self.on_publish: list[Callable[[PolicySnapshot], None]] = []
+
+    @classmethod
+    def open(cls, inputs: PolicyInputs, store: Store, interval: float = STORE_POLL_SECONDS):
+        return cls(inputs, store, read_registry(store), interval)
+
+    def update_files(self, inputs: PolicyInputs) -> None:
+        self.inputs = inputs
+        self._dirty.set()
+
+    async def run(self) -> None:
+        """Poll the store version and recompile on any change; runs until cancelled."""
+        await asyncio.gather(self._poll(), self._rebuild())
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                version = await asyncio.to_thread(self.store.version)
+                if version != self.registry.version:
+                    self.registry = await asyncio.to_thread(read_registry, self.store)
+                    self._dirty.set()
+            except Exception as error:  # keep deciding on the last good snapshot
+                if self.store_available:
+                    log.error("store unreachable, deciding on the last good snapshot: %s", error)
+                self.store_available, self.store_error = False, str(error)
+                continue
+            if not self.store_available:
+                log.info("store reachable again")
+            self.store_available, self.store_error = True, None
+
+    async def _rebuild(self) -> None:
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            inputs, registry = self.inputs, self.registry
+            try:
+                snapshot = await asyncio.to_thread(compose, inputs, registry)
+            except Exception:
+                log.exception("cannot compile the snapshot; keeping the last good one")
+                continue
+            before = self.revisions.current.revision
+            self.revisions.publish(snapshot)
+            if snapshot.revision != before:
+                log.info("revision %s (store version %s)", snapshot.revision, registry.version)
+                for callback in self.on_publish:
+                    callback(snapshot)
+
+    async def refresh(self) -> None:
+        """Read the store now (tests, and after an API write, to shorten the wait)."""
+        self.registry = await asyncio.to_thread(read_registry, self.store)
+        self._dirty.set()

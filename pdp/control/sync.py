@@ -1,0 +1,351 @@
+"""Object sync as jobs: crawl a subtree breadth first, then apply it in one store write.
+
+`SyncRunner.start(path, trigger)` takes the connection's job lock (one job per connection,
+across replicas), creates the job and runs it in its own thread, so the PDP's event loop never
+waits for a platform. The crawl lists each container once, recurses only into children that are
+effectively active (or that arrive active in this sync) unless `force_recursive`, and the
+listings go to `Writer.sync` in one transaction together with the job's final state: one store
+version, one revision at most (the revision follows the registry's content, so a sync that
+changes nothing publishes none).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from pdp.crawl.base import Crawler
+from pdp.objects.errors import Conflict, LockHeld
+from pdp.objects.keys import key_identity
+from pdp.objects.paths import Kind, ObjectPath
+from pdp.objects.sync import Listing, StoredNode, fold_names
+from pdp.store import ConnectionRecord, ConnectionState, Job, JobState, JobTrigger, JobType
+from pdp.store.schema import connections
+from pdp.store.store import Store, SyncOutcome
+from pdp.store.sync import load_tree
+
+log = logging.getLogger(__name__)
+
+CrawlerFactory = Callable[[ConnectionRecord], Crawler]
+Names = tuple[str, ...]
+
+
+class JobRunning(Conflict):
+    """A sync of this connection runs already (409); `job_id` names it."""
+
+    def __init__(self, key: str, job_id: str | None, message: str | None = None) -> None:
+        super().__init__(
+            "path", key, message or f"a sync of this connection runs already (job {job_id})"
+        )
+        self.job_id = job_id
+
+
+@dataclass(frozen=True, slots=True)
+class _State:
+    active: bool  # effective isActive (ignoring the node's own past `missing`)
+    activate_new: bool  # effective activateNewChildren
+
+
+def effective_states(nodes: Sequence[StoredNode]) -> dict[Names, _State]:
+    """Effective status and activate-new of every stored node, by folded names, top-down."""
+    result: dict[Names, _State] = {}
+    for node in sorted(nodes, key=lambda n: len(n.names)):
+        folded = fold_names(node.names)
+        parent = result.get(folded[:-1]) if node.names else None
+        base = parent or _State(False, False)
+        result[folded] = _State(
+            base.active if node.is_active is None else node.is_active,
+            base.activate_new if node.activate_new_children is None else node.activate_new_children,
+        )
+    return result
+
+
+def crawl(
+    crawler: Crawler,
+    nodes: Sequence[StoredNode],
+    start: Names,
+    force_recursive: bool = False,
+) -> list[Listing]:
+    """Breadth-first listings of the subtree at `start` (a table path lists its schema)."""
+    states = effective_states(nodes)
+    if len(start) >= len(Kind) - 1:
+        start = start[:-1]
+        recurse = False
+    else:
+        recurse = True
+    listings: list[Listing] = []
+    queue: deque[Names] = deque([start])
+    while queue:
+        names = queue.popleft()
+        try:
+            listing = crawler.list(names)
+        except Exception as error:  # the seam says it never raises; be safe anyway
+            log.exception("crawler raised listing %s", names)
+            listing = Listing.failed(names, f"{type(error).__name__}: {error}")
+        listings.append(listing)
+        if not recurse or listing.children is None or len(names) >= len(Kind) - 2:
+            continue
+        parent = states.get(fold_names(names), _State(False, False))
+        for child in listing.children:
+            child_names = (*names, child.name)
+            folded = fold_names(child_names)
+            state = states.get(folded)
+            if state is None:  # new in this sync: its status is the inherited activate-new
+                state = states[folded] = _State(parent.activate_new, parent.activate_new)
+            if state.active or force_recursive:
+                queue.append(child_names)
+    return listings
+
+
+def describe(path: Names, key: str) -> str:
+    return ObjectPath(key, path).url
+
+
+class SyncRunner:
+    """Starts and runs sync jobs. One per process; thread-safe."""
+
+    def __init__(self, store: Store, crawler_factory: CrawlerFactory) -> None:
+        self.store = store
+        self.crawler_factory = crawler_factory
+        self.replica = uuid.uuid4().hex[:12]
+        self._guard = threading.Lock()
+        self._local: dict[str, str] = {}  # folded key -> the job id this process runs
+        self._threads: list[threading.Thread] = []
+        self._by_key: dict[str, threading.Thread] = {}
+        self.closing = False
+
+    def start(
+        self,
+        path: ObjectPath,
+        trigger: JobTrigger = JobTrigger.MANUAL,
+        *,
+        force_recursive: bool = False,
+        due: datetime | None = None,
+    ) -> Job | None:
+        """Blocking (call it from a thread): take the lock, create the job and run it in the
+        background. Raises `JobRunning` when a job of the connection runs (here or on another
+        replica). With `due` (a scheduled run) returns None if a scheduled job for that time
+        exists already or a sync ran since."""
+        folded = key_identity(path.key)
+        self._settle(folded)
+        with self._guard:
+            if folded in self._local:
+                raise JobRunning(path.key, self._local[folded])
+            self._local[folded] = ""
+        accepted: Future[Job | None] = Future()
+        thread = threading.Thread(
+            target=self._run,
+            args=(path, JobTrigger(trigger), force_recursive, due, accepted),
+            name=f"pdp-sync-{path.key}",
+            daemon=True,
+        )
+        try:
+            thread.start()
+        except BaseException:
+            with self._guard:
+                self._local.pop(folded, None)
+            raise
+        self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+        with self._guard:
+            self._by_key[folded] = thread
+        try:
+            job = accepted.result()
+        except BaseException:
+            thread.join()  # refused: the thread releases the connection first
+            raise
+        if job is None:  # nothing to run: likewise
+            thread.join()
+        return job
+
+    def _settle(self, folded: str) -> None:
+        """A job that has committed its end may still be releasing its lock: wait for it."""
+        with self._guard:
+            job_id, thread = self._local.get(folded), self._by_key.get(folded)
+        if not job_id or thread is None:
+            return
+        try:
+            with self.store.read() as reader:
+                finished = reader.job(job_id).state.finished
+        except Exception:
+            return
+        if finished:
+            thread.join(10)
+
+    def running(self, key: str) -> str | None:
+        with self._guard:
+            return self._local.get(key_identity(key)) or None
+
+    def join(self, timeout: float = 30.0) -> None:
+        """Wait for this process's jobs (tests, shutdown)."""
+        for thread in list(self._threads):
+            thread.join(timeout)
+
+    # --- the job's thread ---------------------------------------------------------------------
+
+    def _run(
+        self,
+        path: ObjectPath,
+        trigger: JobTrigger,
+        force_recursive: bool,
+        due: datetime | None,
+        accepted: Future[Job | None],
+    ) -> None:
+        folded = key_identity(path.key)
+        try:
+            with self.store.read() as reader:
+                connection = reader.connection(path.key)
+                reader.object(path)  # 404 before anything else
+            if connection.state is ConnectionState.UPGRADING:
+                raise Conflict("path", path.url, "the connection is being upgraded: sync is off")
+            with self.store.job_lock(path.key, f"{self.replica}:{uuid.uuid4().hex[:8]}"):
+                job = self._create(path, connection, trigger, due)
+                if job is None:
+                    accepted.set_result(None)
+                    return
+                with self._guard:
+                    self._local[folded] = job.id
+                accepted.set_result(job)
+                self._execute(job, connection, path, force_recursive)
+        except LockHeld as held:
+            running = None
+            try:
+                with self.store.read() as reader:
+                    running = reader.running_job(path.key)
+            except Exception:
+                log.exception("reading the running job of %s", path.key)
+            error = JobRunning(path.key, running.id if running else held.holder)
+            if not accepted.done():
+                accepted.set_exception(error)
+        except BaseException as error:
+            if not accepted.done():
+                accepted.set_exception(error)
+            else:
+                log.exception("sync job of %s failed unexpectedly", path.url)
+        finally:
+            with self._guard:
+                self._local.pop(folded, None)
+
+    def _create(
+        self,
+        path: ObjectPath,
+        connection: ConnectionRecord,
+        trigger: JobTrigger,
+        due: datetime | None,
+    ) -> Job | None:
+        with self.store.write() as writer:
+            if due is not None:
+                current = writer.connection(path.key)
+                if current.last_sync_at is not None and _aware(current.last_sync_at) >= due:
+                    return None
+                for job in writer.jobs(connection=path.key, size=20).hits:
+                    if job.trigger is JobTrigger.SCHEDULED and _scheduled_for(job) >= due:
+                        return None
+            # We hold the lock: a job still marked running was abandoned by a dead runner.
+            for state in (JobState.CREATED, JobState.ACTIVE):
+                for stale in writer.jobs(connection=path.key, state=state).hits:
+                    writer.update_job(
+                        stale.id,
+                        state=JobState.FAILED,
+                        errors=[*stale.errors, {"message": "abandoned: its runner stopped"}],
+                    )
+            job = writer.create_job(JobType.SYNC, trigger, path)
+            stats = {"scheduledFor": due.isoformat()} if due is not None else None
+            return writer.update_job(job.id, state=JobState.ACTIVE, stats=stats)
+
+    def _execute(
+        self, job: Job, connection: ConnectionRecord, path: ObjectPath, force_recursive: bool
+    ) -> None:
+        try:
+            try:
+                crawler = self.crawler_factory(connection)
+            except Exception as error:
+                self._finish(job, JobState.FAILED, {}, [_error(path, f"cannot connect: {error}")])
+                return
+            try:
+                with self.store.read() as reader:
+                    row = reader.db.execute(
+                        select(connections.c.id).where(
+                            connections.c.key_folded == key_identity(path.key)
+                        )
+                    ).scalar_one()
+                    nodes, _ = load_tree(reader.db, row, False)
+                listings = crawl(crawler, nodes, path.names, force_recursive)
+            finally:
+                crawler.close()
+            first = listings[0]
+            if first.children is None:  # unreachable, refused credentials: change nothing
+                reason = first.error or "listing failed"
+                where = describe(first.parent, path.key)
+                self._finish(
+                    job,
+                    JobState.FAILED,
+                    {"listings": len(listings), "failedListings": 1},
+                    [{"path": where, "message": f"cannot list {where}: {reason}"}],
+                )
+                return
+            with self.store.write() as writer:
+                outcome = writer.sync(path.key, listings, job_id=job.id)
+                stats = {**job.stats, **_stats(outcome, listings)}
+                errors = _errors(outcome, path.key)
+                if not outcome.applied:
+                    errors.append({"path": path.url, "message": outcome.plan.fail_safe})
+                    writer.update_job(job.id, state=JobState.FAILED, stats=stats, errors=errors)
+                else:
+                    writer.update_job(job.id, state=JobState.COMPLETED, stats=stats, errors=errors)
+            log.info("sync job %s of %s: %s", job.id, path.url, stats)
+        except Exception as error:
+            log.exception("sync job %s of %s failed", job.id, path.url)
+            try:
+                self._finish(job, JobState.FAILED, {}, [_error(path, f"{error}")])
+            except Exception:
+                log.exception("cannot record the failure of job %s", job.id)
+
+    def _finish(
+        self, job: Job, state: JobState, stats: dict[str, Any], errors: list[dict[str, Any]]
+    ) -> None:
+        with self.store.write() as writer:
+            writer.update_job(job.id, state=state, stats={**job.stats, **stats}, errors=errors)
+
+
+def _scheduled_for(job: Job) -> datetime:
+    """The due time a scheduled job ran for (older jobs: when it was created)."""
+    value = job.stats.get("scheduledFor")
+    if isinstance(value, str):
+        try:
+            return _aware(datetime.fromisoformat(value))
+        except ValueError:
+            pass
+    return _aware(job.created_at)
+
+
+def _aware(moment: datetime) -> datetime:
+    from datetime import UTC
+
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _error(path: ObjectPath, message: str) -> dict[str, Any]:
+    return {"path": path.url, "message": message}
+
+
+def _stats(outcome: SyncOutcome, listings: Sequence[Listing]) -> dict[str, Any]:
+    stats: dict[str, Any] = dict(sorted(outcome.stats.items()))
+    stats["listings"] = len(listings)
+    stats["failedListings"] = sum(1 for listing in listings if listing.children is None)
+    return stats
+
+
+def _errors(outcome: SyncOutcome, key: str) -> list[dict[str, Any]]:
+    return [
+        {"path": describe(issue.path, key), "message": issue.message}
+        for issue in (*outcome.plan.errors, *outcome.plan.conflicts)
+    ]

@@ -1,0 +1,70 @@
+"""The admin API in process over a real store and the fake platform, for the admin tests."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from pdp.admin import create_app
+from pdp.admin.auth import trusted_header
+from pdp.control import ControlPlane, SyncRunner
+from pdp.policy import DirectoryUser, GlobalPermission
+from pdp.store import Store
+from tests.control.fakes import FakePlatform
+
+G = GlobalPermission
+DIRECTORY = {
+    "gov": DirectoryUser("gov", permissions=frozenset({G.GOVERNANCE})),
+    "appadmin": DirectoryUser("appadmin", permissions=frozenset({G.APPLICATION_ADMIN})),
+    "creator": DirectoryUser("creator", permissions=frozenset({G.CREATE_DATA_SOURCE})),
+    "infra": DirectoryUser("infra"),
+    "owner": DirectoryUser("owner"),
+    "steward": DirectoryUser("steward", groups=frozenset({"stewards"})),
+    "nobody": DirectoryUser("nobody"),
+}
+
+REGISTER = {
+    "connectionKey": "hc",
+    "connection": {
+        "technology": "trino",
+        "endpoint": {"host": "trino.example", "port": 8080},
+        "credentials": {"username": "pdp", "passwordEnv": "TRINO_PASSWORD"},
+    },
+}
+
+
+class Api:
+    def __init__(self, client: TestClient, store: Store, platform: FakePlatform, runner) -> None:
+        self.client, self.store, self.platform, self.runner = client, store, platform, runner
+
+    def call(self, method: str, url: str, user: str = "gov", **kwargs):
+        return self.client.request(method, url, headers={"X-Pdp-User": user}, **kwargs)
+
+    def wait(self, job_id: str, timeout: float = 20.0) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            job = self.call("GET", f"/jobs/{job_id}").json()
+            if job["state"] in ("completed", "failed", "cancelled"):
+                self.runner.join()
+                return job
+            assert time.monotonic() < deadline, job
+            time.sleep(0.02)
+
+    def register(self, body=REGISTER, user: str = "appadmin") -> dict:
+        answer = self.call("POST", "/data/connection", user, json=body)
+        assert answer.status_code == 201, answer.text
+        self.wait(answer.json()["jobId"])
+        return answer.json()
+
+
+@pytest.fixture
+def api(store, platform) -> Iterator[Api]:
+    runner = SyncRunner(store, platform.factory)
+    plane = ControlPlane(store, runner, platform.factory)
+    app = create_app(plane, trusted_header(lambda: DIRECTORY))
+    with TestClient(app) as client:
+        yield Api(client, store, platform, runner)
+    runner.join()

@@ -1,0 +1,62 @@
+"""`pdp connections ...` against a running PDP (the fake platform behind it)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.control.test_control_e2e import Replica, write_world
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_cli_registers_syncs_shows_and_deregisters(tmp_path):
+    world = tmp_path / "world.json"
+    write_world(world, {"cat": {"sales": {"orders": [["id", "bigint"]]}}})
+    pdp = Replica(tmp_path, f"sqlite:///{tmp_path}/store.db", world, "cli")
+    url = f"http://127.0.0.1:{pdp.admin_port}"
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pdp.cli",
+                "connections",
+                "--url",
+                url,
+                "--as-user",
+                "gov",
+                *args,
+            ],
+            text=True,
+            capture_output=True,
+            timeout=60,
+            cwd=ROOT,
+        )
+
+    try:
+        done = cli(
+            "register", "hc", "--technology", "trino", "--endpoint", "host=fake", "--activate-new"
+        )
+        assert done.returncode == 0, done.stderr
+        assert "registered hc" in done.stdout and "completed" in done.stdout
+        tree = cli("tree", "--depth", "4")
+        assert tree.returncode == 0, tree.stderr
+        assert "orders  (table" in tree.stdout
+        done = cli("settings", "hc/cat", "--active", "true")
+        assert "isActive: True  (from hc/cat)" in done.stdout
+        status = cli("status", "hc/cat/sales/orders")
+        assert "isActive: True  (from hc/cat)" in status.stdout
+        assert "id: bigint" in status.stdout
+        sync = cli("sync", "hc")
+        assert sync.returncode == 0 and "completed" in sync.stdout
+        jobs = cli("jobs", "--connection", "hc")
+        assert jobs.stdout.count("completed") == 2
+        refused = cli("settings", "nope", "--active", "true")
+        assert refused.returncode == 1 and "HTTP 404" in refused.stderr
+        gone = cli("delete", "hc")
+        assert "deleted hc and 3 objects below it" in gone.stdout
+    finally:
+        pdp.stop()

@@ -1,0 +1,102 @@
+"""pdp.yaml's `store:` and `admin:`, users.yaml's `permissions:`, the development issuer's user
+tokens (`pdp token`), and the bearer-token path of the admin API."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from pdp.admin import create_app
+from pdp.admin.auth import bearer
+from pdp.auth import Secret, Validator
+from pdp.auth.devissuer import DevIssuer
+from pdp.config.errors import ConfigError
+from pdp.control import ControlPlane, SyncRunner
+from pdp.policy import DirectoryUser, GlobalPermission
+from pdp.service.config import load_pdp_config
+from tests.support.configs import WORKED_USERS, make_tree
+
+
+def pdp_yaml(tmp_path, extra: str, auth: str = "none"):
+    tree = make_tree(tmp_path)
+    path = tree.pdp_yaml(50051, auth)
+    path.write_text(path.read_text() + extra)
+    return path
+
+
+def test_store_and_admin(tmp_path):
+    config = load_pdp_config(
+        pdp_yaml(
+            tmp_path,
+            "store: sqlite:///.cache/store.db\n"
+            "admin: {listen: '127.0.0.1:9999', trustUserHeader: true}\n",
+        )
+    )
+    assert config.store == f"sqlite:///{tmp_path / '.cache' / 'store.db'}"
+    assert (tmp_path / ".cache").is_dir()
+    assert config.admin is not None and config.admin.listen == "127.0.0.1:9999"
+    assert load_pdp_config(pdp_yaml(tmp_path, "")).store is None  # control plane off
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [
+        ("admin: {listen: '127.0.0.1:1'}\n", "needs a store"),
+        ("store: sqlite:///s.db\nadmin: {listen: '127.0.0.1:1'}\n", "cannot tell who calls"),
+    ],
+)
+def test_admin_problems(tmp_path, extra, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        load_pdp_config(pdp_yaml(tmp_path, extra))
+
+
+def test_permissions_in_the_directory(tmp_path):
+    users = WORKED_USERS + "  gwen: {permissions: [GOVERNANCE, application_admin]}\n"
+    tree = make_tree(tmp_path, users=users)
+    gwen = tree.snapshot().directory["gwen"]
+    assert gwen.permissions == {GlobalPermission.GOVERNANCE, GlobalPermission.APPLICATION_ADMIN}
+    (tmp_path / "bad").mkdir()
+    bad = make_tree(tmp_path / "bad", users=WORKED_USERS + "  eve: {permissions: [ROOT]}\n")
+    with pytest.raises(ConfigError, match="unknown permission 'ROOT'"):
+        bad.snapshot()
+
+
+def test_user_tokens_call_the_admin_api(store, platform):
+    issuer = DevIssuer({"sidecar-dev": Secret("s3cret")}, user_client="pdp-dev-user")
+    directory = {
+        "gwen": DirectoryUser("gwen", permissions=frozenset({GlobalPermission.GOVERNANCE}))
+    }
+    with issuer.running() as url:
+        token = httpx.post(
+            f"{url}/token",
+            data={"grant_type": "client_credentials", "client_id": "pdp-dev-user", "user": "gwen"},
+        ).json()["access_token"]
+        refused = httpx.post(
+            f"{url}/token",
+            data={"grant_type": "client_credentials", "client_id": "pdp-dev-user"},
+        )
+        assert refused.status_code == 400
+        validator = Validator(issuer.validator_config())
+        runner = SyncRunner(store, platform.factory)
+        app = create_app(
+            ControlPlane(store, runner, platform.factory), bearer(validator, lambda: directory)
+        )
+        with TestClient(app) as client:
+            ok = client.post("/data/object/search", headers={"Authorization": f"Bearer {token}"})
+            assert ok.status_code == 200, ok.text
+            bad = client.post("/data/object/search", headers={"Authorization": "Bearer x.y.z"})
+            assert bad.status_code == 401 and bad.json()["error"]["field"] == "Authorization"
+            none = client.post("/data/object/search")
+            assert none.status_code == 401
+        validator.close()
+
+
+def test_the_user_client_is_off_by_default():
+    issuer = DevIssuer({"sidecar-dev": Secret("s3cret")})
+    with issuer.running() as url:
+        answer = httpx.post(
+            f"{url}/token",
+            data={"grant_type": "client_credentials", "client_id": "pdp-dev-user", "user": "x"},
+        )
+        assert answer.status_code == 401

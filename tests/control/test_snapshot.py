@@ -1,0 +1,116 @@
+"""One snapshot from the policy files and the store: one revision that changes when either
+content changes and stays when neither does; hand-declared connections beside registered ones;
+the feed publishes through `Revisions`."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from pdp.config.load import load_policy_inputs
+from pdp.control import SnapshotFeed, compose
+from pdp.objects import ObjectPath
+from pdp.objects.sync import Listing, RemoteColumn, RemoteObject
+from pdp.store import Store, read_registry
+from tests.support.configs import WORKED_POLICIES, WORKED_USERS, make_tree
+
+POLICIES = (
+    WORKED_POLICIES
+    + """
+  - name: hc-readers
+    access: READ
+    who: {users: [alice]}
+    what: {tags: [Connections.Trino.hc]}
+"""
+)
+
+
+@pytest.fixture
+def tree(tmp_path):
+    return make_tree(tmp_path, policies=POLICIES, users=WORKED_USERS)
+
+
+def inputs(tree):
+    return load_policy_inputs(tree.policy_files, tree.mapping).value
+
+
+def sync_orders(store: Store, active: bool = True) -> None:
+    with store.write() as writer:
+        writer.register_connection("hc", "trino", is_active=active, activate_new_children=active)
+    with store.write() as writer:
+        writer.sync("hc", [Listing((), (RemoteObject("cat"),))])
+    with store.write() as writer:
+        writer.sync("hc", [Listing(("cat",), (RemoteObject("sales"),))])
+    with store.write() as writer:
+        columns = (RemoteColumn("id", "bigint", True, 1),)
+        writer.sync("hc", [Listing(("cat", "sales"), (RemoteObject("orders", None, columns),))])
+
+
+def test_files_and_store_in_one_snapshot(tree, store):
+    sync_orders(store)
+    snapshot = compose(inputs(tree), read_registry(store))
+    assert "hc.cat.sales.orders" in snapshot.sources
+    assert "trino-prod.hive.sales.orders" in snapshot.sources  # the YAML registry's, beside it
+    grants = snapshot.grants(snapshot.subject("alice"))
+    assert [g.policy for g in grants["hc.cat.sales.orders"]] == ["hc-readers"]
+
+
+def test_the_revision_follows_content_not_store_writes(tree, store):
+    empty = compose(inputs(tree), read_registry(store))
+    assert compose(inputs(tree), read_registry(store)).revision == empty.revision
+    with store.write() as writer:
+        writer.register_connection("hc", "trino")
+    registered = compose(inputs(tree), read_registry(store))
+    assert registered.revision != empty.revision  # a new connection (retired tables' owner)
+    with store.write() as writer:  # a write that changes no decision (a job's progress)
+        writer.create_job("sync", "manual", ObjectPath("hc"))
+    assert compose(inputs(tree), read_registry(store)).revision == registered.revision
+    tree.write("users.yaml", WORKED_USERS + "  carol: {}\n")  # a file edit
+    assert compose(inputs(tree), read_registry(store)).revision != registered.revision
+
+
+def test_a_yaml_declared_connection_keeps_its_entries(tree, store):
+    with store.write() as writer:
+        writer.register_connection("trino-prod", "trino", is_active=True)
+    with store.write() as writer:
+        writer.sync("trino-prod", [Listing((), (RemoteObject("other"),))])
+    snapshot = compose(inputs(tree), read_registry(store))
+    assert "trino-prod.hive.sales.orders" in snapshot.sources
+
+
+async def test_the_feed_publishes_a_store_change_as_one_revision(tree, store):
+    feed = SnapshotFeed.open(inputs(tree), store, interval=0.05)
+    seen: list[str] = []
+    task = asyncio.create_task(feed.run())
+
+    async def watch():
+        async for snapshot in feed.revisions.subscribe():
+            seen.append(snapshot.revision)
+
+    watcher = asyncio.create_task(watch())
+    try:
+        await asyncio.sleep(0.2)
+        await asyncio.to_thread(sync_orders, store)
+        for _ in range(100):
+            if "hc.cat.sales.orders" in feed.revisions.current.sources:
+                break
+            await asyncio.sleep(0.05)
+        assert "hc.cat.sales.orders" in feed.revisions.current.sources
+        before = feed.revisions.current.revision
+        with store.write() as writer:  # no content change: no new revision
+            writer.create_job("sync", "manual", ObjectPath("hc"))
+        await asyncio.sleep(0.4)
+        assert feed.revisions.current.revision == before
+        feed.update_files(load_policy_inputs(tree.policy_files, tree.mapping).value)
+        tree.write("users.yaml", WORKED_USERS + "  carol: {}\n")
+        feed.update_files(inputs(tree))
+        for _ in range(100):
+            if feed.revisions.current.revision != before:
+                break
+            await asyncio.sleep(0.05)
+        assert feed.revisions.current.revision != before
+        assert len(seen) == len(set(seen))
+    finally:
+        task.cancel()
+        watcher.cancel()

@@ -1,0 +1,236 @@
+"""Object sync as jobs (spec §5): breadth first, recursion into active children only, one
+store write per sync, failed listings, the fail-safe, unreachable platforms, one job per
+connection."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from pdp.control import JobRunning, SyncRunner
+from pdp.objects import ObjectPath, RemoteState
+from pdp.store import JobState, JobTrigger, Store
+from tests.control.conftest import wait_job
+from tests.control.fakes import FakePlatform
+
+HC = ObjectPath("hc")
+
+
+def register(store: Store, **options) -> None:
+    with store.write() as writer:
+        writer.register_connection("hc", "trino", endpoint={"host": "h"}, **options)
+
+
+def run(runner: SyncRunner, path: ObjectPath = HC, **options):
+    job = runner.start(path, options.pop("trigger", JobTrigger.MANUAL), **options)
+    assert job is not None
+    return wait_job(runner.store, job.id)
+
+
+def names(store: Store, path: ObjectPath) -> list[str]:
+    with store.read() as reader:
+        return [h.path.name for h in reader.children(path).hits]
+
+
+def test_first_sync_lists_databases_only_and_they_start_inactive(store, runner, platform):
+    register(store)
+    job = run(runner, trigger=JobTrigger.REGISTRATION)
+    assert job.state is JobState.COMPLETED
+    assert job.trigger is JobTrigger.REGISTRATION
+    assert job.stats["database.added"] == 2
+    assert platform.listed == [()]  # inactive databases are not recursed into
+    assert names(store, HC) == ["hold", "lake"]
+    with store.read() as reader:
+        assert reader.effective_settings(HC.child("hold")).is_active.value is False
+
+
+def test_recursion_follows_the_effective_status(store, runner, platform):
+    register(store)
+    run(runner)
+    with store.write() as writer:
+        writer.set_settings(HC.child("hold"), is_active=True)
+    platform.listed.clear()
+    job = run(runner)
+    assert job.state is JobState.COMPLETED
+    # the active database is listed; its new schemas start inactive, so no further
+    assert platform.listed == [(), ("hold",)]
+    with store.write() as writer:
+        writer.set_settings(ObjectPath("hc", ("hold", "sales")), is_active=True)
+    platform.listed.clear()
+    job = run(runner)
+    assert platform.listed == [(), ("hold",), ("hold", "sales")]
+    assert names(store, ObjectPath("hc", ("hold", "sales"))) == ["customers", "orders"]
+    assert job.stats["table.added"] == 2
+
+
+def test_children_that_arrive_active_are_recursed_into(store, runner, platform):
+    register(store, activate_new_children=True)
+    job = run(runner)
+    assert len(platform.listed) == 1 + 2 + 3  # connection, 2 databases, 3 schemas
+    assert job.stats["table.added"] == 4
+
+
+def test_force_recursive_scans_inactive_objects(store, runner, platform):
+    register(store)
+    run(runner, force_recursive=True)
+    assert ("lake", "raw") in platform.listed
+    with store.read() as reader:
+        assert reader.search(HC, kind="table").count == 4
+        assert reader.search(HC, kind="table", is_active=True).count == 0
+
+
+def test_a_subtree_sync_lists_only_that_subtree(store, runner, platform):
+    register(store, is_active=True, activate_new_children=True)
+    run(runner)
+    platform.listed.clear()
+    platform.add_table("hold", "sales", "refunds")
+    job = run(runner, ObjectPath("hc", ("hold", "sales")))
+    assert platform.listed == [("hold", "sales")]
+    assert job.stats["table.added"] == 1
+    assert job.path == "hc/hold/sales"
+
+
+def test_a_table_path_lists_its_schema(store, runner, platform):
+    register(store, is_active=True, activate_new_children=True)
+    run(runner)
+    platform.listed.clear()
+    run(runner, ObjectPath("hc", ("hold", "sales", "orders")))
+    assert platform.listed == [("hold", "sales")]
+
+
+def test_a_failing_listing_marks_nothing_missing(store, runner, platform):
+    register(store, is_active=True, activate_new_children=True)
+    run(runner)
+    platform.failing[("hold", "sales")] = "permission denied on hold.sales"
+    job = run(runner)
+    assert job.state is JobState.COMPLETED
+    assert job.stats["failedListings"] == 1
+    assert {"path": "hc/hold/sales", "message": "permission denied on hold.sales"} in job.errors
+    with store.read() as reader:
+        assert reader.object(ObjectPath("hc", ("hold", "sales"))).remote_state is (
+            RemoteState.UNKNOWN
+        )
+        orders = reader.object(ObjectPath("hc", ("hold", "sales", "orders")))
+        assert orders.remote_state is RemoteState.PRESENT
+
+
+def test_a_gone_table_is_marked_missing(store, runner, platform):
+    register(store, is_active=True, activate_new_children=True)
+    run(runner)
+    platform.drop_table("hold", "sales", "customers")
+    job = run(runner)
+    assert job.stats["table.missing"] == 1
+    with store.read() as reader:
+        gone = reader.object(ObjectPath("hc", ("hold", "sales", "customers")))
+        assert gone.remote_state is RemoteState.MISSING
+
+
+def test_the_fail_safe_fails_the_job_and_keeps_the_last_good_state(store, runner, platform):
+    register(store, is_active=True, activate_new_children=True)
+    run(runner)
+    for table in ("orders", "customers"):
+        platform.drop_table("hold", "sales", table)
+    platform.drop_table("hold", "hr", "people")
+    platform.drop_table("lake", "raw", "events")
+    job = run(runner)
+    assert job.state is JobState.FAILED
+    assert "fail-safe" in job.errors[-1]["message"]
+    with store.read() as reader:
+        assert reader.search(HC, kind="table", remote_state=RemoteState.MISSING).count == 0
+
+
+@pytest.mark.parametrize("failure", ["unreachable", "refused", "cannot-open"])
+def test_an_unreachable_platform_fails_the_job_and_changes_nothing(
+    store, runner, platform, failure
+):
+    register(store, is_active=True, activate_new_children=True)
+    run(runner)
+    if failure == "unreachable":
+        platform.unreachable = "connection refused: trino:8080"
+    elif failure == "refused":
+        platform.failing[()] = "authentication failed: bad password"
+    else:
+        runner.crawler_factory = _raising
+    with store.read() as reader:
+        before = reader.search(HC, size=1000)
+    job = run(runner)
+    assert job.state is JobState.FAILED
+    reason = {
+        "unreachable": "connection refused",
+        "refused": "authentication failed",
+        "cannot-open": "cannot connect",
+    }[failure]
+    assert reason in job.errors[0]["message"]
+    with store.read() as reader:
+        assert reader.search(HC, size=1000) == before
+
+
+def _raising(record):
+    raise OSError("no route to host")
+
+
+def test_one_job_at_a_time_per_connection(store, runner, platform):
+    register(store)
+    platform.gate = threading.Event()
+    first = runner.start(HC)
+    assert first is not None
+    with pytest.raises(JobRunning) as refused:
+        runner.start(ObjectPath("hc", ("hold",)))
+    assert refused.value.job_id == first.id
+    other = SyncRunner(store, platform.factory)  # another replica over the same store
+    with pytest.raises(JobRunning) as refused_elsewhere:
+        other.start(HC)
+    assert refused_elsewhere.value.job_id == first.id
+    platform.gate.set()
+    assert wait_job(store, first.id).state is JobState.COMPLETED
+    runner.join()
+    assert run(runner).state is JobState.COMPLETED
+
+
+def test_a_job_left_running_by_a_dead_runner_is_marked_abandoned(store, runner):
+    register(store)
+    with store.write() as writer:
+        stale = writer.create_job("sync", "manual", HC)
+        writer.update_job(stale.id, state=JobState.ACTIVE)
+    run(runner)
+    with store.read() as reader:
+        job = reader.job(stale.id)
+    assert job.state is JobState.FAILED
+    assert "abandoned" in job.errors[-1]["message"]
+
+
+def test_one_sync_is_one_store_write(store, runner, platform):
+    register(store, activate_new_children=True)
+    run(runner)  # settle
+    runner.join()
+    before = store.version()
+    platform.add_table("hold", "sales", "refunds")
+    run(runner)
+    runner.join()
+    # create+activate the job, then the sync with the job's end: two versions in all
+    assert store.version() - before == 2
+
+
+def test_an_upgrading_connection_refuses_sync(store, runner):
+    register(store)
+    with store.write() as writer:
+        writer.update_connection("hc", state="upgrading")
+    from pdp.objects import Conflict
+
+    with pytest.raises(Conflict, match="upgraded"):
+        runner.start(HC)
+
+
+def test_unknown_paths_are_404(store, runner):
+    register(store)
+    from pdp.objects import NotFound
+
+    with pytest.raises(NotFound):
+        runner.start(ObjectPath("hc", ("nope",)))
+    with pytest.raises(NotFound):
+        runner.start(ObjectPath("other"))
+
+
+def _unused(platform: FakePlatform) -> None:  # keeps the import used for type hints
+    del platform
