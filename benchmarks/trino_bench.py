@@ -187,8 +187,7 @@ def check_equivalence(trino_: Trino, world: tw.World, config: str) -> dict[str, 
     for user, sql, expected in sample_checks(world):
         got = outcome(trino_, user, sql, isinstance(expected, list))
         if config == "none":  # allow all: everything readable, everything listed
-            expected = tw.TABLES if isinstance(expected, list) else "allowed"
-            expected = list(expected)
+            expected = list(tw.TABLES) if isinstance(expected, list) else "allowed"
         answers.append(got)
         if got != expected:
             wrong.append({"user": user, "sql": sql, "expected": expected, "got": got})
@@ -379,9 +378,10 @@ def _healthy(url: str) -> bool:
         return False
 
 
-def start_trino(
-    work: Path, name: str, port: int, config: str, url: str | None, world: tw.World, pg: Postgres
+def make_trino(
+    work: Path, name: str, config: str, url: str | None, world: tw.World, pg: Postgres
 ) -> Trino:
+    """A Trino for `config`, starting (not yet ready: see `wait_ready`)."""
     access: Opa | FileRules | None = None
     if config == "file":
         access = FileRules(work / "rules.json")
@@ -389,17 +389,23 @@ def start_trino(
         access = Opa(url)
     root = work / f"trino-{name}"
     shutil.rmtree(root, ignore_errors=True)
-    server = Trino(
+    return Trino(
         TrinoSpec(
             root=root,
-            port=port,
+            port=free_port(),
             access=access,
             groups=world.groups,
             catalogs={"postgresql": catalog_postgresql(pg.jdbc_url(DATABASE), pg.user)},
         )
     )
-    server.wait_ready(tw.ADMIN)
-    return server
+
+
+@contextlib.contextmanager
+def running(server: Trino) -> Iterator[Trino]:
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 # --- counting proxy -------------------------------------------------------------------------
@@ -494,8 +500,8 @@ def conditions() -> dict[str, str]:
 
 def markdown(report: dict[str, Any]) -> str:
     lines = []
-    for rnd, runs in enumerate(report["rounds"], 1):
-        lines.append(f"Round {rnd}:\n")
+    runs = report.get("runs", {})
+    if runs:
         lines.append(
             "| config | kind | queries | errors | qps | mean ms | p50 ms | p99 ms "
             "| mean over floor | p50 over floor | p99 over floor |"
@@ -516,22 +522,20 @@ def markdown(report: dict[str, Any]) -> str:
                     base = floor and floor[kind].get(metric)
                     over.append(f"{100 * (row[metric] / base - 1):+.1f} %" if base else "")
                 lines.append(
-                    f"| {config} | {kind} | {row['n']} | {row['errors']} | {row['qps']:.1f} "
-                    f"| {row['mean_ms']:.1f} | {row['p50_ms']:.1f} | {row['p99_ms']:.1f} "
+                    f"| {config} | {kind} | {row['n']} | {row['errors']} | {row['qps']:.2f} "
+                    f"| {row['mean_ms']:.0f} | {row['p50_ms']:.0f} | {row['p99_ms']:.0f} "
                     f"| {' | '.join(over)} |"
                 )
         lines.append("")
-        lines.append(
-            "| config | wall s | CPU busy % | other jobs % | steal % | loadavg before/after |"
-        )
+        lines.append("| config | wall s | CPU busy % | other jobs % | steal % | loadavg (1 min) |")
         lines.append("|---|---:|---:|---:|---:|---|")
         for config in CONFIGS:
             if config in runs:
                 r = runs[config]
                 lines.append(
-                    f"| {config} | {r['wall']:.1f} | {r['cpu']['busy_pct']:.0f} "
+                    f"| {config} | {r['wall']:.0f} | {r['cpu']['busy_pct']:.0f} "
                     f"| {r['cpu']['foreign_pct']:.1f} | {r['cpu']['steal_pct']:.1f} "
-                    f"| {r['loadavg_before']} / {r['loadavg_after']} |"
+                    f"| {r['loadavg']} |"
                 )
         lines.append("")
     if report.get("equivalence"):
@@ -541,7 +545,7 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append("")
     if report.get("calls"):
         lines.append("OPA-contract calls per query (sidecar behind a counting proxy):\n")
-        lines.append("| kind | call | per query (each run) |")
+        lines.append("| kind | endpoint:operation | per query (each query run) |")
         lines.append("|---|---|---|")
         for kind, calls in report["calls"].items():
             for call, values in calls.items():
@@ -556,10 +560,10 @@ def markdown(report: dict[str, Any]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--queries", type=int, default=2000, help="measured queries per config")
+    parser.add_argument("--block", type=int, default=100, help="queries per interleaved block")
     parser.add_argument("--warmup", type=int, default=300, help="warm-up queries per config")
     parser.add_argument("--threads", type=int, default=8, help="concurrent sessions")
     parser.add_argument("--configs", default=",".join(CONFIGS))
-    parser.add_argument("--rounds", type=int, default=1, help="rounds (the 2nd in reverse order)")
     parser.add_argument("--count-calls", type=int, default=3, help="queries per kind; 0: skip")
     parser.add_argument("--json", type=Path, help="write every measurement here")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
@@ -575,10 +579,11 @@ def main() -> int:
     ports = {"pdp": free_port(), "sidecar": free_port(), "opa": free_port()}
     world = tw.build()
     tw.write_all(world, work, ports["pdp"], ports["sidecar"])
-    report: dict[str, Any] = {"conditions": conditions(), "rounds": [], "equivalence": {}}
+    report: dict[str, Any] = {"conditions": conditions(), "equivalence": {}}
     report["conditions"]["load"] = (
-        f"{args.threads} sessions, {args.queries} queries per config after {args.warmup} "
-        f"warm-up queries; mix {dict(zip(KINDS, WEIGHTS, strict=True))} (weights)"
+        f"{args.threads} sessions, {args.queries} queries per config in blocks of {args.block} "
+        f"interleaved across configs, after {args.warmup} warm-up queries; mix weights "
+        f"{dict(zip(KINDS, WEIGHTS, strict=True))}"
     )
     print(f"work dir {work}", flush=True)
     warmup = mix(world, args.warmup, tw.SEED + 10)
@@ -590,17 +595,21 @@ def main() -> int:
             with pg.connect(DATABASE) as conn:
                 conn.execute((work / "postgres.sql").read_text())
             postmaster = int((work / "pg" / "data" / "postmaster.pid").read_text().split()[0])
-            for rnd in range(args.rounds):
-                order = configs if rnd % 2 == 0 else list(reversed(configs))
-                runs: dict[str, Any] = {}
-                report["rounds"].append(runs)
-                for config in order:
-                    runs[config] = measure(
-                        config, work, ports, world, pg, postmaster, warmup, measured, args, rnd
+            with contextlib.ExitStack() as stack:
+                servers = start_all(stack, configs, work, ports, world, pg)
+                for config, server in servers.items():
+                    eq = check_equivalence(server, world, config)
+                    report["equivalence"][config] = eq
+                    print(
+                        f"    {config} equivalence: {eq['checks']} checks, "
+                        f"{len(eq['mismatches'])} mismatches {eq['mismatches'][:3]}",
+                        flush=True,
                     )
-                    if rnd == 0:
-                        report["equivalence"][config] = runs[config].pop("equivalence")
-                    print(markdown(report), flush=True)
+                for config, server in servers.items():
+                    print(f"--- {config}: warm-up", flush=True)
+                    run_queries(server, warmup, args.threads)
+                report["runs"] = measure(servers, measured, args, postmaster)
+            print(markdown(report), flush=True)
             if args.count_calls:
                 report["calls"] = counting(work, ports, world, pg, args.count_calls)
     finally:
@@ -619,46 +628,70 @@ def main() -> int:
     return 0
 
 
-def measure(
-    config: str,
+def start_all(
+    stack: contextlib.ExitStack,
+    configs: list[str],
     work: Path,
     ports: dict[str, int],
     world: tw.World,
     pg: Postgres,
-    postmaster: int,
-    warmup: list[Query],
-    measured: list[Query],
-    args: argparse.Namespace,
-    rnd: int,
+) -> dict[str, Trino]:
+    """One Trino per config, all running at once (started together, then waited for)."""
+    servers = {}
+    started = time.monotonic()
+    for config in configs:
+        url = stack.enter_context(backend(config, work, ports))
+        servers[config] = stack.enter_context(
+            running(make_trino(work, config, config, url, world, pg))
+        )
+    for server in servers.values():
+        server.wait_ready(tw.ADMIN)
+    print(f"--- {len(servers)} Trinos ready in {time.monotonic() - started:.0f} s", flush=True)
+    return servers
+
+
+def measure(
+    servers: dict[str, Trino], measured: list[Query], args: argparse.Namespace, postmaster: int
 ) -> dict[str, Any]:
-    print(f"--- {config} (round {rnd + 1}): starting", flush=True)
-    with backend(config, work, ports) as url:
-        started = time.monotonic()
-        server = start_trino(work, config, free_port(), config, url, world, pg)
-        try:
-            print(f"    Trino ready in {time.monotonic() - started:.0f} s", flush=True)
-            result: dict[str, Any] = {}
-            if rnd == 0:
-                result["equivalence"] = check_equivalence(server, world, config)
-                eq = result["equivalence"]
-                print(
-                    f"    equivalence: {eq['checks']} checks, {len(eq['mismatches'])} "
-                    f"mismatches {eq['mismatches'][:3]}",
-                    flush=True,
-                )
-            run_queries(server, warmup, args.threads)
-            load_before = os.getloadavg()
+    """The measured queries in blocks; each block runs on every config in turn (the order
+    rotating), so that what else the machine does hits all configs alike."""
+    configs = list(servers)
+    acc: dict[str, dict[str, Any]] = {
+        c: {"results": [], "wall": 0.0, "system": None, "mine": 0, "loadavg": []} for c in configs
+    }
+    blocks = [measured[i : i + args.block] for i in range(0, len(measured), args.block)]
+    for b, block in enumerate(blocks):
+        order = configs[b % len(configs) :] + configs[: b % len(configs)]
+        for config in order:
+            a = acc[config]
+            a["loadavg"].append(os.getloadavg()[0])
             before = cpu_snapshot([os.getpid(), postmaster])
-            run = run_queries(server, measured, args.threads)
-            result["cpu"] = cpu_load(before, cpu_snapshot([os.getpid(), postmaster]))
-            result["loadavg_before"] = ", ".join(f"{v:.2f}" for v in load_before)
-            result["loadavg_after"] = ", ".join(f"{v:.2f}" for v in os.getloadavg())
-            result["wall"] = run["wall"]
-            result["summary"] = summarize(run)
-            print(f"    {config}: {result['summary']['mix']} cpu {result['cpu']}", flush=True)
-            return result
-        finally:
-            server.stop()
+            run = run_queries(servers[config], block, args.threads)
+            after = cpu_snapshot([os.getpid(), postmaster])
+            delta = [y - x for x, y in zip(before[0], after[0], strict=True)]
+            a["system"] = (
+                delta
+                if a["system"] is None
+                else [x + y for x, y in zip(a["system"], delta, strict=True)]
+            )
+            a["mine"] += after[1] - before[1]
+            a["results"] += run["results"]
+            a["wall"] += run["wall"]
+        print(
+            f"    block {b + 1}/{len(blocks)}: "
+            + ", ".join(f"{c} {len(acc[c]['results']) / acc[c]['wall']:.1f} qps" for c in configs),
+            flush=True,
+        )
+    out = {}
+    for config, a in acc.items():
+        summary = summarize({"results": a["results"], "wall": a["wall"]})
+        out[config] = {
+            "summary": summary,
+            "wall": a["wall"],
+            "cpu": cpu_load(([0] * len(a["system"]), 0), (a["system"], a["mine"])),
+            "loadavg": f"{min(a['loadavg']):.1f}-{max(a['loadavg']):.1f}",
+        }
+    return out
 
 
 def counting(
@@ -670,12 +703,10 @@ def counting(
         proxy = CountingProxy(free_port(), ports["sidecar"])
         try:
             proxy_url = f"http://127.0.0.1:{proxy.server.server_address[1]}"
-            server = start_trino(work, "count", free_port(), "sidecar", proxy_url, world, pg)
-            try:
+            with running(make_trino(work, "count", "sidecar", proxy_url, world, pg)) as server:
+                server.wait_ready(tw.ADMIN)
                 time.sleep(1)
                 return count_calls(server, proxy, world, per_kind)
-            finally:
-                server.stop()
         finally:
             proxy.close()
 
