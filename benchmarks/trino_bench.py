@@ -43,6 +43,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -184,8 +185,10 @@ def outcome(trino_: Trino, user: str, sql: str, listing: bool) -> Any:
 
 def check_equivalence(trino_: Trino, world: tw.World, config: str) -> dict[str, Any]:
     answers, wrong = [], []
-    for user, sql, expected in sample_checks(world):
-        got = outcome(trino_, user, sql, isinstance(expected, list))
+    checks = sample_checks(world)
+    with ThreadPoolExecutor(4) as pool:
+        gots = list(pool.map(lambda c: outcome(trino_, c[0], c[1], isinstance(c[2], list)), checks))
+    for (user, sql, expected), got in zip(checks, gots, strict=True):
         if config == "none":  # allow all: everything readable, everything listed
             expected = list(tw.TABLES) if isinstance(expected, list) else "allowed"
         answers.append(got)
@@ -431,12 +434,20 @@ class CountingProxy:
                     operation = "?"
                 with lock:
                     proxy.counts[(self.path.rsplit("/", 1)[-1], operation)] += 1
-                conn = getattr(local, "conn", None)
-                if conn is None:
-                    conn = local.conn = http.client.HTTPConnection("127.0.0.1", target_port)
-                conn.request("POST", self.path, body, {"Content-Type": "application/json"})
-                answer = conn.getresponse()
-                data = answer.read()
+                for attempt in (1, 2):  # the backend may have closed an idle keep-alive
+                    conn = getattr(local, "conn", None)
+                    if conn is None:
+                        conn = local.conn = http.client.HTTPConnection("127.0.0.1", target_port)
+                    try:
+                        conn.request("POST", self.path, body, {"Content-Type": "application/json"})
+                        answer = conn.getresponse()
+                        data = answer.read()
+                        break
+                    except (OSError, http.client.HTTPException):
+                        conn.close()
+                        local.conn = None
+                        if attempt == 2:
+                            raise
                 self.send_response(answer.status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
@@ -498,6 +509,11 @@ def conditions() -> dict[str, str]:
     }
 
 
+def _blocks(run: dict[str, Any]) -> str:
+    b = run.get("block_overhead_pct")
+    return f"{b['median']:+.1f} % ({b['min']:+.0f}..{b['max']:+.0f})" if b else ""
+
+
 def markdown(report: dict[str, Any]) -> str:
     lines = []
     runs = report.get("runs", {})
@@ -527,21 +543,26 @@ def markdown(report: dict[str, Any]) -> str:
                     f"| {' | '.join(over)} |"
                 )
         lines.append("")
-        lines.append("| config | wall s | CPU busy % | other jobs % | steal % | loadavg (1 min) |")
-        lines.append("|---|---:|---:|---:|---:|---|")
+        lines.append(
+            "| config | wall s | CPU busy % | other jobs % | steal % | loadavg (1 min) "
+            "| mix mean over floor, per block: median (min..max) |"
+        )
+        lines.append("|---|---:|---:|---:|---:|---|---|")
         for config in CONFIGS:
             if config in runs:
                 r = runs[config]
                 lines.append(
                     f"| {config} | {r['wall']:.0f} | {r['cpu']['busy_pct']:.0f} "
                     f"| {r['cpu']['foreign_pct']:.1f} | {r['cpu']['steal_pct']:.1f} "
-                    f"| {r['loadavg']} |"
+                    f"| {r['loadavg']} | {_blocks(r)} |"
                 )
         lines.append("")
     if report.get("equivalence"):
         lines.append("Equivalence (sample of users x queries, against the policies):\n")
         for config, eq in report["equivalence"].items():
             lines.append(f"* {config}: {eq['checks']} checks, {len(eq['mismatches'])} mismatches")
+        if "identical" in report:
+            lines.append(f"* same answers in every governed config: {report['identical']}")
         lines.append("")
     if report.get("calls"):
         lines.append("OPA-contract calls per query (sidecar behind a counting proxy):\n")
@@ -570,7 +591,6 @@ def main() -> int:
     args = parser.parse_args()
     configs = [c for c in args.configs.split(",") if c]
     assert set(configs) <= set(CONFIGS), configs
-    os.environ.setdefault("PDP_TRINO_CACHE", str(REPO / ".cache" / "trino"))
     if "opa" in configs:
         opa_binary()
 
@@ -605,13 +625,22 @@ def main() -> int:
                         f"{len(eq['mismatches'])} mismatches {eq['mismatches'][:3]}",
                         flush=True,
                     )
+                governed = [e["answers"] for c, e in report["equivalence"].items() if c != "none"]
+                report["identical"] = all(a == governed[0] for a in governed)
+                print(f"    same answers in every governed config: {report['identical']}")
                 for config, server in servers.items():
                     print(f"--- {config}: warm-up", flush=True)
                     run_queries(server, warmup, args.threads)
                 report["runs"] = measure(servers, measured, args, postmaster)
             print(markdown(report), flush=True)
+            if args.json:
+                args.json.write_text(json.dumps(report, indent=1, default=str))
             if args.count_calls:
-                report["calls"] = counting(work, ports, world, pg, args.count_calls)
+                try:
+                    report["calls"] = counting(work, ports, world, pg, args.count_calls)
+                except Exception as error:
+                    report["calls_error"] = repr(error)
+                    print(f"counting failed: {error!r}", flush=True)
     finally:
         if args.keep:
             print(f"kept {work}")
@@ -622,7 +651,7 @@ def main() -> int:
     if args.json:
         args.json.write_text(json.dumps(report, indent=1, default=str))
     bad = {c: e["mismatches"] for c, e in report["equivalence"].items() if e["mismatches"]}
-    if bad:
+    if bad or not report.get("identical", True):
         print("EQUIVALENCE FAILED:", json.dumps(bad, indent=1)[:5000])
         return 1
     return 0
@@ -657,7 +686,8 @@ def measure(
     rotating), so that what else the machine does hits all configs alike."""
     configs = list(servers)
     acc: dict[str, dict[str, Any]] = {
-        c: {"results": [], "wall": 0.0, "system": None, "mine": 0, "loadavg": []} for c in configs
+        c: {"results": [], "wall": 0.0, "system": None, "mine": 0, "loadavg": [], "blocks": []}
+        for c in configs
     }
     blocks = [measured[i : i + args.block] for i in range(0, len(measured), args.block)]
     for b, block in enumerate(blocks):
@@ -676,6 +706,7 @@ def measure(
             )
             a["mine"] += after[1] - before[1]
             a["results"] += run["results"]
+            a["blocks"].append(statistics.fmean(e for _, e, _ in run["results"]))
             a["wall"] += run["wall"]
         print(
             f"    block {b + 1}/{len(blocks)}: "
@@ -690,7 +721,17 @@ def measure(
             "wall": a["wall"],
             "cpu": cpu_load(([0] * len(a["system"]), 0), (a["system"], a["mine"])),
             "loadavg": f"{min(a['loadavg']):.1f}-{max(a['loadavg']):.1f}",
+            "block_means_ms": [1000 * m for m in a["blocks"]],
         }
+        if "none" in acc:  # paired: the same block of queries on the floor, minutes apart
+            ratios = sorted(
+                100 * (m / f - 1) for m, f in zip(a["blocks"], acc["none"]["blocks"], strict=True)
+            )
+            out[config]["block_overhead_pct"] = {
+                "median": statistics.median(ratios),
+                "min": ratios[0],
+                "max": ratios[-1],
+            }
     return out
 
 
