@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install up test lint deps
+.PHONY: install up test lint deps bench-trino
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
@@ -27,3 +27,7 @@ deps:
 
 test: lint deps
 	$(BIN)/pytest
+
+# Whole queries through a real Trino under each access control (benchmarks/README.md).
+bench-trino: install deps
+	$(BIN)/python -m benchmarks.trino_bench --queries 2000
