@@ -34,6 +34,7 @@ import os
 import platform
 import random
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -129,10 +130,11 @@ def mix(world: tw.World, n: int, seed: int) -> list[Query]:
 # --- equivalence ----------------------------------------------------------------------------
 
 
-def sample_checks(world: tw.World) -> list[tuple[str, str, Any]]:
+def sample_checks(world: tw.World, n_users: int = 10) -> list[tuple[str, str, Any]]:
     """(user, sql, expected) for a sample of users: SELECT outcomes and listings."""
     rng = random.Random(tw.SEED + 1)
-    users = sorted(world.user_tables)[:4] + rng.sample(tw.USERS, 6)
+    with_grants = (n_users + 1) // 2
+    users = sorted(world.user_tables)[:with_grants] + rng.sample(tw.USERS, n_users - with_grants)
     checks: list[tuple[str, str, Any]] = []
     for user in users:
         groups = world.user_groups[user]
@@ -183,9 +185,9 @@ def outcome(trino_: Trino, user: str, sql: str, listing: bool) -> Any:
     return sorted(str(r[0]) for r in rows) if listing else "allowed"
 
 
-def check_equivalence(trino_: Trino, world: tw.World, config: str) -> dict[str, Any]:
+def check_equivalence(trino_: Trino, world: tw.World, config: str, n_users: int) -> dict[str, Any]:
     answers, wrong = [], []
-    checks = sample_checks(world)
+    checks = sample_checks(world, n_users)
     with ThreadPoolExecutor(4) as pool:
         gots = list(pool.map(lambda c: outcome(trino_, c[0], c[1], isinstance(c[2], list)), checks))
     for (user, sql, expected), got in zip(checks, gots, strict=True):
@@ -585,10 +587,12 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=300, help="warm-up queries per config")
     parser.add_argument("--threads", type=int, default=8, help="concurrent sessions")
     parser.add_argument("--configs", default=",".join(CONFIGS))
+    parser.add_argument("--sample-users", type=int, default=10, help="equivalence sample")
     parser.add_argument("--count-calls", type=int, default=3, help="queries per kind; 0: skip")
     parser.add_argument("--json", type=Path, help="write every measurement here")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop what was started, then exit
     configs = [c for c in args.configs.split(",") if c]
     assert set(configs) <= set(CONFIGS), configs
     if "opa" in configs:
@@ -618,7 +622,7 @@ def main() -> int:
             with contextlib.ExitStack() as stack:
                 servers = start_all(stack, configs, work, ports, world, pg)
                 for config, server in servers.items():
-                    eq = check_equivalence(server, world, config)
+                    eq = check_equivalence(server, world, config, args.sample_users)
                     report["equivalence"][config] = eq
                     print(
                         f"    {config} equivalence: {eq['checks']} checks, "
@@ -631,7 +635,7 @@ def main() -> int:
                 for config, server in servers.items():
                     print(f"--- {config}: warm-up", flush=True)
                     run_queries(server, warmup, args.threads)
-                report["runs"] = measure(servers, measured, args, postmaster)
+                report["runs"] = measure(servers, measured, args, postmaster, report)
             print(markdown(report), flush=True)
             if args.json:
                 args.json.write_text(json.dumps(report, indent=1, default=str))
@@ -680,7 +684,11 @@ def start_all(
 
 
 def measure(
-    servers: dict[str, Trino], measured: list[Query], args: argparse.Namespace, postmaster: int
+    servers: dict[str, Trino],
+    measured: list[Query],
+    args: argparse.Namespace,
+    postmaster: int,
+    report: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The measured queries in blocks; each block runs on every config in turn (the order
     rotating), so that what else the machine does hits all configs alike."""
@@ -708,11 +716,19 @@ def measure(
             a["results"] += run["results"]
             a["blocks"].append(statistics.fmean(e for _, e, _ in run["results"]))
             a["wall"] += run["wall"]
+        if report is not None and args.json:  # what is done so far, should the run be cut
+            report["runs"] = _summaries(acc)
+            report["blocks_done"] = b + 1
+            args.json.write_text(json.dumps(report, indent=1, default=str))
         print(
             f"    block {b + 1}/{len(blocks)}: "
             + ", ".join(f"{c} {len(acc[c]['results']) / acc[c]['wall']:.1f} qps" for c in configs),
             flush=True,
         )
+    return _summaries(acc)
+
+
+def _summaries(acc: dict[str, dict[str, Any]]) -> dict[str, Any]:
     out = {}
     for config, a in acc.items():
         summary = summarize({"results": a["results"], "wall": a["wall"]})
