@@ -585,6 +585,12 @@ def main() -> int:
     parser.add_argument("--queries", type=int, default=2000, help="measured queries per config")
     parser.add_argument("--block", type=int, default=100, help="queries per interleaved block")
     parser.add_argument("--warmup", type=int, default=300, help="warm-up queries per config")
+    parser.add_argument(
+        "--no-warm-users",
+        action="store_true",
+        help="skip warming every user (two point SELECTs each) before the measured blocks; the "
+        "sidecar fetches a user's grants on that user's first check, once per worker",
+    )
     parser.add_argument("--threads", type=int, default=8, help="concurrent sessions")
     parser.add_argument("--configs", default=",".join(CONFIGS))
     parser.add_argument("--sample-users", type=int, default=10, help="equivalence sample")
@@ -611,6 +617,9 @@ def main() -> int:
     )
     print(f"work dir {work}", flush=True)
     warmup = mix(world, args.warmup, tw.SEED + 10)
+    if not args.no_warm_users:  # every user once per sidecar worker (2), in every config alike
+        rng = random.Random(tw.SEED + 11)
+        warmup += [query_of("point", world, rng, u) for u in tw.USERS for _ in range(2)]
     measured = mix(world, args.queries, tw.SEED + 20)
     try:
         with throwaway(work / "pg") as pg:
