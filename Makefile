@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install install-test up trino test lint deps
+.PHONY: install install-test up trino test lint deps bench-trino
 # `install`: the package alone, what `make up` needs. `install-test`: plus the test and
 # benchmark extras (pytest, ruff, mypy, locust), what `make test` and `make lint` need.
 install: $(VENV)/.installed
@@ -41,3 +41,7 @@ deps:
 
 test: lint deps
 	$(BIN)/pytest
+
+# Whole queries through a real Trino under each access control (benchmarks/README.md).
+bench-trino: install-test deps
+	$(BIN)/python -m benchmarks.trino_bench --queries 2000

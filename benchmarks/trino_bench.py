@@ -1,0 +1,781 @@
+"""Query-level benchmark: one real Trino 476, the same data and the same query mix, under each
+access control Trino can be configured with; queries per second and p50/p99 per query kind.
+
+    .venv/bin/python -m benchmarks.trino_bench --queries 2000      # about 15 minutes
+
+Configurations (Trino restarted for each, with the same catalog and group file):
+
+* `none`: no access control (allow all), the floor;
+* `file`: Trino's file-based access control with rules equivalent to the policies;
+* `opa`: a real OPA (`go install github.com/open-policy-agent/opa@OPA_VERSION`, into
+  `.cache/bin`) running `benchmarks/opa/trino.rego` over the same grants as data, with the
+  plugin's batched filtering;
+* `sidecar`: the product's sidecar (2 workers) and PDP, with the same batched filtering.
+
+The world (2,000 PostgreSQL tables, 500 users in 25 groups, 250 policies) is `trino_world.py`.
+Before measuring, each configuration answers a sample of users and queries (point SELECTs,
+SHOW TABLES, information_schema.columns, joins), and the answers must equal what the policies
+say (`World.can_read`): equal allowed/denied outcomes and equal listings. Then a warm-up, then
+`--queries` queries of the mix from `--threads` concurrent sessions, each query as a random user.
+Finally, with the sidecar behind a counting proxy, each kind of query is run alone to count the
+OPA-contract calls it makes.
+
+Every process started here is stopped by its own id; the PostgreSQL cluster is a throwaway one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import http.client
+import json
+import os
+import platform
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import requests
+import trino.dbapi
+from trino.exceptions import TrinoUserError
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from benchmarks import trino_world as tw  # noqa: E402
+from devstack.postgres import Postgres, throwaway  # noqa: E402
+from devstack.trino import FileRules, Opa, Trino, TrinoSpec, catalog_postgresql  # noqa: E402
+from tests.support.processes import Process, start_pdp, start_sidecar  # noqa: E402
+
+OPA_VERSION = "v1.22.4"
+OPA_BIN = REPO / ".cache" / "bin" / "opa"
+REGO = HERE / "opa" / "trino.rego"
+DATABASE = "bench"
+CONFIGS = ("none", "file", "opa", "sidecar")
+KINDS = ("point", "join", "show_tables", "columns")
+WEIGHTS = (4, 2, 2, 2)  # 40 % point SELECTs, 20 % each of the others
+OPA_PATHS = ("allow", "batch", "rowFilters", "batchColumnMasks")
+
+
+@dataclass(frozen=True)
+class Query:
+    kind: str
+    user: str
+    sql: str
+
+
+# --- the query mix --------------------------------------------------------------------------
+
+
+def _pick_readable(world: tw.World, rng: random.Random, user: str) -> tw.Key:
+    """60 %: a registered table the user was granted; else a table that is not registered."""
+    granted = [k for k in world.user_tables.get(user, [])]
+    granted += [
+        (tw.CATALOG, s, t)
+        for g in world.user_groups.get(user, [])
+        for s in world.group_schemas[g]
+        for t in tw.REGISTERED_TABLES[::7]
+    ]
+    if granted and rng.random() < 0.6:
+        return rng.choice(granted)
+    schema = rng.choice(tw.SCHEMAS)
+    tables = tw.TABLES if schema not in tw.REGISTERED_SCHEMAS else tw.TABLES[90:]
+    return (tw.CATALOG, schema, rng.choice(tables))
+
+
+def query_of(kind: str, world: tw.World, rng: random.Random, user: str) -> Query:
+    if kind == "point":
+        _, s, t = _pick_readable(world, rng, user)
+        sql = f"SELECT id, name, amount FROM {tw.CATALOG}.{s}.{t} WHERE id = {rng.randint(1, 3)}"
+    elif kind == "join":
+        (_, s1, t1), (_, s2, t2) = (_pick_readable(world, rng, user) for _ in range(2))
+        sql = (
+            f"SELECT a.id, a.name, b.amount FROM {tw.CATALOG}.{s1}.{t1} a "
+            f"JOIN {tw.CATALOG}.{s2}.{t2} b ON a.id = b.id"
+        )
+    elif kind == "show_tables":
+        sql = f"SHOW TABLES FROM {tw.CATALOG}.{rng.choice(tw.SCHEMAS)}"
+    else:
+        sql = (
+            f"SELECT table_name, column_name FROM {tw.CATALOG}.information_schema.columns "
+            f"WHERE table_schema = '{rng.choice(tw.SCHEMAS)}'"
+        )
+    return Query(kind, user, sql)
+
+
+def mix(world: tw.World, n: int, seed: int) -> list[Query]:
+    rng = random.Random(seed)
+    kinds = rng.choices(KINDS, weights=WEIGHTS, k=n)
+    return [query_of(kind, world, rng, rng.choice(tw.USERS)) for kind in kinds]
+
+
+# --- equivalence ----------------------------------------------------------------------------
+
+
+def sample_checks(world: tw.World, n_users: int = 10) -> list[tuple[str, str, Any]]:
+    """(user, sql, expected) for a sample of users: SELECT outcomes and listings."""
+    rng = random.Random(tw.SEED + 1)
+    with_grants = (n_users + 1) // 2
+    users = sorted(world.user_tables)[:with_grants] + rng.sample(tw.USERS, n_users - with_grants)
+    checks: list[tuple[str, str, Any]] = []
+    for user in users:
+        groups = world.user_groups[user]
+        own = world.group_schemas[groups[0]][0]
+        other = next(
+            s for s in tw.GROUP_SCHEMAS if not world.can_read(user, (tw.CATALOG, s, "t000"))
+        )
+        targets = [
+            (own, "t003"),  # granted to a group of the user
+            (other, "t004"),  # registered, not granted
+            (other, "t095"),  # not registered, in a registered schema
+            ("s18", "t010"),  # schema not registered
+            ("s16", "t020"),  # registered, granted to few users
+        ]
+        targets += [(s, t) for _, s, t in world.user_tables.get(user, [])[:2]]
+        for s, t in targets:
+            expected = "allowed" if world.can_read(user, (tw.CATALOG, s, t)) else "denied"
+            checks.append((user, f"SELECT count(*) FROM {tw.CATALOG}.{s}.{t}", expected))
+        checks.append(
+            (
+                user,
+                f"SELECT count(*) FROM {tw.CATALOG}.{own}.t001 a "
+                f"JOIN {tw.CATALOG}.{other}.t001 b ON a.id = b.id",
+                "denied",
+            )
+        )
+        for schema in (own, other, "s16", "s18"):
+            expected_tables = world.readable(user, schema)
+            checks.append((user, f"SHOW TABLES FROM {tw.CATALOG}.{schema}", expected_tables))
+            checks.append(
+                (
+                    user,
+                    f"SELECT DISTINCT table_name FROM {tw.CATALOG}.information_schema.columns "
+                    f"WHERE table_schema = '{schema}'",
+                    expected_tables,
+                )
+            )
+    return checks
+
+
+def outcome(trino_: Trino, user: str, sql: str, listing: bool) -> Any:
+    try:
+        rows = trino_.query(user, sql)
+    except TrinoUserError as error:
+        if error.error_name == "PERMISSION_DENIED":
+            return "denied"
+        return f"error {error.error_name}"
+    return sorted(str(r[0]) for r in rows) if listing else "allowed"
+
+
+def check_equivalence(trino_: Trino, world: tw.World, config: str, n_users: int) -> dict[str, Any]:
+    answers, wrong = [], []
+    checks = sample_checks(world, n_users)
+    with ThreadPoolExecutor(4) as pool:
+        gots = list(pool.map(lambda c: outcome(trino_, c[0], c[1], isinstance(c[2], list)), checks))
+    for (user, sql, expected), got in zip(checks, gots, strict=True):
+        if config == "none":  # allow all: everything readable, everything listed
+            expected = list(tw.TABLES) if isinstance(expected, list) else "allowed"
+        answers.append(got)
+        if got != expected:
+            wrong.append({"user": user, "sql": sql, "expected": expected, "got": got})
+    return {"answers": answers, "checks": len(answers), "mismatches": wrong}
+
+
+# --- load -----------------------------------------------------------------------------------
+
+
+def run_queries(trino_: Trino, queries: list[Query], threads: int) -> dict[str, Any]:
+    """Closed loop: `threads` sessions take the next query until none is left."""
+    results: list[tuple[str, float, str]] = []
+    lock = threading.Lock()
+    todo = iter(queries)
+
+    def worker() -> None:
+        session = requests.Session()
+        while True:
+            with lock:
+                query = next(todo, None)
+            if query is None:
+                return
+            start = time.perf_counter()
+            try:
+                conn = trino.dbapi.connect(
+                    host="127.0.0.1",
+                    port=trino_.spec.port,
+                    user=query.user,
+                    http_scheme="http",
+                    http_session=session,
+                )
+                cursor = conn.cursor()
+                cursor.execute(query.sql)
+                cursor.fetchall()
+                status = "ok"
+            except Exception as error:
+                status = f"{type(error).__name__}: {str(error)[:200]}"
+            elapsed = time.perf_counter() - start
+            with lock:
+                results.append((query.kind, elapsed, status))
+
+    pool = [threading.Thread(target=worker) for _ in range(threads)]
+    wall = time.perf_counter()
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    wall = time.perf_counter() - wall
+    return {"wall": wall, "results": results}
+
+
+def summarize(run: dict[str, Any]) -> dict[str, Any]:
+    results, wall = run["results"], run["wall"]
+    out: dict[str, Any] = {}
+    for kind in (*KINDS, "mix"):
+        lat = sorted(e for k, e, s in results if (kind == "mix" or k == kind) and s == "ok")
+        n = sum(1 for k, _, _ in results if kind == "mix" or k == kind)
+        if not lat:
+            out[kind] = {"n": n, "errors": n}
+            continue
+        out[kind] = {
+            "n": n,
+            "errors": n - len(lat),
+            "qps": n / wall,
+            "mean_ms": 1000 * statistics.fmean(lat),
+            "p50_ms": 1000 * _pct(lat, 50),
+            "p99_ms": 1000 * _pct(lat, 99),
+        }
+    errors = Counter(s for _, _, s in results if s != "ok")
+    out["error_kinds"] = dict(errors.most_common(5))
+    return out
+
+
+def _pct(values: list[float], pct: float) -> float:
+    index = min(len(values) - 1, max(0, round(pct / 100 * len(values) + 0.5) - 1))
+    return values[index]
+
+
+# --- CPU of others --------------------------------------------------------------------------
+
+
+def cpu_snapshot(roots: list[int]) -> tuple[list[int], int]:
+    """System CPU ticks by kind, and the ticks used so far by the process trees of `roots`
+    (this script and its children; the PostgreSQL postmaster, which pg_ctl daemonized).
+    Children that exited are in their parent's cutime/cstime."""
+    with open("/proc/stat") as stat:
+        system = [int(v) for v in stat.readline().split()[1:]]
+    parents: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry)] = int(fields[1])
+        ticks[int(entry)] = sum(int(v) for v in fields[11:15])
+    mine, todo, seen = 0, list(roots), set()
+    while todo:
+        pid = todo.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        mine += ticks.get(pid, 0)
+        todo += [child for child, parent in parents.items() if parent == pid]
+    return system, mine
+
+
+def cpu_load(before: tuple[list[int], int], after: tuple[list[int], int]) -> dict[str, float]:
+    delta = [b - a for a, b in zip(before[0], after[0], strict=True)]
+    total = max(1, sum(delta[:8]))
+    busy = total - delta[3] - delta[4]
+    return {
+        "busy_pct": 100.0 * busy / total,
+        "steal_pct": 100.0 * delta[7] / total,
+        "foreign_pct": max(0.0, 100.0 * (busy - delta[7] - (after[1] - before[1])) / total),
+    }
+
+
+# --- backends -------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def opa_binary() -> Path:
+    if OPA_BIN.exists():
+        return OPA_BIN
+    OPA_BIN.parent.mkdir(parents=True, exist_ok=True)
+    print(f"installing OPA {OPA_VERSION} into {OPA_BIN.parent} (minutes on 2 cores)", flush=True)
+    subprocess.run(
+        ["go", "install", f"github.com/open-policy-agent/opa@{OPA_VERSION}"],
+        env={**os.environ, "GOBIN": str(OPA_BIN.parent)},
+        check=True,
+        timeout=3600,
+    )
+    return OPA_BIN
+
+
+@contextlib.contextmanager
+def backend(config: str, work: Path, ports: dict[str, int]) -> Iterator[str | None]:
+    """The URL the OPA plugin should call for `config` (None: no OPA plugin)."""
+    if config in ("none", "file"):
+        yield None
+        return
+    if config == "opa":
+        port = ports["opa"]
+        process = Process(
+            [
+                str(opa_binary()),
+                "run",
+                "--server",
+                "--addr",
+                f"127.0.0.1:{port}",
+                "--log-level",
+                "error",
+                str(REGO),
+                str(work / "opa-data.json"),
+            ],
+            work / "opa.log",
+        )
+        process.wait_until(lambda: _healthy(f"http://127.0.0.1:{port}/health"))
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            process.stop()
+        return
+    pdp = start_pdp(work / "pdp.yaml", ports["pdp"])
+    try:
+        sidecar = start_sidecar(work / "sidecar.yaml", ports["sidecar"])
+        try:
+            yield f"http://127.0.0.1:{ports['sidecar']}"
+        finally:
+            sidecar.stop()
+    finally:
+        pdp.stop()
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def make_trino(
+    work: Path, name: str, config: str, url: str | None, world: tw.World, pg: Postgres
+) -> Trino:
+    """A Trino for `config`, starting (not yet ready: see `wait_ready`)."""
+    access: Opa | FileRules | None = None
+    if config == "file":
+        access = FileRules(work / "rules.json")
+    elif url is not None:
+        access = Opa(url)
+    root = work / f"trino-{name}"
+    shutil.rmtree(root, ignore_errors=True)
+    return Trino(
+        TrinoSpec(
+            root=root,
+            port=free_port(),
+            access=access,
+            groups=world.groups,
+            catalogs={"postgresql": catalog_postgresql(pg.jdbc_url(DATABASE), pg.user)},
+        )
+    )
+
+
+@contextlib.contextmanager
+def running(server: Trino) -> Iterator[Trino]:
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+# --- counting proxy -------------------------------------------------------------------------
+
+
+class CountingProxy:
+    """Forwards POSTs to `target` and counts them by (endpoint, operation)."""
+
+    def __init__(self, port: int, target_port: int) -> None:
+        self.counts: Counter[tuple[str, str]] = Counter()
+        lock = threading.Lock()
+        local = threading.local()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                try:
+                    operation = json.loads(body)["input"]["action"]["operation"]
+                except (ValueError, KeyError, TypeError):
+                    operation = "?"
+                with lock:
+                    proxy.counts[(self.path.rsplit("/", 1)[-1], operation)] += 1
+                for attempt in (1, 2):  # the backend may have closed an idle keep-alive
+                    conn = getattr(local, "conn", None)
+                    if conn is None:
+                        conn = local.conn = http.client.HTTPConnection("127.0.0.1", target_port)
+                    try:
+                        conn.request("POST", self.path, body, {"Content-Type": "application/json"})
+                        answer = conn.getresponse()
+                        data = answer.read()
+                        break
+                    except (OSError, http.client.HTTPException):
+                        conn.close()
+                        local.conn = None
+                        if attempt == 2:
+                            raise
+                self.send_response(answer.status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def snapshot(self) -> Counter[tuple[str, str]]:
+        return Counter(self.counts)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def count_calls(trino_: Trino, proxy: CountingProxy, world: tw.World, per_kind: int) -> dict:
+    """Each kind alone, `per_kind` queries one after another: the calls each one made."""
+    rng = random.Random(tw.SEED + 2)
+    table: dict[str, Any] = {}
+    for kind in KINDS:
+        per_query: list[Counter[tuple[str, str]]] = []
+        for _ in range(per_kind):
+            query = query_of(kind, world, rng, rng.choice(tw.USERS))
+            before = proxy.snapshot()
+            trino_.query(query.user, query.sql)
+            time.sleep(0.3)  # nothing should arrive after the result, but leave it the time
+            per_query.append(proxy.snapshot() - before)
+        keys = sorted(set().union(*per_query))
+        table[kind] = {f"{path}:{op}": [c[(path, op)] for c in per_query] for path, op in keys}
+    return table
+
+
+# --- report ---------------------------------------------------------------------------------
+
+
+def conditions() -> dict[str, str]:
+    from importlib.metadata import version
+
+    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+    cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo if "model name" in line), "?")
+    mem = Path("/proc/meminfo").read_text().split()[1]
+    opa_version = subprocess.run(
+        [str(OPA_BIN), "version"], capture_output=True, text=True
+    ).stdout.splitlines()
+    return {
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{os.cpu_count()} CPUs, {cpu}, {int(mem) // 1024 // 1024} GiB, "
+        f"kernel {platform.release()}",
+        "versions": f"Trino 476, {opa_version[0] if opa_version else 'OPA ?'}, "
+        f"Python {platform.python_version()}, trino client {version('trino')}, "
+        f"uvicorn {version('uvicorn')}",
+    }
+
+
+def _blocks(run: dict[str, Any]) -> str:
+    b = run.get("block_overhead_pct")
+    return f"{b['median']:+.1f} % ({b['min']:+.0f}..{b['max']:+.0f})" if b else ""
+
+
+def markdown(report: dict[str, Any]) -> str:
+    lines = []
+    runs = report.get("runs", {})
+    if runs:
+        lines.append(
+            "| config | kind | queries | errors | qps | mean ms | p50 ms | p99 ms "
+            "| mean over floor | p50 over floor | p99 over floor |"
+        )
+        lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        floor = runs.get("none", {}).get("summary")
+        for config in CONFIGS:
+            if config not in runs:
+                continue
+            summary = runs[config]["summary"]
+            for kind in ("mix", *KINDS):
+                row = summary[kind]
+                if "qps" not in row:
+                    lines.append(f"| {config} | {kind} | {row['n']} | {row['errors']} |" + " |" * 7)
+                    continue
+                over = []
+                for metric in ("mean_ms", "p50_ms", "p99_ms"):
+                    base = floor and floor[kind].get(metric)
+                    over.append(f"{100 * (row[metric] / base - 1):+.1f} %" if base else "")
+                lines.append(
+                    f"| {config} | {kind} | {row['n']} | {row['errors']} | {row['qps']:.2f} "
+                    f"| {row['mean_ms']:.0f} | {row['p50_ms']:.0f} | {row['p99_ms']:.0f} "
+                    f"| {' | '.join(over)} |"
+                )
+        lines.append("")
+        lines.append(
+            "| config | wall s | CPU busy % | other jobs % | steal % | loadavg (1 min) "
+            "| mix mean over floor, per block: median (min..max) |"
+        )
+        lines.append("|---|---:|---:|---:|---:|---|---|")
+        for config in CONFIGS:
+            if config in runs:
+                r = runs[config]
+                lines.append(
+                    f"| {config} | {r['wall']:.0f} | {r['cpu']['busy_pct']:.0f} "
+                    f"| {r['cpu']['foreign_pct']:.1f} | {r['cpu']['steal_pct']:.1f} "
+                    f"| {r['loadavg']} | {_blocks(r)} |"
+                )
+        lines.append("")
+    if report.get("equivalence"):
+        lines.append("Equivalence (sample of users x queries, against the policies):\n")
+        for config, eq in report["equivalence"].items():
+            lines.append(f"* {config}: {eq['checks']} checks, {len(eq['mismatches'])} mismatches")
+        if "identical" in report:
+            lines.append(f"* same answers in every governed config: {report['identical']}")
+        lines.append("")
+    if report.get("calls"):
+        lines.append("OPA-contract calls per query (sidecar behind a counting proxy):\n")
+        lines.append("| kind | endpoint:operation | per query (each query run) |")
+        lines.append("|---|---|---|")
+        for kind, calls in report["calls"].items():
+            for call, values in calls.items():
+                lines.append(f"| {kind} | {call} | {values} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+# --- main -----------------------------------------------------------------------------------
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--queries", type=int, default=2000, help="measured queries per config")
+    parser.add_argument("--block", type=int, default=100, help="queries per interleaved block")
+    parser.add_argument("--warmup", type=int, default=300, help="warm-up queries per config")
+    parser.add_argument(
+        "--no-warm-users",
+        action="store_true",
+        help="skip warming every user (two point SELECTs each) before the measured blocks; the "
+        "sidecar fetches a user's grants on that user's first check, once per worker",
+    )
+    parser.add_argument("--threads", type=int, default=8, help="concurrent sessions")
+    parser.add_argument("--configs", default=",".join(CONFIGS))
+    parser.add_argument("--sample-users", type=int, default=10, help="equivalence sample")
+    parser.add_argument("--count-calls", type=int, default=3, help="queries per kind; 0: skip")
+    parser.add_argument("--json", type=Path, help="write every measurement here")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop what was started, then exit
+    configs = [c for c in args.configs.split(",") if c]
+    assert set(configs) <= set(CONFIGS), configs
+    if "opa" in configs:
+        opa_binary()
+
+    work = Path(tempfile.mkdtemp(prefix="trino-bench-"))
+    os.chmod(work, 0o755)  # PostgreSQL runs as `postgres` under root and must reach pg/
+    ports = {"pdp": free_port(), "sidecar": free_port(), "opa": free_port()}
+    world = tw.build()
+    tw.write_all(world, work, ports["pdp"], ports["sidecar"])
+    report: dict[str, Any] = {"conditions": conditions(), "equivalence": {}}
+    report["conditions"]["load"] = (
+        f"{args.threads} sessions, {args.queries} queries per config in blocks of {args.block} "
+        f"interleaved across configs, after {args.warmup} warm-up queries; mix weights "
+        f"{dict(zip(KINDS, WEIGHTS, strict=True))}"
+    )
+    print(f"work dir {work}", flush=True)
+    warmup = mix(world, args.warmup, tw.SEED + 10)
+    if not args.no_warm_users:  # every user once per sidecar worker (2), in every config alike
+        rng = random.Random(tw.SEED + 11)
+        warmup += [query_of("point", world, rng, u) for u in tw.USERS for _ in range(2)]
+    measured = mix(world, args.queries, tw.SEED + 20)
+    try:
+        with throwaway(work / "pg") as pg:
+            with pg.connect() as admin:
+                admin.execute(f"CREATE DATABASE {DATABASE}")
+            with pg.connect(DATABASE) as conn:
+                conn.execute((work / "postgres.sql").read_text())
+            postmaster = int((work / "pg" / "data" / "postmaster.pid").read_text().split()[0])
+            with contextlib.ExitStack() as stack:
+                servers = start_all(stack, configs, work, ports, world, pg)
+                for config, server in servers.items():
+                    eq = check_equivalence(server, world, config, args.sample_users)
+                    report["equivalence"][config] = eq
+                    print(
+                        f"    {config} equivalence: {eq['checks']} checks, "
+                        f"{len(eq['mismatches'])} mismatches {eq['mismatches'][:3]}",
+                        flush=True,
+                    )
+                governed = [e["answers"] for c, e in report["equivalence"].items() if c != "none"]
+                report["identical"] = all(a == governed[0] for a in governed)
+                print(f"    same answers in every governed config: {report['identical']}")
+                for config, server in servers.items():
+                    print(f"--- {config}: warm-up", flush=True)
+                    run_queries(server, warmup, args.threads)
+                report["runs"] = measure(servers, measured, args, postmaster, report)
+            print(markdown(report), flush=True)
+            if args.json:
+                args.json.write_text(json.dumps(report, indent=1, default=str))
+            if args.count_calls:
+                try:
+                    report["calls"] = counting(work, ports, world, pg, args.count_calls)
+                except Exception as error:
+                    report["calls_error"] = repr(error)
+                    print(f"counting failed: {error!r}", flush=True)
+    finally:
+        if args.keep:
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps(report["conditions"], indent=1))
+    print(markdown(report))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1, default=str))
+    bad = {c: e["mismatches"] for c, e in report["equivalence"].items() if e["mismatches"]}
+    if bad or not report.get("identical", True):
+        print("EQUIVALENCE FAILED:", json.dumps(bad, indent=1)[:5000])
+        return 1
+    return 0
+
+
+def start_all(
+    stack: contextlib.ExitStack,
+    configs: list[str],
+    work: Path,
+    ports: dict[str, int],
+    world: tw.World,
+    pg: Postgres,
+) -> dict[str, Trino]:
+    """One Trino per config, all running at once (started together, then waited for)."""
+    servers = {}
+    started = time.monotonic()
+    for config in configs:
+        url = stack.enter_context(backend(config, work, ports))
+        servers[config] = stack.enter_context(
+            running(make_trino(work, config, config, url, world, pg))
+        )
+    for server in servers.values():
+        server.wait_ready(tw.ADMIN)
+    print(f"--- {len(servers)} Trinos ready in {time.monotonic() - started:.0f} s", flush=True)
+    return servers
+
+
+def measure(
+    servers: dict[str, Trino],
+    measured: list[Query],
+    args: argparse.Namespace,
+    postmaster: int,
+    report: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The measured queries in blocks; each block runs on every config in turn (the order
+    rotating), so that what else the machine does hits all configs alike."""
+    configs = list(servers)
+    acc: dict[str, dict[str, Any]] = {
+        c: {"results": [], "wall": 0.0, "system": None, "mine": 0, "loadavg": [], "blocks": []}
+        for c in configs
+    }
+    blocks = [measured[i : i + args.block] for i in range(0, len(measured), args.block)]
+    for b, block in enumerate(blocks):
+        order = configs[b % len(configs) :] + configs[: b % len(configs)]
+        for config in order:
+            a = acc[config]
+            a["loadavg"].append(os.getloadavg()[0])
+            before = cpu_snapshot([os.getpid(), postmaster])
+            run = run_queries(servers[config], block, args.threads)
+            after = cpu_snapshot([os.getpid(), postmaster])
+            delta = [y - x for x, y in zip(before[0], after[0], strict=True)]
+            a["system"] = (
+                delta
+                if a["system"] is None
+                else [x + y for x, y in zip(a["system"], delta, strict=True)]
+            )
+            a["mine"] += after[1] - before[1]
+            a["results"] += run["results"]
+            a["blocks"].append(statistics.fmean(e for _, e, _ in run["results"]))
+            a["wall"] += run["wall"]
+        if report is not None and args.json:  # what is done so far, should the run be cut
+            report["runs"] = _summaries(acc)
+            report["blocks_done"] = b + 1
+            args.json.write_text(json.dumps(report, indent=1, default=str))
+        print(
+            f"    block {b + 1}/{len(blocks)}: "
+            + ", ".join(f"{c} {len(acc[c]['results']) / acc[c]['wall']:.1f} qps" for c in configs),
+            flush=True,
+        )
+    return _summaries(acc)
+
+
+def _summaries(acc: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    out = {}
+    for config, a in acc.items():
+        summary = summarize({"results": a["results"], "wall": a["wall"]})
+        out[config] = {
+            "summary": summary,
+            "wall": a["wall"],
+            "cpu": cpu_load(([0] * len(a["system"]), 0), (a["system"], a["mine"])),
+            "loadavg": f"{min(a['loadavg']):.1f}-{max(a['loadavg']):.1f}",
+            "block_means_ms": [1000 * m for m in a["blocks"]],
+        }
+        if "none" in acc:  # paired: the same block of queries on the floor, minutes apart
+            ratios = sorted(
+                100 * (m / f - 1) for m, f in zip(a["blocks"], acc["none"]["blocks"], strict=True)
+            )
+            out[config]["block_overhead_pct"] = {
+                "median": statistics.median(ratios),
+                "min": ratios[0],
+                "max": ratios[-1],
+            }
+    return out
+
+
+def counting(
+    work: Path, ports: dict[str, int], world: tw.World, pg: Postgres, per_kind: int
+) -> dict[str, Any]:
+    print("--- counting OPA-contract calls per query (sidecar behind a proxy)", flush=True)
+    with backend("sidecar", work, ports) as url:
+        assert url is not None
+        proxy = CountingProxy(free_port(), ports["sidecar"])
+        try:
+            proxy_url = f"http://127.0.0.1:{proxy.server.server_address[1]}"
+            with running(make_trino(work, "count", "sidecar", proxy_url, world, pg)) as server:
+                server.wait_ready(tw.ADMIN)
+                time.sleep(1)
+                return count_calls(server, proxy, world, per_kind)
+        finally:
+            proxy.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
