@@ -24,6 +24,7 @@ DIRECTORY = {
     "owner": DirectoryUser("owner"),
     "steward": DirectoryUser("steward", groups=frozenset({"stewards"})),
     "nobody": DirectoryUser("nobody"),
+    "boss": DirectoryUser("boss", permissions=frozenset({G.GOVERNANCE, G.APPLICATION_ADMIN})),
 }
 
 REGISTER = {
@@ -52,6 +53,9 @@ class Api:
                 return job
             assert time.monotonic() < deadline, job
             time.sleep(0.02)
+
+    def app_upgrades(self):
+        return self.client.app.state.upgrades
 
     def register(self, body=REGISTER, user: str = "appadmin") -> dict:
         answer = self.call("POST", "/data/connection", user, json=body)
