@@ -16,11 +16,14 @@ import orjson
 from pdp.cli.connections import add_connection_commands
 from pdp.cli.grants import add_grants_commands
 from pdp.config.errors import ConfigError, Problem
-from pdp.config.load import load_settings, load_snapshot
+from pdp.config.load import load_policy_inputs, load_settings, load_snapshot
+from pdp.control import compose
 from pdp.core import decide
 from pdp.core.model import DEFAULT_MAPPING, Decision, Request, name_of
-from pdp.service.config import load_pdp_config
+from pdp.policy import PolicySnapshot
+from pdp.service.config import PdpConfig, load_pdp_config
 from pdp.service.run import start_pdp
+from pdp.store import Store, read_registry
 from pdp.wire.trino import BadRequest, decode  # the same decoder the sidecar uses
 
 DEMO = Path(__file__).resolve().parents[2] / "config"
@@ -115,10 +118,21 @@ async def _up(config_path: Path, sidecar_config: Path | None) -> int:
     return code
 
 
-def _explain(args: argparse.Namespace) -> int:
+def _snapshot(config: PdpConfig) -> PolicySnapshot:
+    """What the PDP would serve: the files, and with `store:` the store's registry too."""
+    if config.store is None:
+        return load_snapshot(config.policy_files, config.mapping_file).value
+    inputs = load_policy_inputs(config.policy_files, config.mapping_file).value
+    store = Store.open(config.store)
+    try:
+        return compose(inputs, read_registry(store))
+    finally:
+        store.close()
 
+
+def _explain(args: argparse.Namespace) -> int:
     config = load_pdp_config(args.config)
-    snapshot = load_snapshot(config.policy_files, config.mapping_file).value
+    snapshot = _snapshot(config)
     settings = load_settings(
         args.properties or config.properties_file, args.cluster_mapping, snapshot.mapping
     ).value
