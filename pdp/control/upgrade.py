@@ -223,6 +223,22 @@ class UpgradeManager:
         with self.store.read() as reader:
             counts = lg.source_counts(reader)
             hits = [integration_json(i, counts.get(i.id, 0)) for i in lg.list_integrations(reader)]
+        stored = {h["name"].casefold() for h in hits}
+        for name, (technology, entries) in self._declared().items():
+            if name.casefold() not in stored:  # declared in the files, not imported yet
+                hits.append(
+                    {
+                        "id": None,
+                        "name": name,
+                        "technology": technology.value,
+                        "state": S.NOT_STARTED.value,
+                        "displayName": None,
+                        "jobId": None,
+                        "next": list(NEXT[S.NOT_STARTED]),
+                        "dataSourceCount": len(entries),
+                        "declaredIn": "policy files",
+                    }
+                )
         ready = [h for h in hits if h["state"] != S.FINALIZED.value]
         return {"count": len(ready), "hits": ready, "finalized": len(hits) - len(ready)}
 
@@ -257,7 +273,7 @@ class UpgradeManager:
         require_upgrade(caller)
         key = check_connection_key(display_name)
         with self.store.write() as writer:
-            integration = lg.get_integration(writer, name)
+            integration = lg.find_integration(writer, name) or self._import(writer, name)
             state = integration.upgrade_state
             if state not in (S.NOT_STARTED, S.STARTED, S.VALIDATED):
                 if state is not S.FINALIZED and integration.display_name == key:
@@ -291,6 +307,63 @@ class UpgradeManager:
                 writer, integration, display_name=key, upgrade_state=S.STARTED
             )
         return integration_json(integration)
+
+    def _declared(self) -> dict[str, tuple[Technology, list[tuple[Any, bool]]]]:
+        """Connections the registry YAML declares by hand: name -> (technology, [(entry,
+        active)])."""
+        if self.plane.declared is None:
+            return {}
+        docs = self.plane.declared()
+        found: dict[str, tuple[Technology, list[tuple[Any, bool]]]] = {
+            name: (technology, []) for name, technology in docs.connections.items()
+        }
+        for entries, active in ((docs.sources, True), (docs.retired, False)):
+            for entry in entries:
+                if entry.connection in found:
+                    found[entry.connection][1].append((entry, active))
+        return found
+
+    def _import(self, writer: Writer, name: str) -> Integration:
+        """A connection declared in the registry YAML becomes an integration in the store (its
+        entries, tags, status and schema monitoring flags), so its upgrade can be tracked. The
+        YAML keeps governing as long as it declares the connection."""
+        declared = {n.casefold(): n for n in self._declared()}
+        if name.casefold() not in declared:
+            lg.get_integration(writer, name)  # 404
+        spelled = declared[name.casefold()]
+        technology, entries = self._declared()[spelled]
+        docs = self.plane.declared() if self.plane.declared else None
+        catalogs = {
+            e.database: e.trino_catalog
+            for e, _ in entries
+            if e.trino_catalog and technology is not Technology.TRINO
+        }
+        integration = lg.create_integration(
+            writer, spelled, technology, {}, {}, {"trinoCatalogs": catalogs} if catalogs else None
+        )
+        for entry, active in entries:
+            lg.add_source(
+                writer,
+                integration,
+                entry.database,
+                entry.schema,
+                entry.name,
+                type=entry.type,
+                tags=sorted(entry.tags),
+                active=active,
+            )
+        flags = getattr(docs, "schema_monitoring", {}).get(spelled, {})
+        if flags:
+            integration = lg.update_integration(
+                writer,
+                integration,
+                schema_monitoring={lg.monitor_key(d, s): on for (d, s), on in flags.items()},
+                settings={
+                    **integration.settings,
+                    "schemaSpelling": {lg.monitor_key(d, s): [d, s] for (d, s) in flags},
+                },
+            )
+        return integration
 
     def _record(
         self,

@@ -153,6 +153,8 @@ async def start_pdp(
         factory = crawler_factory or platform_crawlers(store)
         runner = SyncRunner(store, factory)
         control = ControlPlane(store, runner, factory)
+        the_feed = feed
+        control.declared = lambda: the_feed.inputs.documents
         tasks.append(asyncio.create_task(feed.run()))
         scheduler = Scheduler(runner, *([schedule_tick] if schedule_tick else []))
         tasks.append(asyncio.create_task(scheduler.run()))
