@@ -61,7 +61,7 @@ from pdp.store import (
 from pdp.store import legacy as lg
 from pdp.store.legacy import Integration, LegacySource, MatchReason, MatchState, UpgradeState
 from pdp.store.model import DEFAULT_FAIL_SAFE, DEFAULT_SCHEDULE, utcnow
-from pdp.store.schema import objects
+from pdp.store.schema import connections, objects
 from pdp.store.sync import load_tree
 
 log = logging.getLogger(__name__)
@@ -494,8 +494,6 @@ class UpgradeManager:
                 )
                 writer.update_connection(key, state=ConnectionState.UPGRADING)
             # credentials as sealed by the integration (no re-sealing of ciphertext)
-            from pdp.store.schema import connections
-
             writer.db.execute(
                 update(connections)
                 .where(connections.c.key_folded == key_identity(key))
