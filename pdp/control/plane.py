@@ -141,6 +141,9 @@ class ControlPlane:
         # The policy files' documents (registry YAML), for the upgrade manager to offer the
         # connections they declare by hand; set by the PDP service.
         self.declared: Callable[[], Any] | None = None
+        # The Trino cluster's settings (`clusterProperties`): the upgrade manager checks that
+        # the system user matches its `immuta.user.admin`; set by the PDP service.
+        self.cluster: Callable[[], Any] | None = None
 
     # --- connections ------------------------------------------------------------------------
 

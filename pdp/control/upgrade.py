@@ -404,9 +404,15 @@ class UpgradeManager:
         if integration.upgrade_state not in (S.STARTED, S.VALIDATED):
             raise WrongStep(integration, "validate")
         record = self._record(integration, endpoint, credentials)
-        checks = shape_checks(
-            integration.technology, record.endpoint, self.store.secrets.reveal(record.credentials)
-        )
+        revealed = self.store.secrets.reveal(record.credentials)
+        checks = shape_checks(integration.technology, record.endpoint, revealed)
+        if (
+            all(c.ok for c in checks)
+            and integration.technology is Technology.TRINO
+            and "adminUser" not in record.endpoint
+            and self.plane.cluster is not None
+        ):
+            checks.append(system_user_check(self.plane.cluster(), revealed))
         if all(c.ok for c in checks):
             checks += self.plane.check(record)
         if all(c.ok for c in checks) and integration.technology is Technology.SNOWFLAKE:
@@ -999,6 +1005,21 @@ def apply_matches(
             continue
         writer.set_settings(stored.path, is_active=True, activate_new_children=True)
     return stats
+
+
+def system_user_check(cluster: Any, credentials: Mapping[str, Any]) -> Check:
+    """The Trino system user must be one the cluster's `immuta.user.admin` names (a pattern,
+    matched whole, as the decision core matches it)."""
+    user = credentials.get("username") or credentials.get("user") or credentials.get("clientId")
+    ok = bool(user) and cluster.properties.is_admin(str(user))
+    return Check(
+        "systemUser",
+        ok,
+        f"the system user {user!r} matches the cluster's immuta.user.admin"
+        if ok
+        else f"the system user {user!r} does not match the cluster's immuta.user.admin "
+        f"({cluster.properties.admin.pattern!r}): set it there, or use that user",
+    )
 
 
 def shape_checks(

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.control import test_control_e2e as e2e
 from tests.control.test_control_e2e import Replica, write_world
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,7 +64,8 @@ def test_the_cli_registers_syncs_shows_and_deregisters(tmp_path):
         pdp.stop()
 
 
-def test_the_cli_walks_an_upgrade_through(tmp_path):
+def test_the_cli_walks_an_upgrade_through(tmp_path, monkeypatch):
+    monkeypatch.setattr(e2e, "CLOSED", e2e.CLOSED + "immuta.user.admin=pdp\n")
     world = tmp_path / "world.json"
     write_world(world, {"cat": {"sales": {"orders": [["id", "bigint"]]}}})
     pdp = Replica(tmp_path, f"sqlite:///{tmp_path}/store.db", world, "cli")
@@ -112,6 +114,8 @@ def test_the_cli_walks_an_upgrade_through(tmp_path):
         assert "upgraded, 0 unresolved" in resolved.stdout
         done = cli("finalize", "legacyhc")
         assert "finalized as connection hc; object sync is on" in done.stdout
-        assert "no integration is waiting" in cli("list").stdout
+        left = cli("list").stdout
+        assert "legacyhc" not in left
+        assert "trino-prod  (trino, 2 data sources)  not_started" in left  # declared in YAML
     finally:
         pdp.stop()

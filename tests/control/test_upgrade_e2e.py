@@ -30,6 +30,7 @@ USERS = e2e.USERS + "  dora: {}\n"
 def test_no_policy_downtime_through_the_sidecar(tmp_path, monkeypatch):
     monkeypatch.setattr(e2e, "POLICIES", POLICIES)
     monkeypatch.setattr(e2e, "USERS", USERS)
+    monkeypatch.setattr(e2e, "CLOSED", e2e.CLOSED + "immuta.user.admin=pdp|svc-.*\n")
     world = tmp_path / "world.json"
     e2e.write_world(
         world,
@@ -81,6 +82,10 @@ def test_no_policy_downtime_through_the_sidecar(tmp_path, monkeypatch):
             return answer.json()
 
         at("start", "POST", "/data/upgrade/legacyhc/start", {"displayName": "hc"})
+        # the cluster's immuta.user.admin must match the system user
+        other = {"username": "mallory", "passwordEnv": "TRINO_PASSWORD"}
+        refused = pdp.api.post("/data/upgrade/legacyhc/validate", json={"credentials": other})
+        assert refused.status_code == 422 and refused.json()["error"]["value"] == "systemUser"
         at("validate", "POST", "/data/upgrade/legacyhc/validate", {})
         job = at("upgrade", "POST", "/data/upgrade/legacyhc/upgrade", {"confirm": True})
         assert pdp.wait_job(job["jobId"])["state"] == "completed"
