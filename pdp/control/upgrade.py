@@ -541,6 +541,16 @@ class UpgradeManager:
         try:
             with self.store.job_lock(key, f"upgrade:{uuid.uuid4().hex[:8]}"):
                 with self.store.write() as writer:
+                    # We hold the lock: an earlier job still marked running was abandoned
+                    # (its process stopped); this one resumes the upgrade.
+                    for running in (JobState.CREATED, JobState.ACTIVE):
+                        for stale in writer.jobs(connection=key, state=running).hits:
+                            if stale.id != job.id:
+                                writer.update_job(
+                                    stale.id,
+                                    state=JobState.FAILED,
+                                    errors=[*stale.errors, {"message": "abandoned: resumed"}],
+                                )
                     job = writer.update_job(job.id, state=JobState.ACTIVE)
                 with self.store.read() as reader:
                     connection = reader.connection(key)
@@ -563,8 +573,8 @@ class UpgradeManager:
                     stats["listings"] = len(listings)
                     stats["failedListings"] = sum(1 for x in listings if x.children is None)
                     current = lg.get_integration(writer, integration.name)
-                    state = S.PARTIAL if stats["unresolved"] else S.UPGRADED
-                    lg.update_integration(writer, current, upgrade_state=state)
+                    after = S.PARTIAL if stats["unresolved"] else S.UPGRADED
+                    lg.update_integration(writer, current, upgrade_state=after)
                     writer.update_job(job.id, state=JobState.COMPLETED, stats=stats)
                 log.info("upgrade job %s of %s: %s", job.id, path.url, stats)
         except Exception as error:

@@ -13,9 +13,10 @@ import pytest
 from pdp.config.policyfiles import PolicyDocuments, parse_policy_file
 from pdp.control import Scheduler
 from pdp.control.upgrade import match_source, shape_checks
+from pdp.objects.paths import ObjectPath
 from pdp.objects.sync import Listing, RemoteObject
 from pdp.policy.model import Technology
-from pdp.store import read_registry
+from pdp.store import JobState, JobTrigger, JobType, read_registry
 
 REGISTRY = """
 connections:
@@ -110,6 +111,10 @@ def test_an_interrupted_upgrade_resumes_and_the_scheduler_skips_it(api):
     assert Scheduler(api.runner).tick(datetime(2030, 1, 1, 1, 0, tzinfo=UTC)) == []
     refused = api.call("POST", "/data/crawl/hc")
     assert refused.status_code == 409 and "upgraded" in refused.json()["error"]["message"]
+    # a job left running by a process that died: the resumed job marks it abandoned
+    with api.store.write() as writer:
+        stale = writer.create_job(JobType.UPGRADE, JobTrigger.MANUAL, ObjectPath("hc"))
+        writer.update_job(stale.id, state=JobState.ACTIVE)
     # resume: the same step again
     api.platform.unreachable = None
     again = api.call("POST", "/data/upgrade/legacyhc/upgrade", "boss", json={"confirm": True})
@@ -117,6 +122,7 @@ def test_an_interrupted_upgrade_resumes_and_the_scheduler_skips_it(api):
     api.app_upgrades().join()
     assert api.wait(again.json()["jobId"])["state"] == "completed"
     assert api.call("GET", "/data/upgrade/legacyhc", "boss").json()["state"] == "upgraded"
+    assert api.wait(stale.id)["errors"][-1]["message"] == "abandoned: resumed"
     # repeated after the job: 409 naming the state and what may follow
     late = api.call("POST", "/data/upgrade/legacyhc/upgrade", "boss", json={"confirm": True})
     assert late.status_code == 409
