@@ -34,8 +34,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 from sqlalchemy import update
 
+from pdp.auth.client import TokenSource
+from pdp.auth.credentials import ClientCredentials
+from pdp.auth.errors import TokenError
+from pdp.config.errors import ConfigError
 from pdp.control import permissions as perm
 from pdp.control.permissions import Caller, Forbidden
 from pdp.control.plane import ControlPlane, ValidationFailed, job_json
@@ -406,6 +411,12 @@ class UpgradeManager:
         record = self._record(integration, endpoint, credentials)
         revealed = self.store.secrets.reveal(record.credentials)
         checks = shape_checks(integration.technology, record.endpoint, revealed)
+        if (
+            all(c.ok for c in checks)
+            and integration.technology is Technology.TRINO
+            and "oauth" in revealed
+        ):
+            checks = [c for c in checks if c.name != "credentials"] + oauth_checks(revealed)
         if (
             all(c.ok for c in checks)
             and integration.technology is Technology.TRINO
@@ -1017,10 +1028,38 @@ def apply_matches(
     return stats
 
 
+def system_user(credentials: Mapping[str, Any]) -> Any:
+    """Who the platform sees: the user name, or the OAuth client id (the token's subject)."""
+    oauth = credentials.get("oauth")
+    if isinstance(oauth, Mapping):
+        return oauth.get("clientId")
+    return credentials.get("username") or credentials.get("user")
+
+
+def oauth_checks(credentials: Mapping[str, Any]) -> list[Check]:
+    """Trino with OAuth 2.0: the `oauth` block (the `auth:` block format of docs/auth.md, a
+    client secret or a client certificate) parsed by `pdp.auth`, then a token fetched from the
+    identity provider with it."""
+    try:
+        client = ClientCredentials.from_mapping(credentials["oauth"], "credentials.oauth")
+    except ConfigError as error:
+        return [Check("credentials", False, str(error))]
+    checks = [Check("credentials", True, f"OAuth 2.0 client {client.auth_method}")]
+    try:
+        with TokenSource(client) as source:
+            source.token()
+    except (TokenError, httpx.HTTPError) as error:
+        return [*checks, Check("token", False, f"the identity provider gave no token: {error}")]
+    return [
+        *checks,
+        Check("token", True, f"the identity provider issued a token to {client.client_id}"),
+    ]
+
+
 def system_user_check(cluster: Any, credentials: Mapping[str, Any]) -> Check:
     """The Trino system user must be one the cluster's `immuta.user.admin` names (a pattern,
     matched whole, as the decision core matches it)."""
-    user = credentials.get("username") or credentials.get("user") or credentials.get("clientId")
+    user = system_user(credentials)
     ok = bool(user) and cluster.properties.is_admin(str(user))
     return Check(
         "systemUser",
@@ -1044,53 +1083,20 @@ def shape_checks(
         )
 
     if technology is Technology.TRINO:
-        kind = credentials.get("type") or (
-            "oauthClientSecret"
-            if has("clientSecret")
-            else "oauthClientCertificate"
-            if has("clientCertificate", "privateKey")
-            else "password"
-        )
-        if kind == "password":
+        if "oauth" in credentials:  # checked by `oauth_checks`, with the project's clients
+            ok, detail = True, "OAuth 2.0 client credentials"
+        else:
             ok = has("username", "user") and has("password")
             detail = (
                 "user and password"
                 if ok
-                else "user and password (or passwordEnv / passwordFile) are needed"
-            )
-        elif kind == "oauthClientSecret":
-            ok = has("tokenEndpoint") and has("clientId") and has("clientSecret")
-            detail = (
-                "OAuth client secret"
-                if ok
-                else "tokenEndpoint, clientId and clientSecret are needed"
-            )
-        elif kind == "oauthClientCertificate":
-            ok = (
-                has("tokenEndpoint")
-                and has("clientId")
-                and has("clientCertificate")
-                and has("privateKey")
-            )
-            detail = (
-                "OAuth client certificate"
-                if ok
-                else "tokenEndpoint, clientId, clientCertificate and privateKey are needed"
-            )
-        else:
-            ok, detail = (
-                False,
-                f"unknown credentials type {kind!r} "
-                "(password, oauthClientSecret, oauthClientCertificate)",
+                else "user and password (or passwordEnv / passwordFile) are needed, "
+                "or an oauth block (client secret or client certificate)"
             )
         checks = [Check("credentials", ok, detail)]
         admin = endpoint.get("adminUser")  # the cluster's immuta.user.admin, when given
         if ok and admin is not None:
-            user = (
-                credentials.get("username")
-                or credentials.get("user")
-                or credentials.get("clientId")
-            )
+            user = system_user(credentials)
             same = user == admin
             checks.append(
                 Check(

@@ -12,7 +12,7 @@ import pytest
 
 from pdp.config.policyfiles import PolicyDocuments, parse_policy_file
 from pdp.control import Scheduler
-from pdp.control.upgrade import match_source, shape_checks
+from pdp.control.upgrade import match_source, oauth_checks, shape_checks
 from pdp.objects.paths import ObjectPath
 from pdp.objects.sync import Listing, RemoteObject
 from pdp.policy.model import Technology
@@ -166,20 +166,10 @@ def test_credential_shapes_per_technology():
     t = Technology.TRINO
     assert failed(t, {"username": "pdp", "password": "x"}) == []
     assert failed(t, {"username": "pdp"}) == ["credentials"]
-    secret = {"tokenEndpoint": "https://idp/token", "clientId": "pdp", "clientSecretEnv": "S"}
-    assert failed(t, secret) == []
-    assert failed(t, {**secret, "tokenEndpoint": ""}) == ["credentials"]
-    cert = {
-        "type": "oauthClientCertificate",
-        "tokenEndpoint": "https://idp/token",
-        "clientId": "pdp",
-        "clientCertificateFile": "c.pem",
-        "privateKeyFile": "k.pem",
-    }
-    assert failed(t, cert) == []
-    assert failed(t, {**cert, "privateKeyFile": None}) == ["credentials"]
-    assert failed(t, {"type": "kerberos"}) == ["credentials"]
+    assert failed(t, {"oauth": {"clientId": "pdp"}}) == []  # oauth_checks takes it from here
     admin = {"adminUser": "immuta"}
+    assert failed(t, {"oauth": {"clientId": "immuta"}}, admin) == []
+    assert failed(t, {"oauth": {"clientId": "pdp"}}, admin) == ["systemUser"]
     assert failed(t, {"username": "immuta", "password": "x"}, admin) == []
     assert failed(t, {"username": "pdp", "password": "x"}, admin) == ["systemUser"]
     assert failed(Technology.SNOWFLAKE, {"role": "PDP_ROLE"}) == []
@@ -230,3 +220,30 @@ def test_the_match_rule():
     assert match_source(("hold", "sales", "gone"), listings).reason.value == "not_found"
     assert match_source(("lake", "raw", "x"), listings).reason.value == "not_visible"
     assert match_source(("hold", " sales", "x"), listings).reason.value == "invalid_name"
+
+
+def test_trino_oauth_credentials_fetch_a_token_with_the_projects_clients(
+    idp, client_certificate, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("PDP_TEST_OAUTH_SECRET", idp.secrets["sidecar-basic"])
+    secret = {
+        "tokenEndpoint": idp.token_endpoint,
+        "clientId": "sidecar-basic",
+        "clientSecretEnv": "PDP_TEST_OAUTH_SECRET",
+        "scope": "pdp.decide",
+    }
+    assert [c.name for c in oauth_checks({"oauth": secret}) if not c.ok] == []
+    monkeypatch.setenv("PDP_TEST_OAUTH_SECRET", "wrong")
+    assert [c.name for c in oauth_checks({"oauth": secret}) if not c.ok] == ["token"]
+    (tmp_path / "c.pem").write_bytes(client_certificate.certificate_pem)
+    (tmp_path / "k.pem").write_bytes(client_certificate.private_key_pem)
+    certificate = {
+        "tokenEndpoint": idp.token_endpoint,
+        "clientId": "sidecar-cert",
+        "certificateFile": str(tmp_path / "c.pem"),
+        "privateKeyFile": str(tmp_path / "k.pem"),
+        "scope": "pdp.decide",
+    }
+    assert [c.name for c in oauth_checks({"oauth": certificate}) if not c.ok] == []
+    broken = {"tokenEndpoint": idp.token_endpoint, "clientId": "sidecar-cert"}
+    assert [c.name for c in oauth_checks({"oauth": broken}) if not c.ok] == ["credentials"]
