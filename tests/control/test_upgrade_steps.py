@@ -247,3 +247,34 @@ def test_trino_oauth_credentials_fetch_a_token_with_the_projects_clients(
     assert [c.name for c in oauth_checks({"oauth": certificate}) if not c.ok] == []
     broken = {"tokenEndpoint": idp.token_endpoint, "clientId": "sidecar-cert"}
     assert [c.name for c in oauth_checks({"oauth": broken}) if not c.ok] == ["credentials"]
+
+
+def test_an_integration_with_oauth_credentials_validates_through_the_api(api, idp, monkeypatch):
+    monkeypatch.setenv("PDP_TEST_OAUTH_SECRET", idp.secrets["sidecar-basic"])
+    oauth = {
+        "tokenEndpoint": idp.token_endpoint,  # an address, stored as given
+        "clientId": "sidecar-basic",
+        "clientSecretEnv": "PDP_TEST_OAUTH_SECRET",
+        "scope": "pdp.decide",
+    }
+    answer = api.call(
+        "POST",
+        "/dataSource",
+        "appadmin",
+        json={
+            "connection": {
+                "name": "oauthhc",
+                "technology": "trino",
+                "endpoint": {"host": "h", "adminUser": "sidecar-basic"},
+                "credentials": {"oauth": oauth},
+            },
+            "database": "hold",
+            "schema": "sales",
+            "table": "orders",
+        },
+    )
+    assert answer.status_code == 201, answer.text
+    api.call("POST", "/data/upgrade/oauthhc/start", "boss", json={"displayName": "oh"})
+    valid = api.call("POST", "/data/upgrade/oauthhc/validate", "boss", json={})
+    assert valid.status_code == 200, valid.text
+    assert {c["name"] for c in valid.json()["checks"]} >= {"credentials", "token", "systemUser"}
