@@ -250,6 +250,12 @@ class UpgradeManager:
     def status(self, caller: Caller, name: str) -> dict[str, Any]:
         require_upgrade(caller)
         with self.store.read() as reader:
+            if lg.find_integration(reader, name) is None:  # declared in the files only?
+                for hit in self.integrations(caller)["hits"]:
+                    if hit["id"] is None and hit["name"].casefold() == name.casefold():
+                        counts = {state.value: 0 for state in MatchState}
+                        counts[MatchState.PENDING.value] = hit["dataSourceCount"]
+                        return {**hit, "counts": counts, "job": None}
             integration = lg.get_integration(reader, name)
             sources = lg.sources_of(reader, integration)
             job = reader.job(integration.upgrade_job_id) if integration.upgrade_job_id else None

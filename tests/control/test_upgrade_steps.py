@@ -64,6 +64,8 @@ def test_a_connection_declared_in_the_registry_yaml_is_upgraded(api):
             "declaredIn": "policy files",
         }
     ]
+    status = api.call("GET", "/data/upgrade/filed", "boss").json()
+    assert status["state"] == "not_started" and status["counts"]["pending"] == 2
     # the YAML names no credentials: validation says so until they are given
     api.call("POST", "/data/upgrade/filed/start", "boss", json={"displayName": "hc"})
     refused = api.call("POST", "/data/upgrade/filed/validate", "boss", json={})
