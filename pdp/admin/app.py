@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pdp.auth.errors import PermissionDenied, Unauthenticated
 from pdp.control import Caller, ControlPlane, Forbidden, JobRunning, Registration, ValidationFailed
+from pdp.control.upgrade import LegacyRetired, UpgradeManager, WrongStep
 from pdp.objects.errors import Conflict, InvalidInput, NotFound, ObjectError
 from pdp.objects.paths import ObjectPath
 
@@ -120,6 +121,34 @@ class PermissionBody(_Body):
     role: str
     principalKind: str = "user"
     revoke: bool = False
+
+
+class StartBody(_Body):
+    displayName: str
+
+
+class ValidateBody(_Body):
+    endpoint: dict[str, Any] | None = None
+    credentials: dict[str, Any] | None = None
+
+
+class UpgradeBody(_Body):
+    confirm: bool = False
+
+
+class ResolveBody(_Body):
+    action: str
+    path: str | None = None
+
+
+class DetectBody(_Body):
+    connection: str
+
+
+class MonitoringBody(_Body):
+    database: str
+    schema_: str = Field(alias="schema")
+    enabled: bool
 
 
 # --- the application -------------------------------------------------------------------------
@@ -254,6 +283,64 @@ def create_app(
     ) -> dict[str, Any]:
         return plane.jobs(who, connection, state, offset, size)
 
+    # --- the upgrade manager (spec §8) and the legacy API it retires (§8.5) ------------------
+
+    upgrades = UpgradeManager(plane)
+    app.state.upgrades = upgrades
+
+    @app.get("/data/upgrade", tags=["upgrade"])
+    def upgrade_list(who: Who) -> dict[str, Any]:
+        return upgrades.integrations(who)
+
+    @app.get("/data/upgrade/{name}", tags=["upgrade"])
+    def upgrade_status(who: Who, name: str) -> dict[str, Any]:
+        return upgrades.status(who, name)
+
+    @app.get("/data/upgrade/{name}/unresolved", tags=["upgrade"])
+    def upgrade_unresolved(who: Who, name: str) -> dict[str, Any]:
+        return upgrades.unresolved(who, name)
+
+    @app.post("/data/upgrade/{name}/start", tags=["upgrade"])
+    def upgrade_start(who: Who, name: str, body: StartBody) -> dict[str, Any]:
+        return upgrades.start(who, name, body.displayName)
+
+    @app.post("/data/upgrade/{name}/validate", tags=["upgrade"])
+    def upgrade_validate(who: Who, name: str, body: ValidateBody | None = None) -> dict[str, Any]:
+        body = body or ValidateBody()
+        return upgrades.validate(who, name, body.endpoint, body.credentials)
+
+    @app.post("/data/upgrade/{name}/upgrade", status_code=202, tags=["upgrade"])
+    def upgrade_run(who: Who, name: str, body: UpgradeBody | None = None) -> dict[str, Any]:
+        return upgrades.upgrade(who, name, (body or UpgradeBody()).confirm)
+
+    @app.post("/data/upgrade/{name}/resolve/{source_id}", tags=["upgrade"])
+    def upgrade_resolve(who: Who, name: str, source_id: str, body: ResolveBody) -> dict[str, Any]:
+        return upgrades.resolve(who, name, source_id, body.action, body.path)
+
+    @app.post("/data/upgrade/{name}/finalize", tags=["upgrade"])
+    def upgrade_finalize(who: Who, name: str) -> dict[str, Any]:
+        return upgrades.finalize(who, name)
+
+    @app.post("/dataSource", status_code=201, tags=["legacy"])
+    def legacy_register(who: Who, body: dict[str, Any]) -> dict[str, Any]:
+        return upgrades.register_source(who, body)
+
+    @app.put("/dataSource/detectRemoteChanges", tags=["legacy"])
+    def legacy_detect(who: Who, body: DetectBody) -> dict[str, Any]:
+        return upgrades.detect_remote_changes(who, body.connection)
+
+    @app.put("/dataSource/{source_id}", tags=["legacy"])
+    def legacy_edit(who: Who, source_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return upgrades.edit_source(who, source_id, body)
+
+    @app.delete("/dataSource/{source_id}", tags=["legacy"])
+    def legacy_delete(who: Who, source_id: str) -> dict[str, Any]:
+        return upgrades.delete_source(who, source_id)
+
+    @app.put("/integrations/{name}/schemaMonitoring", tags=["legacy"])
+    def legacy_monitoring(who: Who, name: str, body: MonitoringBody) -> dict[str, Any]:
+        return upgrades.schema_monitoring(who, name, body.database, body.schema_, body.enabled)
+
     @app.get("/health", tags=["health"])
     def health() -> dict[str, Any]:
         """Unauthenticated: whether the store answers, and the revision in force."""
@@ -266,6 +353,29 @@ def create_app(
 
 
 def _install_errors(app: FastAPI) -> None:
+    @app.exception_handler(LegacyRetired)
+    async def retired(request: Request, exc: LegacyRetired) -> JSONResponse:
+        return _error(
+            400,
+            "legacy_retired",
+            exc.message,
+            field=exc.field,
+            value=exc.value,
+            replacement=exc.replacement,
+        )
+
+    @app.exception_handler(WrongStep)
+    async def wrong_step(request: Request, exc: WrongStep) -> JSONResponse:
+        return _error(
+            409,
+            "conflict",
+            exc.message,
+            field=exc.field,
+            value=exc.value,
+            state=exc.state.value,
+            allowed=list(exc.allowed),
+        )
+
     @app.exception_handler(JobRunning)
     async def running(request: Request, exc: JobRunning) -> JSONResponse:
         return _error(

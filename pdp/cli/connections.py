@@ -83,6 +83,39 @@ def add_connection_commands(commands: Any) -> None:
     grant.add_argument("--group", action="store_true")
     grant.add_argument("--revoke", action="store_true")
 
+    upgrade = sub.add_parser(
+        "upgrade", help="upgrade a legacy integration to a connection (the upgrade manager)"
+    )
+    steps = upgrade.add_subparsers(dest="step", required=True)
+    steps.add_parser("list", help="integrations ready for upgrade, with their data source counts")
+    start = steps.add_parser("start", help="start: choose the display name (the connection key)")
+    start.add_argument("integration")
+    start.add_argument("display_name")
+    validate = steps.add_parser("validate", help="check the credentials on the platform")
+    validate.add_argument("integration")
+    validate.add_argument("--endpoint", action="append", default=[], metavar="NAME=VALUE")
+    validate.add_argument("--credential", action="append", default=[], metavar="NAME=VALUE")
+    run = steps.add_parser("run", help="crawl and match the legacy data sources (a job)")
+    run.add_argument("integration")
+    run.add_argument(
+        "--yes",
+        action="store_true",
+        help="confirm: the legacy endpoints retire for this integration, object sync takes over",
+    )
+    run.add_argument("--no-wait", action="store_true")
+    show = steps.add_parser("status", help="state, counts and the unresolved data sources")
+    show.add_argument("integration")
+    resolve = steps.add_parser("resolve", help="resolve one unmatched data source")
+    resolve.add_argument("integration")
+    resolve.add_argument("data_source", help="the data source id (see `upgrade status`)")
+    how = resolve.add_mutually_exclusive_group(required=True)
+    how.add_argument("--match", metavar="PATH", help="match it to this object path")
+    how.add_argument("--retry", action="store_true", help="list its schema again and match")
+    how.add_argument("--disable", action="store_true", help="keep it out, inactive")
+    how.add_argument("--delete", action="store_true", help="drop it")
+    finalize = steps.add_parser("finalize", help="finish: object sync on, legacy endpoints off")
+    finalize.add_argument("integration")
+
     top.set_defaults(connections_handler=_connections)
 
 
@@ -272,7 +305,103 @@ def _run(client: Client, args: argparse.Namespace) -> int:
             for p in data["permissions"]:
                 print(f"{p['role']:<20} {p['principalKind']} {p['principal']}  on {p['path']}")
             return 0
+        case "upgrade":
+            return _upgrade(client, args)
     return 2
+
+
+def _upgrade(client: Client, args: argparse.Namespace) -> int:
+    """The upgrade manager's steps, one command each; every answer shows where it stands."""
+    base = f"/data/upgrade/{quote(getattr(args, 'integration', ''), safe='')}"
+    match args.step:
+        case "list":
+            data = client.call("GET", "/data/upgrade")
+            if args.json:
+                _show(args, data)
+                return 0
+            if not data["hits"]:
+                print("no integration is waiting for an upgrade")
+            for hit in data["hits"]:
+                target = f" -> {hit['displayName']}" if hit["displayName"] else ""
+                print(
+                    f"{hit['name']}{target}  ({hit['technology']}, {hit['dataSourceCount']} data "
+                    f"sources)  {hit['state']}; next: {', '.join(hit['next'])}"
+                )
+            return 0
+        case "start":
+            data = client.call("POST", f"{base}/start", {"displayName": args.display_name})
+            print(f"{data['name']}: {data['state']} as {data['displayName']}; next: validate")
+            return 0
+        case "validate":
+            body: dict[str, Any] = {}
+            if args.endpoint:
+                body["endpoint"] = _pairs(args.endpoint, "--endpoint")
+            if args.credential:
+                body["credentials"] = _pairs(args.credential, "--credential")
+            data = client.call("POST", f"{base}/validate", body)
+            for check in data.get("checks", ()):
+                print(f"  {'ok  ' if check['ok'] else 'FAIL'} {check['name']}: {check['detail']}")
+            print(f"{data['name']}: {data['state']}; next: upgrade run --yes")
+            return 0
+        case "run":
+            if not args.yes:
+                print(
+                    "the upgrade retires the legacy data source endpoints for this integration "
+                    "and hands its tables to object sync once finalized: run again with --yes",
+                    file=sys.stderr,
+                )
+                return 2
+            data = client.call("POST", f"{base}/upgrade", {"confirm": True})
+            print(f"{data['name']}: upgrading, job {data['jobId']}")
+            if args.no_wait:
+                return 0
+            code = _follow(client, data["jobId"])
+            _upgrade_status(client, base)
+            return code
+        case "status":
+            if args.json:
+                _show(args, client.call("GET", base))
+                return 0
+            _upgrade_status(client, base)
+            return 0
+        case "resolve":
+            if args.match:
+                body = {"action": "match", "path": args.match}
+            else:
+                action = "retry" if args.retry else "disable" if args.disable else "delete"
+                body = {"action": action}
+            data = client.call("POST", f"{base}/resolve/{quote(args.data_source)}", body)
+            source = data["dataSource"]
+            print(
+                f"{source['database']}.{source['schema']}.{source['table']}: "
+                f"{source['matchState']}"
+                + (f" to {source['matchedPath']}" if source["matchedPath"] else "")
+                + (f" ({source['reason']})" if source["matchState"] == "unresolved" else "")
+            )
+            print(f"{data['name']}: {data['state']}, {data['unresolved']} unresolved")
+            return 0
+        case "finalize":
+            data = client.call("POST", f"{base}/finalize")
+            print(
+                f"{data['name']}: finalized as connection {data['displayName']}; "
+                f"object sync is on, next scheduled sync {data['nextSync']}"
+            )
+            return 0
+    return 2
+
+
+def _upgrade_status(client: Client, base: str) -> None:
+    data = client.call("GET", base)
+    counts = ", ".join(f"{n} {k}" for k, n in data["counts"].items() if n)
+    target = f" -> {data['displayName']}" if data["displayName"] else ""
+    print(f"{data['name']}{target}: {data['state']} ({counts or 'no data sources'})")
+    print(f"  next: {', '.join(data['next']) or 'nothing, the upgrade is finalized'}")
+    unresolved = client.call("GET", f"{base}/unresolved")
+    for hit in unresolved["hits"]:
+        print(
+            f"  unresolved {hit['id']}  {hit['database']}.{hit['schema']}.{hit['table']}: "
+            f"{hit['reason']}"
+        )
 
 
 def _tree(client: Client, path: str | None, depth: int, indent: int) -> None:

@@ -46,6 +46,9 @@ class PolicyDocuments:
     users: dict[str, DirectoryUser] = field(default_factory=dict)
     masks: dict[str, MaskingPolicy] = field(default_factory=dict)
     row_filters: dict[str, RowFilterPolicy] = field(default_factory=dict)
+    # connection -> (database, schema) -> schema monitoring on (the legacy model, spec §8.1):
+    # what an upgrade to a connection makes of the schema's unregistered tables
+    schema_monitoring: dict[str, dict[tuple[str, str], bool]] = field(default_factory=dict)
 
 
 def parse_policy_file(text: str, file: str, into: PolicyDocuments) -> Collector:
@@ -97,8 +100,14 @@ def _connection(data: Any, where: str, found: Collector, into: PolicyDocuments) 
             catalog = db_name
         for s_index, schema_data in enumerate(db.list("schemas")):
             s_where = f"{d_where}.schemas[{s_index}]"
-            schema = Fields(schema_data, s_where, found, ("name", "status", "tables"))
+            schema = Fields(
+                schema_data, s_where, found, ("name", "status", "tables", "schemaMonitoring")
+            )
             schema_name = schema.text("name", required=True)
+            if "schemaMonitoring" in schema.data:
+                into.schema_monitoring.setdefault(name, {})[(db_name, schema_name)] = schema.flag(
+                    "schemaMonitoring"
+                )
             schema_status = schema.enum("status", Status, db_status)
             for t_index, table_data in enumerate(schema.list("tables")):
                 t_where = f"{s_where}.tables[{t_index}]"

@@ -7,7 +7,7 @@ errors of `pdp.objects.errors` (400/404/409), `Forbidden` (403) or `ValidationFa
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -138,6 +138,12 @@ class ControlPlane:
         self.store = store
         self.runner = runner
         self.crawler_factory = crawler_factory
+        # The policy files' documents (registry YAML), for the upgrade manager to offer the
+        # connections they declare by hand; set by the PDP service.
+        self.declared: Callable[[], Any] | None = None
+        # The Trino cluster's settings (`clusterProperties`): the upgrade manager checks that
+        # the system user matches its `immuta.user.admin`; set by the PDP service.
+        self.cluster: Callable[[], Any] | None = None
 
     # --- connections ------------------------------------------------------------------------
 

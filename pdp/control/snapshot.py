@@ -10,12 +10,15 @@ policy edit yields a new one, and the sidecars drop their caches as for any poli
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from pdp.config.load import PolicyInputs
+from pdp.core.model import fold
 from pdp.policy import DataSource, PolicySnapshot, Revisions
+from pdp.policy.model import Policy
 from pdp.store import Store, StoreRegistry, merge_registries, read_registry
 
 log = logging.getLogger(__name__)
@@ -32,6 +35,8 @@ def registry_digest(registry: StoreRegistry) -> str:
             digest.update(b"\n")
     for key, technology in sorted(registry.connections.items()):
         digest.update(f"connection\0{key}\0{technology}\n".encode())
+    for legacy, key in sorted(registry.aliases.items()):
+        digest.update(f"alias\0{legacy}\0{key}\n".encode())
     return digest.hexdigest()
 
 
@@ -63,7 +68,36 @@ def compose(inputs: PolicyInputs, registry: StoreRegistry) -> PolicySnapshot:
     revision = hashlib.sha256(f"{inputs.digest}\0{registry_digest(registry)}".encode()).hexdigest()[
         :16
     ]
-    return inputs.compile(revision, merged.sources, merged.retired)
+    snapshot_inputs = with_aliases(inputs, registry.aliases) if registry.aliases else inputs
+    return snapshot_inputs.compile(revision, merged.sources, merged.retired)
+
+
+def alias_policy(policy: Policy, aliases: Mapping[str, str]) -> Policy:
+    """A policy whose targets name an upgraded integration by its legacy name also targets
+    the connection it became (both names apply; nothing in the files is rewritten)."""
+    folded = {fold(legacy): fold(key) for legacy, key in aliases.items()}
+
+    def widen(paths: frozenset[str]) -> frozenset[str]:
+        extra = set()
+        for path in paths:
+            head, dot, rest = path.partition(".")
+            if head in folded:
+                extra.add(folded[head] + dot + rest)
+        return paths | extra
+
+    return dataclasses.replace(
+        policy,
+        data_sources=widen(policy.data_sources),
+        connections=widen(policy.connections),
+        databases=widen(policy.databases),
+        schemas=widen(policy.schemas),
+    )
+
+
+def with_aliases(inputs: PolicyInputs, aliases: Mapping[str, str]) -> PolicyInputs:
+    docs = inputs.documents
+    policies = {name: alias_policy(p, aliases) for name, p in docs.policies.items()}
+    return dataclasses.replace(inputs, documents=dataclasses.replace(docs, policies=policies))
 
 
 class SnapshotFeed:

@@ -140,6 +140,11 @@ async def start_pdp(
         factory = crawler_factory or platform_crawlers(store)
         runner = SyncRunner(store, factory)
         control = ControlPlane(store, runner, factory)
+        the_feed = feed
+        control.declared = lambda: the_feed.inputs.documents
+        if cluster is not None:
+            the_cluster = cluster
+            control.cluster = lambda: the_cluster.current
         tasks.append(asyncio.create_task(feed.run()))
         scheduler = Scheduler(runner, *([schedule_tick] if schedule_tick else []))
         tasks.append(asyncio.create_task(scheduler.run()))

@@ -20,6 +20,15 @@ from pdp.objects.paths import Kind
 from pdp.objects.settings import RemoteState
 from pdp.objects.tags import connection_tag
 from pdp.policy.model import DataSource, ObjectType, Technology
+from pdp.store.legacy import (
+    Integration,
+    LegacySource,
+    MatchState,
+    UpgradeState,
+    list_integrations,
+    sources_of,
+)
+from pdp.store.model import ConnectionState
 from pdp.store.schema import connections, object_tags, objects
 from pdp.store.store import Reader, Store
 
@@ -37,6 +46,9 @@ class StoreRegistry:
     sources: tuple[DataSource, ...] = ()
     retired: tuple[DataSource, ...] = ()
     connections: Mapping[str, Technology] = field(default_factory=dict)
+    # legacy integration name -> the connection key it was upgraded to (when they differ):
+    # policies naming the legacy name keep applying (pdp.control.snapshot rewrites them)
+    aliases: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +110,8 @@ def compile_registry(reader: Reader) -> StoreRegistry:
     for connection in db.execute(select(connections).order_by(connections.c.key_folded)):
         technology = Technology(connection.technology)
         technologies[connection.key] = technology
+        if connection.state == ConnectionState.UPGRADING.value:
+            continue  # until finalized its legacy data sources govern (below)
         active, inactive = compile_connection(
             connection.key,
             technology,
@@ -107,7 +121,52 @@ def compile_registry(reader: Reader) -> StoreRegistry:
         )
         sources.extend(active)
         retired.extend(inactive)
-    return StoreRegistry(version, tuple(sources), tuple(retired), technologies)
+    aliases: dict[str, str] = {}
+    for integration in list_integrations(reader):
+        if integration.upgrade_state is UpgradeState.FINALIZED:
+            if integration.display_name and fold(integration.display_name) != fold(
+                integration.name
+            ):
+                aliases[integration.name] = integration.display_name
+            continue
+        technologies.setdefault(integration.name, integration.technology)
+        active_legacy, inactive_legacy = compile_legacy(
+            integration, sources_of(reader, integration)
+        )
+        sources.extend(active_legacy)
+        retired.extend(inactive_legacy)
+    return StoreRegistry(version, tuple(sources), tuple(retired), technologies, aliases)
+
+
+def compile_legacy(
+    integration: Integration, rows: Iterable[LegacySource]
+) -> tuple[list[DataSource], list[DataSource]]:
+    """The hand-registered data sources of an integration not yet finalized: they govern,
+    matched or not, until the upgrade is finalized (no policy downtime)."""
+    catalogs = {
+        fold(db): c for db, c in dict(integration.settings.get("trinoCatalogs", {})).items()
+    }
+    technology = integration.technology
+    active: list[DataSource] = []
+    inactive: list[DataSource] = []
+    for row in rows:
+        if row.match_state is MatchState.DELETED:
+            continue
+        source = DataSource(
+            connection=integration.name,
+            technology=technology,
+            database=row.database,
+            schema=row.schema,
+            name=row.table,
+            type=row.type,
+            tags=frozenset(fold(t) for t in row.tags),
+            trino_catalog=row.database
+            if technology is Technology.TRINO
+            else catalogs.get(fold(row.database)),
+        )
+        live = row.active and row.match_state is not MatchState.DISABLED
+        (active if live else inactive).append(source)
+    return active, inactive
 
 
 def compile_connection(

@@ -198,3 +198,42 @@ job_locks = Table(
     Column("acquired_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
 )
+
+# --- the legacy model (spec §8.1) and its upgrade (§8.2) -----------------------------------
+
+integrations = Table(
+    "integrations",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False),  # the connection name policies use
+    Column("name_folded", String(128), nullable=False, unique=True),
+    Column("technology", String(32), nullable=False),
+    Column("endpoint", JSON, nullable=False),
+    Column("credentials", JSON, nullable=False),  # references or Fernet tokens, as connections
+    Column("settings", JSON, nullable=False),  # trinoCatalogs...
+    Column("schema_monitoring", JSON, nullable=False),  # {"db\x00schema": true}
+    Column("upgrade_state", String(16), nullable=False, server_default="not_started"),
+    Column("display_name", String(128)),  # the future connection key
+    Column("upgrade_job_id", String(36)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+legacy_sources = Table(
+    "legacy_sources",
+    metadata,
+    Column("id", String(36), primary_key=True),  # the data source id, kept by the upgrade
+    Column("integration_id", Id, ForeignKey("integrations.id", ondelete="CASCADE"), nullable=False),
+    Column("database", Text, nullable=False),
+    Column("schema", Text, nullable=False),
+    Column("table", Text, nullable=False),
+    Column("type", String(32), nullable=False, server_default="TABLE"),
+    Column("tags", JSON, nullable=False),
+    Column("owners", JSON, nullable=False),  # [{"principal", "principalKind"}]
+    Column("active", Boolean, nullable=False),
+    Column("match_state", String(16), nullable=False, server_default="pending"),
+    Column("match_reason", Text),
+    Column("matched_path", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index(None, "integration_id"),
+)

@@ -25,6 +25,7 @@ from pdp.objects.errors import InvalidInput, PlaintextSecret
 REDACTED = "[REDACTED]"
 ENCRYPTED = "$fernet"
 _REFERENCE = re.compile(r".+(Env|File)$")
+_ADDRESS = re.compile(r"(endpoint|url|uri)$", re.I)
 _SECRET = re.compile(r"password|passphrase|secret|token|privatekey|apikey|credential", re.I)
 
 
@@ -33,6 +34,8 @@ def is_reference(name: str) -> bool:
 
 
 def is_secret_name(name: str) -> bool:
+    if _ADDRESS.search(name):  # tokenEndpoint, tokenUrl: where to ask, not a secret
+        return False
     return not is_reference(name) and _SECRET.search(name.replace("_", "")) is not None
 
 

@@ -25,6 +25,12 @@ DIRECTORY = {
     "steward": DirectoryUser("steward", groups=frozenset({"stewards"})),
     "nobody": DirectoryUser("nobody"),
 }
+# The upgrade manager's user (both permissions it needs); outside DIRECTORY, whose rows the
+# permission table test walks.
+CALLERS = {
+    **DIRECTORY,
+    "boss": DirectoryUser("boss", permissions=frozenset({G.GOVERNANCE, G.APPLICATION_ADMIN})),
+}
 
 REGISTER = {
     "connectionKey": "hc",
@@ -53,6 +59,9 @@ class Api:
             assert time.monotonic() < deadline, job
             time.sleep(0.02)
 
+    def app_upgrades(self):
+        return self.client.app.state.upgrades
+
     def register(self, body=REGISTER, user: str = "appadmin") -> dict:
         answer = self.call("POST", "/data/connection", user, json=body)
         assert answer.status_code == 201, answer.text
@@ -64,7 +73,7 @@ class Api:
 def api(store, platform) -> Iterator[Api]:
     runner = SyncRunner(store, platform.factory)
     plane = ControlPlane(store, runner, platform.factory)
-    app = create_app(plane, trusted_header(lambda: DIRECTORY))
+    app = create_app(plane, trusted_header(lambda: CALLERS))
     with TestClient(app) as client:
         yield Api(client, store, platform, runner)
     runner.join()

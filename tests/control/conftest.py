@@ -8,6 +8,7 @@ import pytest
 
 from pdp.control import SyncRunner
 from pdp.store import Job, Store
+from tests.auth.conftest import client_certificate, idp  # noqa: F401
 from tests.control.adminkit import api  # noqa: F401
 from tests.control.fakes import FakePlatform
 from tests.store.conftest import backend, new_database, pg_template, store  # noqa: F401

@@ -6,9 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.control import test_control_e2e as e2e
 from tests.control.test_control_e2e import Replica, write_world
 
 ROOT = Path(__file__).resolve().parents[2]
+CLI = (sys.executable, "-m", "pdp.cli", "connections")
 
 
 def test_the_cli_registers_syncs_shows_and_deregisters(tmp_path):
@@ -58,5 +60,62 @@ def test_the_cli_registers_syncs_shows_and_deregisters(tmp_path):
         assert refused.returncode == 1 and "HTTP 404" in refused.stderr
         gone = cli("delete", "hc")
         assert "deleted hc and 3 objects below it" in gone.stdout
+    finally:
+        pdp.stop()
+
+
+def test_the_cli_walks_an_upgrade_through(tmp_path, monkeypatch):
+    monkeypatch.setattr(e2e, "CLOSED", e2e.CLOSED + "immuta.user.admin=pdp\n")
+    world = tmp_path / "world.json"
+    write_world(world, {"cat": {"sales": {"orders": [["id", "bigint"]]}}})
+    pdp = Replica(tmp_path, f"sqlite:///{tmp_path}/store.db", world, "cli")
+    url = f"http://127.0.0.1:{pdp.admin_port}"
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*CLI, "--url", url, "--as-user", "gov", "upgrade", *args],
+            text=True,
+            capture_output=True,
+            timeout=60,
+            cwd=ROOT,
+        )
+
+    try:
+        legacy = {
+            "name": "legacyhc",
+            "technology": "trino",
+            "endpoint": {"host": "fake"},
+            "credentials": {"username": "pdp", "passwordEnv": "TRINO_PASSWORD"},
+        }
+        ids = {}
+        for table in ("orders", "ghost"):
+            answer = pdp.api.post(
+                "/dataSource",
+                json={"connection": legacy, "database": "cat", "schema": "sales", "table": table},
+            )
+            ids[table] = answer.json()["id"]
+        listed = cli("list")
+        assert "legacyhc  (trino, 2 data sources)  not_started; next: start" in listed.stdout
+        refused = cli("validate", "legacyhc")
+        assert refused.returncode == 1 and "HTTP 409" in refused.stderr
+        assert "allowed next: start" in refused.stderr
+        assert "started as hc" in cli("start", "legacyhc", "hc").stdout
+        validated = cli("validate", "legacyhc")
+        assert "ok   authenticate" in validated.stdout and "validated" in validated.stdout
+        unconfirmed = cli("run", "legacyhc")
+        assert unconfirmed.returncode == 2 and "--yes" in unconfirmed.stderr
+        run = cli("run", "legacyhc", "--yes")
+        assert run.returncode == 0, run.stderr
+        assert "legacyhc -> hc: partial (1 matched, 1 unresolved)" in run.stdout
+        assert f"unresolved {ids['ghost']}  cat.sales.ghost: not_found" in run.stdout
+        early = cli("finalize", "legacyhc")
+        assert early.returncode == 1 and "unresolved" in early.stderr
+        resolved = cli("resolve", "legacyhc", ids["ghost"], "--delete")
+        assert "upgraded, 0 unresolved" in resolved.stdout
+        done = cli("finalize", "legacyhc")
+        assert "finalized as connection hc; object sync is on" in done.stdout
+        left = cli("list").stdout
+        assert "legacyhc" not in left
+        assert "trino-prod  (trino, 2 data sources)  not_started" in left  # declared in YAML
     finally:
         pdp.stop()

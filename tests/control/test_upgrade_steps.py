@@ -1,0 +1,282 @@
+"""More of the upgrade manager: connections declared in the registry YAML (with the schema
+monitoring flag), an interrupted upgrade resumed, the scheduler skipping an upgrading
+connection, every step refused without both permissions, per-technology credential checks
+(Trino password / OAuth secret / OAuth certificate / immuta.user.admin, Snowflake role and
+USAGE, Databricks token) and the match rule on its own."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from pdp.config.policyfiles import PolicyDocuments, parse_policy_file
+from pdp.control import Scheduler
+from pdp.control.upgrade import match_source, oauth_checks, shape_checks
+from pdp.objects.paths import ObjectPath
+from pdp.objects.sync import Listing, RemoteObject
+from pdp.policy.model import Technology
+from pdp.store import JobState, JobTrigger, JobType, read_registry
+
+REGISTRY = """
+connections:
+  - name: filed
+    technology: trino
+    databases:
+      - name: hold
+        schemas:
+          - name: sales
+            schemaMonitoring: true
+            tables:
+              - {name: orders, status: active, tags: [pii]}
+              - {name: Customers, status: inactive}
+"""
+CREDENTIALS = {"username": "pdp", "passwordEnv": "TRINO_PASSWORD"}
+
+
+def steps(api, name, key="hc", **validate):
+    answer = api.call("POST", f"/data/upgrade/{name}/start", "boss", json={"displayName": key})
+    assert answer.status_code == 200, answer.text
+    answer = api.call("POST", f"/data/upgrade/{name}/validate", "boss", json=validate)
+    assert answer.status_code == 200, answer.text
+    answer = api.call("POST", f"/data/upgrade/{name}/upgrade", "boss", json={"confirm": True})
+    assert answer.status_code == 202, answer.text
+    api.app_upgrades().join()
+    return api.wait(answer.json()["jobId"])
+
+
+def test_a_connection_declared_in_the_registry_yaml_is_upgraded(api):
+    docs = PolicyDocuments()
+    assert not parse_policy_file(REGISTRY, "registry.yaml", docs).errors
+    assert docs.schema_monitoring == {"filed": {("hold", "sales"): True}}
+    api.app_upgrades().plane.declared = lambda: docs
+    listed = api.call("GET", "/data/upgrade", "boss").json()["hits"]
+    assert listed == [
+        {
+            "id": None,
+            "name": "filed",
+            "technology": "trino",
+            "state": "not_started",
+            "displayName": None,
+            "jobId": None,
+            "next": ["start"],
+            "dataSourceCount": 2,
+            "declaredIn": "policy files",
+        }
+    ]
+    status = api.call("GET", "/data/upgrade/filed", "boss").json()
+    assert status["state"] == "not_started" and status["counts"]["pending"] == 2
+    # the YAML names no credentials: validation says so until they are given
+    api.call("POST", "/data/upgrade/filed/start", "boss", json={"displayName": "hc"})
+    refused = api.call("POST", "/data/upgrade/filed/validate", "boss", json={})
+    assert refused.status_code == 422
+    assert refused.json()["error"]["value"] == "credentials"
+    job = steps(api, "filed", credentials=CREDENTIALS)
+    assert job["state"] == "completed" and job["stats"]["matched"] == 2
+    orders = api.call("GET", "/data/object/hc/hold/sales/orders").json()
+    assert "pii" in orders["tags"] and orders["overrides"]["isActive"] is True
+    customers = api.call("GET", "/data/object/hc/hold/sales/customers").json()
+    assert customers["overrides"]["isActive"] is False  # its legacy status, not the schema's
+    sales = api.call("GET", "/data/object/hc/hold/sales").json()
+    assert sales["overrides"] == {"isActive": True, "activateNewChildren": True}
+    assert api.call("POST", "/data/upgrade/filed/finalize", "boss").status_code == 200
+
+
+def test_an_interrupted_upgrade_resumes_and_the_scheduler_skips_it(api):
+    api.call(
+        "POST",
+        "/dataSource",
+        "appadmin",
+        json={
+            "connection": {
+                "name": "legacyhc",
+                "technology": "trino",
+                "endpoint": {"host": "h"},
+                "credentials": CREDENTIALS,
+            },
+            "database": "hold",
+            "schema": "sales",
+            "table": "orders",
+        },
+    )
+    api.call("POST", "/data/upgrade/legacyhc/start", "boss", json={"displayName": "hc"})
+    api.call("POST", "/data/upgrade/legacyhc/validate", "boss", json={})
+    api.platform.unreachable = "connection refused"
+    answer = api.call("POST", "/data/upgrade/legacyhc/upgrade", "boss", json={"confirm": True})
+    api.app_upgrades().join()
+    failed = api.wait(answer.json()["jobId"])
+    assert failed["state"] == "failed" and "connection refused" in failed["errors"][0]["message"]
+    status = api.call("GET", "/data/upgrade/legacyhc", "boss").json()
+    assert status["state"] == "upgrading" and status["next"] == ["upgrade"]
+    assert "legacyhc.hold.sales.orders" in {s.path for s in read_registry(api.store).sources}
+    # the scheduler skips a connection being upgraded, whatever its cron says
+    assert Scheduler(api.runner).tick(datetime(2030, 1, 1, 1, 0, tzinfo=UTC)) == []
+    refused = api.call("POST", "/data/crawl/hc")
+    assert refused.status_code == 409 and "upgraded" in refused.json()["error"]["message"]
+    # a job left running by a process that died: the resumed job marks it abandoned
+    with api.store.write() as writer:
+        stale = writer.create_job(JobType.UPGRADE, JobTrigger.MANUAL, ObjectPath("hc"))
+        writer.update_job(stale.id, state=JobState.ACTIVE)
+    # resume: the same step again
+    api.platform.unreachable = None
+    again = api.call("POST", "/data/upgrade/legacyhc/upgrade", "boss", json={"confirm": True})
+    assert again.status_code == 202 and again.json()["jobId"] != answer.json()["jobId"]
+    api.app_upgrades().join()
+    assert api.wait(again.json()["jobId"])["state"] == "completed"
+    assert api.call("GET", "/data/upgrade/legacyhc", "boss").json()["state"] == "upgraded"
+    assert api.wait(stale.id)["errors"][-1]["message"] == "abandoned: resumed"
+    # repeated after the job: 409 naming the state and what may follow
+    late = api.call("POST", "/data/upgrade/legacyhc/upgrade", "boss", json={"confirm": True})
+    assert late.status_code == 409
+    assert late.json()["error"]["allowed"] == ["resolve", "finalize"]
+    # start again with another name once upgrading: refused
+    renamed = api.call("POST", "/data/upgrade/legacyhc/start", "boss", json={"displayName": "x"})
+    assert renamed.status_code == 409
+
+
+@pytest.mark.parametrize(
+    ("method", "url"),
+    [
+        ("GET", "/data/upgrade"),
+        ("GET", "/data/upgrade/legacyhc"),
+        ("GET", "/data/upgrade/legacyhc/unresolved"),
+        ("POST", "/data/upgrade/legacyhc/start"),
+        ("POST", "/data/upgrade/legacyhc/validate"),
+        ("POST", "/data/upgrade/legacyhc/upgrade"),
+        ("POST", "/data/upgrade/legacyhc/resolve/x"),
+        ("POST", "/data/upgrade/legacyhc/finalize"),
+    ],
+)
+def test_every_upgrade_step_needs_governance_and_application_admin(api, method, url):
+    bodies = {
+        "start": {"displayName": "hc"},
+        "upgrade": {"confirm": True},
+        "resolve": {"action": "delete"},
+    }
+    body = next((b for k, b in bodies.items() if k in url.split("/")[4:]), {})
+    for user in ("gov", "appadmin", "creator", "nobody"):
+        answer = api.call(method, url, user, json=body if method == "POST" else None)
+        assert answer.status_code == 403, (user, answer.text)
+        assert answer.json()["error"]["permission"] == "GOVERNANCE and APPLICATION_ADMIN"
+
+
+def test_credential_shapes_per_technology():
+    def failed(technology, credentials, endpoint=None):
+        checks = shape_checks(technology, endpoint or {}, credentials)
+        return [c.name for c in checks if not c.ok]
+
+    t = Technology.TRINO
+    assert failed(t, {"username": "pdp", "password": "x"}) == []
+    assert failed(t, {"username": "pdp"}) == ["credentials"]
+    assert failed(t, {"oauth": {"clientId": "pdp"}}) == []  # oauth_checks takes it from here
+    admin = {"adminUser": "immuta"}
+    assert failed(t, {"oauth": {"clientId": "immuta"}}, admin) == []
+    assert failed(t, {"oauth": {"clientId": "pdp"}}, admin) == ["systemUser"]
+    assert failed(t, {"username": "immuta", "password": "x"}, admin) == []
+    assert failed(t, {"username": "pdp", "password": "x"}, admin) == ["systemUser"]
+    assert failed(Technology.SNOWFLAKE, {"role": "PDP_ROLE"}) == []
+    assert failed(Technology.SNOWFLAKE, {}) == ["role"]
+    assert failed(Technology.DATABRICKS, {"tokenEnv": "DATABRICKS_TOKEN"}) == []
+    assert failed(Technology.DATABRICKS, {}) == ["token"]
+
+
+def test_snowflake_validation_needs_usage_on_the_registered_schemas(api):
+    for table in ("orders", "ghost"):
+        db, schema = ("hold", "sales") if table == "orders" else ("hold", "nope")
+        api.call(
+            "POST",
+            "/dataSource",
+            "appadmin",
+            json={
+                "connection": {
+                    "name": "flake",
+                    "technology": "snowflake",
+                    "endpoint": {"account": "a"},
+                    "credentials": {"role": "PDP", "passwordEnv": "P"},
+                },
+                "database": db,
+                "schema": schema,
+                "table": table,
+            },
+        )
+    api.call("POST", "/data/upgrade/flake/start", "boss", json={"displayName": "sf"})
+    refused = api.call("POST", "/data/upgrade/flake/validate", "boss", json={})
+    assert refused.status_code == 422
+    checks = {c["name"]: c["ok"] for c in refused.json()["error"]["checks"]}
+    assert checks["usage:hold.sales"] is True and checks["usage:hold.nope"] is False
+
+
+def test_the_match_rule():
+    def listing(parent, *names):
+        return Listing(parent, tuple(RemoteObject(n) for n in names))
+
+    listings = {
+        (): listing((), "hold", "Lake"),
+        ("hold",): listing(("hold",), "sales"),
+        ("hold", "sales"): listing(("hold", "sales"), "orders", "Orders", "items"),
+        ("lake",): Listing.failed(("Lake",), "permission denied"),
+    }
+    assert match_source(("hold", "sales", "orders"), listings).names is None  # two by case
+    assert match_source(("hold", "sales", "ORDERS"), listings).reason.value == "ambiguous"
+    assert match_source(("HOLD", "Sales", "ITEMS"), listings).names == ("hold", "sales", "items")
+    assert match_source(("hold", "sales", "gone"), listings).reason.value == "not_found"
+    assert match_source(("lake", "raw", "x"), listings).reason.value == "not_visible"
+    assert match_source(("hold", " sales", "x"), listings).reason.value == "invalid_name"
+
+
+def test_trino_oauth_credentials_fetch_a_token_with_the_projects_clients(
+    idp, client_certificate, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("PDP_TEST_OAUTH_SECRET", idp.secrets["sidecar-basic"])
+    secret = {
+        "tokenEndpoint": idp.token_endpoint,
+        "clientId": "sidecar-basic",
+        "clientSecretEnv": "PDP_TEST_OAUTH_SECRET",
+        "scope": "pdp.decide",
+    }
+    assert [c.name for c in oauth_checks({"oauth": secret}) if not c.ok] == []
+    monkeypatch.setenv("PDP_TEST_OAUTH_SECRET", "wrong")
+    assert [c.name for c in oauth_checks({"oauth": secret}) if not c.ok] == ["token"]
+    (tmp_path / "c.pem").write_bytes(client_certificate.certificate_pem)
+    (tmp_path / "k.pem").write_bytes(client_certificate.private_key_pem)
+    certificate = {
+        "tokenEndpoint": idp.token_endpoint,
+        "clientId": "sidecar-cert",
+        "certificateFile": str(tmp_path / "c.pem"),
+        "privateKeyFile": str(tmp_path / "k.pem"),
+        "scope": "pdp.decide",
+    }
+    assert [c.name for c in oauth_checks({"oauth": certificate}) if not c.ok] == []
+    broken = {"tokenEndpoint": idp.token_endpoint, "clientId": "sidecar-cert"}
+    assert [c.name for c in oauth_checks({"oauth": broken}) if not c.ok] == ["credentials"]
+
+
+def test_an_integration_with_oauth_credentials_validates_through_the_api(api, idp, monkeypatch):
+    monkeypatch.setenv("PDP_TEST_OAUTH_SECRET", idp.secrets["sidecar-basic"])
+    oauth = {
+        "tokenEndpoint": idp.token_endpoint,  # an address, stored as given
+        "clientId": "sidecar-basic",
+        "clientSecretEnv": "PDP_TEST_OAUTH_SECRET",
+        "scope": "pdp.decide",
+    }
+    answer = api.call(
+        "POST",
+        "/dataSource",
+        "appadmin",
+        json={
+            "connection": {
+                "name": "oauthhc",
+                "technology": "trino",
+                "endpoint": {"host": "h", "adminUser": "sidecar-basic"},
+                "credentials": {"oauth": oauth},
+            },
+            "database": "hold",
+            "schema": "sales",
+            "table": "orders",
+        },
+    )
+    assert answer.status_code == 201, answer.text
+    api.call("POST", "/data/upgrade/oauthhc/start", "boss", json={"displayName": "oh"})
+    valid = api.call("POST", "/data/upgrade/oauthhc/validate", "boss", json={})
+    assert valid.status_code == 200, valid.text
+    assert {c["name"] for c in valid.json()["checks"]} >= {"credentials", "token", "systemUser"}
