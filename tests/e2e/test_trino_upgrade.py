@@ -46,6 +46,8 @@ def test_no_policy_downtime_through_trino(e2e, tmp_path):
     config.write_text(
         (root / "pdp.yaml").read_text()
         + f"store: sqlite:///{tmp_path}/store.db\n"
+        # the cluster rules: the Trino system user must match their immuta.user.admin
+        + f"clusterProperties: {e2e.tree.properties.name}\n"
         + f"admin: {{listen: '127.0.0.1:{admin_port}', trustUserHeader: true}}\n"
     )
     users = (root / "users.yaml").read_text()
