@@ -19,9 +19,18 @@ from pdp.auth import AsyncTokenSource
 from pdp.config.watch import Watched
 from pdp.core.model import TableRef
 from pdp.wire import datapolicy
-from pdp.wire.trino import BadRequest, Call, batch_keys, decode_document, parse, single_key
+from pdp.wire.trino import (
+    BadRequest,
+    Call,
+    Key,
+    batch_keys,
+    decode_document,
+    parse,
+    single_key,
+)
 from sidecar import http
 from sidecar.answers import Answers
+from sidecar.bodykeys import BodyKeys
 from sidecar.config import SidecarConfig, load_sidecar_config
 from sidecar.datapolicies import answer_masks, answer_row_filters
 from sidecar.decisionlog import DecisionLog
@@ -51,6 +60,9 @@ class Sidecar:
         self._tasks: list[asyncio.Task] = []
         self._client: PdpClient | None = None
         self._in_flight = 0
+        # one per endpoint: each maps bodies to the keys of its own cache
+        self._allow_keys, self._row_filter_keys = BodyKeys(), BodyKeys()
+        self._mask_keys, self._batch_mask_keys = BodyKeys(), BodyKeys()
         http.configure(config.http)
         self.stats = WorkerStats(self._gauges)
         self._metrics_dir = Path(os.environ.get(METRICS_DIR_ENV) or tempfile.mkdtemp())
@@ -148,7 +160,7 @@ class Sidecar:
             body = await _read_body(receive, limits.max_body_bytes)
             if body is None:
                 return 413, _error(f"body larger than {limits.max_body_bytes} bytes")
-            return 200, await endpoint(self, parse(body))
+            return 200, await endpoint(self, body)
         except BadRequest as exc:
             return 400, _error(str(exc))
         except TooLarge as exc:
@@ -156,13 +168,20 @@ class Sidecar:
         finally:
             self._in_flight -= 1
 
-    async def _allow(self, document: Any) -> bytes:
+    async def _allow(self, body: bytes) -> bytes:
         answers: Answers = self.answers  # type: ignore[assignment]
-        key = single_key(document)
         stats = self.stats
-        if key is not None and (decision := answers.cached(key)) is not None:
+        bare, key = self._allow_keys.find(body)
+        decision = None if key is None else answers.cached(key)
+        document = None  # a body seen before is not parsed, unless the decision log wants it
+        if decision is None:
+            document = parse(body)
+            key = single_key(document)
+            self._allow_keys.remember(bare, key)
+            decision = None if key is None else answers.cached(key)
+        if decision is not None:
             stats.cache["hit"] += 1
-            operation = key[2]
+            operation = key[2]  # type: ignore[index]
         else:
             stats.cache["miss"] += 1
             call = _decode(document, batch=False, masks=False)
@@ -171,10 +190,11 @@ class Sidecar:
         allowed = decision.allowed
         stats.decisions[operation, "allow" if allowed else "deny"] += 1
         if self.decision_log is not None:
-            self.decision_log.record("allow", document, allowed, allowed, decision)
+            self.decision_log.record("allow", document or parse(body), allowed, allowed, decision)
         return TRUE if allowed else FALSE
 
-    async def _batch(self, document: Any) -> bytes:
+    async def _batch(self, body: bytes) -> bytes:
+        document = parse(body)
         items = _filter_resources(document)
         limit = http.LIMITS.max_batch_items
         if items is not None and len(items) > limit:
@@ -230,31 +250,48 @@ class Sidecar:
             if (await answers.decide(call.request(item), keys[i])).allowed
         ]
 
-    async def _row_filters(self, document: Any) -> bytes:
+    async def _row_filters(self, body: bytes) -> bytes:
         answers: Answers = self.answers  # type: ignore[assignment]
-        key = datapolicy.row_filters_key(document)
-        if key is not None and (answer := answers.cached_answer(key)) is not None:
+        document, key, answer = self._data_answer(
+            body, self._row_filter_keys, datapolicy.row_filters_key
+        )
+        if answer is not None:
             return answer
         call = _decode(document, batch=False, operation="GetRowFilters")
         if not isinstance(call.resource, TableRef):
             raise BadRequest("input.action.resource.table: GetRowFilters needs a table")
         return await answer_row_filters(answers, call.identity, call.resource.key, key)
 
-    async def _column_mask(self, document: Any) -> bytes:
-        return await self._masks(document, batch=False)
+    async def _column_mask(self, body: bytes) -> bytes:
+        return await self._masks(body, self._mask_keys, batch=False)
 
-    async def _batch_column_masks(self, document: Any) -> bytes:
-        return await self._masks(document, batch=True)
+    async def _batch_column_masks(self, body: bytes) -> bytes:
+        return await self._masks(body, self._batch_mask_keys, batch=True)
 
-    async def _masks(self, document: Any, batch: bool) -> bytes:
+    async def _masks(self, body: bytes, known: BodyKeys, batch: bool) -> bytes:
         answers: Answers = self.answers  # type: ignore[assignment]
-        key = datapolicy.masks_key(document, batch)
-        if key is not None and (answer := answers.cached_answer(key)) is not None:
+        key_of = _batch_masks_key if batch else _mask_key
+        document, key, answer = self._data_answer(body, known, key_of)
+        if answer is not None:
             return answer
         call = _decode(document, batch=batch, operation="GetColumnMask")
         if batch and not call.items:
             return EMPTY_LIST
         return await answer_masks(answers, call.identity, document, batch, key)
+
+    def _data_answer(
+        self, body: bytes, known: BodyKeys, key_of: Callable[[Any], Key | None]
+    ) -> tuple[Any, Key | None, bytes | None]:
+        """(the parsed body or None, its key, the cached answer or None) of a data-policy
+        endpoint: a body seen before is answered without parsing it."""
+        cached = self.answers.cached_answer  # type: ignore[union-attr]
+        bare, key = known.find(body)
+        if key is not None and (answer := cached(key)) is not None:
+            return None, key, answer
+        document = parse(body)
+        key = key_of(document)
+        known.remember(bare, key)
+        return document, key, None if key is None else cached(key)
 
     def _live(self) -> tuple[int, bytes]:
         return 200, b'{"status":"live"}'
@@ -324,7 +361,7 @@ MONITORING: dict[str, Callable[[Sidecar], tuple[int, bytes]]] = {
     "/health/ready": Sidecar._ready,
     "/metrics": Sidecar._metrics,
 }
-ENDPOINTS: dict[str, Callable[[Sidecar, Any], Awaitable[bytes]]] = {
+ENDPOINTS: dict[str, Callable[[Sidecar, bytes], Awaitable[bytes]]] = {
     "allow": Sidecar._allow,
     "batch": Sidecar._batch,
     "rowFilters": Sidecar._row_filters,
@@ -380,6 +417,14 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
         message = await receive()
         buffer += message.get("body", b"")
     return bytes(buffer) if len(buffer) <= limit else None
+
+
+def _mask_key(document: Any) -> Key | None:
+    return datapolicy.masks_key(document, batch=False)
+
+
+def _batch_masks_key(document: Any) -> Key | None:
+    return datapolicy.masks_key(document, batch=True)
 
 
 def _filter_resources(document: Any) -> list[Any] | None:
