@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
                 return _check(args)
             case "grants":
                 return args.grants_handler(args)
-            case "token" | "connections":
+            case "token" | "connections" | "requests":
                 return args.connections_handler(args)
     except ConfigError as exc:
         print(f"configuration error:\n{exc}", file=sys.stderr)
