@@ -70,6 +70,8 @@ class ConnectionDetails(BaseModel):
     technology: str
     endpoint: dict[str, Any] = Field(default_factory=dict)
     credentials: dict[str, Any] = Field(default_factory=dict)
+    # non-Trino connections: database -> the Trino catalog exposing it (masks reach Trino)
+    trinoCatalogs: dict[str, str] | None = None
 
 
 class InitialSettings(_Body):
@@ -187,6 +189,8 @@ def create_app(
             options["schedule"] = body.options.schedule
         if body.options.failSafeThreshold is not None:
             options["fail_safe_threshold"] = body.options.failSafeThreshold
+        if body.connection.trinoCatalogs:
+            options["settings"] = {"trinoCatalogs": dict(body.connection.trinoCatalogs)}
         key, job = plane.register(
             who,
             Registration(
