@@ -1,11 +1,13 @@
-"""`pdp requests ...` against a running PDP (the fake platform behind it) whose policy files
-activate the built-in New Column Added policy: a column added on the platform comes back from
-object sync as a pending request that its owner lists and validates."""
+"""`pdp requests ...` against a running PDP (the fake platform behind it). While the built-in New
+Column Added policy is staged a column added on the platform is tagged but opens no request;
+once the policy files activate it (hot reload), the next added column comes back from object
+sync as a pending request that its owner lists and validates."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from tests.control import test_control_e2e as e2e
@@ -15,8 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 ACTIVE = "builtins:\n  New Column Added: active\n"
 
 
-def test_the_owner_lists_and_validates_a_new_column_from_the_cli(tmp_path, monkeypatch):
-    monkeypatch.setattr(e2e, "POLICIES", e2e.POLICIES + ACTIVE)
+def test_the_owner_lists_and_validates_a_new_column_from_the_cli(tmp_path):
     world = tmp_path / "world.json"
     write_world(world, {"cat": {"sales": {"orders": [["id", "bigint"]]}}})
     pdp = Replica(tmp_path, f"sqlite:///{tmp_path}/store.db", world, "cli")
@@ -39,7 +40,20 @@ def test_the_owner_lists_and_validates_a_new_column_from_the_cli(tmp_path, monke
         assert granted.returncode == 0, granted.stderr
         assert cli("requests", "list").stdout.strip() == "no requests"
 
-        write_world(world, {"cat": {"sales": {"orders": [["id", "bigint"], ["note", "varchar"]]}}})
+        columns = [["id", "bigint"], ["memo", "varchar"]]
+        write_world(world, {"cat": {"sales": {"orders": columns}}})
+        assert pdp.sync("hc")["state"] == "completed"  # staged: memo tagged New, no request
+        memo = pdp.api.get("/data/object/hc/cat/sales/orders").json()["columns"][1]
+        assert (memo["name"], memo["tags"]) == ("memo", ["New"])
+        assert cli("requests", "list", "--all").stdout.strip() == "no requests"
+
+        before = pdp.revision()
+        pdp.tree.write("policies.yaml", e2e.POLICIES + ACTIVE)
+        deadline = time.monotonic() + 20
+        while pdp.revision() == before:
+            assert time.monotonic() < deadline, "the policy edit was not picked up"
+            time.sleep(0.1)
+        write_world(world, {"cat": {"sales": {"orders": [*columns, ["note", "varchar"]]}}})
         assert pdp.sync("hc")["state"] == "completed"
         listed = cli("requests", "list", user="alice")
         assert listed.returncode == 0, listed.stderr
