@@ -301,6 +301,11 @@ class SyncRunner:
                     path.key, listings, job_id=job.id, create_requests=create_requests
                 )
                 stats = {**job.stats, **_stats(outcome, listings)}
+                if create_requests and outcome.applied:
+                    plan = outcome.plan
+                    stats["requestsOpened"] = sum(1 for a in plan.column_adds if a.new) + len(
+                        plan.column_deletes
+                    )
                 errors = _errors(outcome, path.key)
                 if not outcome.applied:
                     errors.append({"path": path.url, "message": outcome.plan.fail_safe})

@@ -30,6 +30,7 @@ def setup(api, *, targeted: bool) -> None:
     api.platform.add_table("lake", "raw", "events", [])
     job = api.wait(api.call("POST", "/data/crawl/hc").json()["jobId"])
     assert job["state"] == "completed", job
+    assert job["stats"].get("requestsOpened") == (2 if targeted else None)
 
 
 def requests(api, user: str = "gov", **params) -> list[dict]:
