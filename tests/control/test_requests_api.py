@@ -126,3 +126,11 @@ def test_request_errors_share_the_api_error_shape(api, caller, method, url, stat
     assert error["code"] == code
     if status == 403 and "added" in url:
         assert error["permission"] == "DataOwner on hc/hold/sales/orders or above, or GOVERNANCE"
+
+
+def test_a_governor_may_resolve_any_request(api):
+    setup(api, targeted=True)
+    added = next(r for r in requests(api) if r["kind"] == "column_added")
+    answer = api.call("POST", f"/requests/{added['id']}/validate", "gov")
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["resolvedBy"] == "gov"

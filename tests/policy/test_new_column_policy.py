@@ -172,3 +172,19 @@ def test_the_policy_files_refuse_what_the_built_in_cannot_be(tmp_path, text, mes
     with pytest.raises(ConfigError) as raised:
         masking(tmp_path, text)
     assert message in str(raised.value)
+
+
+def test_validating_a_column_or_changing_its_owners_changes_the_revision():
+    from pdp.control.snapshot import registry_digest
+    from pdp.store import StoreRegistry
+
+    tagged = source("orders", frozenset({("user", "olga")}))
+    digests = {
+        registry_digest(StoreRegistry(1, (s,)))
+        for s in (
+            tagged,
+            source("orders", frozenset({("user", "olga")}), columns=()),  # validated
+            source("orders", frozenset({("user", "rita")})),  # another owner
+        )
+    }
+    assert len(digests) == 3
