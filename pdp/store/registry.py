@@ -2,9 +2,11 @@
 
 A table object is a data source while it is effectively active and not missing. Its tags are
 its own plus the connection tag `Connections.<Technology>.<Key>.<Database>.<Schema>`, folded
-like the YAML registry's tags. Every other table goes to `retired` (grant sync still looks at
-those). `StoreRegistry.version` is the store version the entries were read at, in the same
-transaction, so the PDP can name its revision after both sources.
+like the YAML registry's tags; it carries its tagged columns (object sync's `New`) and its Data
+Owners (granted on it or any node above), which the built-in New Column Added mask needs. Every
+other table goes to `retired` (grant sync still looks at those). `StoreRegistry.version` is the
+store version the entries were read at, in the same transaction, so the PDP can name its
+revision after both sources.
 """
 
 from __future__ import annotations
