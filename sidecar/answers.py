@@ -154,7 +154,7 @@ class Answers:
 
     async def _fetch_view(self, identity: Identity) -> View:
         for _ in range(3):
-            revision, grants, masks, filters = await self._client.entitlements(identity)
+            revision, grants, masks, filters, owned = await self._client.entitlements(identity)
             if revision != self.revision:
                 self.reset(revision)  # the PDP moved on before the watch told us
             if self._registry is None:
@@ -163,7 +163,8 @@ class Answers:
                     continue
                 self._registry = (registry, mapping)
             registry, mapping = self._registry
-            view = View(self._cluster().effective(mapping), registry, grants, masks, filters)
+            settings = self._cluster().effective(mapping)
+            view = View(settings, registry, grants, masks, filters, owned)
             if self.revision == revision:
                 self._views[identity] = view
             return view

@@ -50,7 +50,13 @@ class PdpClient:
 
     async def entitlements(
         self, identity: Identity
-    ) -> tuple[str, dict[TableKey, tuple[PolicyGrant, ...]], frozenset[str], dict[str, str]]:
+    ) -> tuple[
+        str,
+        dict[TableKey, tuple[PolicyGrant, ...]],
+        frozenset[str],
+        dict[str, str],
+        frozenset[TableKey],
+    ]:
         try:
             message = await self._stub.GetEntitlements(
                 pb.EntitlementsRequest(identity=proto.identity_to_pb(identity)),
@@ -59,7 +65,8 @@ class PdpClient:
         except (grpc.aio.AioRpcError, TokenError) as exc:
             raise PdpUnavailable(f"GetEntitlements: {_describe(exc)}") from exc
         masks, filters = proto.data_policies_from_pb(message)
-        return message.revision, proto.entitlements_from_pb(message), masks, filters
+        owned = proto.owned_from_pb(message)
+        return message.revision, proto.entitlements_from_pb(message), masks, filters, owned
 
     async def revisions(self) -> AsyncIterator[str]:
         """Yields the current revision, then each new one or the same one again as a heartbeat,

@@ -135,3 +135,85 @@ def test_explain_names_overridden_and_staged_data_policies(tmp_path):
     assert "null by policy 'b-null'" in result.stdout
     assert "also masked by (lower precedence): a-hash" in result.stdout
     assert "staged, not enforced: c-staged" in result.stdout
+
+
+# --- the built-in New Column Added policy, with a store ----------------------------------------
+
+
+def new_column_store(url: str) -> None:
+    """pgs.shop.public.orders (Trino catalog `pg`): `note` added by a later sync (tagged New),
+    olga Data Owner on the schema."""
+    from pdp.objects.paths import ObjectPath
+    from pdp.objects.sync import Listing, RemoteColumn, RemoteObject
+    from pdp.store import Role, Store
+
+    def listings(*columns: str) -> list[Listing]:
+        table = RemoteObject(
+            "orders",
+            "BASE TABLE",
+            tuple(RemoteColumn(c, "varchar", True, i + 1) for i, c in enumerate(columns)),
+        )
+        return [
+            Listing((), (RemoteObject("shop"),)),
+            Listing(("shop",), (RemoteObject("public"),)),
+            Listing(("shop", "public"), (table,)),
+        ]
+
+    store = Store.open(url)
+    try:
+        with store.write() as writer:
+            writer.register_connection(
+                "pgs",
+                "postgresql",
+                settings={"trinoCatalogs": {"shop": "pg"}},
+                is_active=True,
+                activate_new_children=True,
+            )
+            writer.sync("pgs", listings("id"))
+        with store.write() as writer:
+            writer.sync("pgs", listings("id", "note"))
+            writer.grant(ObjectPath("pgs", ("shop", "public")), "olga", Role.DATA_OWNER)
+    finally:
+        store.close()
+
+
+def mask_body(user: str) -> str:
+    column = {
+        "catalogName": "pg",
+        "schemaName": "public",
+        "tableName": "orders",
+        "columnName": "note",
+        "columnType": "varchar",
+    }
+    return json.dumps(
+        {
+            "input": {
+                "context": {"identity": {"user": user, "groups": []}},
+                "action": {"operation": "GetColumnMask", "resource": {"column": column}},
+            }
+        }
+    )
+
+
+EXPLAIN_NEW = [
+    # (state of the built-in, user, what explain says)
+    ("staged", "ann", ["unmasked", "staged, not enforced: New Column Added"]),
+    ("active", "ann", ["CAST(NULL AS varchar)", "null by policy 'New Column Added'"]),
+    ("active", "olga", ["unmasked", "data owner of the table: exempt from New Column Added"]),
+]
+
+
+def test_explain_shows_the_new_column_added_policy(tmp_path):
+    url = f"sqlite:///{tmp_path}/store.db"
+    new_column_store(url)
+    for state, user, expected in EXPLAIN_NEW:
+        (tmp_path / state / user).mkdir(parents=True)
+        tree = make_tree(
+            tmp_path / state / user, policies=f"builtins: {{New Column Added: {state}}}"
+        )
+        config = tree.pdp_yaml(50051)
+        config.write_text(config.read_text() + f"store: {url}\n")
+        result = pdp("explain", "--config", str(config), stdin=mask_body(user))
+        assert result.returncode == 0, result.stderr
+        for text in expected:
+            assert text in result.stdout, (state, user, result.stdout)

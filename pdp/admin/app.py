@@ -70,6 +70,8 @@ class ConnectionDetails(BaseModel):
     technology: str
     endpoint: dict[str, Any] = Field(default_factory=dict)
     credentials: dict[str, Any] = Field(default_factory=dict)
+    # non-Trino connections: database -> the Trino catalog exposing it (masks reach Trino)
+    trinoCatalogs: dict[str, str] | None = None
 
 
 class InitialSettings(_Body):
@@ -187,6 +189,8 @@ def create_app(
             options["schedule"] = body.options.schedule
         if body.options.failSafeThreshold is not None:
             options["fail_safe_threshold"] = body.options.failSafeThreshold
+        if body.connection.trinoCatalogs:
+            options["settings"] = {"trinoCatalogs": dict(body.connection.trinoCatalogs)}
         key, job = plane.register(
             who,
             Registration(
@@ -282,6 +286,33 @@ def create_app(
         size: int = 100,
     ) -> dict[str, Any]:
         return plane.jobs(who, connection, state, offset, size)
+
+    # --- data source requests (spec §5: the `New` tag) ----------------------------------------
+
+    @app.get("/requests", tags=["requests"])
+    def list_requests(
+        who: Who,
+        state: str | None = None,
+        connection: str | None = None,
+        path: str | None = None,
+    ) -> dict[str, Any]:
+        """Requests on the caller's objects (all of them for GOVERNANCE); `path` keeps those
+        at or below an object (`/conn/db/schema`)."""
+        return plane.requests(who, state, connection, path_of(path) if path else None)
+
+    @app.get("/requests/{request_id}", tags=["requests"])
+    def get_request(who: Who, request_id: int) -> dict[str, Any]:
+        return plane.request(who, request_id)
+
+    @app.post("/requests/{request_id}/validate", tags=["requests"])
+    def validate_request(who: Who, request_id: int) -> dict[str, Any]:
+        """Column added: validated, its `New` tag comes off. Column deleted: acknowledged."""
+        return plane.resolve_request(who, request_id)
+
+    @app.post("/requests/{request_id}/acknowledge", tags=["requests"])
+    def acknowledge_request(who: Who, request_id: int) -> dict[str, Any]:
+        """The same as validate (either kind)."""
+        return plane.resolve_request(who, request_id)
 
     # --- the upgrade manager (spec §8) and the legacy API it retires (§8.5) ------------------
 

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import httpx
 import orjson
@@ -35,11 +35,7 @@ def add_connection_commands(commands: Any) -> None:
     token.set_defaults(connections_handler=_token)
 
     top = commands.add_parser("connections", help="connections and object sync (admin API)")
-    top.add_argument("--config", type=Path, default=DEMO / "pdp.yaml")
-    top.add_argument("--url", help="the admin API (default: admin.listen of pdp.yaml)")
-    top.add_argument("--token", help="bearer token (default: $PDP_TOKEN)")
-    top.add_argument("--as-user", dest="as_user", help="X-Pdp-User (trustUserHeader setups)")
-    top.add_argument("--json", action="store_true", help="print the API's JSON answers")
+    _client_options(top)
     sub = top.add_subparsers(dest="action", required=True)
 
     register = sub.add_parser("register", help="register a connection and run its first sync")
@@ -117,6 +113,32 @@ def add_connection_commands(commands: Any) -> None:
     finalize.add_argument("integration")
 
     top.set_defaults(connections_handler=_connections)
+
+    requests = commands.add_parser(
+        "requests", help="data source requests: validate new columns, acknowledge deleted ones"
+    )
+    _client_options(requests)
+    verbs = requests.add_subparsers(dest="verb", required=True)
+    listing = verbs.add_parser("list", help="the requests on your objects (all: GOVERNANCE)")
+    listing.add_argument("--state", choices=("pending", "validated", "acknowledged"))
+    listing.add_argument("--connection")
+    listing.add_argument("--path", help="only those at or below this object (hc/db/schema)")
+    listing.add_argument("--all", action="store_true", help="resolved ones too (default: pending)")
+    shown = verbs.add_parser("show", help="one request")
+    shown.add_argument("id", type=int)
+    check = verbs.add_parser(
+        "validate", help="validate an added column (its New tag comes off) or acknowledge"
+    )
+    check.add_argument("id", type=int)
+    requests.set_defaults(connections_handler=_connections, action="requests")
+
+
+def _client_options(parser: Any) -> None:
+    parser.add_argument("--config", type=Path, default=DEMO / "pdp.yaml")
+    parser.add_argument("--url", help="the admin API (default: admin.listen of pdp.yaml)")
+    parser.add_argument("--token", help="bearer token (default: $PDP_TOKEN)")
+    parser.add_argument("--as-user", dest="as_user", help="X-Pdp-User (trustUserHeader setups)")
+    parser.add_argument("--json", action="store_true", help="print the API's JSON answers")
 
 
 class ApiError(Exception):
@@ -219,8 +241,44 @@ def _show(args: argparse.Namespace, data: Any) -> None:
     print(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
 
 
+def _requests(client: Client, args: argparse.Namespace) -> int:
+    if args.verb == "list":
+        query = {
+            name: value
+            for name, value in (
+                ("state", args.state or (None if args.all else "pending")),
+                ("connection", args.connection),
+                ("path", args.path),
+            )
+            if value
+        }
+        data = client.call("GET", "/requests?" + urlencode(query) if query else "/requests")
+        if args.json:
+            _show(args, data)
+            return 0
+        if not data["hits"]:
+            print("no requests")
+        for r in data["hits"]:
+            kind = "added  " if r["kind"] == "column_added" else "deleted"
+            print(f"{r['id']:>6}  {r['state']:<12}  column {kind}  {r['path']}  {r['column']}")
+        return 0
+    if args.verb == "show":
+        _show(args, client.call("GET", f"/requests/{args.id}"))
+        return 0
+    data = client.call("POST", f"/requests/{args.id}/validate")
+    if args.json:
+        _show(args, data)
+    elif data["kind"] == "column_added":
+        print(f"request {data['id']}: column {data['column']} of {data['path']} validated")
+    else:
+        print(f"request {data['id']}: removal of {data['column']} from {data['path']} noted")
+    return 0
+
+
 def _run(client: Client, args: argparse.Namespace) -> int:
     match args.action:
+        case "requests":
+            return _requests(client, args)
         case "register":
             body: dict[str, Any] = {
                 "connectionKey": args.key,

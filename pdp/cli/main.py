@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
                 return _check(args)
             case "grants":
                 return args.grants_handler(args)
-            case "token" | "connections":
+            case "token" | "connections" | "requests":
                 return args.connections_handler(args)
     except ConfigError as exc:
         print(f"configuration error:\n{exc}", file=sys.stderr)
@@ -261,6 +261,7 @@ def _explain_masks(
     for column in columns:
         mask = column_mask(view, identity, column.table, column.column, column.type)
         staged = _staged(snapshot, identity, column.table, "masks", column.column)
+        exempt = _owner_exempt(view, column.table, column.column)
         name = ".".join((*column.table, column.column))
         if as_json:
             entry = {
@@ -273,6 +274,7 @@ def _explain_masks(
                 "reason": mask.reason if mask else "no masking policy applies",
                 "overridden": list(mask.overridden) if mask else [],
                 "staged": staged,
+                "ownerExempt": exempt,
                 "revision": snapshot.revision,
             }
             print(orjson.dumps(entry).decode())
@@ -284,10 +286,26 @@ def _explain_masks(
             print(f"       {mask.reason}")
             if mask.overridden:
                 print(f"       also masked by (lower precedence): {', '.join(mask.overridden)}")
+        if exempt:
+            print(f"       data owner of the table: exempt from {', '.join(exempt)}")
         if staged:
             print(f"       staged, not enforced: {', '.join(staged)}")
     if not as_json:
         print(f"       revision: {snapshot.revision}")
+
+
+def _owner_exempt(view: View, table: tuple[str, str, str], column: str) -> list[str]:
+    """Active masks that would cover the column but spare the table's owners, this user."""
+    if table not in view.owned:
+        return []
+    tags = view.registry.columns.get(table, {}).get(column.casefold(), frozenset())
+    return sorted(
+        rule.policy
+        for rule in view.registry.masks.get(table, ())
+        if rule.except_owners
+        and rule.policy in view.mask_policies
+        and rule.covers(column.casefold(), tags)
+    )
 
 
 def _staged(

@@ -14,6 +14,7 @@ from pdp.config.policyfiles import PolicyDocuments, parse_policy_file
 from pdp.config.properties import parse_properties
 from pdp.config.yamlsource import read_text
 from pdp.core.model import AccessGrantMapping, ClusterSettings, Settings, fold
+from pdp.policy.builtin import builtin_masks
 from pdp.policy.model import DataSource
 from pdp.policy.snapshot import PolicySnapshot
 
@@ -57,7 +58,7 @@ class PolicyInputs:
             retired=docs.retired if retired is None else retired,
             policies=docs.policies.values(),
             directory=docs.users,
-            masking=docs.masks.values(),
+            masking=(*docs.masks.values(), *builtin_masks(docs.builtins)),
             row_filters=docs.row_filters.values(),
             **({"mapping": self.mapping} if self.mapping else {}),
         )

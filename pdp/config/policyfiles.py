@@ -1,7 +1,8 @@
 """The project's policy-and-registry YAML (documented in docs/policy-format.md).
 
 A file may hold any of these top-level sections: `connections` (the registry), `policies`
-(subscription policies), `masks` and `rowFilters` (data policies) and `users` (the directory).
+(subscription policies), `masks` and `rowFilters` (data policies), `builtins` (the state of the
+policies the product ships) and `users` (the directory).
 Several files are merged; a name defined twice is an error.
 """
 
@@ -15,6 +16,7 @@ from pdp.config.fields import Fields
 from pdp.config.yamlsource import line_of, load_yaml
 from pdp.core.datapolicy import PLACEHOLDERS, TemplateError, parse_template
 from pdp.core.model import Access, MaskKind, fold
+from pdp.policy.builtin import BUILTIN_MASKS, is_builtin
 from pdp.policy.model import (
     EVERYONE,
     Audience,
@@ -31,7 +33,7 @@ from pdp.policy.model import (
     Technology,
 )
 
-SECTIONS = ("connections", "policies", "masks", "rowFilters", "users")
+SECTIONS = ("connections", "policies", "masks", "rowFilters", "builtins", "users")
 TARGET_KEYS = ("dataSources", "connections", "databases", "schemas", "tags")
 
 
@@ -46,6 +48,8 @@ class PolicyDocuments:
     users: dict[str, DirectoryUser] = field(default_factory=dict)
     masks: dict[str, MaskingPolicy] = field(default_factory=dict)
     row_filters: dict[str, RowFilterPolicy] = field(default_factory=dict)
+    # folded built-in policy name -> the state the files give it (absent: staged)
+    builtins: dict[str, PolicyStatus] = field(default_factory=dict)
     # connection -> (database, schema) -> schema monitoring on (the legacy model, spec §8.1):
     # what an upgrade to a connection makes of the schema's unregistered tables
     schema_monitoring: dict[str, dict[tuple[str, str], bool]] = field(default_factory=dict)
@@ -65,6 +69,8 @@ def parse_policy_file(text: str, file: str, into: PolicyDocuments) -> Collector:
         _mask(item, f"masks[{index}]", found, into)
     for index, item in enumerate(top.list("rowFilters")):
         _row_filter(item, f"rowFilters[{index}]", found, into)
+    if isinstance(document, dict) and document.get("builtins") is not None:
+        _builtins(document, found, into)
     users = document.get("users", {}) if isinstance(document, dict) else {}
     if not isinstance(users, dict):
         found.error(line_of(document, "users"), "users: expected a mapping of user name to entry")
@@ -249,8 +255,38 @@ DATA_POLICY_KEYS = ("name", "status", "what", "exceptFor", "onlyFor")
 MASK_FORMS = "null, hash, {constant: value}, {keepLast: n}, {keepFirst: n} or {round: digits}"
 
 
+def _builtins(document: dict[str, Any], found: Collector, into: PolicyDocuments) -> None:
+    """`builtins: {New Column Added: active}`: the state of each built-in policy."""
+    raw = document["builtins"]
+    if not isinstance(raw, dict):
+        found.error(
+            line_of(document, "builtins"),
+            "builtins: expected a mapping of built-in policy name to active or staged",
+        )
+        return
+    known = ", ".join(BUILTIN_MASKS)
+    for name, state in raw.items():
+        line = line_of(raw, name)
+        if not is_builtin(str(name)):
+            found.error(line, f"builtins.{name}: no such built-in policy (known: {known})")
+            continue
+        try:
+            status = PolicyStatus(str(state).strip().lower())
+        except ValueError:
+            found.error(line, f"builtins.{name}: expected active or staged, got {state!r}")
+            continue
+        if fold(str(name)) in into.builtins:
+            found.error(line, f"builtins.{name}: the state is given twice")
+        into.builtins[fold(str(name))] = status
+
+
 def _data_policy_name(f: Fields, where: str, into: PolicyDocuments) -> str:
     name = f.text("name", required=True)
+    if is_builtin(name):
+        f.found.error(
+            f.line("name"),
+            f"{where}: {name!r} is a built-in policy: set its state under `builtins:`",
+        )
     if name in into.masks or name in into.row_filters:
         f.found.error(f.line("name"), f"{where}: data policy {name!r} is defined twice")
     return name

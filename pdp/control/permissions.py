@@ -112,6 +112,23 @@ def require_manage_object(reader: Reader, caller: Caller, path: ObjectPath) -> N
     )
 
 
+def owns(reader: Reader, caller: Caller, path: ObjectPath) -> bool:
+    """Data Owner on `path` or a node above it, granted to the caller or one of their groups."""
+    return any(role is Role.DATA_OWNER for role, _ in roles_on(reader, caller, path))
+
+
+def require_request_owner(reader: Reader, caller: Caller, path: ObjectPath) -> None:
+    """Data source requests go to the table's owners; governors may act on any of them."""
+    if caller.has(GOVERNANCE) or owns(reader, caller, path):
+        return
+    raise Forbidden(
+        f"DataOwner on {path.url} or above, or GOVERNANCE",
+        f"user {caller.name!r} may not act on the requests of {path.url!r}: Data Owner on "
+        f"{path.url!r} or above, or GOVERNANCE, is needed",
+        path.url,
+    )
+
+
 def require_read(reader: Reader, caller: Caller) -> None:
     if caller.has(GOVERNANCE, APPLICATION_ADMIN, CREATE_DATA_SOURCE):
         return

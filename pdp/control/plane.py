@@ -14,6 +14,7 @@ from typing import Any
 from pdp.control import permissions as perm
 from pdp.control.permissions import Caller
 from pdp.control.sync import CrawlerFactory, SyncRunner
+from pdp.core.model import fold
 from pdp.crawl.base import Check
 from pdp.objects.errors import InvalidInput, NotFound
 from pdp.objects.keys import check_connection_key
@@ -24,11 +25,13 @@ from pdp.store import (
     KEEP,
     ConnectionRecord,
     ConnectionState,
+    DataRequest,
     Job,
     JobState,
     JobTrigger,
     ObjectRecord,
     PrincipalKind,
+    RequestState,
     Role,
     Store,
     redact,
@@ -447,6 +450,69 @@ class ControlPlane:
             perm.require_read(reader, caller)
             page = reader.jobs(connection=connection, state=state_value, offset=offset, size=size)
             return {"count": page.count, "hits": [job_json(j) for j in page.hits]}
+
+    # --- data source requests ---------------------------------------------------------------
+
+    def requests(
+        self,
+        caller: Caller,
+        state: str | None = None,
+        connection: str | None = None,
+        path: ObjectPath | None = None,
+    ) -> dict[str, Any]:
+        """The requests the caller may see: all of them for GOVERNANCE, else those on objects
+        they own; filtered by state, connection and object path (at or below it)."""
+        state_value = _enum(RequestState, state, "state")
+        with self.store.read() as reader:
+            perm.require_read(reader, caller)
+            found = reader.requests(state=state_value, connection=connection)
+            if path is not None:
+                wanted = tuple(fold(s) for s in path.segments)
+                found = [
+                    r
+                    for r in found
+                    if tuple(fold(s) for s in r.path.segments[: len(wanted)]) == wanted
+                ]
+            if not caller.has(perm.GOVERNANCE):
+                owned: dict[ObjectPath, bool] = {}
+                mine = []
+                for r in found:
+                    if r.path not in owned:
+                        owned[r.path] = perm.owns(reader, caller, r.path)
+                    if owned[r.path]:
+                        mine.append(r)
+                found = mine
+        return {"count": len(found), "hits": [request_json(r) for r in found]}
+
+    def request(self, caller: Caller, request_id: int) -> dict[str, Any]:
+        with self.store.read() as reader:
+            found = reader.request(request_id)
+            perm.require_request_owner(reader, caller, found.path)
+            return request_json(found)
+
+    def resolve_request(self, caller: Caller, request_id: int) -> dict[str, Any]:
+        """Validate an added column (its `New` tag comes off: the store's next version, and
+        with it the next revision, no longer masks it) or acknowledge a deleted one."""
+        with self.store.write() as writer:
+            found = writer.request(request_id)
+            perm.require_request_owner(writer, caller, found.path)
+            writer.resolve_request(request_id, caller.name)
+            return request_json(writer.request(request_id))
+
+
+def request_json(request: DataRequest) -> dict[str, Any]:
+    return {
+        "id": request.id,
+        "kind": request.kind.value,
+        "state": request.state.value,
+        "connection": request.connection_key,
+        "path": request.path.url,
+        "column": request.column_name,
+        "jobId": request.job_id,
+        "createdAt": _iso(request.created_at),
+        "resolvedAt": _iso(request.resolved_at),
+        "resolvedBy": request.resolved_by,
+    }
 
 
 def _enum(kind: Any, value: str | None, field: str) -> Any:

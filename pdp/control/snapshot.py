@@ -42,8 +42,12 @@ def registry_digest(registry: StoreRegistry) -> str:
 
 def _describe(source: DataSource) -> str:
     tags = ",".join(sorted(source.tags))
+    columns = ";".join(f"{name}={','.join(sorted(t))}" for name, t in source.columns)
+    owners = ",".join(sorted(f"{kind}:{name}" for kind, name in source.owners))
     return "\0".join(
         (
+            columns,
+            owners,
             source.connection,
             source.technology.value,
             source.database,

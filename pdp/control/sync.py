@@ -122,6 +122,9 @@ class SyncRunner:
         self._threads: list[threading.Thread] = []
         self._by_key: dict[str, threading.Thread] = {}
         self.closing = False
+        # Whether an active policy targets the `New` tag now (the PDP service asks its current
+        # snapshot): only then does a sync open data source requests for added/deleted columns.
+        self.requests_wanted: Callable[[], bool] = lambda: False
 
     def start(
         self,
@@ -292,9 +295,17 @@ class SyncRunner:
                     [{"path": where, "message": f"cannot list {where}: {reason}"}],
                 )
                 return
+            create_requests = self._requests_wanted()
             with self.store.write() as writer:
-                outcome = writer.sync(path.key, listings, job_id=job.id)
+                outcome = writer.sync(
+                    path.key, listings, job_id=job.id, create_requests=create_requests
+                )
                 stats = {**job.stats, **_stats(outcome, listings)}
+                if create_requests and outcome.applied:
+                    plan = outcome.plan
+                    stats["requestsOpened"] = sum(1 for a in plan.column_adds if a.new) + len(
+                        plan.column_deletes
+                    )
                 errors = _errors(outcome, path.key)
                 if not outcome.applied:
                     errors.append({"path": path.url, "message": outcome.plan.fail_safe})
@@ -308,6 +319,13 @@ class SyncRunner:
                 self._finish(job, JobState.FAILED, {}, [_error(path, f"{error}")])
             except Exception:
                 log.exception("cannot record the failure of job %s", job.id)
+
+    def _requests_wanted(self) -> bool:
+        try:
+            return bool(self.requests_wanted())
+        except Exception:  # never fail a sync over it; the requests are a courtesy to owners
+            log.exception("cannot tell whether a policy targets the New tag; no requests")
+            return False
 
     def _finish(
         self, job: Job, state: JobState, stats: dict[str, Any], errors: list[dict[str, Any]]

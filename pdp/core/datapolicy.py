@@ -61,7 +61,12 @@ def column_mask(
     name = fold(column)
     tags = view.registry.columns.get(table, {}).get(name, frozenset())
     applies = view.mask_policies
-    matching = [rule for rule in rules if rule.policy in applies and rule.covers(name, tags)]
+    owner = table in view.owned
+    matching = [
+        rule
+        for rule in rules
+        if rule.policy in applies and rule.covers(name, tags) and not (owner and rule.except_owners)
+    ]
     if not matching:
         return None
     matching.sort(key=lambda r: (MASK_PRECEDENCE.index(r.kind), r.policy))

@@ -243,6 +243,9 @@ class MaskRule:
     tags: frozenset[str] = frozenset()  # folded column tags (a parent tag covers its children)
     value: Constant | None = None  # CONSTANT
     count: int = 0  # KEEP_LAST / KEEP_FIRST: characters kept; ROUND: decimal places
+    # The data source's owners are exempt (the built-in New Column Added policy): the user's
+    # view says which tables they own (`View.owned`).
+    except_owners: bool = False
 
     def covers(self, column: str, tags: frozenset[str]) -> bool:
         return column in self.columns or not self.tags.isdisjoint(tags)
@@ -260,6 +263,9 @@ class View:
     grants: Mapping[TableKey, tuple[PolicyGrant, ...]]
     mask_policies: frozenset[str] = frozenset()
     filters: Mapping[str, str] = field(default_factory=dict)
+    # The data sources the user owns (Data Owner on the table or above, in the store): masks
+    # that exempt owners skip them.
+    owned: frozenset[TableKey] = frozenset()
 
 
 class Basis(StrEnum):

@@ -57,6 +57,9 @@ class DataSource:
     trino_catalog: str | None = None  # the Trino catalog that exposes it, if any
     # (folded column name, its folded tags) for the columns the registry tags
     columns: tuple[tuple[str, frozenset[str]], ...] = ()
+    # Its Data Owners, on the table or above (the store's object permissions), as
+    # ("user", name) / ("group", name): masks that exempt owners skip them.
+    owners: frozenset[tuple[str, str]] = frozenset()
 
     @property
     def path(self) -> str:
@@ -179,10 +182,17 @@ class MaskingPolicy:
     count: int = 0
     audience: Audience = EVERYONE
     status: PolicyStatus = PolicyStatus.ACTIVE
+    except_owners: bool = False  # the data source's owners see the value (built-in policy)
 
     def rule(self) -> MaskRule:
         return MaskRule(
-            self.name, self.kind, self.columns, self.column_tags, self.value, self.count
+            self.name,
+            self.kind,
+            self.columns,
+            self.column_tags,
+            self.value,
+            self.count,
+            self.except_owners,
         )
 
 

@@ -20,6 +20,7 @@ from pdp.core.model import (
     View,
     fold,
 )
+from pdp.policy.builtin import NEW_COLUMN_TAG
 from pdp.policy.model import (
     DataSource,
     DirectoryUser,
@@ -55,6 +56,8 @@ class PolicySnapshot:
     masking: tuple[MaskingPolicy, ...] = ()
     row_filters: tuple[RowFilterPolicy, ...] = ()
     data_targets: Mapping[str, frozenset[TableKey]] = field(default_factory=dict)
+    # ("user", name) / ("group", name) -> the Trino tables that principal owns (store only)
+    owned_by: Mapping[tuple[str, str], frozenset[TableKey]] = field(default_factory=dict)
 
     @classmethod
     def compile(
@@ -76,6 +79,10 @@ class PolicySnapshot:
             for column, tags in by_path[path].columns:
                 table = columns.setdefault(key, {})
                 table[column] = table.get(column, frozenset()) | _with_parents(tags)
+        owned_by: defaultdict[tuple[str, str], set[TableKey]] = defaultdict(set)
+        for path, key in trino_paths.items():
+            for principal in by_path[path].owners:
+                owned_by[principal].add(key)
         tagged = Registry.of(set(trino_paths.values()), columns)
         masking, row_filters = tuple(masking), tuple(row_filters)
         index = _index(by_path)
@@ -119,6 +126,7 @@ class PolicySnapshot:
             masking=masking,
             row_filters=row_filters,
             data_targets=data_targets,
+            owned_by={p: frozenset(keys) for p, keys in owned_by.items()},
         )
 
     def subject(self, user: str, groups: Iterable[str] = ()) -> Subject:
@@ -167,13 +175,40 @@ class PolicySnapshot:
         }
         return masks, filters
 
+    def owned(self, subject: Subject) -> frozenset[TableKey]:
+        """The Trino tables `subject` owns: Data Owner granted to them or one of their groups
+        on the table or above."""
+        if not self.owned_by:
+            return frozenset()
+        found: set[TableKey] = set(self.owned_by.get(("user", subject.name), ()))
+        for group in subject.groups:
+            found |= self.owned_by.get(("group", group), frozenset())
+        return frozenset(found)
+
+    @property
+    def new_tag_targeted(self) -> bool:
+        """Whether an active masking policy selects columns by the `New` tag (the built-in
+        New Column Added policy or a user's): object sync then opens data source requests."""
+        return any(
+            m.status is PolicyStatus.ACTIVE and NEW_TAG_FOLDED in m.column_tags
+            for m in self.masking
+        )
+
     def view(self, settings: Settings, identity: Identity) -> View:
         subject = self.subject(identity.user, identity.groups)
         masks, filters = self.data_policies(subject)
-        return View(settings, self.registry, self.trino_grants(subject), masks, filters)
+        return View(
+            settings,
+            self.registry,
+            self.trino_grants(subject),
+            masks,
+            filters,
+            self.owned(subject),
+        )
 
 
 Index = dict[tuple[str, str], set[str]]
+NEW_TAG_FOLDED = fold(NEW_COLUMN_TAG)
 
 
 def _with_parents(tags: frozenset[str]) -> frozenset[str]:

@@ -142,6 +142,7 @@ async def start_pdp(
         control = ControlPlane(store, runner, factory)
         the_feed = feed
         control.declared = lambda: the_feed.inputs.documents
+        runner.requests_wanted = lambda: the_feed.revisions.current.new_tag_targeted
         if cluster is not None:
             the_cluster = cluster
             control.cluster = lambda: the_cluster.current

@@ -87,7 +87,7 @@ class PdpServicer(rpc.PolicyDecisionPointServicer):
             subject = snapshot.subject(identity.user, identity.groups)
             masks, filters = snapshot.data_policies(subject)
             cached = self._entitlements[key] = proto.entitlements_to_pb(
-                snapshot.revision, grants, masks, filters
+                snapshot.revision, grants, masks, filters, snapshot.owned(subject)
             )
         return cached
 

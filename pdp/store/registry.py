@@ -2,9 +2,11 @@
 
 A table object is a data source while it is effectively active and not missing. Its tags are
 its own plus the connection tag `Connections.<Technology>.<Key>.<Database>.<Schema>`, folded
-like the YAML registry's tags. Every other table goes to `retired` (grant sync still looks at
-those). `StoreRegistry.version` is the store version the entries were read at, in the same
-transaction, so the PDP can name its revision after both sources.
+like the YAML registry's tags; it carries its tagged columns (object sync's `New`) and its Data
+Owners (granted on it or any node above), which the built-in New Column Added mask needs. Every
+other table goes to `retired` (grant sync still looks at those). `StoreRegistry.version` is the
+store version the entries were read at, in the same transaction, so the PDP can name its
+revision after both sources.
 """
 
 from __future__ import annotations
@@ -28,8 +30,15 @@ from pdp.store.legacy import (
     list_integrations,
     sources_of,
 )
-from pdp.store.model import ConnectionState
-from pdp.store.schema import connections, object_tags, objects
+from pdp.store.model import ConnectionState, Role
+from pdp.store.schema import (
+    column_tags,
+    columns,
+    connections,
+    object_permissions,
+    object_tags,
+    objects,
+)
 from pdp.store.store import Reader, Store
 
 _TYPE_ALIASES = {
@@ -104,6 +113,8 @@ def compile_registry(reader: Reader) -> StoreRegistry:
         .where(objects.c.kind == Kind.TABLE.value)
     ):
         tags.setdefault(object_id, set()).add(tag)
+    column_tagging = read_column_tags(reader)
+    owners = read_owners(reader)
     sources: list[DataSource] = []
     retired: list[DataSource] = []
     technologies: dict[str, Technology] = {}
@@ -118,6 +129,8 @@ def compile_registry(reader: Reader) -> StoreRegistry:
             connection.settings,
             by_connection.get(connection.id, ()),
             tags,
+            column_tagging,
+            owners,
         )
         sources.extend(active)
         retired.extend(inactive)
@@ -136,6 +149,39 @@ def compile_registry(reader: Reader) -> StoreRegistry:
         sources.extend(active_legacy)
         retired.extend(inactive_legacy)
     return StoreRegistry(version, tuple(sources), tuple(retired), technologies, aliases)
+
+
+ColumnTagging = Mapping[int, Mapping[str, frozenset[str]]]  # table id -> column -> tags
+Owners = Mapping[int, frozenset[tuple[str, str]]]  # object id -> ("user"|"group", name)
+
+
+def read_column_tags(reader: Reader) -> dict[int, dict[str, frozenset[str]]]:
+    """The tagged columns of every table (object sync's `New` tags), folded."""
+    found: dict[int, dict[str, set[str]]] = {}
+    for object_id, name, tag in reader.db.execute(
+        select(columns.c.object_id, columns.c.name, column_tags.c.tag).join(
+            columns, columns.c.id == column_tags.c.column_id
+        )
+    ):
+        found.setdefault(object_id, {}).setdefault(fold(name), set()).add(fold(tag))
+    return {
+        object_id: {name: frozenset(tags) for name, tags in by_column.items()}
+        for object_id, by_column in found.items()
+    }
+
+
+def read_owners(reader: Reader) -> dict[int, frozenset[tuple[str, str]]]:
+    """Data Owner grants by the node they are granted on (tables inherit them)."""
+    found: dict[int, set[tuple[str, str]]] = {}
+    for object_id, kind, principal in reader.db.execute(
+        select(
+            object_permissions.c.object_id,
+            object_permissions.c.principal_kind,
+            object_permissions.c.principal,
+        ).where(object_permissions.c.role == Role.DATA_OWNER.value)
+    ):
+        found.setdefault(object_id, set()).add((kind, principal))
+    return {object_id: frozenset(principals) for object_id, principals in found.items()}
 
 
 def compile_legacy(
@@ -175,27 +221,35 @@ def compile_connection(
     settings: Mapping[str, Any],
     rows: Iterable[TreeRow],
     tags: Mapping[int, Iterable[str]],
+    column_tagging: ColumnTagging | None = None,
+    owners: Owners | None = None,
 ) -> tuple[list[DataSource], list[DataSource]]:
-    """(data sources, retired tables) of one connection's tree; pure.
+    """(data sources, retired tables) of one connection's tree; pure. Tables carry their
+    tagged columns and their Data Owners (granted on them or any node above).
 
     Status inherits top-down in one pass: the nearest override wins, and a missing node
     disables its whole subtree whatever the overrides below it say."""
     order = {kind: depth for depth, kind in enumerate(Kind)}
     rows = sorted(rows, key=lambda r: order[r.kind])
     catalogs = {fold(db): c for db, c in dict(settings.get("trinoCatalogs", {})).items()}
-    state: dict[int, tuple[bool, bool, tuple[str, ...]]] = {}  # id -> (value, blocked, names)
+    column_tagging = column_tagging or {}
+    owners = owners or {}
+    # id -> (value, blocked, names, owners)
+    state: dict[int, tuple[bool, bool, tuple[str, ...], frozenset[tuple[str, str]]]] = {}
     active: list[DataSource] = []
     inactive: list[DataSource] = []
     for row in rows:
         names: tuple[str, ...] = ()
+        owned_by: frozenset[tuple[str, str]] = frozenset()
         if row.parent_id is None:
             parent_value, parent_blocked = False, False
         else:
-            parent_value, parent_blocked, parent_names = state[row.parent_id]
+            parent_value, parent_blocked, parent_names, owned_by = state[row.parent_id]
             names = (*parent_names, row.name)
+        owned_by = owned_by | owners.get(row.id, frozenset())
         value = parent_value if row.is_active is None else row.is_active
         blocked = parent_blocked or row.remote_state is RemoteState.MISSING
-        state[row.id] = (value, blocked, names)
+        state[row.id] = (value, blocked, names, owned_by)
         if row.kind is not Kind.TABLE:
             continue
         database, schema, table = names[0], names[1], names[2]
@@ -210,6 +264,8 @@ def compile_connection(
             type=object_type(row.remote_type),
             tags=frozenset({*own, fold(connection_tag(technology, key, database, schema))}),
             trino_catalog=trino_catalog,
+            columns=tuple(sorted(column_tagging.get(row.id, {}).items())),
+            owners=owned_by,
         )
         (active if value and not blocked else inactive).append(source)
     return active, inactive

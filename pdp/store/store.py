@@ -504,6 +504,16 @@ class Reader:
         paths = self._paths_of({row.object_id for row in rows})
         return [_request(row, paths[row.object_id]) for row in rows]
 
+    def request(self, request_id: int) -> DataRequest:
+        row = self.db.execute(
+            select(requests, connections.c.key)
+            .join(connections, connections.c.id == requests.c.connection_id)
+            .where(requests.c.id == request_id)
+        ).first()
+        if row is None:
+            raise NotFound("requestId", request_id, "no such request")
+        return _request(row, self._paths_of({row.object_id})[row.object_id])
+
     def _paths_of(self, object_ids: set[int]) -> dict[int, ObjectPath]:
         """Paths of a few objects, walking up parent ids (the tree is four levels deep)."""
         found: dict[int, tuple[int | None, str, str]] = {}

@@ -146,6 +146,7 @@ def registry_to_pb(revision: str, registry: Registry, mapping: AccessGrantMappin
                 constant_json=orjson.dumps(rule.value).decode() if rule.value is not None else "",
                 count=rule.count,
                 tables=[_table(k) for k in keys],
+                except_owners=rule.except_owners,
             )
             for rule, keys in _by_rule(registry.masks).items()
         ],
@@ -173,6 +174,7 @@ def registry_from_pb(message: pb.Registry) -> tuple[Registry, AccessGrantMapping
             tags=frozenset(m.tags),
             value=orjson.loads(m.constant_json) if m.constant_json else None,
             count=m.count,
+            except_owners=m.except_owners,
         )
         for t in m.tables:
             masks[table_key(t.catalog, t.schema, t.table)].append(rule)
@@ -203,6 +205,7 @@ def entitlements_to_pb(
     grants: Grants,
     mask_policies: frozenset[str] = frozenset(),
     filters: Mapping[str, str] | None = None,
+    owned: frozenset[TableKey] = frozenset(),
 ) -> pb.Entitlements:
     return pb.Entitlements(
         revision=revision,
@@ -218,12 +221,18 @@ def entitlements_to_pb(
             pb.RowFilter(policy=name, expression=sql)
             for name, sql in sorted((filters or {}).items())
         ],
+        owned_tables=[_table(k) for k in sorted(owned)],
     )
 
 
 def data_policies_from_pb(message: pb.Entitlements) -> tuple[frozenset[str], dict[str, str]]:
     """The user's mask policy names and rendered row filters."""
     return frozenset(message.mask_policies), {f.policy: f.expression for f in message.row_filters}
+
+
+def owned_from_pb(message: pb.Entitlements) -> frozenset[TableKey]:
+    """The data sources the user owns (owner-exempt masks skip them)."""
+    return frozenset(table_key(t.catalog, t.schema, t.table) for t in message.owned_tables)
 
 
 def entitlements_from_pb(message: pb.Entitlements) -> dict[TableKey, tuple[PolicyGrant, ...]]:
