@@ -7,6 +7,8 @@ errors of `pdp.objects.errors` (400/404/409), `Forbidden` (403) or `ValidationFa
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +29,7 @@ from pdp.store import (
     Job,
     JobState,
     JobTrigger,
+    JobType,
     ObjectRecord,
     PrincipalKind,
     Role,
@@ -34,6 +37,10 @@ from pdp.store import (
     redact,
 )
 from pdp.store.model import DEFAULT_FAIL_SAFE, DEFAULT_SCHEDULE, check_schedule, utcnow
+
+log = logging.getLogger(__name__)
+
+CASCADE_JOB_THRESHOLD = 10_000  # pdp.yaml `control.cascadeJobThreshold`
 
 
 class ValidationFailed(Exception):
@@ -134,10 +141,20 @@ def object_summary(record: ObjectRecord) -> dict[str, Any]:
 
 
 class ControlPlane:
-    def __init__(self, store: Store, runner: SyncRunner, crawler_factory: CrawlerFactory):
+    def __init__(
+        self,
+        store: Store,
+        runner: SyncRunner,
+        crawler_factory: CrawlerFactory,
+        *,
+        cascade_threshold: int = CASCADE_JOB_THRESHOLD,
+    ):
         self.store = store
         self.runner = runner
         self.crawler_factory = crawler_factory
+        # a settings change reaching more descendants than this runs as a cascade job
+        self.cascade_threshold = cascade_threshold
+        self._cascades: list[threading.Thread] = []
         # The policy files' documents (registry YAML), for the upgrade manager to offer the
         # connections they declare by hand; set by the PDP service.
         self.declared: Callable[[], Any] | None = None
@@ -355,14 +372,71 @@ class ControlPlane:
     def set_settings(
         self, caller: Caller, path: ObjectPath, values: Mapping[str, bool | None]
     ) -> dict[str, Any]:
+        """Change the overrides of one node. A change whose cascade reaches more than
+        `cascade_threshold` descendants is checked now (403, 404, the 100,000 rule: 400) and
+        applied by a `cascade` job: the answer then carries `jobId` (the API's 202)."""
+        overrides = {
+            "is_active": values.get("isActive", KEEP),
+            "activate_new_children": values.get("activateNewChildren", KEEP),
+        }
+        if path.kind is not Kind.TABLE:  # a table has no descendants: never a job
+            with self.store.read() as reader:
+                perm.require_manage_object(reader, caller, path)
+                descendants = reader.descendant_count(path)
+                if descendants > self.cascade_threshold:
+                    reader.check_settings(path, **overrides)
+                    stored = reader.object(path).path
+            if descendants > self.cascade_threshold:
+                return self._cascade(caller, stored, overrides, descendants)
         with self.store.write() as writer:
             perm.require_manage_object(writer, caller, path)
-            effective = writer.set_settings(
-                path,
-                is_active=values.get("isActive", KEEP),
-                activate_new_children=values.get("activateNewChildren", KEEP),
-            )
+            effective = writer.set_settings(path, **overrides)
         return {"path": path.url, "settings": settings_json(effective)}
+
+    def _cascade(
+        self, caller: Caller, path: ObjectPath, overrides: dict[str, Any], descendants: int
+    ) -> dict[str, Any]:
+        with self.store.write() as writer:
+            job = writer.create_job(JobType.CASCADE, JobTrigger.MANUAL, path)
+            job = writer.update_job(
+                job.id,
+                state=JobState.ACTIVE,
+                stats={"descendants": descendants, "requestedBy": caller.name},
+            )
+        thread = threading.Thread(
+            target=self._run_cascade,
+            args=(job, path, overrides),
+            name=f"pdp-cascade-{path.key}",
+            daemon=True,
+        )
+        self._cascades = [t for t in self._cascades if t.is_alive()] + [thread]
+        thread.start()
+        log.info("settings of %s (%d descendants): cascade job %s", path.url, descendants, job.id)
+        return {"path": path.url, "jobId": job.id, "descendants": descendants}
+
+    def _run_cascade(self, job: Job, path: ObjectPath, overrides: dict[str, Any]) -> None:
+        try:
+            with self.store.write() as writer:  # the change and the job's end: one version
+                effective = writer.set_settings(path, **overrides)
+                stats = {**job.stats, "settings": settings_json(effective)}
+                writer.update_job(job.id, state=JobState.COMPLETED, stats=stats)
+        except Exception as error:
+            log.exception("cascade job %s of %s failed", job.id, path.url)
+            try:
+                with self.store.write() as writer:
+                    writer.update_job(
+                        job.id,
+                        state=JobState.FAILED,
+                        errors=[{"path": path.url, "message": f"{error}"}],
+                    )
+            except Exception:
+                log.exception("cannot record the failure of job %s", job.id)
+
+    def join(self, timeout: float = 30.0) -> None:
+        """Wait for this process's jobs: syncs and cascades (tests, shutdown)."""
+        self.runner.join(timeout)
+        for thread in list(self._cascades):
+            thread.join(timeout)
 
     def crawl(self, caller: Caller, path: ObjectPath, force_recursive: bool = False) -> Job | None:
         with self.store.read() as reader:

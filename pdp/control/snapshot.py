@@ -10,6 +10,7 @@ policy edit yields a new one, and the sidecars drop their caches as for any poli
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import hashlib
 import logging
@@ -20,10 +21,13 @@ from pdp.core.model import fold
 from pdp.policy import DataSource, PolicySnapshot, Revisions
 from pdp.policy.model import Policy
 from pdp.store import Store, StoreRegistry, merge_registries, read_registry
+from pdp.store.notify import VersionListener
 
 log = logging.getLogger(__name__)
 
-STORE_POLL_SECONDS = 0.25
+STORE_POLL_SECONDS = 0.25  # SQLite: the poll is the only way to learn of another write
+LISTEN_POLL_SECONDS = 5.0  # PostgreSQL: the safety net behind LISTEN/NOTIFY
+UNREAD = -1  # the registry version before the store was ever read
 
 
 def registry_digest(registry: StoreRegistry) -> str:
@@ -101,41 +105,91 @@ def with_aliases(inputs: PolicyInputs, aliases: Mapping[str, str]) -> PolicyInpu
 
 
 class SnapshotFeed:
-    """Keeps `revisions` current with the files (`update_files`) and the store (polled)."""
+    """Keeps `revisions` current with the files (`update_files`) and the store.
+
+    On PostgreSQL the feed LISTENs for the notification every store write sends at commit and
+    reads the store as soon as one arrives; it still polls the version every `interval`
+    seconds (default `LISTEN_POLL_SECONDS`) as the safety net for notifications lost while its
+    LISTEN connection was down. On SQLite it polls every `STORE_POLL_SECONDS`.
+
+    A store that does not answer at start is no reason not to start: the feed composes the
+    files alone (the store's part empty), reports the store unavailable, and migrates and reads
+    it as soon as it answers (`needs_upgrade`).
+    """
 
     def __init__(
         self,
         inputs: PolicyInputs,
         store: Store,
         registry: StoreRegistry,
-        interval: float = STORE_POLL_SECONDS,
+        interval: float | None = None,
+        *,
+        store_error: str | None = None,
+        needs_upgrade: bool = False,
     ) -> None:
         self.inputs = inputs
         self.store = store
         self.registry = registry
-        self.interval = interval
+        self.listen = store.dialect == "postgresql"
+        self.interval = interval or (LISTEN_POLL_SECONDS if self.listen else STORE_POLL_SECONDS)
         self.revisions = Revisions(compose(inputs, registry))
-        self.store_available = True
-        self.store_error: str | None = None
+        self.store_available = store_error is None
+        self.store_error = store_error
+        self.needs_upgrade = needs_upgrade
+        self.listener: VersionListener | None = None
         self._dirty = asyncio.Event()
+        self._wake = asyncio.Event()
         self.on_publish: list[Callable[[PolicySnapshot], None]] = []
 
     @classmethod
-    def open(cls, inputs: PolicyInputs, store: Store, interval: float = STORE_POLL_SECONDS):
-        return cls(inputs, store, read_registry(store), interval)
+    def open(
+        cls,
+        inputs: PolicyInputs,
+        store: Store,
+        interval: float | None = None,
+        *,
+        needs_upgrade: bool = False,
+    ) -> SnapshotFeed:
+        """Read the store now; if it does not answer, start from the files alone."""
+        try:
+            if needs_upgrade:
+                store.upgrade()
+            registry = read_registry(store)
+        except Exception as error:
+            log.error("store unreachable at start, deciding on the policy files: %s", error)
+            empty = StoreRegistry(version=UNREAD)
+            return cls(inputs, store, empty, interval, store_error=str(error), needs_upgrade=True)
+        return cls(inputs, store, registry, interval)
 
     def update_files(self, inputs: PolicyInputs) -> None:
         self.inputs = inputs
         self._dirty.set()
 
     async def run(self) -> None:
-        """Poll the store version and recompile on any change; runs until cancelled."""
-        await asyncio.gather(self._poll(), self._rebuild())
+        """Follow the store (LISTEN and poll) and recompile on any change; until cancelled."""
+        if self.listen:
+            loop = asyncio.get_running_loop()
+
+            def wake(_version: int = 0) -> None:
+                loop.call_soon_threadsafe(self._wake.set)
+
+            self.listener = VersionListener(self.store.engine, wake, on_connected=wake)
+            self.listener.start()
+        try:
+            await asyncio.gather(self._poll(), self._rebuild())
+        finally:
+            if self.listener is not None:
+                await asyncio.to_thread(self.listener.stop)
 
     async def _poll(self) -> None:
         while True:
-            await asyncio.sleep(self.interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.interval)
+            self._wake.clear()
             try:
+                if self.needs_upgrade:
+                    await asyncio.to_thread(self.store.upgrade)
+                    self.needs_upgrade = False
                 version = await asyncio.to_thread(self.store.version)
                 if version != self.registry.version:
                     self.registry = await asyncio.to_thread(read_registry, self.store)
@@ -146,7 +200,7 @@ class SnapshotFeed:
                 self.store_available, self.store_error = False, str(error)
                 continue
             if not self.store_available:
-                log.info("store reachable again")
+                log.info("store reachable again (version %s)", self.registry.version)
             self.store_available, self.store_error = True, None
 
     async def _rebuild(self) -> None:

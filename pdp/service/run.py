@@ -8,6 +8,7 @@ import logging
 import os
 import secrets
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 import grpc
@@ -65,7 +66,7 @@ class RunningPdp:
                 await task
         await self.server.stop(grace)
         if self.control is not None:
-            await asyncio.to_thread(self.control.runner.join, 10.0)
+            await asyncio.to_thread(self.control.join, 10.0)
         await self.resources.aclose()
 
 
@@ -129,17 +130,29 @@ async def start_pdp(
         policy.on_change = revisions.publish
     else:
         key = os.environ.get(config.store_secret_key_env) if config.store_secret_key_env else None
-        store = await asyncio.to_thread(Store.open, config.store, secret_key=key)
+        # No migration here: the feed migrates when it reaches the store, so that a store
+        # that is down at start does not keep the PDP from deciding on its policy files.
+        store = await asyncio.to_thread(Store.open, config.store, secret_key=key, upgrade=False)
         resources.callback(store.close)
         inputs = watch_inputs(config)
         policy = inputs
         pdp_yaml = PdpYaml(config, policy, cluster, inputs=True)
-        feed = await asyncio.to_thread(SnapshotFeed.open, inputs.current, store)
+        feed = await asyncio.to_thread(
+            partial(
+                SnapshotFeed.open,
+                inputs.current,
+                store,
+                config.control.store_poll_seconds,
+                needs_upgrade=True,
+            )
+        )
         inputs.on_change = feed.update_files
         revisions = feed.revisions
         factory = crawler_factory or platform_crawlers(store)
         runner = SyncRunner(store, factory)
-        control = ControlPlane(store, runner, factory)
+        control = ControlPlane(
+            store, runner, factory, cascade_threshold=config.control.cascade_job_threshold
+        )
         the_feed = feed
         control.declared = lambda: the_feed.inputs.documents
         if cluster is not None:
