@@ -173,7 +173,9 @@ class SnapshotFeed:
             def wake(_version: int = 0) -> None:
                 loop.call_soon_threadsafe(self._wake.set)
 
-            self.listener = VersionListener(self.store.engine, wake, on_connected=wake)
+            self.listener = VersionListener(
+                self.store.engine, wake, on_connected=wake, on_lost=wake
+            )
             self.listener.start()
         try:
             await asyncio.gather(self._poll(), self._rebuild())

@@ -41,12 +41,14 @@ class VersionListener:
         engine: Engine,
         on_version: Callable[[int], None],
         on_connected: Callable[[], None] | None = None,
+        on_lost: Callable[[], None] | None = None,
     ) -> None:
         if engine.dialect.name != "postgresql":
             raise ValueError("LISTEN needs PostgreSQL")
         self.params = connect_args(engine)
         self.on_version = on_version
         self.on_connected = on_connected
+        self.on_lost = on_lost
         self.connected = threading.Event()
         self.received = 0  # notifications seen (tests, /health)
         self._stop = threading.Event()
@@ -81,9 +83,12 @@ class VersionListener:
                                 version = -1
                             self.on_version(version)
             except Exception as error:
+                lost = self.connected.is_set()
                 self.connected.clear()
                 if self._stop.is_set():
                     return
+                if lost and self.on_lost is not None:
+                    self.on_lost()  # the store may be down: let the caller find out now
                 log.debug("store LISTEN connection failed, retrying: %s", error)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF)
