@@ -38,6 +38,7 @@ from pdp.service.config import DevIssuerSettings, PdpConfig
 from pdp.service.reload import PdpYaml, watch_cluster, watch_inputs, watch_policy
 from pdp.service.server import PdpServicer, start_server
 from pdp.store import Store
+from pdp.store.engine import safe_url
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +162,7 @@ async def start_pdp(
         tasks.append(asyncio.create_task(feed.run()))
         scheduler = Scheduler(runner, *([schedule_tick] if schedule_tick else []))
         tasks.append(asyncio.create_task(scheduler.run()))
-        log.info("control plane on: store %s", _safe_url(config.store))
+        log.info("control plane on: store %s", safe_url(config.store))
     serving_grpc = asyncio.Event()
     if config.monitoring is not None:
         await resources.enter_async_context(
@@ -218,12 +219,3 @@ async def _follow_revisions(revisions: Revisions) -> None:
     async for snapshot in revisions.subscribe():
         monitor.revision_published(snapshot.revision, previous)
         previous = snapshot.revision
-
-
-def _safe_url(url: str) -> str:
-    """The store URL without its password, for logs."""
-    if "@" not in url or "://" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    credentials, host = rest.rsplit("@", 1)
-    return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}"
