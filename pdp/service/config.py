@@ -39,10 +39,14 @@ class ControlSettings:
 
     `store_poll_seconds`: the version poll (None: 0.25 s on SQLite; on PostgreSQL, where
     LISTEN/NOTIFY brings changes at once, a 5 s safety net). `cascade_job_threshold`: a
-    settings change reaching more descendants than this runs as a `cascade` job (202)."""
+    settings change reaching more descendants than this runs as a `cascade` job (202).
+    `snapshot_file`: the last good store snapshot (below)."""
 
     store_poll_seconds: float | None = None
     cascade_job_threshold: int = CASCADE_JOB_THRESHOLD
+    # where the PDP keeps the last good store registry, to decide on it when it starts while
+    # the store is down (None: not kept; such a start decides on the policy files alone)
+    snapshot_file: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -165,7 +169,8 @@ def _control(f: Fields, found: Collector) -> ControlSettings:
         f.data.get("control") or {},
         "control",
         found,
-        ("storePollSeconds", "cascadeJobThreshold"),
+        ("storePollSeconds", "cascadeJobThreshold", "snapshotFile"),
+        base=f.base,
     )
     poll = (
         control.number("storePollSeconds", 0.0, positive=True)
@@ -175,7 +180,11 @@ def _control(f: Fields, found: Collector) -> ControlSettings:
     threshold = control.number(
         "cascadeJobThreshold", CASCADE_JOB_THRESHOLD, low=0, high=1e9, whole=True
     )
-    return ControlSettings(store_poll_seconds=poll, cascade_job_threshold=int(threshold))
+    return ControlSettings(
+        store_poll_seconds=poll,
+        cascade_job_threshold=int(threshold),
+        snapshot_file=control.file_path("snapshotFile"),
+    )
 
 
 def _missing(base: Path, name: str) -> str:

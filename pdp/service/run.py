@@ -145,6 +145,7 @@ async def start_pdp(
                 store,
                 config.control.store_poll_seconds,
                 needs_upgrade=True,
+                saved=config.control.snapshot_file,
             )
         )
         inputs.on_change = feed.update_files

@@ -11,6 +11,7 @@ import pytest
 
 from pdp.config.load import load_policy_inputs
 from pdp.control import SnapshotFeed, compose
+from pdp.control.snapshot import load_registry, save_registry
 from pdp.objects import ObjectPath
 from pdp.objects.sync import Listing, RemoteColumn, RemoteObject
 from pdp.store import Store, read_registry
@@ -146,3 +147,17 @@ async def test_on_postgresql_a_notification_brings_the_change_long_before_the_po
         store.close()
         writer_store.close()
     assert not feed.listener.connected.is_set()  # stopped with the feed
+
+
+def test_the_saved_store_registry_round_trips_and_a_bad_file_is_ignored(tree, store, tmp_path):
+    sync_orders(store)
+    registry = read_registry(store)
+    path = tmp_path / "saved" / "store.json"
+    save_registry(path, registry)
+    assert load_registry(path) == registry
+    assert compose(inputs(tree), load_registry(path)).revision == (
+        compose(inputs(tree), registry).revision
+    )
+    path.write_text("{not json")
+    assert load_registry(path) is None
+    assert load_registry(tmp_path / "absent.json") is None
