@@ -382,10 +382,12 @@ class ControlPlane:
         if path.kind is not Kind.TABLE:  # a table has no descendants: never a job
             with self.store.read() as reader:
                 perm.require_manage_object(reader, caller, path)
-                descendants = reader.descendant_count(path)
+                bound = self.cascade_threshold + 1
+                descendants = reader.descendant_count(path, at_most=bound)
                 if descendants > self.cascade_threshold:
                     reader.check_settings(path, **overrides)
                     stored = reader.object(path).path
+                    descendants = reader.descendant_count(path)
             if descendants > self.cascade_threshold:
                 return self._cascade(caller, stored, overrides, descendants)
         with self.store.write() as writer:

@@ -284,13 +284,18 @@ class Reader:
             select(func.count()).where(objects.c.parent_id == object_id)
         ).scalar_one()
 
-    def descendant_count(self, path: ObjectPath) -> int:
-        return self._descendant_count(self._chain(path)[-1].id)
+    def descendant_count(self, path: ObjectPath, at_most: int | None = None) -> int:
+        """How many objects are below `path`; with `at_most`, the walk stops there (both
+        backends evaluate a recursive CTE lazily), so "more than N?" costs N rows at most."""
+        return self._descendant_count(self._chain(path)[-1].id, at_most)
 
-    def _descendant_count(self, object_id: int) -> int:
+    def _descendant_count(self, object_id: int, at_most: int | None = None) -> int:
         tree = select(objects.c.id).where(objects.c.parent_id == object_id).cte(recursive=True)
         tree = tree.union_all(select(objects.c.id).where(objects.c.parent_id == tree.c.id))
-        return self.db.execute(select(func.count()).select_from(tree)).scalar_one()
+        if at_most is None:
+            return self.db.execute(select(func.count()).select_from(tree)).scalar_one()
+        first = select(tree.c.id).limit(at_most).subquery()
+        return self.db.execute(select(func.count()).select_from(first)).scalar_one()
 
     def check_settings(
         self,
