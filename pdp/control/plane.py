@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
 from pdp.control import permissions as perm
 from pdp.control.permissions import Caller
-from pdp.control.sync import CrawlerFactory, SyncRunner
+from pdp.control.sync import CrawlerFactory, JobRunning, SyncRunner, abandon_stale_jobs
 from pdp.crawl.base import Check
-from pdp.objects.errors import InvalidInput, NotFound
+from pdp.objects.errors import InvalidInput, LockHeld, NotFound
 from pdp.objects.keys import check_connection_key
 from pdp.objects.paths import Kind, ObjectPath
 from pdp.objects.settings import EffectiveSettings, RemoteState
@@ -398,25 +400,69 @@ class ControlPlane:
     def _cascade(
         self, caller: Caller, path: ObjectPath, overrides: dict[str, Any], descendants: int
     ) -> dict[str, Any]:
-        with self.store.write() as writer:
-            job = writer.create_job(JobType.CASCADE, JobTrigger.MANUAL, path)
-            job = writer.update_job(
-                job.id,
-                state=JobState.ACTIVE,
-                stats={"descendants": descendants, "requestedBy": caller.name},
-            )
+        """Start the cascade job in its own thread, which holds the connection's job lock (as
+        a sync does: one job per connection across replicas); the job once it is accepted, or
+        `JobRunning` (409) when a job of the connection runs."""
+        accepted: Future[Job] = Future()
         thread = threading.Thread(
             target=self._run_cascade,
-            args=(job, path, overrides),
+            args=(caller, path, overrides, descendants, accepted),
             name=f"pdp-cascade-{path.key}",
             daemon=True,
         )
         self._cascades = [t for t in self._cascades if t.is_alive()] + [thread]
         thread.start()
+        try:
+            job = accepted.result()
+        except BaseException:
+            thread.join()
+            raise
         log.info("settings of %s (%d descendants): cascade job %s", path.url, descendants, job.id)
         return {"path": path.url, "jobId": job.id, "descendants": descendants}
 
-    def _run_cascade(self, job: Job, path: ObjectPath, overrides: dict[str, Any]) -> None:
+    def _run_cascade(
+        self,
+        caller: Caller,
+        path: ObjectPath,
+        overrides: dict[str, Any],
+        descendants: int,
+        accepted: Future[Job],
+    ) -> None:
+        holder = f"{self.runner.replica}:cascade-{uuid.uuid4().hex[:8]}"
+        try:
+            with self.store.job_lock(path.key, holder):
+                with self.store.write() as writer:
+                    abandon_stale_jobs(writer, path.key)
+                    job = writer.create_job(JobType.CASCADE, JobTrigger.MANUAL, path)
+                    job = writer.update_job(
+                        job.id,
+                        state=JobState.ACTIVE,
+                        stats={"descendants": descendants, "requestedBy": caller.name},
+                    )
+                accepted.set_result(job)
+                self._apply_cascade(job, path, overrides)
+        except LockHeld as held:
+            running = None
+            try:
+                with self.store.read() as reader:
+                    running = reader.running_job(path.key)
+            except Exception:
+                log.exception("reading the running job of %s", path.key)
+            error = JobRunning(
+                path.key,
+                running.id if running else held.holder,
+                f"a job of this connection runs already (job "
+                f"{running.id if running else held.holder}); try again when it has ended",
+            )
+            if not accepted.done():
+                accepted.set_exception(error)
+        except BaseException as error:
+            if not accepted.done():
+                accepted.set_exception(error)
+            else:
+                log.exception("cascade of %s failed unexpectedly", path.url)
+
+    def _apply_cascade(self, job: Job, path: ObjectPath, overrides: dict[str, Any]) -> None:
         try:
             with self.store.write() as writer:  # the change and the job's end: one version
                 effective = writer.set_settings(path, **overrides)

@@ -31,7 +31,7 @@ from pdp.objects.paths import Kind, ObjectPath
 from pdp.objects.sync import Listing, StoredNode, fold_names
 from pdp.store import ConnectionRecord, ConnectionState, Job, JobState, JobTrigger, JobType
 from pdp.store.schema import connections
-from pdp.store.store import Store, SyncOutcome
+from pdp.store.store import Store, SyncOutcome, Writer
 from pdp.store.sync import load_tree
 
 log = logging.getLogger(__name__)
@@ -336,14 +336,7 @@ class SyncRunner:
                 for job in writer.jobs(connection=path.key, size=20).hits:
                     if job.trigger is JobTrigger.SCHEDULED and _scheduled_for(job) >= due:
                         return None
-            # We hold the lock: a job still marked running was abandoned by a dead runner.
-            for state in (JobState.CREATED, JobState.ACTIVE):
-                for stale in writer.jobs(connection=path.key, state=state).hits:
-                    writer.update_job(
-                        stale.id,
-                        state=JobState.FAILED,
-                        errors=[*stale.errors, {"message": "abandoned: its runner stopped"}],
-                    )
+            abandon_stale_jobs(writer, path.key)
             job = writer.create_job(JobType.SYNC, trigger, path)
             stats = {"scheduledFor": due.isoformat()} if due is not None else None
             return writer.update_job(job.id, state=JobState.ACTIVE, stats=stats)
@@ -408,6 +401,18 @@ class SyncRunner:
     ) -> None:
         with self.store.write() as writer:
             writer.update_job(job.id, state=state, stats={**job.stats, **stats}, errors=errors)
+
+
+def abandon_stale_jobs(writer: Writer, key: str) -> None:
+    """Under the connection's job lock, a job of it still marked running (a sync, a cascade)
+    was abandoned by a runner that died: mark it failed."""
+    for state in (JobState.CREATED, JobState.ACTIVE):
+        for stale in writer.jobs(connection=key, state=state).hits:
+            writer.update_job(
+                stale.id,
+                state=JobState.FAILED,
+                errors=[*stale.errors, {"message": "abandoned: its runner stopped"}],
+            )
 
 
 def _scheduled_for(job: Job) -> datetime:

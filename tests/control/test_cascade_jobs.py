@@ -4,7 +4,10 @@ version); small changes stay synchronous (200 with the new effective settings)."
 
 from __future__ import annotations
 
+import threading
+
 import pdp.objects.settings
+from pdp.objects import ObjectPath
 from tests.control.adminkit import REGISTER
 
 
@@ -63,3 +66,24 @@ def test_a_cascade_the_limit_refuses_is_refused_before_any_job(api, monkeypatch)
     assert [j["type"] for j in jobs] == ["sync"]
     denied = api.call("PUT", "/data/settings/hc", "nobody", json={"isActive": False})
     assert denied.status_code == 403
+
+
+def test_a_cascade_takes_the_connection_job_lock(api):
+    _registered(api)
+    api.plane.cascade_threshold = 5
+    api.platform.gate = threading.Event()  # the next sync waits inside its first listing
+    started = api.call("POST", "/data/crawl/hc", json={})
+    assert started.status_code == 202, started.text
+    sync_id = started.json()["jobId"]
+    try:
+        refused = api.call("PUT", "/data/settings/hc", json={"isActive": False})
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["error"]["jobId"] == sync_id
+        with api.store.read() as reader:  # refused before anything was written
+            assert reader.effective_settings(ObjectPath("hc")).is_active.origin.value == "default"
+    finally:
+        api.platform.gate.set()
+    assert api.wait(sync_id)["state"] == "completed"  # the sync was not disturbed
+    answer = api.call("PUT", "/data/settings/hc", json={"isActive": False})
+    assert answer.status_code == 202, answer.text
+    assert api.wait(answer.json()["jobId"])["state"] == "completed"
