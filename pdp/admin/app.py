@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -250,9 +250,14 @@ def create_app(
         return _search(path_of(path), body or SearchBody(), who)
 
     @app.put("/data/settings/{path:path}", tags=["objects"])
-    def put_settings(who: Who, path: str, body: SettingsBody) -> dict[str, Any]:
+    def put_settings(who: Who, path: str, body: SettingsBody, response: Response) -> dict[str, Any]:
+        """The new effective settings (200), or for a change reaching more descendants than
+        `control.cascadeJobThreshold`, `202 {jobId}`: a cascade job applies it."""
         values = {name: getattr(body, name) for name in body.model_fields_set}
-        return plane.set_settings(who, path_of(path), values)
+        answer = plane.set_settings(who, path_of(path), values)
+        if "jobId" in answer:
+            response.status_code = 202
+        return answer
 
     @app.post("/data/crawl/{path:path}", status_code=202, tags=["sync"])
     def crawl(who: Who, path: str, body: CrawlBody | None = None) -> dict[str, Any]:

@@ -326,6 +326,9 @@ def _run(client: Client, args: argparse.Namespace) -> int:
                 if flag is not None:
                     body[name] = None if flag == "inherit" else flag == "true"
             data = client.call("PUT", f"/data/settings/{_path(args.path)}", body)
+            if "jobId" in data:  # a large cascade: a job applies it
+                print(f"{data['descendants']} objects below {data['path']}: job {data['jobId']}")
+                return _follow(client, data["jobId"])
             for name, value in data["settings"].items():
                 print(f"{name}: {value['value']}  (from {value['inheritedFrom']})")
             return 0

@@ -18,7 +18,7 @@ from pdp.cli.grants import add_grants_commands
 from pdp.config.errors import ConfigError, Problem
 from pdp.config.listen import AddressInUse, ensure_listen_free
 from pdp.config.load import load_policy_inputs, load_settings, load_snapshot
-from pdp.config.yamlsource import read_yaml
+from pdp.config.yamlsource import line_of, read_yaml
 from pdp.control import compose
 from pdp.core import decide
 from pdp.core.datapolicy import column_mask, row_filters
@@ -27,7 +27,8 @@ from pdp.policy import PolicySnapshot, PolicyStatus
 from pdp.policy.model import MaskingPolicy
 from pdp.service.config import PdpConfig, load_pdp_config
 from pdp.service.run import start_pdp
-from pdp.store import Store, read_registry
+from pdp.store import Store, migrate, read_registry
+from pdp.store.engine import create_store_engine, safe_url
 from pdp.wire.datapolicy import mask_columns
 from pdp.wire.trino import (  # the same decoder the sidecar uses
     BadRequest,
@@ -360,12 +361,49 @@ def _check(args: argparse.Namespace) -> int:
     for warning in (*loaded.warnings, *settings.warnings):
         print(f"warning: {warning}")
     snapshot = loaded.value
+    if config.store is not None:
+        _check_store(config)  # raises ConfigError naming `store` when it does not answer
     print(
         f"ok: revision {snapshot.revision}, {len(snapshot.sources)} data sources, "
         f"{len(snapshot.policies)} policies, {len(snapshot.masking)} masks, "
         f"{len(snapshot.row_filters)} row filters, {len(snapshot.directory)} users"
     )
     return 0
+
+
+def _check_store(config: PdpConfig) -> None:
+    """Reach the store `pdp.yaml` names, without changing it: its schema revision against the
+    newest migration and how many connections it holds."""
+    url = config.store
+    assert url is not None
+    shown = safe_url(url)
+    where = f"store ({shown})"
+    if url.startswith("sqlite:///") and ":memory:" not in url:
+        path = Path(url.removeprefix("sqlite:///"))
+        if not path.exists():  # connecting would create it: say what the first start does
+            print(f"store: {where}: no database file yet; `pdp serve` creates and migrates it")
+            return
+    engine = create_store_engine(url)
+    try:
+        found = migrate.status(engine)
+    except Exception as error:
+        reason = " ".join(str(getattr(error, "orig", None) or error).split())[:300]
+        line = line_of(read_yaml(config.file) or {}, "store")
+        message = f"store: cannot reach {shown}: {reason}"
+        raise ConfigError([Problem(str(config.file), line, message)]) from None
+    finally:
+        engine.dispose()
+    if found.current is None:
+        schema = f"empty, {found.pending} migrations to run (`pdp serve` runs them at start)"
+    elif found.up_to_date:
+        schema = f"schema {found.current}, up to date"
+    else:
+        schema = (
+            f"schema {found.current}, {found.pending} migrations behind {found.head} "
+            "(`pdp serve` runs them at start)"
+        )
+    connections = "" if found.connections is None else f", {found.connections} connections"
+    print(f"store: {where}: reachable, {schema}{connections}")
 
 
 if __name__ == "__main__":

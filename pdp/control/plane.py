@@ -7,16 +7,20 @@ errors of `pdp.objects.errors` (400/404/409), `Forbidden` (403) or `ValidationFa
 
 from __future__ import annotations
 
+import logging
+import threading
+import uuid
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
 from pdp.control import permissions as perm
 from pdp.control.permissions import Caller
-from pdp.control.sync import CrawlerFactory, SyncRunner
+from pdp.control.sync import CrawlerFactory, JobRunning, SyncRunner, abandon_stale_jobs
 from pdp.core.model import fold
 from pdp.crawl.base import Check
-from pdp.objects.errors import InvalidInput, NotFound
+from pdp.objects.errors import InvalidInput, LockHeld, NotFound
 from pdp.objects.keys import check_connection_key
 from pdp.objects.paths import Kind, ObjectPath
 from pdp.objects.settings import EffectiveSettings, RemoteState
@@ -29,6 +33,7 @@ from pdp.store import (
     Job,
     JobState,
     JobTrigger,
+    JobType,
     ObjectRecord,
     PrincipalKind,
     RequestState,
@@ -37,6 +42,10 @@ from pdp.store import (
     redact,
 )
 from pdp.store.model import DEFAULT_FAIL_SAFE, DEFAULT_SCHEDULE, check_schedule, utcnow
+
+log = logging.getLogger(__name__)
+
+CASCADE_JOB_THRESHOLD = 10_000  # pdp.yaml `control.cascadeJobThreshold`
 
 
 class ValidationFailed(Exception):
@@ -137,10 +146,20 @@ def object_summary(record: ObjectRecord) -> dict[str, Any]:
 
 
 class ControlPlane:
-    def __init__(self, store: Store, runner: SyncRunner, crawler_factory: CrawlerFactory):
+    def __init__(
+        self,
+        store: Store,
+        runner: SyncRunner,
+        crawler_factory: CrawlerFactory,
+        *,
+        cascade_threshold: int = CASCADE_JOB_THRESHOLD,
+    ):
         self.store = store
         self.runner = runner
         self.crawler_factory = crawler_factory
+        # a settings change reaching more descendants than this runs as a cascade job
+        self.cascade_threshold = cascade_threshold
+        self._cascades: list[threading.Thread] = []
         # The policy files' documents (registry YAML), for the upgrade manager to offer the
         # connections they declare by hand; set by the PDP service.
         self.declared: Callable[[], Any] | None = None
@@ -358,14 +377,117 @@ class ControlPlane:
     def set_settings(
         self, caller: Caller, path: ObjectPath, values: Mapping[str, bool | None]
     ) -> dict[str, Any]:
+        """Change the overrides of one node. A change whose cascade reaches more than
+        `cascade_threshold` descendants is checked now (403, 404, the 100,000 rule: 400) and
+        applied by a `cascade` job: the answer then carries `jobId` (the API's 202)."""
+        overrides = {
+            "is_active": values.get("isActive", KEEP),
+            "activate_new_children": values.get("activateNewChildren", KEEP),
+        }
+        if path.kind is not Kind.TABLE:  # a table has no descendants: never a job
+            with self.store.read() as reader:
+                perm.require_manage_object(reader, caller, path)
+                bound = self.cascade_threshold + 1
+                descendants = reader.descendant_count(path, at_most=bound)
+                if descendants > self.cascade_threshold:
+                    reader.check_settings(path, **overrides)
+                    stored = reader.object(path).path
+                    descendants = reader.descendant_count(path)
+            if descendants > self.cascade_threshold:
+                return self._cascade(caller, stored, overrides, descendants)
         with self.store.write() as writer:
             perm.require_manage_object(writer, caller, path)
-            effective = writer.set_settings(
-                path,
-                is_active=values.get("isActive", KEEP),
-                activate_new_children=values.get("activateNewChildren", KEEP),
-            )
+            effective = writer.set_settings(path, **overrides)
         return {"path": path.url, "settings": settings_json(effective)}
+
+    def _cascade(
+        self, caller: Caller, path: ObjectPath, overrides: dict[str, Any], descendants: int
+    ) -> dict[str, Any]:
+        """Start the cascade job in its own thread, which holds the connection's job lock (as
+        a sync does: one job per connection across replicas); the job once it is accepted, or
+        `JobRunning` (409) when a job of the connection runs."""
+        accepted: Future[Job] = Future()
+        thread = threading.Thread(
+            target=self._run_cascade,
+            args=(caller, path, overrides, descendants, accepted),
+            name=f"pdp-cascade-{path.key}",
+            daemon=True,
+        )
+        self._cascades = [t for t in self._cascades if t.is_alive()] + [thread]
+        thread.start()
+        try:
+            job = accepted.result()
+        except BaseException:
+            thread.join()
+            raise
+        log.info("settings of %s (%d descendants): cascade job %s", path.url, descendants, job.id)
+        return {"path": path.url, "jobId": job.id, "descendants": descendants}
+
+    def _run_cascade(
+        self,
+        caller: Caller,
+        path: ObjectPath,
+        overrides: dict[str, Any],
+        descendants: int,
+        accepted: Future[Job],
+    ) -> None:
+        holder = f"{self.runner.replica}:cascade-{uuid.uuid4().hex[:8]}"
+        try:
+            with self.store.job_lock(path.key, holder):
+                with self.store.write() as writer:
+                    abandon_stale_jobs(writer, path.key)
+                    job = writer.create_job(JobType.CASCADE, JobTrigger.MANUAL, path)
+                    job = writer.update_job(
+                        job.id,
+                        state=JobState.ACTIVE,
+                        stats={"descendants": descendants, "requestedBy": caller.name},
+                    )
+                accepted.set_result(job)
+                self._apply_cascade(job, path, overrides)
+        except LockHeld as held:
+            running = None
+            try:
+                with self.store.read() as reader:
+                    running = reader.running_job(path.key)
+            except Exception:
+                log.exception("reading the running job of %s", path.key)
+            error = JobRunning(
+                path.key,
+                running.id if running else held.holder,
+                f"a job of this connection runs already (job "
+                f"{running.id if running else held.holder}); try again when it has ended",
+            )
+            if not accepted.done():
+                accepted.set_exception(error)
+        except BaseException as error:
+            if not accepted.done():
+                accepted.set_exception(error)
+            else:
+                log.exception("cascade of %s failed unexpectedly", path.url)
+
+    def _apply_cascade(self, job: Job, path: ObjectPath, overrides: dict[str, Any]) -> None:
+        try:
+            with self.store.write() as writer:  # the change and the job's end: one version
+                effective = writer.set_settings(path, **overrides)
+                stats = {**job.stats, "settings": settings_json(effective)}
+                writer.update_job(job.id, state=JobState.COMPLETED, stats=stats)
+        except Exception as error:
+            log.exception("cascade job %s of %s failed", job.id, path.url)
+            try:
+                with self.store.write() as writer:
+                    writer.update_job(
+                        job.id,
+                        state=JobState.FAILED,
+                        errors=[{"path": path.url, "message": f"{error}"}],
+                    )
+            except Exception:
+                log.exception("cannot record the failure of job %s", job.id)
+
+    def join(self, timeout: float = 30.0) -> None:
+        """Wait for this process's jobs: syncs and cascades (tests, shutdown)."""
+        self.runner.join(timeout)
+        for thread in list(self._cascades):
+            thread.join(timeout)
 
     def crawl(self, caller: Caller, path: ObjectPath, force_recursive: bool = False) -> Job | None:
         with self.store.read() as reader:

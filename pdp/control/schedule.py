@@ -14,6 +14,7 @@ import logging
 from datetime import UTC, datetime
 
 from croniter import croniter
+from sqlalchemy.exc import DBAPIError
 
 from pdp.control.sync import JobRunning, SyncRunner
 from pdp.store import ConnectionState, JobTrigger
@@ -72,6 +73,8 @@ class Scheduler:
         while True:
             try:
                 await asyncio.to_thread(self.tick)
+            except DBAPIError as error:  # the store is down: the feed reports it; one line
+                log.warning("scheduler: store unreachable: %s", str(error).splitlines()[0])
             except Exception:
                 log.exception("scheduler tick failed")
             await asyncio.sleep(self.tick_seconds)

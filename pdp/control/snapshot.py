@@ -10,20 +10,30 @@ policy edit yields a new one, and the sidecars drop their caches as for any poli
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import hashlib
+import json
 import logging
+import os
+import tempfile
 from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
 
 from pdp.config.load import PolicyInputs
 from pdp.core.model import fold
 from pdp.policy import DataSource, PolicySnapshot, Revisions
-from pdp.policy.model import Policy
+from pdp.policy.model import ObjectType, Policy, Technology
 from pdp.store import Store, StoreRegistry, merge_registries, read_registry
+from pdp.store.notify import VersionListener
 
 log = logging.getLogger(__name__)
 
-STORE_POLL_SECONDS = 0.25
+STORE_POLL_SECONDS = 0.25  # SQLite: the poll is the only way to learn of another write
+LISTEN_POLL_SECONDS = 5.0  # PostgreSQL: the safety net behind LISTEN/NOTIFY
+UNREAD = -1  # the registry version before the store was ever read
+SAVED_FORMAT = "pdp-store-registry/1"
 
 
 def registry_digest(registry: StoreRegistry) -> str:
@@ -104,53 +114,207 @@ def with_aliases(inputs: PolicyInputs, aliases: Mapping[str, str]) -> PolicyInpu
     return dataclasses.replace(inputs, documents=dataclasses.replace(docs, policies=policies))
 
 
+def _source_json(source: DataSource) -> dict[str, Any]:
+    return {
+        "connection": source.connection,
+        "technology": source.technology.value,
+        "database": source.database,
+        "schema": source.schema,
+        "name": source.name,
+        "type": source.type.value,
+        "tags": sorted(source.tags),
+        "trinoCatalog": source.trino_catalog,
+        "columns": [[name, sorted(tags)] for name, tags in source.columns],
+    }
+
+
+def _source(data: Mapping[str, Any]) -> DataSource:
+    return DataSource(
+        connection=data["connection"],
+        technology=Technology(data["technology"]),
+        database=data["database"],
+        schema=data["schema"],
+        name=data["name"],
+        type=ObjectType(data["type"]),
+        tags=frozenset(data["tags"]),
+        trino_catalog=data["trinoCatalog"],
+        columns=tuple((name, frozenset(tags)) for name, tags in data["columns"]),
+    )
+
+
+def save_registry(path: Path, registry: StoreRegistry) -> None:
+    """Write the store's part of the snapshot to `path` (atomically: a file renamed over it),
+    so that a PDP that starts while the store is down decides on it instead of on the files
+    alone."""
+    document = {
+        "format": SAVED_FORMAT,
+        "version": registry.version,
+        "sources": [_source_json(s) for s in registry.sources],
+        "retired": [_source_json(s) for s in registry.retired],
+        "connections": {key: t.value for key, t in registry.connections.items()},
+        "aliases": dict(registry.aliases),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(
+        "w", dir=path.parent, prefix=f".{path.name}.", delete=False
+    ) as handle:
+        json.dump(document, handle)
+    os.replace(handle.name, path)
+
+
+def load_registry(path: Path) -> StoreRegistry | None:
+    """The registry `save_registry` wrote, or None (no file, or not one of ours)."""
+    try:
+        document = json.loads(path.read_text())
+        if document.get("format") != SAVED_FORMAT:
+            raise ValueError(f"format {document.get('format')!r}")
+        return StoreRegistry(
+            version=int(document["version"]),
+            sources=tuple(_source(s) for s in document["sources"]),
+            retired=tuple(_source(s) for s in document["retired"]),
+            connections={k: Technology(t) for k, t in document["connections"].items()},
+            aliases=dict(document["aliases"]),
+        )
+    except FileNotFoundError:
+        return None
+    except Exception as error:
+        log.error("ignoring the saved store snapshot %s: %s", path, error)
+        return None
+
+
 class SnapshotFeed:
-    """Keeps `revisions` current with the files (`update_files`) and the store (polled)."""
+    """Keeps `revisions` current with the files (`update_files`) and the store.
+
+    On PostgreSQL the feed LISTENs for the notification every store write sends at commit and
+    reads the store as soon as one arrives; it still polls the version every `interval`
+    seconds (default `LISTEN_POLL_SECONDS`) as the safety net for notifications lost while its
+    LISTEN connection was down. On SQLite it polls every `STORE_POLL_SECONDS`.
+
+    A store that does not answer at start is no reason not to start: the feed composes the
+    files alone (the store's part empty), reports the store unavailable, and migrates and reads
+    it as soon as it answers (`needs_upgrade`).
+    """
 
     def __init__(
         self,
         inputs: PolicyInputs,
         store: Store,
         registry: StoreRegistry,
-        interval: float = STORE_POLL_SECONDS,
+        interval: float | None = None,
+        *,
+        store_error: str | None = None,
+        needs_upgrade: bool = False,
+        saved: Path | None = None,
     ) -> None:
         self.inputs = inputs
+        self.saved = saved  # where the last good store registry is kept (None: nowhere)
         self.store = store
         self.registry = registry
-        self.interval = interval
+        self.listen = store.dialect == "postgresql"
+        self.interval = interval or (LISTEN_POLL_SECONDS if self.listen else STORE_POLL_SECONDS)
         self.revisions = Revisions(compose(inputs, registry))
-        self.store_available = True
-        self.store_error: str | None = None
+        self.store_available = store_error is None
+        self.store_error = store_error
+        self.needs_upgrade = needs_upgrade
+        self.listener: VersionListener | None = None
         self._dirty = asyncio.Event()
+        self._wake = asyncio.Event()
         self.on_publish: list[Callable[[PolicySnapshot], None]] = []
 
     @classmethod
-    def open(cls, inputs: PolicyInputs, store: Store, interval: float = STORE_POLL_SECONDS):
-        return cls(inputs, store, read_registry(store), interval)
+    def open(
+        cls,
+        inputs: PolicyInputs,
+        store: Store,
+        interval: float | None = None,
+        *,
+        needs_upgrade: bool = False,
+        saved: Path | None = None,
+    ) -> SnapshotFeed:
+        """Read the store now. If it does not answer, start from the registry saved at
+        `saved` by an earlier run (the last good snapshot), else from the files alone."""
+        try:
+            if needs_upgrade:
+                store.upgrade()
+            registry = read_registry(store)
+        except Exception as error:
+            last = load_registry(saved) if saved is not None else None
+            if last is None:
+                log.error("store unreachable at start, deciding on the policy files: %s", error)
+                last = StoreRegistry(version=UNREAD)
+            else:
+                log.error(
+                    "store unreachable at start, deciding on the policy files and the store "
+                    "snapshot saved at version %s (%s): %s",
+                    last.version,
+                    saved,
+                    error,
+                )
+                last = dataclasses.replace(last, version=UNREAD)  # re-read once it answers
+            return cls(
+                inputs,
+                store,
+                last,
+                interval,
+                store_error=str(error),
+                needs_upgrade=True,
+                saved=saved,
+            )
+        feed = cls(inputs, store, registry, interval, saved=saved)
+        feed._save(registry)
+        return feed
+
+    def _save(self, registry: StoreRegistry) -> None:
+        if self.saved is None:
+            return
+        try:
+            save_registry(self.saved, registry)
+        except Exception as error:
+            log.error("cannot save the store snapshot to %s: %s", self.saved, error)
 
     def update_files(self, inputs: PolicyInputs) -> None:
         self.inputs = inputs
         self._dirty.set()
 
     async def run(self) -> None:
-        """Poll the store version and recompile on any change; runs until cancelled."""
-        await asyncio.gather(self._poll(), self._rebuild())
+        """Follow the store (LISTEN and poll) and recompile on any change; until cancelled."""
+        if self.listen:
+            loop = asyncio.get_running_loop()
+
+            def wake(_version: int = 0) -> None:
+                loop.call_soon_threadsafe(self._wake.set)
+
+            self.listener = VersionListener(
+                self.store.engine, wake, on_connected=wake, on_lost=wake
+            )
+            self.listener.start()
+        try:
+            await asyncio.gather(self._poll(), self._rebuild())
+        finally:
+            if self.listener is not None:
+                await asyncio.to_thread(self.listener.stop)
 
     async def _poll(self) -> None:
         while True:
-            await asyncio.sleep(self.interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.interval)
+            self._wake.clear()
             try:
+                if self.needs_upgrade:
+                    await asyncio.to_thread(self.store.upgrade)
+                    self.needs_upgrade = False
                 version = await asyncio.to_thread(self.store.version)
                 if version != self.registry.version:
                     self.registry = await asyncio.to_thread(read_registry, self.store)
                     self._dirty.set()
+                    await asyncio.to_thread(self._save, self.registry)
             except Exception as error:  # keep deciding on the last good snapshot
                 if self.store_available:
                     log.error("store unreachable, deciding on the last good snapshot: %s", error)
                 self.store_available, self.store_error = False, str(error)
                 continue
             if not self.store_available:
-                log.info("store reachable again")
+                log.info("store reachable again (version %s)", self.registry.version)
             self.store_available, self.store_error = True, None
 
     async def _rebuild(self) -> None:

@@ -12,13 +12,14 @@ changes nothing publishes none).
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import uuid
-from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import select
@@ -30,7 +31,7 @@ from pdp.objects.paths import Kind, ObjectPath
 from pdp.objects.sync import Listing, StoredNode, fold_names
 from pdp.store import ConnectionRecord, ConnectionState, Job, JobState, JobTrigger, JobType
 from pdp.store.schema import connections
-from pdp.store.store import Store, SyncOutcome
+from pdp.store.store import Store, SyncOutcome, Writer
 from pdp.store.sync import load_tree
 
 log = logging.getLogger(__name__)
@@ -69,41 +70,127 @@ def effective_states(nodes: Sequence[StoredNode]) -> dict[Names, _State]:
     return result
 
 
+MAX_CONCURRENT_LISTINGS = 4  # default bound on one connection's listings in flight
+CONCURRENCY_KEY = "maxConcurrentListings"  # endpoint (or connection settings) key
+
+
+def listing_bound(connection: ConnectionRecord) -> int:
+    """The connection's bound on concurrent listings: `maxConcurrentListings` in its endpoint
+    (or its settings), 1 to 64, else `MAX_CONCURRENT_LISTINGS`."""
+    value = connection.endpoint.get(CONCURRENCY_KEY, connection.settings.get(CONCURRENCY_KEY))
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 64:
+        if value is not None:
+            log.warning(
+                "%s: %s=%r is not a whole number from 1 to 64; using %d",
+                connection.key,
+                CONCURRENCY_KEY,
+                value,
+                MAX_CONCURRENT_LISTINGS,
+            )
+        return MAX_CONCURRENT_LISTINGS
+    return value
+
+
+class CrawlerPool:
+    """Up to `size` crawlers of one connection, each used by one thread at a time: a crawler
+    holds one platform session (not safe to share between threads), so parallel listings get
+    their own, and never more than `size` calls are in flight. `first` is the caller's (it
+    closes it); the pool opens the others with `more` as needed and closes them."""
+
+    def __init__(self, first: Crawler, more: Callable[[], Crawler] | None, size: int) -> None:
+        self.size = max(1, size) if more is not None else 1
+        self._more = more
+        self._idle: queue.SimpleQueue[Crawler] = queue.SimpleQueue()
+        self._idle.put(first)
+        self._opened: list[Crawler] = []
+        self._guard = threading.Lock()
+
+    def list(self, names: Names) -> Listing:
+        crawler = self._take()
+        try:
+            return crawler.list(names)
+        finally:
+            self._idle.put(crawler)
+
+    def _take(self) -> Crawler:
+        try:
+            return self._idle.get_nowait()
+        except queue.Empty:
+            pass
+        with self._guard:  # at most `size` threads ever call this (the executor's bound)
+            if self._more is not None and len(self._opened) + 1 < self.size:
+                crawler = self._more()
+                self._opened.append(crawler)
+                return crawler
+        return self._idle.get()
+
+    def close(self) -> None:
+        for crawler in self._opened:
+            try:
+                crawler.close()
+            except Exception:
+                log.exception("closing a crawler")
+        self._opened.clear()
+
+
 def crawl(
     crawler: Crawler,
     nodes: Sequence[StoredNode],
     start: Names,
     force_recursive: bool = False,
+    *,
+    concurrency: int = 1,
+    more: Callable[[], Crawler] | None = None,
 ) -> list[Listing]:
-    """Breadth-first listings of the subtree at `start` (a table path lists its schema)."""
+    """Breadth-first listings of the subtree at `start` (a table path lists its schema).
+
+    The containers of one level are independent: with `concurrency` above 1 (and `more` to
+    open further crawlers) up to that many are listed at once. The listings come back in the
+    same breadth-first order as a sequential crawl."""
     states = effective_states(nodes)
     if len(start) >= len(Kind) - 1:
         start = start[:-1]
         recurse = False
     else:
         recurse = True
+    pool = CrawlerPool(crawler, more, concurrency)
     listings: list[Listing] = []
-    queue: deque[Names] = deque([start])
-    while queue:
-        names = queue.popleft()
-        try:
-            listing = crawler.list(names)
-        except Exception as error:  # the seam says it never raises; be safe anyway
-            log.exception("crawler raised listing %s", names)
-            listing = Listing.failed(names, f"{type(error).__name__}: {error}")
-        listings.append(listing)
-        if not recurse or listing.children is None or len(names) >= len(Kind) - 2:
-            continue
-        parent = states.get(fold_names(names), _State(False, False))
-        for child in listing.children:
-            child_names = (*names, child.name)
-            folded = fold_names(child_names)
-            state = states.get(folded)
-            if state is None:  # new in this sync: its status is the inherited activate-new
-                state = states[folded] = _State(parent.activate_new, parent.activate_new)
-            if state.active or force_recursive:
-                queue.append(child_names)
+    level: list[Names] = [start]
+    executor = ThreadPoolExecutor(pool.size, "pdp-listing") if pool.size > 1 else None
+    try:
+        while level:
+            if executor is not None and len(level) > 1:
+                found = list(executor.map(partial(_list_one, pool), level))
+            else:
+                found = [_list_one(pool, names) for names in level]
+            listings.extend(found)
+            following: list[Names] = []
+            for names, listing in zip(level, found, strict=True):
+                if not recurse or listing.children is None or len(names) >= len(Kind) - 2:
+                    continue
+                parent = states.get(fold_names(names), _State(False, False))
+                for child in listing.children:
+                    child_names = (*names, child.name)
+                    folded = fold_names(child_names)
+                    state = states.get(folded)
+                    if state is None:  # new in this sync: its status is the inherited one
+                        state = states[folded] = _State(parent.activate_new, parent.activate_new)
+                    if state.active or force_recursive:
+                        following.append(child_names)
+            level = following
+    finally:
+        if executor is not None:
+            executor.shutdown(wait=True)
+        pool.close()
     return listings
+
+
+def _list_one(pool: CrawlerPool, names: Names) -> Listing:
+    try:
+        return pool.list(names)
+    except Exception as error:  # the seam says it never raises; be safe anyway
+        log.exception("crawler raised listing %s", names)
+        return Listing.failed(names, f"{type(error).__name__}: {error}")
 
 
 def describe(path: Names, key: str) -> str:
@@ -252,14 +339,7 @@ class SyncRunner:
                 for job in writer.jobs(connection=path.key, size=20).hits:
                     if job.trigger is JobTrigger.SCHEDULED and _scheduled_for(job) >= due:
                         return None
-            # We hold the lock: a job still marked running was abandoned by a dead runner.
-            for state in (JobState.CREATED, JobState.ACTIVE):
-                for stale in writer.jobs(connection=path.key, state=state).hits:
-                    writer.update_job(
-                        stale.id,
-                        state=JobState.FAILED,
-                        errors=[*stale.errors, {"message": "abandoned: its runner stopped"}],
-                    )
+            abandon_stale_jobs(writer, path.key)
             job = writer.create_job(JobType.SYNC, trigger, path)
             stats = {"scheduledFor": due.isoformat()} if due is not None else None
             return writer.update_job(job.id, state=JobState.ACTIVE, stats=stats)
@@ -281,7 +361,14 @@ class SyncRunner:
                         )
                     ).scalar_one()
                     nodes, _ = load_tree(reader.db, row, False)
-                listings = crawl(crawler, nodes, path.names, force_recursive)
+                listings = crawl(
+                    crawler,
+                    nodes,
+                    path.names,
+                    force_recursive,
+                    concurrency=listing_bound(connection),
+                    more=partial(self.crawler_factory, connection),
+                )
             finally:
                 crawler.close()
             first = listings[0]
@@ -332,6 +419,18 @@ class SyncRunner:
     ) -> None:
         with self.store.write() as writer:
             writer.update_job(job.id, state=state, stats={**job.stats, **stats}, errors=errors)
+
+
+def abandon_stale_jobs(writer: Writer, key: str) -> None:
+    """Under the connection's job lock, a job of it still marked running (a sync, a cascade)
+    was abandoned by a runner that died: mark it failed."""
+    for state in (JobState.CREATED, JobState.ACTIVE):
+        for stale in writer.jobs(connection=key, state=state).hits:
+            writer.update_job(
+                stale.id,
+                state=JobState.FAILED,
+                errors=[*stale.errors, {"message": "abandoned: its runner stopped"}],
+            )
 
 
 def _scheduled_for(job: Job) -> datetime:

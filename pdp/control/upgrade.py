@@ -32,6 +32,7 @@ import threading
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import httpx
@@ -44,7 +45,7 @@ from pdp.config.errors import ConfigError
 from pdp.control import permissions as perm
 from pdp.control.permissions import Caller, Forbidden
 from pdp.control.plane import ControlPlane, ValidationFailed, job_json
-from pdp.control.sync import crawl
+from pdp.control.sync import crawl, listing_bound
 from pdp.crawl.base import Check
 from pdp.objects.errors import Conflict, DuplicateKey, InvalidInput, NotFound
 from pdp.objects.keys import check_connection_key, key_identity
@@ -575,7 +576,14 @@ class UpgradeManager:
                     nodes, _ = load_tree(reader.db, row_id, False)
                 crawler = self.plane.crawler_factory(connection)
                 try:
-                    listings = crawl(crawler, nodes, (), force_recursive=True)
+                    listings = crawl(
+                        crawler,
+                        nodes,
+                        (),
+                        force_recursive=True,
+                        concurrency=listing_bound(connection),
+                        more=partial(self.plane.crawler_factory, connection),
+                    )
                 finally:
                     crawler.close()
                 if listings[0].children is None:

@@ -30,7 +30,8 @@ DEFAULT_TIMEOUT = 60.0  # seconds, per remote call
 DEFAULT_PAGE_SIZE = 1000  # rows or objects per page
 MAX_PAGES = 10_000  # a listing that needs more pages than this fails instead of looping on
 # Keys every endpoint may carry besides its technology's own.
-COMMON_ENDPOINT_KEYS = ("exclude", "timeout", "pageSize")
+# `maxConcurrentListings` is object sync's (pdp.control.sync.listing_bound), checked here.
+COMMON_ENDPOINT_KEYS = ("exclude", "timeout", "pageSize", "maxConcurrentListings")
 
 
 class CrawlError(Exception):
@@ -119,6 +120,7 @@ class Config:
         return Fields(value, f"{self.technology}.{where}", self.found, known, Path.cwd())
 
     def common(self, f: Fields) -> Common:
+        f.number("maxConcurrentListings", 4, low=1, high=64, whole=True)
         return Common(
             tuple(f.strings("exclude")),
             f.number("timeout", DEFAULT_TIMEOUT, positive=True, high=3600),

@@ -13,6 +13,7 @@ from pdp.auth.validator import ValidatorConfig
 from pdp.config.errors import Collector, ConfigError
 from pdp.config.fields import Fields
 from pdp.config.yamlsource import line_of, read_yaml
+from pdp.control.plane import CASCADE_JOB_THRESHOLD
 from pdp.grants.config import GrantsConfig, parse_grants
 
 KEYS = (
@@ -28,7 +29,24 @@ KEYS = (
     "store",
     "storeSecretKeyEnv",
     "admin",
+    "control",
 )
+
+
+@dataclass(frozen=True)
+class ControlSettings:
+    """`control:` in pdp.yaml: how the control plane follows and changes the store.
+
+    `store_poll_seconds`: the version poll (None: 0.25 s on SQLite; on PostgreSQL, where
+    LISTEN/NOTIFY brings changes at once, a 5 s safety net). `cascade_job_threshold`: a
+    settings change reaching more descendants than this runs as a `cascade` job (202).
+    `snapshot_file`: the last good store snapshot (below)."""
+
+    store_poll_seconds: float | None = None
+    cascade_job_threshold: int = CASCADE_JOB_THRESHOLD
+    # where the PDP keeps the last good store registry, to decide on it when it starts while
+    # the store is down (None: not kept; such a start decides on the policy files alone)
+    snapshot_file: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -60,6 +78,7 @@ class PdpConfig:
     store: str | None = None  # absent: the control plane (store, object sync, admin API) is off
     store_secret_key_env: str | None = None  # environment variable holding the Fernet key
     admin: AdminSettings | None = None  # absent: no admin API
+    control: ControlSettings = field(default_factory=ControlSettings)
 
 
 def load_pdp_config(path: Path) -> PdpConfig:
@@ -86,6 +105,7 @@ def load_pdp_config(path: Path) -> PdpConfig:
     monitoring = Fields(f.data.get("monitoring") or {}, "monitoring", found, ("listen",))
     store = _store_url(f.text("store") or None, base)
     admin = _admin(f, found)
+    control = _control(f, found)
     if admin is not None and store is None:
         found.error(f.line("admin"), "admin: the admin API needs a store (`store:`)")
     if admin is not None and admin.trust_user_header and auth is not None:
@@ -115,6 +135,7 @@ def load_pdp_config(path: Path) -> PdpConfig:
         store=store,
         store_secret_key_env=f.text("storeSecretKeyEnv") or None,
         admin=admin,
+        control=control,
     )
 
 
@@ -140,6 +161,29 @@ def _admin(f: Fields, found: Collector) -> AdminSettings | None:
         listen=admin.text("listen", default=defaults.listen),
         trust_user_header=admin.flag("trustUserHeader"),
         required_scopes=admin.words("requiredScope"),
+    )
+
+
+def _control(f: Fields, found: Collector) -> ControlSettings:
+    control = Fields(
+        f.data.get("control") or {},
+        "control",
+        found,
+        ("storePollSeconds", "cascadeJobThreshold", "snapshotFile"),
+        base=f.base,
+    )
+    poll = (
+        control.number("storePollSeconds", 0.0, positive=True)
+        if control.has("storePollSeconds")
+        else None
+    )
+    threshold = control.number(
+        "cascadeJobThreshold", CASCADE_JOB_THRESHOLD, low=0, high=1e9, whole=True
+    )
+    return ControlSettings(
+        store_poll_seconds=poll,
+        cascade_job_threshold=int(threshold),
+        snapshot_file=control.file_path("snapshotFile"),
     )
 
 

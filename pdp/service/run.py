@@ -8,6 +8,7 @@ import logging
 import os
 import secrets
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 import grpc
@@ -37,6 +38,7 @@ from pdp.service.config import DevIssuerSettings, PdpConfig
 from pdp.service.reload import PdpYaml, watch_cluster, watch_inputs, watch_policy
 from pdp.service.server import PdpServicer, start_server
 from pdp.store import Store
+from pdp.store.engine import safe_url
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +67,7 @@ class RunningPdp:
                 await task
         await self.server.stop(grace)
         if self.control is not None:
-            await asyncio.to_thread(self.control.runner.join, 10.0)
+            await asyncio.to_thread(self.control.join, 10.0)
         await self.resources.aclose()
 
 
@@ -129,17 +131,30 @@ async def start_pdp(
         policy.on_change = revisions.publish
     else:
         key = os.environ.get(config.store_secret_key_env) if config.store_secret_key_env else None
-        store = await asyncio.to_thread(Store.open, config.store, secret_key=key)
+        # No migration here: the feed migrates when it reaches the store, so that a store
+        # that is down at start does not keep the PDP from deciding on its policy files.
+        store = await asyncio.to_thread(Store.open, config.store, secret_key=key, upgrade=False)
         resources.callback(store.close)
         inputs = watch_inputs(config)
         policy = inputs
         pdp_yaml = PdpYaml(config, policy, cluster, inputs=True)
-        feed = await asyncio.to_thread(SnapshotFeed.open, inputs.current, store)
+        feed = await asyncio.to_thread(
+            partial(
+                SnapshotFeed.open,
+                inputs.current,
+                store,
+                config.control.store_poll_seconds,
+                needs_upgrade=True,
+                saved=config.control.snapshot_file,
+            )
+        )
         inputs.on_change = feed.update_files
         revisions = feed.revisions
         factory = crawler_factory or platform_crawlers(store)
         runner = SyncRunner(store, factory)
-        control = ControlPlane(store, runner, factory)
+        control = ControlPlane(
+            store, runner, factory, cascade_threshold=config.control.cascade_job_threshold
+        )
         the_feed = feed
         control.declared = lambda: the_feed.inputs.documents
         runner.requests_wanted = lambda: the_feed.revisions.current.new_tag_targeted
@@ -149,7 +164,7 @@ async def start_pdp(
         tasks.append(asyncio.create_task(feed.run()))
         scheduler = Scheduler(runner, *([schedule_tick] if schedule_tick else []))
         tasks.append(asyncio.create_task(scheduler.run()))
-        log.info("control plane on: store %s", _safe_url(config.store))
+        log.info("control plane on: store %s", safe_url(config.store))
     serving_grpc = asyncio.Event()
     if config.monitoring is not None:
         await resources.enter_async_context(
@@ -206,12 +221,3 @@ async def _follow_revisions(revisions: Revisions) -> None:
     async for snapshot in revisions.subscribe():
         monitor.revision_published(snapshot.revision, previous)
         previous = snapshot.revision
-
-
-def _safe_url(url: str) -> str:
-    """The store URL without its password, for logs."""
-    if "@" not in url or "://" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    credentials, host = rest.rsplit("@", 1)
-    return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}"

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 
+CONNECT_TIMEOUT = 10  # seconds (PostgreSQL)
 WRITE = "pdp_store_write"  # Connection.info flag: the transaction about to begin writes
 
 
@@ -22,7 +23,9 @@ def create_store_engine(url: str, **options: Any) -> Engine:
     if url.startswith("sqlite"):
         return _sqlite(url, **options)
     options.setdefault("pool_pre_ping", True)
-    return create_engine(url, **options)
+    connect_args = options.pop("connect_args", {})
+    connect_args.setdefault("connect_timeout", CONNECT_TIMEOUT)  # a dead host: fail, not hang
+    return create_engine(url, connect_args=connect_args, **options)
 
 
 def _sqlite(url: str, **options: Any) -> Engine:
@@ -47,3 +50,12 @@ def _sqlite(url: str, **options: Any) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine
+
+
+def safe_url(url: str) -> str:
+    """The store URL without its password, for logs and messages."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    credentials, host = rest.rsplit("@", 1)
+    return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}"

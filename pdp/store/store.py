@@ -80,6 +80,7 @@ from pdp.store.model import (
     check_schedule,
     utcnow,
 )
+from pdp.store.notify import NOTIFY_CHANNEL
 from pdp.store.schema import (
     column_tags,
     columns,
@@ -95,7 +96,6 @@ from pdp.store.secrets import Secrets
 from pdp.store.sync import apply_plan, load_tree
 
 MAX_PAGE = 1000
-NOTIFY_CHANNEL = "pdp_store"
 
 
 class Keep(Enum):
@@ -133,6 +133,11 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def upgrade(self) -> None:
+        """Bring the schema to the newest migration (what `open` does unless `upgrade=False`;
+        the PDP calls it when a store it could not reach at start answers)."""
+        migrate.upgrade(self.engine)
 
     @property
     def dialect(self) -> str:
@@ -279,13 +284,56 @@ class Reader:
             select(func.count()).where(objects.c.parent_id == object_id)
         ).scalar_one()
 
-    def descendant_count(self, path: ObjectPath) -> int:
-        return self._descendant_count(self._chain(path)[-1].id)
+    def descendant_count(self, path: ObjectPath, at_most: int | None = None) -> int:
+        """How many objects are below `path`; with `at_most`, the walk stops there (both
+        backends evaluate a recursive CTE lazily), so "more than N?" costs N rows at most."""
+        return self._descendant_count(self._chain(path)[-1].id, at_most)
 
-    def _descendant_count(self, object_id: int) -> int:
+    def _descendant_count(self, object_id: int, at_most: int | None = None) -> int:
         tree = select(objects.c.id).where(objects.c.parent_id == object_id).cte(recursive=True)
         tree = tree.union_all(select(objects.c.id).where(objects.c.parent_id == tree.c.id))
-        return self.db.execute(select(func.count()).select_from(tree)).scalar_one()
+        if at_most is None:
+            return self.db.execute(select(func.count()).select_from(tree)).scalar_one()
+        first = select(tree.c.id).limit(at_most).subquery()
+        return self.db.execute(select(func.count()).select_from(first)).scalar_one()
+
+    def check_settings(
+        self,
+        path: ObjectPath,
+        *,
+        is_active: Override = KEEP,
+        activate_new_children: Override = KEEP,
+    ) -> EffectiveSettings:
+        """What `Writer.set_settings` would make of the node, refusing what it would refuse
+        (the 100,000 rule), without changing anything: a cascade job checks before it starts."""
+        return self._settings_change(path, is_active, activate_new_children)[2]
+
+    def _settings_change(
+        self, path: ObjectPath, is_active: Override, activate_new_children: Override
+    ) -> tuple[int, dict[str, bool | None], EffectiveSettings]:
+        chain = self._chain(path)
+        stored = _stored_path(chain)
+        nodes = _nodes(stored, chain)
+        last = nodes[-1]
+        values: dict[str, bool | None] = {}
+        if is_active is not KEEP:
+            _check_override("isActive", is_active)
+            values["is_active"] = is_active
+        if activate_new_children is not KEEP:
+            _check_override("activateNewChildren", activate_new_children)
+            values["activate_new_children"] = activate_new_children
+        changed = Node(
+            last.path,
+            values.get("is_active", last.is_active),
+            values.get("activate_new_children", last.activate_new_children),
+            last.remote_state,
+        )
+        before = effective_is_active(nodes).value
+        after = effective_settings([*nodes[:-1], changed])
+        if after.is_active.value and not before and path.kind is not Kind.SCHEMA:
+            descendants = self._descendant_count(chain[-1].id)
+            check_enable_limit(stored, descendants, before, after.is_active.value)
+        return chain[-1].id, values, after
 
     def children(
         self,
@@ -739,30 +787,9 @@ class Writer(Reader):
         """Set (`True`/`False`) or clear (`None`) the overrides on one node; the new effective
         settings. Enabling an object with 100,000 descendants or more is refused (schemas
         excepted); disabling never is."""
-        chain = self._chain(path)
-        stored = _stored_path(chain)
-        nodes = _nodes(stored, chain)
-        last = nodes[-1]
-        values: dict[str, bool | None] = {}
-        if is_active is not KEEP:
-            _check_override("isActive", is_active)
-            values["is_active"] = is_active
-        if activate_new_children is not KEEP:
-            _check_override("activateNewChildren", activate_new_children)
-            values["activate_new_children"] = activate_new_children
-        changed = Node(
-            last.path,
-            values.get("is_active", last.is_active),
-            values.get("activate_new_children", last.activate_new_children),
-            last.remote_state,
-        )
-        before = effective_is_active(nodes).value
-        after = effective_settings([*nodes[:-1], changed])
-        if after.is_active.value and not before and path.kind is not Kind.SCHEMA:
-            descendants = self._descendant_count(chain[-1].id)
-            check_enable_limit(stored, descendants, before, after.is_active.value)
+        object_id, values, after = self._settings_change(path, is_active, activate_new_children)
         if values:
-            self.db.execute(update(objects).where(objects.c.id == chain[-1].id).values(**values))
+            self.db.execute(update(objects).where(objects.c.id == object_id).values(**values))
         return after
 
     # --- columns, tags ------------------------------------------------------------------------

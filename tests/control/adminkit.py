@@ -45,6 +45,7 @@ REGISTER = {
 class Api:
     def __init__(self, client: TestClient, store: Store, platform: FakePlatform, runner) -> None:
         self.client, self.store, self.platform, self.runner = client, store, platform, runner
+        self.plane: ControlPlane | None = None
 
     def call(self, method: str, url: str, user: str = "gov", **kwargs):
         return self.client.request(method, url, headers={"X-Pdp-User": user}, **kwargs)
@@ -75,5 +76,7 @@ def api(store, platform) -> Iterator[Api]:
     plane = ControlPlane(store, runner, platform.factory)
     app = create_app(plane, trusted_header(lambda: CALLERS))
     with TestClient(app) as client:
-        yield Api(client, store, platform, runner)
-    runner.join()
+        kit = Api(client, store, platform, runner)
+        kit.plane = plane
+        yield kit
+    plane.join()

@@ -16,7 +16,9 @@ CLI = (sys.executable, "-m", "pdp.cli", "connections")
 def test_the_cli_registers_syncs_shows_and_deregisters(tmp_path):
     world = tmp_path / "world.json"
     write_world(world, {"cat": {"sales": {"orders": [["id", "bigint"]]}}})
-    pdp = Replica(tmp_path, f"sqlite:///{tmp_path}/store.db", world, "cli")
+    # hc/cat has 2 objects below it (a direct answer), hc 3 (a cascade job)
+    extra = "control: {cascadeJobThreshold: 2}\n"
+    pdp = Replica(tmp_path, f"sqlite:///{tmp_path}/store.db", world, "cli", extra)
     url = f"http://127.0.0.1:{pdp.admin_port}"
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -56,6 +58,9 @@ def test_the_cli_registers_syncs_shows_and_deregisters(tmp_path):
         assert sync.returncode == 0 and "completed" in sync.stdout
         jobs = cli("jobs", "--connection", "hc")
         assert jobs.stdout.count("completed") == 2
+        cascade = cli("settings", "hc", "--active", "false")
+        assert cascade.returncode == 0, cascade.stderr
+        assert "3 objects below hc: job" in cascade.stdout and "completed" in cascade.stdout
         refused = cli("settings", "nope", "--active", "true")
         assert refused.returncode == 1 and "HTTP 404" in refused.stderr
         gone = cli("delete", "hc")

@@ -51,6 +51,26 @@ def test_admin_problems(tmp_path, extra, fragment):
         load_pdp_config(pdp_yaml(tmp_path, extra))
 
 
+def test_the_control_section(tmp_path):
+    config = load_pdp_config(
+        pdp_yaml(
+            tmp_path,
+            "store: sqlite:///s.db\n"
+            "control: {storePollSeconds: 2, cascadeJobThreshold: 500, snapshotFile: st/s.json}\n",
+        )
+    )
+    assert config.control.store_poll_seconds == 2.0
+    assert config.control.cascade_job_threshold == 500
+    assert config.control.snapshot_file == tmp_path / "st" / "s.json"
+    defaults = load_pdp_config(pdp_yaml(tmp_path, "store: sqlite:///s.db\n")).control
+    assert defaults.store_poll_seconds is None and defaults.cascade_job_threshold == 10_000
+    assert defaults.snapshot_file is None
+    with pytest.raises(ConfigError, match=r"control\.cascadeJobThreshold: expected a whole"):
+        load_pdp_config(pdp_yaml(tmp_path, "control: {cascadeJobThreshold: 1.5}\n"))
+    with pytest.raises(ConfigError, match=r"control\.storePollSeconds: expected a positive"):
+        load_pdp_config(pdp_yaml(tmp_path, "control: {storePollSeconds: 0}\n"))
+
+
 def test_permissions_in_the_directory(tmp_path):
     users = WORKED_USERS + "  gwen: {permissions: [GOVERNANCE, application_admin]}\n"
     tree = make_tree(tmp_path, users=users)

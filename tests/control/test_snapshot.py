@@ -5,11 +5,13 @@ the feed publishes through `Revisions`."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 
 from pdp.config.load import load_policy_inputs
 from pdp.control import SnapshotFeed, compose
+from pdp.control.snapshot import load_registry, save_registry
 from pdp.objects import ObjectPath
 from pdp.objects.sync import Listing, RemoteColumn, RemoteObject
 from pdp.store import Store, read_registry
@@ -114,3 +116,48 @@ async def test_the_feed_publishes_a_store_change_as_one_revision(tree, store):
     finally:
         task.cancel()
         watcher.cancel()
+
+
+async def test_on_postgresql_a_notification_brings_the_change_long_before_the_poll(
+    tree, new_database
+):
+    """The safety-net poll is 60 s: only LISTEN/NOTIFY can bring the change within a second."""
+    url = new_database("postgresql")
+    store, writer_store = Store.open(url), Store.open(url)
+    feed = SnapshotFeed.open(inputs(tree), store, interval=60)
+    task = asyncio.create_task(feed.run())
+    try:
+        for _ in range(200):
+            if feed.listener is not None and feed.listener.connected.is_set():
+                break
+            await asyncio.sleep(0.05)
+        assert feed.listener is not None and feed.listener.connected.is_set()
+        await asyncio.sleep(0.2)  # the first wake (on connect) has been handled
+        start = asyncio.get_running_loop().time()
+        await asyncio.to_thread(sync_orders, writer_store)
+        while "hc.cat.sales.orders" not in feed.revisions.current.sources:
+            elapsed = asyncio.get_running_loop().time() - start
+            assert elapsed < 1.0, "the change did not arrive within a second"
+            await asyncio.sleep(0.01)
+        assert feed.listener.received >= 1
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        store.close()
+        writer_store.close()
+    assert not feed.listener.connected.is_set()  # stopped with the feed
+
+
+def test_the_saved_store_registry_round_trips_and_a_bad_file_is_ignored(tree, store, tmp_path):
+    sync_orders(store)
+    registry = read_registry(store)
+    path = tmp_path / "saved" / "store.json"
+    save_registry(path, registry)
+    assert load_registry(path) == registry
+    assert compose(inputs(tree), load_registry(path)).revision == (
+        compose(inputs(tree), registry).revision
+    )
+    path.write_text("{not json")
+    assert load_registry(path) is None
+    assert load_registry(tmp_path / "absent.json") is None

@@ -13,6 +13,7 @@ from pdp.objects import (
     effective_settings,
     new_child_override,
 )
+from pdp.objects.sync import Listing, RemoteObject
 
 CONNECTION, DATABASE, SCHEMA, TABLE = (
     ObjectPath.of("hc"),
@@ -133,3 +134,20 @@ def test_descendant_limit(path, descendants, was, will, refused):
         assert error.value.value == path.url
     else:
         check_enable_limit(path, descendants, was, will)
+
+
+def test_a_bounded_descendant_count_stops_at_its_bound(store):
+    with store.write() as tx:
+        tx.register_connection("hc", "trino", activate_new_children=True)
+    with store.write() as tx:
+        tx.sync(
+            "hc",
+            [
+                Listing((), (RemoteObject("db"),)),
+                Listing(("db",), tuple(RemoteObject(f"s{n}") for n in range(5))),
+            ],
+        )
+    with store.read() as reader:
+        assert reader.descendant_count(ObjectPath("hc")) == 6
+        assert reader.descendant_count(ObjectPath("hc"), at_most=3) == 3
+        assert reader.descendant_count(ObjectPath("hc"), at_most=100) == 6

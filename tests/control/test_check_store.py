@@ -1,0 +1,78 @@
+"""`pdp check` with `store:` in pdp.yaml: it reaches the store without changing it, says where
+its schema stands against the newest migration and how many connections it holds, and fails
+naming the `store` setting when the store does not answer."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from pdp.store import Store, migrate
+from pdp.store.engine import create_store_engine
+from tests.store.conftest import pg_url
+from tests.support.configs import make_tree
+from tests.support.processes import free_port
+from tests.test_cli import pdp
+
+
+def config_with_store(tmp_path, url: str) -> str:
+    tree = make_tree(tmp_path)
+    yaml = tree.pdp_yaml(50051)
+    yaml.write_text(yaml.read_text() + f"store: {url}\n")
+    return str(yaml)
+
+
+def test_check_reports_a_migrated_store_and_its_connections(tmp_path, new_database):
+    url = new_database("sqlite")
+    store = Store.open(url)
+    with store.write() as writer:
+        writer.register_connection("hc", "trino")
+        writer.register_connection("pg", "postgresql")
+    store.close()
+    result = pdp("check", "--config", config_with_store(tmp_path, url))
+    assert result.returncode == 0, result.stderr
+    assert f"reachable, schema {migrate.head()}, up to date, 2 connections" in result.stdout
+    assert "ok: revision" in result.stdout
+
+
+def test_check_says_how_many_migrations_a_postgresql_store_needs(tmp_path, pg):
+    name = f"check_{uuid.uuid4().hex[:12]}"
+    with pg.connect() as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    try:
+        url = pg_url(pg, name)
+        result = pdp("check", "--config", config_with_store(tmp_path, url))
+        assert result.returncode == 0, result.stderr
+        assert "reachable, empty, 2 migrations to run" in result.stdout
+        engine = create_store_engine(url)
+        migrate.upgrade(engine, "0001")
+        engine.dispose()
+        result = pdp("check", "--config", config_with_store(tmp_path, url))
+        assert result.returncode == 0, result.stderr
+        assert f"schema 0001, 1 migrations behind {migrate.head()}" in result.stdout
+        assert "0 connections" in result.stdout
+        # nothing was migrated by the check itself
+        engine = create_store_engine(url)
+        assert migrate.status(engine).current == "0001"
+        engine.dispose()
+    finally:
+        with pg.connect() as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def test_check_fails_naming_the_store_setting_when_it_does_not_answer(tmp_path):
+    port = free_port()  # nothing listens there
+    url = f"postgresql+psycopg://pdp:secret@127.0.0.1:{port}/pdp"
+    config = config_with_store(tmp_path, url)
+    result = pdp("check", "--config", config)
+    assert result.returncode == 2
+    assert re.search(r"pdp\.yaml:\d+: store: cannot reach", result.stderr), result.stderr
+    assert f"postgresql+psycopg://pdp:***@127.0.0.1:{port}/pdp" in result.stderr
+    assert "secret" not in result.stderr and "ok: revision" not in result.stdout
+
+
+def test_check_of_a_store_file_not_created_yet(tmp_path):
+    result = pdp("check", "--config", config_with_store(tmp_path, f"sqlite:///{tmp_path}/s.db"))
+    assert result.returncode == 0, result.stderr
+    assert "no database file yet" in result.stdout
+    assert not (tmp_path / "s.db").exists()
