@@ -5,9 +5,7 @@ privilege means something (a superuser sees everything)."""
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -17,53 +15,7 @@ from pdp.control import SyncRunner, platform_crawlers
 from pdp.objects import NEW_TAG, ObjectPath, RemoteState
 from pdp.store import JobState, Store
 from tests.control.conftest import wait_job
-
-KEY = "pg"
-PASSWORD_ENV = "PDP_TEST_CRAWLER_PASSWORD"
-
-
-@dataclass
-class Remote:
-    pg: Postgres
-    database: str
-    role: str
-    password: str
-
-    def ddl(self, *statements: str) -> None:
-        with self.pg.connect(self.database) as conn:
-            for statement in statements:
-                conn.execute(statement)
-
-    def path(self, *names: str) -> ObjectPath:
-        return ObjectPath(KEY, (self.database, *names))
-
-
-@pytest.fixture
-def remote(pg: Postgres, monkeypatch: pytest.MonkeyPatch) -> Iterator[Remote]:
-    """A fresh database with two schemas and four tables, and a login role that may read them."""
-    token = secrets.token_hex(4)
-    database, role, password = f"sync_{token}", f"crawler_{token}", secrets.token_hex(8)
-    with pg.connect() as admin:
-        admin.execute(f'CREATE DATABASE "{database}"')
-        admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
-        admin.execute(f'GRANT CONNECT ON DATABASE "{database}" TO {role}')
-    made = Remote(pg, database, role, password)
-    made.ddl(
-        "CREATE SCHEMA sales",
-        "CREATE SCHEMA hr",
-        f"GRANT USAGE ON SCHEMA sales, hr TO {role}",
-        "CREATE TABLE sales.orders (id int NOT NULL, total numeric(10, 2))",
-        "CREATE TABLE sales.customers (id int NOT NULL, name text)",
-        "CREATE TABLE sales.refunds (id int, order_id int)",
-        "CREATE TABLE hr.people (id int, name text)",
-    )
-    monkeypatch.setenv(PASSWORD_ENV, password)
-    try:
-        yield made
-    finally:
-        with pg.connect() as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-            admin.execute(f"DROP ROLE IF EXISTS {role}")
+from tests.control.pgremote import KEY, PASSWORD_ENV, Remote, credentials, endpoint
 
 
 @pytest.fixture
@@ -74,14 +26,12 @@ def pg_runner(store: Store) -> Iterator[SyncRunner]:
 
 
 def register(store: Store, remote: Remote) -> None:
-    endpoint = {"host": remote.pg.host, "port": remote.pg.port, "database": remote.database}
-    credentials = {"user": remote.role, "passwordEnv": PASSWORD_ENV}
     with store.write() as writer:
         writer.register_connection(
             KEY,
             "postgresql",
-            endpoint=endpoint,
-            credentials=credentials,
+            endpoint=endpoint(remote),
+            credentials=credentials(remote),
             is_active=True,
             activate_new_children=True,
         )
