@@ -470,9 +470,16 @@ def part_e(pg: postgres.Postgres, real: str, rounds: int, scratch: Path) -> None
                 assert seen, "the sidecar never allowed the new table"
                 ended = datetime.fromisoformat(job["endedAt"]).timestamp()
                 gaps.append(seen[0] - ended)
+                published = _published(pdp.output(), admin.get("/health").json()["revision"])
+                split = ""
+                if published is not None:
+                    split = (
+                        f" (PDP published the revision after {published - ended:.3f} s, "
+                        f"the sidecar answered {seen[0] - published:.3f} s later)"
+                    )
                 print(
                     f"  round {i}: sync {_seconds(job):.2f} s, job end -> sidecar answer "
-                    f"{seen[0] - ended:.3f} s",
+                    f"{seen[0] - ended:.3f} s{split}",
                     flush=True,
                 )
             gaps.sort()
@@ -488,6 +495,14 @@ def part_e(pg: postgres.Postgres, real: str, rounds: int, scratch: Path) -> None
                 sidecar.stop()
             pdp.stop()
             store.close()
+
+
+def _published(log: str, revision: str) -> float | None:
+    """When the PDP's log says it published `revision` (its asctime: local time, ms)."""
+    for line in log.splitlines():
+        if f"revision {revision} (store version" in line:
+            return datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+    return None
 
 
 def _up(admin: httpx.Client) -> bool:
