@@ -220,3 +220,43 @@ def test_a_wrong_password_fails_the_job_with_its_reason_and_changes_nothing(
     assert remote.role in error["message"]
     assert remote.password not in str(job.errors)
     assert snapshot(store) == before
+
+
+def test_a_dropped_schema_goes_missing_with_its_tables(store, pg_runner, remote):
+    register(store, remote)
+    sync(pg_runner)
+    remote.ddl("DROP SCHEMA hr CASCADE")
+    job = sync(pg_runner)
+    assert job.state is JobState.COMPLETED, job.errors
+    assert job.stats["schema.missing"] == 1
+    with store.read() as reader:
+        assert reader.object(remote.path("hr")).remote_state is RemoteState.MISSING
+        assert reader.object(remote.path("hr", "people")).remote_state is RemoteState.MISSING
+        assert reader.object(remote.path("sales", "orders")).remote_state is RemoteState.PRESENT
+
+
+def test_dropping_most_tables_at_once_trips_the_fail_safe(store, pg_runner, remote):
+    register(store, remote)
+    sync(pg_runner)
+    remote.ddl("DROP TABLE sales.orders, sales.customers, sales.refunds, hr.people")
+    job = sync(pg_runner)
+    assert job.state is JobState.FAILED
+    assert "fail-safe" in job.errors[-1]["message"]
+    with store.read() as reader:
+        assert (
+            reader.search(ObjectPath(KEY), kind="table", remote_state=RemoteState.MISSING).count
+            == 0
+        )
+
+
+def test_two_tables_whose_names_differ_in_case_only_are_skipped_and_reported(
+    store, pg_runner, remote
+):
+    remote.ddl('CREATE TABLE sales."Orders" (id int)')  # beside sales.orders
+    register(store, remote)
+    job = sync(pg_runner)
+    assert job.state is JobState.COMPLETED
+    assert table_names(store, remote.path("sales")) == ["customers", "refunds"]
+    [conflict] = job.errors
+    assert conflict["path"].casefold() == remote.path("sales", "orders").url.casefold()
+    assert "several remote objects" in conflict["message"]
