@@ -65,14 +65,14 @@ def register(e2e: E2E, store: Store, catalog: str, schema: str) -> None:
         )
 
 
-def sync(store: Store) -> Job:
+def sync(store: Store, state: JobState = JobState.COMPLETED) -> Job:
     runner = SyncRunner(store, platform_crawlers(store))
     job = runner.start(ObjectPath(KEY))
     assert job is not None
     runner.join(120)
     with store.read() as reader:
         done = reader.job(job.id)
-    assert done.state is JobState.COMPLETED, done.errors
+    assert done.state is state, done.errors
     return done
 
 
@@ -145,3 +145,20 @@ def test_a_column_added_in_trino_is_tagged_new_and_a_new_type_is_taken(e2e, trin
         f"postgresql.{schema}": "present",
         f"postgresql.{schema}.accounts": "present",
     }
+
+
+def test_a_system_user_who_is_not_the_clusters_admin_fails_the_job_and_changes_nothing(
+    e2e, trino_store, schema
+):
+    e2e.query("admin", f"CREATE SCHEMA memory.{schema}")
+    e2e.query("admin", f"CREATE TABLE memory.{schema}.orders (id bigint)")
+    register(e2e, trino_store, "memory", schema)
+    sync(trino_store)
+    before = tree(trino_store)
+    e2e.query("admin", f"DROP TABLE memory.{schema}.orders")
+    with trino_store.write() as writer:
+        writer.update_connection(KEY, credentials={"user": "alice"})  # listings filtered
+    job = sync(trino_store, JobState.FAILED)
+    [error] = job.errors
+    assert "'alice' does not match immuta.user.admin" in error["message"]
+    assert tree(trino_store) == before
