@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
@@ -53,7 +54,15 @@ def body(catalog: str, schema: str, table: str, user: str = "alice") -> dict:
 
 
 class Replica:
-    def __init__(self, root: Path, store_url: str, world: Path, name: str, extra: str = "") -> None:
+    def __init__(
+        self,
+        root: Path,
+        store_url: str,
+        world: Path,
+        name: str,
+        extra: str = "",
+        args: Sequence[str] = (),
+    ) -> None:
         self.grpc_port, self.admin_port = free_port(), free_port()
         self.tree = make_tree(
             root, registry=WORKED_REGISTRY, policies=POLICIES, users=USERS, properties=CLOSED
@@ -77,6 +86,7 @@ class Replica:
                 str(world),
                 "--tick",
                 "0.5",
+                *args,
             ],
             root / f"pdp-{name}.log",
         )
