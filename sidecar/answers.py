@@ -8,6 +8,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping
+from typing import Any
 
 from cachetools import LRUCache
 
@@ -58,6 +59,7 @@ class Answers:
         self._data_answers: OrderedDict[Hashable, bytes] = OrderedDict()
         self.cached_answer: Callable[[Hashable], bytes | None] = self._data_answers.get
         self._inflight: dict[Identity, asyncio.Future[View]] = {}
+        self._registry_fetch: asyncio.Future[tuple[str, Registry, AccessGrantMapping]] | None = None
         self.heard = time.monotonic()  # when the PDP last said anything on the watch
         # the last word heard before the watch broke; not connected until the first word
         self.lost_since: float | None = self.heard
@@ -74,6 +76,7 @@ class Answers:
         """Forget everything learned at the previous revision (or cluster configuration)."""
         self.revision = revision
         self._registry = None
+        self._registry_fetch = None  # one in flight is for the old revision: not waited for
         self._views.clear()
         self._decisions.clear()
         self._data_answers.clear()
@@ -157,18 +160,36 @@ class Answers:
             revision, grants, masks, filters, owned = await self._client.entitlements(identity)
             if revision != self.revision:
                 self.reset(revision)  # the PDP moved on before the watch told us
-            if self._registry is None:
-                registry_revision, registry, mapping = await self._client.registry()
-                if registry_revision != revision:
-                    continue
-                self._registry = (registry, mapping)
-            registry, mapping = self._registry
+            held = await self._registry_at(revision)
+            if held is None:
+                continue
+            registry, mapping = held
             settings = self._cluster().effective(mapping)
             view = View(settings, registry, grants, masks, filters, owned)
             if self.revision == revision:
                 self._views[identity] = view
             return view
         raise PdpUnavailable("the policy revision kept changing while fetching entitlements")
+
+    async def _registry_at(self, revision: str) -> tuple[Registry, AccessGrantMapping] | None:
+        """The registry at `revision`, fetched once however many users wait for it, or None
+        when the PDP or the watch moved on meanwhile. Every view of a revision must share the
+        one registry object: decisions are cached only for views built on the current one."""
+        if self._registry is None:
+            fetch = self._registry_fetch
+            if fetch is None:
+                fetch = self._registry_fetch = asyncio.ensure_future(self._client.registry())
+                fetch.add_done_callback(self._registry_fetched)
+            fetched, registry, mapping = await asyncio.shield(fetch)
+            if fetched != revision or self.revision != revision:
+                return None
+            if self._registry is None:  # the first waiter to wake installs it
+                self._registry = (registry, mapping)
+        return self._registry
+
+    def _registry_fetched(self, fetch: asyncio.Future[Any]) -> None:
+        if self._registry_fetch is fetch:
+            self._registry_fetch = None
 
     async def watch(self) -> None:
         """Follow the PDP's revisions (reconnecting with backoff) while a second task enforces

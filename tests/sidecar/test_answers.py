@@ -1,0 +1,82 @@
+"""The per-revision caches under concurrency: users fetched at the same time share one registry
+(so their decisions are cached), and a registry fetched for a revision the watch has left is
+never installed for the new one."""
+
+from __future__ import annotations
+
+import asyncio
+
+from pdp.core.model import (
+    AccessGrantMapping,
+    ClusterSettings,
+    Identity,
+    Registry,
+    Request,
+    TableRef,
+    View,
+    table_key,
+)
+from sidecar.answers import Answers
+
+ORDERS = table_key("hive", "sales", "orders")
+REFUNDS = table_key("hive", "sales", "refunds")
+
+
+class SlowPdp:
+    """The PdpClient calls the cache makes, each answered after a pause; every registry answer
+    is a new object, as each gRPC answer is."""
+
+    def __init__(self, revision: str = "r1") -> None:
+        self.revision = revision
+        self.registry_calls = 0
+
+    async def entitlements(self, identity: Identity):
+        await asyncio.sleep(0.01)
+        return self.revision, {}, frozenset(), {}, frozenset()
+
+    async def registry(self):
+        self.registry_calls += 1
+        revision = self.revision  # the revision when asked, as the PDP would answer
+        await asyncio.sleep(0.05)
+        tables = {ORDERS} if revision == "r1" else {ORDERS, REFUNDS}
+        return revision, Registry(tables=frozenset(tables)), AccessGrantMapping()
+
+
+def answers_for(pdp: SlowPdp) -> Answers:
+    answers = Answers(lambda: ClusterSettings(), pdp)  # type: ignore[arg-type]
+    answers.reset(pdp.revision)
+    return answers
+
+
+def select(user: str) -> Request:
+    return Request(Identity(user), "SelectFromColumns", TableRef("hive", "sales", "orders"))
+
+
+def test_users_fetched_together_share_one_registry_and_get_their_decisions_cached():
+    async def scenario() -> tuple[int, int]:
+        pdp = SlowPdp()
+        answers = answers_for(pdp)
+        users = [f"user{i}" for i in range(8)]
+        await asyncio.gather(*(answers.decide(select(u)) for u in users))
+        return pdp.registry_calls, answers.sizes()["decisions"]
+
+    registry_calls, cached = asyncio.run(scenario())
+    assert registry_calls == 1
+    assert cached == 8  # before: only the users whose view held the last registry installed
+
+
+def test_a_registry_fetched_for_a_revision_left_behind_is_not_installed():
+    async def scenario() -> tuple[View, Registry | None]:
+        pdp = SlowPdp("r1")
+        answers = answers_for(pdp)
+        first = asyncio.create_task(answers.view(Identity("alice")))
+        await asyncio.sleep(0.02)  # alice's registry fetch for r1 is in flight
+        pdp.revision = "r2"
+        answers.reset("r2")  # the watch moves on: r2 has another table
+        view = await first
+        held = answers.known()[1]
+        return view, held[0] if held else None
+
+    view, registry = asyncio.run(scenario())
+    assert registry is not None and registry.tables == {ORDERS, REFUNDS}
+    assert view.registry is registry
