@@ -8,7 +8,7 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,7 @@ class Sidecar:
         # one per endpoint: each maps bodies to the keys of its own cache
         self._allow_keys, self._row_filter_keys = BodyKeys(), BodyKeys()
         self._mask_keys, self._batch_mask_keys = BodyKeys(), BodyKeys()
+        self._batch_keys = BodyKeys()
         http.configure(config.http)
         self.stats = WorkerStats(self._gauges)
         self._metrics_dir = Path(os.environ.get(METRICS_DIR_ENV) or tempfile.mkdtemp())
@@ -194,7 +195,25 @@ class Sidecar:
         return TRUE if allowed else FALSE
 
     async def _batch(self, body: bytes) -> bytes:
-        document = parse(body)
+        bare, known = self._batch_keys.find(body)
+        found = None if known is None else self._cached_batch(known)
+        document = None  # a body seen before is not parsed, unless the decision log wants it
+        if found is not None:
+            operation, allowed, asked = found
+        else:
+            document = parse(body)
+            operation, allowed, asked = await self._batch_answer(document)
+            if known is None:
+                self._batch_keys.remember(bare, _batch_memo(document, operation))
+        self.stats.decisions[operation, "allow"] += len(allowed)
+        self.stats.decisions[operation, "deny"] += asked - len(allowed)
+        if self.decision_log is not None:
+            everything = len(allowed) == asked
+            self.decision_log.record("batch", document or parse(body), allowed, everything, None)
+        return orjson.dumps({"result": allowed})
+
+    async def _batch_answer(self, document: Any) -> tuple[str, list[int], int]:
+        """(operation, the indices allowed, how many were asked about) of a parsed batch."""
         items = _filter_resources(document)
         limit = http.LIMITS.max_batch_items
         if items is not None and len(items) > limit:
@@ -214,12 +233,32 @@ class Sidecar:
         operation, asked = _operation(document), len(items or ())
         if operation == "FilterColumns":
             asked = len(allowed) or asked  # all columns or none
-        self.stats.decisions[operation, "allow"] += len(allowed)
-        self.stats.decisions[operation, "deny"] += asked - len(allowed)
-        if self.decision_log is not None:
-            everything = len(allowed) == asked
-            self.decision_log.record("batch", document, allowed, everything, None)
-        return orjson.dumps({"result": allowed})
+        return operation, allowed, asked
+
+    def _cached_batch(self, known: Key) -> tuple[str, list[int], int] | None:
+        """What `_batch_answer` gives for a body remembered as `known` (see `_batch_memo`),
+        if every decision it needs is cached."""
+        if known[0] == "columns":  # FilterColumns: all of its columns or none
+            _, key, columns = known
+            decision = self.answers.cached(key)  # type: ignore[union-attr]
+            if decision is None:
+                return None
+            if decision.allowed:
+                return key[2], list(range(columns)), columns
+            return key[2], [], 1  # as counted by `_batch_answer`: one table denied
+        keys = known[1]
+        allowed = self._cached_indices(keys)
+        return None if allowed is None else (keys[0][2], allowed, len(keys))
+
+    def _cached_indices(self, keys: Sequence[Key | None]) -> list[int] | None:
+        """The indices of the allowed keys, or None unless every decision is cached."""
+        cached, allowed = self.answers.cached, []  # type: ignore[union-attr]
+        for i, key in enumerate(keys):
+            if key is None or (decision := cached(key)) is None:
+                return None
+            if decision.allowed:
+                allowed.append(i)
+        return allowed
 
     async def _filter(self, document: Any) -> list[int]:
         """The indices of the batch's filterResources the user may see."""
@@ -228,13 +267,8 @@ class Sidecar:
         # FilterColumns answers depend on its columns, which the keys leave out; an empty batch
         # has no key that proves the body valid. Both take the full decoder.
         if keys and _operation(document) != "FilterColumns":
-            cached, allowed = answers.cached, []
-            for i, key in enumerate(keys):
-                if key is None or (decision := cached(key)) is None:
-                    break
-                if decision.allowed:
-                    allowed.append(i)
-            else:
+            allowed = self._cached_indices(keys)
+            if allowed is not None:
                 return allowed
         call = _decode(document, batch=True, masks=False)
         items = call.items or ()
@@ -425,6 +459,19 @@ def _mask_key(document: Any) -> Key | None:
 
 def _batch_masks_key(document: Any) -> Key | None:
     return datapolicy.masks_key(document, batch=True)
+
+
+def _batch_memo(document: Any, operation: str) -> Key | None:
+    """How `_cached_batch` finds the answer to a batch body answered once (and so valid):
+    ("columns", the table's key, how many columns) for FilterColumns, ("items", every item's
+    key) for a batch of at most one chunk whose items all have keys, else None."""
+    keys = batch_keys(document)
+    if not keys or None in keys:
+        return None
+    if operation == "FilterColumns":
+        columns = document["input"]["action"]["filterResources"][0]["table"].get("columns", [])
+        return ("columns", keys[0], len(columns)) if len(keys) == 1 and columns else None
+    return ("items", tuple(keys)) if len(keys) <= BATCH_CHUNK else None
 
 
 def _filter_resources(document: Any) -> list[Any] | None:
