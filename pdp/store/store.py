@@ -93,7 +93,7 @@ from pdp.store.schema import (
     store_version,
 )
 from pdp.store.secrets import Secrets
-from pdp.store.sync import apply_plan, load_tree
+from pdp.store.sync import apply_plan, load_nodes, narrow
 
 MAX_PAGE = 1000
 
@@ -800,6 +800,8 @@ class Writer(Reader):
         if row.kind != Kind.TABLE.value:
             raise InvalidInput("path", path.url, "only tables have columns")
         self.db.execute(delete(columns).where(columns.c.object_id == row.id))
+        # the digest no longer says what is stored: the next sync compares this table in full
+        self.db.execute(update(objects).where(objects.c.id == row.id).values(columns_digest=None))
         if listed:
             self.db.execute(
                 insert(columns),
@@ -1004,21 +1006,28 @@ class Writer(Reader):
         transaction. With the fail-safe tripped nothing is applied. `create_requests` (an
         active policy targets `New`) adds column requests for the data owners."""
         connection_row = self._connection_row(key)
-        want_columns = any(
-            child.columns is not None for listing in listings for child in listing.children or ()
-        )
-        nodes, stored_columns = load_tree(self.db, connection_row.id, want_columns)
+        nodes, digests = load_nodes(self.db, connection_row.id)
+        narrowed = narrow(self.db, nodes, digests, listings)
         plan = plan_sync(
             connection_row.key,
             nodes,
-            stored_columns,
-            listings,
+            narrowed.columns,
+            narrowed.listings,
             connection_row.fail_safe_threshold,
         )
         if plan.fail_safe is not None:
             return SyncOutcome(plan, applied=False)
         now = now or utcnow()
-        apply_plan(self.db, connection_row.id, nodes, plan, now, create_requests, job_id)
+        apply_plan(
+            self.db,
+            connection_row.id,
+            nodes,
+            plan,
+            now,
+            create_requests,
+            job_id,
+            narrowed.digests,
+        )
         self.db.execute(
             update(connections).where(connections.c.id == connection_row.id),
             {"last_sync_at": now},
