@@ -95,3 +95,23 @@ def test_a_column_listed_twice_is_reported_on_every_sync(store):
     again = sync(store, listings)
     assert len(first.plan.conflicts) == len(again.plan.conflicts) == 1
     assert not again.plan.changes
+
+
+def test_last_seen_by_parent_or_by_object(store):
+    from datetime import UTC, datetime, timedelta
+
+    t0 = datetime(2026, 3, 1, 1, 0, tzinfo=UTC)
+    t1 = t0 + timedelta(days=1)
+    registered(store)
+    sync(store, FIRST, now=t0)
+    # `sales` listed without `refunds` (gone: stamped by object), `hr` listed whole (by parent)
+    sales = listing(("hold", "sales"), *FIRST[2].children[:3])
+    sync(store, [*FIRST[:2], sales, FIRST[3]], now=t1)
+    with store.read() as tx:
+        seen = {
+            name: tx.object(P("hc", "hold", schema, name))
+            for schema, name in (("sales", "orders"), ("sales", "refunds"), ("hr", "people"))
+        }
+    assert seen["orders"].last_seen == seen["people"].last_seen == t1
+    assert seen["refunds"].last_seen == t0
+    assert seen["refunds"].remote_state.value == "missing"
