@@ -72,22 +72,35 @@ def effective_states(nodes: Sequence[StoredNode]) -> dict[Names, _State]:
 
 MAX_CONCURRENT_LISTINGS = 4  # default bound on one connection's listings in flight
 CONCURRENCY_KEY = "maxConcurrentListings"  # endpoint (or connection settings) key
+MAX_CONCURRENT_PER_DATABASE = 2  # default bound on listings in flight under one database
+DATABASE_CONCURRENCY_KEY = "maxConcurrentListingsPerDatabase"
 
 
 def listing_bound(connection: ConnectionRecord) -> int:
     """The connection's bound on concurrent listings: `maxConcurrentListings` in its endpoint
     (or its settings), 1 to 64, else `MAX_CONCURRENT_LISTINGS`."""
-    value = connection.endpoint.get(CONCURRENCY_KEY, connection.settings.get(CONCURRENCY_KEY))
+    return _bound(connection, CONCURRENCY_KEY, MAX_CONCURRENT_LISTINGS)
+
+
+def database_bound(connection: ConnectionRecord) -> int:
+    """The bound on concurrent listings under one database (the first level below the
+    connection): `maxConcurrentListingsPerDatabase`, 1 to 64, else
+    `MAX_CONCURRENT_PER_DATABASE`. The connection's bound holds as well."""
+    return _bound(connection, DATABASE_CONCURRENCY_KEY, MAX_CONCURRENT_PER_DATABASE)
+
+
+def _bound(connection: ConnectionRecord, key: str, default: int) -> int:
+    value = connection.endpoint.get(key, connection.settings.get(key))
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 64:
         if value is not None:
             log.warning(
                 "%s: %s=%r is not a whole number from 1 to 64; using %d",
                 connection.key,
-                CONCURRENCY_KEY,
+                key,
                 value,
-                MAX_CONCURRENT_LISTINGS,
+                default,
             )
-        return MAX_CONCURRENT_LISTINGS
+        return default
     return value
 
 
@@ -97,20 +110,44 @@ class CrawlerPool:
     their own, and never more than `size` calls are in flight. `first` is the caller's (it
     closes it); the pool opens the others with `more` as needed and closes them."""
 
-    def __init__(self, first: Crawler, more: Callable[[], Crawler] | None, size: int) -> None:
+    def __init__(
+        self,
+        first: Crawler,
+        more: Callable[[], Crawler] | None,
+        size: int,
+        per_database: int = MAX_CONCURRENT_PER_DATABASE,
+    ) -> None:
         self.size = max(1, size) if more is not None else 1
+        self.per_database = max(1, per_database)
         self._more = more
         self._idle: queue.SimpleQueue[Crawler] = queue.SimpleQueue()
         self._idle.put(first)
         self._opened: list[Crawler] = []
         self._guard = threading.Lock()
+        self._databases: dict[str, threading.BoundedSemaphore] = {}
 
     def list(self, names: Names) -> Listing:
+        """List `names`; under a database, wait first for one of its `per_database` places (a
+        thread waiting for one holds no crawler)."""
+        if not names or self.per_database >= self.size:
+            return self._list(names)
+        with self._database(names[0]):
+            return self._list(names)
+
+    def _list(self, names: Names) -> Listing:
         crawler = self._take()
         try:
             return crawler.list(names)
         finally:
             self._idle.put(crawler)
+
+    def _database(self, name: str) -> threading.BoundedSemaphore:
+        folded = name.casefold()
+        with self._guard:
+            places = self._databases.get(folded)
+            if places is None:
+                places = self._databases[folded] = threading.BoundedSemaphore(self.per_database)
+            return places
 
     def _take(self) -> Crawler:
         try:
@@ -141,26 +178,32 @@ def crawl(
     *,
     concurrency: int = 1,
     more: Callable[[], Crawler] | None = None,
+    per_database: int = MAX_CONCURRENT_PER_DATABASE,
 ) -> list[Listing]:
     """Breadth-first listings of the subtree at `start` (a table path lists its schema).
 
     The containers of one level are independent: with `concurrency` above 1 (and `more` to
-    open further crawlers) up to that many are listed at once. The listings come back in the
-    same breadth-first order as a sequential crawl."""
+    open further crawlers) up to that many are listed at once, and at most `per_database` of
+    them under one database. A level is handed out alternating between databases, so that
+    threads seldom wait on a busy one. The listings come back in the same breadth-first order
+    as a sequential crawl."""
     states = effective_states(nodes)
     if len(start) >= len(Kind) - 1:
         start = start[:-1]
         recurse = False
     else:
         recurse = True
-    pool = CrawlerPool(crawler, more, concurrency)
+    pool = CrawlerPool(crawler, more, concurrency, per_database)
     listings: list[Listing] = []
     level: list[Names] = [start]
     executor = ThreadPoolExecutor(pool.size, "pdp-listing") if pool.size > 1 else None
     try:
         while level:
             if executor is not None and len(level) > 1:
-                found = list(executor.map(partial(_list_one, pool), level))
+                order = _alternating(level)
+                listed = executor.map(partial(_list_one, pool), [level[i] for i in order])
+                by_index = dict(zip(order, listed, strict=True))
+                found = [by_index[i] for i in range(len(level))]
             else:
                 found = [_list_one(pool, names) for names in level]
             listings.extend(found)
@@ -183,6 +226,18 @@ def crawl(
             executor.shutdown(wait=True)
         pool.close()
     return listings
+
+
+def _alternating(level: Sequence[Names]) -> list[int]:
+    """Indexes of `level`, taking one container of each database in turn."""
+    queues: dict[str, list[int]] = {}
+    for index, names in enumerate(level):
+        queues.setdefault(names[0].casefold() if names else "", []).append(index)
+    order: list[int] = []
+    rounds = max((len(q) for q in queues.values()), default=0)
+    for turn in range(rounds):
+        order.extend(q[turn] for q in queues.values() if turn < len(q))
+    return order
 
 
 def _list_one(pool: CrawlerPool, names: Names) -> Listing:
@@ -368,6 +423,7 @@ class SyncRunner:
                     force_recursive,
                     concurrency=listing_bound(connection),
                     more=partial(self.crawler_factory, connection),
+                    per_database=database_bound(connection),
                 )
             finally:
                 crawler.close()

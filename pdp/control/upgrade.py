@@ -45,7 +45,7 @@ from pdp.config.errors import ConfigError
 from pdp.control import permissions as perm
 from pdp.control.permissions import Caller, Forbidden
 from pdp.control.plane import ControlPlane, ValidationFailed, job_json
-from pdp.control.sync import crawl, listing_bound
+from pdp.control.sync import crawl, database_bound, listing_bound
 from pdp.crawl.base import Check
 from pdp.objects.errors import Conflict, DuplicateKey, InvalidInput, NotFound
 from pdp.objects.keys import check_connection_key, key_identity
@@ -583,6 +583,7 @@ class UpgradeManager:
                         force_recursive=True,
                         concurrency=listing_bound(connection),
                         more=partial(self.plane.crawler_factory, connection),
+                        per_database=database_bound(connection),
                     )
                 finally:
                     crawler.close()

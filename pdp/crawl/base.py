@@ -30,8 +30,15 @@ DEFAULT_TIMEOUT = 60.0  # seconds, per remote call
 DEFAULT_PAGE_SIZE = 1000  # rows or objects per page
 MAX_PAGES = 10_000  # a listing that needs more pages than this fails instead of looping on
 # Keys every endpoint may carry besides its technology's own.
-# `maxConcurrentListings` is object sync's (pdp.control.sync.listing_bound), checked here.
-COMMON_ENDPOINT_KEYS = ("exclude", "timeout", "pageSize", "maxConcurrentListings")
+# `maxConcurrentListings` and `maxConcurrentListingsPerDatabase` are object sync's
+# (pdp.control.sync.listing_bound, database_bound), checked here.
+COMMON_ENDPOINT_KEYS = (
+    "exclude",
+    "timeout",
+    "pageSize",
+    "maxConcurrentListings",
+    "maxConcurrentListingsPerDatabase",
+)
 
 
 class CrawlError(Exception):
@@ -121,6 +128,7 @@ class Config:
 
     def common(self, f: Fields) -> Common:
         f.number("maxConcurrentListings", 4, low=1, high=64, whole=True)
+        f.number("maxConcurrentListingsPerDatabase", 2, low=1, high=64, whole=True)
         return Common(
             tuple(f.strings("exclude")),
             f.number("timeout", DEFAULT_TIMEOUT, positive=True, high=3600),

@@ -14,6 +14,7 @@ from pdp.config.errors import Collector, ConfigError
 from pdp.config.fields import Fields
 from pdp.config.yamlsource import line_of, read_yaml
 from pdp.control.plane import CASCADE_JOB_THRESHOLD
+from pdp.control.schedule import TICK_SECONDS
 from pdp.grants.config import GrantsConfig, parse_grants
 
 KEYS = (
@@ -40,10 +41,12 @@ class ControlSettings:
     `store_poll_seconds`: the version poll (None: 0.25 s on SQLite; on PostgreSQL, where
     LISTEN/NOTIFY brings changes at once, a 5 s safety net). `cascade_job_threshold`: a
     settings change reaching more descendants than this runs as a `cascade` job (202).
-    `snapshot_file`: the last good store snapshot (below)."""
+    `snapshot_file`: the last good store snapshot (below). `schedule_tick_seconds`: how often
+    the scheduler looks for connections whose cron has fired."""
 
     store_poll_seconds: float | None = None
     cascade_job_threshold: int = CASCADE_JOB_THRESHOLD
+    schedule_tick_seconds: float = TICK_SECONDS
     # where the PDP keeps the last good store registry, to decide on it when it starts while
     # the store is down (None: not kept; such a start decides on the policy files alone)
     snapshot_file: Path | None = None
@@ -169,7 +172,7 @@ def _control(f: Fields, found: Collector) -> ControlSettings:
         f.data.get("control") or {},
         "control",
         found,
-        ("storePollSeconds", "cascadeJobThreshold", "snapshotFile"),
+        ("storePollSeconds", "cascadeJobThreshold", "snapshotFile", "scheduleTickSeconds"),
         base=f.base,
     )
     poll = (
@@ -180,10 +183,12 @@ def _control(f: Fields, found: Collector) -> ControlSettings:
     threshold = control.number(
         "cascadeJobThreshold", CASCADE_JOB_THRESHOLD, low=0, high=1e9, whole=True
     )
+    tick = control.number("scheduleTickSeconds", TICK_SECONDS, positive=True, high=3600)
     return ControlSettings(
         store_poll_seconds=poll,
         cascade_job_threshold=int(threshold),
         snapshot_file=control.file_path("snapshotFile"),
+        schedule_tick_seconds=tick,
     )
 
 

@@ -58,6 +58,7 @@ class RunningPdp:
     control: ControlPlane | None = None
     feed: SnapshotFeed | None = None
     admin_port: int | None = None
+    scheduler: Scheduler | None = None
 
     async def stop(self, grace: float = 1.0) -> None:
         for task in self.tasks:
@@ -108,7 +109,8 @@ async def start_pdp(
 ) -> RunningPdp:
     """Start the PDP. With `store:` in pdp.yaml also the control plane: the snapshot composed
     of files and store, object sync jobs and their schedule, and (with `admin:`) the admin API.
-    `crawler_factory` replaces the platform crawlers (tests)."""
+    `crawler_factory` replaces the platform crawlers (tests); `schedule_tick` overrides
+    `control.scheduleTickSeconds`."""
     ensure_listen_free(listen or config.listen)  # before the development issuer starts
     resources = contextlib.AsyncExitStack()
     auth = await _authentication(config, resources)
@@ -121,6 +123,7 @@ async def start_pdp(
     cluster = watch_cluster(config)
     tasks: list[asyncio.Task] = []
     control = feed = None
+    scheduler: Scheduler | None = None
     admin_port = None
     policy: Watched[Any]
     if config.store is None:
@@ -162,7 +165,7 @@ async def start_pdp(
             the_cluster = cluster
             control.cluster = lambda: the_cluster.current
         tasks.append(asyncio.create_task(feed.run()))
-        scheduler = Scheduler(runner, *([schedule_tick] if schedule_tick else []))
+        scheduler = Scheduler(runner, schedule_tick or config.control.schedule_tick_seconds)
         tasks.append(asyncio.create_task(scheduler.run()))
         log.info("control plane on: store %s", safe_url(config.store))
     serving_grpc = asyncio.Event()
@@ -186,6 +189,7 @@ async def start_pdp(
     running = RunningPdp(
         server, port, policy, cluster, resources, revisions, pdp_yaml, tasks, control, feed
     )
+    running.scheduler = scheduler
     for watched in (pdp_yaml.watched, policy, cluster):
         running.tasks.append(asyncio.create_task(watched.run(pdp_yaml.interval)))
     syncer = syncer_from(config.grants, monitor.grant_sync_outcome)

@@ -19,6 +19,8 @@ from pdp.core.model import fold
 from pdp.objects.errors import Conflict, InvalidInput, NotFound
 from pdp.policy.model import ObjectType, Technology
 from pdp.store.model import utcnow
+from pdp.store.rows import record
+from pdp.store.rows import technology as technology_of
 from pdp.store.schema import integrations, legacy_sources
 from pdp.store.store import Reader, Writer
 
@@ -103,38 +105,17 @@ def monitor_key(database: str, schema: str) -> str:
 
 
 def _integration(row: Row[Any]) -> Integration:
-    return Integration(
-        id=row.id,
-        name=row.name,
-        technology=Technology(row.technology),
-        endpoint=row.endpoint,
-        credentials=row.credentials,
-        settings=row.settings,
-        schema_monitoring=row.schema_monitoring,
-        upgrade_state=UpgradeState(row.upgrade_state),
-        display_name=row.display_name,
-        upgrade_job_id=row.upgrade_job_id,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
+    return record(Integration, row, {"technology": Technology, "upgrade_state": UpgradeState})
 
 
 def _source(row: Row[Any], integration: str) -> LegacySource:
-    return LegacySource(
-        id=row.id,
-        integration=integration,
-        database=row.database,
-        schema=row.schema,
-        table=row.table,
-        type=ObjectType(row.type),
-        tags=tuple(row.tags),
-        owners=tuple(row.owners),
-        active=row.active,
-        match_state=MatchState(row.match_state),
-        match_reason=row.match_reason,
-        matched_path=row.matched_path,
-        created_at=row.created_at,
-    )
+    converted = {
+        "type": ObjectType,
+        "tags": tuple,
+        "owners": tuple,
+        "match_state": MatchState,
+    }
+    return record(LegacySource, row, converted, integration=integration)
 
 
 # --- reads -------------------------------------------------------------------------------------
@@ -213,13 +194,7 @@ def create_integration(
 ) -> Integration:
     if not name or not isinstance(name, str) or len(name) > 128:
         raise InvalidInput("connection.name", name, "name the integration (1-128 characters)")
-    try:
-        technology = Technology(technology)
-    except ValueError:
-        known = ", ".join(t.value for t in Technology)
-        raise InvalidInput(
-            "connection.technology", technology, f"expected one of {known}"
-        ) from None
+    technology = technology_of(technology, "connection.technology")
     if find_integration(writer, name) is not None:
         raise Conflict("connection.name", name, "an integration with this name exists already")
     now = now or utcnow()

@@ -81,6 +81,8 @@ from pdp.store.model import (
     utcnow,
 )
 from pdp.store.notify import NOTIFY_CHANNEL
+from pdp.store.rows import record
+from pdp.store.rows import technology as technology_of
 from pdp.store.schema import (
     column_tags,
     columns,
@@ -93,7 +95,7 @@ from pdp.store.schema import (
     store_version,
 )
 from pdp.store.secrets import Secrets
-from pdp.store.sync import apply_plan, load_tree
+from pdp.store.sync import apply_plan, load_nodes, narrow
 
 MAX_PAGE = 1000
 
@@ -616,7 +618,7 @@ class Writer(Reader):
         """Store a new connection and its root object. Credentials are sealed first (see
         `pdp.store.secrets`); the key rules apply, uniqueness case-insensitively."""
         check_connection_key(key)
-        technology = _technology(technology)
+        technology = technology_of(technology)
         check_schedule(schedule)
         _check_threshold(fail_safe_threshold)
         _check_override("isActive", is_active)
@@ -800,6 +802,8 @@ class Writer(Reader):
         if row.kind != Kind.TABLE.value:
             raise InvalidInput("path", path.url, "only tables have columns")
         self.db.execute(delete(columns).where(columns.c.object_id == row.id))
+        # the digest no longer says what is stored: the next sync compares this table in full
+        self.db.execute(update(objects).where(objects.c.id == row.id).values(columns_digest=None))
         if listed:
             self.db.execute(
                 insert(columns),
@@ -1004,21 +1008,28 @@ class Writer(Reader):
         transaction. With the fail-safe tripped nothing is applied. `create_requests` (an
         active policy targets `New`) adds column requests for the data owners."""
         connection_row = self._connection_row(key)
-        want_columns = any(
-            child.columns is not None for listing in listings for child in listing.children or ()
-        )
-        nodes, stored_columns = load_tree(self.db, connection_row.id, want_columns)
+        nodes, digests = load_nodes(self.db, connection_row.id)
+        narrowed = narrow(self.db, nodes, digests, listings)
         plan = plan_sync(
             connection_row.key,
             nodes,
-            stored_columns,
-            listings,
+            narrowed.columns,
+            narrowed.listings,
             connection_row.fail_safe_threshold,
         )
         if plan.fail_safe is not None:
             return SyncOutcome(plan, applied=False)
         now = now or utcnow()
-        apply_plan(self.db, connection_row.id, nodes, plan, now, create_requests, job_id)
+        apply_plan(
+            self.db,
+            connection_row.id,
+            nodes,
+            plan,
+            now,
+            create_requests,
+            job_id,
+            narrowed.digests,
+        )
         self.db.execute(
             update(connections).where(connections.c.id == connection_row.id),
             {"last_sync_at": now},
@@ -1039,14 +1050,6 @@ class SyncOutcome:
 
 
 # --- row -> record ---------------------------------------------------------------------------
-
-
-def _technology(value: Technology | str) -> Technology:
-    try:
-        return Technology(value)
-    except ValueError:
-        known = ", ".join(t.value for t in Technology)
-        raise InvalidInput("technology", value, f"expected one of {known}") from None
 
 
 def _check_override(field: str, value: object) -> None:
@@ -1077,73 +1080,21 @@ def _nodes(path: ObjectPath, chain: Sequence[Row[Any]]) -> list[Node]:
 
 
 def _connection_record(row: Row[Any]) -> ConnectionRecord:
-    return ConnectionRecord(
-        key=row.key,
-        technology=Technology(row.technology),
-        endpoint=row.endpoint,
-        credentials=row.credentials,
-        settings=row.settings,
-        schedule=row.schedule,
-        state=ConnectionState(row.state),
-        fail_safe_threshold=row.fail_safe_threshold,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        last_sync_at=row.last_sync_at,
-    )
+    return record(ConnectionRecord, row, {"technology": Technology, "state": ConnectionState})
 
 
 def _object_record(row: Row[Any], path: ObjectPath) -> ObjectRecord:
-    return ObjectRecord(
-        id=row.id,
-        path=path,
-        kind=Kind(row.kind),
-        remote_type=row.remote_type,
-        is_active=row.is_active,
-        activate_new_children=row.activate_new_children,
-        remote_state=RemoteState(row.remote_state),
-        data_source_id=row.data_source_id,
-        first_seen=row.first_seen,
-        last_seen=row.last_seen,
-    )
+    return record(ObjectRecord, row, {"kind": Kind, "remote_state": RemoteState}, path=path)
 
 
 def _permission(row: Row[Any], path: ObjectPath) -> Permission:
-    return Permission(
-        path=path,
-        principal_kind=PrincipalKind(row.principal_kind),
-        principal=row.principal,
-        role=Role(row.role),
-        granted_at=row.granted_at,
-        granted_by=row.granted_by,
-    )
+    return record(Permission, row, {"principal_kind": PrincipalKind, "role": Role}, path=path)
 
 
 def _job(row: Row[Any]) -> Job:
-    return Job(
-        id=row.id,
-        connection_key=row.connection_key,
-        type=JobType(row.type),
-        trigger=JobTrigger(row.trigger),
-        state=JobState(row.state),
-        path=row.path,
-        created_at=row.created_at,
-        started_at=row.started_at,
-        ended_at=row.ended_at,
-        stats=row.stats,
-        errors=row.errors,
-    )
+    return record(Job, row, {"type": JobType, "trigger": JobTrigger, "state": JobState})
 
 
 def _request(row: Row[Any], path: ObjectPath) -> DataRequest:
-    return DataRequest(
-        id=row.id,
-        connection_key=row.key,
-        path=path,
-        kind=RequestKind(row.kind),
-        column_name=row.column_name,
-        state=RequestState(row.state),
-        created_at=row.created_at,
-        resolved_at=row.resolved_at,
-        resolved_by=row.resolved_by,
-        job_id=row.job_id,
-    )
+    converted = {"kind": RequestKind, "state": RequestState}
+    return record(DataRequest, row, converted, path=path, connection_key=row.key)

@@ -7,8 +7,11 @@ hundred statements on either backend.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -17,7 +20,16 @@ from sqlalchemy import Connection, bindparam, delete, func, insert, select, text
 from pdp.core.model import fold
 from pdp.objects.paths import KINDS, Kind
 from pdp.objects.settings import RemoteState
-from pdp.objects.sync import Names, StoredColumn, StoredNode, SyncPlan, fold_names
+from pdp.objects.sync import (
+    Listing,
+    Names,
+    RemoteColumn,
+    RemoteObject,
+    StoredColumn,
+    StoredNode,
+    SyncPlan,
+    fold_names,
+)
 from pdp.objects.tags import NEW_TAG
 from pdp.store.model import RequestKind, RequestState
 from pdp.store.schema import column_tags, columns, objects, requests
@@ -36,8 +48,19 @@ def load_tree(
     connection: Connection, connection_id: int, with_columns: bool
 ) -> tuple[list[StoredNode], dict[int, list[StoredColumn]]]:
     """A connection's stored objects (names from the connection down) and, if asked, the
-    columns of its tables, in two queries."""
-    rows = connection.execute(
+    columns of all its tables."""
+    nodes, _ = load_nodes(connection, connection_id)
+    if not with_columns:
+        return nodes, {}
+    return nodes, load_columns(connection, [n.id for n in nodes if n.kind is Kind.TABLE])
+
+
+def load_nodes(
+    connection: Connection, connection_id: int
+) -> tuple[list[StoredNode], dict[int, str | None]]:
+    """A connection's stored objects, parents first, and the column digest of each table, in
+    one query read as tuples."""
+    found = connection.execute(
         select(
             objects.c.id,
             objects.c.parent_id,
@@ -46,41 +69,119 @@ def load_tree(
             objects.c.is_active,
             objects.c.activate_new_children,
             objects.c.remote_state,
+            objects.c.columns_digest,
         ).where(objects.c.connection_id == connection_id)
     ).all()
+    rows = sorted(found, key=lambda r: DEPTH[r[3]])
     names: dict[int, Names] = {}
+    digests: dict[int, str | None] = {}
     nodes = []
-    for row in sorted(rows, key=lambda r: DEPTH[r.kind]):
-        here = () if row.parent_id is None else (*names[row.parent_id], row.name)
-        names[row.id] = here
-        nodes.append(
-            StoredNode(
-                row.id,
-                row.parent_id,
-                here,
-                row.is_active,
-                row.activate_new_children,
-                RemoteState(row.remote_state),
-            )
-        )
-    stored_columns: dict[int, list[StoredColumn]] = {}
-    if with_columns:
-        for c in connection.execute(
-            select(
-                columns.c.id,
-                columns.c.object_id,
-                columns.c.name,
-                columns.c.type,
-                columns.c.nullable,
-                columns.c.position,
-            )
-            .join(objects, objects.c.id == columns.c.object_id)
-            .where(objects.c.connection_id == connection_id)
-        ):
-            stored_columns.setdefault(c.object_id, []).append(
-                StoredColumn(c.id, c.name, c.type, c.nullable, c.position)
-            )
-    return nodes, stored_columns
+    states = {state.value: state for state in RemoteState}
+    table = Kind.TABLE.value
+    for object_id, parent_id, name, kind, active, activate, state, digest in rows:
+        here = () if parent_id is None else (*names[parent_id], name)
+        names[object_id] = here
+        if kind == table:
+            digests[object_id] = digest
+        nodes.append(StoredNode(object_id, parent_id, here, active, activate, states[state]))
+    return nodes, digests
+
+
+def load_columns(connection: Connection, table_ids: Sequence[int]) -> dict[int, list[StoredColumn]]:
+    """The stored columns of these tables, by table id, read as tuples in chunks."""
+    found: dict[int, list[StoredColumn]] = {}
+    wanted = select(
+        columns.c.object_id,
+        columns.c.id,
+        columns.c.name,
+        columns.c.type,
+        columns.c.nullable,
+        columns.c.position,
+    )
+    for chunk in chunks(sorted(table_ids)):
+        for object_id, *fields in connection.execute(
+            wanted.where(columns.c.object_id.in_(chunk))
+        ).all():
+            found.setdefault(object_id, []).append(StoredColumn(*fields))
+    return found
+
+
+def columns_digest(listed: Iterable[RemoteColumn]) -> str:
+    """What a table's columns are (names, types, nullability, positions), in 32 hex digits."""
+    text_ = "\x1f".join(f"{c.name}\x1e{c.type}\x1e{c.nullable:d}\x1e{c.position}" for c in listed)
+    return hashlib.blake2b(text_.encode(), digest_size=16).hexdigest()
+
+
+@dataclass
+class Narrowed:
+    """Listings to plan from, with the columns left out of tables whose stored digest says they
+    are unchanged; the stored columns of the tables still to compare; the digests to record."""
+
+    listings: list[Listing]
+    columns: dict[int, list[StoredColumn]]
+    digests: dict[int, str]  # table id -> digest of its listed columns, where it changes
+
+
+def narrow(
+    connection: Connection,
+    nodes: Sequence[StoredNode],
+    digests: Mapping[int, str | None],
+    listings: Sequence[Listing],
+) -> Narrowed:
+    """Keep column comparison to the tables whose listed columns differ from the digest stored
+    with them (or have none); only those tables' columns are read. Follows `plan_sync`'s rules
+    on which listing and which child count: the first listing of a container, not a failed
+    one, no ambiguous names. A table listed with a column name twice is always compared (so
+    that the duplicate is reported each time)."""
+    by_names = {fold_names(node.names): node.id for node in nodes}
+    seen_parents: set[Names] = set()
+    out: list[Listing] = []
+    compare: dict[int, str] = {}
+    for listing in listings:
+        parent = fold_names(listing.parent)
+        if listing.children is None or parent in seen_parents or parent not in by_names:
+            seen_parents.add(parent)
+            out.append(listing)
+            continue
+        seen_parents.add(parent)
+        counts = Counter(child.name.casefold() for child in listing.children)
+        children: list[RemoteObject] = []
+        stripped = False
+        for child in listing.children:
+            folded = child.name.casefold()
+            table_id = by_names.get((*parent, folded))
+            if (
+                child.columns is None
+                or table_id is None
+                or table_id not in digests
+                or counts[folded] > 1
+            ):
+                children.append(child)
+                continue
+            digest = columns_digest(child.columns)
+            if len({c.name for c in child.columns}) < len(child.columns):
+                compare[table_id] = columns_digest(_first_of_each(child.columns))
+                children.append(child)
+            elif digests[table_id] == digest:
+                children.append(RemoteObject(child.name, child.remote_type, None))
+                stripped = True
+            else:
+                compare[table_id] = digest
+                children.append(child)
+        out.append(Listing(listing.parent, tuple(children), listing.error) if stripped else listing)
+    stored = load_columns(connection, list(compare)) if compare else {}
+    changed = {i: d for i, d in compare.items() if digests.get(i) != d}
+    return Narrowed(out, stored, changed)
+
+
+def _first_of_each(listed: Iterable[RemoteColumn]) -> list[RemoteColumn]:
+    seen: set[str] = set()
+    kept = []
+    for column in listed:
+        if column.name not in seen:
+            seen.add(column.name)
+            kept.append(column)
+    return kept
 
 
 def apply_plan(
@@ -91,8 +192,10 @@ def apply_plan(
     now: datetime,
     create_requests: bool = False,
     job_id: str | None = None,
+    digests: Mapping[int, str] | None = None,
 ) -> None:
-    """Write `plan` (made by `pdp.objects.sync.plan_sync` from `nodes`) in this transaction."""
+    """Write `plan` (made by `pdp.objects.sync.plan_sync` from `nodes`) in this transaction;
+    `digests`: the column digests of compared tables that changed (`narrow`)."""
     ids = {fold_names(node.names): node.id for node in nodes}
     new_columns: list[tuple[int, str, str, bool, int]] = []
     for depth in range(1, len(KINDS)):
@@ -113,6 +216,7 @@ def apply_plan(
                 "data_source_id": str(uuid.uuid4()) if o.kind is Kind.TABLE else None,
                 "first_seen": now,
                 "last_seen": now,
+                "columns_digest": columns_digest(o.columns) if o.kind is Kind.TABLE else None,
             }
             for o in batch
         ]
@@ -125,10 +229,17 @@ def apply_plan(
     if new_columns:  # columns of new tables come in without the `New` tag
         _insert_columns(connection, new_columns)
 
-    _set_state(connection, plan.seen, {"remote_state": RemoteState.PRESENT.value, "last_seen": now})
+    _stamp_seen(connection, nodes, plan, now)
     _set_state(connection, plan.missing, {"remote_state": RemoteState.MISSING.value})
     _set_state(connection, plan.unknown, {"remote_state": RemoteState.UNKNOWN.value})
 
+    if digests:
+        connection.execute(
+            update(objects)
+            .where(objects.c.id == bindparam("object_id"))
+            .values(columns_digest=bindparam("digest")),
+            [{"object_id": i, "digest": d} for i, d in sorted(digests.items())],
+        )
     if plan.column_adds:
         statement = insert(columns).returning(columns.c.id, sort_by_parameter_order=True)
         added = (
@@ -262,3 +373,32 @@ def _insert_columns(
 def _set_state(connection: Connection, ids: Sequence[int], values: dict[str, Any]) -> None:
     for chunk in chunks(sorted(ids)):
         connection.execute(update(objects).where(objects.c.id.in_(chunk)).values(**values))
+
+
+def _stamp_seen(
+    connection: Connection, nodes: Sequence[StoredNode], plan: SyncPlan, now: datetime
+) -> None:
+    """`last_seen` on every object the listings showed, `present` on those that were not.
+
+    The state changes by id, only where it changes. `last_seen` goes by parent where a listing
+    showed all the stored children of its container (the usual case: one statement per few
+    thousand schemas), by id for the rest."""
+    by_id = {node.id: node for node in nodes}
+    returned = [i for i in plan.seen if by_id[i].remote_state is not RemoteState.PRESENT]
+    _set_state(connection, returned, {"remote_state": RemoteState.PRESENT.value})
+    stored_children: Counter[int | None] = Counter(node.parent_id for node in nodes)
+    seen_children: dict[int | None, list[int]] = {}
+    for object_id in plan.seen:
+        seen_children.setdefault(by_id[object_id].parent_id, []).append(object_id)
+    whole: list[int] = []
+    singly: list[int] = []
+    for parent_id, seen in seen_children.items():
+        if parent_id is not None and len(set(seen)) == stored_children[parent_id]:
+            whole.append(parent_id)
+        else:
+            singly.extend(seen)
+    for chunk in chunks(sorted(whole)):
+        connection.execute(
+            update(objects).where(objects.c.parent_id.in_(chunk)).values(last_seen=now)
+        )
+    _set_state(connection, singly, {"last_seen": now})

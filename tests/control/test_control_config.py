@@ -13,6 +13,7 @@ from pdp.auth import Secret, Validator
 from pdp.auth.devissuer import DevIssuer
 from pdp.config.errors import ConfigError
 from pdp.control import ControlPlane, SyncRunner
+from pdp.control.schedule import TICK_SECONDS
 from pdp.policy import DirectoryUser, GlobalPermission
 from pdp.service.config import load_pdp_config
 from tests.support.configs import WORKED_USERS, make_tree
@@ -69,6 +70,35 @@ def test_the_control_section(tmp_path):
         load_pdp_config(pdp_yaml(tmp_path, "control: {cascadeJobThreshold: 1.5}\n"))
     with pytest.raises(ConfigError, match=r"control\.storePollSeconds: expected a positive"):
         load_pdp_config(pdp_yaml(tmp_path, "control: {storePollSeconds: 0}\n"))
+
+
+def test_the_schedule_tick(tmp_path):
+    tick = "store: sqlite:///s.db\ncontrol: {scheduleTickSeconds: 2.5}\n"
+    assert load_pdp_config(pdp_yaml(tmp_path, tick)).control.schedule_tick_seconds == 2.5
+    defaults = load_pdp_config(pdp_yaml(tmp_path, "store: sqlite:///s.db\n")).control
+    assert defaults.schedule_tick_seconds == TICK_SECONDS == 15.0
+    for wrong, why in (("0", "expected a positive"), ("soon", "expected a number")):
+        with pytest.raises(
+            ConfigError, match=rf"pdp\.yaml:\d+.*control\.scheduleTickSeconds: {why}"
+        ):
+            load_pdp_config(pdp_yaml(tmp_path, f"control:\n  scheduleTickSeconds: {wrong}\n"))
+
+
+async def test_pdp_serve_ticks_at_the_configured_interval(tmp_path):
+    from pdp.service.run import start_pdp
+
+    extra = "store: sqlite:///s.db\ncontrol: {scheduleTickSeconds: 0.5}\n"
+    config = load_pdp_config(pdp_yaml(tmp_path, extra))
+    running = await start_pdp(config, listen="127.0.0.1:0")
+    try:
+        assert running.scheduler is not None and running.scheduler.tick_seconds == 0.5
+    finally:
+        await running.stop()
+    running = await start_pdp(config, listen="127.0.0.1:0", schedule_tick=0.2)  # tests' override
+    try:
+        assert running.scheduler is not None and running.scheduler.tick_seconds == 0.2
+    finally:
+        await running.stop()
 
 
 def test_permissions_in_the_directory(tmp_path):

@@ -1,6 +1,7 @@
 """Object sync bounds the listings in flight against one platform: `maxConcurrentListings` per
-connection (default 4), each parallel listing on its own crawler (a platform session is not
-shared between threads), listings in the same breadth-first order as a sequential crawl."""
+connection (default 4) and `maxConcurrentListingsPerDatabase` under one database (default 2),
+each parallel listing on its own crawler (a platform session is not shared between threads),
+listings in the same breadth-first order as a sequential crawl."""
 
 from __future__ import annotations
 
@@ -10,7 +11,13 @@ import time
 import pytest
 
 from pdp.control import SyncRunner
-from pdp.control.sync import MAX_CONCURRENT_LISTINGS, crawl, listing_bound
+from pdp.control.sync import (
+    MAX_CONCURRENT_LISTINGS,
+    MAX_CONCURRENT_PER_DATABASE,
+    crawl,
+    database_bound,
+    listing_bound,
+)
 from pdp.crawl.base import CrawlError, open_crawler
 from pdp.objects import ObjectPath
 from pdp.objects.sync import Listing
@@ -29,6 +36,8 @@ class Counting:
         self.lock = threading.Lock()
         self.now = self.peak = self.opened = 0
         self.busy: set[int] = set()  # crawlers in use: one thread each
+        self.per_database: dict[str, int] = {}  # listings in flight under each database
+        self.database_peak: dict[str, int] = {}
 
     def factory(self, _record: ConnectionRecord | None = None) -> CountingCrawler:
         with self.lock:
@@ -48,6 +57,12 @@ class CountingCrawler(FakeCrawler):
             c.busy.add(id(self))
             c.now += 1
             c.peak = max(c.peak, c.now)
+            if parent:
+                database = parent[0]
+                c.per_database[database] = c.per_database.get(database, 0) + 1
+                c.database_peak[database] = max(
+                    c.database_peak.get(database, 0), c.per_database[database]
+                )
         try:
             time.sleep(c.delay)
             return super().list(parent)
@@ -55,6 +70,8 @@ class CountingCrawler(FakeCrawler):
             with c.lock:
                 c.now -= 1
                 c.busy.discard(id(self))
+                if parent:
+                    c.per_database[parent[0]] -= 1
 
 
 def wide_platform() -> FakePlatform:
@@ -118,3 +135,54 @@ def test_the_bound_is_read_from_the_endpoint_and_checked():
     assert listing_bound(_record({"maxConcurrentListings": "lots"})) == MAX_CONCURRENT_LISTINGS
     with pytest.raises(CrawlError, match="maxConcurrentListings"):
         open_crawler("trino", {"host": "h", "maxConcurrentListings": 0}, {"username": "u"})
+
+
+@pytest.mark.parametrize(("bound", "per_database"), [(4, 1), (6, None), (4, 8)])
+def test_listings_under_one_database_stay_within_their_own_bound(store, bound, per_database):
+    counter = Counting(wide_platform())
+    endpoint = {"host": "h", "maxConcurrentListings": bound}
+    if per_database is not None:
+        endpoint["maxConcurrentListingsPerDatabase"] = per_database
+    register(store, endpoint)
+    runner = SyncRunner(store, counter.factory)
+    job = runner.start(ObjectPath("hc"), JobTrigger.MANUAL)
+    assert job is not None
+    done = wait_job(store, job.id)
+    runner.join()
+    assert done.state is JobState.COMPLETED, done.errors
+    assert done.stats["listings"] == 28 and done.stats["table.added"] == 24
+    limit = per_database or MAX_CONCURRENT_PER_DATABASE
+    assert set(counter.database_peak) == {"db0", "db1", "db2"}
+    assert max(counter.database_peak.values()) <= min(limit, bound)
+    assert counter.peak <= bound  # the connection's bound still holds
+    assert counter.peak > 1  # databases were listed side by side
+    print(f"bounds {bound}/{limit}: peaks {counter.peak} and {counter.database_peak}")
+
+
+def test_the_database_bound_holds_within_one_database():
+    platform = FakePlatform()
+    for schema in range(12):
+        platform.add_table("only", f"s{schema}", "t")
+    counter = Counting(platform, delay=0.02)
+    listings = crawl(
+        counter.factory(), [], (), force_recursive=True, concurrency=8, more=counter.factory,
+        per_database=3,
+    )  # fmt: skip
+    assert len(listings) == 1 + 1 + 12
+    assert counter.database_peak["only"] == 3
+
+
+def test_the_database_bound_is_read_from_the_endpoint_and_checked():
+    key = "maxConcurrentListingsPerDatabase"
+    assert database_bound(_record({key: 8})) == 8
+    assert database_bound(_record({}, {key: 1})) == 1
+    assert database_bound(_record({})) == MAX_CONCURRENT_PER_DATABASE == 2
+    assert database_bound(_record({key: 65})) == MAX_CONCURRENT_PER_DATABASE
+    assert database_bound(_record({key: True})) == MAX_CONCURRENT_PER_DATABASE
+    for wrong in (0, 65, 1.5):
+        with pytest.raises(CrawlError, match=key):
+            open_crawler("trino", {"host": "h", key: wrong}, {"username": "u"})
+    try:  # 64 is allowed: whatever else is refused, not this key
+        open_crawler("trino", {"host": "h", key: 64}, {"username": "u"}).close()
+    except CrawlError as error:
+        assert key not in str(error)

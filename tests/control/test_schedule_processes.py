@@ -37,7 +37,9 @@ def test_two_replica_processes_run_each_scheduled_firing_once(tmp_path: Path, ne
     try:
         for name in ("a", "b"):
             (tmp_path / name).mkdir()
-            replicas.append(Replica(tmp_path / name, url, world, name, ("--listing-delay", "0.5")))
+            replicas.append(
+                Replica(tmp_path / name, url, world, name, args=("--listing-delay", "0.5"))
+            )
         a, b = replicas
         # Registered an hour ago with an every-minute cron and never synced: due at once, on
         # the next tick of both replicas.
