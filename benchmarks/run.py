@@ -57,6 +57,7 @@ class Case:
 
 CASES = (
     Case("const single c32", "const", ALLOW, "single.txt", 32),
+    Case("const-bare single c32", "const_bare", ALLOW, "single.txt", 32),
     Case("sidecar single c32", "sidecar", ALLOW, "single.txt", 32),
     Case("const batch100 c32", "const", BATCH, "batch.txt", 32),
     Case("sidecar batch100 c32", "sidecar", BATCH, "batch.txt", 32),
@@ -87,7 +88,7 @@ def main() -> int:
         sys.exit("wrk not found: apt-get install -y wrk")
 
     work = Path(tempfile.mkdtemp(prefix="pdp-bench-"))
-    ports = {"sidecar": free_port(), "const": free_port()}
+    ports = {"sidecar": free_port(), "const": free_port(), "const_bare": free_port()}
     generate.generate(work, ports["sidecar"], free_port())
     report: dict[str, Any] = {"conditions": conditions(args), "runs": []}
     try:
@@ -100,9 +101,16 @@ def main() -> int:
              "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level",
              "warning", "--host", "127.0.0.1", "--port", str(ports["const"])],
             work / "const.log",
+        ), started(  # the uvicorn options of the sidecar: no proxy-headers middleware
+            [PYTHON, "-m", "uvicorn", "const_app:app", "--app-dir", str(HERE), "--workers", "2",
+             "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level",
+             "warning", "--no-proxy-headers", "--host", "127.0.0.1",
+             "--port", str(ports["const_bare"])],
+            work / "const-bare.log",
         ):  # fmt: skip
             wait_ready(ports["sidecar"], sidecar=True)
             wait_ready(ports["const"], sidecar=False)
+            wait_ready(ports["const_bare"], sidecar=False)
             report["checked"] = check_answers(work, ports["sidecar"])
             report["warmup"] = {
                 case.name: warm(work, ports, case, args.warmup)
@@ -415,7 +423,9 @@ def markdown(report: dict[str, Any]) -> str:
         f"Sidecar / ceiling (single, c32): **{ratio:.2f}** (ratio of the medians; per run "
         f"{', '.join(f'{r:.2f}' for r in ratios)}); batch100 / ceiling on the same "
         f"bodies: {batch['rps'] / medians['const batch100 c32']['rps']:.2f}; "
-        f"1 connection: p50 {c1['p50_ms']:.2f} ms, p99 {c1['p99_ms']:.2f} ms.",
+        f"1 connection: p50 {c1['p50_ms']:.2f} ms, p99 {c1['p99_ms']:.2f} ms. Against the "
+        f"ceiling with the sidecar's own uvicorn options (no proxy-headers middleware): "
+        f"**{single['rps'] / medians['const-bare single c32']['rps']:.2f}**.",
         "",
         "| target | met |",
         "|---|---|",
