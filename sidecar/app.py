@@ -158,8 +158,11 @@ class Sidecar:
             return 413, _error(f"body of {declared} bytes; the limit is {limits.max_body_bytes}")
         self._in_flight += 1
         try:
-            body = await _read_body(receive, limits.max_body_bytes)
-            if body is None:
+            message = await receive()
+            body = message.get("body", b"")
+            if message.get("more_body"):  # Trino's bodies mostly arrive in one piece
+                body = await _rest_of_body(receive, body, limits.max_body_bytes)
+            if body is None or len(body) > limits.max_body_bytes:
                 return 413, _error(f"body larger than {limits.max_body_bytes} bytes")
             return 200, await endpoint(self, body)
         except BadRequest as exc:
@@ -438,19 +441,17 @@ def _content_length(scope: dict[str, Any]) -> int | None:
     return None
 
 
-async def _read_body(receive: Receive, limit: int) -> bytes | None:
-    """The whole body, or None past `limit` bytes (chunked bodies have no length up front)."""
-    message = await receive()
-    body = message.get("body", b"")
-    if not message.get("more_body"):  # Trino's bodies mostly arrive in one piece
-        return body if len(body) <= limit else None
-    buffer = bytearray(body)
-    while message.get("more_body"):
+async def _rest_of_body(receive: Receive, first: bytes, limit: int) -> bytes | None:
+    """The body of a request that arrives in several messages, or None past `limit` bytes
+    (a chunked body has no length up front)."""
+    buffer, more = bytearray(first), True
+    while more:
         if len(buffer) > limit:
             return None
         message = await receive()
         buffer += message.get("body", b"")
-    return bytes(buffer) if len(buffer) <= limit else None
+        more = bool(message.get("more_body"))
+    return bytes(buffer)
 
 
 def _mask_key(document: Any) -> Key | None:

@@ -35,29 +35,36 @@ class WorkerStats:
     def __init__(self, gauges: Callable[[], dict[str, Any]]) -> None:
         self.decisions: Counter[tuple[str, str]] = Counter()  # (operation, allow|deny)
         self.cache: Counter[str] = Counter()  # hit | miss
-        self.responses: Counter[tuple[str, int]] = Counter()  # (endpoint, status)
-        self.latency: dict[str, list[int]] = {}  # endpoint -> counts per bucket (+inf last)
-        self.latency_sum: defaultdict[str, float] = defaultdict(float)
+        # (endpoint, status) -> responses per latency bucket (+inf last), then their seconds:
+        # one lookup per response; the exported families are summed from it on export
+        self._answered: dict[tuple[str, int], list[float]] = {}
         self._gauges = gauges
 
     def observe(self, endpoint: str, status: int, seconds: float) -> None:
-        self.responses[endpoint, status] += 1
-        counts = self.latency.get(endpoint)
-        if counts is None:
-            counts = self.latency[endpoint] = [0] * (len(BUCKETS) + 1)
-        counts[bisect.bisect_left(BUCKETS, seconds)] += 1
-        self.latency_sum[endpoint] += seconds
+        row = self._answered.get((endpoint, status))
+        if row is None:
+            row = self._answered[endpoint, status] = [0] * (len(BUCKETS) + 2)
+        row[bisect.bisect_left(BUCKETS, seconds)] += 1
+        row[-1] += seconds
 
     def snapshot(self) -> dict[str, Any]:
+        latency: dict[str, list[int]] = {}  # endpoint -> responses per bucket, all statuses
+        latency_sum: defaultdict[str, float] = defaultdict(float)
+        for (endpoint, _), row in self._answered.items():
+            counts = latency.setdefault(endpoint, [0] * (len(BUCKETS) + 1))
+            for i, n in enumerate(row[:-1]):
+                counts[i] += int(n)
+            latency_sum[endpoint] += row[-1]
         return {
             "time": time.time(),
             "decisions": [[op, result, n] for (op, result), n in self.decisions.items()],
             "cache": dict(self.cache),
             "responses": [
-                [endpoint, status, n] for (endpoint, status), n in self.responses.items()
+                [endpoint, status, int(sum(row[:-1]))]
+                for (endpoint, status), row in self._answered.items()
             ],
-            "latency": self.latency,
-            "latency_sum": dict(self.latency_sum),
+            "latency": latency,
+            "latency_sum": dict(latency_sum),
             "gauges": self._gauges(),
         }
 
