@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 
 import httpx
+import orjson
 import pytest
 
 from tests.conftest import Stack
@@ -116,6 +117,19 @@ def test_an_oversized_body_is_refused_by_its_declared_length_or_as_it_arrives(st
         assert "body larger than 200000 bytes" in streamed.json()["error"]
         # and the worker still answers
         assert client.post("/v1/data/trino/allow", json=body()).json() == {"result": True}
+
+
+def test_a_body_that_arrives_in_pieces_is_answered_whole(stack):
+    whole = orjson.dumps(body())
+
+    def pieces() -> Iterator[bytes]:
+        for start in range(0, len(whole), 16):
+            yield whole[start : start + 16]
+            time.sleep(0.01)  # separate TCP segments: several ASGI messages
+
+    with httpx.Client(base_url=stack.url, timeout=10) as client:
+        answer = client.post("/v1/data/trino/allow", content=pieces())
+    assert answer.status_code == 200 and answer.json() == {"result": True}
 
 
 def test_connections_beyond_the_cap_get_503_and_the_sidecar_keeps_answering(stack):
