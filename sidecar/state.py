@@ -193,4 +193,3 @@ class StateFile:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
-
