@@ -17,7 +17,7 @@ from typing import Any
 
 from pdp.control import permissions as perm
 from pdp.control.permissions import Caller
-from pdp.control.sync import CrawlerFactory, JobRunning, SyncRunner, abandon_stale_jobs
+from pdp.control.sync import CrawlerFactory, SyncRunner, abandon_stale_jobs, job_running
 from pdp.core.model import fold
 from pdp.crawl.base import Check
 from pdp.objects.errors import InvalidInput, LockHeld, NotFound
@@ -445,17 +445,11 @@ class ControlPlane:
                 accepted.set_result(job)
                 self._apply_cascade(job, path, overrides)
         except LockHeld as held:
-            running = None
-            try:
-                with self.store.read() as reader:
-                    running = reader.running_job(path.key)
-            except Exception:
-                log.exception("reading the running job of %s", path.key)
-            error = JobRunning(
+            error = job_running(
+                self.store,
                 path.key,
-                running.id if running else held.holder,
-                f"a job of this connection runs already (job "
-                f"{running.id if running else held.holder}); try again when it has ended",
+                held,
+                "a job of this connection runs already (job {job}); try again when it has ended",
             )
             if not accepted.done():
                 accepted.set_exception(error)

@@ -50,6 +50,18 @@ class JobRunning(Conflict):
         self.job_id = job_id
 
 
+def job_running(store: Store, key: str, held: LockHeld, message: str | None = None) -> JobRunning:
+    """The 409 for a connection whose job lock `held` refused: it names the running job."""
+    running = None
+    try:
+        with store.read() as reader:
+            running = reader.running_job(key)
+    except Exception:
+        log.exception("reading the running job of %s", key)
+    job_id = running.id if running else held.holder
+    return JobRunning(key, job_id, message and message.format(job=job_id))
+
+
 @dataclass(frozen=True, slots=True)
 class _State:
     active: bool  # effective isActive (ignoring the node's own past `missing`)
@@ -361,13 +373,7 @@ class SyncRunner:
                 accepted.set_result(job)
                 self._execute(job, connection, path, force_recursive)
         except LockHeld as held:
-            running = None
-            try:
-                with self.store.read() as reader:
-                    running = reader.running_job(path.key)
-            except Exception:
-                log.exception("reading the running job of %s", path.key)
-            error = JobRunning(path.key, running.id if running else held.holder)
+            error = job_running(self.store, path.key, held)
             if not accepted.done():
                 accepted.set_exception(error)
         except BaseException as error:
