@@ -138,14 +138,12 @@ class GuardedHttpTools(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         self._disarm()
         if self._held is not None:
-            endpoint, body = self._held, bytes(self._held_body or b"")
-            self._held = self._held_body = None
-            answer = self._answerer()(endpoint, body)  # type: ignore[misc]
+            answer = self._answerer()(self._held, bytes(self._held_body or b""))  # type: ignore[misc]
             if answer is not None:
+                self._held = self._held_body = None
                 self._write_answer(answer)
                 return
-            super().on_headers_complete()
-            super().on_body(body)
+            self._release()
         super().on_message_complete()
 
     def _may_hold(self) -> bool:
