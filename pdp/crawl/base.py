@@ -143,6 +143,17 @@ class Config:
             raise CrawlError(str(ConfigError(self.found.errors)))
 
 
+def top_listing_check(what: str, listing: Listing, empty: str | None = None) -> Check:
+    """The check that the connection's first level can be listed: `what` ("list catalogs"),
+    failed with the listing's error, or with `empty` when nothing listed is a failure."""
+    if listing.children is None:
+        return Check(what, False, listing.error or "")
+    if empty is not None and not listing.children:
+        return Check(what, False, empty)
+    names = ", ".join(c.name for c in listing.children[:10])
+    return Check(what, True, f"{len(listing.children)}: {names}")
+
+
 def reason(error: BaseException) -> str:
     """A short, one-line reason for a failed listing or check (never a secret: drivers do not
     put passwords in their messages, and none is formatted in here)."""

@@ -30,6 +30,7 @@ from pdp.crawl.base import (
     Exclusions,
     level_error,
     reason,
+    top_listing_check,
 )
 from pdp.objects.sync import Listing, Names, RemoteColumn, RemoteObject
 
@@ -95,12 +96,7 @@ class DatabricksCrawler:
         except FAILURES as error:
             return [Check("authenticate", False, f"{self.host}: {reason(error)}")]
         checks = [Check("authenticate", True, f"{me.user_name} at {self.host}")]
-        listing = self.list(())
-        if listing.children is None:
-            checks.append(Check("list catalogs", False, listing.error or ""))
-        else:
-            names = ", ".join(c.name for c in listing.children[:10])
-            checks.append(Check("list catalogs", True, f"{len(listing.children)}: {names}"))
+        checks.append(top_listing_check("list catalogs", self.list(())))
         return checks
 
     def close(self) -> None:

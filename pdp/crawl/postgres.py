@@ -28,6 +28,7 @@ from pdp.crawl.base import (
     Exclusions,
     level_error,
     reason,
+    top_listing_check,
 )
 from pdp.objects.sync import Listing, Names, RemoteColumn, RemoteObject
 
@@ -117,14 +118,8 @@ class PostgresCrawler:
             where = f"{self.user}@{self.host}:{self.port}"
             return [Check("connect", False, f"{where}: {reason(error)}")]
         checks = [Check("connect", True, f"{self.user} on PostgreSQL {version} ({home})")]
-        listing = self.list(())
-        if listing.children is None:
-            checks.append(Check("list databases", False, listing.error or ""))
-        elif not listing.children:
-            checks.append(Check("list databases", False, "no database this user may connect to"))
-        else:
-            names = ", ".join(c.name for c in listing.children[:10])
-            checks.append(Check("list databases", True, f"{len(listing.children)}: {names}"))
+        empty = "no database this user may connect to"
+        checks.append(top_listing_check("list databases", self.list(()), empty))
         return checks
 
     def close(self) -> None:

@@ -29,6 +29,7 @@ from pdp.crawl.base import (
     Exclusions,
     level_error,
     reason,
+    top_listing_check,
 )
 from pdp.objects.sync import Listing, Names, RemoteColumn, RemoteObject
 
@@ -97,12 +98,7 @@ class SnowflakeCrawler:
             else:
                 detail = f"session runs as {role}, not {self.role}: is it granted to {user}?"
                 checks.append(Check("role", False, detail))
-        listing = self.list(())
-        if listing.children is None:
-            checks.append(Check("list databases", False, listing.error or ""))
-        else:
-            names = ", ".join(c.name for c in listing.children[:10])
-            checks.append(Check("list databases", True, f"{len(listing.children)}: {names}"))
+        checks.append(top_listing_check("list databases", self.list(())))
         return checks
 
     def close(self) -> None:

@@ -41,6 +41,7 @@ from pdp.crawl.base import (
     Exclusions,
     level_error,
     reason,
+    top_listing_check,
 )
 from pdp.objects.sync import Listing, Names, RemoteColumn, RemoteObject
 
@@ -128,12 +129,7 @@ class TrinoCrawler:
         else:
             checks.append(Check("system user is admin", False, self._not_admin()))
         if all(c.ok for c in checks):
-            listing = self.list(())
-            if listing.children is None:
-                checks.append(Check("list catalogs", False, listing.error or ""))
-            else:
-                names = ", ".join(c.name for c in listing.children[:10])
-                checks.append(Check("list catalogs", True, f"{len(listing.children)}: {names}"))
+            checks.append(top_listing_check("list catalogs", self.list(())))
         return checks
 
     def close(self) -> None:
