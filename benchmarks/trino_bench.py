@@ -10,7 +10,10 @@ Configurations (Trino restarted for each, with the same catalog and group file):
 * `opa`: a real OPA (`go install github.com/open-policy-agent/opa@OPA_VERSION`, into
   `.cache/bin`) running `benchmarks/opa/trino.rego` over the same grants as data, with the
   plugin's batched filtering;
-* `sidecar`: the product's sidecar (2 workers) and PDP, with the same batched filtering.
+* `sidecar`: the product's sidecar (2 workers) and PDP, with the same batched filtering;
+* `opa-lean`, `sidecar-lean`: the same backend (not a second one), with the plugin configured
+  without the row-filter and column-mask endpoints, which it otherwise calls for every table of
+  every query; the world has no data policies, so the answers are the same.
 
 The world (2,000 PostgreSQL tables, 500 users in 25 groups, 250 policies) is `trino_world.py`.
 Before measuring, each configuration answers a sample of users and queries (point SELECTs,
@@ -69,7 +72,8 @@ OPA_VERSION = "v1.22.4"
 OPA_BIN = REPO / ".cache" / "bin" / "opa"
 REGO = HERE / "opa" / "trino.rego"
 DATABASE = "bench"
-CONFIGS = ("none", "file", "opa", "sidecar")
+CONFIGS = ("none", "file", "opa", "sidecar", "opa-lean", "sidecar-lean")
+LEAN = "-lean"
 KINDS = ("point", "join", "show_tables", "columns")
 WEIGHTS = (4, 2, 2, 2)  # 40 % point SELECTs, 20 % each of the others
 OPA_PATHS = ("allow", "batch", "rowFilters", "batchColumnMasks")
@@ -391,7 +395,7 @@ def make_trino(
     if config == "file":
         access = FileRules(work / "rules.json")
     elif url is not None:
-        access = Opa(url)
+        access = Opa(url, data_policies=not config.endswith(LEAN))
     root = work / f"trino-{name}"
     shutil.rmtree(root, ignore_errors=True)
     return Trino(
@@ -680,9 +684,13 @@ def start_all(
 ) -> dict[str, Trino]:
     """One Trino per config, all running at once (started together, then waited for)."""
     servers = {}
+    urls: dict[str, str | None] = {}  # a lean config shares its twin's backend
     started = time.monotonic()
     for config in configs:
-        url = stack.enter_context(backend(config, work, ports))
+        base = config.removesuffix(LEAN)
+        if base not in urls:
+            urls[base] = stack.enter_context(backend(base, work, ports))
+        url = urls[base]
         servers[config] = stack.enter_context(
             running(make_trino(work, config, config, url, world, pg))
         )

@@ -46,6 +46,9 @@ JVM_OPTIONS = """\
 OPA_URIS = {
     "opa.policy.uri": "/v1/data/trino/allow",
     "opa.policy.batched-uri": "/v1/data/trino/batch",
+}
+# Asked once per table of every query when configured, whether or not a data policy exists.
+DATA_POLICY_URIS = {
     "opa.policy.row-filters-uri": "/v1/data/trino/rowFilters",
     "opa.policy.batch-column-masking-uri": "/v1/data/trino/batchColumnMasks",
 }
@@ -57,10 +60,12 @@ class Opa:
 
     base_url: str
     timeout: str = "5s"  # the plugin's default is 5 minutes: a down sidecar would hang queries
+    data_policies: bool = True  # False: no row filter or mask calls (and none applied)
 
     def properties(self) -> dict[str, str]:
         props = {"access-control.name": "opa"}
-        props |= {key: self.base_url + path for key, path in OPA_URIS.items()}
+        uris = OPA_URIS | (DATA_POLICY_URIS if self.data_policies else {})
+        props |= {key: self.base_url + path for key, path in uris.items()}
         props |= {
             "opa.http-client.request-timeout": self.timeout,
             "opa.http-client.connect-timeout": "1s",

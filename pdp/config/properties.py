@@ -1,4 +1,5 @@
-"""The cluster properties file: the three `immuta.*` keys of the seeds, Java .properties syntax.
+"""The cluster properties file: the three `immuta.*` keys of the seeds, and ours,
+`pdp.trino.data.policy.uris`; Java .properties syntax.
 
 Unknown keys are warnings, so an existing Immuta plugin file (with `immuta.endpoint`,
 `immuta.apikey`, ...) can be reused unchanged.
@@ -16,6 +17,9 @@ from pdp.core.model import ALL_ACCESS, NOBODY, Access, Settings
 DATASOURCE_OPS = "immuta.allowed.immuta.datasource.operations"
 NON_DATASOURCE_OPS = "immuta.allowed.non.immuta.datasource.operations"
 ADMIN = "immuta.user.admin"
+# `absent` when the cluster's Trino is configured without the row-filter and column-mask URIs.
+DATA_POLICY_URIS = "pdp.trino.data.policy.uris"
+DATA_POLICY_URIS_VALUES = {"configured": True, "absent": False}
 
 
 def parse_properties(text: str, file: str) -> tuple[Settings, Collector]:
@@ -34,6 +38,11 @@ def parse_properties(text: str, file: str) -> tuple[Settings, Collector]:
                 values["admin"] = re.compile(value) if value else NOBODY
             except re.error as exc:
                 found.error(line, f"{key}: invalid regular expression {value!r}: {exc}")
+        elif key == DATA_POLICY_URIS:
+            if value.strip().lower() in DATA_POLICY_URIS_VALUES:
+                values["data_policy_uris"] = DATA_POLICY_URIS_VALUES[value.strip().lower()]
+            else:
+                found.error(line, f"{key}: {value!r} is neither 'configured' nor 'absent'")
         else:
             found.warn(line, f"unknown key {key!r} ignored")
     found.raise_if_any()

@@ -55,18 +55,9 @@ def column_mask(
     most restrictive kind wins (MASK_PRECEDENCE), then the policy name in sort order."""
     if view.settings.is_admin(identity.user):
         return None
-    rules = view.registry.masks.get(table)
-    if not rules:
-        return None
     name = fold(column)
     tags = view.registry.columns.get(table, {}).get(name, frozenset())
-    applies = view.mask_policies
-    owner = table in view.owned
-    matching = [
-        rule
-        for rule in rules
-        if rule.policy in applies and rule.covers(name, tags) and not (owner and rule.except_owners)
-    ]
+    matching = [rule for rule in _mask_rules(view, table) if rule.covers(name, tags)]
     if not matching:
         return None
     matching.sort(key=lambda r: (MASK_PRECEDENCE.index(r.kind), r.policy))
@@ -84,6 +75,34 @@ def row_filters(view: View, identity: Identity, table: TableKey) -> tuple[RowFil
     mine = view.filters
     names = sorted(n for n in view.registry.filters.get(table, ()) if n in mine)
     return tuple(RowFilter(mine[n], n) for n in names)
+
+
+def data_policies_on(
+    view: View, identity: Identity, table: TableKey, masks: bool
+) -> tuple[str, ...]:
+    """The row-level policies, and with `masks` the masking policies, that apply to `identity`
+    on `table`, by name. A masking policy counts when it covers a column the registry knows of
+    the table, or any column when the registry knows none."""
+    names = {f.policy for f in row_filters(view, identity, table)}
+    if masks and not view.settings.is_admin(identity.user):
+        columns = view.registry.columns.get(table, {})
+        names |= {
+            rule.policy
+            for rule in _mask_rules(view, table)
+            if not columns or any(rule.covers(c, tags) for c, tags in columns.items())
+        }
+    return tuple(sorted(names))
+
+
+def _mask_rules(view: View, table: TableKey) -> list[MaskRule]:
+    """The masking rules on `table` whose policies apply to the view's user (owners exempt
+    where the policy says so), whichever columns they cover."""
+    owner = table in view.owned
+    return [
+        rule
+        for rule in view.registry.masks.get(table, ())
+        if rule.policy in view.mask_policies and not (owner and rule.except_owners)
+    ]
 
 
 # --- Trino types -----------------------------------------------------------------------------

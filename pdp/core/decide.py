@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from pdp.core.datapolicy import data_policies_on
 from pdp.core.model import (
     Access,
     AccessGrantMapping,
@@ -34,6 +35,8 @@ def decide(view: View, request: Request) -> Decision:
         decision = by_identity(check.rule, request)
     else:
         decision = on_object(view, check.rule, check.access, request)
+        if decision is not None and check.rule is ObjectRule.TABLE_ROWS:
+            decision = unasked_data_policy(view, check.access, request, decision)
     if decision is None:
         return Decision(False, Basis.MALFORMED, f"{request.operation} needs a different resource")
     return decision
@@ -55,9 +58,12 @@ def by_identity(rule: IdentityRule, request: Request) -> Decision | None:
 
 def on_object(view: View, rule: ObjectRule, access: Access, request: Request) -> Decision | None:
     match rule, request.resource:
-        case ObjectRule.TABLE, TableRef() as table if access is Access.READ and is_metadata(table):
+        case (
+            ObjectRule.TABLE | ObjectRule.TABLE_ROWS,
+            TableRef() as table,
+        ) if access is Access.READ and is_metadata(table):
             return Decision(True, Basis.METADATA, f"{_name(table)} lists only what Trino filters")
-        case ObjectRule.TABLE, TableRef() as table:
+        case ObjectRule.TABLE | ObjectRule.TABLE_ROWS, TableRef() as table:
             return on_table(view, table, access)
         case ObjectRule.CREATE_TABLE, TableRef() as table:
             if table.key in view.registry.tables:  # CREATE OR REPLACE of a data source
@@ -108,6 +114,27 @@ def on_table(view: View, table: TableRef, access: Access) -> Decision:
             granting,
         )
     return Decision(True, Basis.DATA_SOURCE, f"{access} on {_name(table)} granted", granting)
+
+
+def unasked_data_policy(
+    view: View, access: Access, request: Request, decision: Decision
+) -> Decision:
+    """An allowed read or write becomes a denial when a data policy applies that the cluster's
+    Trino will not apply, because it is configured without the data-policy URIs."""
+    table = request.resource
+    if view.settings.data_policy_uris or not decision.allowed or not isinstance(table, TableRef):
+        return decision
+    policies = data_policies_on(view, request.identity, table.key, masks=access is Access.READ)
+    if not policies:
+        return decision
+    return Decision(
+        False,
+        Basis.DATA_POLICY_UNASKED,
+        f"data policies apply to {request.identity.user!r} on {_name(table)} "
+        f"({', '.join(policies)}), and this cluster's Trino does not ask for them "
+        "(pdp.trino.data.policy.uris=absent)",
+        decision.policies,
+    )
 
 
 def non_datasource(view: View, access: Access, name: str) -> Decision:

@@ -142,6 +142,9 @@ class Settings:
     non_datasource_operations: frozenset[Access] = ALL_ACCESS
     admin: re.Pattern[str] = NOBODY
     mapping: AccessGrantMapping = DEFAULT_MAPPING
+    # False: the cluster's Trino is configured without the row-filter and column-mask URIs, so
+    # it applies no data policy; reading (or changing) a table one applies to is then denied.
+    data_policy_uris: bool = True
 
     def is_admin(self, user: str) -> bool:
         return self.admin.fullmatch(user) is not None
@@ -279,6 +282,8 @@ class Basis(StrEnum):
     VISIBLE = "visible"  # a catalog or schema is seen when it holds a readable data source
     METADATA = "metadata"  # information_schema and the like: Trino filters their rows per user
     NO_DATA_POLICY = "no-data-policy"  # row filters and masks: none applies
+    # A data policy applies, but the cluster's Trino does not ask for data policies: deny.
+    DATA_POLICY_UNASKED = "data-policy-unasked"
     UNKNOWN_OPERATION = "unknown-operation"  # an operation this version does not know: deny
     MALFORMED = "malformed"  # the operation came with a resource of the wrong kind: deny
     PDP_UNAVAILABLE = "pdp-unavailable"  # the sidecar could not ask the PDP: fail closed

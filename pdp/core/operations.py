@@ -26,6 +26,9 @@ class ObjectRule(Enum):
     """Weighs an access value on an object against the registry and the user's grants."""
 
     TABLE = "table"  # data-source rule on resource.table, else the non-data-source rule
+    # TABLE for the operations that read or change rows, through which Trino applies data
+    # policies: denied where one applies and the cluster's Trino does not ask for them.
+    TABLE_ROWS = "table-rows"
     CREATE_TABLE = "create-table"  # CREATE on a new object, OWN if it already is a data source
     RENAME_TABLE = "rename-table"  # OWN on the source, CREATE on the target
     NON_DATASOURCE = "non-data-source"
@@ -63,7 +66,7 @@ OPERATIONS: dict[str, Check] = {
     "ReadSystemInformation": ADMIN_ONLY,
     "WriteSystemInformation": ADMIN_ONLY,
     # tables: read
-    "SelectFromColumns": OnObject(ObjectRule.TABLE, READ),
+    "SelectFromColumns": OnObject(ObjectRule.TABLE_ROWS, READ),
     "ShowColumns": OnObject(ObjectRule.TABLE, READ),
     "ShowCreateTable": OnObject(ObjectRule.TABLE, READ),
     "FilterTables": OnObject(ObjectRule.TABLE, READ),
@@ -71,8 +74,8 @@ OPERATIONS: dict[str, Check] = {
     "CreateViewWithSelectFromColumns": OnObject(ObjectRule.TABLE, READ),
     # tables: write
     "InsertIntoTable": OnObject(ObjectRule.TABLE, WRITE),
-    "UpdateTableColumns": OnObject(ObjectRule.TABLE, WRITE),
-    "DeleteFromTable": OnObject(ObjectRule.TABLE, WRITE),
+    "UpdateTableColumns": OnObject(ObjectRule.TABLE_ROWS, WRITE),
+    "DeleteFromTable": OnObject(ObjectRule.TABLE_ROWS, WRITE),
     "TruncateTable": OnObject(ObjectRule.TABLE, WRITE),
     "RefreshMaterializedView": OnObject(ObjectRule.TABLE, WRITE),
     # tables: own

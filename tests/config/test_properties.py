@@ -82,3 +82,26 @@ def test_unknown_keys_of_an_immuta_plugin_file_are_only_warnings():
 def test_admin_regex_escapes_are_read_like_java():
     props, _ = parse("immuta.user.admin=svc_\\\\d+\n")  # file text: svc_\\d+  ->  svc_\d+
     assert props.admin.fullmatch("svc_42") and not props.admin.fullmatch("svc_x")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", True),  # absent: the cluster's Trino asks for row filters and masks
+        ("pdp.trino.data.policy.uris=configured\n", True),
+        ("pdp.trino.data.policy.uris = Absent\n", False),
+    ],
+)
+def test_data_policy_uris_say_whether_trino_asks_for_data_policies(text, expected):
+    props, found = parse(text)
+    assert props.data_policy_uris is expected
+    assert not found.warnings
+
+
+def test_data_policy_uris_accept_only_their_two_values():
+    with pytest.raises(ConfigError) as error:
+        parse("immuta.user.admin=root\npdp.trino.data.policy.uris=no\n")
+    assert str(error.value) == (
+        "cluster.properties:2: pdp.trino.data.policy.uris: "
+        "'no' is neither 'configured' nor 'absent'"
+    )

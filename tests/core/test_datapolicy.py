@@ -3,6 +3,7 @@ policies, column types, and attribute substitution with hostile values."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import pytest
@@ -16,12 +17,17 @@ from pdp.core.datapolicy import (
     render_filter,
     row_filters,
 )
+from pdp.core.decide import decide
 from pdp.core.model import (
+    Access,
     Identity,
     MaskKind,
     MaskRule,
+    PolicyGrant,
     Registry,
+    Request,
     Settings,
+    TableRef,
     View,
     table_key,
 )
@@ -357,3 +363,78 @@ def test_row_filters_combine_and_are_rendered_per_user(snapshot):
     assert [f.policy for f in row_filters(snapshot.view(Settings(), boss), boss, CUSTOMERS)] == [
         "not-deleted"
     ]
+
+
+# --- a cluster whose Trino does not ask for data policies ------------------------------------
+# (pdp.trino.data.policy.uris=absent): Trino would read the table unfiltered and unmasked, so
+# reading it is denied wherever a data policy applies; writing it where a row filter applies.
+
+T_REF = TableRef(*T)
+GRANTED = {T: (PolicyGrant("crm-writers", Access.WRITE),)}
+NULL_EMAIL = rule("null-email", MaskKind.NULL, columns=["email"])
+NULL_PHONE = rule("null-phone", MaskKind.NULL, columns=["phone"])  # no such column in T
+OWNERS_SEE = MaskRule("new-columns", MaskKind.NULL, tags=frozenset({"pii"}), except_owners=True)
+EMEA = {"own-region": "region = 'emea'"}
+
+UNASKED = [
+    # (operation, masks, row filters, URIs configured, owner, identity) -> (allowed, rule)
+    ("SelectFromColumns", [NULL_EMAIL], {}, False, False, ALICE, (False, "data-policy-unasked")),
+    ("SelectFromColumns", [], EMEA, False, False, ALICE, (False, "data-policy-unasked")),
+    ("SelectFromColumns", [NULL_EMAIL], EMEA, True, False, ALICE, (True, "data-source")),
+    ("SelectFromColumns", [], {}, False, False, ALICE, (True, "data-source")),
+    ("SelectFromColumns", [NULL_PHONE], {}, False, False, ALICE, (True, "data-source")),
+    ("SelectFromColumns", [OWNERS_SEE], {}, False, True, ALICE, (True, "data-source")),
+    ("SelectFromColumns", [OWNERS_SEE], {}, False, False, ALICE, (False, "data-policy-unasked")),
+    ("SelectFromColumns", [NULL_EMAIL], EMEA, False, False, ADMIN, (True, "admin")),
+    ("DeleteFromTable", [], EMEA, False, False, ALICE, (False, "data-policy-unasked")),
+    ("UpdateTableColumns", [], EMEA, False, False, ALICE, (False, "data-policy-unasked")),
+    ("DeleteFromTable", [NULL_EMAIL], {}, False, False, ALICE, (True, "data-source")),
+    ("InsertIntoTable", [], EMEA, False, False, ALICE, (True, "data-source")),
+    ("ShowColumns", [NULL_EMAIL], EMEA, False, False, ALICE, (True, "data-source")),
+    ("FilterColumns", [NULL_EMAIL], EMEA, False, False, ALICE, (True, "data-source")),
+]
+
+
+@pytest.mark.parametrize(
+    ("operation", "masks", "filters", "uris", "owner", "identity", "expected"), UNASKED
+)
+def test_data_policies_trino_does_not_ask_for_deny_rows(
+    operation, masks, filters, uris, owner, identity, expected
+):
+    registry = Registry.of({T}, COLUMNS, {T: tuple(masks)}, {T: tuple(filters)})
+    v = View(
+        dataclasses.replace(SETTINGS, data_policy_uris=uris),
+        registry,
+        GRANTED,
+        frozenset(r.policy for r in masks),
+        filters,
+        frozenset({T}) if owner else frozenset(),
+    )
+    decision = decide(v, Request(identity, operation, T_REF))
+    assert (decision.allowed, decision.rule) == expected
+    if decision.rule == "data-policy-unasked":
+        assert "pdp.trino.data.policy.uris=absent" in decision.reason
+        assert "hive.crm.customers" in decision.reason
+
+
+def test_the_denial_names_every_policy_trino_would_have_applied():
+    registry = Registry.of({T}, COLUMNS, {T: (NULL_EMAIL,)}, {T: ("own-region",)})
+    v = View(
+        dataclasses.replace(SETTINGS, data_policy_uris=False),
+        registry,
+        GRANTED,
+        frozenset({"null-email"}),
+        EMEA,
+    )
+    decision = decide(v, Request(ALICE, "SelectFromColumns", T_REF))
+    assert decision.reason.startswith(
+        "data policies apply to 'alice' on hive.crm.customers (null-email, own-region), "
+    )
+    assert decision.policies == ("crm-writers",)
+
+
+def test_metadata_tables_are_read_whatever_the_data_policy_uris():
+    v = View(dataclasses.replace(SETTINGS, data_policy_uris=False), REGISTRY, {})
+    columns = TableRef("hive", "information_schema", "columns")
+    decision = decide(v, Request(ALICE, "SelectFromColumns", columns))
+    assert (decision.allowed, decision.rule) == (True, "metadata")

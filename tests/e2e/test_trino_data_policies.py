@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.conftest import E2E, POLICIES, USERS, eventually
+from tests.e2e.conftest import E2E, POLICIES, PROPERTIES, USERS, eventually
 
 # The first test also pays for creating the tables (and, run alone, for starting Trino).
 pytestmark = pytest.mark.timeout(600)
@@ -237,3 +237,20 @@ def test_mask_values(data: E2E) -> None:
     # NULL stays NULL under every mask but a constant
     rows = data.query("bob", f"SELECT v, i FROM {S}.typed_reveal WHERE k = 2")
     assert rows == [[None, None]]
+
+
+def test_a_cluster_without_the_data_policy_uris_denies_what_it_would_not_filter(
+    data: E2E,
+) -> None:
+    """With `pdp.trino.data.policy.uris=absent` (a Trino configured without the row-filter and
+    mask URIs would read the restricted table unfiltered and unmasked), bob's reads of it are
+    denied; the unrestricted table and admins are unaffected; and back."""
+    data.write_properties(PROPERTIES + "pdp.trino.data.policy.uris=absent\n")
+    try:
+        eventually(lambda: _names(data, "bob") == set(), 15)
+        data.denied("bob", f"SELECT user_type FROM {S}.restricted_table")
+        assert _rows(data, "bob", "unrestricted_table") == ALL
+        assert _rows(data, "admin", "restricted_table") == ALL
+    finally:
+        data.write_properties(PROPERTIES)
+    eventually(lambda: _names(data, "bob") == {"****ser", "****ien"}, 15)

@@ -277,3 +277,48 @@ def test_data_policies_survive_the_wire():
     assert back.columns == registry.columns
     entitlements = proto.entitlements_to_pb("rev", {}, frozenset({"m"}), {"f": "(x IN ('a'))"})
     assert proto.data_policies_from_pb(entitlements) == (frozenset({"m"}), {"f": "(x IN ('a'))"})
+
+
+def select_body(user, table):
+    return {
+        "input": {
+            "context": context(user),
+            "action": {
+                "operation": "SelectFromColumns",
+                "resource": {
+                    "table": {
+                        "catalogName": "hive",
+                        "schemaName": "crm",
+                        "tableName": table,
+                        "columns": ["id"],
+                    }
+                },
+            },
+        }
+    }
+
+
+def test_a_cluster_that_does_not_ask_for_data_policies_denies_reading_through_them(
+    stack, client
+):
+    """Trino configured without the row-filter and mask URIs would read these tables unmasked
+    and unfiltered: once the cluster properties say so, such reads are denied, live."""
+
+    def allowed(user, table):
+        return post(client, "allow", select_body(user, table)).json()["result"]
+
+    def settle(expected):
+        deadline = time.monotonic() + 10
+        while allowed("alice", "customers") is not expected:
+            assert time.monotonic() < deadline, "the properties edit did not reach the sidecar"
+            time.sleep(0.05)
+
+    assert allowed("alice", "customers") and allowed("alice", "orders")
+    stack.tree.write("cluster.properties", PROPERTIES + "pdp.trino.data.policy.uris=absent\n")
+    try:
+        settle(False)
+        assert not allowed("alice", "orders")  # row filters
+        assert allowed("admin", "customers")  # admins get no data policies
+    finally:
+        stack.tree.write("cluster.properties", PROPERTIES)
+    settle(True)
