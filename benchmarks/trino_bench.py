@@ -74,6 +74,7 @@ REGO = HERE / "opa" / "trino.rego"
 DATABASE = "bench"
 CONFIGS = ("none", "file", "opa", "sidecar", "opa-lean", "sidecar-lean")
 LEAN = "-lean"
+TICKS = os.sysconf("SC_CLK_TCK")
 KINDS = ("point", "join", "show_tables", "columns")
 WEIGHTS = (4, 2, 2, 2)  # 40 % point SELECTs, 20 % each of the others
 OPA_PATHS = ("allow", "batch", "rowFilters", "batchColumnMasks")
@@ -125,10 +126,11 @@ def query_of(kind: str, world: tw.World, rng: random.Random, user: str) -> Query
     return Query(kind, user, sql)
 
 
-def mix(world: tw.World, n: int, seed: int) -> list[Query]:
+def mix(world: tw.World, n: int, seed: int, kinds: tuple[str, ...] = KINDS) -> list[Query]:
     rng = random.Random(seed)
-    kinds = rng.choices(KINDS, weights=WEIGHTS, k=n)
-    return [query_of(kind, world, rng, rng.choice(tw.USERS)) for kind in kinds]
+    weights = [w for k, w in zip(KINDS, WEIGHTS, strict=True) if k in kinds]
+    drawn = rng.choices([k for k in KINDS if k in kinds], weights=weights, k=n)
+    return [query_of(kind, world, rng, rng.choice(tw.USERS)) for kind in drawn]
 
 
 # --- equivalence ----------------------------------------------------------------------------
@@ -551,16 +553,17 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append("")
         lines.append(
             "| config | wall s | CPU busy % | other jobs % | steal % | loadavg (1 min) "
-            "| mix mean over floor, per block: median (min..max) |"
+            "| Trino CPU ms/query | mix mean over floor, per block: median (min..max) |"
         )
-        lines.append("|---|---:|---:|---:|---:|---|---|")
+        lines.append("|---|---:|---:|---:|---:|---|---:|---|")
         for config in CONFIGS:
             if config in runs:
                 r = runs[config]
                 lines.append(
                     f"| {config} | {r['wall']:.0f} | {r['cpu']['busy_pct']:.0f} "
                     f"| {r['cpu']['foreign_pct']:.1f} | {r['cpu']['steal_pct']:.1f} "
-                    f"| {r['loadavg']} | {_blocks(r)} |"
+                    f"| {r['loadavg']} | {r.get('trino_cpu_ms_per_query', 0):.1f} "
+                    f"| {_blocks(r)} |"
                 )
         lines.append("")
     if report.get("equivalence"):
@@ -597,6 +600,9 @@ def main() -> int:
     )
     parser.add_argument("--threads", type=int, default=8, help="concurrent sessions")
     parser.add_argument("--configs", default=",".join(CONFIGS))
+    parser.add_argument(
+        "--kinds", default=",".join(KINDS), help="query kinds of the measured mix (same weights)"
+    )
     parser.add_argument("--sample-users", type=int, default=10, help="equivalence sample")
     parser.add_argument("--count-calls", type=int, default=3, help="queries per kind; 0: skip")
     parser.add_argument("--json", type=Path, help="write every measurement here")
@@ -624,7 +630,9 @@ def main() -> int:
     if not args.no_warm_users:  # every user once per sidecar worker (2), in every config alike
         rng = random.Random(tw.SEED + 11)
         warmup += [query_of("point", world, rng, u) for u in tw.USERS for _ in range(2)]
-    measured = mix(world, args.queries, tw.SEED + 20)
+    kinds = tuple(k for k in args.kinds.split(",") if k)
+    assert kinds and set(kinds) <= set(KINDS), kinds
+    measured = mix(world, args.queries, tw.SEED + 20, kinds)
     try:
         with throwaway(work / "pg") as pg:
             with pg.connect() as admin:
@@ -711,7 +719,15 @@ def measure(
     rotating), so that what else the machine does hits all configs alike."""
     configs = list(servers)
     acc: dict[str, dict[str, Any]] = {
-        c: {"results": [], "wall": 0.0, "system": None, "mine": 0, "loadavg": [], "blocks": []}
+        c: {
+            "results": [],
+            "wall": 0.0,
+            "system": None,
+            "mine": 0,
+            "trino": 0,
+            "loadavg": [],
+            "blocks": [],
+        }
         for c in configs
     }
     blocks = [measured[i : i + args.block] for i in range(0, len(measured), args.block)]
@@ -720,9 +736,11 @@ def measure(
         for config in order:
             a = acc[config]
             a["loadavg"].append(os.getloadavg()[0])
+            trino_before = cpu_snapshot([servers[config].popen.pid])[1]
             before = cpu_snapshot([os.getpid(), postmaster])
             run = run_queries(servers[config], block, args.threads)
             after = cpu_snapshot([os.getpid(), postmaster])
+            a["trino"] += cpu_snapshot([servers[config].popen.pid])[1] - trino_before
             delta = [y - x for x, y in zip(before[0], after[0], strict=True)]
             a["system"] = (
                 delta
@@ -754,6 +772,7 @@ def _summaries(acc: dict[str, dict[str, Any]]) -> dict[str, Any]:
             "wall": a["wall"],
             "cpu": cpu_load(([0] * len(a["system"]), 0), (a["system"], a["mine"])),
             "loadavg": f"{min(a['loadavg']):.1f}-{max(a['loadavg']):.1f}",
+            "trino_cpu_ms_per_query": 1000 * a["trino"] / TICKS / max(1, len(a["results"])),
             "block_means_ms": [1000 * m for m in a["blocks"]],
         }
         if "none" in acc:  # paired: the same block of queries on the floor, minutes apart
