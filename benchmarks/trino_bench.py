@@ -562,7 +562,7 @@ def markdown(report: dict[str, Any]) -> str:
                 lines.append(
                     f"| {config} | {r['wall']:.0f} | {r['cpu']['busy_pct']:.0f} "
                     f"| {r['cpu']['foreign_pct']:.1f} | {r['cpu']['steal_pct']:.1f} "
-                    f"| {r['loadavg']} | {r.get('trino_cpu_ms_per_query', 0):.1f} "
+                    f"| {r['loadavg']} | {r['trino_cpu_ms_per_query']:.1f} "
                     f"| {_blocks(r)} |"
                 )
         lines.append("")

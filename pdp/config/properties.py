@@ -39,10 +39,11 @@ def parse_properties(text: str, file: str) -> tuple[Settings, Collector]:
             except re.error as exc:
                 found.error(line, f"{key}: invalid regular expression {value!r}: {exc}")
         elif key == DATA_POLICY_URIS:
-            if value.strip().lower() in DATA_POLICY_URIS_VALUES:
-                values["data_policy_uris"] = DATA_POLICY_URIS_VALUES[value.strip().lower()]
-            else:
+            uris = DATA_POLICY_URIS_VALUES.get(value.strip().lower())
+            if uris is None:
                 found.error(line, f"{key}: {value!r} is neither 'configured' nor 'absent'")
+            else:
+                values["data_policy_uris"] = uris
         else:
             found.warn(line, f"unknown key {key!r} ignored")
     found.raise_if_any()

@@ -11,6 +11,7 @@ from pdp.core.model import (
     Basis,
     CatalogRef,
     Decision,
+    Identity,
     PolicyGrant,
     Request,
     Resource,
@@ -35,8 +36,6 @@ def decide(view: View, request: Request) -> Decision:
         decision = by_identity(check.rule, request)
     else:
         decision = on_object(view, check.rule, check.access, request)
-        if decision is not None and check.rule is ObjectRule.TABLE_ROWS:
-            decision = unasked_data_policy(view, check.access, request, decision)
     if decision is None:
         return Decision(False, Basis.MALFORMED, f"{request.operation} needs a different resource")
     return decision
@@ -63,8 +62,10 @@ def on_object(view: View, rule: ObjectRule, access: Access, request: Request) ->
             TableRef() as table,
         ) if access is Access.READ and is_metadata(table):
             return Decision(True, Basis.METADATA, f"{_name(table)} lists only what Trino filters")
-        case ObjectRule.TABLE | ObjectRule.TABLE_ROWS, TableRef() as table:
+        case ObjectRule.TABLE, TableRef() as table:
             return on_table(view, table, access)
+        case ObjectRule.TABLE_ROWS, TableRef() as table:
+            return unasked_data_policy(view, access, request.identity, table)
         case ObjectRule.CREATE_TABLE, TableRef() as table:
             if table.key in view.registry.tables:  # CREATE OR REPLACE of a data source
                 return on_table(view, table, Access.OWN)
@@ -117,20 +118,20 @@ def on_table(view: View, table: TableRef, access: Access) -> Decision:
 
 
 def unasked_data_policy(
-    view: View, access: Access, request: Request, decision: Decision
+    view: View, access: Access, identity: Identity, table: TableRef
 ) -> Decision:
-    """An allowed read or write becomes a denial when a data policy applies that the cluster's
-    Trino will not apply, because it is configured without the data-policy URIs."""
-    table = request.resource
-    if view.settings.data_policy_uris or not decision.allowed or not isinstance(table, TableRef):
+    """`on_table`, except that an allowed read or write becomes a denial when a data policy
+    applies that the cluster's Trino will not apply (configured without the data-policy URIs)."""
+    decision = on_table(view, table, access)
+    if view.settings.data_policy_uris or not decision.allowed:
         return decision
-    policies = data_policies_on(view, request.identity, table.key, masks=access is Access.READ)
+    policies = data_policies_on(view, identity, table.key, masks=access is Access.READ)
     if not policies:
         return decision
     return Decision(
         False,
         Basis.DATA_POLICY_UNASKED,
-        f"data policies apply to {request.identity.user!r} on {_name(table)} "
+        f"data policies apply to {identity.user!r} on {_name(table)} "
         f"({', '.join(policies)}), and this cluster's Trino does not ask for them "
         "(pdp.trino.data.policy.uris=absent)",
         decision.policies,
