@@ -75,6 +75,7 @@ DATABASE = "bench"
 CONFIGS = ("none", "file", "opa", "sidecar", "opa-lean", "sidecar-lean")
 LEAN = "-lean"
 TICKS = os.sysconf("SC_CLK_TCK")
+WARMUP_CHUNK = 200
 KINDS = ("point", "join", "show_tables", "columns")
 WEIGHTS = (4, 2, 2, 2)  # 40 % point SELECTs, 20 % each of the others
 OPA_PATHS = ("allow", "batch", "rowFilters", "batchColumnMasks")
@@ -307,6 +308,22 @@ def cpu_snapshot(roots: list[int]) -> tuple[list[int], int]:
         mine += ticks.get(pid, 0)
         todo += [child for child, parent in parents.items() if parent == pid]
     return system, mine
+
+
+def jit_ticks(pid: int) -> int:
+    """CPU ticks used so far by the JVM's JIT compiler threads (C1 and C2) of process `pid`."""
+    ticks = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/comm") as comm:
+                if not comm.read().startswith(("C1 Compiler", "C2 Compiler")):
+                    continue
+            with open(f"/proc/{pid}/task/{tid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks
 
 
 def cpu_load(before: tuple[list[int], int], after: tuple[list[int], int]) -> dict[str, float]:
@@ -553,9 +570,10 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append("")
         lines.append(
             "| config | wall s | CPU busy % | other jobs % | steal % | loadavg (1 min) "
-            "| Trino CPU ms/query | mix mean over floor, per block: median (min..max) |"
+            "| Trino CPU ms/query | of which JIT "
+            "| mix mean over floor, per block: median (min..max) |"
         )
-        lines.append("|---|---:|---:|---:|---:|---|---:|---|")
+        lines.append("|---|---:|---:|---:|---:|---|---:|---:|---|")
         for config in CONFIGS:
             if config in runs:
                 r = runs[config]
@@ -563,7 +581,7 @@ def markdown(report: dict[str, Any]) -> str:
                     f"| {config} | {r['wall']:.0f} | {r['cpu']['busy_pct']:.0f} "
                     f"| {r['cpu']['foreign_pct']:.1f} | {r['cpu']['steal_pct']:.1f} "
                     f"| {r['loadavg']} | {r['trino_cpu_ms_per_query']:.1f} "
-                    f"| {_blocks(r)} |"
+                    f"| {r.get('jit_cpu_ms_per_query', 0):.1f} | {_blocks(r)} |"
                 )
         lines.append("")
     if report.get("equivalence"):
@@ -591,7 +609,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--queries", type=int, default=2000, help="measured queries per config")
     parser.add_argument("--block", type=int, default=100, help="queries per interleaved block")
-    parser.add_argument("--warmup", type=int, default=300, help="warm-up queries per config")
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=2000,
+        help="warm-up queries of the mix per config: Trino's JIT is still compiling a quarter of "
+        "its CPU away for about the first 2,000 (see RESULTS.md, 'A warm Trino')",
+    )
     parser.add_argument(
         "--no-warm-users",
         action="store_true",
@@ -626,10 +650,11 @@ def main() -> int:
         f"{dict(zip(KINDS, WEIGHTS, strict=True))}"
     )
     print(f"work dir {work}", flush=True)
-    warmup = mix(world, args.warmup, tw.SEED + 10)
+    warmup = []
     if not args.no_warm_users:  # every user once per sidecar worker (2), in every config alike
         rng = random.Random(tw.SEED + 11)
         warmup += [query_of("point", world, rng, u) for u in tw.USERS for _ in range(2)]
+    warmup += mix(world, args.warmup, tw.SEED + 10)  # last: the JIT state it ends in is reported
     kinds = tuple(k for k in args.kinds.split(",") if k)
     assert kinds and set(kinds) <= set(KINDS), kinds
     measured = mix(world, args.queries, tw.SEED + 20, kinds)
@@ -653,9 +678,10 @@ def main() -> int:
                 governed = [e["answers"] for c, e in report["equivalence"].items() if c != "none"]
                 report["identical"] = all(a == governed[0] for a in governed)
                 print(f"    same answers in every governed config: {report['identical']}")
-                for config, server in servers.items():
-                    print(f"--- {config}: warm-up", flush=True)
-                    run_queries(server, warmup, args.threads)
+                report["warmup_jit_ms_per_query"] = {
+                    config: warm_up(server, config, warmup, args.threads)
+                    for config, server in servers.items()
+                }
                 report["runs"] = measure(servers, measured, args, postmaster, report)
             print(markdown(report), flush=True)
             if args.json:
@@ -680,6 +706,21 @@ def main() -> int:
         print("EQUIVALENCE FAILED:", json.dumps(bad, indent=1)[:5000])
         return 1
     return 0
+
+
+def warm_up(server: Trino, config: str, queries: list[Query], threads: int) -> float:
+    """Run `queries` in chunks, printing each chunk's JIT compiler CPU per query; return the
+    last chunk's. Trino compiles code for each new query shape: until that settles, the JIT takes
+    a quarter of its CPU, and configurations with more code (a plugin) pay more of it."""
+    print(f"--- {config}: warm-up", flush=True)
+    jit = 0.0
+    for start in range(0, len(queries), WARMUP_CHUNK):
+        chunk = queries[start : start + WARMUP_CHUNK]
+        before = jit_ticks(server.popen.pid)
+        run_queries(server, chunk, threads)
+        jit = 1000 * (jit_ticks(server.popen.pid) - before) / TICKS / len(chunk)
+        print(f"    {start + len(chunk)} queries: JIT {jit:.1f} ms/query", flush=True)
+    return jit
 
 
 def start_all(
@@ -725,6 +766,7 @@ def measure(
             "system": None,
             "mine": 0,
             "trino": 0,
+            "jit": 0,
             "loadavg": [],
             "blocks": [],
         }
@@ -737,10 +779,12 @@ def measure(
             a = acc[config]
             a["loadavg"].append(os.getloadavg()[0])
             trino_before = cpu_snapshot([servers[config].popen.pid])[1]
+            jit_before = jit_ticks(servers[config].popen.pid)
             before = cpu_snapshot([os.getpid(), postmaster])
             run = run_queries(servers[config], block, args.threads)
             after = cpu_snapshot([os.getpid(), postmaster])
             a["trino"] += cpu_snapshot([servers[config].popen.pid])[1] - trino_before
+            a["jit"] += jit_ticks(servers[config].popen.pid) - jit_before
             delta = [y - x for x, y in zip(before[0], after[0], strict=True)]
             a["system"] = (
                 delta
@@ -773,6 +817,7 @@ def _summaries(acc: dict[str, dict[str, Any]]) -> dict[str, Any]:
             "cpu": cpu_load(([0] * len(a["system"]), 0), (a["system"], a["mine"])),
             "loadavg": f"{min(a['loadavg']):.1f}-{max(a['loadavg']):.1f}",
             "trino_cpu_ms_per_query": 1000 * a["trino"] / TICKS / max(1, len(a["results"])),
+            "jit_cpu_ms_per_query": 1000 * a["jit"] / TICKS / max(1, len(a["results"])),
             "block_means_ms": [1000 * m for m in a["blocks"]],
         }
         if "none" in acc:  # paired: the same block of queries on the floor, minutes apart
