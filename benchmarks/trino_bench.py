@@ -281,6 +281,13 @@ def _pct(values: list[float], pct: float) -> float:
 # --- CPU of others --------------------------------------------------------------------------
 
 
+def _stat_fields(path: str) -> list[str]:
+    """The fields of a /proc stat file after the command name (which may hold spaces): index 1
+    is the parent, 11..14 the user, system and children's CPU ticks."""
+    with open(path) as stat:
+        return stat.read().rsplit(")", 1)[1].split()
+
+
 def cpu_snapshot(roots: list[int]) -> tuple[list[int], int]:
     """System CPU ticks by kind, and the ticks used so far by the process trees of `roots`
     (this script and its children; the PostgreSQL postmaster, which pg_ctl daemonized).
@@ -293,8 +300,7 @@ def cpu_snapshot(roots: list[int]) -> tuple[list[int], int]:
         if not entry.isdigit():
             continue
         try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
+            fields = _stat_fields(f"/proc/{entry}/stat")
         except OSError:
             continue
         parents[int(entry)] = int(fields[1])
@@ -318,8 +324,7 @@ def jit_ticks(pid: int) -> int:
             with open(f"/proc/{pid}/task/{tid}/comm") as comm:
                 if not comm.read().startswith(("C1 Compiler", "C2 Compiler")):
                     continue
-            with open(f"/proc/{pid}/task/{tid}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
+            fields = _stat_fields(f"/proc/{pid}/task/{tid}/stat")
         except OSError:  # the thread ended
             continue
         ticks += int(fields[11]) + int(fields[12])
