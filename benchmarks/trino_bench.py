@@ -13,7 +13,11 @@ Configurations (Trino restarted for each, with the same catalog and group file):
 * `sidecar`: the product's sidecar (2 workers) and PDP, with the same batched filtering;
 * `opa-lean`, `sidecar-lean`: the same backend (not a second one), with the plugin configured
   without the row-filter and column-mask endpoints, which it otherwise calls for every table of
-  every query; the world has no data policies, so the answers are the same.
+  every query; the world has no data policies, so the answers are the same;
+* `gopolicy`: the same plugin settings against `benchmarks/gopolicy`, the same policy written by
+  hand in Go over OPA's data document, served by Go's HTTP server: the least a correct server can
+  spend on a call, so what is left over the floor is the plugin's own cost, under any server of
+  the OPA contract (built with `go build` into `.cache/bin`).
 
 The world (2,000 PostgreSQL tables, 500 users in 25 groups, 250 policies) is `trino_world.py`.
 Before measuring, each configuration answers a sample of users and queries (point SELECTs,
@@ -72,7 +76,10 @@ OPA_VERSION = "v1.22.4"
 OPA_BIN = REPO / ".cache" / "bin" / "opa"
 REGO = HERE / "opa" / "trino.rego"
 DATABASE = "bench"
-CONFIGS = ("none", "file", "opa", "sidecar", "opa-lean", "sidecar-lean")
+CONFIGS = ("none", "file", "opa", "sidecar", "gopolicy", "opa-lean", "sidecar-lean")
+DEFAULT_CONFIGS = ("none", "file", "opa", "sidecar", "gopolicy")
+GOPOLICY_SRC = HERE / "gopolicy"
+GOPOLICY_BIN = REPO / ".cache" / "bin" / "gopolicy"
 LEAN = "-lean"
 TICKS = os.sysconf("SC_CLK_TCK")
 WARMUP_CHUNK = 200
@@ -365,16 +372,33 @@ def opa_binary() -> Path:
     return OPA_BIN
 
 
+def gopolicy_binary() -> Path:
+    """Built every run (Go's build cache makes a rebuild take a second) so the binary is the
+    source's."""
+    subprocess.run(
+        ["go", "build", "-o", str(GOPOLICY_BIN), "."], cwd=GOPOLICY_SRC, check=True, timeout=600
+    )
+    return GOPOLICY_BIN
+
+
 @contextlib.contextmanager
 def backend(config: str, work: Path, ports: dict[str, int]) -> Iterator[str | None]:
     """The URL the OPA plugin should call for `config` (None: no OPA plugin)."""
     if config in ("none", "file"):
         yield None
         return
-    if config == "opa":
-        port = ports["opa"]
-        process = Process(
+    if config in ("opa", "gopolicy"):
+        port = ports[config]
+        command = (
             [
+                str(gopolicy_binary()),
+                "-addr",
+                f"127.0.0.1:{port}",
+                "-data",
+                str(work / "opa-data.json"),
+            ]
+            if config == "gopolicy"
+            else [
                 str(opa_binary()),
                 "run",
                 "--server",
@@ -384,9 +408,9 @@ def backend(config: str, work: Path, ports: dict[str, int]) -> Iterator[str | No
                 "error",
                 str(REGO),
                 str(work / "opa-data.json"),
-            ],
-            work / "opa.log",
+            ]
         )
+        process = Process(command, work / f"{config}.log")
         process.wait_until(lambda: _healthy(f"http://127.0.0.1:{port}/health"))
         try:
             yield f"http://127.0.0.1:{port}"
@@ -628,7 +652,9 @@ def main() -> int:
         "sidecar fetches a user's grants on that user's first check, once per worker",
     )
     parser.add_argument("--threads", type=int, default=8, help="concurrent sessions")
-    parser.add_argument("--configs", default=",".join(CONFIGS))
+    parser.add_argument(
+        "--configs", default=",".join(DEFAULT_CONFIGS), help=f"of {','.join(CONFIGS)}"
+    )
     parser.add_argument(
         "--kinds", default=",".join(KINDS), help="query kinds of the measured mix (same weights)"
     )
@@ -645,7 +671,7 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp(prefix="trino-bench-"))
     os.chmod(work, 0o755)  # PostgreSQL runs as `postgres` under root and must reach pg/
-    ports = {"pdp": free_port(), "sidecar": free_port(), "opa": free_port()}
+    ports = {name: free_port() for name in ("pdp", "sidecar", "opa", "gopolicy")}
     world = tw.build()
     tw.write_all(world, work, ports["pdp"], ports["sidecar"])
     report: dict[str, Any] = {"conditions": conditions(), "equivalence": {}}

@@ -1,0 +1,3 @@
+module gopolicy
+
+go 1.22
