@@ -17,7 +17,7 @@ Configurations (Trino restarted for each, with the same catalog and group file):
 * `gopolicy`: the same plugin settings against `benchmarks/gopolicy`, the same policy written by
   hand in Go over OPA's data document, served by Go's HTTP server: the least a correct server can
   spend on a call, so what is left over the floor is the plugin's own cost, under any server of
-  the OPA contract (built with `go build` into `.cache/bin`).
+  the OPA contract (built with `go build` into `.cache/bin`, run with one Go thread).
 
 The world (2,000 PostgreSQL tables, 500 users in 25 groups, 250 policies) is `trino_world.py`.
 Before measuring, each configuration answers a sample of users and queries (point SELECTs,
@@ -396,6 +396,8 @@ def backend(config: str, work: Path, ports: dict[str, int]) -> Iterator[str | No
                 f"127.0.0.1:{port}",
                 "-data",
                 str(work / "opa-data.json"),
+                "-procs",
+                "1",
             ]
             if config == "gopolicy"
             else [

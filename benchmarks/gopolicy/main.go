@@ -4,7 +4,7 @@
 // the plugin itself costs a query (its calls, its HTTP client, the thread hand-offs), the floor
 // under OPA and the sidecar alike, with the same answers, so that queries see the same tables.
 //
-//	gopolicy -addr 127.0.0.1:8181 -data opa-data.json
+//	gopolicy -addr 127.0.0.1:8181 -data opa-data.json -procs 1
 package main
 
 import (
@@ -13,6 +13,7 @@ import (
 	"log"
 	"net/http"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 )
@@ -160,7 +161,13 @@ func (p *policy) batch(w http.ResponseWriter, r *http.Request) {
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8181", "listen address")
 	path := flag.String("data", "opa-data.json", "the data document (trino_world.opa_data)")
+	// Go's idle threads spin looking for work before they sleep; where Trino keeps every core
+	// busy that spinning is CPU taken from Trino, and one thread is enough for a lookup per call.
+	procs := flag.Int("procs", 0, "GOMAXPROCS (0: Go's default, one per core)")
 	flag.Parse()
+	if *procs > 0 {
+		runtime.GOMAXPROCS(*procs)
+	}
 	raw, err := os.ReadFile(*path)
 	if err != nil {
 		log.Fatal(err)
