@@ -1,7 +1,7 @@
 """Query-level benchmark: one real Trino 476, the same data and the same query mix, under each
 access control Trino can be configured with; queries per second and p50/p99 per query kind.
 
-    .venv/bin/python -m benchmarks.trino_bench --queries 2000      # about 15 minutes
+    .venv/bin/python -m benchmarks.trino_bench --queries 2000      # about 40 minutes
 
 Configurations (Trino restarted for each, with the same catalog and group file):
 
