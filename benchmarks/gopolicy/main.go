@@ -1,8 +1,8 @@
 // gopolicy is the Trino benchmark's policy (benchmarks/opa/trino.rego, over the same data
-// document) written by hand in Go and served by Go's HTTP server: the least a correct server of
-// Trino's OPA contract can spend on a call. Behind Trino's OPA access control it measures what
-// the plugin itself costs a query (its calls, its HTTP client, the thread hand-offs), the floor
-// under OPA and the sidecar alike, with the same answers, so that queries see the same tables.
+// document) written by hand in Go and served by Go's HTTP server: a map lookup per call, about
+// the least a correct server of Trino's OPA contract can spend on one. Behind Trino's OPA access
+// control it shows what the plugin itself costs a query (its calls, its HTTP client, the thread
+// hand-offs) whatever answers it, with the same answers, so that queries see the same tables.
 //
 //	gopolicy -addr 127.0.0.1:8181 -data opa-data.json -procs 1
 package main
