@@ -372,13 +372,18 @@ def opa_binary() -> Path:
     return OPA_BIN
 
 
-def gopolicy_binary() -> Path:
+def gopolicy_binary(target: Path = GOPOLICY_BIN) -> Path:
     """Built every run (Go's build cache makes a rebuild take a second) so the binary is the
     source's."""
     subprocess.run(
-        ["go", "build", "-o", str(GOPOLICY_BIN), "."], cwd=GOPOLICY_SRC, check=True, timeout=600
+        ["go", "build", "-o", str(target), "."], cwd=GOPOLICY_SRC, check=True, timeout=600
     )
-    return GOPOLICY_BIN
+    return target
+
+
+def gopolicy_command(binary: Path, port: int, data: Path) -> list[str]:
+    """One Go thread: Go's idle threads spin looking for work, CPU taken from a busy Trino."""
+    return [str(binary), "-addr", f"127.0.0.1:{port}", "-data", str(data), "-procs", "1"]
 
 
 @contextlib.contextmanager
@@ -390,15 +395,7 @@ def backend(config: str, work: Path, ports: dict[str, int]) -> Iterator[str | No
     if config in ("opa", "gopolicy"):
         port = ports[config]
         command = (
-            [
-                str(gopolicy_binary()),
-                "-addr",
-                f"127.0.0.1:{port}",
-                "-data",
-                str(work / "opa-data.json"),
-                "-procs",
-                "1",
-            ]
+            gopolicy_command(gopolicy_binary(), port, work / "opa-data.json")
             if config == "gopolicy"
             else [
                 str(opa_binary()),
@@ -413,7 +410,7 @@ def backend(config: str, work: Path, ports: dict[str, int]) -> Iterator[str | No
             ]
         )
         process = Process(command, work / f"{config}.log")
-        process.wait_until(lambda: _healthy(f"http://127.0.0.1:{port}/health"))
+        process.wait_until(lambda: healthy(f"http://127.0.0.1:{port}/health"))
         try:
             yield f"http://127.0.0.1:{port}"
         finally:
@@ -430,7 +427,7 @@ def backend(config: str, work: Path, ports: dict[str, int]) -> Iterator[str | No
         pdp.stop()
 
 
-def _healthy(url: str) -> bool:
+def healthy(url: str) -> bool:
     try:
         return httpx.get(url, timeout=1).status_code == 200
     except httpx.HTTPError:

@@ -6,40 +6,28 @@ from __future__ import annotations
 
 import json
 import random
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from benchmarks import trino_world as tw
+from benchmarks.trino_bench import gopolicy_binary, gopolicy_command, healthy
 from tests.support.processes import Process, free_port
 
-SOURCE = Path(__file__).resolve().parents[2] / "benchmarks" / "gopolicy"
 WORLD = tw.build()
 
 
 @pytest.fixture(scope="module")
 def gopolicy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     work = tmp_path_factory.mktemp("gopolicy")
-    binary, data = work / "gopolicy", work / "opa-data.json"
-    subprocess.run(["go", "build", "-o", str(binary), "."], cwd=SOURCE, check=True, timeout=600)
+    binary, data = gopolicy_binary(work / "gopolicy"), work / "opa-data.json"
     data.write_text(json.dumps(tw.opa_data(WORLD)))
     port = free_port()
-    process = Process(
-        [str(binary), "-addr", f"127.0.0.1:{port}", "-data", str(data)], work / "gopolicy.log"
-    )
+    process = Process(gopolicy_command(binary, port, data), work / "gopolicy.log")
     url = f"http://127.0.0.1:{port}"
-
-    def healthy() -> bool:
-        try:
-            return httpx.get(f"{url}/health", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    process.wait_until(healthy)
+    process.wait_until(lambda: healthy(f"{url}/health"))
     try:
         yield url
     finally:
