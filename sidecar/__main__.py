@@ -6,6 +6,7 @@ import argparse
 import os
 import resource
 import shutil
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -37,23 +38,41 @@ def main(argv: list[str] | None = None) -> int:
     metrics_dir = tempfile.mkdtemp(prefix="pdp-sidecar-metrics-")
     os.environ[METRICS_DIR_ENV] = metrics_dir
     _raise_open_files_limit()
-    uvicorn.run(
-        "sidecar.app:from_env",
-        factory=True,
-        host=config.host,
-        port=config.port,
-        workers=config.workers,
-        loop="uvloop",
-        http="sidecar.http:GuardedHttpTools",
-        ws="none",  # the OPA contract is plain HTTP; an upgrade request gets a 4xx, quietly
-        timeout_keep_alive=int(config.http.idle_timeout),
-        proxy_headers=False,
-        access_log=False,
-        lifespan="on",
-        log_level="info",
-    )
+    # uvicorn stops gracefully on SIGTERM, then raises it again against the handler it found:
+    # with the default one the process would die here, leaving the directory behind.
+    signal.signal(signal.SIGTERM, _terminated)
+    terminated = False
+    try:
+        uvicorn.run(
+            "sidecar.app:from_env",
+            factory=True,
+            host=config.host,
+            port=config.port,
+            workers=config.workers,
+            loop="uvloop",
+            http="sidecar.http:GuardedHttpTools",
+            ws="none",  # the OPA contract is plain HTTP; an upgrade request gets a 4xx, quietly
+            timeout_keep_alive=int(config.http.idle_timeout),
+            proxy_headers=False,
+            access_log=False,
+            lifespan="on",
+            log_level="info",
+        )
+    except _Terminated:
+        terminated = True
     shutil.rmtree(metrics_dir, ignore_errors=True)
+    if terminated:  # still a stop by SIGTERM to whoever sent it (systemd, a supervisor, a test)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.raise_signal(signal.SIGTERM)
     return 0
+
+
+class _Terminated(Exception):
+    pass
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise _Terminated
 
 
 def _raise_open_files_limit() -> None:
