@@ -69,6 +69,10 @@ class Opa:
         props |= {
             "opa.http-client.request-timeout": self.timeout,
             "opa.http-client.connect-timeout": "1s",
+            # FilterColumns goes out as one request per table, all at once: with the default
+            # queue of 1,024 an information_schema.columns listing of a larger schema fails.
+            # Above any schema's table count (Trino's own exchange client queues 65,536).
+            "opa.http-client.max-requests-queued-per-destination": "65536",
         }
         return props
 
