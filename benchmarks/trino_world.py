@@ -5,6 +5,8 @@ ways: PostgreSQL tables, the PDP's policy files, Trino's file-based rules and OP
 
 * Data: one PostgreSQL database, exposed to Trino as the `postgresql` catalog: 20 schemas
   (`s00`..`s19`) x 100 tables (`t000`..`t099`) = 2,000 tables, 4 columns, 3 rows each.
+* One more schema, `wide`: 2,000 empty tables (`w0000`..`w1999`, the same 4 columns), not
+  registered, for listings of a wide schema (`trino_bench --kinds wide`).
 * Registry: schemas `s00`..`s17`, tables `t000`..`t089` of each (1,620 data sources). The tables
   `t090`..`t099` of those schemas and the schemas `s18`, `s19` are not registered.
 * Users and groups: 500 users `u000`..`u499`; 25 groups `g00`..`g24` (user i is in g{i % 25},
@@ -34,6 +36,8 @@ CATALOG = "postgresql"  # the Trino catalog of the database
 CONNECTION = "bench"  # the registry's connection (technology trino, database = the catalog)
 SCHEMAS = tuple(f"s{i:02d}" for i in range(20))
 TABLES = tuple(f"t{i:03d}" for i in range(100))
+WIDE_SCHEMA = "wide"
+WIDE_TABLES = tuple(f"w{i:04d}" for i in range(2000))
 REGISTERED_SCHEMAS = SCHEMAS[:18]
 REGISTERED_TABLES = TABLES[:90]
 GROUP_SCHEMAS = SCHEMAS[:16]  # schemas read by groups; s16, s17 only by user policies
@@ -113,6 +117,9 @@ def postgres_sql() -> str:
                 f"INSERT INTO {schema}.{table} VALUES (1,'ann',10.50,'emea'),"
                 "(2,'ben',20.00,'amer'),(3,'cy',0,'apac');"
             )
+    lines.append(f"CREATE SCHEMA {WIDE_SCHEMA};")
+    columns = "id int, name text, amount numeric(12,2), region text"
+    lines += [f"CREATE TABLE {WIDE_SCHEMA}.{table} ({columns});" for table in WIDE_TABLES]
     return "\n".join(lines) + "\n"
 
 
