@@ -162,3 +162,19 @@ def test_make_up_installs_the_package_without_test_or_benchmark_extras():
 def test_make_test_and_lint_install_the_extras():
     for target in ("test", "lint"):
         assert "-e '.[test,bench]'" in make_dry_run(target)
+
+
+def test_every_install_of_the_dependencies_keeps_to_the_pinned_versions():
+    for target in ("up", "test"):
+        installs = [
+            line
+            for line in make_dry_run(target).splitlines()
+            if "pip install" in line and "-e" in line
+        ]
+        assert installs and all("-c constraints.txt" in line for line in installs), installs
+    pins = [
+        line
+        for line in (ROOT / "constraints.txt").read_text().splitlines()
+        if not line.startswith("#")
+    ]
+    assert pins and all(line.count("==") == 1 for line in pins), pins
