@@ -125,4 +125,3 @@ def _raw(path: Path) -> dict[str, Any]:
     except ConfigError:
         return {}
     return document if isinstance(document, dict) else {}
-

@@ -227,9 +227,7 @@ def test_query_id_is_not_part_of_the_cache_key(client):
     assert len(masks) == 1 and None not in masks
     assert len(filters) == 1 and None not in filters
     # and the answers for the three queries are the same
-    answers = {
-        post(client, "batchColumnMasks", batch_body("dave", query_id=q)).text for q in "abc"
-    }
+    answers = {post(client, "batchColumnMasks", batch_body("dave", query_id=q)).text for q in "abc"}
     assert len(answers) == 1
 
 
@@ -298,9 +296,7 @@ def select_body(user, table):
     }
 
 
-def test_a_cluster_that_does_not_ask_for_data_policies_denies_reading_through_them(
-    stack, client
-):
+def test_a_cluster_that_does_not_ask_for_data_policies_denies_reading_through_them(stack, client):
     """Trino configured without the row-filter and mask URIs would read these tables unmasked
     and unfiltered: once the cluster properties say so, such reads are denied, live."""
 

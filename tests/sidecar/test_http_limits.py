@@ -83,7 +83,7 @@ HEAD = b"POST /v1/data/trino/allow HTTP/1.1\r\nhost: x\r\ncontent-type: applicat
     [
         (b"", "request head not received within 1s"),
         (HEAD, "request head not received within 1s"),
-        (HEAD + b"content-length: 1000\r\n\r\n{\"input\"", "request body not received within 1s"),
+        (HEAD + b'content-length: 1000\r\n\r\n{"input"', "request body not received within 1s"),
     ],
     ids=["nothing", "half a head", "half a body"],
 )
@@ -194,9 +194,7 @@ def test_a_large_batch_is_answered_in_full_and_an_oversized_one_gets_413(stack):
         assert answer == [i for i in range(1400) if i != 7]
         alice = filter_tables(1400)
         alice["input"]["context"]["identity"]["user"] = "alice"
-        assert client.post("/v1/data/trino/batch", json=alice).json()["result"] == list(
-            range(1400)
-        )
+        assert client.post("/v1/data/trino/batch", json=alice).json()["result"] == list(range(1400))
         too_many = client.post("/v1/data/trino/batch", json=filter_tables(1501))
         assert too_many.status_code == 413
         assert "1501 items; the limit is 1500" in too_many.json()["error"]
