@@ -40,6 +40,7 @@ trino: install
 
 lint: install-test
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 # What the tests run against: Debian's PostgreSQL (each run starts a throwaway cluster from it)
