@@ -12,6 +12,7 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -19,11 +20,16 @@ from urllib.parse import quote, urlencode
 import httpx
 import orjson
 
+from pdp.policy import Technology
 from pdp.service.config import DevIssuerSettings, load_pdp_config
 from pdp.service.run import DEV_USER_CLIENT
 
 DEMO = Path(__file__).resolve().parents[2] / "config"
 FINISHED = ("completed", "failed", "cancelled")
+PATH_HELP = "an object path: connection/database/schema/table, as `tree` shows it (hc/hold/sales)"
+INTEGRATION_HELP = "the legacy integration's name, as `upgrade list` shows it"
+PAGE = 1000  # the admin API's largest page
+NO_WAIT_HELP = "print the job id and return; `connections jobs` shows how it went"
 
 
 def add_connection_commands(commands: Any) -> None:
@@ -31,7 +37,7 @@ def add_connection_commands(commands: Any) -> None:
         "token", help="mint a development token for a user (the demo's dev issuer)"
     )
     token.add_argument("--user", required=True, help="the user the token names")
-    token.add_argument("--config", type=Path, default=DEMO / "pdp.yaml")
+    config_option(token, "for its development issuer")
     token.set_defaults(connections_handler=_token)
 
     top = commands.add_parser("connections", help="connections and object sync (admin API)")
@@ -39,41 +45,47 @@ def add_connection_commands(commands: Any) -> None:
     sub = top.add_subparsers(dest="action", required=True)
 
     register = sub.add_parser("register", help="register a connection and run its first sync")
-    register.add_argument("key")
-    register.add_argument("--technology", required=True)
+    register.add_argument("key", help="the connection key: the first part of every object path")
+    register.add_argument(
+        "--technology",
+        required=True,
+        choices=[t.value for t in Technology],
+        help="the platform: %(choices)s",
+    )
     register.add_argument("--endpoint", action="append", default=[], metavar="NAME=VALUE")
     register.add_argument("--credential", action="append", default=[], metavar="NAME=VALUE")
     register.add_argument("--active", action="store_true", help="isActive on the connection")
     register.add_argument("--activate-new", action="store_true", help="activateNewChildren")
     register.add_argument("--schedule", help="cron expression, UTC (default 0 1 * * *)")
-    register.add_argument("--no-wait", action="store_true")
+    register.add_argument("--no-wait", action="store_true", help=NO_WAIT_HELP)
 
     tree = sub.add_parser("tree", help="the object tree below a path (connections without)")
-    tree.add_argument("path", nargs="?")
+    tree.add_argument("path", nargs="?", help=PATH_HELP + " (absent: the connections)")
     tree.add_argument("--depth", type=int, default=1)
 
     status = sub.add_parser("status", help="one object: settings, origins, data source")
-    status.add_argument("path")
+    status.add_argument("path", help=PATH_HELP)
 
     settings = sub.add_parser("settings", help="set isActive / activateNewChildren on a node")
-    settings.add_argument("path")
+    settings.add_argument("path", help=PATH_HELP)
     settings.add_argument("--active", choices=("true", "false", "inherit"))
     settings.add_argument("--activate-new", choices=("true", "false", "inherit"))
 
     sync = sub.add_parser("sync", help="run object sync on a subtree, with progress")
-    sync.add_argument("path")
+    sync.add_argument("path", help=PATH_HELP)
     sync.add_argument("--force-recursive", action="store_true")
-    sync.add_argument("--no-wait", action="store_true")
+    sync.add_argument("--no-wait", action="store_true", help=NO_WAIT_HELP)
 
     jobs = sub.add_parser("jobs", help="sync jobs")
     jobs.add_argument("--connection")
     jobs.add_argument("--state")
 
     delete = sub.add_parser("delete", help="delete an object (a connection: deregister)")
-    delete.add_argument("path")
+    delete.add_argument("path", help=PATH_HELP)
+    delete.add_argument("--yes", action="store_true", help="do not ask (needed without a terminal)")
 
     grant = sub.add_parser("grant", help="grant DataOwner / InfrastructureAdmin on a node")
-    grant.add_argument("path")
+    grant.add_argument("path", help=PATH_HELP)
     grant.add_argument("principal")
     grant.add_argument("role", choices=("DataOwner", "InfrastructureAdmin"))
     grant.add_argument("--group", action="store_true")
@@ -85,24 +97,24 @@ def add_connection_commands(commands: Any) -> None:
     steps = upgrade.add_subparsers(dest="step", required=True)
     steps.add_parser("list", help="integrations ready for upgrade, with their data source counts")
     start = steps.add_parser("start", help="start: choose the display name (the connection key)")
-    start.add_argument("integration")
+    start.add_argument("integration", help=INTEGRATION_HELP)
     start.add_argument("display_name")
     validate = steps.add_parser("validate", help="check the credentials on the platform")
-    validate.add_argument("integration")
+    validate.add_argument("integration", help=INTEGRATION_HELP)
     validate.add_argument("--endpoint", action="append", default=[], metavar="NAME=VALUE")
     validate.add_argument("--credential", action="append", default=[], metavar="NAME=VALUE")
     run = steps.add_parser("run", help="crawl and match the legacy data sources (a job)")
-    run.add_argument("integration")
+    run.add_argument("integration", help=INTEGRATION_HELP)
     run.add_argument(
         "--yes",
         action="store_true",
         help="confirm: the legacy endpoints retire for this integration, object sync takes over",
     )
-    run.add_argument("--no-wait", action="store_true")
+    run.add_argument("--no-wait", action="store_true", help=NO_WAIT_HELP)
     show = steps.add_parser("status", help="state, counts and the unresolved data sources")
-    show.add_argument("integration")
+    show.add_argument("integration", help=INTEGRATION_HELP)
     resolve = steps.add_parser("resolve", help="resolve one unmatched data source")
-    resolve.add_argument("integration")
+    resolve.add_argument("integration", help=INTEGRATION_HELP)
     resolve.add_argument("data_source", help="the data source id (see `upgrade status`)")
     how = resolve.add_mutually_exclusive_group(required=True)
     how.add_argument("--match", metavar="PATH", help="match it to this object path")
@@ -110,7 +122,7 @@ def add_connection_commands(commands: Any) -> None:
     how.add_argument("--disable", action="store_true", help="keep it out, inactive")
     how.add_argument("--delete", action="store_true", help="drop it")
     finalize = steps.add_parser("finalize", help="finish: object sync on, legacy endpoints off")
-    finalize.add_argument("integration")
+    finalize.add_argument("integration", help=INTEGRATION_HELP)
 
     top.set_defaults(connections_handler=_connections)
 
@@ -133,8 +145,17 @@ def add_connection_commands(commands: Any) -> None:
     requests.set_defaults(connections_handler=_connections, action="requests")
 
 
+def config_option(parser: Any, why: str = "") -> None:
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=DEMO / "pdp.yaml",
+        help=f"the PDP's pdp.yaml{' ' + why if why else ''} (default: config/pdp.yaml, the demo's)",
+    )
+
+
 def _client_options(parser: Any) -> None:
-    parser.add_argument("--config", type=Path, default=DEMO / "pdp.yaml")
+    config_option(parser, "for admin.listen when --url is absent")
     parser.add_argument("--url", help="the admin API (default: admin.listen of pdp.yaml)")
     parser.add_argument("--token", help="bearer token (default: $PDP_TOKEN)")
     parser.add_argument("--as-user", dest="as_user", help="X-Pdp-User (trustUserHeader setups)")
@@ -307,8 +328,8 @@ def _run(client: Client, args: argparse.Namespace) -> int:
                 _show(args, data)
                 return 0
             print(f"{data['path']}  ({data['kind']}, {data['remoteState']})")
-            for name, value in data["settings"].items():
-                print(f"  {name}: {value['value']}  (from {value['inheritedFrom']})")
+            for line in _settings_lines(data["settings"]):
+                print(f"  {line}")
             if data.get("dataSource"):
                 active = "active" if data["dataSource"]["active"] else "inactive"
                 print(f"  data source {data['dataSource']['id']} ({active})")
@@ -329,8 +350,8 @@ def _run(client: Client, args: argparse.Namespace) -> int:
             if "jobId" in data:  # a large cascade: a job applies it
                 print(f"{data['descendants']} objects below {data['path']}: job {data['jobId']}")
                 return _follow(client, data["jobId"])
-            for name, value in data["settings"].items():
-                print(f"{name}: {value['value']}  (from {value['inheritedFrom']})")
+            for line in _settings_lines(data["settings"]):
+                print(line)
             return 0
         case "sync":
             answer = client.call(
@@ -352,6 +373,8 @@ def _run(client: Client, args: argparse.Namespace) -> int:
                 )
             return 0
         case "delete":
+            if not args.yes and not _confirm_delete(client, args.path):
+                return 2
             data = client.call("DELETE", f"/data/object/{_path(args.path)}")
             print(f"deleted {data['path']} and {data['childCount']} objects below it")
             return 0
@@ -465,14 +488,66 @@ def _upgrade_status(client: Client, base: str) -> None:
         )
 
 
+def _settings_lines(settings: dict[str, Any]) -> list[str]:
+    """Each effective setting in the API's words (true/false) and the node it comes from."""
+    return [
+        f"{name}: {orjson.dumps(value['value']).decode()}  (from {value['inheritedFrom']})"
+        for name, value in settings.items()
+    ]
+
+
+def _confirm_delete(client: Client, path: str) -> bool:
+    """Say what goes (the object, how many below it, how many tables) and ask; without a
+    terminal to ask on, refuse: a script says --yes."""
+    target = client.call("GET", f"/data/object/{_path(path)}")
+    url = f"/data/object/search/{_path(path)}"
+    below = client.call("POST", url, {"recursive": True, "size": 0})["count"]
+    tables = client.call("POST", url, {"recursive": True, "kind": "table", "size": 0})["count"]
+    if target["kind"] == "table":
+        tables = 1
+    what = f"{target['kind']} {target['path']}"
+    if target["kind"] == "connection":
+        what += " (deregistered: object sync stops, its data sources leave every policy)"
+    loss = f"{what} and the {_plural(below, 'object')} below it ({_plural(tables, 'table')})"
+    if not sys.stdin.isatty():
+        print(f"pdp connections delete would delete {loss}: run again with --yes", file=sys.stderr)
+        return False
+    print(f"This deletes {loss}.", file=sys.stderr)
+    try:
+        answer = input("Delete? [y/N] ")
+    except EOFError:
+        answer = ""
+    if answer.strip().lower() in ("y", "yes"):
+        return True
+    print("nothing deleted", file=sys.stderr)
+    return False
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def _pages(client: Client, url: str, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every hit of a listing, page after page."""
+    offset = 0
+    while True:
+        data = client.call("POST", url, {**body, "offset": offset, "size": PAGE})
+        yield from data["hits"]
+        offset += len(data["hits"])
+        if not data["hits"] or offset >= data["count"]:
+            return
+
+
 def _tree(client: Client, path: str | None, depth: int, indent: int) -> None:
+    """The nodes below `path`, every page, each with its effective state in words: active or
+    inactive (the store decides: the `isActive` filter), and whether set here or inherited."""
     url = f"/data/object/search/{_path(path)}" if path else "/data/object/search"
-    data = client.call("POST", url, {"size": 1000})
-    for hit in data["hits"]:
-        override = hit["overrides"]["isActive"]
-        mark = {True: "enabled", False: "disabled", None: "inherits"}[override]
-        state = "" if hit["remoteState"] == "present" else f" [{hit['remoteState']}]"
-        print(f"{'  ' * indent}{hit['name']}  ({hit['kind']}, {mark}){state}")
+    active = {hit["path"] for hit in _pages(client, url, {"isActive": True})}
+    for hit in _pages(client, url, {}):
+        state = "active" if hit["path"] in active else "inactive"
+        origin = "inherited" if hit["overrides"]["isActive"] is None else "set here"
+        remote = "" if hit["remoteState"] == "present" else f" [{hit['remoteState']}]"
+        print(f"{'  ' * indent}{hit['name']}  ({hit['kind']}, {state}, {origin}){remote}")
         if depth > 1 and hit["kind"] != "table":
             _tree(client, hit["path"], depth - 1, indent + 1)
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from pdp.cli.connections import add_connection_commands
+from pdp.cli.connections import add_connection_commands, config_option
 from pdp.cli.grants import add_grants_commands
 from pdp.config.errors import ConfigError, Problem
 from pdp.config.listen import AddressInUse, ensure_listen_free
@@ -38,6 +38,7 @@ from pdp.wire.trino import (  # the same decoder the sidecar uses
 )
 
 DEMO = Path(__file__).resolve().parents[2] / "config"
+SERVERS = ("up", "serve")  # the long-running commands: they log what they do
 log = logging.getLogger("pdp")
 
 
@@ -46,31 +47,41 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
 
     up = commands.add_parser("up", help="run the PDP and a Trino sidecar (demo config by default)")
-    up.add_argument("--config", type=Path, default=DEMO / "pdp.yaml", help="pdp.yaml")
-    up.add_argument("--sidecar-config", type=Path, default=DEMO / "sidecar.yaml")
+    config_option(up)
+    up.add_argument(
+        "--sidecar-config",
+        type=Path,
+        default=DEMO / "sidecar.yaml",
+        help="the sidecar's sidecar.yaml (default: the demo's, config/sidecar.yaml)",
+    )
 
     serve = commands.add_parser("serve", help="run the PDP gRPC service only")
-    serve.add_argument("--config", type=Path, default=DEMO / "pdp.yaml")
+    config_option(serve)
 
     explain = commands.add_parser("explain", help="decide a Trino OPA request body and say why")
     explain.add_argument("body", nargs="?", default="-", help="file with the body, or - for stdin")
-    explain.add_argument("--config", type=Path, default=DEMO / "pdp.yaml")
+    config_option(explain)
     explain.add_argument("--properties", type=Path, help="the cluster's properties file")
     explain.add_argument("--cluster-mapping", type=Path, help="the cluster's accessGrantMapping")
     explain.add_argument("--json", action="store_true", help="print JSON lines")
 
-    check = commands.add_parser("check", help="validate configuration files and print problems")
-    check.add_argument("--config", type=Path, default=DEMO / "pdp.yaml")
-    check.add_argument("--properties", type=Path)
-    check.add_argument("--cluster-mapping", type=Path)
+    check = commands.add_parser(
+        "check", help="validate the configuration and print what the PDP would serve"
+    )
+    config_option(check)
+    check.add_argument("--properties", type=Path, help="the cluster's properties file")
+    check.add_argument("--cluster-mapping", type=Path, help="the cluster's accessGrantMapping")
 
     add_grants_commands(commands)
     add_connection_commands(commands)
 
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    if args.command in SERVERS:
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+    else:  # a command's output is its own: no library's INFO lines (httpx, Alembic) on stderr
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         match args.command:
             case "up":

@@ -50,9 +50,9 @@ def test_the_cli_registers_syncs_shows_and_deregisters(tmp_path):
         assert tree.returncode == 0, tree.stderr
         assert "orders  (table" in tree.stdout
         done = cli("settings", "hc/cat", "--active", "true")
-        assert "isActive: True  (from hc/cat)" in done.stdout
+        assert "isActive: true  (from hc/cat)" in done.stdout
         status = cli("status", "hc/cat/sales/orders")
-        assert "isActive: True  (from hc/cat)" in status.stdout
+        assert "isActive: true  (from hc/cat)" in status.stdout
         assert "id: bigint" in status.stdout
         sync = cli("sync", "hc")
         assert sync.returncode == 0 and "completed" in sync.stdout
@@ -63,7 +63,7 @@ def test_the_cli_registers_syncs_shows_and_deregisters(tmp_path):
         assert "3 objects below hc: job" in cascade.stdout and "completed" in cascade.stdout
         refused = cli("settings", "nope", "--active", "true")
         assert refused.returncode == 1 and "HTTP 404" in refused.stderr
-        gone = cli("delete", "hc")
+        gone = cli("delete", "hc", "--yes")
         assert "deleted hc and 3 objects below it" in gone.stdout
     finally:
         pdp.stop()
