@@ -217,3 +217,21 @@ def test_explain_shows_the_new_column_added_policy(tmp_path):
         assert result.returncode == 0, result.stderr
         for text in expected:
             assert text in result.stdout, (state, user, result.stdout)
+
+
+def test_check_warns_of_a_group_nobody_has_and_counts_in_words(tmp_path):
+    policies = """
+    policies:
+      - name: finance-readers
+        access: READ
+        who: {groups: [finance-team]}
+        what: {dataSources: [trino-prod.hive.sales.orders]}
+    """
+    tree = make_tree(tmp_path, policies=policies)
+    result = pdp("check", "--config", str(tree.pdp_yaml(50051)))
+    assert result.returncode == 0, result.stderr
+    assert (
+        "warning: policy 'finance-readers': group 'finance-team' has no member in the "
+        "directory (only a group Trino sends with a request can match it)" in result.stdout
+    )
+    assert "1 data source, 1 policy, 1 mask, 0 row filters, 2 users" in result.stdout

@@ -17,7 +17,7 @@ from pdp.cli.connections import add_connection_commands, config_option
 from pdp.cli.grants import add_grants_commands
 from pdp.config.errors import ConfigError, Problem
 from pdp.config.listen import AddressInUse, ensure_listen_free
-from pdp.config.load import load_policy_inputs, load_settings, load_snapshot
+from pdp.config.load import PolicyInputs, load_policy_inputs, load_settings
 from pdp.config.yamlsource import line_of, read_yaml
 from pdp.control import compose
 from pdp.core import decide
@@ -27,7 +27,7 @@ from pdp.policy import PolicySnapshot, PolicyStatus
 from pdp.policy.model import MaskingPolicy
 from pdp.service.config import PdpConfig, load_pdp_config
 from pdp.service.run import start_pdp
-from pdp.store import Store, migrate, read_registry
+from pdp.store import Store, StoreRegistry, migrate, read_registry
 from pdp.store.engine import create_store_engine, safe_url
 from pdp.wire.datapolicy import mask_columns
 from pdp.wire.trino import (  # the same decoder the sidecar uses
@@ -153,16 +153,21 @@ def _ensure_sidecar_port_free(sidecar_config: Path) -> None:
     ensure_listen_free(str(listen or "127.0.0.1:8181"))
 
 
+def _served(
+    config: PdpConfig, inputs: PolicyInputs, registry: StoreRegistry | None
+) -> PolicySnapshot:
+    """What the PDP would serve, compiled as `pdp serve` compiles it: the files alone without
+    `store:`, else composed with the store's registry (`registry` None: the store cannot be
+    read as the PDP would, so the files alone)."""
+    if config.store is None or registry is None:
+        return inputs.compile()
+    return compose(inputs, registry)
+
+
 def _snapshot(config: PdpConfig) -> PolicySnapshot:
-    """What the PDP would serve: the files, and with `store:` the store's registry too."""
-    if config.store is None:
-        return load_snapshot(config.policy_files, config.mapping_file).value
     inputs = load_policy_inputs(config.policy_files, config.mapping_file).value
-    store = Store.open(config.store)
-    try:
-        return compose(inputs, read_registry(store))
-    finally:
-        store.close()
+    registry = _read_store(config)[0] if config.store is not None else None
+    return _served(config, inputs, registry)
 
 
 def _explain(args: argparse.Namespace) -> int:
@@ -357,11 +362,11 @@ def _check(args: argparse.Namespace) -> int:
     problems: list[Problem] = []
     loaded, settings = None, None
     try:
-        loaded = load_snapshot(config.policy_files, config.mapping_file)
+        loaded = load_policy_inputs(config.policy_files, config.mapping_file)
     except ConfigError as exc:
         problems += exc.problems
     try:
-        mapping = loaded.value.mapping if loaded else DEFAULT_MAPPING
+        mapping = (loaded.value.mapping if loaded else None) or DEFAULT_MAPPING
         settings = load_settings(
             args.properties or config.properties_file, args.cluster_mapping, mapping
         )
@@ -369,22 +374,38 @@ def _check(args: argparse.Namespace) -> int:
         problems += exc.problems
     if loaded is None or settings is None:
         raise ConfigError(problems)
-    for warning in (*loaded.warnings, *settings.warnings):
+    registry, store_line = None, ""
+    if config.store is not None:  # raises ConfigError naming `store` when it does not answer
+        registry, store_line = _read_store(config)
+        print(store_line)
+    snapshot = _served(config, loaded.value, registry)
+    for warning in (*loaded.warnings, *settings.warnings, *snapshot.warnings):
         print(f"warning: {warning}")
-    snapshot = loaded.value
-    if config.store is not None:
-        _check_store(config)  # raises ConfigError naming `store` when it does not answer
+    files_only = (
+        " (the policy files only: the store is read once `pdp serve` has migrated it)"
+        if config.store is not None and registry is None
+        else ""
+    )
     print(
-        f"ok: revision {snapshot.revision}, {len(snapshot.sources)} data sources, "
-        f"{len(snapshot.policies)} policies, {len(snapshot.masking)} masks, "
-        f"{len(snapshot.row_filters)} row filters, {len(snapshot.directory)} users"
+        f"ok: revision {snapshot.revision}, {_count(len(snapshot.sources), 'data source')}, "
+        f"{_count(len(snapshot.policies), 'policy', 'policies')}, "
+        f"{_count(len(snapshot.masking), 'mask')}, "
+        f"{_count(len(snapshot.row_filters), 'row filter')}, "
+        f"{_count(len(snapshot.directory), 'user')}{files_only}"
     )
     return 0
 
 
-def _check_store(config: PdpConfig) -> None:
-    """Reach the store `pdp.yaml` names, without changing it: its schema revision against the
-    newest migration and how many connections it holds."""
+def _count(number: int, one: str, many: str | None = None) -> str:
+    return f"{number} {one if number == 1 else many or one + 's'}"
+
+
+def _read_store(config: PdpConfig) -> tuple[StoreRegistry | None, str]:
+    """The registry the PDP would read from the store `pdp.yaml` names, read without changing
+    the store, and a line saying where the store stands (its schema revision against the newest
+    migration, its connections). The registry is empty for a store not created or migrated
+    yet (what `pdp serve` starts from), None for one whose schema is behind (`pdp serve`
+    migrates it before reading). Raises ConfigError naming `store` when it does not answer."""
     url = config.store
     assert url is not None
     shown = safe_url(url)
@@ -392,11 +413,14 @@ def _check_store(config: PdpConfig) -> None:
     if url.startswith("sqlite:///") and ":memory:" not in url:
         path = Path(url.removeprefix("sqlite:///"))
         if not path.exists():  # connecting would create it: say what the first start does
-            print(f"store: {where}: no database file yet; `pdp serve` creates and migrates it")
-            return
+            line = f"store: {where}: no database file yet; `pdp serve` creates and migrates it"
+            return StoreRegistry(version=0), line
     engine = create_store_engine(url)
     try:
         found = migrate.status(engine)
+        registry: StoreRegistry | None = StoreRegistry(version=0)
+        if found.current is not None:
+            registry = read_registry(Store(engine)) if found.up_to_date else None
     except Exception as error:
         reason = " ".join(str(getattr(error, "orig", None) or error).split())[:300]
         line = line_of(read_yaml(config.file) or {}, "store")
@@ -413,8 +437,12 @@ def _check_store(config: PdpConfig) -> None:
             f"schema {found.current}, {found.pending} migrations behind {found.head} "
             "(`pdp serve` runs them at start)"
         )
-    connections = "" if found.connections is None else f", {found.connections} connections"
-    print(f"store: {where}: reachable, {schema}{connections}")
+    held = ""
+    if found.connections is not None:
+        held = f", {_count(found.connections, 'connection')}"
+    if registry is not None and found.current is not None:
+        held += f", {_count(len(registry.sources), 'active data source')}"
+    return registry, f"store: {where}: reachable, {schema}{held}"
 
 
 if __name__ == "__main__":

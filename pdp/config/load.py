@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from pdp.config.policyfiles import PolicyDocuments, parse_policy_file
 from pdp.config.properties import parse_properties
 from pdp.config.yamlsource import read_text
 from pdp.core.model import AccessGrantMapping, ClusterSettings, Settings, fold
+from pdp.policy.audit import audit
 from pdp.policy.builtin import builtin_masks
 from pdp.policy.model import DataSource
 from pdp.policy.snapshot import PolicySnapshot
@@ -52,7 +54,7 @@ class PolicyInputs:
         """The snapshot; `sources`/`retired` replace the files' registry (merged with the
         store's by the control plane)."""
         docs = self.documents
-        return PolicySnapshot.compile(
+        snapshot = PolicySnapshot.compile(
             revision=revision or self.digest,
             sources=docs.sources if sources is None else sources,
             retired=docs.retired if retired is None else retired,
@@ -62,6 +64,7 @@ class PolicyInputs:
             row_filters=docs.row_filters.values(),
             **({"mapping": self.mapping} if self.mapping else {}),
         )
+        return dataclasses.replace(snapshot, warnings=audit(snapshot))
 
 
 def load_snapshot(files: Sequence[Path], mapping_file: Path | None) -> Loaded[PolicySnapshot]:

@@ -58,6 +58,9 @@ class PolicySnapshot:
     data_targets: Mapping[str, frozenset[TableKey]] = field(default_factory=dict)
     # ("user", name) / ("group", name) -> the Trino tables that principal owns (store only)
     owned_by: Mapping[tuple[str, str], frozenset[TableKey]] = field(default_factory=dict)
+    # What `pdp.policy.audit` finds (principals nobody is, policies selecting nothing): said by
+    # `pdp check`, the reload log and /health; no decision depends on it.
+    warnings: tuple[str, ...] = ()
 
     @classmethod
     def compile(

@@ -5,16 +5,18 @@ naming the `store` setting when the store does not answer."""
 from __future__ import annotations
 
 import re
+import time
 import uuid
 
 from alembic.script import ScriptDirectory
 
 from pdp.store import Store, migrate
 from pdp.store.engine import create_store_engine
+from tests.control.test_control_e2e import REGISTER, Replica, write_world
 from tests.store.conftest import pg_url
 from tests.support.configs import make_tree
 from tests.support.processes import free_port
-from tests.test_cli import pdp
+from tests.test_cli import pdp as run_pdp
 
 
 def config_with_store(tmp_path, url: str) -> str:
@@ -31,7 +33,7 @@ def test_check_reports_a_migrated_store_and_its_connections(tmp_path, new_databa
         writer.register_connection("hc", "trino")
         writer.register_connection("pg", "postgresql")
     store.close()
-    result = pdp("check", "--config", config_with_store(tmp_path, url))
+    result = run_pdp("check", "--config", config_with_store(tmp_path, url))
     assert result.returncode == 0, result.stderr
     assert f"reachable, schema {migrate.head()}, up to date, 2 connections" in result.stdout
     assert "ok: revision" in result.stdout
@@ -43,7 +45,7 @@ def test_check_says_how_many_migrations_a_postgresql_store_needs(tmp_path, pg):
         admin.execute(f"CREATE DATABASE {name}")
     try:
         url = pg_url(pg, name)
-        result = pdp("check", "--config", config_with_store(tmp_path, url))
+        result = run_pdp("check", "--config", config_with_store(tmp_path, url))
         assert result.returncode == 0, result.stderr
         migrations = sum(
             1 for _ in ScriptDirectory.from_config(migrate.alembic_config()).walk_revisions()
@@ -52,7 +54,7 @@ def test_check_says_how_many_migrations_a_postgresql_store_needs(tmp_path, pg):
         engine = create_store_engine(url)
         migrate.upgrade(engine, "0001")
         engine.dispose()
-        result = pdp("check", "--config", config_with_store(tmp_path, url))
+        result = run_pdp("check", "--config", config_with_store(tmp_path, url))
         assert result.returncode == 0, result.stderr
         behind = f"schema 0001, {migrations - 1} migrations behind {migrate.head()}"
         assert behind in result.stdout
@@ -70,7 +72,7 @@ def test_check_fails_naming_the_store_setting_when_it_does_not_answer(tmp_path):
     port = free_port()  # nothing listens there
     url = f"postgresql+psycopg://pdp:secret@127.0.0.1:{port}/pdp"
     config = config_with_store(tmp_path, url)
-    result = pdp("check", "--config", config)
+    result = run_pdp("check", "--config", config)
     assert result.returncode == 2
     assert re.search(r"pdp\.yaml:\d+: store: cannot reach", result.stderr), result.stderr
     assert f"postgresql+psycopg://pdp:***@127.0.0.1:{port}/pdp" in result.stderr
@@ -78,7 +80,33 @@ def test_check_fails_naming_the_store_setting_when_it_does_not_answer(tmp_path):
 
 
 def test_check_of_a_store_file_not_created_yet(tmp_path):
-    result = pdp("check", "--config", config_with_store(tmp_path, f"sqlite:///{tmp_path}/s.db"))
+    result = run_pdp("check", "--config", config_with_store(tmp_path, f"sqlite:///{tmp_path}/s.db"))
     assert result.returncode == 0, result.stderr
     assert "no database file yet" in result.stdout
     assert not (tmp_path / "s.db").exists()
+
+
+def test_check_reports_what_the_running_pdp_serves(tmp_path):
+    """On the same files and store, `pdp check` prints the revision the PDP serves and counts
+    the store's data sources with the files' (the worked registry: 1 active table)."""
+    world = tmp_path / "world.json"
+    write_world(world, {"cat": {"sales": {"invoices": [["id", "bigint"]]}}})
+    pdp = Replica(tmp_path, f"sqlite:///{tmp_path}/store.db", world, "check")
+    try:
+        registered = pdp.api.post("/data/connection", json=REGISTER)
+        assert registered.status_code == 201, registered.text
+        pdp.wait_job(registered.json()["jobId"])
+        pdp.sync("hc")
+        before = pdp.revision()
+        answer = pdp.api.put("/data/settings/hc/cat/sales/invoices", json={"isActive": True})
+        assert answer.status_code == 200, answer.text
+        deadline = time.monotonic() + 10
+        while pdp.revision() == before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        result = run_pdp("check", "--config", str(pdp.tree.root / "pdp.yaml"))
+        assert result.returncode == 0, result.stderr
+        assert "INFO" not in result.stderr, result.stderr  # no Alembic lines
+        assert "up to date, 1 connection, 1 active data source" in result.stdout
+        assert f"ok: revision {pdp.revision()}, 2 data sources, 3 policies" in result.stdout
+    finally:
+        pdp.stop()
