@@ -7,7 +7,9 @@ are not among them).
 mapping or properties, pdp.yaml) or by this sidecar (its cluster files, sidecar.yaml): the
 last good configuration keeps serving, at `revision`, and `rejected` lists each problem with
 its file and line. It is "degraded" too while the sidecar serves from its saved state
-(`savedState`: revision and age) because the PDP has not been heard since it started."""
+(`savedState`: revision and age) because the PDP has not been heard since it started.
+`warnings` (when there are any) are the PDP's about its policies: a group no user of its
+directory is in, a policy that selects no data source; they leave the status as it is."""
 
 from __future__ import annotations
 
@@ -44,6 +46,8 @@ def health(
         }
     if rejected:
         body["rejected"] = rejected
+    if client.warnings:
+        body["warnings"] = list(client.warnings)
     return body
 
 

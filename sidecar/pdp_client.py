@@ -39,6 +39,7 @@ class PdpClient:
         self._tokens = tokens
         # The configuration edits the PDP said it rejected, as of its last revision event.
         self.rejected: tuple[Problem, ...] = ()
+        self.warnings: tuple[str, ...] = ()  # the PDP's snapshot warnings, likewise
 
     async def registry(self) -> tuple[str, Registry, AccessGrantMapping]:
         try:
@@ -87,6 +88,7 @@ class PdpClient:
                 self.rejected = tuple(
                     Problem(p.file, p.line or None, p.message) for p in event.rejected
                 )
+                self.warnings = tuple(event.warnings)
                 yield event.revision
         except (grpc.aio.AioRpcError, TokenError) as exc:
             raise PdpUnavailable(f"WatchRevision: {_describe(exc)}") from exc

@@ -12,7 +12,7 @@ its thread pool, so store and platform I/O never block the PDP's event loop.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -169,6 +169,7 @@ def create_app(
     authenticate: Authenticate,
     store_available: Callable[[], bool] = lambda: True,
     revision: Callable[[], str] | None = None,
+    warnings: Callable[[], Sequence[str]] = tuple,
 ) -> FastAPI:
     app = FastAPI(
         title="PDP admin API",
@@ -379,10 +380,12 @@ def create_app(
 
     @app.get("/health", tags=["health"])
     def health() -> dict[str, Any]:
-        """Unauthenticated: whether the store answers, and the revision in force."""
+        """Unauthenticated: whether the store answers, the revision in force and its warnings
+        (a group no user of the directory is in, a policy selecting no data source)."""
         return {
             "store": "reachable" if store_available() else "unreachable",
             "revision": revision() if revision else None,
+            "warnings": list(warnings()),
         }
 
     return app

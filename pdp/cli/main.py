@@ -413,8 +413,8 @@ def _read_store(config: PdpConfig) -> tuple[StoreRegistry | None, str]:
     if url.startswith("sqlite:///") and ":memory:" not in url:
         path = Path(url.removeprefix("sqlite:///"))
         if not path.exists():  # connecting would create it: say what the first start does
-            line = f"store: {where}: no database file yet; `pdp serve` creates and migrates it"
-            return StoreRegistry(version=0), line
+            said = f"store: {where}: no database file yet; `pdp serve` creates and migrates it"
+            return StoreRegistry(version=0), said
     engine = create_store_engine(url)
     try:
         found = migrate.status(engine)

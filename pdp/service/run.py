@@ -190,6 +190,7 @@ async def start_pdp(
         server, port, policy, cluster, resources, revisions, pdp_yaml, tasks, control, feed
     )
     running.scheduler = scheduler
+    running.tasks.append(asyncio.create_task(_log_warnings(revisions)))
     for watched in (pdp_yaml.watched, policy, cluster):
         running.tasks.append(asyncio.create_task(watched.run(pdp_yaml.interval)))
     syncer = syncer_from(config.grants, monitor.grant_sync_outcome)
@@ -212,12 +213,23 @@ async def start_pdp(
             authenticate,
             lambda: feed.store_available if feed else True,
             lambda: revisions.current.revision,
+            lambda: revisions.current.warnings,
         )
         admin_port = await resources.enter_async_context(
             serving(app, admin_listen or config.admin.listen)
         )
         running.admin_port = admin_port
     return running
+
+
+async def _log_warnings(revisions: Revisions) -> None:
+    """The snapshot's warnings: all at start, then those a reload (policy edit, sync) adds."""
+    before: frozenset[str] = frozenset()
+    async for snapshot in revisions.subscribe():
+        for warning in snapshot.warnings:
+            if warning not in before:
+                log.warning("revision %s: %s", snapshot.revision, warning)
+        before = frozenset(snapshot.warnings)
 
 
 async def _follow_revisions(revisions: Revisions) -> None:

@@ -106,7 +106,7 @@ class PdpServicer(rpc.PolicyDecisionPointServicer):
         # a watcher can tell a quiet PDP from a frozen one or a silent network (the stream
         # itself raises only when the connection visibly breaks).
         # Each event also carries the configuration edits rejected (hot reload kept serving the
-        # last good one), so that a sidecar's /health can say so.
+        # last good one) and the snapshot's warnings, so that a sidecar's /health can say so.
         revision = self._revisions.current.revision
         yield self._event(revision)
         while True:
@@ -120,7 +120,8 @@ class PdpServicer(rpc.PolicyDecisionPointServicer):
             pb.ConfigProblem(file=p.file, line=p.line or 0, message=p.message)
             for p in self._rejected()
         ]
-        return pb.RevisionEvent(revision=revision, rejected=rejected)
+        warnings = self._revisions.current.warnings
+        return pb.RevisionEvent(revision=revision, rejected=rejected, warnings=warnings)
 
 
 async def start_server(

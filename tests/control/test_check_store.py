@@ -88,7 +88,8 @@ def test_check_of_a_store_file_not_created_yet(tmp_path):
 
 def test_check_reports_what_the_running_pdp_serves(tmp_path):
     """On the same files and store, `pdp check` prints the revision the PDP serves and counts
-    the store's data sources with the files' (the worked registry: 1 active table)."""
+    the store's data sources with the files' (the worked registry: 1 active table); the
+    admin API's /health lists the snapshot's warnings."""
     world = tmp_path / "world.json"
     write_world(world, {"cat": {"sales": {"invoices": [["id", "bigint"]]}}})
     pdp = Replica(tmp_path, f"sqlite:///{tmp_path}/store.db", world, "check")
@@ -98,6 +99,9 @@ def test_check_reports_what_the_running_pdp_serves(tmp_path):
         pdp.wait_job(registered.json()["jobId"])
         pdp.sync("hc")
         before = pdp.revision()
+        # the policy on the connection's tag selects nothing until a table is active
+        nothing = "policy 'hc-readers' selects no data source (none of its `what` is registered)"
+        assert pdp.api.get("/health").json()["warnings"] == [nothing]
         answer = pdp.api.put("/data/settings/hc/cat/sales/invoices", json={"isActive": True})
         assert answer.status_code == 200, answer.text
         deadline = time.monotonic() + 10
@@ -108,5 +112,7 @@ def test_check_reports_what_the_running_pdp_serves(tmp_path):
         assert "INFO" not in result.stderr, result.stderr  # no Alembic lines
         assert "up to date, 1 connection, 1 active data source" in result.stdout
         assert f"ok: revision {pdp.revision()}, 2 data sources, 3 policies" in result.stdout
+        assert "warning:" not in result.stdout
+        assert pdp.api.get("/health").json()["warnings"] == []
     finally:
         pdp.stop()

@@ -7,7 +7,7 @@ import time
 
 import httpx
 
-from tests.support.configs import make_tree
+from tests.support.configs import WORKED_POLICIES, make_tree
 from tests.support.processes import free_port, start_pdp, start_sidecar
 
 
@@ -87,3 +87,27 @@ def test_a_rejected_cluster_properties_edit_of_the_sidecar_is_reported(stack_fac
     assert problem["file"] == str(stack.tree.root / "cluster.properties")
     assert problem["line"] == 1
     assert "invalid regular expression" in problem["message"]
+
+
+def test_a_policy_naming_a_group_nobody_is_in_is_a_warning_not_a_degraded_state(stack_factory):
+    """The README's own edit (`groups: [auditors]` in orders-readers): valid, so it is applied,
+    and both the PDP's log and the sidecar's /health say that no user is in `auditors`."""
+    stack = stack_factory()
+    before = httpx.get(f"{stack.url}/health").json()
+    assert before["status"] == "ok" and "warnings" not in before
+    edited = WORKED_POLICIES.replace("groups: [analysts]", "groups: [auditors]")
+    stack.tree.write("policies.yaml", edited)
+    now = wait_health(stack.url, lambda h: "warnings" in h)
+    warning = (
+        "policy 'orders-readers': group 'auditors' has no member in the directory "
+        "(only a group Trino sends with a request can match it)"
+    )
+    assert now["warnings"] == [warning]
+    assert now["status"] == "ok" and now["revision"] != before["revision"]
+    assert f"WARNING pdp.service.run: revision {now['revision']}: {warning}" in stack.pdp.output()
+    allow = httpx.post(f"{stack.url}/v1/data/trino/allow", json=body("alice")).json()
+    assert allow == {"result": False}  # applied: alice is in analysts, not auditors
+
+    stack.tree.write("policies.yaml", WORKED_POLICIES)  # fixed: the warning goes
+    now = wait_health(stack.url, lambda h: "warnings" not in h)
+    assert "warnings" not in now and now["status"] == "ok"
