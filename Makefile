@@ -44,7 +44,7 @@ lint: install-test
 	$(BIN)/mypy
 
 # What the tests run against: Debian's PostgreSQL (each run starts a throwaway cluster from it)
-# and Trino from Maven Central (cached in .cache/trino, once per machine).
+# and Trino from Maven Central (cached once per user in ~/.cache/pdp/trino; PDP_TRINO_CACHE moves it).
 deps:
 	bash scripts/install-postgres.sh
 	bash scripts/fetch-trino.sh >/dev/null

@@ -11,14 +11,16 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import psycopg
 
-from devstack.postgres import throwaway
+from devstack.postgres import Postgres, throwaway
 from devstack.trino import REPO, Opa, Trino, TrinoSpec, catalog_memory, catalog_postgresql
 
 STATE = REPO / ".cache" / "demo"
+PG_DETAILS = STATE / "postgresql.env"  # the demo PostgreSQL's connection, for `. ` or `cat`
 SIDECAR = "http://127.0.0.1:8181"
 ADMIN = "trino-admin"  # matches immuta.user.admin in config/cluster/
 TABLES = (
@@ -53,6 +55,7 @@ Trino {url} asks the sidecar {sidecar} on every check. Try, as different users:
       port={port}, user='dana').cursor(); \\
       c.execute('SELECT count(*) FROM hive.sales.orders'); print(c.fetchall())"
 
+{postgres}
 Edit config/policies.yaml while it runs: the next query sees the change within a second.
 Ctrl-C stops Trino, the sidecar, the PDP and PostgreSQL.
 """
@@ -82,6 +85,17 @@ def _seed_postgres(conninfo: str) -> None:
             conn.execute("INSERT INTO invoices VALUES (1, 9.99), (2, 120.00)")
 
 
+def write_pg_details(pg: Postgres, path: Path = PG_DETAILS) -> str:
+    """Keep the demo PostgreSQL's connection details in `path` (libpq's variables: `set -a;
+    . .cache/demo/postgresql.env` points psql at it) and return them as one line to print."""
+    path.write_text(
+        "# The demo PostgreSQL of `make trino`, while it runs (local connections: no password)\n"
+        f"PGHOST={pg.host}\nPGPORT={pg.port}\nPGUSER={pg.user}\nPGDATABASE=demo\n"
+    )
+    shown = path.relative_to(REPO) if path.is_relative_to(REPO) else path
+    return f"PostgreSQL: {pg.conninfo('demo')}, no password (also in {shown})"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make trino", description=__doc__)
     parser.add_argument("--port", type=int, default=8080, help="Trino's HTTP port")
@@ -95,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"starting PostgreSQL on 127.0.0.1:{args.pg_port} (data in {STATE / 'postgres'})")
     with throwaway(STATE / "postgres", args.pg_port) as pg:
         _seed_postgres(pg.conninfo())
+        print(write_pg_details(pg))
         print("starting the PDP and the sidecar (pdp up)")
         pdp = subprocess.Popen([sys.executable, "-m", "pdp.cli", "up"], cwd=REPO)
         trino = None
@@ -126,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
                     server=f"127.0.0.1:{args.port}",
                     port=args.port,
                     admin=ADMIN,
+                    postgres=write_pg_details(pg),
                 )
             )
             while not stop.is_set() and pdp.poll() is None and trino.popen.poll() is None:

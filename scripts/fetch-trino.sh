@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Fetch Trino (server core + the plugins the project uses) from Maven Central with mvn, once per
-# machine, into a git-ignored cache, and lay out the plugins the way Trino's packager does.
+# user, into a cache every clone shares, and lay out the plugins the way Trino's packager does.
+# The cache is $PDP_TRINO_CACHE, by default ${XDG_CACHE_HOME:-~/.cache}/pdp/trino.
 # Prints the Trino home directory on stdout. Re-running is a no-op when the layout is complete.
 set -euo pipefail
 
 TRINO_VERSION=${TRINO_VERSION:-476}
-CACHE=${PDP_TRINO_CACHE:-"$(cd "$(dirname "$0")/.." && pwd)/.cache/trino"}
+# shellcheck source=scripts/trino-cache.sh
+source "$(dirname "$0")/trino-cache.sh"
 HOME_DIR="$CACHE/trino-server-core-$TRINO_VERSION"
 PLUGINS=(opa memory tpch postgresql blackhole)
 MDP=org.apache.maven.plugins:maven-dependency-plugin:3.8.1
@@ -23,9 +25,10 @@ mkdir -p "$dl"
 mvn_copy() {
   local file="$dl/$1-$TRINO_VERSION.$2"
   [[ -s "$file" ]] && return 0
-  echo "fetch-trino: downloading io.trino:$1:$TRINO_VERSION:$2" >&2
+  echo "fetch-trino: downloading io.trino:$1:$TRINO_VERSION:$2 into $CACHE" >&2
   mvn -B -q "$MDP:copy" -Dartifact="io.trino:$1:$TRINO_VERSION:$2" \
-      -DoutputDirectory="$dl" -Dmaven.repo.local="$CACHE/m2" >"$dl/mvn.log" 2>&1
+      -DoutputDirectory="$dl" -Dmaven.repo.local="$CACHE/m2" >"$dl/mvn.log" 2>&1 &
+  show_progress $! "fetch-trino: $1-$TRINO_VERSION.$2" "$CACHE/m2"
 }
 
 mvn_copy trino-server-core tar.gz || { cat "$dl/mvn.log" >&2; exit 1; }
