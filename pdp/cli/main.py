@@ -374,10 +374,10 @@ def _check(args: argparse.Namespace) -> int:
         problems += exc.problems
     if loaded is None or settings is None:
         raise ConfigError(problems)
-    registry, store_line = None, ""
+    registry = None
     if config.store is not None:  # raises ConfigError naming `store` when it does not answer
-        registry, store_line = _read_store(config)
-        print(store_line)
+        registry, where = _read_store(config)
+        print(where)
     snapshot = _served(config, loaded.value, registry)
     for warning in (*loaded.warnings, *settings.warnings, *snapshot.warnings):
         print(f"warning: {warning}")
