@@ -11,12 +11,13 @@ from collections.abc import Iterable
 
 from pdp.core import Access
 from pdp.core.model import fold
+from pdp.grants.datapolicies import DataPolicyIndex, UserDataPolicies
 from pdp.grants.dialect import Dialect
 from pdp.grants.errors import UnknownConnection
 from pdp.grants.model import Desired, Member, Principal, Privileges, Rule, Securable, State
 from pdp.policy import DataSource, PolicySnapshot
 
-_Entry = tuple[Securable, Rule, tuple[tuple[Securable, str], ...]]
+_Entry = tuple[Securable, Rule, tuple[tuple[Securable, str], ...], DataSource]
 
 
 def known_users(snapshot: PolicySnapshot) -> list[str]:
@@ -64,7 +65,7 @@ def desired_state(
                 f"{source.path}: {source.technology} has no {source.type}; nothing granted"
             )
             continue
-        entries[path] = (securable, rule, parents)
+        entries[path] = (securable, rule, parents, source)
     for source in snapshot.retired.values():
         if fold(source.connection) in wanted:
             _locate(dialect, source, scope)
@@ -73,6 +74,8 @@ def desired_state(
     for user in known_users(snapshot):
         by_principal[dialect.principal(user)].append(user)
     interned: dict[Privileges, Privileges] = {}
+    index = DataPolicyIndex(snapshot)
+    withheld: list[str] = []
     memo: dict[tuple[int, frozenset[Access]], Privileges] = {}
     grants: State = {}
     members: dict[Principal, frozenset[Member]] = {}
@@ -80,7 +83,9 @@ def desired_state(
         if len(users) > 1:  # fail closed: neither user gets the other's access
             notes.append(f"users {', '.join(users)} all map to {principal!r}; nothing granted")
             continue
-        held = _held(snapshot, users[0], entries, interned, memo)
+        subject = snapshot.subject(users[0])
+        data = index.for_user(subject) if index else None
+        held = _held(snapshot, users[0], entries, interned, memo, data, dialect, withheld)
         if held:
             grants[principal] = held
             if (member := dialect.member(users[0])) is not None:
@@ -92,6 +97,7 @@ def desired_state(
         members=members,
         scope=frozenset(scope),
         notes=tuple(notes),
+        withheld=tuple(withheld),
     )
 
 
@@ -112,14 +118,20 @@ def _held(
     entries: dict[str, _Entry],
     interned: dict[Privileges, Privileges],
     memo: dict[tuple[int, frozenset[Access]], Privileges],
+    data: UserDataPolicies | None,
+    dialect: Dialect,
+    withheld: list[str],
 ) -> dict[Securable, Privileges]:
+    """The native privileges of one user. Where data policies apply to the user on an object
+    and the platform cannot enforce them exactly, nothing is granted on it (read or write: a
+    write reads too, through its WHERE clause) and `withheld` says why."""
     mapping = snapshot.mapping
     held: dict[Securable, Privileges] = {}
     for path, policy_grants in snapshot.grants(snapshot.subject(user)).items():
         entry = entries.get(path)
         if entry is None:
             continue
-        securable, rule, parents = entry
+        securable, rule, parents, source = entry
         # The result depends only on which access types grant it, so it is computed once per
         # (rule, access types) and shared: at 10,000 users that is most of the planning time.
         key = (id(rule), frozenset(g.access for g in policy_grants))
@@ -128,6 +140,12 @@ def _held(
             privileges = memo[key] = _intern(rule.privileges(mapping, policy_grants), interned)
         if not privileges:
             continue
+        if data is not None and data.index.covered(path):
+            applying = data.on(path, source)
+            why = dialect.data_policies(source, applying) if applying else None
+            if why is not None:
+                withheld.append(f"{user} on {source.path}: {why}")
+                continue
         if securable in held:  # two registry entries naming one platform object
             privileges = _intern(held[securable] | privileges, interned)
         held[securable] = privileges

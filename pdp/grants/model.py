@@ -82,6 +82,9 @@ class Desired:
     members: Mapping[Principal, frozenset[Member]] = field(default_factory=dict)
     scope: frozenset[Securable] = frozenset()  # governed objects and parents, retired included
     notes: tuple[str, ...] = ()
+    # "<user> on <data source>: <why>": reads not granted because a data policy applies that
+    # the platform cannot enforce natively
+    withheld: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -132,6 +135,7 @@ class Plan:
     steps: tuple[Step, ...]
     notes: tuple[str, ...] = ()
     failing: tuple[str, ...] = ()  # steps known, at plan time, to fail when applied: why
+    withheld: tuple[str, ...] = ()  # Desired.withheld: grants left out because of data policies
 
     @property
     def empty(self) -> bool:

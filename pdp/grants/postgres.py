@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from pdp.grants.datapolicies import Applying, not_native
 from pdp.grants.dialect import Naming, stored_name
 from pdp.grants.model import Current, Member, Principal, Privileges, Rule, Securable, State
 from pdp.grants.roles import ordered
@@ -51,6 +52,9 @@ class PostgresDialect:
             self._stored(source.name),
         )
         return Securable(TABLE, name, TABLE)
+
+    def data_policies(self, source: DataSource, applying: tuple[Applying, ...]) -> str | None:
+        return not_native(applying, "PostgreSQL")
 
     def rule(self, kind: ObjectType) -> Rule | None:
         return RULES.get(kind)

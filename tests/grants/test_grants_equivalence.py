@@ -1,9 +1,12 @@
 """One decision function feeds Trino and the native grants.
 
-Over generated registries, policies, users and accessGrantMappings: a user may SELECT a table
-through Trino exactly when the plan gives that user the native read privilege on the same object,
-except where the seed table says the platform gets nothing (a write-only policy on a Databricks
-foreign table). The same holds for writes on base tables."""
+Over generated registries, policies, users, masks, row filters and accessGrantMappings: a user
+may SELECT a table through Trino, with no mask or row filter applying to them there, exactly when
+the plan gives that user the native read privilege on the same object, except where the seed
+table says the platform gets nothing (a write-only policy on a Databricks foreign table). The
+same holds for writes on base tables. Where a mask or a filter applies to the user, the platform
+enforcing none of them natively, the plan grants nothing on the object and says why: a user never
+reads natively more than Trino shows them."""
 
 from __future__ import annotations
 
@@ -11,10 +14,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pdp.core import Access, AccessGrantMapping, Identity, Request, Settings, TableRef, decide
+from pdp.core.datapolicy import parse_template, row_filters
+from pdp.core.model import MaskKind, View
 from pdp.grants.databricks import DatabricksDialect
 from pdp.grants.desired import desired_state
 from pdp.grants.snowflake import SnowflakeDialect
-from pdp.policy import DataSource, DirectoryUser, ObjectType, Policy, PolicySnapshot, Technology
+from pdp.policy import (
+    DataSource,
+    DirectoryUser,
+    ObjectType,
+    Policy,
+    PolicySnapshot,
+    PolicyStatus,
+    Technology,
+)
+from pdp.policy.model import Audience, MaskingPolicy, RowFilterPolicy, Targets
 
 T = ObjectType
 PLATFORMS = {
@@ -63,8 +77,12 @@ def worlds(draw: st.DrawFn) -> PolicySnapshot:
         for name in sorted(names):
             schema = draw(st.sampled_from(["s1", "s2"]))
             kind = draw(st.sampled_from(kinds))
+            tagged = draw(st.booleans())  # the registry knows one column of it, tagged pii
+            columns = (("email", frozenset({"pii"})),) if tagged else ()
             sources.append(
-                DataSource(connection, tech, database, schema, name, kind, frozenset(), catalog)
+                DataSource(
+                    connection, tech, database, schema, name, kind, frozenset(), catalog, columns
+                )
             )
     paths = [s.path.casefold() for s in sources]
     policies = []
@@ -86,7 +104,53 @@ def worlds(draw: st.DrawFn) -> PolicySnapshot:
         for u in USERS
     }
     mapping = draw(st.sampled_from(MAPPINGS))
-    return PolicySnapshot.compile("r", sources, policies, directory, mapping)
+    masks = [
+        MaskingPolicy(
+            f"m{index}",
+            draw(st.sampled_from(list(MaskKind))),
+            _targets(draw, paths),
+            columns=draw(st.sampled_from([frozenset({"amount"}), frozenset()])),
+            column_tags=draw(st.sampled_from([frozenset({"pii"}), frozenset()])),
+            audience=_audience(draw),
+            status=draw(st.sampled_from(list(PolicyStatus))),
+        )
+        for index in range(draw(st.integers(0, 3)))
+    ]
+    filters = [
+        RowFilterPolicy(
+            f"f{index}",
+            _targets(draw, paths),
+            "owner = @user",
+            parse_template("owner = @user"),
+            _audience(draw),
+            draw(st.sampled_from(list(PolicyStatus))),
+        )
+        for index in range(draw(st.integers(0, 3)))
+    ]
+    return PolicySnapshot.compile(
+        "r", sources, policies, directory, mapping, masking=masks, row_filters=filters
+    )
+
+
+def _targets(draw: st.DrawFn, paths: list[str]) -> Targets:
+    chosen = draw(st.sets(st.sampled_from(paths), max_size=4))
+    return Targets(data_sources=frozenset(chosen), everything=not chosen and draw(st.booleans()))
+
+
+def _audience(draw: st.DrawFn) -> Audience:
+    return Audience(
+        users=frozenset(draw(st.sets(st.sampled_from(USERS), max_size=2))),
+        groups=frozenset(draw(st.sets(st.sampled_from(GROUPS), max_size=1))),
+        exclude=draw(st.booleans()),
+    )
+
+
+def _trino_applies_data_policy(view: View, user: str, table: TableRef) -> bool:
+    """Whether Trino masks some column of `table` or filters its rows for `user`."""
+    masks = view.registry.masks.get(table.key, ())
+    return any(m.policy in view.mask_policies for m in masks) or bool(
+        row_filters(view, Identity(user), table.key)
+    )
 
 
 @settings(max_examples=150, deadline=None)
@@ -104,17 +168,27 @@ def test_trino_and_native_grants_agree(snapshot: PolicySnapshot) -> None:
                     continue
                 table = TableRef(source.trino_catalog or "", source.schema, source.name)
                 native = held.get(dialect.securable(source), frozenset())
+                governed = _trino_applies_data_policy(view, user, table)
+                said = f"{user} on {source.path}:"
+                withheld = [w for w in desired.withheld if w.startswith(said)]
 
                 select = decide(view, Request(Identity(user), "SelectFromColumns", table))
                 write_only = {g.access for g in grants.get(path, ())} == {Access.WRITE}
-                if source.type is T.FOREIGN_TABLE and write_only:
+                nothing = source.type is T.FOREIGN_TABLE and write_only
+                if nothing:
                     assert select.allowed and not native  # the seed: the platform gets nothing
                 else:
-                    assert select.allowed == ("SELECT" in native), (user, path)
+                    assert (select.allowed and not governed) == ("SELECT" in native), (user, path)
+                # what is withheld is said, once, exactly where a grant was left out
+                assert bool(withheld) == (governed and select.allowed and not nothing), (
+                    user,
+                    path,
+                    desired.withheld,
+                )
 
                 if source.type in writable:
                     insert = decide(view, Request(Identity(user), "InsertIntoTable", table))
-                    assert insert.allowed == (write_privilege in native), (user, path)
+                    assert (insert.allowed and not governed) == (write_privilege in native)
                 else:
                     assert write_privilege not in native
 

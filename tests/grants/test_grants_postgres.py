@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -41,7 +42,11 @@ class Cluster:
                 return False
         return True
 
-    def write_config(self, policies: list[dict], users: tuple[str, ...] | None = None) -> Path:
+    def write_config(
+        self, policies: list[dict], users: tuple[str, ...] | None = None, **data: list[dict]
+    ) -> Path:
+        """The registry, `policies`, the directory `users` and the data policies in `data`
+        (`masks`, `rowFilters`), as one policy file."""
         users = (self.alice, self.bob) if users is None else users
         registry = {
             "connections": [
@@ -55,7 +60,11 @@ class Cluster:
                             "schemas": [
                                 {
                                     "name": "sales",
-                                    "tables": ["orders", {"name": "v", "type": "VIEW"}],
+                                    "tables": [
+                                        "orders",
+                                        {"name": "v", "type": "VIEW"},
+                                        "payments",
+                                    ],
                                 },
                                 {
                                     "name": "ops",
@@ -68,6 +77,7 @@ class Cluster:
             ],
             "policies": policies,
             "users": {u: {} for u in users},
+            **data,
         }
         path = self.tmp / "policies.yaml"
         path.write_text(yaml.safe_dump(registry), encoding="utf-8")
@@ -89,8 +99,8 @@ class Cluster:
         path.write_text(yaml.safe_dump(body), encoding="utf-8")
         return path
 
-    def sync(self, policies: list[dict], users: tuple[str, ...] | None = None):
-        snapshot = load_snapshot([self.write_config(policies, users)], None).value
+    def sync(self, policies: list[dict], users: tuple[str, ...] | None = None, **data: list[dict]):
+        snapshot = load_snapshot([self.write_config(policies, users, **data)], None).value
         spec = parse_grants(yaml.safe_load(self.targets().read_text()), "targets.yaml").targets[0]
         with spec.open() as target:
             report = apply(target, plan(target, snapshot))
@@ -118,6 +128,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, pg: Postgres) -> Iterator[
             conn.execute("CREATE SCHEMA sales; CREATE SCHEMA ops")
             conn.execute("CREATE TABLE sales.orders (id int); INSERT INTO sales.orders VALUES (1)")
             conn.execute("CREATE VIEW sales.v AS SELECT id FROM sales.orders")
+            conn.execute(
+                "CREATE TABLE sales.payments (id int, region text, amount numeric);"
+                "INSERT INTO sales.payments VALUES (1, 'emea', 120), (2, 'amer', 80)"
+            )
             conn.execute("CREATE TABLE ops.events (id int); CREATE TABLE ops.old (id int)")
             conn.execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")
         yield c
@@ -293,3 +307,88 @@ def test_a_target_naming_a_connection_the_registry_does_not_hold_is_an_error(
     snapshot = load_snapshot([config], None).value
     with spec.open() as target, pytest.raises(UnknownConnection, match="'pg-prod'"):
         plan(target, snapshot)
+
+
+def _issue_21(
+    db: str, exempt: str, *, mask: bool = True, row_filter: bool = True
+) -> dict[str, list[dict]]:
+    """The data policies of issue 21 on sales.payments, both exempting `exempt` (bob)."""
+    on = {"dataSources": [f"pg.{db}.sales.payments"]}
+    data: dict[str, list[dict]] = {"masks": [], "rowFilters": []}
+    if mask:
+        data["masks"].append(
+            {
+                "name": "amount-hidden",
+                "status": "active",
+                "columns": {"names": ["amount"]},
+                "what": on,
+                "mask": "null",
+                "exceptFor": {"users": [exempt]},
+            }
+        )
+    if row_filter:
+        data["rowFilters"].append(
+            {
+                "name": "emea-only",
+                "status": "active",
+                "what": on,
+                "where": "region = 'emea'",
+                "exceptFor": {"users": [exempt]},
+            }
+        )
+    return data
+
+
+def _rows(c: Cluster, user: str, sql: str) -> list[tuple] | None:
+    """The rows `user` reads through their own login, or None when PostgreSQL refuses."""
+    with c.connect(user) as conn:
+        try:
+            return sorted(conn.execute(sql).fetchall())
+        except psycopg.errors.InsufficientPrivilege:
+            return None
+
+
+def test_issue_21_a_masked_column_is_never_read_natively(cluster: Cluster) -> None:
+    """alice would read both rows with both amounts natively; Trino shows her one row with
+    amount NULL. PostgreSQL cannot mask, so her read is withheld, and the plan says why; bob,
+    exempt, reads everything."""
+    c, db = cluster, cluster.database
+    readers = {
+        "name": "payments-readers",
+        "access": "WRITE",
+        "who": {"users": [c.alice, c.bob]},
+        "what": {"dataSources": [f"pg.{db}.sales.payments"]},
+    }
+    data = _issue_21(db, c.bob)
+    config = c.write_config([readers], **data)
+    parser = argparse.ArgumentParser(prog="pdp")
+    add_grants_commands(parser.add_subparsers(dest="command"))
+    argv = ["--config", str(config), "--target", str(c.targets())]
+    out = io.StringIO()
+    args = parser.parse_args(["grants", "apply", *argv])
+    assert args.grants_handler(args, out) == 0
+    assert (
+        f"-- WITHHELD: {c.alice} on pg.{db}.sales.payments: mask 'amount-hidden' on amount; "
+        "row filter 'emea-only' cannot be enforced natively on PostgreSQL"
+    ) in out.getvalue().splitlines()
+    assert _rows(c, c.alice, "SELECT * FROM sales.payments") is None
+    assert _rows(c, c.alice, "DELETE FROM sales.payments WHERE amount > 100") is None
+    assert _rows(c, c.bob, "SELECT * FROM sales.payments") == [(1, "emea", 120), (2, "amer", 80)]
+
+    out = io.StringIO()
+    args = parser.parse_args(["grants", "plan", "--json", *argv])
+    assert args.grants_handler(args, out) == 0
+    planned = json.loads(out.getvalue())
+    assert planned["steps"] == []
+    assert [w.split(":")[0] for w in planned["withheld"]] == [
+        f"{c.alice} on pg.{db}.sales.payments"
+    ]
+
+    # staged data policies do nothing: alice's grant comes back
+    for policy in (*data["masks"], *data["rowFilters"]):
+        policy["status"] = "staged"
+    report, again = c.sync([readers], **data)
+    assert report.clean and again.empty and not again.withheld
+    assert _rows(c, c.alice, "SELECT id FROM sales.payments") == [(1,), (2,)]
+    report, again = c.sync([])
+    assert report.clean and again.empty
