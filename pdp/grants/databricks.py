@@ -17,7 +17,7 @@ from urllib.parse import quote
 import orjson
 
 from pdp.core.model import Access, fold
-from pdp.grants.datapolicies import Applying, not_native
+from pdp.grants.datapolicies import Applying, Native, not_native
 from pdp.grants.dialect import Naming
 from pdp.grants.model import (
     Change,
@@ -93,7 +93,7 @@ class DatabricksDialect:
         name = (source.database.lower(), source.schema.lower(), source.name.lower())
         return Securable(family, name, family)
 
-    def data_policies(self, source: DataSource, applying: tuple[Applying, ...]) -> str | None:
+    def data_policies(self, source: DataSource, applying: tuple[Applying, ...]) -> str | Native:
         return not_native(applying, "Databricks Unity Catalog")
 
     def rule(self, kind: ObjectType) -> Rule | None:

@@ -32,6 +32,14 @@ class Applying:
     predicate: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Native:
+    """The platform enforces the policies natively; `bypassing` are the privileges that would
+    escape that enforcement (PostgreSQL's TRUNCATE ignores row security), left out."""
+
+    bypassing: frozenset[str] = frozenset()
+
+
 def describe(policy: DataPolicy) -> str:
     """`mask 'amount-hidden' on amount`, `row filter 'emea-only'`: how a plan names a policy."""
     if isinstance(policy, RowFilterPolicy):

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from pdp.core import Access
 from pdp.core.model import fold
-from pdp.grants.datapolicies import DataPolicyIndex, UserDataPolicies
+from pdp.grants.datapolicies import Applying, DataPolicyIndex, UserDataPolicies
 from pdp.grants.dialect import Dialect
 from pdp.grants.errors import UnknownConnection
 from pdp.grants.model import Desired, Member, Principal, Privileges, Rule, Securable, State
@@ -76,6 +77,7 @@ def desired_state(
     interned: dict[Privileges, Privileges] = {}
     index = DataPolicyIndex(snapshot)
     withheld: list[str] = []
+    enforced: dict[Securable, dict[Principal, tuple[Applying, ...]]] = {}
     memo: dict[tuple[int, frozenset[Access]], Privileges] = {}
     grants: State = {}
     members: dict[Principal, frozenset[Member]] = {}
@@ -85,7 +87,8 @@ def desired_state(
             continue
         subject = snapshot.subject(users[0])
         data = index.for_user(subject) if index else None
-        held = _held(snapshot, users[0], entries, interned, memo, data, dialect, withheld)
+        native = _Native(dialect, principal, withheld, enforced)
+        held = _held(snapshot, users[0], entries, interned, memo, data, native)
         if held:
             grants[principal] = held
             if (member := dialect.member(users[0])) is not None:
@@ -98,7 +101,18 @@ def desired_state(
         scope=frozenset(scope),
         notes=tuple(notes),
         withheld=tuple(withheld),
+        enforced=enforced,
     )
+
+
+@dataclass
+class _Native:
+    """Where one user's data policies go: enforced natively, or the grant withheld."""
+
+    dialect: Dialect
+    principal: Principal
+    withheld: list[str]
+    enforced: dict[Securable, dict[Principal, tuple[Applying, ...]]]
 
 
 def _locate(
@@ -119,8 +133,7 @@ def _held(
     interned: dict[Privileges, Privileges],
     memo: dict[tuple[int, frozenset[Access]], Privileges],
     data: UserDataPolicies | None,
-    dialect: Dialect,
-    withheld: list[str],
+    native: _Native,
 ) -> dict[Securable, Privileges]:
     """The native privileges of one user. Where data policies apply to the user on an object
     and the platform cannot enforce them exactly, nothing is granted on it (read or write: a
@@ -140,12 +153,14 @@ def _held(
             privileges = memo[key] = _intern(rule.privileges(mapping, policy_grants), interned)
         if not privileges:
             continue
-        if data is not None and data.index.covered(path):
-            applying = data.on(path, source)
-            why = dialect.data_policies(source, applying) if applying else None
-            if why is not None:
-                withheld.append(f"{user} on {source.path}: {why}")
+        applying = data.on(path, source) if data is not None and data.index.covered(path) else ()
+        if applying:
+            outcome = native.dialect.data_policies(source, applying)
+            if isinstance(outcome, str):
+                native.withheld.append(f"{user} on {source.path}: {outcome}")
                 continue
+            privileges = _intern(privileges - outcome.bypassing, interned)
+            native.enforced.setdefault(securable, {})[native.principal] = applying
         if securable in held:  # two registry entries naming one platform object
             privileges = _intern(held[securable] | privileges, interned)
         held[securable] = privileges

@@ -63,7 +63,7 @@ def plan_roles(
         if change.add:
             phase = Phase.GRANT_PARENT if securable.container else Phase.GRANT
             text = sql.grant(change.add, securable, change.principal)
-            steps.append(Step(phase, subject, text, where))
+            steps.append(Step(phase, subject, text, where, gate=sql.label(securable)))
     for role in sorted(desired.members.keys() | current.members.keys()):
         want = desired.members.get(role, frozenset())
         have = {m for m in current.members.get(role, frozenset()) if m[0] == "USER"}

@@ -11,7 +11,7 @@ from dataclasses import replace
 from typing import Any, Protocol
 
 from pdp.core.model import fold
-from pdp.grants import databricks, postgres, snowflake
+from pdp.grants import databricks, postgres, rls, snowflake
 from pdp.grants.databricks import ApiClient, DatabricksDialect, Patch
 from pdp.grants.dialect import Dialect
 from pdp.grants.diff import diff
@@ -98,6 +98,7 @@ class PostgresTarget:
         self._connect = connect
         self._sessions: dict[str, SqlSession] = {}
         self._logins: frozenset[str] | None = None  # every role name, as of the last read
+        self._security: dict[Securable, rls.TableSecurity] = {}  # as of the last read
 
     def _session(self, database: str) -> SqlSession:
         if database not in self._sessions:
@@ -108,15 +109,23 @@ class PostgresTarget:
         roles = postgres.read_roles(self._session(""), self.dialect)
         self._logins = postgres.role_names(self._session(""))
         grants: dict[Principal, dict[Securable, Privileges]] = {}
+        security: dict[Securable, rls.TableSecurity] = {}
         for database in sorted({s.name[0] for s in desired.scope}):
-            for role, held in postgres.read_database(
-                self._session(database), database, self.dialect
-            ).items():
+            session = self._session(database)
+            for role, held in postgres.read_database(session, database, self.dialect).items():
                 grants.setdefault(role, {}).update(held)
+            security.update(rls.read(session, database, self.dialect.prefix))
+        self._security = security
         return Current(grants, roles.roles, roles.members)
 
     def plan(self, desired: Desired, current: Current) -> Plan:
         planned = plan_roles(self.name, desired, current, self.dialect, PostgresSql())
+        prefix = self.dialect.prefix
+        governed = {t: rls.desired_policies(prefix, f) for t, f in desired.enforced.items()}
+        security = rls.plan(prefix, governed, self._security)
+        if security:
+            steps = sorted((*planned.steps, *security), key=lambda step: step.phase)
+            planned = replace(planned, steps=tuple(steps))
         if self._logins is None:
             return planned
         # GRANT <managed role> TO <login> fails when the login role does not exist: say so now.

@@ -43,10 +43,13 @@ class Cluster:
         return True
 
     def write_config(
-        self, policies: list[dict], users: tuple[str, ...] | None = None, **data: list[dict]
+        self,
+        policies: list[dict],
+        users: tuple[str, ...] | dict[str, dict] | None = None,
+        **data: list[dict],
     ) -> Path:
-        """The registry, `policies`, the directory `users` and the data policies in `data`
-        (`masks`, `rowFilters`), as one policy file."""
+        """The registry, `policies`, the directory `users` (names, or names with their groups
+        and attributes) and the data policies in `data` (`masks`, `rowFilters`), as one file."""
         users = (self.alice, self.bob) if users is None else users
         registry = {
             "connections": [
@@ -76,7 +79,7 @@ class Cluster:
                 }
             ],
             "policies": policies,
-            "users": {u: {} for u in users},
+            "users": users if isinstance(users, dict) else {u: {} for u in users},
             **data,
         }
         path = self.tmp / "policies.yaml"
@@ -350,8 +353,8 @@ def _rows(c: Cluster, user: str, sql: str) -> list[tuple] | None:
 
 def test_issue_21_a_masked_column_is_never_read_natively(cluster: Cluster) -> None:
     """alice would read both rows with both amounts natively; Trino shows her one row with
-    amount NULL. PostgreSQL cannot mask, so her read is withheld, and the plan says why; bob,
-    exempt, reads everything."""
+    amount NULL. PostgreSQL cannot mask exactly, so her read is withheld (the row filter alone
+    would become row-level security), and the plan says why; bob, exempt, reads everything."""
     c, db = cluster, cluster.database
     readers = {
         "name": "payments-readers",
@@ -368,8 +371,8 @@ def test_issue_21_a_masked_column_is_never_read_natively(cluster: Cluster) -> No
     args = parser.parse_args(["grants", "apply", *argv])
     assert args.grants_handler(args, out) == 0
     assert (
-        f"-- WITHHELD: {c.alice} on pg.{db}.sales.payments: mask 'amount-hidden' on amount; "
-        "row filter 'emea-only' cannot be enforced natively on PostgreSQL"
+        f"-- WITHHELD: {c.alice} on pg.{db}.sales.payments: mask 'amount-hidden' on amount "
+        "cannot be enforced natively on PostgreSQL"
     ) in out.getvalue().splitlines()
     assert _rows(c, c.alice, "SELECT * FROM sales.payments") is None
     assert _rows(c, c.alice, "DELETE FROM sales.payments WHERE amount > 100") is None
@@ -390,5 +393,113 @@ def test_issue_21_a_masked_column_is_never_read_natively(cluster: Cluster) -> No
     report, again = c.sync([readers], **data)
     assert report.clean and again.empty and not again.withheld
     assert _rows(c, c.alice, "SELECT id FROM sales.payments") == [(1,), (2,)]
+    report, again = c.sync([])
+    assert report.clean and again.empty
+
+
+def _readers(c: Cluster, access: str = "WRITE") -> dict:
+    return {
+        "name": "payments-readers",
+        "access": access,
+        "who": {"users": [c.alice, c.bob]},
+        "what": {"dataSources": [f"pg.{c.database}.sales.payments"]},
+    }
+
+
+def test_issue_21_a_row_filter_becomes_row_level_security(cluster: Cluster) -> None:
+    """Without the mask, the filter is enforced natively: alice reads the emea row, and only
+    it, through her own login; bob, exempt, reads both. Writes see the same rows; TRUNCATE,
+    which ignores row security, is not granted to a filtered user."""
+    c = cluster
+    everything = [(1, "emea", 120), (2, "amer", 80)]
+    data = _issue_21(c.database, c.bob, mask=False)
+    report, again = c.sync([_readers(c)], **data)
+    assert report.clean and again.empty and not again.withheld, report
+    assert _rows(c, c.alice, "SELECT * FROM sales.payments") == [(1, "emea", 120)]
+    assert _rows(c, c.bob, "SELECT * FROM sales.payments") == everything
+    assert _rows(c, c.alice, "SELECT count(*) FROM sales.payments WHERE amount < 100") == [(0,)]
+    with c.connect(c.alice) as conn:
+        assert conn.execute("DELETE FROM sales.payments WHERE region = 'amer'").rowcount == 0
+    assert c.can(c.alice, "TRUNCATE sales.payments") is False
+    assert c.can(c.bob, "SELECT * FROM sales.orders") is False  # nothing else changed
+
+    # The predicate with a user's values: alice's region attribute (a new policy is created
+    # before the old one is dropped: no window where alice reads every row).
+    data["rowFilters"][0]["where"] = "region IN @attribute(region)"
+    users = {c.alice: {"attributes": {"region": ["amer"]}}, c.bob: {}}
+    snapshot = load_snapshot([c.write_config([_readers(c)], users=users, **data)], None).value
+    spec = parse_grants(yaml.safe_load(c.targets().read_text()), "targets.yaml").targets[0]
+    with spec.open() as target:
+        planned = plan(target, snapshot)
+        texts = [s.text for s in planned.plan.steps]
+        assert [t.split(" ")[:2] for t in texts] == [["CREATE", "POLICY"], ["DROP", "POLICY"]]
+        assert "USING ((region IN ('amer')))" in texts[0]
+        assert apply(target, planned).clean
+    assert _rows(c, c.alice, "SELECT id FROM sales.payments") == [(2,)]
+    assert _rows(c, c.bob, "SELECT id FROM sales.payments") == [(1,), (2,)]
+
+
+def test_row_security_drift_is_repaired_and_released_when_the_filter_goes(
+    cluster: Cluster,
+) -> None:
+    c = cluster
+    data = _issue_21(c.database, c.bob, mask=False)
+    report, again = c.sync([_readers(c)], **data)
+    assert report.clean and again.empty
+    with c.connect() as conn:
+        (ours,) = conn.execute(
+            "SELECT polname FROM pg_policy WHERE polrelid = 'sales.payments'::regclass "
+            "AND NOT polpermissive"
+        ).fetchone()
+        # by hand: the filter's expression loosened, a restrictive policy added, and a
+        # policy on a table the product does not filter (left alone)
+        conn.execute(f'ALTER POLICY "{ours}" ON sales.payments USING (true)')
+        conn.execute("CREATE POLICY by_hand ON sales.payments AS RESTRICTIVE USING (id > 1)")
+        conn.execute("CREATE POLICY theirs ON ops.events USING (true)")
+    assert _rows(c, c.alice, "SELECT id FROM sales.payments") == [(2,)]  # by_hand's rows
+    report, again = c.sync([_readers(c)], **data)
+    assert [s.text.split(";")[0] for s in report.applied] == [
+        f'ALTER POLICY "{ours}" ON "sales"."payments" USING ((region = \'emea\'))',
+        'DROP POLICY "by_hand" ON "sales"."payments"',
+    ]
+    assert report.clean and again.empty
+    assert _rows(c, c.alice, "SELECT id FROM sales.payments") == [(1,)]
+
+    with c.connect() as conn:
+        conn.execute("ALTER TABLE sales.payments DISABLE ROW LEVEL SECURITY")
+    report, again = c.sync([_readers(c)], **data)
+    assert [s.text for s in report.applied] == [
+        'ALTER TABLE "sales"."payments" ENABLE ROW LEVEL SECURITY'
+    ]
+    assert _rows(c, c.alice, "SELECT id FROM sales.payments") == [(1,)]
+
+    # The filter goes: the product's policies go, row security is off again, and the policy
+    # on the table it never governed is still there.
+    report, again = c.sync([_readers(c)])
+    assert report.clean and again.empty
+    assert _rows(c, c.alice, "SELECT id FROM sales.payments") == [(1,), (2,)]
+    with c.connect() as conn:
+        assert conn.execute(
+            "SELECT relrowsecurity FROM pg_class WHERE oid = 'sales.payments'::regclass"
+        ).fetchone() == (False,)
+        names = conn.execute("SELECT polname FROM pg_policy ORDER BY 1").fetchall()
+        assert names == [("theirs",)]
+        conn.execute("DROP POLICY theirs ON ops.events")
+    report, again = c.sync([])
+    assert report.clean and again.empty
+
+
+def test_a_filter_postgresql_would_evaluate_differently_is_withheld(cluster: Cluster) -> None:
+    c = cluster
+    data = _issue_21(c.database, c.bob, mask=False)
+    data["rowFilters"][0]["where"] = "lower(region) = 'emea'"
+    report, again = c.sync([_readers(c)], **data)
+    assert report.clean and again.empty
+    assert again.withheld == (
+        f"{c.alice} on pg.{c.database}.sales.payments: row filter 'emea-only' uses the "
+        "function lower(), which PostgreSQL does not evaluate as Trino",
+    )
+    assert _rows(c, c.alice, "SELECT id FROM sales.payments") is None
+    assert _rows(c, c.bob, "SELECT id FROM sales.payments") == [(1,), (2,)]
     report, again = c.sync([])
     assert report.clean and again.empty
