@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
+from pdp.core.datapolicy import render_filter
 from pdp.policy import DataSource, PolicySnapshot, PolicyStatus, Subject
 from pdp.policy.model import MaskingPolicy, RowFilterPolicy
 
@@ -68,6 +69,11 @@ class DataPolicyIndex:
                 for path in snapshot.data_paths.get(policy.name, ()):
                     covering[path].append(policy)
         self._covering = {path: tuple(found) for path, found in covering.items()}
+        self._group_only = tuple(
+            p
+            for p in policies
+            if p.status is PolicyStatus.ACTIVE and not p.audience.exclude and p.audience.groups
+        )
 
     def __bool__(self) -> bool:
         return bool(self._covering)
@@ -76,8 +82,23 @@ class DataPolicyIndex:
         return path in self._covering
 
     def for_user(self, subject: Subject) -> UserDataPolicies:
-        masks, filters = self._snapshot.data_policies(subject)
-        return UserDataPolicies(self, subject, masks, filters)
+        """The data policies natively applying to `subject`. Trino adds to the directory's
+        groups those of its group provider, which grant sync never sees: so a policy only
+        for some groups applies natively to everyone it does not name otherwise (whom Trino
+        may find in the group), never to fewer users than Trino."""
+        named, rendered_filters = self._snapshot.data_policies(subject)
+        masks, filters = set(named), dict(rendered_filters)
+        attributes = dict(subject.attributes)
+        for policy in self._group_only:
+            if isinstance(policy, RowFilterPolicy):
+                if policy.name not in filters:
+                    rendered = render_filter(
+                        policy.template, subject.name, subject.groups, attributes
+                    )
+                    filters[policy.name] = f"({rendered})"
+            else:
+                masks.add(policy.name)
+        return UserDataPolicies(self, subject, frozenset(masks), filters)
 
     def on(self, path: str) -> tuple[DataPolicy, ...]:
         return self._covering.get(path, ())

@@ -38,6 +38,7 @@ _TOKEN = re.compile(
     r"|(?P<op><>|!=|<=|>=|=|<|>|\(|\)|,)"
 )
 _KEYWORDS = frozenset({"and", "or", "not", "in", "is", "null", "true", "false"})
+_CONNECTIVES = frozenset({"and", "or", "not", "in", "is"})  # operators spelt as words
 _ORDERING = frozenset({"<", ">", "<=", ">="})
 
 
@@ -45,14 +46,18 @@ def untranslatable(template: Template) -> str | None:
     """None when PostgreSQL evaluates the predicate exactly as Trino does, else what is not.
 
     Accepted: column names (unquoted, or quoted in lower case), string and number literals,
-    the placeholders (rendered as string literals), `=`, `<>`, `!=`, `IN`, `IS [NOT] NULL`,
-    `AND`, `OR`, `NOT`, parentheses, and `<`, `>`, `<=`, `>=` against a number literal.
+    `@user` and `@attribute(x)` (rendered as string literals; not `@groups`: Trino adds the
+    groups of its group provider, which grant sync does not see), `=`, `<>`, `!=`, `IN`,
+    `IS [NOT] NULL`, `AND`, `OR`, `NOT`, parentheses, and `<`, `>`, `<=`, `>=` against a
+    number literal.
     Functions, casts, `LIKE` (PostgreSQL's default escape character differs) and ordering
     between strings (PostgreSQL orders text by the database's collation, Trino by code point)
     are not: such a filter is withheld instead."""
     tokens: list[tuple[str, str]] = []
     for part in template:
         if isinstance(part, Placeholder):
+            if part.kind == "groups":  # Trino adds its group provider's groups: unknown here
+                return "@groups (Trino adds the groups of its group provider)"
             tokens.append(("string", "@" + part.kind))
             continue
         at = 0
@@ -63,9 +68,11 @@ def untranslatable(template: Template) -> str | None:
             at = match.end()
             if match.lastgroup is not None:
                 tokens.append((match.lastgroup, match.group(0)))
+    operand = True  # whether an operand may come next (else an operator, `)` or the end)
     for i, (kind, text) in enumerate(tokens):
+        word = text.lower() if kind == "word" else ""
         following = tokens[i + 1] if i + 1 < len(tokens) else ("", "")
-        if kind == "word" and following[1] == "(" and text.lower() not in _KEYWORDS:
+        if kind == "word" and following[1] == "(" and word not in _KEYWORDS:
             return f"the function {text}()"
         if kind == "ident" and text != text.lower():
             return f"the quoted name {text} (Trino ignores its case)"
@@ -73,6 +80,12 @@ def untranslatable(template: Template) -> str | None:
             before = tokens[i - 1][0] if i else ""
             if "number" not in (before, following[0]):
                 return f"`{text}` between non-numbers (PostgreSQL orders text by collation)"
+        is_operand = kind in ("string", "ident", "number") or (
+            kind == "word" and word not in _CONNECTIVES
+        )
+        if is_operand and not operand:  # `region LIKE`, `DATE '2020-01-01'`, `CASE WHEN`
+            return f"`{text}`"
+        operand = not is_operand and text != ")"
     return None
 
 
