@@ -189,6 +189,17 @@ def read(session: SqlSession, database: str, prefix: str) -> dict[Securable, Tab
     }
 
 
+def unmanageable(session: SqlSession, database: str) -> set[Securable]:
+    """Tables of `database` whose row security the sync login may not change: only the owner
+    (or a member of the owning role) may enable it or create policies."""
+    rows = session.execute(
+        "SELECT n.nspname, c.relname FROM pg_class c "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE c.relkind IN ('r', 'p') AND NOT pg_has_role(c.relowner, 'USAGE')"
+    ).rows
+    return {_table(database, str(schema), str(table)) for schema, table in rows}
+
+
 def _table(database: str, schema: str, table: str) -> Securable:
     return Securable("TABLE", (database, schema, table), "TABLE")
 

@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from pdp.grants.config import GrantsConfig
 from pdp.grants.desired import check_connections, desired_state
@@ -39,7 +39,7 @@ def _plan(target: Target, desired: Desired) -> Plan:
         current = target.read(desired)
     except Exception as exc:
         raise ReadError(f"{target.name}: cannot read current grants: {exc}") from exc
-    return replace(target.plan(desired, current), withheld=desired.withheld)
+    return target.plan(desired, current)
 
 
 def apply(target: Target, planned: Planned, sleep: Callable[[float], None] = time.sleep) -> Report:

@@ -503,3 +503,47 @@ def test_a_filter_postgresql_would_evaluate_differently_is_withheld(cluster: Clu
     assert _rows(c, c.bob, "SELECT id FROM sales.payments") == [(1,), (2,)]
     report, again = c.sync([])
     assert report.clean and again.empty
+
+
+def test_a_filtered_user_loses_the_grant_where_the_sync_login_cannot_set_up_row_security(
+    cluster: Cluster,
+) -> None:
+    """The sync login of docs/grants.md (grant options, not the owner) cannot enable row
+    security: a user the filter applies to is refused rather than left reading every row."""
+    c = cluster
+    sync, prefix = f"{c.prefix}_sync", f"{c.prefix}_s"
+    with c.connect() as conn:
+        conn.execute(f'CREATE ROLE "{sync}" LOGIN CREATEROLE')
+        conn.execute(f'GRANT ALL ON SCHEMA sales TO "{sync}" WITH GRANT OPTION')
+        conn.execute(f'GRANT ALL ON ALL TABLES IN SCHEMA sales TO "{sync}" WITH GRANT OPTION')
+    targets = yaml.safe_load(c.targets().read_text())
+    targets["targets"][0].update(rolePrefix=prefix, dsn=c.server.conninfo(user=sync))
+    spec = parse_grants(targets, "targets.yaml").targets[0]
+    readers = _readers(c, "READ")
+
+    def sync_with(**data: list[dict]):
+        snapshot = load_snapshot([c.write_config([readers], **data)], None).value
+        with spec.open() as target:
+            report = apply(target, plan(target, snapshot))
+            return report, plan(target, snapshot).plan
+
+    report, again = sync_with()
+    assert report.clean and again.empty
+    assert _rows(c, c.alice, "SELECT id FROM sales.payments") == [(1,), (2,)]
+
+    report, again = sync_with(**_issue_21(c.database, c.bob, mask=False))
+    assert [s.text for s in report.applied] == [
+        f'REVOKE SELECT ON TABLE "sales"."payments" FROM "{prefix}_user_{c.alice}"',
+        f'REVOKE USAGE ON SCHEMA "sales" FROM "{prefix}_user_{c.alice}"',
+    ]
+    assert report.clean and again.empty
+    assert again.withheld == (
+        f'{prefix}_user_{c.alice} on TABLE "{c.database}"."sales"."payments": row-level '
+        "security cannot be set up: the sync login does not own the table (nor belong to its "
+        "owner's role)",
+    )
+    assert _rows(c, c.alice, "SELECT id FROM sales.payments") is None
+    assert _rows(c, c.bob, "SELECT id FROM sales.payments") == [(1,), (2,)]
+    with spec.open() as target:  # leave nothing behind for the other tests
+        snapshot = load_snapshot([c.write_config([])], None).value
+        assert apply(target, plan(target, snapshot)).clean
