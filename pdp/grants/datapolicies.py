@@ -48,7 +48,7 @@ def describe(policy: DataPolicy) -> str:
     on = [", ".join(sorted(policy.columns))] if policy.columns else []
     if policy.column_tags:
         on.append("columns tagged " + ", ".join(sorted(policy.column_tags)))
-    return f"mask {policy.name!r} on {' and '.join(on)}"
+    return f"mask {policy.name!r} on {' and '.join(on) or 'no column'}"
 
 
 def not_native(applying: tuple[Applying, ...], platform: str) -> str:
