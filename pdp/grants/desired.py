@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pdp.core import Access
 from pdp.core.model import fold
@@ -113,6 +113,21 @@ class _Native:
     principal: Principal
     withheld: list[str]
     enforced: dict[Securable, dict[Principal, tuple[Applying, ...]]]
+    bypassing: dict[Securable, Privileges] = field(default_factory=dict)
+
+    def enforce(
+        self, securable: Securable, applying: tuple[Applying, ...], bypassing: Privileges
+    ) -> None:
+        mine = self.enforced.setdefault(securable, {})
+        before = mine.get(self.principal, ())
+        mine[self.principal] = (*before, *(a for a in applying if a not in before))
+        self.bypassing[securable] = self.bypassing.get(securable, frozenset()) | bypassing
+
+    def unenforce(self, securable: Securable) -> None:
+        mine = self.enforced.get(securable, {})
+        mine.pop(self.principal, None)
+        if not mine:
+            self.enforced.pop(securable, None)
 
 
 def _locate(
@@ -140,6 +155,7 @@ def _held(
     write reads too, through its WHERE clause) and `withheld` says why."""
     mapping = snapshot.mapping
     held: dict[Securable, Privileges] = {}
+    blocked: set[Securable] = set()  # withheld through one registry entry: through none
     for path, policy_grants in snapshot.grants(snapshot.subject(user)).items():
         entry = entries.get(path)
         if entry is None:
@@ -153,14 +169,19 @@ def _held(
             privileges = memo[key] = _intern(rule.privileges(mapping, policy_grants), interned)
         if not privileges:
             continue
+        if securable in blocked:
+            continue
         applying = data.on(path, source) if data is not None and data.index.covered(path) else ()
         if applying:
             outcome = native.dialect.data_policies(source, applying)
             if isinstance(outcome, str):
                 native.withheld.append(f"{user} on {source.path}: {outcome}")
+                # two registry entries naming one platform object: the other grants nothing
+                blocked.add(securable)
+                held.pop(securable, None)
+                native.unenforce(securable)
                 continue
-            privileges = _intern(privileges - outcome.bypassing, interned)
-            native.enforced.setdefault(securable, {})[native.principal] = applying
+            native.enforce(securable, applying, outcome.bypassing)
         if securable in held:  # two registry entries naming one platform object
             privileges = _intern(held[securable] | privileges, interned)
         held[securable] = privileges
@@ -168,6 +189,9 @@ def _held(
             have = held.get(parent)
             if have is None or privilege not in have:
                 held[parent] = _intern((have or frozenset()) | {privilege}, interned)
+    for securable, bypassing in native.bypassing.items():
+        if securable in held:  # enforced natively: what would escape it is left out
+            held[securable] = _intern(held[securable] - bypassing, interned)
     return held
 
 

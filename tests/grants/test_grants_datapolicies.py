@@ -291,3 +291,41 @@ def test_a_failed_tightening_step_skips_the_grants_on_that_table_only() -> None:
         ("FAIL CREATE POLICY", "RuntimeError: permission denied: must be owner of table orders"),
         ("GRANT SELECT ON orders", f"skipped: a data policy step on {gate} failed"),
     ]
+
+
+@pytest.mark.parametrize(
+    ("data_policy", "alice"),
+    [
+        (_mask(), set()),  # withheld through one entry: granted through none
+        (_filter("id = 1"), {"SELECT", "INSERT", "UPDATE", "DELETE"}),  # row security, no TRUNCATE
+    ],
+)
+def test_two_registry_entries_naming_one_table_give_no_way_around_a_data_policy(
+    data_policy: MaskingPolicy | RowFilterPolicy, alice: set[str]
+) -> None:
+    sources = [
+        DataSource(c, Technology.POSTGRESQL, "shop", "sales", "orders", trino_catalog=c)
+        for c in ("c", "d")
+    ]
+    readers = Policy(
+        "readers",
+        Access.WRITE,
+        anyone=True,
+        data_sources=frozenset({"c.shop.sales.orders", "d.shop.sales.orders"}),
+    )
+    only_c = (
+        MaskingPolicy("m", MaskKind.NULL, Targets(connections=frozenset({"c"})), frozenset({"a"}))
+        if isinstance(data_policy, MaskingPolicy)
+        else RowFilterPolicy(
+            "f", Targets(connections=frozenset({"c"})), "id = 1", parse_template("id = 1")
+        )
+    )
+    snapshot = PolicySnapshot.compile(
+        "r",
+        sources,
+        [readers],
+        {"alice": DirectoryUser("alice")},
+        masking=[only_c] if isinstance(only_c, MaskingPolicy) else [],
+        row_filters=[only_c] if isinstance(only_c, RowFilterPolicy) else [],
+    )
+    assert _privileges(desired_state(snapshot, PG, ["c", "d"]), "alice", PG) == alice
