@@ -137,6 +137,8 @@ def print_plan(plan: Plan, out: TextIO, js: bool = False) -> None:
         out.write(f"-- note: {note}\n")
     for problem in plan.failing:
         out.write(f"-- WILL FAIL: {problem}\n")
+    for withheld in plan.withheld:
+        out.write(f"-- WITHHELD: {withheld}\n")
     where = ""
     for step in plan.steps:
         if step.where != where:
@@ -175,6 +177,7 @@ def _plan_json(plan: Plan) -> dict[str, Any]:
         "revision": plan.revision,
         "notes": list(plan.notes),
         "failing": list(plan.failing),
+        "withheld": list(plan.withheld),
         "steps": [
             {"phase": s.phase.name, "subject": s.subject, "where": s.where, "text": s.text}
             for s in plan.steps

@@ -17,6 +17,7 @@ from urllib.parse import quote
 import orjson
 
 from pdp.core.model import Access, fold
+from pdp.grants.datapolicies import Applying, Native, not_native
 from pdp.grants.dialect import Naming
 from pdp.grants.model import (
     Change,
@@ -91,6 +92,9 @@ class DatabricksDialect:
         # Unity Catalog stores every object name in lower case.
         name = (source.database.lower(), source.schema.lower(), source.name.lower())
         return Securable(family, name, family)
+
+    def data_policies(self, source: DataSource, applying: tuple[Applying, ...]) -> str | Native:
+        return not_native(applying, "Databricks Unity Catalog")
 
     def rule(self, kind: ObjectType) -> Rule | None:
         return RULES.get(kind)

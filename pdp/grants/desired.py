@@ -8,15 +8,17 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 from pdp.core import Access
 from pdp.core.model import fold
+from pdp.grants.datapolicies import Applying, DataPolicyIndex, UserDataPolicies
 from pdp.grants.dialect import Dialect
 from pdp.grants.errors import UnknownConnection
 from pdp.grants.model import Desired, Member, Principal, Privileges, Rule, Securable, State
 from pdp.policy import DataSource, PolicySnapshot
 
-_Entry = tuple[Securable, Rule, tuple[tuple[Securable, str], ...]]
+_Entry = tuple[Securable, Rule, tuple[tuple[Securable, str], ...], DataSource]
 
 
 def known_users(snapshot: PolicySnapshot) -> list[str]:
@@ -64,7 +66,7 @@ def desired_state(
                 f"{source.path}: {source.technology} has no {source.type}; nothing granted"
             )
             continue
-        entries[path] = (securable, rule, parents)
+        entries[path] = (securable, rule, parents, source)
     for source in snapshot.retired.values():
         if fold(source.connection) in wanted:
             _locate(dialect, source, scope)
@@ -73,6 +75,9 @@ def desired_state(
     for user in known_users(snapshot):
         by_principal[dialect.principal(user)].append(user)
     interned: dict[Privileges, Privileges] = {}
+    index = DataPolicyIndex(snapshot)
+    withheld: list[str] = []
+    enforced: dict[Securable, dict[Principal, tuple[Applying, ...]]] = {}
     memo: dict[tuple[int, frozenset[Access]], Privileges] = {}
     grants: State = {}
     members: dict[Principal, frozenset[Member]] = {}
@@ -80,7 +85,10 @@ def desired_state(
         if len(users) > 1:  # fail closed: neither user gets the other's access
             notes.append(f"users {', '.join(users)} all map to {principal!r}; nothing granted")
             continue
-        held = _held(snapshot, users[0], entries, interned, memo)
+        subject = snapshot.subject(users[0])
+        data = index.for_user(subject) if index else None
+        native = _Native(dialect, principal, withheld, enforced)
+        held = _held(snapshot, users[0], entries, interned, memo, data, native)
         if held:
             grants[principal] = held
             if (member := dialect.member(users[0])) is not None:
@@ -92,7 +100,34 @@ def desired_state(
         members=members,
         scope=frozenset(scope),
         notes=tuple(notes),
+        withheld=tuple(withheld),
+        enforced=enforced,
     )
+
+
+@dataclass
+class _Native:
+    """Where one user's data policies go: enforced natively, or the grant withheld."""
+
+    dialect: Dialect
+    principal: Principal
+    withheld: list[str]
+    enforced: dict[Securable, dict[Principal, tuple[Applying, ...]]]
+    bypassing: dict[Securable, Privileges] = field(default_factory=dict)
+
+    def enforce(
+        self, securable: Securable, applying: tuple[Applying, ...], bypassing: Privileges
+    ) -> None:
+        mine = self.enforced.setdefault(securable, {})
+        before = mine.get(self.principal, ())
+        mine[self.principal] = (*before, *(a for a in applying if a not in before))
+        self.bypassing[securable] = self.bypassing.get(securable, frozenset()) | bypassing
+
+    def unenforce(self, securable: Securable) -> None:
+        mine = self.enforced.get(securable, {})
+        mine.pop(self.principal, None)
+        if not mine:
+            self.enforced.pop(securable, None)
 
 
 def _locate(
@@ -112,14 +147,20 @@ def _held(
     entries: dict[str, _Entry],
     interned: dict[Privileges, Privileges],
     memo: dict[tuple[int, frozenset[Access]], Privileges],
+    data: UserDataPolicies | None,
+    native: _Native,
 ) -> dict[Securable, Privileges]:
+    """The native privileges of one user. Where data policies apply to the user on an object
+    and the platform cannot enforce them exactly, nothing is granted on it (read or write: a
+    write reads too, through its WHERE clause) and `withheld` says why."""
     mapping = snapshot.mapping
     held: dict[Securable, Privileges] = {}
+    blocked: set[Securable] = set()  # withheld through one registry entry: through none
     for path, policy_grants in snapshot.grants(snapshot.subject(user)).items():
         entry = entries.get(path)
         if entry is None:
             continue
-        securable, rule, parents = entry
+        securable, rule, parents, source = entry
         # The result depends only on which access types grant it, so it is computed once per
         # (rule, access types) and shared: at 10,000 users that is most of the planning time.
         key = (id(rule), frozenset(g.access for g in policy_grants))
@@ -128,6 +169,19 @@ def _held(
             privileges = memo[key] = _intern(rule.privileges(mapping, policy_grants), interned)
         if not privileges:
             continue
+        if securable in blocked:
+            continue
+        applying = data.on(path, source) if data is not None and data.index.covered(path) else ()
+        if applying:
+            outcome = native.dialect.data_policies(source, applying)
+            if isinstance(outcome, str):
+                native.withheld.append(f"{user} on {source.path}: {outcome}")
+                # two registry entries naming one platform object: the other grants nothing
+                blocked.add(securable)
+                held.pop(securable, None)
+                native.unenforce(securable)
+                continue
+            native.enforce(securable, applying, outcome.bypassing)
         if securable in held:  # two registry entries naming one platform object
             privileges = _intern(held[securable] | privileges, interned)
         held[securable] = privileges
@@ -135,6 +189,9 @@ def _held(
             have = held.get(parent)
             if have is None or privilege not in have:
                 held[parent] = _intern((have or frozenset()) | {privilege}, interned)
+    for securable, bypassing in native.bypassing.items():
+        if securable in held:  # enforced natively: what would escape it is left out
+            held[securable] = _intern(held[securable] - bypassing, interned)
     return held
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
+from pdp.grants.datapolicies import Applying, Native
 from pdp.grants.model import Member, Principal, Privileges, Rule, Securable
 from pdp.policy import DataSource, ObjectType
 
@@ -64,6 +65,11 @@ class Dialect(Protocol):
 
     def member(self, user: str) -> Member | None:
         """Who must hold the user's managed role; None when grants go to the user directly."""
+        ...
+
+    def data_policies(self, source: DataSource, applying: tuple[Applying, ...]) -> str | Native:
+        """Native when the target enforces these data policies on `source` natively and
+        exactly; otherwise why not, and the user's grants on it are withheld."""
         ...
 
     @property

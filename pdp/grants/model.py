@@ -8,6 +8,7 @@ from enum import IntEnum
 
 from pdp.core import Access, AccessGrantMapping, PolicyGrant, granting
 from pdp.core.model import POLICY_ACCESS
+from pdp.grants.datapolicies import Applying
 
 Principal = str
 """A Snowflake or PostgreSQL role, or a Databricks user principal, as the platform spells it."""
@@ -82,6 +83,13 @@ class Desired:
     members: Mapping[Principal, frozenset[Member]] = field(default_factory=dict)
     scope: frozenset[Securable] = frozenset()  # governed objects and parents, retired included
     notes: tuple[str, ...] = ()
+    # "<user> on <data source>: <why>": reads not granted because a data policy applies that
+    # the platform cannot enforce natively
+    withheld: tuple[str, ...] = ()
+    # object -> managed principal -> the data policies the platform enforces natively for it
+    enforced: Mapping[Securable, Mapping[Principal, tuple[Applying, ...]]] = field(
+        default_factory=dict
+    )
 
 
 @dataclass(frozen=True)
@@ -103,14 +111,17 @@ class Change:
 
 class Phase(IntEnum):
     """Apply order. Revokes run before grants so an interrupted run never leaves more access
-    than either the old or the new policy allowed (fail closed)."""
+    than either the old or the new policy allowed (fail closed). Native data policies tighten
+    before anything is granted and loosen after everything is revoked."""
 
     CREATE_ROLE = 1
-    REVOKE = 2
-    GRANT_PARENT = 3
-    GRANT = 4
-    GRANT_ROLE = 5
-    REVOKE_PARENT = 6
+    TIGHTEN = 2
+    REVOKE = 3
+    GRANT_PARENT = 4
+    GRANT = 5
+    GRANT_ROLE = 6
+    REVOKE_PARENT = 7
+    LOOSEN = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +134,9 @@ class Step:
     text: str
     where: str = ""
     payload: object = None  # platform request when it is not `text` (Databricks PATCH)
+    # The object whose native data policies this step depends on or sets up: when a TIGHTEN
+    # step with a gate fails, later steps with the same gate are skipped (fail closed).
+    gate: str = ""
 
 
 @dataclass(frozen=True)
@@ -132,6 +146,7 @@ class Plan:
     steps: tuple[Step, ...]
     notes: tuple[str, ...] = ()
     failing: tuple[str, ...] = ()  # steps known, at plan time, to fail when applied: why
+    withheld: tuple[str, ...] = ()  # Desired.withheld: grants left out because of data policies
 
     @property
     def empty(self) -> bool:

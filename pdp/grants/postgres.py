@@ -8,12 +8,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from pdp.grants import rls
+from pdp.grants.datapolicies import Applying, Native, describe
 from pdp.grants.dialect import Naming, stored_name
 from pdp.grants.model import Current, Member, Principal, Privileges, Rule, Securable, State
 from pdp.grants.roles import ordered
 from pdp.grants.session import SqlSession
 from pdp.grants.snowflake import PREFIX, quote
 from pdp.policy import DataSource, ObjectType
+from pdp.policy.model import RowFilterPolicy
 
 SCHEMA, TABLE = "SCHEMA", "TABLE"
 ORDER = ("USAGE", "SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE")
@@ -51,6 +54,22 @@ class PostgresDialect:
             self._stored(source.name),
         )
         return Securable(TABLE, name, TABLE)
+
+    def data_policies(self, source: DataSource, applying: tuple[Applying, ...]) -> str | Native:
+        """Row filters on base tables become row-level security; masks, and filters on other
+        kinds of relation (RLS applies to tables only), are withheld."""
+        problems = []
+        for one in applying:
+            if not isinstance(one.policy, RowFilterPolicy):
+                problems.append(f"{describe(one.policy)} cannot be enforced natively on PostgreSQL")
+            elif source.type is not ObjectType.TABLE:
+                problems.append(
+                    f"{describe(one.policy)} cannot be enforced natively on a PostgreSQL "
+                    f"{source.type} (row-level security applies to tables only)"
+                )
+            elif (problem := rls.native_filter(one)) is not None:
+                problems.append(problem)
+        return "; ".join(problems) if problems else Native(frozenset({"TRUNCATE"}))
 
     def rule(self, kind: ObjectType) -> Rule | None:
         return RULES.get(kind)
@@ -90,7 +109,7 @@ class PostgresSql:
         return securable.name[0]
 
     def label(self, securable: Securable) -> str:
-        return f"{securable.keyword} {'.'.join(quote(p) for p in securable.name)}"
+        return rls.label(securable)
 
     @staticmethod
     def _on(privileges: Iterable[str], securable: Securable) -> str:

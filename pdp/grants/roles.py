@@ -63,7 +63,7 @@ def plan_roles(
         if change.add:
             phase = Phase.GRANT_PARENT if securable.container else Phase.GRANT
             text = sql.grant(change.add, securable, change.principal)
-            steps.append(Step(phase, subject, text, where))
+            steps.append(Step(phase, subject, text, where, gate=sql.label(securable)))
     for role in sorted(desired.members.keys() | current.members.keys()):
         want = desired.members.get(role, frozenset())
         have = {m for m in current.members.get(role, frozenset()) if m[0] == "USER"}
@@ -72,7 +72,7 @@ def plan_roles(
         for member in sorted(want - have):
             steps.append(Step(Phase.GRANT_ROLE, role, sql.grant_role(role, member)))
     steps.sort(key=lambda step: step.phase)  # stable: keeps the sorted order within a phase
-    return Plan(target, desired.revision, tuple(steps), desired.notes)
+    return Plan(target, desired.revision, tuple(steps), desired.notes, withheld=desired.withheld)
 
 
 def _order(change: Change) -> tuple[str, tuple[str, ...], str]:

@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from pdp.grants.datapolicies import Applying, Native, not_native
 from pdp.grants.dialect import Naming, stored_name
 from pdp.grants.model import Current, Member, Principal, Privileges, Rule, Securable, State
 from pdp.grants.roles import ordered
@@ -97,6 +98,9 @@ class SnowflakeDialect:
             self._stored(source.name),
         )
         return Securable(TABLE, name, rule.keyword if rule else TABLE)
+
+    def data_policies(self, source: DataSource, applying: tuple[Applying, ...]) -> str | Native:
+        return not_native(applying, "Snowflake")
 
     def rule(self, kind: ObjectType) -> Rule | None:
         return RULES.get(kind)

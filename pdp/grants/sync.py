@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pdp.grants.config import GrantsConfig
 from pdp.grants.desired import check_connections, desired_state
 from pdp.grants.errors import ReadError
-from pdp.grants.model import Desired, Plan, Report, StepFailure
+from pdp.grants.model import Desired, Phase, Plan, Report, StepFailure
 from pdp.grants.targets import Target
 from pdp.policy import PolicySnapshot, Revisions
 
@@ -46,12 +46,19 @@ def apply(target: Target, planned: Planned, sleep: Callable[[float], None] = tim
     """Run `planned.plan` step by step in its fail-closed order. A failing step is recorded and
     the rest go on; then the target is read again and what still differs is reported as drift."""
     applied, failed = [], []
+    closed: set[str] = set()  # gates of objects whose data policies could not be set up
     for step in planned.plan.steps:
+        if step.gate in closed:
+            why = f"skipped: a data policy step on {step.gate} failed"
+            failed.append(StepFailure(step, why))
+            continue
         try:
             target.run(step)
         except Exception as exc:  # isolate: one object's failure must not stop the others
             log.warning("%s: %s failed: %s", target.name, step.subject, exc)
             failed.append(StepFailure(step, f"{type(exc).__name__}: {exc}"))
+            if step.gate and step.phase is Phase.TIGHTEN:
+                closed.add(step.gate)
         else:
             applied.append(step)
     drift = _verify(target, planned.desired, sleep)

@@ -11,7 +11,7 @@ from dataclasses import replace
 from typing import Any, Protocol
 
 from pdp.core.model import fold
-from pdp.grants import databricks, postgres, snowflake
+from pdp.grants import databricks, postgres, rls, snowflake
 from pdp.grants.databricks import ApiClient, DatabricksDialect, Patch
 from pdp.grants.dialect import Dialect
 from pdp.grants.diff import diff
@@ -98,6 +98,8 @@ class PostgresTarget:
         self._connect = connect
         self._sessions: dict[str, SqlSession] = {}
         self._logins: frozenset[str] | None = None  # every role name, as of the last read
+        self._security: dict[Securable, rls.TableSecurity] = {}  # as of the last read
+        self._unmanageable: set[Securable] = set()  # tables whose row security we may not set
 
     def _session(self, database: str) -> SqlSession:
         if database not in self._sessions:
@@ -108,15 +110,27 @@ class PostgresTarget:
         roles = postgres.read_roles(self._session(""), self.dialect)
         self._logins = postgres.role_names(self._session(""))
         grants: dict[Principal, dict[Securable, Privileges]] = {}
+        security: dict[Securable, rls.TableSecurity] = {}
+        unmanageable: set[Securable] = set()
         for database in sorted({s.name[0] for s in desired.scope}):
-            for role, held in postgres.read_database(
-                self._session(database), database, self.dialect
-            ).items():
+            session = self._session(database)
+            for role, held in postgres.read_database(session, database, self.dialect).items():
                 grants.setdefault(role, {}).update(held)
+            security.update(rls.read(session, database, self.dialect.prefix))
+            if any(t.name[0] == database for t in desired.enforced):
+                unmanageable |= rls.unmanageable(session, database)
+        self._security, self._unmanageable = security, unmanageable
         return Current(grants, roles.roles, roles.members)
 
     def plan(self, desired: Desired, current: Current) -> Plan:
+        desired = _withhold_unmanageable(desired, self._unmanageable, self.dialect)
         planned = plan_roles(self.name, desired, current, self.dialect, PostgresSql())
+        prefix = self.dialect.prefix
+        governed = {t: rls.desired_policies(prefix, f) for t, f in desired.enforced.items()}
+        security = rls.plan(prefix, governed, self._security)
+        if security:
+            steps = sorted((*planned.steps, *security), key=lambda step: step.phase)
+            planned = replace(planned, steps=tuple(steps))
         if self._logins is None:
             return planned
         # GRANT <managed role> TO <login> fails when the login role does not exist: say so now.
@@ -138,6 +152,33 @@ class PostgresTarget:
         for session in self._sessions.values():
             session.close()
         self._sessions.clear()
+
+
+def _withhold_unmanageable(
+    desired: Desired, tables: set[Securable], dialect: PostgresDialect
+) -> Desired:
+    """Fail closed where row security cannot be set up: the filtered users of a table the
+    sync login does not own get no grant on it (revoked if they hold one), and the plan says
+    why; users without a filter there keep theirs."""
+    blocked = desired.enforced.keys() & tables
+    if not blocked:
+        return desired
+    grants = {principal: dict(held) for principal, held in desired.grants.items()}
+    withheld = list(desired.withheld)
+    for table in sorted(blocked, key=lambda t: t.name):
+        for principal in sorted(desired.enforced[table]):
+            held = grants.get(principal, {})
+            held.pop(table, None)
+            needed = {p for s in held if not s.container for p, _ in dialect.parents(s)}
+            for parent, _ in dialect.parents(table):
+                if parent not in needed:
+                    held.pop(parent, None)
+            withheld.append(
+                f"{principal} on {rls.label(table)}: row-level security cannot be set up: "
+                "the sync login does not own the table (nor belong to its owner's role)"
+            )
+    enforced = {t: f for t, f in desired.enforced.items() if t not in blocked}
+    return replace(desired, grants=grants, withheld=tuple(withheld), enforced=enforced)
 
 
 class DatabricksTarget:
@@ -181,7 +222,8 @@ class DatabricksTarget:
 
     def plan(self, desired: Desired, current: Current) -> Plan:
         changes = diff(desired, current, self.dialect)
-        return databricks.plan_patches(self.name, desired.revision, changes, desired.notes)
+        planned = databricks.plan_patches(self.name, desired.revision, changes, desired.notes)
+        return replace(planned, withheld=desired.withheld)
 
     def run(self, step: Step) -> None:
         patch = step.payload

@@ -56,6 +56,9 @@ class PolicySnapshot:
     masking: tuple[MaskingPolicy, ...] = ()
     row_filters: tuple[RowFilterPolicy, ...] = ()
     data_targets: Mapping[str, frozenset[TableKey]] = field(default_factory=dict)
+    # The same by registry path (folded), Trino catalog or not: grant sync withholds or enforces
+    # data policies natively, where a data source need not be exposed through Trino at all.
+    data_paths: Mapping[str, frozenset[str]] = field(default_factory=dict)
     # ("user", name) / ("group", name) -> the Trino tables that principal owns (store only)
     owned_by: Mapping[tuple[str, str], frozenset[TableKey]] = field(default_factory=dict)
     # What `pdp.policy.audit` finds (principals nobody is, policies selecting nothing): said by
@@ -90,6 +93,7 @@ class PolicySnapshot:
         masking, row_filters = tuple(masking), tuple(row_filters)
         index = _index(by_path)
         data_targets: dict[str, frozenset[TableKey]] = {}
+        data_paths: dict[str, frozenset[str]] = {}
         data_policies: tuple[MaskingPolicy | RowFilterPolicy, ...] = (*masking, *row_filters)
         for data_policy in data_policies:
             paths = _resolve(index, by_path, data_policy.on)
@@ -97,7 +101,9 @@ class PolicySnapshot:
             if isinstance(data_policy, MaskingPolicy) and not data_policy.columns:
                 # a mask by column tag only: just the tables with such a tagged column
                 keys = {k for k in keys if _tagged(tagged.columns.get(k, {}), data_policy)}
+                paths = {p for p in paths if _tagged(_source_tags(by_path[p]), data_policy)}
             data_targets[data_policy.name] = frozenset(keys)
+            data_paths[data_policy.name] = frozenset(paths)
         masks_by_table: defaultdict[TableKey, list[MaskRule]] = defaultdict(list)
         for mask in masking:
             if mask.status is PolicyStatus.ACTIVE:
@@ -129,6 +135,7 @@ class PolicySnapshot:
             masking=masking,
             row_filters=row_filters,
             data_targets=data_targets,
+            data_paths=data_paths,
             owned_by={p: frozenset(keys) for p, keys in owned_by.items()},
         )
 
@@ -220,6 +227,10 @@ def _with_parents(tags: frozenset[str]) -> frozenset[str]:
         parts = tag.split(".")
         result.update(".".join(parts[:depth]) for depth in range(1, len(parts) + 1))
     return frozenset(result)
+
+
+def _source_tags(source: DataSource) -> dict[str, frozenset[str]]:
+    return {column: _with_parents(tags) for column, tags in source.columns}
 
 
 def _tagged(columns: ColumnTags, mask: MaskingPolicy) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -41,7 +42,14 @@ class Cluster:
                 return False
         return True
 
-    def write_config(self, policies: list[dict], users: tuple[str, ...] | None = None) -> Path:
+    def write_config(
+        self,
+        policies: list[dict],
+        users: tuple[str, ...] | dict[str, dict] | None = None,
+        **data: list[dict],
+    ) -> Path:
+        """The registry, `policies`, the directory `users` (names, or names with their groups
+        and attributes) and the data policies in `data` (`masks`, `rowFilters`), as one file."""
         users = (self.alice, self.bob) if users is None else users
         registry = {
             "connections": [
@@ -55,7 +63,11 @@ class Cluster:
                             "schemas": [
                                 {
                                     "name": "sales",
-                                    "tables": ["orders", {"name": "v", "type": "VIEW"}],
+                                    "tables": [
+                                        "orders",
+                                        {"name": "v", "type": "VIEW"},
+                                        "payments",
+                                    ],
                                 },
                                 {
                                     "name": "ops",
@@ -67,7 +79,8 @@ class Cluster:
                 }
             ],
             "policies": policies,
-            "users": {u: {} for u in users},
+            "users": users if isinstance(users, dict) else {u: {} for u in users},
+            **data,
         }
         path = self.tmp / "policies.yaml"
         path.write_text(yaml.safe_dump(registry), encoding="utf-8")
@@ -89,8 +102,8 @@ class Cluster:
         path.write_text(yaml.safe_dump(body), encoding="utf-8")
         return path
 
-    def sync(self, policies: list[dict], users: tuple[str, ...] | None = None):
-        snapshot = load_snapshot([self.write_config(policies, users)], None).value
+    def sync(self, policies: list[dict], users: tuple[str, ...] | None = None, **data: list[dict]):
+        snapshot = load_snapshot([self.write_config(policies, users, **data)], None).value
         spec = parse_grants(yaml.safe_load(self.targets().read_text()), "targets.yaml").targets[0]
         with spec.open() as target:
             report = apply(target, plan(target, snapshot))
@@ -118,6 +131,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, pg: Postgres) -> Iterator[
             conn.execute("CREATE SCHEMA sales; CREATE SCHEMA ops")
             conn.execute("CREATE TABLE sales.orders (id int); INSERT INTO sales.orders VALUES (1)")
             conn.execute("CREATE VIEW sales.v AS SELECT id FROM sales.orders")
+            conn.execute(
+                "CREATE TABLE sales.payments (id int, region text, amount numeric);"
+                "INSERT INTO sales.payments VALUES (1, 'emea', 120), (2, 'amer', 80)"
+            )
             conn.execute("CREATE TABLE ops.events (id int); CREATE TABLE ops.old (id int)")
             conn.execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")
         yield c
@@ -293,3 +310,240 @@ def test_a_target_naming_a_connection_the_registry_does_not_hold_is_an_error(
     snapshot = load_snapshot([config], None).value
     with spec.open() as target, pytest.raises(UnknownConnection, match="'pg-prod'"):
         plan(target, snapshot)
+
+
+def _issue_21(
+    db: str, exempt: str, *, mask: bool = True, row_filter: bool = True
+) -> dict[str, list[dict]]:
+    """The data policies of issue 21 on sales.payments, both exempting `exempt` (bob)."""
+    on = {"dataSources": [f"pg.{db}.sales.payments"]}
+    data: dict[str, list[dict]] = {"masks": [], "rowFilters": []}
+    if mask:
+        data["masks"].append(
+            {
+                "name": "amount-hidden",
+                "status": "active",
+                "columns": {"names": ["amount"]},
+                "what": on,
+                "mask": "null",
+                "exceptFor": {"users": [exempt]},
+            }
+        )
+    if row_filter:
+        data["rowFilters"].append(
+            {
+                "name": "emea-only",
+                "status": "active",
+                "what": on,
+                "where": "region = 'emea'",
+                "exceptFor": {"users": [exempt]},
+            }
+        )
+    return data
+
+
+def _rows(c: Cluster, user: str, sql: str) -> list[tuple] | None:
+    """The rows `user` reads through their own login, or None when PostgreSQL refuses."""
+    with c.connect(user) as conn:
+        try:
+            return sorted(conn.execute(sql).fetchall())
+        except psycopg.errors.InsufficientPrivilege:
+            return None
+
+
+def test_issue_21_a_masked_column_is_never_read_natively(cluster: Cluster) -> None:
+    """alice would read both rows with both amounts natively; Trino shows her one row with
+    amount NULL. PostgreSQL cannot mask exactly, so her read is withheld (the row filter alone
+    would become row-level security), and the plan says why; bob, exempt, reads everything."""
+    c, db = cluster, cluster.database
+    readers = {
+        "name": "payments-readers",
+        "access": "WRITE",
+        "who": {"users": [c.alice, c.bob]},
+        "what": {"dataSources": [f"pg.{db}.sales.payments"]},
+    }
+    data = _issue_21(db, c.bob)
+    config = c.write_config([readers], **data)
+    parser = argparse.ArgumentParser(prog="pdp")
+    add_grants_commands(parser.add_subparsers(dest="command"))
+    argv = ["--config", str(config), "--target", str(c.targets())]
+    out = io.StringIO()
+    args = parser.parse_args(["grants", "apply", *argv])
+    assert args.grants_handler(args, out) == 0
+    assert (
+        f"-- WITHHELD: {c.alice} on pg.{db}.sales.payments: mask 'amount-hidden' on amount "
+        "cannot be enforced natively on PostgreSQL"
+    ) in out.getvalue().splitlines()
+    assert _rows(c, c.alice, "SELECT * FROM sales.payments") is None
+    assert _rows(c, c.alice, "DELETE FROM sales.payments WHERE amount > 100") is None
+    assert _rows(c, c.bob, "SELECT * FROM sales.payments") == [(1, "emea", 120), (2, "amer", 80)]
+
+    out = io.StringIO()
+    args = parser.parse_args(["grants", "plan", "--json", *argv])
+    assert args.grants_handler(args, out) == 0
+    planned = json.loads(out.getvalue())
+    assert planned["steps"] == []
+    assert [w.split(":")[0] for w in planned["withheld"]] == [
+        f"{c.alice} on pg.{db}.sales.payments"
+    ]
+
+    # staged data policies do nothing: alice's grant comes back
+    for policy in (*data["masks"], *data["rowFilters"]):
+        policy["status"] = "staged"
+    report, again = c.sync([readers], **data)
+    assert report.clean and again.empty and not again.withheld
+    assert _rows(c, c.alice, "SELECT id FROM sales.payments") == [(1,), (2,)]
+    report, again = c.sync([])
+    assert report.clean and again.empty
+
+
+def _readers(c: Cluster, access: str = "WRITE") -> dict:
+    return {
+        "name": "payments-readers",
+        "access": access,
+        "who": {"users": [c.alice, c.bob]},
+        "what": {"dataSources": [f"pg.{c.database}.sales.payments"]},
+    }
+
+
+def test_issue_21_a_row_filter_becomes_row_level_security(cluster: Cluster) -> None:
+    """Without the mask, the filter is enforced natively: alice reads the emea row, and only
+    it, through her own login; bob, exempt, reads both. Writes see the same rows; TRUNCATE,
+    which ignores row security, is not granted to a filtered user."""
+    c = cluster
+    everything = [(1, "emea", 120), (2, "amer", 80)]
+    data = _issue_21(c.database, c.bob, mask=False)
+    report, again = c.sync([_readers(c)], **data)
+    assert report.clean and again.empty and not again.withheld, report
+    assert _rows(c, c.alice, "SELECT * FROM sales.payments") == [(1, "emea", 120)]
+    assert _rows(c, c.bob, "SELECT * FROM sales.payments") == everything
+    assert _rows(c, c.alice, "SELECT count(*) FROM sales.payments WHERE amount < 100") == [(0,)]
+    with c.connect(c.alice) as conn:
+        assert conn.execute("DELETE FROM sales.payments WHERE region = 'amer'").rowcount == 0
+    assert c.can(c.alice, "TRUNCATE sales.payments") is False
+    assert c.can(c.bob, "SELECT * FROM sales.orders") is False  # nothing else changed
+
+    # The predicate with a user's values: alice's region attribute (a new policy is created
+    # before the old one is dropped: no window where alice reads every row).
+    data["rowFilters"][0]["where"] = "region IN @attribute(region)"
+    users = {c.alice: {"attributes": {"region": ["amer"]}}, c.bob: {}}
+    snapshot = load_snapshot([c.write_config([_readers(c)], users=users, **data)], None).value
+    spec = parse_grants(yaml.safe_load(c.targets().read_text()), "targets.yaml").targets[0]
+    with spec.open() as target:
+        planned = plan(target, snapshot)
+        texts = [s.text for s in planned.plan.steps]
+        assert [t.split(" ")[:2] for t in texts] == [["CREATE", "POLICY"], ["DROP", "POLICY"]]
+        assert "USING ((region IN ('amer')))" in texts[0]
+        assert apply(target, planned).clean
+    assert _rows(c, c.alice, "SELECT id FROM sales.payments") == [(2,)]
+    assert _rows(c, c.bob, "SELECT id FROM sales.payments") == [(1,), (2,)]
+
+
+def test_row_security_drift_is_repaired_and_released_when_the_filter_goes(
+    cluster: Cluster,
+) -> None:
+    c = cluster
+    data = _issue_21(c.database, c.bob, mask=False)
+    report, again = c.sync([_readers(c)], **data)
+    assert report.clean and again.empty
+    with c.connect() as conn:
+        (ours,) = conn.execute(
+            "SELECT polname FROM pg_policy WHERE polrelid = 'sales.payments'::regclass "
+            "AND NOT polpermissive"
+        ).fetchone()
+        # by hand: the filter's expression loosened, a restrictive policy added, and a
+        # policy on a table the product does not filter (left alone)
+        conn.execute(f'ALTER POLICY "{ours}" ON sales.payments USING (true)')
+        conn.execute("CREATE POLICY by_hand ON sales.payments AS RESTRICTIVE USING (id > 1)")
+        conn.execute("CREATE POLICY theirs ON ops.events USING (true)")
+    assert _rows(c, c.alice, "SELECT id FROM sales.payments") == [(2,)]  # by_hand's rows
+    report, again = c.sync([_readers(c)], **data)
+    assert [s.text.split(";")[0] for s in report.applied] == [
+        f'ALTER POLICY "{ours}" ON "sales"."payments" USING ((region = \'emea\'))',
+        'DROP POLICY "by_hand" ON "sales"."payments"',
+    ]
+    assert report.clean and again.empty
+    assert _rows(c, c.alice, "SELECT id FROM sales.payments") == [(1,)]
+
+    with c.connect() as conn:
+        conn.execute("ALTER TABLE sales.payments DISABLE ROW LEVEL SECURITY")
+    report, again = c.sync([_readers(c)], **data)
+    assert [s.text for s in report.applied] == [
+        'ALTER TABLE "sales"."payments" ENABLE ROW LEVEL SECURITY'
+    ]
+    assert _rows(c, c.alice, "SELECT id FROM sales.payments") == [(1,)]
+
+    # The filter goes: the product's policies go, row security is off again, and the policy
+    # on the table it never governed is still there.
+    report, again = c.sync([_readers(c)])
+    assert report.clean and again.empty
+    assert _rows(c, c.alice, "SELECT id FROM sales.payments") == [(1,), (2,)]
+    with c.connect() as conn:
+        assert conn.execute(
+            "SELECT relrowsecurity FROM pg_class WHERE oid = 'sales.payments'::regclass"
+        ).fetchone() == (False,)
+        names = conn.execute("SELECT polname FROM pg_policy ORDER BY 1").fetchall()
+        assert names == [("theirs",)]
+        conn.execute("DROP POLICY theirs ON ops.events")
+    report, again = c.sync([])
+    assert report.clean and again.empty
+
+
+def test_a_filter_postgresql_would_evaluate_differently_is_withheld(cluster: Cluster) -> None:
+    c = cluster
+    data = _issue_21(c.database, c.bob, mask=False)
+    data["rowFilters"][0]["where"] = "lower(region) = 'emea'"
+    report, again = c.sync([_readers(c)], **data)
+    assert report.clean and again.empty
+    assert again.withheld == (
+        f"{c.alice} on pg.{c.database}.sales.payments: row filter 'emea-only' uses the "
+        "function lower(), which PostgreSQL does not evaluate as Trino",
+    )
+    assert _rows(c, c.alice, "SELECT id FROM sales.payments") is None
+    assert _rows(c, c.bob, "SELECT id FROM sales.payments") == [(1,), (2,)]
+    report, again = c.sync([])
+    assert report.clean and again.empty
+
+
+def test_a_filtered_user_loses_the_grant_where_the_sync_login_cannot_set_up_row_security(
+    cluster: Cluster,
+) -> None:
+    """The sync login of docs/grants.md (grant options, not the owner) cannot enable row
+    security: a user the filter applies to is refused rather than left reading every row."""
+    c = cluster
+    sync, prefix = f"{c.prefix}_sync", f"{c.prefix}_s"
+    with c.connect() as conn:
+        conn.execute(f'CREATE ROLE "{sync}" LOGIN CREATEROLE')
+        conn.execute(f'GRANT ALL ON SCHEMA sales TO "{sync}" WITH GRANT OPTION')
+        conn.execute(f'GRANT ALL ON ALL TABLES IN SCHEMA sales TO "{sync}" WITH GRANT OPTION')
+    targets = yaml.safe_load(c.targets().read_text())
+    targets["targets"][0].update(rolePrefix=prefix, dsn=c.server.conninfo(user=sync))
+    spec = parse_grants(targets, "targets.yaml").targets[0]
+    readers = _readers(c, "READ")
+
+    def sync_with(**data: list[dict]):
+        snapshot = load_snapshot([c.write_config([readers], **data)], None).value
+        with spec.open() as target:
+            report = apply(target, plan(target, snapshot))
+            return report, plan(target, snapshot).plan
+
+    report, again = sync_with()
+    assert report.clean and again.empty
+    assert _rows(c, c.alice, "SELECT id FROM sales.payments") == [(1,), (2,)]
+
+    report, again = sync_with(**_issue_21(c.database, c.bob, mask=False))
+    assert [s.text for s in report.applied] == [
+        f'REVOKE SELECT ON TABLE "sales"."payments" FROM "{prefix}_user_{c.alice}"',
+        f'REVOKE USAGE ON SCHEMA "sales" FROM "{prefix}_user_{c.alice}"',
+    ]
+    assert report.clean and again.empty
+    assert again.withheld == (
+        f'{prefix}_user_{c.alice} on TABLE "{c.database}"."sales"."payments": row-level '
+        "security cannot be set up: the sync login does not own the table (nor belong to its "
+        "owner's role)",
+    )
+    assert _rows(c, c.alice, "SELECT id FROM sales.payments") is None
+    assert _rows(c, c.bob, "SELECT id FROM sales.payments") == [(1,), (2,)]
+    with spec.open() as target:  # leave nothing behind for the other tests
+        snapshot = load_snapshot([c.write_config([])], None).value
+        assert apply(target, plan(target, snapshot)).clean
