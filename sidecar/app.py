@@ -463,7 +463,8 @@ _DATA_POLICY_OPERATIONS = {"GetRowFilters", "GetColumnMask"}
 def _decode(document: Any, batch: bool, masks: bool = True, operation: str | None = None) -> Call:
     """Decode a body after checking that it belongs on this endpoint, so that a misrouted body
     is told so rather than what its resource lacks."""
-    action = document.get("input", {}).get("action") if isinstance(document, dict) else None
+    request = document.get("input") if isinstance(document, dict) else None
+    action = request.get("action") if isinstance(request, dict) else None
     if isinstance(action, dict) and isinstance(found := action.get("operation"), str):
         items = action.get("filterResources")
         if batch and items is None:
