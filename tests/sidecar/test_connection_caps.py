@@ -19,6 +19,8 @@ import httpx
 import orjson
 import pytest
 
+from pdp.config.errors import ConfigError
+from sidecar.config import load_sidecar_config
 from tests.conftest import Stack
 from tests.support.configs import make_tree
 from tests.support.processes import free_port, start_pdp, start_sidecar
@@ -188,3 +190,24 @@ def _at_eof(sock: socket.socket) -> bool:
 def _metric(text: str, name: str) -> float:
     line = next(line for line in text.splitlines() if line.startswith(name))
     return float(line.split()[-1])
+
+
+@pytest.mark.parametrize(
+    ("http", "per_client", "error"),
+    [
+        ("", None, None),  # absent: half the worker's cap, decided at start
+        ("http: {maxConnectionsPerClient: 40}", 40, None),
+        ("http: {maxConnectionsPerClient: 0}", None, "expected a positive number, got 0"),
+        ("http: {maxConnectionsPerClient: 2.5}", None, "expected a whole number, got 2.5"),
+    ],
+)
+def test_max_connections_per_client_in_sidecar_yaml(tmp_path, http, per_client, error):
+    path = tmp_path / "sidecar.yaml"
+    path.write_text(http + "\npdp: {auth: none}\n")
+    if error is None:
+        assert load_sidecar_config(path).http.max_connections_per_client == per_client
+    else:
+        with pytest.raises(
+            ConfigError, match=f"sidecar.yaml:1: http.maxConnectionsPerClient: {error}"
+        ):
+            load_sidecar_config(path)
