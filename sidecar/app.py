@@ -265,12 +265,7 @@ class Sidecar:
 
     async def _batch_answer(self, document: Any, turn: Turn) -> tuple[str, list[int], int]:
         """(operation, the indices allowed, how many were asked about) of a parsed batch."""
-        items = _filter_resources(document)
-        limit = http.LIMITS.max_batch_items
-        if items is not None and len(items) > limit:
-            raise TooLarge(
-                f"input.action.filterResources: {len(items)} items; the limit is {limit}"
-            )
+        items = _check_batch_size(document)
         if items is None or len(items) <= CHUNK_ITEMS or _operation(document) == "FilterColumns":
             allowed = await self._filter(document, turn)
         else:
@@ -363,6 +358,8 @@ class Sidecar:
         document, key, answer = self._data_answer(body, known, key_of)
         if answer is not None:
             return answer
+        if batch:
+            _check_batch_size(document)
         call = _decode(document, batch=batch, operation="GetColumnMask")
         if batch and not call.items:
             return EMPTY_LIST
@@ -539,6 +536,15 @@ def _batch_memo(document: Any, operation: str) -> Key | None:
         columns = document["input"]["action"]["filterResources"][0]["table"].get("columns", [])
         return ("columns", keys[0], len(columns)) if len(keys) == 1 and columns else None
     return ("items", tuple(keys))
+
+
+def _check_batch_size(document: Any) -> list[Any] | None:
+    """The batch's filterResources; TooLarge beyond `http.maxBatchItems`."""
+    items = _filter_resources(document)
+    limit = http.LIMITS.max_batch_items
+    if items is not None and len(items) > limit:
+        raise TooLarge(f"input.action.filterResources: {len(items)} items; the limit is {limit}")
+    return items
 
 
 def _filter_resources(document: Any) -> list[Any] | None:

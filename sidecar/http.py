@@ -36,7 +36,7 @@ class HttpLimits:
     idle_timeout: float = 75.0  # keep-alive connection without a request: closed
     max_head_bytes: int = 64 * 1024  # request line and headers: 431
     max_body_bytes: int = 8 * 1024 * 1024  # 413 (the JSON parse of a body blocks its worker)
-    max_batch_items: int = 100_000  # filterResources items: 413
+    max_batch_items: int = 100_000  # filterResources items (batch, batchColumnMasks): 413
 
 
 LIMITS = HttpLimits()  # replaced in each worker by the app factory, before it serves

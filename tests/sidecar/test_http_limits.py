@@ -209,6 +209,19 @@ def test_a_large_batch_is_answered_in_full_and_an_oversized_one_gets_413(stack):
         assert "1501 items; the limit is 1500" in too_many.json()["error"]
 
 
+def test_a_column_mask_batch_beyond_the_item_cap_gets_413(stack):
+    columns = [
+        {"column": {**TABLE, "columnName": f"c{i}", "columnType": "varchar"}} for i in range(1501)
+    ]
+    too_many = body("alice", "GetColumnMask", filterResources=columns)
+    answer = httpx.post(f"{stack.url}/v1/data/trino/batchColumnMasks", json=too_many, timeout=30)
+    assert answer.status_code == 413
+    assert "1501 items; the limit is 1500" in answer.json()["error"]
+    within = body("alice", "GetColumnMask", filterResources=columns[:1500])
+    answer = httpx.post(f"{stack.url}/v1/data/trino/batchColumnMasks", json=within, timeout=30)
+    assert answer.status_code == 200 and len(answer.json()["result"]) == 0  # no data policies
+
+
 def test_a_websocket_upgrade_gets_a_quiet_4xx(stack):
     before = stack.sidecar.output()
     response = httpx.get(
