@@ -18,6 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from pdp.auth import AsyncTokenSource
 from pdp.config.watch import Watched
 from pdp.core.model import TableRef
+from pdp.core.operations import needs_grants
 from pdp.wire import datapolicy
 from pdp.wire.trino import (
     BadRequest,
@@ -319,7 +320,8 @@ class Sidecar:
                 return allowed
         call = _decode(document, batch=True, masks=False)
         items = call.items or ()
-        if items and not answers.has_view(call.identity):  # asks the PDP: not in turn
+        if items and needs_grants(call.operation) and not answers.has_view(call.identity):
+            # deciding would ask the PDP for the user's view: that waiting is done out of turn
             with contextlib.suppress(PdpUnavailable):  # decided below: denied, with a warning
                 await turn.outside(answers.view(call.identity))
         keys = keys or [None] * len(items)
@@ -525,7 +527,7 @@ def _batch_masks_key(document: Any) -> Key | None:
 def _batch_memo(document: Any, operation: str) -> Key | None:
     """How `_cached_batch` finds the answer to a batch body answered once (and so valid):
     ("columns", the table's key, how many columns) for FilterColumns, ("items", every item's
-    key) for a batch of at most one chunk whose items all have keys, else None."""
+    key) for a batch of at most MEMO_ITEMS items that all have keys, else None."""
     items = _filter_resources(document)
     if items is None or len(items) > MEMO_ITEMS:
         return None

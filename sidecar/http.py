@@ -105,7 +105,7 @@ class Gate:
                 return "too many open connections; retry"
             oldest = next(iter(self.idle))
             self.release(oldest)
-            oldest.transport.close()  # between requests: nothing is lost but the connection
+            oldest.transport.close()  # between requests (one its client sends just now fails)
             self._note("evicted")
         self.open += 1
         self.by_client[client] += 1
