@@ -131,6 +131,8 @@ def _refuse_duplicate_keys(body: bytes) -> None:
         json.loads(body, object_pairs_hook=unique)
     except ValueError as exc:  # orjson accepted it; the standard parser should too
         raise BadRequest(f"body is not valid JSON: {exc}") from None
+    except RecursionError:  # orjson allows 1,024 levels, this parser fewer
+        raise BadRequest("body: nested too deeply") from None
 
 
 def decode(body: bytes) -> Call:

@@ -136,6 +136,13 @@ def test_a_body_known_to_the_cache_does_not_let_its_duplicate_key_twin_through(c
     assert client.post("allow", content=known).json() == {"result": True}
 
 
+@pytest.mark.parametrize("endpoint", ["allow", "batch"])
+def test_a_deeply_nested_body_is_a_400(client, endpoint):
+    for body in (b"[" * 1000 + b" " + b"]" * 1000, b"[" * 2000 + b"]" * 2000):
+        answer = client.post(endpoint, content=body)
+        assert answer.status_code == 400, answer.text
+
+
 def test_strings_that_look_like_keys_are_not_duplicates(client):
     """Values holding `":`, escaped quotes or leading spaces take the object-by-object check."""
     document = single("alice")
