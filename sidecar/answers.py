@@ -119,6 +119,10 @@ class Answers:
             decisions.popitem(last=False)
         decisions[key] = decision
 
+    def has_view(self, identity: Identity) -> bool:
+        """Whether the user's view is at hand (deciding needs no call to the PDP)."""
+        return identity in self._views
+
     async def view(self, identity: Identity) -> View:
         """The user's view at the current revision (raises PdpUnavailable)."""
         return await self._view(identity)

@@ -18,6 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from pdp.auth import AsyncTokenSource
 from pdp.config.watch import Watched
 from pdp.core.model import TableRef
+from pdp.core.operations import needs_grants
 from pdp.wire import datapolicy
 from pdp.wire.trino import (
     BadRequest,
@@ -36,9 +37,10 @@ from sidecar.datapolicies import answer_masks, answer_row_filters
 from sidecar.decisionlog import DecisionLog
 from sidecar.health import health
 from sidecar.metrics import WorkerStats, render
-from sidecar.pdp_client import PdpClient
+from sidecar.pdp_client import PdpClient, PdpUnavailable
 from sidecar.reload import SidecarYaml, watch_cluster
 from sidecar.state import StateFile
+from sidecar.turns import Turn, Turns
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +66,7 @@ class Sidecar:
         self._allow_keys, self._row_filter_keys = BodyKeys(), BodyKeys()
         self._mask_keys, self._batch_mask_keys = BodyKeys(), BodyKeys()
         self._batch_keys = BodyKeys()
+        self._turns = Turns()  # batches take turns, a slice at a time
         http.configure(config.http)
         self.stats = WorkerStats(self._gauges)
         self._metrics_dir = Path(os.environ.get(METRICS_DIR_ENV) or tempfile.mkdtemp())
@@ -249,8 +252,9 @@ class Sidecar:
         if found is not None:
             operation, allowed, asked = found
         else:
-            document = parse(body)
-            operation, allowed, asked = await self._batch_answer(document)
+            async with self._turns.take() as turn:
+                document = parse(body)
+                operation, allowed, asked = await self._batch_answer(document, turn)
             if known is None:
                 self._batch_keys.remember(bare, _batch_memo(document, operation))
         self.stats.decisions[operation, "allow"] += len(allowed)
@@ -260,24 +264,20 @@ class Sidecar:
             self.decision_log.record("batch", document or parse(body), allowed, everything, None)
         return orjson.dumps({"result": allowed})
 
-    async def _batch_answer(self, document: Any) -> tuple[str, list[int], int]:
+    async def _batch_answer(self, document: Any, turn: Turn) -> tuple[str, list[int], int]:
         """(operation, the indices allowed, how many were asked about) of a parsed batch."""
-        items = _filter_resources(document)
-        limit = http.LIMITS.max_batch_items
-        if items is not None and len(items) > limit:
-            raise TooLarge(
-                f"input.action.filterResources: {len(items)} items; the limit is {limit}"
-            )
-        if items is None or len(items) <= BATCH_CHUNK or _operation(document) == "FilterColumns":
-            allowed = await self._filter(document)
+        items = _check_batch_size(document)
+        if items is None or len(items) <= CHUNK_ITEMS or _operation(document) == "FilterColumns":
+            allowed = await self._filter(document, turn)
         else:
-            # A large batch is answered a chunk at a time, letting other checks in between, so
-            # that one huge listing does not stall the checks of every other query here.
+            # A large batch is answered a chunk at a time, taking turns with other batches and
+            # letting other checks in between (sidecar/turns.py), so that one huge listing does
+            # not stall the checks of every other query here.
             allowed = []
-            for start in range(0, len(items), BATCH_CHUNK):
-                part = _with_items(document, items[start : start + BATCH_CHUNK])
-                allowed.extend(start + i for i in await self._filter(part))
-                await asyncio.sleep(0)
+            for start in range(0, len(items), CHUNK_ITEMS):
+                await turn.pause()
+                part = _with_items(document, items[start : start + CHUNK_ITEMS])
+                allowed.extend(start + i for i in await self._filter(part, turn))
         operation, asked = _operation(document), len(items or ())
         if operation == "FilterColumns":
             asked = len(allowed) or asked  # all columns or none
@@ -308,7 +308,7 @@ class Sidecar:
                 allowed.append(i)
         return allowed
 
-    async def _filter(self, document: Any) -> list[int]:
+    async def _filter(self, document: Any, turn: Turn) -> list[int]:
         """The indices of the batch's filterResources the user may see."""
         answers: Answers = self.answers  # type: ignore[assignment]
         keys = batch_keys(document)
@@ -320,6 +320,10 @@ class Sidecar:
                 return allowed
         call = _decode(document, batch=True, masks=False)
         items = call.items or ()
+        if items and needs_grants(call.operation) and not answers.has_view(call.identity):
+            # deciding would ask the PDP for the user's view: that waiting is done out of turn
+            with contextlib.suppress(PdpUnavailable):  # decided below: denied, with a warning
+                await turn.outside(answers.view(call.identity))
         keys = keys or [None] * len(items)
         if call.operation == "FilterColumns":
             if not items or not call.columns:
@@ -356,6 +360,8 @@ class Sidecar:
         document, key, answer = self._data_answer(body, known, key_of)
         if answer is not None:
             return answer
+        if batch:
+            _check_batch_size(document)
         call = _decode(document, batch=batch, operation="GetColumnMask")
         if batch and not call.items:
             return EMPTY_LIST
@@ -406,6 +412,8 @@ class Sidecar:
             "pdp_silence_seconds": now - answers.heard if answers else 0.0,
             "cached_users": sizes["users"],
             "cached_decisions": sizes["decisions"],
+            "open_connections": http.GATE.open,
+            "max_connections": http.LIMITS.max_connections,
         }
 
     async def _save_stats(self) -> None:
@@ -463,7 +471,8 @@ _DATA_POLICY_OPERATIONS = {"GetRowFilters", "GetColumnMask"}
 def _decode(document: Any, batch: bool, masks: bool = True, operation: str | None = None) -> Call:
     """Decode a body after checking that it belongs on this endpoint, so that a misrouted body
     is told so rather than what its resource lacks."""
-    action = document.get("input", {}).get("action") if isinstance(document, dict) else None
+    request = document.get("input") if isinstance(document, dict) else None
+    action = request.get("action") if isinstance(request, dict) else None
     if isinstance(action, dict) and isinstance(found := action.get("operation"), str):
         items = action.get("filterResources")
         if batch and items is None:
@@ -483,7 +492,8 @@ class TooLarge(Exception):
     """More than the sidecar's `http:` limits accept: HTTP 413."""
 
 
-BATCH_CHUNK = 500  # filterResources items decided between two yields to other checks
+CHUNK_ITEMS = 64  # filterResources items decided between two looks at the clock
+MEMO_ITEMS = 500  # batches up to this size are remembered by body (see _batch_memo)
 
 
 def _content_length(scope: dict[str, Any]) -> int | None:
@@ -517,14 +527,26 @@ def _batch_masks_key(document: Any) -> Key | None:
 def _batch_memo(document: Any, operation: str) -> Key | None:
     """How `_cached_batch` finds the answer to a batch body answered once (and so valid):
     ("columns", the table's key, how many columns) for FilterColumns, ("items", every item's
-    key) for a batch of at most one chunk whose items all have keys, else None."""
+    key) for a batch of at most MEMO_ITEMS items that all have keys, else None."""
+    items = _filter_resources(document)
+    if items is None or len(items) > MEMO_ITEMS:
+        return None
     keys = batch_keys(document)
     if not keys or None in keys:
         return None
     if operation == "FilterColumns":
         columns = document["input"]["action"]["filterResources"][0]["table"].get("columns", [])
         return ("columns", keys[0], len(columns)) if len(keys) == 1 and columns else None
-    return ("items", tuple(keys)) if len(keys) <= BATCH_CHUNK else None
+    return ("items", tuple(keys))
+
+
+def _check_batch_size(document: Any) -> list[Any] | None:
+    """The batch's filterResources; TooLarge beyond `http.maxBatchItems`."""
+    items = _filter_resources(document)
+    limit = http.LIMITS.max_batch_items
+    if items is not None and len(items) > limit:
+        raise TooLarge(f"input.action.filterResources: {len(items)} items; the limit is {limit}")
+    return items
 
 
 def _filter_resources(document: Any) -> list[Any] | None:

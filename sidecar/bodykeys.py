@@ -3,7 +3,9 @@
 A key is a pure function of the body, so nothing here depends on the revision: a remembered
 key only says where to look in the per-revision caches of `sidecar.answers`, which decide
 whether there is an answer. Bounded by the bytes of the bodies kept, oldest out first; a body
-forgotten is parsed again."""
+forgotten is parsed again. A body is remembered only once `pdp.wire.trino.parse` accepted it,
+which refuses one naming a key twice, so such a body is never answered from here: it differs
+from every remembered one in bytes other than the queryId value."""
 
 from __future__ import annotations
 

@@ -18,6 +18,7 @@ from sidecar.http import HttpLimits
 # sidecar.yaml `http:` keys and the HttpLimits field each sets
 HTTP_KEYS = {
     "maxConnections": "max_connections",
+    "maxConnectionsPerClient": "max_connections_per_client",
     "maxInFlight": "max_in_flight",
     "headTimeoutSeconds": "head_timeout",
     "bodyTimeoutSeconds": "body_timeout",
@@ -84,11 +85,15 @@ def load_sidecar_config(path: Path) -> SidecarConfig:
         base=path.parent,
     )
     http = Fields(top.data.get("http") or {}, "http", found, tuple(HTTP_KEYS))
-    defaults, limits = HttpLimits(), {}
+    defaults = HttpLimits()
+    limits: dict[str, float | None] = {}
     for key, name in HTTP_KEYS.items():
         default = getattr(defaults, name)
-        whole = isinstance(default, int)
-        value = http.number(key, default, positive=True, whole=whole)
+        if default is None and key not in http.data:  # absent: derived (see HttpLimits)
+            limits[name] = None
+            continue
+        whole = default is None or isinstance(default, int)
+        value = http.number(key, default or 1, positive=True, whole=whole)
         limits[name] = int(value) if whole else value
     decision_log = _decision_log(top.data.get("decisionLog"), found, path.parent)
     listen = top.text("listen", default="127.0.0.1:8181")

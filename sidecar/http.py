@@ -1,15 +1,18 @@
 """uvicorn's httptools protocol with the limits a server facing many clients needs: a deadline
-for the request head and for the body, a cap on head size and on open connections, and no
-WebSocket upgrades. uvicorn itself only times out idle keep-alive connections, so a client that
-sends nothing, half a head or half a body would otherwise hold a connection (and a file
-descriptor) forever."""
+for the request head and for the body, a cap on head size, caps on open connections (per worker
+and per client address) that fit the open-files limit, and no WebSocket upgrades. uvicorn itself
+only times out idle keep-alive connections, so a client that sends nothing, half a head or half a
+body would otherwise hold a connection (and a file descriptor) forever."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import resource
+import time
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -22,22 +25,128 @@ log = logging.getLogger(__name__)
 class HttpLimits:
     """sidecar.yaml `http:`; every value per worker process."""
 
-    max_connections: int = 1_000  # open connections; beyond: 503 and closed at once
+    # open connections, at most what the open-files limit leaves (see `configure`); at the cap an
+    # idle keep-alive connection is closed for a new one, and with none idle the new one gets 503
+    max_connections: int = 1_000
+    # open connections from one client address (None: half of max_connections); beyond: 503
+    max_connections_per_client: int | None = None
     max_in_flight: int = 256  # requests being answered; beyond: 503
     head_timeout: float = 10.0  # from connection (or first byte) to the end of the head: 408
     body_timeout: float = 10.0  # from the end of the head to the end of the body: 408
     idle_timeout: float = 75.0  # keep-alive connection without a request: closed
     max_head_bytes: int = 64 * 1024  # request line and headers: 431
     max_body_bytes: int = 8 * 1024 * 1024  # 413 (the JSON parse of a body blocks its worker)
-    max_batch_items: int = 100_000  # filterResources items: 413
+    max_batch_items: int = 100_000  # filterResources items (batch, batchColumnMasks): 413
 
 
 LIMITS = HttpLimits()  # replaced in each worker by the app factory, before it serves
+# Files a worker holds besides its client connections: the listening socket, the PDP channel
+# (two sockets while it reconnects), stdio, uvloop's own, the metrics, state and decision-log
+# files being written, a decision-log collector's connections. About 30 in practice; the rest
+# is headroom, so that connections never take the descriptor one of these needs.
+RESERVED_FILES = 64
 
 
 def configure(limits: HttpLimits) -> None:
+    """Install `limits` in this worker, with the connection caps fitted to its open-files limit
+    (which __main__ raised to the hard limit): a cap above it would only fail connections
+    silently, in the kernel's accept, before the cap is reached."""
     global LIMITS
-    LIMITS = limits
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    room = limits.max_connections if soft == resource.RLIM_INFINITY else soft - RESERVED_FILES
+    cap = max(1, min(limits.max_connections, room))
+    if cap < limits.max_connections:
+        log.warning(
+            "http.maxConnections: %d does not fit the open-files limit of %d (%d kept for the "
+            "PDP connection and files): at most %d connections per worker; raise the limit "
+            "(ulimit -n, systemd LimitNOFILE=) to serve more",
+            limits.max_connections,
+            soft,
+            RESERVED_FILES,
+            cap,
+        )
+    per_client = min(limits.max_connections_per_client or max(1, cap // 2), cap)
+    LIMITS = replace(limits, max_connections=cap, max_connections_per_client=per_client)
+    log.info(
+        "connections: at most %d per worker and %d per client address (open-files limit %s)",
+        cap,
+        per_client,
+        "unlimited" if soft == resource.RLIM_INFINITY else soft,
+    )
+
+
+REPORT_SECONDS = 60.0  # connection caps reached: at most one log line per worker this often
+
+
+class Gate:
+    """The connections of one worker against its caps: how many are open, from which client
+    address, and which are idle (waiting for a request, longest first), so that at the cap an
+    idle keep-alive connection makes room for a new one. Otherwise idle connections, refreshed
+    by a check now and then, could hold every slot and every fresh check would be refused."""
+
+    def __init__(self) -> None:
+        self.open = 0
+        self.by_client: Counter[str] = Counter()
+        self.idle: dict[GuardedHttpTools, None] = {}  # insertion order: idle since
+        self.events: Counter[str] = Counter()  # refused_per_client, refused_total, evicted
+        self._reported: Counter[str] = Counter()
+        self._report_at = 0.0
+
+    def admit(self, connection: GuardedHttpTools, client: str) -> str | None:
+        """Count `connection` in; or why it is refused (it is then not counted)."""
+        limits = LIMITS
+        per_client = limits.max_connections_per_client or limits.max_connections
+        if self.by_client[client] >= per_client:
+            self._note("refused_per_client")
+            return f"more than {per_client} open connections from {client}; retry"
+        if self.open >= limits.max_connections:
+            if not self.idle:
+                self._note("refused_total")
+                return "too many open connections; retry"
+            oldest = next(iter(self.idle))
+            self.release(oldest)
+            oldest.transport.close()  # between requests (one its client sends just now fails)
+            self._note("evicted")
+        self.open += 1
+        self.by_client[client] += 1
+        self.idle[connection] = None
+        connection._client_key = client
+        return None
+
+    def release(self, connection: GuardedHttpTools) -> None:
+        client = connection._client_key
+        if client is None:
+            return
+        connection._client_key = None
+        self.idle.pop(connection, None)
+        self.open -= 1
+        self.by_client[client] -= 1
+        if not self.by_client[client]:
+            del self.by_client[client]
+
+    def _note(self, event: str) -> None:
+        """Count it; log when the caps are first reached, then at most once a minute."""
+        self.events[event] += 1
+        now = time.monotonic()
+        if now < self._report_at:
+            return
+        self._report_at = now + REPORT_SECONDS
+        since = self.events - self._reported
+        self._reported = Counter(self.events)
+        log.warning(
+            "connection caps reached (%d per worker, %d per client address): %d idle "
+            "connections closed for new ones, %d refused as over the worker cap and %d over "
+            "a client's cap since the last report (next report in %gs at the earliest)",
+            LIMITS.max_connections,
+            LIMITS.max_connections_per_client or LIMITS.max_connections,
+            since["evicted"],
+            since["refused_total"],
+            since["refused_per_client"],
+            REPORT_SECONDS,
+        )
+
+
+GATE = Gate()  # one uvicorn server per worker process
 
 
 def _response(status: int, reason: str, message: str) -> bytes:
@@ -122,21 +231,33 @@ class GuardedHttpTools(HttpToolsProtocol):
     # The ASGI cycle is only started (late, with the whole body) when memory has no answer.
     _held: str | None = None
     _held_body: bytearray | None = None
+    _client_key: str | None = None  # the client address while counted by GATE
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         if self.loop not in _sweeping:
             _sweeping.add(self.loop)
             self.loop.call_later(SWEEP_SECONDS, _sweep, self.loop, self.connections)
-        limits = LIMITS
-        if len(self.connections) > limits.max_connections:
-            self._refuse(503, "Service Unavailable", "too many open connections; retry")
+        refused = GATE.admit(self, self.client[0] if self.client else "")
+        if refused is not None:
+            self._refuse(503, "Service Unavailable", refused)
             return
-        self._arm(limits.head_timeout, "request head")
+        self._arm(LIMITS.head_timeout, "request head")
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        GATE.release(self)
         super().connection_lost(exc)
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._idle_if_waiting()
+
+    def _idle_if_waiting(self) -> None:
+        """Between requests (keep-alive, nothing pipelined, no next head begun): evictable."""
+        waiting = self.timeout_keep_alive_task is not None and self._head_bytes < 0
+        if waiting and self._client_key is not None:
+            GATE.idle[self] = None
 
     def data_received(self, data: bytes) -> None:
         in_head = self._head_bytes >= 0
@@ -154,6 +275,7 @@ class GuardedHttpTools(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        GATE.idle.pop(self, None)
         self._head_bytes = 0
         if not self._deadline:  # a keep-alive connection starting its next request
             self._arm(LIMITS.head_timeout, "request head")
@@ -234,6 +356,7 @@ class GuardedHttpTools(HttpToolsProtocol):
             self.timeout_keep_alive_task = self.loop.call_later(
                 self.timeout_keep_alive, self.timeout_keep_alive_handler
             )
+            self._idle_if_waiting()
 
     def _unsupported_upgrade_warning(self) -> None:
         # WebSocket is off (ws="none"): the request is answered as plain HTTP (a 4xx), quietly.
@@ -257,6 +380,7 @@ class GuardedHttpTools(HttpToolsProtocol):
 
     def _refuse(self, status: int, reason: str, message: str) -> None:
         self._disarm()
+        GATE.release(self)
         if self.transport.is_closing():
             return
         if self.cycle is not None and not self.cycle.response_complete:

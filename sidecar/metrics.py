@@ -25,6 +25,8 @@ from prometheus_client.core import (
     Metric,
 )
 
+from sidecar.http import GATE
+
 BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.0)
 STALE_AFTER = 10.0  # a worker file not rewritten for this long belongs to a dead worker
 
@@ -65,6 +67,7 @@ class WorkerStats:
             ],
             "latency": latency,
             "latency_sum": dict(latency_sum),
+            "connections": dict(GATE.events),
             "gauges": self._gauges(),
         }
 
@@ -94,6 +97,7 @@ class _Collector:
     def collect(self) -> Iterator[Metric]:
         decisions: Counter[tuple[str, str]] = Counter()
         cache: Counter[str] = Counter()
+        connections: Counter[str] = Counter()
         responses: Counter[tuple[str, str]] = Counter()
         latency: dict[str, list[int]] = {}
         latency_sum: defaultdict[str, float] = defaultdict(float)
@@ -101,6 +105,7 @@ class _Collector:
             for op, result, n in s["decisions"]:
                 decisions[op, result] += n
             cache.update(s["cache"])
+            connections.update(s.get("connections", {}))
             for endpoint, status, n in s["responses"]:
                 responses[endpoint, str(status)] += n
             for endpoint, counts in s["latency"].items():
@@ -122,6 +127,16 @@ class _Collector:
         )
         for outcome in ("hit", "miss"):
             family.add_metric([outcome], cache.get(outcome, 0))
+        yield family
+        family = CounterMetricFamily(
+            "pdp_sidecar_connections_capped",
+            "Connections at a cap: idle ones closed to make room (evicted), new ones refused "
+            "with 503 over the worker's cap (refused_total) or a client address's cap "
+            "(refused_per_client)",
+            labels=["outcome"],
+        )
+        for outcome in ("evicted", "refused_total", "refused_per_client"):
+            family.add_metric([outcome], connections.get(outcome, 0))
         yield family
         family = CounterMetricFamily(
             "pdp_sidecar_http_responses",
@@ -152,6 +167,8 @@ class _Collector:
             ("pdp_sidecar_pdp_silence_seconds", "Seconds since the PDP was last heard"),
             ("pdp_sidecar_cached_users", "Per-user views in the cache"),
             ("pdp_sidecar_cached_decisions", "Decisions in the cache"),
+            ("pdp_sidecar_open_connections", "Client connections open"),
+            ("pdp_sidecar_max_connections", "The connection cap (fitted to the open-files limit)"),
         ]
         for name, text in specs:
             key = name.removeprefix("pdp_sidecar_")

@@ -8,6 +8,7 @@ the plugin fail the query (fail closed).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -89,10 +90,49 @@ class Call:
 
 
 def parse(body: bytes) -> Any:
+    """The JSON document of a body; BadRequest when it is not JSON or names a key twice in an
+    object (a parser keeps one of the two silently: which one the sender meant is unknown)."""
     try:
-        return orjson.loads(body)
+        document = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"body is not valid JSON: {exc}") from None
+    if not _canonical(body, document):
+        _refuse_duplicate_keys(body)
+    return document
+
+
+def _canonical(body: bytes, document: Any) -> bool:
+    """Whether `body` is byte for byte the compact serialization of `document` (Trino's bodies
+    are), and so names each key once: a cheap check (a fifth of the parse) that spares most
+    bodies the one object by object, which costs several parses."""
+    try:
+        return orjson.dumps(document) == body
+    except orjson.JSONEncodeError:
+        return False
+
+
+def _refuse_duplicate_keys(body: bytes) -> None:
+    """Raise BadRequest naming the first key found twice in one object, if there is one."""
+
+    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        found = dict(pairs)
+        if len(found) < len(pairs):
+            seen: set[str] = set()
+            for twice, _ in pairs:
+                if twice in seen:
+                    break
+                seen.add(twice)
+            raise BadRequest(
+                f"body: key {twice!r} appears twice in one object (each key may appear once)"
+            )
+        return found
+
+    try:
+        json.loads(body, object_pairs_hook=unique)
+    except ValueError as exc:  # orjson accepted it; the standard parser should too
+        raise BadRequest(f"body is not valid JSON: {exc}") from None
+    except RecursionError:  # orjson allows 1,024 levels, this parser fewer
+        raise BadRequest("body: nested too deeply") from None
 
 
 def decode(body: bytes) -> Call:
@@ -227,8 +267,9 @@ def _head(document: Any) -> tuple[Key, dict[str, Any]]:
 def _resource_key(resource: Any) -> Key | None:
     # The same precedence as _resource(): table, then schema, then catalog.
     if (t := resource.get("table")) is not None:
-        if (columns := t.get("columns")) is not None and (
-            columns.__class__ is not list or any(c.__class__ is not str for c in columns)
+        if "columns" in t and (
+            (columns := t["columns"]).__class__ is not list
+            or any(c.__class__ is not str for c in columns)
         ):
             raise TypeError("columns")  # no key: the full decoder answers 400
         return ("table", t["catalogName"], t["schemaName"], t["tableName"])

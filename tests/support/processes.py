@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -21,7 +22,9 @@ def free_port() -> int:
 
 
 class Process:
-    def __init__(self, args: list[str], log: Path) -> None:
+    def __init__(
+        self, args: list[str], log: Path, preexec_fn: Callable[[], None] | None = None
+    ) -> None:
         self.log = log
         self._file = log.open("wb")
         self.popen = subprocess.Popen(
@@ -30,6 +33,7 @@ class Process:
             stderr=subprocess.STDOUT,
             start_new_session=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            preexec_fn=preexec_fn,
         )
 
     def wait_until(self, ready: Callable[[], bool], timeout: float = 20.0) -> None:
@@ -77,10 +81,22 @@ def start_pdp(pdp_yaml: Path, port: int) -> Process:
     return process
 
 
-def start_sidecar(sidecar_yaml: Path, port: int, wait_connected: bool = True) -> Process:
+def start_sidecar(
+    sidecar_yaml: Path,
+    port: int,
+    wait_connected: bool = True,
+    open_files: tuple[int, int] | None = None,
+) -> Process:
+    """`open_files`: the (soft, hard) RLIMIT_NOFILE the sidecar starts with."""
+
+    def limit_open_files() -> None:
+        if open_files is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, open_files)
+
     process = Process(
         [sys.executable, "-m", "sidecar", "--config", str(sidecar_yaml)],
         sidecar_yaml.parent / f"sidecar-{port}.log",
+        limit_open_files if open_files is not None else None,
     )
 
     def ready() -> bool:
