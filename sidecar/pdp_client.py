@@ -39,6 +39,9 @@ class PdpClient:
         self._tokens = tokens
         # The configuration edits the PDP said it rejected, as of its last revision event.
         self.rejected: tuple[Problem, ...] = ()
+        # Why the PDP said it is degraded (its store unreachable), as of its last revision
+        # event; empty when all is well.
+        self.degraded = ""
 
     async def registry(self) -> tuple[str, Registry, AccessGrantMapping]:
         try:
@@ -87,6 +90,7 @@ class PdpClient:
                 self.rejected = tuple(
                     Problem(p.file, p.line or None, p.message) for p in event.rejected
                 )
+                self.degraded = event.degraded
                 yield event.revision
         except (grpc.aio.AioRpcError, TokenError) as exc:
             raise PdpUnavailable(f"WatchRevision: {_describe(exc)}") from exc

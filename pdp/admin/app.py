@@ -169,6 +169,7 @@ def create_app(
     authenticate: Authenticate,
     store_available: Callable[[], bool] = lambda: True,
     revision: Callable[[], str] | None = None,
+    degraded: Callable[[], str | None] = lambda: None,
 ) -> FastAPI:
     app = FastAPI(
         title="PDP admin API",
@@ -379,11 +380,17 @@ def create_app(
 
     @app.get("/health", tags=["health"])
     def health() -> dict[str, Any]:
-        """Unauthenticated: whether the store answers, and the revision in force."""
-        return {
+        """Unauthenticated: `degraded` with the reason while decisions rest on less than the
+        store as it is (store unreachable), whether the store answers, the revision in force."""
+        reason = degraded()
+        answer: dict[str, Any] = {
+            "status": "ok" if reason is None else "degraded",
             "store": "reachable" if store_available() else "unreachable",
             "revision": revision() if revision else None,
         }
+        if reason is not None:
+            answer["reason"] = reason
+        return answer
 
     return app
 
