@@ -68,6 +68,7 @@ class RunningPdp:
                 await task
         await self.server.stop(grace)
         if self.control is not None:
+            self.control.runner.stopping.set()  # no job waits any longer for the store
             await asyncio.to_thread(self.control.join, 10.0)
         await self.resources.aclose()
 
@@ -189,9 +190,7 @@ async def start_pdp(
     def rejected() -> tuple[Problem, ...]:
         return (*pdp_yaml.watched.rejected, *policy.rejected, *cluster.rejected)
 
-    servicer = PdpServicer(
-        revisions, lambda: cluster.current, rejected=rejected, degraded=degraded
-    )
+    servicer = PdpServicer(revisions, lambda: cluster.current, rejected=rejected, degraded=degraded)
     server, port = await start_server(servicer, listen or config.listen, interceptors, config.tls)
     serving_grpc.set()
     running = RunningPdp(
