@@ -370,10 +370,10 @@ class SyncRunner:
             mine = self.running_here()
             if not any(j.connection_key == key and j.id not in mine for j in running):
                 continue
+            holder = f"{self.replica}:sweep-{uuid.uuid4().hex[:8]}"
             try:
-                with self.store.job_lock(key, f"{self.replica}:sweep-{uuid.uuid4().hex[:8]}"):
-                    with self.store.write() as writer:
-                        marked += abandon_stale_jobs(writer, key, ORPHANED, keep=mine)
+                with self.store.job_lock(key, holder), self.store.write() as writer:
+                    marked += abandon_stale_jobs(writer, key, ORPHANED, keep=mine)
             except LockHeld:
                 continue  # its runner is alive elsewhere
         for job_id in marked:
