@@ -359,21 +359,21 @@ class SyncRunner:
         A job is orphaned only when its connection's job lock is free (a runner alive on
         another replica holds it) and it is not one of this process's. Blocking; returns the
         ids of the jobs marked. The scheduler calls it every tick."""
+        # Only active jobs: a sync or cascade becomes active in the write that creates it,
+        # under the lock; an upgrade job is created before its thread takes the lock.
         with self.store.read() as reader:
-            running = [
-                job
-                for state in (JobState.CREATED, JobState.ACTIVE)
-                for job in reader.jobs(state=state, size=MAX_SWEPT).hits
-            ]
+            running = reader.jobs(state=JobState.ACTIVE, size=MAX_SWEPT).hits
         marked: list[str] = []
-        for key in sorted({job.connection_key for job in running}):
+        for key in sorted({job.connection_key for job in running if job.connection_key}):
             mine = self.running_here()
             if not any(j.connection_key == key and j.id not in mine for j in running):
                 continue
             holder = f"{self.replica}:sweep-{uuid.uuid4().hex[:8]}"
             try:
                 with self.store.job_lock(key, holder), self.store.write() as writer:
-                    marked += abandon_stale_jobs(writer, key, ORPHANED, keep=mine)
+                    marked += abandon_stale_jobs(
+                        writer, key, ORPHANED, keep=mine, states=(JobState.ACTIVE,)
+                    )
             except LockHeld:
                 continue  # its runner is alive elsewhere
         for job_id in marked:
@@ -521,13 +521,17 @@ RECORD_FIRST_WAIT, RECORD_LONGEST_WAIT = 0.5, 5.0  # seconds between attempts to
 
 
 def abandon_stale_jobs(
-    writer: Writer, key: str, reason: str = ABANDONED, keep: frozenset[str] = frozenset()
+    writer: Writer,
+    key: str,
+    reason: str = ABANDONED,
+    keep: frozenset[str] = frozenset(),
+    states: tuple[JobState, ...] = (JobState.CREATED, JobState.ACTIVE),
 ) -> list[str]:
     """Under the connection's job lock, a job of it still marked running (a sync, a cascade)
     was abandoned by a runner that died: mark it failed (except the ids in `keep`). Returns
     the ids marked."""
     marked = []
-    for state in (JobState.CREATED, JobState.ACTIVE):
+    for state in states:
         for stale in writer.jobs(connection=key, state=state).hits:
             if stale.id in keep:
                 continue
