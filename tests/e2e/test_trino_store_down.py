@@ -52,7 +52,9 @@ def test_a_restart_with_the_store_down_keeps_carol_denied(e2e, tmp_path, stoppab
     )
     snapshot = root / ".cache" / "store-snapshot.json"  # the default beside pdp.yaml
     users = (root / "users.yaml").read_text()
-    (root / "users.yaml").write_text(users + "  gwen: {permissions: [GOVERNANCE]}\n")
+    (root / "users.yaml").write_text(
+        users + "  gwen: {permissions: [GOVERNANCE, APPLICATION_ADMIN]}\n"
+    )
     api = httpx.Client(
         base_url=f"http://127.0.0.1:{admin_port}", headers={"X-Pdp-User": "gwen"}, timeout=30
     )
