@@ -62,11 +62,12 @@ class Replica:
         name: str,
         extra: str = "",
         args: Sequence[str] = (),
-        properties: str = CLOSED,
+        properties: str | None = None,  # the cluster's properties file; None: CLOSED
     ) -> None:
         self.grpc_port, self.admin_port = free_port(), free_port()
+        rules = CLOSED if properties is None else properties  # looked up now: tests patch it
         self.tree = make_tree(
-            root, registry=WORKED_REGISTRY, policies=POLICIES, users=USERS, properties=properties
+            root, registry=WORKED_REGISTRY, policies=POLICIES, users=USERS, properties=rules
         )
         yaml = self.tree.pdp_yaml(self.grpc_port)
         yaml.write_text(

@@ -44,7 +44,13 @@ def test_a_pdp_restarted_while_its_store_is_down_keeps_denying(tmp_path, stoppab
     unregistered = body("tpch", "tiny", "nation", user="carol")
     declared = body("hive", "sales", "orders", user="bob")  # the policy files' own
 
-    pdp = Replica(tmp_path, url, world, "pg", properties=OPEN)
+    monitoring = free_port()
+    extra = f"monitoring: {{listen: '127.0.0.1:{monitoring}'}}\n"
+    pdp = Replica(tmp_path, url, world, "pg", extra, properties=OPEN)
+
+    def ready() -> dict:
+        return httpx.get(f"http://127.0.0.1:{monitoring}/health/ready").json()
+
     sidecar = None
     try:
         answer = pdp.api.post(
@@ -77,6 +83,8 @@ def test_a_pdp_restarted_while_its_store_is_down_keeps_denying(tmp_path, stoppab
         assert health["store"] == "unreachable"
         assert health["status"] == "degraded"
         assert "snapshot of version" in health["reason"]
+        assert ready()["degraded"] == health["reason"]  # ready all the same: it fails closed
+        assert ready()["status"] == "ready"
         wait_for(lambda: sidecar_health()["pdp"] == "connected", 15, "the sidecar reconnected")
         assert allowed(registered) is False
         assert allowed(unregistered) is True  # the snapshot says what the store holds
@@ -101,6 +109,7 @@ def test_a_pdp_restarted_while_its_store_is_down_keeps_denying(tmp_path, stoppab
         # the store starts again: picked up without a restart, the snapshot saved anew
         stoppable_pg.start()
         wait_for(lambda: pdp.api.get("/health").json()["status"] == "ok", 30, "the PDP ok")
+        assert ready() == {"status": "ready"}
         wait_for(lambda: allowed(unregistered) is True, 10, "the unregistered table allowed")
         assert allowed(registered) is False
         wait_for(lambda: sidecar_health()["status"] == "ok", 10, "the sidecar ok")
