@@ -101,8 +101,8 @@ def test_a_restart_with_the_store_down_keeps_carol_denied(e2e, tmp_path, stoppab
         stoppable_pg.stop()
         pdp.stop()
         pdp = start()
-        assert api.get("/health").json()["status"] == "degraded"
         e2e.denied("carol", SCRATCH)
+        assert api.get("/health").json()["status"] == "degraded"
         assert reads(e2e, "carol", TPCH)  # the snapshot says tpch is nobody's data source
         health = sidecar.get("/health").json()
         assert health["status"] == "degraded" and "snapshot" in health["pdpDegraded"], health
