@@ -16,6 +16,7 @@ from pdp.control.snapshot import UNREAD, load_registry, save_registry
 from pdp.objects import ObjectPath
 from pdp.objects.sync import Listing, RemoteColumn, RemoteObject
 from pdp.store import Store, StoreRegistry, read_registry
+from pdp.wire import proto
 from tests.support.configs import WORKED_POLICIES, WORKED_USERS, make_tree
 
 POLICIES = (
@@ -175,3 +176,6 @@ def test_an_unknown_store_denies_what_the_files_do_not_declare_and_has_its_own_r
     # the store's return with nothing in it is still a new revision: sidecars drop their denials
     assert unknown.revision != empty.revision
     assert unknown.sources.keys() == empty.sources.keys()  # the files' own still govern
+    for snapshot in (unknown, empty):  # the sidecars learn it with the registry
+        message = proto.registry_to_pb(snapshot.revision, snapshot.registry, snapshot.mapping)
+        assert proto.registry_from_pb(message)[0] == snapshot.registry
