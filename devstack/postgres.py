@@ -41,6 +41,24 @@ class Postgres:
         return f"jdbc:postgresql://{self.host}:{self.port}/{dbname}"
 
 
+@dataclass(frozen=True)
+class Throwaway(Postgres):
+    """A throwaway cluster this process started: tests stop and start it again (a store
+    outage). `stop` signals this cluster's server alone (the PID in its data directory)."""
+
+    datadir: Path = Path()
+
+    def stop(self) -> None:
+        _Cluster(self.datadir).stop()
+
+    def start(self) -> None:
+        _Cluster(self.datadir).start(self.port)
+
+    @property
+    def running(self) -> bool:
+        return (self.datadir / "postmaster.pid").exists()
+
+
 def from_env() -> Postgres | None:
     conninfo = os.environ.get(ENV)
     if not conninfo:
@@ -142,7 +160,7 @@ class _Cluster:
 
 
 @contextmanager
-def throwaway(datadir: Path | None = None, port: int | None = None) -> Iterator[Postgres]:
+def throwaway(datadir: Path | None = None, port: int | None = None) -> Iterator[Throwaway]:
     """A new cluster for the duration of the block; removed afterwards unless `datadir` was
     given (the demo keeps its data between runs)."""
     keep = datadir is not None
@@ -154,10 +172,12 @@ def throwaway(datadir: Path | None = None, port: int | None = None) -> Iterator[
         cluster.init()
     port = port or _free_port()
     cluster.start(port)
+    started = Throwaway("127.0.0.1", port, "postgres", datadir=cluster.datadir)
     try:
-        yield Postgres("127.0.0.1", port, "postgres")
+        yield started
     finally:
-        cluster.stop()
+        if started.running:  # a test may have left it stopped
+            cluster.stop()
         if not keep:
             shutil.rmtree(root, ignore_errors=True)
 

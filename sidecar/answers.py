@@ -29,6 +29,10 @@ from pdp.core.operations import needs_grants
 from sidecar.pdp_client import PdpClient, PdpUnavailable
 
 STALENESS_CHECK_SECONDS = 0.25
+# How soon the watch asks again after it broke: 0.05 s doubling to 0.25 s. An attempt while the
+# PDP is away fails at once (no connection), so trying often costs nothing and finds the PDP
+# as soon as it serves again.
+WATCH_RETRY_FIRST, WATCH_RETRY_LONGEST = 0.05, 0.25
 
 log = logging.getLogger(__name__)
 EMPTY_REGISTRY = Registry()
@@ -63,6 +67,10 @@ class Answers:
         self.heard = time.monotonic()  # when the PDP last said anything on the watch
         # the last word heard before the watch broke; not connected until the first word
         self.lost_since: float | None = self.heard
+        # The watch broke and has not been re-established: the PDP is known to be away, and a
+        # check that needs it is denied at once rather than after the RPC timeout. (Not at
+        # start: the first checks may arrive before the watch's first word.)
+        self.away = False
         self._last_warning = 0.0
 
     def sizes(self) -> dict[str, int]:
@@ -146,6 +154,8 @@ class Answers:
         pending = self._inflight.get(identity)
         if pending is not None:  # single flight: one RPC per user however many checks wait
             return await asyncio.shield(pending)
+        if self.away:
+            raise PdpUnavailable("the PDP is away (its revision watch is broken)")
         future = asyncio.get_running_loop().create_future()
         self._inflight[identity] = future
         try:
@@ -199,7 +209,7 @@ class Answers:
         """Follow the PDP's revisions (reconnecting with backoff) while a second task enforces
         the staleness bound."""
         enforcer = asyncio.create_task(self._enforce_staleness())
-        backoff, announced = 0.1, False
+        backoff, announced = WATCH_RETRY_FIRST, False
         try:
             while True:
                 try:
@@ -207,7 +217,8 @@ class Answers:
                         if self.lost_since is not None:
                             log.info("revision watch established at %s", revision)
                         self.heard = time.monotonic()
-                        self.lost_since, backoff, announced = None, 0.1, False
+                        self.lost_since, self.away = None, False
+                        backoff, announced = WATCH_RETRY_FIRST, False
                         if revision != self.revision:
                             log.info("policy revision %s: caches dropped", revision)
                             self.reset(revision)
@@ -219,8 +230,9 @@ class Answers:
                         # staleness counts from the last word heard, not from when silence
                         # was noticed
                         self.lost_since = self.heard
+                    self.away = True
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 2.0)
+                backoff = min(backoff * 2, WATCH_RETRY_LONGEST)
         finally:
             enforcer.cancel()
 

@@ -7,7 +7,8 @@ are not among them).
 mapping or properties, pdp.yaml) or by this sidecar (its cluster files, sidecar.yaml): the
 last good configuration keeps serving, at `revision`, and `rejected` lists each problem with
 its file and line. It is "degraded" too while the sidecar serves from its saved state
-(`savedState`: revision and age) because the PDP has not been heard since it started.
+(`savedState`: revision and age) because the PDP has not been heard since it started, and while
+the PDP says it is degraded (`pdpDegraded`: its reason, say its store unreachable).
 `warnings` (when there are any) are the PDP's about its policies: a group no user of its
 directory is in, a policy that selects no data source; they leave the status as it is."""
 
@@ -34,7 +35,7 @@ def health(
     rejected += [_problem("sidecar", p) for w in watched for p in w.rejected]
     saved = state.serving_saved() if state is not None else None
     body: dict[str, Any] = {
-        "status": "degraded" if rejected or saved else "ok",
+        "status": "degraded" if rejected or saved or client.degraded else "ok",
         "revision": answers.revision,
         "pdp": "connected" if answers.lost_since is None else "disconnected",
     }
@@ -44,6 +45,8 @@ def health(
             "ageSeconds": round(saved.age(), 1),
             "users": saved.users,
         }
+    if client.degraded:
+        body["pdpDegraded"] = client.degraded
     if rejected:
         body["rejected"] = rejected
     if client.warnings:

@@ -69,3 +69,13 @@ def pg() -> Iterator[postgres.Postgres]:
     stopped at the end, or the server that PDP_TEST_POSTGRES names."""
     with postgres.server() as server:
         yield server
+
+
+@pytest.fixture
+def stoppable_pg() -> Iterator[postgres.Throwaway]:
+    """A PostgreSQL cluster of the test's own, which it stops and starts (a store outage),
+    with an empty database `store`."""
+    with postgres.throwaway() as server:
+        with server.connect() as admin:
+            admin.execute("CREATE DATABASE store")
+        yield server

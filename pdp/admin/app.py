@@ -170,6 +170,7 @@ def create_app(
     store_available: Callable[[], bool] = lambda: True,
     revision: Callable[[], str] | None = None,
     warnings: Callable[[], Sequence[str]] = tuple,
+    degraded: Callable[[], str | None] = lambda: None,
 ) -> FastAPI:
     app = FastAPI(
         title="PDP admin API",
@@ -380,13 +381,19 @@ def create_app(
 
     @app.get("/health", tags=["health"])
     def health() -> dict[str, Any]:
-        """Unauthenticated: whether the store answers, the revision in force and its warnings
-        (a group no user of the directory is in, a policy selecting no data source)."""
-        return {
+        """Unauthenticated: `degraded` with the reason while decisions rest on less than the
+        store as it is (store unreachable), whether the store answers, the revision in force and
+        its warnings (a group no user of the directory is in, a policy selecting no data source)."""
+        reason = degraded()
+        answer: dict[str, Any] = {
+            "status": "ok" if reason is None else "degraded",
             "store": "reachable" if store_available() else "unreachable",
             "revision": revision() if revision else None,
             "warnings": list(warnings()),
         }
+        if reason is not None:
+            answer["reason"] = reason
+        return answer
 
     return app
 

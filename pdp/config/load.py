@@ -50,9 +50,11 @@ class PolicyInputs:
         revision: str | None = None,
         sources: Sequence[DataSource] | None = None,
         retired: Sequence[DataSource] | None = None,
+        *,
+        complete: bool = True,
     ) -> PolicySnapshot:
         """The snapshot; `sources`/`retired` replace the files' registry (merged with the
-        store's by the control plane)."""
+        store's by the control plane; `complete=False` while the store's part is unknown)."""
         docs = self.documents
         snapshot = PolicySnapshot.compile(
             revision=revision or self.digest,
@@ -62,6 +64,7 @@ class PolicyInputs:
             directory=docs.users,
             masking=(*docs.masks.values(), *builtin_masks(docs.builtins)),
             row_filters=docs.row_filters.values(),
+            complete=complete,
             **({"mapping": self.mapping} if self.mapping else {}),
         )
         return dataclasses.replace(snapshot, warnings=audit(snapshot))

@@ -17,7 +17,13 @@ from typing import Any
 
 from pdp.control import permissions as perm
 from pdp.control.permissions import Caller
-from pdp.control.sync import CrawlerFactory, SyncRunner, abandon_stale_jobs, job_running
+from pdp.control.sync import (
+    CrawlerFactory,
+    SyncRunner,
+    abandon_stale_jobs,
+    job_running,
+    record_failure,
+)
 from pdp.core.model import fold
 from pdp.crawl.base import Check
 from pdp.objects.errors import InvalidInput, LockHeld, NotFound
@@ -467,15 +473,8 @@ class ControlPlane:
                 writer.update_job(job.id, state=JobState.COMPLETED, stats=stats)
         except Exception as error:
             log.exception("cascade job %s of %s failed", job.id, path.url)
-            try:
-                with self.store.write() as writer:
-                    writer.update_job(
-                        job.id,
-                        state=JobState.FAILED,
-                        errors=[{"path": path.url, "message": f"{error}"}],
-                    )
-            except Exception:
-                log.exception("cannot record the failure of job %s", job.id)
+            errors = [{"path": path.url, "message": f"{error}"}]
+            record_failure(self.store, job, errors, self.runner.stopping)
 
     def join(self, timeout: float = 30.0) -> None:
         """Wait for this process's jobs: syncs and cascades (tests, shutdown)."""

@@ -70,8 +70,11 @@ class Scheduler:
         return started
 
     async def run(self) -> None:
+        """Every tick: record the jobs whose runner is gone (`SyncRunner.sweep`), then start
+        the due syncs."""
         while True:
             try:
+                await asyncio.to_thread(self.runner.sweep)
                 await asyncio.to_thread(self.tick)
             except DBAPIError as error:  # the store is down: the feed reports it; one line
                 log.warning("scheduler: store unreachable: %s", str(error).splitlines()[0])

@@ -47,6 +47,8 @@ def registry_digest(registry: StoreRegistry) -> str:
         digest.update(f"connection\0{key}\0{technology}\n".encode())
     for legacy, key in sorted(registry.aliases.items()):
         digest.update(f"alias\0{legacy}\0{key}\n".encode())
+    if not registry.known:  # the same revision would otherwise survive the store's return
+        digest.update(b"unknown\n")
     return digest.hexdigest()
 
 
@@ -83,7 +85,9 @@ def compose(inputs: PolicyInputs, registry: StoreRegistry) -> PolicySnapshot:
         :16
     ]
     snapshot_inputs = with_aliases(inputs, registry.aliases) if registry.aliases else inputs
-    return snapshot_inputs.compile(revision, merged.sources, merged.retired)
+    return snapshot_inputs.compile(
+        revision, merged.sources, merged.retired, complete=registry.known
+    )
 
 
 def alias_policy(policy: Policy, aliases: Mapping[str, str]) -> Policy:
@@ -142,32 +146,44 @@ def _source(data: Mapping[str, Any]) -> DataSource:
     )
 
 
-def save_registry(path: Path, registry: StoreRegistry) -> None:
-    """Write the store's part of the snapshot to `path` (atomically: a file renamed over it),
-    so that a PDP that starts while the store is down decides on it instead of on the files
-    alone."""
+def save_registry(path: Path, registry: StoreRegistry, store: str) -> None:
+    """Write the store's part of the snapshot to `path`, so that a PDP that starts while the
+    store is down decides on it instead of on the files alone. Atomically (a file written,
+    flushed to disk and renamed over it: a crash leaves the old file or the new one), readable
+    by the PDP's user only (it lists every data source), and naming `store` (its URL without a
+    password): a snapshot of another store is never used."""
     document = {
         "format": SAVED_FORMAT,
+        "store": store,
         "version": registry.version,
         "sources": [_source_json(s) for s in registry.sources],
         "retired": [_source_json(s) for s in registry.retired],
         "connections": {key: t.value for key, t in registry.connections.items()},
         "aliases": dict(registry.aliases),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(
-        "w", dir=path.parent, prefix=f".{path.name}.", delete=False
-    ) as handle:
-        json.dump(document, handle)
-    os.replace(handle.name, path)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mode 0600
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(document, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
 
 
-def load_registry(path: Path) -> StoreRegistry | None:
-    """The registry `save_registry` wrote, or None (no file, or not one of ours)."""
+def load_registry(path: Path, store: str) -> StoreRegistry | None:
+    """The registry `save_registry` wrote for `store`, or None (no file, not one of ours, or
+    of another store)."""
     try:
         document = json.loads(path.read_text())
         if document.get("format") != SAVED_FORMAT:
             raise ValueError(f"format {document.get('format')!r}")
+        if document.get("store") != store:
+            raise ValueError(f"it is of the store {document.get('store')!r}, not {store!r}")
         return StoreRegistry(
             version=int(document["version"]),
             sources=tuple(_source(s) for s in document["sources"]),
@@ -191,8 +207,9 @@ class SnapshotFeed:
     LISTEN connection was down. On SQLite it polls every `STORE_POLL_SECONDS`.
 
     A store that does not answer at start is no reason not to start: the feed composes the
-    files alone (the store's part empty), reports the store unavailable, and migrates and reads
-    it as soon as it answers (`needs_upgrade`).
+    files with the snapshot of the store saved at `saved` (or, with none, with the store's part
+    unknown: everything the files do not declare is denied), reports itself `degraded`, and
+    migrates and reads the store as soon as it answers (`needs_upgrade`).
     """
 
     def __init__(
@@ -210,6 +227,8 @@ class SnapshotFeed:
         self.saved = saved  # where the last good store registry is kept (None: nowhere)
         self.store = store
         self.registry = registry
+        # the store version the registry's content reflects (None: unknown), for `degraded`
+        self.content_version: int | None = registry.version if registry.known else None
         self.listen = store.dialect == "postgresql"
         self.interval = interval or (LISTEN_POLL_SECONDS if self.listen else STORE_POLL_SECONDS)
         self.revisions = Revisions(compose(inputs, registry))
@@ -238,10 +257,16 @@ class SnapshotFeed:
                 store.upgrade()
             registry = read_registry(store)
         except Exception as error:
-            last = load_registry(saved) if saved is not None else None
+            last = load_registry(saved, store.name) if saved is not None else None
             if last is None:
-                log.error("store unreachable at start, deciding on the policy files: %s", error)
-                last = StoreRegistry(version=UNREAD)
+                log.error(
+                    "store unreachable at start and no snapshot of it saved%s: deciding on the "
+                    "policy files, denying every object they do not declare: %s",
+                    f" ({saved})" if saved is not None else "",
+                    error,
+                )
+                last = StoreRegistry(version=UNREAD, known=False)
+                content_version = None
             else:
                 log.error(
                     "store unreachable at start, deciding on the policy files and the store "
@@ -250,8 +275,9 @@ class SnapshotFeed:
                     saved,
                     error,
                 )
+                content_version = last.version
                 last = dataclasses.replace(last, version=UNREAD)  # re-read once it answers
-            return cls(
+            feed = cls(
                 inputs,
                 store,
                 last,
@@ -260,15 +286,30 @@ class SnapshotFeed:
                 needs_upgrade=True,
                 saved=saved,
             )
+            feed.content_version = content_version
+            return feed
         feed = cls(inputs, store, registry, interval, saved=saved)
         feed._save(registry)
         return feed
+
+    @property
+    def degraded(self) -> str | None:
+        """Why decisions rest on less than the store as it is now, or None. Says what they
+        rest on, never the store's error (the PDP's log has it): health endpoints are open."""
+        if self.store_available:
+            return None
+        if self.content_version is None:
+            return (
+                "store unreachable and no snapshot of it saved: every object the policy files "
+                "do not declare is denied"
+            )
+        return f"store unreachable: deciding on its snapshot of version {self.content_version}"
 
     def _save(self, registry: StoreRegistry) -> None:
         if self.saved is None:
             return
         try:
-            save_registry(self.saved, registry)
+            save_registry(self.saved, registry, self.store.name)
         except Exception as error:
             log.error("cannot save the store snapshot to %s: %s", self.saved, error)
 
@@ -306,6 +347,7 @@ class SnapshotFeed:
                 version = await asyncio.to_thread(self.store.version)
                 if version != self.registry.version:
                     self.registry = await asyncio.to_thread(read_registry, self.store)
+                    self.content_version = self.registry.version
                     self._dirty.set()
                     await asyncio.to_thread(self._save, self.registry)
             except Exception as error:  # keep deciding on the last good snapshot
@@ -337,4 +379,5 @@ class SnapshotFeed:
     async def refresh(self) -> None:
         """Read the store now (tests, and after an API write, to shorten the wait)."""
         self.registry = await asyncio.to_thread(read_registry, self.store)
+        self.content_version = self.registry.version
         self._dirty.set()

@@ -275,7 +275,9 @@ class SyncRunner:
         self._local: dict[str, str] = {}  # folded key -> the job id this process runs
         self._threads: list[threading.Thread] = []
         self._by_key: dict[str, threading.Thread] = {}
-        self.closing = False
+        # Set when the PDP stops: a job's thread stops retrying to record its failure (the
+        # next start's `sweep` records it).
+        self.stopping = threading.Event()
         # Whether an active policy targets the `New` tag now (the PDP service asks its current
         # snapshot): only then does a sync open data source requests for added/deleted columns.
         self.requests_wanted: Callable[[], bool] = lambda: False
@@ -345,6 +347,38 @@ class SyncRunner:
         """Wait for this process's jobs (tests, shutdown)."""
         for thread in list(self._threads):
             thread.join(timeout)
+
+    def running_here(self) -> frozenset[str]:
+        """The ids of the jobs this process runs now."""
+        with self._guard:
+            return frozenset(job_id for job_id in self._local.values() if job_id)
+
+    def sweep(self) -> list[str]:
+        """Mark failed every job the store shows running whose runner is gone: a PDP that
+        stopped (or crashed) during it, or that could not record its end before giving up.
+        A job is orphaned only when its connection's job lock is free (a runner alive on
+        another replica holds it) and it is not one of this process's. Blocking; returns the
+        ids of the jobs marked. The scheduler calls it every tick."""
+        # Only active jobs: a sync or cascade becomes active in the write that creates it,
+        # under the lock; an upgrade job is created before its thread takes the lock.
+        with self.store.read() as reader:
+            running = reader.jobs(state=JobState.ACTIVE, size=MAX_SWEPT).hits
+        marked: list[str] = []
+        for key in sorted({job.connection_key for job in running if job.connection_key}):
+            mine = self.running_here()
+            if not any(j.connection_key == key and j.id not in mine for j in running):
+                continue
+            holder = f"{self.replica}:sweep-{uuid.uuid4().hex[:8]}"
+            try:
+                with self.store.job_lock(key, holder), self.store.write() as writer:
+                    marked += abandon_stale_jobs(
+                        writer, key, ORPHANED, keep=mine, states=(JobState.ACTIVE,)
+                    )
+            except LockHeld:
+                continue  # its runner is alive elsewhere
+        for job_id in marked:
+            log.warning("job %s: %s", job_id, ORPHANED)
+        return marked
 
     # --- the job's thread ---------------------------------------------------------------------
 
@@ -464,10 +498,7 @@ class SyncRunner:
             log.info("sync job %s of %s: %s", job.id, path.url, stats)
         except Exception as error:
             log.exception("sync job %s of %s failed", job.id, path.url)
-            try:
-                self._finish(job, JobState.FAILED, {}, [_error(path, f"{error}")])
-            except Exception:
-                log.exception("cannot record the failure of job %s", job.id)
+            record_failure(self.store, job, [_error(path, f"{error}")], self.stopping)
 
     def _requests_wanted(self) -> bool:
         try:
@@ -483,16 +514,61 @@ class SyncRunner:
             writer.update_job(job.id, state=state, stats={**job.stats, **stats}, errors=errors)
 
 
-def abandon_stale_jobs(writer: Writer, key: str) -> None:
+ABANDONED = "abandoned: its runner stopped"
+ORPHANED = "interrupted: its runner stopped (the PDP stopped, or the store was unavailable)"
+MAX_SWEPT = 1000  # running jobs one sweep looks at (there is at most one per connection)
+RECORD_FIRST_WAIT, RECORD_LONGEST_WAIT = 0.5, 5.0  # seconds between attempts to record
+
+
+def abandon_stale_jobs(
+    writer: Writer,
+    key: str,
+    reason: str = ABANDONED,
+    keep: frozenset[str] = frozenset(),
+    states: tuple[JobState, ...] = (JobState.CREATED, JobState.ACTIVE),
+) -> list[str]:
     """Under the connection's job lock, a job of it still marked running (a sync, a cascade)
-    was abandoned by a runner that died: mark it failed."""
-    for state in (JobState.CREATED, JobState.ACTIVE):
+    was abandoned by a runner that died: mark it failed (except the ids in `keep`). Returns
+    the ids marked."""
+    marked = []
+    for state in states:
         for stale in writer.jobs(connection=key, state=state).hits:
+            if stale.id in keep:
+                continue
             writer.update_job(
                 stale.id,
                 state=JobState.FAILED,
-                errors=[*stale.errors, {"message": "abandoned: its runner stopped"}],
+                errors=[*stale.errors, {"message": reason}],
             )
+            marked.append(stale.id)
+    return marked
+
+
+def record_failure(
+    store: Store, job: Job, errors: list[dict[str, Any]], stopping: threading.Event
+) -> bool:
+    """Mark `job` failed with `errors`. The store not answering is often what failed the job:
+    retry (0.5 s doubling to 5 s) until it answers, so that the job list does not show the job
+    running once its runner has given up. Stops trying when `stopping` is set (the PDP
+    stops; the next start's sweep records it). A job already ended (a sweep elsewhere) is
+    left as it is. Returns whether the failure is recorded."""
+    wait, announced = RECORD_FIRST_WAIT, False
+    while True:
+        try:
+            with store.write() as writer:
+                if not writer.job(job.id).state.finished:
+                    writer.update_job(job.id, state=JobState.FAILED, errors=errors)
+            if announced:
+                log.info("job %s: its failure is recorded now that the store answers", job.id)
+            return True
+        except Exception as error:
+            if not announced:
+                log.error("cannot record the failure of job %s yet, retrying: %s", job.id, error)
+                announced = True
+            if stopping.wait(wait):
+                log.error("job %s stays marked running until the next start's sweep", job.id)
+                return False
+            wait = min(wait * 2, RECORD_LONGEST_WAIT)
 
 
 def _scheduled_for(job: Job) -> datetime:

@@ -20,6 +20,7 @@ from pdp.core.model import (
     TableRef,
     UserRef,
     View,
+    fold,
     name_of,
 )
 from pdp.core.operations import OPERATIONS, ByIdentity, IdentityRule, ObjectRule
@@ -69,11 +70,11 @@ def on_object(view: View, rule: ObjectRule, access: Access, request: Request) ->
         case ObjectRule.CREATE_TABLE, TableRef() as table:
             if table.key in view.registry.tables:  # CREATE OR REPLACE of a data source
                 return on_table(view, table, Access.OWN)
-            return non_datasource(view, access, _name(table))
+            return unregistered(view, access, table)
         case ObjectRule.RENAME_TABLE, TableRef() as table:
             return renamed(view, on_table(view, table, access), request.target)
         case ObjectRule.NON_DATASOURCE, resource:
-            return non_datasource(view, access, _name(resource))
+            return unregistered(view, access, resource)
         case ObjectRule.CONTAINER_OWN, CatalogRef() | SchemaRef() as container:
             return container_own(view, container)
         case ObjectRule.RENAME_SCHEMA, CatalogRef() | SchemaRef() as container:
@@ -101,7 +102,7 @@ def is_metadata(table: TableRef) -> bool:
 
 def on_table(view: View, table: TableRef, access: Access) -> Decision:
     if table.key not in view.registry.tables:
-        return non_datasource(view, access, _name(table))
+        return unregistered(view, access, table)
     granting = _granting(view, table.key, access)
     if not granting:
         return Decision(
@@ -138,6 +139,29 @@ def unasked_data_policy(
     )
 
 
+# Trino's own catalog: no connector catalog can take its name and crawlers skip it, so no store
+# ever registers a data source in it.
+SYSTEM_CATALOG = "system"
+
+
+def unregistered(view: View, access: Access, resource: Resource | None) -> Decision:
+    """An object the registry does not list as a data source: the non-data-source rule, unless
+    the registry is incomplete (the store unknown), when it may be one of the store's: deny."""
+    if not view.registry.complete and not _in_system_catalog(resource):
+        return Decision(
+            False,
+            Basis.STORE_UNKNOWN,
+            f"{_name(resource)} may be a data source of the PDP's store, which is unreachable "
+            "with no saved snapshot of it",
+        )
+    return non_datasource(view, access, _name(resource))
+
+
+def _in_system_catalog(resource: Resource | None) -> bool:
+    catalog = getattr(resource, "catalog", None)
+    return isinstance(catalog, str) and fold(catalog) == SYSTEM_CATALOG
+
+
 def non_datasource(view: View, access: Access, name: str) -> Decision:
     allowed = access in view.settings.non_datasource_operations
     verb = "is" if allowed else "is not"
@@ -151,7 +175,7 @@ def non_datasource(view: View, access: Access, name: str) -> Decision:
 
 def container_own(view: View, container: CatalogRef | SchemaRef) -> Decision:
     schema = container.schema if isinstance(container, SchemaRef) else None
-    decision = non_datasource(view, Access.OWN, _name(container))
+    decision = unregistered(view, Access.OWN, container)
     if not decision.allowed:
         return decision
     for key in sorted(view.registry.inside(container.catalog, schema)):
@@ -166,20 +190,25 @@ def renamed(view: View, source: Decision, target: Resource | None) -> Decision:
     """A rename needs what its source needs, then CREATE for the new name."""
     if not source.allowed or target is None:
         return source
-    return non_datasource(view, Access.CREATE, _name(target))
+    return unregistered(view, Access.CREATE, target)
 
 
 def visible(view: View, catalog: str, schema: str | None) -> Decision:
-    name = catalog if schema is None else f"{catalog}.{schema}"
+    container = CatalogRef(catalog) if schema is None else SchemaRef(catalog, schema)
+    name = _name(container)
     if Access.READ in view.settings.non_datasource_operations:
-        return non_datasource(view, Access.READ, name)
+        unlisted = unregistered(view, Access.READ, container)
+        if unlisted.allowed:
+            return unlisted
+    else:
+        unlisted = Decision(False, Basis.VISIBLE, f"{name} holds no data source the user may read")
     inside = view.registry.inside(catalog, schema)
     candidates = inside if len(inside) < len(view.grants) else view.grants.keys() & inside
     for key in sorted(candidates):
         if _allowed(view, key, Access.READ):
             granting = _granting(view, key, Access.READ)
             return Decision(True, Basis.VISIBLE, f"{name} holds readable {'.'.join(key)}", granting)
-    return Decision(False, Basis.VISIBLE, f"{name} holds no data source the user may read")
+    return unlisted
 
 
 def granting(

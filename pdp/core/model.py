@@ -189,6 +189,10 @@ class Registry:
     # view says which of them apply to that user): masking rules, and row filter policy names.
     masks: Mapping[TableKey, tuple[MaskRule, ...]] = field(default_factory=dict)
     filters: Mapping[TableKey, tuple[str, ...]] = field(default_factory=dict)
+    # False when data sources may exist that `tables` does not list: the PDP's store is
+    # unreachable and no snapshot of it was saved. An object not listed is then denied, not
+    # decided as a non-data source (pdp.core.decide.unregistered).
+    complete: bool = True
 
     @classmethod
     def of(
@@ -197,6 +201,8 @@ class Registry:
         columns: Mapping[TableKey, ColumnTags] | None = None,
         masks: Mapping[TableKey, tuple[MaskRule, ...]] | None = None,
         filters: Mapping[TableKey, tuple[str, ...]] | None = None,
+        *,
+        complete: bool = True,
     ) -> Registry:
         by_catalog: dict[str, set[TableKey]] = {}
         by_schema: dict[tuple[str, str], set[TableKey]] = {}
@@ -210,6 +216,7 @@ class Registry:
             columns={k: v for k, v in (columns or {}).items() if k in keys and v},
             masks={k: v for k, v in (masks or {}).items() if v},
             filters={k: v for k, v in (filters or {}).items() if v},
+            complete=complete,
         )
 
     def inside(self, catalog: str, schema: str | None = None) -> frozenset[TableKey]:
@@ -287,6 +294,8 @@ class Basis(StrEnum):
     UNKNOWN_OPERATION = "unknown-operation"  # an operation this version does not know: deny
     MALFORMED = "malformed"  # the operation came with a resource of the wrong kind: deny
     PDP_UNAVAILABLE = "pdp-unavailable"  # the sidecar could not ask the PDP: fail closed
+    # Not a known data source, but the store that may register it is unknown: fail closed.
+    STORE_UNKNOWN = "store-unknown"
 
 
 @dataclass(frozen=True, slots=True)

@@ -76,7 +76,11 @@ class PolicySnapshot:
         retired: Iterable[DataSource] = (),
         masking: Iterable[MaskingPolicy] = (),
         row_filters: Iterable[RowFilterPolicy] = (),
+        *,
+        complete: bool = True,
     ) -> PolicySnapshot:
+        """`complete`: False when data sources may exist beyond `sources` (the store unknown);
+        the registry then denies what it does not list (`Registry.complete`)."""
         by_path = {fold(s.path): s for s in sources}
         policies = tuple(policies)
         trino_paths = {path: s.trino_key for path, s in by_path.items() if s.trino_key}
@@ -120,6 +124,7 @@ class PolicySnapshot:
             columns,
             {k: tuple(v) for k, v in masks_by_table.items()},
             {k: tuple(v) for k, v in filters_by_table.items()},
+            complete=complete,
         )
         return cls(
             revision=revision,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import grpc
@@ -48,7 +48,7 @@ class ControlSettings:
     cascade_job_threshold: int = CASCADE_JOB_THRESHOLD
     schedule_tick_seconds: float = TICK_SECONDS
     # where the PDP keeps the last good store registry, to decide on it when it starts while
-    # the store is down (None: not kept; such a start decides on the policy files alone)
+    # the store is down; `load` fills in the default (`default_snapshot_file`) under a store
     snapshot_file: Path | None = None
 
 
@@ -109,6 +109,8 @@ def load_pdp_config(path: Path) -> PdpConfig:
     store = _store_url(f.text("store") or None, base)
     admin = _admin(f, found)
     control = _control(f, found)
+    if store is not None and control.snapshot_file is None:
+        control = replace(control, snapshot_file=default_snapshot_file(store, base))
     if admin is not None and store is None:
         found.error(f.line("admin"), "admin: the admin API needs a store (`store:`)")
     if admin is not None and admin.trust_user_header and auth is not None:
@@ -152,6 +154,19 @@ def _store_url(url: str | None, base: Path) -> str | None:
     path = (base / rest).resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{path}"
+
+
+SNAPSHOT_NAME = "store-snapshot.json"
+
+
+def default_snapshot_file(store: str, base: Path) -> Path:
+    """Where a PDP with a store keeps its snapshot unless `control.snapshotFile` says: beside
+    a SQLite file (`<file>.snapshot.json`), else in `.cache/` beside pdp.yaml."""
+    if store.startswith("sqlite:///") and not store.startswith("sqlite:///:memory:"):
+        database = store.removeprefix("sqlite:///").split("?", 1)[0]
+        if database:
+            return Path(f"{database}.snapshot.json")
+    return base / ".cache" / SNAPSHOT_NAME
 
 
 def _admin(f: Fields, found: Collector) -> AdminSettings | None:

@@ -84,8 +84,13 @@ def revision_published(revision: str, previous: str | None) -> None:
 
 
 @contextlib.asynccontextmanager
-async def serving(listen: str, ready: Callable[[], str | None]) -> AsyncIterator[int]:
-    """Serve the endpoint until the block ends; `ready` says why the PDP is not ready, or None.
+async def serving(
+    listen: str,
+    ready: Callable[[], str | None],
+    degraded: Callable[[], str | None] = lambda: None,
+) -> AsyncIterator[int]:
+    """Serve the endpoint until the block ends; `ready` says why the PDP is not ready, or None;
+    `degraded` why it serves on less than it should (ready all the same: it fails closed).
     Yields the bound port."""
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -99,11 +104,14 @@ async def serving(listen: str, ready: Callable[[], str | None]) -> AsyncIterator
         elif path == "/health/live":
             status, body = 200, b'{"status":"live"}'
         elif path == "/health/ready":
-            reason = ready()
+            reason, weak = ready(), degraded()
             status = 200 if reason is None else 503
-            body = orjson.dumps(
-                {"status": "ready"} if reason is None else {"status": "not ready", "reason": reason}
-            )
+            if reason is not None:
+                body = orjson.dumps({"status": "not ready", "reason": reason})
+            elif weak is not None:
+                body = orjson.dumps({"status": "ready", "degraded": weak})
+            else:
+                body = b'{"status":"ready"}'
         else:
             status, body = 404, orjson.dumps({"error": f"no such endpoint {path!r}"})
         headers = [(b"content-type", kind), (b"content-length", b"%d" % len(body))]

@@ -68,6 +68,7 @@ class RunningPdp:
                 await task
         await self.server.stop(grace)
         if self.control is not None:
+            self.control.runner.stopping.set()  # no job waits any longer for the store
             await asyncio.to_thread(self.control.join, 10.0)
         await self.resources.aclose()
 
@@ -169,11 +170,17 @@ async def start_pdp(
         tasks.append(asyncio.create_task(scheduler.run()))
         log.info("control plane on: store %s", safe_url(config.store))
     serving_grpc = asyncio.Event()
+    the_store_feed = feed
+
+    def degraded() -> str | None:
+        return the_store_feed.degraded if the_store_feed is not None else None
+
     if config.monitoring is not None:
         await resources.enter_async_context(
             monitor.serving(
                 config.monitoring,
                 lambda: None if serving_grpc.is_set() else "gRPC not serving yet",
+                degraded,
             )
         )
         tasks.append(asyncio.create_task(_follow_revisions(revisions)))
@@ -183,7 +190,7 @@ async def start_pdp(
     def rejected() -> tuple[Problem, ...]:
         return (*pdp_yaml.watched.rejected, *policy.rejected, *cluster.rejected)
 
-    servicer = PdpServicer(revisions, lambda: cluster.current, rejected=rejected)
+    servicer = PdpServicer(revisions, lambda: cluster.current, rejected=rejected, degraded=degraded)
     server, port = await start_server(servicer, listen or config.listen, interceptors, config.tls)
     serving_grpc.set()
     running = RunningPdp(
@@ -214,6 +221,7 @@ async def start_pdp(
             lambda: feed.store_available if feed else True,
             lambda: revisions.current.revision,
             lambda: revisions.current.warnings,
+            degraded,
         )
         admin_port = await resources.enter_async_context(
             serving(app, admin_listen or config.admin.listen)

@@ -30,8 +30,10 @@ class PdpServicer(rpc.PolicyDecisionPointServicer):
         cluster: Callable[[], ClusterSettings],
         cache_size: int = 10_000,
         rejected: Callable[[], Sequence[Problem]] = tuple,
+        degraded: Callable[[], str | None] = lambda: None,
     ) -> None:
         self._revisions, self._cluster, self._rejected = revisions, cluster, rejected
+        self._degraded = degraded
         self._grants: LRUCache = LRUCache(cache_size)  # (revision, identity) -> Trino grants
         self._entitlements: LRUCache = LRUCache(cache_size)  # same key -> encoded message
 
@@ -106,7 +108,8 @@ class PdpServicer(rpc.PolicyDecisionPointServicer):
         # a watcher can tell a quiet PDP from a frozen one or a silent network (the stream
         # itself raises only when the connection visibly breaks).
         # Each event also carries the configuration edits rejected (hot reload kept serving the
-        # last good one) and the snapshot's warnings, so that a sidecar's /health can say so.
+        # last good one), why the PDP is degraded (its store unreachable) and the snapshot's
+        # warnings, so that a sidecar's /health can say so.
         revision = self._revisions.current.revision
         yield self._event(revision)
         while True:
@@ -120,8 +123,12 @@ class PdpServicer(rpc.PolicyDecisionPointServicer):
             pb.ConfigProblem(file=p.file, line=p.line or 0, message=p.message)
             for p in self._rejected()
         ]
-        warnings = self._revisions.current.warnings
-        return pb.RevisionEvent(revision=revision, rejected=rejected, warnings=warnings)
+        return pb.RevisionEvent(
+            revision=revision,
+            rejected=rejected,
+            degraded=self._degraded() or "",
+            warnings=self._revisions.current.warnings,
+        )
 
 
 async def start_server(

@@ -5,12 +5,15 @@ job's duration, keyed by a 64-bit hash of the folded connection key. The server 
 the holder's session ends, so a crashed replica never leaves it behind.
 
 SQLite: a row in `job_locks` with a lease. One SQLite file is one host, usually one process;
-the lease (an hour by default) frees the lock of a process that died holding it.
+the lease (two minutes) frees the lock of a process that died holding it, and a thread of the
+holder renews it every quarter lease while the body runs, however long the job takes.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -27,7 +30,9 @@ from pdp.store.schema import job_locks
 if TYPE_CHECKING:
     from pdp.store.store import Store
 
-LEASE = timedelta(hours=1)
+log = logging.getLogger(__name__)
+
+LEASE = timedelta(minutes=2)
 
 
 def lock_id(connection_key: str) -> int:
@@ -90,9 +95,18 @@ def _row_lock(store: Store, connection_key: str, holder: str, lease: timedelta) 
                     )
         finally:
             connection.info.pop(WRITE, None)
+    held = threading.Event()
+    renewer = threading.Thread(
+        target=_renew, args=(store, name, holder, lease, held), name=f"pdp-lease-{name}"
+    )
+    if lease > timedelta(0):
+        renewer.start()
     try:
         yield
     finally:
+        held.set()
+        if renewer.is_alive():
+            renewer.join()
         with store.engine.connect() as connection:
             connection.info[WRITE] = True
             try:
@@ -104,3 +118,23 @@ def _row_lock(store: Store, connection_key: str, holder: str, lease: timedelta) 
                     )
             finally:
                 connection.info.pop(WRITE, None)
+
+
+def _renew(store: Store, name: str, holder: str, lease: timedelta, done: threading.Event) -> None:
+    """Push the lease of `holder` forward every quarter lease until `done`. A renewal that
+    fails (the file busy for long) is tried again at the next one; the lease has room for it."""
+    while not done.wait(lease.total_seconds() / 4):
+        try:
+            with store.engine.connect() as connection:
+                connection.info[WRITE] = True
+                try:
+                    with connection.begin():
+                        connection.execute(
+                            update(job_locks)
+                            .where(job_locks.c.name == name, job_locks.c.holder == holder)
+                            .values(expires_at=utcnow() + lease)
+                        )
+                finally:
+                    connection.info.pop(WRITE, None)
+        except Exception as error:
+            log.warning("cannot renew the job lock %s of %s: %s", name, holder, error)

@@ -58,6 +58,9 @@ class StoreRegistry:
     # legacy integration name -> the connection key it was upgraded to (when they differ):
     # policies naming the legacy name keep applying (pdp.control.snapshot rewrites them)
     aliases: Mapping[str, str] = field(default_factory=dict)
+    # False: the store was never read and no snapshot of it is saved, so what it registers is
+    # unknown (decisions then deny every object the policy files do not declare)
+    known: bool = True
 
 
 @dataclass(frozen=True, slots=True)

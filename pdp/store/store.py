@@ -145,6 +145,11 @@ class Store:
     def dialect(self) -> str:
         return self.engine.dialect.name
 
+    @property
+    def name(self) -> str:
+        """The store's URL without its password (what the saved snapshot names as its store)."""
+        return self.engine.url.render_as_string(hide_password=True)
+
     # --- transactions ----------------------------------------------------------------------
 
     @contextmanager

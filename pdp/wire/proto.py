@@ -154,6 +154,7 @@ def registry_to_pb(revision: str, registry: Registry, mapping: AccessGrantMappin
             pb.RowFilterTables(policy=name, tables=[_table(k) for k in keys])
             for name, keys in _by_rule(registry.filters).items()
         ],
+        incomplete=not registry.complete,
     )
 
 
@@ -187,6 +188,7 @@ def registry_from_pb(message: pb.Registry) -> tuple[Registry, AccessGrantMapping
         columns,
         {k: tuple(v) for k, v in masks.items()},
         {k: tuple(v) for k, v in filters.items()},
+        complete=not message.incomplete,
     )
     return registry, mapping_from_pb(message.mapping)
 

@@ -65,11 +65,24 @@ def test_the_control_section(tmp_path):
     assert config.control.snapshot_file == tmp_path / "st" / "s.json"
     defaults = load_pdp_config(pdp_yaml(tmp_path, "store: sqlite:///s.db\n")).control
     assert defaults.store_poll_seconds is None and defaults.cascade_job_threshold == 10_000
-    assert defaults.snapshot_file is None
+    assert load_pdp_config(pdp_yaml(tmp_path, "")).control.snapshot_file is None  # no store
     with pytest.raises(ConfigError, match=r"control\.cascadeJobThreshold: expected a whole"):
         load_pdp_config(pdp_yaml(tmp_path, "control: {cascadeJobThreshold: 1.5}\n"))
     with pytest.raises(ConfigError, match=r"control\.storePollSeconds: expected a positive"):
         load_pdp_config(pdp_yaml(tmp_path, "control: {storePollSeconds: 0}\n"))
+
+
+@pytest.mark.parametrize(
+    ("store", "where"),
+    [
+        ("sqlite:///.cache/store.db", ".cache/store.db.snapshot.json"),  # beside the file
+        ("sqlite:///:memory:", ".cache/store-snapshot.json"),
+        ("postgresql+psycopg://pdp:secret@db:5432/pdp", ".cache/store-snapshot.json"),
+    ],
+)
+def test_a_pdp_with_a_store_keeps_its_snapshot_by_default(tmp_path, store, where):
+    config = load_pdp_config(pdp_yaml(tmp_path, f"store: '{store}'\n"))
+    assert config.control.snapshot_file == tmp_path / where
 
 
 def test_the_schedule_tick(tmp_path):

@@ -62,10 +62,12 @@ class Replica:
         name: str,
         extra: str = "",
         args: Sequence[str] = (),
+        properties: str | None = None,  # the cluster's properties file; None: CLOSED
     ) -> None:
         self.grpc_port, self.admin_port = free_port(), free_port()
+        rules = CLOSED if properties is None else properties  # looked up now: tests patch it
         self.tree = make_tree(
-            root, registry=WORKED_REGISTRY, policies=POLICIES, users=USERS, properties=CLOSED
+            root, registry=WORKED_REGISTRY, policies=POLICIES, users=USERS, properties=rules
         )
         yaml = self.tree.pdp_yaml(self.grpc_port)
         yaml.write_text(
@@ -75,23 +77,33 @@ class Replica:
             + f"admin: {{listen: '127.0.0.1:{self.admin_port}', trustUserHeader: true}}\n"
             + extra
         )
-        self.process = Process(
-            [
-                sys.executable,
-                "-m",
-                "tests.control.fakepdp",
-                "--config",
-                str(yaml),
-                "--world",
-                str(world),
-                "--tick",
-                "0.5",
-                *args,
-            ],
-            root / f"pdp-{name}.log",
-        )
+        self.command = [
+            sys.executable,
+            "-m",
+            "tests.control.fakepdp",
+            "--config",
+            str(yaml),
+            "--world",
+            str(world),
+            "--tick",
+            "0.5",
+            *args,
+        ]
+        self.log, self.starts = root / f"pdp-{name}.log", 0
         self.api = httpx.Client(base_url=f"http://127.0.0.1:{self.admin_port}", headers=GOV)
-        self.process.wait_until(self._ready, timeout=30)
+        self.process = self._start()
+
+    def _start(self) -> Process:
+        self.starts += 1
+        log = self.log.with_name(f"{self.log.stem}-{self.starts}.log") if self.starts > 1 else None
+        process = Process(self.command, log or self.log)
+        process.wait_until(self._ready, timeout=30)
+        return process
+
+    def restart(self) -> None:
+        """Stop the PDP process and start it again: same configuration, same ports."""
+        self.process.stop()
+        self.process = self._start()
 
     def _ready(self) -> bool:
         try:

@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import stat
 
 import pytest
 
 from pdp.config.load import load_policy_inputs
 from pdp.control import SnapshotFeed, compose
-from pdp.control.snapshot import load_registry, save_registry
+from pdp.control.snapshot import UNREAD, load_registry, save_registry
 from pdp.objects import ObjectPath
 from pdp.objects.sync import Listing, RemoteColumn, RemoteObject
-from pdp.store import Store, read_registry
+from pdp.store import Store, StoreRegistry, read_registry
+from pdp.wire import proto
 from tests.support.configs import WORKED_POLICIES, WORKED_USERS, make_tree
 
 POLICIES = (
@@ -153,11 +155,27 @@ def test_the_saved_store_registry_round_trips_and_a_bad_file_is_ignored(tree, st
     sync_orders(store)
     registry = read_registry(store)
     path = tmp_path / "saved" / "store.json"
-    save_registry(path, registry)
-    assert load_registry(path) == registry
-    assert compose(inputs(tree), load_registry(path)).revision == (
-        compose(inputs(tree), registry).revision
+    save_registry(path, registry, store.name)
+    assert load_registry(path, store.name) == registry
+    assert compose(inputs(tree), registry).revision == (
+        compose(inputs(tree), load_registry(path, store.name)).revision  # type: ignore[arg-type]
     )
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600  # it lists every data source
+    assert [p.name for p in path.parent.iterdir()] == ["store.json"]  # no temporary left
+    assert load_registry(path, "sqlite:///another.db") is None  # never another store's
     path.write_text("{not json")
-    assert load_registry(path) is None
-    assert load_registry(tmp_path / "absent.json") is None
+    assert load_registry(path, store.name) is None
+    assert load_registry(tmp_path / "absent.json", store.name) is None
+
+
+def test_an_unknown_store_denies_what_the_files_do_not_declare_and_has_its_own_revision(tree):
+    files = inputs(tree)
+    unknown = compose(files, StoreRegistry(version=UNREAD, known=False))
+    empty = compose(files, StoreRegistry(version=0))
+    assert not unknown.registry.complete and empty.registry.complete
+    # the store's return with nothing in it is still a new revision: sidecars drop their denials
+    assert unknown.revision != empty.revision
+    assert unknown.sources.keys() == empty.sources.keys()  # the files' own still govern
+    for snapshot in (unknown, empty):  # the sidecars learn it with the registry
+        message = proto.registry_to_pb(snapshot.revision, snapshot.registry, snapshot.mapping)
+        assert proto.registry_from_pb(message)[0] == snapshot.registry

@@ -10,7 +10,7 @@ import pytest
 
 from pdp.control import JobRunning, SyncRunner
 from pdp.objects import ObjectPath, RemoteState
-from pdp.store import JobState, JobTrigger, Store
+from pdp.store import JobState, JobTrigger, JobType, Store
 from tests.control.conftest import wait_job
 from tests.control.fakes import FakePlatform
 
@@ -234,3 +234,18 @@ def test_unknown_paths_are_404(store, runner):
 
 def _unused(platform: FakePlatform) -> None:  # keeps the import used for type hints
     del platform
+
+
+def test_the_sweep_marks_failed_only_the_jobs_whose_runner_is_gone(store, runner):
+    register(store)
+    with store.write() as writer:
+        orphan = writer.create_job(JobType.SYNC, JobTrigger.MANUAL, HC)
+        writer.update_job(orphan.id, state=JobState.ACTIVE)
+    with store.job_lock("hc", "another-replica:1"):  # a runner elsewhere holds it: alive
+        assert runner.sweep() == []
+    assert runner.sweep() == [orphan.id]
+    with store.read() as reader:
+        swept = reader.job(orphan.id)
+    assert swept.state is JobState.FAILED and swept.ended_at is not None
+    assert swept.errors[-1]["message"].startswith("interrupted")
+    assert runner.sweep() == []  # nothing left running

@@ -204,3 +204,41 @@ def test_wrong_resource_kind_is_denied():
 
 def test_data_policies_answer_no_filter_and_no_mask():
     assert run("GetRowFilters", ORDERS).rule == "no-data-policy"
+
+
+# While the PDP's store is unreachable and no snapshot of it is saved, the registry is
+# incomplete: any object it does not list may be one of the store's data sources. Those are
+# denied (`store-unknown`) instead of falling under the wide non-data-source rule; the listed
+# data sources keep their rules, and Trino's own `system` catalog (never a store's) its own.
+INCOMPLETE = Registry.of({ORDERS.key, LEDGER.key}, complete=False)
+TPCH = TableRef("tpch", "tiny", "nation")
+SYSTEM_TABLE = TableRef("system", "runtime", "nodes")
+
+
+@pytest.mark.parametrize(
+    ("operation", "resource", "allowed", "rule"),
+    [
+        ("SelectFromColumns", ORDERS, True, "data-source"),  # declared: its policy grants
+        ("InsertIntoTable", ORDERS, False, "data-source"),
+        ("SelectFromColumns", TPCH, False, "store-unknown"),  # complete: non-data-source, allowed
+        ("InsertIntoTable", TPCH, False, "store-unknown"),
+        ("CreateTable", TableRef("hive", "sales", "new"), False, "store-unknown"),
+        ("CreateSchema", SchemaRef("tpch", "x"), False, "store-unknown"),
+        ("DropSchema", SchemaRef("tpch", "tiny"), False, "store-unknown"),
+        ("RenameTable", TableRef("tpch", "tiny", "a"), False, "store-unknown"),
+        ("ExecuteFunction", FunctionRef("tpch", "tiny", "f"), False, "store-unknown"),
+        ("AccessCatalog", CatalogRef("hive"), True, "visible"),  # holds readable orders
+        ("AccessCatalog", CatalogRef("tpch"), False, "store-unknown"),
+        ("ShowTables", SchemaRef("hive", "finance"), False, "store-unknown"),
+        ("SelectFromColumns", SYSTEM_TABLE, True, "non-data-source"),
+        ("AccessCatalog", CatalogRef("system"), True, "non-data-source"),
+        ("SelectFromColumns", TableRef("tpch", "information_schema", "tables"), True, "metadata"),
+    ],
+)
+def test_an_incomplete_registry_denies_what_it_does_not_list(operation, resource, allowed, rule):
+    incomplete = View(Settings(), INCOMPLETE, READ_ORDERS)
+    decision = decide(incomplete, Request(ALICE, operation, resource))
+    assert (decision.allowed, decision.rule) == (allowed, rule), decision.reason
+    complete = decide(View(Settings(), REGISTRY, READ_ORDERS), Request(ALICE, operation, resource))
+    if rule == "store-unknown":  # the same request on a complete registry: the wide rule
+        assert complete.allowed and complete.rule in ("non-data-source", "visible")

@@ -2,6 +2,7 @@
 admits one holder per connection."""
 
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -82,6 +83,21 @@ def test_an_expired_sqlite_lease_is_taken_over(new_database):
             job_lock(store, "hc", "crashed", lease=timedelta(seconds=-1)),
             job_lock(store, "hc", "job-2"),
         ):
+            pass
+    finally:
+        store.close()
+
+
+def test_a_sqlite_lease_is_renewed_while_its_holder_runs(new_database):
+    """A job longer than the lease keeps its lock (its holder renews it every quarter lease);
+    only a holder that stopped renewing, having died, loses it (above)."""
+    store = Store.open(new_database("sqlite"))
+    try:
+        with job_lock(store, "hc", "long-job", lease=timedelta(seconds=1)):
+            time.sleep(2.5)  # over twice the lease
+            with pytest.raises(LockHeld), job_lock(store, "hc", "job-2"):
+                pass
+        with job_lock(store, "hc", "job-2"):  # released at the end: free at once
             pass
     finally:
         store.close()
