@@ -7,7 +7,9 @@ are not among them).
 mapping or properties, pdp.yaml) or by this sidecar (its cluster files, sidecar.yaml): the
 last good configuration keeps serving, at `revision`, and `rejected` lists each problem with
 its file and line. It is "degraded" too while the sidecar serves from its saved state
-(`savedState`: revision and age) because the PDP has not been heard since it started."""
+(`savedState`: revision and age) because the PDP has not been heard since it started, and
+while the PDP warns of something its revision serves (`warnings`: "N active data sources are
+not governed in Trino")."""
 
 from __future__ import annotations
 
@@ -31,8 +33,9 @@ def health(
     rejected = [_problem("pdp", p) for p in client.rejected]
     rejected += [_problem("sidecar", p) for w in watched for p in w.rejected]
     saved = state.serving_saved() if state is not None else None
+    warnings = list(client.warnings)
     body: dict[str, Any] = {
-        "status": "degraded" if rejected or saved else "ok",
+        "status": "degraded" if rejected or saved or warnings else "ok",
         "revision": answers.revision,
         "pdp": "connected" if answers.lost_since is None else "disconnected",
     }
@@ -44,6 +47,8 @@ def health(
         }
     if rejected:
         body["rejected"] = rejected
+    if warnings:
+        body["warnings"] = warnings
     return body
 
 

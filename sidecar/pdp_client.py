@@ -39,6 +39,8 @@ class PdpClient:
         self._tokens = tokens
         # The configuration edits the PDP said it rejected, as of its last revision event.
         self.rejected: tuple[Problem, ...] = ()
+        # What the PDP warns of at its last revision (active data sources not governed in Trino)
+        self.warnings: tuple[str, ...] = ()
 
     async def registry(self) -> tuple[str, Registry, AccessGrantMapping]:
         try:
@@ -87,6 +89,7 @@ class PdpClient:
                 self.rejected = tuple(
                     Problem(p.file, p.line or None, p.message) for p in event.rejected
                 )
+                self.warnings = tuple(event.warnings)
                 yield event.revision
         except (grpc.aio.AioRpcError, TokenError) as exc:
             raise PdpUnavailable(f"WatchRevision: {_describe(exc)}") from exc

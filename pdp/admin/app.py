@@ -97,6 +97,8 @@ class UpdateConnectionBody(_Body):
     credentials: dict[str, Any] | None = None
     schedule: str | None = None
     failSafeThreshold: float | None = None
+    # database -> Trino catalog, replacing the whole mapping ({}: none)
+    trinoCatalogs: dict[str, str] | None = None
 
 
 class SettingsBody(_Body):
@@ -169,6 +171,7 @@ def create_app(
     authenticate: Authenticate,
     store_available: Callable[[], bool] = lambda: True,
     revision: Callable[[], str] | None = None,
+    warnings: Callable[[], tuple[str, ...]] = tuple,
 ) -> FastAPI:
     app = FastAPI(
         title="PDP admin API",
@@ -189,9 +192,9 @@ def create_app(
             options["schedule"] = body.options.schedule
         if body.options.failSafeThreshold is not None:
             options["fail_safe_threshold"] = body.options.failSafeThreshold
-        if body.connection.trinoCatalogs:
+        if body.connection.trinoCatalogs is not None:
             options["settings"] = {"trinoCatalogs": dict(body.connection.trinoCatalogs)}
-        key, job = plane.register(
+        key, job, proposal = plane.register(
             who,
             Registration(
                 key=body.connectionKey,
@@ -204,7 +207,11 @@ def create_app(
                 **options,
             ),
         )
-        return {"connectionKey": key, "jobId": job.id if job else None}
+        answer: dict[str, Any] = {"connectionKey": key, "jobId": job.id if job else None}
+        if proposal is not None:  # a non-Trino connection registered without trinoCatalogs
+            answer["trinoCatalogs"] = proposal.catalogs
+            answer["trinoCatalogsProposal"] = proposal.source
+        return answer
 
     @app.post("/data/connection/validate", tags=["connections"])
     def validate(who: Who, body: ConnectionDetails) -> dict[str, Any]:
@@ -221,7 +228,13 @@ def create_app(
     @app.put("/data/connection/{key}", tags=["connections"])
     def put_connection(who: Who, key: str, body: UpdateConnectionBody) -> dict[str, Any]:
         return plane.update_connection(
-            who, key, body.endpoint, body.credentials, body.schedule, body.failSafeThreshold
+            who,
+            key,
+            body.endpoint,
+            body.credentials,
+            body.schedule,
+            body.failSafeThreshold,
+            body.trinoCatalogs,
         )
 
     @app.get("/data/object/{path:path}", tags=["objects"])
@@ -379,11 +392,18 @@ def create_app(
 
     @app.get("/health", tags=["health"])
     def health() -> dict[str, Any]:
-        """Unauthenticated: whether the store answers, and the revision in force."""
-        return {
-            "store": "reachable" if store_available() else "unreachable",
+        """Unauthenticated: whether the store answers, the revision in force, and what the PDP
+        warns of ("degraded" while the store is unreachable or there is a warning)."""
+        reachable = store_available()
+        found = list(warnings())
+        body: dict[str, Any] = {
+            "status": "ok" if reachable and not found else "degraded",
+            "store": "reachable" if reachable else "unreachable",
             "revision": revision() if revision else None,
         }
+        if found:
+            body["warnings"] = found
+        return body
 
     return app
 

@@ -37,6 +37,7 @@ from pdp.store import (
     JobState,
     JobTrigger,
     JobType,
+    not_governed_in_trino,
 )
 from pdp.store.schema import connections
 from pdp.store.store import Store, SyncOutcome, Writer
@@ -482,6 +483,9 @@ class SyncRunner:
                         plan.column_deletes
                     )
                 errors = _errors(outcome, path.key)
+                ungoverned = len(not_governed_in_trino(writer, path.key))
+                if ungoverned:  # active, yet Trino reads them through no mapped catalog
+                    stats["notGovernedInTrino"] = ungoverned
                 if not outcome.applied:
                     errors.append({"path": path.url, "message": outcome.plan.fail_safe})
                     writer.update_job(job.id, state=JobState.FAILED, stats=stats, errors=errors)

@@ -186,6 +186,18 @@ class PolicySnapshot:
         return frozenset(found)
 
     @property
+    def warnings(self) -> tuple[str, ...]:
+        """What works, yet not as an operator would expect (the PDP's and sidecars' /health
+        report them as "degraded"): active data sources no Trino catalog exposes."""
+        ungoverned = len(self.sources) - len(self.trino_paths)
+        if not ungoverned:
+            return ()
+        return (
+            f"{ungoverned} active data sources are not governed in Trino "
+            "(no Trino catalog is mapped to their database: trinoCatalogs)",
+        )
+
+    @property
     def new_tag_targeted(self) -> bool:
         """Whether an active masking policy selects columns by the `New` tag (the built-in
         New Column Added policy or a user's): object sync then opens data source requests."""

@@ -50,6 +50,9 @@ class ControlSettings:
     # where the PDP keeps the last good store registry, to decide on it when it starts while
     # the store is down (None: not kept; such a start decides on the policy files alone)
     snapshot_file: Path | None = None
+    # Trino's catalog files (its etc/catalog, or a copy): registration proposes a PostgreSQL
+    # connection's trinoCatalogs from them (None: no proposal, the registrant gives them)
+    trino_catalog_files: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -172,7 +175,13 @@ def _control(f: Fields, found: Collector) -> ControlSettings:
         f.data.get("control") or {},
         "control",
         found,
-        ("storePollSeconds", "cascadeJobThreshold", "snapshotFile", "scheduleTickSeconds"),
+        (
+            "storePollSeconds",
+            "cascadeJobThreshold",
+            "snapshotFile",
+            "scheduleTickSeconds",
+            "trinoCatalogFiles",
+        ),
         base=f.base,
     )
     poll = (
@@ -189,6 +198,7 @@ def _control(f: Fields, found: Collector) -> ControlSettings:
         cascade_job_threshold=int(threshold),
         snapshot_file=control.file_path("snapshotFile"),
         schedule_tick_seconds=tick,
+        trino_catalog_files=control.file_path("trinoCatalogFiles"),
     )
 
 

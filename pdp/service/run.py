@@ -160,6 +160,7 @@ async def start_pdp(
         )
         the_feed = feed
         control.declared = lambda: the_feed.inputs.documents
+        control.trino_catalog_files = config.control.trino_catalog_files
         runner.requests_wanted = lambda: the_feed.revisions.current.new_tag_targeted
         if cluster is not None:
             the_cluster = cluster
@@ -212,6 +213,7 @@ async def start_pdp(
             authenticate,
             lambda: feed.store_available if feed else True,
             lambda: revisions.current.revision,
+            lambda: revisions.current.warnings,
         )
         admin_port = await resources.enter_async_context(
             serving(app, admin_listen or config.admin.listen)

@@ -120,7 +120,9 @@ class PdpServicer(rpc.PolicyDecisionPointServicer):
             pb.ConfigProblem(file=p.file, line=p.line or 0, message=p.message)
             for p in self._rejected()
         ]
-        return pb.RevisionEvent(revision=revision, rejected=rejected)
+        current = self._revisions.current
+        warnings = current.warnings if current.revision == revision else ()
+        return pb.RevisionEvent(revision=revision, rejected=rejected, warnings=warnings)
 
 
 async def start_server(
