@@ -122,7 +122,10 @@ def add_connection_commands(commands: Any) -> None:
     show.add_argument("integration")
     resolve = steps.add_parser("resolve", help="resolve one unmatched data source")
     resolve.add_argument("integration")
-    resolve.add_argument("data_source", help="the data source id (see `upgrade status`)")
+    resolve.add_argument(
+        "data_source",
+        help="the data source: its id or its database.schema.table (see `upgrade status`)",
+    )
     how = resolve.add_mutually_exclusive_group(required=True)
     how.add_argument("--match", metavar="PATH", help="match it to this object path")
     how.add_argument("--retry", action="store_true", help="list its schema again and match")
@@ -483,7 +486,8 @@ def _upgrade(client: Client, args: argparse.Namespace) -> int:
             else:
                 action = "retry" if args.retry else "disable" if args.disable else "delete"
                 body = {"action": action}
-            data = client.call("POST", f"{base}/resolve/{quote(args.data_source)}", body)
+            source_id = _unresolved_id(client, base, args.data_source)
+            data = client.call("POST", f"{base}/resolve/{quote(source_id, safe='')}", body)
             source = data["dataSource"]
             print(
                 f"{source['database']}.{source['schema']}.{source['table']}: "
@@ -537,6 +541,22 @@ def _print_ungoverned(key: str, ungoverned: dict[str, Any]) -> None:
         f"Trino catalog is mapped to {', '.join(ungoverned['databases'])} "
         f"(pdp connections update {key} --trino-catalog DATABASE=CATALOG)"
     )
+
+
+def _unresolved_id(client: Client, base: str, given: str) -> str:
+    """The id of the unresolved data source `given` names: its id, or its
+    database.schema.table (as `upgrade status` lists it, case-insensitively)."""
+    hits = client.call("GET", f"{base}/unresolved")["hits"]
+    named = [
+        hit
+        for hit in hits
+        if f"{hit['database']}.{hit['schema']}.{hit['table']}".casefold() == given.casefold()
+    ]
+    if len(named) == 1:
+        return str(named[0]["id"])
+    if len(named) > 1:
+        raise ApiError(f"{given!r} names {len(named)} unresolved data sources: give the id")
+    return given
 
 
 def _upgrade_status(client: Client, base: str) -> None:
