@@ -198,8 +198,13 @@ def _control(f: Fields, found: Collector) -> ControlSettings:
         cascade_job_threshold=int(threshold),
         snapshot_file=control.file_path("snapshotFile"),
         schedule_tick_seconds=tick,
-        trino_catalog_files=control.file_path("trinoCatalogFiles"),
+        trino_catalog_files=_resolved(control.file_path("trinoCatalogFiles")),
     )
+
+
+def _resolved(path: Path | None) -> Path | None:
+    """`path` without `..` (it is shown to users, and may not exist yet)."""
+    return path.resolve() if path is not None else None
 
 
 def _missing(base: Path, name: str) -> str:
