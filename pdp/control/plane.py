@@ -307,12 +307,9 @@ class ControlPlane:
         with self.store.read() as reader:
             perm.require_manage_connection(reader, caller, key)
             current = reader.connection(key)
-        settings = None
+        mapping = None
         if trino_catalogs is not None:
             mapping = check_mapping(current.technology, trino_catalogs, "trinoCatalogs")
-            settings = {k: v for k, v in current.settings.items() if k != TRINO_CATALOGS}
-            if mapping:
-                settings[TRINO_CATALOGS] = mapping
         if endpoint is not None or credentials is not None:
             sealed_new = (
                 self.store.secrets.seal(credentials, "connection.credentials")
@@ -330,6 +327,12 @@ class ControlPlane:
             if not all(c.ok for c in checks):
                 raise ValidationFailed(checks)
         with self.store.write() as writer:
+            settings = None
+            if mapping is not None:  # the other settings as they are now, in this transaction
+                now = writer.connection(key).settings
+                settings = {k: v for k, v in now.items() if k != TRINO_CATALOGS}
+                if mapping:
+                    settings[TRINO_CATALOGS] = mapping
             updated = writer.update_connection(
                 key,
                 endpoint=endpoint,
