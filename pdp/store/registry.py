@@ -168,6 +168,14 @@ def not_governed_in_trino(reader: Reader, key: str) -> list[DataSource]:
     row = reader.db.execute(
         select(connections.c.id).where(connections.c.key_folded == key_identity(record.key))
     ).scalar_one()
+    mapped = {fold(database) for database in dict(record.settings.get("trinoCatalogs", {}))}
+    databases = reader.db.execute(
+        select(objects.c.name).where(
+            objects.c.connection_id == row, objects.c.kind == Kind.DATABASE.value
+        )
+    ).scalars()
+    if all(fold(name) in mapped for name in databases):  # the usual case: no tree to compile
+        return []
     active, _ = compile_connection(
         record.key,
         record.technology,
