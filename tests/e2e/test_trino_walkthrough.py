@@ -17,6 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
+
 from tests.e2e.conftest import E2E, PROPERTIES, eventually
 from tests.support.configs import make_tree
 from tests.support.processes import free_port, start_pdp
@@ -59,6 +61,14 @@ def reads(e2e: E2E, user: str, sql: str) -> bool:
     except Exception:
         return False
     return True
+
+
+def sidecar_connected(e2e: E2E) -> bool:
+    try:
+        health = httpx.get(f"http://127.0.0.1:{e2e.sidecar_port}/health", timeout=2).json()
+    except httpx.HTTPError:
+        return False
+    return bool(health.get("pdp") == "connected")
 
 
 def test_the_readme_walk_through_against_the_real_trino(e2e: E2E, tmp_path, monkeypatch):
@@ -156,5 +166,6 @@ def test_the_readme_walk_through_against_the_real_trino(e2e: E2E, tmp_path, monk
     finally:
         pdp_process.stop()
         e2e.query("admin", f"DROP TABLE IF EXISTS postgresql.public.{fresh}")
+        eventually(lambda: not sidecar_connected(e2e), 30)  # it noticed: no stale "connected"
         e2e.restart_pdp()
-        eventually(lambda: reads(e2e, "alice", "SELECT 1"), 60)
+        eventually(lambda: sidecar_connected(e2e), 60)  # the next test's decisions need it
