@@ -34,6 +34,7 @@ def health(
     rejected = [_problem("pdp", p) for p in client.rejected]
     rejected += [_problem("sidecar", p) for w in watched for p in w.rejected]
     saved = state.serving_saved() if state is not None else None
+    warnings = list(client.warnings)
     body: dict[str, Any] = {
         "status": "degraded" if rejected or saved or client.degraded else "ok",
         "revision": answers.revision,
@@ -49,8 +50,8 @@ def health(
         body["pdpDegraded"] = client.degraded
     if rejected:
         body["rejected"] = rejected
-    if client.warnings:
-        body["warnings"] = list(client.warnings)
+    if warnings:
+        body["warnings"] = warnings
     return body
 
 

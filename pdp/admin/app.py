@@ -97,6 +97,8 @@ class UpdateConnectionBody(_Body):
     credentials: dict[str, Any] | None = None
     schedule: str | None = None
     failSafeThreshold: float | None = None
+    # database -> Trino catalog, replacing the whole mapping ({}: none)
+    trinoCatalogs: dict[str, str] | None = None
 
 
 class SettingsBody(_Body):
@@ -191,9 +193,9 @@ def create_app(
             options["schedule"] = body.options.schedule
         if body.options.failSafeThreshold is not None:
             options["fail_safe_threshold"] = body.options.failSafeThreshold
-        if body.connection.trinoCatalogs:
+        if body.connection.trinoCatalogs is not None:
             options["settings"] = {"trinoCatalogs": dict(body.connection.trinoCatalogs)}
-        key, job = plane.register(
+        key, job, proposal = plane.register(
             who,
             Registration(
                 key=body.connectionKey,
@@ -206,7 +208,11 @@ def create_app(
                 **options,
             ),
         )
-        return {"connectionKey": key, "jobId": job.id if job else None}
+        answer: dict[str, Any] = {"connectionKey": key, "jobId": job.id if job else None}
+        if proposal is not None:  # a non-Trino connection registered without trinoCatalogs
+            answer["trinoCatalogs"] = proposal.catalogs
+            answer["trinoCatalogsProposal"] = proposal.source
+        return answer
 
     @app.post("/data/connection/validate", tags=["connections"])
     def validate(who: Who, body: ConnectionDetails) -> dict[str, Any]:
@@ -223,7 +229,13 @@ def create_app(
     @app.put("/data/connection/{key}", tags=["connections"])
     def put_connection(who: Who, key: str, body: UpdateConnectionBody) -> dict[str, Any]:
         return plane.update_connection(
-            who, key, body.endpoint, body.credentials, body.schedule, body.failSafeThreshold
+            who,
+            key,
+            body.endpoint,
+            body.credentials,
+            body.schedule,
+            body.failSafeThreshold,
+            body.trinoCatalogs,
         )
 
     @app.get("/data/object/{path:path}", tags=["objects"])
@@ -381,9 +393,10 @@ def create_app(
 
     @app.get("/health", tags=["health"])
     def health() -> dict[str, Any]:
-        """Unauthenticated: `degraded` with the reason while decisions rest on less than the
-        store as it is (store unreachable), whether the store answers, the revision in force and
-        its warnings (a group no user of the directory is in, a policy selecting no data source)."""
+        """Unauthenticated: `degraded` with the reason while decisions rest on less than they
+        should (store unreachable, active data sources no Trino catalog exposes), whether the
+        store answers, the revision in force and its warnings (a group no user of the directory
+        is in, a policy selecting no data source)."""
         reason = degraded()
         answer: dict[str, Any] = {
             "status": "ok" if reason is None else "degraded",

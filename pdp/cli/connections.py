@@ -58,6 +58,25 @@ def add_connection_commands(commands: Any) -> None:
     register.add_argument("--activate-new", action="store_true", help="activateNewChildren")
     register.add_argument("--schedule", help="cron expression, UTC (default 0 1 * * *)")
     register.add_argument("--no-wait", action="store_true", help=NO_WAIT_HELP)
+    register.add_argument(
+        "--trino-catalog",
+        action="append",
+        default=[],
+        metavar="DATABASE=CATALOG",
+        help="the Trino catalog that exposes a database (trinoCatalogs; default: proposed from "
+        "control.trinoCatalogFiles)",
+    )
+
+    update = sub.add_parser("update", help="change a connection: Trino catalogs, schedule")
+    update.add_argument("key", help="the connection key")
+    update.add_argument(
+        "--trino-catalog",
+        action="append",
+        default=[],
+        metavar="DATABASE=CATALOG",
+        help="map a database to the Trino catalog that exposes it; DATABASE= removes it",
+    )
+    update.add_argument("--schedule", help="cron expression, UTC")
 
     tree = sub.add_parser("tree", help="the object tree below a path (connections without)")
     tree.add_argument("path", nargs="?", help=PATH_HELP + " (absent: the connections)")
@@ -115,7 +134,10 @@ def add_connection_commands(commands: Any) -> None:
     show.add_argument("integration", help=INTEGRATION_HELP)
     resolve = steps.add_parser("resolve", help="resolve one unmatched data source")
     resolve.add_argument("integration", help=INTEGRATION_HELP)
-    resolve.add_argument("data_source", help="the data source id (see `upgrade status`)")
+    resolve.add_argument(
+        "data_source",
+        help="the data source: its id or its database.schema.table (see `upgrade status`)",
+    )
     how = resolve.add_mutually_exclusive_group(required=True)
     how.add_argument("--match", metavar="PATH", help="match it to this object path")
     how.add_argument("--retry", action="store_true", help="list its schema again and match")
@@ -314,10 +336,35 @@ def _run(client: Client, args: argparse.Namespace) -> int:
                 },
                 "options": {"schedule": args.schedule} if args.schedule else {},
             }
+            if args.trino_catalog:
+                body["connection"]["trinoCatalogs"] = _catalogs(args.trino_catalog, {})
             answer = client.call("POST", "/data/connection", body)
             print(f"registered {answer['connectionKey']}; first sync: job {answer['jobId']}")
+            if "trinoCatalogs" in answer:
+                _print_catalogs(answer["connectionKey"], answer["trinoCatalogs"])
+                print(f"  ({answer['trinoCatalogsProposal']})")
             if not args.no_wait and answer.get("jobId"):
                 return _follow(client, answer["jobId"])
+            return 0
+        case "update":
+            key = quote(args.key, safe="")
+            update: dict[str, Any] = {}
+            if args.trino_catalog:
+                current = client.call("GET", f"/data/connection/{key}")["settings"]
+                mapping = _catalogs(args.trino_catalog, current.get("trinoCatalogs") or {})
+                update["trinoCatalogs"] = mapping
+            if args.schedule:
+                update["schedule"] = args.schedule
+            if not update:
+                raise ApiError("nothing to change: give --trino-catalog or --schedule")
+            data = client.call("PUT", f"/data/connection/{key}", update)
+            if args.json:
+                _show(args, data)
+                return 0
+            print(f"{data['connectionKey']}: schedule {data['schedule']}")
+            if data["technology"] != "trino":
+                _print_catalogs(data["connectionKey"], data["settings"].get("trinoCatalogs") or {})
+                _print_ungoverned(data["connectionKey"], data["notGovernedInTrino"])
             return 0
         case "tree":
             _tree(client, args.path, args.depth, 0)
@@ -336,7 +383,15 @@ def _run(client: Client, args: argparse.Namespace) -> int:
             for column in data.get("columns", ()):
                 tags = f"  [{', '.join(column['tags'])}]" if column["tags"] else ""
                 print(f"    {column['name']}: {column['type']}{tags}")
+            if "trinoCatalog" in data:
+                print(f"  Trino catalog: {data['trinoCatalog'] or 'none'}")
             print(f"  children: {data['childCount']}; last sync: {data['lastSync']}")
+            if data["kind"] == "connection":
+                connection = client.call("GET", f"/data/connection/{_path(args.path)}")
+                if connection["technology"] != "trino":
+                    catalogs = connection["settings"].get("trinoCatalogs") or {}
+                    _print_catalogs(connection["connectionKey"], catalogs)
+            _print_ungoverned(args.path.split("/")[0], data["notGovernedInTrino"])
             return 0
         case "settings":
             body = {}
@@ -454,7 +509,8 @@ def _upgrade(client: Client, args: argparse.Namespace) -> int:
             else:
                 action = "retry" if args.retry else "disable" if args.disable else "delete"
                 body = {"action": action}
-            data = client.call("POST", f"{base}/resolve/{quote(args.data_source)}", body)
+            source_id = _unresolved_id(client, base, args.data_source)
+            data = client.call("POST", f"{base}/resolve/{quote(source_id, safe='')}", body)
             source = data["dataSource"]
             print(
                 f"{source['database']}.{source['schema']}.{source['table']}: "
@@ -472,6 +528,58 @@ def _upgrade(client: Client, args: argparse.Namespace) -> int:
             )
             return 0
     return 2
+
+
+def _catalogs(items: list[str], current: dict[str, str]) -> dict[str, str]:
+    """`--trino-catalog DATABASE=CATALOG` flags applied to `current`; `DATABASE=` removes."""
+    mapping = dict(current)
+    for item in items:
+        database, sep, catalog = item.partition("=")
+        if not sep or not database:
+            raise ApiError(f"--trino-catalog {item!r}: expected DATABASE=CATALOG")
+        if catalog:
+            mapping[database] = catalog
+        else:
+            mapping.pop(database, None)
+    return mapping
+
+
+def _print_catalogs(key: str, mapping: dict[str, str]) -> None:
+    if not mapping:
+        print(
+            f"  Trino catalogs: none (map them: pdp connections update {key} "
+            "--trino-catalog DATABASE=CATALOG)"
+        )
+        return
+    pairs = ", ".join(f"{database} -> {catalog}" for database, catalog in sorted(mapping.items()))
+    print(f"  Trino catalogs: {pairs}")
+
+
+def _print_ungoverned(key: str, ungoverned: dict[str, Any]) -> None:
+    """The warning for active data sources no Trino catalog exposes."""
+    if not ungoverned["count"]:
+        return
+    print(
+        f"  WARNING: {ungoverned['count']} active data sources are not governed in Trino: no "
+        f"Trino catalog is mapped to {', '.join(ungoverned['databases'])} "
+        f"(pdp connections update {key} --trino-catalog DATABASE=CATALOG)"
+    )
+
+
+def _unresolved_id(client: Client, base: str, given: str) -> str:
+    """The id of the unresolved data source `given` names: its id, or its
+    database.schema.table (as `upgrade status` lists it, case-insensitively)."""
+    hits = client.call("GET", f"{base}/unresolved")["hits"]
+    named = [
+        hit
+        for hit in hits
+        if f"{hit['database']}.{hit['schema']}.{hit['table']}".casefold() == given.casefold()
+    ]
+    if len(named) == 1:
+        return str(named[0]["id"])
+    if len(named) > 1:
+        raise ApiError(f"{given!r} names {len(named)} unresolved data sources: give the id")
+    return given
 
 
 def _upgrade_status(client: Client, base: str) -> None:
@@ -575,4 +683,10 @@ def _follow(client: Client, job_id: str, interval: float = 0.5) -> int:
     print(f"job {job_id}: {job['state']}  {_summary(job['stats'])}")
     for error in job["errors"]:
         print(f"  {error.get('path', '')}: {error.get('message')}")
+    if job["stats"].get("notGovernedInTrino"):
+        print(
+            f"  WARNING: {job['stats']['notGovernedInTrino']} active data sources of "
+            f"{job['connection']} are not governed in Trino (see pdp connections status "
+            f"{job['connection']})"
+        )
     return 0 if job["state"] == "completed" else 1

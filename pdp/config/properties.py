@@ -74,6 +74,11 @@ _SEPARATOR = re.compile(r"(?<!\\)\s*[=:]\s*|(?<!\\)\s+")
 _ESCAPES = {"t": "\t", "n": "\n", "r": "\r", "f": "\f"}
 
 
+def read_entries(text: str) -> dict[str, str]:
+    """A Java properties file's keys and values (the last one wins), as Java reads them."""
+    return {key: value for _, key, value in _entries(text)}
+
+
 def _entries(text: str) -> Iterator[tuple[int, str, str]]:
     """(line, key, value) per logical line, with continuations and escapes as Java reads them."""
     logical, start = "", 0

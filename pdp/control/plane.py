@@ -13,9 +13,12 @@ import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pdp.control import permissions as perm
+from pdp.control.catalogs import KEY as TRINO_CATALOGS
+from pdp.control.catalogs import Proposal, check_mapping, propose
 from pdp.control.permissions import Caller
 from pdp.control.sync import (
     CrawlerFactory,
@@ -45,6 +48,7 @@ from pdp.store import (
     RequestState,
     Role,
     Store,
+    not_governed_in_trino,
     redact,
 )
 from pdp.store.model import DEFAULT_FAIL_SAFE, DEFAULT_SCHEDULE, check_schedule, utcnow
@@ -132,6 +136,14 @@ def connection_json(record: ConnectionRecord) -> dict[str, Any]:
     }
 
 
+def ungoverned_json(sources: list[Any]) -> dict[str, Any]:
+    """How many active data sources no Trino catalog exposes, and their databases."""
+    return {
+        "count": len(sources),
+        "databases": sorted({s.database for s in sources}),
+    }
+
+
 def _iso(value: Any) -> str | None:
     return None if value is None else value.isoformat()
 
@@ -172,6 +184,9 @@ class ControlPlane:
         # The Trino cluster's settings (`clusterProperties`): the upgrade manager checks that
         # the system user matches its `immuta.user.admin`; set by the PDP service.
         self.cluster: Callable[[], Any] | None = None
+        # Trino's catalog files (`control.trinoCatalogFiles`), to propose the `trinoCatalogs`
+        # of a connection registered without them; set by the PDP service.
+        self.trino_catalog_files: Path | None = None
 
     # --- connections ------------------------------------------------------------------------
 
@@ -219,11 +234,25 @@ class ControlPlane:
         record = self._record("validate", _technology(technology), endpoint, credentials)
         return self.check(record)
 
-    def register(self, caller: Caller, registration: Registration) -> tuple[str, Job | None]:
+    def register(
+        self, caller: Caller, registration: Registration
+    ) -> tuple[str, Job | None, Proposal | None]:
+        """Register and start the first sync: (key, job, the `trinoCatalogs` proposal made
+        for a non-Trino connection registered without them, else None)."""
         perm.require_register(caller)
         key = check_connection_key(registration.key)
         technology = _technology(registration.technology)
         check_schedule(registration.schedule)
+        settings = dict(registration.settings or {})
+        proposal = None
+        if TRINO_CATALOGS in settings:
+            settings[TRINO_CATALOGS] = check_mapping(
+                technology, settings[TRINO_CATALOGS], "connection.trinoCatalogs"
+            )
+        elif technology is not Technology.TRINO:
+            proposal = propose(technology, registration.endpoint, self.trino_catalog_files)
+            if proposal.catalogs:
+                settings[TRINO_CATALOGS] = proposal.catalogs
         with self.store.read() as reader:  # 409 before talking to the platform
             try:
                 existing = reader.connection(key)
@@ -243,7 +272,7 @@ class ControlPlane:
                 technology,
                 endpoint=registration.endpoint,
                 credentials=registration.credentials,
-                settings=registration.settings,
+                settings=settings,
                 schedule=registration.schedule,
                 is_active=registration.is_active,
                 activate_new_children=registration.activate_new_children,
@@ -261,12 +290,14 @@ class ControlPlane:
             JobTrigger.REGISTRATION,
             force_recursive=registration.force_recursive,
         )
-        return key, job
+        return key, job, proposal
 
     def connection(self, caller: Caller, key: str) -> dict[str, Any]:
         with self.store.read() as reader:
             perm.require_read(reader, caller)
-            return connection_json(reader.connection(key))
+            result = connection_json(reader.connection(key))
+            result["notGovernedInTrino"] = ungoverned_json(not_governed_in_trino(reader, key))
+            return result
 
     def update_connection(
         self,
@@ -276,10 +307,15 @@ class ControlPlane:
         credentials: Mapping[str, Any] | None,
         schedule: str | None = None,
         fail_safe_threshold: float | None = None,
+        trino_catalogs: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
+        """Change what may change. `trino_catalogs` replaces the whole mapping (empty: none)."""
         with self.store.read() as reader:
             perm.require_manage_connection(reader, caller, key)
             current = reader.connection(key)
+        mapping = None
+        if trino_catalogs is not None:
+            mapping = check_mapping(current.technology, trino_catalogs, "trinoCatalogs")
         if endpoint is not None or credentials is not None:
             sealed_new = (
                 self.store.secrets.seal(credentials, "connection.credentials")
@@ -297,14 +333,23 @@ class ControlPlane:
             if not all(c.ok for c in checks):
                 raise ValidationFailed(checks)
         with self.store.write() as writer:
+            settings = None
+            if mapping is not None:  # the other settings as they are now, in this transaction
+                now = writer.connection(key).settings
+                settings = {k: v for k, v in now.items() if k != TRINO_CATALOGS}
+                if mapping:
+                    settings[TRINO_CATALOGS] = mapping
             updated = writer.update_connection(
                 key,
                 endpoint=endpoint,
                 credentials=credentials,
+                settings=settings,
                 schedule=schedule,
                 fail_safe_threshold=fail_safe_threshold,
             )
-        return connection_json(updated)
+            result = connection_json(updated)
+            result["notGovernedInTrino"] = ungoverned_json(not_governed_in_trino(writer, key))
+        return result
 
     # --- objects ----------------------------------------------------------------------------
 
@@ -328,6 +373,19 @@ class ControlPlane:
                 if p.role is Role.DATA_OWNER
             ]
             result["lastSync"] = _iso(connection.last_sync_at)
+            if connection.technology is not Technology.TRINO and record.kind is not Kind.CONNECTION:
+                catalogs = connection.settings.get(TRINO_CATALOGS) or {}
+                database = fold(record.path.names[0])
+                result["trinoCatalog"] = next(
+                    (c for d, c in catalogs.items() if fold(d) == database), None
+                )
+            below = [
+                s
+                for s in not_governed_in_trino(reader, path.key)
+                if tuple(map(fold, (s.database, s.schema, s.name)))[: len(record.path.names)]
+                == tuple(map(fold, record.path.names))
+            ]
+            result["notGovernedInTrino"] = ungoverned_json(below)
             if record.kind is Kind.TABLE:
                 result["columns"] = [
                     {

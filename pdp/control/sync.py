@@ -2,11 +2,12 @@
 
 `SyncRunner.start(path, trigger)` takes the connection's job lock (one job per connection,
 across replicas), creates the job and runs it in its own thread, so the PDP's event loop never
-waits for a platform. The crawl lists each container once, recurses only into children that are
-effectively active (or that arrive active in this sync) unless `force_recursive`, and the
-listings go to `Writer.sync` in one transaction together with the job's final state: one store
-version, one revision at most (the revision follows the registry's content, so a sync that
-changes nothing publishes none).
+waits for a platform. The crawl lists each container once and recurses into the children that
+are effectively active, have an active descendant or arrive active in this sync (into all of
+them with `force_recursive`, and on a connection's first sync, which lists the whole hierarchy
+so that there is a tree to activate); the listings go to `Writer.sync` in one transaction
+together with the job's final state: one store version, one revision at most (the revision
+follows the registry's content, so a sync that changes nothing publishes none).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import logging
 import queue
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,7 +30,15 @@ from pdp.objects.errors import Conflict, LockHeld
 from pdp.objects.keys import key_identity
 from pdp.objects.paths import Kind, ObjectPath
 from pdp.objects.sync import Listing, StoredNode, fold_names
-from pdp.store import ConnectionRecord, ConnectionState, Job, JobState, JobTrigger, JobType
+from pdp.store import (
+    ConnectionRecord,
+    ConnectionState,
+    Job,
+    JobState,
+    JobTrigger,
+    JobType,
+    not_governed_in_trino,
+)
 from pdp.store.schema import connections
 from pdp.store.store import Store, SyncOutcome, Writer
 from pdp.store.sync import load_tree
@@ -80,6 +89,17 @@ def effective_states(nodes: Sequence[StoredNode]) -> dict[Names, _State]:
             base.activate_new if node.activate_new_children is None else node.activate_new_children,
         )
     return result
+
+
+def with_active_below(states: Mapping[Names, _State]) -> set[Names]:
+    """The nodes that are effectively active or have an effectively active descendant: a sync
+    descends into each of them, so an activated schema under an inactive database is synced
+    by a sync of its connection (and so by the schedule)."""
+    found: set[Names] = set()
+    for names, state in states.items():
+        if state.active:
+            found.update(names[:depth] for depth in range(len(names) + 1))
+    return found
 
 
 MAX_CONCURRENT_LISTINGS = 4  # default bound on one connection's listings in flight
@@ -192,7 +212,9 @@ def crawl(
     more: Callable[[], Crawler] | None = None,
     per_database: int = MAX_CONCURRENT_PER_DATABASE,
 ) -> list[Listing]:
-    """Breadth-first listings of the subtree at `start` (a table path lists its schema).
+    """Breadth-first listings of the subtree at `start` (a table path lists its schema),
+    descending into the children that are active, have an active descendant or arrive active
+    in this sync; into every child with `force_recursive`.
 
     The containers of one level are independent: with `concurrency` above 1 (and `more` to
     open further crawlers) up to that many are listed at once, and at most `per_database` of
@@ -200,6 +222,7 @@ def crawl(
     threads seldom wait on a busy one. The listings come back in the same breadth-first order
     as a sequential crawl."""
     states = effective_states(nodes)
+    descend = with_active_below(states)
     if len(start) >= len(Kind) - 1:
         start = start[:-1]
         recurse = False
@@ -230,7 +253,7 @@ def crawl(
                     state = states.get(folded)
                     if state is None:  # new in this sync: its status is the inherited one
                         state = states[folded] = _State(parent.activate_new, parent.activate_new)
-                    if state.active or force_recursive:
+                    if state.active or force_recursive or folded in descend:
                         following.append(child_names)
             level = following
     finally:
@@ -456,11 +479,15 @@ class SyncRunner:
                         )
                     ).scalar_one()
                     nodes, _ = load_tree(reader.db, row, False)
+                # The first sync of a connection lists its whole hierarchy down to the
+                # tables, every object as the settings say (inactive by default): the tree is
+                # there to activate. Later syncs follow the settings.
+                first_sync = connection.last_sync_at is None
                 listings = crawl(
                     crawler,
                     nodes,
                     path.names,
-                    force_recursive,
+                    force_recursive or first_sync,
                     concurrency=listing_bound(connection),
                     more=partial(self.crawler_factory, connection),
                     per_database=database_bound(connection),
@@ -490,6 +517,9 @@ class SyncRunner:
                         plan.column_deletes
                     )
                 errors = _errors(outcome, path.key)
+                ungoverned = len(not_governed_in_trino(writer, path.key))
+                if ungoverned:  # active, yet Trino reads them through no mapped catalog
+                    stats["notGovernedInTrino"] = ungoverned
                 if not outcome.applied:
                     errors.append({"path": path.url, "message": outcome.plan.fail_safe})
                     writer.update_job(job.id, state=JobState.FAILED, stats=stats, errors=errors)

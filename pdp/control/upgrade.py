@@ -27,7 +27,9 @@ object tree object sync keeps, without a moment where its data sources stop gove
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import logging
+import re
 import threading
 import uuid
 from collections.abc import Mapping, Sequence
@@ -46,6 +48,7 @@ from pdp.control import permissions as perm
 from pdp.control.permissions import Caller, Forbidden
 from pdp.control.plane import ControlPlane, ValidationFailed, job_json
 from pdp.control.sync import crawl, database_bound, listing_bound
+from pdp.core.model import NOBODY
 from pdp.crawl.base import Check
 from pdp.objects.errors import Conflict, DuplicateKey, InvalidInput, NotFound
 from pdp.objects.keys import check_connection_key, key_identity
@@ -71,6 +74,8 @@ from pdp.store.schema import connections, objects
 from pdp.store.sync import load_tree
 
 log = logging.getLogger(__name__)
+
+ADMIN_USERS = "adminUsers"  # a Trino endpoint's key: the cluster's immuta.user.admin pattern
 
 S = UpgradeState
 NEXT: Mapping[UpgradeState, tuple[str, ...]] = {
@@ -427,10 +432,19 @@ class UpgradeManager:
         if (
             all(c.ok for c in checks)
             and integration.technology is Technology.TRINO
-            and "adminUser" not in record.endpoint
+            and not {ADMIN_USERS, "propertiesFile"} & set(record.endpoint)
             and self.plane.cluster is not None
         ):
-            checks.append(system_user_check(self.plane.cluster(), revealed))
+            # The endpoint does not name the cluster's immuta.user.admin: take the PDP's
+            # (clusterProperties), and keep it on the endpoint so that the crawler checks
+            # every listing against it too.
+            admin = self._cluster_admin()
+            checks.append(system_user_check(admin, revealed))
+            if admin is not None:
+                record = dataclasses.replace(
+                    record, endpoint={**record.endpoint, ADMIN_USERS: admin.pattern}
+                )
+                endpoint = record.endpoint
         if all(c.ok for c in checks):
             checks += self.plane.check(record)
         if all(c.ok for c in checks) and integration.technology is Technology.SNOWFLAKE:
@@ -450,6 +464,13 @@ class UpgradeManager:
         result = integration_json(integration)
         result["checks"] = [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in checks]
         return result
+
+    def _cluster_admin(self) -> re.Pattern[str] | None:
+        """The cluster's `immuta.user.admin` as the PDP knows it (`clusterProperties`), or None
+        when the PDP was given none (the default matches nobody)."""
+        assert self.plane.cluster is not None
+        admin: re.Pattern[str] = self.plane.cluster().properties.admin
+        return None if admin.pattern == NOBODY.pattern else admin
 
     def _usage_checks(
         self, record: ConnectionRecord, sources: Sequence[LegacySource]
@@ -1071,18 +1092,25 @@ def oauth_checks(credentials: Mapping[str, Any]) -> list[Check]:
     ]
 
 
-def system_user_check(cluster: Any, credentials: Mapping[str, Any]) -> Check:
+def system_user_check(admin: re.Pattern[str] | None, credentials: Mapping[str, Any]) -> Check:
     """The Trino system user must be one the cluster's `immuta.user.admin` names (a pattern,
-    matched whole, as the decision core matches it)."""
+    matched whole, as the decision core matches it); `admin` None: nothing names it."""
     user = system_user(credentials)
-    ok = bool(user) and cluster.properties.is_admin(str(user))
+    if admin is None:
+        return Check(
+            "systemUser",
+            False,
+            "the cluster's immuta.user.admin is not known: give endpoint.adminUsers (that "
+            "pattern) or endpoint.propertiesFile, or clusterProperties in pdp.yaml",
+        )
+    ok = bool(user) and admin.fullmatch(str(user)) is not None
     return Check(
         "systemUser",
         ok,
-        f"the system user {user!r} matches the cluster's immuta.user.admin"
+        f"the system user {user!r} matches the cluster's immuta.user.admin {admin.pattern!r}"
         if ok
         else f"the system user {user!r} does not match the cluster's immuta.user.admin "
-        f"({cluster.properties.admin.pattern!r}): set it there, or use that user",
+        f"({admin.pattern!r}): set it there, or use that user",
     )
 
 
@@ -1098,31 +1126,27 @@ def shape_checks(
         )
 
     if technology is Technology.TRINO:
+        insecure = endpoint.get("httpScheme") == "http"
         if "oauth" in credentials:  # checked by `oauth_checks`, with the project's clients
             ok, detail = True, "OAuth 2.0 client credentials"
+        elif has("username", "user") and has("password"):
+            ok, detail = True, "user and password"
+        elif has("username", "user") and insecure:
+            ok, detail = True, "a user name alone (a cluster without authentication, over http)"
         else:
-            ok = has("username", "user") and has("password")
+            ok = False
             detail = (
-                "user and password"
-                if ok
-                else "user and password (or passwordEnv / passwordFile) are needed, "
-                "or an oauth block (client secret or client certificate)"
+                "user and password (or passwordEnv / passwordFile) are needed, or an oauth "
+                "block (client secret or client certificate); a user name alone only with "
+                "endpoint.httpScheme http (a cluster without authentication)"
             )
         checks = [Check("credentials", ok, detail)]
-        admin = endpoint.get("adminUser")  # the cluster's immuta.user.admin, when given
-        if ok and admin is not None:
-            user = system_user(credentials)
-            same = user == admin
-            checks.append(
-                Check(
-                    "systemUser",
-                    same,
-                    f"the system user {user!r} is the cluster's immuta.user.admin"
-                    if same
-                    else f"the system user {user!r} differs from the cluster's "
-                    f"immuta.user.admin {admin!r}",
-                )
-            )
+        if ok and ADMIN_USERS in endpoint:  # the cluster's immuta.user.admin, a pattern
+            try:
+                admin = re.compile(str(endpoint[ADMIN_USERS]))
+            except re.error as error:
+                return [*checks, Check("systemUser", False, f"endpoint.{ADMIN_USERS}: {error}")]
+            checks.append(system_user_check(admin, credentials))
         return checks
     if technology is Technology.SNOWFLAKE:
         ok = bool(credentials.get("role") or endpoint.get("role"))

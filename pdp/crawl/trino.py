@@ -12,7 +12,8 @@ Endpoint: `{host, port?, httpScheme? (https), verify? (true, or a CA bundle path
 propertiesFile?, source?}` plus the common keys. Credentials: `{username, passwordEnv |
 passwordFile}` (Trino PASSWORD authentication), or an OAuth client (`tokenEndpoint`, `clientId`,
 `clientSecretEnv`/`clientSecretFile` or a certificate: docs/auth.md) with `user` (the name the
-cluster maps the token to), or `{user}` alone (no authentication: `http` on loopback only)."""
+cluster maps the token to), or a user name alone, `{user}` or `{username}` (no authentication:
+`http` only)."""
 
 from __future__ import annotations
 
@@ -251,11 +252,12 @@ def open_trino(
             admin, admin_source = _admin_from(path, e.error)
     login: TrinoLogin | None = None
     user = ""
-    if isinstance(credentials, Mapping) and set(credentials) == {"user"}:
-        c = config.fields(credentials, "credentials", ("user",))
-        user = c.text("user", required=True)
+    if isinstance(credentials, Mapping) and set(credentials) in ({"user"}, {"username"}):
+        (name,) = credentials  # a user name alone, as `user` or `username`
+        c = config.fields(credentials, "credentials", (name,))
+        user = c.text(name, required=True)
         if scheme == "https":
-            c.error("user", "a user without a password or OAuth client: only over http")
+            c.error(name, "a user without a password or OAuth client: only over http")
     else:
         block = dict(credentials) if isinstance(credentials, Mapping) else credentials
         user = str(block.pop("user", "")) if isinstance(block, dict) else ""

@@ -201,6 +201,18 @@ class PolicySnapshot:
         return frozenset(found)
 
     @property
+    def ungoverned(self) -> tuple[str, ...]:
+        """Why the snapshot governs less than it should (the PDP's and sidecars' /health report
+        it as "degraded"): active data sources no Trino catalog exposes."""
+        ungoverned = len(self.sources) - len(self.trino_paths)
+        if not ungoverned:
+            return ()
+        return (
+            f"{ungoverned} active data sources are not governed in Trino "
+            "(no Trino catalog is mapped to their database: trinoCatalogs)",
+        )
+
+    @property
     def new_tag_targeted(self) -> bool:
         """Whether an active masking policy selects columns by the `New` tag (the built-in
         New Column Added policy or a user's): object sync then opens data source requests."""

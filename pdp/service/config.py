@@ -50,6 +50,9 @@ class ControlSettings:
     # where the PDP keeps the last good store registry, to decide on it when it starts while
     # the store is down; `load` fills in the default (`default_snapshot_file`) under a store
     snapshot_file: Path | None = None
+    # Trino's catalog files (its etc/catalog, or a copy): registration proposes a PostgreSQL
+    # connection's trinoCatalogs from them (None: no proposal, the registrant gives them)
+    trino_catalog_files: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -187,7 +190,13 @@ def _control(f: Fields, found: Collector) -> ControlSettings:
         f.data.get("control") or {},
         "control",
         found,
-        ("storePollSeconds", "cascadeJobThreshold", "snapshotFile", "scheduleTickSeconds"),
+        (
+            "storePollSeconds",
+            "cascadeJobThreshold",
+            "snapshotFile",
+            "scheduleTickSeconds",
+            "trinoCatalogFiles",
+        ),
         base=f.base,
     )
     poll = (
@@ -204,7 +213,13 @@ def _control(f: Fields, found: Collector) -> ControlSettings:
         cascade_job_threshold=int(threshold),
         snapshot_file=control.file_path("snapshotFile"),
         schedule_tick_seconds=tick,
+        trino_catalog_files=_resolved(control.file_path("trinoCatalogFiles")),
     )
+
+
+def _resolved(path: Path | None) -> Path | None:
+    """`path` without `..` (it is shown to users, and may not exist yet)."""
+    return path.resolve() if path is not None else None
 
 
 def _missing(base: Path, name: str) -> str:

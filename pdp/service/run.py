@@ -161,6 +161,7 @@ async def start_pdp(
         )
         the_feed = feed
         control.declared = lambda: the_feed.inputs.documents
+        control.trino_catalog_files = config.control.trino_catalog_files
         runner.requests_wanted = lambda: the_feed.revisions.current.new_tag_targeted
         if cluster is not None:
             the_cluster = cluster
@@ -173,7 +174,9 @@ async def start_pdp(
     the_store_feed = feed
 
     def degraded() -> str | None:
-        return the_store_feed.degraded if the_store_feed is not None else None
+        store = the_store_feed.degraded if the_store_feed is not None else None
+        reasons = (*([store] if store else []), *revisions.current.ungoverned)
+        return "; ".join(reasons) if reasons else None
 
     if config.monitoring is not None:
         await resources.enter_async_context(

@@ -123,11 +123,13 @@ class PdpServicer(rpc.PolicyDecisionPointServicer):
             pb.ConfigProblem(file=p.file, line=p.line or 0, message=p.message)
             for p in self._rejected()
         ]
+        current = self._revisions.current
+        warnings = current.warnings if current.revision == revision else ()
         return pb.RevisionEvent(
             revision=revision,
             rejected=rejected,
             degraded=self._degraded() or "",
-            warnings=self._revisions.current.warnings,
+            warnings=warnings,
         )
 
 

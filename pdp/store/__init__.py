@@ -26,6 +26,7 @@ from pdp.store.registry import (
     StoreRegistry,
     compile_registry,
     merge_registries,
+    not_governed_in_trino,
     read_registry,
 )
 from pdp.store.secrets import Secrets, redact
@@ -59,6 +60,7 @@ __all__ = [
     "Writer",
     "compile_registry",
     "merge_registries",
+    "not_governed_in_trino",
     "read_registry",
     "redact",
 ]

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import select
 
 from pdp.core.model import fold
+from pdp.objects.keys import key_identity
 from pdp.objects.paths import Kind
 from pdp.objects.settings import RemoteState
 from pdp.objects.tags import connection_tag
@@ -85,30 +86,7 @@ def compile_registry(reader: Reader) -> StoreRegistry:
     """Read every connection's tree in one consistent transaction and compile it."""
     db = reader.db
     version = reader.version()
-    by_connection: dict[int, list[TreeRow]] = {}
-    for row in db.execute(
-        select(
-            objects.c.id,
-            objects.c.connection_id,
-            objects.c.parent_id,
-            objects.c.kind,
-            objects.c.name,
-            objects.c.is_active,
-            objects.c.remote_state,
-            objects.c.remote_type,
-        )
-    ):
-        by_connection.setdefault(row.connection_id, []).append(
-            TreeRow(
-                row.id,
-                row.parent_id,
-                Kind(row.kind),
-                row.name,
-                row.is_active,
-                RemoteState(row.remote_state),
-                row.remote_type,
-            )
-        )
+    by_connection = _tree_rows(reader)
     tags: dict[int, set[str]] = {}
     for object_id, tag in db.execute(
         select(object_tags.c.object_id, object_tags.c.tag)
@@ -152,6 +130,63 @@ def compile_registry(reader: Reader) -> StoreRegistry:
         sources.extend(active_legacy)
         retired.extend(inactive_legacy)
     return StoreRegistry(version, tuple(sources), tuple(retired), technologies, aliases)
+
+
+def _tree_rows(reader: Reader, connection_id: int | None = None) -> dict[int, list[TreeRow]]:
+    """The stored objects by connection id (of one connection, with `connection_id`)."""
+    query = select(
+        objects.c.id,
+        objects.c.connection_id,
+        objects.c.parent_id,
+        objects.c.kind,
+        objects.c.name,
+        objects.c.is_active,
+        objects.c.remote_state,
+        objects.c.remote_type,
+    )
+    if connection_id is not None:
+        query = query.where(objects.c.connection_id == connection_id)
+    by_connection: dict[int, list[TreeRow]] = {}
+    for row in reader.db.execute(query):
+        by_connection.setdefault(row.connection_id, []).append(
+            TreeRow(
+                row.id,
+                row.parent_id,
+                Kind(row.kind),
+                row.name,
+                row.is_active,
+                RemoteState(row.remote_state),
+                row.remote_type,
+            )
+        )
+    return by_connection
+
+
+def not_governed_in_trino(reader: Reader, key: str) -> list[DataSource]:
+    """The active data sources of connection `key` that no Trino catalog exposes (its
+    `trinoCatalogs` maps not their database): Trino queries of them are not governed."""
+    record = reader.connection(key)
+    if record.technology is Technology.TRINO:
+        return []
+    row = reader.db.execute(
+        select(connections.c.id).where(connections.c.key_folded == key_identity(record.key))
+    ).scalar_one()
+    mapped = {fold(database) for database in dict(record.settings.get("trinoCatalogs", {}))}
+    databases = reader.db.execute(
+        select(objects.c.name).where(
+            objects.c.connection_id == row, objects.c.kind == Kind.DATABASE.value
+        )
+    ).scalars()
+    if all(fold(name) in mapped for name in databases):  # the usual case: no tree to compile
+        return []
+    active, _ = compile_connection(
+        record.key,
+        record.technology,
+        record.settings,
+        _tree_rows(reader, row).get(row, ()),
+        {},
+    )
+    return [source for source in active if source.trino_key is None]
 
 
 ColumnTagging = Mapping[int, Mapping[str, frozenset[str]]]  # table id -> column -> tags

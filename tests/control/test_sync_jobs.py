@@ -33,35 +33,83 @@ def names(store: Store, path: ObjectPath) -> list[str]:
         return [h.path.name for h in reader.children(path).hits]
 
 
-def test_first_sync_lists_databases_only_and_they_start_inactive(store, runner, platform):
+def test_the_first_sync_lists_the_whole_hierarchy_every_object_inactive(store, runner, platform):
     register(store)
     job = run(runner, trigger=JobTrigger.REGISTRATION)
     assert job.state is JobState.COMPLETED
     assert job.trigger is JobTrigger.REGISTRATION
     assert job.stats["database.added"] == 2
-    assert platform.listed == [()]  # inactive databases are not recursed into
-    assert names(store, HC) == ["hold", "lake"]
+    assert job.stats["schema.added"] == 3
+    assert job.stats["table.added"] == 4
+    assert sorted(platform.listed) == [
+        (),
+        ("hold",),
+        ("hold", "hr"),
+        ("hold", "sales"),
+        ("lake",),
+        ("lake", "raw"),
+    ]
+    assert names(store, HC.child("hold").child("sales")) == ["customers", "orders"]
     with store.read() as reader:
+        assert reader.search(HC, kind="table", is_active=True).count == 0
+        orders = HC.child("hold").child("sales").child("orders")
+        assert [c.name for c in reader.columns(orders)] == ["id", "amount"]
         assert reader.effective_settings(HC.child("hold")).is_active.value is False
+    # a later sync follows the settings: nothing is active, only the connection is listed
+    platform.listed.clear()
+    run(runner)
+    assert platform.listed == [()]
+
+
+def test_a_first_sync_that_failed_leaves_the_next_sync_listing_everything(store, runner, platform):
+    register(store)
+    platform.unreachable = "connection refused"
+    assert run(runner, trigger=JobTrigger.REGISTRATION).state is JobState.FAILED
+    platform.unreachable = None
+    job = run(runner)
+    assert job.stats["table.added"] == 4
 
 
 def test_recursion_follows_the_effective_status(store, runner, platform):
     register(store)
+    run(runner)  # the first sync: the whole tree, inactive
+    platform.listed.clear()
     run(runner)
+    assert platform.listed == [()]
     with store.write() as writer:
         writer.set_settings(HC.child("hold"), is_active=True)
     platform.listed.clear()
     job = run(runner)
     assert job.state is JobState.COMPLETED
-    # the active database is listed; its new schemas start inactive, so no further
-    assert platform.listed == [(), ("hold",)]
-    with store.write() as writer:
-        writer.set_settings(ObjectPath("hc", ("hold", "sales")), is_active=True)
+    assert sorted(platform.listed) == [(), ("hold",), ("hold", "hr"), ("hold", "sales")]
+    platform.add_table("lake", "raw", "clicks")
     platform.listed.clear()
     job = run(runner)
-    assert platform.listed == [(), ("hold",), ("hold", "sales")]
-    assert names(store, ObjectPath("hc", ("hold", "sales"))) == ["customers", "orders"]
-    assert job.stats["table.added"] == 2
+    assert ("lake",) not in platform.listed  # inactive, nothing active below it
+    assert "table.added" not in job.stats
+
+
+def test_a_sync_of_the_connection_descends_into_an_active_schema_of_an_inactive_database(
+    store, runner, platform
+):
+    register(store)
+    run(runner, trigger=JobTrigger.REGISTRATION)
+    sales = HC.child("hold").child("sales")
+    with store.write() as writer:
+        writer.set_settings(sales, is_active=True, activate_new_children=True)
+    platform.add_table("hold", "sales", "refunds")
+    platform.add_table(
+        "hold", "sales", "orders", [("id", "bigint"), ("amount", "double"), ("note", "varchar")]
+    )
+    platform.listed.clear()
+    job = run(runner)  # the connection, as the schedule runs it
+    assert job.stats["table.added"] == 1
+    assert job.stats["column.added"] == 1
+    assert sorted(platform.listed) == [(), ("hold",), ("hold", "sales")]
+    with store.read() as reader:
+        refunds = reader.object(sales.child("refunds"))
+        assert reader.effective_settings(refunds.path).is_active.value is True
+        assert "note" in [c.name for c in reader.columns(sales.child("orders"))]
 
 
 def test_children_that_arrive_active_are_recursed_into(store, runner, platform):

@@ -105,7 +105,7 @@ def test_upgrade_state_machine_refusals_matching_and_retired_endpoints(api):
         "/data/upgrade/legacyhc/validate",
         "boss",
         json={
-            "endpoint": {**LEGACY["endpoint"], "adminUser": "immuta"},
+            "endpoint": {**LEGACY["endpoint"], "adminUsers": "immuta"},
             "credentials": LEGACY["credentials"],
         },
     )

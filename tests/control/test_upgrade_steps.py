@@ -6,6 +6,7 @@ USAGE, Databricks token) and the match rule on its own."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -13,10 +14,11 @@ import pytest
 from pdp.config.policyfiles import PolicyDocuments, parse_policy_file
 from pdp.control import Scheduler
 from pdp.control.upgrade import match_source, oauth_checks, shape_checks
+from pdp.core.model import ClusterSettings, Settings
 from pdp.objects.paths import ObjectPath
 from pdp.objects.sync import Listing, RemoteObject
 from pdp.policy.model import Technology
-from pdp.store import JobState, JobTrigger, JobType, read_registry
+from pdp.store import JobState, JobTrigger, JobType, legacy, read_registry
 
 REGISTRY = """
 connections:
@@ -167,13 +169,22 @@ def test_credential_shapes_per_technology():
 
     t = Technology.TRINO
     assert failed(t, {"username": "pdp", "password": "x"}) == []
-    assert failed(t, {"username": "pdp"}) == ["credentials"]
+    assert failed(t, {"username": "pdp"}) == ["credentials"]  # a password, over https
+    # a user name alone: a cluster without authentication, over http (docs/crawlers.md)
+    assert failed(t, {"username": "pdp"}, {"httpScheme": "http"}) == []
+    assert failed(t, {"user": "pdp"}, {"httpScheme": "http"}) == []
+    assert failed(t, {}, {"httpScheme": "http"}) == ["credentials"]
     assert failed(t, {"oauth": {"clientId": "pdp"}}) == []  # oauth_checks takes it from here
-    admin = {"adminUser": "immuta"}
+    # adminUsers: the cluster's immuta.user.admin, a pattern matched whole (as the crawler)
+    admin = {"adminUsers": "immuta|svc_[a-z]+"}
     assert failed(t, {"oauth": {"clientId": "immuta"}}, admin) == []
     assert failed(t, {"oauth": {"clientId": "pdp"}}, admin) == ["systemUser"]
     assert failed(t, {"username": "immuta", "password": "x"}, admin) == []
+    assert failed(t, {"username": "svc_sync", "password": "x"}, admin) == []
     assert failed(t, {"username": "pdp", "password": "x"}, admin) == ["systemUser"]
+    assert failed(t, {"username": "svc_sync", "password": "x"}, {"adminUsers": "("}) == [
+        "systemUser"
+    ]
     assert failed(Technology.SNOWFLAKE, {"role": "PDP_ROLE"}) == []
     assert failed(Technology.SNOWFLAKE, {}) == ["role"]
     assert failed(Technology.DATABRICKS, {"tokenEnv": "DATABRICKS_TOKEN"}) == []
@@ -267,7 +278,7 @@ def test_an_integration_with_oauth_credentials_validates_through_the_api(api, id
             "connection": {
                 "name": "oauthhc",
                 "technology": "trino",
-                "endpoint": {"host": "h", "adminUser": "sidecar-basic"},
+                "endpoint": {"host": "h", "adminUsers": "sidecar-basic"},
                 "credentials": {"oauth": oauth},
             },
             "database": "hold",
@@ -280,3 +291,45 @@ def test_an_integration_with_oauth_credentials_validates_through_the_api(api, id
     valid = api.call("POST", "/data/upgrade/oauthhc/validate", "boss", json={})
     assert valid.status_code == 200, valid.text
     assert {c["name"] for c in valid.json()["checks"]} >= {"credentials", "token", "systemUser"}
+
+
+def test_the_system_user_is_checked_against_the_pdps_cluster_properties(api):
+    """Without adminUsers on the endpoint, validate takes the cluster's immuta.user.admin from
+    the PDP's clusterProperties and keeps it on the endpoint, so the crawler checks every
+    listing against it too; a PDP that was given none says what to set (the default
+    matches nobody)."""
+    api.platform.add_table("hold", "sales", "orders")
+    answer = api.call(
+        "POST",
+        "/dataSource",
+        "appadmin",
+        json={
+            "connection": {"name": "demo", "technology": "trino"},
+            "database": "hold",
+            "schema": "sales",
+            "table": "orders",
+        },
+    )
+    assert answer.status_code == 201, answer.text
+    api.call("POST", "/data/upgrade/demo/start", "boss", json={"displayName": "tp"})
+    body = {
+        "endpoint": {"host": "127.0.0.1", "port": 8080, "httpScheme": "http"},
+        "credentials": {"username": "trino-admin"},
+    }
+    api.plane.cluster = lambda: ClusterSettings()  # no clusterProperties
+    refused = api.call("POST", "/data/upgrade/demo/validate", "boss", json=body)
+    assert refused.status_code == 422, refused.text
+    [check] = [c for c in refused.json()["error"]["checks"] if not c["ok"]]
+    assert check["name"] == "systemUser"
+    assert "endpoint.adminUsers" in check["detail"] and "clusterProperties" in check["detail"]
+
+    settings = Settings(admin=re.compile("trino-admin|svc_[a-z]+"))
+    api.plane.cluster = lambda: ClusterSettings(properties=settings)
+    valid = api.call("POST", "/data/upgrade/demo/validate", "boss", json=body)
+    assert valid.status_code == 200, valid.text
+    assert {c["name"]: c["ok"] for c in valid.json()["checks"]}["systemUser"] is True
+    stored = api.call("GET", "/data/upgrade/demo", "boss").json()
+    assert stored["state"] == "validated"
+    with api.store.read() as reader:
+        endpoint = legacy.get_integration(reader, "demo").endpoint
+    assert endpoint["adminUsers"] == "trino-admin|svc_[a-z]+"

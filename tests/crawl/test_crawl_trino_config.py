@@ -48,3 +48,11 @@ def test_the_admin_pattern_is_matched_in_full():
 def test_the_password_never_shows():
     c = trino_crawler({"username": "svc_sync", "passwordEnv": "P"})
     assert "'pw'" not in repr(vars(c)) and "'pw'" not in repr(c.login)
+
+
+@pytest.mark.parametrize("key", ["user", "username"])
+def test_a_user_name_alone_is_a_cluster_without_authentication_over_http(key):
+    c = trino_crawler({key: "trino-admin"}, httpScheme="http", port=8080)
+    assert (c.user, c.login) == ("trino-admin", None)
+    with pytest.raises(CrawlError, match=f"credentials.{key}.*only over http"):
+        trino_crawler({key: "trino-admin"})

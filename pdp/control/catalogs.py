@@ -1,0 +1,105 @@
+"""The Trino catalog that exposes each database of a non-Trino connection (`trinoCatalogs`).
+
+A PostgreSQL table is governed in Trino only through the catalog Trino reads it by: without
+that mapping its masks, row filters and subscription policies never reach a Trino query. At
+registration the PDP proposes the mapping from the Trino catalog files it knows
+(`control.trinoCatalogFiles` in pdp.yaml: a copy of, or the path to, Trino's `etc/catalog`):
+every `postgresql` catalog whose `connection-url` names the connection's host and port maps the
+database the URL names. A mapping given at registration wins; none found, the registration
+answer and `pdp connections status` say so.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from pdp.config.properties import read_entries
+from pdp.objects.errors import InvalidInput
+from pdp.policy.model import Technology
+
+log = logging.getLogger(__name__)
+
+KEY = "trinoCatalogs"  # in a connection's settings: {database: catalog}
+LOOPBACK = {"localhost", "127.0.0.1", "::1"}
+POSTGRES_PORT = 5432
+
+
+@dataclass(frozen=True)
+class Proposal:
+    catalogs: dict[str, str]
+    source: str  # where they come from, or why there are none
+
+
+def check_mapping(technology: Technology, mapping: Any, field: str) -> dict[str, str]:
+    """A `trinoCatalogs` value: database names to catalog names, both non-empty strings; a
+    Trino connection has none (its databases are its catalogs)."""
+    if technology is Technology.TRINO and mapping:
+        raise InvalidInput(field, mapping, "a Trino connection's databases are its catalogs")
+    if not isinstance(mapping, Mapping) or not all(
+        isinstance(k, str) and k and isinstance(v, str) and v for k, v in mapping.items()
+    ):
+        raise InvalidInput(field, mapping, "expected {database: Trino catalog} of names")
+    return dict(mapping)
+
+
+def propose(
+    technology: Technology, endpoint: Mapping[str, Any], directory: Path | None
+) -> Proposal:
+    """The mapping proposed for a connection registered without one."""
+    if technology is not Technology.POSTGRESQL:
+        return Proposal({}, f"no proposal for {technology.value} connections: give {KEY}")
+    if directory is None:
+        return Proposal({}, "control.trinoCatalogFiles is not set: no Trino catalog is known")
+    try:
+        files = sorted(directory.glob("*.properties"))
+    except OSError as error:
+        return Proposal({}, f"cannot read {directory}: {error.strerror}")
+    host = _host(str(endpoint.get("host", "")))
+    port = _port(endpoint.get("port"))
+    found: dict[str, str] = {}
+    for file in files:
+        try:
+            entries = read_entries(file.read_text(encoding="utf-8"))
+        except OSError as error:
+            log.warning("cannot read the Trino catalog file %s: %s", file, error.strerror)
+            continue
+        if entries.get("connector.name") != "postgresql":
+            continue
+        target = _postgres_url(entries.get("connection-url", ""))
+        if target is not None and target[:2] == (host, port):
+            found.setdefault(target[2], file.stem)
+    if not found:
+        return Proposal({}, f"no postgresql catalog in {directory} points at {host}:{port}")
+    return Proposal(found, f"proposed from the Trino catalog files in {directory}")
+
+
+def _postgres_url(url: str) -> tuple[str, int, str] | None:
+    """(host, port, database) of `jdbc:postgresql://host[:port]/database[?...]`."""
+    if not url.startswith("jdbc:postgresql:"):
+        return None
+    try:
+        parts = urlsplit(url[len("jdbc:") :])
+        port = parts.port or POSTGRES_PORT
+    except ValueError:
+        return None
+    database = parts.path.lstrip("/")
+    if not parts.hostname or not database:
+        return None
+    return _host(parts.hostname), port, database
+
+
+def _host(name: str) -> str:
+    name = name.strip("[]").casefold()
+    return "127.0.0.1" if name in LOOPBACK else name
+
+
+def _port(value: Any) -> int:
+    try:
+        return int(value) if value is not None else POSTGRES_PORT
+    except (TypeError, ValueError):
+        return POSTGRES_PORT

@@ -1,0 +1,88 @@
+"""Active data sources that no Trino catalog exposes are reported wherever an operator looks:
+`pdp connections sync` and `status`, the PDP's admin /health and the sidecar's /health
+("degraded": "N active data sources are not governed in Trino"), until `pdp connections update
+--trino-catalog` maps their database; real PDP and sidecar processes, the fake platform behind
+the crawler seam."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.control.test_control_e2e import Replica, write_world
+from tests.support.processes import free_port, start_sidecar
+
+ROOT = Path(__file__).resolve().parents[2]
+WARNING = "2 active data sources are not governed in Trino"
+
+
+def eventually_health(url: str, status: str, seconds: float = 15) -> dict:
+    deadline = time.monotonic() + seconds
+    while True:
+        health = httpx.get(f"{url}/health", timeout=2).json()
+        if health["status"] == status:
+            return health
+        assert time.monotonic() < deadline, health
+        time.sleep(0.1)
+
+
+def test_unmapped_active_postgres_tables_are_reported_until_mapped(tmp_path):
+    world = tmp_path / "world.json"
+    write_world(world, {"shop": {"public": {"orders": [["id", "int"]], "items": [["id", "int"]]}}})
+    pdp = Replica(tmp_path, f"sqlite:///{tmp_path}/store.db", world, "gov")
+    url = f"http://127.0.0.1:{pdp.admin_port}"
+    sidecar = None
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pdp.cli",
+                "connections",
+                "--url",
+                url,
+                "--as-user",
+                "gov",
+                *args,
+            ],
+            text=True,
+            capture_output=True,
+            timeout=60,
+            cwd=ROOT,
+        )
+        assert done.returncode == 0, done.stderr
+        return done
+
+    try:
+        port = free_port()
+        sidecar = start_sidecar(pdp.tree.sidecar_yaml(port, pdp.grpc_port), port)
+        sidecar_url = f"http://127.0.0.1:{port}"
+        assert "pdpDegraded" not in eventually_health(sidecar_url, "ok")
+        registered = cli("register", "pg", "--technology", "postgresql", "--endpoint", "host=fake")
+        assert "Trino catalogs: none" in registered.stdout
+        cli("settings", "pg/shop/public", "--active", "true")
+        synced = cli("sync", "pg")
+        assert "notGovernedInTrino=2" in synced.stdout
+        assert "WARNING: 2 active data sources of pg are not governed in Trino" in synced.stdout
+        status = cli("status", "pg")
+        assert f"WARNING: {WARNING}: no Trino catalog is mapped to shop" in status.stdout
+        assert "Trino catalog: none" in cli("status", "pg/shop/public/orders").stdout
+
+        assert eventually_health(url, "degraded")["reason"].startswith(WARNING)
+        assert eventually_health(sidecar_url, "degraded")["pdpDegraded"].startswith(WARNING)
+
+        updated = cli("update", "pg", "--trino-catalog", "shop=postgresql")
+        assert "Trino catalogs: shop -> postgresql" in updated.stdout
+        assert "WARNING" not in updated.stdout
+        assert "Trino catalog: postgresql" in cli("status", "pg/shop/public/orders").stdout
+        assert "reason" not in eventually_health(url, "ok")
+        assert "pdpDegraded" not in eventually_health(sidecar_url, "ok")
+    finally:
+        if sidecar is not None:
+            sidecar.stop()
+        pdp.stop()
