@@ -20,6 +20,7 @@ from pdp.control.permissions import Caller
 from pdp.control.sync import CrawlerFactory, SyncRunner, abandon_stale_jobs, job_running
 from pdp.core.model import fold
 from pdp.crawl.base import Check
+from pdp.crawl.network import NetworkPolicy
 from pdp.objects.errors import InvalidInput, LockHeld, NotFound
 from pdp.objects.keys import check_connection_key
 from pdp.objects.paths import Kind, ObjectPath
@@ -36,6 +37,7 @@ from pdp.store import (
     JobType,
     ObjectRecord,
     PrincipalKind,
+    References,
     RequestState,
     Role,
     Store,
@@ -153,8 +155,14 @@ class ControlPlane:
         crawler_factory: CrawlerFactory,
         *,
         cascade_threshold: int = CASCADE_JOB_THRESHOLD,
+        references: References | None = None,
+        network: NetworkPolicy | None = None,
     ):
         self.store = store
+        # the secret references pdp.yaml allows in connection details (none by default) and
+        # where connection checks may connect (`control.network`); see pdp.store.secrets
+        self.references = references or References()
+        self.network = network or NetworkPolicy.of()
         self.runner = runner
         self.crawler_factory = crawler_factory
         # a settings change reaching more descendants than this runs as a cascade job
@@ -210,11 +218,15 @@ class ControlPlane:
         credentials: Mapping[str, Any],
     ) -> list[Check]:
         perm.require_validate(caller)
+        self.references.check(endpoint, "endpoint")
+        self.references.check(credentials, "credentials")
         record = self._record("validate", _technology(technology), endpoint, credentials)
         return self.check(record)
 
     def register(self, caller: Caller, registration: Registration) -> tuple[str, Job | None]:
         perm.require_register(caller)
+        self.references.check(registration.endpoint, "connection.endpoint")
+        self.references.check(registration.credentials, "connection.credentials")
         key = check_connection_key(registration.key)
         technology = _technology(registration.technology)
         check_schedule(registration.schedule)
@@ -274,6 +286,8 @@ class ControlPlane:
         with self.store.read() as reader:
             perm.require_manage_connection(reader, caller, key)
             current = reader.connection(key)
+        self.references.check(endpoint, "endpoint")
+        self.references.check(credentials, "credentials")
         if endpoint is not None or credentials is not None:
             sealed_new = (
                 self.store.secrets.seal(credentials, "connection.credentials")

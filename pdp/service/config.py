@@ -15,7 +15,9 @@ from pdp.config.fields import Fields
 from pdp.config.yamlsource import line_of, read_yaml
 from pdp.control.plane import CASCADE_JOB_THRESHOLD
 from pdp.control.schedule import TICK_SECONDS
+from pdp.crawl.network import DEFAULT_DENY, EVERYWHERE, NetworkPolicy
 from pdp.grants.config import GrantsConfig, parse_grants
+from pdp.store import References
 
 KEYS = (
     "tls",
@@ -50,6 +52,11 @@ class ControlSettings:
     # where the PDP keeps the last good store registry, to decide on it when it starts while
     # the store is down (None: not kept; such a start decides on the policy files alone)
     snapshot_file: Path | None = None
+    # secret references (`passwordEnv: NAME`, `passwordFile: PATH`) the operator allows in
+    # connection details: globs of names and paths; none by default (pdp.store.secrets)
+    secret_references: References = field(default_factory=References)
+    # where connection checks and syncs may connect (pdp.crawl.network; docs/connections.md)
+    network: NetworkPolicy = field(default_factory=NetworkPolicy.of)
 
 
 @dataclass(frozen=True)
@@ -172,7 +179,14 @@ def _control(f: Fields, found: Collector) -> ControlSettings:
         f.data.get("control") or {},
         "control",
         found,
-        ("storePollSeconds", "cascadeJobThreshold", "snapshotFile", "scheduleTickSeconds"),
+        (
+            "storePollSeconds",
+            "cascadeJobThreshold",
+            "snapshotFile",
+            "scheduleTickSeconds",
+            "secretReferences",
+            "network",
+        ),
         base=f.base,
     )
     poll = (
@@ -184,7 +198,19 @@ def _control(f: Fields, found: Collector) -> ControlSettings:
         "cascadeJobThreshold", CASCADE_JOB_THRESHOLD, low=0, high=1e9, whole=True
     )
     tick = control.number("scheduleTickSeconds", TICK_SECONDS, positive=True, high=3600)
+    net = Fields(control.data.get("network") or {}, "control.network", found, ("allow", "deny"))
+    network = NetworkPolicy.of()
+    lists = {
+        key: net.strings(key) if net.has(key) else default
+        for key, default in (("allow", EVERYWHERE), ("deny", DEFAULT_DENY))
+    }
+    try:
+        network = NetworkPolicy.of(lists["allow"], lists["deny"])
+    except ValueError as error:
+        net.error("allow", str(error))
     return ControlSettings(
+        secret_references=References(tuple(control.strings("secretReferences"))),
+        network=network,
         store_poll_seconds=poll,
         cascade_job_threshold=int(threshold),
         snapshot_file=control.file_path("snapshotFile"),

@@ -153,10 +153,18 @@ async def start_pdp(
         )
         inputs.on_change = feed.update_files
         revisions = feed.revisions
-        factory = crawler_factory or platform_crawlers(store)
+        settings = config.control
+        factory = crawler_factory or platform_crawlers(
+            store, settings.secret_references, settings.network
+        )
         runner = SyncRunner(store, factory)
         control = ControlPlane(
-            store, runner, factory, cascade_threshold=config.control.cascade_job_threshold
+            store,
+            runner,
+            factory,
+            cascade_threshold=settings.cascade_job_threshold,
+            references=settings.secret_references,
+            network=settings.network,
         )
         the_feed = feed
         control.declared = lambda: the_feed.inputs.documents

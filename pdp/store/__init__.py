@@ -28,7 +28,7 @@ from pdp.store.registry import (
     merge_registries,
     read_registry,
 )
-from pdp.store.secrets import Secrets, redact
+from pdp.store.secrets import References, Secrets, redact
 from pdp.store.store import KEEP, Reader, Store, SyncOutcome, Writer
 
 __all__ = [
@@ -49,6 +49,7 @@ __all__ = [
     "Permission",
     "PrincipalKind",
     "Reader",
+    "References",
     "RequestKind",
     "RequestState",
     "Role",

@@ -12,7 +12,7 @@ from pdp.admin import create_app
 from pdp.admin.auth import trusted_header
 from pdp.control import ControlPlane, SyncRunner
 from pdp.policy import DirectoryUser, GlobalPermission
-from pdp.store import Store
+from pdp.store import References, Store
 from tests.control.fakes import FakePlatform
 
 G = GlobalPermission
@@ -73,7 +73,11 @@ class Api:
 @pytest.fixture
 def api(store, platform) -> Iterator[Api]:
     runner = SyncRunner(store, platform.factory)
-    plane = ControlPlane(store, runner, platform.factory)
+    # the operator allows the one reference these tests name (tests/control/test_secret_refs.py
+    # has none allowed, the default)
+    plane = ControlPlane(
+        store, runner, platform.factory, references=References(("TRINO_PASSWORD",))
+    )
     app = create_app(plane, trusted_header(lambda: CALLERS))
     with TestClient(app) as client:
         kit = Api(client, store, platform, runner)

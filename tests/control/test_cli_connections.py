@@ -90,7 +90,7 @@ def test_the_cli_walks_an_upgrade_through(tmp_path, monkeypatch):
             "name": "legacyhc",
             "technology": "trino",
             "endpoint": {"host": "fake"},
-            "credentials": {"username": "pdp", "passwordEnv": "TRINO_PASSWORD"},
+            "credentials": {"username": "pdp", "password": "pw"},
         }
         ids = {}
         for table in ("orders", "ghost"):

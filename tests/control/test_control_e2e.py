@@ -29,6 +29,7 @@ POLICIES = (
 USERS = WORKED_USERS + "  gov: {permissions: [GOVERNANCE, APPLICATION_ADMIN]}\n"
 CLOSED = "immuta.allowed.non.immuta.datasource.operations=WRITE\n"  # unregistered: no reads
 GOV = {"X-Pdp-User": "gov"}
+STORE_KEY = "GWfj5J3bCR3bqGxg5w2Xb0mHl2-eCJVPRCi3ypG1ZTM="  # a Fernet key, for tests only
 
 
 def body(catalog: str, schema: str, table: str, user: str = "alice") -> dict:
@@ -73,6 +74,7 @@ class Replica:
             + f"clusterProperties: {self.tree.properties.name}\n"  # type: ignore[union-attr]
             + f"store: {store_url}\n"
             + f"admin: {{listen: '127.0.0.1:{self.admin_port}', trustUserHeader: true}}\n"
+            + "storeSecretKeyEnv: PDP_TEST_STORE_KEY\n"  # credentials are values, encrypted
             + extra
         )
         self.process = Process(
@@ -89,6 +91,7 @@ class Replica:
                 *args,
             ],
             root / f"pdp-{name}.log",
+            env={"PDP_TEST_STORE_KEY": STORE_KEY},
         )
         self.api = httpx.Client(base_url=f"http://127.0.0.1:{self.admin_port}", headers=GOV)
         self.process.wait_until(self._ready, timeout=30)

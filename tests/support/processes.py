@@ -21,7 +21,7 @@ def free_port() -> int:
 
 
 class Process:
-    def __init__(self, args: list[str], log: Path) -> None:
+    def __init__(self, args: list[str], log: Path, env: dict[str, str] | None = None) -> None:
         self.log = log
         self._file = log.open("wb")
         self.popen = subprocess.Popen(
@@ -29,7 +29,7 @@ class Process:
             stdout=self._file,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
 
     def wait_until(self, ready: Callable[[], bool], timeout: float = 20.0) -> None:
