@@ -181,6 +181,11 @@ def connect_failure(error: BaseException) -> str:
             return "timed out"
         if isinstance(item, ssl.SSLError):
             return "TLS failed (handshake or certificate)"
+        state = str(getattr(item, "sqlstate", None) or "")  # a code, not the server's text
+        if state.startswith("28"):
+            return "authentication failed"
+        if state == "3D000":
+            return "no such database"
     text = " ".join(str(item).lower() for item in seen)
     for words, what in _FAILURES:
         if any(word in text for word in words):
