@@ -12,16 +12,20 @@ its thread pool, so store and platform I/O never block the PDP's event loop.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
+from urllib.parse import unquote
 
 from fastapi import Depends, FastAPI, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pdp.auth.errors import PermissionDenied, Unauthenticated
 from pdp.control import Caller, ControlPlane, Forbidden, JobRunning, Registration, ValidationFailed
@@ -32,6 +36,7 @@ from pdp.objects.paths import ObjectPath
 log = logging.getLogger(__name__)
 
 USER_HEADER = "X-Pdp-User"
+MAX_BODY_BYTES = 1024 * 1024
 Authenticate = Callable[[Request], Awaitable[Caller]]
 
 
@@ -43,6 +48,10 @@ class AdminSettings:
     listen: str = "127.0.0.1:8282"
     trust_user_header: bool = False
     required_scopes: tuple[str, ...] = ()
+    # the token claim naming the caller in the user directory (docs/auth.md)
+    user_claim: str = "sub"
+    # a request body larger than this is refused (413) before it is read further
+    max_body_bytes: int = MAX_BODY_BYTES
 
 
 def error_body(
@@ -75,12 +84,12 @@ class ConnectionDetails(BaseModel):
 
 
 class InitialSettings(_Body):
-    isActive: bool | None = None
-    activateNewChildren: bool | None = None
+    isActive: StrictBool | None = None
+    activateNewChildren: StrictBool | None = None
 
 
 class RegisterOptions(_Body):
-    forceRecursiveCrawl: bool = False
+    forceRecursiveCrawl: StrictBool = False
     schedule: str | None = None
     failSafeThreshold: float | None = None
 
@@ -100,29 +109,29 @@ class UpdateConnectionBody(_Body):
 
 
 class SettingsBody(_Body):
-    isActive: bool | None = None
-    activateNewChildren: bool | None = None
+    isActive: StrictBool | None = None
+    activateNewChildren: StrictBool | None = None
 
 
 class SearchBody(_Body):
     searchText: str | None = None
     kind: str | None = None
     remoteState: str | None = None
-    isActive: bool | None = None
-    recursive: bool = False
+    isActive: StrictBool | None = None
+    recursive: StrictBool = False
     offset: int = Field(default=0, ge=0)
     size: int = Field(default=100, ge=0, le=1000)
 
 
 class CrawlBody(_Body):
-    forceRecursive: bool = False
+    forceRecursive: StrictBool = False
 
 
 class PermissionBody(_Body):
     principal: str = Field(min_length=1)
     role: str
     principalKind: str = "user"
-    revoke: bool = False
+    revoke: StrictBool = False
 
 
 class StartBody(_Body):
@@ -135,7 +144,7 @@ class ValidateBody(_Body):
 
 
 class UpgradeBody(_Body):
-    confirm: bool = False
+    confirm: StrictBool = False
 
 
 class ResolveBody(_Body):
@@ -150,15 +159,21 @@ class DetectBody(_Body):
 class MonitoringBody(_Body):
     database: str
     schema_: str = Field(alias="schema")
-    enabled: bool
+    enabled: StrictBool
 
 
 # --- the application -------------------------------------------------------------------------
 
 
 async def _caller(request: Request) -> Caller:
+    """The authenticated caller, admitted: one holding no control-plane permission at all is
+    refused (403) here, before the body is validated or anything is looked up, so that no
+    answer tells them which keys exist."""
     authenticate: Authenticate = request.app.state.authenticate
-    return await authenticate(request)
+    caller = await authenticate(request)
+    plane: ControlPlane = request.app.state.plane
+    await run_in_threadpool(plane.admit, caller)
+    return caller
 
 
 Who = Annotated[Caller, Depends(_caller)]
@@ -169,6 +184,7 @@ def create_app(
     authenticate: Authenticate,
     store_available: Callable[[], bool] = lambda: True,
     revision: Callable[[], str] | None = None,
+    max_body_bytes: int = MAX_BODY_BYTES,
 ) -> FastAPI:
     app = FastAPI(
         title="PDP admin API",
@@ -176,8 +192,11 @@ def create_app(
         description="Connections, object sync and object permissions (docs/connections.md).",
     )
     _install_errors(app)
+    app.add_middleware(Guard, max_body_bytes=max_body_bytes)
 
     app.state.authenticate = authenticate
+    app.state.plane = plane
+    app.state.outage = Outage()
 
     def path_of(text: str) -> ObjectPath:
         return ObjectPath.parse_url(text)
@@ -388,6 +407,107 @@ def create_app(
     return app
 
 
+def _json_problem(problem: Mapping[str, Any], document: Any) -> str:
+    """`the body is not valid JSON: Expecting ',' delimiter at line 3, column 5`."""
+    position = next((p for p in problem.get("loc", ()) if isinstance(p, int)), None)
+    what = (problem.get("ctx") or {}).get("error") or "cannot parse it"
+    if position is None or not isinstance(document, str | bytes):
+        return f"the body is not valid JSON: {what}"
+    text = document if isinstance(document, str) else document.decode("utf-8", "replace")
+    before = text[:position]
+    line, column = before.count("\n") + 1, position - (before.rfind("\n") + 1) + 1
+    return f"the body is not valid JSON: {what} at line {line}, column {column}"
+
+
+class Outage:
+    """One ERROR when the store stops answering the admin API, one INFO when it answers again
+    (not one line per request: a busy API would flood the log and page someone per call)."""
+
+    def __init__(self) -> None:
+        self.down = False
+
+    def failed(self, error: Exception) -> None:
+        if not self.down:
+            self.down = True
+            log.error("store unreachable, the admin API answers 503 until it returns: %s", error)
+
+    def answered(self) -> None:
+        if self.down:
+            self.down = False
+            log.info("store reachable again: the admin API answers again")
+
+
+class Guard:
+    """Before routing: a path or query with a NUL byte is 400 (no store ever sees it), a body
+    above `max_body_bytes` is 413, whether it announces its length or not. After: a request
+    that reached the store ends an outage."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app, self.limit = app, max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        query = unquote(scope.get("query_string", b"").decode("latin-1"))
+        if "\x00" in scope["path"] or "\x00" in query:
+            where = "path" if "\x00" in scope["path"] else "query"
+            answer = _error(400, "invalid_input", f"the {where} holds a NUL byte", field=where)
+            await answer(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        length = headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > self.limit:
+            await self._too_large(scope, receive, send)
+            return
+        kind = headers.get("content-type", "").split(";")[0].strip().lower()
+        has_body = (length is not None and length != "0") or "transfer-encoding" in headers
+        if has_body and not (kind == "application/json" or kind.endswith("+json")):
+            got = f"Content-Type {kind!r}" if kind else "no Content-Type"
+            message = f"the body must be JSON, sent with Content-Type: application/json ({got})"
+            answer = _error(415, "unsupported_media_type", message, field="Content-Type")
+            await answer(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise _TooLarge(self.limit)
+            return message
+
+        status = 0
+
+        async def watched(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        await self.app(scope, counted, watched)
+        outage: Outage | None = (
+            getattr(scope["app"].state, "outage", None) if "app" in scope else None
+        )
+        if outage is not None and status < 500 and scope["path"].startswith(_STORE_PATHS):
+            outage.answered()
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        exc = _TooLarge(self.limit)
+        await _error(413, "too_large", exc.detail, field="body")(scope, receive, send)
+
+
+class _TooLarge(StarletteHTTPException):
+    """Raised while the body is read (FastAPI passes HTTP exceptions through as they are)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the request body is larger than {limit} bytes (admin.maxBodyBytes)")
+
+
+_STORE_PATHS = ("/data", "/jobs", "/requests")
+
+
 def _install_errors(app: FastAPI) -> None:
     @app.exception_handler(LegacyRetired)
     async def retired(request: Request, exc: LegacyRetired) -> JSONResponse:
@@ -464,6 +584,8 @@ def _install_errors(app: FastAPI) -> None:
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = exc.errors()
         first = problems[0] if problems else {}
+        if first.get("type") == "json_invalid":
+            return _error(400, "invalid_json", _json_problem(first, exc.body), field="body")
         location = [str(p) for p in first.get("loc", ()) if p != "body"]
         field = ".".join(location) or None
         value = first.get("input")
@@ -480,6 +602,8 @@ def _install_errors(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        if isinstance(exc, _TooLarge):
+            return _error(413, "too_large", str(exc.detail), field="body")
         if exc.status_code == 404:
             return _error(
                 404, code, f"no endpoint {request.url.path}", field="path", value=request.url.path
@@ -489,7 +613,7 @@ def _install_errors(app: FastAPI) -> None:
     @app.exception_handler(OperationalError)
     @app.exception_handler(DBAPIError)
     async def store_down(request: Request, exc: Exception) -> JSONResponse:
-        log.error("store unreachable: %s", exc)
+        request.app.state.outage.failed(exc)
         return _error(
             503,
             "store_unavailable",

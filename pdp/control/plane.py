@@ -175,6 +175,12 @@ class ControlPlane:
         # the system user matches its `immuta.user.admin`; set by the PDP service.
         self.cluster: Callable[[], Any] | None = None
 
+    def admit(self, caller: Caller) -> None:
+        """403 unless the caller holds some control-plane permission: checked before anything
+        else, so that answers to others never tell which connections or objects exist."""
+        with self.store.read() as reader:
+            perm.require_read(reader, caller)
+
     # --- connections ------------------------------------------------------------------------
 
     def _record(
@@ -524,6 +530,8 @@ class ControlPlane:
         principal_kind: str = "user",
         revoke: bool = False,
     ) -> dict[str, Any]:
+        with self.store.read() as reader:  # permission before the body's values
+            perm.require_manage_connection(reader, caller, path.key)
         role_value = _enum(Role, role, "role")
         kind_value = _enum(PrincipalKind, principal_kind, "principalKind")
         assert role_value is not None and kind_value is not None

@@ -165,12 +165,17 @@ def _admin(f: Fields, found: Collector) -> AdminSettings | None:
     raw = f.data.get("admin")
     if raw is None:
         return None
-    admin = Fields(raw, "admin", found, ("listen", "trustUserHeader", "requiredScope"))
+    keys = ("listen", "trustUserHeader", "requiredScope", "userClaim", "maxBodyBytes")
+    admin = Fields(raw, "admin", found, keys)
     defaults = AdminSettings()
     return AdminSettings(
         listen=admin.text("listen", default=defaults.listen),
         trust_user_header=admin.flag("trustUserHeader"),
         required_scopes=admin.words("requiredScope"),
+        user_claim=admin.text("userClaim", default=defaults.user_claim),
+        max_body_bytes=int(
+            admin.number("maxBodyBytes", defaults.max_body_bytes, low=1024, high=2**30, whole=True)
+        ),
     )
 
 

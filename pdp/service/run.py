@@ -211,7 +211,7 @@ async def start_pdp(
         if validator is not None and auth is not None:
             admin_validator = Validator(replace(auth, required_scopes=config.admin.required_scopes))
             resources.callback(admin_validator.close)
-            authenticate = bearer(admin_validator, directory)
+            authenticate = bearer(admin_validator, directory, config.admin.user_claim)
         else:
             log.warning("admin API trusts the %s header: tests and loopback only", "X-Pdp-User")
             authenticate = trusted_header(directory)
@@ -220,6 +220,7 @@ async def start_pdp(
             authenticate,
             lambda: feed.store_available if feed else True,
             lambda: revisions.current.revision,
+            config.admin.max_body_bytes,
         )
         admin_port = await resources.enter_async_context(
             serving(app, admin_listen or config.admin.listen)
