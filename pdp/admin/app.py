@@ -14,13 +14,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import unquote
 
-from fastapi import Depends, FastAPI, Request, Response
+import swagger_ui_bundle  # type: ignore[import-untyped]
+from fastapi import Depends, FastAPI, Request, Response, Security
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.datastructures import Headers
@@ -65,6 +70,69 @@ def error_body(
 def _error(status: int, code: str, message: str, **fields: Any) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return JSONResponse(error_body(code, message, **fields), status_code=status, headers=headers)
+
+
+# --- the error shape, as the OpenAPI document shows it -------------------------------------
+
+
+class ErrorDetail(BaseModel):
+    model_config = ConfigDict(extra="allow")  # permission, jobId, checks, replacement...
+    code: str
+    message: str
+    field: str | None = None
+    value: Any = None
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": what}
+    for status, what in (
+        (400, "invalid input: `field` names what was wrong (`invalid_input`, `invalid_json`)"),
+        (401, "no valid bearer token"),
+        (403, "the caller lacks `permission`"),
+        (404, "no such connection, object, job or request"),
+        (409, "a conflict, or a sync running (`jobId`)"),
+        (413, "the body is larger than admin.maxBodyBytes"),
+        (415, "the body is not JSON"),
+        (503, "the store does not answer"),
+    )
+}
+
+
+def _install_docs(app: FastAPI) -> None:
+    """Swagger UI from the swagger-ui-bundle package (works without internet), and an OpenAPI
+    document that shows the real error answers: 400 with `ErrorBody`, never FastAPI's 422."""
+    files = Path(str(swagger_ui_bundle.swagger_ui_path))
+    app.mount("/docs/static", StaticFiles(directory=files), name="swagger-ui")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="PDP admin API",
+            swagger_js_url="/docs/static/swagger-ui-bundle.js",
+            swagger_css_url="/docs/static/swagger-ui.css",
+            swagger_favicon_url="/docs/static/favicon-32x32.png",
+        )
+
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            for operations in schema.get("paths", {}).values():
+                for operation in operations.values():
+                    operation.get("responses", {}).pop("422", None)
+            schemas = schema.get("components", {}).get("schemas", {})
+            for unused in ("HTTPValidationError", "ValidationError"):
+                schemas.pop(unused, None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 # --- request bodies --------------------------------------------------------------------------
@@ -165,7 +233,14 @@ class MonitoringBody(_Body):
 # --- the application -------------------------------------------------------------------------
 
 
-async def _caller(request: Request) -> Caller:
+# Declares the bearer scheme in the OpenAPI document (Swagger UI's Authorize button); the
+# token itself is checked by the app's `authenticate`.
+_BEARER = HTTPBearer(auto_error=False, description="an access token of the PDP's `auth:` issuer")
+
+
+async def _caller(
+    request: Request, _token: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)]
+) -> Caller:
     """The authenticated caller, admitted: one holding no control-plane permission at all is
     refused (403) here, before the body is validated or anything is looked up, so that no
     answer tells them which keys exist."""
@@ -190,8 +265,12 @@ def create_app(
         title="PDP admin API",
         version="1",
         description="Connections, object sync and object permissions (docs/connections.md).",
+        docs_url=None,  # served below from the package's files, not a CDN
+        redoc_url=None,
+        responses=ERROR_RESPONSES,
     )
     _install_errors(app)
+    _install_docs(app)
     app.add_middleware(Guard, max_body_bytes=max_body_bytes)
 
     app.state.authenticate = authenticate
