@@ -195,5 +195,5 @@ def test_the_network_policy_and_secret_references(tmp_path):
         True,
     ]
     assert not control.network.permits("8.8.8.8")  # an allow list replaces "everywhere"
-    with pytest.raises(ConfigError, match="'10.0.0.300/8' is not a network"):
+    with pytest.raises(ConfigError, match=r"'10\.0\.0\.300/8' is not a network"):
         load_pdp_config(pdp_yaml(tmp_path, "control: {network: {allow: [10.0.0.300/8]}}\n"))
