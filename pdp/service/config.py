@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
+from cryptography.fernet import Fernet
 
 from pdp.admin import AdminSettings
 from pdp.auth import server_auth_from_config
 from pdp.auth.validator import ValidatorConfig
 from pdp.config.errors import Collector, ConfigError
 from pdp.config.fields import Fields
+from pdp.config.secret import Secret
 from pdp.config.yamlsource import line_of, read_yaml
 from pdp.control.plane import CASCADE_JOB_THRESHOLD
 from pdp.control.schedule import TICK_SECONDS
@@ -31,6 +34,7 @@ KEYS = (
     "monitoring",
     "store",
     "storeSecretKeyEnv",
+    "storeSecretKeyFile",
     "admin",
     "control",
 )
@@ -86,7 +90,9 @@ class PdpConfig:
     grants: GrantsConfig = field(default_factory=GrantsConfig)  # no targets: grant sync is off
     monitoring: str | None = None  # host:port of /metrics and /health/*; None: not served
     store: str | None = None  # absent: the control plane (store, object sync, admin API) is off
-    store_secret_key_env: str | None = None  # environment variable holding the Fernet key
+    # the Fernet key encrypting connection secrets in the store (`storeSecretKeyEnv` or
+    # `storeSecretKeyFile`); None: secret values are refused, references only
+    store_secret_key: Secret | None = None
     admin: AdminSettings | None = None  # absent: no admin API
     control: ControlSettings = field(default_factory=ControlSettings)
 
@@ -114,6 +120,16 @@ def load_pdp_config(path: Path) -> PdpConfig:
     tls = _server_tls(f, found, base)
     monitoring = Fields(f.data.get("monitoring") or {}, "monitoring", found, ("listen",))
     store = _store_url(f.text("store") or None, base)
+    store_key = f.secret("storeSecretKey", os.environ)
+    if store_key is not None:
+        try:
+            Fernet(store_key.reveal())
+        except ValueError:
+            f.error(
+                "storeSecretKeyFile" if f.has("storeSecretKeyFile") else "storeSecretKeyEnv",
+                "not a Fernet key (generate one: python -c 'from cryptography.fernet import "
+                "Fernet; print(Fernet.generate_key().decode())')",
+            )
     admin = _admin(f, found)
     control = _control(f, found)
     if admin is not None and store is None:
@@ -143,7 +159,7 @@ def load_pdp_config(path: Path) -> PdpConfig:
         grants=grants,
         monitoring=monitoring.text("listen") or None,
         store=store,
-        store_secret_key_env=f.text("storeSecretKeyEnv") or None,
+        store_secret_key=store_key,
         admin=admin,
         control=control,
     )

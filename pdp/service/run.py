@@ -133,7 +133,7 @@ async def start_pdp(
         revisions = Revisions(policy.current)
         policy.on_change = revisions.publish
     else:
-        key = os.environ.get(config.store_secret_key_env) if config.store_secret_key_env else None
+        key = config.store_secret_key.reveal() if config.store_secret_key else None
         # No migration here: the feed migrates when it reaches the store, so that a store
         # that is down at start does not keep the PDP from deciding on its policy files.
         store = await asyncio.to_thread(Store.open, config.store, secret_key=key, upgrade=False)

@@ -128,8 +128,9 @@ class Secrets:
                     raise PlaintextSecret(
                         field,
                         REDACTED,
-                        f"secrets are not stored in plain text: give {name}Env or {name}File, "
-                        "or configure the store's encryption key",
+                        "secrets are not stored in plain text, and the store has no encryption "
+                        "key: the operator sets storeSecretKeyEnv or storeSecretKeyFile in "
+                        "pdp.yaml",
                     )
                 token = self._fernet.encrypt(str(value).encode()).decode()
                 sealed[name] = {ENCRYPTED: token}

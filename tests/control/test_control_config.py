@@ -197,3 +197,17 @@ def test_the_network_policy_and_secret_references(tmp_path):
     assert not control.network.permits("8.8.8.8")  # an allow list replaces "everywhere"
     with pytest.raises(ConfigError, match=r"'10\.0\.0\.300/8' is not a network"):
         load_pdp_config(pdp_yaml(tmp_path, "control: {network: {allow: [10.0.0.300/8]}}\n"))
+
+
+def test_the_store_key_comes_from_a_variable_or_a_file(tmp_path, monkeypatch):
+    key = "GWfj5J3bCR3bqGxg5w2Xb0mHl2-eCJVPRCi3ypG1ZTM="
+    (tmp_path / "store.key").write_text(key + "\n")
+    config = load_pdp_config(pdp_yaml(tmp_path, "storeSecretKeyFile: store.key\n"))
+    assert config.store_secret_key is not None and config.store_secret_key.reveal() == key
+    monkeypatch.setenv("PDP_STORE_KEY", key)
+    config = load_pdp_config(pdp_yaml(tmp_path, "storeSecretKeyEnv: PDP_STORE_KEY\n"))
+    assert config.store_secret_key is not None and config.store_secret_key.reveal() == key
+    assert load_pdp_config(pdp_yaml(tmp_path, "")).store_secret_key is None
+    monkeypatch.setenv("PDP_STORE_KEY", "not-a-key")
+    with pytest.raises(ConfigError, match="storeSecretKeyEnv: not a Fernet key"):
+        load_pdp_config(pdp_yaml(tmp_path, "storeSecretKeyEnv: PDP_STORE_KEY\n"))
