@@ -222,7 +222,7 @@ class Fields:
         env_key, file_key = f"{key}Env", f"{key}File"
         given = [k for k in ((key,) if inline else ()) + (env_key, file_key) if self.has(k)]
         if len(given) > 1:
-            self.error(given[0], f"give one of {', '.join(given)}, not both")
+            self.error(given[0], f"give either {' or '.join(given)}, not both")
             return None
         if inline and given == [key]:
             value = self.data[key]
