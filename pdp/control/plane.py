@@ -19,7 +19,7 @@ from pdp.control import permissions as perm
 from pdp.control.permissions import Caller
 from pdp.control.sync import CrawlerFactory, SyncRunner, abandon_stale_jobs, job_running
 from pdp.core.model import fold
-from pdp.crawl.base import Check
+from pdp.crawl.base import Check, connect_failure
 from pdp.crawl.network import NetworkPolicy
 from pdp.objects.errors import InvalidInput, LockHeld, NotFound
 from pdp.objects.keys import check_connection_key
@@ -207,12 +207,12 @@ class ControlPlane:
     def check(self, record: ConnectionRecord) -> list[Check]:
         try:
             crawler = self.crawler_factory(record)
-        except Exception as error:
+        except Exception as error:  # the configuration's problems, in our words
             return [Check("connect", False, f"{type(error).__name__}: {error}")]
         try:
             return list(crawler.check())
-        except Exception as error:
-            return [Check("connect", False, f"{type(error).__name__}: {error}")]
+        except Exception as error:  # a driver's surprise: what failed, not what it said
+            return [Check("connect", False, connect_failure(error))]
         finally:
             crawler.close()
 
