@@ -246,6 +246,10 @@ def test_two_replicas_agree_within_a_second_and_survive_a_store_outage(tmp_path,
         answer = b.api.get("/data/object/hc")
         assert answer.status_code == 503
         assert answer.json()["error"]["code"] == "store_unavailable"
+        for _ in range(5):
+            assert b.api.get("/data/object/hc").status_code == 503
+        # one ERROR line for the outage, not one per request
+        assert b.process.output().count("the admin API answers 503 until it returns") == 1
         deadline = time.monotonic() + 5
         while b.api.get("/health").json()["store"] != "unreachable":
             assert time.monotonic() < deadline
