@@ -7,6 +7,10 @@ Every error answers one JSON shape, FastAPI's own validation errors and unknown 
 403 bodies add `permission` (what the caller lacks), 409 for a running sync adds `jobId`, 422
 for refused credentials adds `checks`. The endpoints are plain functions: FastAPI runs them in
 its thread pool, so store and platform I/O never block the PDP's event loop.
+
+Before any endpoint: `Guard` refuses NUL bytes (400), oversized bodies (413) and bodies that
+are not JSON (415); `_caller` authenticates and admits (403 for a caller holding nothing,
+before the body is validated). Swagger UI at /docs is served from the swagger-ui-bundle package.
 """
 
 from __future__ import annotations
