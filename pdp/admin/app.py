@@ -20,7 +20,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import unquote
 
 import swagger_ui_bundle  # type: ignore[import-untyped]
 from fastapi import Depends, FastAPI, Request, Response, Security
@@ -32,10 +31,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from sqlalchemy.exc import DBAPIError, OperationalError
-from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from pdp.admin.guard import MAX_BODY_BYTES, Guard, Outage, TooLarge, error
 from pdp.auth.errors import PermissionDenied, Unauthenticated
 from pdp.control import Caller, ControlPlane, Forbidden, JobRunning, Registration, ValidationFailed
 from pdp.control.upgrade import LegacyRetired, UpgradeManager, WrongStep
@@ -45,7 +43,6 @@ from pdp.objects.paths import ObjectPath
 log = logging.getLogger(__name__)
 
 USER_HEADER = "X-Pdp-User"
-MAX_BODY_BYTES = 1024 * 1024
 Authenticate = Callable[[Request], Awaitable[Caller]]
 
 
@@ -61,19 +58,6 @@ class AdminSettings:
     user_claim: str = "sub"
     # a request body larger than this is refused (413) before it is read further
     max_body_bytes: int = MAX_BODY_BYTES
-
-
-def error_body(
-    code: str, message: str, field: str | None = None, value: Any = None, **extra: Any
-) -> dict[str, Any]:
-    if value is not None and not isinstance(value, str | int | float | bool | list | dict):
-        value = str(value)
-    return {"error": {"code": code, "message": message, "field": field, "value": value, **extra}}
-
-
-def _error(status: int, code: str, message: str, **fields: Any) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse(error_body(code, message, **fields), status_code=status, headers=headers)
 
 
 # --- the error shape, as the OpenAPI document shows it -------------------------------------
@@ -502,99 +486,10 @@ def _json_problem(problem: Mapping[str, Any], document: Any) -> str:
     return f"the body is not valid JSON: {what} at line {line}, column {column}"
 
 
-class Outage:
-    """One ERROR when the store stops answering the admin API, one INFO when it answers again
-    (not one line per request: a busy API would flood the log and page someone per call)."""
-
-    def __init__(self) -> None:
-        self.down = False
-
-    def failed(self, error: Exception) -> None:
-        if not self.down:
-            self.down = True
-            log.error("store unreachable, the admin API answers 503 until it returns: %s", error)
-
-    def answered(self) -> None:
-        if self.down:
-            self.down = False
-            log.info("store reachable again: the admin API answers again")
-
-
-class Guard:
-    """Before routing: a path or query with a NUL byte is 400 (no store ever sees it), a body
-    above `max_body_bytes` is 413, whether it announces its length or not. After: a request
-    that reached the store ends an outage."""
-
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
-        self.app, self.limit = app, max_body_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        query = unquote(scope.get("query_string", b"").decode("latin-1"))
-        if "\x00" in scope["path"] or "\x00" in query:
-            where = "path" if "\x00" in scope["path"] else "query"
-            answer = _error(400, "invalid_input", f"the {where} holds a NUL byte", field=where)
-            await answer(scope, receive, send)
-            return
-        headers = Headers(scope=scope)
-        length = headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > self.limit:
-            await self._too_large(scope, receive, send)
-            return
-        kind = headers.get("content-type", "").split(";")[0].strip().lower()
-        has_body = (length is not None and length != "0") or "transfer-encoding" in headers
-        if has_body and not (kind == "application/json" or kind.endswith("+json")):
-            got = f"Content-Type {kind!r}" if kind else "no Content-Type"
-            message = f"the body must be JSON, sent with Content-Type: application/json ({got})"
-            answer = _error(415, "unsupported_media_type", message, field="Content-Type")
-            await answer(scope, receive, send)
-            return
-        seen = 0
-
-        async def counted() -> Message:
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.limit:
-                raise _TooLarge(self.limit)
-            return message
-
-        status = 0
-
-        async def watched(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        await self.app(scope, counted, watched)
-        outage: Outage | None = (
-            getattr(scope["app"].state, "outage", None) if "app" in scope else None
-        )
-        if outage is not None and status < 500 and scope["path"].startswith(_STORE_PATHS):
-            outage.answered()
-
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        exc = _TooLarge(self.limit)
-        await _error(413, "too_large", exc.detail, field="body")(scope, receive, send)
-
-
-class _TooLarge(StarletteHTTPException):
-    """Raised while the body is read (FastAPI passes HTTP exceptions through as they are)."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(413, f"the request body is larger than {limit} bytes (admin.maxBodyBytes)")
-
-
-_STORE_PATHS = ("/data", "/jobs", "/requests")
-
-
 def _install_errors(app: FastAPI) -> None:
     @app.exception_handler(LegacyRetired)
     async def retired(request: Request, exc: LegacyRetired) -> JSONResponse:
-        return _error(
+        return error(
             400,
             "legacy_retired",
             exc.message,
@@ -605,7 +500,7 @@ def _install_errors(app: FastAPI) -> None:
 
     @app.exception_handler(WrongStep)
     async def wrong_step(request: Request, exc: WrongStep) -> JSONResponse:
-        return _error(
+        return error(
             409,
             "conflict",
             exc.message,
@@ -617,12 +512,12 @@ def _install_errors(app: FastAPI) -> None:
 
     @app.exception_handler(JobRunning)
     async def running(request: Request, exc: JobRunning) -> JSONResponse:
-        return _error(
+        return error(
             409, "sync_running", exc.message, field=exc.field, value=exc.value, jobId=exc.job_id
         )
 
     @app.exception_handler(ObjectError)
-    async def object_error(request: Request, exc: ObjectError) -> JSONResponse:
+    async def objecterror(request: Request, exc: ObjectError) -> JSONResponse:
         status, code = 400, "invalid_input"
         if isinstance(exc, NotFound):
             status, code = 404, "not_found"
@@ -630,12 +525,12 @@ def _install_errors(app: FastAPI) -> None:
             status, code = 409, "conflict"
         elif not isinstance(exc, InvalidInput):
             status, code = 400, "invalid_input"
-        return _error(status, code, exc.message, field=exc.field, value=exc.value)
+        return error(status, code, exc.message, field=exc.field, value=exc.value)
 
     @app.exception_handler(ValidationFailed)
     async def refused(request: Request, exc: ValidationFailed) -> JSONResponse:
         failed = next(c for c in exc.checks if not c.ok)
-        return _error(
+        return error(
             422,
             "validation_failed",
             f"the platform refused the connection details: {failed.name}: {failed.detail}",
@@ -646,7 +541,7 @@ def _install_errors(app: FastAPI) -> None:
 
     @app.exception_handler(Forbidden)
     async def forbidden(request: Request, exc: Forbidden) -> JSONResponse:
-        return _error(
+        return error(
             403,
             "forbidden",
             exc.message,
@@ -657,18 +552,18 @@ def _install_errors(app: FastAPI) -> None:
 
     @app.exception_handler(Unauthenticated)
     async def unauthenticated(request: Request, exc: Unauthenticated) -> JSONResponse:
-        return _error(401, "unauthenticated", str(exc), field="Authorization")
+        return error(401, "unauthenticated", str(exc), field="Authorization")
 
     @app.exception_handler(PermissionDenied)
     async def denied(request: Request, exc: PermissionDenied) -> JSONResponse:
-        return _error(403, "forbidden", str(exc), field="Authorization", permission="scope")
+        return error(403, "forbidden", str(exc), field="Authorization", permission="scope")
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = exc.errors()
         first = problems[0] if problems else {}
         if first.get("type") == "json_invalid":
-            return _error(400, "invalid_json", _json_problem(first, exc.body), field="body")
+            return error(400, "invalid_json", _json_problem(first, exc.body), field="body")
         location = [str(p) for p in first.get("loc", ()) if p != "body"]
         field = ".".join(location) or None
         value = first.get("input")
@@ -680,24 +575,24 @@ def _install_errors(app: FastAPI) -> None:
             }
             for e in problems
         ]
-        return _error(400, "invalid_input", message, field=field, value=value, details=details)
+        return error(400, "invalid_input", message, field=field, value=value, details=details)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def httperror(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        if isinstance(exc, _TooLarge):
-            return _error(413, "too_large", str(exc.detail), field="body")
+        if isinstance(exc, TooLarge):
+            return error(413, "too_large", str(exc.detail), field="body")
         if exc.status_code == 404:
-            return _error(
+            return error(
                 404, code, f"no endpoint {request.url.path}", field="path", value=request.url.path
             )
-        return _error(exc.status_code, code, str(exc.detail), field="method", value=request.method)
+        return error(exc.status_code, code, str(exc.detail), field="method", value=request.method)
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(DBAPIError)
     async def store_down(request: Request, exc: Exception) -> JSONResponse:
         request.app.state.outage.failed(exc)
-        return _error(
+        return error(
             503,
             "store_unavailable",
             "the store is unreachable; the PDP keeps deciding on its last good snapshot",

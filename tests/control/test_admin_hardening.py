@@ -10,7 +10,7 @@ import logging
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from pdp.admin.app import MAX_BODY_BYTES
+from pdp.admin.guard import MAX_BODY_BYTES
 from tests.control.adminkit import REGISTER
 
 NUL_PATHS = [
@@ -137,14 +137,14 @@ def test_one_error_line_per_store_outage_and_one_when_it_returns(api, caplog, mo
     def down():
         raise OperationalError("SELECT 1", {}, Exception("connection refused"))
 
-    caplog.set_level(logging.INFO, logger="pdp.admin.app")
+    caplog.set_level(logging.INFO, logger="pdp.admin")
     monkeypatch.setattr(api.store, "read", down)
     for _ in range(10):
         assert api.call("GET", "/data/object/hc").status_code == 503
     monkeypatch.setattr(api.store, "read", read)
     for _ in range(3):
         assert api.call("GET", "/data/object/hc").status_code == 200
-    lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "pdp.admin.app"]
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "pdp.admin.guard"]
     assert [level for level, _ in lines] == ["ERROR", "INFO"], lines
     assert "store reachable again" in lines[1][1]
 
