@@ -7,22 +7,33 @@ Every error answers one JSON shape, FastAPI's own validation errors and unknown 
 403 bodies add `permission` (what the caller lacks), 409 for a running sync adds `jobId`, 422
 for refused credentials adds `checks`. The endpoints are plain functions: FastAPI runs them in
 its thread pool, so store and platform I/O never block the PDP's event loop.
+
+Before any endpoint: `Guard` refuses NUL bytes (400), oversized bodies (413) and bodies that
+are not JSON (415); `_caller` authenticates and admits (403 for a caller holding nothing,
+before the body is validated). Swagger UI at /docs is served from the swagger-ui-bundle package.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Request, Response
+import swagger_ui_bundle  # type: ignore[import-untyped]
+from fastapi import Depends, FastAPI, Request, Response, Security
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from pdp.admin.guard import MAX_BODY_BYTES, Guard, Outage, TooLarge, error
 from pdp.auth.errors import PermissionDenied, Unauthenticated
 from pdp.control import Caller, ControlPlane, Forbidden, JobRunning, Registration, ValidationFailed
 from pdp.control.upgrade import LegacyRetired, UpgradeManager, WrongStep
@@ -43,19 +54,73 @@ class AdminSettings:
     listen: str = "127.0.0.1:8282"
     trust_user_header: bool = False
     required_scopes: tuple[str, ...] = ()
+    # the token claim naming the caller in the user directory (docs/auth.md)
+    user_claim: str = "sub"
+    # a request body larger than this is refused (413) before it is read further
+    max_body_bytes: int = MAX_BODY_BYTES
 
 
-def error_body(
-    code: str, message: str, field: str | None = None, value: Any = None, **extra: Any
-) -> dict[str, Any]:
-    if value is not None and not isinstance(value, str | int | float | bool | list | dict):
-        value = str(value)
-    return {"error": {"code": code, "message": message, "field": field, "value": value, **extra}}
+# --- the error shape, as the OpenAPI document shows it -------------------------------------
 
 
-def _error(status: int, code: str, message: str, **fields: Any) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse(error_body(code, message, **fields), status_code=status, headers=headers)
+class ErrorDetail(BaseModel):
+    model_config = ConfigDict(extra="allow")  # permission, jobId, checks, replacement...
+    code: str
+    message: str
+    field: str | None = None
+    value: Any = None
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": what}
+    for status, what in (
+        (400, "invalid input: `field` names what was wrong (`invalid_input`, `invalid_json`)"),
+        (401, "no valid bearer token"),
+        (403, "the caller lacks `permission`"),
+        (404, "no such connection, object, job or request"),
+        (409, "a conflict, or a sync running (`jobId`)"),
+        (413, "the body is larger than admin.maxBodyBytes"),
+        (415, "the body is not JSON"),
+        (503, "the store does not answer"),
+    )
+}
+
+
+def _install_docs(app: FastAPI) -> None:
+    """Swagger UI from the swagger-ui-bundle package (works without internet), and an OpenAPI
+    document that shows the real error answers: 400 with `ErrorBody`, never FastAPI's 422."""
+    files = Path(str(swagger_ui_bundle.swagger_ui_path))
+    app.mount("/docs/static", StaticFiles(directory=files), name="swagger-ui")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="PDP admin API",
+            swagger_js_url="/docs/static/swagger-ui-bundle.js",
+            swagger_css_url="/docs/static/swagger-ui.css",
+            swagger_favicon_url="/docs/static/favicon-32x32.png",
+        )
+
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            for operations in schema.get("paths", {}).values():
+                for operation in operations.values():
+                    operation.get("responses", {}).pop("422", None)
+            schemas = schema.get("components", {}).get("schemas", {})
+            for unused in ("HTTPValidationError", "ValidationError"):
+                schemas.pop(unused, None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 # --- request bodies --------------------------------------------------------------------------
@@ -75,12 +140,12 @@ class ConnectionDetails(BaseModel):
 
 
 class InitialSettings(_Body):
-    isActive: bool | None = None
-    activateNewChildren: bool | None = None
+    isActive: StrictBool | None = None
+    activateNewChildren: StrictBool | None = None
 
 
 class RegisterOptions(_Body):
-    forceRecursiveCrawl: bool = False
+    forceRecursiveCrawl: StrictBool = False
     schedule: str | None = None
     failSafeThreshold: float | None = None
 
@@ -102,29 +167,29 @@ class UpdateConnectionBody(_Body):
 
 
 class SettingsBody(_Body):
-    isActive: bool | None = None
-    activateNewChildren: bool | None = None
+    isActive: StrictBool | None = None
+    activateNewChildren: StrictBool | None = None
 
 
 class SearchBody(_Body):
     searchText: str | None = None
     kind: str | None = None
     remoteState: str | None = None
-    isActive: bool | None = None
-    recursive: bool = False
+    isActive: StrictBool | None = None
+    recursive: StrictBool = False
     offset: int = Field(default=0, ge=0)
     size: int = Field(default=100, ge=0, le=1000)
 
 
 class CrawlBody(_Body):
-    forceRecursive: bool = False
+    forceRecursive: StrictBool = False
 
 
 class PermissionBody(_Body):
     principal: str = Field(min_length=1)
     role: str
     principalKind: str = "user"
-    revoke: bool = False
+    revoke: StrictBool = False
 
 
 class StartBody(_Body):
@@ -137,7 +202,7 @@ class ValidateBody(_Body):
 
 
 class UpgradeBody(_Body):
-    confirm: bool = False
+    confirm: StrictBool = False
 
 
 class ResolveBody(_Body):
@@ -152,15 +217,28 @@ class DetectBody(_Body):
 class MonitoringBody(_Body):
     database: str
     schema_: str = Field(alias="schema")
-    enabled: bool
+    enabled: StrictBool
 
 
 # --- the application -------------------------------------------------------------------------
 
 
-async def _caller(request: Request) -> Caller:
+# Declares the bearer scheme in the OpenAPI document (Swagger UI's Authorize button); the
+# token itself is checked by the app's `authenticate`.
+_BEARER = HTTPBearer(auto_error=False, description="an access token of the PDP's `auth:` issuer")
+
+
+async def _caller(
+    request: Request, _token: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)]
+) -> Caller:
+    """The authenticated caller, admitted: one holding no control-plane permission at all is
+    refused (403) here, before the body is validated or anything is looked up, so that no
+    answer tells them which keys exist."""
     authenticate: Authenticate = request.app.state.authenticate
-    return await authenticate(request)
+    caller = await authenticate(request)
+    plane: ControlPlane = request.app.state.plane
+    await run_in_threadpool(plane.admit, caller)
+    return caller
 
 
 Who = Annotated[Caller, Depends(_caller)]
@@ -173,15 +251,23 @@ def create_app(
     revision: Callable[[], str] | None = None,
     warnings: Callable[[], Sequence[str]] = tuple,
     degraded: Callable[[], str | None] = lambda: None,
+    max_body_bytes: int = MAX_BODY_BYTES,
 ) -> FastAPI:
     app = FastAPI(
         title="PDP admin API",
         version="1",
         description="Connections, object sync and object permissions (docs/connections.md).",
+        docs_url=None,  # served below from the package's files, not a CDN
+        redoc_url=None,
+        responses=ERROR_RESPONSES,
     )
     _install_errors(app)
+    _install_docs(app)
+    app.add_middleware(Guard, max_body_bytes=max_body_bytes)
 
     app.state.authenticate = authenticate
+    app.state.plane = plane
+    app.state.outage = Outage()
 
     def path_of(text: str) -> ObjectPath:
         return ObjectPath.parse_url(text)
@@ -411,10 +497,22 @@ def create_app(
     return app
 
 
+def _json_problem(problem: Mapping[str, Any], document: Any) -> str:
+    """`the body is not valid JSON: Expecting ',' delimiter at line 3, column 5`."""
+    position = next((p for p in problem.get("loc", ()) if isinstance(p, int)), None)
+    what = (problem.get("ctx") or {}).get("error") or "cannot parse it"
+    if position is None or not isinstance(document, str | bytes):
+        return f"the body is not valid JSON: {what}"
+    text = document if isinstance(document, str) else document.decode("utf-8", "replace")
+    before = text[:position]
+    line, column = before.count("\n") + 1, position - (before.rfind("\n") + 1) + 1
+    return f"the body is not valid JSON: {what} at line {line}, column {column}"
+
+
 def _install_errors(app: FastAPI) -> None:
     @app.exception_handler(LegacyRetired)
     async def retired(request: Request, exc: LegacyRetired) -> JSONResponse:
-        return _error(
+        return error(
             400,
             "legacy_retired",
             exc.message,
@@ -425,7 +523,7 @@ def _install_errors(app: FastAPI) -> None:
 
     @app.exception_handler(WrongStep)
     async def wrong_step(request: Request, exc: WrongStep) -> JSONResponse:
-        return _error(
+        return error(
             409,
             "conflict",
             exc.message,
@@ -437,12 +535,12 @@ def _install_errors(app: FastAPI) -> None:
 
     @app.exception_handler(JobRunning)
     async def running(request: Request, exc: JobRunning) -> JSONResponse:
-        return _error(
+        return error(
             409, "sync_running", exc.message, field=exc.field, value=exc.value, jobId=exc.job_id
         )
 
     @app.exception_handler(ObjectError)
-    async def object_error(request: Request, exc: ObjectError) -> JSONResponse:
+    async def objecterror(request: Request, exc: ObjectError) -> JSONResponse:
         status, code = 400, "invalid_input"
         if isinstance(exc, NotFound):
             status, code = 404, "not_found"
@@ -450,12 +548,12 @@ def _install_errors(app: FastAPI) -> None:
             status, code = 409, "conflict"
         elif not isinstance(exc, InvalidInput):
             status, code = 400, "invalid_input"
-        return _error(status, code, exc.message, field=exc.field, value=exc.value)
+        return error(status, code, exc.message, field=exc.field, value=exc.value)
 
     @app.exception_handler(ValidationFailed)
     async def refused(request: Request, exc: ValidationFailed) -> JSONResponse:
         failed = next(c for c in exc.checks if not c.ok)
-        return _error(
+        return error(
             422,
             "validation_failed",
             f"the platform refused the connection details: {failed.name}: {failed.detail}",
@@ -466,7 +564,7 @@ def _install_errors(app: FastAPI) -> None:
 
     @app.exception_handler(Forbidden)
     async def forbidden(request: Request, exc: Forbidden) -> JSONResponse:
-        return _error(
+        return error(
             403,
             "forbidden",
             exc.message,
@@ -477,16 +575,18 @@ def _install_errors(app: FastAPI) -> None:
 
     @app.exception_handler(Unauthenticated)
     async def unauthenticated(request: Request, exc: Unauthenticated) -> JSONResponse:
-        return _error(401, "unauthenticated", str(exc), field="Authorization")
+        return error(401, "unauthenticated", str(exc), field="Authorization")
 
     @app.exception_handler(PermissionDenied)
     async def denied(request: Request, exc: PermissionDenied) -> JSONResponse:
-        return _error(403, "forbidden", str(exc), field="Authorization", permission="scope")
+        return error(403, "forbidden", str(exc), field="Authorization", permission="scope")
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = exc.errors()
         first = problems[0] if problems else {}
+        if first.get("type") == "json_invalid":
+            return error(400, "invalid_json", _json_problem(first, exc.body), field="body")
         location = [str(p) for p in first.get("loc", ()) if p != "body"]
         field = ".".join(location) or None
         value = first.get("input")
@@ -498,22 +598,24 @@ def _install_errors(app: FastAPI) -> None:
             }
             for e in problems
         ]
-        return _error(400, "invalid_input", message, field=field, value=value, details=details)
+        return error(400, "invalid_input", message, field=field, value=value, details=details)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def httperror(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        if isinstance(exc, TooLarge):
+            return error(413, "too_large", str(exc.detail), field="body")
         if exc.status_code == 404:
-            return _error(
+            return error(
                 404, code, f"no endpoint {request.url.path}", field="path", value=request.url.path
             )
-        return _error(exc.status_code, code, str(exc.detail), field="method", value=request.method)
+        return error(exc.status_code, code, str(exc.detail), field="method", value=request.method)
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(DBAPIError)
     async def store_down(request: Request, exc: Exception) -> JSONResponse:
-        log.error("store unreachable: %s", exc)
-        return _error(
+        request.app.state.outage.failed(exc)
+        return error(
             503,
             "store_unavailable",
             "the store is unreachable; the PDP keeps deciding on its last good snapshot",

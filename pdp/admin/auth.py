@@ -1,8 +1,10 @@
 """Who calls the admin API: a bearer token checked by the PDP's JWT validator, or (tests and
 loopback only, with `auth: none` and `admin.trustUserHeader: true`) the `X-Pdp-User` header.
 
-The user is the token's `preferred_username`, else its `sub`; groups and global permissions come
-from the user directory of the current snapshot."""
+The user is the value of the token's `claim` (pdp.yaml `admin.userClaim`, default `sub`: the
+one claim every provider keeps stable and unique, unlike `preferred_username`, which users or
+administrators may change), named as a user of the directory (users.yaml); their groups and
+global permissions come from the directory of the current snapshot."""
 
 from __future__ import annotations
 
@@ -26,16 +28,18 @@ def caller_of(name: str, directory: Mapping[str, DirectoryUser]) -> Caller:
     return Caller(name, user.groups, user.permissions)
 
 
-def bearer(validator: Validator, directory: Directory) -> Authenticate:
+def bearer(validator: Validator, directory: Directory, claim: str = "sub") -> Authenticate:
     async def authenticate(request: Request) -> Caller:
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthenticated("a bearer token is required (Authorization: Bearer <token>)")
         principal = await validator.validate_async(token.strip())
-        name = principal.claims.get("preferred_username")
+        name = principal.claims.get(claim)
         if not isinstance(name, str) or not name:
-            name = principal.subject
+            raise Unauthenticated(
+                f"the token has no {claim!r} claim (admin.userClaim) naming the user"
+            )
         return caller_of(name, directory())
 
     return authenticate

@@ -107,17 +107,21 @@ class ClientCredentials:
         env: Mapping[str, str] | None = None,
         base: Path | None = None,
         file: str = "",
+        inline: bool = False,
     ) -> ClientCredentials:
         """Parse the `auth:` block of an outbound client (see docs/auth.md), reporting every
         problem at once.
 
         `env` defaults to os.environ; relative file paths resolve against `base` (the directory
-        of the configuration file `file`), else the working directory.
+        of the configuration file `file`), else the working directory. `inline`: the client
+        secret may be a value, `clientSecret` (see `Fields.secret`).
         """
         found = Collector(file)
-        f = Fields(value, where, found, _CLIENT_KEYS, base)
+        f = Fields(
+            value, where, found, (*_CLIENT_KEYS, *(("clientSecret",) if inline else ())), base
+        )
         env = os.environ if env is None else env
-        secret = f.secret("clientSecret", env)
+        secret = f.secret("clientSecret", env, inline)
         has_certificate = f.has("certificateFile") or f.has("privateKeyFile")
         credential: ClientSecret | ClientCertificate | None = None
         if secret is not None and has_certificate:
@@ -132,7 +136,7 @@ class ClientCredentials:
             if f.has("clientSecretMethod"):
                 f.error("clientSecretMethod", "only applies to client secrets")
             credential = _certificate_from(f, env)
-        elif not (f.has("clientSecretEnv") or f.has("clientSecretFile")):
+        elif not (f.has("clientSecretEnv") or f.has("clientSecretFile") or f.has("clientSecret")):
             found.error(
                 f.line(),
                 f"{where}: give clientSecretEnv or clientSecretFile, "

@@ -45,12 +45,15 @@ class PasswordLogin:
         env: Mapping[str, str] | None = None,
         base: Path | None = None,
         file: str = "",
+        inline: bool = False,
     ) -> PasswordLogin:
+        """`inline`: `password` may hold the value (see `Fields.secret`)."""
         found = Collector(file)
-        f = Fields(value, where, found, ("username", "passwordEnv", "passwordFile"), base)
-        password = f.secret("password", os.environ if env is None else env)
-        if password is None and not (f.has("passwordEnv") or f.has("passwordFile")):
-            f.error("passwordEnv", "give passwordEnv or passwordFile")
+        keys = ("username", *(("password",) if inline else ()), "passwordEnv", "passwordFile")
+        f = Fields(value, where, found, keys, base)
+        password = f.secret("password", os.environ if env is None else env, inline)
+        if password is None and not any(f.has(k) for k in keys[1:]):
+            f.error(keys[1], f"give {' or '.join(keys[1:])}")
         username = f.text("username", required=True)
         if found.errors or password is None:
             raise ConfigError(found.errors)
@@ -66,17 +69,19 @@ def trino_auth_from_config(
     env: Mapping[str, str] | None = None,
     base: Path | None = None,
     file: str = "",
+    inline: bool = False,
 ) -> TrinoLogin | None:
     """`username` + `passwordEnv`/`passwordFile` means password; `tokenEndpoint` means OAuth;
-    `none` means no authentication (see pdp.auth.config for the rule)."""
+    `none` means no authentication (see pdp.auth.config for the rule). `inline`: secrets may
+    be values (`password`, `clientSecret`: see `Fields.secret`)."""
     block = auth_block(value, where, file)
     if block is None:
         return None
     if isinstance(block, Mapping) and "username" in block:
         if "tokenEndpoint" in block:
             raise ConfigError(f"{where}: give username/password or tokenEndpoint, not both")
-        return PasswordLogin.from_mapping(block, where, env, base, file)
-    return ClientCredentials.from_mapping(block, where, env, base, file)
+        return PasswordLogin.from_mapping(block, where, env, base, file, inline)
+    return ClientCredentials.from_mapping(block, where, env, base, file, inline)
 
 
 def trino_authentication(

@@ -9,10 +9,11 @@ development issuer (`auth.devIssuer.userTokens: true`).
 from __future__ import annotations
 
 import argparse
+import getpass
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -23,6 +24,7 @@ import orjson
 from pdp.policy import Technology
 from pdp.service.config import DevIssuerSettings, load_pdp_config
 from pdp.service.run import DEV_USER_CLIENT
+from pdp.store.secrets import is_reference, is_secret_name
 
 DEMO = Path(__file__).resolve().parents[2] / "config"
 FINISHED = ("completed", "failed", "cancelled")
@@ -30,6 +32,10 @@ PATH_HELP = "an object path: connection/database/schema/table, as `tree` shows i
 INTEGRATION_HELP = "the legacy integration's name, as `upgrade list` shows it"
 PAGE = 1000  # the admin API's largest page
 NO_WAIT_HELP = "print the job id and return; `connections jobs` shows how it went"
+CREDENTIAL_HELP = (
+    "NAME=VALUE, repeated; NAMEEnv=VAR and NAMEFile=PATH send NAME read from YOUR environment "
+    "variable or file (never the PDP's); a secret NAME alone (password) prompts for it"
+)
 
 
 def add_connection_commands(commands: Any) -> None:
@@ -53,7 +59,9 @@ def add_connection_commands(commands: Any) -> None:
         help="the platform: %(choices)s",
     )
     register.add_argument("--endpoint", action="append", default=[], metavar="NAME=VALUE")
-    register.add_argument("--credential", action="append", default=[], metavar="NAME=VALUE")
+    register.add_argument(
+        "--credential", action="append", default=[], metavar="NAME=VALUE", help=CREDENTIAL_HELP
+    )
     register.add_argument("--active", action="store_true", help="isActive on the connection")
     register.add_argument("--activate-new", action="store_true", help="activateNewChildren")
     register.add_argument("--schedule", help="cron expression, UTC (default 0 1 * * *)")
@@ -121,7 +129,9 @@ def add_connection_commands(commands: Any) -> None:
     validate = steps.add_parser("validate", help="check the credentials on the platform")
     validate.add_argument("integration", help=INTEGRATION_HELP)
     validate.add_argument("--endpoint", action="append", default=[], metavar="NAME=VALUE")
-    validate.add_argument("--credential", action="append", default=[], metavar="NAME=VALUE")
+    validate.add_argument(
+        "--credential", action="append", default=[], metavar="NAME=VALUE", help=CREDENTIAL_HELP
+    )
     run = steps.add_parser("run", help="crawl and match the legacy data sources (a job)")
     run.add_argument("integration", help=INTEGRATION_HELP)
     run.add_argument(
@@ -231,6 +241,50 @@ def _pairs(items: list[str], what: str) -> dict[str, Any]:
     return result
 
 
+def credentials(
+    items: list[str],
+    env: Mapping[str, str] = os.environ,
+    prompt: Callable[[str], str] = getpass.getpass,
+) -> dict[str, Any]:
+    """`--credential` flags as the admin API takes them: values, read here, on the user's side.
+
+    `passwordEnv=VAR` sends `password` with the value of VAR in *your* environment (the shell
+    running this command), `passwordFile=PATH` the content of *your* file; a secret name alone
+    (`--credential password`) asks for it without echo. The PDP never reads its own
+    environment or files for an API caller."""
+    result: dict[str, Any] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep and is_secret_name(name):
+            result[name] = _value(prompt(f"{name}: "), f"--credential {name}", "what you typed")
+        elif sep and is_reference(name):
+            key = name.removesuffix("Env") if name.endswith("Env") else name[: -len("File")]
+            where = f"--credential {item}"
+            if name.endswith("Env"):
+                result[key] = _value(
+                    env.get(value, ""),
+                    where,
+                    f"the environment variable {value} of your shell (where pdp runs, not the "
+                    "PDP's): it is not set or empty",
+                )
+            else:
+                try:
+                    text = Path(value).expanduser().read_text(encoding="utf-8")
+                except OSError as error:
+                    message = f"{where}: cannot read your file {value}: {error.strerror}"
+                    raise ApiError(message) from None
+                result[key] = _value(text.rstrip("\r\n"), where, f"your file {value} is empty")
+        else:
+            result.update(_pairs([item], "--credential"))
+    return result
+
+
+def _value(text: str, where: str, problem: str) -> str:
+    if not text:
+        raise ApiError(f"{where}: {problem}")
+    return text
+
+
 def _token(args: argparse.Namespace) -> int:
     config = load_pdp_config(args.config)
     dev = config.auth
@@ -328,7 +382,7 @@ def _run(client: Client, args: argparse.Namespace) -> int:
                 "connection": {
                     "technology": args.technology,
                     "endpoint": _pairs(args.endpoint, "--endpoint"),
-                    "credentials": _pairs(args.credential, "--credential"),
+                    "credentials": credentials(args.credential),
                 },
                 "settings": {
                     **({"isActive": True} if args.active else {}),
@@ -476,7 +530,7 @@ def _upgrade(client: Client, args: argparse.Namespace) -> int:
             if args.endpoint:
                 body["endpoint"] = _pairs(args.endpoint, "--endpoint")
             if args.credential:
-                body["credentials"] = _pairs(args.credential, "--credential")
+                body["credentials"] = credentials(args.credential)
             data = client.call("POST", f"{base}/validate", body)
             for check in data.get("checks", ()):
                 print(f"  {'ok  ' if check['ok'] else 'FAIL'} {check['name']}: {check['detail']}")

@@ -212,15 +212,24 @@ class Fields:
             self.error(key, f"cannot read {path}: {exc.strerror}")
             return None
 
-    def secret(self, key: str, env: Mapping[str, str]) -> Secret | None:
+    def secret(self, key: str, env: Mapping[str, str], inline: bool = False) -> Secret | None:
         """The secret named by `<key>Env` or `<key>File`; None when neither is given.
 
-        A `${VAR}` reference written in `<key>` itself, the older syntax of grant targets, is
-        still read, with a deprecation warning, until the next release."""
+        `inline`: `<key>` may hold the value itself, taken as it is (connection credentials
+        the store decrypted; never a configuration file). Otherwise a `${VAR}` reference
+        written in `<key>`, the older syntax of grant targets, is still read, with a
+        deprecation warning, until the next release."""
         env_key, file_key = f"{key}Env", f"{key}File"
-        if self.has(env_key) and self.has(file_key):
-            self.error(env_key, f"give either {env_key} or {file_key}, not both")
+        given = [k for k in ((key,) if inline else ()) + (env_key, file_key) if self.has(k)]
+        if len(given) > 1:
+            self.error(given[0], f"give either {' or '.join(given)}, not both")
             return None
+        if inline and given == [key]:
+            value = self.data[key]
+            if not isinstance(value, str) or not value:
+                self.error(key, "expected a non-empty string")
+                return None
+            return Secret(value)
         if self.has(env_key):
             return self._from_env(env_key, self.text(env_key), env)
         if self.has(file_key):

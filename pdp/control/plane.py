@@ -28,7 +28,8 @@ from pdp.control.sync import (
     record_failure,
 )
 from pdp.core.model import fold
-from pdp.crawl.base import Check
+from pdp.crawl.base import Check, connect_failure
+from pdp.crawl.network import NetworkPolicy
 from pdp.objects.errors import InvalidInput, LockHeld, NotFound
 from pdp.objects.keys import check_connection_key
 from pdp.objects.paths import Kind, ObjectPath
@@ -45,6 +46,7 @@ from pdp.store import (
     JobType,
     ObjectRecord,
     PrincipalKind,
+    References,
     RequestState,
     Role,
     Store,
@@ -171,8 +173,14 @@ class ControlPlane:
         crawler_factory: CrawlerFactory,
         *,
         cascade_threshold: int = CASCADE_JOB_THRESHOLD,
+        references: References | None = None,
+        network: NetworkPolicy | None = None,
     ):
         self.store = store
+        # the secret references pdp.yaml allows in connection details (none by default) and
+        # where connection checks may connect (`control.network`); see pdp.store.secrets
+        self.references = references or References()
+        self.network = network or NetworkPolicy.of()
         self.runner = runner
         self.crawler_factory = crawler_factory
         # a settings change reaching more descendants than this runs as a cascade job
@@ -187,6 +195,12 @@ class ControlPlane:
         # Trino's catalog files (`control.trinoCatalogFiles`), to propose the `trinoCatalogs`
         # of a connection registered without them; set by the PDP service.
         self.trino_catalog_files: Path | None = None
+
+    def admit(self, caller: Caller) -> None:
+        """403 unless the caller holds some control-plane permission: checked before anything
+        else, so that answers to others never tell which connections or objects exist."""
+        with self.store.read() as reader:
+            perm.require_read(reader, caller)
 
     # --- connections ------------------------------------------------------------------------
 
@@ -214,12 +228,12 @@ class ControlPlane:
     def check(self, record: ConnectionRecord) -> list[Check]:
         try:
             crawler = self.crawler_factory(record)
-        except Exception as error:
+        except Exception as error:  # the configuration's problems, in our words
             return [Check("connect", False, f"{type(error).__name__}: {error}")]
         try:
             return list(crawler.check())
-        except Exception as error:
-            return [Check("connect", False, f"{type(error).__name__}: {error}")]
+        except Exception as error:  # a driver's surprise: what failed, not what it said
+            return [Check("connect", False, connect_failure(error))]
         finally:
             crawler.close()
 
@@ -231,6 +245,8 @@ class ControlPlane:
         credentials: Mapping[str, Any],
     ) -> list[Check]:
         perm.require_validate(caller)
+        self.references.check(endpoint, "endpoint")
+        self.references.check(credentials, "credentials")
         record = self._record("validate", _technology(technology), endpoint, credentials)
         return self.check(record)
 
@@ -240,6 +256,8 @@ class ControlPlane:
         """Register and start the first sync: (key, job, the `trinoCatalogs` proposal made
         for a non-Trino connection registered without them, else None)."""
         perm.require_register(caller)
+        self.references.check(registration.endpoint, "connection.endpoint")
+        self.references.check(registration.credentials, "connection.credentials")
         key = check_connection_key(registration.key)
         technology = _technology(registration.technology)
         check_schedule(registration.schedule)
@@ -313,6 +331,8 @@ class ControlPlane:
         with self.store.read() as reader:
             perm.require_manage_connection(reader, caller, key)
             current = reader.connection(key)
+        self.references.check(endpoint, "endpoint")
+        self.references.check(credentials, "credentials")
         mapping = None
         if trino_catalogs is not None:
             mapping = check_mapping(current.technology, trino_catalogs, "trinoCatalogs")
@@ -567,6 +587,8 @@ class ControlPlane:
         principal_kind: str = "user",
         revoke: bool = False,
     ) -> dict[str, Any]:
+        with self.store.read() as reader:  # permission before the body's values
+            perm.require_manage_connection(reader, caller, path.key)
         role_value = _enum(Role, role, "role")
         kind_value = _enum(PrincipalKind, principal_kind, "principalKind")
         assert role_value is not None and kind_value is not None

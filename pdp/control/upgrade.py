@@ -49,7 +49,7 @@ from pdp.control.permissions import Caller, Forbidden
 from pdp.control.plane import ControlPlane, ValidationFailed, job_json
 from pdp.control.sync import crawl, database_bound, listing_bound
 from pdp.core.model import NOBODY
-from pdp.crawl.base import Check
+from pdp.crawl.base import Check, connect_failure
 from pdp.objects.errors import Conflict, DuplicateKey, InvalidInput, NotFound
 from pdp.objects.keys import check_connection_key, key_identity
 from pdp.objects.paths import Kind, ObjectPath
@@ -63,6 +63,7 @@ from pdp.store import (
     JobTrigger,
     JobType,
     PrincipalKind,
+    References,
     Role,
     Store,
     Writer,
@@ -415,6 +416,8 @@ class UpgradeManager:
         credentials: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         require_upgrade(caller)
+        self.plane.references.check(endpoint, "endpoint")
+        self.plane.references.check(credentials, "credentials")
         with self.store.read() as reader:
             integration = lg.get_integration(reader, name)
             sources = lg.sources_of(reader, integration)
@@ -428,7 +431,9 @@ class UpgradeManager:
             and integration.technology is Technology.TRINO
             and "oauth" in revealed
         ):
-            checks = [c for c in checks if c.name != "credentials"] + oauth_checks(revealed)
+            with self.plane.network.guard():
+                oauth = oauth_checks(revealed, self.plane.references)
+            checks = [c for c in checks if c.name != "credentials"] + oauth
         if (
             all(c.ok for c in checks)
             and integration.technology is Technology.TRINO
@@ -790,6 +795,8 @@ class UpgradeManager:
     def register_source(self, caller: Caller, body: Mapping[str, Any]) -> dict[str, Any]:
         perm.require_register(caller)
         details = dict(body.get("connection") or {})
+        self.plane.references.check(details.get("endpoint"), "connection.endpoint")
+        self.plane.references.check(details.get("credentials"), "connection.credentials")
         name = details.get("name")
         if not isinstance(name, str) or not name:
             raise InvalidInput("connection.name", name, "name the integration (connection)")
@@ -859,6 +866,8 @@ class UpgradeManager:
             if values:
                 source = lg.update_source(writer, source_id, **values)
             details = body.get("connection") or {}
+            for part in ("endpoint", "credentials"):
+                self.plane.references.check(details.get(part), f"connection.{part}")
             changes = {k: details[k] for k in ("endpoint", "credentials") if k in details}
             if changes:
                 lg.update_integration(writer, integration, **changes)
@@ -1072,20 +1081,27 @@ def system_user(credentials: Mapping[str, Any]) -> Any:
     return credentials.get("username") or credentials.get("user")
 
 
-def oauth_checks(credentials: Mapping[str, Any]) -> list[Check]:
+def oauth_checks(credentials: Mapping[str, Any], references: References) -> list[Check]:
     """Trino with OAuth 2.0: the `oauth` block (the `auth:` block format of docs/auth.md, a
     client secret or a client certificate) parsed by `pdp.auth`, then a token fetched from the
-    identity provider with it."""
+    identity provider with it. Run it under the network policy (the token endpoint is the
+    caller's choice)."""
     try:
-        client = ClientCredentials.from_mapping(credentials["oauth"], "credentials.oauth")
+        references.check(credentials["oauth"], "credentials.oauth")
+        client = ClientCredentials.from_mapping(
+            credentials["oauth"], "credentials.oauth", inline=True
+        )
     except ConfigError as error:
         return [Check("credentials", False, str(error))]
+    except InvalidInput as error:
+        return [Check("credentials", False, f"{error.field}: {error.message}")]
     checks = [Check("credentials", True, f"OAuth 2.0 client {client.auth_method}")]
     try:
         with TokenSource(client) as source:
             source.token()
     except (TokenError, httpx.HTTPError) as error:
-        return [*checks, Check("token", False, f"the identity provider gave no token: {error}")]
+        detail = f"the identity provider gave no token: {connect_failure(error)}"
+        return [*checks, Check("token", False, detail)]
     return [
         *checks,
         Check("token", True, f"the identity provider issued a token to {client.client_id}"),

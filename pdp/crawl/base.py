@@ -15,6 +15,7 @@ from __future__ import annotations
 import fnmatch
 import importlib
 import os
+import ssl
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Any, Protocol, runtime_checkable
 from pdp.config.errors import Collector, ConfigError
 from pdp.config.fields import Fields
 from pdp.config.secret import Secret
+from pdp.crawl.network import NetworkRefused
 from pdp.objects.sync import Listing, Names, RemoteObject
 
 TECHNOLOGIES = ("postgresql", "trino", "snowflake", "databricks")
@@ -136,7 +138,8 @@ class Config:
         )
 
     def secret(self, f: Fields, key: str) -> Secret | None:
-        return f.secret(key, self.env)
+        """`<key>` itself (a value the store decrypted), or `<key>Env` / `<key>File`."""
+        return f.secret(key, self.env, inline=True)
 
     def done(self) -> None:
         if self.found.errors:
@@ -159,6 +162,67 @@ def reason(error: BaseException) -> str:
     put passwords in their messages, and none is formatted in here)."""
     text = " ".join(str(error).split()) or type(error).__name__
     return text if len(text) <= 500 else text[:497] + "..."
+
+
+def connect_failure(error: BaseException) -> str:
+    """What failed when connecting or signing in, in the PDP's own words: never what the remote
+    answered, so that a connection check is neither a banner grabber nor an oracle."""
+    seen: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and current not in seen and len(seen) < 10:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    for item in seen:
+        if isinstance(item, NetworkRefused):
+            return str(item)
+        if isinstance(item, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(item, TimeoutError):
+            return "timed out"
+        if isinstance(item, ssl.SSLError):
+            return "TLS failed (handshake or certificate)"
+        state = str(getattr(item, "sqlstate", None) or "")  # a code, not the server's text
+        if state.startswith("28"):
+            return "authentication failed"
+        if state == "3D000":
+            return "no such database"
+    text = " ".join(str(item).lower() for item in seen)
+    for words, what in _FAILURES:
+        if any(word in text for word in words):
+            return what
+    return "the connection failed (the server's answer is not shown)"
+
+
+_FAILURES = (  # in this order: a refused login often ends in a retry's timeout
+    (("connection refused",), "connection refused"),
+    (
+        (
+            "authentication",
+            "password",
+            'role "',
+            "error 401",
+            "unauthorized",
+            "error 403",
+            "forbidden",
+            "login",
+            "credential",
+            "invalid or missing token",
+        ),
+        "authentication failed",
+    ),
+    (("timeout", "timed out"), "timed out"),
+    (
+        (
+            "could not translate host",
+            "name or service not known",
+            "nodename nor servname",
+            "failed to resolve",
+            "name resolution",
+        ),
+        "cannot resolve the host name",
+    ),
+    (("ssl", "tls", "certificate"), "TLS failed (handshake or certificate)"),
+)
 
 
 def level_error(technology: str, parent: Names, levels: int = 2) -> str | None:

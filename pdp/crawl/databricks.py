@@ -28,6 +28,7 @@ from pdp.crawl.base import (
     Common,
     Config,
     Exclusions,
+    connect_failure,
     level_error,
     reason,
     top_listing_check,
@@ -94,7 +95,7 @@ class DatabricksCrawler:
         try:
             me = self._client().current_user.me()
         except FAILURES as error:
-            return [Check("authenticate", False, f"{self.host}: {reason(error)}")]
+            return [Check("authenticate", False, f"{self.host}: {connect_failure(error)}")]
         checks = [Check("authenticate", True, f"{me.user_name} at {self.host}")]
         checks.append(top_listing_check("list catalogs", self.list(())))
         return checks
@@ -168,7 +169,15 @@ def open_databricks(
 ) -> DatabricksCrawler:
     config = Config("databricks", env)
     e = config.fields(endpoint, "endpoint", ("host", *COMMON_ENDPOINT_KEYS))
-    keys = ("tokenEnv", "tokenFile", "clientId", "clientSecretEnv", "clientSecretFile")
+    keys = (
+        "token",
+        "tokenEnv",
+        "tokenFile",
+        "clientId",
+        "clientSecret",
+        "clientSecretEnv",
+        "clientSecretFile",
+    )
     c = config.fields(credentials, "credentials", keys)
     host = e.text("host", required=True)
     common = config.common(e)
@@ -178,13 +187,13 @@ def open_databricks(
     if client_id:
         secret = config.secret(c, "clientSecret")
         if secret is None and not (c.has("clientSecretEnv") or c.has("clientSecretFile")):
-            c.error("clientSecretEnv", "give clientSecretEnv or clientSecretFile with clientId")
-        if c.has("tokenEnv") or c.has("tokenFile"):
+            c.error("clientSecret", "give clientSecret (or clientSecretEnv/File) with clientId")
+        if c.has("token") or c.has("tokenEnv") or c.has("tokenFile"):
             c.error("clientId", "give a token or an OAuth client, not both")
     else:
         token = config.secret(c, "token")
         if token is None and not (c.has("tokenEnv") or c.has("tokenFile")):
-            c.error("tokenEnv", "give tokenEnv/tokenFile, or clientId with clientSecretEnv")
+            c.error("token", "give token (or tokenEnv/tokenFile), or clientId with clientSecret")
     config.done()
     if token is not None:
         return DatabricksCrawler(host, token, common)

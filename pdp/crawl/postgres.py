@@ -5,8 +5,10 @@ read through a server-side cursor a page at a time).
 Endpoint: `{host, port?, database?, maintenanceDatabase?, sslmode?}` plus the common keys
 (`exclude`, `timeout`, `pageSize`). Without `database`, every database the user may connect to
 (templates and databases that refuse connections left out), found through
-`maintenanceDatabase` (default `postgres`). Credentials: `{user, passwordEnv | passwordFile}`
-(no password: the server's own means, trust or a client certificate)."""
+`maintenanceDatabase` (default `postgres`). Credentials: `{user, password | passwordEnv |
+passwordFile}` (no password: the server's own means, trust or a client certificate; never the
+PDP's own PGPASSWORD or .pgpass). Under a network policy (`pdp.crawl.network`) libpq connects
+to the address the policy checked, never to the name again."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import psycopg
 from psycopg import sql
 
 from pdp.config.secret import Secret
+from pdp.crawl import network
 from pdp.crawl.base import (
     COMMON_ENDPOINT_KEYS,
     MAX_PAGES,
@@ -26,6 +29,7 @@ from pdp.crawl.base import (
     Common,
     Config,
     Exclusions,
+    connect_failure,
     level_error,
     reason,
     top_listing_check,
@@ -195,11 +199,12 @@ class PostgresCrawler:
                 "options": f"-c statement_timeout={int(self.common.timeout * 1000)}",
                 "application_name": "pdp-crawler",
             }
-            if self._password is not None:
-                params["password"] = self._password.reveal()
+            # the connection's own password or none: never PGPASSWORD or the PDP's .pgpass
+            params["password"] = self._password.reveal() if self._password is not None else ""
+            params["passfile"] = "/dev/null"
             if self.sslmode:
                 params["sslmode"] = self.sslmode
-            connection = psycopg.connect(**params)
+            connection = _connect(params)
             connection.read_only = True
             self._connections[database] = connection
             return connection, lock
@@ -209,6 +214,18 @@ class PostgresCrawler:
             connection = self._connections.pop(database, None)
         if connection is not None:
             connection.close()
+
+
+def _connect(params: dict[str, Any]) -> psycopg.Connection[Any]:
+    """psycopg.connect, at an address the network policy allows when one guards this thread;
+    a failure says what failed, never what the server answered."""
+    try:
+        policy = network.active()
+        if policy is not None:
+            params["hostaddr"] = policy.addresses(params["host"], params["port"])[0]
+        return psycopg.connect(**params)
+    except (psycopg.Error, OSError) as error:
+        raise psycopg.OperationalError(connect_failure(error)) from None
 
 
 def open_postgres(
@@ -222,7 +239,9 @@ def open_postgres(
         "endpoint",
         ("host", "port", "database", "maintenanceDatabase", "sslmode", *COMMON_ENDPOINT_KEYS),
     )
-    c = config.fields(credentials, "credentials", ("user", "passwordEnv", "passwordFile"))
+    c = config.fields(
+        credentials, "credentials", ("user", "password", "passwordEnv", "passwordFile")
+    )
     host = e.text("host", required=True)
     port = int(e.number("port", 5432, low=1, high=65535, whole=True))
     database = e.text("database") or None

@@ -27,6 +27,7 @@ from pdp.crawl.base import (
     Common,
     Config,
     Exclusions,
+    connect_failure,
     level_error,
     reason,
     top_listing_check,
@@ -89,7 +90,7 @@ class SnowflakeCrawler:
             rows, _ = self._query("SELECT CURRENT_USER(), CURRENT_ROLE()")
         except FAILURES as error:
             self._forget()
-            return [Check("connect", False, f"{account}: {reason(error)}")]
+            return [Check("connect", False, f"{account}: {connect_failure(error)}")]
         user, role = rows[0][0], rows[0][1]
         checks = [Check("connect", True, f"{user} on {account}, role {role}")]
         if self.role is not None:
@@ -215,9 +216,11 @@ def open_snowflake(
         "credentials",
         (
             "user",
+            "password",
             "passwordEnv",
             "passwordFile",
             "privateKeyFile",
+            "privateKeyPassword",
             "privateKeyPasswordEnv",
             "privateKeyPasswordFile",
         ),
@@ -238,11 +241,11 @@ def open_snowflake(
         args["private_key_file"] = str(path)
         args["authenticator"] = "SNOWFLAKE_JWT"
         secret = config.secret(c, "privateKeyPassword")
-        if c.has("passwordEnv") or c.has("passwordFile"):
+        if c.has("password") or c.has("passwordEnv") or c.has("passwordFile"):
             c.error("privateKeyFile", "give a password or a key pair, not both")
     else:
         secret = config.secret(c, "password")
         if secret is None and not (c.has("passwordEnv") or c.has("passwordFile")):
-            c.error("passwordEnv", "give passwordEnv/passwordFile, or privateKeyFile")
+            c.error("password", "give password (or passwordEnv/passwordFile), or privateKeyFile")
     config.done()
     return SnowflakeCrawler(args, secret, common)

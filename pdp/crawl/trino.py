@@ -40,6 +40,7 @@ from pdp.crawl.base import (
     Common,
     Config,
     Exclusions,
+    connect_failure,
     level_error,
     reason,
     top_listing_check,
@@ -117,7 +118,7 @@ class TrinoCrawler:
             self._query("SELECT 1")
             checks.append(Check("connect", True, f"{self.user} at {self._url()}"))
         except FAILURES as error:
-            checks.append(Check("connect", False, f"{self._url()}: {reason(error)}"))
+            checks.append(Check("connect", False, f"{self._url()}: {connect_failure(error)}"))
         if self.admin is None:
             detail = (
                 "cannot tell whether the system user sees unfiltered metadata: set "
@@ -262,7 +263,7 @@ def open_trino(
         block = dict(credentials) if isinstance(credentials, Mapping) else credentials
         user = str(block.pop("user", "")) if isinstance(block, dict) else ""
         try:
-            login = trino_auth_from_config(block, "trino.credentials", config.env)
+            login = trino_auth_from_config(block, "trino.credentials", config.env, inline=True)
         except ConfigError as error:
             config.found.errors.extend(error.problems)
         if isinstance(login, PasswordLogin):

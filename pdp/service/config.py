@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import grpc
+from cryptography.fernet import Fernet
 
 from pdp.admin import AdminSettings
 from pdp.auth import server_auth_from_config
 from pdp.auth.validator import ValidatorConfig
 from pdp.config.errors import Collector, ConfigError
 from pdp.config.fields import Fields
+from pdp.config.secret import Secret
 from pdp.config.yamlsource import line_of, read_yaml
 from pdp.control.plane import CASCADE_JOB_THRESHOLD
 from pdp.control.schedule import TICK_SECONDS
+from pdp.crawl.network import DEFAULT_DENY, EVERYWHERE, NetworkPolicy
 from pdp.grants.config import GrantsConfig, parse_grants
+from pdp.store import References
 
 KEYS = (
     "tls",
@@ -29,6 +34,7 @@ KEYS = (
     "monitoring",
     "store",
     "storeSecretKeyEnv",
+    "storeSecretKeyFile",
     "admin",
     "control",
 )
@@ -53,6 +59,11 @@ class ControlSettings:
     # Trino's catalog files (its etc/catalog, or a copy): registration proposes a PostgreSQL
     # connection's trinoCatalogs from them (None: no proposal, the registrant gives them)
     trino_catalog_files: Path | None = None
+    # secret references (`passwordEnv: NAME`, `passwordFile: PATH`) the operator allows in
+    # connection details: globs of names and paths; none by default (pdp.store.secrets)
+    secret_references: References = field(default_factory=References)
+    # where connection checks and syncs may connect (pdp.crawl.network; docs/connections.md)
+    network: NetworkPolicy = field(default_factory=NetworkPolicy.of)
 
 
 @dataclass(frozen=True)
@@ -82,7 +93,9 @@ class PdpConfig:
     grants: GrantsConfig = field(default_factory=GrantsConfig)  # no targets: grant sync is off
     monitoring: str | None = None  # host:port of /metrics and /health/*; None: not served
     store: str | None = None  # absent: the control plane (store, object sync, admin API) is off
-    store_secret_key_env: str | None = None  # environment variable holding the Fernet key
+    # the Fernet key encrypting connection secrets in the store (`storeSecretKeyEnv` or
+    # `storeSecretKeyFile`); None: secret values are refused, references only
+    store_secret_key: Secret | None = None
     admin: AdminSettings | None = None  # absent: no admin API
     control: ControlSettings = field(default_factory=ControlSettings)
 
@@ -110,6 +123,16 @@ def load_pdp_config(path: Path) -> PdpConfig:
     tls = _server_tls(f, found, base)
     monitoring = Fields(f.data.get("monitoring") or {}, "monitoring", found, ("listen",))
     store = _store_url(f.text("store") or None, base)
+    store_key = f.secret("storeSecretKey", os.environ)
+    if store_key is not None:
+        try:
+            Fernet(store_key.reveal())
+        except ValueError:
+            f.error(
+                "storeSecretKeyFile" if f.has("storeSecretKeyFile") else "storeSecretKeyEnv",
+                "not a Fernet key (generate one: python -c 'from cryptography.fernet import "
+                "Fernet; print(Fernet.generate_key().decode())')",
+            )
     admin = _admin(f, found)
     control = _control(f, found)
     if store is not None and control.snapshot_file is None:
@@ -141,7 +164,7 @@ def load_pdp_config(path: Path) -> PdpConfig:
         grants=grants,
         monitoring=monitoring.text("listen") or None,
         store=store,
-        store_secret_key_env=f.text("storeSecretKeyEnv") or None,
+        store_secret_key=store_key,
         admin=admin,
         control=control,
     )
@@ -176,12 +199,17 @@ def _admin(f: Fields, found: Collector) -> AdminSettings | None:
     raw = f.data.get("admin")
     if raw is None:
         return None
-    admin = Fields(raw, "admin", found, ("listen", "trustUserHeader", "requiredScope"))
+    keys = ("listen", "trustUserHeader", "requiredScope", "userClaim", "maxBodyBytes")
+    admin = Fields(raw, "admin", found, keys)
     defaults = AdminSettings()
     return AdminSettings(
         listen=admin.text("listen", default=defaults.listen),
         trust_user_header=admin.flag("trustUserHeader"),
         required_scopes=admin.words("requiredScope"),
+        user_claim=admin.text("userClaim", default=defaults.user_claim),
+        max_body_bytes=int(
+            admin.number("maxBodyBytes", defaults.max_body_bytes, low=1024, high=2**30, whole=True)
+        ),
     )
 
 
@@ -196,6 +224,8 @@ def _control(f: Fields, found: Collector) -> ControlSettings:
             "snapshotFile",
             "scheduleTickSeconds",
             "trinoCatalogFiles",
+            "secretReferences",
+            "network",
         ),
         base=f.base,
     )
@@ -208,7 +238,19 @@ def _control(f: Fields, found: Collector) -> ControlSettings:
         "cascadeJobThreshold", CASCADE_JOB_THRESHOLD, low=0, high=1e9, whole=True
     )
     tick = control.number("scheduleTickSeconds", TICK_SECONDS, positive=True, high=3600)
+    net = Fields(control.data.get("network") or {}, "control.network", found, ("allow", "deny"))
+    network = NetworkPolicy.of()
+    lists = {
+        key: net.strings(key) if net.has(key) else default
+        for key, default in (("allow", EVERYWHERE), ("deny", DEFAULT_DENY))
+    }
+    try:
+        network = NetworkPolicy.of(lists["allow"], lists["deny"])
+    except ValueError as error:
+        net.error("allow", str(error))
     return ControlSettings(
+        secret_references=References(tuple(control.strings("secretReferences"))),
+        network=network,
         store_poll_seconds=poll,
         cascade_job_threshold=int(threshold),
         snapshot_file=control.file_path("snapshotFile"),

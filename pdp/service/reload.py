@@ -2,7 +2,7 @@
 others are named in a warning and keep the value the PDP started with until it restarts.
 
 Reloaded: policyFiles, accessGrantMapping, clusterProperties, reloadIntervalSeconds.
-Restart needed: listen, auth, tls, grants, store, storeSecretKeyEnv, admin, monitoring."""
+Restart needed: listen, auth, tls, grants, store, storeSecretKeyEnv/File, admin, monitoring."""
 
 from __future__ import annotations
 
@@ -30,11 +30,21 @@ RESTART_FIELDS = (
     "tls",
     "grants",
     "store",
-    "store_secret_key_env",
+    "store_secret_key",
     "admin",
     "monitoring",
 )
-RESTART = ("listen", "auth", "tls", "grants", "store", "storeSecretKeyEnv", "admin", "monitoring")
+RESTART = (
+    "listen",
+    "auth",
+    "tls",
+    "grants",
+    "store",
+    "storeSecretKeyEnv",
+    "storeSecretKeyFile",
+    "admin",
+    "monitoring",
+)
 
 
 def policy_files(config: PdpConfig) -> list[Path]:

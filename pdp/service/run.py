@@ -134,7 +134,7 @@ async def start_pdp(
         revisions = Revisions(policy.current)
         policy.on_change = revisions.publish
     else:
-        key = os.environ.get(config.store_secret_key_env) if config.store_secret_key_env else None
+        key = config.store_secret_key.reveal() if config.store_secret_key else None
         # No migration here: the feed migrates when it reaches the store, so that a store
         # that is down at start does not keep the PDP from deciding on its policy files.
         store = await asyncio.to_thread(Store.open, config.store, secret_key=key, upgrade=False)
@@ -154,10 +154,18 @@ async def start_pdp(
         )
         inputs.on_change = feed.update_files
         revisions = feed.revisions
-        factory = crawler_factory or platform_crawlers(store)
+        settings = config.control
+        factory = crawler_factory or platform_crawlers(
+            store, settings.secret_references, settings.network
+        )
         runner = SyncRunner(store, factory)
         control = ControlPlane(
-            store, runner, factory, cascade_threshold=config.control.cascade_job_threshold
+            store,
+            runner,
+            factory,
+            cascade_threshold=settings.cascade_job_threshold,
+            references=settings.secret_references,
+            network=settings.network,
         )
         the_feed = feed
         control.declared = lambda: the_feed.inputs.documents
@@ -214,7 +222,7 @@ async def start_pdp(
         if validator is not None and auth is not None:
             admin_validator = Validator(replace(auth, required_scopes=config.admin.required_scopes))
             resources.callback(admin_validator.close)
-            authenticate = bearer(admin_validator, directory)
+            authenticate = bearer(admin_validator, directory, config.admin.user_claim)
         else:
             log.warning("admin API trusts the %s header: tests and loopback only", "X-Pdp-User")
             authenticate = trusted_header(directory)
@@ -225,6 +233,7 @@ async def start_pdp(
             lambda: revisions.current.revision,
             lambda: revisions.current.warnings,
             degraded,
+            config.admin.max_body_bytes,
         )
         admin_port = await resources.enter_async_context(
             serving(app, admin_listen or config.admin.listen)

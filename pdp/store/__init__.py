@@ -29,7 +29,7 @@ from pdp.store.registry import (
     not_governed_in_trino,
     read_registry,
 )
-from pdp.store.secrets import Secrets, redact
+from pdp.store.secrets import References, Secrets, redact
 from pdp.store.store import KEEP, Reader, Store, SyncOutcome, Writer
 
 __all__ = [
@@ -50,6 +50,7 @@ __all__ = [
     "Permission",
     "PrincipalKind",
     "Reader",
+    "References",
     "RequestKind",
     "RequestState",
     "Role",

@@ -2,20 +2,24 @@
 
 Two ways to keep a secret out of the store, and nothing else is accepted:
 
-* a **reference**: a key ending in `Env` (the name of an environment variable) or `File` (a
-  path), as the `auth:` blocks of the configuration already do (`passwordEnv`,
-  `clientSecretFile`); the store keeps the reference, the process that connects reads it;
 * an **encrypted value**: when the operator gives the store a Fernet key, secret-looking keys
   (`password`, `token`, `clientSecret`, `privateKey`...) are stored as Fernet tokens
-  (`{"$fernet": "gAAAA..."}`) and decrypted only by `Secrets.reveal`.
+  (`{"$fernet": "gAAAA..."}`) and decrypted only by `Secrets.reveal`;
+* a **reference**: a key ending in `Env` (the name of an environment variable) or `File` (a
+  path), read by the PDP in its own process when it connects. Whoever writes one makes the
+  PDP send its own environment or files to the connection's endpoint, so a reference is only
+  taken when the operator's `control.secretReferences` names it (`References`); an admin API
+  body with any other one is refused, and so is a stored one when a crawler is built.
 
 Without a key a secret value is refused (`PlaintextSecret`), and the error never repeats it.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -37,6 +41,63 @@ def is_secret_name(name: str) -> bool:
     if _ADDRESS.search(name):  # tokenEndpoint, tokenUrl: where to ask, not a secret
         return False
     return not is_reference(name) and _SECRET.search(name.replace("_", "")) is not None
+
+
+_INLINE_REFERENCE = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
+
+
+@dataclass(frozen=True)
+class References:
+    """The secret references the operator allows in connection details (pdp.yaml
+    `control.secretReferences`): environment variable names and file paths, each a glob
+    (`PDP_CONN_*`, `/run/secrets/pdp/*`); none by default."""
+
+    allowed: tuple[str, ...] = ()
+
+    def permits(self, name: str) -> bool:
+        return any(fnmatch.fnmatchcase(name, pattern) for pattern in self.allowed)
+
+    def refused(self, value: Any, where: str) -> tuple[str, Any] | None:
+        """The first reference under `value` (an endpoint or credentials mapping) that is not
+        allowed, as (field, what it names); None when there is none."""
+        if isinstance(value, Mapping):
+            for name, item in value.items():
+                field = f"{where}.{name}"
+                if is_reference(str(name)) and not (isinstance(item, str) and self.permits(item)):
+                    return field, item
+                if found := self.refused(item, field):
+                    return found
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                if found := self.refused(item, f"{where}[{index}]"):
+                    return found
+        elif isinstance(value, str):
+            for match in _INLINE_REFERENCE.finditer(value):
+                if not self.permits(match.group(0)[2:-1]):
+                    return where, match.group(0)
+        return None
+
+    def check(self, value: Any, where: str) -> None:
+        """Raises `InvalidInput` (400) naming the first reference not allowed."""
+        found = self.refused(value, where)
+        if found is not None:
+            field, named = found
+            raise InvalidInput(
+                field,
+                named,
+                "the admin API takes secret values, never references to the PDP's own "
+                "environment or files (the PDP would read and send them): give the value "
+                f"itself{_value_key(field)}; `pdp connections` reads such a name from your own "
+                "environment. An operator may allow a name in pdp.yaml "
+                "control.secretReferences",
+            )
+
+
+def _value_key(field: str) -> str:
+    name = field.rsplit(".", 1)[-1]
+    if is_reference(name):
+        return f" as {name.removesuffix('Env').removesuffix('File')}"
+    return ""
 
 
 class Secrets:
@@ -67,8 +128,9 @@ class Secrets:
                     raise PlaintextSecret(
                         field,
                         REDACTED,
-                        f"secrets are not stored in plain text: give {name}Env or {name}File, "
-                        "or configure the store's encryption key",
+                        "secrets are not stored in plain text, and the store has no encryption "
+                        "key: the operator sets storeSecretKeyEnv or storeSecretKeyFile in "
+                        "pdp.yaml",
                     )
                 token = self._fernet.encrypt(str(value).encode()).decode()
                 sealed[name] = {ENCRYPTED: token}

@@ -12,8 +12,9 @@ from pdp.admin import create_app
 from pdp.admin.auth import trusted_header
 from pdp.control import ControlPlane, SyncRunner
 from pdp.policy import DirectoryUser, GlobalPermission
-from pdp.store import Store
+from pdp.store import References, Store
 from tests.control.fakes import FakePlatform
+from tests.control.pgremote import LOOPBACK
 
 G = GlobalPermission
 DIRECTORY = {
@@ -32,6 +33,7 @@ CALLERS = {
     "boss": DirectoryUser("boss", permissions=frozenset({G.GOVERNANCE, G.APPLICATION_ADMIN})),
 }
 
+ALLOWED = References(("TRINO_PASSWORD", "P", "PDP_TEST_OAUTH_SECRET"))
 REGISTER = {
     "connectionKey": "hc",
     "connection": {
@@ -73,7 +75,9 @@ class Api:
 @pytest.fixture
 def api(store, platform) -> Iterator[Api]:
     runner = SyncRunner(store, platform.factory)
-    plane = ControlPlane(store, runner, platform.factory)
+    # the operator allows the references these tests name, and the identity provider the
+    # OAuth tests run on loopback (tests/control/test_secret_exfiltration.py: the defaults)
+    plane = ControlPlane(store, runner, platform.factory, references=ALLOWED, network=LOOPBACK)
     app = create_app(plane, trusted_header(lambda: CALLERS))
     with TestClient(app) as client:
         kit = Api(client, store, platform, runner)

@@ -10,10 +10,22 @@ from dataclasses import dataclass
 import pytest
 
 from devstack.postgres import Postgres
+from pdp.control import CrawlerFactory, platform_crawlers
+from pdp.crawl.network import NetworkPolicy
 from pdp.objects import ObjectPath
+from pdp.store import References, Store
 
 KEY = "pg"
 PASSWORD_ENV = "PDP_TEST_CRAWLER_PASSWORD"
+# What the operator of these tests allows: the crawler's password by reference, and the
+# devstack PostgreSQL on loopback (denied by the default network policy).
+REFERENCES = References((PASSWORD_ENV,))
+LOOPBACK = NetworkPolicy.of(allow=("127.0.0.0/8", "::1/128"))
+
+
+def crawlers(store: Store) -> CrawlerFactory:
+    """The service's crawler factory as these tests' operator configures it."""
+    return platform_crawlers(store, REFERENCES, LOOPBACK)
 
 
 @dataclass

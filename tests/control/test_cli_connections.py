@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from tests.control import test_control_e2e as e2e
 from tests.control.test_control_e2e import Replica, write_world
@@ -90,7 +93,7 @@ def test_the_cli_walks_an_upgrade_through(tmp_path, monkeypatch):
             "name": "legacyhc",
             "technology": "trino",
             "endpoint": {"host": "fake"},
-            "credentials": {"username": "pdp", "passwordEnv": "TRINO_PASSWORD"},
+            "credentials": {"username": "pdp", "password": "pw"},
         }
         ids = {}
         for table in ("orders", "ghost"):
@@ -124,3 +127,63 @@ def test_the_cli_walks_an_upgrade_through(tmp_path, monkeypatch):
         assert "trino-prod  (trino, 2 data sources)  not_started" in left  # declared in YAML
     finally:
         pdp.stop()
+
+
+def test_credential_references_are_read_from_the_users_own_environment(tmp_path):
+    """`--credential passwordEnv=TRINO_PASSWORD` (the README's words) reads the user's shell and
+    sends the value; the PDP stores it encrypted and never reads its own environment."""
+    world = tmp_path / "world.json"
+    write_world(world, {"cat": {"sales": {"orders": [["id", "bigint"]]}}})
+    pdp = Replica(tmp_path, f"sqlite:///{tmp_path}/store.db", world, "cli")
+    url = f"http://127.0.0.1:{pdp.admin_port}"
+    secret_file = tmp_path / "mine.txt"
+    secret_file.write_text("from-my-file\n")
+
+    def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+        clean = {k: v for k, v in os.environ.items() if k != "TRINO_PASSWORD"}
+        return subprocess.run(
+            [*CLI, "--url", url, "--as-user", "gov", *args],
+            text=True,
+            capture_output=True,
+            timeout=60,
+            cwd=ROOT,
+            env={**clean, **env},
+        )
+
+    base = ("register", "hc", "--technology", "trino", "--endpoint", "host=fake")
+    creds = ("--credential", "username=pdp", "--credential", "passwordEnv=TRINO_PASSWORD")
+    try:
+        unset = cli({}, *base, *creds)
+        assert unset.returncode == 1
+        assert "TRINO_PASSWORD of your shell" in unset.stderr and "not the PDP's" in unset.stderr
+        done = cli({"TRINO_PASSWORD": "from-my-shell"}, *base, *creds)
+        assert done.returncode == 0, done.stderr
+        stored = pdp.api.get("/data/connection/hc").json()["credentials"]
+        assert stored == {"username": "pdp", "password": "[REDACTED]"}  # a value, encrypted
+        by_file = cli(
+            {},
+            *base[:1],
+            "hc2",
+            *base[2:],
+            "--credential",
+            "username=pdp",
+            "--credential",
+            f"passwordFile={secret_file}",
+        )
+        assert by_file.returncode == 0, by_file.stderr
+        stored = pdp.api.get("/data/connection/hc2").json()["credentials"]
+        assert stored == {"username": "pdp", "password": "[REDACTED]"}
+    finally:
+        pdp.stop()
+
+
+def test_credentials_resolve_on_the_users_side():
+    from pdp.cli.connections import ApiError, credentials
+
+    env = {"MY_PW": "pw1"}
+    assert credentials(["user=u", "passwordEnv=MY_PW"], env) == {"user": "u", "password": "pw1"}
+    assert credentials(["password"], env, prompt=lambda label: "typed") == {"password": "typed"}
+    with pytest.raises(ApiError, match="MY_OTHER of your shell"):
+        credentials(["passwordEnv=MY_OTHER"], env)
+    with pytest.raises(ApiError, match="cannot read your file /nonexistent"):
+        credentials(["tokenFile=/nonexistent"], env)

@@ -152,7 +152,28 @@ def test_user_tokens_call_the_admin_api(store, platform):
             assert bad.status_code == 401 and bad.json()["error"]["field"] == "Authorization"
             none = client.post("/data/object/search")
             assert none.status_code == 401
+        # the user is named by admin.userClaim (default `sub`); a token without it is refused
+        app = create_app(
+            ControlPlane(store, runner, platform.factory),
+            bearer(validator, lambda: directory, "oid"),
+        )
+        with TestClient(app) as client:
+            refused = client.post(
+                "/data/object/search", headers={"Authorization": f"Bearer {token}"}
+            )
+            assert refused.status_code == 401
+            assert "no 'oid' claim (admin.userClaim)" in refused.json()["error"]["message"]
         validator.close()
+
+
+def test_the_admin_user_claim_and_body_limit(tmp_path):
+    admin = "admin: {listen: '127.0.0.1:9999', trustUserHeader: true"
+    default = load_pdp_config(pdp_yaml(tmp_path, f"store: sqlite:///s.db\n{admin}}}\n")).admin
+    assert default is not None
+    assert (default.user_claim, default.max_body_bytes) == ("sub", 1024 * 1024)
+    extra = f"store: sqlite:///s.db\n{admin}, userClaim: oid, maxBodyBytes: 4096}}\n"
+    chosen = load_pdp_config(pdp_yaml(tmp_path, extra)).admin
+    assert chosen is not None and (chosen.user_claim, chosen.max_body_bytes) == ("oid", 4096)
 
 
 def test_the_user_client_is_off_by_default():
@@ -163,3 +184,43 @@ def test_the_user_client_is_off_by_default():
             data={"grant_type": "client_credentials", "client_id": "pdp-dev-user", "user": "x"},
         )
         assert answer.status_code == 401
+
+
+def test_the_network_policy_and_secret_references(tmp_path):
+    control = load_pdp_config(pdp_yaml(tmp_path, "")).control
+    assert control.secret_references.allowed == ()  # absent: no reference is taken
+    network = control.network  # absent: everywhere but loopback, link-local, metadata
+    assert [network.permits(a) for a in ("10.1.2.3", "127.0.0.1", "169.254.169.254")] == [
+        True,
+        False,
+        False,
+    ]
+    extra = (
+        "control:\n  secretReferences: [PDP_CONN_*]\n"
+        "  network: {allow: [10.0.0.0/8, 127.0.0.1/32], deny: [10.9.0.0/16]}\n"
+    )
+    control = load_pdp_config(pdp_yaml(tmp_path, extra)).control
+    assert control.secret_references.permits("PDP_CONN_PG")
+    assert not control.secret_references.permits("PDP_STORE_KEY")
+    assert [control.network.permits(a) for a in ("10.1.2.3", "10.9.0.1", "127.0.0.1")] == [
+        True,
+        False,
+        True,
+    ]
+    assert not control.network.permits("8.8.8.8")  # an allow list replaces "everywhere"
+    with pytest.raises(ConfigError, match=r"'10\.0\.0\.300/8' is not a network"):
+        load_pdp_config(pdp_yaml(tmp_path, "control: {network: {allow: [10.0.0.300/8]}}\n"))
+
+
+def test_the_store_key_comes_from_a_variable_or_a_file(tmp_path, monkeypatch):
+    key = "GWfj5J3bCR3bqGxg5w2Xb0mHl2-eCJVPRCi3ypG1ZTM="
+    (tmp_path / "store.key").write_text(key + "\n")
+    config = load_pdp_config(pdp_yaml(tmp_path, "storeSecretKeyFile: store.key\n"))
+    assert config.store_secret_key is not None and config.store_secret_key.reveal() == key
+    monkeypatch.setenv("PDP_STORE_KEY", key)
+    config = load_pdp_config(pdp_yaml(tmp_path, "storeSecretKeyEnv: PDP_STORE_KEY\n"))
+    assert config.store_secret_key is not None and config.store_secret_key.reveal() == key
+    assert load_pdp_config(pdp_yaml(tmp_path, "")).store_secret_key is None
+    monkeypatch.setenv("PDP_STORE_KEY", "not-a-key")
+    with pytest.raises(ConfigError, match="storeSecretKeyEnv: not a Fernet key"):
+        load_pdp_config(pdp_yaml(tmp_path, "storeSecretKeyEnv: PDP_STORE_KEY\n"))

@@ -29,6 +29,7 @@ POLICIES = (
 USERS = WORKED_USERS + "  gov: {permissions: [GOVERNANCE, APPLICATION_ADMIN]}\n"
 CLOSED = "immuta.allowed.non.immuta.datasource.operations=WRITE\n"  # unregistered: no reads
 GOV = {"X-Pdp-User": "gov"}
+STORE_KEY = "GWfj5J3bCR3bqGxg5w2Xb0mHl2-eCJVPRCi3ypG1ZTM="  # a Fernet key, for tests only
 
 
 def body(catalog: str, schema: str, table: str, user: str = "alice") -> dict:
@@ -75,6 +76,7 @@ class Replica:
             + f"clusterProperties: {self.tree.properties.name}\n"  # type: ignore[union-attr]
             + f"store: {store_url}\n"
             + f"admin: {{listen: '127.0.0.1:{self.admin_port}', trustUserHeader: true}}\n"
+            + "storeSecretKeyEnv: PDP_TEST_STORE_KEY\n"  # credentials are values, encrypted
             + extra
         )
         self.command = [
@@ -96,7 +98,7 @@ class Replica:
     def _start(self) -> Process:
         self.starts += 1
         log = self.log.with_name(f"{self.log.stem}-{self.starts}.log") if self.starts > 1 else None
-        process = Process(self.command, log or self.log)
+        process = Process(self.command, log or self.log, env={"PDP_TEST_STORE_KEY": STORE_KEY})
         process.wait_until(self._ready, timeout=30)
         return process
 
@@ -255,6 +257,10 @@ def test_two_replicas_agree_within_a_second_and_survive_a_store_outage(tmp_path,
         answer = b.api.get("/data/object/hc")
         assert answer.status_code == 503
         assert answer.json()["error"]["code"] == "store_unavailable"
+        for _ in range(5):
+            assert b.api.get("/data/object/hc").status_code == 503
+        # one ERROR line for the outage, not one per request
+        assert b.process.output().count("the admin API answers 503 until it returns") == 1
         deadline = time.monotonic() + 5
         while b.api.get("/health").json()["store"] != "unreachable":
             assert time.monotonic() < deadline

@@ -52,7 +52,7 @@ def test_no_policy_downtime_through_the_sidecar(tmp_path, monkeypatch):
             "name": "legacyhc",
             "technology": "trino",
             "endpoint": {"host": "fake"},
-            "credentials": {"username": "pdp", "passwordEnv": "TRINO_PASSWORD"},
+            "credentials": {"username": "pdp", "password": "pw"},
         }
         for table in ("orders", "items", "ghost"):  # items: by case; ghost: not found
             answer = pdp.api.post(
@@ -83,7 +83,7 @@ def test_no_policy_downtime_through_the_sidecar(tmp_path, monkeypatch):
 
         at("start", "POST", "/data/upgrade/legacyhc/start", {"displayName": "hc"})
         # the cluster's immuta.user.admin must match the system user
-        other = {"username": "mallory", "passwordEnv": "TRINO_PASSWORD"}
+        other = {"username": "mallory", "password": "pw"}
         refused = pdp.api.post("/data/upgrade/legacyhc/validate", json={"credentials": other})
         assert refused.status_code == 422 and refused.json()["error"]["value"] == "systemUser"
         at("validate", "POST", "/data/upgrade/legacyhc/validate", {})

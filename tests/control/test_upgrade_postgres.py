@@ -12,10 +12,10 @@ from fastapi.testclient import TestClient
 
 from pdp.admin import create_app
 from pdp.admin.auth import trusted_header
-from pdp.control import ControlPlane, SyncRunner, platform_crawlers
+from pdp.control import ControlPlane, SyncRunner
 from pdp.store import Store, read_registry
 from tests.control.adminkit import CALLERS, Api
-from tests.control.pgremote import Remote, credentials, endpoint
+from tests.control.pgremote import LOOPBACK, REFERENCES, Remote, crawlers, credentials, endpoint
 
 LEGACY = "legacypg"
 
@@ -23,9 +23,9 @@ LEGACY = "legacypg"
 @pytest.fixture
 def pg_api(store: Store) -> Iterator[Api]:
     """The admin API in process over `store`, crawling real platforms."""
-    factory = platform_crawlers(store)
+    factory = crawlers(store)
     runner = SyncRunner(store, factory)
-    plane = ControlPlane(store, runner, factory)
+    plane = ControlPlane(store, runner, factory, references=REFERENCES, network=LOOPBACK)
     app = create_app(plane, trusted_header(lambda: CALLERS))
     with TestClient(app) as client:
         yield Api(client, store, None, runner)  # type: ignore[arg-type]

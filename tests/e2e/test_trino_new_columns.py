@@ -41,6 +41,8 @@ def test_a_new_postgres_column_is_masked_until_its_owner_validates_it(e2e, tmp_p
         (root / "pdp.yaml").read_text()
         + f"store: sqlite:///{tmp_path}/store.db\n"
         + f"admin: {{listen: '127.0.0.1:{admin_port}', trustUserHeader: true}}\n"
+        # the devstack PostgreSQL is on loopback; its password (an external server's) by name
+        + "control: {network: {allow: [127.0.0.0/8]}, secretReferences: [PDP_E2E_PG_PASSWORD]}\n"
     )
     (root / "users.yaml").write_text(USERS + GOVERNOR)
     e2e.write_policies(POLICIES + LEDGER_POLICY)

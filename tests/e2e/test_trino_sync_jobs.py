@@ -16,6 +16,7 @@ import pytest
 from pdp.control import SyncRunner, platform_crawlers
 from pdp.objects import NEW_TAG, ObjectPath, RemoteState
 from pdp.store import Job, JobState, Store
+from tests.control.pgremote import LOOPBACK
 from tests.e2e.conftest import ADMIN_USERS, E2E
 
 KEY = "tr"
@@ -66,7 +67,8 @@ def register(e2e: E2E, store: Store, catalog: str, schema: str) -> None:
 
 
 def sync(store: Store, state: JobState = JobState.COMPLETED) -> Job:
-    runner = SyncRunner(store, platform_crawlers(store))
+    # the real Trino listens on loopback, which the default network policy denies
+    runner = SyncRunner(store, platform_crawlers(store, network=LOOPBACK))
     job = runner.start(ObjectPath(KEY))
     assert job is not None
     runner.join(120)

@@ -49,6 +49,7 @@ def test_no_policy_downtime_through_trino(e2e, tmp_path):
         # the cluster rules: the Trino system user must match their immuta.user.admin
         + f"clusterProperties: {e2e.tree.properties.name}\n"
         + f"admin: {{listen: '127.0.0.1:{admin_port}', trustUserHeader: true}}\n"
+        + "control: {secretReferences: [TRINO_PASSWORD]}\n"  # allowed by name, operator-set
     )
     users = (root / "users.yaml").read_text()
     (root / "users.yaml").write_text(

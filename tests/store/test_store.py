@@ -108,7 +108,7 @@ def test_refusals_name_the_field(store, arguments, field):
 
 
 def test_secrets_are_refused_without_a_key(store):
-    with pytest.raises(PlaintextSecret, match="passwordEnv or passwordFile"), store.write() as tx:
+    with pytest.raises(PlaintextSecret, match="storeSecretKeyEnv"), store.write() as tx:
         tx.register_connection("hc", "trino", credentials={"password": "hunter2"})
 
 

@@ -23,7 +23,11 @@ def free_port() -> int:
 
 class Process:
     def __init__(
-        self, args: list[str], log: Path, preexec_fn: Callable[[], None] | None = None
+        self,
+        args: list[str],
+        log: Path,
+        preexec_fn: Callable[[], None] | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.log = log
         self._file = log.open("wb")
@@ -32,7 +36,7 @@ class Process:
             stdout=self._file,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
             preexec_fn=preexec_fn,
         )
 
