@@ -11,7 +11,7 @@ from dataclasses import replace
 from typing import Any, Protocol
 
 from pdp.core.model import fold
-from pdp.grants import databricks, postgres, rls, snowflake
+from pdp.grants import databricks, postgres, rls, sfpolicy, snowflake
 from pdp.grants.databricks import ApiClient, DatabricksDialect, Patch
 from pdp.grants.dialect import Dialect
 from pdp.grants.diff import diff
@@ -68,12 +68,33 @@ class SnowflakeTarget:
     ) -> None:
         self.name, self.connections, self.dialect = name, connections, dialect
         self._session = session
+        self._policies: sfpolicy.Current | None = None  # as of the last read
 
     def read(self, desired: Desired) -> Current:
-        return snowflake.read_current(self._session, self.dialect)
+        current = snowflake.read_current(self._session, self.dialect)
+        schema = self.dialect.policy_schema
+        if schema is not None:
+            self._policies = sfpolicy.read(
+                self._session, schema, self.dialect.prefix, desired.enforced
+            )
+        return current
 
     def plan(self, desired: Desired, current: Current) -> Plan:
-        return plan_roles(self.name, desired, current, self.dialect, SnowflakeSql())
+        schema, policies = self.dialect.policy_schema, self._policies
+        if schema is None or policies is None:
+            return plan_roles(self.name, desired, current, self.dialect, SnowflakeSql())
+        wanted, blocked = {}, {}
+        for table, enforced in desired.enforced.items():
+            holders = frozenset(p for p, held in desired.grants.items() if table in held)
+            found = sfpolicy.plan_table(
+                self.dialect.prefix, table, enforced, holders, policies.columns.get(table)
+            )
+            wanted[table], blocked[table] = found
+        desired = withhold(desired, {t: b for t, b in blocked.items() if b}, self.dialect)
+        planned = plan_roles(self.name, desired, current, self.dialect, SnowflakeSql())
+        steps = sfpolicy.plan(schema, self.dialect.prefix, wanted, policies)
+        ordered = sorted((*planned.steps, *steps), key=lambda step: step.phase)
+        return replace(planned, steps=tuple(ordered))
 
     def run(self, step: Step) -> None:
         self._session.execute(step.text)
@@ -160,24 +181,36 @@ def _withhold_unmanageable(
     """Fail closed where row security cannot be set up: the filtered users of a table the
     sync login does not own get no grant on it (revoked if they hold one), and the plan says
     why; users without a filter there keep theirs."""
-    blocked = desired.enforced.keys() & tables
+    why = (
+        "row-level security cannot be set up: "
+        "the sync login does not own the table (nor belong to its owner's role)"
+    )
+    blocked = {t: dict.fromkeys(desired.enforced[t], why) for t in desired.enforced.keys() & tables}
+    return withhold(desired, blocked, dialect)
+
+
+def withhold(
+    desired: Desired, blocked: Mapping[Securable, Mapping[Principal, str]], dialect: Dialect
+) -> Desired:
+    """`desired` without the grants of each blocked principal on each blocked table (nor the
+    parent privileges only those needed), which the plan lists as withheld with why."""
     if not blocked:
         return desired
     grants = {principal: dict(held) for principal, held in desired.grants.items()}
     withheld = list(desired.withheld)
+    enforced = {t: dict(f) for t, f in desired.enforced.items()}
     for table in sorted(blocked, key=lambda t: t.name):
-        for principal in sorted(desired.enforced[table]):
+        label = f"{table.keyword} {'.'.join(snowflake.quote(p) for p in table.name)}"
+        for principal, why in sorted(blocked[table].items()):
             held = grants.get(principal, {})
             held.pop(table, None)
             needed = {p for s in held if not s.container for p, _ in dialect.parents(s)}
             for parent, _ in dialect.parents(table):
                 if parent not in needed:
                     held.pop(parent, None)
-            withheld.append(
-                f"{principal} on {rls.label(table)}: row-level security cannot be set up: "
-                "the sync login does not own the table (nor belong to its owner's role)"
-            )
-    enforced = {t: f for t, f in desired.enforced.items() if t not in blocked}
+            enforced.get(table, {}).pop(principal, None)
+            withheld.append(f"{principal} on {label}: {why}")
+    enforced = {t: f for t, f in enforced.items() if f}
     return replace(desired, grants=grants, withheld=tuple(withheld), enforced=enforced)
 
 
