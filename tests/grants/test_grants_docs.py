@@ -14,7 +14,9 @@ from pdp.config.load import load_snapshot
 from pdp.grants import plan
 from pdp.grants.postgres import PostgresDialect
 from pdp.grants.session import Result
-from pdp.grants.targets import PostgresTarget
+from pdp.grants.snowflake import SnowflakeDialect
+from pdp.grants.targets import PostgresTarget, SnowflakeTarget
+from tests.grants.fakes.ledger import Ledger
 
 DOC = Path(__file__).parents[2] / "docs" / "grants.md"
 YAML_BLOCK = re.compile(r"```yaml\n# (?P<name>[\w-]+\.yaml)\n(?P<body>.*?)```", re.S)
@@ -37,6 +39,8 @@ def generated(name: str, tmp: Path) -> str:
     """The plan the page shows under `<!-- generated: name -->`."""
     text = DOC.read_text(encoding="utf-8")
     files = {m["name"]: m["body"] for m in YAML_BLOCK.finditer(text)}
+    if name == "snowflake":
+        return _snowflake(files, tmp)
     if name == "filter-only":
         files["pg-datapolicies.yaml"] = files["pg-datapolicies.yaml"].split("rowFilters:")[1]
         files["pg-datapolicies.yaml"] = "rowFilters:" + files["pg-datapolicies.yaml"]
@@ -53,7 +57,31 @@ def generated(name: str, tmp: Path) -> str:
     return out.getvalue()
 
 
-@pytest.mark.parametrize("name", ["mask-and-filter", "filter-only"])
+def _snowflake(files: dict[str, str], tmp: Path) -> str:
+    """The example on a Snowflake account where grant sync has not run."""
+    paths = []
+    policies = files["pg-policies.yaml"].replace("pg-prod.", "sf-prod.")
+    for file, body in (
+        ("sf-registry.yaml", files["sf-registry.yaml"]),
+        ("sf-policies.yaml", policies),
+        ("sf-datapolicies.yaml", files["sf-datapolicies.yaml"]),
+    ):
+        (path := tmp / file).write_text(body, encoding="utf-8")
+        paths.append(path)
+    snapshot = load_snapshot(paths, None).value
+    account = Ledger()
+    account.users |= {"ALICE", "BOB"}
+    columns = {"ID": "NUMBER(38,0)", "AMOUNT": "NUMBER(10,2)", "REGION": "VARCHAR(16777216)"}
+    account.add_object("TABLE", "SHOP", "SALES", "ORDERS", columns=columns)
+    account.add_object("SCHEMA", "GOVERNANCE", "POLICIES")
+    dialect = SnowflakeDialect(policy_schema=("GOVERNANCE", "POLICIES"))
+    target = SnowflakeTarget("shop-sf", frozenset({"sf-prod"}), account, dialect)
+    out = io.StringIO()
+    print_plan(plan(target, snapshot).plan, out)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("name", ["mask-and-filter", "filter-only", "snowflake"])
 def test_the_page_shows_what_the_code_plans(name: str, tmp_path: Path) -> None:
     shown = {m["name"]: m["body"] for m in GENERATED.finditer(DOC.read_text(encoding="utf-8"))}
     revision = re.compile(r"revision [0-9a-f]+")
