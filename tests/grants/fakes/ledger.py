@@ -8,8 +8,10 @@ answers SHOW ROLES / SHOW GRANTS TO ROLE / SHOW GRANTS OF ROLE with Snowflake's 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -168,6 +170,7 @@ class Ledger:
     rows: dict[tuple[str, ...], tuple[tuple[str, ...], tuple[str, ...]]] = field(
         default_factory=dict
     )
+    data: dict[tuple[str, ...], list[dict[str, object]]] = field(default_factory=dict)  # rows
     log: list[str] = field(default_factory=list)
     changing: int = 0
     crash_after: int | None = None
@@ -186,8 +189,8 @@ class Ledger:
     def held(self, role: str) -> set[tuple[str, tuple[str, ...]]]:
         return {(p, n) for p, n, r, _ in self.grants if r == role}
 
-    def can(self, user: str, privilege: str, *name: str) -> bool:
-        """Would `user`, with secondary roles ALL, hold `privilege` on table `name`?"""
+    def session_roles(self, user: str) -> set[str]:
+        """The roles in a session of `user` with secondary roles ALL (hierarchy included)."""
         roles, frontier = set(), {("USER", user)}
         while frontier:
             kind, who = frontier.pop()
@@ -195,6 +198,11 @@ class Ledger:
                 if (to, grantee) == (kind, who) and role not in roles:
                     roles.add(role)
                     frontier.add(("ROLE", role))
+        return roles
+
+    def can(self, user: str, privilege: str, *name: str) -> bool:
+        """Would `user`, with secondary roles ALL, hold `privilege` on table `name`?"""
+        roles = self.session_roles(user)
 
         def has(p: str, n: tuple[str, ...]) -> bool:
             return any((p, n) in self.held(r) for r in roles)
@@ -204,6 +212,46 @@ class Ledger:
             and has("USAGE", tuple(name[:1]))
             and has("USAGE", tuple(name[:2]))
         )
+
+    def select(self, user: str, *name: str) -> list[dict[str, object]]:
+        """`SELECT * FROM <name>` as `user` reads it: the table's row access policy and
+        masking policies evaluated per row (their bodies run in SQLite, with Snowflake's
+        IS_ROLE_IN_SESSION, SHA2 and CONCAT), after the same privilege check as `can`."""
+        table = tuple(name)
+        if not self.can(user, "SELECT", *name):
+            raise ProgrammingError(msg="002003 (02000): does not exist or not authorized.")
+        roles = self.session_roles(user)
+        db = sqlite3.connect(":memory:")
+        db.create_function("IS_ROLE_IN_SESSION", 1, lambda role: role in roles)
+        db.create_function(
+            "SHA2",
+            2,
+            lambda v, _bits: None if v is None else hashlib.sha256(v.encode()).hexdigest(),
+        )
+        db.create_function(
+            "CONCAT", -1, lambda *a: None if None in a else "".join(str(x) for x in a)
+        )
+
+        def evaluate(body: str, values: dict[str, object]) -> object:
+            names = ", ".join(f"? AS {n}" for n in values) or "NULL AS nothing"
+            sql = f"SELECT ({body}) FROM (SELECT {names})"
+            return db.execute(sql, list(values.values())).fetchone()[0]
+
+        shown = []
+        for row in self.data.get(table, []):
+            if table in self.rows:
+                key, columns = self.rows[table]
+                args = re.findall(r"(\w+) [A-Z_]+(?:\(\d+(?:,\d+)?\))?", self.policies[key][1])
+                values = dict(zip(args, (row[c] for c in columns), strict=True))
+                if not evaluate(self.policies[key][3], values):
+                    continue
+            out = dict(row)
+            for (where, column), key in self.masked.items():
+                if where == table:
+                    out[column] = evaluate(self.policies[key][3], {"val": row[column]})
+            shown.append(out)
+        db.close()
+        return shown
 
     # --- the SqlSession seam ------------------------------------------------------------------
 
