@@ -241,7 +241,7 @@ class Ledger:
         for row in self.data.get(table, []):
             if table in self.rows:
                 key, columns = self.rows[table]
-                args = re.findall(r"(\w+) [A-Z_]+(?:\(\d+(?:,\d+)?\))?", self.policies[key][1])
+                args = _arguments(self.policies[key][1])
                 values = dict(zip(args, (row[c] for c in columns), strict=True))
                 if not evaluate(self.policies[key][3], values):
                     continue
@@ -391,7 +391,7 @@ class Ledger:
             )
         key = self._policy("ROW ACCESS POLICY", name)
         cols = tuple(self._column(table, c)[1] for c in re.findall(IDENT, columns))
-        arity = len(self.policies[key][1].split(","))
+        arity = len(_arguments(self.policies[key][1]))
         if len(cols) != arity:
             raise ProgrammingError(msg="002023 (22023): wrong number of columns", errno=2023)
         self.rows[where] = (key, cols)
@@ -514,6 +514,11 @@ class Ledger:
         if len(set(privileges)) != len(privileges):
             raise ProgrammingError(msg="001003 (42000): duplicate privilege", errno=1003)
         return privileges
+
+
+def _arguments(signature: str) -> list[str]:
+    """The argument names of a policy signature: `(region VARCHAR(10), amount NUMBER(10,2))`."""
+    return re.findall(r"(\w+) [A-Z_]+(?:\(\d+(?:,\d+)?\))?", signature)
 
 
 def _status(text: str) -> Result:
