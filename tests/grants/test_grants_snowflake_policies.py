@@ -258,6 +258,18 @@ def test_filtered_writers_get_no_truncate_which_ignores_row_access_policies() ->
         assert book.can("ALICE", "TRUNCATE", *TABLE) is expected
 
 
+def test_a_policy_unset_or_dropped_by_hand_is_put_back_before_anything_else() -> None:
+    book = ledger()
+    sync(book, EXAMPLE)
+    mask_key = book.masked.pop((TABLE, "AMOUNT"))
+    del book.policies[mask_key]
+    del book.rows[TABLE]
+    steps = plan(target(book), EXAMPLE).plan.steps
+    assert [s.text for s in steps] == [EXAMPLE_SQL[0], EXAMPLE_SQL[1], EXAMPLE_SQL[3]]
+    assert {s.phase for s in steps} == {Phase.TIGHTEN}
+    assert sync(book, EXAMPLE).clean and plan(target(book), EXAMPLE).plan.empty
+
+
 def test_a_failed_policy_step_skips_the_grants_on_that_table() -> None:
     book = ledger()
 
