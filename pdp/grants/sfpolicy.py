@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from pdp.core.datapolicy import MIN_HASH_LENGTH, REVEAL_PAD, Placeholder, quote_literal
@@ -47,22 +47,32 @@ _KINDS = frozenset(
 )
 
 
-def native(source: DataSource, applying: tuple[Applying, ...]) -> str | Native:
+def native(
+    source: DataSource,
+    applying: tuple[Applying, ...],
+    platform: str = "Snowflake",
+    tables: frozenset[ObjectType] = frozenset({ObjectType.TABLE}),
+    escapes: bool = False,
+) -> str | Native:
     """Native where each policy has an exact translation for some column type: masks of the
-    kinds below, filters with one predicate for everyone that evaluates alike. The columns'
-    types, read from Snowflake, settle the rest when the target plans (`plan_table`)."""
+    kinds below, filters with one predicate for everyone that evaluates alike (`escapes`: the
+    platform reads backslashes and doubled quotes in string literals its own way, so a filter
+    holding either is withheld). The columns' types, read from the platform, settle the rest
+    when the target plans (`plan_table`)."""
     problems = []
     for one in applying:
         policy = one.policy
-        if source.type is not ObjectType.TABLE:
-            problems.append(f"{describe(policy)}: only base tables are governed natively")
+        if source.type not in tables:
+            problems.append(f"{describe(policy)}: a {source.type} takes no policy here")
         elif isinstance(policy, MaskingPolicy):
             if policy.kind not in _KINDS:
                 problems.append(f"{describe(policy)}: {policy.kind} is not translated")
         elif (problem := _filter_problem(policy)) is not None:
             problems.append(f"{describe(policy)} uses {problem}")
+        elif escapes and ("\\" in policy.where or "''" in policy.where):
+            problems.append(f"{describe(policy)} uses a backslash or a doubled quote")
     if problems:
-        return "; ".join(problems) + ", which Snowflake cannot enforce exactly"
+        return "; ".join(problems) + f", which {platform} cannot enforce exactly"
     # TRUNCATE ignores row access policies: a filtered user would empty rows they cannot see
     filtered = any(isinstance(one.policy, RowFilterPolicy) for one in applying)
     return Native(frozenset({"TRUNCATE"}) if filtered else frozenset())
@@ -89,12 +99,26 @@ class Wanted:
     columns: tuple[str, ...]  # Snowflake column names it is set on (one for a mask)
 
 
+@dataclass(frozen=True)
+class Flavor:
+    """What differs between platforms in the policies of one table."""
+
+    exempt: Callable[[list[Principal]], str]  # SQL true for a session of these principals
+    masked: Callable[[MaskingPolicy, str], str | None]  # masked `val` of a column type
+    collated: Callable[[str], bool]  # a type whose string comparisons are not binary
+    case: Callable[[str], str]  # how policy names are spelt
+
+
 def mask_name(prefix: str, table: Securable, column: str, type_: str) -> str:
     return f"{prefix}_MASK_{_digest(table.name, column, type_)}"
 
 
 def rows_name(prefix: str, table: Securable, args: Iterable[str]) -> str:
     return f"{prefix}_ROWS_{_digest(table.name, *args)}"
+
+
+def _is_role_in_session(principals: list[Principal]) -> str:
+    return " OR ".join(f"IS_ROLE_IN_SESSION({quote_literal(p)})" for p in principals)
 
 
 def _digest(name: tuple[str, ...], *more: str) -> str:
@@ -107,10 +131,12 @@ def plan_table(
     enforced: Mapping[Principal, tuple[Applying, ...]],
     holders: frozenset[Principal],
     columns: Mapping[str, str] | None,
+    flavor: Flavor | None = None,
 ) -> tuple[list[Wanted], dict[Principal, str]]:
     """The policies of one table, and the users whose grants must be withheld (with why) where
     the table's actual columns make a policy inexact. `columns`: name -> Snowflake type, None
     when the table could not be described."""
+    flavor = flavor or SNOWFLAKE
     if columns is None:
         why = "its columns (and their types) could not be read"
         return [], dict.fromkeys(enforced, why)
@@ -129,7 +155,7 @@ def plan_table(
 
     def exempt(policy: str, kind: dict[str, set[str]]) -> str:
         free = sorted(holders - kind[policy] - withheld.keys())
-        return " OR ".join(f"IS_ROLE_IN_SESSION({quote_literal(p)})" for p in free)
+        return flavor.exempt(free) if free else ""
 
     mask_on: dict[str, list[str]] = {}  # Snowflake column -> mask policies covering it
     for name in sorted(masks):
@@ -138,12 +164,18 @@ def plan_table(
         for folded in one.policy.columns | one.tagged:
             for column in by_folded.get(folded, ()):
                 mask_on.setdefault(column, []).append(name)
+    # Policies with a problem of their own withhold every user they apply to; a user withheld
+    # for another reason leaves the policy in place for everyone else.
+    broken: set[str] = set()  # masked columns that cannot be expressed
+    unusable: set[str] = set()  # row filters that cannot be expressed
     for column, names in mask_on.items():
         problem = ""
         if len(names) > 1:
             problem = f"masks {', '.join(map(repr, names))} all cover column {column}"
-        elif masked_value(found[names[0]].policy, columns[column]) is None:  # type: ignore[arg-type]
+        elif flavor.masked(found[names[0]].policy, columns[column]) is None:  # type: ignore[arg-type]
             problem = f"mask {names[0]!r} on {column} {columns[column]} has no exact translation"
+        if problem:
+            broken.add(column)
         for name in names if problem else ():
             for principal in masks[name]:
                 withheld.setdefault(principal, problem)
@@ -154,24 +186,26 @@ def plan_table(
             problem = ""
             if len(candidates) != 1:
                 problem = f"row filter {name!r}: no single column {word}"
-            elif "COLLATE" in columns[candidates[0]].upper():
+            elif flavor.collated(columns[candidates[0]]):
                 problem = f"row filter {name!r}: column {word} has a collation"
             else:
                 args[word.lower()] = candidates[0]
+            if problem:
+                unusable.add(name)
             for principal in filters[name] if problem else ():
                 withheld.setdefault(principal, problem)
     wanted: list[Wanted] = []
     for column in sorted(mask_on):
         names = mask_on[column]
-        if len(names) > 1 or any(p in withheld for p in masks[names[0]]):
+        if column in broken:
             continue
         type_ = columns[column]
-        masked = masked_value(found[names[0]].policy, type_)  # type: ignore[arg-type]
+        masked = flavor.masked(found[names[0]].policy, type_)  # type: ignore[arg-type]
         free = exempt(names[0], masks)
         body = f"CASE WHEN {free} THEN val ELSE {masked} END" if free else str(masked)
-        name = mask_name(prefix, table, column, type_)
+        name = flavor.case(mask_name(prefix, table, column, type_))
         wanted.append(Wanted(MASK, name, f"(val {type_})", type_, body, (column,)))
-    live = [n for n in sorted(filters) if not any(p in withheld for p in filters[n])]
+    live = [n for n in sorted(filters) if n not in unusable]
     if live:
         used = sorted({w.lower() for n in live for w in _columns(found[n].policy.where)})  # type: ignore[union-attr]
         parts = []
@@ -180,7 +214,7 @@ def plan_table(
             predicate = found[name].predicate or "FALSE"  # rendered in parentheses
             parts.append(f"({free} OR {predicate})" if free else predicate)
         signature = ", ".join(f"{w} {columns[args[w]]}" for w in used)
-        name = rows_name(prefix, table, [f"{w} {columns[args[w]]}" for w in used])
+        name = flavor.case(rows_name(prefix, table, [f"{w} {columns[args[w]]}" for w in used]))
         cols = tuple(args[w] for w in used)
         wanted.append(Wanted(ROWS, name, f"({signature})", "BOOLEAN", " AND ".join(parts), cols))
     return wanted, withheld
@@ -235,6 +269,9 @@ def masked_value(policy: MaskingPolicy, type_: str) -> str | None:
 def _cut(expression: str, bound: int, longest: int) -> str:
     """Trino casts a string mask to the column's varchar(n), cutting it to n characters."""
     return expression if longest <= bound else f"SUBSTR({expression}, 1, {bound})"
+
+
+SNOWFLAKE = Flavor(_is_role_in_session, masked_value, lambda t: "COLLATE" in t.upper(), str.upper)
 
 
 # --- current ----------------------------------------------------------------------------------

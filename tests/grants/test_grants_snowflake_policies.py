@@ -180,6 +180,18 @@ def test_masked_values_read_natively_are_trinos(
     assert [r["EMAIL"] for r in book.select("BOB", *TABLE)] == ["ann@example.com", None]
 
 
+def test_a_user_withheld_for_one_policy_leaves_the_others_in_place_for_everyone() -> None:
+    # alice's hash of a NUMBER column has no exact translation: alice is withheld; the filter
+    # that applies to her and to bob must still filter bob (found by the equivalence property)
+    book = ledger()
+    book.data[TABLE] = ROWS
+    only_alice = Audience(users=frozenset({"alice"}), exclude=False)
+    snap = world(mask(kind=MaskKind.HASH, audience=only_alice), row_filter(audience=Audience()))
+    assert sync(book, snap).clean
+    assert not book.can("ALICE", "SELECT", *TABLE)
+    assert book.select("BOB", *TABLE) == [ROWS[0]]
+
+
 def test_a_changed_mask_changes_the_body_in_place_before_any_grant() -> None:
     book = ledger()
     sync(book, EXAMPLE)
