@@ -48,7 +48,16 @@ _KEYS = {
         "token",
         "policySchema",
     ),
-    "databricks": ("host", "auth", "clientId", "clientSecret", "token", "workers"),
+    "databricks": (
+        "host",
+        "auth",
+        "clientId",
+        "clientSecret",
+        "token",
+        "workers",
+        "policySchema",
+        "warehouseId",
+    ),
     "postgresql": ("dsn", "password"),
 }
 _AUTH = {"snowflake": ("password", "keypair", "oauth"), "databricks": ("oauth-m2m", "token")}
@@ -143,13 +152,20 @@ def _target(
         for key in _NEEDS.get((platform, auth), ()):
             if not settings.get(key):
                 found.error(f.line(), f"{where}: auth {auth} needs {key!r}")
-    if platform == "snowflake" and "policySchema" in settings:
+    if platform in ("snowflake", "databricks") and "policySchema" in settings:
         schema = settings["policySchema"]
+        container = "database" if platform == "snowflake" else "catalog"
         if not isinstance(schema, str) or parse_policy_schema(schema) is None:
             found.error(
                 f.line("policySchema"),
-                f"{where}.policySchema: expected <database>.<schema> (where grant sync keeps "
+                f"{where}.policySchema: expected <{container}>.<schema> (where grant sync keeps "
                 "the masking and row access policies)",
+            )
+        if platform == "databricks" and not settings.get("warehouseId"):
+            found.error(
+                f.line("policySchema"),
+                f"{where}: policySchema needs warehouseId (the SQL warehouse that runs the "
+                "statements setting masks and row filters)",
             )
     return TargetSpec(
         name=f.text("name", required=True),
@@ -233,10 +249,19 @@ def _databricks(spec: TargetSpec, backoff: Backoff) -> Target:
             auth_type="oauth-m2m",
             **common,
         )
-    dialect = DatabricksDialect(spec.naming)
+    schema = parse_policy_schema(s["policySchema"]) if s.get("policySchema") else None
+    if schema is not None:  # Unity Catalog stores names in lower case
+        schema = (schema[0].lower(), schema[1].lower())
+    dialect = DatabricksDialect(spec.naming, policy_schema=schema, prefix=spec.prefix.lower())
     workers = int(s.get("workers", 4))
     return DatabricksTarget(
-        spec.name, spec.connections, WorkspaceClient(config=config), dialect, backoff, workers
+        spec.name,
+        spec.connections,
+        WorkspaceClient(config=config),
+        dialect,
+        backoff,
+        workers,
+        warehouse=str(s.get("warehouseId") or ""),
     )
 
 

@@ -11,7 +11,7 @@ from dataclasses import replace
 from typing import Any, Protocol
 
 from pdp.core.model import fold
-from pdp.grants import databricks, postgres, rls, sfpolicy, snowflake
+from pdp.grants import databricks, postgres, rls, sfpolicy, snowflake, ucpolicy
 from pdp.grants.databricks import ApiClient, DatabricksDialect, Patch
 from pdp.grants.dialect import Dialect
 from pdp.grants.diff import diff
@@ -83,18 +83,12 @@ class SnowflakeTarget:
         schema, policies = self.dialect.policy_schema, self._policies
         if schema is None or policies is None:
             return plan_roles(self.name, desired, current, self.dialect, SnowflakeSql())
-        wanted, blocked = {}, {}
-        for table, enforced in desired.enforced.items():
-            holders = frozenset(p for p, held in desired.grants.items() if table in held)
-            found = sfpolicy.plan_table(
-                self.dialect.prefix, table, enforced, holders, policies.columns.get(table)
-            )
-            wanted[table], blocked[table] = found
-        desired = withhold(desired, {t: b for t, b in blocked.items() if b}, self.dialect)
+        prefix = self.dialect.prefix
+        wanted, desired = _native(
+            desired, prefix, policies.columns, sfpolicy.SNOWFLAKE, self.dialect
+        )
         planned = plan_roles(self.name, desired, current, self.dialect, SnowflakeSql())
-        steps = sfpolicy.plan(schema, self.dialect.prefix, wanted, policies)
-        ordered = sorted((*planned.steps, *steps), key=lambda step: step.phase)
-        return replace(planned, steps=tuple(ordered))
+        return _merged(planned, sfpolicy.plan(schema, prefix, wanted, policies))
 
     def run(self, step: Step) -> None:
         self._session.execute(step.text)
@@ -175,6 +169,28 @@ class PostgresTarget:
         self._sessions.clear()
 
 
+def _native(
+    desired: Desired,
+    prefix: str,
+    columns: Mapping[Securable, Mapping[str, str] | None],
+    flavor: sfpolicy.Flavor,
+    dialect: Dialect,
+) -> tuple[dict[Securable, list[sfpolicy.Wanted]], Desired]:
+    """The native policies of every governed table, and `desired` without the grants of the
+    users whose policies the table's actual columns make inexact."""
+    wanted, blocked = {}, {}
+    for table, enforced in desired.enforced.items():
+        holders = frozenset(p for p, held in desired.grants.items() if table in held)
+        found = sfpolicy.plan_table(prefix, table, enforced, holders, columns.get(table), flavor)
+        wanted[table], blocked[table] = found
+    return wanted, withhold(desired, {t: b for t, b in blocked.items() if b}, dialect)
+
+
+def _merged(planned: Plan, steps: list[Step]) -> Plan:
+    ordered = sorted((*planned.steps, *steps), key=lambda step: step.phase)
+    return replace(planned, steps=tuple(ordered))
+
+
 def _withhold_unmanageable(
     desired: Desired, tables: set[Securable], dialect: PostgresDialect
 ) -> Desired:
@@ -226,10 +242,13 @@ class DatabricksTarget:
         backoff: Backoff,
         workers: int = 4,
         settle: float = 5.0,
+        warehouse: str = "",
     ) -> None:
         self.name, self.connections, self.dialect = name, connections, dialect
         self.settle = settle
         self._workspace, self._backoff, self._workers = workspace, backoff, workers
+        self._warehouse = warehouse  # the SQL warehouse that runs the data policy statements
+        self._policies: ucpolicy.Current | None = None  # as of the last read
 
     def _api(self) -> ApiClient:
         return self._workspace.api_client
@@ -251,14 +270,32 @@ class DatabricksTarget:
 
         with ThreadPoolExecutor(max_workers=self._workers) as pool:
             found = dict(zip(securables, pool.map(one, securables), strict=True))
+        schema = self.dialect.policy_schema
+        if schema is not None:
+            self._policies = self._backoff.call(
+                lambda: ucpolicy.read(self._api(), schema, self.dialect.prefix, desired.enforced),
+                databricks_transient,
+            )
         return Current(databricks.invert(found))
 
     def plan(self, desired: Desired, current: Current) -> Plan:
+        schema, policies, prefix = self.dialect.policy_schema, self._policies, self.dialect.prefix
+        wanted: dict[Securable, list[sfpolicy.Wanted]] = {}
+        if schema is not None and policies is not None:
+            wanted, desired = _native(
+                desired, prefix, policies.columns, ucpolicy.UNITY, self.dialect
+            )
         changes = diff(desired, current, self.dialect)
         planned = databricks.plan_patches(self.name, desired.revision, changes, desired.notes)
-        return replace(planned, withheld=desired.withheld)
+        planned = replace(planned, withheld=desired.withheld)
+        if schema is None or policies is None:
+            return planned
+        return _merged(planned, ucpolicy.plan(schema, prefix, wanted, policies))
 
     def run(self, step: Step) -> None:
+        if isinstance(step.payload, ucpolicy.Statement):
+            self._execute(step.payload.sql)
+            return
         patch = step.payload
         if not isinstance(patch, Patch):
             raise TypeError(f"{step.subject}: not a Databricks step")
@@ -269,6 +306,28 @@ class DatabricksTarget:
                 raise
             # One unknown principal must not block everyone else's grant on the object.
             self._one_by_one(patch)
+
+    def _execute(self, sql: str) -> None:
+        """One statement on the warehouse; cancelled (and failed) if it has not finished within
+        the wait, so a step never hangs."""
+        from databricks.sdk.service.sql import ExecuteStatementRequestOnWaitTimeout, StatementState
+
+        if not self._warehouse:
+            raise StepError("the target names no warehouseId to run data policy statements on")
+        response = self._backoff.call(
+            lambda: self._workspace.statement_execution.execute_statement(
+                sql,
+                self._warehouse,
+                wait_timeout="50s",
+                on_wait_timeout=ExecuteStatementRequestOnWaitTimeout.CANCEL,
+            ),
+            databricks_transient,
+        )
+        status = response.status
+        if status is None or status.state is not StatementState.SUCCEEDED:
+            error = status.error.message if status and status.error else "no result"
+            state = status.state.value if status and status.state else "unknown"
+            raise StepError(f"statement {state}: {error}")
 
     def _one_by_one(self, patch: Patch) -> None:
         failed = []
