@@ -154,6 +154,20 @@ def test_changes_in_place_before_grants_drift_and_release(
     assert workspace.select(ALICE, TABLE) == ROWS
 
 
+def test_filtered_writers_get_no_modify_masked_ones_do(
+    uc: tuple[Workspace, WorkspaceClient],
+) -> None:
+    workspace, client = uc
+    orders = DataSource("uc", Technology.DATABRICKS, "main", "sales", "orders")
+    writers = policy("writers", Access.WRITE, [ALICE], [ORDERS])
+    alice = {ALICE: DirectoryUser(ALICE)}
+    for data, modify in (({"masking": [mask()]}, True), ({"row_filters": [row_filter()]}, False)):
+        snap = PolicySnapshot.compile("r", [orders], [writers], alice, **data)  # type: ignore[arg-type]
+        assert sync(client, snap).clean
+        held = workspace.held("table", TABLE).get(ALICE, set())
+        assert "SELECT" in held and ("MODIFY" in held) is modify
+
+
 def test_a_failed_statement_skips_the_grants_on_that_table(
     uc: tuple[Workspace, WorkspaceClient],
 ) -> None:
