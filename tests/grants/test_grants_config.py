@@ -77,6 +77,14 @@ def test_a_valid_file_resolves_secrets_from_the_environment() -> None:
         (("    privateKeyFile: /secrets/key.p8\n", ""), ENV, "auth keypair needs 'privateKeyFile'"),
         (("name: uc", "name: sf"), ENV, "name 'sf' is used twice"),
         (('governance."Policies"', "governance"), ENV, "policySchema: expected <database>.<sch"),
+        (
+            (
+                "    clientSecret: ${DATABRICKS_CLIENT_SECRET}\n",
+                "    clientSecret: ${DATABRICKS_CLIENT_SECRET}\n    policySchema: gov.policies\n",
+            ),
+            ENV,
+            "policySchema needs warehouseId",
+        ),
     ],
 )
 def test_problems_name_the_file_line_and_key(

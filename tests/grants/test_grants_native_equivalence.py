@@ -1,41 +1,50 @@
-"""Trino and Snowflake agree on masked values and filtered rows.
+"""Trino, Snowflake and Unity Catalog agree on masked values and filtered rows.
 
-Over generated policies, masks and row filters on one Snowflake table: apply the plan to the
-ledger, read the table as each user (the ledger evaluates the masking and row access policies
-per row), and read it as Trino would (the core's row filters and mask expressions, evaluated per
-row in SQLite). A user never reads natively a row Trino does not show them; where no policy is
-only for some groups (which Trino's group provider may extend), rows and values are equal."""
+Over generated policies, masks and row filters on one Snowflake and one Databricks table: apply
+the plans (to the Snowflake ledger, and through the SDK to the fake workspace), read each table
+as each user (both fakes run the native policies per row), and read it as Trino would (the
+core's row filters and mask expressions, evaluated per row in SQLite). A user never reads
+natively a row Trino does not show them; where no policy is only for some groups (which Trino's
+group provider may extend), rows and values are equal."""
 
 from __future__ import annotations
 
 import hashlib
 import sqlite3
+from collections.abc import Iterator
 
-from hypothesis import given, settings
+import pytest
+from databricks.sdk import WorkspaceClient
+from databricks.sdk.core import Config
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pdp.core import Access, Identity, Request, Settings, TableRef, decide
 from pdp.core.datapolicy import column_mask, parse_template, row_filters
 from pdp.core.model import MaskKind
 from pdp.grants import apply, plan
+from pdp.grants.databricks import DatabricksDialect
+from pdp.grants.retry import Backoff
 from pdp.grants.snowflake import SnowflakeDialect
-from pdp.grants.targets import SnowflakeTarget
+from pdp.grants.targets import DatabricksTarget, SnowflakeTarget
 from pdp.policy import DataSource, DirectoryUser, Policy, PolicySnapshot, Technology
 from pdp.policy.model import Audience, MaskingPolicy, RowFilterPolicy, Targets
 from tests.grants.fakes.ledger import Ledger
+from tests.grants.fakes.uc_server import Workspace, serve
 
 USERS = ["ann", "ben", "cy"]
 GROUPS = ["analysts", "ops"]
 TABLE = ("SALES", "S1", "T")
-# Snowflake's type, Trino's type of the same column
+# Snowflake's type and Trino's type of it; Unity Catalog's type and Trino's type of it
 COLUMNS = {
-    "ID": ("NUMBER(38,0)", "decimal(38,0)"),
-    "REGION": ("VARCHAR(16777216)", "varchar(16777216)"),
-    "AMOUNT": ("NUMBER(10,2)", "decimal(10,2)"),
-    "EMAIL": ("VARCHAR(100)", "varchar(100)"),
-    "OWNER": ("VARCHAR(20)", "varchar(20)"),
-    "CODE": ("VARCHAR(6)", "varchar(6)"),
+    "ID": ("NUMBER(38,0)", "decimal(38,0)", "bigint", "bigint"),
+    "REGION": ("VARCHAR(16777216)", "varchar(16777216)", "string", "varchar"),
+    "AMOUNT": ("NUMBER(10,2)", "decimal(10,2)", "decimal(10,2)", "decimal(10,2)"),
+    "EMAIL": ("VARCHAR(100)", "varchar(100)", "string", "varchar"),
+    "OWNER": ("VARCHAR(20)", "varchar(20)", "string", "varchar"),
+    "CODE": ("VARCHAR(6)", "varchar(6)", "string", "varchar"),
 }
+UC_TABLE = "main.s1.t"
 ROWS: list[dict[str, object]] = [
     {"ID": 1, "REGION": "emea", "AMOUNT": 120, "EMAIL": "ann@example.com", "OWNER": "ann",
      "CODE": "ab-123"},
@@ -60,7 +69,17 @@ SOURCE = DataSource(
     trino_catalog="snow",
     columns=(("email", frozenset({"pii"})),),
 )
-ON = Targets(data_sources=frozenset({"sf.sales.s1.t"}))
+UC_SOURCE = DataSource(
+    "uc",
+    Technology.DATABRICKS,
+    "main",
+    "s1",
+    "t",
+    trino_catalog="lake",
+    columns=(("email", frozenset({"pii"})),),
+)
+PATHS = frozenset({"sf.sales.s1.t", "uc.main.s1.t"})
+ON = Targets(data_sources=PATHS)
 
 
 @st.composite
@@ -70,7 +89,7 @@ def worlds(draw: st.DrawFn) -> PolicySnapshot:
         Access.READ,
         users=frozenset(draw(st.sets(st.sampled_from(USERS), min_size=1))),
         groups=frozenset(draw(st.sets(st.sampled_from(GROUPS), max_size=1))),
-        data_sources=frozenset({"sf.sales.s1.t"}),
+        data_sources=PATHS,
     )
     directory = {
         u: DirectoryUser(u, frozenset(draw(st.sets(st.sampled_from(GROUPS), max_size=1))))
@@ -102,7 +121,7 @@ def worlds(draw: st.DrawFn) -> PolicySnapshot:
         for index in range(draw(st.integers(0, 2)))
     ]
     return PolicySnapshot.compile(
-        "r", [SOURCE], [readers], directory, masking=masks, row_filters=filters
+        "r", [SOURCE, UC_SOURCE], [readers], directory, masking=masks, row_filters=filters
     )
 
 
@@ -124,9 +143,13 @@ def _trino() -> sqlite3.Connection:
     return db
 
 
-def trino_reads(snapshot: PolicySnapshot, user: str) -> list[dict[str, object]] | None:
+def trino_reads(
+    snapshot: PolicySnapshot, user: str, catalog: str = "snow"
+) -> list[dict[str, object]] | None:
+    """The rows of `catalog`.s1.t Trino shows `user`, masked as Trino masks them."""
     view = snapshot.view(Settings(mapping=snapshot.mapping), Identity(user))
-    table = TableRef("snow", "s1", "t")
+    table = TableRef(catalog, "s1", "t")
+    typed = 1 if catalog == "snow" else 3
     if not decide(view, Request(Identity(user), "SelectFromColumns", table)).allowed:
         return None
     db = _trino()
@@ -141,13 +164,27 @@ def trino_reads(snapshot: PolicySnapshot, user: str) -> list[dict[str, object]] 
         ):
             continue
         out = dict(row)
-        for column, (_, trino_type) in COLUMNS.items():
-            mask = column_mask(view, Identity(user), table.key, column.lower(), trino_type)
+        for column, types in COLUMNS.items():
+            mask = column_mask(view, Identity(user), table.key, column.lower(), types[typed])
             if mask is not None:
                 sql = f"SELECT {mask.expression} FROM (SELECT {names})"
                 out[column] = db.execute(sql, values).fetchone()[0]
         shown.append(out)
     return shown
+
+
+def _group_only(snapshot: PolicySnapshot) -> bool:
+    return any(
+        p.audience.groups and not p.audience.exclude
+        for p in (*snapshot.masking, *snapshot.row_filters)
+    )
+
+
+def _compare(native: list[dict[str, object]], trino: list[dict[str, object]] | None, exact: bool):
+    assert trino is not None
+    assert {r["ID"] for r in native} <= {r["ID"] for r in trino}, (native, trino)
+    if exact:
+        assert native == trino, (native, trino)
 
 
 @settings(max_examples=120, deadline=None)
@@ -163,16 +200,43 @@ def test_no_user_reads_natively_more_than_trino_shows(snapshot: PolicySnapshot) 
     )
     report = apply(target, plan(target, snapshot))
     assert report.clean, report.failed
-    group_only = any(
-        p.audience.groups and not p.audience.exclude
-        for p in (*snapshot.masking, *snapshot.row_filters)
-    )
     for user in USERS:
-        if not book.can(user.upper(), "SELECT", *TABLE):
+        if book.can(user.upper(), "SELECT", *TABLE):  # else withheld, or no policy grants it
+            native = book.select(user.upper(), *TABLE)
+            _compare(native, trino_reads(snapshot, user), not _group_only(snapshot))
+
+
+@pytest.fixture(scope="module")
+def uc() -> Iterator[tuple[Workspace, WorkspaceClient]]:
+    workspace = Workspace()
+    workspace.principals |= set(USERS)
+    workspace.add("table", UC_TABLE)
+    workspace.data[UC_TABLE] = [{c.lower(): v for c, v in row.items()} for row in ROWS]
+    with serve(workspace) as url:
+        yield workspace, WorkspaceClient(config=Config(host=url, token=workspace.pat))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(snapshot=worlds())
+def test_no_user_reads_natively_on_unity_catalog_more_than_trino_shows(
+    uc: tuple[Workspace, WorkspaceClient], snapshot: PolicySnapshot
+) -> None:
+    workspace, client = uc
+    columns = [
+        {"name": c.lower(), "type_text": t[2], "type_name": t[2]} for c, t in COLUMNS.items()
+    ]
+    workspace.tree = {"main": {"s1": {"t": {"name": "t", "columns": columns}}}, "gov": {"p": {}}}
+    workspace.grants.clear()
+    workspace.functions.clear()
+    dialect = DatabricksDialect(policy_schema=("gov", "p"))
+    backoff = Backoff(sleep=lambda _: None)
+    target = DatabricksTarget("uc", frozenset({"uc"}), client, dialect, backoff, 2, 0.0, "wh-1")
+    report = apply(target, plan(target, snapshot), sleep=lambda _: None)
+    assert report.clean, report.failed
+    for user in USERS:
+        try:
+            native = workspace.select(user, UC_TABLE)
+        except PermissionError:
             continue  # withheld, or no policy grants it
-        trino = trino_reads(snapshot, user)
-        native = book.select(user.upper(), *TABLE)
-        assert trino is not None, user
-        assert {r["ID"] for r in native} <= {r["ID"] for r in trino}, (user, native, trino)
-        if not group_only:
-            assert native == trino, (user, native, trino)
+        upper = [{c.upper(): v for c, v in row.items()} for row in native]
+        _compare(upper, trino_reads(snapshot, user, "lake"), not _group_only(snapshot))
