@@ -17,7 +17,7 @@ from urllib.parse import quote
 import orjson
 
 from pdp.core.model import Access, fold
-from pdp.grants import sfpolicy
+from pdp.grants import tablepolicy
 from pdp.grants.datapolicies import Applying, Native, not_native
 from pdp.grants.dialect import Naming
 from pdp.grants.model import (
@@ -108,7 +108,7 @@ class DatabricksDialect:
         if self.policy_schema is None:
             return not_native(applying, platform) + " (the target names no policySchema)"
         tables = frozenset({ObjectType.TABLE, ObjectType.EXTERNAL_TABLE})
-        found = sfpolicy.native(source, applying, platform, tables, escapes=True)
+        found = tablepolicy.native(source, applying, platform, tables, escapes=True)
         if isinstance(found, Native) and found.bypassing:
             # MODIFY carries TRUNCATE, which is not shown to respect row filters: filtered
             # users write through Trino only

@@ -105,9 +105,9 @@ class SnowflakeDialect:
     def data_policies(self, source: DataSource, applying: tuple[Applying, ...]) -> str | Native:
         if self.policy_schema is None:
             return not_native(applying, "Snowflake") + " (the target names no policySchema)"
-        from pdp.grants import sfpolicy  # it renders names with this module's quoting
+        from pdp.grants import tablepolicy  # imports rls, which takes this module's quoting
 
-        return sfpolicy.native(source, applying)
+        return tablepolicy.native(source, applying)
 
     def rule(self, kind: ObjectType) -> Rule | None:
         return RULES.get(kind)

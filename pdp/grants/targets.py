@@ -11,7 +11,7 @@ from dataclasses import replace
 from typing import Any, Protocol
 
 from pdp.core.model import fold
-from pdp.grants import databricks, postgres, rls, sfpolicy, snowflake, ucpolicy
+from pdp.grants import databricks, postgres, rls, sfpolicy, snowflake, tablepolicy, ucpolicy
 from pdp.grants.databricks import ApiClient, DatabricksDialect, Patch
 from pdp.grants.dialect import Dialect
 from pdp.grants.diff import diff
@@ -173,15 +173,15 @@ def _native(
     desired: Desired,
     prefix: str,
     columns: Mapping[Securable, Mapping[str, str] | None],
-    flavor: sfpolicy.Flavor,
+    flavor: tablepolicy.Flavor,
     dialect: Dialect,
-) -> tuple[dict[Securable, list[sfpolicy.Wanted]], Desired]:
+) -> tuple[dict[Securable, list[tablepolicy.Wanted]], Desired]:
     """The native policies of every governed table, and `desired` without the grants of the
     users whose policies the table's actual columns make inexact."""
     wanted, blocked = {}, {}
     for table, enforced in desired.enforced.items():
         holders = frozenset(p for p, held in desired.grants.items() if table in held)
-        found = sfpolicy.plan_table(prefix, table, enforced, holders, columns.get(table), flavor)
+        found = tablepolicy.plan_table(prefix, table, enforced, holders, columns.get(table), flavor)
         wanted[table], blocked[table] = found
     return wanted, withhold(desired, {t: b for t, b in blocked.items() if b}, dialect)
 
@@ -280,7 +280,7 @@ class DatabricksTarget:
 
     def plan(self, desired: Desired, current: Current) -> Plan:
         schema, policies, prefix = self.dialect.policy_schema, self._policies, self.dialect.prefix
-        wanted: dict[Securable, list[sfpolicy.Wanted]] = {}
+        wanted: dict[Securable, list[tablepolicy.Wanted]] = {}
         if schema is not None and policies is not None:
             wanted, desired = _native(
                 desired, prefix, policies.columns, ucpolicy.UNITY, self.dialect

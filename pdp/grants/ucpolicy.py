@@ -1,6 +1,6 @@
 """Unity Catalog column masks and row filters for the masks and row filters of the policy files.
 
-Pure, except `read`. The same per-table plan as Snowflake's (`sfpolicy.plan_table`), spelt for
+Pure, except `read`. The per-table plan shared with Snowflake (`tablepolicy.plan_table`), spelt for
 Unity Catalog: SQL UDFs in the target's governed schema (`policySchema`), set with `ALTER TABLE
 ... ALTER COLUMN ... SET MASK` and `ALTER TABLE ... SET ROW FILTER`, run through the SQL
 statement execution API on the target's warehouse. Grants go to user principals, so a user is
@@ -20,7 +20,7 @@ from pdp.core.datapolicy import REVEAL_PAD
 from pdp.core.model import MaskKind
 from pdp.grants.databricks import MAX_PAGES, ApiClient, full_name, gate
 from pdp.grants.model import Phase, Principal, Securable, Step
-from pdp.grants.sfpolicy import MASK, Flavor, Wanted
+from pdp.grants.tablepolicy import MASK, Flavor, Wanted
 from pdp.policy.model import MaskingPolicy
 
 FUNCTIONS, TABLES = "/api/2.1/unity-catalog/functions", "/api/2.1/unity-catalog/tables"
