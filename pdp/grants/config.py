@@ -22,7 +22,7 @@ from pdp.grants.dialect import NameCase, Naming
 from pdp.grants.postgres import PostgresDialect
 from pdp.grants.retry import Backoff
 from pdp.grants.session import DbApiSession, SqlSession
-from pdp.grants.snowflake import PREFIX, SnowflakeDialect
+from pdp.grants.snowflake import PREFIX, SnowflakeDialect, split_name
 from pdp.grants.targets import (
     DatabricksTarget,
     PostgresTarget,
@@ -46,8 +46,18 @@ _KEYS = {
         "privateKeyFile",
         "privateKeyPassphrase",
         "token",
+        "policySchema",
     ),
-    "databricks": ("host", "auth", "clientId", "clientSecret", "token", "workers"),
+    "databricks": (
+        "host",
+        "auth",
+        "clientId",
+        "clientSecret",
+        "token",
+        "workers",
+        "policySchema",
+        "warehouseId",
+    ),
     "postgresql": ("dsn", "password"),
 }
 _AUTH = {"snowflake": ("password", "keypair", "oauth"), "databricks": ("oauth-m2m", "token")}
@@ -142,6 +152,21 @@ def _target(
         for key in _NEEDS.get((platform, auth), ()):
             if not settings.get(key):
                 found.error(f.line(), f"{where}: auth {auth} needs {key!r}")
+    if platform in ("snowflake", "databricks") and "policySchema" in settings:
+        schema = settings["policySchema"]
+        container = "database" if platform == "snowflake" else "catalog"
+        if not isinstance(schema, str) or parse_policy_schema(schema) is None:
+            found.error(
+                f.line("policySchema"),
+                f"{where}.policySchema: expected <{container}>.<schema> (where grant sync keeps "
+                "the masking and row access policies)",
+            )
+        if platform == "databricks" and not settings.get("warehouseId"):
+            found.error(
+                f.line("policySchema"),
+                f"{where}: policySchema needs warehouseId (the SQL warehouse that runs the "
+                "statements setting masks and row filters)",
+            )
     return TargetSpec(
         name=f.text("name", required=True),
         platform=platform,
@@ -185,12 +210,26 @@ def _snowflake(spec: TargetSpec, backoff: Backoff) -> Target:
         case "oauth":
             options.update(authenticator="oauth", token=s["token"])
     session = DbApiSession(snowflake.connector.connect(**options))
+    schema = parse_policy_schema(s["policySchema"]) if s.get("policySchema") else None
     return SnowflakeTarget(
         spec.name,
         spec.connections,
         RetryingSession(session, backoff, snowflake_transient),
-        SnowflakeDialect(spec.prefix, spec.naming),
+        SnowflakeDialect(spec.prefix, spec.naming, policy_schema=schema),
     )
+
+
+def parse_policy_schema(text: str) -> tuple[str, str] | None:
+    """`GOVERNANCE.POLICIES` (unquoted parts fold to upper case, as Snowflake folds them)."""
+    try:
+        parts = split_name(text.strip())
+    except ValueError:
+        return None
+    if len(parts) != 2 or not all(parts):
+        return None
+    quoted = [p.startswith('"') for p in text.strip().split(".")]
+    database, schema = (p if q else p.upper() for p, q in zip(parts, quoted, strict=False))
+    return database, schema
 
 
 def _databricks(spec: TargetSpec, backoff: Backoff) -> Target:
@@ -210,10 +249,19 @@ def _databricks(spec: TargetSpec, backoff: Backoff) -> Target:
             auth_type="oauth-m2m",
             **common,
         )
-    dialect = DatabricksDialect(spec.naming)
+    schema = parse_policy_schema(s["policySchema"]) if s.get("policySchema") else None
+    if schema is not None:  # Unity Catalog stores names in lower case
+        schema = (schema[0].lower(), schema[1].lower())
+    dialect = DatabricksDialect(spec.naming, policy_schema=schema, prefix=spec.prefix.lower())
     workers = int(s.get("workers", 4))
     return DatabricksTarget(
-        spec.name, spec.connections, WorkspaceClient(config=config), dialect, backoff, workers
+        spec.name,
+        spec.connections,
+        WorkspaceClient(config=config),
+        dialect,
+        backoff,
+        workers,
+        warehouse=str(s.get("warehouseId") or ""),
     )
 
 

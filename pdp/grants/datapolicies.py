@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pdp.core.datapolicy import render_filter
 from pdp.policy import DataSource, PolicySnapshot, PolicyStatus, Subject
 from pdp.policy.model import MaskingPolicy, RowFilterPolicy
+from pdp.policy.snapshot import _source_tags as source_tags
 
 DataPolicy = MaskingPolicy | RowFilterPolicy
 
@@ -27,10 +28,13 @@ DataPolicy = MaskingPolicy | RowFilterPolicy
 @dataclass(frozen=True, slots=True)
 class Applying:
     """A data policy that applies to one user on one data source; `predicate` is the row
-    filter rendered with the user's values (None for a mask)."""
+    filter rendered with the user's values (None for a mask); `tagged` are the columns of the
+    source a mask covers through the registry's column tags (its named columns are in
+    `policy.columns`)."""
 
     policy: DataPolicy
     predicate: str | None = None
+    tagged: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,8 +124,18 @@ class UserDataPolicies:
             elif policy.name in self.masks and not (
                 policy.except_owners and _owns(self.subject, source)
             ):
-                found.append(Applying(policy))
+                found.append(Applying(policy, tagged=_tagged(policy, source)))
         return tuple(found)
+
+
+def _tagged(policy: MaskingPolicy, source: DataSource) -> frozenset[str]:
+    if not policy.column_tags:
+        return frozenset()
+    return frozenset(
+        column
+        for column, tags in source_tags(source).items()
+        if not policy.column_tags.isdisjoint(tags)
+    )
 
 
 def _owns(subject: Subject, source: DataSource) -> bool:

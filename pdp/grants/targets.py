@@ -11,7 +11,7 @@ from dataclasses import replace
 from typing import Any, Protocol
 
 from pdp.core.model import fold
-from pdp.grants import databricks, postgres, rls, snowflake
+from pdp.grants import databricks, postgres, rls, sfpolicy, snowflake, tablepolicy, ucpolicy
 from pdp.grants.databricks import ApiClient, DatabricksDialect, Patch
 from pdp.grants.dialect import Dialect
 from pdp.grants.diff import diff
@@ -68,12 +68,27 @@ class SnowflakeTarget:
     ) -> None:
         self.name, self.connections, self.dialect = name, connections, dialect
         self._session = session
+        self._policies: sfpolicy.Current | None = None  # as of the last read
 
     def read(self, desired: Desired) -> Current:
-        return snowflake.read_current(self._session, self.dialect)
+        current = snowflake.read_current(self._session, self.dialect)
+        schema = self.dialect.policy_schema
+        if schema is not None:
+            self._policies = sfpolicy.read(
+                self._session, schema, self.dialect.prefix, desired.enforced
+            )
+        return current
 
     def plan(self, desired: Desired, current: Current) -> Plan:
-        return plan_roles(self.name, desired, current, self.dialect, SnowflakeSql())
+        schema, policies = self.dialect.policy_schema, self._policies
+        if schema is None or policies is None:
+            return plan_roles(self.name, desired, current, self.dialect, SnowflakeSql())
+        prefix = self.dialect.prefix
+        wanted, desired = _native(
+            desired, prefix, policies.columns, sfpolicy.SNOWFLAKE, self.dialect
+        )
+        planned = plan_roles(self.name, desired, current, self.dialect, SnowflakeSql())
+        return _merged(planned, sfpolicy.plan(schema, prefix, wanted, policies))
 
     def run(self, step: Step) -> None:
         self._session.execute(step.text)
@@ -154,30 +169,64 @@ class PostgresTarget:
         self._sessions.clear()
 
 
+def _native(
+    desired: Desired,
+    prefix: str,
+    columns: Mapping[Securable, Mapping[str, str] | None],
+    flavor: tablepolicy.Flavor,
+    dialect: Dialect,
+) -> tuple[dict[Securable, list[tablepolicy.Wanted]], Desired]:
+    """The native policies of every governed table, and `desired` without the grants of the
+    users whose policies the table's actual columns make inexact."""
+    wanted, blocked = {}, {}
+    for table, enforced in desired.enforced.items():
+        holders = frozenset(p for p, held in desired.grants.items() if table in held)
+        found = tablepolicy.plan_table(prefix, table, enforced, holders, columns.get(table), flavor)
+        wanted[table], blocked[table] = found
+    return wanted, withhold(desired, {t: b for t, b in blocked.items() if b}, dialect)
+
+
+def _merged(planned: Plan, steps: list[Step]) -> Plan:
+    ordered = sorted((*planned.steps, *steps), key=lambda step: step.phase)
+    return replace(planned, steps=tuple(ordered))
+
+
 def _withhold_unmanageable(
     desired: Desired, tables: set[Securable], dialect: PostgresDialect
 ) -> Desired:
     """Fail closed where row security cannot be set up: the filtered users of a table the
     sync login does not own get no grant on it (revoked if they hold one), and the plan says
     why; users without a filter there keep theirs."""
-    blocked = desired.enforced.keys() & tables
+    why = (
+        "row-level security cannot be set up: "
+        "the sync login does not own the table (nor belong to its owner's role)"
+    )
+    blocked = {t: dict.fromkeys(desired.enforced[t], why) for t in desired.enforced.keys() & tables}
+    return withhold(desired, blocked, dialect)
+
+
+def withhold(
+    desired: Desired, blocked: Mapping[Securable, Mapping[Principal, str]], dialect: Dialect
+) -> Desired:
+    """`desired` without the grants of each blocked principal on each blocked table (nor the
+    parent privileges only those needed), which the plan lists as withheld with why."""
     if not blocked:
         return desired
     grants = {principal: dict(held) for principal, held in desired.grants.items()}
     withheld = list(desired.withheld)
+    enforced = {t: dict(f) for t, f in desired.enforced.items()}
     for table in sorted(blocked, key=lambda t: t.name):
-        for principal in sorted(desired.enforced[table]):
+        label = f"{table.keyword} {'.'.join(snowflake.quote(p) for p in table.name)}"
+        for principal, why in sorted(blocked[table].items()):
             held = grants.get(principal, {})
             held.pop(table, None)
             needed = {p for s in held if not s.container for p, _ in dialect.parents(s)}
             for parent, _ in dialect.parents(table):
                 if parent not in needed:
                     held.pop(parent, None)
-            withheld.append(
-                f"{principal} on {rls.label(table)}: row-level security cannot be set up: "
-                "the sync login does not own the table (nor belong to its owner's role)"
-            )
-    enforced = {t: f for t, f in desired.enforced.items() if t not in blocked}
+            enforced.get(table, {}).pop(principal, None)
+            withheld.append(f"{principal} on {label}: {why}")
+    enforced = {t: f for t, f in enforced.items() if f}
     return replace(desired, grants=grants, withheld=tuple(withheld), enforced=enforced)
 
 
@@ -193,10 +242,13 @@ class DatabricksTarget:
         backoff: Backoff,
         workers: int = 4,
         settle: float = 5.0,
+        warehouse: str = "",
     ) -> None:
         self.name, self.connections, self.dialect = name, connections, dialect
         self.settle = settle
         self._workspace, self._backoff, self._workers = workspace, backoff, workers
+        self._warehouse = warehouse  # the SQL warehouse that runs the data policy statements
+        self._policies: ucpolicy.Current | None = None  # as of the last read
 
     def _api(self) -> ApiClient:
         return self._workspace.api_client
@@ -218,14 +270,32 @@ class DatabricksTarget:
 
         with ThreadPoolExecutor(max_workers=self._workers) as pool:
             found = dict(zip(securables, pool.map(one, securables), strict=True))
+        schema = self.dialect.policy_schema
+        if schema is not None:
+            self._policies = self._backoff.call(
+                lambda: ucpolicy.read(self._api(), schema, self.dialect.prefix, desired.enforced),
+                databricks_transient,
+            )
         return Current(databricks.invert(found))
 
     def plan(self, desired: Desired, current: Current) -> Plan:
+        schema, policies, prefix = self.dialect.policy_schema, self._policies, self.dialect.prefix
+        wanted: dict[Securable, list[tablepolicy.Wanted]] = {}
+        if schema is not None and policies is not None:
+            wanted, desired = _native(
+                desired, prefix, policies.columns, ucpolicy.UNITY, self.dialect
+            )
         changes = diff(desired, current, self.dialect)
         planned = databricks.plan_patches(self.name, desired.revision, changes, desired.notes)
-        return replace(planned, withheld=desired.withheld)
+        planned = replace(planned, withheld=desired.withheld)
+        if schema is None or policies is None:
+            return planned
+        return _merged(planned, ucpolicy.plan(schema, prefix, wanted, policies))
 
     def run(self, step: Step) -> None:
+        if isinstance(step.payload, ucpolicy.Statement):
+            self._execute(step.payload.sql)
+            return
         patch = step.payload
         if not isinstance(patch, Patch):
             raise TypeError(f"{step.subject}: not a Databricks step")
@@ -236,6 +306,28 @@ class DatabricksTarget:
                 raise
             # One unknown principal must not block everyone else's grant on the object.
             self._one_by_one(patch)
+
+    def _execute(self, sql: str) -> None:
+        """One statement on the warehouse; cancelled (and failed) if it has not finished within
+        the wait, so a step never hangs."""
+        from databricks.sdk.service.sql import ExecuteStatementRequestOnWaitTimeout, StatementState
+
+        if not self._warehouse:
+            raise StepError("the target names no warehouseId to run data policy statements on")
+        response = self._backoff.call(
+            lambda: self._workspace.statement_execution.execute_statement(
+                sql,
+                self._warehouse,
+                wait_timeout="50s",
+                on_wait_timeout=ExecuteStatementRequestOnWaitTimeout.CANCEL,
+            ),
+            databricks_transient,
+        )
+        status = response.status
+        if status is None or status.state is not StatementState.SUCCEEDED:
+            error = status.error.message if status and status.error else "no result"
+            state = status.state.value if status and status.state else "unknown"
+            raise StepError(f"statement {state}: {error}")
 
     def _one_by_one(self, patch: Patch) -> None:
         failed = []

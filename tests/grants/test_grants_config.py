@@ -12,6 +12,7 @@ from pdp.config.errors import ConfigError
 from pdp.config.yamlsource import load_yaml
 from pdp.core import Access
 from pdp.grants import GrantSyncer, parse_grants, syncer_from
+from pdp.grants.config import parse_policy_schema
 from pdp.grants.dialect import NameCase
 from pdp.grants.snowflake import SnowflakeDialect
 from pdp.grants.targets import SnowflakeTarget, Target
@@ -33,6 +34,7 @@ targets:
     auth: keypair
     privateKeyFile: /secrets/key.p8
     privateKeyPassphrase: ${SF_KEY_PASS}
+    policySchema: governance."Policies"
   - name: uc
     platform: databricks
     connections: [unity]
@@ -59,6 +61,7 @@ def test_a_valid_file_resolves_secrets_from_the_environment() -> None:
     sf, uc = config.targets
     assert (sf.platform, sf.prefix, sf.naming.case) == ("snowflake", "ACME", NameCase.EXACT)
     assert sf.naming.users == {"alice": "A_SMITH"}
+    assert parse_policy_schema(sf.settings["policySchema"]) == ("GOVERNANCE", "Policies")
     assert sf.settings["account"] == "xy123" and sf.settings["privateKeyPassphrase"] == "pass"
     assert uc.connections == {"unity"} and uc.settings["clientSecret"] == "secret"
 
@@ -73,6 +76,15 @@ def test_a_valid_file_resolves_secrets_from_the_environment() -> None:
         (("rolePrefix: ACME", "rolePrefix: 'A-B'"), ENV, "rolePrefix: letters"),
         (("    privateKeyFile: /secrets/key.p8\n", ""), ENV, "auth keypair needs 'privateKeyFile'"),
         (("name: uc", "name: sf"), ENV, "name 'sf' is used twice"),
+        (('governance."Policies"', "governance"), ENV, "policySchema: expected <database>.<sch"),
+        (
+            (
+                "    clientSecret: ${DATABRICKS_CLIENT_SECRET}\n",
+                "    clientSecret: ${DATABRICKS_CLIENT_SECRET}\n    policySchema: gov.policies\n",
+            ),
+            ENV,
+            "policySchema needs warehouseId",
+        ),
     ],
 )
 def test_problems_name_the_file_line_and_key(

@@ -151,14 +151,17 @@ def test_a_filter_on_a_view_is_withheld_and_owners_skip_masks_that_exempt_them()
     assert _privileges(desired, "alice", PG) == set()
 
 
-def test_snowflake_withholds_every_data_policy_for_now() -> None:
+def test_snowflake_without_a_policy_schema_withholds_every_data_policy() -> None:
     sf = SnowflakeDialect()
     snapshot = _snapshot(_filter("id = 1"), technology=Technology.SNOWFLAKE)
     desired = desired_state(snapshot, sf, ["c"])
     assert _privileges(desired, "alice", sf) == set()
+    why = (
+        "row filter 'f' cannot be enforced natively on Snowflake (the target names no policySchema)"
+    )
     assert desired.withheld == (
-        "alice on c.shop.sales.orders: row filter 'f' cannot be enforced natively on Snowflake",
-        "bob on c.shop.sales.orders: row filter 'f' cannot be enforced natively on Snowflake",
+        f"alice on c.shop.sales.orders: {why}",
+        f"bob on c.shop.sales.orders: {why}",
     )
 
 

@@ -8,13 +8,20 @@ import re
 from pathlib import Path
 
 import pytest
+from databricks.sdk import WorkspaceClient
+from databricks.sdk.core import Config
 
 from pdp.cli.grants import print_plan
 from pdp.config.load import load_snapshot
 from pdp.grants import plan
+from pdp.grants.databricks import DatabricksDialect
 from pdp.grants.postgres import PostgresDialect
+from pdp.grants.retry import Backoff
 from pdp.grants.session import Result
-from pdp.grants.targets import PostgresTarget
+from pdp.grants.snowflake import SnowflakeDialect
+from pdp.grants.targets import DatabricksTarget, PostgresTarget, SnowflakeTarget
+from tests.grants.fakes.ledger import Ledger
+from tests.grants.fakes.uc_server import Workspace, serve
 
 DOC = Path(__file__).parents[2] / "docs" / "grants.md"
 YAML_BLOCK = re.compile(r"```yaml\n# (?P<name>[\w-]+\.yaml)\n(?P<body>.*?)```", re.S)
@@ -37,6 +44,10 @@ def generated(name: str, tmp: Path) -> str:
     """The plan the page shows under `<!-- generated: name -->`."""
     text = DOC.read_text(encoding="utf-8")
     files = {m["name"]: m["body"] for m in YAML_BLOCK.finditer(text)}
+    if name == "snowflake":
+        return _snowflake(files, tmp)
+    if name == "databricks":
+        return _databricks(files, tmp)
     if name == "filter-only":
         files["pg-datapolicies.yaml"] = files["pg-datapolicies.yaml"].split("rowFilters:")[1]
         files["pg-datapolicies.yaml"] = "rowFilters:" + files["pg-datapolicies.yaml"]
@@ -53,7 +64,67 @@ def generated(name: str, tmp: Path) -> str:
     return out.getvalue()
 
 
-@pytest.mark.parametrize("name", ["mask-and-filter", "filter-only"])
+def _snowflake(files: dict[str, str], tmp: Path) -> str:
+    """The example on a Snowflake account where grant sync has not run."""
+    paths = []
+    policies = files["pg-policies.yaml"].replace("pg-prod.", "sf-prod.")
+    for file, body in (
+        ("sf-registry.yaml", files["sf-registry.yaml"]),
+        ("sf-policies.yaml", policies),
+        ("sf-datapolicies.yaml", files["sf-datapolicies.yaml"]),
+    ):
+        (path := tmp / file).write_text(body, encoding="utf-8")
+        paths.append(path)
+    snapshot = load_snapshot(paths, None).value
+    account = Ledger()
+    account.users |= {"ALICE", "BOB"}
+    columns = {"ID": "NUMBER(38,0)", "AMOUNT": "NUMBER(10,2)", "REGION": "VARCHAR(16777216)"}
+    account.add_object("TABLE", "SHOP", "SALES", "ORDERS", columns=columns)
+    account.add_object("SCHEMA", "GOVERNANCE", "POLICIES")
+    dialect = SnowflakeDialect(policy_schema=("GOVERNANCE", "POLICIES"))
+    target = SnowflakeTarget("shop-sf", frozenset({"sf-prod"}), account, dialect)
+    out = io.StringIO()
+    print_plan(plan(target, snapshot).plan, out)
+    return out.getvalue()
+
+
+def _databricks(files: dict[str, str], tmp: Path) -> str:
+    """The example on a Unity Catalog workspace where grant sync has not run."""
+    paths = []
+    for file, body in (
+        ("uc-registry.yaml", files["uc-registry.yaml"]),
+        ("uc-policies.yaml", files["pg-policies.yaml"].replace("pg-prod.", "uc-prod.")),
+        ("uc-datapolicies.yaml", files["sf-datapolicies.yaml"].replace("sf-prod.", "uc-prod.")),
+    ):
+        (path := tmp / file).write_text(body, encoding="utf-8")
+        paths.append(path)
+    snapshot = load_snapshot(paths, None).value
+    workspace = Workspace()
+    workspace.principals |= {"alice", "bob"}
+    workspace.add("table", "shop.sales.orders")
+    types = (("id", "bigint"), ("amount", "decimal(10,2)"), ("region", "string"))
+    columns = [{"name": n, "type_text": t, "type_name": t.upper()} for n, t in types]
+    workspace.tree = {
+        "shop": {"sales": {"orders": {"name": "orders", "columns": columns}}},
+        "governance": {"policies": {}},
+    }
+    out = io.StringIO()
+    with serve(workspace) as url:
+        config = Config(host=url, token=workspace.pat, auth_type="pat")
+        dialect = DatabricksDialect(policy_schema=("governance", "policies"))
+        target = DatabricksTarget(
+            "shop-uc",
+            frozenset({"uc-prod"}),
+            WorkspaceClient(config=config),
+            dialect,
+            Backoff(sleep=lambda _: None),
+            warehouse=workspace.warehouse,
+        )
+        print_plan(plan(target, snapshot).plan, out)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("name", ["mask-and-filter", "filter-only", "snowflake", "databricks"])
 def test_the_page_shows_what_the_code_plans(name: str, tmp_path: Path) -> None:
     shown = {m["name"]: m["body"] for m in GENERATED.finditer(DOC.read_text(encoding="utf-8"))}
     revision = re.compile(r"revision [0-9a-f]+")

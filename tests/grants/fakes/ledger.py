@@ -8,7 +8,10 @@ answers SHOW ROLES / SHOW GRANTS TO ROLE / SHOW GRANTS OF ROLE with Snowflake's 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -23,6 +26,7 @@ KIND = (
     r"|DYNAMIC TABLE)"
 )
 PRIVS = r"[A-Z]+(?:, [A-Z]+)*"
+POLICY = r"(?:MASKING POLICY|ROW ACCESS POLICY)"
 GRAMMAR = {
     "create_role": re.compile(rf"CREATE ROLE IF NOT EXISTS (?P<role>{IDENT})"),
     "grant": re.compile(
@@ -41,8 +45,44 @@ GRAMMAR = {
     "show_roles": re.compile(r"SHOW ROLES LIKE '(?P<pattern>[^']*)'"),
     "show_to": re.compile(rf"SHOW GRANTS TO ROLE (?P<role>{IDENT})"),
     "show_of": re.compile(rf"SHOW GRANTS OF ROLE (?P<role>{IDENT})"),
+    "create_policy": re.compile(
+        rf"CREATE (?P<kind>{POLICY}) (?P<name>{QNAME}) AS (?P<signature>\(.*?\)) "
+        r"RETURNS (?P<returns>[A-Z0-9_(), ]+?) -> (?P<body>.+)"
+    ),
+    "alter_body": re.compile(
+        rf"ALTER (?P<kind>{POLICY}) (?P<name>{QNAME}) SET BODY -> (?P<body>.+)"
+    ),
+    "drop_policy": re.compile(rf"DROP (?P<kind>{POLICY}) (?P<name>{QNAME})"),
+    "set_mask": re.compile(
+        rf"ALTER TABLE (?P<table>{QNAME}) MODIFY COLUMN (?P<column>{IDENT}) "
+        rf"SET MASKING POLICY (?P<name>{QNAME})(?P<force> FORCE)?"
+    ),
+    "unset_mask": re.compile(
+        rf"ALTER TABLE (?P<table>{QNAME}) MODIFY COLUMN (?P<column>{IDENT}) UNSET MASKING POLICY"
+    ),
+    "add_rows": re.compile(
+        rf"ALTER TABLE (?P<table>{QNAME}) (?:DROP ROW ACCESS POLICY (?P<old>{QNAME}), )?"
+        rf"ADD ROW ACCESS POLICY (?P<name>{QNAME}) ON \((?P<columns>{IDENT}(?:, {IDENT})*)\)"
+    ),
+    "drop_rows": re.compile(
+        rf"ALTER TABLE (?P<table>{QNAME}) DROP ROW ACCESS POLICY (?P<name>{QNAME})"
+    ),
+    "show_policies": re.compile(
+        rf"SHOW (?P<what>MASKING POLICIES|ROW ACCESS POLICIES) IN SCHEMA (?P<schema>{QNAME})"
+    ),
+    "describe_policy": re.compile(rf"DESCRIBE (?P<kind>{POLICY}) (?P<name>{QNAME})"),
+    "describe_table": re.compile(rf"DESCRIBE TABLE (?P<table>{QNAME})"),
+    "references": re.compile(
+        rf"SELECT \* FROM TABLE\((?P<db>{IDENT})\.INFORMATION_SCHEMA\.POLICY_REFERENCES\("
+        r"(?:REF_ENTITY_NAME => '(?P<entity>(?:[^']|'')*)', REF_ENTITY_DOMAIN => 'table'"
+        r"|POLICY_NAME => '(?P<policy>(?:[^']|'')*)')\)\)"
+    ),
 }
-CHANGING = frozenset({"create_role", "grant", "revoke", "grant_role", "revoke_role"})
+CHANGING = frozenset(
+    {"create_role", "grant", "revoke", "grant_role", "revoke_role"}
+    | {"create_policy", "alter_body", "drop_policy", "set_mask", "unset_mask"}
+    | {"add_rows", "drop_rows"}
+)
 
 # What Snowflake accepts on each kind (subset relevant here; OWNERSHIP is never granted by SQL
 # we emit, and granting it through GRANT <privs> is rejected like an unknown privilege).
@@ -70,6 +110,18 @@ SHOW_GRANTS_TO = (
 SHOW_GRANTS_OF = ("created_on", "role", "granted_to", "grantee_name", "granted_by")
 SHOW_ROLES = ("created_on", "name", "is_default", "is_current", "is_inherited", "owner")
 CREATED = "2025-01-01 00:00:00.000 -0800"
+REFERENCES = (
+    "POLICY_DB",
+    "POLICY_SCHEMA",
+    "POLICY_NAME",
+    "POLICY_KIND",
+    "REF_DATABASE_NAME",
+    "REF_SCHEMA_NAME",
+    "REF_ENTITY_NAME",
+    "REF_ENTITY_DOMAIN",
+    "REF_COLUMN_NAME",
+    "REF_ARG_COLUMN_NAMES",
+)
 
 
 def parse(sql: str) -> tuple[str, re.Match[str]] | None:
@@ -110,6 +162,15 @@ class Ledger:
     # (privilege, name, grantee role, granted_by)
     grants: set[tuple[str, tuple[str, ...], str, str]] = field(default_factory=set)
     holders: set[tuple[str, str, str]] = field(default_factory=set)  # (role, USER|ROLE, name)
+    # table -> column -> type, as DESCRIBE TABLE reports it (tables added without: no columns)
+    columns: dict[tuple[str, ...], dict[str, str]] = field(default_factory=dict)
+    # masking and row access policies: name -> (kind, signature, returns, body)
+    policies: dict[tuple[str, ...], tuple[str, str, str, str]] = field(default_factory=dict)
+    masked: dict[tuple[tuple[str, ...], str], tuple[str, ...]] = field(default_factory=dict)
+    rows: dict[tuple[str, ...], tuple[tuple[str, ...], tuple[str, ...]]] = field(
+        default_factory=dict
+    )
+    data: dict[tuple[str, ...], list[dict[str, object]]] = field(default_factory=dict)  # rows
     log: list[str] = field(default_factory=list)
     changing: int = 0
     crash_after: int | None = None
@@ -117,17 +178,19 @@ class Ledger:
 
     # --- setup helpers for tests --------------------------------------------------------------
 
-    def add_object(self, kind: str, *name: str) -> None:
+    def add_object(self, kind: str, *name: str, columns: dict[str, str] | None = None) -> None:
         for depth in (1, 2):
             if len(name) > depth:
                 self.objects.setdefault(name[:depth], ("DATABASE", "SCHEMA")[depth - 1])
         self.objects[tuple(name)] = kind
+        if columns is not None:
+            self.columns[tuple(name)] = dict(columns)
 
     def held(self, role: str) -> set[tuple[str, tuple[str, ...]]]:
         return {(p, n) for p, n, r, _ in self.grants if r == role}
 
-    def can(self, user: str, privilege: str, *name: str) -> bool:
-        """Would `user`, with secondary roles ALL, hold `privilege` on table `name`?"""
+    def session_roles(self, user: str) -> set[str]:
+        """The roles in a session of `user` with secondary roles ALL (hierarchy included)."""
         roles, frontier = set(), {("USER", user)}
         while frontier:
             kind, who = frontier.pop()
@@ -135,6 +198,11 @@ class Ledger:
                 if (to, grantee) == (kind, who) and role not in roles:
                     roles.add(role)
                     frontier.add(("ROLE", role))
+        return roles
+
+    def can(self, user: str, privilege: str, *name: str) -> bool:
+        """Would `user`, with secondary roles ALL, hold `privilege` on table `name`?"""
+        roles = self.session_roles(user)
 
         def has(p: str, n: tuple[str, ...]) -> bool:
             return any((p, n) in self.held(r) for r in roles)
@@ -144,6 +212,46 @@ class Ledger:
             and has("USAGE", tuple(name[:1]))
             and has("USAGE", tuple(name[:2]))
         )
+
+    def select(self, user: str, *name: str) -> list[dict[str, object]]:
+        """`SELECT * FROM <name>` as `user` reads it: the table's row access policy and
+        masking policies evaluated per row (their bodies run in SQLite, with Snowflake's
+        IS_ROLE_IN_SESSION, SHA2 and CONCAT), after the same privilege check as `can`."""
+        table = tuple(name)
+        if not self.can(user, "SELECT", *name):
+            raise ProgrammingError(msg="002003 (02000): does not exist or not authorized.")
+        roles = self.session_roles(user)
+        db = sqlite3.connect(":memory:")
+        db.create_function("IS_ROLE_IN_SESSION", 1, lambda role: role in roles)
+        db.create_function(
+            "SHA2",
+            2,
+            lambda v, _bits: None if v is None else hashlib.sha256(v.encode()).hexdigest(),
+        )
+        db.create_function(
+            "CONCAT", -1, lambda *a: None if None in a else "".join(str(x) for x in a)
+        )
+
+        def evaluate(body: str, values: dict[str, object]) -> object:
+            names = ", ".join(f"? AS {n}" for n in values) or "NULL AS nothing"
+            sql = f"SELECT ({body}) FROM (SELECT {names})"
+            return db.execute(sql, list(values.values())).fetchone()[0]
+
+        shown = []
+        for row in self.data.get(table, []):
+            if table in self.rows:
+                key, columns = self.rows[table]
+                args = _arguments(self.policies[key][1])
+                values = dict(zip(args, (row[c] for c in columns), strict=True))
+                if not evaluate(self.policies[key][3], values):
+                    continue
+            out = dict(row)
+            for (where, column), key in self.masked.items():
+                if where == table:
+                    out[column] = evaluate(self.policies[key][3], {"val": row[column]})
+            shown.append(out)
+        db.close()
+        return shown
 
     # --- the SqlSession seam ------------------------------------------------------------------
 
@@ -223,6 +331,147 @@ class Ledger:
         ]
         return Result(SHOW_GRANTS_OF, rows)
 
+    def _create_policy(
+        self, kind: str, name: str, signature: str, returns: str, body: str
+    ) -> Result:
+        key = self._in_schema(name)
+        if key in self.policies:
+            raise ProgrammingError(msg=f"002002 (42710): '{name}' already exists.", errno=2002)
+        if kind == "MASKING POLICY" and not re.fullmatch(
+            rf"\(val {re.escape(returns)}\)", signature
+        ):
+            raise ProgrammingError(
+                msg="002023 (22023): signature and return type differ", errno=2023
+            )
+        if kind == "ROW ACCESS POLICY" and returns != "BOOLEAN":
+            raise ProgrammingError(msg="002023 (22023): must return BOOLEAN", errno=2023)
+        self.policies[key] = (kind, signature, returns, body)
+        return _status(f"{kind.title()} {key[2]} successfully created.")
+
+    def _alter_body(self, kind: str, name: str, body: str) -> Result:
+        key = self._policy(kind, name)
+        held = self.policies[key]
+        self.policies[key] = (*held[:3], body)
+        return _status("Statement executed successfully.")
+
+    def _drop_policy(self, kind: str, name: str) -> Result:
+        key = self._policy(kind, name)
+        if key in self.masked.values() or any(p == key for p, _ in self.rows.values()):
+            raise ProgrammingError(
+                msg=f"003250 (0A000): policy {key[2]} is attached and cannot be dropped",
+                errno=3250,
+            )
+        del self.policies[key]
+        return _status(f"{key[2]} successfully dropped.")
+
+    def _set_mask(self, table: str, column: str, name: str, force: str | None) -> Result:
+        where, col = self._column(table, column)
+        key = self._policy("MASKING POLICY", name)
+        if self.policies[key][2] != self.columns[where][col]:
+            raise ProgrammingError(msg="002023 (22023): policy and column types differ", errno=2023)
+        if (where, col) in self.masked and not force:
+            raise ProgrammingError(
+                msg=f"003304 (0A000): column {col} already has a masking policy", errno=3304
+            )
+        self.masked[(where, col)] = key
+        return _status("Statement executed successfully.")
+
+    def _unset_mask(self, table: str, column: str) -> Result:
+        self.masked.pop(self._column(table, column), None)
+        return _status("Statement executed successfully.")
+
+    def _add_rows(self, table: str, old: str | None, name: str, columns: str) -> Result:
+        where = self._object("TABLE", table)
+        held = self.rows.get(where)
+        if old is not None and (held is None or held[0] != self._in_schema(old)):
+            raise ProgrammingError(msg=f"003305 (0A000): {old} is not on {table}", errno=3305)
+        if old is None and held is not None:
+            raise ProgrammingError(
+                msg=f"003306 (0A000): {table} already has a row access policy", errno=3306
+            )
+        key = self._policy("ROW ACCESS POLICY", name)
+        cols = tuple(self._column(table, c)[1] for c in re.findall(IDENT, columns))
+        arity = len(_arguments(self.policies[key][1]))
+        if len(cols) != arity:
+            raise ProgrammingError(msg="002023 (22023): wrong number of columns", errno=2023)
+        self.rows[where] = (key, cols)
+        return _status("Statement executed successfully.")
+
+    def _drop_rows(self, table: str, name: str) -> Result:
+        where = self._object("TABLE", table)
+        held = self.rows.get(where)
+        if held is None or held[0] != self._in_schema(name):
+            raise ProgrammingError(msg=f"003305 (0A000): {name} is not on {table}", errno=3305)
+        del self.rows[where]
+        return _status("Statement executed successfully.")
+
+    def _show_policies(self, what: str, schema: str) -> Result:
+        kind = "MASKING POLICY" if what == "MASKING POLICIES" else "ROW ACCESS POLICY"
+        at = self._object("SCHEMA", schema)
+        found = [
+            (CREATED, k[2], k[0], k[1], kind.replace(" ", "_"), self.owner, "")
+            for k, held in sorted(self.policies.items())
+            if k[:2] == at and held[0] == kind
+        ]
+        columns = ("created_on", "name", "database_name", "schema_name", "kind", "owner")
+        return Result((*columns, "comment"), found)
+
+    def _describe_policy(self, kind: str, name: str) -> Result:
+        key = self._policy(kind, name)
+        _, signature, returns, body = self.policies[key]
+        return Result(
+            ("name", "signature", "return_type", "body"), [(key[2], signature, returns, body)]
+        )
+
+    def _describe_table(self, table: str) -> Result:
+        where = self._object("TABLE", table)
+        rows = [(n, t, "COLUMN", "Y") for n, t in self.columns.get(where, {}).items()]
+        return Result(("name", "type", "kind", "null?"), rows)
+
+    def _references(self, db: str, entity: str | None, policy: str | None) -> Result:
+        if entity is not None:
+            where = self._object("TABLE", entity.replace("''", "'"))
+            tables = {where}
+            wanted = None
+        else:
+            tables = set(self.objects)
+            wanted = self._in_schema((policy or "").replace("''", "'"))
+        rows = []
+        for (table, column), key in sorted(self.masked.items()):
+            if table in tables and wanted in (None, key):
+                rows.append((*key, "MASKING_POLICY", *table, "TABLE", column, None))
+        for table, (key, cols) in sorted(self.rows.items()):
+            if table in tables and wanted in (None, key):
+                args = json.dumps(list(cols))
+                rows.append((*key, "ROW_ACCESS_POLICY", *table, "TABLE", None, args))
+        return Result(REFERENCES, rows)
+
+    def _in_schema(self, name: str) -> tuple[str, ...]:
+        parts = split(name)
+        if len(parts) != 3 or self.objects.get(parts[:2]) != "SCHEMA":
+            raise ProgrammingError(
+                msg=f"002003 (02000): SQL compilation error: Schema of '{name}' "
+                "does not exist or not authorized.",
+                errno=2003,
+            )
+        return parts
+
+    def _policy(self, kind: str, name: str) -> tuple[str, ...]:
+        key = self._in_schema(name)
+        if self.policies.get(key, ("",))[0] != kind:
+            raise ProgrammingError(
+                msg=f"002003 (02000): {kind.title()} '{name}' does not exist or not authorized.",
+                errno=2003,
+            )
+        return key
+
+    def _column(self, table: str, column: str) -> tuple[tuple[str, ...], str]:
+        where = self._object("TABLE", table)
+        col = ident(column)
+        if col not in self.columns.get(where, {}):
+            raise ProgrammingError(msg=f"000904 (42000): invalid identifier '{col}'", errno=904)
+        return where, col
+
     # --- checks ---------------------------------------------------------------------------------
 
     def _object(self, kind: str, name: str) -> tuple[str, ...]:
@@ -265,6 +514,11 @@ class Ledger:
         if len(set(privileges)) != len(privileges):
             raise ProgrammingError(msg="001003 (42000): duplicate privilege", errno=1003)
         return privileges
+
+
+def _arguments(signature: str) -> list[str]:
+    """The argument names of a policy signature: `(region VARCHAR(10), amount NUMBER(10,2))`."""
+    return re.findall(r"(\w+) [A-Z_]+(?:\(\d+(?:,\d+)?\))?", signature)
 
 
 def _status(text: str) -> Result:

@@ -14,7 +14,10 @@ collected in `violations`. Faults (429, 5xx, 403) and stale reads can be injecte
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import re
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,6 +35,29 @@ LISTINGS = {  # path -> (response schema, required query parameters)
     "/api/2.1/unity-catalog/tables": ("ListTablesResponse", ("catalog_name", "schema_name")),
 }
 ME = "/api/2.0/preview/scim/v2/Me"
+STATEMENTS = "/api/2.0/sql/statements"  # the SQL statement execution API (a warehouse runs it)
+FUNCTIONS = "/api/2.1/unity-catalog/functions"
+TABLE_INFO = "/api/2.1/unity-catalog/tables/"
+_Q = r"`(?:[^`]|``)+`"
+_QN = rf"{_Q}\.{_Q}\.{_Q}"
+SQL = {  # the statement shapes grant sync may run; anything else fails like a parse error
+    "create_function": re.compile(
+        rf"CREATE OR REPLACE FUNCTION (?P<name>{_QN})\((?P<params>.*?)\) RETURNS "
+        r"(?P<returns>\S+) COMMENT '(?P<comment>[^']*)' RETURN (?P<body>.+)"
+    ),
+    "set_mask": re.compile(
+        rf"ALTER TABLE (?P<table>{_QN}) ALTER COLUMN (?P<column>{_Q}) SET MASK (?P<function>{_QN})"
+    ),
+    "drop_mask": re.compile(
+        rf"ALTER TABLE (?P<table>{_QN}) ALTER COLUMN (?P<column>{_Q}) DROP MASK"
+    ),
+    "set_filter": re.compile(
+        rf"ALTER TABLE (?P<table>{_QN}) SET ROW FILTER (?P<function>{_QN}) "
+        rf"ON \((?P<columns>{_Q}(?:, {_Q})*)\)"
+    ),
+    "drop_filter": re.compile(rf"ALTER TABLE (?P<table>{_QN}) DROP ROW FILTER"),
+    "drop_function": re.compile(rf"DROP FUNCTION IF EXISTS (?P<name>{_QN})"),
+}
 ANY = frozenset({"ALL_PRIVILEGES", "MANAGE", "APPLY_TAG", "BROWSE"})
 APPLICABLE = {
     "table": ANY | {"SELECT", "MODIFY", "REFRESH"},
@@ -78,6 +104,11 @@ class Workspace:
     listing_page_size: int = 2  # catalogs, schemas or tables per page
     denied_schemas: set[tuple[str, str]] = field(default_factory=set)  # 403 listing their tables
     user_name: str = "sync@example.com"
+    warehouse: str = "wh-1"
+    # SQL UDFs: full name -> (parameters [(name, type)], returns, body, comment)
+    functions: dict[str, tuple[list[tuple[str, str]], str, str, str]] = field(default_factory=dict)
+    data: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # table -> rows
+    statements: list[str] = field(default_factory=list)  # every statement that succeeded
     _stale: dict[tuple[str, str], tuple[int, dict[str, set[str]]]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -118,6 +149,12 @@ class Workspace:
             return 200, {"id": "1", "userName": self.user_name, "active": True}
         if split.path in LISTINGS and method == "GET":
             return self._listing(split.path, query)
+        if split.path == STATEMENTS and method == "POST":
+            return self._statement(json.loads(body))
+        if split.path == FUNCTIONS and method == "GET":
+            return self._functions(query)
+        if split.path.startswith(TABLE_INFO) and method == "GET":
+            return self._table_info(unquote(split.path[len(TABLE_INFO) :]))
         if not split.path.startswith(API):
             return _error(404, "ENDPOINT_NOT_FOUND", f"no endpoint {split.path}")
         for fault in self.faults:
@@ -264,12 +301,173 @@ class Workspace:
         rows = [{"principal": p, "privileges": sorted(v)} for p, v in sorted(updated.items()) if v]
         return 200, {"privilege_assignments": rows}
 
+    # --- data policies: SQL statements, functions, table info, reads as a user -----------------
+
+    def table(self, full_name: str) -> dict[str, Any] | None:
+        catalog, schema, name = full_name.split(".")
+        return self.tree.get(catalog, {}).get(schema, {}).get(name)
+
+    def _table_info(self, full_name: str) -> tuple[int, Any]:
+        info = self.table(full_name) if full_name.count(".") == 2 else None
+        if info is None:
+            return _error(404, "TABLE_DOES_NOT_EXIST", f"Table '{full_name}' does not exist.")
+        catalog, schema, _ = full_name.split(".")
+        return 200, {"catalog_name": catalog, "schema_name": schema, "full_name": full_name, **info}
+
+    def _functions(self, query: dict[str, list[str]]) -> tuple[int, Any]:
+        catalog, schema = query.get("catalog_name", [""])[0], query.get("schema_name", [""])[0]
+        if schema not in self.tree.get(catalog, {}):
+            return _error(404, "SCHEMA_DOES_NOT_EXIST", f"Schema '{catalog}.{schema}' not found.")
+        found = []
+        for full, (params, returns, body, comment) in sorted(self.functions.items()):
+            if full.startswith(f"{catalog}.{schema}."):
+                found.append(
+                    {
+                        "name": full.rsplit(".", 1)[1],
+                        "catalog_name": catalog,
+                        "schema_name": schema,
+                        "full_name": full,
+                        "data_type": returns.upper(),
+                        "full_data_type": returns,
+                        "routine_body": "SQL",
+                        "routine_definition": body,
+                        "comment": comment,
+                        "input_params": {
+                            "parameters": [{"name": n, "type_text": t} for n, t in params]
+                        },
+                    }
+                )
+        return 200, {"functions": found}
+
+    def _statement(self, request: dict[str, Any]) -> tuple[int, Any]:
+        if request.get("warehouse_id") != self.warehouse:
+            return _error(404, "RESOURCE_DOES_NOT_EXIST", "No such SQL warehouse")
+        sql = str(request.get("statement", ""))
+        for shape, pattern in SQL.items():
+            if match := pattern.fullmatch(sql):
+                problem = getattr(self, "_sql_" + shape)(**match.groupdict())
+                break
+        else:
+            problem = f"[PARSE_SYNTAX_ERROR] Syntax error in {sql!r}"
+        self.statements += [] if problem else [sql]
+        status: dict[str, Any] = {"state": "FAILED" if problem else "SUCCEEDED"}
+        if problem:
+            status["error"] = {"error_code": "BAD_REQUEST", "message": problem}
+        return 200, {"statement_id": f"s-{len(self.log)}", "status": status}
+
+    def _sql_create_function(
+        self, name: str, params: str, returns: str, comment: str, body: str
+    ) -> str:
+        full = _name(name)
+        catalog, schema, _ = full.split(".")
+        if schema not in self.tree.get(catalog, {}):
+            return f"[SCHEMA_NOT_FOUND] {catalog}.{schema}"
+        parsed = re.findall(r"(\w+) (\w+(?:\(\d+(?:,\s*\d+)?\))?)", params)
+        self.functions[full] = ([(n, t) for n, t in parsed], returns, body, comment)
+        return ""
+
+    def _sql_set_mask(self, table: str, column: str, function: str) -> str:
+        info, col, fn = self.table(_name(table)), _name(column), _name(function)
+        if info is None:
+            return f"[TABLE_OR_VIEW_NOT_FOUND] {table}"
+        columns = {c["name"]: c for c in info.get("columns", [])}
+        if col not in columns or fn not in self.functions:
+            return f"[UNRESOLVED_COLUMN_OR_ROUTINE] {column} / {function}"
+        params, returns, _, _ = self.functions[fn]
+        if not params or params[0][1] != columns[col]["type_text"] or returns != params[0][1]:
+            return "[MASK_TYPE_MISMATCH] the mask function's type is not the column's"
+        columns[col]["mask"] = {"function_name": fn, "using_column_names": []}
+        return ""
+
+    def _sql_drop_mask(self, table: str, column: str) -> str:
+        info = self.table(_name(table))
+        for c in (info or {}).get("columns", []):
+            if c["name"] == _name(column):
+                c.pop("mask", None)
+                return ""
+        return f"[UNRESOLVED_COLUMN] {column}"
+
+    def _sql_set_filter(self, table: str, function: str, columns: str) -> str:
+        info, fn = self.table(_name(table)), _name(function)
+        if info is None or fn not in self.functions:
+            return f"[TABLE_OR_ROUTINE_NOT_FOUND] {table} / {function}"
+        types = {c["name"]: c["type_text"] for c in info.get("columns", [])}
+        cols = [_name(c) for c in re.findall(_Q, columns)]
+        params, returns, _, _ = self.functions[fn]
+        if returns.upper() != "BOOLEAN" or [types.get(c) for c in cols] != [t for _, t in params]:
+            return "[ROW_FILTER_TYPE_MISMATCH] the filter's parameters are not the columns'"
+        info["row_filter"] = {"function_name": fn, "input_column_names": cols}
+        return ""
+
+    def _sql_drop_filter(self, table: str) -> str:
+        info = self.table(_name(table))
+        if info is None:
+            return f"[TABLE_OR_VIEW_NOT_FOUND] {table}"
+        info.pop("row_filter", None)
+        return ""
+
+    def _sql_drop_function(self, name: str) -> str:
+        full = _name(name)
+        for catalog in self.tree.values():
+            for schema in catalog.values():
+                for info in schema.values():
+                    used = [c.get("mask", {}).get("function_name") for c in info["columns"]]
+                    if full in (*used, info.get("row_filter", {}).get("function_name")):
+                        return f"[ROUTINE_IN_USE] {full} masks or filters {info['name']}"
+        self.functions.pop(full, None)
+        return ""
+
+    def select(self, user: str, full_name: str) -> list[dict[str, Any]]:
+        """`SELECT * FROM <full_name>` as `user`: needs SELECT on the table and USE on its
+        parents; the row filter and column masks run per row in SQLite, with Databricks'
+        current_user(), sha2 and concat."""
+        catalog, schema, _ = full_name.split(".")
+        needed = (("table", full_name, "SELECT"), ("schema", f"{catalog}.{schema}", "USE_SCHEMA"))
+        needed += (("catalog", catalog, "USE_CATALOG"),)
+        for kind, name, privilege in needed:
+            if privilege not in self.held(kind, name).get(user, set()):
+                raise PermissionError(f"{user} lacks {privilege} on {name}")
+        info = self.table(full_name) or {}
+        db = sqlite3.connect(":memory:")
+        db.create_function("current_user", 0, lambda: user)
+        db.create_function(
+            "sha2",
+            2,
+            lambda v, _bits: None if v is None else hashlib.sha256(v.encode()).hexdigest(),
+        )
+        db.create_function("concat", -1, lambda *a: None if None in a else "".join(map(str, a)))
+
+        def run(function: str, values: list[Any]) -> Any:
+            params, _, body, _ = self.functions[function]
+            names = ", ".join(f"? AS {n}" for n, _ in params)
+            return db.execute(f"SELECT ({body}) FROM (SELECT {names})", values).fetchone()[0]
+
+        shown = []
+        for row in self.data.get(full_name, []):
+            row_filter = info.get("row_filter")
+            if row_filter and not run(
+                row_filter["function_name"], [row[c] for c in row_filter["input_column_names"]]
+            ):
+                continue
+            out = dict(row)
+            for column in info.get("columns", []):
+                if mask := column.get("mask"):
+                    out[column["name"]] = run(mask["function_name"], [row[column["name"]]])
+            shown.append(out)
+        db.close()
+        return shown
+
     def _principal(self, name: str) -> str | None:
         for known in self.principals:
             # Users (e-mail addresses) match case-insensitively; groups are exact.
             if known == name or ("@" in known and known.casefold() == name.casefold()):
                 return known
         return None
+
+
+def _name(quoted: str) -> str:
+    """`a`.`b` -> a.b (the fake's names have no dots or backticks inside)."""
+    return ".".join(p[1:-1].replace("``", "`") for p in re.findall(_Q, quoted))
 
 
 def _normal(privilege: str) -> str:
