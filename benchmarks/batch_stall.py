@@ -1,7 +1,8 @@
 """Single-check latency behind large batches (issue 20, item 4): while 4 clients each send a
 FilterTables batch of 100,000 tables never asked about (7 MB, within the default limits), one
 client sends a cached single check in a closed loop; its latencies during the batches are
-reported, with the batches' own durations.
+reported, with the batches' own durations and, from a sidecar that exposes them in /metrics,
+its full (generation-2) garbage collections.
 
     .venv/bin/python benchmarks/batch_stall.py                      # this tree, 3 rounds
     git archive COMMIT | tar -x -C /tmp/before                      # an earlier tree ...
@@ -92,6 +93,8 @@ def one_round(port: int, check: bytes, world: generate.World, salt: str) -> dict
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     for number in range(20):  # the check is then answered from memory by its worker
         assert ask(connection, run.ALLOW, with_query_id(check, number))[0] == 200
+    time.sleep(1.2)  # the workers' metrics snapshots are up to a second old
+    collections_before = full_collections(connection)
     done: list[float] = []
     start = time.monotonic()
 
@@ -111,15 +114,40 @@ def one_round(port: int, check: bytes, world: generate.World, salt: str) -> dict
         time.sleep(0.005)
     for thread in threads:
         thread.join()
+    time.sleep(1.2)  # the workers' metrics snapshots are up to a second old
+    collections_after = full_collections(connection)
     connection.close()
     latencies.sort()
     return {
+        "full_gc": during(collections_before, collections_after),
         "checks": len(latencies),
         "p50_ms": statistics.median(latencies),
         "p99_ms": latencies[int(len(latencies) * 0.99)],
         "max_ms": latencies[-1],
         "batches_s": sorted(done),
     }
+
+
+def full_collections(connection: http.client.HTTPConnection) -> tuple[float, float] | None:
+    """(how many, their seconds in all) of the sidecar's generation-2 collections so far, or
+    None from a sidecar that does not count them."""
+    connection.request("GET", "/metrics")
+    text = connection.getresponse().read().decode()
+    found = {}
+    for line in text.splitlines():
+        for part in ("count", "sum"):
+            if line.startswith(f'pdp_sidecar_gc_pause_seconds_{part}{{generation="2"}} '):
+                found[part] = float(line.split()[-1])
+    return (found["count"], found["sum"]) if found else None
+
+
+def during(
+    before: tuple[float, float] | None, after: tuple[float, float] | None
+) -> tuple[int, float] | None:
+    """(how many, their seconds in all) of the collections between the two."""
+    if before is None or after is None:
+        return None
+    return int(after[0] - before[0]), after[1] - before[1]
 
 
 def batch(user: generate.User, schema: str) -> bytes:
@@ -153,19 +181,29 @@ def summary(result: dict[str, Any]) -> str:
         f"ms, max {result['max_ms']:.0f} ms; batches done after "
         + ", ".join(f"{s:.1f}" for s in result["batches_s"])
         + " s"
+        + full_gc_text(result["full_gc"])
     )
+
+
+def full_gc_text(full: tuple[int, float] | None) -> str:
+    if full is None:
+        return ""
+    count, seconds = full
+    return f"; {count} full collections, {seconds:.2f} s in all"
 
 
 def markdown(results: dict[str, list[dict[str, Any]]]) -> str:
     lines = [
-        "| tree | checks during the batches | p50 ms | p99 ms | max ms | last batch done, s |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| tree | checks during the batches | p50 ms | p99 ms | max ms | last batch done, s "
+        "| full collections |",
+        "|---|---:|---:|---:|---:|---:|---|",
     ]
     for name, rounds in sorted(results.items(), reverse=True):
         for number, r in enumerate(rounds, 1):
             lines.append(
                 f"| {name} (round {number}) | {r['checks']} | {r['p50_ms']:.1f} | "
-                f"{r['p99_ms']:.1f} | {r['max_ms']:.0f} | {r['batches_s'][-1]:.1f} |"
+                f"{r['p99_ms']:.1f} | {r['max_ms']:.0f} | {r['batches_s'][-1]:.1f} | "
+                f"{full_gc_text(r['full_gc']).removeprefix('; ') or 'not counted'} |"
             )
     return "\n".join(lines)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import tempfile
@@ -32,6 +33,7 @@ from pdp.wire.trino import (
 from sidecar import http
 from sidecar.answers import Answers
 from sidecar.bodykeys import BodyKeys
+from sidecar.collector import Frozen, parsed_frozen
 from sidecar.config import SidecarConfig, load_sidecar_config
 from sidecar.datapolicies import answer_masks, answer_row_filters
 from sidecar.decisionlog import DecisionLog
@@ -78,6 +80,7 @@ class Sidecar:
         )
         self._watched: tuple[Watched[Any], ...] = ()
         self._state: StateFile | None = None
+        self._frozen = Frozen()  # long-lived objects out of the collector's way
 
     async def startup(self) -> None:
         config = self.config
@@ -108,8 +111,11 @@ class Sidecar:
             self._state = StateFile(config.state_file, answers)
             await self._state.start()
             self._tasks.append(asyncio.create_task(self._state.run()))
+        self.stats.collections.start()
+        self._frozen.settle()  # what start loaded (code, configuration) lives as long as we do
 
     async def shutdown(self) -> None:
+        self.stats.collections.stop()
         if self._state is not None:  # the latest word, for a restart while the PDP is away
             with contextlib.suppress(OSError):
                 await self._state.save()
@@ -253,7 +259,9 @@ class Sidecar:
             operation, allowed, asked = found
         else:
             async with self._turns.take() as turn:
-                document = parse(body)
+                # a large body's document lives as long as the batch: out of the collector's way
+                large = len(body) > FROZEN_BODY_BYTES
+                document = parsed_frozen(parse, body) if large else parse(body)
                 operation, allowed, asked = await self._batch_answer(document, turn)
             if known is None:
                 self._batch_keys.remember(bare, _batch_memo(document, operation))
@@ -414,6 +422,7 @@ class Sidecar:
             "cached_decisions": sizes["decisions"],
             "open_connections": http.GATE.open,
             "max_connections": http.LIMITS.max_connections,
+            "gc_frozen_objects": gc.get_freeze_count(),
         }
 
     async def _save_stats(self) -> None:
@@ -421,6 +430,9 @@ class Sidecar:
         while True:
             if self.answers is not None and self.answers.revision != revision:
                 revision, self._revision_since = self.answers.revision, time.monotonic()
+                self._frozen.settle()  # the new revision's registry, the old one's dropped
+            else:
+                self._frozen.settle_if_grown(self._turns.in_progress > 0)
             with contextlib.suppress(OSError):
                 self.stats.save(self._metrics_dir)
             await asyncio.sleep(1)
@@ -494,6 +506,7 @@ class TooLarge(Exception):
 
 CHUNK_ITEMS = 64  # filterResources items decided between two looks at the clock
 MEMO_ITEMS = 500  # batches up to this size are remembered by body (see _batch_memo)
+FROZEN_BODY_BYTES = 1024 * 1024  # batch bodies parsed straight into frozen objects (~15,000 items)
 
 
 def _content_length(scope: dict[str, Any]) -> int | None:

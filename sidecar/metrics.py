@@ -25,6 +25,7 @@ from prometheus_client.core import (
     Metric,
 )
 
+from sidecar.collector import Pauses
 from sidecar.http import GATE
 
 BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.0)
@@ -41,6 +42,7 @@ class WorkerStats:
         # one lookup per response; the exported families are summed from it on export
         self._answered: dict[tuple[str, int], list[float]] = {}
         self._gauges = gauges
+        self.collections = Pauses(BUCKETS)  # started and stopped with the worker (app.py)
 
     def observe(self, endpoint: str, status: int, seconds: float) -> None:
         row = self._answered.get((endpoint, status))
@@ -69,6 +71,7 @@ class WorkerStats:
             "latency_sum": dict(latency_sum),
             "connections": dict(GATE.events),
             "gauges": self._gauges(),
+            "gc": self.collections.snapshot(),
         }
 
     def save(self, directory: Path) -> None:
@@ -152,13 +155,29 @@ class _Collector:
             labels=["endpoint"],
         )
         for endpoint, counts in sorted(latency.items()):
-            cumulative, buckets = 0, []
-            for bound, n in zip((*map(str, BUCKETS), "+Inf"), counts, strict=True):
-                cumulative += n
-                buckets.append((bound, cumulative))
-            histogram.add_metric([endpoint], buckets, latency_sum[endpoint])
+            histogram.add_metric([endpoint], _cumulative(counts), latency_sum[endpoint])
         yield histogram
+        yield self._collections()
         yield from self._gauges()
+
+    def _collections(self) -> Metric:
+        counts = [[0] * (len(BUCKETS) + 1) for _ in range(3)]
+        seconds = [0.0] * 3
+        for s in self.snapshots:
+            for generation in range(3):
+                row = s["gc"]["counts"][generation]
+                counts[generation] = [a + b for a, b in zip(counts[generation], row, strict=True)]
+                seconds[generation] += s["gc"]["seconds"][generation]
+        histogram = HistogramMetricFamily(
+            "pdp_sidecar_gc_pause_seconds",
+            "Garbage collections (the worker answers nothing meanwhile), by generation",
+            labels=["generation"],
+        )
+        for generation in range(3):
+            histogram.add_metric(
+                [str(generation)], _cumulative(counts[generation]), seconds[generation]
+            )
+        return histogram
 
     def _gauges(self) -> Iterator[Metric]:
         specs = [
@@ -169,6 +188,10 @@ class _Collector:
             ("pdp_sidecar_cached_decisions", "Decisions in the cache"),
             ("pdp_sidecar_open_connections", "Client connections open"),
             ("pdp_sidecar_max_connections", "The connection cap (fitted to the open-files limit)"),
+            (
+                "pdp_sidecar_gc_frozen_objects",
+                "Objects kept out of garbage collections (sidecar/collector.py)",
+            ),
         ]
         for name, text in specs:
             key = name.removeprefix("pdp_sidecar_")
@@ -185,6 +208,15 @@ class _Collector:
             gauges = s["gauges"]
             info.add_metric([str(gauges["worker"]), gauges["revision"] or ""], 1)
         yield info
+
+
+def _cumulative(counts: list[int]) -> list[tuple[str, float]]:
+    """Prometheus histogram buckets from the count in each bucket (+inf last)."""
+    total, buckets = 0, list[tuple[str, float]]()
+    for bound, n in zip((*map(str, BUCKETS), "+Inf"), counts, strict=True):
+        total += n
+        buckets.append((bound, total))
+    return buckets
 
 
 def render(directory: Path) -> bytes:

@@ -3,12 +3,16 @@ so that a check behind them waits for one slice rather than for whole batches.
 
 Batches hold their worker's one turn while they compute (parse, decode, decide); after each
 slice the holder lets the loop run once (every other check waiting gets in, while no other batch
-does), then queues behind the other batches. Waiting for the PDP is done outside the turn."""
+does), then queues behind the other batches. Waiting for the PDP is done outside the turn.
+Each slice starts by freezing what is alive (sidecar/collector.py): the collections its
+allocations start then walk only what the slice made, never the batches' documents nor the
+decision cache."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import time
 from collections.abc import AsyncIterator, Awaitable
 from typing import TypeVar
@@ -28,6 +32,7 @@ class Turn:
 
     async def acquire(self) -> None:
         await self._lock.acquire()
+        gc.freeze()
         self._held, self._since = True, time.perf_counter()
 
     def release(self) -> None:
@@ -58,12 +63,15 @@ class Turns:
 
     def __init__(self) -> None:
         self._lock = asyncio.Lock()
+        self.in_progress = 0  # batches holding or waiting for a turn
 
     @contextlib.asynccontextmanager
     async def take(self) -> AsyncIterator[Turn]:
         turn = Turn(self._lock)
-        await turn.acquire()
+        self.in_progress += 1
         try:
+            await turn.acquire()
             yield turn
         finally:
             turn.release()
+            self.in_progress -= 1

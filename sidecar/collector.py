@@ -1,0 +1,97 @@
+"""The garbage collector of a sidecar worker: long-lived objects kept out of its full
+collections, and its pauses measured.
+
+A full (generation-2) collection walks every container object alive, and nothing else runs in
+the worker meanwhile. A worker holds many that are never garbage: its code and configuration,
+the revision's registry and views, the decision cache, and a large batch's parsed body while it
+is decided (100,000 items are 100,000 dicts). With all of them in the old generation, full
+collections behind large batches took 0.1-0.85 s each, freed nothing, and every check waited.
+
+So they are moved to the permanent generation (`gc.freeze`), which collections skip: after
+start, on each new revision, at the start of each slice of a batch's turn (sidecar/turns.py) and
+right after a large body is parsed. A frozen object is still freed as soon as nothing refers to
+it; only a reference cycle that turns to garbage while frozen waits, for the next `settle`
+(unfreeze, one full collection, freeze again). That runs when the frozen objects have doubled
+since the last one, once no batch is in progress (or after SETTLE_SECONDS regardless), so what
+waits there is bounded by the worker's live state."""
+
+from __future__ import annotations
+
+import bisect
+import gc
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+GROWTH = 2  # frozen objects, relative to the last settle, that call for another
+SETTLE_SECONDS = 600.0  # past this since the last settle, a batch in progress does not delay it
+
+
+class Frozen:
+    """When to settle: the frozen objects after the last settle, and its time."""
+
+    def __init__(self) -> None:
+        self.settled, self.at = 0, 0.0
+
+    def settle(self) -> None:
+        gc.unfreeze()
+        gc.collect()
+        gc.freeze()
+        self.settled, self.at = gc.get_freeze_count(), time.monotonic()
+
+    def settle_if_grown(self, batches_in_progress: bool) -> bool:
+        if gc.get_freeze_count() <= GROWTH * self.settled:
+            return False
+        if batches_in_progress and time.monotonic() - self.at < SETTLE_SECONDS:
+            return False
+        self.settle()
+        return True
+
+
+def parsed_frozen(parse: Callable[[bytes], T], body: bytes) -> T:
+    """`parse(body)` with the collector off, then frozen: parsing makes no reference cycles,
+    and the document's containers would otherwise start collections that walk it and promote
+    it to the old generation."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        document = parse(body)
+        gc.freeze()
+        return document
+    finally:
+        if enabled:
+            gc.enable()
+
+
+class Pauses:
+    """Collections of this worker by generation: how many, and their seconds per bucket."""
+
+    def __init__(self, buckets: tuple[float, ...]) -> None:
+        self.buckets = buckets
+        # generation -> collections per bucket (+inf last), then their seconds
+        self.by_generation = [[0.0] * (len(buckets) + 2) for _ in range(3)]
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        seconds = time.perf_counter() - self._started
+        row = self.by_generation[info["generation"]]
+        row[bisect.bisect_left(self.buckets, seconds)] += 1
+        row[-1] += seconds
+
+    def start(self) -> None:
+        gc.callbacks.append(self)
+
+    def stop(self) -> None:
+        if self in gc.callbacks:
+            gc.callbacks.remove(self)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "counts": [[int(n) for n in row[:-1]] for row in self.by_generation],
+            "seconds": [row[-1] for row in self.by_generation],
+        }

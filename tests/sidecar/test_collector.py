@@ -1,0 +1,136 @@
+"""The worker's long-lived objects stay out of garbage collections (sidecar/collector.py): a
+large body is parsed without starting one and into frozen objects, a batch's slice starts with
+everything alive frozen, and a reference cycle that turns to garbage while frozen is reclaimed
+by the next settle, which waits for the batches in progress unless overdue."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import weakref
+from collections.abc import Iterator
+
+import orjson
+import pytest
+
+from pdp.wire.trino import parse
+from sidecar import collector
+from sidecar.collector import Frozen, Pauses, parsed_frozen
+from sidecar.turns import Turns
+
+
+@pytest.fixture(autouse=True)
+def collector_restored() -> Iterator[None]:
+    thresholds = gc.get_threshold()
+    yield
+    gc.set_threshold(*thresholds)
+    gc.unfreeze()
+    gc.enable()
+
+
+@pytest.fixture
+def collections() -> Iterator[list[int]]:
+    """The generations of the collections that run meanwhile."""
+    seen: list[int] = []
+
+    def callback(phase: str, info: dict) -> None:
+        if phase == "start":
+            seen.append(info["generation"])
+
+    gc.callbacks.append(callback)
+    yield seen
+    gc.callbacks.remove(callback)
+
+
+def tracked_outside_permanent(thing: object) -> bool:
+    """Whether a collection of generation 2 would walk `thing` (frozen objects are skipped)."""
+    return any(o is thing for o in gc.get_objects())
+
+
+BODY = orjson.dumps(
+    {
+        "input": {
+            "context": {"identity": {"user": "carol", "groups": []}},
+            "action": {
+                "operation": "FilterTables",
+                "filterResources": [
+                    {"table": {"catalogName": "hive", "schemaName": "s", "tableName": f"t{i}"}}
+                    for i in range(5_000)
+                ],
+            },
+        }
+    }
+)
+
+
+def test_a_body_is_parsed_without_a_collection_into_frozen_objects(collections):
+    gc.set_threshold(10)  # a collection every 10 new containers
+    document = parsed_frozen(parse, BODY)
+    assert collections == []
+    items = document["input"]["action"]["filterResources"]
+    assert len(items) == 5_000 and gc.is_tracked(items[0])
+    assert not tracked_outside_permanent(items[0])
+    assert gc.isenabled()  # on again
+
+
+def test_a_body_that_is_refused_leaves_the_collector_on():
+    with pytest.raises(Exception, match=r"duplicate|twice|key"):
+        parsed_frozen(parse, b'{"input": {}, "input": {}}')
+    assert gc.isenabled()
+
+
+def test_a_turn_starts_with_what_is_alive_frozen():
+    alive = [{"decided": i} for i in range(100)]
+    assert tracked_outside_permanent(alive)
+
+    async def batch() -> bool:
+        async with Turns().take():
+            return tracked_outside_permanent(alive) or tracked_outside_permanent(alive[0])
+
+    assert asyncio.run(batch()) is False
+
+
+class Node:
+    itself: Node
+
+
+def frozen_cycle() -> weakref.ref[Node]:
+    """A reference cycle, frozen while alive, then garbage."""
+    node = Node()
+    node.itself = node
+    gc.freeze()
+    return weakref.ref(node)
+
+
+def test_a_frozen_cycle_turned_garbage_is_reclaimed_by_the_next_settle():
+    gone = frozen_cycle()
+    gc.collect()
+    assert gone() is not None  # frozen: no collection sees it
+    Frozen().settle()
+    assert gone() is None
+    assert gc.get_freeze_count() > 0  # what lives is frozen again
+
+
+def test_settle_waits_for_growth_and_for_batches_unless_overdue(monkeypatch):
+    frozen = Frozen()
+    frozen.settle()
+    assert frozen.settle_if_grown(batches_in_progress=False) is False  # nothing new
+    kept = [[i] for i in range(frozen.settled + 1)]  # more than doubles the frozen objects
+    gc.freeze()
+    assert frozen.settle_if_grown(batches_in_progress=True) is False
+    monkeypatch.setattr(collector, "SETTLE_SECONDS", 0.0)
+    assert frozen.settle_if_grown(batches_in_progress=True) is True
+    assert frozen.settled >= len(kept)
+
+
+def test_pauses_are_counted_by_generation():
+    pauses = Pauses((0.5, 1.0))
+    pauses.start()
+    try:
+        gc.collect(0)
+        gc.collect(2)
+    finally:
+        pauses.stop()
+    gc.collect(2)  # no longer counted
+    counts = pauses.snapshot()["counts"]
+    assert [sum(row) for row in counts] == [1, 0, 1]
