@@ -124,3 +124,6 @@ def test_a_missing_or_short_corpus_fails_rather_than_running_empty(tmp_path):
         corpus.requests(tmp_path, at_least=1)
     with pytest.raises(FileNotFoundError, match=r"response-handling\.jsonl is missing"):
         corpus.records("response-handling.jsonl", tmp_path)
+    (tmp_path / "response-handling.jsonl").write_text("\n")
+    with pytest.raises(AssertionError, match="holds no records"):
+        corpus.records("response-handling.jsonl", tmp_path)

@@ -34,7 +34,10 @@ def records(name: str, directory: Path = UPSTREAM) -> list[dict[str, Any]]:
     path = directory / name
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing (tests/fixtures/README.md)")
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    result = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    if not result:
+        raise AssertionError(f"{path} holds no records (tests/fixtures/README.md)")
+    return result
 
 
 def endpoint(record: dict[str, Any]) -> str:
