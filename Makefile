@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install install-test lock up trino test lint deps bench-trino
+.PHONY: install install-test lock up trino test lint deps bench-trino record-corpus
 # `install`: the package alone, what `make up` needs. `install-test`: plus the test and
 # benchmark extras (pytest, ruff, mypy, locust), what `make test` and `make lint` need.
 install: $(VENV)/.installed
@@ -51,6 +51,10 @@ deps:
 
 test: lint deps
 	$(BIN)/pytest
+
+# Re-record tests/fixtures/trino-opa/476 from a real Trino 476 (tests/fixtures/README.md).
+record-corpus: install-test deps
+	$(BIN)/python -m devstack.record_corpus
 
 # Whole queries through a real Trino under each access control (benchmarks/README.md).
 bench-trino: install-test deps

@@ -52,6 +52,12 @@ DATA_POLICY_URIS = {
     "opa.policy.row-filters-uri": "/v1/data/trino/rowFilters",
     "opa.policy.batch-column-masking-uri": "/v1/data/trino/batchColumnMasks",
 }
+# Without batching: one request per filtered item, and one per column for masks.
+SINGLE_URIS = {"opa.policy.uri": OPA_URIS["opa.policy.uri"]}
+SINGLE_DATA_POLICY_URIS = {
+    "opa.policy.row-filters-uri": "/v1/data/trino/rowFilters",
+    "opa.policy.column-masking-uri": "/v1/data/trino/columnMask",
+}
 
 
 @dataclass(frozen=True)
@@ -61,10 +67,14 @@ class Opa:
     base_url: str
     timeout: str = "5s"  # the plugin's default is 5 minutes: a down sidecar would hang queries
     data_policies: bool = True  # False: no row filter or mask calls (and none applied)
+    batch: bool = True  # False: the plugin's non-batch endpoints only
 
     def properties(self) -> dict[str, str]:
         props = {"access-control.name": "opa"}
-        uris = OPA_URIS | (DATA_POLICY_URIS if self.data_policies else {})
+        if self.batch:
+            uris = OPA_URIS | (DATA_POLICY_URIS if self.data_policies else {})
+        else:
+            uris = SINGLE_URIS | (SINGLE_DATA_POLICY_URIS if self.data_policies else {})
         props |= {key: self.base_url + path for key, path in uris.items()}
         props |= {
             "opa.http-client.request-timeout": self.timeout,

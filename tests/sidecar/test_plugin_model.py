@@ -7,7 +7,7 @@ import json
 import pytest
 
 from tests.support import plugin
-from tests.support.corpus import ENDPOINTS, records
+from tests.support.corpus import ENDPOINTS, UPSTREAM_RESPONSE_CASES, records
 
 CASES = records("response-handling.jsonl")
 
@@ -32,7 +32,7 @@ def expected(outcome: str):
 
 
 def test_there_are_21_cases():
-    assert len(CASES) == 21
+    assert len(CASES) == UPSTREAM_RESPONSE_CASES == 21
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c["plugin_outcome"][:40])

@@ -1,9 +1,10 @@
 """The permissions API contract the fake Unity Catalog server checks every exchange against.
 
-Base: the schemas of the open-source Unity Catalog spec (shared/unitycatalog/all.yaml). Overlay:
-what the Databricks-hosted service does differently (privileges with underscores, taken from the
-installed SDK so an upgrade that changes them shows up here; lower-case securable types including
-volume and function; `add`/`remove` optional; pagination fields)."""
+Base: the schemas of the open-source Unity Catalog spec, carried in
+tests/fixtures/unitycatalog/all.yaml (origin, version and license: tests/fixtures/README.md).
+Overlay: what the Databricks-hosted service does differently (privileges with underscores, taken
+from the installed SDK so an upgrade that changes them shows up here; lower-case securable types
+including volume and function; `add`/`remove` optional; pagination fields)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from typing import Any
 import yaml
 from databricks.sdk.service.catalog import Privilege, SecurableType
 
-SPEC = Path(__file__).resolve().parents[4] / "shared" / "unitycatalog" / "all.yaml"
+SPEC = Path(__file__).resolve().parents[2] / "fixtures" / "unitycatalog" / "all.yaml"
 ENDPOINT = "/permissions/{securable_type}/{full_name}"
 
 

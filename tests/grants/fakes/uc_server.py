@@ -3,7 +3,7 @@ discovery and token endpoints, and GET/PATCH /api/2.1/unity-catalog/permissions;
 crawler uses: GET /api/2.1/unity-catalog/{catalogs,schemas,tables} (paged like permissions, over
 the `tree` world) and the SCIM `Me` of the token's user.
 
-Behaviour follows the hosted service as documented in shared/spec/native-grants.md: PATCH is
+Behaviour follows the hosted service (see docs/grants.md): PATCH is
 incremental per principal; add and remove of the same privilege for one principal is a 400;
 unknown principals are a 400, unknown objects a 404 with <TYPE>_DOES_NOT_EXIST; privileges
 written with spaces are stored with underscores; listing paginates (max_results=0 means the
