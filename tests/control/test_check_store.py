@@ -12,7 +12,7 @@ from alembic.script import ScriptDirectory
 
 from pdp.store import Store, migrate
 from pdp.store.engine import create_store_engine
-from tests.control.test_control_e2e import REGISTER, Replica, write_world
+from tests.control.test_control_e2e import REGISTER, STORE_KEY, Replica, write_world
 from tests.store.conftest import pg_url
 from tests.support.configs import make_tree
 from tests.support.processes import free_port
@@ -86,7 +86,7 @@ def test_check_of_a_store_file_not_created_yet(tmp_path):
     assert not (tmp_path / "s.db").exists()
 
 
-def test_check_reports_what_the_running_pdp_serves(tmp_path):
+def test_check_reports_what_the_running_pdp_serves(tmp_path, monkeypatch):
     """On the same files and store, `pdp check` prints the revision the PDP serves and counts
     the store's data sources with the files' (the worked registry: 1 active table); the
     admin API's /health lists the snapshot's warnings."""
@@ -107,6 +107,7 @@ def test_check_reports_what_the_running_pdp_serves(tmp_path):
         deadline = time.monotonic() + 10
         while pdp.revision() == before and time.monotonic() < deadline:
             time.sleep(0.05)
+        monkeypatch.setenv("PDP_TEST_STORE_KEY", STORE_KEY)  # pdp.yaml names it, as the PDP has
         result = run_pdp("check", "--config", str(pdp.tree.root / "pdp.yaml"))
         assert result.returncode == 0, result.stderr
         assert "INFO" not in result.stderr, result.stderr  # no Alembic lines

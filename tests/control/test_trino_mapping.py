@@ -17,7 +17,7 @@ PG = {
     "connection": {
         "technology": "postgresql",
         "endpoint": {"host": "localhost", "port": 54329},
-        "credentials": {"user": "crawler", "passwordEnv": "PG_PASSWORD"},
+        "credentials": {"user": "crawler", "passwordEnv": "P"},  # a name adminkit allows
     },
 }
 
