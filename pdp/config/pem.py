@@ -28,7 +28,9 @@ def rsa_private_key(pem: str | bytes, password: str | None) -> RSAPrivateKey:
         # Stay generic: the library's message is no help and might hint at the password.
         raise ValueError("not a PEM private key, or the wrong password") from None
     if not isinstance(key, RSAPrivateKey):
-        raise ValueError(f"an RSA private key is needed, not {type(key).__name__}")
+        raise ValueError(
+            "an RSA private key is needed (key pairs and client assertions sign with RSA)"
+        )
     return key
 
 

@@ -12,6 +12,8 @@ Two ways to keep a secret out of the store, and nothing else is accepted:
   body with any other one is refused, and so is a stored one when a crawler is built.
 
 Without a key a secret value is refused (`PlaintextSecret`), and the error never repeats it.
+Key material is a value like any other (`privateKey`, `privateKeyPassword`; a `certificate` is
+public and kept as given), checked for shape at the door (`check_key_material`).
 """
 
 from __future__ import annotations
