@@ -11,11 +11,10 @@ from typing import Literal, cast, get_args
 from urllib.parse import urlsplit
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
-from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from pdp.auth import assertion
+from pdp.config import pem
 from pdp.config.errors import Collector, ConfigError
 from pdp.config.fields import Fields
 from pdp.config.secret import Secret
@@ -113,16 +112,16 @@ class ClientCredentials:
         problem at once.
 
         `env` defaults to os.environ; relative file paths resolve against `base` (the directory
-        of the configuration file `file`), else the working directory. `inline`: the client
-        secret may be a value, `clientSecret` (see `Fields.secret`).
+        of the configuration file `file`), else the working directory. `inline`: secrets may be
+        values (`clientSecret`; `certificate`, `privateKey` and `privateKeyPassword` as PEM text
+        and its password: see `Fields.secret`), as connection credentials the store decrypted.
         """
         found = Collector(file)
-        f = Fields(
-            value, where, found, (*_CLIENT_KEYS, *(("clientSecret",) if inline else ())), base
-        )
+        f = Fields(value, where, found, (*_CLIENT_KEYS, *(_VALUE_KEYS if inline else ())), base)
         env = os.environ if env is None else env
         secret = f.secret("clientSecret", env, inline)
-        has_certificate = f.has("certificateFile") or f.has("privateKeyFile")
+        has_certificate = any(f.has(k) for k in ("certificateFile", "privateKeyFile"))
+        has_certificate |= inline and any(f.has(k) for k in ("certificate", "privateKey"))
         credential: ClientSecret | ClientCertificate | None = None
         if secret is not None and has_certificate:
             f.error("certificateFile", "give a client secret or a certificate, not both")
@@ -135,7 +134,7 @@ class ClientCredentials:
         elif has_certificate:
             if f.has("clientSecretMethod"):
                 f.error("clientSecretMethod", "only applies to client secrets")
-            credential = _certificate_from(f, env)
+            credential = _certificate_from(f, env, inline)
         elif not (f.has("clientSecretEnv") or f.has("clientSecretFile") or f.has("clientSecret")):
             found.error(
                 f.line(),
@@ -162,6 +161,7 @@ _CERTIFICATE_KEYS = (
     "thumbprint",
     "assertionAudience",
 )
+_VALUE_KEYS = ("clientSecret", "certificate", "privateKey", "privateKeyPassword")
 _CLIENT_KEYS = (
     "tokenEndpoint",
     "clientId",
@@ -174,9 +174,10 @@ _CLIENT_KEYS = (
 )
 
 
-def _certificate_from(f: Fields, env: Mapping[str, str]) -> ClientCertificate | None:
-    password = f.secret("privateKeyPassword", env)
-    certificate_pem, key_pem = f.file_bytes("certificateFile"), f.file_bytes("privateKeyFile")
+def _certificate_from(f: Fields, env: Mapping[str, str], inline: bool) -> ClientCertificate | None:
+    password = f.secret("privateKeyPassword", env, inline)
+    certificate_pem, certificate_key = _pem(f, "certificate", inline)
+    key_pem, key_key = _pem(f, "privateKey", inline)
     if (
         certificate_pem is None
         or key_pem is None
@@ -184,15 +185,14 @@ def _certificate_from(f: Fields, env: Mapping[str, str]) -> ClientCertificate | 
     ):
         return None
     try:
-        certificate = x509.load_pem_x509_certificate(certificate_pem)
-    except ValueError:
-        f.error("certificateFile", "not a PEM certificate")
+        certificate = pem.certificate(certificate_pem)
+    except ValueError as exc:
+        f.error(certificate_key, str(exc))
         return None
     try:
-        key = _load_private_key(key_pem, password)
-    except (ValueError, TypeError):
-        # Stay generic: the library's message is no help and might hint at the password.
-        f.error("privateKeyFile", "not a PEM private key, or wrong password")
+        key = pem.rsa_private_key(key_pem, password.reveal() if password else None)
+    except ValueError as exc:
+        f.error(key_key, str(exc))
         return None
     if f.has("thumbprint"):
         try:
@@ -201,7 +201,7 @@ def _certificate_from(f: Fields, env: Mapping[str, str]) -> ClientCertificate | 
             f.error("thumbprint", str(exc))
         else:
             if pasted != assertion.x5t(certificate):
-                f.error("thumbprint", "does not match the certificate in certificateFile")
+                f.error("thumbprint", f"does not match the certificate in {certificate_key}")
     headers = f.words("thumbprintHeaders") or ("x5t",)
     for header in headers:
         if header not in get_args(ThumbprintHeader):
@@ -213,18 +213,26 @@ def _certificate_from(f: Fields, env: Mapping[str, str]) -> ClientCertificate | 
     try:
         return ClientCertificate(
             certificate,
-            cast(RSAPrivateKey, key),
+            key,
             cast(SigningAlgorithm, algorithm),
             cast(tuple[ThumbprintHeader, ...], headers),
             audience,
         )
-    except ConfigError as exc:  # key type or key/certificate mismatch
-        f.error("privateKeyFile", str(exc))
+    except ConfigError as exc:  # the key does not belong to the certificate
+        f.error(key_key, str(exc))
         return None
 
 
-def _load_private_key(pem: bytes, password: Secret | None) -> PrivateKeyTypes:
-    return serialization.load_pem_private_key(pem, password.reveal().encode() if password else None)
+def _pem(f: Fields, name: str, inline: bool) -> tuple[bytes | None, str]:
+    """`<name>` as PEM text (a value, with `inline`) or the content of `<name>File`, and the
+    key it came from (for errors)."""
+    if inline and f.has(name):
+        if f.has(f"{name}File"):
+            f.error(name, f"give {name} or {name}File, not both")
+            return None, name
+        text = f.text(name, required=True)
+        return (text.encode() if text else None), name
+    return f.file_bytes(f"{name}File"), f"{name}File"
 
 
 def _url(f: Fields, key: str) -> str | None:

@@ -34,7 +34,8 @@ PAGE = 1000  # the admin API's largest page
 NO_WAIT_HELP = "print the job id and return; `connections jobs` shows how it went"
 CREDENTIAL_HELP = (
     "NAME=VALUE, repeated; NAMEEnv=VAR and NAMEFile=PATH send NAME read from YOUR environment "
-    "variable or file (never the PDP's); a secret NAME alone (password) prompts for it"
+    "variable or file (never the PDP's), e.g. privateKeyFile=PATH sends your key's PEM text as "
+    "privateKey; a secret NAME alone (password) prompts for it"
 )
 
 

@@ -3,21 +3,23 @@
 `<db>.INFORMATION_SCHEMA.COLUMNS` (rows fetched a page at a time).
 
 Endpoint: `{account, host?, port?, protocol?, warehouse?, role?}` plus the common keys.
-Credentials: `{user, passwordEnv | passwordFile}` or a key pair `{user, privateKeyFile,
-privateKeyPasswordEnv?}`. With `role`, `check()` verifies that the session runs as that role
-(it exists and is granted to the system user)."""
+Credentials: `{user, password}` or a key pair `{user, privateKey, privateKeyPassword?}` (an
+RSA key as PEM text and its password, values the store decrypted), and in pdp.yaml the
+references `passwordEnv | passwordFile`, `privateKeyFile`, `privateKeyPasswordEnv | File`. The
+key goes to the connector as an object, never written to disk. With `role`, `check()` verifies
+that the session runs as that role (it exists and is granted to the system user)."""
 
 from __future__ import annotations
 
 import contextlib
 import threading
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import snowflake.connector
 from snowflake.connector.errors import Error as SnowflakeError
 
+from pdp.config import pem
 from pdp.config.secret import Secret
 from pdp.crawl.base import (
     COMMON_ENDPOINT_KEYS,
@@ -58,7 +60,8 @@ class SnowflakeCrawler:
     technology = "snowflake"
 
     def __init__(self, connect: dict[str, Any], secret: Secret | None, common: Common) -> None:
-        """`connect`: the connector's arguments, without the password (`secret`)."""
+        """`connect`: the connector's arguments (a key pair's `private_key` object among them),
+        without the password (`secret`)."""
         self.connect_args, self.common = connect, common
         self.role: str | None = connect.get("role")
         self.exclusions = Exclusions((), ("INFORMATION_SCHEMA",), common.exclude)
@@ -182,8 +185,7 @@ class SnowflakeCrawler:
             "application": "pdp-crawler",
         }
         if self._secret is not None:
-            key = "private_key_file_pwd" if "private_key_file" in args else "password"
-            args[key] = self._secret.reveal()
+            args["password"] = self._secret.reveal()
         return snowflake.connector.connect(**args)
 
     def _forget(self) -> None:
@@ -219,6 +221,7 @@ def open_snowflake(
             "password",
             "passwordEnv",
             "passwordFile",
+            "privateKey",
             "privateKeyFile",
             "privateKeyPassword",
             "privateKeyPasswordEnv",
@@ -235,17 +238,27 @@ def open_snowflake(
         args["protocol"] = e.choice("protocol", ("http", "https"), "https")
     common = config.common(e)
     args["user"] = c.text("user", required=True)
-    secret: Secret | None
-    if c.has("privateKeyFile"):
-        path: Path | None = c.file_path("privateKeyFile", required=True)
-        args["private_key_file"] = str(path)
-        args["authenticator"] = "SNOWFLAKE_JWT"
-        secret = config.secret(c, "privateKeyPassword")
+    secret: Secret | None = None
+    given = [k for k in ("privateKey", "privateKeyFile") if c.has(k)]
+    if len(given) > 1:
+        c.error("privateKey", "give privateKey or privateKeyFile, not both")
+    elif given:
+        (name,) = given
         if c.has("password") or c.has("passwordEnv") or c.has("passwordFile"):
-            c.error("privateKeyFile", "give a password or a key pair, not both")
+            c.error(name, "give a password or a key pair, not both")
+        password = config.secret(c, "privateKeyPassword")
+        text = c.text(name, required=True) if name == "privateKey" else c.file_bytes(name)
+        if text:
+            try:  # parsed here, so that a bad key is a configuration error naming its field
+                args["private_key"] = pem.rsa_private_key(
+                    text, password.reveal() if password else None
+                )
+            except ValueError as error:
+                c.error(name, str(error))
+        args["authenticator"] = "SNOWFLAKE_JWT"
     else:
         secret = config.secret(c, "password")
         if secret is None and not (c.has("passwordEnv") or c.has("passwordFile")):
-            c.error("password", "give password (or passwordEnv/passwordFile), or privateKeyFile")
+            c.error("password", "give password (or passwordEnv/passwordFile), or privateKey")
     config.done()
     return SnowflakeCrawler(args, secret, common)

@@ -12,6 +12,8 @@ Two ways to keep a secret out of the store, and nothing else is accepted:
   body with any other one is refused, and so is a stored one when a crawler is built.
 
 Without a key a secret value is refused (`PlaintextSecret`), and the error never repeats it.
+Key material is a value like any other (`privateKey`, `privateKeyPassword`; a `certificate` is
+public and kept as given), checked for shape at the door (`check_key_material`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
 
+from pdp.config import pem
 from pdp.objects.errors import InvalidInput, PlaintextSecret
 
 REDACTED = "[REDACTED]"
@@ -78,7 +81,8 @@ class References:
         return None
 
     def check(self, value: Any, where: str) -> None:
-        """Raises `InvalidInput` (400) naming the first reference not allowed."""
+        """Raises `InvalidInput` (400) naming the first reference not allowed, or the first
+        PEM value that is not what its name says (`check_key_material`)."""
         found = self.refused(value, where)
         if found is not None:
             field, named = found
@@ -91,6 +95,46 @@ class References:
                 "environment. An operator may allow a name in pdp.yaml "
                 "control.secretReferences",
             )
+        check_key_material(value, where)
+
+
+def check_key_material(value: Any, where: str) -> None:
+    """PEM values under `value` must be what their names say, before anything is stored or
+    sent: `privateKey` an RSA private key (decrypted by `privateKeyPassword` when encrypted),
+    `certificate` an X.509 certificate, and with both, the key the certificate's. Raises
+    `InvalidInput` (400) naming the field, never repeating the key or its password."""
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            check_key_material(item, f"{where}[{index}]")
+    if not isinstance(value, Mapping):
+        return
+    for name, item in value.items():
+        check_key_material(item, f"{where}.{name}")
+    key, certificate = value.get("privateKey"), value.get("certificate")
+    password = value.get("privateKeyPassword")
+    parsed_certificate = parsed_key = None
+    try:
+        if isinstance(certificate, str):
+            field = f"{where}.certificate"
+            parsed_certificate = pem.certificate(certificate)
+        # a password kept sealed or named by an allowed reference is checked when connecting
+        if isinstance(key, str) and isinstance(password, str | None) and not _password_ref(value):
+            field = f"{where}.privateKey"
+            parsed_key = pem.rsa_private_key(key, password)
+    except ValueError as error:
+        raise InvalidInput(field, REDACTED, str(error)) from None
+    if (
+        parsed_key
+        and parsed_certificate
+        and parsed_key.public_key() != parsed_certificate.public_key()
+    ):
+        raise InvalidInput(
+            f"{where}.privateKey", REDACTED, "the private key does not belong to the certificate"
+        )
+
+
+def _password_ref(value: Mapping[str, Any]) -> bool:
+    return "privateKeyPasswordEnv" in value or "privateKeyPasswordFile" in value
 
 
 def _value_key(field: str) -> str:

@@ -14,11 +14,13 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from pdp.auth import (
     AsyncTokenSource,
     ClientCredentials,
     ClientSecret,
+    ConfigError,
     InvalidClient,
     InvalidScope,
     InvalidTarget,
@@ -129,6 +131,42 @@ def test_private_key_jwt_assertion(
     assert abs(claims["iat"] - time.time()) < 5
     # A fresh assertion (new jti) per token request: the server refuses a replayed one.
     assert claims["jti"] != claims_of(second["client_assertion"])["jti"]
+
+
+def test_a_certificate_given_as_pem_values_gets_a_token(idp: Idp, recorder: Recorder) -> None:
+    """As a connection's credentials carry it through the admin API (the store decrypted the
+    key): `certificate` and `privateKey` are PEM text, never files."""
+    encrypted = idp.certificate.private_key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"key pass"),
+    )
+    block = {
+        "tokenEndpoint": idp.token_endpoint,
+        "clientId": "sidecar-cert",
+        "scope": "pdp.decide",
+        "certificate": idp.certificate.certificate_pem.decode(),
+        "privateKey": encrypted.decode(),
+        "privateKeyPassword": "key pass",
+    }
+    credentials = ClientCredentials.from_mapping(block, "credentials", env={}, inline=True)
+    assert credentials.auth_method == "private_key_jwt"
+    assert "PRIVATE KEY" not in repr(credentials) and "key pass" not in repr(credentials)
+    with TokenSource(credentials, http=recorder.client()) as source:
+        token = source.token()
+    assert claims_of(token)["sub"] == "sidecar-cert"  # the real IdP accepted the assertion
+
+
+def test_pem_values_are_only_for_connection_credentials(idp: Idp) -> None:
+    """pdp.yaml names files; a PEM value there is an unknown key, not a silent fallback."""
+    block = {
+        "tokenEndpoint": idp.token_endpoint,
+        "clientId": "sidecar-cert",
+        "certificate": idp.certificate.certificate_pem.decode(),
+        "privateKey": idp.certificate.private_key_pem.decode(),
+    }
+    with pytest.raises(ConfigError, match=r"auth\.certificate: unknown key"):
+        ClientCredentials.from_mapping(block, env={})
 
 
 def test_x5t_is_base64url_of_the_sha1_thumbprint(idp: Idp) -> None:

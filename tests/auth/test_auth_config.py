@@ -179,7 +179,7 @@ CERT = {"certificateFile": "{cert}", "privateKeyFile": "{key}"}
         ),
         (
             {"certificateFile": "{cert}", "privateKeyFile": "{encrypted_key}"},
-            "auth.privateKeyFile: not a PEM private key, or wrong password",
+            "auth.privateKeyFile: the private key is encrypted: give its password too",
         ),
         (
             {"certificateFile": "{key}", "privateKeyFile": "{key}"},

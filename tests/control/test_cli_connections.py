@@ -187,3 +187,28 @@ def test_credentials_resolve_on_the_users_side():
         credentials(["passwordEnv=MY_OTHER"], env)
     with pytest.raises(ApiError, match="cannot read your file /nonexistent"):
         credentials(["tokenFile=/nonexistent"], env)
+
+
+def test_a_key_file_of_the_user_is_sent_as_its_pem_text(tmp_path):
+    """`--credential privateKeyFile=PATH` (a Snowflake key pair, an OAuth client certificate's
+    key) reads the user's file; the API gets `privateKey`, PEM text it checks and seals."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from pdp.cli.connections import credentials
+    from pdp.config import pem
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    text = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"kp"),
+    ).decode()
+    path = tmp_path / "rsa_key.p8"
+    path.write_text(text)
+    sent = credentials(
+        ["user=u", f"privateKeyFile={path}", "privateKeyPasswordEnv=KEY_PW"], {"KEY_PW": "kp"}
+    )
+    assert sent == {"user": "u", "privateKey": text.rstrip("\n"), "privateKeyPassword": "kp"}
+    loaded = pem.rsa_private_key(sent["privateKey"], sent["privateKeyPassword"])
+    assert loaded.public_key() == key.public_key()

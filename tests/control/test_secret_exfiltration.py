@@ -22,9 +22,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from pdp.store import Store
 from tests.control.test_control_e2e import STORE_KEY
+from tests.crawl.fakes.snowflake_server import Account, serve
 from tests.support.configs import WORKED_POLICIES, WORKED_REGISTRY, WORKED_USERS, make_tree
 from tests.support.processes import Process, free_port
 
@@ -324,3 +327,113 @@ def test_the_default_network_policy_keeps_checks_off_loopback(tmp_path, recorder
         assert recorder.connections == 0
     finally:
         pdp.stop()
+
+
+def rsa_key_pem(password: str | None = None) -> tuple[rsa.RSAPrivateKey, str]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    encryption: serialization.KeySerializationEncryption = (
+        serialization.BestAvailableEncryption(password.encode())
+        if password
+        else serialization.NoEncryption()
+    )
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+    )
+    return key, pem.decode()
+
+
+def test_key_material_is_a_value_sealed_at_rest_and_never_echoed(
+    open_pdp: Pdp, recorder: Recorder, tmp_path: Path
+):
+    """Snowflake key pairs and OAuth client certificates exist as files on the PDP; through the
+    API they are PEM text. A file reference is refused like any other, bad PEM is a 400 naming
+    the field, and a good key signs in, is stored encrypted and shows as "[REDACTED]"."""
+    pdp = open_pdp
+    account = Account()
+    key, key_pem = rsa_key_pem("the key's pass phrase")
+    account.public_key = key.public_key()
+    snowflake = {"account": "acme", "host": "127.0.0.1", "protocol": "http", "timeout": 5}
+    trino = {"host": "127.0.0.1", "port": recorder.port, "httpScheme": "http", "adminUsers": "u"}
+    oauth = {"user": "u", "tokenEndpoint": f"http://127.0.0.1:{recorder.port}/token"}
+    oauth["clientId"] = "c"
+
+    def validate(technology: str, endpoint: dict, credentials: dict) -> httpx.Response:
+        body = {"technology": technology, "endpoint": endpoint, "credentials": credentials}
+        return pdp.api.post("/data/connection/validate", json=body)
+
+    def bad(answer: httpx.Response, field: str, message: str) -> None:
+        assert answer.status_code == 400, answer.text
+        error = answer.json()["error"]
+        assert (error["field"], error["value"]) == (field, "[REDACTED]"), error
+        assert message in error["message"], error
+        assert "pass phrase" not in answer.text and key_pem.splitlines()[1] not in answer.text
+
+    key_file = {"user": "u", "privateKeyFile": str(pdp.secret_file)}
+    refused(validate("snowflake", snowflake, key_file), "credentials.privateKeyFile")
+    refused(
+        validate("trino", trino, {**oauth, "certificateFile": "/c.pem", "privateKey": key_pem}),
+        "credentials.certificateFile",
+    )
+    bad(
+        validate("snowflake", snowflake, {"user": "u", "privateKey": "-----BEGIN nothing"}),
+        "credentials.privateKey",
+        "not a PEM private key",
+    )
+    bad(
+        validate("snowflake", snowflake, {"user": "u", "privateKey": key_pem}),
+        "credentials.privateKey",
+        "the private key is encrypted: give its password too",
+    )
+    wrong = {"user": "u", "privateKey": key_pem, "privateKeyPassword": "not the pass phrase"}
+    bad(validate("snowflake", snowflake, wrong), "credentials.privateKey", "wrong password")
+    ec_pem = (
+        ec.generate_private_key(ec.SECP256R1())
+        .private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        .decode()
+    )
+    bad(
+        validate("snowflake", snowflake, {"user": "u", "privateKey": ec_pem}),
+        "credentials.privateKey",
+        "an RSA private key is needed",
+    )
+    bad(
+        validate("trino", trino, {**oauth, "certificate": "no", "privateKey": rsa_key_pem()[1]}),
+        "credentials.certificate",
+        "not a PEM certificate",
+    )
+
+    credentials = {"user": "svc_crawler", "privateKey": key_pem}
+    credentials["privateKeyPassword"] = "the key's pass phrase"
+    with serve(account) as port:
+        register = {
+            "connectionKey": "keypair",
+            "connection": {
+                "technology": "snowflake",
+                "endpoint": {**snowflake, "port": port},
+                "credentials": credentials,
+            },
+        }
+        answer = pdp.api.post("/data/connection", json=register)
+        assert answer.status_code in (200, 201, 202), answer.text
+        assert account.jwt_logins >= 1 and account.logins >= 1  # signed in with the key
+        shown = pdp.api.get("/data/connection/keypair")
+        assert shown.status_code == 200, shown.text
+        assert shown.json()["credentials"] == {
+            "user": "svc_crawler",
+            "privateKey": "[REDACTED]",
+            "privateKeyPassword": "[REDACTED]",
+        }
+        job = answer.json().get("jobId")
+        for _ in range(200):  # the first sync ends before the account goes away
+            if job is None or pdp.api.get(f"/jobs/{job}").json()["state"] != "active":
+                break
+            threading.Event().wait(0.05)
+    stored = b"".join(p.read_bytes() for p in pdp.root.glob("store.db*"))  # with the WAL
+    log = pdp.process.output()
+    for line in key_pem.splitlines()[1:-1]:
+        assert line.encode() not in stored and line not in log
+    assert b"pass phrase" not in stored and "pass phrase" not in log

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from pdp.crawl import CrawlError, open_crawler
 from pdp.crawl.snowflake import SnowflakeCrawler
@@ -201,3 +203,101 @@ def test_the_password_never_shows(port):
 def test_a_bad_configuration_raises_naming_the_field(endpoint, credentials, message):
     with pytest.raises(CrawlError, match=message):
         open_crawler("snowflake", endpoint, credentials, {"P": "p"})
+
+
+# --- key-pair login: the key is a value (PEM text, as the admin API takes it) or a file ---------
+
+
+def rsa_pem(password: str | None = None) -> tuple[rsa.RSAPrivateKey, str]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    encryption: serialization.KeySerializationEncryption = (
+        serialization.BestAvailableEncryption(password.encode())
+        if password
+        else serialization.NoEncryption()
+    )
+    text = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+    ).decode()
+    return key, text
+
+
+def key_pair_crawler(port: int, credentials: dict[str, str]) -> SnowflakeCrawler:
+    where = {"account": "acme", "host": "127.0.0.1", "port": port, "protocol": "http"}
+    made = open_crawler(
+        "snowflake", {**where, "timeout": 5}, {"user": "svc_crawler", **credentials}
+    )
+    assert isinstance(made, SnowflakeCrawler)
+    OPENED.append(made)
+    return made
+
+
+@pytest.mark.parametrize("password", [None, "key pass phrase"])
+def test_a_key_pair_given_as_pem_text_signs_in(port, account, password):
+    key, text = rsa_pem(password)
+    account.public_key = key.public_key()
+    credentials = {"privateKey": text, **({"privateKeyPassword": password} if password else {})}
+    checks = key_pair_crawler(port, credentials).check()
+    assert [(c.name, c.ok) for c in checks] == [("connect", True), ("list databases", True)]
+    assert account.jwt_logins == 1 and account.logins == 1
+
+
+def test_a_key_pair_file_from_pdp_yaml_still_signs_in(port, account, tmp_path):
+    key, text = rsa_pem()
+    account.public_key = key.public_key()
+    path = tmp_path / "rsa_key.p8"
+    path.write_text(text)
+    checks = key_pair_crawler(port, {"privateKeyFile": str(path)}).check()
+    assert checks[0].ok, checks
+
+
+def test_a_key_the_user_does_not_hold_is_refused(port, account):
+    account.public_key = rsa_pem()[0].public_key()
+    checks = key_pair_crawler(port, {"privateKey": rsa_pem()[1]}).check()
+    assert [(c.name, c.ok) for c in checks] == [("connect", False)]
+    assert checks[0].detail == "acme: authentication failed"
+    assert account.jwt_logins >= 1 and account.logins == 0
+
+
+def test_the_private_key_never_shows(port, account):
+    _, text = rsa_pem("pass phrase")
+    made = key_pair_crawler(port, {"privateKey": text, "privateKeyPassword": "pass phrase"})
+    shown = repr(vars(made))
+    assert "PRIVATE KEY" not in shown and "pass phrase" not in shown
+
+
+@pytest.mark.parametrize(
+    ("credentials", "message"),
+    [
+        ({"privateKey": "not a key"}, "credentials.privateKey: not a PEM private key"),
+        (
+            {"privateKey": rsa_pem("p")[1]},
+            "credentials.privateKey: the private key is encrypted: give its password",
+        ),
+        (
+            {"privateKey": rsa_pem()[1], "privateKeyPassword": "p"},
+            "credentials.privateKey: the private key is not encrypted",
+        ),
+        (
+            {"privateKey": rsa_pem("p")[1], "privateKeyPassword": "wrong"},
+            "credentials.privateKey: not a PEM private key, or the wrong password",
+        ),
+        (
+            {
+                "privateKey": ec.generate_private_key(ec.SECP256R1())
+                .private_bytes(
+                    serialization.Encoding.PEM,
+                    serialization.PrivateFormat.PKCS8,
+                    serialization.NoEncryption(),
+                )
+                .decode()
+            },
+            "credentials.privateKey: an RSA private key is needed",
+        ),
+        ({"privateKey": rsa_pem()[1], "password": "p"}, "give a password or a key pair"),
+    ],
+)
+def test_a_bad_private_key_is_named(credentials, message):
+    with pytest.raises(CrawlError, match=message) as caught:
+        open_crawler("snowflake", {"account": "a"}, {"user": "u", **credentials})
+    for line in credentials["privateKey"].splitlines()[1:]:  # the key itself is never repeated
+        assert line not in str(caught.value)

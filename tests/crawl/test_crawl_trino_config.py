@@ -6,10 +6,12 @@ from __future__ import annotations
 import pytest
 import trino.auth
 
+from pdp.auth import ClientCredentials
 from pdp.auth.client import TokenSource
 from pdp.auth.trino import ClientCredentialsAuthentication, PasswordLogin
 from pdp.crawl import CrawlError, open_crawler
 from pdp.crawl.trino import TrinoCrawler
+from tests.auth.support import make_certificate
 
 
 def trino_crawler(credentials: dict[str, object], **endpoint: object) -> TrinoCrawler:
@@ -36,6 +38,26 @@ def test_an_oauth_client_needs_the_user_the_token_maps_to():
     assert isinstance(auth, ClientCredentialsAuthentication)
     assert isinstance(auth.tokens, TokenSource)
     c.close()
+
+
+def test_an_oauth_client_certificate_is_given_as_pem_values():
+    """As the admin API stores it: `certificate` and `privateKey` as text (decrypted by the
+    store), never files; a key that is not the certificate's is named."""
+    certificate, other = make_certificate("sync"), make_certificate("other")
+    oauth = {
+        "tokenEndpoint": "https://idp/token",
+        "clientId": "sync",
+        "user": "svc_sync",
+        "certificate": certificate.certificate_pem.decode(),
+        "privateKey": certificate.private_key_pem.decode(),
+    }
+    c = trino_crawler(oauth)
+    assert isinstance(c.login, ClientCredentials) and c.login.auth_method == "private_key_jwt"
+    assert "PRIVATE KEY" not in repr(vars(c))
+    with pytest.raises(CrawlError, match=r"trino\.credentials\.privateKey: the private key does"):
+        trino_crawler({**oauth, "privateKey": other.private_key_pem.decode()})
+    with pytest.raises(CrawlError, match=r"trino\.credentials\.certificate: not a PEM certificate"):
+        trino_crawler({**oauth, "certificate": "-----BEGIN CERTIFICATE-----"})
 
 
 def test_the_admin_pattern_is_matched_in_full():

@@ -1,8 +1,9 @@
 """An in-process Snowflake account on 127.0.0.1 for snowflake-connector-python (5.x, whose Rust
-core speaks the REST protocol): `POST /session/v1/login-request` (password login, the role in
-the `roleName` query parameter), `POST /queries/v1/query-request` answered in the JSON result
-format (`rowtype` + `rowset`, every value a string as the service sends it), `POST /session?delete`
-(logout) and `/telemetry/send`.
+core speaks the REST protocol): `POST /session/v1/login-request` (password login, or key-pair login
+with a `SNOWFLAKE_JWT` token checked against the user's RSA public key as the service does; the
+role in the `roleName` query parameter), `POST /queries/v1/query-request` answered in the JSON
+result format (`rowtype` + `rowset`, every value a string as the service sends it),
+`POST /session?delete` (logout) and `/telemetry/send`.
 
 It understands the statements the crawler sends, over a small world the tests mutate:
 `SHOW DATABASES`, `SHOW SCHEMAS IN DATABASE "<db>"`, and on `"<db>".INFORMATION_SCHEMA` the
@@ -12,7 +13,9 @@ authorized" for the others. Any other statement is a syntax error, recorded in `
 
 from __future__ import annotations
 
+import base64
 import gzip
+import hashlib
 import itertools
 import json
 import re
@@ -23,6 +26,9 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+import jwt
+from cryptography.hazmat.primitives import serialization
 
 
 @dataclass
@@ -37,6 +43,7 @@ class Table:
 class Account:
     user: str = "SVC_CRAWLER"
     password: str = "crawler-password"
+    public_key: Any = None  # RSAPublicKey: the user's RSA_PUBLIC_KEY, for key-pair login
     roles: tuple[str, ...] = ("CRAWLER", "PUBLIC")  # granted to the user; the first is default
     # database -> schema -> table
     databases: dict[str, dict[str, dict[str, Table]]] = field(default_factory=dict)
@@ -44,6 +51,7 @@ class Account:
     queries: list[str] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
     logins: int = 0
+    jwt_logins: int = 0  # key-pair attempts, good or bad
     _sessions: dict[str, str] = field(default_factory=dict)  # session token -> role
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -55,7 +63,12 @@ class Account:
         for key in ("ACCOUNT_NAME", "LOGIN_NAME", "CLIENT_APP_ID"):
             if key not in data:
                 self.violations.append(f"login-request without {key}")
-        if data.get("LOGIN_NAME", "").upper() != self.user or data.get("PASSWORD") != self.password:
+        if data.get("AUTHENTICATOR", "").upper() == "SNOWFLAKE_JWT":
+            if not self._key_pair(data):
+                return _failure("390144", "JWT token is invalid.")
+        elif (
+            data.get("LOGIN_NAME", "").upper() != self.user or data.get("PASSWORD") != self.password
+        ):
             return _failure("390100", "Incorrect username or password was specified.")
         role = (query.get("roleName", [""])[0] or self.roles[0]).upper()
         if role not in self.roles:
@@ -89,6 +102,28 @@ class Account:
                 "idTokenValidityInSeconds": 0,
             }
         )
+
+    def _key_pair(self, data: dict[str, Any]) -> bool:
+        """The JWT is signed by the user's key; `iss` names the key by its SHA-256 fingerprint,
+        `sub` is ACCOUNT.USER (both upper case)."""
+        self.jwt_logins += 1
+        if self.public_key is None or data.get("LOGIN_NAME", "").upper() != self.user:
+            return False
+        subject = f"{data.get('ACCOUNT_NAME', '').upper()}.{self.user}"
+        der = self.public_key.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        fingerprint = base64.b64encode(hashlib.sha256(der).digest()).decode()
+        try:
+            claims = jwt.decode(
+                str(data.get("TOKEN", "")),
+                self.public_key,
+                algorithms=["RS256"],
+                options={"require": ["iss", "sub", "iat", "exp"]},
+            )
+        except jwt.InvalidTokenError:
+            return False
+        return bool(claims["sub"] == subject and claims["iss"] == f"{subject}.SHA256:{fingerprint}")
 
     def query(self, headers: Any, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         match = re.fullmatch(r'Snowflake Token="(.*)"', headers.get("Authorization") or "")
