@@ -419,6 +419,15 @@ def test_issue_21_a_masked_column_is_never_read_natively(cluster: Cluster) -> No
     assert report.clean and again.empty
     assert _rows(c, c.alice, "SELECT amount FROM sales.payments") is None
     assert _rows(c, c.alice, "SELECT id, region FROM sales.payments") == [(1, "emea")]
+    # a hand-made column grant on the masked column is drift too
+    with c.connect() as conn:
+        conn.execute(f'GRANT SELECT (amount) ON sales.payments TO "{role}"')
+    report, again = c.sync([readers], **data)
+    assert [s.text for s in report.applied] == [
+        f'REVOKE SELECT ("amount") ON TABLE "sales"."payments" FROM "{role}"'
+    ]
+    assert report.clean and again.empty
+    assert _rows(c, c.alice, "SELECT amount FROM sales.payments") is None
 
     # staged data policies do nothing: alice's table-level SELECT comes back, her column
     # grants go (revoked first: she reads less for a moment, never more)
