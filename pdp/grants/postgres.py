@@ -67,7 +67,7 @@ class PostgresDialect:
     def data_policies(self, source: DataSource, applying: tuple[Applying, ...]) -> str | Native:
         """Row filters on base tables become row-level security; filters on other kinds of
         relation (RLS applies to tables only) are withheld. A mask leaves its columns out of
-        the user's SELECT (`masked_columns`): refused natively, never shown unmasked."""
+        the user's SELECT (`column_grants`): refused natively, never shown unmasked."""
         problems = []
         for one in applying:
             if not isinstance(one.policy, RowFilterPolicy):
@@ -154,8 +154,9 @@ def column_grants(desired: Desired, columns: Mapping[Securable, tuple[str, ...]]
     the mask does not cover instead of SELECT on the table (which covers every column, today's
     and tomorrow's), so the masked columns are refused: never more than Trino shows. A column
     added later is not granted (a column-level grant names its column): the next sync grants
-    it if no mask covers it. `columns` are the table's
-    columns as PostgreSQL has them; a table it lacks gets no column at all."""
+    it if no mask covers it. `columns` are the table's columns as PostgreSQL has them; a
+    table it lacks gets no column at all. Writes stay: a WHERE or RETURNING naming a masked
+    column needs SELECT on it."""
     grants = {principal: dict(held) for principal, held in desired.grants.items()}
     notes = list(desired.columns)
     for table in sorted(desired.enforced, key=lambda t: t.name):
