@@ -139,6 +139,8 @@ def print_plan(plan: Plan, out: TextIO, js: bool = False) -> None:
         out.write(f"-- WILL FAIL: {problem}\n")
     for withheld in plan.withheld:
         out.write(f"-- WITHHELD: {withheld}\n")
+    for narrowed in plan.columns:
+        out.write(f"-- COLUMNS: {narrowed}\n")
     where = ""
     for step in plan.steps:
         if step.where != where:
@@ -178,6 +180,7 @@ def _plan_json(plan: Plan) -> dict[str, Any]:
         "notes": list(plan.notes),
         "failing": list(plan.failing),
         "withheld": list(plan.withheld),
+        "columns": list(plan.columns),
         "steps": [
             {"phase": s.phase.name, "subject": s.subject, "where": s.where, "text": s.text}
             for s in plan.steps

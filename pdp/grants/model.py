@@ -86,6 +86,9 @@ class Desired:
     # "<user> on <data source>: <why>": reads not granted because a data policy applies that
     # the platform cannot enforce natively
     withheld: tuple[str, ...] = ()
+    # "<principal> on <table>: <columns> left out (<masks>)": reads narrowed to the columns
+    # no mask covers (PostgreSQL)
+    columns: tuple[str, ...] = ()
     # object -> managed principal -> the data policies the platform enforces natively for it
     enforced: Mapping[Securable, Mapping[Principal, tuple[Applying, ...]]] = field(
         default_factory=dict
@@ -147,6 +150,7 @@ class Plan:
     notes: tuple[str, ...] = ()
     failing: tuple[str, ...] = ()  # steps known, at plan time, to fail when applied: why
     withheld: tuple[str, ...] = ()  # Desired.withheld: grants left out because of data policies
+    columns: tuple[str, ...] = ()  # Desired.columns: reads narrowed to the unmasked columns
 
     @property
     def empty(self) -> bool:

@@ -5,20 +5,29 @@ run in (`Step.where`); roles are cluster-wide and run in the maintenance databas
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 
 from pdp.grants import rls
 from pdp.grants.datapolicies import Applying, Native, describe
 from pdp.grants.dialect import Naming, stored_name
-from pdp.grants.model import Current, Member, Principal, Privileges, Rule, Securable, State
+from pdp.grants.model import (
+    Current,
+    Desired,
+    Member,
+    Principal,
+    Privileges,
+    Rule,
+    Securable,
+    State,
+)
 from pdp.grants.roles import ordered
 from pdp.grants.session import SqlSession
 from pdp.grants.snowflake import PREFIX, quote
 from pdp.policy import DataSource, ObjectType
-from pdp.policy.model import RowFilterPolicy
+from pdp.policy.model import MaskingPolicy, RowFilterPolicy
 
-SCHEMA, TABLE = "SCHEMA", "TABLE"
+SCHEMA, TABLE, COLUMN = "SCHEMA", "TABLE", "COLUMN"
 ORDER = ("USAGE", "SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE")
 _SELECT = frozenset({"SELECT"})
 _WRITE = frozenset({"INSERT", "UPDATE", "DELETE", "TRUNCATE"})
@@ -31,7 +40,7 @@ RULES: dict[ObjectType, Rule] = {
     ObjectType.MATERIALIZED_VIEW: Rule(TABLE, _SELECT),
     ObjectType.FOREIGN_TABLE: Rule(TABLE, _SELECT),
 }
-_MANAGED = {SCHEMA: frozenset({"USAGE"}), TABLE: _SELECT | _WRITE}
+_MANAGED = {SCHEMA: frozenset({"USAGE"}), TABLE: _SELECT | _WRITE, COLUMN: _SELECT}
 
 
 @dataclass(frozen=True)
@@ -56,20 +65,24 @@ class PostgresDialect:
         return Securable(TABLE, name, TABLE)
 
     def data_policies(self, source: DataSource, applying: tuple[Applying, ...]) -> str | Native:
-        """Row filters on base tables become row-level security; masks, and filters on other
-        kinds of relation (RLS applies to tables only), are withheld."""
+        """Row filters on base tables become row-level security; filters on other kinds of
+        relation (RLS applies to tables only) are withheld. A mask leaves its columns out of
+        the user's SELECT (`column_grants`): refused natively, never shown unmasked."""
         problems = []
         for one in applying:
             if not isinstance(one.policy, RowFilterPolicy):
-                problems.append(f"{describe(one.policy)} cannot be enforced natively on PostgreSQL")
-            elif source.type is not ObjectType.TABLE:
+                continue
+            if source.type is not ObjectType.TABLE:
                 problems.append(
                     f"{describe(one.policy)} cannot be enforced natively on a PostgreSQL "
                     f"{source.type} (row-level security applies to tables only)"
                 )
             elif (problem := rls.native_filter(one)) is not None:
                 problems.append(problem)
-        return "; ".join(problems) if problems else Native(frozenset({"TRUNCATE"}))
+        if problems:
+            return "; ".join(problems)
+        filtered = any(isinstance(one.policy, RowFilterPolicy) for one in applying)
+        return Native(frozenset({"TRUNCATE"}) if filtered else frozenset())
 
     def rule(self, kind: ObjectType) -> Rule | None:
         return RULES.get(kind)
@@ -109,13 +122,85 @@ class PostgresSql:
         return securable.name[0]
 
     def label(self, securable: Securable) -> str:
+        """A column is named by its table: its grant waits on the table's row security."""
+        if securable.family == COLUMN:
+            return rls.label(Securable(TABLE, securable.name[:3], TABLE))
         return rls.label(securable)
 
     @staticmethod
     def _on(privileges: Iterable[str], securable: Securable) -> str:
         names = ", ".join(ordered(privileges, ORDER))
-        local = ".".join(quote(p) for p in securable.name[1:])  # no database part in PostgreSQL
+        if securable.family == COLUMN:  # (database, schema, table, column)
+            names = f"{names} ({quote(securable.name[3])})"
+        local = ".".join(quote(p) for p in securable.name[1:3])  # no database part
         return f"{names} ON {securable.keyword} {local}"
+
+
+def column(table: Securable, name: str) -> Securable:
+    """One column of a table, for a column-level SELECT."""
+    return Securable(COLUMN, (*table.name, name), TABLE)
+
+
+def masked_columns(applying: tuple[Applying, ...]) -> tuple[frozenset[str], tuple[str, ...]]:
+    """The columns (case-folded, as Trino compares them) the masks of `applying` cover, and
+    how the plan names those masks."""
+    masks = [(a.policy, a.tagged) for a in applying if isinstance(a.policy, MaskingPolicy)]
+    covered = frozenset(n.lower() for p, tagged in masks for n in (*p.columns, *tagged))
+    return covered, tuple(describe(p) for p, _ in masks)
+
+
+def column_grants(desired: Desired, columns: Mapping[Securable, tuple[str, ...]]) -> Desired:
+    """Masks on PostgreSQL: a user a mask applies to gets SELECT on each column of the table
+    the mask does not cover instead of SELECT on the table (which covers every column, today's
+    and tomorrow's), so the masked columns are refused: never more than Trino shows. A column
+    added later is not granted (a column-level grant names its column): the next sync grants
+    it if no mask covers it. `columns` are the table's columns as PostgreSQL has them; a
+    table it lacks gets no column at all. Writes stay: a WHERE or RETURNING naming a masked
+    column needs SELECT on it."""
+    grants = {principal: dict(held) for principal, held in desired.grants.items()}
+    notes = list(desired.columns)
+    for table in sorted(desired.enforced, key=lambda t: t.name):
+        for principal, applying in sorted(desired.enforced[table].items()):
+            covered, masks = masked_columns(applying)
+            held = grants.get(principal, {})
+            if not masks or "SELECT" not in held.get(table, frozenset()):
+                continue
+            rest = held[table] - {"SELECT"}
+            if rest:
+                held[table] = rest
+            else:
+                del held[table]
+            present = columns.get(table, ())
+            left_out = [c for c in present if c.lower() in covered]
+            for name in present:
+                if name.lower() not in covered:
+                    held[column(table, name)] = _SELECT
+            if not present:
+                out = "no column granted (PostgreSQL has no such relation)"
+            else:
+                out = f"{', '.join(left_out)} left out" if left_out else "no masked column there"
+            notes.append(f"{principal} on {rls.label(table)}: {out} ({'; '.join(masks)})")
+    return replace(desired, grants=grants, columns=tuple(notes))
+
+
+def after_table_revokes(current: State, desired: Desired) -> State:
+    """`current` as it stands once the planned table-level SELECT revokes ran: PostgreSQL's
+    REVOKE SELECT ON TABLE takes the column-level SELECTs of that table with it, so those must
+    be granted again (the diff then sees them missing)."""
+    result: State = {}
+    for principal, held in current.items():
+        want = desired.grants.get(principal, {})
+        gone = {
+            t.name
+            for t, privileges in held.items()
+            if t.family == TABLE and "SELECT" in privileges and "SELECT" not in want.get(t, ())
+        }
+        result[principal] = (
+            {s: p for s, p in held.items() if not (s.family == COLUMN and s.name[:3] in gone)}
+            if gone
+            else held
+        )
+    return result
 
 
 def _role_filter(prefix: str) -> str:
@@ -159,11 +244,43 @@ def read_database(session: SqlSession, database: str, dialect: PostgresDialect) 
         "CROSS JOIN LATERAL aclexplode(n.nspacl) a JOIN pg_roles r ON r.oid = a.grantee "
         f"WHERE {where}"
     )
-    for role, schema, table, privilege in [*relations.rows, *schemas.rows]:
+    # column-level grants (pg_attribute.attacl): how masked users read the other columns
+    columns = session.execute(
+        "SELECT r.rolname, n.nspname, c.relname, t.attname, a.privilege_type FROM pg_attribute t "
+        "JOIN pg_class c ON c.oid = t.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "CROSS JOIN LATERAL aclexplode(t.attacl) a JOIN pg_roles r ON r.oid = a.grantee "
+        f"WHERE t.attnum > 0 AND NOT t.attisdropped AND {where}"
+    )
+    for role, schema, table, attribute, privilege in [
+        *((*r[:3], None, r[3]) for r in relations.rows),
+        *((*r[:3], None, r[3]) for r in schemas.rows),
+        *columns.rows,
+    ]:
         if table is None:
             securable = Securable(SCHEMA, (database, str(schema)), SCHEMA)
-        else:
+        elif attribute is None:
             securable = Securable(TABLE, (database, str(schema), str(table)), TABLE)
+        else:
+            name = (database, str(schema), str(table), str(attribute))
+            securable = Securable(COLUMN, name, TABLE)
         if privilege in dialect.managed(securable):
             held.setdefault(str(role), {}).setdefault(securable, set()).add(str(privilege))
     return {r: {s: frozenset(p) for s, p in objs.items()} for r, objs in held.items()}
+
+
+def table_columns(
+    session: SqlSession, database: str, tables: Iterable[Securable]
+) -> dict[Securable, tuple[str, ...]]:
+    """The columns of `tables` (of `database`) as PostgreSQL has them, in table order."""
+    wanted = {t.name[1:]: t for t in tables if t.name[0] == database}
+    found: dict[Securable, list[str]] = {}
+    for schema, table, name in session.execute(
+        "SELECT n.nspname, c.relname, t.attname FROM pg_attribute t "
+        "JOIN pg_class c ON c.oid = t.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE t.attnum > 0 AND NOT t.attisdropped AND c.relkind IN ('r', 'p', 'v', 'm', 'f') "
+        "ORDER BY n.nspname, c.relname, t.attnum"
+    ).rows:
+        securable = wanted.get((str(schema), str(table)))
+        if securable is not None:
+            found.setdefault(securable, []).append(str(name))
+    return {t: tuple(names) for t, names in found.items()}

@@ -124,6 +124,18 @@ class TableSecurity:
     policies: Mapping[str, HeldPolicy]
 
 
+def filters(
+    enforced: Mapping[Principal, tuple[Applying, ...]],
+) -> dict[Principal, tuple[Applying, ...]]:
+    """The row filters among the data policies enforced on one table, by principal (masks
+    are column privileges, not row security)."""
+    found = {
+        p: tuple(a for a in applying if isinstance(a.policy, RowFilterPolicy))
+        for p, applying in enforced.items()
+    }
+    return {p: applying for p, applying in found.items() if applying}
+
+
 def policy_name(prefix: str, applying: Applying) -> str:
     """`<prefix>_rls_<filter>_<hash>`: the hash of the filter name and the rendered predicate,
     so a changed predicate is a new policy, created before the old one is dropped."""

@@ -72,7 +72,14 @@ def plan_roles(
         for member in sorted(want - have):
             steps.append(Step(Phase.GRANT_ROLE, role, sql.grant_role(role, member)))
     steps.sort(key=lambda step: step.phase)  # stable: keeps the sorted order within a phase
-    return Plan(target, desired.revision, tuple(steps), desired.notes, withheld=desired.withheld)
+    return Plan(
+        target,
+        desired.revision,
+        tuple(steps),
+        desired.notes,
+        withheld=desired.withheld,
+        columns=desired.columns,
+    )
 
 
 def _order(change: Change) -> tuple[str, tuple[str, ...], str]:

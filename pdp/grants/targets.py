@@ -115,6 +115,7 @@ class PostgresTarget:
         self._logins: frozenset[str] | None = None  # every role name, as of the last read
         self._security: dict[Securable, rls.TableSecurity] = {}  # as of the last read
         self._unmanageable: set[Securable] = set()  # tables whose row security we may not set
+        self._columns: dict[Securable, tuple[str, ...]] = {}  # of masked tables, last read
 
     def _session(self, database: str) -> SqlSession:
         if database not in self._sessions:
@@ -127,6 +128,7 @@ class PostgresTarget:
         grants: dict[Principal, dict[Securable, Privileges]] = {}
         security: dict[Securable, rls.TableSecurity] = {}
         unmanageable: set[Securable] = set()
+        columns: dict[Securable, tuple[str, ...]] = {}
         for database in sorted({s.name[0] for s in desired.scope}):
             session = self._session(database)
             for role, held in postgres.read_database(session, database, self.dialect).items():
@@ -134,14 +136,22 @@ class PostgresTarget:
             security.update(rls.read(session, database, self.dialect.prefix))
             if any(t.name[0] == database for t in desired.enforced):
                 unmanageable |= rls.unmanageable(session, database)
+                columns.update(postgres.table_columns(session, database, desired.enforced))
         self._security, self._unmanageable = security, unmanageable
+        self._columns = columns
         return Current(grants, roles.roles, roles.members)
 
     def plan(self, desired: Desired, current: Current) -> Plan:
         desired = _withhold_unmanageable(desired, self._unmanageable, self.dialect)
+        desired = postgres.column_grants(desired, self._columns)
+        current = replace(current, grants=postgres.after_table_revokes(current.grants, desired))
         planned = plan_roles(self.name, desired, current, self.dialect, PostgresSql())
         prefix = self.dialect.prefix
-        governed = {t: rls.desired_policies(prefix, f) for t, f in desired.enforced.items()}
+        governed = {
+            t: rls.desired_policies(prefix, filtered)
+            for t, f in desired.enforced.items()
+            if (filtered := rls.filters(f))
+        }
         security = rls.plan(prefix, governed, self._security)
         if security:
             steps = sorted((*planned.steps, *security), key=lambda step: step.phase)
@@ -201,7 +211,10 @@ def _withhold_unmanageable(
         "row-level security cannot be set up: "
         "the sync login does not own the table (nor belong to its owner's role)"
     )
-    blocked = {t: dict.fromkeys(desired.enforced[t], why) for t in desired.enforced.keys() & tables}
+    blocked = {
+        t: dict.fromkeys(rls.filters(desired.enforced[t]), why)
+        for t in desired.enforced.keys() & tables
+    }
     return withhold(desired, blocked, dialect)
 
 

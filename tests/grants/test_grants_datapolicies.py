@@ -11,7 +11,7 @@ import pytest
 from pdp.core import Access
 from pdp.core.datapolicy import parse_template
 from pdp.core.model import MaskKind
-from pdp.grants import rls
+from pdp.grants import postgres, rls
 from pdp.grants.datapolicies import Applying
 from pdp.grants.desired import desired_state
 from pdp.grants.model import Current, Desired, Phase, Plan, Securable, Step
@@ -59,18 +59,31 @@ def _mask(audience: Audience = EVERYONE, **kw: object) -> MaskingPolicy:
         "m",
         MaskKind.NULL,
         EVERYWHERE,
-        columns=frozenset({"amount"}),
         audience=audience,
-        **kw,  # type: ignore[arg-type]
+        **{"columns": frozenset({"amount"}), **kw},  # type: ignore[arg-type]
     )
 
 
 def _privileges(desired: Desired, user: str, dialect: PostgresDialect | SnowflakeDialect) -> set:
+    """Privileges on tables, and `SELECT (col)` for a column-level SELECT."""
     held = desired.grants.get(dialect.principal(user), {})
-    return {p for s, ps in held.items() if not s.container for p in ps}
+    return {
+        f"{p} ({s.name[3]})" if len(s.name) > 3 else p
+        for s, ps in held.items()
+        if not s.container
+        for p in ps
+    }
 
 
 PG = PostgresDialect()
+ORDERS = Securable("TABLE", ("shop", "sales", "orders"), "TABLE")
+
+
+def _on_postgresql(snapshot: PolicySnapshot) -> Desired:
+    """The desired state with masks narrowed to the columns PostgreSQL has (id, region,
+    amount), as the PostgreSQL target plans it."""
+    desired = desired_state(snapshot, PG, ["c"])
+    return postgres.column_grants(desired, {ORDERS: ("id", "Region", "amount")})
 
 
 @pytest.mark.parametrize(
@@ -81,12 +94,30 @@ PG = PostgresDialect()
         # a row filter PostgreSQL evaluates as Trino: row security, and no TRUNCATE (it
         # ignores row security)
         ((_filter("region IN @attribute(region)"),), {"SELECT", "INSERT", "UPDATE", "DELETE"}, ""),
-        # a mask: nothing, and why
+        # a mask: SELECT on each column it does not cover instead of on the table (a column
+        # added later is not readable); writes stay (a WHERE on amount needs SELECT on it)
         (
             (_mask(),),
-            set(),
-            "alice on c.shop.sales.orders: mask 'm' on amount cannot be enforced natively "
-            "on PostgreSQL",
+            {"SELECT (id)", "SELECT (Region)", "INSERT", "UPDATE", "DELETE", "TRUNCATE"},
+            "",
+        ),
+        # masks and a filter: both
+        (
+            (_mask(), _filter("id = 1")),
+            {"SELECT (id)", "SELECT (Region)", "INSERT", "UPDATE", "DELETE"},
+            "",
+        ),
+        # a mask on a column of another case: Trino folds column names, so it is left out
+        (
+            (_mask(columns=frozenset({"REGION", "amount"})),),
+            {"SELECT (id)", "INSERT", "UPDATE", "DELETE", "TRUNCATE"},
+            "",
+        ),
+        # only for a group: Trino may put alice in it, so natively it applies to her too
+        (
+            (_mask(Audience(groups=frozenset({"contractors"}), exclude=False)),),
+            {"SELECT (id)", "SELECT (Region)", "INSERT", "UPDATE", "DELETE", "TRUNCATE"},
+            "",
         ),
         # a filter with @groups: Trino adds its group provider's groups, unknown here
         (
@@ -114,12 +145,12 @@ PG = PostgresDialect()
             {"SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE"},
             "",
         ),
-        # only for a group: Trino may put alice in it, so natively it applies to her too
+        # a filter and a mask with the filter withheld: nothing, and why
         (
-            (_mask(Audience(groups=frozenset({"contractors"}), exclude=False)),),
+            (_mask(), _filter("team IN @groups")),
             set(),
-            "alice on c.shop.sales.orders: mask 'm' on amount cannot be enforced natively "
-            "on PostgreSQL",
+            "alice on c.shop.sales.orders: row filter 'f' uses @groups (Trino adds the groups "
+            "of its group provider), which PostgreSQL does not evaluate as Trino",
         ),
         # only for users: exact, and alice is not one of them
         (
@@ -132,7 +163,7 @@ PG = PostgresDialect()
 def test_what_alice_gets_on_postgresql(
     policies: tuple[MaskingPolicy | RowFilterPolicy, ...], alice: set[str], withheld: str
 ) -> None:
-    desired = desired_state(_snapshot(*policies), PG, ["c"])
+    desired = _on_postgresql(_snapshot(*policies))
     assert _privileges(desired, "alice", PG) == alice
     assert [w for w in desired.withheld if w.startswith("alice ")] == (
         [withheld] if withheld else []
@@ -146,9 +177,21 @@ def test_a_filter_on_a_view_is_withheld_and_owners_skip_masks_that_exempt_them()
         "PostgreSQL VIEW (row-level security applies to tables only)"
     )
     owned = _snapshot(_mask(except_owners=True), owners=frozenset({("group", "auditors")}))
-    desired = desired_state(owned, PG, ["c"])
+    desired = _on_postgresql(owned)
     assert _privileges(desired, "bob", PG) == {"SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE"}
-    assert _privileges(desired, "alice", PG) == set()
+    assert "SELECT" not in _privileges(desired, "alice", PG)
+    assert desired.columns == (
+        'pdp_user_alice on TABLE "shop"."sales"."orders": amount left out (mask \'m\' on amount)',
+    )
+
+
+def test_a_masked_table_postgresql_does_not_have_grants_no_column() -> None:
+    desired = postgres.column_grants(desired_state(_snapshot(_mask()), PG, ["c"]), {})
+    assert _privileges(desired, "alice", PG) == {"INSERT", "UPDATE", "DELETE", "TRUNCATE"}
+    assert desired.columns[0] == (
+        'pdp_user_alice on TABLE "shop"."sales"."orders": no column granted (PostgreSQL has '
+        "no such relation) (mask 'm' on amount)"
+    )
 
 
 def test_snowflake_without_a_policy_schema_withholds_every_data_policy() -> None:
@@ -299,7 +342,8 @@ def test_a_failed_tightening_step_skips_the_grants_on_that_table_only() -> None:
 @pytest.mark.parametrize(
     ("data_policy", "alice"),
     [
-        (_mask(), set()),  # withheld through one entry: granted through none
+        # masked through one entry: column a left out through both
+        (_mask(), {"SELECT (id)", "INSERT", "UPDATE", "DELETE", "TRUNCATE"}),
         (_filter("id = 1"), {"SELECT", "INSERT", "UPDATE", "DELETE"}),  # row security, no TRUNCATE
     ],
 )
@@ -331,4 +375,5 @@ def test_two_registry_entries_naming_one_table_give_no_way_around_a_data_policy(
         masking=[only_c] if isinstance(only_c, MaskingPolicy) else [],
         row_filters=[only_c] if isinstance(only_c, RowFilterPolicy) else [],
     )
-    assert _privileges(desired_state(snapshot, PG, ["c", "d"]), "alice", PG) == alice
+    desired = postgres.column_grants(desired_state(snapshot, PG, ["c", "d"]), {ORDERS: ("id", "a")})
+    assert _privileges(desired, "alice", PG) == alice

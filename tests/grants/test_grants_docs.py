@@ -29,11 +29,15 @@ GENERATED = re.compile(r"<!-- generated: (?P<name>[\w-]+) -->\n```\n(?P<body>.*?
 
 
 class _NewDatabase:
-    """A PostgreSQL where grant sync has not run: the login roles alice and bob, nothing else."""
+    """A PostgreSQL where grant sync has not run: the login roles alice and bob, and the
+    table sales.orders (id, amount, region)."""
 
     def execute(self, sql: str) -> Result:
         if sql == "SELECT rolname FROM pg_roles":
             return Result(("rolname",), [("alice",), ("bob",), ("pdp_sync",)])
+        if sql.startswith("SELECT n.nspname, c.relname, t.attname FROM pg_attribute"):
+            rows = [("sales", "orders", name) for name in ("id", "amount", "region")]
+            return Result(("nspname", "relname", "attname"), rows)
         return Result((), [])
 
     def close(self) -> None:

@@ -18,7 +18,7 @@ from pdp.core.datapolicy import parse_template, row_filters
 from pdp.core.model import MaskKind, View
 from pdp.grants.databricks import DatabricksDialect
 from pdp.grants.desired import desired_state
-from pdp.grants.postgres import PostgresDialect
+from pdp.grants.postgres import PostgresDialect, column_grants
 from pdp.grants.snowflake import SnowflakeDialect
 from pdp.policy import (
     DataSource,
@@ -32,6 +32,7 @@ from pdp.policy import (
 from pdp.policy.model import Audience, MaskingPolicy, RowFilterPolicy, Targets
 
 T = ObjectType
+NATIVE_COLUMNS = ("id", "amount", "email")  # every PostgreSQL table has these natively
 PLATFORMS = {
     # connection: (technology, database, Trino catalog, kinds, dialect, write privilege, writable)
     "sf": (
@@ -172,6 +173,14 @@ def _trino_masks(view: View, table: TableRef) -> bool:
     return any(m.policy in view.mask_policies for m in view.registry.masks.get(table.key, ()))
 
 
+def _trino_masked(view: View, table: TableRef, column: str, tags: frozenset[str]) -> bool:
+    """Whether Trino masks `column` (tagged `tags`) of `table` for the view's user."""
+    return any(
+        m.policy in view.mask_policies and (column in m.columns or not m.tags.isdisjoint(tags))
+        for m in view.registry.masks.get(table.key, ())
+    )
+
+
 def _trino_filters(view: View, user: str, table: TableRef) -> set[tuple[str, str]]:
     return {(f.policy, f.expression) for f in row_filters(view, Identity(user), table.key)}
 
@@ -182,6 +191,8 @@ def test_trino_and_native_grants_agree(snapshot: PolicySnapshot, data: st.DataOb
     trino = Settings(mapping=snapshot.mapping)
     for connection, (_, _, _, _, dialect, write_privilege, writable) in PLATFORMS.items():
         desired = desired_state(snapshot, dialect, [connection])
+        if isinstance(dialect, PostgresDialect):  # masks: SELECT on the unmasked columns
+            desired = column_grants(desired, dict.fromkeys(desired.enforced, NATIVE_COLUMNS))
         for user in USERS:
             view = snapshot.view(trino, Identity(user))
             # Trino may add groups from its group provider, which grant sync never sees
@@ -196,6 +207,7 @@ def test_trino_and_native_grants_agree(snapshot: PolicySnapshot, data: st.DataOb
                 table = TableRef(source.trino_catalog or "", source.schema, source.name)
                 securable = dialect.securable(source)
                 native = held.get(securable, frozenset())
+                columns = {s.name[3] for s in held if s.name[:3] == securable.name[:3] != s.name}
                 enforced = {
                     (a.policy.name, a.predicate)
                     for a in desired.enforced.get(securable, {}).get(principal, ())
@@ -210,9 +222,16 @@ def test_trino_and_native_grants_agree(snapshot: PolicySnapshot, data: st.DataOb
                     if "SELECT" in native:
                         assert select.allowed and not _trino_masks(seen, table), (user, path)
                         assert _trino_filters(seen, user, table) <= enforced, (user, path)
+                    if columns:
+                        assert select.allowed and "SELECT" not in native, (user, path)
+                        assert _trino_filters(seen, user, table) <= enforced, (user, path)
+                        tags = dict(source.columns)
+                        for name in columns:
+                            masked = _trino_masked(seen, table, name, tags.get(name, frozenset()))
+                            assert not masked, (user, path, name)
                     if write_privilege in native:
                         insert = decide(seen, Request(identity, "InsertIntoTable", table))
-                        assert insert.allowed and "SELECT" in native, (user, path)
+                        assert insert.allowed, (user, path)
 
                 # and nothing less without saying why (bar the seed's foreign table exception)
                 select = decide(view, Request(Identity(user), "SelectFromColumns", table))
@@ -221,7 +240,8 @@ def test_trino_and_native_grants_agree(snapshot: PolicySnapshot, data: st.DataOb
                 if nothing:
                     assert select.allowed and not native  # the seed: the platform gets nothing
                 elif select.allowed:
-                    assert ("SELECT" in native) != bool(withheld), (user, path, desired.withheld)
+                    readable = "SELECT" in native or bool(columns)
+                    assert readable != bool(withheld), (user, path, desired.withheld)
                     if not (_trino_masks(view, table) or _trino_filters(view, user, table)):
                         # no data policy through Trino: withheld only for a group-only policy
                         assert not withheld or any(
@@ -235,7 +255,8 @@ def test_trino_and_native_grants_agree(snapshot: PolicySnapshot, data: st.DataOb
 
                 if source.type in writable:
                     insert = decide(view, Request(Identity(user), "InsertIntoTable", table))
-                    assert (insert.allowed and "SELECT" in native) == (write_privilege in native)
+                    readable = "SELECT" in native or bool(columns)
+                    assert (insert.allowed and readable) == (write_privilege in native)
                 else:
                     assert write_privilege not in native
 
