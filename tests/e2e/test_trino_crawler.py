@@ -153,7 +153,7 @@ def test_an_unreachable_cluster_is_a_failed_listing_and_check(e2e):
             "regular expression",
         ),
         ({"host": "h", "adminUsers": "a", "propertiesFile": "p"}, {"user": "svc"}, "not both"),
-        ({"host": "h"}, {"username": "svc"}, "passwordEnv"),
+        ({"host": "h"}, {"username": "svc"}, "only over http"),
     ],
 )
 def test_a_bad_configuration_raises_naming_the_field(endpoint, credentials, message):

@@ -87,7 +87,9 @@ def test_the_readme_walk_through_against_the_real_trino(e2e: E2E, tmp_path, monk
         + f"clusterProperties: {tree.properties.name}\n"  # type: ignore[union-attr]
         + f"store: sqlite:///{tmp_path}/store.db\n"
         + f"admin: {{listen: '127.0.0.1:{admin_port}', trustUserHeader: true}}\n"
-        + f"control: {{trinoCatalogFiles: '{e2e.trino.etc / 'catalog'}'}}\n"
+        + f"control: {{trinoCatalogFiles: '{e2e.trino.etc / 'catalog'}', "
+        # the demo's PostgreSQL and Trino listen on loopback, which the default policy denies
+        + "network: {allow: [127.0.0.0/8]}}\n"
     )
     credentials = ["--credential", f"user={e2e.pg.user}"]
     if e2e.pg.password:  # an external server (PDP_TEST_POSTGRES); the devstack one trusts
@@ -160,7 +162,7 @@ def test_the_readme_walk_through_against_the_real_trino(e2e: E2E, tmp_path, monk
         synced = pdp("sync", "tp")
         assert "completed" in synced, synced
         status = pdp("status", "tp/memory/sales/orders")
-        assert "isActive: True" in status, status
+        assert "isActive: true" in status, status
         eventually(lambda: reads(e2e, "alice", orders), 30)
         e2e.denied("carol", orders)
     finally:
