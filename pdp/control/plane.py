@@ -19,14 +19,14 @@ from typing import Any
 from pdp.control import permissions as perm
 from pdp.control.catalogs import KEY as TRINO_CATALOGS
 from pdp.control.catalogs import Proposal, check_mapping, propose
-from pdp.control.permissions import Caller
-from pdp.control.sync import (
+from pdp.control.objectsync import (
     CrawlerFactory,
     SyncRunner,
     abandon_stale_jobs,
     job_running,
     record_failure,
 )
+from pdp.control.permissions import Caller
 from pdp.core.model import fold
 from pdp.crawl.base import Check, connect_failure
 from pdp.crawl.network import NetworkPolicy
@@ -54,6 +54,7 @@ from pdp.store import (
     redact,
 )
 from pdp.store.model import DEFAULT_FAIL_SAFE, DEFAULT_SCHEDULE, check_schedule, utcnow
+from pdp.store.rows import technology as parse_technology
 
 log = logging.getLogger(__name__)
 
@@ -81,14 +82,6 @@ class Registration:
     schedule: str = DEFAULT_SCHEDULE
     fail_safe_threshold: float = DEFAULT_FAIL_SAFE
     settings: Mapping[str, Any] | None = None
-
-
-def _technology(value: str) -> Technology:
-    try:
-        return Technology(value)
-    except ValueError:
-        known = ", ".join(t.value for t in Technology)
-        raise InvalidInput("connection.technology", value, f"expected one of {known}") from None
 
 
 def settings_json(effective: EffectiveSettings) -> dict[str, Any]:
@@ -247,7 +240,9 @@ class ControlPlane:
         perm.require_validate(caller)
         self.references.check(endpoint, "endpoint")
         self.references.check(credentials, "credentials")
-        record = self._record("validate", _technology(technology), endpoint, credentials)
+        record = self._record(
+            "validate", parse_technology(technology, "connection.technology"), endpoint, credentials
+        )
         return self.check(record)
 
     def register(
@@ -259,7 +254,7 @@ class ControlPlane:
         self.references.check(registration.endpoint, "connection.endpoint")
         self.references.check(registration.credentials, "connection.credentials")
         key = check_connection_key(registration.key)
-        technology = _technology(registration.technology)
+        technology = parse_technology(registration.technology, "connection.technology")
         check_schedule(registration.schedule)
         settings = dict(registration.settings or {})
         proposal = None
