@@ -43,10 +43,12 @@ lint: install-test
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# What the tests run against: Debian's PostgreSQL (each run starts a throwaway cluster from it)
+# What the tests run against: Debian's PostgreSQL (each run starts a throwaway cluster from it),
+# Debian's headless chromium and chromedriver (the console's browser tests)
 # and Trino from Maven Central (cached once per user in ~/.cache/pdp/trino; PDP_TRINO_CACHE moves it).
 deps:
 	bash scripts/install-postgres.sh
+	bash scripts/install-chromium.sh
 	bash scripts/fetch-trino.sh >/dev/null
 
 test: lint deps

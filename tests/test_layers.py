@@ -26,6 +26,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("crawl", ("pdp.crawl",)),  # crawlers: list a platform's databases, schemas and tables
     ("control", ("pdp.control",)),  # sync jobs, their schedule, the snapshot of files + store
     ("admin", ("pdp.admin",)),  # the admin API (FastAPI) over the control plane
+    ("console", ("pdp.console",)),  # the governor's console: pages over the admin API
     ("services", ("pdp.service", "sidecar")),  # the PDP gRPC service; the Trino sidecar
     ("entry points", ("pdp.cli", "sidecar.__main__", "devstack")),  # may import anything below
 )

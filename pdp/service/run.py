@@ -22,6 +22,7 @@ from pdp.auth.grpc import BearerAuthInterceptor
 from pdp.config.errors import Problem
 from pdp.config.listen import ensure_listen_free
 from pdp.config.watch import Watched
+from pdp.console import DevSignIn, DevTokens, mount_console
 from pdp.control import (
     ControlPlane,
     CrawlerFactory,
@@ -235,6 +236,10 @@ async def start_pdp(
             degraded,
             config.admin.max_body_bytes,
         )
+        dev = config.auth if isinstance(config.auth, DevIssuerSettings) else None
+        tokens = DevTokens(f"http://{dev.listen}/token", DEV_USER_CLIENT) if dev else None
+        development = (dev is not None and dev.user_tokens) or auth is None  # docs/console.md
+        mount_console(app, directory, DevSignIn(tokens) if development else None)
         admin_port = await resources.enter_async_context(
             serving(app, admin_listen or config.admin.listen)
         )

@@ -1,0 +1,738 @@
+// The console's pages. Every action is a same-origin admin API call: what a user may see or do,
+// and every error, is the API's. Text goes into the DOM as text (el(), never innerHTML), so a
+// name like <script> is shown, not run; the CSP allows no inline script besides.
+
+const main = document.getElementById('main');
+const statusLine = document.getElementById('status');
+const PAGE = 100; // tree children and list rows fetched per request
+let csrf = '';
+
+// --- DOM and API helpers ----------------------------------------------------------------------
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value === false || value === null || value === undefined) continue;
+    if (name.startsWith('on')) node.addEventListener(name.slice(2), value);
+    else if (name === 'text') node.textContent = value;
+    else node.setAttribute(name, value === true ? '' : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+class ApiError extends Error {
+  constructor(status, body) {
+    const detail = (body && body.error) || {};
+    super(detail.message || `the admin API answered ${status}`);
+    this.status = status;
+    this.detail = detail;
+  }
+}
+
+async function api(method, path, body) {
+  const headers = { Accept: 'application/json' };
+  if (method !== 'GET') headers['X-Pdp-Csrf'] = csrf;
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  const answer = await fetch(path, {
+    method,
+    headers,
+    credentials: 'same-origin',
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (answer.status === 401) {
+    window.location.assign('/console/signin');
+    throw new ApiError(401, null);
+  }
+  const data = await answer.json().catch(() => null);
+  if (!answer.ok) throw new ApiError(answer.status, data);
+  return { status: answer.status, data };
+}
+
+function say(message, kind = 'notice') {
+  statusLine.replaceChildren(el('p', { class: kind }, message));
+}
+
+function problem(error) {
+  // the API's own sentence, with what it names (field, permission, checks)
+  const box = el('div', { class: 'error', role: 'alert' }, el('p', {}, error.message));
+  const detail = error.detail || {};
+  if (detail.permission) box.append(el('p', {}, `Needed: ${detail.permission}`));
+  if (Array.isArray(detail.checks)) box.append(checkList(detail.checks));
+  return box;
+}
+
+function badge(word, tone) {
+  return el('span', { class: `badge ${tone}` }, word);
+}
+
+const STATE_TONE = {
+  active: 'ok', completed: 'ok', validated: 'ok', acknowledged: 'ok', ok: 'ok',
+  running: 'warn', queued: 'warn', pending: 'warn', syncing: 'warn',
+  failed: 'bad', missing: 'bad', cancelled: 'muted', inactive: 'muted', disabled: 'muted',
+};
+
+function stateBadge(word) {
+  return badge(word || 'unknown', STATE_TONE[word] || 'muted');
+}
+
+function when(text) {
+  if (!text) return '—';
+  const date = new Date(text);
+  return Number.isNaN(date.getTime()) ? String(text) : date.toLocaleString();
+}
+
+function apiPath(path) {
+  // the API's object paths are URL paths already (each segment percent-encoded)
+  return path.split('/').filter(Boolean).join('/');
+}
+
+function pageLink(href, text) {
+  return el('a', { href }, text);
+}
+
+function field(label, input, help) {
+  const id = input.id || `f-${Math.random().toString(36).slice(2)}`;
+  input.id = id;
+  return el('div', { class: 'field' }, el('label', { for: id }, label), input,
+    help ? el('small', {}, help) : null);
+}
+
+function checkList(checks) {
+  return el('ul', { class: 'checks' }, checks.map((c) => el('li', {},
+    badge(c.ok ? 'passed' : 'failed', c.ok ? 'ok' : 'bad'), ' ', el('strong', {}, c.name), ': ',
+    c.detail || '')));
+}
+
+// --- routing ------------------------------------------------------------------------------------
+
+const routes = [
+  [/^\/console\/?$/, () => connectionsPage()],
+  [/^\/console\/connections\/?$/, () => connectionsPage()],
+  [/^\/console\/connections\/new$/, () => registerPage()],
+  [/^\/console\/connections\/(.+)$/, (m) => connectionPage(m[1])],
+  [/^\/console\/jobs\/?$/, () => jobsPage()],
+  [/^\/console\/jobs\/([^/]+)$/, (m) => jobPage(decodeURIComponent(m[1]))],
+  [/^\/console\/requests\/?$/, () => requestsPage()],
+  [/^\/console\/upgrade(\/.*)?$/, () => upgradeGate()],
+];
+
+let leaving = () => {}; // stops the page's polling when another page opens
+
+async function render() {
+  leaving();
+  leaving = () => {};
+  statusLine.replaceChildren();
+  const path = window.location.pathname;
+  for (const link of document.querySelectorAll('#nav a')) {
+    const here = path.startsWith(link.getAttribute('href'));
+    if (here) link.setAttribute('aria-current', 'page');
+    else link.removeAttribute('aria-current');
+  }
+  const match = routes.map(([re, page]) => [path.match(re), page]).find(([m]) => m);
+  main.replaceChildren(el('p', {}, 'Loading…'));
+  try {
+    if (match) await match[1](match[0]);
+    else notFound();
+  } catch (error) {
+    main.replaceChildren(el('h1', {}, 'Something went wrong'), problem(error));
+  }
+  const heading = main.querySelector('h1');
+  document.title = `${heading ? heading.textContent : 'Console'} · PDP console`;
+}
+
+function notFound() {
+  main.replaceChildren(el('h1', {}, 'No such page'),
+    el('p', {}, pageLink('/console/connections', 'Go to the connections')));
+}
+
+function go(href) {
+  window.history.pushState({}, '', href);
+  render().then(() => main.focus());
+}
+
+document.addEventListener('click', (event) => {
+  const link = event.target.closest('a[href^="/console/"]');
+  if (!link || event.ctrlKey || event.metaKey || event.shiftKey || event.button !== 0) return;
+  if (link.getAttribute('href').startsWith('/console/static/')) return;
+  event.preventDefault();
+  go(link.getAttribute('href'));
+});
+window.addEventListener('popstate', () => render());
+
+// --- connections ------------------------------------------------------------------------------
+
+async function connectionsPage() {
+  const { data } = await api('POST', '/data/object/search', { size: 1000 });
+  const rows = await Promise.all(data.hits.map(async (hit) => {
+    try {
+      return { hit, conn: (await api('GET', `/data/connection/${apiPath(hit.path)}`)).data };
+    } catch (error) {
+      return { hit, conn: null, error };
+    }
+  }));
+  const table = el('table', {},
+    el('caption', { class: 'skip' }, 'Registered connections'),
+    el('thead', {}, el('tr', {}, ['Connection', 'Technology', 'Status', 'Last sync', 'Next sync']
+      .map((h) => el('th', { scope: 'col' }, h)))),
+    el('tbody', {}, rows.map(({ hit, conn }) => el('tr', {},
+      el('td', {}, pageLink(`/console/connections/${apiPath(hit.path)}`, hit.name)),
+      el('td', {}, conn ? conn.technology : '—'),
+      el('td', {}, stateBadge(conn ? conn.state : hit.remoteState)),
+      el('td', {}, when(conn && conn.lastSync)),
+      el('td', {}, when(conn && conn.nextSync))))));
+  main.replaceChildren(
+    el('h1', {}, 'Connections'),
+    el('p', {}, pageLink('/console/connections/new', 'Register a connection')),
+    rows.length ? table : el('p', {}, 'No connection is registered yet.'));
+}
+
+// --- one connection: the object tree --------------------------------------------------------
+
+async function connectionPage(rawPath) {
+  const key = rawPath.split('/')[0];
+  const root = (await api('GET', `/data/object/${key}`)).data;
+  const details = el('section', { class: 'panel', 'aria-label': 'Selected object' });
+  const tree = el('ul', { class: 'tree', role: 'tree', 'aria-label': `Objects of ${root.name}` });
+  const search = el('input', { type: 'search', name: 'q', autocomplete: 'off' });
+  const results = el('div', { 'aria-live': 'polite' });
+  const form = el('form', { role: 'search', class: 'row' }, field('Search objects', search),
+    el('button', { type: 'submit' }, 'Search'));
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    try {
+      const { data } = await api('POST', `/data/object/search/${key}`,
+        { searchText: search.value, recursive: true, size: PAGE });
+      results.replaceChildren(el('p', {}, `${data.count} found`), el('ul', {},
+        data.hits.map((hit) => el('li', {}, el('button', { type: 'button', class: 'node',
+          onclick: () => showObject(details, hit.path) }, hit.path), ' ',
+          stateBadge(hit.remoteState)))));
+    } catch (error) {
+      results.replaceChildren(problem(error));
+    }
+  });
+  tree.append(treeNode(rootHit(root), details));
+  main.replaceChildren(el('h1', {}, `Connection ${root.name}`), form, results,
+    el('div', { class: 'split' }, el('section', { 'aria-label': 'Object tree' }, tree), details));
+  await showObject(details, root.path);
+}
+
+function rootHit(object) {
+  return { path: object.path, name: object.name, kind: object.kind,
+    remoteState: object.remoteState, dataSourceId: object.dataSourceId };
+}
+
+function treeNode(hit, details) {
+  const leaf = hit.kind === 'table' || hit.kind === 'column';
+  const children = el('ul', { role: 'group', hidden: true });
+  const item = el('li', { role: 'treeitem', 'aria-expanded': leaf ? null : 'false' });
+  const label = el('button', { type: 'button', class: 'node', 'data-path': hit.path,
+    onclick: () => showObject(details, hit.path) }, hit.name);
+  const parts = [label, ' ', el('span', { class: 'muted' }, hit.kind), ' ',
+    stateBadge(hit.remoteState)];
+  if (hit.dataSourceId) parts.push(' ', badge('data source', 'ok'));
+  if (!leaf) {
+    const toggle = el('button', { type: 'button', class: 'toggle', 'aria-expanded': 'false',
+      'aria-label': `Show the children of ${hit.name}` }, '+');
+    toggle.addEventListener('click', async () => {
+      const open = toggle.getAttribute('aria-expanded') === 'true';
+      toggle.setAttribute('aria-expanded', String(!open));
+      item.setAttribute('aria-expanded', String(!open));
+      toggle.textContent = open ? '+' : '−';
+      children.hidden = open;
+      if (!open && !children.dataset.loaded) {
+        children.dataset.loaded = 'yes';
+        await loadChildren(hit.path, children, details, 0);
+      }
+    });
+    parts.unshift(toggle, ' ');
+  }
+  item.append(...parts, children);
+  return item;
+}
+
+async function loadChildren(path, list, details, offset) {
+  try {
+    const { data } = await api('POST', `/data/object/search/${apiPath(path)}`,
+      { offset, size: PAGE });
+    list.querySelector(':scope > li.more')?.remove();
+    for (const hit of data.hits) list.append(treeNode(hit, details));
+    if (!data.count && !offset) list.append(el('li', {}, 'No children (sync to list them).'));
+    const shown = offset + data.hits.length;
+    if (shown < data.count) {
+      list.append(el('li', { class: 'more' }, el('button', { type: 'button',
+        onclick: () => loadChildren(path, list, details, shown) },
+      `Show more (${shown} of ${data.count})`)));
+    }
+  } catch (error) {
+    list.append(el('li', {}, problem(error)));
+  }
+}
+
+function settingChoice(name, label, setting, override) {
+  const select = el('select', { name },
+    el('option', { value: 'inherit' },
+      `Inherit (now ${setting && setting.value ? 'on' : 'off'}${setting && setting.inheritedFrom
+        ? ` from ${setting.inheritedFrom}` : ''})`),
+    el('option', { value: 'on' }, 'On'),
+    el('option', { value: 'off' }, 'Off'));
+  select.value = override === true ? 'on' : override === false ? 'off' : 'inherit';
+  return field(label, select);
+}
+
+async function showObject(details, path) {
+  for (const node of document.querySelectorAll('.tree button.node')) {
+    if (node.dataset.path === path) node.setAttribute('aria-current', 'true');
+    else node.removeAttribute('aria-current');
+  }
+  let object;
+  try {
+    object = (await api('GET', `/data/object/${apiPath(path)}`)).data;
+  } catch (error) {
+    details.replaceChildren(problem(error));
+    return;
+  }
+  const settings = object.settings || {};
+  const overrides = object.overrides || {};
+  const active = settings.isActive && settings.isActive.value;
+  const facts = el('dl', { class: 'facts' },
+    el('dt', {}, 'Path'), el('dd', {}, object.path),
+    el('dt', {}, 'Kind'), el('dd', {}, object.kind),
+    el('dt', {}, 'Remote state'), el('dd', {}, stateBadge(object.remoteState)),
+    el('dt', {}, 'Status'), el('dd', {}, stateBadge(active ? 'active' : 'inactive')),
+    el('dt', {}, 'Data source'), el('dd', {}, object.dataSource
+      ? `${object.dataSource.id} (${object.dataSource.active ? 'active' : 'inactive'})` : 'none'),
+    el('dt', {}, 'Tags'), el('dd', {}, (object.tags || []).join(', ') || 'none'),
+    el('dt', {}, 'Data owners'), el('dd', {}, (object.dataOwners || [])
+      .map((o) => (typeof o === 'string' ? o : o.principal || JSON.stringify(o))).join(', ')
+      || 'none'),
+    el('dt', {}, 'Children'), el('dd', {}, String(object.childCount ?? 0)),
+    el('dt', {}, 'Last sync'), el('dd', {}, when(object.lastSync)));
+  const outcome = el('div', { 'aria-live': 'polite' });
+  const form = el('form', {},
+    el('h3', {}, 'Settings'),
+    settingChoice('isActive', 'Active (a data source)', settings.isActive, overrides.isActive),
+    object.kind === 'table' ? null : settingChoice('activateNewChildren',
+      'Activate new children', settings.activateNewChildren, overrides.activateNewChildren),
+    el('button', { type: 'submit', class: 'primary' }, 'Save settings'));
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const body = {};
+    for (const select of form.querySelectorAll('select')) {
+      body[select.name] = { on: true, off: false, inherit: null }[select.value];
+    }
+    try {
+      const { status, data } = await api('PUT', `/data/settings/${apiPath(path)}`, body);
+      if (status === 202) {
+        outcome.replaceChildren(el('p', { class: 'notice' }, 'A job applies the change: ',
+          pageLink(`/console/jobs/${data.jobId}`, `job ${data.jobId}`)));
+      } else {
+        await showObject(details, path);
+        say(`Settings of ${object.path} saved.`);
+      }
+    } catch (error) {
+      outcome.replaceChildren(problem(error));
+    }
+  });
+  const actions = el('div', { class: 'row' },
+    el('button', { type: 'button', onclick: () => startSync(path, outcome) }, 'Sync now'),
+    el('button', { type: 'button', onclick: () => confirmDelete(object, outcome) },
+      object.kind === 'connection' ? 'Deregister…' : 'Delete…'));
+  const columns = Array.isArray(object.columns) && object.columns.length
+    ? el('section', {}, el('h3', {}, 'Columns'), el('ul', {}, object.columns.map((c) => el('li',
+      {}, typeof c === 'string' ? c : `${c.name} ${c.type || ''} ${(c.tags || []).join(' ')}`))))
+    : null;
+  details.replaceChildren(el('h2', {}, object.name), facts, columns, form, actions, outcome);
+}
+
+async function startSync(path, outcome) {
+  try {
+    const { data } = await api('POST', `/data/crawl/${apiPath(path)}`, { forceRecursive: true });
+    go(`/console/jobs/${data.jobId}`);
+  } catch (error) {
+    const box = problem(error);
+    if (error.detail && error.detail.jobId) {
+      box.append(el('p', {}, pageLink(`/console/jobs/${error.detail.jobId}`, 'Follow that job')));
+    }
+    outcome.replaceChildren(box);
+  }
+}
+
+function confirmDelete(object, outcome) {
+  const what = object.kind === 'connection'
+    ? `Deregister ${object.name}: it and its ${object.childCount ?? 0} objects go.`
+    : `Delete ${object.path} and its ${object.childCount ?? 0} children from the store.`;
+  const yes = el('button', { type: 'button', class: 'primary' }, 'Yes, remove it');
+  const no = el('button', { type: 'button' }, 'Cancel');
+  const box = el('div', { class: 'warning', role: 'alertdialog', 'aria-label': 'Confirm' },
+    el('p', {}, what), el('div', { class: 'row' }, yes, no));
+  no.addEventListener('click', () => outcome.replaceChildren());
+  yes.addEventListener('click', async () => {
+    try {
+      await api('DELETE', `/data/object/${apiPath(object.path)}`);
+      say(`${object.path} removed.`);
+      go('/console/connections');
+    } catch (error) {
+      outcome.replaceChildren(problem(error));
+    }
+  });
+  outcome.replaceChildren(box);
+  yes.focus();
+}
+
+// --- register a connection -----------------------------------------------------------------
+
+const TECHNOLOGIES = {
+  postgresql: {
+    label: 'PostgreSQL',
+    endpoint: [['host', 'Host'], ['port', 'Port', '5432'], ['database', 'Database (empty: all)']],
+    methods: { password: ['User and password', [['user', 'User'], ['password', 'Password', 'secret']]] },
+  },
+  trino: {
+    label: 'Trino',
+    endpoint: [['host', 'Host'], ['port', 'Port', '443'], ['httpScheme', 'Scheme (https or http)', 'https']],
+    methods: {
+      password: ['Username and password', [['username', 'Username'], ['password', 'Password', 'secret']]],
+      oauthSecret: ['OAuth client secret', [['oauth.tokenEndpoint', 'Token endpoint'],
+        ['oauth.clientId', 'Client id'], ['oauth.clientSecret', 'Client secret', 'secret'],
+        ['oauth.scope', 'Scope'], ['oauth.resource', 'Resource']]],
+      oauthCertificate: ['OAuth client certificate', [['oauth.tokenEndpoint', 'Token endpoint'],
+        ['oauth.clientId', 'Client id'], ['oauth.certificate', 'Certificate (PEM)', 'pem'],
+        ['oauth.privateKey', 'Private key (PEM)', 'pem'],
+        ['oauth.privateKeyPassword', 'Private key password', 'secret'],
+        ['oauth.scope', 'Scope'], ['oauth.resource', 'Resource']]],
+    },
+  },
+  snowflake: {
+    label: 'Snowflake',
+    endpoint: [['account', 'Account'], ['warehouse', 'Warehouse'], ['role', 'Role']],
+    methods: {
+      password: ['User and password', [['user', 'User'], ['password', 'Password', 'secret']]],
+      keyPair: ['Key pair', [['user', 'User'], ['privateKey', 'Private key (PEM)', 'pem'],
+        ['privateKeyPassword', 'Private key password', 'secret']]],
+    },
+  },
+  databricks: {
+    label: 'Databricks',
+    endpoint: [['host', 'Workspace host']],
+    methods: {
+      token: ['Personal access token', [['token', 'Token', 'secret']]],
+      oauth: ['OAuth client', [['clientId', 'Client id'], ['clientSecret', 'Client secret', 'secret']]],
+    },
+  },
+};
+
+function input(name, kind, value) {
+  if (kind === 'pem') {
+    const area = el('textarea', { name, rows: 4, cols: 64, spellcheck: 'false' });
+    const file = el('input', { type: 'file', accept: '.pem,.crt,.key',
+      'aria-label': `Read ${name} from a file` });
+    file.addEventListener('change', async () => {
+      if (file.files[0]) area.value = await file.files[0].text();
+      area.dispatchEvent(new Event('input', { bubbles: true }));
+    });
+    area.fileInput = file;
+    return area;
+  }
+  return el('input', { name, type: kind === 'secret' ? 'password' : 'text',
+    autocomplete: kind === 'secret' ? 'new-password' : 'off', value: value || null });
+}
+
+function setDeep(target, dotted, value) {
+  const parts = dotted.split('.');
+  let here = target;
+  for (const part of parts.slice(0, -1)) here = here[part] ||= {};
+  here[parts.at(-1)] = value;
+}
+
+function registerPage() {
+  let technology = 'postgresql';
+  let method = 'password';
+  const tabs = el('div', { role: 'tablist', 'aria-label': 'Technology' });
+  const body = el('div', { role: 'tabpanel' });
+  const outcome = el('div', { 'aria-live': 'polite' });
+  const keyInput = el('input', { name: 'connectionKey', required: true, autocomplete: 'off' });
+  const activate = el('input', { type: 'checkbox', name: 'isActive' });
+  const recursive = el('input', { type: 'checkbox', name: 'forceRecursiveCrawl', checked: true });
+  const validate = el('button', { type: 'button' }, 'Validate Connection');
+  const save = el('button', { type: 'submit', class: 'primary', disabled: true }, 'Register');
+  let validated = null; // the details the last successful validation checked
+
+  function details() {
+    const endpoint = {};
+    const credentials = {};
+    for (const control of body.querySelectorAll('[data-part]')) {
+      if (control.value === '') continue;
+      const value = control.dataset.number ? Number(control.value) : control.value;
+      setDeep(control.dataset.part === 'endpoint' ? endpoint : credentials, control.name, value);
+    }
+    return { technology, endpoint, credentials };
+  }
+
+  function drawTabs() {
+    tabs.replaceChildren(...Object.entries(TECHNOLOGIES).map(([name, spec]) => {
+      const tab = el('button', { type: 'button', role: 'tab', 'aria-selected': String(name === technology),
+        tabindex: name === technology ? '0' : '-1' }, spec.label);
+      tab.addEventListener('click', () => { technology = name; method = Object.keys(spec.methods)[0]; draw(); });
+      tab.addEventListener('keydown', (event) => {
+        const names = Object.keys(TECHNOLOGIES);
+        const step = { ArrowRight: 1, ArrowLeft: -1 }[event.key];
+        if (!step) return;
+        technology = names[(names.indexOf(technology) + step + names.length) % names.length];
+        method = Object.keys(TECHNOLOGIES[technology].methods)[0];
+        draw();
+        tabs.querySelector('[aria-selected="true"]').focus();
+      });
+      return tab;
+    }));
+  }
+
+  function draw() {
+    drawTabs();
+    const spec = TECHNOLOGIES[technology];
+    const controls = [el('h2', {}, `${spec.label} endpoint`)];
+    for (const [name, label, value] of spec.endpoint) {
+      const control = input(name, 'text', value);
+      control.dataset.part = 'endpoint';
+      if (name === 'port') control.dataset.number = 'yes';
+      controls.push(field(label, control));
+    }
+    const methods = Object.entries(spec.methods);
+    if (methods.length > 1) {
+      const chooser = el('select', { name: 'method' },
+        methods.map(([name, [label]]) => el('option', { value: name }, label)));
+      chooser.value = method;
+      chooser.addEventListener('change', () => { method = chooser.value; draw(); });
+      controls.push(field('Authentication', chooser));
+    }
+    controls.push(el('h2', {}, 'Credentials'));
+    for (const [name, label, kind] of spec.methods[method][1]) {
+      const control = input(name, kind);
+      control.dataset.part = 'credentials';
+      controls.push(field(label, control));
+      if (control.fileInput) controls.push(field(`${label}: from a file`, control.fileInput));
+    }
+    body.replaceChildren(...controls);
+    validated = null;
+    save.disabled = true;
+  }
+
+  const form = el('form', {}, field('Connection key', keyInput,
+    'The name in object paths and policies; letters, digits, - and _.'), tabs, body,
+  el('h2', {}, 'First sync'),
+  el('div', { class: 'check' }, activate, el('label', { for: 'reg-active' }, 'Activate new objects (they become data sources)')),
+  el('div', { class: 'check' }, recursive, el('label', { for: 'reg-recursive' }, 'List schemas and tables in the first sync')),
+  el('div', { class: 'row' }, validate, save), outcome);
+  activate.id = 'reg-active';
+  recursive.id = 'reg-recursive';
+  form.addEventListener('input', (event) => {
+    if (event.target.dataset && event.target.dataset.part) { validated = null; save.disabled = true; }
+  });
+  validate.addEventListener('click', async () => {
+    const checked = details();
+    outcome.replaceChildren(el('p', {}, 'Validating…'));
+    try {
+      const { data } = await api('POST', '/data/connection/validate', checked);
+      outcome.replaceChildren(el('p', { class: data.ok ? 'notice' : 'error' },
+        data.ok ? 'The platform accepted these details.' : 'The platform refused these details.'),
+      checkList(data.checks));
+      validated = data.ok ? JSON.stringify(checked) : null;
+      save.disabled = !data.ok;
+    } catch (error) {
+      outcome.replaceChildren(problem(error));
+    }
+  });
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const checked = details();
+    if (validated !== JSON.stringify(checked)) {
+      outcome.replaceChildren(el('p', { class: 'error' }, 'Validate the connection first.'));
+      return;
+    }
+    try {
+      const { data } = await api('POST', '/data/connection', {
+        connectionKey: keyInput.value,
+        connection: checked,
+        settings: { isActive: activate.checked, activateNewChildren: activate.checked },
+        options: { forceRecursiveCrawl: recursive.checked },
+      });
+      say(`Connection ${data.connectionKey} registered; its first sync runs.`);
+      go(data.jobId ? `/console/jobs/${data.jobId}` : `/console/connections/${data.connectionKey}`);
+    } catch (error) {
+      outcome.replaceChildren(problem(error));
+    }
+  });
+  draw();
+  main.replaceChildren(el('h1', {}, 'Register a connection'), form);
+}
+
+// --- sync jobs ---------------------------------------------------------------------------
+
+function statsText(stats) {
+  const parts = Object.entries(stats || {}).map(([name, value]) => `${name} ${value}`);
+  return parts.join(', ') || '—';
+}
+
+async function jobsPage() {
+  const query = new URLSearchParams(window.location.search);
+  const offset = Number(query.get('offset') || 0);
+  const connection = query.get('connection') || '';
+  const params = new URLSearchParams({ offset: String(offset), size: '50' });
+  if (connection) params.set('connection', connection);
+  const { data } = await api('GET', `/jobs?${params}`);
+  const filter = el('input', { name: 'connection', value: connection || null });
+  const form = el('form', { class: 'row' }, field('Connection', filter),
+    el('button', { type: 'submit' }, 'Filter'));
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    go(`/console/jobs${filter.value ? `?connection=${encodeURIComponent(filter.value)}` : ''}`);
+  });
+  const table = el('table', {},
+    el('thead', {}, el('tr', {}, ['Job', 'Type', 'State', 'Connection', 'Object', 'Started',
+      'Ended', 'Counts'].map((h) => el('th', { scope: 'col' }, h)))),
+    el('tbody', {}, data.hits.map((job) => el('tr', {},
+      el('td', {}, pageLink(`/console/jobs/${encodeURIComponent(job.id)}`, job.id)),
+      el('td', {}, `${job.type} (${job.trigger})`),
+      el('td', {}, stateBadge(job.state)),
+      el('td', {}, job.connection || '—'),
+      el('td', {}, job.path || '—'),
+      el('td', {}, when(job.startedAt)),
+      el('td', {}, when(job.endedAt)),
+      el('td', {}, statsText(job.stats))))));
+  const pager = el('nav', { class: 'row', 'aria-label': 'Pages of jobs' });
+  const base = connection ? `connection=${encodeURIComponent(connection)}&` : '';
+  if (offset > 0) pager.append(pageLink(`/console/jobs?${base}offset=${Math.max(0, offset - 50)}`, 'Newer'));
+  pager.append(el('span', {}, `${offset + 1}–${offset + data.hits.length} of ${data.count}`));
+  if (offset + 50 < data.count) pager.append(pageLink(`/console/jobs?${base}offset=${offset + 50}`, 'Older'));
+  main.replaceChildren(el('h1', {}, 'Sync jobs'), form, table, pager);
+}
+
+const FINISHED = new Set(['completed', 'failed', 'cancelled']);
+const STAT_WORDS = [
+  ['listings', 'listings made'], ['failedListings', 'listings failed'],
+];
+
+async function jobPage(id) {
+  const facts = el('dl', { class: 'facts' });
+  const progress = el('div', { 'aria-live': 'polite' });
+  const errors = el('section', {});
+  main.replaceChildren(el('h1', {}, `Job ${id}`), progress, facts, errors);
+  let timer = null;
+  let stopped = false;
+  leaving = () => { stopped = true; clearTimeout(timer); };
+  let last = '';
+  async function poll() {
+    const job = (await api('GET', `/jobs/${encodeURIComponent(id)}`)).data;
+    if (stopped) return;
+    const finished = FINISHED.has(job.state);
+    const counts = Object.entries(job.stats || {});
+    facts.replaceChildren(
+      el('dt', {}, 'State'), el('dd', {}, stateBadge(job.state)),
+      el('dt', {}, 'Type'), el('dd', {}, `${job.type} (${job.trigger})`),
+      el('dt', {}, 'Connection'), el('dd', {}, job.connection
+        ? pageLink(`/console/connections/${job.connection}`, job.connection) : '—'),
+      el('dt', {}, 'Object'), el('dd', {}, job.path || '—'),
+      el('dt', {}, 'Started'), el('dd', {}, when(job.startedAt)),
+      el('dt', {}, 'Ended'), el('dd', {}, when(job.endedAt)),
+      ...counts.flatMap(([name, value]) => [el('dt', {}, (STAT_WORDS.find(([n]) => n === name)
+        || [name, name])[1]), el('dd', {}, String(value))]));
+    const summary = finished ? `The job ${job.state}.` : `The job is ${job.state}…`;
+    if (summary !== last) {
+      progress.replaceChildren(el('p', {}, summary), finished ? null : el('progress', {
+        'aria-label': 'Sync progress' }));
+      last = summary;
+    }
+    errors.replaceChildren(...(job.errors && job.errors.length ? [el('h2', {}, 'Errors'),
+      el('ul', {}, job.errors.map((e) => el('li', { class: 'error' },
+        typeof e === 'string' ? e : e.message || JSON.stringify(e))))] : []));
+    if (!finished) timer = setTimeout(() => poll().catch(() => {}), 1000);
+  }
+  await poll();
+}
+
+// --- requests inbox ------------------------------------------------------------------------
+
+const REQUEST_KINDS = { column_added: 'Column added', column_deleted: 'Column deleted' };
+
+async function requestsPage() {
+  const query = new URLSearchParams(window.location.search);
+  const state = query.get('state') ?? 'pending';
+  const { data } = await api('GET', `/requests${state ? `?state=${encodeURIComponent(state)}` : ''}`);
+  const chooser = el('select', { name: 'state' },
+    [['pending', 'Pending'], ['validated', 'Validated'], ['acknowledged', 'Acknowledged'],
+      ['', 'All']].map(([value, label]) => el('option', { value }, label)));
+  chooser.value = state;
+  const form = el('form', { class: 'row' }, field('Show', chooser),
+    el('button', { type: 'submit' }, 'Show'));
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    go(`/console/requests?state=${encodeURIComponent(chooser.value)}`);
+  });
+  const outcome = el('div', { 'aria-live': 'polite' });
+  const rows = data.hits.map((request) => {
+    const verb = request.kind === 'column_deleted' ? 'acknowledge' : 'validate';
+    const action = request.state === 'pending'
+      ? el('button', { type: 'button', onclick: async () => {
+        try {
+          await api('POST', `/requests/${request.id}/${verb}`);
+          say(`Request ${request.id} ${verb}d.`);
+          await render();
+        } catch (error) {
+          outcome.replaceChildren(problem(error));
+        }
+      } }, verb === 'validate' ? `Validate ${request.column}` : `Acknowledge ${request.column}`)
+      : `${request.state} by ${request.resolvedBy || '—'}`;
+    return el('tr', {},
+      el('td', {}, REQUEST_KINDS[request.kind] || request.kind),
+      el('td', {}, request.path),
+      el('td', {}, request.column),
+      el('td', {}, stateBadge(request.state)),
+      el('td', {}, when(request.createdAt)),
+      el('td', {}, action));
+  });
+  main.replaceChildren(el('h1', {}, 'Requests'), form, outcome, rows.length
+    ? el('table', {}, el('thead', {}, el('tr', {}, ['Kind', 'Table', 'Column', 'State', 'Opened',
+      'Action'].map((h) => el('th', { scope: 'col' }, h)))), el('tbody', {}, rows))
+    : el('p', {}, 'No request here.'));
+}
+
+// --- the Upgrade Manager (GOVERNANCE and APPLICATION_ADMIN: the API decides) ---------------
+
+async function upgradeGate() {
+  let data;
+  try {
+    data = (await api('GET', '/data/upgrade')).data;
+  } catch (error) {
+    if (error.status === 403) { notFound(); return; }
+    throw error;
+  }
+  main.replaceChildren(el('h1', {}, 'Upgrade Manager'), el('ul', {}, data.hits.map((i) =>
+    el('li', {}, `${i.name} (${i.technology}): ${i.state}, ${i.dataSourceCount} data sources`))));
+}
+
+// --- start ---------------------------------------------------------------------------------
+
+async function start() {
+  const answer = await fetch('/console/session', { credentials: 'same-origin' });
+  if (!answer.ok) {
+    window.location.assign('/console/signin');
+    return;
+  }
+  const who = await answer.json();
+  csrf = who.csrf;
+  document.getElementById('user').textContent = who.user;
+  document.getElementById('signout').addEventListener('click', async () => {
+    await fetch('/console/signout', { method: 'POST', credentials: 'same-origin',
+      headers: { 'X-Pdp-Csrf': csrf } });
+    window.location.assign('/console/signin');
+  });
+  api('GET', '/data/upgrade').then(({ data }) => {
+    document.getElementById('nav-upgrade').hidden = !data.count;
+  }).catch(() => {});
+  await render();
+}
+
+start();

@@ -1,0 +1,207 @@
+"""The real PDP process (development issuer, SQLite store, admin API with the console), a real
+PostgreSQL database to register as a connection, and Debian's headless chromium driven through
+chromedriver."""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support import expected_conditions as ready
+from selenium.webdriver.support.ui import WebDriverWait
+
+from devstack.postgres import Postgres
+from tests.support.configs import WORKED_POLICIES, WORKED_REGISTRY, make_tree
+from tests.support.processes import Process, free_port
+
+SHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
+STORE_KEY = "GWfj5J3bCR3bqGxg5w2Xb0mHl2-eCJVPRCi3ypG1ZTM="  # a Fernet key, for tests only
+USERS = """
+users:
+  gov: {permissions: [GOVERNANCE, APPLICATION_ADMIN]}
+  alice: {groups: [analysts]}
+  bob: {}
+"""
+# table names the console must show as text, never run or break on
+XSS = "<script>alert(1)</script>"
+QUOTED = 'O\'Brien "quoted" données ✓'
+
+
+@dataclass
+class Stack:
+    url: str
+    process: Process
+
+    def api(self, user: str) -> httpx.Client:
+        """The admin API as `user`, with a development token (as `pdp token --user`)."""
+        return httpx.Client(
+            base_url=self.url, headers={"Authorization": f"Bearer {self.token(user)}"}
+        )
+
+    def token(self, user: str) -> str:
+        answer = httpx.post(
+            f"{self.issuer}/token",
+            data={"grant_type": "client_credentials", "client_id": "pdp-dev-user", "user": user},
+        )
+        return str(answer.json()["access_token"])
+
+    issuer: str = ""
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    root = tmp_path_factory.mktemp("console")
+    grpc_port, admin_port, dev_port = free_port(), free_port(), free_port()
+    tree = make_tree(root, registry=WORKED_REGISTRY, policies=WORKED_POLICIES, users=USERS)
+    dev = f"{{devIssuer: {{listen: '127.0.0.1:{dev_port}', userTokens: true}}}}"
+    yaml = tree.pdp_yaml(grpc_port, auth=dev)
+    yaml.write_text(
+        yaml.read_text()
+        + f"store: sqlite:///{root}/store.db\n"
+        + f"admin: {{listen: '127.0.0.1:{admin_port}'}}\n"
+        + "storeSecretKeyEnv: PDP_TEST_STORE_KEY\n"
+        + "control: {network: {allow: [127.0.0.0/8]}}\n"
+    )
+    process = Process(
+        [sys.executable, "-m", "pdp.cli", "serve", "--config", str(yaml)],
+        root / "pdp.log",
+        env={"PDP_TEST_STORE_KEY": STORE_KEY},
+    )
+    url = f"http://127.0.0.1:{admin_port}"
+
+    def up() -> bool:
+        try:
+            return httpx.get(f"{url}/health").status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    process.wait_until(up, timeout=60)
+    try:
+        yield Stack(url, process, issuer=f"http://127.0.0.1:{dev_port}")
+    finally:
+        process.stop()
+
+
+@dataclass
+class Remote:
+    pg: Postgres
+    database: str
+    role: str
+    password: str
+
+
+@pytest.fixture(scope="module")
+def remote(pg: Postgres) -> Iterator[Remote]:
+    """A database with two schemas, one holding tables whose names test the escaping."""
+    token = secrets.token_hex(4)
+    database, role, password = f"console_{token}", f"crawler_{token}", secrets.token_hex(8)
+    with pg.connect() as admin:
+        admin.execute(f'CREATE DATABASE "{database}"')
+        admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
+        admin.execute(f'GRANT CONNECT ON DATABASE "{database}" TO {role}')
+    quoted = QUOTED.replace('"', '""')
+    with pg.connect(database) as conn:
+        for statement in (
+            "CREATE SCHEMA sales",
+            "CREATE SCHEMA hr",
+            f"GRANT USAGE ON SCHEMA sales, hr TO {role}",
+            "CREATE TABLE sales.orders (id int NOT NULL, total numeric(10, 2))",
+            "CREATE TABLE sales.customers (id int NOT NULL, name text)",
+            f'CREATE TABLE sales."{XSS}" (id int)',
+            f'CREATE TABLE sales."{quoted}" (id int)',
+            "CREATE TABLE hr.people (id int, name text)",
+        ):
+            conn.execute(statement)
+    try:
+        yield Remote(pg, database, role, password)
+    finally:
+        with pg.connect() as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+            admin.execute(f"DROP ROLE IF EXISTS {role}")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[WebDriver]:
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if chromium is None or driver is None:
+        pytest.fail("Debian's chromium and chromium-driver are needed: make deps installs them")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,900",
+        "--disable-gpu",
+    ):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    made = webdriver.Chrome(options=options, service=Service(driver))
+    try:
+        yield made
+    finally:
+        made.quit()
+
+
+class Page:
+    """What a person does in the console, in the terms of its pages."""
+
+    def __init__(self, browser: WebDriver, url: str) -> None:
+        self.browser, self.url = browser, url
+
+    def wait(self, condition, seconds: float = 20.0):  # type: ignore[no-untyped-def]
+        return WebDriverWait(self.browser, seconds).until(condition)
+
+    def open(self, path: str) -> None:
+        self.browser.get(f"{self.url}{path}")
+
+    def sign_in(self, user: str) -> None:
+        self.browser.delete_all_cookies()
+        self.open("/console/signin")
+        self.wait(ready.element_to_be_clickable((By.LINK_TEXT, user))).click()
+        self.wait(ready.text_to_be_present_in_element((By.ID, "user"), user))
+
+    def heading(self, text: str) -> None:
+        self.wait(ready.text_to_be_present_in_element((By.TAG_NAME, "h1"), text))
+
+    def text(self, text: str, seconds: float = 20.0) -> None:
+        self.wait(ready.text_to_be_present_in_element((By.TAG_NAME, "main"), text), seconds)
+
+    def click(self, text: str) -> None:
+        xpath = f"//main//*[self::button or self::a][normalize-space()={_literal(text)}]"
+        self.wait(ready.element_to_be_clickable((By.XPATH, xpath))).click()
+
+    def fill(self, label: str, value: str) -> None:
+        xpath = f"//label[normalize-space()={_literal(label)}]"
+        target = self.wait(ready.presence_of_element_located((By.XPATH, xpath)))
+        field = self.browser.find_element(By.ID, target.get_attribute("for") or "")
+        field.clear()
+        field.send_keys(value)
+
+    def shot(self, name: str) -> None:
+        time.sleep(0.2)  # let the last paint land
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        self.browser.save_screenshot(str(SHOTS / f"{name}.png"))
+
+
+def _literal(text: str) -> str:
+    if "'" not in text:
+        return f"'{text}'"
+    parts = text.split("'")
+    return "concat(" + ', "\'", '.join(f"'{p}'" for p in parts) + ")"
+
+
+@pytest.fixture
+def page(browser: WebDriver, stack: Stack) -> Page:
+    return Page(browser, stack.url)
