@@ -201,7 +201,8 @@ _FRAME = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">{meta}
 <title>{title} · PDP console</title>
-<link rel="stylesheet" href="/console/static/console.css"></head>
+<link rel="stylesheet" href="/console/static/console.css">
+<link rel="icon" href="/console/static/favicon.svg"></head>
 <body><main class="signin"><h1>{title}</h1>{body}</main></body></html>
 """
 _PICK = """<p class="warning" role="note"><strong>Development only.</strong> This page exists

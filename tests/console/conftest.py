@@ -176,7 +176,12 @@ class Page:
         self.wait(ready.text_to_be_present_in_element((By.TAG_NAME, "h1"), text))
 
     def text(self, text: str, seconds: float = 20.0) -> None:
-        self.wait(ready.text_to_be_present_in_element((By.TAG_NAME, "main"), text), seconds)
+        try:
+            self.wait(ready.text_to_be_present_in_element((By.TAG_NAME, "main"), text), seconds)
+        except Exception:
+            print("MAIN:", self.browser.find_element(By.TAG_NAME, "main").text)
+            print("LOG:", self.browser.get_log("browser"))
+            raise
 
     def click(self, text: str) -> None:
         xpath = f"//main//*[self::button or self::a][normalize-space()={_literal(text)}]"

@@ -345,7 +345,8 @@ async function showObject(details, path) {
     ? el('section', {}, el('h3', {}, 'Columns'), el('ul', {}, object.columns.map((c) => el('li',
       {}, typeof c === 'string' ? c : `${c.name} ${c.type || ''} ${(c.tags || []).join(' ')}`))))
     : null;
-  details.replaceChildren(el('h2', {}, object.name), facts, columns, form, actions, outcome);
+  details.replaceChildren(...[el('h2', {}, object.name), facts, columns, form, actions, outcome]
+    .filter(Boolean));
 }
 
 async function startSync(path, outcome) {
@@ -641,8 +642,8 @@ async function jobPage(id) {
         || [name, name])[1]), el('dd', {}, String(value))]));
     const summary = finished ? `The job ${job.state}.` : `The job is ${job.state}…`;
     if (summary !== last) {
-      progress.replaceChildren(el('p', {}, summary), finished ? null : el('progress', {
-        'aria-label': 'Sync progress' }));
+      progress.replaceChildren(el('p', {}, summary),
+        ...(finished ? [] : [el('progress', { 'aria-label': 'Sync progress' })]));
       last = summary;
     }
     errors.replaceChildren(...(job.errors && job.errors.length ? [el('h2', {}, 'Errors'),
