@@ -33,6 +33,8 @@ users:
   alice: {groups: [analysts]}
   bob: {}
 """
+# the built-in New Column Added policy: object sync opens a request per added column
+POLICIES = WORKED_POLICIES + "builtins:\n  New Column Added: active\n"
 # table names the console must show as text, never run or break on
 XSS = "<script>alert(1)</script>"
 QUOTED = 'O\'Brien "quoted" données ✓'
@@ -49,6 +51,43 @@ class Stack:
             base_url=self.url, headers={"Authorization": f"Bearer {self.token(user)}"}
         )
 
+    def wait_job(self, job_id: str, timeout: float = 60) -> dict:
+        with self.api("gov") as api:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                job = api.get(f"/jobs/{job_id}").json()
+                if job["state"] in ("completed", "failed", "cancelled"):
+                    return dict(job)
+                time.sleep(0.1)
+        raise TimeoutError(job_id)
+
+    def register(self, key: str, remote: Remote) -> None:
+        """Registered through the admin API, active, schemas and tables listed."""
+        body = {
+            "connectionKey": key,
+            "connection": {
+                "technology": "postgresql",
+                "endpoint": {
+                    "host": remote.pg.host,
+                    "port": remote.pg.port,
+                    "database": remote.database,
+                },
+                "credentials": {"user": remote.role, "password": remote.password},
+            },
+            "settings": {"isActive": True, "activateNewChildren": True},
+            "options": {"forceRecursiveCrawl": True},
+        }
+        with self.api("gov") as api:
+            answer = api.post("/data/connection", json=body)
+            assert answer.status_code == 201, answer.text
+        assert self.wait_job(answer.json()["jobId"])["state"] == "completed"
+
+    def sync(self, key: str) -> dict:
+        with self.api("gov") as api:
+            answer = api.post(f"/data/crawl/{key}", json={"forceRecursive": True})
+            assert answer.status_code == 202, answer.text
+        return self.wait_job(answer.json()["jobId"])
+
     def token(self, user: str) -> str:
         answer = httpx.post(
             f"{self.issuer}/token",
@@ -63,7 +102,7 @@ class Stack:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("console")
     grpc_port, admin_port, dev_port = free_port(), free_port(), free_port()
-    tree = make_tree(root, registry=WORKED_REGISTRY, policies=WORKED_POLICIES, users=USERS)
+    tree = make_tree(root, registry=WORKED_REGISTRY, policies=POLICIES, users=USERS)
     dev = f"{{devIssuer: {{listen: '127.0.0.1:{dev_port}', userTokens: true}}}}"
     yaml = tree.pdp_yaml(grpc_port, auth=dev)
     yaml.write_text(

@@ -149,9 +149,12 @@ function notFound() {
     el('p', {}, pageLink('/console/connections', 'Go to the connections')));
 }
 
-function go(href) {
+function go(href, message) {
   window.history.pushState({}, '', href);
-  render().then(() => main.focus());
+  render().then(() => {
+    if (message) say(message);
+    main.focus();
+  });
 }
 
 document.addEventListener('click', (event) => {
@@ -374,8 +377,7 @@ function confirmDelete(object, outcome) {
   yes.addEventListener('click', async () => {
     try {
       await api('DELETE', `/data/object/${apiPath(object.path)}`);
-      say(`${object.path} removed.`);
-      go('/console/connections');
+      go('/console/connections', `${object.path} removed.`);
     } catch (error) {
       outcome.replaceChildren(problem(error));
     }
@@ -560,8 +562,8 @@ function registerPage() {
         settings: { isActive: activate.checked, activateNewChildren: activate.checked },
         options: { forceRecursiveCrawl: recursive.checked },
       });
-      say(`Connection ${data.connectionKey} registered; its first sync runs.`);
-      go(data.jobId ? `/console/jobs/${data.jobId}` : `/console/connections/${data.connectionKey}`);
+      go(data.jobId ? `/console/jobs/${data.jobId}` : `/console/connections/${data.connectionKey}`,
+        `Connection ${data.connectionKey} registered; its first sync runs.`);
     } catch (error) {
       outcome.replaceChildren(problem(error));
     }
@@ -679,8 +681,8 @@ async function requestsPage() {
       ? el('button', { type: 'button', onclick: async () => {
         try {
           await api('POST', `/requests/${request.id}/${verb}`);
-          say(`Request ${request.id} ${verb}d.`);
           await render();
+          say(`Request ${request.id} on ${request.column} ${verb}d.`);
         } catch (error) {
           outcome.replaceChildren(problem(error));
         }

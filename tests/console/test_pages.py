@@ -1,0 +1,69 @@
+"""Sync jobs, the requests inbox and what a user without permission meets, in the browser."""
+
+from __future__ import annotations
+
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as ready
+
+from tests.console.conftest import Page, Remote, Stack
+
+
+def test_jobs_history_and_a_sync_started_from_the_tree(page: Page, stack: Stack, remote: Remote):
+    stack.register("hist", remote)
+    page.sign_in("gov")
+    page.open("/console/connections/hist")
+    page.heading("Connection hist")
+    page.click("Sync now")
+    page.heading("Job ")
+    page.text("The job completed.", 60)
+    page.text("listings made")
+    page.open("/console/jobs?connection=hist")
+    page.heading("Sync jobs")
+    rows = page.browser.find_elements(By.CSS_SELECTOR, "main tbody tr")
+    assert len(rows) == 2  # the registration's sync and this one, newest first
+    assert all("completed" in row.text for row in rows)
+    page.shot("jobs")
+
+
+def test_an_added_column_is_validated_from_the_inbox(page: Page, stack: Stack, remote: Remote):
+    stack.register("inbox", remote)
+    with remote.pg.connect(remote.database) as conn:
+        conn.execute("ALTER TABLE hr.people ADD COLUMN salary numeric")
+    try:
+        assert stack.sync("inbox")["stats"].get("requestsOpened") == 1
+        page.sign_in("gov")
+        page.open("/console/requests")
+        page.heading("Requests")
+        page.text("Column added")
+        page.text(f"inbox/{remote.database}/hr/people")
+        page.shot("requests")
+        page.click("Validate salary")
+        page.wait(ready.text_to_be_present_in_element((By.ID, "status"), "validated"))
+        page.text("No request here.")
+    finally:
+        with remote.pg.connect(remote.database) as conn:
+            conn.execute("ALTER TABLE hr.people DROP COLUMN salary")
+    with stack.api("gov") as api:
+        people = api.get(f"/data/object/inbox/{remote.database}/hr/people").json()
+    assert {c["name"]: c["tags"] for c in people["columns"]}["salary"] == []
+
+
+def test_a_user_without_permission_gets_the_apis_refusals(page: Page, stack: Stack, remote: Remote):
+    stack.register("closed", remote)
+    page.sign_in("bob")  # holds no control-plane permission
+    page.heading("Something went wrong")
+    page.text("bob")  # the admin API's 403 sentence names the caller
+    assert page.browser.find_element(By.ID, "nav-upgrade").is_displayed() is False
+    for path in ("/console/connections/closed", "/console/jobs", "/console/requests"):
+        page.open(path)
+        page.heading("Something went wrong")
+    page.open("/console/upgrade")  # unreachable by URL: the API refuses, the page is absent
+    page.heading("No such page")
+    page.shot("forbidden")
+
+
+def test_the_upgrade_manager_is_shown_to_governors_only(page: Page, stack: Stack):
+    page.sign_in("gov")
+    page.wait(lambda driver: driver.find_element(By.ID, "nav-upgrade").is_displayed())
+    page.open("/console/upgrade")
+    page.heading("Upgrade Manager")
