@@ -29,6 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from pdp.admin.app import Authenticate
 from pdp.admin.guard import error
 from pdp.auth.errors import Unauthenticated
+from pdp.console.explain import Current, explain_router
 from pdp.console.seam import COOKIE, CSRF_HEADER, as_session, session_of, session_or
 from pdp.console.sessions import Sessions
 from pdp.console.signin import DevSignIn, SignInFailed
@@ -78,9 +79,12 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
-def mount_console(app: FastAPI, directory: Directory, signin: DevSignIn | None) -> Sessions:
+def mount_console(
+    app: FastAPI, directory: Directory, signin: DevSignIn | None, current: Current
+) -> Sessions:
     """Serve the console from `app` (the admin API) and let the admin API's authentication
-    accept its sessions. `signin` None: no sign-in method is configured, the console says so."""
+    accept its sessions. `signin` None: no sign-in method is configured, the console says so.
+    `current`: the snapshot and cluster settings decisions are made on (the Access page)."""
     sessions = Sessions()
     inner: Authenticate = app.state.authenticate
     app.state.authenticate = session_or(inner, sessions)
@@ -183,6 +187,7 @@ def mount_console(app: FastAPI, directory: Directory, signin: DevSignIn | None) 
 
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
     app.include_router(router)
+    app.include_router(explain_router(current))
     app.add_middleware(SecurityHeaders)
     return sessions
 

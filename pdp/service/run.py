@@ -239,7 +239,8 @@ async def start_pdp(
         dev = config.auth if isinstance(config.auth, DevIssuerSettings) else None
         tokens = DevTokens(f"http://{dev.listen}/token", DEV_USER_CLIENT) if dev else None
         development = (dev is not None and dev.user_tokens) or auth is None  # docs/console.md
-        mount_console(app, directory, DevSignIn(tokens) if development else None)
+        signin = DevSignIn(tokens) if development else None
+        mount_console(app, directory, signin, lambda: (revisions.current, cluster.current))
         admin_port = await resources.enter_async_context(
             serving(app, admin_listen or config.admin.listen)
         )

@@ -32,6 +32,7 @@ users:
   gov: {permissions: [GOVERNANCE, APPLICATION_ADMIN]}
   alice: {groups: [analysts]}
   bob: {}
+  maker: {permissions: [CREATE_DATA_SOURCE]}
 """
 # the built-in New Column Added policy: object sync opens a request per added column
 POLICIES = WORKED_POLICIES + "builtins:\n  New Column Added: active\n"

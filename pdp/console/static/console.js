@@ -6,6 +6,7 @@ const main = document.getElementById('main');
 const statusLine = document.getElementById('status');
 const PAGE = 100; // tree children and list rows fetched per request
 let csrf = '';
+let signedInAs = '';
 
 // --- DOM and API helpers ----------------------------------------------------------------------
 
@@ -117,6 +118,7 @@ const routes = [
   [/^\/console\/jobs\/?$/, () => jobsPage()],
   [/^\/console\/jobs\/([^/]+)$/, (m) => jobPage(decodeURIComponent(m[1]))],
   [/^\/console\/requests\/?$/, () => requestsPage()],
+  [/^\/console\/access\/?$/, () => accessPage()],
   [/^\/console\/upgrade(\/.*)?$/, () => upgradeGate()],
 ];
 
@@ -702,6 +704,50 @@ async function requestsPage() {
     : el('p', {}, 'No request here.'));
 }
 
+// --- access: a decision and why ------------------------------------------------------------
+
+const OPERATIONS = ['SelectFromColumns', 'InsertIntoTable', 'UpdateTableColumns',
+  'DeleteFromTable', 'DropTable', 'ShowColumns'];
+
+function accessPage() {
+  const query = new URLSearchParams(window.location.search);
+  const user = el('input', { name: 'user', value: query.get('user') || signedInAs });
+  const operation = el('select', { name: 'operation' },
+    OPERATIONS.map((name) => el('option', { value: name }, name)));
+  const catalog = el('input', { name: 'catalog', value: query.get('catalog') || null });
+  const schema = el('input', { name: 'schema', value: query.get('schema') || null });
+  const table = el('input', { name: 'table', value: query.get('table') || null });
+  const answer = el('section', { 'aria-live': 'polite', 'aria-label': 'Decision' });
+  const form = el('form', {}, field('User', user), field('Operation', operation),
+    el('div', { class: 'row' }, field('Trino catalog', catalog), field('Schema', schema),
+      field('Table', table)),
+    el('button', { type: 'submit', class: 'primary' }, 'Explain'));
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    try {
+      const { data } = await api('POST', '/console/explain', { user: user.value,
+        operation: operation.value, catalog: catalog.value, schema: schema.value,
+        table: table.value });
+      answer.replaceChildren(
+        el('h2', {}, badge(data.allowed ? 'ALLOWED' : 'DENIED', data.allowed ? 'ok' : 'bad'), ' ',
+          `${data.operation} on ${data.object} by ${data.user}`),
+        el('dl', { class: 'facts' },
+          el('dt', {}, 'Rule'), el('dd', {}, data.rule),
+          el('dt', {}, 'Why'), el('dd', {}, data.reason),
+          el('dt', {}, 'Policies'), el('dd', {}, data.policies.join(', ') || 'none'),
+          el('dt', {}, 'Row filters'), el('dd', {}, data.rowFilters.length
+            ? data.rowFilters.map((f) => `${f.policy}: ${f.expression}`).join('; ') : 'none'),
+          el('dt', {}, 'Administrator'), el('dd', {}, data.admin ? 'yes (immuta.user.admin)' : 'no'),
+          el('dt', {}, 'Revision'), el('dd', {}, data.revision)));
+    } catch (error) {
+      answer.replaceChildren(problem(error));
+    }
+  });
+  main.replaceChildren(el('h1', {}, 'Access'), el('p', {},
+    'The decision the PDP makes now for a user and a table, and why (as pdp explain).'),
+  form, answer);
+}
+
 // --- the Upgrade Manager (GOVERNANCE and APPLICATION_ADMIN: the API decides) ---------------
 
 async function upgradeGate() {
@@ -726,6 +772,7 @@ async function start() {
   }
   const who = await answer.json();
   csrf = who.csrf;
+  signedInAs = who.user;
   document.getElementById('user').textContent = who.user;
   document.getElementById('signout').addEventListener('click', async () => {
     await fetch('/console/signout', { method: 'POST', credentials: 'same-origin',
