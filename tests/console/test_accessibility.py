@@ -1,0 +1,65 @@
+"""Keyboard use, labels on every control, status in words, a narrow window."""
+
+from __future__ import annotations
+
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support import expected_conditions as ready
+
+from tests.console.conftest import Page, Remote, Stack
+
+UNLABELLED = """
+return [...document.querySelectorAll('main input, main select, main textarea, main button')]
+  .filter((c) => !(c.labels && c.labels.length) && !c.getAttribute('aria-label')
+    && !(c.tagName === 'BUTTON' && c.textContent.trim()))
+  .map((c) => c.outerHTML);
+"""
+
+
+def test_the_tree_works_from_the_keyboard_and_every_control_is_labelled(
+    page: Page, stack: Stack, remote: Remote
+):
+    stack.register("keys", remote)
+    page.sign_in("gov")
+    page.open("/console/connections/keys")
+    page.heading("Connection keys")
+    body = page.browser.find_element(By.TAG_NAME, "body")
+    body.send_keys(Keys.TAB)  # the first stop is the skip link
+    assert page.browser.switch_to.active_element.text == "Skip to content"
+    toggle = page.browser.find_element(
+        By.XPATH, "//button[@aria-label='Show the children of keys']"
+    )
+    toggle.send_keys(Keys.ENTER)
+    page.wait(
+        ready.text_to_be_present_in_element((By.CSS_SELECTOR, "ul[role=tree]"), remote.database)
+    )
+    assert toggle.get_attribute("aria-expanded") == "true"
+    # a state is a word next to its colour
+    assert "present" in page.browser.find_element(By.CSS_SELECTOR, "ul[role=tree]").text
+    assert page.browser.execute_script(UNLABELLED) == []
+    for path in (
+        "/console/connections/new",
+        "/console/jobs",
+        "/console/requests",
+        "/console/access",
+    ):
+        page.open(path)
+        page.wait(ready.presence_of_element_located((By.CSS_SELECTOR, "main h1")))
+        assert page.browser.execute_script(UNLABELLED) == [], path
+
+
+def test_a_narrow_window_keeps_everything_reachable(page: Page, stack: Stack, remote: Remote):
+    stack.register("narrow", remote)
+    page.sign_in("gov")
+    page.browser.set_window_size(420, 900)
+    try:
+        page.open("/console/connections/narrow")
+        page.heading("Connection narrow")
+        wide = page.browser.execute_script(
+            "return document.documentElement.scrollWidth > window.innerWidth + 1"
+        )
+        assert not wide  # no sideways scrolling
+        assert page.browser.find_element(By.ID, "signout").is_displayed()
+        page.shot("narrow")
+    finally:
+        page.browser.set_window_size(1280, 900)
