@@ -758,8 +758,185 @@ async function upgradeGate() {
     if (error.status === 403) { notFound(); return; }
     throw error;
   }
-  main.replaceChildren(el('h1', {}, 'Upgrade Manager'), el('ul', {}, data.hits.map((i) =>
-    el('li', {}, `${i.name} (${i.technology}): ${i.state}, ${i.dataSourceCount} data sources`))));
+  const name = window.location.pathname.split('/')[3];
+  if (name) {
+    await upgradeWizard(decodeURIComponent(name));
+    return;
+  }
+  main.replaceChildren(el('h1', {}, 'Upgrade Manager'), data.hits.length
+    ? el('table', {}, el('thead', {}, el('tr', {}, ['Integration', 'Technology', 'Data sources',
+      'State', ''].map((h) => el('th', { scope: 'col' }, h)))),
+    el('tbody', {}, data.hits.map((i) => el('tr', {},
+      el('td', {}, i.name), el('td', {}, i.technology), el('td', {}, String(i.dataSourceCount ?? 0)),
+      el('td', {}, stateBadge(i.state)),
+      el('td', {}, pageLink(`/console/upgrade/${encodeURIComponent(i.name)}`,
+        i.state === 'not_started' ? `Start Upgrade of ${i.name}` : `Continue ${i.name}`))))))
+    : el('p', {}, 'Every integration is upgraded.'));
+}
+
+const UPGRADE_STEPS = ['Display Name', 'Credentials', 'Confirm', 'Upgrade', 'Resolve', 'Finalize'];
+const STEP_OF = { not_started: 0, started: 1, validated: 2, upgrading: 3, partial: 4,
+  upgraded: 5, finalized: 5 };
+
+async function upgradeWizard(name) {
+  const base = `/data/upgrade/${encodeURIComponent(name)}`;
+  const status = (await api('GET', base)).data;
+  const step = STEP_OF[status.state] ?? 0;
+  const outcome = el('div', { 'aria-live': 'polite' });
+  const steps = el('ol', { class: 'steps', 'aria-label': 'Steps' }, UPGRADE_STEPS.map((label, i) =>
+    el('li', { 'aria-current': i === step ? 'step' : null },
+      i < step || status.state === 'finalized' ? `${label} (done)` : label)));
+  const facts = el('dl', { class: 'facts' },
+    el('dt', {}, 'Integration'), el('dd', {}, `${status.name} (${status.technology})`),
+    el('dt', {}, 'State'), el('dd', {}, stateBadge(status.state)),
+    el('dt', {}, 'Display Name'), el('dd', {}, status.displayName || '—'),
+    el('dt', {}, 'Data sources'), el('dd', {}, Object.entries(status.counts || {})
+      .map(([k, v]) => `${k} ${v}`).join(', ') || String(status.dataSourceCount ?? 0)));
+  const again = () => upgradeWizard(name);
+  async function act(call) {
+    try {
+      await call();
+      await again();
+    } catch (error) {
+      outcome.replaceChildren(problem(error));
+    }
+  }
+  const body = [];
+  if (['not_started', 'started', 'validated'].includes(status.state)) {
+    const display = el('input', { name: 'displayName', value: status.displayName || status.name });
+    const form = el('form', {}, el('h2', {}, 'Display Name'),
+      field('Display Name', display, 'The new connection\'s key.'),
+      el('button', { type: 'submit', class: 'primary' }, 'Start Upgrade'));
+    form.addEventListener('submit', (event) => {
+      event.preventDefault();
+      act(() => api('POST', `${base}/start`, { displayName: display.value }));
+    });
+    body.push(form);
+  }
+  if (['started', 'validated'].includes(status.state)) body.push(credentialsStep(status, base, act));
+  if (status.state === 'validated') {
+    const confirm = el('input', { type: 'checkbox', id: 'upgrade-confirm' });
+    const yes = el('button', { type: 'button', class: 'primary', disabled: true },
+      'Yes, Upgrade Connection');
+    confirm.addEventListener('change', () => { yes.disabled = !confirm.checked; });
+    yes.addEventListener('click', () => act(() => api('POST', `${base}/upgrade`, { confirm: true })));
+    body.push(el('section', {}, el('h2', {}, 'Confirm'),
+      el('p', {}, 'The upgrade lists the platform, matches every data source to an object of the ',
+        'new connection (tags, owners and status carried over), and retires the legacy data ',
+        'source endpoints for this integration. ',
+        el('a', { href: '/docs#/upgrade' }, 'What the upgrade changes (the API)')),
+      el('div', { class: 'check' }, confirm, el('label', { for: 'upgrade-confirm' },
+        `I understand that ${status.name} is upgraded to connection ${status.displayName}`)),
+      yes));
+  }
+  if (status.state === 'upgrading') {
+    const job = status.job || {};
+    body.push(el('section', {}, el('h2', {}, 'Upgrade'),
+      el('p', {}, `The upgrade job is ${job.state || 'starting'}…`),
+      el('progress', { 'aria-label': 'Upgrade progress' }),
+      el('p', {}, statsText(job.stats)),
+      job.state === 'failed' ? el('button', { type: 'button',
+        onclick: () => act(() => api('POST', `${base}/upgrade`, { confirm: true })) },
+      'Resume the upgrade') : null));
+    const timer = setTimeout(() => again().catch(() => {}), 1000);
+    leaving = () => clearTimeout(timer);
+  }
+  if (['partial', 'upgraded'].includes(status.state)) {
+    const unresolved = (await api('GET', `${base}/unresolved`)).data;
+    body.push(el('section', {}, el('h2', {}, 'Resolve'), unresolved.count
+      ? el('ul', {}, unresolved.hits.map((source) => resolveItem(source, status, base, act)))
+      : el('p', {}, 'Every data source is matched.')));
+    const finalize = el('button', { type: 'button', class: 'primary' }, 'Finalize');
+    finalize.addEventListener('click', () => act(() => api('POST', `${base}/finalize`)));
+    body.push(el('section', {}, el('h2', {}, 'Finalize'), el('p', {},
+      'Finalizing turns object sync on for the new connection.'), finalize));
+  }
+  if (status.state === 'finalized') {
+    body.push(el('p', { class: 'notice' }, `${status.name} is upgraded: `,
+      pageLink(`/console/connections/${encodeURIComponent(status.displayName)}`,
+        `connection ${status.displayName}`)));
+  }
+  main.replaceChildren(...[el('h1', {}, `Upgrade ${status.name}`), steps, facts, outcome, ...body]
+    .filter(Boolean));
+}
+
+function credentialsStep(status, base, act) {
+  const spec = TECHNOLOGIES[status.technology] || { label: status.technology, endpoint: [],
+    methods: {} };
+  const methods = Object.entries(spec.methods);
+  let method = methods.length ? methods[0][0] : '';
+  const own = el('input', { type: 'checkbox', id: 'upgrade-own', checked: true });
+  const fields = el('div', {});
+  function draw() {
+    const controls = [];
+    for (const [name, label, value] of spec.endpoint) {
+      const control = input(name, 'text', value);
+      control.dataset.part = 'endpoint';
+      if (name === 'port') control.dataset.number = 'yes';
+      controls.push(field(label, control));
+    }
+    if (methods.length > 1) {
+      const chooser = el('select', { name: 'method' },
+        methods.map(([name, [label]]) => el('option', { value: name }, label)));
+      chooser.value = method;
+      chooser.addEventListener('change', () => { method = chooser.value; draw(); });
+      controls.push(field('Authentication', chooser));
+    }
+    for (const [name, label, kind] of method ? spec.methods[method][1] : []) {
+      const control = input(name, kind);
+      control.dataset.part = 'credentials';
+      controls.push(field(label, control));
+      if (control.fileInput) controls.push(field(`${label}: from a file`, control.fileInput));
+    }
+    if (status.technology === 'trino' && method === 'oauthCertificate') {
+      const thumb = input('oauth.thumbprint', 'text');
+      thumb.dataset.part = 'credentials';
+      controls.push(field('Certificate thumbprint', thumb));
+    }
+    fields.replaceChildren(...controls);
+    fields.hidden = own.checked;
+  }
+  own.addEventListener('change', draw);
+  const form = el('form', {}, el('h2', {}, 'Credentials'),
+    el('div', { class: 'check' }, own, el('label', { for: 'upgrade-own' },
+      'Use the integration\'s own endpoint and credentials')), fields,
+    el('button', { type: 'submit', class: 'primary' }, 'Validate Credentials'));
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const body = {};
+    if (!own.checked) {
+      const endpoint = {};
+      const credentials = {};
+      for (const control of fields.querySelectorAll('[data-part]')) {
+        if (control.value === '') continue;
+        const value = control.dataset.number ? Number(control.value) : control.value;
+        setDeep(control.dataset.part === 'endpoint' ? endpoint : credentials, control.name, value);
+      }
+      if (Object.keys(endpoint).length) body.endpoint = endpoint;
+      body.credentials = credentials;
+    }
+    act(() => api('POST', `${base}/validate`, body));
+  });
+  draw();
+  return form;
+}
+
+function resolveItem(source, status, base, act) {
+  const where = [source.database, source.schema, source.table].join('.');
+  const path = el('input', { name: 'path', autocomplete: 'off' });
+  const id = encodeURIComponent(source.id);
+  const resolve = (action, extra = {}) => act(() => api('POST', `${base}/resolve/${id}`,
+    { action, ...extra }));
+  return el('li', { class: 'panel' },
+    el('p', {}, el('strong', {}, where), ` (data source ${source.id}): ${source.reason || ''}`),
+    field(`Table path for ${where}`, path,
+      `Below the connection, for example ${status.displayName}/database/schema/table.`),
+    el('div', { class: 'row' },
+      el('button', { type: 'button', onclick: () => resolve('match', { path: path.value }) },
+        `Resolve ${where}`),
+      el('button', { type: 'button', onclick: () => resolve('retry') }, `Retry ${where}`),
+      el('button', { type: 'button', onclick: () => resolve('disable') }, `Disable ${where}`),
+      el('button', { type: 'button', onclick: () => resolve('delete') }, `Delete ${where}`)));
 }
 
 // --- start ---------------------------------------------------------------------------------
