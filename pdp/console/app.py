@@ -30,8 +30,9 @@ from pdp.admin.app import Authenticate
 from pdp.admin.guard import error
 from pdp.auth.errors import Unauthenticated
 from pdp.console.explain import Current, explain_router
+from pdp.console.oidc import OidcSignIn, pkce_pair
 from pdp.console.seam import COOKIE, CSRF_HEADER, as_session, session_of, session_or
-from pdp.console.sessions import Sessions
+from pdp.console.sessions import Session, Sessions
 from pdp.console.signin import DevSignIn, SignInFailed
 from pdp.policy import DirectoryUser
 
@@ -80,7 +81,10 @@ class SecurityHeaders:
 
 
 def mount_console(
-    app: FastAPI, directory: Directory, signin: DevSignIn | None, current: Current
+    app: FastAPI,
+    directory: Directory,
+    signin: DevSignIn | OidcSignIn | None,
+    current: Current,
 ) -> Sessions:
     """Serve the console from `app` (the admin API) and let the admin API's authentication
     accept its sessions. `signin` None: no sign-in method is configured, the console says so.
@@ -88,7 +92,7 @@ def mount_console(
     sessions = Sessions()
     inner: Authenticate = app.state.authenticate
     app.state.authenticate = session_or(inner, sessions)
-    pending: OrderedDict[str, float] = OrderedDict()
+    pending: OrderedDict[str, tuple[float, str]] = OrderedDict()  # state -> (since, verifier)
     router = APIRouter(include_in_schema=False)
 
     def secure(request: Request) -> bool:
@@ -98,51 +102,41 @@ def mount_console(
     def root() -> RedirectResponse:
         return RedirectResponse("/console/", status_code=303)
 
-    @router.get("/console/signin")
-    def signin_page(request: Request) -> Response:
-        if signin is None:
-            return _page("Sign-in unavailable", _NO_SIGNIN, status=503)
+    def begin(request: Request, verifier: str = "") -> str:
         state = secrets.token_urlsafe(24)
-        pending[state] = time.monotonic()
+        pending[state] = (time.monotonic(), verifier)
         while len(pending) > MAX_PENDING:
             pending.popitem(last=False)
-        users = sorted(directory())
-        items = "".join(
-            f'<li><a class="button" href="/console/signin/pick?{_query(user, state)}">'
-            f"{html.escape(user)}</a></li>"
-            for user in users
-        )
-        body = _PICK.format(items=items or "<li>The directory has no users.</li>")
-        response = _page("Sign in (development)", body)
+        return state
+
+    def remember(response: Response, request: Request, state: str) -> Response:
         response.set_cookie(
             LOGIN_COOKIE,
             state,
             max_age=LOGIN_SECONDS,
             path="/console/",
             httponly=True,
-            samesite="lax",
+            samesite="lax",  # it must come back with the IdP's redirect
             secure=secure(request),
         )
         return response
 
-    @router.get("/console/signin/pick")
-    async def pick(request: Request, user: str = "", state: str = "") -> Response:
+    def finish(request: Request, state: str) -> str | None:
+        """The verifier of a sign-in this browser started within ten minutes, once."""
+        if not state or request.cookies.get(LOGIN_COOKIE) != state:
+            return None  # (another browser cannot spend this browser's state)
         started = pending.pop(state, None)
-        if (
-            signin is None
-            or started is None
-            or time.monotonic() - started > LOGIN_SECONDS
-            or request.cookies.get(LOGIN_COOKIE) != state
-        ):
-            return _page("Sign in again", _RESTART, status=400)
-        if user not in directory():
-            return _page("Sign in again", _RESTART, status=400)
-        try:
-            session = await signin.session(user)
-            await as_session(request, session, inner)  # the admin API accepts it, or we stop
-        except (SignInFailed, Unauthenticated) as failed:
-            body = f"<p>{html.escape(str(failed))}</p>" + _RESTART
-            return _page("Sign-in failed", body, status=502)
+        if started is None:
+            return None
+        if time.monotonic() - started[0] > LOGIN_SECONDS:
+            return None
+        return started[1]
+
+    async def open_session(request: Request, session: Session) -> Response:
+        caller = await as_session(request, session, inner)  # the admin API accepts it, or not
+        session.user = caller.name
+        # a page, not a redirect: after the IdP's cross-site redirect a SameSite=Strict cookie
+        # is only sent with a navigation that starts here
         response = _page("Signed in", _SIGNED_IN, refresh=True)
         response.set_cookie(
             COOKIE,
@@ -154,6 +148,58 @@ def mount_console(
         )
         response.delete_cookie(LOGIN_COOKIE, path="/console/")
         return response
+
+    def failed(problem: Exception) -> Response:
+        body = f"<p>{html.escape(str(problem))}</p>" + _RESTART
+        return _page("Sign-in failed", body, status=502)
+
+    @router.get("/console/signin")
+    async def signin_page(request: Request) -> Response:
+        if signin is None:
+            return _page("Sign-in unavailable", _NO_SIGNIN, status=503)
+        if isinstance(signin, OidcSignIn):
+            verifier, challenge = pkce_pair()
+            state = begin(request, verifier)
+            try:
+                url = await signin.authorize_url(callback_url(request), state, challenge)
+            except SignInFailed as problem:
+                return failed(problem)
+            return remember(RedirectResponse(url, status_code=303), request, state)
+        state = begin(request)
+        users = sorted(directory())
+        items = "".join(
+            f'<li><a class="button" href="/console/signin/pick?{_query(user, state)}">'
+            f"{html.escape(user)}</a></li>"
+            for user in users
+        )
+        body = _PICK.format(items=items or "<li>The directory has no users.</li>")
+        return remember(_page("Sign in (development)", body), request, state)
+
+    @router.get("/console/signin/pick")
+    async def pick(request: Request, user: str = "", state: str = "") -> Response:
+        if not isinstance(signin, DevSignIn) or finish(request, state) is None:
+            return _page("Sign in again", _RESTART, status=400)
+        if user not in directory():
+            return _page("Sign in again", _RESTART, status=400)
+        try:
+            return await open_session(request, await signin.session(user))
+        except (SignInFailed, Unauthenticated) as problem:
+            return failed(problem)
+
+    @router.get("/console/callback")
+    async def callback(
+        request: Request, code: str = "", state: str = "", error: str = ""
+    ) -> Response:
+        verifier = finish(request, state)
+        if not isinstance(signin, OidcSignIn) or not verifier:
+            return _page("Sign in again", _RESTART, status=400)
+        if error or not code:
+            return failed(SignInFailed(f"the identity provider answered {error or 'no code'}"))
+        try:
+            session = await signin.session(code, verifier, callback_url(request))
+            return await open_session(request, session)
+        except (SignInFailed, Unauthenticated) as problem:
+            return failed(problem)
 
     @router.get("/console/session")
     async def whoami(request: Request) -> Response:
@@ -178,6 +224,11 @@ def mount_console(
         response.delete_cookie(COOKIE, path="/")
         return response
 
+    @router.get("/console/signedout")
+    def signed_out() -> Response:
+        # not straight to the sign-in: with an IdP session still open, that would sign in again
+        return _page("Signed out", _SIGNED_OUT)
+
     @router.get("/console/")
     @router.get("/console/{page:path}")
     def shell(request: Request, page: str = "") -> Response:
@@ -190,6 +241,12 @@ def mount_console(
     app.include_router(explain_router(current))
     app.add_middleware(SecurityHeaders)
     return sessions
+
+
+def callback_url(request: Request) -> str:
+    """Where the IdP sends the browser back: this listener's /console/callback (register it as
+    the client's redirect URI)."""
+    return f"{request.base_url}console/callback"
 
 
 def _query(user: str, state: str) -> str:
@@ -216,7 +273,9 @@ With your identity provider in <code>auth:</code> there is no such page.</p>
 <nav aria-label="Users of the directory"><p>Sign in as:</p><ul class="users">{items}</ul></nav>
 """
 _RESTART = '<p><a href="/console/signin">Start the sign-in again</a>.</p>'
+_SIGNED_OUT = '<p>The console session has ended. <a href="/console/signin">Sign in again</a>.</p>'
 _SIGNED_IN = '<p><a href="/console/">Continue to the console</a>.</p>'
-_NO_SIGNIN = """<p>The console has no sign-in method: pdp.yaml runs neither the development
-issuer with user tokens (<code>auth.devIssuer.userTokens: true</code>) nor, for tests on loopback,
-<code>admin.trustUserHeader</code>. The admin API still takes bearer tokens.</p>"""
+_NO_SIGNIN = """<p>The console has no sign-in method: pdp.yaml names no console client of your
+identity provider (<code>console.signIn</code>), and runs neither the development issuer with
+user tokens nor, for tests on loopback, <code>admin.trustUserHeader</code>. The admin API still
+takes bearer tokens.</p>"""

@@ -16,6 +16,7 @@ from pdp.config.errors import Collector, ConfigError
 from pdp.config.fields import Fields
 from pdp.config.secret import Secret
 from pdp.config.yamlsource import line_of, read_yaml
+from pdp.console.oidc import OidcClient
 from pdp.control.plane import CASCADE_JOB_THRESHOLD
 from pdp.control.schedule import TICK_SECONDS
 from pdp.crawl.network import DEFAULT_DENY, EVERYWHERE, NetworkPolicy
@@ -37,6 +38,7 @@ KEYS = (
     "storeSecretKeyFile",
     "admin",
     "control",
+    "console",
 )
 
 
@@ -97,6 +99,7 @@ class PdpConfig:
     # `storeSecretKeyFile`); None: secret values are refused, references only
     store_secret_key: Secret | None = None
     admin: AdminSettings | None = None  # absent: no admin API
+    console: OidcClient | None = None  # absent: the console signs in only in development
     control: ControlSettings = field(default_factory=ControlSettings)
 
 
@@ -134,6 +137,7 @@ def load_pdp_config(path: Path) -> PdpConfig:
                 "Fernet; print(Fernet.generate_key().decode())')",
             )
     admin = _admin(f, found)
+    console = _console(f, found, auth)
     control = _control(f, found)
     if store is not None and control.snapshot_file is None:
         control = replace(control, snapshot_file=default_snapshot_file(store, base))
@@ -166,6 +170,7 @@ def load_pdp_config(path: Path) -> PdpConfig:
         store=store,
         store_secret_key=store_key,
         admin=admin,
+        console=console,
         control=control,
     )
 
@@ -210,6 +215,29 @@ def _admin(f: Fields, found: Collector) -> AdminSettings | None:
         max_body_bytes=int(
             admin.number("maxBodyBytes", defaults.max_body_bytes, low=1024, high=2**30, whole=True)
         ),
+    )
+
+
+def _console(f: Fields, found: Collector, auth: object) -> OidcClient | None:
+    """`console: {signIn: {clientId, clientSecretEnv/File?, scope?, resource?}}`: the console's
+    client of the IdP that `auth:` names (docs/console.md)."""
+    raw = f.data.get("console")
+    if raw is None:
+        return None
+    keys = ("clientId", "clientSecretEnv", "clientSecretFile", "scope", "resource")
+    block = Fields(raw, "console", found, ("signIn",))
+    sign_in = Fields(block.data.get("signIn") or {}, "console.signIn", found, keys)
+    if not isinstance(auth, ValidatorConfig):
+        found.error(
+            f.line("console"), "console.signIn: needs `auth:` naming your identity provider"
+        )
+        return None
+    return OidcClient(
+        issuer=auth.issuer,
+        client_id=sign_in.text("clientId", required=True),
+        client_secret=sign_in.secret("clientSecret", os.environ),
+        scope=sign_in.text("scope", default="openid"),
+        resource=sign_in.text("resource") or None,
     )
 
 

@@ -22,7 +22,7 @@ from pdp.auth.grpc import BearerAuthInterceptor
 from pdp.config.errors import Problem
 from pdp.config.listen import ensure_listen_free
 from pdp.config.watch import Watched
-from pdp.console import DevSignIn, DevTokens, mount_console
+from pdp.console import mount_console, sign_in_method
 from pdp.control import (
     ControlPlane,
     CrawlerFactory,
@@ -237,9 +237,8 @@ async def start_pdp(
             config.admin.max_body_bytes,
         )
         dev = config.auth if isinstance(config.auth, DevIssuerSettings) else None
-        tokens = DevTokens(f"http://{dev.listen}/token", DEV_USER_CLIENT) if dev else None
-        development = (dev is not None and dev.user_tokens) or auth is None  # docs/console.md
-        signin = DevSignIn(tokens) if development else None
+        user_tokens = f"http://{dev.listen}/token" if dev and dev.user_tokens else None
+        signin = sign_in_method(config.console, user_tokens, DEV_USER_CLIENT, auth is None)
         mount_console(app, directory, signin, lambda: (revisions.current, cluster.current))
         admin_port = await resources.enter_async_context(
             serving(app, admin_listen or config.admin.listen)

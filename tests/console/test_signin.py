@@ -33,7 +33,7 @@ def test_sign_in_shows_the_shell_and_sign_out_ends_the_session(page: Page, stack
     nav = page.browser.find_element(By.CSS_SELECTOR, "nav[aria-label=Sections]").text
     assert "Connections" in nav and "Sync jobs" in nav and "Requests" in nav
     page.browser.find_element(By.ID, "signout").click()
-    page.wait(ready.url_contains("/console/signin"))
+    page.wait(ready.url_contains("/console/signedout"))
     page.open("/console/connections")  # the session is gone: back to the sign-in page
     page.wait(ready.url_contains("/console/signin"))
 

@@ -24,7 +24,7 @@ function providerOptions(signingKeys) {
     clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt'],
     enabledJWA: { clientAuthSigningAlgValues: ['RS256', 'PS256', 'ES256'] },
     features: {
-      devInteractions: { enabled: false },
+      devInteractions: { enabled: Boolean(config.devInteractions) }, // a login page (console tests)
       clientCredentials: { enabled: true },
       resourceIndicators: {
         enabled: true,

@@ -954,7 +954,7 @@ async function start() {
   document.getElementById('signout').addEventListener('click', async () => {
     await fetch('/console/signout', { method: 'POST', credentials: 'same-origin',
       headers: { 'X-Pdp-Csrf': csrf } });
-    window.location.assign('/console/signin');
+    window.location.assign('/console/signedout');
   });
   api('GET', '/data/upgrade').then(({ data }) => {
     document.getElementById('nav-upgrade').hidden = !data.count;
