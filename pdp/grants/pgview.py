@@ -116,7 +116,10 @@ def plan_views(
             continue
         label = rls.label(table)
         if table not in tables:
-            views.notes.append(f"no governed view for {label}: masks on it are views' masks")
+            views.notes.append(
+                f"no governed view for {label}: it is not a base table; masked columns stay "
+                "refused"
+            )
             continue
         filtered = any(rls.filters({p: a}) for p, a in applying.items())
         held = security.get(table)

@@ -135,7 +135,9 @@ def _databricks(files: dict[str, str], tmp: Path) -> str:
     return out.getvalue()
 
 
-@pytest.mark.parametrize("name", ["mask-and-filter", "filter-only", "snowflake", "databricks"])
+@pytest.mark.parametrize(
+    "name", ["mask-and-filter", "filter-only", "governed-view", "snowflake", "databricks"]
+)
 def test_the_page_shows_what_the_code_plans(name: str, tmp_path: Path) -> None:
     shown = {m["name"]: m["body"] for m in GENERATED.finditer(DOC.read_text(encoding="utf-8"))}
     revision = re.compile(r"revision [0-9a-f]+")
