@@ -117,8 +117,7 @@ def plan_views(
         label = rls.label(table)
         if table not in tables:
             views.notes.append(
-                f"no governed view for {label}: it is not a base table; masked columns stay "
-                "refused"
+                f"no governed view for {label}: it is not a base table; masked columns stay refused"
             )
             continue
         filtered = any(rls.filters({p: a}) for p, a in applying.items())
