@@ -45,15 +45,15 @@ from pdp.auth.credentials import ClientCredentials
 from pdp.auth.errors import TokenError
 from pdp.config.errors import ConfigError
 from pdp.control import permissions as perm
+from pdp.control.objectsync import crawl, database_bound, listing_bound
 from pdp.control.permissions import Caller, Forbidden
 from pdp.control.plane import ControlPlane, ValidationFailed, job_json
-from pdp.control.sync import crawl, database_bound, listing_bound
 from pdp.core.model import NOBODY
 from pdp.crawl.base import Check, connect_failure
 from pdp.objects.errors import Conflict, DuplicateKey, InvalidInput, NotFound
 from pdp.objects.keys import check_connection_key, key_identity
 from pdp.objects.paths import Kind, ObjectPath
-from pdp.objects.sync import Listing
+from pdp.objects.syncplan import Listing
 from pdp.policy.model import ObjectType, Technology
 from pdp.store import (
     ConnectionRecord,
@@ -72,7 +72,7 @@ from pdp.store import legacy as lg
 from pdp.store.legacy import Integration, LegacySource, MatchReason, MatchState, UpgradeState
 from pdp.store.model import DEFAULT_FAIL_SAFE, DEFAULT_SCHEDULE, utcnow
 from pdp.store.schema import connections, objects
-from pdp.store.sync import load_tree
+from pdp.store.treesync import load_tree
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from pdp.control import Scheduler
 from pdp.control.upgrade import match_source, oauth_checks, shape_checks
 from pdp.core.model import ClusterSettings, Settings
 from pdp.objects.paths import ObjectPath
-from pdp.objects.sync import Listing, RemoteObject
+from pdp.objects.syncplan import Listing, RemoteObject
 from pdp.policy.model import Technology
 from pdp.store import JobState, JobTrigger, JobType, References, legacy, read_registry
 
