@@ -108,8 +108,9 @@ def plan_views(
     base tables (views and other kinds get no governed view); `now`: the grants held now."""
     views = Views()
     taken: dict[str, set[str]] = {}
+    readers, raw = _selecting(grants, enforced), _selecting(now, enforced)
     for table in sorted(enforced, key=lambda t: t.name):
-        holders = frozenset(p for p, held in grants.items() if "SELECT" in held.get(table, ()))
+        holders = readers.get(table, frozenset())
         applying = {p: a for p, a in enforced[table].items() if p in holders}
         masked = sorted(p for p, a in applying.items() if masks(a))
         if not masked or table not in columns:
@@ -129,7 +130,7 @@ def plan_views(
             )
             continue
         view = view_securable(schema, table, taken.setdefault(table.name[0], set()))
-        raw_now = frozenset(p for p, h in now.items() if "SELECT" in h.get(table, ()))
+        raw_now = raw.get(table, frozenset())
         unfiltered_now = holders - _filtered_now(prefix, held)
         typed = tuple(columns[table].items())
         outputs, tight_outputs, blocked = _columns(typed, applying, holders, raw_now)
@@ -141,6 +142,16 @@ def plan_views(
         if blocked:
             views.withheld[view] = blocked
     return views
+
+
+def _selecting(state: State, tables: Mapping[Securable, object]) -> dict[Securable, frozenset[str]]:
+    """Who holds table-level SELECT on each of `tables`, in one pass over `state`."""
+    found: dict[Securable, set[Principal]] = {}
+    for principal, held in state.items():
+        for securable, privileges in held.items():
+            if "SELECT" in privileges and securable in tables:
+                found.setdefault(securable, set()).add(principal)
+    return {t: frozenset(p) for t, p in found.items()}
 
 
 def masks(applying: tuple[Applying, ...]) -> list[Applying]:

@@ -171,6 +171,19 @@ def test_issue_21_alice_reads_the_emea_row_with_amount_null_through_the_governed
         '"sales_payments"',
     )
 
+    # a role the product does not manage, granted the view by hand, reads it masked and
+    # filtered (it is no exempt user's role)
+    other = f"{db.prefix}_other"
+    with db.connect() as conn:
+        conn.execute(f'CREATE ROLE "{other}" LOGIN')
+        conn.execute(f'GRANT USAGE ON SCHEMA {SCHEMA} TO "{other}"')
+        conn.execute(f'GRANT SELECT ON {view} TO "{other}"')
+    try:
+        assert db.rows(other, f"SELECT * FROM {view}") == [(1, "emea", None)]
+    finally:
+        with db.connect() as conn:
+            conn.execute(f'DROP OWNED BY "{other}"; DROP ROLE "{other}"')
+
     # drift: the view edited by hand shows amount; the next sync puts it back, alone
     with db.connect() as conn:
         conn.execute(
@@ -334,5 +347,30 @@ def test_each_mask_reads_natively_as_trino_masks_it(db: Db) -> None:
     assert db.rows(db.alice, view) is None
     assert db.rows(db.alice, "SELECT id FROM sales.typed") == [(1,), (2,), (3,), (4,)]
     assert db.rows(db.bob, view) == raw
+    report, again = db.sync([])
+    assert report.clean and again.empty
+
+
+def test_a_table_with_row_security_the_product_does_not_manage_gets_no_view(db: Db) -> None:
+    """A view reads as its owner and would bypass those policies: alice keeps her column
+    grants only, and the plan says why."""
+    masks, _ = _issue_21(db)
+    with db.connect() as conn:
+        conn.execute("ALTER TABLE sales.payments ENABLE ROW LEVEL SECURITY")
+        conn.execute("CREATE POLICY theirs ON sales.payments USING (id = 2)")
+    try:
+        report, again = db.sync(masks)
+        assert report.clean and again.empty
+        assert again.notes == (
+            f'no governed view for TABLE "{db.database}"."sales"."payments": it has row '
+            "security the product does not manage, which a view would bypass; masked columns "
+            "stay refused",
+        )
+        assert db.rows(db.alice, "SELECT id, region FROM sales.payments") == [(2, "amer")]
+        assert db.rows(db.alice, f"SELECT * FROM {SCHEMA}.sales_payments") is None
+    finally:
+        with db.connect() as conn:
+            conn.execute("DROP POLICY theirs ON sales.payments")
+            conn.execute("ALTER TABLE sales.payments DISABLE ROW LEVEL SECURITY")
     report, again = db.sync([])
     assert report.clean and again.empty
