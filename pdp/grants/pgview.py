@@ -131,10 +131,9 @@ def plan_views(
             continue
         view = view_securable(schema, table, taken.setdefault(table.name[0], set()))
         raw_now = raw.get(table, frozenset())
-        unfiltered_now = holders - _filtered_now(prefix, held)
         typed = tuple(columns[table].items())
         outputs, tight_outputs, blocked = _columns(typed, applying, holders, raw_now)
-        where, tight_where = _where(prefix, applying, holders, unfiltered_now)
+        where, tight_where = _where(prefix, applying, holders, held)
         source = ".".join(quote(p) for p in table.name[1:])
         select = f"SELECT {', '.join(outputs)} FROM {source}{where}"
         tight = f"SELECT {', '.join(tight_outputs)} FROM {source}{tight_where}"
@@ -210,11 +209,12 @@ def _where(
     prefix: str,
     applying: Mapping[Principal, tuple[Applying, ...]],
     holders: frozenset[Principal],
-    unfiltered_now: frozenset[Principal],
+    held: rls.TableSecurity | None,
 ) -> tuple[str, str]:
     """One condition per row filter and rendered predicate, as row security has one policy:
     the predicate holds, or the session is none of the roles it applies to and is an exempt
-    holder's."""
+    holder's. The tight condition keeps filtering the roles row security filters with it now
+    (`held`), until the grants and row security have caught up."""
     groups = rls.desired_policies(prefix, rls.filters(applying))
     final, tight = [], []
     for name in sorted(groups):
@@ -222,8 +222,9 @@ def _where(
         if not group.restrictive:
             continue
         exempt = holders - group.roles
+        now = held.policies.get(name) if held is not None and held.enabled else None
         final.append(_passes(group, exempt))
-        tight.append(_passes(group, exempt & unfiltered_now))
+        tight.append(_passes(group, exempt - now.roles if now is not None else exempt))
     if not final:
         return "", ""
     return " WHERE " + " AND ".join(final), " WHERE " + " AND ".join(tight)
@@ -242,19 +243,6 @@ def _member(roles: frozenset[Principal]) -> str:
 
 def _has(roles: frozenset[Principal]) -> str:
     return " OR ".join(f"pg_has_role({quote_literal(r)}, 'USAGE')" for r in sorted(roles))
-
-
-def _filtered_now(prefix: str, held: rls.TableSecurity | None) -> frozenset[Principal]:
-    """The managed roles row security filters on the table now."""
-    if held is None or not held.enabled:
-        return frozenset()
-    ours = f"{prefix}_rls_"
-    return frozenset(
-        role
-        for name, policy in held.policies.items()
-        if name.startswith(ours) and policy.restrictive
-        for role in policy.roles
-    )
 
 
 def _digest(text: str) -> str:

@@ -244,6 +244,22 @@ def test_a_mask_change_tightens_before_any_grant_and_an_exemption_loosens_last(d
     assert subjects[-1] == ("LOOSEN", "VIEW"), subjects
     assert ("TIGHTEN", "VIEW") not in subjects  # nobody is masked more than now
     assert db.rows(db.bob, f"SELECT amount FROM {SCHEMA}.sales_payments") == [(120,), (80,)]
+
+    # the same for the row filter: bob filtered first, unfiltered last
+    filters[0].pop("exceptFor")
+    report, again = db.sync(masks, filters)
+    assert report.clean and again.empty
+    assert report.applied[0].phase.name == "TIGHTEN"
+    assert db.rows(db.bob, f"SELECT id FROM {SCHEMA}.sales_payments") == [(1,)]
+    filters[0]["exceptFor"] = {"users": [db.bob]}
+    report, again = db.sync(masks, filters)
+    assert report.clean and again.empty
+    # the view as it is filters bob as tightly as row security does until then: it is only
+    # replaced after every revoke, with row security's policy narrowed
+    views = [s for s in report.applied if s.subject.startswith("VIEW")]
+    assert [s.phase.name for s in views] == ["LOOSEN"]
+    assert report.applied[-1] is views[0] or report.applied[-1].phase.name == "LOOSEN"
+    assert db.rows(db.bob, f"SELECT id FROM {SCHEMA}.sales_payments") == [(1,), (2,)]
     report, again = db.sync([])
     assert report.clean and again.empty
 
@@ -372,5 +388,31 @@ def test_a_table_with_row_security_the_product_does_not_manage_gets_no_view(db: 
         with db.connect() as conn:
             conn.execute("DROP POLICY theirs ON sales.payments")
             conn.execute("ALTER TABLE sales.payments DISABLE ROW LEVEL SECURITY")
+    report, again = db.sync([])
+    assert report.clean and again.empty
+
+
+def test_one_change_that_tightens_and_loosens_runs_in_two_view_steps(db: Db) -> None:
+    """A new mask for everyone and a new exemption for bob in one change: the view masks the
+    new column before any grant, and shows bob the old one only after every revoke."""
+    hidden = _mask("amount-hidden", ["amount"], "null", "payments", db)
+    hidden.pop("exceptFor")
+    report, again = db.sync([hidden])
+    assert report.clean and again.empty
+    hidden["exceptFor"] = {"users": [db.bob]}
+    hashed = _mask("region-hashed", ["region"], "hash", "payments", db)
+    hashed.pop("exceptFor")
+    report, again = db.sync([hidden, hashed])
+    assert report.clean and again.empty
+    views = [s for s in report.applied if s.subject.startswith("VIEW")]
+    assert [s.phase.name for s in views] == ["TIGHTEN", "LOOSEN"]
+    bob = f"pg_has_role('{db.prefix}_user_{db.bob}', 'USAGE')"
+    assert "upper(encode(sha256(" in views[0].text and bob not in views[0].text
+    assert bob in views[1].text
+    emea, amer = (hashlib.sha256(r).hexdigest().upper() for r in (b"emea", b"amer"))
+    bob_reads = db.rows(db.bob, f"SELECT region, amount FROM {SCHEMA}.sales_payments")
+    assert set(bob_reads or ()) == {(emea, 120), (amer, 80)}
+    alice_reads = db.rows(db.alice, f"SELECT region, amount FROM {SCHEMA}.sales_payments")
+    assert set(alice_reads or ()) == {(emea, None), (amer, None)}
     report, again = db.sync([])
     assert report.clean and again.empty
