@@ -70,7 +70,8 @@ class PostgresDialect:
     def data_policies(self, source: DataSource, applying: tuple[Applying, ...]) -> str | Native:
         """Row filters on base tables become row-level security; filters on other kinds of
         relation (RLS applies to tables only) are withheld. A mask leaves its columns out of
-        the user's SELECT (`column_grants`): refused natively, never shown unmasked."""
+        the user's SELECT (`column_grants`): refused natively, never shown unmasked; with a
+        `policy_schema`, a governed view shows them masked (`pgview`)."""
         problems = []
         for one in applying:
             if not isinstance(one.policy, RowFilterPolicy):
