@@ -210,6 +210,20 @@ def test_issue_21_alice_reads_the_emea_row_with_amount_null_through_the_governed
     assert report.clean and again.empty
     assert db.rows(db.alice, f"SELECT * FROM {view}") == [(1, "emea", None)]
 
+    # a column added to the table: the view is made again with it, and granted again
+    with db.connect() as conn:
+        conn.execute("ALTER TABLE sales.payments ADD COLUMN note text DEFAULT 'n'")
+    report, again = db.sync(masks, filters)
+    assert report.clean and again.empty
+    assert report.applied[0].text.startswith(f'DROP VIEW "{SCHEMA}"."sales_payments"; CREATE')
+    assert db.rows(db.alice, f"SELECT * FROM {view}") == [(1, "emea", None, "n")]
+    assert db.rows(db.bob, f"SELECT note FROM {view}") == [("n",), ("n",)]
+    with db.connect() as conn:  # PostgreSQL keeps a column a view uses: the view goes first
+        conn.execute(f"DROP VIEW {view}; ALTER TABLE sales.payments DROP COLUMN note")
+    report, again = db.sync(masks, filters)
+    assert report.clean and again.empty
+    assert db.rows(db.alice, f"SELECT * FROM {view}") == [(1, "emea", None)]
+
     # the mask goes: the view goes (after its grants), the filter stays, by_hand stays
     report, again = db.sync([], filters)
     assert report.clean and again.empty
