@@ -243,7 +243,7 @@ def _with_views(desired: Desired, views: pgview.Views, dialect: PostgresDialect)
         for principal in want.readers:
             grants[principal][want.view] = frozenset({"SELECT"})
             for parent, privilege in dialect.parents(want.view):
-                grants[principal][parent] = frozenset({privilege})
+                grants[principal][parent] = grants[principal].get(parent, frozenset()) | {privilege}
                 scope.add(parent)
         scope.add(want.view)
     withheld = [
