@@ -39,6 +39,18 @@ DEPTH = {kind.value: depth for depth, kind in enumerate(KINDS)}
 T = TypeVar("T")
 
 
+@dataclass(frozen=True, slots=True)
+class SyncOutcome:
+    """The plan a sync made and whether it was applied (not when the fail-safe tripped)."""
+
+    plan: SyncPlan
+    applied: bool
+
+    @property
+    def stats(self) -> dict[str, int]:
+        return dict(self.plan.stats)
+
+
 def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
