@@ -68,7 +68,7 @@ class RunningPdp:
                 await task
         await self.server.stop(grace)
         if self.control is not None:
-            self.control.runner.stopping.set()  # no job waits any longer for the store
+            self.control.job_runner.stopping.set()  # no job waits any longer for the store
             await asyncio.to_thread(self.control.join, 10.0)
         await self.resources.aclose()
 

@@ -13,8 +13,6 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-import pytest
-
 from pdp.control import JobRunning, SyncRunner
 from pdp.objects import ObjectPath
 from pdp.store import JobState, Store
@@ -23,9 +21,6 @@ from tests.control.conftest import wait_job
 from tests.control.fakes import FakePlatform
 
 ROUNDS = 20
-RACE = pytest.mark.xfail(
-    strict=True, reason="issue 23: a second start answers before the job exists"
-)
 HC = ObjectPath("hc")
 
 
@@ -49,7 +44,6 @@ def together(*calls: Callable[[], Any]) -> list[Any]:
     return results
 
 
-@RACE
 def test_overlapping_crawls_name_the_running_job(api: Api) -> None:
     api.register()
     for _ in range(ROUNDS):
@@ -70,7 +64,6 @@ def test_overlapping_crawls_name_the_running_job(api: Api) -> None:
         assert api.wait(accepted)["state"] == "completed"
 
 
-@RACE
 def test_a_sync_and_a_cascade_name_each_other(api: Api) -> None:
     api.register()
     api.plane.cascade_threshold = 0  # every settings change of a container is a job
@@ -97,7 +90,6 @@ def test_a_sync_and_a_cascade_name_each_other(api: Api) -> None:
                 assert api.wait(answer.json()["jobId"])["state"] == "completed"
 
 
-@RACE
 def test_two_replicas_name_each_others_job(
     store: Store, runner: SyncRunner, platform: FakePlatform
 ) -> None:
@@ -125,10 +117,10 @@ def test_join_waits_for_every_job_of_the_process(api: Api) -> None:
     api.platform.gate = threading.Event()
     sync = api.call("POST", "/data/crawl/hc/hold", json={})
     assert sync.status_code == 202, sync.text
-    api.runner.stopping.set()  # the PDP stops: no job waits for the store any longer
+    api.runner.jobs.stopping.set()  # the PDP stops: no job waits for the store any longer
     api.platform.gate.set()
     api.plane.join()
-    assert api.runner.running_here() == frozenset()
+    assert api.runner.jobs.running_here() == frozenset()
     with api.store.read() as reader:
         assert reader.job(sync.json()["jobId"]).state is JobState.COMPLETED
         assert reader.running_job("hc") is None
