@@ -146,6 +146,9 @@ class ControlPlane:
         cascade_threshold: int = CASCADE_JOB_THRESHOLD,
         references: References | None = None,
         network: NetworkPolicy | None = None,
+        declared: Callable[[], Any] | None = None,
+        cluster: Callable[[], Any] | None = None,
+        trino_catalog_files: Path | None = None,
     ):
         self.store = store
         # the secret references pdp.yaml allows in connection details (none by default) and
@@ -153,19 +156,19 @@ class ControlPlane:
         self.references = references or References()
         self.network = network or NetworkPolicy.of()
         self.runner = runner
+        self.job_runner = runner.jobs  # the process's job runner: syncs and cascades
         self.crawler_factory = crawler_factory
         # a settings change reaching more descendants than this runs as a cascade job
         self.cascade_threshold = cascade_threshold
-        self.job_runner = runner.jobs  # the process's job runner: syncs and cascades
         # The policy files' documents (registry YAML), for the upgrade manager to offer the
-        # connections they declare by hand; set by the PDP service.
-        self.declared: Callable[[], Any] | None = None
+        # connections they declare by hand.
+        self.declared = declared
         # The Trino cluster's settings (`clusterProperties`): the upgrade manager checks that
-        # the system user matches its `immuta.user.admin`; set by the PDP service.
-        self.cluster: Callable[[], Any] | None = None
+        # the system user matches its `immuta.user.admin`.
+        self.cluster = cluster
         # Trino's catalog files (`control.trinoCatalogFiles`), to propose the `trinoCatalogs`
-        # of a connection registered without them; set by the PDP service.
-        self.trino_catalog_files: Path | None = None
+        # of a connection registered without them.
+        self.trino_catalog_files = trino_catalog_files
 
     def admit(self, caller: Caller) -> None:
         """403 unless the caller holds some control-plane permission: checked before anything
