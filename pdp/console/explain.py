@@ -1,8 +1,10 @@
 """`POST /console/explain`: the decision on a table for a user, and why, as `pdp explain` gives
-it: the same `decide` and `row_filters` over the PDP's current snapshot and cluster settings
-(what its gRPC service decides on). The admin API had no such endpoint; this one is a thin call,
-behind the admin API's authentication and admission. Explaining another user's access shows
-which policies they hold: GOVERNANCE only; anyone may explain their own."""
+it: the same `decide`, `row_filters` and `column_mask` over the PDP's current snapshot and
+cluster settings (what its gRPC service decides on). The admin API had no such endpoint; these
+are thin calls, behind the admin API's authentication and admission. Explaining another user's
+access shows which policies they hold: GOVERNANCE only; anyone may explain their own.
+`POST /console/readers`: who of the directory may read a table, and through which policy
+(GOVERNANCE): the same decision for each user."""
 
 from __future__ import annotations
 
@@ -16,12 +18,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from pdp.control import Caller, ControlPlane, Forbidden
 from pdp.control.permissions import GOVERNANCE
 from pdp.core import decide
-from pdp.core.datapolicy import row_filters
+from pdp.core.datapolicy import column_mask, row_filters
 from pdp.core.model import ClusterSettings, Identity, TableRef
 from pdp.core.model import Request as Decide
 from pdp.policy import PolicySnapshot
 
 Current = Callable[[], tuple[PolicySnapshot, ClusterSettings]]
+READ = "SelectFromColumns"
 # the Trino operations on one table the page offers (any name `pdp explain` knows is accepted)
 TABLE_OPERATIONS = (
     "SelectFromColumns",
@@ -34,7 +37,7 @@ TABLE_OPERATIONS = (
 
 
 class ExplainBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
     user: str = Field(min_length=1)
     operation: str = "SelectFromColumns"
     catalog: str = Field(min_length=1)
@@ -50,6 +53,10 @@ def explain(
     table = TableRef(body.catalog, body.schema_, body.table)
     decision = decide(view, Decide(identity, body.operation, table))
     filters = row_filters(view, identity, table.key)
+    masks = [
+        (column, column_mask(view, identity, table.key, column, "varchar"))
+        for column in sorted(view.registry.columns.get(table.key, {}))
+    ]
     return {
         "user": body.user,
         "operation": body.operation,
@@ -59,7 +66,47 @@ def explain(
         "reason": decision.reason,
         "policies": list(decision.policies),
         "rowFilters": [{"policy": f.policy, "expression": f.expression} for f in filters],
+        # which policy masks each known column and why (the SQL depends on the column's type,
+        # which the query gives: `pdp explain` with a GetColumnMask body shows it)
+        "masks": [
+            {"column": c, "policy": m.policy, "kind": str(m.kind), "reason": m.reason}
+            for c, m in masks
+            if m is not None
+        ],
         "admin": view.settings.is_admin(body.user),
+        "revision": snapshot.revision,
+    }
+
+
+class TableBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    catalog: str = Field(min_length=1)
+    schema_: str = Field(alias="schema", min_length=1)
+    table: str = Field(min_length=1)
+
+
+def readers(snapshot: PolicySnapshot, cluster: ClusterSettings, body: TableBody) -> dict[str, Any]:
+    """Who of the directory may read the table (SelectFromColumns), and through what: the same
+    decision per user. Groups Trino sends that the directory does not know are not in it."""
+    settings = cluster.effective(snapshot.mapping)
+    table = TableRef(body.catalog, body.schema_, body.table)
+    hits = []
+    for user in sorted(snapshot.directory):
+        identity = Identity(user)
+        decision = decide(snapshot.view(settings, identity), Decide(identity, READ, table))
+        if decision.allowed:
+            hits.append(
+                {
+                    "user": user,
+                    "rule": str(decision.rule),
+                    "reason": decision.reason,
+                    "policies": list(decision.policies),
+                }
+            )
+    return {
+        "object": f"{body.catalog}.{body.schema_}.{body.table}",
+        "count": len(hits),
+        "hits": hits,
         "revision": snapshot.revision,
     }
 
@@ -81,5 +128,19 @@ def explain_router(current: Current) -> APIRouter:
             )
         snapshot, cluster = current()
         return explain(snapshot, cluster, body)
+
+    @router.post("/console/readers")
+    async def readers_endpoint(request: Request, body: TableBody) -> dict[str, Any]:
+        caller: Caller = await request.app.state.authenticate(request)
+        plane: ControlPlane = request.app.state.plane
+        await run_in_threadpool(plane.admit, caller)
+        if not caller.has(GOVERNANCE):
+            raise Forbidden(
+                GOVERNANCE.value,
+                f"user {caller.name!r} may not list who reads a table: it needs GOVERNANCE",
+                caller.name,
+            )
+        snapshot, cluster = current()
+        return await run_in_threadpool(readers, snapshot, cluster, body)
 
     return router

@@ -76,6 +76,8 @@ def test_access_explains_a_decision_with_its_policy(page: Page, stack: Stack):
     page.click("Explain")
     page.text("ALLOWED")
     page.text("orders-readers")  # alice reads through her group's policy
+    page.click("Who may read this table")
+    page.text("Who may read hive.sales.orders: 2")  # alice by her group, bob by his WRITE
     page.shot("access")
     page.fill("User", "bob")
     page.browser.find_element(By.NAME, "operation").send_keys("DropTable")
@@ -96,6 +98,9 @@ def test_explaining_another_users_access_needs_governance(stack: Stack):
     )
     assert own.status_code == 200 and own.json()["allowed"] is False
     assert maker.post("/console/explain", json=body).status_code == 403  # no CSRF header
+    table = {k: body[k] for k in ("catalog", "schema", "table")}
+    who = maker.post("/console/readers", json=table, headers={"X-Pdp-Csrf": csrf})
+    assert who.status_code == 403 and who.json()["error"]["permission"] == "GOVERNANCE"
     # a user the admin API does not admit is refused as the admin API refuses them
     alice = signed_in(stack, "alice")
     csrf = alice.get("/console/session").json()["csrf"]

@@ -737,15 +737,35 @@ function accessPage() {
           el('dt', {}, 'Policies'), el('dd', {}, data.policies.join(', ') || 'none'),
           el('dt', {}, 'Row filters'), el('dd', {}, data.rowFilters.length
             ? data.rowFilters.map((f) => `${f.policy}: ${f.expression}`).join('; ') : 'none'),
+          el('dt', {}, 'Column masks'), el('dd', {}, data.masks.length
+            ? el('ul', {}, data.masks.map((m) => el('li', {},
+              `${m.column}: ${m.kind} by ${m.policy} (${m.reason})`))) : 'none'),
           el('dt', {}, 'Administrator'), el('dd', {}, data.admin ? 'yes (immuta.user.admin)' : 'no'),
           el('dt', {}, 'Revision'), el('dd', {}, data.revision)));
     } catch (error) {
       answer.replaceChildren(problem(error));
     }
   });
+  const who = el('section', { 'aria-live': 'polite', 'aria-label': 'Who may read it' });
+  const readers = el('button', { type: 'button' }, 'Who may read this table');
+  readers.addEventListener('click', async () => {
+    try {
+      const { data } = await api('POST', '/console/readers', { catalog: catalog.value,
+        schema: schema.value, table: table.value });
+      who.replaceChildren(el('h2', {}, `Who may read ${data.object}: ${data.count}`),
+        data.count ? el('table', {}, el('thead', {}, el('tr', {}, ['User', 'Policies', 'Why']
+          .map((h) => el('th', { scope: 'col' }, h)))), el('tbody', {}, data.hits.map((hit) =>
+          el('tr', {}, el('td', {}, hit.user), el('td', {}, hit.policies.join(', ') || '—'),
+            el('td', {}, hit.reason)))))
+          : el('p', {}, 'Nobody of the directory.'),
+        el('p', {}, 'Users of the directory only: groups that only Trino sends are not in it.'));
+    } catch (error) {
+      who.replaceChildren(problem(error));
+    }
+  });
   main.replaceChildren(el('h1', {}, 'Access'), el('p', {},
     'The decision the PDP makes now for a user and a table, and why (as pdp explain).'),
-  form, answer);
+  form, el('div', { class: 'row' }, readers), answer, who);
 }
 
 // --- the Upgrade Manager (GOVERNANCE and APPLICATION_ADMIN: the API decides) ---------------
