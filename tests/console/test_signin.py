@@ -53,6 +53,13 @@ def test_the_session_cookie_is_httponly_strict_and_holds_no_token(stack: Stack):
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie
     session = client.cookies["pdp_console"]
     assert "." not in session  # an opaque id, not a JWT
+    shell = client.get("/console/connections")
+    assert shell.status_code == 200 and "<script>" not in shell.text  # the module file only
+    assert shell.headers["Content-Security-Policy"] == page.headers["Content-Security-Policy"]
+    assert shell.headers["X-Frame-Options"] == "DENY"
+    script = client.get("/console/static/console.js")
+    assert script.headers["X-Content-Type-Options"] == "nosniff"
+    assert ".innerHTML" not in script.text  # text only, never markup
     who = client.get("/console/session").json()
     assert who["user"] == "gov" and who["csrf"]
     assert "token" not in str(who).lower()
