@@ -106,3 +106,31 @@ def test_explaining_another_users_access_needs_governance(stack: Stack):
     csrf = alice.get("/console/session").json()["csrf"]
     mine = alice.post("/console/explain", json=body, headers={"X-Pdp-Csrf": csrf})
     assert mine.status_code == 403
+
+
+def test_a_fail_safe_trip_is_explained_in_words(page: Page, stack: Stack, remote: Remote):
+    tables = [f"CREATE TABLE fs.t{n} (id int)" for n in range(20)]
+    with remote.pg.connect(remote.database) as conn:
+        for statement in (
+            "CREATE SCHEMA fs",
+            f"GRANT USAGE ON SCHEMA fs TO {remote.role}",
+            *tables,
+        ):
+            conn.execute(statement)
+    try:
+        stack.register("guarded", remote)
+        with remote.pg.connect(remote.database) as conn:
+            conn.execute("DROP SCHEMA fs CASCADE")  # 20 of 25 tables gone at once
+        page.sign_in("gov")
+        page.open("/console/connections/guarded")
+        page.heading("Connection guarded")
+        page.click("Sync now")
+        page.text("fail-safe: this sync would mark 20 of 25 present tables missing", 60)
+        page.text("nothing was changed")
+        page.shot("failsafe")
+    finally:
+        with remote.pg.connect(remote.database) as conn:
+            conn.execute("DROP SCHEMA IF EXISTS fs CASCADE")
+    with stack.api("gov") as api:
+        kept = api.get(f"/data/object/guarded/{remote.database}/fs/t0").json()
+    assert kept["remoteState"] == "present"  # the fail-safe changed nothing

@@ -577,7 +577,7 @@ function registerPage() {
 // --- sync jobs ---------------------------------------------------------------------------
 
 function statsText(stats) {
-  const parts = Object.entries(stats || {}).map(([name, value]) => `${name} ${value}`);
+  const parts = Object.entries(stats || {}).map(([name, value]) => `${statWords(name)} ${value}`);
   return parts.join(', ') || '—';
 }
 
@@ -616,9 +616,17 @@ async function jobsPage() {
 }
 
 const FINISHED = new Set(['completed', 'failed', 'cancelled']);
-const STAT_WORDS = [
-  ['listings', 'listings made'], ['failedListings', 'listings failed'],
-];
+const STAT_WORDS = {
+  listings: 'listings made', failedListings: 'listings failed',
+  notGovernedInTrino: 'active data sources no Trino catalog exposes',
+  requestsOpened: 'requests opened',
+};
+
+function statWords(name) {
+  // `table.added` -> `tables added`: the job's counts as a person reads them
+  const [kind, verb] = name.split('.');
+  return STAT_WORDS[name] || (verb ? `${kind}s ${verb}` : name);
+}
 
 async function jobPage(id) {
   const facts = el('dl', { class: 'facts' });
@@ -642,8 +650,8 @@ async function jobPage(id) {
       el('dt', {}, 'Object'), el('dd', {}, job.path || '—'),
       el('dt', {}, 'Started'), el('dd', {}, when(job.startedAt)),
       el('dt', {}, 'Ended'), el('dd', {}, when(job.endedAt)),
-      ...counts.flatMap(([name, value]) => [el('dt', {}, (STAT_WORDS.find(([n]) => n === name)
-        || [name, name])[1]), el('dd', {}, String(value))]));
+      ...counts.flatMap(([name, value]) => [el('dt', {}, statWords(name)),
+        el('dd', {}, String(value))]));
     const summary = finished ? `The job ${job.state}.` : `The job is ${job.state}…`;
     if (summary !== last) {
       progress.replaceChildren(el('p', {}, summary),
@@ -651,8 +659,8 @@ async function jobPage(id) {
       last = summary;
     }
     errors.replaceChildren(...(job.errors && job.errors.length ? [el('h2', {}, 'Errors'),
-      el('ul', {}, job.errors.map((e) => el('li', { class: 'error' },
-        typeof e === 'string' ? e : e.message || JSON.stringify(e))))] : []));
+      el('ul', {}, job.errors.map((e) => el('li', { class: 'error' }, typeof e === 'string' ? e
+        : `${e.path ? `${e.path}: ` : ''}${e.message || JSON.stringify(e)}`)))] : []));
     if (!finished) timer = setTimeout(() => poll().catch(() => {}), 1000);
   }
   await poll();
