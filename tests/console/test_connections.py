@@ -88,6 +88,22 @@ def test_register_validate_sync_and_activate_a_schema(page: Page, stack: Stack, 
         orders = api.get(f"/data/object/pg/{remote.database}/sales/orders").json()
     assert orders["dataSource"]["active"] is True
 
+    select(page, "sales")  # a Data Owner of the schema, granted and revoked
+    page.fill("Principal", "alice")
+    page.click("Grant")
+    page.wait(ready.text_to_be_present_in_element((By.ID, "status"), "Permissions"))
+    page.text("DataOwner: alice (user)")
+    select(page, "orders")
+    page.text(f"inherited from pg/{remote.database}/sales")
+    with stack.api("gov") as api:
+        owners = api.get(f"/data/object/pg/{remote.database}/sales/orders").json()["dataOwners"]
+    assert [o["principal"] for o in owners] == ["alice"]
+    select(page, "sales")
+    page.click("Revoke DataOwner of alice")
+    page.wait(
+        lambda driver: "DataOwner: alice" not in driver.find_element(By.CSS_SELECTOR, ".panel").text
+    )
+
 
 def test_search_finds_a_table_by_name(page: Page, stack: Stack, remote: Remote):
     page.sign_in("gov")

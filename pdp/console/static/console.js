@@ -346,12 +346,56 @@ async function showObject(details, path) {
     el('button', { type: 'button', onclick: () => startSync(path, outcome) }, 'Sync now'),
     el('button', { type: 'button', onclick: () => confirmDelete(object, outcome) },
       object.kind === 'connection' ? 'Deregister…' : 'Delete…'));
+  const permissions = el('section', {}, el('h3', {}, 'Permissions'));
+  showPermissions(permissions, object.path);
   const columns = Array.isArray(object.columns) && object.columns.length
     ? el('section', {}, el('h3', {}, 'Columns'), el('ul', {}, object.columns.map((c) => el('li',
       {}, typeof c === 'string' ? c : `${c.name} ${c.type || ''} ${(c.tags || []).join(' ')}`))))
     : null;
-  details.replaceChildren(...[el('h2', {}, object.name), facts, columns, form, actions, outcome]
+  details.replaceChildren(...[el('h2', {}, object.name), facts, columns, form, permissions,
+    actions, outcome]
     .filter(Boolean));
+}
+
+async function showPermissions(section, path) {
+  const heading = section.firstChild;
+  const outcome = el('div', { 'aria-live': 'polite' });
+  let data;
+  try {
+    data = (await api('GET', `/data/permission/${apiPath(path)}`)).data;
+  } catch (error) {
+    section.replaceChildren(heading, problem(error));
+    return;
+  }
+  const change = async (body) => {
+    try {
+      await api('PUT', `/data/permission/${apiPath(path)}`, body);
+      await showPermissions(section, path);
+      say(`Permissions of ${path} changed.`);
+    } catch (error) {
+      outcome.replaceChildren(problem(error));
+    }
+  };
+  const rows = data.permissions.map((p) => el('li', {},
+    `${p.role}: ${p.principal} (${p.principalKind})`,
+    p.inherited ? ` inherited from ${p.path}` : ' ',
+    p.inherited ? null : el('button', { type: 'button', onclick: () => change({
+      principal: p.principal, role: p.role, principalKind: p.principalKind, revoke: true }) },
+    `Revoke ${p.role} of ${p.principal}`)));
+  const principal = el('input', { name: 'principal', autocomplete: 'off' });
+  const kind = el('select', { name: 'principalKind' },
+    el('option', { value: 'user' }, 'User'), el('option', { value: 'group' }, 'Group'));
+  const role = el('select', { name: 'role' },
+    el('option', { value: 'DataOwner' }, 'Data Owner'),
+    el('option', { value: 'InfrastructureAdmin' }, 'Infrastructure Admin'));
+  const form = el('form', { class: 'row' }, field('Principal', principal), field('Kind', kind),
+    field('Role', role), el('button', { type: 'submit' }, 'Grant'));
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    change({ principal: principal.value, principalKind: kind.value, role: role.value });
+  });
+  section.replaceChildren(heading, rows.length ? el('ul', {}, rows) : el('p', {}, 'None.'),
+    form, outcome);
 }
 
 async function startSync(path, outcome) {
