@@ -63,3 +63,24 @@ def test_a_narrow_window_keeps_everything_reachable(page: Page, stack: Stack, re
         page.shot("narrow")
     finally:
         page.browser.set_window_size(1280, 900)
+
+
+def test_every_technology_and_method_of_the_register_form_is_labelled(page: Page, stack: Stack):
+    page.sign_in("gov")
+    page.open("/console/connections/new")
+    page.heading("Register a connection")
+    for technology in ("Trino", "Snowflake", "Databricks", "PostgreSQL"):
+        page.browser.find_element(By.XPATH, f"//button[@role='tab'][.='{technology}']").click()
+        methods = page.browser.find_elements(By.NAME, "method")
+        options = methods[0].find_elements(By.TAG_NAME, "option") if methods else [None]
+        for index in range(len(options)):
+            if methods:
+                chooser = page.browser.find_element(By.NAME, "method")
+                chooser.find_elements(By.TAG_NAME, "option")[index].click()
+            assert page.browser.execute_script(UNLABELLED) == [], technology
+    page.browser.find_element(By.XPATH, "//button[@role='tab'][.='Trino']").click()
+    chooser = page.browser.find_element(By.NAME, "method")
+    chooser.find_elements(By.TAG_NAME, "option")[2].click()  # OAuth client certificate
+    page.text("Certificate (PEM): from a file")
+    page.text("Certificate thumbprint")
+    page.shot("register-trino")

@@ -452,6 +452,7 @@ const TECHNOLOGIES = {
         ['oauth.clientId', 'Client id'], ['oauth.certificate', 'Certificate (PEM)', 'pem'],
         ['oauth.privateKey', 'Private key (PEM)', 'pem'],
         ['oauth.privateKeyPassword', 'Private key password', 'secret'],
+        ['oauth.thumbprint', 'Certificate thumbprint (optional: checked against it)'],
         ['oauth.scope', 'Scope'], ['oauth.resource', 'Resource']]],
     },
   },
@@ -959,11 +960,6 @@ function credentialsStep(status, base, act) {
       control.dataset.part = 'credentials';
       controls.push(field(label, control));
       if (control.fileInput) controls.push(field(`${label}: from a file`, control.fileInput));
-    }
-    if (status.technology === 'trino' && method === 'oauthCertificate') {
-      const thumb = input('oauth.thumbprint', 'text');
-      thumb.dataset.part = 'credentials';
-      controls.push(field('Certificate thumbprint', thumb));
     }
     fields.replaceChildren(...controls);
     fields.hidden = own.checked;
