@@ -209,6 +209,7 @@ def test_a_filter_naming_the_user_gives_each_user_their_own_predicate() -> None:
     snap = _attributed("region IN @attribute(region)")
     assert sync(book, snap).clean
     (key, columns) = book.rows[TABLE]
+    assert columns == ("REGION",)  # placeholders are values, not columns
     assert book.policies[key][3] == (
         "(((IS_ROLE_IN_SESSION('PDP_USER_ALICE')) OR (IS_ROLE_IN_SESSION('PDP_USER_BOB'))) "
         "AND (NOT (IS_ROLE_IN_SESSION('PDP_USER_ALICE')) OR (region IN ('emea'))) "
