@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import pytest
 from databricks.sdk import WorkspaceClient
 from databricks.sdk.core import Config
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from pdp.core import Access, Identity, Request, Settings, TableRef, decide
@@ -29,7 +29,7 @@ from pdp.grants.retry import Backoff
 from pdp.grants.snowflake import SnowflakeDialect
 from pdp.grants.targets import DatabricksTarget, SnowflakeTarget
 from pdp.policy import DataSource, DirectoryUser, Policy, PolicySnapshot, Technology
-from pdp.policy.model import Audience, MaskingPolicy, RowFilterPolicy, Targets
+from pdp.policy.model import EVERYONE, Audience, MaskingPolicy, RowFilterPolicy, Targets
 from tests.grants.fakes.ledger import Ledger
 from tests.grants.fakes.numbers import round_half_away
 from tests.grants.fakes.uc_server import Workspace, serve
@@ -140,6 +140,45 @@ def worlds(draw: st.DrawFn) -> PolicySnapshot:
     )
 
 
+def _world(*data: MaskingPolicy | RowFilterPolicy) -> PolicySnapshot:
+    """Everyone reads; ann is in emea and amer, ben in o'hare (a quote), cy in none."""
+    readers = Policy("readers", Access.READ, users=frozenset(USERS), data_sources=PATHS)
+    regions = {"ann": {"emea", "amer"}, "ben": {"o'hare"}, "cy": set()}
+    directory = {u: DirectoryUser(u, attributes={"region": frozenset(regions[u])}) for u in USERS}
+    masks = [d for d in data if isinstance(d, MaskingPolicy)]
+    filters = [d for d in data if isinstance(d, RowFilterPolicy)]
+    return PolicySnapshot.compile(
+        "r", [SOURCE, UC_SOURCE], [readers], directory, masking=masks, row_filters=filters
+    )
+
+
+def _only(*users: str) -> Audience:
+    return Audience(users=frozenset(users), exclude=False)
+
+
+def _filter(where: str, audience: Audience = EVERYONE) -> RowFilterPolicy:
+    return RowFilterPolicy("f", ON, where, parse_template(where), audience)
+
+
+# Always run, beside the generated worlds: each new translation applied to someone who reads.
+EXAMPLES = [
+    _world(
+        MaskingPolicy(
+            "r", MaskKind.ROUND, ON, frozenset({"amount"}), count=1, audience=_only("ann")
+        ),
+        MaskingPolicy("h", MaskKind.HASH, ON, frozenset({"id"}), audience=_only("ann", "cy")),
+        _filter("region IN @attribute(region) OR owner = @user"),
+    ),
+    _world(
+        MaskingPolicy(
+            "r", MaskKind.ROUND, ON, frozenset({"amount"}), count=-1, audience=_only("ben")
+        ),
+        MaskingPolicy("k", MaskKind.KEEP_FIRST, ON, frozenset({"code"}), count=2),
+        _filter("owner = @user", Audience(users=frozenset({"cy"}))),
+    ),
+]
+
+
 def _audience(draw: st.DrawFn) -> Audience:
     return Audience(
         users=frozenset(draw(st.sets(st.sampled_from(USERS), max_size=2))),
@@ -214,6 +253,8 @@ def _compare(native: list[dict[str, object]], trino: list[dict[str, object]] | N
 
 @settings(max_examples=120, deadline=None)
 @given(worlds())
+@example(EXAMPLES[0])
+@example(EXAMPLES[1])
 def test_no_user_reads_natively_more_than_trino_shows(snapshot: PolicySnapshot) -> None:
     book = Ledger()
     book.users |= {u.upper() for u in USERS}
@@ -243,6 +284,8 @@ def uc() -> Iterator[tuple[Workspace, WorkspaceClient]]:
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(snapshot=worlds())
+@example(snapshot=EXAMPLES[0])
+@example(snapshot=EXAMPLES[1])
 def test_no_user_reads_natively_on_unity_catalog_more_than_trino_shows(
     uc: tuple[Workspace, WorkspaceClient], snapshot: PolicySnapshot
 ) -> None:
