@@ -5,8 +5,11 @@ Which masks and row filters a platform can enforce exactly (`native`, before the
 are known), and, once the table's columns and types are read, the policies it gets (`plan_table`):
 one mask per masked column, one row policy ANDing the table's filters as Trino ANDs them, each
 exempting the users holding a grant on the table to whom it does not apply. Everyone else,
-including principals the product does not manage, reads masked values and filtered rows. A user
-whose policy cannot be expressed exactly on the table's actual columns is withheld.
+including principals the product does not manage, reads masked values and filtered rows; a
+filter naming the user (`@user`, `@attribute(x)`) gives each user their own predicate, and no
+row to a session that is none of them. A user whose policy cannot be expressed exactly on the
+table's actual columns is withheld. The mask SQL both platforms read alike (partial reveals,
+rounding of decimals) is written here once.
 """
 
 from __future__ import annotations
@@ -39,23 +42,19 @@ def native(
     tables: frozenset[ObjectType] = frozenset({ObjectType.TABLE}),
     escapes: tuple[str, ...] = ("\\",),
 ) -> str | Native:
-    """Native where each policy has an exact translation for some column type (every mask
-    kind has one for some type), and where each row filter, as rendered for this user, evaluates
-    alike (`escapes`: what the platform reads in a string literal its own way: Snowflake a
-    backslash, Unity Catalog a backslash and a doubled quote; a filter holding one, in its text
-    or in the user's values, is withheld). The columns' types, read from the platform, settle
-    the rest when the target plans (`plan_table`)."""
+    """Native where the object takes policies and each row filter, as rendered for this user,
+    evaluates alike (`escapes`: what the platform reads in a string literal its own way:
+    Snowflake a backslash, Unity Catalog a backslash and a doubled quote; a filter holding one,
+    in its text or in the user's values, is withheld). Every mask kind has an exact translation
+    on some column type: the columns' types, read from the platform, settle masks when the
+    target plans (`plan_table`)."""
     problems = []
     for one in applying:
         policy = one.policy
         if source.type not in tables:
             problems.append(f"{describe(policy)}: a {source.type} takes no policy here")
-        elif isinstance(policy, MaskingPolicy):
-            continue
-        elif (problem := _filter_problem(policy)) is not None:
+        elif isinstance(policy, RowFilterPolicy) and (problem := _filter_problem(one, escapes)):
             problems.append(f"{describe(policy)} uses {problem}")
-        elif held := [_ESCAPES[e] for e in escapes if e in (one.predicate or policy.where)]:
-            problems.append(f"{describe(policy)} uses {' or '.join(held)} (as rendered here)")
     if problems:
         return "; ".join(problems) + f", which {platform} cannot enforce exactly"
     # TRUNCATE ignores row access policies: a filtered user would empty rows they cannot see
@@ -66,11 +65,15 @@ def native(
 _ESCAPES = {"\\": "a backslash", "''": "a doubled quote"}
 
 
-def _filter_problem(policy: RowFilterPolicy) -> str | None:
+def _filter_problem(one: Applying, escapes: tuple[str, ...]) -> str | None:
     """`@user` and `@attribute(x)` render as string literals per user (`plan_table` gives each
     user their own predicate); `@groups` is withheld (`rls.untranslatable` says why)."""
+    policy = one.policy
+    assert isinstance(policy, RowFilterPolicy)
     if '"' in policy.where:
         return "a quoted name"
+    if held := [_ESCAPES[e] for e in escapes if e in (one.predicate or policy.where)]:
+        return f"{' or '.join(held)} (as rendered here)"
     return untranslatable(policy.template)
 
 
