@@ -25,7 +25,7 @@ from pdp.config.errors import Collector, ConfigError
 from pdp.config.fields import Fields
 from pdp.config.secret import Secret
 from pdp.crawl.network import NetworkRefused
-from pdp.objects.sync import Listing, Names, RemoteObject
+from pdp.objects.syncplan import Listing, Names, RemoteObject
 
 TECHNOLOGIES = ("postgresql", "trino", "snowflake", "databricks")
 DEFAULT_TIMEOUT = 60.0  # seconds, per remote call
@@ -33,7 +33,7 @@ DEFAULT_PAGE_SIZE = 1000  # rows or objects per page
 MAX_PAGES = 10_000  # a listing that needs more pages than this fails instead of looping on
 # Keys every endpoint may carry besides its technology's own.
 # `maxConcurrentListings` and `maxConcurrentListingsPerDatabase` are object sync's
-# (pdp.control.sync.listing_bound, database_bound), checked here.
+# (pdp.control.objectsync.listing_bound, database_bound), checked here.
 COMMON_ENDPOINT_KEYS = (
     "exclude",
     "timeout",

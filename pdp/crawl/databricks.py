@@ -33,7 +33,7 @@ from pdp.crawl.base import (
     reason,
     top_listing_check,
 )
-from pdp.objects.sync import Listing, Names, RemoteColumn, RemoteObject
+from pdp.objects.syncplan import Listing, Names, RemoteColumn, RemoteObject
 
 API = "/api/2.1/unity-catalog"
 Items = list[dict[str, Any]]

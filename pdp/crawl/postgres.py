@@ -34,7 +34,7 @@ from pdp.crawl.base import (
     reason,
     top_listing_check,
 )
-from pdp.objects.sync import Listing, Names, RemoteColumn, RemoteObject
+from pdp.objects.syncplan import Listing, Names, RemoteColumn, RemoteObject
 
 Rows = list[tuple[Any, ...]]
 BUILTIN_SCHEMAS = ("information_schema", "pg_catalog", "pg_toast*", "pg_temp_*")

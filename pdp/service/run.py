@@ -31,7 +31,7 @@ from pdp.control import (
     platform_crawlers,
 )
 from pdp.core.model import ClusterSettings
-from pdp.grants.sync import syncer_from
+from pdp.grants.syncer import syncer_from
 from pdp.policy import Revisions
 from pdp.service import monitor
 from pdp.service.config import DevIssuerSettings, PdpConfig

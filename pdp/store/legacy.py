@@ -153,13 +153,6 @@ def sources_of(reader: Reader, integration: Integration) -> list[LegacySource]:
     return [_source(row, integration.name) for row in rows]
 
 
-def all_sources(reader: Reader) -> list[tuple[Integration, LegacySource]]:
-    found: list[tuple[Integration, LegacySource]] = []
-    for integration in list_integrations(reader):
-        found.extend((integration, s) for s in sources_of(reader, integration))
-    return found
-
-
 def get_source(reader: Reader, source_id: str) -> tuple[Integration, LegacySource]:
     row = reader.db.execute(select(legacy_sources).where(legacy_sources.c.id == source_id)).first()
     if row is None:

@@ -52,7 +52,7 @@ from pdp.objects.settings import (
     effective_is_active,
     effective_settings,
 )
-from pdp.objects.sync import Listing, RemoteColumn, SyncPlan, plan_sync
+from pdp.objects.syncplan import Listing, RemoteColumn, SyncPlan, plan_sync
 from pdp.objects.tags import NEW_TAG
 from pdp.policy.model import Technology
 from pdp.store import migrate
@@ -95,7 +95,7 @@ from pdp.store.schema import (
     store_version,
 )
 from pdp.store.secrets import Secrets
-from pdp.store.sync import apply_plan, load_nodes, narrow
+from pdp.store.treesync import apply_plan, load_nodes, narrow
 
 MAX_PAGE = 1000
 
@@ -839,18 +839,6 @@ class Writer(Reader):
         result = self.db.execute(
             delete(object_tags).where(
                 object_tags.c.object_id == object_id, object_tags.c.tag == tag
-            )
-        )
-        return result.rowcount > 0
-
-    def remove_column_tag(self, path: ObjectPath, column: str, tag: str) -> bool:
-        object_id = self._chain(path)[-1].id
-        column_id = select(columns.c.id).where(
-            columns.c.object_id == object_id, columns.c.name == column
-        )
-        result = self.db.execute(
-            delete(column_tags).where(
-                column_tags.c.column_id == column_id.scalar_subquery(), column_tags.c.tag == tag
             )
         )
         return result.rowcount > 0

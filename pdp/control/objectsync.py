@@ -29,7 +29,7 @@ from pdp.crawl.base import Crawler
 from pdp.objects.errors import Conflict, LockHeld
 from pdp.objects.keys import key_identity
 from pdp.objects.paths import Kind, ObjectPath
-from pdp.objects.sync import Listing, StoredNode, fold_names
+from pdp.objects.syncplan import Listing, StoredNode, fold_names
 from pdp.store import (
     ConnectionRecord,
     ConnectionState,
@@ -41,7 +41,7 @@ from pdp.store import (
 )
 from pdp.store.schema import connections
 from pdp.store.store import Store, SyncOutcome, Writer
-from pdp.store.sync import load_tree
+from pdp.store.treesync import load_tree
 
 log = logging.getLogger(__name__)
 
@@ -361,10 +361,6 @@ class SyncRunner:
             return
         if finished:
             thread.join(10)
-
-    def running(self, key: str) -> str | None:
-        with self._guard:
-            return self._local.get(key_identity(key)) or None
 
     def join(self, timeout: float = 30.0) -> None:
         """Wait for this process's jobs (tests, shutdown)."""

@@ -20,7 +20,7 @@ from sqlalchemy import Connection, bindparam, delete, func, insert, select, text
 from pdp.core.model import fold
 from pdp.objects.paths import KINDS, Kind
 from pdp.objects.settings import RemoteState
-from pdp.objects.sync import (
+from pdp.objects.syncplan import (
     Listing,
     Names,
     RemoteColumn,
@@ -194,7 +194,7 @@ def apply_plan(
     job_id: str | None = None,
     digests: Mapping[int, str] | None = None,
 ) -> None:
-    """Write `plan` (made by `pdp.objects.sync.plan_sync` from `nodes`) in this transaction;
+    """Write `plan` (made by `pdp.objects.syncplan.plan_sync` from `nodes`) in this transaction;
     `digests`: the column digests of compared tables that changed (`narrow`)."""
     ids = {fold_names(node.names): node.id for node in nodes}
     new_columns: list[tuple[int, str, str, bool, int]] = []
