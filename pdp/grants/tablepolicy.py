@@ -247,8 +247,8 @@ def plan_table(
 def _predicate(one: Applying, predicates: Mapping[Principal, str], flavor: Flavor) -> str:
     """A filter's predicate for everyone it applies to. Without placeholders it reads the same
     for every user. With `@user` or `@attribute(x)`, each group of users sharing one rendered
-    predicate gets it, and a session no such user's is FALSE: a session holding several
-    managed roles reads only the rows every one of them may read."""
+    predicate gets it; a session that is none of them reads no row, and a session holding
+    several managed roles only the rows every one of them may read."""
     assert isinstance(one.policy, RowFilterPolicy)
     if not any(isinstance(part, Placeholder) for part in one.policy.template):
         return one.predicate or "FALSE"  # rendered in parentheses

@@ -98,11 +98,10 @@ def _hashed(bits: int) -> str:
     """Trino's hash of an int or bigint: the first 4 or 8 bytes of the SHA-256 of its decimal
     text, read as a signed big-endian number (`conv` to base -10 reads 64 bits as signed; 32
     bits are moved into the signed range by hand)."""
-    digits = bits // 4
-    unsigned = f"conv(substr(sha2(CAST(val AS STRING), 256), 1, {digits}), 16, -10)"
+    number = f"conv(substr(sha2(CAST(val AS STRING), 256), 1, {bits // 4}), 16, -10)"
     if bits == 64:
-        return f"CAST({unsigned} AS BIGINT)"
-    return f"CAST((CAST({unsigned} AS BIGINT) + 2147483648) % 4294967296 - 2147483648 AS INT)"
+        return f"CAST({number} AS BIGINT)"
+    return f"CAST((CAST({number} AS BIGINT) + 2147483648) % 4294967296 - 2147483648 AS INT)"
 
 
 def _rounded_whole(digits: int, bits: int, type_: str) -> str:
