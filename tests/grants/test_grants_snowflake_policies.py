@@ -14,7 +14,7 @@ from pdp.core.datapolicy import parse_template
 from pdp.core.model import MaskKind
 from pdp.grants import Phase, apply, plan
 from pdp.grants.sfpolicy import masked_value
-from pdp.grants.snowflake import SnowflakeDialect
+from pdp.grants.snowflake import SnowflakeDialect, qualified
 from pdp.grants.targets import SnowflakeTarget
 from pdp.policy import DataSource, DirectoryUser, PolicySnapshot, Technology
 from pdp.policy.model import Audience, MaskingPolicy, RowFilterPolicy, Targets
@@ -191,12 +191,12 @@ def test_rounded_values_read_natively_are_trinos() -> None:
     assert [r["AMOUNT"] for r in book.select("BOB", *TABLE)] == amounts
 
 
-def _attributed(where: str) -> PolicySnapshot:
+def _attributed(where: str, alices: str = "emea") -> PolicySnapshot:
     """alice and bob, each with a region, and a filter for both that names them."""
     orders = DataSource("sf", Technology.SNOWFLAKE, "shop", "sales", "orders")
     readers = policy("readers", Access.READ, ["alice", "bob"], [ORDERS])
     directory = {
-        "alice": DirectoryUser("alice", attributes={"region": frozenset({"emea"})}),
+        "alice": DirectoryUser("alice", attributes={"region": frozenset({alices})}),
         "bob": DirectoryUser("bob", attributes={"region": frozenset({"amer", "apac"})}),
     }
     mine = row_filter(where, audience=Audience())
@@ -231,6 +231,20 @@ def test_a_filter_naming_the_user_gives_each_user_their_own_predicate() -> None:
     for privilege, name in (("USAGE", TABLE[:1]), ("USAGE", TABLE[:2]), ("SELECT", TABLE)):
         book.grants.add((privilege, name, "ETL", "ACCOUNTADMIN"))
     assert book.select("LOADER", *TABLE) == []
+
+
+def test_a_users_changed_attribute_changes_the_body_in_place_before_any_grant() -> None:
+    book = ledger()
+    book.data[TABLE] = ROWS
+    assert sync(book, _attributed("region IN @attribute(region)")).clean
+    (key, _) = book.rows[TABLE]
+    moved = _attributed("region IN @attribute(region)", alices="amer")
+    steps = plan(target(book), moved).plan.steps
+    assert [(s.phase, s.text.split(" -> ")[0]) for s in steps] == [
+        (Phase.TIGHTEN, f"ALTER ROW ACCESS POLICY {qualified(key)} SET BODY"),
+    ]
+    assert sync(book, moved).clean
+    assert book.select("ALICE", *TABLE) == [ROWS[1]]
 
 
 def test_a_user_withheld_for_one_policy_leaves_the_others_in_place_for_everyone() -> None:
