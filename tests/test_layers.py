@@ -20,6 +20,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("store", ("pdp.store",)),  # connections and the object tree in SQLite or PostgreSQL
     ("web", ("pdp.web",)),  # small ASGI apps served inside a running process
     ("auth", ("pdp.auth",)),  # OAuth 2.0 tokens, JWT validation, gRPC interceptors
+    ("platforms", ("pdp.platforms",)),  # per technology: connection settings, opening its client
     ("api", ("pdp.api",)),  # the gRPC messages and stubs generated from proto/
     ("wire", ("pdp.wire",)),  # Trino OPA request bodies; core values <-> protobuf
     ("grant sync", ("pdp.grants",)),  # native grants; the PDP service runs it per revision

@@ -32,8 +32,10 @@ from pdp.grants.targets import (
     postgres_transient,
     snowflake_transient,
 )
+from pdp.platforms import postgresql
 
 DEFAULT_INTERVAL = 3600.0
+APPLICATION = "pdp-grant-sync"  # how grant sync names its sessions on the platforms
 _COMMON = ("name", "platform", "connections", "rolePrefix", "names", "users")
 _KEYS = {
     "snowflake": (
@@ -58,7 +60,7 @@ _KEYS = {
         "policySchema",
         "warehouseId",
     ),
-    "postgresql": ("dsn", "password"),
+    "postgresql": postgresql.TARGET_KEYS,
 }
 _AUTH = {"snowflake": ("password", "keypair", "oauth"), "databricks": ("oauth-m2m", "token")}
 
@@ -197,7 +199,7 @@ def _snowflake(spec: TargetSpec, backoff: Backoff) -> Target:
     import snowflake.connector
 
     s = spec.settings
-    options: dict[str, Any] = {"account": s["account"], "application": "pdp-grant-sync"}
+    options: dict[str, Any] = {"account": s["account"], "application": APPLICATION}
     options.update({k: s[k] for k in ("user", "role", "warehouse") if s.get(k)})
     match s["auth"]:
         case "password":
@@ -266,18 +268,13 @@ def _databricks(spec: TargetSpec, backoff: Backoff) -> Target:
 
 
 def _postgres(spec: TargetSpec, backoff: Backoff) -> Target:
-    import psycopg
-
-    s = spec.settings
+    settings = postgresql.from_target(spec.settings)
 
     def connect(database: str) -> SqlSession:
-        options: dict[str, Any] = {"autocommit": True}
-        if database:
-            options["dbname"] = database
-        if s.get("password"):
-            options["password"] = s["password"]
-        session = DbApiSession(psycopg.connect(s.get("dsn", ""), **options))
-        return RetryingSession(session, backoff, postgres_transient)
+        client = postgresql.connect(
+            settings, application=APPLICATION, database=database or None, autocommit=True
+        )
+        return RetryingSession(DbApiSession(client), backoff, postgres_transient)
 
     dialect = PostgresDialect(spec.prefix.lower(), spec.naming)
     return PostgresTarget(spec.name, spec.connections, connect, dialect)
