@@ -32,24 +32,13 @@ from pdp.grants.targets import (
     postgres_transient,
     snowflake_transient,
 )
-from pdp.platforms import postgresql
+from pdp.platforms import postgresql, snowflake
 
 DEFAULT_INTERVAL = 3600.0
 APPLICATION = "pdp-grant-sync"  # how grant sync names its sessions on the platforms
 _COMMON = ("name", "platform", "connections", "rolePrefix", "names", "users")
 _KEYS = {
-    "snowflake": (
-        "account",
-        "user",
-        "role",
-        "warehouse",
-        "auth",
-        "password",
-        "privateKeyFile",
-        "privateKeyPassphrase",
-        "token",
-        "policySchema",
-    ),
+    "snowflake": (*snowflake.TARGET_KEYS, "policySchema"),
     "databricks": (
         "host",
         "auth",
@@ -196,22 +185,9 @@ _NEEDS = {
 
 
 def _snowflake(spec: TargetSpec, backoff: Backoff) -> Target:
-    import snowflake.connector
-
+    settings = snowflake.from_target(spec.settings)
+    session = DbApiSession(snowflake.connect(settings, application=APPLICATION))
     s = spec.settings
-    options: dict[str, Any] = {"account": s["account"], "application": APPLICATION}
-    options.update({k: s[k] for k in ("user", "role", "warehouse") if s.get(k)})
-    match s["auth"]:
-        case "password":
-            options["password"] = s["password"]
-        case "keypair":
-            options["authenticator"] = "SNOWFLAKE_JWT"
-            options["private_key_file"] = s["privateKeyFile"]
-            if s.get("privateKeyPassphrase"):
-                options["private_key_file_pwd"] = s["privateKeyPassphrase"]
-        case "oauth":
-            options.update(authenticator="oauth", token=s["token"])
-    session = DbApiSession(snowflake.connector.connect(**options))
     schema = parse_policy_schema(s["policySchema"]) if s.get("policySchema") else None
     return SnowflakeTarget(
         spec.name,
