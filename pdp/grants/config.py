@@ -32,23 +32,14 @@ from pdp.grants.targets import (
     postgres_transient,
     snowflake_transient,
 )
-from pdp.platforms import postgresql, snowflake
+from pdp.platforms import databricks, postgresql, snowflake
 
 DEFAULT_INTERVAL = 3600.0
 APPLICATION = "pdp-grant-sync"  # how grant sync names its sessions on the platforms
 _COMMON = ("name", "platform", "connections", "rolePrefix", "names", "users")
 _KEYS = {
     "snowflake": (*snowflake.TARGET_KEYS, "policySchema"),
-    "databricks": (
-        "host",
-        "auth",
-        "clientId",
-        "clientSecret",
-        "token",
-        "workers",
-        "policySchema",
-        "warehouseId",
-    ),
+    "databricks": (*databricks.TARGET_KEYS, "workers", "policySchema", "warehouseId"),
     "postgresql": postgresql.TARGET_KEYS,
 }
 _AUTH = {"snowflake": ("password", "keypair", "oauth"), "databricks": ("oauth-m2m", "token")}
@@ -211,22 +202,11 @@ def parse_policy_schema(text: str) -> tuple[str, str] | None:
 
 
 def _databricks(spec: TargetSpec, backoff: Backoff) -> Target:
-    from databricks.sdk import WorkspaceClient
-    from databricks.sdk.core import Config
-
-    s = spec.settings
     # Short SDK-level retry window: our own Backoff retries per call and keeps going with the
     # other objects, where the SDK default (300 s) would stall the whole run on one object.
-    common = {"host": s["host"], "retry_timeout_seconds": 30}
-    if s["auth"] == "token":
-        config = Config(token=s["token"], auth_type="pat", **common)
-    else:
-        config = Config(
-            client_id=s["clientId"],
-            client_secret=s["clientSecret"],
-            auth_type="oauth-m2m",
-            **common,
-        )
+    settings = databricks.from_target(spec.settings)
+    client = databricks.connect(settings, application=APPLICATION, retry_timeout_seconds=30)
+    s = spec.settings
     schema = parse_policy_schema(s["policySchema"]) if s.get("policySchema") else None
     if schema is not None:  # Unity Catalog stores names in lower case
         schema = (schema[0].lower(), schema[1].lower())
@@ -235,7 +215,7 @@ def _databricks(spec: TargetSpec, backoff: Backoff) -> Target:
     return DatabricksTarget(
         spec.name,
         spec.connections,
-        WorkspaceClient(config=config),
+        client,
         dialect,
         backoff,
         workers,
