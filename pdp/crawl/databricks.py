@@ -31,6 +31,7 @@ from pdp.crawl.base import (
 )
 from pdp.objects.syncplan import Listing, Names, RemoteColumn, RemoteObject
 from pdp.platforms import databricks as platform
+from pdp.policy.model import Technology
 
 API = "/api/2.1/unity-catalog"
 Items = list[dict[str, Any]]
@@ -54,7 +55,7 @@ TABLE_TYPES = {
 
 
 class DatabricksCrawler:
-    technology = "databricks"
+    technology = Technology.DATABRICKS
 
     def __init__(self, settings: platform.Settings, common: Common) -> None:
         """The SDK's client is made on first use (it resolves the OAuth endpoints when made)."""
@@ -150,7 +151,7 @@ def open_databricks(
     credentials: Mapping[str, Any],
     env: Mapping[str, str] | None = None,
 ) -> DatabricksCrawler:
-    config = Config("databricks", env)
+    config = Config(Technology.DATABRICKS, env)
     e = config.fields(endpoint, "endpoint", (*platform.ENDPOINT_KEYS, *COMMON_ENDPOINT_KEYS))
     c = config.fields(credentials, "credentials", platform.CREDENTIAL_KEYS)
     settings = platform.from_connection(e, c, config.env)

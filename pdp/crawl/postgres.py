@@ -37,6 +37,7 @@ from pdp.crawl.base import (
 )
 from pdp.objects.syncplan import Listing, Names, RemoteColumn, RemoteObject
 from pdp.platforms import postgresql
+from pdp.policy.model import Technology
 
 Rows = list[tuple[Any, ...]]
 BUILTIN_SCHEMAS = ("information_schema", "pg_catalog", "pg_toast*", "pg_temp_*")
@@ -73,7 +74,7 @@ ORDER BY c.relname, a.attnum
 
 
 class PostgresCrawler:
-    technology = "postgresql"
+    technology = Technology.POSTGRESQL
 
     def __init__(self, settings: postgresql.Settings, common: Common) -> None:
         self.settings, self.common = settings, common
@@ -219,7 +220,7 @@ def open_postgres(
     credentials: Mapping[str, Any],
     env: Mapping[str, str] | None = None,
 ) -> PostgresCrawler:
-    config = Config("postgresql", env)
+    config = Config(Technology.POSTGRESQL, env)
     e = config.fields(endpoint, "endpoint", (*postgresql.ENDPOINT_KEYS, *COMMON_ENDPOINT_KEYS))
     c = config.fields(credentials, "credentials", postgresql.CREDENTIAL_KEYS)
     settings = postgresql.from_connection(e, c, config.env)

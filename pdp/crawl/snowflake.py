@@ -30,6 +30,7 @@ from pdp.crawl.base import (
 )
 from pdp.objects.syncplan import Listing, Names, RemoteColumn, RemoteObject
 from pdp.platforms import snowflake as platform
+from pdp.policy.model import Technology
 
 Rows = list[tuple[Any, ...]]
 FAILURES: tuple[type[BaseException], ...] = (SnowflakeError, OSError)
@@ -52,7 +53,7 @@ def literal(value: str) -> str:
 
 
 class SnowflakeCrawler:
-    technology = "snowflake"
+    technology = Technology.SNOWFLAKE
 
     def __init__(self, settings: platform.Settings, common: Common) -> None:
         self.settings, self.common = settings, common
@@ -199,7 +200,7 @@ def open_snowflake(
     credentials: Mapping[str, Any],
     env: Mapping[str, str] | None = None,
 ) -> SnowflakeCrawler:
-    config = Config("snowflake", env)
+    config = Config(Technology.SNOWFLAKE, env)
     e = config.fields(endpoint, "endpoint", (*platform.ENDPOINT_KEYS, *COMMON_ENDPOINT_KEYS))
     c = config.fields(credentials, "credentials", platform.CREDENTIAL_KEYS)
     settings = platform.from_connection(e, c, config.env)

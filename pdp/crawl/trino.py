@@ -41,6 +41,7 @@ from pdp.crawl.base import (
 )
 from pdp.objects.syncplan import Listing, Names, RemoteColumn, RemoteObject
 from pdp.platforms import trino as platform
+from pdp.policy.model import Technology
 
 Rows = list[tuple[Any, ...]]
 FAILURES: tuple[type[BaseException], ...] = (
@@ -61,7 +62,7 @@ def literal(value: str) -> str:
 
 
 class TrinoCrawler:
-    technology = "trino"
+    technology = Technology.TRINO
 
     def __init__(
         self,
@@ -223,7 +224,7 @@ def open_trino(
     credentials: Mapping[str, Any],
     env: Mapping[str, str] | None = None,
 ) -> TrinoCrawler:
-    config = Config("trino", env)
+    config = Config(Technology.TRINO, env)
     keys = (*platform.ENDPOINT_KEYS, "adminUsers", "propertiesFile", *COMMON_ENDPOINT_KEYS)
     e = config.fields(endpoint, "endpoint", keys)
     settings = platform.from_connection(e, credentials, config.env)

@@ -33,16 +33,18 @@ from pdp.grants.targets import (
     snowflake_transient,
 )
 from pdp.platforms import databricks, postgresql, snowflake
+from pdp.platforms.target import TargetShape
+from pdp.policy.model import Technology
 
 DEFAULT_INTERVAL = 3600.0
 APPLICATION = "pdp-grant-sync"  # how grant sync names its sessions on the platforms
 _COMMON = ("name", "platform", "connections", "rolePrefix", "names", "users")
-_KEYS = {
-    "snowflake": (*snowflake.TARGET_KEYS, "policySchema"),
-    "databricks": (*databricks.TARGET_KEYS, "workers", "policySchema", "warehouseId"),
-    "postgresql": postgresql.TARGET_KEYS,
+# The platforms grant sync writes to: how each logs in (pdp.platforms), and grant sync's own keys.
+_PLATFORMS: Mapping[Technology, tuple[TargetShape, tuple[str, ...]]] = {
+    Technology.SNOWFLAKE: (snowflake.TARGET, ("policySchema",)),
+    Technology.DATABRICKS: (databricks.TARGET, ("workers", "policySchema", "warehouseId")),
+    Technology.POSTGRESQL: (postgresql.TARGET, ()),
 }
-_AUTH = {"snowflake": ("password", "keypair", "oauth"), "databricks": ("oauth-m2m", "token")}
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,7 @@ class TargetSpec:
     """One `targets:` entry, validated, secrets resolved."""
 
     name: str
-    platform: str
+    platform: Technology
     connections: frozenset[str]
     prefix: str
     naming: Naming
@@ -60,11 +62,20 @@ class TargetSpec:
     @contextmanager
     def open(self, backoff: Backoff | None = None) -> Iterator[Target]:
         backoff = backoff or Backoff()
-        target = _OPEN[self.platform](self, backoff)
+        target = self._connect(backoff)
         try:
             yield target
         finally:
             target.close()
+
+    def _connect(self, backoff: Backoff) -> Target:
+        match self.platform:
+            case Technology.SNOWFLAKE:
+                return _snowflake(self, backoff)
+            case Technology.DATABRICKS:
+                return _databricks(self, backoff)
+            case _:
+                return _postgres(self, backoff)
 
 
 @dataclass(frozen=True)
@@ -100,13 +111,10 @@ def parse_grants(
 def _target(
     data: Any, where: str, found: Collector, env: Mapping[str, str], base: Path | None
 ) -> TargetSpec:
-    raw = data if isinstance(data, dict) else {}
-    platform = str(raw.get("platform", "")).lower()
-    if platform not in _KEYS:
-        found.error(line_of(data), f"{where}.platform: expected one of {', '.join(_KEYS)}")
-        platform = "postgresql"
-    keys = _KEYS[platform]
-    secret_keys = [f"{k}{way}" for k in keys if k in _SECRETS for way in ("Env", "File")]
+    platform = _platform(data, where, found)
+    shape, own = _PLATFORMS[platform]
+    keys = (*shape.keys, *own)
+    secret_keys = [f"{k}{way}" for k in shape.keys if k in shape.secrets for way in ("Env", "File")]
     f = Fields(data, where, found, (*_COMMON, *keys, *secret_keys), base)
     connections = f.strings("connections")
     if not connections:
@@ -119,36 +127,9 @@ def _target(
     if not isinstance(users, dict) or not all(isinstance(v, str) for v in users.values()):
         found.error(f.line("users"), f"{where}.users: expected a mapping of user to platform name")
         users = {}
-    settings: dict[str, Any] = {}
-    for key in keys:
-        if key in _SECRETS:
-            if (secret := f.secret(key, env)) is not None:
-                settings[key] = secret.reveal()
-        elif key in f.data:
-            settings[key] = f.resolve(key, env)
-    if platform in _AUTH:
-        auth = settings.get("auth", "")
-        if auth not in _AUTH[platform]:
-            choices = ", ".join(_AUTH[platform])
-            found.error(f.line("auth"), f"{where}.auth: expected one of {choices}")
-        for key in _NEEDS.get((platform, auth), ()):
-            if not settings.get(key):
-                found.error(f.line(), f"{where}: auth {auth} needs {key!r}")
-    if platform in ("snowflake", "databricks") and "policySchema" in settings:
-        schema = settings["policySchema"]
-        container = "database" if platform == "snowflake" else "catalog"
-        if not isinstance(schema, str) or parse_policy_schema(schema) is None:
-            found.error(
-                f.line("policySchema"),
-                f"{where}.policySchema: expected <{container}>.<schema> (where grant sync keeps "
-                "the masking and row access policies)",
-            )
-        if platform == "databricks" and not settings.get("warehouseId"):
-            found.error(
-                f.line("policySchema"),
-                f"{where}: policySchema needs warehouseId (the SQL warehouse that runs the "
-                "statements setting masks and row filters)",
-            )
+    settings = _settings(f, keys, shape, env)
+    if "policySchema" in settings:
+        _check_policy_schema(platform, settings, f)
     return TargetSpec(
         name=f.text("name", required=True),
         platform=platform,
@@ -162,14 +143,52 @@ def _target(
     )
 
 
-_SECRETS = frozenset({"password", "privateKeyPassphrase", "token", "clientSecret"})
-_NEEDS = {
-    ("snowflake", "password"): ("account", "user", "password"),
-    ("snowflake", "keypair"): ("account", "user", "privateKeyFile"),
-    ("snowflake", "oauth"): ("account", "token"),
-    ("databricks", "oauth-m2m"): ("host", "clientId", "clientSecret"),
-    ("databricks", "token"): ("host", "token"),
-}
+def _settings(
+    f: Fields, keys: tuple[str, ...], shape: TargetShape, env: Mapping[str, str]
+) -> dict[str, Any]:
+    """The entry's platform keys, secrets resolved; an `auth:` choice must name its keys."""
+    settings: dict[str, Any] = {}
+    for key in keys:
+        if key in shape.secrets:
+            if (secret := f.secret(key, env)) is not None:
+                settings[key] = secret.reveal()
+        elif key in f.data:
+            settings[key] = f.resolve(key, env)
+    if shape.auth:
+        auth = settings.get("auth", "")
+        if auth not in shape.auth:
+            choices = ", ".join(shape.auth)
+            f.found.error(f.line("auth"), f"{f.where}.auth: expected one of {choices}")
+        for key in shape.auth.get(auth, ()):
+            if not settings.get(key):
+                f.found.error(f.line(), f"{f.where}: auth {auth} needs {key!r}")
+    return settings
+
+
+def _check_policy_schema(platform: Technology, settings: Mapping[str, Any], f: Fields) -> None:
+    schema = settings["policySchema"]
+    container = "database" if platform == Technology.SNOWFLAKE else "catalog"
+    if not isinstance(schema, str) or parse_policy_schema(schema) is None:
+        f.found.error(
+            f.line("policySchema"),
+            f"{f.where}.policySchema: expected <{container}>.<schema> (where grant sync keeps "
+            "the masking and row access policies)",
+        )
+    if platform == Technology.DATABRICKS and not settings.get("warehouseId"):
+        f.found.error(
+            f.line("policySchema"),
+            f"{f.where}: policySchema needs warehouseId (the SQL warehouse that runs the "
+            "statements setting masks and row filters)",
+        )
+
+
+def _platform(data: Any, where: str, found: Collector) -> Technology:
+    raw = data.get("platform", "") if isinstance(data, dict) else ""
+    platform = next((p for p in _PLATFORMS if p == str(raw).lower()), None)
+    if platform is None:
+        found.error(line_of(data), f"{where}.platform: expected one of {', '.join(_PLATFORMS)}")
+        return Technology.POSTGRESQL  # read on, to report the entry's other problems too
+    return platform
 
 
 # --- opening targets (the only place that constructs platform clients) ------------------------
@@ -234,6 +253,3 @@ def _postgres(spec: TargetSpec, backoff: Backoff) -> Target:
 
     dialect = PostgresDialect(spec.prefix.lower(), spec.naming)
     return PostgresTarget(spec.name, spec.connections, connect, dialect)
-
-
-_OPEN = {"snowflake": _snowflake, "databricks": _databricks, "postgresql": _postgres}

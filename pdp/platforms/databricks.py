@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from pdp.config.fields import Fields
 from pdp.config.secret import Secret
+from pdp.platforms.target import TargetShape
 
 if TYPE_CHECKING:
     from databricks.sdk import WorkspaceClient
@@ -27,12 +28,14 @@ CREDENTIAL_KEYS = (
     "clientSecretEnv",
     "clientSecretFile",
 )
-TARGET_KEYS = ("host", "auth", "clientId", "clientSecret", "token")
-TARGET_SECRETS = ("clientSecret", "token")
-TARGET_AUTH: Mapping[str, tuple[str, ...]] = {  # each `auth:` and the keys it needs
-    "oauth-m2m": ("host", "clientId", "clientSecret"),
-    "token": ("host", "token"),
-}
+TARGET = TargetShape(
+    ("host", "auth", "clientId", "clientSecret", "token"),
+    frozenset(("clientSecret", "token")),
+    {  # each `auth:` choice and the keys it needs
+        "oauth-m2m": ("host", "clientId", "clientSecret"),
+        "token": ("host", "token"),
+    },
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,15 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 from pdp.config.fields import Fields
 from pdp.config.secret import Secret
+from pdp.platforms.target import TargetShape
 
 if TYPE_CHECKING:
     import psycopg
 
 ENDPOINT_KEYS = ("host", "port", "database", "maintenanceDatabase", "sslmode")
 CREDENTIAL_KEYS = ("user", "password", "passwordEnv", "passwordFile")
-TARGET_KEYS = ("dsn", "password")
-TARGET_SECRETS = ("password",)
-TARGET_AUTH: Mapping[str, tuple[str, ...]] = {}  # no `auth:` switch: the dsn says it all
+TARGET = TargetShape(("dsn", "password"), frozenset(("password",)))  # the dsn says how to log in
 
 
 @dataclass(frozen=True, slots=True)

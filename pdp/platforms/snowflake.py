@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from pdp.config import pem
 from pdp.config.fields import Fields
 from pdp.config.secret import Secret
+from pdp.platforms.target import TargetShape
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
@@ -33,23 +34,25 @@ CREDENTIAL_KEYS = (
     "privateKeyPasswordEnv",
     "privateKeyPasswordFile",
 )
-TARGET_KEYS = (
-    "account",
-    "user",
-    "role",
-    "warehouse",
-    "auth",
-    "password",
-    "privateKeyFile",
-    "privateKeyPassphrase",
-    "token",
+TARGET = TargetShape(
+    (
+        "account",
+        "user",
+        "role",
+        "warehouse",
+        "auth",
+        "password",
+        "privateKeyFile",
+        "privateKeyPassphrase",
+        "token",
+    ),
+    frozenset(("password", "privateKeyPassphrase", "token")),
+    {  # each `auth:` choice and the keys it needs
+        "password": ("account", "user", "password"),
+        "keypair": ("account", "user", "privateKeyFile"),
+        "oauth": ("account", "token"),
+    },
 )
-TARGET_SECRETS = ("password", "privateKeyPassphrase", "token")
-TARGET_AUTH: Mapping[str, tuple[str, ...]] = {  # each `auth:` and the keys it needs
-    "password": ("account", "user", "password"),
-    "keypair": ("account", "user", "privateKeyFile"),
-    "oauth": ("account", "token"),
-}
 
 
 @dataclass(frozen=True, slots=True)
