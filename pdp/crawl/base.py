@@ -22,7 +22,6 @@ from typing import Any, Protocol, runtime_checkable
 
 from pdp.config.errors import Collector, ConfigError
 from pdp.config.fields import Fields
-from pdp.config.secret import Secret
 from pdp.crawl.network import NetworkRefused
 from pdp.objects.syncplan import Listing, Names, RemoteObject
 from pdp.policy.model import Technology
@@ -136,10 +135,6 @@ class Config:
             f.number("timeout", DEFAULT_TIMEOUT, positive=True, high=3600),
             int(f.number("pageSize", DEFAULT_PAGE_SIZE, low=1, high=100_000, whole=True)),
         )
-
-    def secret(self, f: Fields, key: str) -> Secret | None:
-        """`<key>` itself (a value the store decrypted), or `<key>Env` / `<key>File`."""
-        return f.secret(key, self.env, inline=True)
 
     def done(self) -> None:
         if self.found.errors:
