@@ -62,7 +62,6 @@ LONG_FUNCTIONS = frozenset(
         "pdp/cli/main.py:main",
         "pdp/grants/sfpolicy.py:plan",
         "pdp/grants/tablepolicy.py:plan_table",
-        "pdp/policy/snapshot.py:PolicySnapshot.compile",
         "pdp/service/config.py:load_pdp_config",
     }
 )
