@@ -57,7 +57,7 @@ def from_connection(
 def _login(
     e: Fields, credentials: Mapping[str, Any], scheme: str, env: Mapping[str, str]
 ) -> tuple[str, TrinoLogin | None]:
-    where = e.where.rsplit(".", 1)[0] + ".credentials"  # trino.credentials
+    where = "trino.credentials"
     if isinstance(credentials, Mapping) and set(credentials) in ({"user"}, {"username"}):
         (name,) = credentials  # a user name alone, as `user` or `username`
         c = Fields(credentials, where, e.found, (name,), e.base)
