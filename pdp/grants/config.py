@@ -43,7 +43,7 @@ _COMMON = ("name", "platform", "connections", "rolePrefix", "names", "users")
 _PLATFORMS: Mapping[Technology, tuple[TargetShape, tuple[str, ...]]] = {
     Technology.SNOWFLAKE: (snowflake.TARGET, ("policySchema",)),
     Technology.DATABRICKS: (databricks.TARGET, ("workers", "policySchema", "warehouseId")),
-    Technology.POSTGRESQL: (postgresql.TARGET, ()),
+    Technology.POSTGRESQL: (postgresql.TARGET, ("policySchema",)),
 }
 
 
@@ -167,6 +167,14 @@ def _settings(
 
 def _check_policy_schema(platform: Technology, settings: Mapping[str, Any], f: Fields) -> None:
     schema = settings["policySchema"]
+    if platform == Technology.POSTGRESQL:
+        if not isinstance(schema, str) or parse_pg_schema(schema) is None:
+            f.found.error(
+                f.line("policySchema"),
+                f"{f.where}.policySchema: expected one schema name (in each governed database, "
+                "where grant sync keeps the governed views of masked tables)",
+            )
+        return
     container = "database" if platform == Technology.SNOWFLAKE else "catalog"
     if not isinstance(schema, str) or parse_policy_schema(schema) is None:
         f.found.error(
@@ -220,6 +228,17 @@ def parse_policy_schema(text: str) -> tuple[str, str] | None:
     return database, schema
 
 
+def parse_pg_schema(text: str) -> str | None:
+    """`governed` (an unquoted name folds to lower case, as PostgreSQL folds it) or `"Gov"`."""
+    try:
+        parts = split_name(text.strip())
+    except ValueError:
+        return None
+    if len(parts) != 1 or not parts[0]:
+        return None
+    return parts[0] if text.strip().startswith('"') else parts[0].lower()
+
+
 def _databricks(spec: TargetSpec, backoff: Backoff) -> Target:
     # Short SDK-level retry window: our own Backoff retries per call and keeps going with the
     # other objects, where the SDK default (300 s) would stall the whole run on one object.
@@ -243,7 +262,8 @@ def _databricks(spec: TargetSpec, backoff: Backoff) -> Target:
 
 
 def _postgres(spec: TargetSpec, backoff: Backoff) -> Target:
-    settings = postgresql.from_target(spec.settings)
+    s = spec.settings
+    settings = postgresql.from_target(s)
 
     def connect(database: str) -> SqlSession:
         client = postgresql.connect(
@@ -251,5 +271,6 @@ def _postgres(spec: TargetSpec, backoff: Backoff) -> Target:
         )
         return RetryingSession(DbApiSession(client), backoff, postgres_transient)
 
-    dialect = PostgresDialect(spec.prefix.lower(), spec.naming)
+    schema = parse_pg_schema(s["policySchema"]) if s.get("policySchema") else None
+    dialect = PostgresDialect(spec.prefix.lower(), spec.naming, policy_schema=schema)
     return PostgresTarget(spec.name, spec.connections, connect, dialect)
