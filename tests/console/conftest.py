@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -201,7 +202,9 @@ class Page:
         self.browser, self.url = browser, url
 
     def wait(self, condition, seconds: float = 20.0):  # type: ignore[no-untyped-def]
-        return WebDriverWait(self.browser, seconds).until(condition)
+        # a page redrawn while we look leaves stale elements: look again
+        stale = (StaleElementReferenceException,)
+        return WebDriverWait(self.browser, seconds, ignored_exceptions=stale).until(condition)
 
     def open(self, path: str) -> None:
         self.browser.get(f"{self.url}{path}")
@@ -225,7 +228,13 @@ class Page:
 
     def click(self, text: str) -> None:
         xpath = f"//main//*[self::button or self::a][normalize-space()={_literal(text)}]"
-        self.wait(ready.element_to_be_clickable((By.XPATH, xpath))).click()
+        for attempt in range(3):  # the page may be redrawn between finding and clicking
+            try:
+                self.wait(ready.element_to_be_clickable((By.XPATH, xpath))).click()
+                return
+            except StaleElementReferenceException:
+                if attempt == 2:
+                    raise
 
     def fill(self, label: str, value: str) -> None:
         xpath = f"//label[normalize-space()={_literal(label)}]"

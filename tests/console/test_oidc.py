@@ -64,6 +64,7 @@ def test_sign_in_with_the_identity_provider_and_out(browser: WebDriver, oidc_pdp
     login.send_keys("gov")
     browser.find_element(By.NAME, "password").send_keys("anything")
     browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    page.wait(ready.staleness_of(login))  # then the IdP's consent page
     page.wait(ready.element_to_be_clickable((By.CSS_SELECTOR, "button[type=submit]"))).click()
     page.wait(ready.text_to_be_present_in_element((By.ID, "user"), "gov"))
     page.heading("Connections")  # the admin API answered with the provider's token
