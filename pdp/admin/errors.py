@@ -20,7 +20,7 @@ from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pdp.admin.guard import TooLarge, error
-from pdp.admin.schema import ErrorBody
+from pdp.admin.schema import CheckOut, ErrorBody
 from pdp.auth.errors import PermissionDenied, Unauthenticated
 from pdp.control import Forbidden, JobRunning, ValidationFailed
 from pdp.control.legacy import LegacyRetired
@@ -64,7 +64,7 @@ def _named(exc: ObjectError) -> tuple[str, Mapping[str, Any]]:
 
 def _refused(exc: ValidationFailed) -> tuple[str, Mapping[str, Any]]:
     failed = next(c for c in exc.checks if not c.ok)
-    checks = [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in exc.checks]
+    checks = [CheckOut.of(c).dump() for c in exc.checks]
     message = f"the platform refused the connection details: {failed.name}: {failed.detail}"
     return message, {"field": "connection", "value": failed.name, "checks": checks}
 

@@ -21,9 +21,9 @@ from urllib.parse import quote, urlencode
 import httpx
 import orjson
 
+from pdp.auth.devissuer import DEV_USER_CLIENT
 from pdp.policy import Technology
 from pdp.service.config import DevIssuerSettings, load_pdp_config
-from pdp.service.run import DEV_USER_CLIENT
 from pdp.store.secrets import is_reference, is_secret_name
 
 DEMO = Path(__file__).resolve().parents[2] / "config"

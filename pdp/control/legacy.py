@@ -10,6 +10,7 @@ naming the `/data` endpoint that replaces it. Permission checks come before pars
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from pdp.control import permissions as perm
@@ -38,21 +39,26 @@ class LegacyRetired(InvalidInput):
         self.replacement = replacement
 
 
-def source_json(source: LegacySource) -> dict[str, Any]:
-    return {
-        "id": source.id,
-        "connection": source.integration,
-        "database": source.database,
-        "schema": source.schema,
-        "table": source.table,
-        "type": source.type.value,
-        "tags": list(source.tags),
-        "owners": [dict(o) for o in source.owners],
-        "status": "active" if source.active else "inactive",
-        "matchState": source.match_state.value,
-        "reason": source.match_reason,
-        "matchedPath": source.matched_path,
-    }
+@dataclass(frozen=True, slots=True)
+class ListingError:
+    path: str  # database.schema
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Detected:
+    """What `detectRemoteChanges` registered, and the schemas it could not list."""
+
+    added: tuple[LegacySource, ...]
+    errors: tuple[ListingError, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Monitoring:
+    """An integration's schema monitoring flags: (database, schema, on), as spelled."""
+
+    integration: str
+    flags: tuple[tuple[str, str, bool], ...]
 
 
 def as_connection(
@@ -99,7 +105,7 @@ class LegacyApi:
         key = integration.display_name or integration.name
         return ObjectPath(key, tuple(names)).url
 
-    def register_source(self, caller: Caller, body: Mapping[str, Any]) -> dict[str, Any]:
+    def register_source(self, caller: Caller, body: Mapping[str, Any]) -> LegacySource:
         perm.require_register(caller)
         details = dict(body.get("connection") or {})
         self.plane.references.check(details.get("endpoint"), "connection.endpoint")
@@ -147,11 +153,9 @@ class LegacyApi:
                 owners=_owners(body.get("owners")),
                 active=_status(body.get("status", "active")),
             )
-        return source_json(source)
+        return source
 
-    def edit_source(
-        self, caller: Caller, source_id: str, body: Mapping[str, Any]
-    ) -> dict[str, Any]:
+    def edit_source(self, caller: Caller, source_id: str, body: Mapping[str, Any]) -> LegacySource:
         with self.store.write() as writer:
             integration, source = lg.get_source(writer, source_id)
             self._require_source(writer, caller)
@@ -178,9 +182,9 @@ class LegacyApi:
             changes = {k: details[k] for k in ("endpoint", "credentials") if k in details}
             if changes:
                 lg.update_integration(writer, integration, **changes)
-        return source_json(source)
+        return source
 
-    def delete_source(self, caller: Caller, source_id: str) -> dict[str, Any]:
+    def delete_source(self, caller: Caller, source_id: str) -> str:
         with self.store.write() as writer:
             integration, source = lg.get_source(writer, source_id)
             self._require_source(writer, caller)
@@ -191,9 +195,9 @@ class LegacyApi:
                 f"DELETE /data/object/{self._replacement(integration, *source.names)}",
             )
             lg.delete_source(writer, source_id)
-        return {"id": source_id, "deleted": True}
+        return source_id
 
-    def detect_remote_changes(self, caller: Caller, name: str) -> dict[str, Any]:
+    def detect_remote_changes(self, caller: Caller, name: str) -> Detected:
         """The legacy schema monitoring run: tables found in monitored schemas that are not
         registered yet are registered, active."""
         with self.store.read() as reader:
@@ -209,32 +213,30 @@ class LegacyApi:
         record = as_connection(self.store, integration, None, None)
         monitored = [k.split("\x00") for k, on in integration.schema_monitoring.items() if on]
         found: list[tuple[str, str, str, str | None]] = []
-        errors: list[dict[str, str]] = []
+        errors: list[ListingError] = []
         crawler = self.plane.crawler_factory(record)
         try:
             for database, schema in monitored:
                 spelled = _spelling(integration, database, schema)
                 listing = crawler.list(spelled)
                 if listing.children is None:
-                    errors.append({"path": ".".join(spelled), "message": listing.error or "failed"})
+                    errors.append(ListingError(".".join(spelled), listing.error or "failed"))
                     continue
                 for child in listing.children:
                     if lg.fold_names((*spelled, child.name)) not in known:
                         found.append((*spelled, child.name, child.remote_type))
         finally:
             crawler.close()
-        added = []
+        added: list[LegacySource] = []
         with self.store.write() as writer:
             integration = lg.get_integration(writer, name)
             for database, schema, table, _ in found:
-                added.append(
-                    source_json(lg.add_source(writer, integration, database, schema, table))
-                )
-        return {"added": added, "errors": errors}
+                added.append(lg.add_source(writer, integration, database, schema, table))
+        return Detected(tuple(added), tuple(errors))
 
     def schema_monitoring(
         self, caller: Caller, name: str, database: str, schema: str, enabled: bool
-    ) -> dict[str, Any]:
+    ) -> Monitoring:
         with self.store.write() as writer:
             integration = lg.get_integration(writer, name)
             self._require_source(writer, caller)
@@ -254,13 +256,13 @@ class LegacyApi:
             spellings[lg.monitor_key(database, schema)] = [database, schema]
             settings = {**integration.settings, "schemaSpelling": spellings}
             integration = lg.update_integration(writer, integration, settings=settings)
-        return {
-            "integration": integration.name,
-            "schemaMonitoring": [
-                {"database": d, "schema": s, "enabled": integration.schema_monitoring.get(k, False)}
+        return Monitoring(
+            integration.name,
+            tuple(
+                (d, s, integration.schema_monitoring.get(k, False))
                 for k, (d, s) in sorted(spellings.items())
-            ],
-        }
+            ),
+        )
 
     @staticmethod
     def _require_source(reader: Any, caller: Caller) -> None:

@@ -30,10 +30,13 @@ Matching lives in `pdp.control.matching`, the checks of `validate` in
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import logging
 import threading
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -41,7 +44,7 @@ from sqlalchemy import update
 
 from pdp.control import permissions as perm
 from pdp.control.credentials import credential_checks
-from pdp.control.legacy import as_connection, source_json
+from pdp.control.legacy import as_connection
 from pdp.control.matching import (
     REASONS,
     Match,
@@ -52,7 +55,8 @@ from pdp.control.matching import (
 )
 from pdp.control.objectsync import crawl, database_bound, listing_bound
 from pdp.control.permissions import Caller, Forbidden
-from pdp.control.plane import ControlPlane, ValidationFailed, job_json
+from pdp.control.plane import ControlPlane, ValidationFailed
+from pdp.crawl.base import Check
 from pdp.objects.errors import Conflict, DuplicateKey, InvalidInput, NotFound
 from pdp.objects.keys import check_connection_key, key_identity
 from pdp.objects.paths import Kind, ObjectPath
@@ -117,19 +121,67 @@ def require_upgrade(caller: Caller) -> None:
         )
 
 
-def integration_json(integration: Integration, count: int | None = None) -> dict[str, Any]:
-    result: dict[str, Any] = {
-        "id": integration.id,
-        "name": integration.name,
-        "technology": integration.technology.value,
-        "state": integration.upgrade_state.value,
-        "displayName": integration.display_name,
-        "jobId": integration.upgrade_job_id,
-        "next": list(NEXT[integration.upgrade_state]),
-    }
-    if count is not None:
-        result["dataSourceCount"] = count
-    return result
+@dataclass(frozen=True, slots=True)
+class IntegrationView:
+    """An integration as the upgrade shows it: stored, or declared in the policy files only
+    (`id` None, `declared_in` says where). `data_source_count` only where it was counted."""
+
+    id: int | None
+    name: str
+    technology: Technology
+    state: UpgradeState
+    display_name: str | None = None
+    job_id: str | None = None
+    data_source_count: int | None = None
+    declared_in: str | None = None
+
+    @property
+    def next(self) -> tuple[str, ...]:
+        return NEXT[self.state]
+
+    @classmethod
+    def of(cls, integration: Integration, count: int | None = None) -> IntegrationView:
+        return cls(
+            integration.id,
+            integration.name,
+            integration.technology,
+            integration.upgrade_state,
+            integration.display_name,
+            integration.upgrade_job_id,
+            count,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Integrations:
+    hits: tuple[IntegrationView, ...]  # not finalized
+    finalized: int
+
+
+@dataclass(frozen=True, slots=True)
+class IntegrationStatus:
+    view: IntegrationView
+    counts: Mapping[MatchState, int]  # every state, in MatchState's order
+    job: Job | None
+
+
+@dataclass(frozen=True, slots=True)
+class Validated:
+    view: IntegrationView
+    checks: tuple[Check, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    view: IntegrationView
+    unresolved: int  # data sources of the integration still unresolved or pending
+    source: LegacySource
+
+
+@dataclass(frozen=True, slots=True)
+class Finalized:
+    view: IntegrationView
+    next_sync: datetime
 
 
 class UpgradeManager:
@@ -143,64 +195,59 @@ class UpgradeManager:
 
     # --- reading ----------------------------------------------------------------------------
 
-    def integrations(self, caller: Caller) -> dict[str, Any]:
+    def integrations(self, caller: Caller) -> Integrations:
         require_upgrade(caller)
         with self.store.read() as reader:
             counts = lg.source_counts(reader)
-            hits = [integration_json(i, counts.get(i.id, 0)) for i in lg.list_integrations(reader)]
-        stored = {h["name"].casefold() for h in hits}
+            hits = [
+                IntegrationView.of(i, counts.get(i.id, 0)) for i in lg.list_integrations(reader)
+            ]
+        stored = {h.name.casefold() for h in hits}
         for name, (technology, entries) in self._declared().items():
             if name.casefold() not in stored:  # declared in the files, not imported yet
                 hits.append(
-                    {
-                        "id": None,
-                        "name": name,
-                        "technology": technology.value,
-                        "state": S.NOT_STARTED.value,
-                        "displayName": None,
-                        "jobId": None,
-                        "next": list(NEXT[S.NOT_STARTED]),
-                        "dataSourceCount": len(entries),
-                        "declaredIn": "policy files",
-                    }
+                    IntegrationView(
+                        None,
+                        name,
+                        technology,
+                        S.NOT_STARTED,
+                        data_source_count=len(entries),
+                        declared_in="policy files",
+                    )
                 )
-        ready = [h for h in hits if h["state"] != S.FINALIZED.value]
-        return {"count": len(ready), "hits": ready, "finalized": len(hits) - len(ready)}
+        ready = tuple(h for h in hits if h.state is not S.FINALIZED)
+        return Integrations(ready, len(hits) - len(ready))
 
-    def status(self, caller: Caller, name: str) -> dict[str, Any]:
+    def status(self, caller: Caller, name: str) -> IntegrationStatus:
         require_upgrade(caller)
+        counts = dict.fromkeys(MatchState, 0)
         with self.store.read() as reader:
             if lg.find_integration(reader, name) is None:  # declared in the files only?
-                for hit in self.integrations(caller)["hits"]:
-                    if hit["id"] is None and hit["name"].casefold() == name.casefold():
-                        counts = {state.value: 0 for state in MatchState}
-                        counts[MatchState.PENDING.value] = hit["dataSourceCount"]
-                        return {**hit, "counts": counts, "job": None}
+                for hit in self.integrations(caller).hits:
+                    if hit.id is None and hit.name.casefold() == name.casefold():
+                        counts[MatchState.PENDING] = hit.data_source_count or 0
+                        return IntegrationStatus(hit, counts, None)
             integration = lg.get_integration(reader, name)
             sources = lg.sources_of(reader, integration)
             job = reader.job(integration.upgrade_job_id) if integration.upgrade_job_id else None
-        counts = {state.value: 0 for state in MatchState}
         for source in sources:
-            counts[source.match_state.value] += 1
-        result = integration_json(integration, len(sources) - counts["deleted"])
-        result["counts"] = counts
-        result["job"] = job_json(job) if job else None
-        return result
+            counts[source.match_state] += 1
+        view = IntegrationView.of(integration, len(sources) - counts[MatchState.DELETED])
+        return IntegrationStatus(view, counts, job)
 
-    def unresolved(self, caller: Caller, name: str) -> dict[str, Any]:
+    def unresolved(self, caller: Caller, name: str) -> tuple[LegacySource, ...]:
         require_upgrade(caller)
         with self.store.read() as reader:
             integration = lg.get_integration(reader, name)
-            hits = [
-                source_json(s)
+            return tuple(
+                s
                 for s in lg.sources_of(reader, integration)
                 if s.match_state is MatchState.UNRESOLVED
-            ]
-        return {"count": len(hits), "hits": hits}
+            )
 
     # --- the steps --------------------------------------------------------------------------
 
-    def start(self, caller: Caller, name: str, display_name: str) -> dict[str, Any]:
+    def start(self, caller: Caller, name: str, display_name: str) -> IntegrationView:
         require_upgrade(caller)
         key = check_connection_key(display_name)
         with self.store.write() as writer:
@@ -208,10 +255,10 @@ class UpgradeManager:
             state = integration.upgrade_state
             if state not in (S.NOT_STARTED, S.STARTED, S.VALIDATED):
                 if state is not S.FINALIZED and integration.display_name == key:
-                    return integration_json(integration)  # repeated: same answer
+                    return IntegrationView.of(integration)  # repeated: same answer
                 raise WrongStep(integration, "start")
             if integration.display_name == key and state is not S.NOT_STARTED:
-                return integration_json(integration)
+                return IntegrationView.of(integration)
             try:
                 existing = writer.connection(key)
             except NotFound:
@@ -237,7 +284,7 @@ class UpgradeManager:
             integration = lg.update_integration(
                 writer, integration, display_name=key, upgrade_state=S.STARTED
             )
-        return integration_json(integration)
+        return IntegrationView.of(integration)
 
     def _declared(self) -> dict[str, tuple[Technology, list[tuple[Any, bool]]]]:
         """Connections the registry YAML declares by hand: name -> (technology, [(entry,
@@ -302,7 +349,7 @@ class UpgradeManager:
         name: str,
         endpoint: Mapping[str, Any] | None = None,
         credentials: Mapping[str, Any] | None = None,
-    ) -> dict[str, Any]:
+    ) -> Validated:
         require_upgrade(caller)
         self.plane.references.check(endpoint, "endpoint")
         self.plane.references.check(credentials, "credentials")
@@ -327,11 +374,9 @@ class UpgradeManager:
             if credentials is not None:
                 values["credentials"] = credentials
             integration = lg.update_integration(writer, integration, **values)
-        result = integration_json(integration)
-        result["checks"] = [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in checks]
-        return result
+        return Validated(IntegrationView.of(integration), tuple(checks))
 
-    def upgrade(self, caller: Caller, name: str, confirm: bool) -> dict[str, Any]:
+    def upgrade(self, caller: Caller, name: str, confirm: bool) -> IntegrationView:
         require_upgrade(caller)
         if confirm is not True:
             raise InvalidInput(
@@ -346,7 +391,7 @@ class UpgradeManager:
             if state is S.UPGRADING:
                 running = self._running(integration)
                 if running is not None:  # repeated while it runs: the same job
-                    return {**integration_json(integration), "jobId": running}
+                    return dataclasses.replace(IntegrationView.of(integration), job_id=running)
             elif state is not S.VALIDATED:
                 raise WrongStep(integration, "upgrade")
             key = integration.display_name
@@ -373,7 +418,7 @@ class UpgradeManager:
                 writer, integration, upgrade_state=S.UPGRADING, upgrade_job_id=job.id
             )
         self._start_job(integration, job)
-        return {**integration_json(integration), "jobId": job.id}
+        return dataclasses.replace(IntegrationView.of(integration), job_id=job.id)
 
     def _running(self, integration: Integration) -> str | None:
         with self._guard:
@@ -469,7 +514,7 @@ class UpgradeManager:
         source_id: str,
         action: str,
         path: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> Resolved:
         require_upgrade(caller)
         if action not in ("match", "retry", "disable", "delete"):
             raise InvalidInput("action", action, "expected match, retry, disable or delete")
@@ -501,11 +546,7 @@ class UpgradeManager:
                 writer, integration, upgrade_state=S.PARTIAL if left else S.UPGRADED
             )
             source = lg.get_source(writer, source_id)[1]
-        return {
-            **integration_json(integration),
-            "unresolved": left,
-            "dataSource": source_json(source),
-        }
+        return Resolved(IntegrationView.of(integration), left, source)
 
     def _relist(self, connection: ConnectionRecord, source: LegacySource) -> builtins.list[Listing]:
         """The listings of the containers down to the source's schema, again (`retry`)."""
@@ -528,7 +569,7 @@ class UpgradeManager:
             crawler.close()
         return listings
 
-    def finalize(self, caller: Caller, name: str) -> dict[str, Any]:
+    def finalize(self, caller: Caller, name: str) -> Finalized:
         require_upgrade(caller)
         with self.store.write() as writer:
             integration = lg.get_integration(writer, name)
@@ -536,10 +577,7 @@ class UpgradeManager:
             if integration.upgrade_state is S.FINALIZED:
                 assert key is not None
                 record = writer.connection(key)
-                return {
-                    **integration_json(integration),
-                    "nextSync": record.next_sync(utcnow()).isoformat(),
-                }
+                return Finalized(IntegrationView.of(integration), record.next_sync(utcnow()))
             if integration.upgrade_state is S.PARTIAL:
                 left = [
                     s.dotted
@@ -559,7 +597,7 @@ class UpgradeManager:
             now = utcnow()
             record = writer.update_connection(key, state=ConnectionState.ACTIVE, now=now)
             integration = lg.update_integration(writer, integration, upgrade_state=S.FINALIZED)
-        return {**integration_json(integration), "nextSync": record.next_sync(now).isoformat()}
+        return Finalized(IntegrationView.of(integration), record.next_sync(now))
 
 
 def _resolvable(reader: Reader, name: str) -> Integration:

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from pdp.admin.deps import Plane, Who
-from pdp.admin.schema import ConnectionDetails, RegisterBody, UpdateConnectionBody
+from pdp.admin.schema import CheckOut, ConnectionDetails, RegisterBody, UpdateConnectionBody
 from pdp.control import Registration
 
 router = APIRouter(tags=["connections"])
@@ -47,7 +47,7 @@ def validate(who: Who, plane: Plane, body: ConnectionDetails) -> dict[str, Any]:
     checks = plane.validate(who, body.technology, body.endpoint, body.credentials)
     return {
         "ok": all(c.ok for c in checks),
-        "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in checks],
+        "checks": [CheckOut.of(c).dump() for c in checks],
     }
 
 
