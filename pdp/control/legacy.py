@@ -114,7 +114,7 @@ class LegacyApi:
         if not isinstance(name, str) or not name:
             raise InvalidInput("connection.name", name, "name the integration (connection)")
         with self.store.write() as writer:
-            integration = lg.find_integration(writer, name)
+            integration = writer.find_integration(name)
             if integration is None:
                 try:
                     writer.connection(name)
@@ -123,8 +123,7 @@ class LegacyApi:
                     )
                 except NotFound:
                     pass
-                integration = lg.create_integration(
-                    writer,
+                integration = writer.create_integration(
                     name,
                     details.get("technology", ""),
                     details.get("endpoint") or {},
@@ -142,8 +141,7 @@ class LegacyApi:
                     integration, *(str(body.get(k, "")) for k in ("database", "schema", "table"))
                 ),
             )
-            source = lg.add_source(
-                writer,
+            source = writer.add_source(
                 integration,
                 body.get("database", ""),
                 body.get("schema", ""),
@@ -157,7 +155,7 @@ class LegacyApi:
 
     def edit_source(self, caller: Caller, source_id: str, body: Mapping[str, Any]) -> LegacySource:
         with self.store.write() as writer:
-            integration, source = lg.get_source(writer, source_id)
+            integration, source = writer.source(source_id)
             self._require_source(writer, caller)
             self._live(
                 integration,
@@ -175,18 +173,18 @@ class LegacyApi:
             if "status" in body:
                 values["active"] = _status(body["status"])
             if values:
-                source = lg.update_source(writer, source_id, **values)
+                source = writer.update_source(source_id, **values)
             details = body.get("connection") or {}
             for part in ("endpoint", "credentials"):
                 self.plane.references.check(details.get(part), f"connection.{part}")
             changes = {k: details[k] for k in ("endpoint", "credentials") if k in details}
             if changes:
-                lg.update_integration(writer, integration, **changes)
+                writer.update_integration(integration, **changes)
         return source
 
     def delete_source(self, caller: Caller, source_id: str) -> str:
         with self.store.write() as writer:
-            integration, source = lg.get_source(writer, source_id)
+            integration, source = writer.source(source_id)
             self._require_source(writer, caller)
             self._live(
                 integration,
@@ -194,14 +192,14 @@ class LegacyApi:
                 source_id,
                 f"DELETE /data/object/{self._replacement(integration, *source.names)}",
             )
-            lg.delete_source(writer, source_id)
+            writer.delete_source(source_id)
         return source_id
 
     def detect_remote_changes(self, caller: Caller, name: str) -> Detected:
         """The legacy schema monitoring run: tables found in monitored schemas that are not
         registered yet are registered, active."""
         with self.store.read() as reader:
-            integration = lg.get_integration(reader, name)
+            integration = reader.integration(name)
             self._require_source(reader, caller)
             self._live(
                 integration,
@@ -209,7 +207,7 @@ class LegacyApi:
                 name,
                 f"POST /data/crawl/{self._replacement(integration)}",
             )
-            known = {lg.fold_names(s.names) for s in lg.sources_of(reader, integration)}
+            known = {lg.fold_names(s.names) for s in reader.sources_of(integration)}
         record = as_connection(self.store, integration, None, None)
         monitored = [k.split("\x00") for k, on in integration.schema_monitoring.items() if on]
         found: list[tuple[str, str, str, str | None]] = []
@@ -229,16 +227,16 @@ class LegacyApi:
             crawler.close()
         added: list[LegacySource] = []
         with self.store.write() as writer:
-            integration = lg.get_integration(writer, name)
+            integration = writer.integration(name)
             for database, schema, table, _ in found:
-                added.append(lg.add_source(writer, integration, database, schema, table))
+                added.append(writer.add_source(integration, database, schema, table))
         return Detected(tuple(added), tuple(errors))
 
     def schema_monitoring(
         self, caller: Caller, name: str, database: str, schema: str, enabled: bool
     ) -> Monitoring:
         with self.store.write() as writer:
-            integration = lg.get_integration(writer, name)
+            integration = writer.integration(name)
             self._require_source(writer, caller)
             self._live(
                 integration,
@@ -251,11 +249,11 @@ class LegacyApi:
                 raise InvalidInput("enabled", enabled, "expected true or false")
             flags = dict(integration.schema_monitoring)
             flags[lg.monitor_key(database, schema)] = enabled
-            integration = lg.update_integration(writer, integration, schema_monitoring=flags)
+            integration = writer.update_integration(integration, schema_monitoring=flags)
             spellings = dict(integration.settings.get("schemaSpelling", {}))
             spellings[lg.monitor_key(database, schema)] = [database, schema]
             settings = {**integration.settings, "schemaSpelling": spellings}
-            integration = lg.update_integration(writer, integration, settings=settings)
+            integration = writer.update_integration(integration, settings=settings)
         return Monitoring(
             integration.name,
             tuple(
