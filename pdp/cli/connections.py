@@ -20,7 +20,30 @@ from urllib.parse import quote, urlencode
 
 import httpx
 import orjson
+from pydantic import BaseModel, ValidationError
 
+from pdp.admin.schema import (
+    ConnectionDetails,
+    CrawlBody,
+    FinalizedOut,
+    InitialSettings,
+    IntegrationOut,
+    IntegrationsOut,
+    PermissionBody,
+    RegisterBody,
+    RegisterOptions,
+    ResolveBody,
+    ResolvedOut,
+    SearchBody,
+    SettingsBody,
+    SourcesOut,
+    StartBody,
+    StatusOut,
+    UpdateConnectionBody,
+    UpgradeBody,
+    ValidateBody,
+    ValidatedOut,
+)
 from pdp.auth.devissuer import DEV_USER_CLIENT
 from pdp.policy import Technology
 from pdp.service.config import DevIssuerSettings, load_pdp_config
@@ -208,9 +231,15 @@ class Client:
             headers["X-Pdp-User"] = user
         self.http = httpx.Client(base_url=url, headers=headers, timeout=30)
 
-    def call(self, method: str, url: str, body: Any = None) -> Any:
+    def call(self, method: str, url: str, body: BaseModel | None = None) -> Any:
+        """The answer's JSON; a body is sent as the admin schema's model, the fields given."""
+        json = (
+            None
+            if body is None
+            else body.model_dump(mode="json", by_alias=True, exclude_unset=True)
+        )
         try:
-            answer = self.http.request(method, url, json=body)
+            answer = self.http.request(method, url, json=json)
         except httpx.HTTPError as failure:
             raise ApiError(
                 f"cannot reach the admin API at {self.http.base_url}: {failure}"
@@ -333,6 +362,10 @@ def _connections(args: argparse.Namespace) -> int:
     except ApiError as error:
         print(error, file=sys.stderr)
         return 1
+    except ValidationError as error:  # a body the admin API would refuse (400)
+        first = error.errors()[0]
+        print(f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}", file=sys.stderr)
+        return 1
 
 
 def _show(args: argparse.Namespace, data: Any) -> None:
@@ -378,21 +411,24 @@ def _run(client: Client, args: argparse.Namespace) -> int:
         case "requests":
             return _requests(client, args)
         case "register":
-            body: dict[str, Any] = {
-                "connectionKey": args.key,
-                "connection": {
-                    "technology": args.technology,
-                    "endpoint": _pairs(args.endpoint, "--endpoint"),
-                    "credentials": credentials(args.credential),
-                },
-                "settings": {
-                    **({"isActive": True} if args.active else {}),
-                    **({"activateNewChildren": True} if args.activate_new else {}),
-                },
-                "options": {"schedule": args.schedule} if args.schedule else {},
-            }
+            details = ConnectionDetails(
+                technology=args.technology,
+                endpoint=_pairs(args.endpoint, "--endpoint"),
+                credentials=credentials(args.credential),
+            )
             if args.trino_catalog:
-                body["connection"]["trinoCatalogs"] = _catalogs(args.trino_catalog, {})
+                details.trinoCatalogs = _catalogs(args.trino_catalog, {})
+            settings = InitialSettings()
+            if args.active:
+                settings.isActive = True
+            if args.activate_new:
+                settings.activateNewChildren = True
+            options = RegisterOptions()
+            if args.schedule:
+                options.schedule = args.schedule
+            body = RegisterBody(
+                connectionKey=args.key, connection=details, settings=settings, options=options
+            )
             answer = client.call("POST", "/data/connection", body)
             print(f"registered {answer['connectionKey']}; first sync: job {answer['jobId']}")
             if "trinoCatalogs" in answer:
@@ -403,14 +439,14 @@ def _run(client: Client, args: argparse.Namespace) -> int:
             return 0
         case "update":
             key = quote(args.key, safe="")
-            update: dict[str, Any] = {}
+            update = UpdateConnectionBody()
             if args.trino_catalog:
                 current = client.call("GET", f"/data/connection/{key}")["settings"]
                 mapping = _catalogs(args.trino_catalog, current.get("trinoCatalogs") or {})
-                update["trinoCatalogs"] = mapping
+                update.trinoCatalogs = mapping
             if args.schedule:
-                update["schedule"] = args.schedule
-            if not update:
+                update.schedule = args.schedule
+            if not update.model_fields_set:
                 raise ApiError("nothing to change: give --trino-catalog or --schedule")
             data = client.call("PUT", f"/data/connection/{key}", update)
             if args.json:
@@ -449,14 +485,14 @@ def _run(client: Client, args: argparse.Namespace) -> int:
             _print_ungoverned(args.path.split("/")[0], data["notGovernedInTrino"])
             return 0
         case "settings":
-            body = {}
+            change = SettingsBody()
             for flag, name in (
                 (args.active, "isActive"),
                 (args.activate_new, "activateNewChildren"),
             ):
                 if flag is not None:
-                    body[name] = None if flag == "inherit" else flag == "true"
-            data = client.call("PUT", f"/data/settings/{_path(args.path)}", body)
+                    setattr(change, name, None if flag == "inherit" else flag == "true")
+            data = client.call("PUT", f"/data/settings/{_path(args.path)}", change)
             if "jobId" in data:  # a large cascade: a job applies it
                 print(f"{data['descendants']} objects below {data['path']}: job {data['jobId']}")
                 return _follow(client, data["jobId"])
@@ -464,9 +500,8 @@ def _run(client: Client, args: argparse.Namespace) -> int:
                 print(line)
             return 0
         case "sync":
-            answer = client.call(
-                "POST", f"/data/crawl/{_path(args.path)}", {"forceRecursive": args.force_recursive}
-            )
+            crawl = CrawlBody(forceRecursive=args.force_recursive)
+            answer = client.call("POST", f"/data/crawl/{_path(args.path)}", crawl)
             print(f"sync of {args.path}: job {answer['jobId']}")
             return 0 if args.no_wait else _follow(client, answer["jobId"])
         case "jobs":
@@ -489,13 +524,13 @@ def _run(client: Client, args: argparse.Namespace) -> int:
             print(f"deleted {data['path']} and {data['childCount']} objects below it")
             return 0
         case "grant":
-            body = {
-                "principal": args.principal,
-                "role": args.role,
-                "principalKind": "group" if args.group else "user",
-                "revoke": args.revoke,
-            }
-            data = client.call("PUT", f"/data/permission/{_path(args.path)}", body)
+            grant = PermissionBody(
+                principal=args.principal,
+                role=args.role,
+                principalKind="group" if args.group else "user",
+                revoke=args.revoke,
+            )
+            data = client.call("PUT", f"/data/permission/{_path(args.path)}", grant)
             for p in data["permissions"]:
                 print(f"{p['role']:<20} {p['principalKind']} {p['principal']}  on {p['path']}")
             return 0
@@ -513,29 +548,32 @@ def _upgrade(client: Client, args: argparse.Namespace) -> int:
             if args.json:
                 _show(args, data)
                 return 0
-            if not data["hits"]:
+            waiting = IntegrationsOut.model_validate(data)
+            if not waiting.hits:
                 print("no integration is waiting for an upgrade")
-            for hit in data["hits"]:
-                target = f" -> {hit['displayName']}" if hit["displayName"] else ""
+            for hit in waiting.hits:
+                target = f" -> {hit.displayName}" if hit.displayName else ""
                 print(
-                    f"{hit['name']}{target}  ({hit['technology']}, {hit['dataSourceCount']} data "
-                    f"sources)  {hit['state']}; next: {', '.join(hit['next'])}"
+                    f"{hit.name}{target}  ({hit.technology}, {hit.dataSourceCount} data "
+                    f"sources)  {hit.state}; next: {', '.join(hit.next)}"
                 )
             return 0
         case "start":
-            data = client.call("POST", f"{base}/start", {"displayName": args.display_name})
-            print(f"{data['name']}: {data['state']} as {data['displayName']}; next: validate")
+            started = IntegrationOut.model_validate(
+                client.call("POST", f"{base}/start", StartBody(displayName=args.display_name))
+            )
+            print(f"{started.name}: {started.state} as {started.displayName}; next: validate")
             return 0
         case "validate":
-            body: dict[str, Any] = {}
+            given = ValidateBody()
             if args.endpoint:
-                body["endpoint"] = _pairs(args.endpoint, "--endpoint")
+                given.endpoint = _pairs(args.endpoint, "--endpoint")
             if args.credential:
-                body["credentials"] = credentials(args.credential)
-            data = client.call("POST", f"{base}/validate", body)
-            for check in data.get("checks", ()):
-                print(f"  {'ok  ' if check['ok'] else 'FAIL'} {check['name']}: {check['detail']}")
-            print(f"{data['name']}: {data['state']}; next: upgrade run --yes")
+                given.credentials = credentials(args.credential)
+            validated = ValidatedOut.model_validate(client.call("POST", f"{base}/validate", given))
+            for check in validated.checks:
+                print(f"  {'ok  ' if check.ok else 'FAIL'} {check.name}: {check.detail}")
+            print(f"{validated.name}: {validated.state}; next: upgrade run --yes")
             return 0
         case "run":
             if not args.yes:
@@ -545,11 +583,13 @@ def _upgrade(client: Client, args: argparse.Namespace) -> int:
                     file=sys.stderr,
                 )
                 return 2
-            data = client.call("POST", f"{base}/upgrade", {"confirm": True})
-            print(f"{data['name']}: upgrading, job {data['jobId']}")
-            if args.no_wait:
+            running = IntegrationOut.model_validate(
+                client.call("POST", f"{base}/upgrade", UpgradeBody(confirm=True))
+            )
+            print(f"{running.name}: upgrading, job {running.jobId}")
+            if args.no_wait or running.jobId is None:
                 return 0
-            code = _follow(client, data["jobId"])
+            code = _follow(client, running.jobId)
             _upgrade_status(client, base)
             return code
         case "status":
@@ -560,26 +600,27 @@ def _upgrade(client: Client, args: argparse.Namespace) -> int:
             return 0
         case "resolve":
             if args.match:
-                body = {"action": "match", "path": args.match}
+                how = ResolveBody(action="match", path=args.match)
             else:
                 action = "retry" if args.retry else "disable" if args.disable else "delete"
-                body = {"action": action}
+                how = ResolveBody(action=action)
             source_id = _unresolved_id(client, base, args.data_source)
-            data = client.call("POST", f"{base}/resolve/{quote(source_id, safe='')}", body)
-            source = data["dataSource"]
-            print(
-                f"{source['database']}.{source['schema']}.{source['table']}: "
-                f"{source['matchState']}"
-                + (f" to {source['matchedPath']}" if source["matchedPath"] else "")
-                + (f" ({source['reason']})" if source["matchState"] == "unresolved" else "")
+            resolved = ResolvedOut.model_validate(
+                client.call("POST", f"{base}/resolve/{quote(source_id, safe='')}", how)
             )
-            print(f"{data['name']}: {data['state']}, {data['unresolved']} unresolved")
+            source = resolved.dataSource
+            print(
+                f"{source.database}.{source.schema_}.{source.table}: {source.matchState}"
+                + (f" to {source.matchedPath}" if source.matchedPath else "")
+                + (f" ({source.reason})" if source.matchState == "unresolved" else "")
+            )
+            print(f"{resolved.name}: {resolved.state}, {resolved.unresolved} unresolved")
             return 0
         case "finalize":
-            data = client.call("POST", f"{base}/finalize")
+            done = FinalizedOut.model_validate(client.call("POST", f"{base}/finalize"))
             print(
-                f"{data['name']}: finalized as connection {data['displayName']}; "
-                f"object sync is on, next scheduled sync {data['nextSync']}"
+                f"{done.name}: finalized as connection {done.displayName}; "
+                f"object sync is on, next scheduled sync {done.nextSync}"
             )
             return 0
     return 2
@@ -624,31 +665,28 @@ def _print_ungoverned(key: str, ungoverned: dict[str, Any]) -> None:
 def _unresolved_id(client: Client, base: str, given: str) -> str:
     """The id of the unresolved data source `given` names: its id, or its
     database.schema.table (as `upgrade status` lists it, case-insensitively)."""
-    hits = client.call("GET", f"{base}/unresolved")["hits"]
+    hits = SourcesOut.model_validate(client.call("GET", f"{base}/unresolved")).hits
     named = [
         hit
         for hit in hits
-        if f"{hit['database']}.{hit['schema']}.{hit['table']}".casefold() == given.casefold()
+        if f"{hit.database}.{hit.schema_}.{hit.table}".casefold() == given.casefold()
     ]
     if len(named) == 1:
-        return str(named[0]["id"])
+        return named[0].id
     if len(named) > 1:
         raise ApiError(f"{given!r} names {len(named)} unresolved data sources: give the id")
     return given
 
 
 def _upgrade_status(client: Client, base: str) -> None:
-    data = client.call("GET", base)
-    counts = ", ".join(f"{n} {k}" for k, n in data["counts"].items() if n)
-    target = f" -> {data['displayName']}" if data["displayName"] else ""
-    print(f"{data['name']}{target}: {data['state']} ({counts or 'no data sources'})")
-    print(f"  next: {', '.join(data['next']) or 'nothing, the upgrade is finalized'}")
-    unresolved = client.call("GET", f"{base}/unresolved")
-    for hit in unresolved["hits"]:
-        print(
-            f"  unresolved {hit['id']}  {hit['database']}.{hit['schema']}.{hit['table']}: "
-            f"{hit['reason']}"
-        )
+    status = StatusOut.model_validate(client.call("GET", base))
+    counts = ", ".join(f"{n} {k}" for k, n in status.counts.items() if n)
+    target = f" -> {status.displayName}" if status.displayName else ""
+    print(f"{status.name}{target}: {status.state} ({counts or 'no data sources'})")
+    print(f"  next: {', '.join(status.next) or 'nothing, the upgrade is finalized'}")
+    unresolved = SourcesOut.model_validate(client.call("GET", f"{base}/unresolved"))
+    for hit in unresolved.hits:
+        print(f"  unresolved {hit.id}  {hit.database}.{hit.schema_}.{hit.table}: {hit.reason}")
 
 
 def _settings_lines(settings: dict[str, Any]) -> list[str]:
@@ -664,8 +702,8 @@ def _confirm_delete(client: Client, path: str) -> bool:
     terminal to ask on, refuse: a script says --yes."""
     target = client.call("GET", f"/data/object/{_path(path)}")
     url = f"/data/object/search/{_path(path)}"
-    below = client.call("POST", url, {"recursive": True, "size": 0})["count"]
-    tables = client.call("POST", url, {"recursive": True, "kind": "table", "size": 0})["count"]
+    below = client.call("POST", url, SearchBody(recursive=True, size=0))["count"]
+    tables = client.call("POST", url, SearchBody(recursive=True, kind="table", size=0))["count"]
     if target["kind"] == "table":
         tables = 1
     what = f"{target['kind']} {target['path']}"
@@ -690,11 +728,11 @@ def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
-def _pages(client: Client, url: str, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
+def _pages(client: Client, url: str, query: SearchBody) -> Iterator[dict[str, Any]]:
     """Every hit of a listing, page after page."""
     offset = 0
     while True:
-        data = client.call("POST", url, {**body, "offset": offset, "size": PAGE})
+        data = client.call("POST", url, query.model_copy(update={"offset": offset, "size": PAGE}))
         yield from data["hits"]
         offset += len(data["hits"])
         if not data["hits"] or offset >= data["count"]:
@@ -705,8 +743,8 @@ def _tree(client: Client, path: str | None, depth: int, indent: int) -> None:
     """The nodes below `path`, every page, each with its effective state in words: active or
     inactive (the store decides: the `isActive` filter), and whether set here or inherited."""
     url = f"/data/object/search/{_path(path)}" if path else "/data/object/search"
-    active = {hit["path"] for hit in _pages(client, url, {"isActive": True})}
-    for hit in _pages(client, url, {}):
+    active = {hit["path"] for hit in _pages(client, url, SearchBody(isActive=True))}
+    for hit in _pages(client, url, SearchBody()):
         state = "active" if hit["path"] in active else "inactive"
         origin = "inherited" if hit["overrides"]["isActive"] is None else "set here"
         remote = "" if hit["remoteState"] == "present" else f" [{hit['remoteState']}]"
