@@ -63,6 +63,18 @@ CREDENTIAL_HELP = (
 
 
 def add_connection_commands(commands: Any) -> None:
+    _token_command(commands)
+    top = commands.add_parser("connections", help="connections and object sync (admin API)")
+    _client_options(top)
+    sub = top.add_subparsers(dest="action", required=True)
+    _register_command(sub)
+    _object_commands(sub)
+    _upgrade_commands(sub)
+    top.set_defaults(connections_handler=_connections)
+    _requests_command(commands)
+
+
+def _token_command(commands: Any) -> None:
     token = commands.add_parser(
         "token", help="mint a development token for a user (the demo's dev issuer)"
     )
@@ -70,10 +82,8 @@ def add_connection_commands(commands: Any) -> None:
     config_option(token, "for its development issuer")
     token.set_defaults(connections_handler=_token)
 
-    top = commands.add_parser("connections", help="connections and object sync (admin API)")
-    _client_options(top)
-    sub = top.add_subparsers(dest="action", required=True)
 
+def _register_command(sub: Any) -> None:
     register = sub.add_parser("register", help="register a connection and run its first sync")
     register.add_argument("key", help="the connection key: the first part of every object path")
     register.add_argument(
@@ -99,6 +109,9 @@ def add_connection_commands(commands: Any) -> None:
         "control.trinoCatalogFiles)",
     )
 
+
+def _object_commands(sub: Any) -> None:
+    """update, tree, status, settings, sync, jobs, delete, grant."""
     update = sub.add_parser("update", help="change a connection: Trino catalogs, schedule")
     update.add_argument("key", help="the connection key")
     update.add_argument(
@@ -142,6 +155,8 @@ def add_connection_commands(commands: Any) -> None:
     grant.add_argument("--group", action="store_true")
     grant.add_argument("--revoke", action="store_true")
 
+
+def _upgrade_commands(sub: Any) -> None:
     upgrade = sub.add_parser(
         "upgrade", help="upgrade a legacy integration to a connection (the upgrade manager)"
     )
@@ -180,8 +195,8 @@ def add_connection_commands(commands: Any) -> None:
     finalize = steps.add_parser("finalize", help="finish: object sync on, legacy endpoints off")
     finalize.add_argument("integration", help=INTEGRATION_HELP)
 
-    top.set_defaults(connections_handler=_connections)
 
+def _requests_command(commands: Any) -> None:
     requests = commands.add_parser(
         "requests", help="data source requests: validate new columns, acknowledge deleted ones"
     )
@@ -407,223 +422,277 @@ def _requests(client: Client, args: argparse.Namespace) -> int:
 
 
 def _run(client: Client, args: argparse.Namespace) -> int:
-    match args.action:
-        case "requests":
-            return _requests(client, args)
-        case "register":
-            details = ConnectionDetails(
-                technology=args.technology,
-                endpoint=_pairs(args.endpoint, "--endpoint"),
-                credentials=credentials(args.credential),
-            )
-            if args.trino_catalog:
-                details.trinoCatalogs = _catalogs(args.trino_catalog, {})
-            settings = InitialSettings()
-            if args.active:
-                settings.isActive = True
-            if args.activate_new:
-                settings.activateNewChildren = True
-            options = RegisterOptions()
-            if args.schedule:
-                options.schedule = args.schedule
-            body = RegisterBody(
-                connectionKey=args.key, connection=details, settings=settings, options=options
-            )
-            answer = client.call("POST", "/data/connection", body)
-            print(f"registered {answer['connectionKey']}; first sync: job {answer['jobId']}")
-            if "trinoCatalogs" in answer:
-                _print_catalogs(answer["connectionKey"], answer["trinoCatalogs"])
-                print(f"  ({answer['trinoCatalogsProposal']})")
-            if not args.no_wait and answer.get("jobId"):
-                return _follow(client, answer["jobId"])
-            return 0
-        case "update":
-            key = quote(args.key, safe="")
-            update = UpdateConnectionBody()
-            if args.trino_catalog:
-                current = client.call("GET", f"/data/connection/{key}")["settings"]
-                mapping = _catalogs(args.trino_catalog, current.get("trinoCatalogs") or {})
-                update.trinoCatalogs = mapping
-            if args.schedule:
-                update.schedule = args.schedule
-            if not update.model_fields_set:
-                raise ApiError("nothing to change: give --trino-catalog or --schedule")
-            data = client.call("PUT", f"/data/connection/{key}", update)
-            if args.json:
-                _show(args, data)
-                return 0
-            print(f"{data['connectionKey']}: schedule {data['schedule']}")
-            if data["technology"] != "trino":
-                _print_catalogs(data["connectionKey"], data["settings"].get("trinoCatalogs") or {})
-                _print_ungoverned(data["connectionKey"], data["notGovernedInTrino"])
-            return 0
-        case "tree":
-            _tree(client, args.path, args.depth, 0)
-            return 0
-        case "status":
-            data = client.call("GET", f"/data/object/{_path(args.path)}")
-            if args.json:
-                _show(args, data)
-                return 0
-            print(f"{data['path']}  ({data['kind']}, {data['remoteState']})")
-            for line in _settings_lines(data["settings"]):
-                print(f"  {line}")
-            if data.get("dataSource"):
-                active = "active" if data["dataSource"]["active"] else "inactive"
-                print(f"  data source {data['dataSource']['id']} ({active})")
-            for column in data.get("columns", ()):
-                tags = f"  [{', '.join(column['tags'])}]" if column["tags"] else ""
-                print(f"    {column['name']}: {column['type']}{tags}")
-            if "trinoCatalog" in data:
-                print(f"  Trino catalog: {data['trinoCatalog'] or 'none'}")
-            print(f"  children: {data['childCount']}; last sync: {data['lastSync']}")
-            if data["kind"] == "connection":
-                connection = client.call("GET", f"/data/connection/{_path(args.path)}")
-                if connection["technology"] != "trino":
-                    catalogs = connection["settings"].get("trinoCatalogs") or {}
-                    _print_catalogs(connection["connectionKey"], catalogs)
-            _print_ungoverned(args.path.split("/")[0], data["notGovernedInTrino"])
-            return 0
-        case "settings":
-            change = SettingsBody()
-            for flag, name in (
-                (args.active, "isActive"),
-                (args.activate_new, "activateNewChildren"),
-            ):
-                if flag is not None:
-                    setattr(change, name, None if flag == "inherit" else flag == "true")
-            data = client.call("PUT", f"/data/settings/{_path(args.path)}", change)
-            if "jobId" in data:  # a large cascade: a job applies it
-                print(f"{data['descendants']} objects below {data['path']}: job {data['jobId']}")
-                return _follow(client, data["jobId"])
-            for line in _settings_lines(data["settings"]):
-                print(line)
-            return 0
-        case "sync":
-            crawl = CrawlBody(forceRecursive=args.force_recursive)
-            answer = client.call("POST", f"/data/crawl/{_path(args.path)}", crawl)
-            print(f"sync of {args.path}: job {answer['jobId']}")
-            return 0 if args.no_wait else _follow(client, answer["jobId"])
-        case "jobs":
-            query = {k: v for k, v in (("connection", args.connection), ("state", args.state)) if v}
-            suffix = "?" + "&".join(f"{k}={quote(v)}" for k, v in query.items()) if query else ""
-            data = client.call("GET", f"/jobs{suffix}")
-            if args.json:
-                _show(args, data)
-                return 0
-            for job in data["hits"]:
-                print(
-                    f"{job['id']}  {job['state']:<9} {job['trigger']:<12} {job['path']}  "
-                    f"{job['createdAt']}  {_summary(job['stats'])}"
-                )
-            return 0
-        case "delete":
-            if not args.yes and not _confirm_delete(client, args.path):
-                return 2
-            data = client.call("DELETE", f"/data/object/{_path(args.path)}")
-            print(f"deleted {data['path']} and {data['childCount']} objects below it")
-            return 0
-        case "grant":
-            grant = PermissionBody(
-                principal=args.principal,
-                role=args.role,
-                principalKind="group" if args.group else "user",
-                revoke=args.revoke,
-            )
-            data = client.call("PUT", f"/data/permission/{_path(args.path)}", grant)
-            for p in data["permissions"]:
-                print(f"{p['role']:<20} {p['principalKind']} {p['principal']}  on {p['path']}")
-            return 0
-        case "upgrade":
-            return _upgrade(client, args)
-    return 2
+    action = ACTIONS.get(args.action)
+    return action(client, args) if action else 2
+
+
+def _register(client: Client, args: argparse.Namespace) -> int:
+    details = ConnectionDetails(
+        technology=args.technology,
+        endpoint=_pairs(args.endpoint, "--endpoint"),
+        credentials=credentials(args.credential),
+    )
+    if args.trino_catalog:
+        details.trinoCatalogs = _catalogs(args.trino_catalog, {})
+    settings = InitialSettings()
+    if args.active:
+        settings.isActive = True
+    if args.activate_new:
+        settings.activateNewChildren = True
+    options = RegisterOptions()
+    if args.schedule:
+        options.schedule = args.schedule
+    body = RegisterBody(
+        connectionKey=args.key, connection=details, settings=settings, options=options
+    )
+    answer = client.call("POST", "/data/connection", body)
+    print(f"registered {answer['connectionKey']}; first sync: job {answer['jobId']}")
+    if "trinoCatalogs" in answer:
+        _print_catalogs(answer["connectionKey"], answer["trinoCatalogs"])
+        print(f"  ({answer['trinoCatalogsProposal']})")
+    if not args.no_wait and answer.get("jobId"):
+        return _follow(client, answer["jobId"])
+    return 0
+
+
+def _update(client: Client, args: argparse.Namespace) -> int:
+    key = quote(args.key, safe="")
+    update = UpdateConnectionBody()
+    if args.trino_catalog:
+        current = client.call("GET", f"/data/connection/{key}")["settings"]
+        mapping = _catalogs(args.trino_catalog, current.get("trinoCatalogs") or {})
+        update.trinoCatalogs = mapping
+    if args.schedule:
+        update.schedule = args.schedule
+    if not update.model_fields_set:
+        raise ApiError("nothing to change: give --trino-catalog or --schedule")
+    data = client.call("PUT", f"/data/connection/{key}", update)
+    if args.json:
+        _show(args, data)
+        return 0
+    print(f"{data['connectionKey']}: schedule {data['schedule']}")
+    if data["technology"] != "trino":
+        _print_catalogs(data["connectionKey"], data["settings"].get("trinoCatalogs") or {})
+        _print_ungoverned(data["connectionKey"], data["notGovernedInTrino"])
+    return 0
+
+
+def _show_tree(client: Client, args: argparse.Namespace) -> int:
+    _tree(client, args.path, args.depth, 0)
+    return 0
+
+
+def _status(client: Client, args: argparse.Namespace) -> int:
+    data = client.call("GET", f"/data/object/{_path(args.path)}")
+    if args.json:
+        _show(args, data)
+        return 0
+    print(f"{data['path']}  ({data['kind']}, {data['remoteState']})")
+    for line in _settings_lines(data["settings"]):
+        print(f"  {line}")
+    if data.get("dataSource"):
+        active = "active" if data["dataSource"]["active"] else "inactive"
+        print(f"  data source {data['dataSource']['id']} ({active})")
+    for column in data.get("columns", ()):
+        tags = f"  [{', '.join(column['tags'])}]" if column["tags"] else ""
+        print(f"    {column['name']}: {column['type']}{tags}")
+    if "trinoCatalog" in data:
+        print(f"  Trino catalog: {data['trinoCatalog'] or 'none'}")
+    print(f"  children: {data['childCount']}; last sync: {data['lastSync']}")
+    if data["kind"] == "connection":
+        connection = client.call("GET", f"/data/connection/{_path(args.path)}")
+        if connection["technology"] != "trino":
+            catalogs = connection["settings"].get("trinoCatalogs") or {}
+            _print_catalogs(connection["connectionKey"], catalogs)
+    _print_ungoverned(args.path.split("/")[0], data["notGovernedInTrino"])
+    return 0
+
+
+def _settings(client: Client, args: argparse.Namespace) -> int:
+    change = SettingsBody()
+    for flag, name in (
+        (args.active, "isActive"),
+        (args.activate_new, "activateNewChildren"),
+    ):
+        if flag is not None:
+            setattr(change, name, None if flag == "inherit" else flag == "true")
+    data = client.call("PUT", f"/data/settings/{_path(args.path)}", change)
+    if "jobId" in data:  # a large cascade: a job applies it
+        print(f"{data['descendants']} objects below {data['path']}: job {data['jobId']}")
+        return _follow(client, data["jobId"])
+    for line in _settings_lines(data["settings"]):
+        print(line)
+    return 0
+
+
+def _sync(client: Client, args: argparse.Namespace) -> int:
+    crawl = CrawlBody(forceRecursive=args.force_recursive)
+    answer = client.call("POST", f"/data/crawl/{_path(args.path)}", crawl)
+    print(f"sync of {args.path}: job {answer['jobId']}")
+    return 0 if args.no_wait else _follow(client, answer["jobId"])
+
+
+def _jobs(client: Client, args: argparse.Namespace) -> int:
+    query = {k: v for k, v in (("connection", args.connection), ("state", args.state)) if v}
+    suffix = "?" + "&".join(f"{k}={quote(v)}" for k, v in query.items()) if query else ""
+    data = client.call("GET", f"/jobs{suffix}")
+    if args.json:
+        _show(args, data)
+        return 0
+    for job in data["hits"]:
+        print(
+            f"{job['id']}  {job['state']:<9} {job['trigger']:<12} {job['path']}  "
+            f"{job['createdAt']}  {_summary(job['stats'])}"
+        )
+    return 0
+
+
+def _delete(client: Client, args: argparse.Namespace) -> int:
+    if not args.yes and not _confirm_delete(client, args.path):
+        return 2
+    data = client.call("DELETE", f"/data/object/{_path(args.path)}")
+    print(f"deleted {data['path']} and {data['childCount']} objects below it")
+    return 0
+
+
+def _grant(client: Client, args: argparse.Namespace) -> int:
+    grant = PermissionBody(
+        principal=args.principal,
+        role=args.role,
+        principalKind="group" if args.group else "user",
+        revoke=args.revoke,
+    )
+    data = client.call("PUT", f"/data/permission/{_path(args.path)}", grant)
+    for p in data["permissions"]:
+        print(f"{p['role']:<20} {p['principalKind']} {p['principal']}  on {p['path']}")
+    return 0
 
 
 def _upgrade(client: Client, args: argparse.Namespace) -> int:
     """The upgrade manager's steps, one command each; every answer shows where it stands."""
     base = f"/data/upgrade/{quote(getattr(args, 'integration', ''), safe='')}"
-    match args.step:
-        case "list":
-            data = client.call("GET", "/data/upgrade")
-            if args.json:
-                _show(args, data)
-                return 0
-            waiting = IntegrationsOut.model_validate(data)
-            if not waiting.hits:
-                print("no integration is waiting for an upgrade")
-            for hit in waiting.hits:
-                target = f" -> {hit.displayName}" if hit.displayName else ""
-                print(
-                    f"{hit.name}{target}  ({hit.technology}, {hit.dataSourceCount} data "
-                    f"sources)  {hit.state}; next: {', '.join(hit.next)}"
-                )
-            return 0
-        case "start":
-            started = IntegrationOut.model_validate(
-                client.call("POST", f"{base}/start", StartBody(displayName=args.display_name))
-            )
-            print(f"{started.name}: {started.state} as {started.displayName}; next: validate")
-            return 0
-        case "validate":
-            given = ValidateBody()
-            if args.endpoint:
-                given.endpoint = _pairs(args.endpoint, "--endpoint")
-            if args.credential:
-                given.credentials = credentials(args.credential)
-            validated = ValidatedOut.model_validate(client.call("POST", f"{base}/validate", given))
-            for check in validated.checks:
-                print(f"  {'ok  ' if check.ok else 'FAIL'} {check.name}: {check.detail}")
-            print(f"{validated.name}: {validated.state}; next: upgrade run --yes")
-            return 0
-        case "run":
-            if not args.yes:
-                print(
-                    "the upgrade retires the legacy data source endpoints for this integration "
-                    "and hands its tables to object sync once finalized: run again with --yes",
-                    file=sys.stderr,
-                )
-                return 2
-            running = IntegrationOut.model_validate(
-                client.call("POST", f"{base}/upgrade", UpgradeBody(confirm=True))
-            )
-            print(f"{running.name}: upgrading, job {running.jobId}")
-            if args.no_wait or running.jobId is None:
-                return 0
-            code = _follow(client, running.jobId)
-            _upgrade_status(client, base)
-            return code
-        case "status":
-            if args.json:
-                _show(args, client.call("GET", base))
-                return 0
-            _upgrade_status(client, base)
-            return 0
-        case "resolve":
-            if args.match:
-                how = ResolveBody(action="match", path=args.match)
-            else:
-                action = "retry" if args.retry else "disable" if args.disable else "delete"
-                how = ResolveBody(action=action)
-            source_id = _unresolved_id(client, base, args.data_source)
-            resolved = ResolvedOut.model_validate(
-                client.call("POST", f"{base}/resolve/{quote(source_id, safe='')}", how)
-            )
-            source = resolved.dataSource
-            print(
-                f"{source.database}.{source.schema_}.{source.table}: {source.matchState}"
-                + (f" to {source.matchedPath}" if source.matchedPath else "")
-                + (f" ({source.reason})" if source.matchState == "unresolved" else "")
-            )
-            print(f"{resolved.name}: {resolved.state}, {resolved.unresolved} unresolved")
-            return 0
-        case "finalize":
-            done = FinalizedOut.model_validate(client.call("POST", f"{base}/finalize"))
-            print(
-                f"{done.name}: finalized as connection {done.displayName}; "
-                f"object sync is on, next scheduled sync {done.nextSync}"
-            )
-            return 0
-    return 2
+    step = STEPS.get(args.step)
+    return step(client, args, base) if step else 2
+
+
+def _upgrade_list(client: Client, args: argparse.Namespace, base: str) -> int:
+    data = client.call("GET", "/data/upgrade")
+    if args.json:
+        _show(args, data)
+        return 0
+    waiting = IntegrationsOut.model_validate(data)
+    if not waiting.hits:
+        print("no integration is waiting for an upgrade")
+    for hit in waiting.hits:
+        target = f" -> {hit.displayName}" if hit.displayName else ""
+        print(
+            f"{hit.name}{target}  ({hit.technology}, {hit.dataSourceCount} data "
+            f"sources)  {hit.state}; next: {', '.join(hit.next)}"
+        )
+    return 0
+
+
+def _upgrade_start(client: Client, args: argparse.Namespace, base: str) -> int:
+    started = IntegrationOut.model_validate(
+        client.call("POST", f"{base}/start", StartBody(displayName=args.display_name))
+    )
+    print(f"{started.name}: {started.state} as {started.displayName}; next: validate")
+    return 0
+
+
+def _upgrade_validate(client: Client, args: argparse.Namespace, base: str) -> int:
+    given = ValidateBody()
+    if args.endpoint:
+        given.endpoint = _pairs(args.endpoint, "--endpoint")
+    if args.credential:
+        given.credentials = credentials(args.credential)
+    validated = ValidatedOut.model_validate(client.call("POST", f"{base}/validate", given))
+    for check in validated.checks:
+        print(f"  {'ok  ' if check.ok else 'FAIL'} {check.name}: {check.detail}")
+    print(f"{validated.name}: {validated.state}; next: upgrade run --yes")
+    return 0
+
+
+def _upgrade_run(client: Client, args: argparse.Namespace, base: str) -> int:
+    if not args.yes:
+        print(
+            "the upgrade retires the legacy data source endpoints for this integration "
+            "and hands its tables to object sync once finalized: run again with --yes",
+            file=sys.stderr,
+        )
+        return 2
+    running = IntegrationOut.model_validate(
+        client.call("POST", f"{base}/upgrade", UpgradeBody(confirm=True))
+    )
+    print(f"{running.name}: upgrading, job {running.jobId}")
+    if args.no_wait or running.jobId is None:
+        return 0
+    code = _follow(client, running.jobId)
+    _upgrade_status(client, base)
+    return code
+
+
+def _upgrade_show(client: Client, args: argparse.Namespace, base: str) -> int:
+    if args.json:
+        _show(args, client.call("GET", base))
+        return 0
+    _upgrade_status(client, base)
+    return 0
+
+
+def _upgrade_resolve(client: Client, args: argparse.Namespace, base: str) -> int:
+    if args.match:
+        how = ResolveBody(action="match", path=args.match)
+    else:
+        action = "retry" if args.retry else "disable" if args.disable else "delete"
+        how = ResolveBody(action=action)
+    source_id = _unresolved_id(client, base, args.data_source)
+    resolved = ResolvedOut.model_validate(
+        client.call("POST", f"{base}/resolve/{quote(source_id, safe='')}", how)
+    )
+    source = resolved.dataSource
+    print(
+        f"{source.database}.{source.schema_}.{source.table}: {source.matchState}"
+        + (f" to {source.matchedPath}" if source.matchedPath else "")
+        + (f" ({source.reason})" if source.matchState == "unresolved" else "")
+    )
+    print(f"{resolved.name}: {resolved.state}, {resolved.unresolved} unresolved")
+    return 0
+
+
+def _upgrade_finalize(client: Client, args: argparse.Namespace, base: str) -> int:
+    done = FinalizedOut.model_validate(client.call("POST", f"{base}/finalize"))
+    print(
+        f"{done.name}: finalized as connection {done.displayName}; "
+        f"object sync is on, next scheduled sync {done.nextSync}"
+    )
+    return 0
+
+
+STEPS: dict[str, Callable[[Client, argparse.Namespace, str], int]] = {
+    "list": _upgrade_list,
+    "start": _upgrade_start,
+    "validate": _upgrade_validate,
+    "run": _upgrade_run,
+    "status": _upgrade_show,
+    "resolve": _upgrade_resolve,
+    "finalize": _upgrade_finalize,
+}
+
+
+ACTIONS: dict[str, Callable[[Client, argparse.Namespace], int]] = {
+    "requests": _requests,
+    "register": _register,
+    "update": _update,
+    "tree": _show_tree,
+    "status": _status,
+    "settings": _settings,
+    "sync": _sync,
+    "jobs": _jobs,
+    "delete": _delete,
+    "grant": _grant,
+    "upgrade": _upgrade,
+}
 
 
 def _catalogs(items: list[str], current: dict[str, str]) -> dict[str, str]:

@@ -19,10 +19,9 @@ from pdp.control.plane import ControlPlane
 from pdp.objects.errors import Conflict, InvalidInput, NotFound
 from pdp.objects.paths import ObjectPath
 from pdp.policy.model import ObjectType
-from pdp.store import ConnectionRecord, ConnectionState, Store
+from pdp.store import ConnectionRecord, ConnectionState, NewConnection, Store
 from pdp.store import legacy as lg
 from pdp.store.legacy import Integration, LegacySource
-from pdp.store.model import DEFAULT_FAIL_SAFE, DEFAULT_SCHEDULE, utcnow
 
 
 class LegacyRetired(InvalidInput):
@@ -69,24 +68,18 @@ def as_connection(
 ) -> ConnectionRecord:
     """The connection an integration becomes (state `upgrading`), to check or crawl: with
     these endpoint and credentials (sealed here), or the integration's own."""
-    now = utcnow()
     sealed = (
         store.secrets.seal(credentials, "credentials")
         if credentials is not None
         else integration.credentials
     )
-    return ConnectionRecord(
-        key=integration.display_name or integration.name,
-        technology=integration.technology,
-        endpoint=dict(endpoint if endpoint is not None else integration.endpoint),
-        credentials=sealed,
-        settings=dict(integration.settings),
-        schedule=DEFAULT_SCHEDULE,
-        state=ConnectionState.UPGRADING,
-        fail_safe_threshold=DEFAULT_FAIL_SAFE,
-        created_at=now,
-        updated_at=now,
+    becomes = NewConnection(
+        integration.display_name or integration.name,
+        integration.technology,
+        endpoint=endpoint if endpoint is not None else integration.endpoint,
+        settings=integration.settings,
     )
+    return becomes.checkable(sealed, ConnectionState.UPGRADING)
 
 
 class LegacyApi:

@@ -34,7 +34,7 @@ from pdp.control.views import (
 from pdp.core.model import fold
 from pdp.crawl.base import Check, connect_failure
 from pdp.crawl.network import NetworkPolicy
-from pdp.objects.errors import InvalidInput, NotFound
+from pdp.objects.errors import DuplicateKey, InvalidInput, NotFound
 from pdp.objects.keys import check_connection_key
 from pdp.objects.paths import Kind, ObjectPath
 from pdp.objects.settings import RemoteState
@@ -42,12 +42,12 @@ from pdp.policy.model import Technology
 from pdp.store import (
     KEEP,
     ConnectionRecord,
-    ConnectionState,
     DataRequest,
     Job,
     JobState,
     JobTrigger,
     JobType,
+    NewConnection,
     ObjectRecord,
     Page,
     PrincipalKind,
@@ -58,7 +58,7 @@ from pdp.store import (
     Store,
     not_governed_in_trino,
 )
-from pdp.store.model import DEFAULT_FAIL_SAFE, DEFAULT_SCHEDULE, check_schedule, utcnow
+from pdp.store.model import DEFAULT_FAIL_SAFE, DEFAULT_SCHEDULE, check_schedule
 from pdp.store.rows import technology as parse_technology
 
 log = logging.getLogger(__name__)
@@ -164,19 +164,10 @@ class ControlPlane:
         endpoint: Mapping[str, Any],
         credentials: Mapping[str, Any],
     ) -> ConnectionRecord:
-        now = utcnow()
-        return ConnectionRecord(
-            key=key,
-            technology=technology,
-            endpoint=dict(endpoint),
-            credentials=self.store.secrets.seal(credentials, "connection.credentials"),
-            settings={},
-            schedule=DEFAULT_SCHEDULE,
-            state=ConnectionState.ACTIVE,
-            fail_safe_threshold=DEFAULT_FAIL_SAFE,
-            created_at=now,
-            updated_at=now,
-        )
+        """What the connection checks run against: these endpoint and credentials (sealed),
+        every other field its default."""
+        sealed = self.store.secrets.seal(credentials, "connection.credentials")
+        return NewConnection(key, technology, endpoint, credentials).checkable(sealed)
 
     def check(self, record: ConnectionRecord) -> list[Check]:
         try:
@@ -216,42 +207,31 @@ class ControlPlane:
         key = check_connection_key(registration.key)
         technology = parse_technology(registration.technology, "connection.technology")
         check_schedule(registration.schedule)
-        settings = dict(registration.settings or {})
-        proposal = None
-        if TRINO_CATALOGS in settings:
-            settings[TRINO_CATALOGS] = check_mapping(
-                technology, settings[TRINO_CATALOGS], "connection.trinoCatalogs"
-            )
-            self._may_map(caller, key, technology, registration.endpoint, settings[TRINO_CATALOGS])
-        elif technology is not Technology.TRINO:
-            proposal = propose(technology, registration.endpoint, self.trino_catalog_files)
-            if proposal.catalogs:
-                settings[TRINO_CATALOGS] = proposal.catalogs
+        settings, proposal = self._registered_catalogs(caller, key, technology, registration)
         with self.store.read() as reader:  # 409 before talking to the platform
             try:
                 existing = reader.connection(key)
             except NotFound:
                 existing = None
         if existing is not None:
-            from pdp.objects.errors import DuplicateKey
-
             raise DuplicateKey("connectionKey", key, f"connection {existing.key!r} exists already")
         record = self._record(key, technology, registration.endpoint, registration.credentials)
         checks = self.check(record)
         if not all(c.ok for c in checks):
             raise ValidationFailed(checks)
+        new = NewConnection(
+            key,
+            technology,
+            endpoint=registration.endpoint,
+            credentials=registration.credentials,
+            settings=settings,
+            schedule=registration.schedule,
+            is_active=registration.is_active,
+            activate_new_children=registration.activate_new_children,
+            fail_safe_threshold=registration.fail_safe_threshold,
+        )
         with self.store.write() as writer:
-            writer.register_connection(
-                key,
-                technology,
-                endpoint=registration.endpoint,
-                credentials=registration.credentials,
-                settings=settings,
-                schedule=registration.schedule,
-                is_active=registration.is_active,
-                activate_new_children=registration.activate_new_children,
-                fail_safe_threshold=registration.fail_safe_threshold,
-            )
+            writer.register(new)
             if not caller.has(perm.GOVERNANCE):  # the registrant manages what they registered
                 writer.grant(
                     ObjectPath(key),
@@ -265,6 +245,26 @@ class ControlPlane:
             force_recursive=registration.force_recursive,
         )
         return key, job, proposal
+
+    def _registered_catalogs(
+        self, caller: Caller, key: str, technology: Technology, registration: Registration
+    ) -> tuple[dict[str, Any], Proposal | None]:
+        """The settings to register with: `trinoCatalogs` as given (checked, and the caller
+        allowed to map them), else for a non-Trino connection as proposed from the Trino
+        catalog files (the proposal returned too)."""
+        settings = dict(registration.settings or {})
+        if TRINO_CATALOGS in settings:
+            settings[TRINO_CATALOGS] = check_mapping(
+                technology, settings[TRINO_CATALOGS], "connection.trinoCatalogs"
+            )
+            self._may_map(caller, key, technology, registration.endpoint, settings[TRINO_CATALOGS])
+            return settings, None
+        if technology is Technology.TRINO:
+            return settings, None
+        proposal = propose(technology, registration.endpoint, self.trino_catalog_files)
+        if proposal.catalogs:
+            settings[TRINO_CATALOGS] = proposal.catalogs
+        return settings, proposal
 
     def connection(self, caller: Caller, key: str) -> ConnectionView:
         with self.store.read() as reader:

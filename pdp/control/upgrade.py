@@ -66,6 +66,7 @@ from pdp.store import (
     JobState,
     JobTrigger,
     JobType,
+    NewConnection,
     Reader,
     Store,
     Writer,
@@ -387,12 +388,13 @@ class UpgradeManager:
             try:
                 writer.connection(key)
             except NotFound:
-                writer.register_connection(
-                    key,
-                    integration.technology,
-                    endpoint=integration.endpoint,
-                    credentials={},
-                    settings=integration.settings,
+                writer.register(
+                    NewConnection(
+                        key,
+                        integration.technology,
+                        endpoint=integration.endpoint,
+                        settings=integration.settings,
+                    )
                 )
                 writer.update_connection(key, state=ConnectionState.UPGRADING)
             # credentials as sealed by the integration (no re-sealing of ciphertext)
