@@ -23,22 +23,37 @@ import orjson
 from pydantic import BaseModel, ValidationError
 
 from pdp.admin.schema import (
+    CascadeOut,
     ConnectionDetails,
+    ConnectionOut,
     CrawlBody,
+    DeletedOut,
     FinalizedOut,
     InitialSettings,
     IntegrationOut,
     IntegrationsOut,
+    JobOut,
+    JobsOut,
+    JobStartedOut,
+    ObjectOut,
+    ObjectsOut,
+    ObjectSummary,
     PermissionBody,
+    PermissionsOut,
     RegisterBody,
+    RegisteredOut,
     RegisterOptions,
+    RequestOut,
+    RequestsOut,
     ResolveBody,
     ResolvedOut,
     SearchBody,
     SettingsBody,
+    SettingsOut,
     SourcesOut,
     StartBody,
     StatusOut,
+    UngovernedOut,
     UpdateConnectionBody,
     UpgradeBody,
     ValidateBody,
@@ -402,11 +417,12 @@ def _requests(client: Client, args: argparse.Namespace) -> int:
         if args.json:
             _show(args, data)
             return 0
-        if not data["hits"]:
+        found = RequestsOut.model_validate(data)
+        if not found.hits:
             print("no requests")
-        for r in data["hits"]:
-            kind = "added  " if r["kind"] == "column_added" else "deleted"
-            print(f"{r['id']:>6}  {r['state']:<12}  column {kind}  {r['path']}  {r['column']}")
+        for r in found.hits:
+            kind = "added  " if r.kind == "column_added" else "deleted"
+            print(f"{r.id:>6}  {r.state:<12}  column {kind}  {r.path}  {r.column}")
         return 0
     if args.verb == "show":
         _show(args, client.call("GET", f"/requests/{args.id}"))
@@ -414,10 +430,12 @@ def _requests(client: Client, args: argparse.Namespace) -> int:
     data = client.call("POST", f"/requests/{args.id}/validate")
     if args.json:
         _show(args, data)
-    elif data["kind"] == "column_added":
-        print(f"request {data['id']}: column {data['column']} of {data['path']} validated")
+        return 0
+    done = RequestOut.model_validate(data)
+    if done.kind == "column_added":
+        print(f"request {done.id}: column {done.column} of {done.path} validated")
     else:
-        print(f"request {data['id']}: removal of {data['column']} from {data['path']} noted")
+        print(f"request {done.id}: removal of {done.column} from {done.path} noted")
     return 0
 
 
@@ -445,13 +463,13 @@ def _register(client: Client, args: argparse.Namespace) -> int:
     body = RegisterBody(
         connectionKey=args.key, connection=details, settings=settings, options=options
     )
-    answer = client.call("POST", "/data/connection", body)
-    print(f"registered {answer['connectionKey']}; first sync: job {answer['jobId']}")
-    if "trinoCatalogs" in answer:
-        _print_catalogs(answer["connectionKey"], answer["trinoCatalogs"])
-        print(f"  ({answer['trinoCatalogsProposal']})")
-    if not args.no_wait and answer.get("jobId"):
-        return _follow(client, answer["jobId"])
+    answer = RegisteredOut.model_validate(client.call("POST", "/data/connection", body))
+    print(f"registered {answer.connectionKey}; first sync: job {answer.jobId}")
+    if answer.trinoCatalogs is not None:  # proposed from the Trino catalog files
+        _print_catalogs(answer.connectionKey, answer.trinoCatalogs)
+        print(f"  ({answer.trinoCatalogsProposal})")
+    if not args.no_wait and answer.jobId:
+        return _follow(client, answer.jobId)
     return 0
 
 
@@ -470,10 +488,11 @@ def _update(client: Client, args: argparse.Namespace) -> int:
     if args.json:
         _show(args, data)
         return 0
-    print(f"{data['connectionKey']}: schedule {data['schedule']}")
-    if data["technology"] != "trino":
-        _print_catalogs(data["connectionKey"], data["settings"].get("trinoCatalogs") or {})
-        _print_ungoverned(data["connectionKey"], data["notGovernedInTrino"])
+    updated = ConnectionOut.model_validate(data)
+    print(f"{updated.connectionKey}: schedule {updated.schedule}")
+    if updated.technology != "trino":
+        _print_catalogs(updated.connectionKey, updated.settings.get("trinoCatalogs") or {})
+        _print_ungoverned(updated.connectionKey, updated.notGovernedInTrino)
     return 0
 
 
@@ -487,24 +506,27 @@ def _status(client: Client, args: argparse.Namespace) -> int:
     if args.json:
         _show(args, data)
         return 0
-    print(f"{data['path']}  ({data['kind']}, {data['remoteState']})")
-    for line in _settings_lines(data["settings"]):
+    found = ObjectOut.model_validate(data)
+    print(f"{found.path}  ({found.kind}, {found.remoteState})")
+    for line in _settings_lines(found.settings):
         print(f"  {line}")
-    if data.get("dataSource"):
-        active = "active" if data["dataSource"]["active"] else "inactive"
-        print(f"  data source {data['dataSource']['id']} ({active})")
-    for column in data.get("columns", ()):
-        tags = f"  [{', '.join(column['tags'])}]" if column["tags"] else ""
-        print(f"    {column['name']}: {column['type']}{tags}")
-    if "trinoCatalog" in data:
-        print(f"  Trino catalog: {data['trinoCatalog'] or 'none'}")
-    print(f"  children: {data['childCount']}; last sync: {data['lastSync']}")
-    if data["kind"] == "connection":
-        connection = client.call("GET", f"/data/connection/{_path(args.path)}")
-        if connection["technology"] != "trino":
-            catalogs = connection["settings"].get("trinoCatalogs") or {}
-            _print_catalogs(connection["connectionKey"], catalogs)
-    _print_ungoverned(args.path.split("/")[0], data["notGovernedInTrino"])
+    if found.dataSource:
+        active = "active" if found.dataSource.active else "inactive"
+        print(f"  data source {found.dataSource.id} ({active})")
+    for column in found.columns or ():
+        tags = f"  [{', '.join(column.tags)}]" if column.tags else ""
+        print(f"    {column.name}: {column.type}{tags}")
+    if "trinoCatalog" in found.model_fields_set:  # below a non-Trino connection
+        print(f"  Trino catalog: {found.trinoCatalog or 'none'}")
+    print(f"  children: {found.childCount}; last sync: {found.lastSync}")
+    if found.kind == "connection":
+        connection = ConnectionOut.model_validate(
+            client.call("GET", f"/data/connection/{_path(args.path)}")
+        )
+        if connection.technology != "trino":
+            catalogs = connection.settings.get("trinoCatalogs") or {}
+            _print_catalogs(connection.connectionKey, catalogs)
+    _print_ungoverned(args.path.split("/")[0], found.notGovernedInTrino)
     return 0
 
 
@@ -518,18 +540,21 @@ def _settings(client: Client, args: argparse.Namespace) -> int:
             setattr(change, name, None if flag == "inherit" else flag == "true")
     data = client.call("PUT", f"/data/settings/{_path(args.path)}", change)
     if "jobId" in data:  # a large cascade: a job applies it
-        print(f"{data['descendants']} objects below {data['path']}: job {data['jobId']}")
-        return _follow(client, data["jobId"])
-    for line in _settings_lines(data["settings"]):
+        cascade = CascadeOut.model_validate(data)
+        print(f"{cascade.descendants} objects below {cascade.path}: job {cascade.jobId}")
+        return _follow(client, cascade.jobId)
+    for line in _settings_lines(SettingsOut.model_validate(data).settings):
         print(line)
     return 0
 
 
 def _sync(client: Client, args: argparse.Namespace) -> int:
     crawl = CrawlBody(forceRecursive=args.force_recursive)
-    answer = client.call("POST", f"/data/crawl/{_path(args.path)}", crawl)
-    print(f"sync of {args.path}: job {answer['jobId']}")
-    return 0 if args.no_wait else _follow(client, answer["jobId"])
+    answer = JobStartedOut.model_validate(
+        client.call("POST", f"/data/crawl/{_path(args.path)}", crawl)
+    )
+    print(f"sync of {args.path}: job {answer.jobId}")
+    return 0 if args.no_wait or answer.jobId is None else _follow(client, answer.jobId)
 
 
 def _jobs(client: Client, args: argparse.Namespace) -> int:
@@ -539,10 +564,10 @@ def _jobs(client: Client, args: argparse.Namespace) -> int:
     if args.json:
         _show(args, data)
         return 0
-    for job in data["hits"]:
+    for job in JobsOut.model_validate(data).hits:
         print(
-            f"{job['id']}  {job['state']:<9} {job['trigger']:<12} {job['path']}  "
-            f"{job['createdAt']}  {_summary(job['stats'])}"
+            f"{job.id}  {job.state:<9} {job.trigger:<12} {job.path}  "
+            f"{job.createdAt}  {_summary(job.stats)}"
         )
     return 0
 
@@ -550,8 +575,8 @@ def _jobs(client: Client, args: argparse.Namespace) -> int:
 def _delete(client: Client, args: argparse.Namespace) -> int:
     if not args.yes and not _confirm_delete(client, args.path):
         return 2
-    data = client.call("DELETE", f"/data/object/{_path(args.path)}")
-    print(f"deleted {data['path']} and {data['childCount']} objects below it")
+    gone = DeletedOut.model_validate(client.call("DELETE", f"/data/object/{_path(args.path)}"))
+    print(f"deleted {gone.path} and {gone.childCount} objects below it")
     return 0
 
 
@@ -562,9 +587,11 @@ def _grant(client: Client, args: argparse.Namespace) -> int:
         principalKind="group" if args.group else "user",
         revoke=args.revoke,
     )
-    data = client.call("PUT", f"/data/permission/{_path(args.path)}", grant)
-    for p in data["permissions"]:
-        print(f"{p['role']:<20} {p['principalKind']} {p['principal']}  on {p['path']}")
+    found = PermissionsOut.model_validate(
+        client.call("PUT", f"/data/permission/{_path(args.path)}", grant)
+    )
+    for p in found.permissions:
+        print(f"{p.role:<20} {p.principalKind} {p.principal}  on {p.path}")
     return 0
 
 
@@ -720,13 +747,13 @@ def _print_catalogs(key: str, mapping: dict[str, str]) -> None:
     print(f"  Trino catalogs: {pairs}")
 
 
-def _print_ungoverned(key: str, ungoverned: dict[str, Any]) -> None:
+def _print_ungoverned(key: str, ungoverned: UngovernedOut) -> None:
     """The warning for active data sources no Trino catalog exposes."""
-    if not ungoverned["count"]:
+    if not ungoverned.count:
         return
     print(
-        f"  WARNING: {ungoverned['count']} active data sources are not governed in Trino: no "
-        f"Trino catalog is mapped to {', '.join(ungoverned['databases'])} "
+        f"  WARNING: {ungoverned.count} active data sources are not governed in Trino: no "
+        f"Trino catalog is mapped to {', '.join(ungoverned.databases)} "
         f"(pdp connections update {key} --trino-catalog DATABASE=CATALOG)"
     )
 
@@ -769,14 +796,14 @@ def _settings_lines(settings: dict[str, Any]) -> list[str]:
 def _confirm_delete(client: Client, path: str) -> bool:
     """Say what goes (the object, how many below it, how many tables) and ask; without a
     terminal to ask on, refuse: a script says --yes."""
-    target = client.call("GET", f"/data/object/{_path(path)}")
+    target = ObjectOut.model_validate(client.call("GET", f"/data/object/{_path(path)}"))
     url = f"/data/object/search/{_path(path)}"
     below = client.call("POST", url, SearchBody(recursive=True, size=0))["count"]
     tables = client.call("POST", url, SearchBody(recursive=True, kind="table", size=0))["count"]
-    if target["kind"] == "table":
+    if target.kind == "table":
         tables = 1
-    what = f"{target['kind']} {target['path']}"
-    if target["kind"] == "connection":
+    what = f"{target.kind} {target.path}"
+    if target.kind == "connection":
         what += " (deregistered: object sync stops, its data sources leave every policy)"
     loss = f"{what} and the {_plural(below, 'object')} below it ({_plural(tables, 'table')})"
     if not sys.stdin.isatty():
@@ -797,14 +824,15 @@ def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
-def _pages(client: Client, url: str, query: SearchBody) -> Iterator[dict[str, Any]]:
+def _pages(client: Client, url: str, query: SearchBody) -> Iterator[ObjectSummary]:
     """Every hit of a listing, page after page."""
     offset = 0
     while True:
-        data = client.call("POST", url, query.model_copy(update={"offset": offset, "size": PAGE}))
-        yield from data["hits"]
-        offset += len(data["hits"])
-        if not data["hits"] or offset >= data["count"]:
+        page = query.model_copy(update={"offset": offset, "size": PAGE})
+        found = ObjectsOut.model_validate(client.call("POST", url, page))
+        yield from found.hits
+        offset += len(found.hits)
+        if not found.hits or offset >= found.count:
             return
 
 
@@ -812,14 +840,14 @@ def _tree(client: Client, path: str | None, depth: int, indent: int) -> None:
     """The nodes below `path`, every page, each with its effective state in words: active or
     inactive (the store decides: the `isActive` filter), and whether set here or inherited."""
     url = f"/data/object/search/{_path(path)}" if path else "/data/object/search"
-    active = {hit["path"] for hit in _pages(client, url, SearchBody(isActive=True))}
+    active = {hit.path for hit in _pages(client, url, SearchBody(isActive=True))}
     for hit in _pages(client, url, SearchBody()):
-        state = "active" if hit["path"] in active else "inactive"
-        origin = "inherited" if hit["overrides"]["isActive"] is None else "set here"
-        remote = "" if hit["remoteState"] == "present" else f" [{hit['remoteState']}]"
-        print(f"{'  ' * indent}{hit['name']}  ({hit['kind']}, {state}, {origin}){remote}")
-        if depth > 1 and hit["kind"] != "table":
-            _tree(client, hit["path"], depth - 1, indent + 1)
+        state = "active" if hit.path in active else "inactive"
+        origin = "inherited" if hit.overrides.isActive is None else "set here"
+        remote = "" if hit.remoteState == "present" else f" [{hit.remoteState}]"
+        print(f"{'  ' * indent}{hit.name}  ({hit.kind}, {state}, {origin}){remote}")
+        if depth > 1 and hit.kind != "table":
+            _tree(client, hit.path, depth - 1, indent + 1)
 
 
 def _summary(stats: dict[str, Any]) -> str:
@@ -833,22 +861,22 @@ def _follow(client: Client, job_id: str, interval: float = 0.5) -> int:
     tick = 0
     interactive = sys.stdout.isatty()
     while True:
-        job = client.call("GET", f"/jobs/{job_id}")
-        if job["state"] in FINISHED:
+        job = JobOut.model_validate(client.call("GET", f"/jobs/{job_id}"))
+        if job.state in FINISHED:
             break
         if interactive:
-            print(f"\r{spinner[tick % 4]} job {job_id}: {job['state']} ...", end="", flush=True)
+            print(f"\r{spinner[tick % 4]} job {job_id}: {job.state} ...", end="", flush=True)
         tick += 1
         time.sleep(interval)
     if interactive:
         print("\r", end="")
-    print(f"job {job_id}: {job['state']}  {_summary(job['stats'])}")
-    for error in job["errors"]:
+    print(f"job {job_id}: {job.state}  {_summary(job.stats)}")
+    for error in job.errors:
         print(f"  {error.get('path', '')}: {error.get('message')}")
-    if job["stats"].get("notGovernedInTrino"):
+    if job.stats.get("notGovernedInTrino"):
         print(
-            f"  WARNING: {job['stats']['notGovernedInTrino']} active data sources of "
-            f"{job['connection']} are not governed in Trino (see pdp connections status "
-            f"{job['connection']})"
+            f"  WARNING: {job.stats['notGovernedInTrino']} active data sources of "
+            f"{job.connection} are not governed in Trino (see pdp connections status "
+            f"{job.connection})"
         )
-    return 0 if job["state"] == "completed" else 1
+    return 0 if job.state == "completed" else 1
