@@ -1,6 +1,7 @@
 """Benchmark (not a test): revocation, from a change to the first deny at every sidecar.
 
     .venv/bin/python benchmarks/revocation.py [--rounds 50] [--sources file,file-poll,store]
+                                              (also: store-sqlite)
 
 Sources, each against one real PDP process and two real sidecars (one worker each):
 
@@ -10,7 +11,8 @@ Sources, each against one real PDP process and two real sidecars (one worker eac
   cannot be imported, so it takes its fallback: polling every second, what it did before);
 - `store`: an admin API PUT deactivating a table (PostgreSQL store, LISTEN/NOTIFY, the PDP
   with the fake platform of tests/control in place of a crawler). PostgreSQL runs in a
-  throwaway cluster (devstack.postgres), or the server PDP_TEST_POSTGRES names.
+  throwaway cluster (devstack.postgres), or the server PDP_TEST_POSTGRES names;
+- `store-sqlite`: the same on a SQLite store (the write wakes the PDP's feed in its process).
 
 Per round the access is granted again (and seen allowed at both sidecars), then, after a random
 pause of up to 1 s (else each change would come just after a poll), revoked: t0 is taken just
@@ -155,7 +157,7 @@ def file_source(root: Path, rounds: int, notify: bool) -> list[list[float]]:
         )
     pdp = Process(
         [sys.executable, "-m", "pdp.cli", "serve", "--config", str(yaml)],
-        root / "pdp.log",
+        root.parent / f"{root.name}-pdp.log",  # not where the policy files are watched
         env=env,
     )
     sidecars = None
@@ -192,13 +194,18 @@ def postgres_url() -> Iterator[str]:
                 admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
-def store_source(root: Path, rounds: int) -> list[list[float]]:
+@contextmanager
+def sqlite_url(root: Path) -> Iterator[str]:
+    yield f"sqlite:///{root / 'store.db'}"
+
+
+def store_source(root: Path, rounds: int, backend: str) -> list[list[float]]:
     from tests.control.test_control_e2e import REGISTER, Replica, write_world
 
     root.mkdir()
     world = root / "world.json"
     write_world(world, {"cat": {"sales": {"orders": [["id", "bigint"]]}}})
-    with postgres_url() as url:
+    with postgres_url() if backend == "postgresql" else sqlite_url(root) as url:
         pdp = Replica(root, url, world, "store")
         sidecars = None
         try:
@@ -258,9 +265,13 @@ def main() -> None:
             elif source == "file-poll":
                 samples = file_source(root, args.rounds, notify=False)
             elif source == "store":
-                samples = store_source(root, args.rounds)
+                samples = store_source(root, args.rounds, "postgresql")
+            elif source == "store-sqlite":
+                samples = store_source(root, args.rounds, "sqlite")
             else:
-                raise SystemExit(f"unknown source {source!r} (file, file-poll, store)")
+                raise SystemExit(
+                    f"unknown source {source!r} (file, file-poll, store, store-sqlite)"
+                )
             report(source, samples)
     print(f"load average at end: {os.getloadavg()}", flush=True)
 

@@ -1,7 +1,8 @@
 """Revocation through the store reaches every sidecar without waiting for a poll: the PDP
-polls the store every 30 s here, so a deny within the bound came by LISTEN/NOTIFY, a new
-snapshot and the revision stream. One source per test: an admin API change (a table
-deactivated) and object sync (a table gone from the platform)."""
+polls the store every 30 s here, so a deny within the bound came by the commit's notification
+(PostgreSQL: LISTEN/NOTIFY; SQLite: the write made in the PDP's own process), a new snapshot and
+the revision stream. One source per test: an admin API change (a table deactivated) and object
+sync (a table gone from the platform)."""
 
 from __future__ import annotations
 
@@ -68,9 +69,9 @@ class Deployment:
         self.pdp.stop()
 
 
-@pytest.fixture
-def deployment(tmp_path, pg, new_database) -> Iterator[Deployment]:
-    deployment = Deployment(tmp_path, new_database("postgresql"))
+@pytest.fixture(params=["postgresql", "sqlite"])
+def deployment(request, tmp_path, new_database) -> Iterator[Deployment]:
+    deployment = Deployment(tmp_path, new_database(request.param))
     yield deployment
     deployment.stop()
 
