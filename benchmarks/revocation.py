@@ -245,7 +245,7 @@ def report(source: str, samples: list[list[float]]) -> None:
     }
     for name, values in columns.items():
         print(
-            f"{source:10} {name:14} n={len(values):3}  p50 {statistics.median(values) * 1000:7.1f}"
+            f"{source:12} {name:14} n={len(values):3}  p50 {statistics.median(values) * 1000:7.1f}"
             f" ms  p99 {percentile(values, 99) * 1000:7.1f} ms  max {max(values) * 1000:7.1f} ms",
             flush=True,
         )
