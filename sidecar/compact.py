@@ -18,9 +18,11 @@ per-revision caches and decisions, the same fail-closed answers. The answer, in 
                  {"rowFilters": ["region = 'emea'"]},    # GetRowFilters
                  {"masks": [null, "'****'"]}]}           # GetColumnMask: one per column
 
-`revision` is the policy revision every answer was computed at, null when the sidecar holds
-none (no PDP yet, or past its staleness bound) or when it moved meanwhile: the plugin caches
-an answer only under the revision it currently holds.
+`revision` names what every answer was computed from: the PDP's policy revision and a digest of
+the cluster's own settings (cluster.properties, its mapping: they change decisions without a
+new PDP revision), the same in every worker. It is null when the sidecar holds no revision (no
+PDP yet, or past its staleness bound) or when it moved meanwhile: the plugin caches an answer
+only under the revision it currently holds.
 
 `POST /v1/pdp/watch` with `{"revision": "r12" | null, "waitSeconds": 20}` answers
 `{"revision": ...}` as soon as the sidecar's revision differs from the one given, else after
@@ -31,6 +33,7 @@ hears from the sidecar at least that often (its staleness bound counts from the 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -39,11 +42,13 @@ import orjson
 from pdp.wire.trino import FILTERS, BadRequest, decode_document, single_key
 
 if TYPE_CHECKING:
+    from pdp.core.model import ClusterSettings
+    from sidecar.answers import Answers
     from sidecar.app import Sidecar
 
 DECISIONS, WATCH = "/v1/pdp/decisions", "/v1/pdp/watch"
 MAX_WAIT_SECONDS = 60.0
-WATCH_POLL_SECONDS = 0.05  # how soon a new revision reaches a waiting watch
+WATCH_POLL_SECONDS = 0.01  # how soon a new revision reaches a waiting watch (cheap: one look)
 MAX_ASKS = 10_000  # asks in one body (each filter ask is also bounded by http.maxBatchItems)
 
 
@@ -57,14 +62,41 @@ async def decisions(sidecar: Sidecar, body: bytes) -> bytes:
         raise BadRequest(f"asks: {len(asks)} asks; the limit is {MAX_ASKS}")
     answers = sidecar.answers
     assert answers is not None  # set at startup, before any request
-    revision = answers.revision
+    revision = _revision(answers)
     found = [
         await _answer(sidecar, identity, _object(ask, f"asks[{i}]"), i)
         for i, ask in enumerate(asks)
     ]
-    if answers.revision != revision:
+    if _revision(answers) != revision:
         revision = None  # computed across two revisions: usable once, not cacheable
     return orjson.dumps({"revision": revision, "answers": found})
+
+
+def _revision(answers: Answers) -> str | None:
+    if answers.revision is None:
+        return None
+    return f"{answers.revision}+{_digest(answers.cluster_settings())}"
+
+
+_digested: tuple[ClusterSettings | None, str] = (None, "")
+
+
+def _digest(settings: ClusterSettings) -> str:
+    """A digest of the settings' content (not of the object: workers must agree), computed
+    once per settings object."""
+    global _digested
+    if _digested[0] is not settings:
+        text = orjson.dumps(settings, default=_plain, option=orjson.OPT_SORT_KEYS)
+        _digested = (settings, hashlib.sha256(text).hexdigest()[:12])
+    return _digested[1]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, set | frozenset):  # in a fixed order, whatever the hash seed
+        return sorted(value, key=lambda item: orjson.dumps(item, default=_plain))
+    if hasattr(value, "pattern"):  # a compiled regular expression (immuta.user.admin)
+        return value.pattern
+    raise TypeError(f"cannot digest {type(value).__name__}")
 
 
 async def _answer(sidecar: Sidecar, identity: Any, ask: dict[str, Any], index: int) -> Any:
@@ -118,9 +150,9 @@ async def watch(sidecar: Sidecar, body: bytes) -> bytes:
     deadline = time.monotonic() + min(float(wait), MAX_WAIT_SECONDS)
     answers = sidecar.answers
     assert answers is not None
-    while answers.revision == known and time.monotonic() < deadline:
+    while _revision(answers) == known and time.monotonic() < deadline:
         await asyncio.sleep(WATCH_POLL_SECONDS)
-    return orjson.dumps({"revision": answers.revision})
+    return orjson.dumps({"revision": _revision(answers)})
 
 
 def _parse(body: bytes) -> Any:

@@ -6,6 +6,7 @@ ask at fault."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -106,7 +107,7 @@ def test_one_request_answers_a_whole_call_tagged_with_the_revision(client) -> No
             "filterResources": [column("id", "bigint"), column("ssn", "varchar(11)")],
         },
     )
-    assert found["revision"] == revision
+    assert found["revision"].startswith(f"{revision}+")  # + the cluster settings' digest
     tables_answer, columns, catalogs, filters, masks = found["answers"]
     batch = {"operation": "FilterTables", "filterResources": tables}
     assert tables_answer == {"indices": opa(client, "batch", "alice", batch)}
@@ -126,12 +127,14 @@ def test_one_request_answers_a_whole_call_tagged_with_the_revision(client) -> No
     assert masks == {"masks": [None, ssn["viewExpression"]["expression"]]}
 
 
+def current(client: httpx.Client) -> str:
+    return client.post(WATCH, json={"revision": "old", "waitSeconds": 5}).json()["revision"]
+
+
 def test_the_watch_returns_when_the_revision_moves(stack, client) -> None:
-    revision = client.get("/health").json()["revision"]
     # an outdated revision: answered at once
-    assert client.post(WATCH, json={"revision": "old", "waitSeconds": 5}).json() == {
-        "revision": revision
-    }
+    revision = current(client)
+    assert revision.startswith(client.get("/health").json()["revision"] + "+")
     # the current one: answered after the wait, with the same revision
     start = time.monotonic()
     assert client.post(WATCH, json={"revision": revision, "waitSeconds": 0.3}).json() == {
@@ -150,6 +153,30 @@ def test_the_watch_returns_when_the_revision_moves(stack, client) -> None:
         assert answer["answers"] == [{"allowed": False, "reason": answer["answers"][0]["reason"]}]
     finally:
         stack.tree.write("policies.yaml", POLICIES)
+
+
+def settings_digest(client: httpx.Client, wanted: Callable[[str], bool]) -> str:
+    """The settings digest of the revision the watch reports, once `wanted` (bounded)."""
+    deadline, revision = time.monotonic() + 20, "old"
+    while True:
+        answer = client.post(WATCH, json={"revision": revision, "waitSeconds": 1}).json()
+        revision = answer["revision"]
+        digest = revision.split("+")[1]
+        if wanted(digest):
+            return digest
+        assert time.monotonic() < deadline, f"still {revision}"
+
+
+def test_a_change_of_the_clusters_own_settings_moves_the_revision_too(stack, client) -> None:
+    """cluster.properties changes decisions and the sidecar reads it itself, maybe after the
+    PDP's revision moved for it: the digest makes the plugin drop what it cached then too."""
+    first = current(client).split("+")[1]
+    stack.tree.write("cluster.properties", PROPERTIES.replace("=admin", "=root"))
+    try:
+        settings_digest(client, lambda digest: digest != first)
+    finally:
+        stack.tree.write("cluster.properties", PROPERTIES)
+    settings_digest(client, lambda digest: digest == first)  # the same settings, the same digest
 
 
 @pytest.mark.parametrize(
