@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install install-test lock up trino test lint deps bench-trino record-corpus
+.PHONY: install install-test lock up trino test lint deps plugin bench-trino record-corpus
 # `install`: the package alone, what `make up` needs. `install-test`: plus the test and
 # benchmark extras (pytest, ruff, mypy, locust), what `make test` and `make lint` need.
 install: $(VENV)/.installed
@@ -32,6 +32,15 @@ lock:
 up: install
 	$(BIN)/pdp up
 
+# The product's Trino access-control plugin (trino-plugin/): compiled against trino-spi 476 with
+# Temurin 25 (Trino 476 runs on it; its SPI classes need Java 24+), its Surefire tests run, the
+# jar in trino-plugin/target/pdp-trino-plugin.jar. Maven takes what it has from ~/.m2 and asks
+# Maven Central only for what is missing; MVN_FLAGS=-o keeps it offline once ~/.m2 is filled.
+PLUGIN_JAVA_HOME ?= /usr/lib/jvm/temurin-25-jdk-amd64
+MVN_FLAGS ?=
+plugin:
+	cd trino-plugin && JAVA_HOME=$(PLUGIN_JAVA_HOME) mvn -B -q -ntp $(MVN_FLAGS) package
+
 # The demo stack plus a real Trino 476 pointed at the sidecar (devstack/demo.py).
 trino: install
 	bash scripts/install-postgres.sh
@@ -49,7 +58,7 @@ deps:
 	bash scripts/install-postgres.sh
 	bash scripts/fetch-trino.sh >/dev/null
 
-test: lint deps
+test: lint deps plugin
 	$(BIN)/pytest
 
 # Re-record tests/fixtures/trino-opa/476 from a real Trino 476 (tests/fixtures/README.md).

@@ -462,7 +462,7 @@ public final class PdpAccessControl
     @Override
     public Set<SchemaFunctionName> filterFunctions(SystemSecurityContext context, String catalogName, Set<SchemaFunctionName> functionNames)
     {
-        return filter(context.getIdentity(), "FilterFunctions", functionNames, f -> Resources.function(catalogName, f.getSchemaName(), f.getFunctionName()));
+        return filter(context.getIdentity(), "FilterFunctions", functionNames, f -> Resources.function(catalogName, FunctionNames.schema(f), FunctionNames.function(f)));
     }
 
     @Override

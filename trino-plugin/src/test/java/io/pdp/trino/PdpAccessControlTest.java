@@ -4,6 +4,7 @@ import io.trino.spi.QueryId;
 import io.trino.spi.connector.CatalogSchemaTableName;
 import io.trino.spi.connector.ColumnSchema;
 import io.trino.spi.connector.SchemaTableName;
+import io.trino.spi.function.SchemaFunctionName;
 import io.trino.spi.security.AccessDeniedException;
 import io.trino.spi.security.Identity;
 import io.trino.spi.security.SystemSecurityContext;
@@ -59,8 +60,7 @@ class PdpAccessControlTest
     {
         Map<String, String> properties = new HashMap<>(Map.of(
                 "pdp.sidecar-url", sidecar.url(),
-                "pdp.max-stale-seconds", "1",
-                "pdp.request-timeout-seconds", "0.3",
+                "pdp.max-stale-seconds", "30",
                 "pdp.watch-wait-seconds", "0.2"));
         properties.putAll(extra);
         return new PdpAccessControl(new PdpBackend(PdpConfig.from(properties)));
@@ -199,17 +199,40 @@ class PdpAccessControlTest
     void aSidecarThatStopsAnsweringDropsEveryCachedAnswerAndDeniesAfterTheBound()
             throws Exception
     {
+        PdpAccessControl control = plugin(Map.of("pdp.max-stale-seconds", "2", "pdp.request-timeout-seconds", "0.5"));
+        try {
+            aFrozenSidecar(control);
+        }
+        finally {
+            control.shutdown();
+        }
+    }
+
+    private void aFrozenSidecar(PdpAccessControl control)
+            throws Exception
+    {
+        eventually(() -> "r1".equals(control.backend().revision()));
         control.checkCanSelectFromColumns(as("alice"), ORDERS, Set.of("id"));
         sidecar.freeze(true);  // hangs: connections open, no answer
+        long frozen = System.nanoTime();
         control.checkCanSelectFromColumns(as("alice"), ORDERS, Set.of("id"));  // within the bound: cached
-        Thread.sleep(1200);
+        assertTrue(System.nanoTime() - frozen < 2_000_000_000L, "too slow to check within the bound");
+        Thread.sleep(2200);
         AccessDeniedException denied = assertThrows(AccessDeniedException.class,
                 () -> control.checkCanSelectFromColumns(as("alice"), ORDERS, Set.of("id")));
         assertTrue(denied.getMessage().contains("no word from the pdp sidecar"), denied.getMessage());
         assertEquals(0, control.backend().size());
         assertThrows(AccessDeniedException.class, () -> control.filterCatalogs(as("alice"), Set.of("memory")));
         sidecar.freeze(false);
-        eventually(() -> canSelect("alice", ORDERS));
+        eventually(() -> {
+            try {
+                control.checkCanSelectFromColumns(as("alice"), ORDERS, Set.of("id"));
+                return true;
+            }
+            catch (AccessDeniedException e) {
+                return false;
+            }
+        });
     }
 
     @Test
@@ -275,6 +298,14 @@ class PdpAccessControlTest
                 () -> PdpConfig.from(Map.of("pdp.sidecar-url", "http://x", "pdp.max-stale-seconds", "-1")));
         assertTrue(stale.getMessage().contains("pdp.max-stale-seconds"), stale.getMessage());
         assertFalse(PdpConfig.from(Map.of("pdp.sidecar-url", "http://x/")).sidecarUrl().toString().endsWith("/"));
+    }
+
+    @Test
+    void functionsAreFilteredByTheirCatalogSchemaAndName()
+    {
+        Set<SchemaFunctionName> functions = Set.of(new SchemaFunctionName("fns", "mine"), new SchemaFunctionName("fns", "other"));
+        assertEquals(functions, control.filterFunctions(as("alice"), "memory", functions));
+        assertTrue(sidecar.bodies.getLast().contains("{\"function\":{\"catalogName\":\"memory\",\"schemaName\":\"fns\",\"functionName\":\"mine\"}}"), sidecar.bodies.getLast());
     }
 
     @Test
