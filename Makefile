@@ -66,5 +66,5 @@ record-corpus: install-test deps
 	$(BIN)/python -m devstack.record_corpus
 
 # Whole queries through a real Trino under each access control (benchmarks/README.md).
-bench-trino: install-test deps
+bench-trino: install-test deps plugin
 	$(BIN)/python -m benchmarks.trino_bench --queries 2000
