@@ -41,11 +41,13 @@ MVN_FLAGS ?=
 plugin:
 	cd trino-plugin && JAVA_HOME=$(PLUGIN_JAVA_HOME) mvn -B -q -ntp $(MVN_FLAGS) package
 
-# The demo stack plus a real Trino 476 pointed at the sidecar (devstack/demo.py).
-trino: install
+# The demo stack plus a real Trino 476 pointed at the sidecar (devstack/demo.py); ACCESS=plugin
+# installs the product's plugin beside Trino's stock ones and uses it instead of the OPA plugin.
+ACCESS ?= opa
+trino: install $(if $(filter plugin,$(ACCESS)),plugin)
 	bash scripts/install-postgres.sh
 	bash scripts/fetch-trino.sh >/dev/null
-	$(BIN)/python -m devstack.demo
+	$(BIN)/python -m devstack.demo --access $(ACCESS)
 
 lint: install-test
 	$(BIN)/ruff check .
