@@ -78,3 +78,24 @@ def test_a_revocation_denies_an_open_sessions_cached_query_with_the_pdps_reason(
         finally:
             e2e.write_policies(POLICIES)
         eventually(lambda: _runs(e2e, "alice", ORDERS), timeout=5)
+
+
+def test_a_stopped_sidecar_denies_whom_trino_has_not_cached_naming_it_then_recovers(
+    e2e: E2E,
+) -> None:
+    """Where the stock plugin fails every query (test_trino_failure.py), the product's serves
+    what it cached within the bound and denies the rest as access denied, naming the sidecar."""
+    assert e2e.query("alice", ORDERS)[0][0] >= 3
+    e2e.sidecar.stop()
+    stopped = time.monotonic()
+    try:
+        assert e2e.query("alice", ORDERS)[0][0] >= 3  # cached, within the bound
+        assert time.monotonic() - stopped < PLUGIN_MAX_STALE, "too slow to check the bound"
+        error = e2e.denied("nobody_cached", "SELECT 1")
+        assert "the pdp sidecar at" in error.message and "did not answer" in error.message, error
+        time.sleep(max(0.0, PLUGIN_MAX_STALE + 0.5 - (time.monotonic() - stopped)))
+        assert "no word from the pdp sidecar" in e2e.denied("alice", ORDERS).message
+    finally:
+        e2e.restart_sidecar()
+    eventually(lambda: _runs(e2e, "alice", ORDERS), timeout=15)
+    assert e2e.query("nobody_cached", "SELECT 1") == [[1]]

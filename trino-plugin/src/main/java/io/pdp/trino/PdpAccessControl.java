@@ -531,7 +531,11 @@ public final class PdpAccessControl
                 throw new AccessDeniedException("the pdp sidecar's answer has no mask for each column of " + table + ": denied");
             }
             for (int i = 0; i < missing.size(); i++) {
-                Optional<String> mask = Optional.ofNullable(found.get(i) instanceof String expression ? expression : null);
+                Object answer = found.get(i);
+                if (answer != null && !(answer instanceof String)) {
+                    throw new AccessDeniedException("the pdp sidecar sent a mask that is not a string for " + table + "." + missing.get(i).getName() + ": denied");
+                }
+                Optional<String> mask = Optional.ofNullable((String) answer);
                 backend.remember(answers.revision(), identity + MASKS + resources.get(i), mask);
                 ColumnSchema column = missing.get(i);
                 mask.ifPresent(expression -> masks.put(column, expression(table, expression)));

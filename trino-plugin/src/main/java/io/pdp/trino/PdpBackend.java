@@ -154,10 +154,10 @@ final class PdpBackend
             Thread.currentThread().interrupt();
             throw unavailable("interrupted");
         }
+        heard = System.nanoTime();  // any answer is a word from the sidecar
         if (response.statusCode() != 200) {
-            throw unavailable("HTTP " + response.statusCode() + " " + response.body());
+            throw new AccessDeniedException("the pdp sidecar at " + config.sidecarUrl() + " refused the call (HTTP " + response.statusCode() + ": " + response.body() + "): denied");
         }
-        heard = System.nanoTime();
         try {
             if (Json.parse(response.body()) instanceof Map<?, ?> map) {
                 return map;
@@ -194,7 +194,7 @@ final class PdpBackend
                 backoff = RETRY_FIRST_MILLIS;
                 announced = false;
             }
-            catch (AccessDeniedException e) {
+            catch (RuntimeException e) {  // the watch outlives any failure: it is what recovers
                 if (!running) {
                     return;
                 }

@@ -245,6 +245,20 @@ class PdpAccessControlTest
     }
 
     @Test
+    void aSidecarThatRefusesTheCallDenies()
+    {
+        PdpAccessControl elsewhere = plugin(Map.of("pdp.sidecar-url", sidecar.url() + "/not-the-sidecar"));
+        try {
+            AccessDeniedException denied = assertThrows(AccessDeniedException.class,
+                    () -> elsewhere.checkCanSelectFromColumns(as("alice"), ORDERS, Set.of("id")));
+            assertTrue(denied.getMessage().contains("refused the call (HTTP 404"), denied.getMessage());
+        }
+        finally {
+            elsewhere.shutdown();
+        }
+    }
+
+    @Test
     void rowFiltersAndMasksComeInOneRequestAndAreCached()
     {
         sidecar.rowFilters.put("orders", List.of("region = 'emea'"));
