@@ -26,7 +26,7 @@ from typing import TypeVar
 
 from devstack import postgres
 from pdp.objects import ObjectPath
-from pdp.objects.sync import Listing, RemoteColumn, RemoteObject
+from pdp.objects.syncplan import Listing, RemoteColumn, RemoteObject
 from pdp.store import Store
 from pdp.store.registry import read_registry
 

@@ -52,7 +52,7 @@ from pdp.control import SyncRunner, platform_crawlers
 from pdp.control.snapshot import registry_digest
 from pdp.crawl.base import Check, Checks, Crawler
 from pdp.objects import ObjectPath
-from pdp.objects.sync import Listing, RemoteColumn, RemoteObject
+from pdp.objects.syncplan import Listing, RemoteColumn, RemoteObject
 from pdp.store import ConnectionRecord, Job, Store, read_registry
 
 KEY = "bench"

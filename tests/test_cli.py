@@ -144,7 +144,7 @@ def new_column_store(url: str) -> None:
     """pgs.shop.public.orders (Trino catalog `pg`): `note` added by a later sync (tagged New),
     olga Data Owner on the schema."""
     from pdp.objects.paths import ObjectPath
-    from pdp.objects.sync import Listing, RemoteColumn, RemoteObject
+    from pdp.objects.syncplan import Listing, RemoteColumn, RemoteObject
     from pdp.store import Role, Store
 
     def listings(*columns: str) -> list[Listing]:

@@ -23,7 +23,7 @@ from pdp.grants.config import GrantsConfig, TargetSpec, load_grants_config, pars
 from pdp.grants.desired import check_connections
 from pdp.grants.errors import GrantSyncError, UnknownConnection
 from pdp.grants.model import Plan, Report
-from pdp.grants.sync import apply, plan
+from pdp.grants.syncer import apply, plan
 from pdp.policy import PolicySnapshot
 from pdp.service.config import load_pdp_config
 

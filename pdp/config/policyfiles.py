@@ -92,56 +92,80 @@ def _connection(data: Any, where: str, found: Collector, into: PolicyDocuments) 
     status = f.enum("status", Status, Status.INACTIVE)  # new objects start inactive
     for d_index, db_data in enumerate(f.list("databases")):
         d_where = f"{where}.databases[{d_index}]"
-        db = Fields(db_data, d_where, found, ("name", "status", "trinoCatalog", "schemas"))
-        db_name = db.text("name", required=True)
-        db_status = db.enum("status", Status, status)
-        catalog = db.text("trinoCatalog") or None
-        if technology is Technology.TRINO:
-            if catalog:
-                found.error(
-                    db.line("trinoCatalog"),
-                    f"{d_where}.trinoCatalog: a Trino "
-                    "connection's databases are its catalogs already",
-                )
-            catalog = db_name
-        for s_index, schema_data in enumerate(db.list("schemas")):
-            s_where = f"{d_where}.schemas[{s_index}]"
-            schema = Fields(
-                schema_data, s_where, found, ("name", "status", "tables", "schemaMonitoring")
+        _database(db_data, d_where, (name, technology), status, found, into)
+
+
+@dataclass(frozen=True, slots=True)
+class _Schema:
+    """Where a table of a connection's file sits, as its `DataSource` names it."""
+
+    connection: str
+    technology: Technology
+    database: str
+    schema: str
+    trino_catalog: str | None
+
+
+def _database(
+    data: Any,
+    where: str,
+    connection: tuple[str, Technology],
+    status: Status,
+    found: Collector,
+    into: PolicyDocuments,
+) -> None:
+    name, technology = connection
+    db = Fields(data, where, found, ("name", "status", "trinoCatalog", "schemas"))
+    db_name = db.text("name", required=True)
+    db_status = db.enum("status", Status, status)
+    catalog = db.text("trinoCatalog") or None
+    if technology is Technology.TRINO:
+        if catalog:
+            found.error(
+                db.line("trinoCatalog"),
+                f"{where}.trinoCatalog: a Trino connection's databases are its catalogs already",
             )
-            schema_name = schema.text("name", required=True)
-            if "schemaMonitoring" in schema.data:
-                into.schema_monitoring.setdefault(name, {})[(db_name, schema_name)] = schema.flag(
-                    "schemaMonitoring"
-                )
-            schema_status = schema.enum("status", Status, db_status)
-            for t_index, table_data in enumerate(schema.list("tables")):
-                t_where = f"{s_where}.tables[{t_index}]"
-                if isinstance(table_data, str):  # shorthand: just the name
-                    table_data = {"name": table_data}
-                table = Fields(
-                    table_data,
-                    t_where,
-                    found,
-                    ("name", "status", "type", "tags", "deleted", "columns"),
-                )
-                table_name = table.text("name", required=True)
-                active = table.enum("status", Status, schema_status) is Status.ACTIVE
-                source = DataSource(
-                    connection=name,
-                    technology=technology,
-                    database=db_name,
-                    schema=schema_name,
-                    name=table_name,
-                    type=table.enum("type", ObjectType, ObjectType.TABLE),
-                    tags=frozenset(fold(t) for t in table.strings("tags")),
-                    trino_catalog=catalog,
-                    columns=_column_tags(table),
-                )
-                if active and not table.flag("deleted"):
-                    into.sources.append(source)
-                else:
-                    into.retired.append(source)
+        catalog = db_name
+    for s_index, schema_data in enumerate(db.list("schemas")):
+        s_where = f"{where}.schemas[{s_index}]"
+        schema = Fields(
+            schema_data, s_where, found, ("name", "status", "tables", "schemaMonitoring")
+        )
+        schema_name = schema.text("name", required=True)
+        if "schemaMonitoring" in schema.data:
+            into.schema_monitoring.setdefault(name, {})[(db_name, schema_name)] = schema.flag(
+                "schemaMonitoring"
+            )
+        schema_status = schema.enum("status", Status, db_status)
+        place = _Schema(name, technology, db_name, schema_name, catalog)
+        for t_index, table_data in enumerate(schema.list("tables")):
+            t_where = f"{s_where}.tables[{t_index}]"
+            _table(table_data, t_where, place, schema_status, found, into)
+
+
+def _table(
+    data: Any, where: str, place: _Schema, status: Status, found: Collector, into: PolicyDocuments
+) -> None:
+    if isinstance(data, str):  # shorthand: just the name
+        data = {"name": data}
+    table = Fields(data, where, found, ("name", "status", "type", "tags", "deleted", "columns"))
+    table_name = table.text("name", required=True)
+    active = table.enum("status", Status, status) is Status.ACTIVE
+    source = DataSource(
+        connection=place.connection,
+        technology=place.technology,
+        database=place.database,
+        schema=place.schema,
+        name=table_name,
+        type=table.enum("type", ObjectType, ObjectType.TABLE),
+        tags=frozenset(fold(t) for t in table.strings("tags")),
+        trino_catalog=place.trino_catalog,
+        columns=_column_tags(table),
+    )
+    if active and not table.flag("deleted"):
+        into.sources.append(source)
+    else:
+        into.retired.append(source)
 
 
 def _policy(data: Any, where: str, found: Collector, into: PolicyDocuments) -> None:

@@ -1,15 +1,16 @@
 """The control plane: object sync jobs, their schedule, and the snapshot composed from the
 policy files and the store. The admin API (`pdp.admin`) sits on top of it."""
 
+from pdp.control.jobs import JobRunner, JobRunning
+from pdp.control.objectsync import CrawlerFactory, SyncRunner, crawl
 from pdp.control.permissions import Caller, Forbidden
 from pdp.control.plane import ControlPlane, Registration, ValidationFailed
 from pdp.control.schedule import Scheduler
 from pdp.control.snapshot import SnapshotFeed, compose
-from pdp.control.sync import CrawlerFactory, JobRunning, SyncRunner, crawl
 from pdp.crawl.base import Checks, Crawler, CrawlError, open_crawler
 from pdp.crawl.network import NetworkPolicy
 from pdp.objects.errors import InvalidInput
-from pdp.objects.sync import Listing, Names
+from pdp.objects.syncplan import Listing, Names
 from pdp.store import ConnectionRecord, References, Store
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "ControlPlane",
     "CrawlerFactory",
     "Forbidden",
+    "JobRunner",
     "JobRunning",
     "Registration",
     "Scheduler",

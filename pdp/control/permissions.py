@@ -16,12 +16,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import and_, or_, select
-
 from pdp.objects.paths import ObjectPath
 from pdp.policy import GlobalPermission
 from pdp.store import PrincipalKind, Reader, Role
-from pdp.store.schema import object_permissions
 
 GOVERNANCE = GlobalPermission.GOVERNANCE
 APPLICATION_ADMIN = GlobalPermission.APPLICATION_ADMIN
@@ -132,21 +129,7 @@ def require_request_owner(reader: Reader, caller: Caller, path: ObjectPath) -> N
 def require_read(reader: Reader, caller: Caller) -> None:
     if caller.has(GOVERNANCE, APPLICATION_ADMIN, CREATE_DATA_SOURCE):
         return
-    mine = [
-        and_(
-            object_permissions.c.principal_kind == PrincipalKind.USER.value,
-            object_permissions.c.principal == caller.name,
-        )
-    ]
-    if caller.groups:
-        mine.append(
-            and_(
-                object_permissions.c.principal_kind == PrincipalKind.GROUP.value,
-                object_permissions.c.principal.in_(sorted(caller.groups)),
-            )
-        )
-    found = reader.db.execute(select(object_permissions.c.id).where(or_(*mine)).limit(1)).first()
-    if found is None:
+    if not reader.holds_any_permission(caller.name, caller.groups):
         raise Forbidden(
             "any of GOVERNANCE, APPLICATION_ADMIN, CREATE_DATA_SOURCE, DataOwner or "
             "InfrastructureAdmin",

@@ -17,7 +17,7 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -238,7 +238,6 @@ class SnapshotFeed:
         self.listener: VersionListener | None = None
         self._dirty = asyncio.Event()
         self._wake = asyncio.Event()
-        self.on_publish: list[Callable[[PolicySnapshot], None]] = []
 
     @classmethod
     def open(
@@ -373,8 +372,6 @@ class SnapshotFeed:
             self.revisions.publish(snapshot)
             if snapshot.revision != before:
                 log.info("revision %s (store version %s)", snapshot.revision, registry.version)
-                for callback in self.on_publish:
-                    callback(snapshot)
 
     async def refresh(self) -> None:
         """Read the store now (tests, and after an API write, to shorten the wait)."""

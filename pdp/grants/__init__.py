@@ -7,7 +7,7 @@ from pdp.grants.desired import desired_state
 from pdp.grants.diff import diff
 from pdp.grants.errors import GrantSyncError, ReadError, StepError
 from pdp.grants.model import Change, Current, Desired, Phase, Plan, Report, Securable, Step
-from pdp.grants.sync import GrantSyncer, Planned, apply, plan, syncer_from
+from pdp.grants.syncer import GrantSyncer, Planned, apply, plan, syncer_from
 
 __all__ = [
     "Change",

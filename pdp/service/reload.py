@@ -6,58 +6,58 @@ Restart needed: listen, auth, tls, grants, store, storeSecretKeyEnv/File, admin,
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pdp.config.errors import ConfigError
 from pdp.config.load import Loaded, PolicyInputs, load_cluster, load_policy_inputs, load_snapshot
-from pdp.config.watch import Watched
-from pdp.config.yamlsource import read_yaml
+from pdp.config.reload import YamlReload
+from pdp.config.watch import Initial, Watched
 from pdp.core.model import ClusterSettings
 from pdp.policy import PolicySnapshot
 from pdp.service.config import KEYS, PdpConfig, load_pdp_config
 
-log = logging.getLogger(__name__)
-
+# the restart-only keys and the PdpConfig field each one sets
+RESTART = {
+    "listen": "listen",
+    "auth": "auth",
+    "tls": "tls",
+    "grants": "grants",
+    "store": "store",
+    "storeSecretKeyEnv": "store_secret_key",
+    "storeSecretKeyFile": "store_secret_key",
+    "admin": "admin",
+    "monitoring": "monitoring",
+}
 RELOADED = ("policyFiles", "accessGrantMapping", "clusterProperties", "reloadIntervalSeconds")
-# the PdpConfig fields of the restart-only keys
-RESTART_FIELDS = (
-    "listen",
-    "auth",
-    "tls",
-    "grants",
-    "store",
-    "store_secret_key",
-    "admin",
-    "monitoring",
-)
-RESTART = (
-    "listen",
-    "auth",
-    "tls",
-    "grants",
-    "store",
-    "storeSecretKeyEnv",
-    "storeSecretKeyFile",
-    "admin",
-    "monitoring",
-)
 
 
 def policy_files(config: PdpConfig) -> list[Path]:
     return [*config.policy_files, *([config.mapping_file] if config.mapping_file else [])]
 
 
-def watch_policy(config: PdpConfig) -> Watched[PolicySnapshot]:
-    return Watched("policy", policy_files(config), _policy_loader(config))
+def first_policy(config: PdpConfig) -> Initial[PolicySnapshot]:
+    return Initial.load(policy_files(config), _policy_loader(config))
 
 
-def watch_inputs(config: PdpConfig) -> Watched[PolicyInputs]:
+def watch_policy(
+    config: PdpConfig,
+    on_change: Callable[[PolicySnapshot], None],
+    initial: Initial[PolicySnapshot],
+) -> Watched[PolicySnapshot]:
+    return Watched("policy", policy_files(config), _policy_loader(config), on_change, initial)
+
+
+def first_inputs(config: PdpConfig) -> Initial[PolicyInputs]:
+    return Initial.load(policy_files(config), _inputs_loader(config))
+
+
+def watch_inputs(
+    config: PdpConfig, on_change: Callable[[PolicyInputs], None], initial: Initial[PolicyInputs]
+) -> Watched[PolicyInputs]:
     """With a store the files are not compiled alone: the control plane composes them."""
-    return Watched("policy", policy_files(config), _inputs_loader(config))
+    return Watched("policy", policy_files(config), _inputs_loader(config), on_change, initial)
 
 
 def watch_cluster(config: PdpConfig) -> Watched[ClusterSettings]:
@@ -81,9 +81,17 @@ def _cluster_loader(config: PdpConfig) -> Callable[[], Loaded[ClusterSettings]]:
     return lambda: load_cluster(config.properties_file, None)
 
 
-class PdpYaml:
+class PdpYaml(YamlReload[PdpConfig]):
     """Watches pdp.yaml itself. `config` is the configuration in force: the reloaded settings
     from the file, the restart-only ones from start."""
+
+    name = "pdp.yaml"
+    who = "the PDP"
+    keys = tuple((key, None) for key in KEYS)
+    restart = tuple((key, None) for key in RESTART)
+    reloaded = tuple((key, None) for key in RELOADED)
+    kept = tuple(dict.fromkeys(RESTART.values()))
+    log = logging.getLogger(__name__)
 
     def __init__(
         self,
@@ -92,46 +100,12 @@ class PdpYaml:
         cluster: Watched[ClusterSettings],
         inputs: bool = False,  # `policy` holds PolicyInputs (a store composes the snapshot)
     ) -> None:
-        self.config, self._policy, self._cluster = config, policy, cluster
+        self._policy, self._cluster = policy, cluster
         self._loader = _inputs_loader if inputs else _policy_loader
-        self._raw = _raw(config.file)
-        self.watched: Watched[PdpConfig] = Watched(
-            "pdp.yaml", [config.file], self._load, on_change=self._apply
-        )
+        super().__init__(config, load_pdp_config)
 
-    def _load(self) -> Loaded[PdpConfig]:
-        return Loaded(load_pdp_config(self.config.file), ())
-
-    def _apply(self, new: PdpConfig) -> None:
-        old, raw = self.config, _raw(new.file)
-        changed = [key for key in KEYS if self._raw.get(key) != raw.get(key)]
-        self._raw = raw
-        restart = [key for key in changed if key in RESTART]
-        if restart:
-            log.warning(
-                "pdp.yaml: %s changed: restart the PDP to apply (until then the values it "
-                "started with stay in force)",
-                ", ".join(restart),
-            )
-        self.config = dataclasses.replace(
-            new,
-            **{name: getattr(old, name) for name in RESTART_FIELDS},
-        )
-        applied = [key for key in changed if key in RELOADED]
-        if applied:
-            log.info("pdp.yaml reloaded: %s applied", ", ".join(applied))
+    def after(self, old: PdpConfig, new: PdpConfig) -> None:
         if (new.policy_files, new.mapping_file) != (old.policy_files, old.mapping_file):
             self._policy.retarget(policy_files(new), self._loader(new))
         if new.properties_file != old.properties_file:
             self._cluster.retarget(_cluster_files(new), _cluster_loader(new))
-
-    def interval(self) -> float:
-        return self.config.reload_interval
-
-
-def _raw(path: Path) -> dict[str, Any]:
-    try:
-        document = read_yaml(path)
-    except ConfigError:
-        return {}
-    return document if isinstance(document, dict) else {}

@@ -2,6 +2,8 @@
 object permissions, jobs and requests, in SQLite (default) or PostgreSQL, with a store version
 that feeds the PDP revision. See docs/store.md."""
 
+from pdp.store.base import KEEP
+from pdp.store.errors import STORE_UNAVAILABLE
 from pdp.store.model import (
     DEFAULT_FAIL_SAFE,
     DEFAULT_SCHEDULE,
@@ -13,6 +15,7 @@ from pdp.store.model import (
     JobState,
     JobTrigger,
     JobType,
+    NewConnection,
     ObjectRecord,
     Page,
     Permission,
@@ -30,12 +33,13 @@ from pdp.store.registry import (
     read_registry,
 )
 from pdp.store.secrets import References, Secrets, redact
-from pdp.store.store import KEEP, Reader, Store, SyncOutcome, Writer
+from pdp.store.store import Reader, Store, SyncOutcome, Writer
 
 __all__ = [
     "DEFAULT_FAIL_SAFE",
     "DEFAULT_SCHEDULE",
     "KEEP",
+    "STORE_UNAVAILABLE",
     "ColumnRecord",
     "ConnectionRecord",
     "ConnectionState",
@@ -45,6 +49,7 @@ __all__ = [
     "JobTrigger",
     "JobType",
     "MergedRegistry",
+    "NewConnection",
     "ObjectRecord",
     "Page",
     "Permission",

@@ -1,7 +1,8 @@
 """The legacy model in the store (spec §8.1): integrations, the data sources registered one by
 one under them, the per-schema schema-monitoring flag, and the state of each integration's
 upgrade to a connection (§8.2). The upgrade's rules live in `pdp.control.upgrade`; this module
-only reads and writes rows, inside the caller's `Reader` / `Writer` transaction.
+only reads and writes rows, as the `Integrations` / `IntegrationWrites` repositories of the
+`Reader` / `Writer` transaction.
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ from sqlalchemy import Row, delete, func, insert, select, update
 from pdp.core.model import fold
 from pdp.objects.errors import Conflict, InvalidInput, NotFound
 from pdp.policy.model import ObjectType, Technology
+from pdp.store.base import Transaction
 from pdp.store.model import utcnow
 from pdp.store.rows import record
 from pdp.store.rows import technology as technology_of
 from pdp.store.schema import integrations, legacy_sources
-from pdp.store.store import Reader, Writer
 
 
 class UpgradeState(StrEnum):
@@ -118,183 +119,218 @@ def _source(row: Row[Any], integration: str) -> LegacySource:
     return record(LegacySource, row, converted, integration=integration)
 
 
-# --- reads -------------------------------------------------------------------------------------
+class Integrations(Transaction):
+    """Reading integrations and their data sources."""
+
+    def integrations(self) -> list[Integration]:
+        rows = self.db.execute(select(integrations).order_by(integrations.c.name_folded)).all()
+        return [_integration(row) for row in rows]
+
+    def integration(self, name: str) -> Integration:
+        """By name (case-insensitively) or by numeric id."""
+        query = select(integrations).where(integrations.c.name_folded == fold(str(name)))
+        row = self.db.execute(query).first()
+        if row is None and str(name).isdigit():
+            by_id = select(integrations).where(integrations.c.id == int(name))
+            row = self.db.execute(by_id).first()
+        if row is None:
+            raise NotFound("integration", name, "no integration with this name or id")
+        return _integration(row)
+
+    def find_integration(self, name: str) -> Integration | None:
+        try:
+            return self.integration(name)
+        except NotFound:
+            return None
+
+    def sources_of(self, integration: Integration) -> list[LegacySource]:
+        rows = self.db.execute(
+            select(legacy_sources)
+            .where(legacy_sources.c.integration_id == integration.id)
+            .order_by(legacy_sources.c.database, legacy_sources.c.schema, legacy_sources.c.table)
+        ).all()
+        return [_source(row, integration.name) for row in rows]
+
+    def source(self, source_id: str) -> tuple[Integration, LegacySource]:
+        query = select(legacy_sources).where(legacy_sources.c.id == source_id)
+        row = self.db.execute(query).first()
+        if row is None:
+            raise NotFound("dataSourceId", source_id, "no legacy data source with this id")
+        owner = self.db.execute(
+            select(integrations).where(integrations.c.id == row.integration_id)
+        ).one()
+        return _integration(owner), _source(row, owner.name)
+
+    def source_counts(self) -> dict[int, int]:
+        """Data sources per integration id (deleted ones not counted)."""
+        rows = self.db.execute(
+            select(legacy_sources.c.integration_id, func.count())
+            .where(legacy_sources.c.match_state != MatchState.DELETED.value)
+            .group_by(legacy_sources.c.integration_id)
+        ).all()
+        return {row[0]: row[1] for row in rows}
 
 
-def list_integrations(reader: Reader) -> list[Integration]:
-    rows = reader.db.execute(select(integrations).order_by(integrations.c.name_folded)).all()
-    return [_integration(row) for row in rows]
+class IntegrationWrites(Integrations):
+    """Creating and changing integrations and their data sources."""
+
+    def create_integration(
+        self,
+        name: str,
+        technology: Technology | str,
+        endpoint: Mapping[str, Any],
+        credentials: Mapping[str, Any],
+        settings: Mapping[str, Any] | None = None,
+        now: datetime | None = None,
+    ) -> Integration:
+        if not name or not isinstance(name, str) or len(name) > 128:
+            raise InvalidInput("connection.name", name, "name the integration (1-128 characters)")
+        technology = technology_of(technology, "connection.technology")
+        if self.find_integration(name) is not None:
+            raise Conflict("connection.name", name, "an integration with this name exists already")
+        now = now or utcnow()
+        self.db.execute(
+            insert(integrations).values(
+                name=name,
+                name_folded=fold(name),
+                technology=technology.value,
+                endpoint=dict(endpoint),
+                credentials=self.store.secrets.seal(credentials, "connection.credentials"),
+                settings=dict(settings or {}),
+                schema_monitoring={},
+                upgrade_state=UpgradeState.NOT_STARTED.value,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        return self.integration(name)
+
+    def update_integration(self, integration: Integration, **values: Any) -> Integration:
+        """Change columns of the integration row (`upgrade_state`, `display_name`, `endpoint`,
+        `credentials` (sealed here), `schema_monitoring`, `upgrade_job_id`)."""
+        if "credentials" in values:
+            values["credentials"] = self.store.secrets.seal(
+                values["credentials"], "connection.credentials"
+            )
+        if "upgrade_state" in values:
+            values["upgrade_state"] = UpgradeState(values["upgrade_state"]).value
+        values["updated_at"] = utcnow()
+        self.db.execute(
+            update(integrations).where(integrations.c.id == integration.id).values(**values)
+        )
+        return self.integration(str(integration.id))
+
+    def add_source(
+        self,
+        integration: Integration,
+        database: str,
+        schema: str,
+        table: str,
+        *,
+        type: ObjectType = ObjectType.TABLE,
+        tags: Sequence[str] = (),
+        owners: Sequence[Mapping[str, str]] = (),
+        active: bool = True,
+        source_id: str | None = None,
+        now: datetime | None = None,
+    ) -> LegacySource:
+        for field, value in (("database", database), ("schema", schema), ("table", table)):
+            if not isinstance(value, str) or not value:
+                raise InvalidInput(field, value, "a data source needs a database, schema and table")
+        taken = [
+            s
+            for s in self.sources_of(integration)
+            if fold_names(s.names) == fold_names((database, schema, table))
+            and s.match_state is not MatchState.DELETED
+        ]
+        if taken:
+            raise Conflict(
+                "table",
+                f"{database}.{schema}.{table}",
+                f"integration {integration.name!r} registers this table already as {taken[0].id}",
+            )
+        source_id = source_id or str(uuid.uuid4())
+        self.db.execute(
+            insert(legacy_sources).values(
+                id=source_id,
+                integration_id=integration.id,
+                database=database,
+                schema=schema,
+                table=table,
+                type=ObjectType(type).value,
+                tags=sorted(set(tags)),
+                owners=[dict(o) for o in owners],
+                active=active,
+                match_state=MatchState.PENDING.value,
+                created_at=now or utcnow(),
+            )
+        )
+        return self.source(source_id)[1]
+
+    def update_source(self, source_id: str, **values: Any) -> LegacySource:
+        if "match_state" in values:
+            values["match_state"] = MatchState(values["match_state"]).value
+        if "tags" in values:
+            values["tags"] = sorted(set(values["tags"]))
+        if "owners" in values:
+            values["owners"] = [dict(o) for o in values["owners"]]
+        self.db.execute(
+            update(legacy_sources).where(legacy_sources.c.id == source_id).values(**values)
+        )
+        return self.source(source_id)[1]
+
+    def delete_source(self, source_id: str) -> None:
+        self.source(source_id)
+        self.db.execute(delete(legacy_sources).where(legacy_sources.c.id == source_id))
 
 
-def get_integration(reader: Reader, name: str) -> Integration:
-    """By name (case-insensitively) or by numeric id."""
-    query = select(integrations).where(integrations.c.name_folded == fold(str(name)))
-    row = reader.db.execute(query).first()
-    if row is None and str(name).isdigit():
-        row = reader.db.execute(select(integrations).where(integrations.c.id == int(name))).first()
-    if row is None:
-        raise NotFound("integration", name, "no integration with this name or id")
-    return _integration(row)
+# --- the functions callers used before the repositories; each is one method -------------------
 
 
-def find_integration(reader: Reader, name: str) -> Integration | None:
-    try:
-        return get_integration(reader, name)
-    except NotFound:
-        return None
+def list_integrations(reader: Integrations) -> list[Integration]:
+    return reader.integrations()
 
 
-def sources_of(reader: Reader, integration: Integration) -> list[LegacySource]:
-    rows = reader.db.execute(
-        select(legacy_sources)
-        .where(legacy_sources.c.integration_id == integration.id)
-        .order_by(legacy_sources.c.database, legacy_sources.c.schema, legacy_sources.c.table)
-    ).all()
-    return [_source(row, integration.name) for row in rows]
+def get_integration(reader: Integrations, name: str) -> Integration:
+    return reader.integration(name)
 
 
-def all_sources(reader: Reader) -> list[tuple[Integration, LegacySource]]:
-    found: list[tuple[Integration, LegacySource]] = []
-    for integration in list_integrations(reader):
-        found.extend((integration, s) for s in sources_of(reader, integration))
-    return found
+def find_integration(reader: Integrations, name: str) -> Integration | None:
+    return reader.find_integration(name)
 
 
-def get_source(reader: Reader, source_id: str) -> tuple[Integration, LegacySource]:
-    row = reader.db.execute(select(legacy_sources).where(legacy_sources.c.id == source_id)).first()
-    if row is None:
-        raise NotFound("dataSourceId", source_id, "no legacy data source with this id")
-    owner = reader.db.execute(
-        select(integrations).where(integrations.c.id == row.integration_id)
-    ).one()
-    return _integration(owner), _source(row, owner.name)
+def sources_of(reader: Integrations, integration: Integration) -> list[LegacySource]:
+    return reader.sources_of(integration)
 
 
-def source_counts(reader: Reader) -> dict[int, int]:
-    """Data sources per integration id (deleted ones not counted)."""
-    rows = reader.db.execute(
-        select(legacy_sources.c.integration_id, func.count())
-        .where(legacy_sources.c.match_state != MatchState.DELETED.value)
-        .group_by(legacy_sources.c.integration_id)
-    ).all()
-    return {row[0]: row[1] for row in rows}
+def get_source(reader: Integrations, source_id: str) -> tuple[Integration, LegacySource]:
+    return reader.source(source_id)
 
 
-# --- writes ------------------------------------------------------------------------------------
+def source_counts(reader: Integrations) -> dict[int, int]:
+    return reader.source_counts()
 
 
-def create_integration(
-    writer: Writer,
-    name: str,
-    technology: Technology | str,
-    endpoint: Mapping[str, Any],
-    credentials: Mapping[str, Any],
-    settings: Mapping[str, Any] | None = None,
-    now: datetime | None = None,
+def create_integration(writer: IntegrationWrites, *args: Any, **kwargs: Any) -> Integration:
+    return writer.create_integration(*args, **kwargs)
+
+
+def update_integration(
+    writer: IntegrationWrites, integration: Integration, **values: Any
 ) -> Integration:
-    if not name or not isinstance(name, str) or len(name) > 128:
-        raise InvalidInput("connection.name", name, "name the integration (1-128 characters)")
-    technology = technology_of(technology, "connection.technology")
-    if find_integration(writer, name) is not None:
-        raise Conflict("connection.name", name, "an integration with this name exists already")
-    now = now or utcnow()
-    writer.db.execute(
-        insert(integrations).values(
-            name=name,
-            name_folded=fold(name),
-            technology=technology.value,
-            endpoint=dict(endpoint),
-            credentials=writer.store.secrets.seal(credentials, "connection.credentials"),
-            settings=dict(settings or {}),
-            schema_monitoring={},
-            upgrade_state=UpgradeState.NOT_STARTED.value,
-            created_at=now,
-            updated_at=now,
-        )
-    )
-    return get_integration(writer, name)
+    return writer.update_integration(integration, **values)
 
 
-def update_integration(writer: Writer, integration: Integration, **values: Any) -> Integration:
-    """Change columns of the integration row (`upgrade_state`, `display_name`, `endpoint`,
-    `credentials` (sealed here), `schema_monitoring`, `upgrade_job_id`)."""
-    if "credentials" in values:
-        values["credentials"] = writer.store.secrets.seal(
-            values["credentials"], "connection.credentials"
-        )
-    if "upgrade_state" in values:
-        values["upgrade_state"] = UpgradeState(values["upgrade_state"]).value
-    values["updated_at"] = utcnow()
-    writer.db.execute(
-        update(integrations).where(integrations.c.id == integration.id).values(**values)
-    )
-    return get_integration(writer, str(integration.id))
+def add_source(writer: IntegrationWrites, *args: Any, **kwargs: Any) -> LegacySource:
+    return writer.add_source(*args, **kwargs)
 
 
-def add_source(
-    writer: Writer,
-    integration: Integration,
-    database: str,
-    schema: str,
-    table: str,
-    *,
-    type: ObjectType = ObjectType.TABLE,
-    tags: Sequence[str] = (),
-    owners: Sequence[Mapping[str, str]] = (),
-    active: bool = True,
-    source_id: str | None = None,
-    now: datetime | None = None,
-) -> LegacySource:
-    for field, value in (("database", database), ("schema", schema), ("table", table)):
-        if not isinstance(value, str) or not value:
-            raise InvalidInput(field, value, "a data source needs a database, schema and table")
-    taken = [
-        s
-        for s in sources_of(writer, integration)
-        if fold_names(s.names) == fold_names((database, schema, table))
-        and s.match_state is not MatchState.DELETED
-    ]
-    if taken:
-        raise Conflict(
-            "table",
-            f"{database}.{schema}.{table}",
-            f"integration {integration.name!r} registers this table already as {taken[0].id}",
-        )
-    source_id = source_id or str(uuid.uuid4())
-    writer.db.execute(
-        insert(legacy_sources).values(
-            id=source_id,
-            integration_id=integration.id,
-            database=database,
-            schema=schema,
-            table=table,
-            type=ObjectType(type).value,
-            tags=sorted(set(tags)),
-            owners=[dict(o) for o in owners],
-            active=active,
-            match_state=MatchState.PENDING.value,
-            created_at=now or utcnow(),
-        )
-    )
-    return get_source(writer, source_id)[1]
+def update_source(writer: IntegrationWrites, source_id: str, **values: Any) -> LegacySource:
+    return writer.update_source(source_id, **values)
 
 
-def update_source(writer: Writer, source_id: str, **values: Any) -> LegacySource:
-    if "match_state" in values:
-        values["match_state"] = MatchState(values["match_state"]).value
-    if "tags" in values:
-        values["tags"] = sorted(set(values["tags"]))
-    if "owners" in values:
-        values["owners"] = [dict(o) for o in values["owners"]]
-    writer.db.execute(
-        update(legacy_sources).where(legacy_sources.c.id == source_id).values(**values)
-    )
-    return get_source(writer, source_id)[1]
-
-
-def delete_source(writer: Writer, source_id: str) -> None:
-    get_source(writer, source_id)
-    writer.db.execute(delete(legacy_sources).where(legacy_sources.c.id == source_id))
+def delete_source(writer: IntegrationWrites, source_id: str) -> None:
+    writer.delete_source(source_id)
 
 
 def fold_names(names: Sequence[str]) -> tuple[str, ...]:

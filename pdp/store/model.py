@@ -124,6 +124,45 @@ class ConnectionRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class NewConnection:
+    """A connection to register: the one spelling of it, whoever builds it (the admin API, an
+    upgrade, a test). `Writer.register` checks and stores it; credentials are plain here and
+    sealed there."""
+
+    key: str
+    technology: Technology
+    endpoint: Mapping[str, Any] = field(default_factory=dict)
+    credentials: Mapping[str, Any] = field(default_factory=dict)
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    schedule: str = DEFAULT_SCHEDULE
+    is_active: bool | None = None  # the override on the connection's root; None: inactive
+    activate_new_children: bool | None = None
+    fail_safe_threshold: float = DEFAULT_FAIL_SAFE
+
+    def checkable(
+        self,
+        sealed: Mapping[str, Any],
+        state: ConnectionState = ConnectionState.ACTIVE,
+        now: datetime | None = None,
+    ) -> ConnectionRecord:
+        """The record this connection would be, with `sealed` credentials: what the
+        connection checks run against before anything is stored."""
+        now = now or utcnow()
+        return ConnectionRecord(
+            key=self.key,
+            technology=self.technology,
+            endpoint=dict(self.endpoint),
+            credentials=sealed,
+            settings=dict(self.settings),
+            schedule=self.schedule,
+            state=state,
+            fail_safe_threshold=self.fail_safe_threshold,
+            created_at=now,
+            updated_at=now,
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class ObjectRecord:
     id: int
     path: ObjectPath

@@ -108,7 +108,7 @@ objects = Table(
     Column("data_source_id", String(36), unique=True),  # tables; kept across missing->present
     Column("first_seen", UTCDateTime, nullable=False),
     Column("last_seen", UTCDateTime, nullable=False),
-    # tables: digest of the stored columns as sync last wrote them (pdp.store.sync); None: unknown
+    # tables: digest of the stored columns as sync last wrote them (store.treesync); None: unknown
     Column("columns_digest", String(32)),
     UniqueConstraint("parent_id", "name_folded"),
     Index(None, "connection_id", "kind"),

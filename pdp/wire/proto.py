@@ -42,27 +42,6 @@ def identity_from_pb(message: pb.Identity) -> Identity:
     return Identity(message.user, frozenset(message.groups))
 
 
-def resource_to_pb(resource: Resource | None) -> pb.Resource | None:
-    match resource:
-        case None:
-            return None
-        case CatalogRef(name):
-            return pb.Resource(catalog=pb.Catalog(name=name))
-        case SchemaRef(c, s):
-            return pb.Resource(schema=pb.Schema(catalog=c, schema=s))
-        case TableRef(c, s, t):
-            return pb.Resource(table=pb.Table(catalog=c, schema=s, table=t))
-        case ColumnRef(c, s, t, col):
-            return pb.Resource(column=pb.Column(catalog=c, schema=s, table=t, column=col))
-        case FunctionRef(c, s, f):
-            return pb.Resource(function=pb.Function(catalog=c, schema=s, function=f))
-        case UserRef(u):
-            return pb.Resource(user=pb.User(user=u))
-        case SessionPropertyRef(name, catalog):
-            return pb.Resource(session_property=pb.SessionProperty(catalog=catalog, name=name))
-    raise TypeError(f"not a resource: {resource!r}")
-
-
 def resource_from_pb(message: pb.Resource) -> Resource | None:
     match message.WhichOneof("kind"):
         case "catalog":

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from pdp.crawl.base import Check, Crawler
-from pdp.objects.sync import Listing
+from pdp.objects.syncplan import Listing
 from pdp.service.config import load_pdp_config
 from pdp.service.run import start_pdp
 from pdp.store import ConnectionRecord

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pdp.crawl.base import Check
-from pdp.objects.sync import Listing, RemoteColumn, RemoteObject
+from pdp.objects.syncplan import Listing, RemoteColumn, RemoteObject
 from pdp.store import ConnectionRecord
 
 # database -> schema -> table -> [(column, type)]

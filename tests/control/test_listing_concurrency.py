@@ -11,7 +11,7 @@ import time
 import pytest
 
 from pdp.control import SyncRunner
-from pdp.control.sync import (
+from pdp.control.objectsync import (
     MAX_CONCURRENT_LISTINGS,
     MAX_CONCURRENT_PER_DATABASE,
     crawl,
@@ -20,7 +20,7 @@ from pdp.control.sync import (
 )
 from pdp.crawl.base import CrawlError, open_crawler
 from pdp.objects import ObjectPath
-from pdp.objects.sync import Listing
+from pdp.objects.syncplan import Listing
 from pdp.policy.model import Technology
 from pdp.store import ConnectionRecord, ConnectionState, JobState, JobTrigger, Store
 from pdp.store.model import utcnow

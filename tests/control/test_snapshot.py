@@ -14,7 +14,7 @@ from pdp.config.load import load_policy_inputs
 from pdp.control import SnapshotFeed, compose
 from pdp.control.snapshot import UNREAD, load_registry, save_registry
 from pdp.objects import ObjectPath
-from pdp.objects.sync import Listing, RemoteColumn, RemoteObject
+from pdp.objects.syncplan import Listing, RemoteColumn, RemoteObject
 from pdp.store import Store, StoreRegistry, read_registry
 from pdp.wire import proto
 from tests.support.configs import WORKED_POLICIES, WORKED_USERS, make_tree

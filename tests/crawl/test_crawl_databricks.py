@@ -10,7 +10,7 @@ import pytest
 
 from pdp.crawl import CrawlError, open_crawler
 from pdp.crawl.databricks import DatabricksCrawler
-from pdp.objects.sync import Listing, RemoteColumn
+from pdp.objects.syncplan import Listing, RemoteColumn
 from tests.grants.fakes.uc_server import Fault, Workspace, serve
 
 TYPE_NAMES = {"bigint": "LONG", "int": "INT", "string": "STRING", "decimal": "DECIMAL"}

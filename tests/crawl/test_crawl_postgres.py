@@ -9,7 +9,7 @@ import pytest
 from devstack.postgres import Postgres
 from pdp.crawl import CrawlError, open_crawler
 from pdp.crawl.postgres import PostgresCrawler
-from pdp.objects.sync import Listing, RemoteColumn
+from pdp.objects.syncplan import Listing, RemoteColumn
 from tests.support.processes import free_port
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pdp.crawl import Crawler, Exclusions, open_crawler
-from pdp.objects.sync import RemoteObject
+from pdp.objects.syncplan import RemoteObject
 
 ENDPOINTS = {
     "postgresql": ({"host": "127.0.0.1", "port": 1}, {"user": "u"}),

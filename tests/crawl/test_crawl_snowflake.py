@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from pdp.crawl import CrawlError, open_crawler
 from pdp.crawl.snowflake import SnowflakeCrawler
-from pdp.objects.sync import Listing, RemoteColumn
+from pdp.objects.syncplan import Listing, RemoteColumn
 from tests.crawl.fakes.snowflake_server import Account, Table, serve
 from tests.support.processes import free_port
 

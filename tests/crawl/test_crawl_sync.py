@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from pdp.crawl import open_crawler
-from pdp.objects.sync import StoredNode, plan_sync
+from pdp.objects.syncplan import StoredNode, plan_sync
 
 
 def test_a_first_crawl_plans_every_object_with_its_columns(pg, db):

@@ -10,7 +10,7 @@ import pytest
 
 from pdp.crawl import open_crawler
 from pdp.crawl.trino import TrinoCrawler
-from pdp.objects.sync import Listing, RemoteColumn
+from pdp.objects.syncplan import Listing, RemoteColumn
 from tests.e2e.conftest import ADMIN_USERS, E2E, PROPERTIES
 from tests.support.processes import free_port
 

@@ -17,7 +17,7 @@ from pdp.grants.desired import desired_state
 from pdp.grants.model import Current, Desired, Phase, Plan, Securable, Step
 from pdp.grants.postgres import PostgresDialect
 from pdp.grants.snowflake import SnowflakeDialect
-from pdp.grants.sync import Planned, apply
+from pdp.grants.syncer import Planned, apply
 from pdp.policy import DataSource, DirectoryUser, ObjectType, Policy, PolicySnapshot, Technology
 from pdp.policy.model import Audience, MaskingPolicy, PolicyStatus, RowFilterPolicy, Targets
 

@@ -3,7 +3,7 @@
 import pytest
 
 from pdp.objects import DESCENDANT_LIMIT, ObjectPath, TooManyDescendants
-from pdp.objects.sync import Listing, RemoteObject
+from pdp.objects.syncplan import Listing, RemoteObject
 from pdp.store import Store
 
 P = ObjectPath.of

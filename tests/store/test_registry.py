@@ -7,7 +7,7 @@ from pdp.core.model import Access
 from pdp.objects import Node, ObjectPath, RemoteState
 from pdp.objects.paths import Kind
 from pdp.objects.settings import effective_is_active
-from pdp.objects.sync import Listing, RemoteObject
+from pdp.objects.syncplan import Listing, RemoteObject
 from pdp.policy import DataSource, ObjectType, Policy, PolicySnapshot, Technology
 from pdp.store.registry import (
     TreeRow,

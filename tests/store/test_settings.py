@@ -13,7 +13,7 @@ from pdp.objects import (
     effective_settings,
     new_child_override,
 )
-from pdp.objects.sync import Listing, RemoteObject
+from pdp.objects.syncplan import Listing, RemoteObject
 
 CONNECTION, DATABASE, SCHEMA, TABLE = (
     ObjectPath.of("hc"),

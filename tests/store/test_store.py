@@ -19,7 +19,7 @@ from pdp.objects import (
     RemoteState,
     TooManyDescendants,
 )
-from pdp.objects.sync import RemoteColumn
+from pdp.objects.syncplan import RemoteColumn
 from pdp.store import (
     KEEP,
     ConnectionState,

@@ -1,7 +1,7 @@
 """Object sync applied to the store (both backends): one write, one version, the spec's rules."""
 
 from pdp.objects import Kind, ObjectPath, RemoteState
-from pdp.objects.sync import Listing, RemoteColumn, RemoteObject
+from pdp.objects.syncplan import Listing, RemoteColumn, RemoteObject
 from pdp.store import RequestKind, RequestState
 
 P = ObjectPath.of

@@ -4,7 +4,7 @@ when its listed columns differ from the digest stored with it, with the same out
 from sqlalchemy import event, select
 
 from pdp.objects import ObjectPath
-from pdp.objects.sync import RemoteColumn
+from pdp.objects.syncplan import RemoteColumn
 from pdp.store.schema import objects
 from tests.store.test_sync_apply import FIRST, listing, registered, sync, table
 

@@ -1,7 +1,7 @@
 """Object sync comparison (pure): what a sync inserts, marks and changes."""
 
 from pdp.objects import Kind, RemoteState
-from pdp.objects.sync import (
+from pdp.objects.syncplan import (
     Listing,
     RemoteColumn,
     RemoteObject,

@@ -17,6 +17,22 @@ depends_on = None
 
 
 def upgrade() -> None:
+    """Each table in turn (the order keeps foreign keys satisfied), then the version row."""
+    _connections()
+    _job_locks()
+    _jobs()
+    _store_version()
+    _objects()
+    _columns()
+    _object_permissions()
+    _object_tags()
+    _requests()
+    _column_tags()
+    store_version = sa.table("store_version", sa.column("id"), sa.column("version"))
+    op.bulk_insert(store_version, [{"id": 1, "version": 0}])
+
+
+def _connections() -> None:
     op.create_table(
         "connections",
         sa.Column(
@@ -40,6 +56,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_connections")),
         sa.UniqueConstraint("key_folded", name=op.f("uq_connections_key_folded")),
     )
+
+
+def _job_locks() -> None:
     op.create_table(
         "job_locks",
         sa.Column("name", sa.String(length=200), nullable=False),
@@ -48,6 +67,9 @@ def upgrade() -> None:
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_job_locks")),
     )
+
+
+def _jobs() -> None:
     op.create_table(
         "jobs",
         sa.Column("id", sa.String(length=36), nullable=False),
@@ -68,12 +90,17 @@ def upgrade() -> None:
             batch_op.f("ix_jobs_connection_key_state"), ["connection_key", "state"], unique=False
         )
 
+
+def _store_version() -> None:
     op.create_table(
         "store_version",
         sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("version", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_store_version")),
     )
+
+
+def _objects() -> None:
     op.create_table(
         "objects",
         sa.Column(
@@ -119,6 +146,8 @@ def upgrade() -> None:
             batch_op.f("ix_objects_connection_id_kind"), ["connection_id", "kind"], unique=False
         )
 
+
+def _columns() -> None:
     op.create_table(
         "columns",
         sa.Column(
@@ -143,6 +172,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_columns")),
         sa.UniqueConstraint("object_id", "name", name=op.f("uq_columns_object_id_name")),
     )
+
+
+def _object_permissions() -> None:
     op.create_table(
         "object_permissions",
         sa.Column(
@@ -181,6 +213,8 @@ def upgrade() -> None:
             unique=False,
         )
 
+
+def _object_tags() -> None:
     op.create_table(
         "object_tags",
         sa.Column(
@@ -195,6 +229,9 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("object_id", "tag", name=op.f("pk_object_tags")),
     )
+
+
+def _requests() -> None:
     op.create_table(
         "requests",
         sa.Column(
@@ -237,6 +274,8 @@ def upgrade() -> None:
             batch_op.f("ix_requests_connection_id"), ["connection_id"], unique=False
         )
 
+
+def _column_tags() -> None:
     op.create_table(
         "column_tags",
         sa.Column(
@@ -251,8 +290,6 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("column_id", "tag", name=op.f("pk_column_tags")),
     )
-    store_version = sa.table("store_version", sa.column("id"), sa.column("version"))
-    op.bulk_insert(store_version, [{"id": 1, "version": 0}])
 
 
 def downgrade() -> None:

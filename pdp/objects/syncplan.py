@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 
 from pdp.objects.paths import KINDS, Kind, ObjectPath
 from pdp.objects.settings import (
-    EffectiveSettings,
     Node,
     RemoteState,
     effective_settings,
@@ -167,70 +166,89 @@ def plan_sync(
     columns of new tables do not; names that fold to the same name in one listing are skipped
     as ambiguous. If more than `fail_safe_threshold` of the connection's present tables (and at
     least four) would go missing, `fail_safe` says why and the plan must not be applied."""
-    plan = SyncPlan()
-    by_names = {fold_names(node.names): node for node in stored}
-    children: dict[int | None, list[StoredNode]] = {}
-    for node in stored:
-        children.setdefault(node.parent_id, []).append(node)
-    inserted: dict[Names, Node] = {}  # folded names -> node, for objects new in this sync
-    missing: set[int] = set()
-    now_present: set[int] = set()
+    planner = _Planner(key, stored, columns)
+    listed: set[Names] = set()
+    for listing in listings:
+        parent_names = fold_names(listing.parent)
+        if parent_names in listed:
+            planner.plan.errors.append(Issue(listing.parent, "listed twice in one sync; ignored"))
+            continue
+        listed.add(parent_names)
+        planner.take(listing)
+    return planner.finish(fail_safe_threshold)
 
-    def chain_of(names: Names) -> list[Node]:
+
+class _Planner:
+    """The state of one `plan_sync`: the stored tree by names and by parent, the objects new
+    in this sync, and the stored ones gone or back."""
+
+    def __init__(
+        self,
+        key: str,
+        stored: Sequence[StoredNode],
+        columns: Mapping[int, Sequence[StoredColumn]],
+    ) -> None:
+        self.plan = SyncPlan()
+        self.key, self.stored, self.columns = key, stored, columns
+        self.by_names = {fold_names(node.names): node for node in stored}
+        self.children: dict[int | None, list[StoredNode]] = {}
+        for node in stored:
+            self.children.setdefault(node.parent_id, []).append(node)
+        self.inserted: dict[Names, Node] = {}  # folded names -> node, for objects new here
+        self.missing: set[int] = set()
+        self.now_present: set[int] = set()
+
+    def chain_of(self, names: Names) -> list[Node]:
+        """The nodes from the connection down to `names`, stored or new; [] if one is
+        unknown."""
         chain = []
         for depth in range(len(names) + 1):
             folded = fold_names(names[:depth])
-            known = by_names.get(folded)
+            known = self.by_names.get(folded)
             if known is not None:
                 chain.append(
                     Node(
-                        ObjectPath(key, known.names),
+                        ObjectPath(self.key, known.names),
                         known.is_active,
                         known.activate_new_children,
                         known.remote_state,
                     )
                 )
-            elif folded in inserted:
-                chain.append(inserted[folded])
+            elif folded in self.inserted:
+                chain.append(self.inserted[folded])
             else:
                 return []
         return chain
 
-    def mark_missing(node: StoredNode) -> None:
+    def mark_missing(self, node: StoredNode) -> None:
         stack = [node]
         while stack:
             current = stack.pop()
-            if current.id in missing:
+            if current.id in self.missing:
                 continue
-            missing.add(current.id)
+            self.missing.add(current.id)
             if current.remote_state is not RemoteState.MISSING:
-                plan.stats[f"{current.kind}.missing"] += 1
-            stack.extend(children.get(current.id, ()))
+                self.plan.stats[f"{current.kind}.missing"] += 1
+            stack.extend(self.children.get(current.id, ()))
 
-    listed: set[Names] = set()
-    for listing in listings:
-        parent_names = fold_names(listing.parent)
-        if parent_names in listed:
-            plan.errors.append(Issue(listing.parent, "listed twice in one sync; ignored"))
-            continue
-        listed.add(parent_names)
-        parent = by_names.get(parent_names)
-        chain = chain_of(listing.parent)
+    def take(self, listing: Listing) -> None:
+        """One container's listing, listed once in this sync."""
+        plan = self.plan
+        parent = self.by_names.get(fold_names(listing.parent))
+        chain = self.chain_of(listing.parent)
         if not chain:
             plan.errors.append(Issue(listing.parent, "listed a container the store does not know"))
-            continue
+            return
         if len(listing.parent) >= len(KINDS) - 1:
             plan.errors.append(Issue(listing.parent, "a table has no children to list"))
-            continue
+            return
         if listing.children is None:
             plan.errors.append(Issue(listing.parent, listing.error or "listing failed"))
             plan.stats[f"{KINDS[len(listing.parent)]}.failed"] += 1
             if parent is not None:
                 plan.unknown.append(parent.id)
-            continue
+            return
         kind = KINDS[len(listing.parent) + 1]
-        parent_settings: EffectiveSettings = effective_settings(chain)
-        override = new_child_override(parent_settings)
         counts = Counter(child.name.casefold() for child in listing.children)
         ambiguous = {name for name, count in counts.items() if count > 1}
         for name in sorted(ambiguous):
@@ -240,59 +258,64 @@ def plan_sync(
             plan.stats[f"{kind}.skipped"] += counts[name]
         stored_children = {
             node.names[-1].casefold(): node
-            for node in (children.get(parent.id, ()) if parent is not None else ())
+            for node in (self.children.get(parent.id, ()) if parent is not None else ())
         }
+        override = new_child_override(effective_settings(chain))
         for child in listing.children:
-            folded = child.name.casefold()
-            if folded in ambiguous:
-                continue
-            if child.columns is not None:
-                child = _unique_columns(plan, (*listing.parent, child.name), child)
-            known = stored_children.get(folded)
-            if known is None:
-                names = (*listing.parent, child.name)
-                plan.inserts.append(
-                    NewObject(
-                        listing.parent,
-                        child.name,
-                        kind,
-                        child.remote_type,
-                        override,
-                        (child.columns or ()) if kind is Kind.TABLE else (),
-                    )
-                )
-                inserted[fold_names(names)] = Node(
-                    ObjectPath(key, names), override, None, RemoteState.PRESENT
-                )
-                plan.stats[f"{kind}.added"] += 1
-                continue
-            plan.seen.append(known.id)
-            if known.remote_state is RemoteState.PRESENT:
-                plan.stats[f"{kind}.unchanged"] += 1
-            else:
-                now_present.add(known.id)
-                plan.stats[f"{kind}.returned"] += 1
-            if kind is Kind.TABLE and child.columns is not None:
-                _compare_columns(plan, known.id, columns.get(known.id, ()), child.columns)
+            if child.name.casefold() not in ambiguous:
+                self.child(listing.parent, kind, override, child, stored_children)
         for folded, node in stored_children.items():
             if folded not in counts:
-                mark_missing(node)
+                self.mark_missing(node)
 
-    plan.missing = sorted(missing - now_present)
-    present_tables = sum(
-        1 for n in stored if n.kind is Kind.TABLE and n.remote_state is RemoteState.PRESENT
-    )
-    going = sum(
-        1
-        for n in stored
-        if n.id in missing and n.kind is Kind.TABLE and n.remote_state is RemoteState.PRESENT
-    )
-    if present_tables >= FAIL_SAFE_MINIMUM and going > fail_safe_threshold * present_tables:
-        plan.fail_safe = (
-            f"fail-safe: this sync would mark {going} of {present_tables} present tables "
-            f"missing (more than {fail_safe_threshold:.0%}); nothing was changed"
-        )
-    return plan
+    def child(
+        self,
+        parent: Names,
+        kind: Kind,
+        override: bool | None,
+        child: RemoteObject,
+        stored_children: Mapping[str, StoredNode],
+    ) -> None:
+        """One listed child: new (inserted with the status its parent gives new children),
+        or known (seen, maybe back, its columns compared)."""
+        plan = self.plan
+        if child.columns is not None:
+            child = _unique_columns(plan, (*parent, child.name), child)
+        known = stored_children.get(child.name.casefold())
+        if known is None:
+            names = (*parent, child.name)
+            columns = (child.columns or ()) if kind is Kind.TABLE else ()
+            plan.inserts.append(
+                NewObject(parent, child.name, kind, child.remote_type, override, columns)
+            )
+            self.inserted[fold_names(names)] = Node(
+                ObjectPath(self.key, names), override, None, RemoteState.PRESENT
+            )
+            plan.stats[f"{kind}.added"] += 1
+            return
+        plan.seen.append(known.id)
+        if known.remote_state is RemoteState.PRESENT:
+            plan.stats[f"{kind}.unchanged"] += 1
+        else:
+            self.now_present.add(known.id)
+            plan.stats[f"{kind}.returned"] += 1
+        if kind is Kind.TABLE and child.columns is not None:
+            _compare_columns(plan, known.id, self.columns.get(known.id, ()), child.columns)
+
+    def finish(self, fail_safe_threshold: float) -> SyncPlan:
+        """The plan, with the fail-safe's verdict."""
+        plan = self.plan
+        plan.missing = sorted(self.missing - self.now_present)
+        present = [
+            n for n in self.stored if n.kind is Kind.TABLE and n.remote_state is RemoteState.PRESENT
+        ]
+        going = sum(1 for n in present if n.id in self.missing)
+        if len(present) >= FAIL_SAFE_MINIMUM and going > fail_safe_threshold * len(present):
+            plan.fail_safe = (
+                f"fail-safe: this sync would mark {going} of {len(present)} present tables "
+                f"missing (more than {fail_safe_threshold:.0%}); nothing was changed"
+            )
+        return plan
 
 
 def _unique_columns(plan: SyncPlan, path: Names, child: RemoteObject) -> RemoteObject:

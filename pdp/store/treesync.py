@@ -20,9 +20,10 @@ from sqlalchemy import Connection, bindparam, delete, func, insert, select, text
 from pdp.core.model import fold
 from pdp.objects.paths import KINDS, Kind
 from pdp.objects.settings import RemoteState
-from pdp.objects.sync import (
+from pdp.objects.syncplan import (
     Listing,
     Names,
+    NewObject,
     RemoteColumn,
     RemoteObject,
     StoredColumn,
@@ -37,6 +38,18 @@ from pdp.store.schema import column_tags, columns, objects, requests
 CHUNK = 5000  # ids per IN list: below SQLite's and psycopg's parameter limits
 DEPTH = {kind.value: depth for depth, kind in enumerate(KINDS)}
 T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class SyncOutcome:
+    """The plan a sync made and whether it was applied (not when the fail-safe tripped)."""
+
+    plan: SyncPlan
+    applied: bool
+
+    @property
+    def stats(self) -> dict[str, int]:
+        return dict(self.plan.stats)
 
 
 def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
@@ -194,45 +207,12 @@ def apply_plan(
     job_id: str | None = None,
     digests: Mapping[int, str] | None = None,
 ) -> None:
-    """Write `plan` (made by `pdp.objects.sync.plan_sync` from `nodes`) in this transaction;
+    """Write `plan` (made by `pdp.objects.syncplan.plan_sync` from `nodes`) in this transaction;
     `digests`: the column digests of compared tables that changed (`narrow`)."""
-    ids = {fold_names(node.names): node.id for node in nodes}
-    new_columns: list[tuple[int, str, str, bool, int]] = []
-    for depth in range(1, len(KINDS)):
-        batch = [o for o in plan.inserts if len(o.parent) + 1 == depth]
-        if not batch:
-            continue
-        rows = [
-            {
-                "connection_id": connection_id,
-                "parent_id": ids[fold_names(o.parent)],
-                "kind": o.kind.value,
-                "name": o.name,
-                "name_folded": fold(o.name),
-                "remote_type": o.remote_type,
-                "is_active": o.is_active,
-                "activate_new_children": None,
-                "remote_state": RemoteState.PRESENT.value,
-                "data_source_id": str(uuid.uuid4()) if o.kind is Kind.TABLE else None,
-                "first_seen": now,
-                "last_seen": now,
-                "columns_digest": columns_digest(o.columns) if o.kind is Kind.TABLE else None,
-            }
-            for o in batch
-        ]
-        new_ids = _insert_objects(connection, rows)
-        for o, object_id in zip(batch, new_ids, strict=True):
-            ids[fold_names((*o.parent, o.name))] = object_id
-            new_columns.extend(
-                (object_id, c.name, c.type, c.nullable, c.position) for c in o.columns
-            )
-    if new_columns:  # columns of new tables come in without the `New` tag
-        _insert_columns(connection, new_columns)
-
+    _insert_new(connection, connection_id, nodes, plan, now)
     _stamp_seen(connection, nodes, plan, now)
     _set_state(connection, plan.missing, {"remote_state": RemoteState.MISSING.value})
     _set_state(connection, plan.unknown, {"remote_state": RemoteState.UNKNOWN.value})
-
     if digests:
         connection.execute(
             update(objects)
@@ -240,78 +220,145 @@ def apply_plan(
             .values(columns_digest=bindparam("digest")),
             [{"object_id": i, "digest": d} for i, d in sorted(digests.items())],
         )
-    if plan.column_adds:
-        statement = insert(columns).returning(columns.c.id, sort_by_parameter_order=True)
-        added = (
-            connection.execute(
-                statement,
-                [
-                    {
-                        "object_id": a.object_id,
-                        "name": a.column.name,
-                        "type": a.column.type,
-                        "nullable": a.column.nullable,
-                        "position": a.column.position,
-                    }
-                    for a in plan.column_adds
-                ],
-            )
-            .scalars()
-            .all()
-        )
-        tagged = [
-            {"column_id": column_id, "tag": NEW_TAG}
-            for a, column_id in zip(plan.column_adds, added, strict=True)
-            if a.new
-        ]
-        if tagged:
-            connection.execute(insert(column_tags), tagged)
-    if plan.column_changes:
-        connection.execute(
-            update(columns)
-            .where(columns.c.id == bindparam("column_id"))
-            .values(
-                type=bindparam("new_type"),
-                nullable=bindparam("new_nullable"),
-                position=bindparam("new_position"),
-            ),
-            [
-                {
-                    "column_id": c.column_id,
-                    "new_type": c.column.type,
-                    "new_nullable": c.column.nullable,
-                    "new_position": c.column.position,
-                }
-                for c in plan.column_changes
-            ],
-        )
+    _add_columns(connection, plan)
+    _change_columns(connection, plan)
     gone = [d.column_id for d in plan.column_deletes]
     for chunk in chunks(gone):
         connection.execute(delete(column_tags).where(column_tags.c.column_id.in_(chunk)))
         connection.execute(delete(columns).where(columns.c.id.in_(chunk)))
-
     if create_requests:
-        made = [
-            (a.object_id, a.column.name, RequestKind.COLUMN_ADDED)
-            for a in plan.column_adds
-            if a.new
-        ] + [(d.object_id, d.name, RequestKind.COLUMN_DELETED) for d in plan.column_deletes]
-        if made:
-            connection.execute(
-                insert(requests),
-                [
-                    {
-                        "connection_id": connection_id,
-                        "object_id": object_id,
-                        "kind": kind.value,
-                        "column_name": name,
-                        "state": RequestState.PENDING.value,
-                        "created_at": now,
-                        "job_id": job_id,
-                    }
-                    for object_id, name, kind in made
-                ],
+        _request_review(connection, connection_id, plan, now, job_id)
+
+
+def _insert_new(
+    connection: Connection,
+    connection_id: int,
+    nodes: Sequence[StoredNode],
+    plan: SyncPlan,
+    now: datetime,
+) -> None:
+    """The new objects, a level at a time (a parent's id comes before its children), and the
+    columns of new tables, which come in without the `New` tag."""
+    ids = {fold_names(node.names): node.id for node in nodes}
+    new_columns: list[tuple[int, str, str, bool, int]] = []
+    for depth in range(1, len(KINDS)):
+        batch = [o for o in plan.inserts if len(o.parent) + 1 == depth]
+        if not batch:
+            continue
+        rows = [_object_row(connection_id, ids[fold_names(o.parent)], o, now) for o in batch]
+        new_ids = _insert_objects(connection, rows)
+        for o, object_id in zip(batch, new_ids, strict=True):
+            ids[fold_names((*o.parent, o.name))] = object_id
+            new_columns.extend(
+                (object_id, c.name, c.type, c.nullable, c.position) for c in o.columns
             )
+    if new_columns:
+        _insert_columns(connection, new_columns)
+
+
+def _object_row(
+    connection_id: int, parent_id: int, new: NewObject, now: datetime
+) -> dict[str, Any]:
+    table = new.kind is Kind.TABLE
+    return {
+        "connection_id": connection_id,
+        "parent_id": parent_id,
+        "kind": new.kind.value,
+        "name": new.name,
+        "name_folded": fold(new.name),
+        "remote_type": new.remote_type,
+        "is_active": new.is_active,
+        "activate_new_children": None,
+        "remote_state": RemoteState.PRESENT.value,
+        "data_source_id": str(uuid.uuid4()) if table else None,
+        "first_seen": now,
+        "last_seen": now,
+        "columns_digest": columns_digest(new.columns) if table else None,
+    }
+
+
+def _add_columns(connection: Connection, plan: SyncPlan) -> None:
+    """Columns added to known tables; those new to the owners get the `New` tag."""
+    if not plan.column_adds:
+        return
+    statement = insert(columns).returning(columns.c.id, sort_by_parameter_order=True)
+    added = (
+        connection.execute(
+            statement,
+            [
+                {
+                    "object_id": a.object_id,
+                    "name": a.column.name,
+                    "type": a.column.type,
+                    "nullable": a.column.nullable,
+                    "position": a.column.position,
+                }
+                for a in plan.column_adds
+            ],
+        )
+        .scalars()
+        .all()
+    )
+    tagged = [
+        {"column_id": column_id, "tag": NEW_TAG}
+        for a, column_id in zip(plan.column_adds, added, strict=True)
+        if a.new
+    ]
+    if tagged:
+        connection.execute(insert(column_tags), tagged)
+
+
+def _change_columns(connection: Connection, plan: SyncPlan) -> None:
+    if not plan.column_changes:
+        return
+    connection.execute(
+        update(columns)
+        .where(columns.c.id == bindparam("column_id"))
+        .values(
+            type=bindparam("new_type"),
+            nullable=bindparam("new_nullable"),
+            position=bindparam("new_position"),
+        ),
+        [
+            {
+                "column_id": c.column_id,
+                "new_type": c.column.type,
+                "new_nullable": c.column.nullable,
+                "new_position": c.column.position,
+            }
+            for c in plan.column_changes
+        ],
+    )
+
+
+def _request_review(
+    connection: Connection,
+    connection_id: int,
+    plan: SyncPlan,
+    now: datetime,
+    job_id: str | None,
+) -> None:
+    """A request to the table's owners for each column new to them and each one gone."""
+    made = [
+        (a.object_id, a.column.name, RequestKind.COLUMN_ADDED) for a in plan.column_adds if a.new
+    ] + [(d.object_id, d.name, RequestKind.COLUMN_DELETED) for d in plan.column_deletes]
+    if not made:
+        return
+    connection.execute(
+        insert(requests),
+        [
+            {
+                "connection_id": connection_id,
+                "object_id": object_id,
+                "kind": kind.value,
+                "column_name": name,
+                "state": RequestState.PENDING.value,
+                "created_at": now,
+                "job_id": job_id,
+            }
+            for object_id, name, kind in made
+        ],
+    )
 
 
 def _insert_objects(connection: Connection, rows: list[dict[str, Any]]) -> Sequence[int]:
