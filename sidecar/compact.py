@@ -18,11 +18,13 @@ per-revision caches and decisions, the same fail-closed answers. The answer, in 
                  {"rowFilters": ["region = 'emea'"]},    # GetRowFilters
                  {"masks": [null, "'****'"]}]}           # GetColumnMask: one per column
 
-`revision` names what every answer was computed from: the PDP's policy revision and a digest of
-the cluster's own settings (cluster.properties, its mapping: they change decisions without a
-new PDP revision), the same in every worker. It is null when the sidecar holds no revision (no
-PDP yet, or past its staleness bound) or when it moved meanwhile: the plugin caches an answer
-only under the revision it currently holds.
+`revision` names what every answer was computed from: the PDP's policy revision and a digest
+of the cluster's own settings (cluster.properties, its mapping: they change decisions without a
+new PDP revision), the same in every worker. It is null (use the answers once, keep none) when
+the sidecar holds no revision (no PDP yet, or past its staleness bound), when it moved
+meanwhile, or when an ask needed the user's entitlements and the sidecar could not get them
+(its fail-closed fallback is an answer for now, not for the whole revision). The plugin caches
+an answer only under the revision it holds.
 
 `POST /v1/pdp/watch` with `{"revision": "r12" | null, "waitSeconds": 20}` answers
 `{"revision": ...}` as soon as the sidecar's revision differs from the one given, else after
@@ -39,6 +41,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from pdp.core.model import Identity
+from pdp.core.operations import needs_grants
 from pdp.wire.trino import FILTERS, BadRequest, decode_document, single_key
 
 if TYPE_CHECKING:
@@ -62,13 +66,14 @@ async def decisions(sidecar: Sidecar, body: bytes) -> bytes:
         raise BadRequest(f"asks: {len(asks)} asks; the limit is {MAX_ASKS}")
     answers = sidecar.answers
     assert answers is not None  # set at startup, before any request
-    revision = _revision(answers)
-    found = [
-        await _answer(sidecar, identity, _object(ask, f"asks[{i}]"), i)
-        for i, ask in enumerate(asks)
-    ]
-    if _revision(answers) != revision:
-        revision = None  # computed across two revisions: usable once, not cacheable
+    revision, found, fallback = _revision(answers), [], False
+    for i, ask in enumerate(asks):
+        found.append(await _answer(sidecar, identity, _object(ask, f"asks[{i}]"), i))
+        # decoded by now, so well formed; without the user's view, the answer was a fallback
+        user = Identity(identity["user"], frozenset(identity.get("groups", ())))
+        fallback |= needs_grants(str(ask["operation"])) and not answers.has_view(user)
+    if fallback or _revision(answers) != revision:
+        revision = None  # a fallback, or computed across two revisions: usable once
     return orjson.dumps({"revision": revision, "answers": found})
 
 

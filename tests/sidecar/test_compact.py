@@ -241,3 +241,36 @@ def test_with_the_pdp_gone_past_the_staleness_bound_nothing_is_tagged_and_all_is
     finally:
         stack.sidecar.stop()
         stack.pdp.stop()
+
+
+def test_a_fallback_answer_without_the_pdp_is_not_tagged_for_keeping(tmp_path) -> None:
+    """With the PDP away, a user the sidecar holds no view of is denied: an answer for now, not
+    for the whole revision, so it carries no revision; a cached user's answers still do."""
+    stack = start_stack(tmp_path, policies=WORKED_POLICIES)
+    try:
+        with httpx.Client(base_url=stack.url, timeout=10) as client:
+            orders = {
+                "operation": "SelectFromColumns",
+                "resource": {
+                    "table": {"catalogName": "hive", "schemaName": "sales", "tableName": "orders"}
+                },
+            }
+
+            def body(user: str, *groups: str) -> dict[str, object]:
+                return {"identity": {"user": user, "groups": list(groups)}, "asks": [orders]}
+
+            held = client.post(DECISIONS, json=body("alice", "analysts")).json()
+            assert held["answers"] == [{"allowed": True}] and held["revision"]
+            stack.pdp.stop()
+            frank = client.post(DECISIONS, json=body("frank")).json()
+            assert frank["answers"][0]["allowed"] is False
+            assert frank["revision"] is None
+            execute = {"identity": {"user": "frank"}, "asks": [{"operation": "ExecuteQuery"}]}
+            assert client.post(DECISIONS, json=execute).json() == {
+                "revision": held["revision"],  # identity checks need no PDP
+                "answers": [{"allowed": True}],
+            }
+            assert client.post(DECISIONS, json=body("alice", "analysts")).json() == held
+    finally:
+        stack.sidecar.stop()
+        stack.pdp.stop()
