@@ -134,7 +134,7 @@ async def _check(sidecar: Sidecar, document: dict[str, Any]) -> dict[str, Any]:
     if "filterResources" in document["input"]["action"]:
         raise BadRequest("filterResources: only filter operations and GetColumnMask take them")
     call = decode_document(document)
-    decision = await sidecar.answers.decide(call.request(), single_key(document))  # type: ignore[union-attr]
+    decision = await sidecar.answers.decide(call.request(), single_key(document))
     allowed = decision.allowed
     sidecar.stats.decisions[call.operation, "allow" if allowed else "deny"] += 1
     if sidecar.decision_log is not None:  # logged as /allow logs it
