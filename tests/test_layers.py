@@ -50,7 +50,6 @@ LONG_FUNCTIONS = frozenset(
     {
         "pdp/grants/sfpolicy.py:plan",
         "pdp/grants/tablepolicy.py:plan_table",
-        "pdp/service/config.py:load_pdp_config",
     }
 )
 
