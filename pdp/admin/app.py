@@ -36,7 +36,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from pdp.admin.guard import MAX_BODY_BYTES, Guard, Outage, TooLarge, error
 from pdp.auth.errors import PermissionDenied, Unauthenticated
 from pdp.control import Caller, ControlPlane, Forbidden, JobRunning, Registration, ValidationFailed
-from pdp.control.upgrade import LegacyRetired, UpgradeManager, WrongStep
+from pdp.control.legacy import LegacyApi, LegacyRetired
+from pdp.control.upgrade import UpgradeManager, WrongStep
 from pdp.objects.errors import Conflict, InvalidInput, NotFound, ObjectError
 from pdp.objects.paths import ObjectPath
 
@@ -423,6 +424,7 @@ def create_app(
 
     upgrades = UpgradeManager(plane)
     app.state.upgrades = upgrades
+    legacy = LegacyApi(plane)
 
     @app.get("/data/upgrade", tags=["upgrade"])
     def upgrade_list(who: Who) -> dict[str, Any]:
@@ -459,23 +461,23 @@ def create_app(
 
     @app.post("/dataSource", status_code=201, tags=["legacy"])
     def legacy_register(who: Who, body: dict[str, Any]) -> dict[str, Any]:
-        return upgrades.register_source(who, body)
+        return legacy.register_source(who, body)
 
     @app.put("/dataSource/detectRemoteChanges", tags=["legacy"])
     def legacy_detect(who: Who, body: DetectBody) -> dict[str, Any]:
-        return upgrades.detect_remote_changes(who, body.connection)
+        return legacy.detect_remote_changes(who, body.connection)
 
     @app.put("/dataSource/{source_id}", tags=["legacy"])
     def legacy_edit(who: Who, source_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        return upgrades.edit_source(who, source_id, body)
+        return legacy.edit_source(who, source_id, body)
 
     @app.delete("/dataSource/{source_id}", tags=["legacy"])
     def legacy_delete(who: Who, source_id: str) -> dict[str, Any]:
-        return upgrades.delete_source(who, source_id)
+        return legacy.delete_source(who, source_id)
 
     @app.put("/integrations/{name}/schemaMonitoring", tags=["legacy"])
     def legacy_monitoring(who: Who, name: str, body: MonitoringBody) -> dict[str, Any]:
-        return upgrades.schema_monitoring(who, name, body.database, body.schema_, body.enabled)
+        return legacy.schema_monitoring(who, name, body.database, body.schema_, body.enabled)
 
     @app.get("/health", tags=["health"])
     def health() -> dict[str, Any]:

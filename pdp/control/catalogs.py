@@ -7,20 +7,28 @@ registration the PDP proposes the mapping from the Trino catalog files it knows
 every `postgresql` catalog whose `connection-url` names the connection's host and port maps the
 database the URL names. A mapping given at registration wins; none found, the registration
 answer and `pdp connections status` say so.
+
+A mapping decides who governs a catalog's tables in Trino: the Data Owners of the connection's
+objects own the Trino tables they map to (and masks that exempt owners skip them). So a caller
+without GOVERNANCE may map a catalog only when nobody governs it yet (the policy files, a Trino
+connection that lists it, another connection's mapping) or when the operator's catalog files
+show that it reads this very connection (the proposal); else 403 naming who governs it.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from pdp.config.properties import read_entries
+from pdp.control.permissions import GOVERNANCE, Caller, Forbidden
+from pdp.core.model import fold
 from pdp.objects.errors import InvalidInput
-from pdp.policy.model import Technology
+from pdp.policy.model import DataSource, Technology
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +53,48 @@ def check_mapping(technology: Technology, mapping: Any, field: str) -> dict[str,
     ):
         raise InvalidInput(field, mapping, "expected {database: Trino catalog} of names")
     return dict(mapping)
+
+
+def governed(
+    key: str,
+    declared: Iterable[DataSource],
+    mappings: Mapping[str, Mapping[str, str]],
+    trino_catalogs: Mapping[str, Iterable[str]],
+) -> dict[str, str]:
+    """Folded Trino catalog -> who governs it, other than connection `key`: the policy files'
+    data sources, other connections' `trinoCatalogs` (`mappings`: key -> mapping) and the
+    catalogs Trino connections list (`trino_catalogs`: key -> catalog names)."""
+    found: dict[str, str] = {}
+    for source in declared:
+        if source.trino_catalog and fold(source.connection) != fold(key):
+            found.setdefault(fold(source.trino_catalog), "the policy files")
+    for other, catalogs in trino_catalogs.items():
+        if fold(other) != fold(key):
+            for catalog in catalogs:
+                found.setdefault(fold(catalog), f"the Trino connection {other!r}")
+    for other, mapping in mappings.items():
+        if fold(other) != fold(key):
+            for catalog in mapping.values():
+                found.setdefault(fold(catalog), f"the connection {other!r}")
+    return found
+
+
+def check_claims(
+    caller: Caller, mapping: Mapping[str, str], governed: Mapping[str, str], proposal: Proposal
+) -> None:
+    """403 unless `caller` may map each catalog of `mapping` (see the module's docstring)."""
+    if caller.has(GOVERNANCE):
+        return
+    for database, catalog in sorted(mapping.items()):
+        who = governed.get(fold(catalog))
+        if who is not None and proposal.catalogs.get(database) != catalog:
+            raise Forbidden(
+                "GOVERNANCE",
+                f"the Trino catalog {catalog!r} is governed by {who}: only GOVERNANCE may map "
+                "another connection onto it (the Trino catalog files do not show that it reads "
+                "this connection)",
+                {database: catalog},
+            )
 
 
 def propose(

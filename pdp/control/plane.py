@@ -18,7 +18,7 @@ from typing import Any
 
 from pdp.control import permissions as perm
 from pdp.control.catalogs import KEY as TRINO_CATALOGS
-from pdp.control.catalogs import Proposal, check_mapping, propose
+from pdp.control.catalogs import Proposal, check_claims, check_mapping, governed, propose
 from pdp.control.objectsync import (
     CrawlerFactory,
     SyncRunner,
@@ -46,6 +46,7 @@ from pdp.store import (
     JobType,
     ObjectRecord,
     PrincipalKind,
+    Reader,
     References,
     RequestState,
     Role,
@@ -189,6 +190,32 @@ class ControlPlane:
         # of a connection registered without them; set by the PDP service.
         self.trino_catalog_files: Path | None = None
 
+    def _may_map(
+        self,
+        caller: Caller,
+        key: str,
+        technology: Technology,
+        endpoint: Mapping[str, Any],
+        mapping: Mapping[str, str],
+    ) -> None:
+        """403 when the caller maps a Trino catalog that somebody else governs (catalogs.py)."""
+        if caller.has(perm.GOVERNANCE) or not mapping:
+            return
+        docs = self.declared() if self.declared is not None else None
+        declared = (*docs.sources, *docs.retired) if docs is not None else ()
+        mappings: dict[str, Mapping[str, str]] = {}
+        listed: dict[str, list[str]] = {}
+        with self.store.read() as reader:
+            for connection in reader.connections():
+                if connection.technology is Technology.TRINO:
+                    listed[connection.key] = _names(reader, ObjectPath(connection.key))
+                else:
+                    mappings[connection.key] = connection.settings.get(TRINO_CATALOGS) or {}
+        claimed = governed(key, declared, mappings, listed)
+        check_claims(
+            caller, mapping, claimed, propose(technology, endpoint, self.trino_catalog_files)
+        )
+
     def admit(self, caller: Caller) -> None:
         """403 unless the caller holds some control-plane permission: checked before anything
         else, so that answers to others never tell which connections or objects exist."""
@@ -262,6 +289,7 @@ class ControlPlane:
             settings[TRINO_CATALOGS] = check_mapping(
                 technology, settings[TRINO_CATALOGS], "connection.trinoCatalogs"
             )
+            self._may_map(caller, key, technology, registration.endpoint, settings[TRINO_CATALOGS])
         elif technology is not Technology.TRINO:
             proposal = propose(technology, registration.endpoint, self.trino_catalog_files)
             if proposal.catalogs:
@@ -331,6 +359,8 @@ class ControlPlane:
         mapping = None
         if trino_catalogs is not None:
             mapping = check_mapping(current.technology, trino_catalogs, "trinoCatalogs")
+            where = endpoint if endpoint is not None else current.endpoint
+            self._may_map(caller, key, current.technology, where, mapping)
         if endpoint is not None or credentials is not None:
             sealed_new = (
                 self.store.secrets.seal(credentials, "connection.credentials")
@@ -713,3 +743,16 @@ def _enum(kind: Any, value: str | None, field: str) -> Any:
     except ValueError:
         known = ", ".join(v.value for v in kind)
         raise InvalidInput(field, value, f"expected one of {known}") from None
+
+
+CHILDREN_PAGE = 1000  # the store's largest page
+
+
+def _names(reader: Reader, path: ObjectPath) -> list[str]:
+    """The names of every child of `path`, page by page."""
+    names: list[str] = []
+    while True:
+        page = reader.children(path, offset=len(names), size=CHILDREN_PAGE)
+        names.extend(record.path.name for record in page.hits)
+        if not page.hits or len(names) >= page.count:
+            return names

@@ -6,11 +6,12 @@ where it is missing (the connection, the object, the sync job, /health)."""
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from pdp.control.catalogs import propose
-from pdp.policy.model import Technology
+from pdp.policy.model import DataSource, Technology
 
 PG = {
     "connectionKey": "pg",
@@ -116,3 +117,72 @@ def test_the_proposal_matches_host_port_and_database(tmp_path: Path, url, endpoi
 def test_no_proposal_for_other_technologies(tmp_path: Path):
     proposal = propose(Technology.SNOWFLAKE, {"account": "a"}, tmp_path)
     assert proposal.catalogs == {} and "give trinoCatalogs" in proposal.source
+
+
+# --- who may map a catalog: a mapping decides who governs the catalog's tables in Trino -------
+
+CREATOR_PG = {**PG, "connection": {**PG["connection"], "trinoCatalogs": {"hold": "hold"}}}
+
+
+def test_a_creator_cannot_map_a_catalog_that_a_trino_connection_governs(api):
+    """The attack: a CREATE_DATA_SOURCE user registers a database of their own onto the catalog
+    the Trino connection governs, then would make themselves Data Owner of its tables."""
+    api.register()  # hc, a Trino connection listing the catalogs hold and lake
+    refused = api.call("POST", "/data/connection", "creator", json=CREATOR_PG)
+    assert refused.status_code == 403, refused.text
+    error = refused.json()["error"]
+    assert error["permission"] == "GOVERNANCE"
+    assert "'hold' is governed by the Trino connection 'hc'" in error["message"]
+    assert api.call("GET", "/data/connection/pg").status_code == 404  # nothing registered
+
+
+def test_an_infrastructure_admin_cannot_remap_onto_a_governed_catalog(api):
+    api.register()
+    assert api.call("POST", "/data/connection", "creator", json=PG).status_code == 201
+    api.runner.join()
+    for catalog in ("hold", "HOLD"):
+        refused = api.call(
+            "PUT", "/data/connection/pg", "creator", json={"trinoCatalogs": {"hold": catalog}}
+        )
+        assert refused.status_code == 403, refused.text
+    assert "trinoCatalogs" not in api.call("GET", "/data/connection/pg").json()["settings"]
+    free = api.call(
+        "PUT", "/data/connection/pg", "creator", json={"trinoCatalogs": {"hold": "mine"}}
+    )
+    assert free.status_code == 200, free.text
+
+
+def test_another_connections_catalog_and_the_policy_files_catalogs_are_governed(api):
+    api.register(CREATOR_PG | {"connectionKey": "first"}, user="boss")  # GOVERNANCE may
+    second = {**PG, "connectionKey": "second"}
+    assert api.call("POST", "/data/connection", "creator", json=second).status_code == 201
+    api.runner.join()
+    onto_first = api.call(
+        "PUT", "/data/connection/second", "creator", json={"trinoCatalogs": {"lake": "hold"}}
+    )
+    assert onto_first.status_code == 403
+    assert "governed by the connection 'first'" in onto_first.json()["error"]["message"]
+    files = SimpleNamespace(
+        sources=[DataSource("finance", Technology.POSTGRESQL, "db", "s", "t", trino_catalog="fin")],
+        retired=[],
+    )
+    api.plane.declared = lambda: files
+    onto_files = api.call(
+        "PUT", "/data/connection/second", "creator", json={"trinoCatalogs": {"lake": "fin"}}
+    )
+    assert onto_files.status_code == 403
+    assert "governed by the policy files" in onto_files.json()["error"]["message"]
+
+
+def test_the_catalog_files_showing_this_connection_allow_the_mapping(api, tmp_path):
+    """Registering a PostgreSQL connection that Trino reads through a catalog the Trino
+    connection also lists is the normal case: the operator's catalog files vouch for it."""
+    api.register()
+    catalogs = tmp_path / "catalog"
+    catalogs.mkdir()
+    (catalogs / "hold.properties").write_text(
+        "connector.name=postgresql\nconnection-url=jdbc:postgresql://127.0.0.1:54329/hold\n"
+    )
+    api.plane.trino_catalog_files = catalogs
+    answer = api.call("POST", "/data/connection", "creator", json=CREATOR_PG)
+    assert answer.status_code == 201, answer.text

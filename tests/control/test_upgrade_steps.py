@@ -13,7 +13,8 @@ import pytest
 
 from pdp.config.policyfiles import PolicyDocuments, parse_policy_file
 from pdp.control import Scheduler
-from pdp.control.upgrade import match_source, oauth_checks, shape_checks
+from pdp.control.credentials import oauth_checks, shape_checks
+from pdp.control.matching import match_source
 from pdp.core.model import ClusterSettings, Settings
 from pdp.objects.paths import ObjectPath
 from pdp.objects.syncplan import Listing, RemoteObject
