@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 
 from fastapi import Request
 
-from pdp.admin.app import USER_HEADER, Authenticate
+from pdp.admin.deps import USER_HEADER, Authenticate
 from pdp.auth.errors import Unauthenticated
 from pdp.auth.validator import Validator
 from pdp.control import Caller

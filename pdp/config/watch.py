@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, TypeVar
 
@@ -29,11 +30,26 @@ def _signature(paths: Sequence[Path]) -> Signature:
     return tuple(result)
 
 
+@dataclass(frozen=True)
+class Initial(Generic[T]):
+    """A first load, and the files' signature taken before it: a `Watched` built later from it
+    still sees an edit made meanwhile."""
+
+    loaded: Loaded[T]
+    signature: Signature
+
+    @classmethod
+    def load(cls, paths: Sequence[Path], load: Callable[[], Loaded[T]]) -> Initial[T]:
+        signature = _signature(list(paths))
+        return cls(load(), signature)
+
+
 class Watched(Generic[T]):
     """A configuration value loaded from files. `current` is always the last good value.
 
     The first load raises (refuse to start without a good configuration); later failed loads are
-    logged with every problem and leave `current` untouched."""
+    logged with every problem and leave `current` untouched. `initial` is a first load the
+    caller made already (to build from its value what `on_change` feeds)."""
 
     def __init__(
         self,
@@ -41,10 +57,13 @@ class Watched(Generic[T]):
         paths: Sequence[Path],
         load: Callable[[], Loaded[T]],
         on_change: Callable[[T], None] | None = None,
+        initial: Initial[T] | None = None,
     ) -> None:
         self.name, self.paths, self._load, self.on_change = name, list(paths), load, on_change
-        self._signature = _signature(self.paths)
-        loaded = load()
+        if initial is None:
+            initial = Initial.load(self.paths, load)
+        self._signature = initial.signature
+        loaded = initial.loaded
         self._report(loaded)
         self.current: T = loaded.value
         self.last_error: ConfigError | None = None

@@ -1,7 +1,8 @@
 """The control plane: object sync jobs, their schedule, and the snapshot composed from the
 policy files and the store. The admin API (`pdp.admin`) sits on top of it."""
 
-from pdp.control.objectsync import CrawlerFactory, JobRunning, SyncRunner, crawl
+from pdp.control.jobs import JobRunner, JobRunning
+from pdp.control.objectsync import CrawlerFactory, SyncRunner, crawl
 from pdp.control.permissions import Caller, Forbidden
 from pdp.control.plane import ControlPlane, Registration, ValidationFailed
 from pdp.control.schedule import Scheduler
@@ -17,6 +18,7 @@ __all__ = [
     "ControlPlane",
     "CrawlerFactory",
     "Forbidden",
+    "JobRunner",
     "JobRunning",
     "Registration",
     "Scheduler",

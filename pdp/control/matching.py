@@ -121,54 +121,18 @@ def apply_matches(
     integration = lg.get_integration(writer, integration_name)
     by_parent = index_listings(listings)
     stats = {"matched": 0, "matchedByCase": 0, "unresolved": 0, "alreadyResolved": 0}
-    claimed: set[str] = set()
-    for source in lg.sources_of(writer, integration):
+    sources = lg.sources_of(writer, integration)
+    claimed = {
+        s.matched_path.casefold()
+        for s in sources
+        if s.match_state is MatchState.MATCHED and s.matched_path
+    }
+    for source in sources:
         if source.match_state in (MatchState.DISABLED, MatchState.DELETED):
             stats["alreadyResolved"] += 1
             continue
-        if source.match_state is MatchState.MATCHED and source.matched_path:
-            claimed.add(source.matched_path.casefold())
-    for source in lg.sources_of(writer, integration):
-        if source.match_state in (MatchState.DISABLED, MatchState.DELETED):
-            continue
-        if source.match_state is MatchState.MATCHED and source.matched_path:
-            try:
-                apply_match(writer, source, ObjectPath.parse_url(source.matched_path))
-                stats["matched"] += 1
-                continue
-            except NotFound:
-                pass
-        found = match_source(source.names, by_parent)
-        if found.names is not None:
-            target = ObjectPath(key, found.names)
-            try:
-                writer.object(target)
-            except NotFound:
-                found = Match(None, MatchReason.NOT_FOUND, REASONS[MatchReason.NOT_FOUND])
-            else:
-                if target.url.casefold() in claimed:
-                    found = Match(
-                        None,
-                        MatchReason.AMBIGUOUS,
-                        f"another data source is matched to {target.url} already",
-                    )
-        if found.names is None:
-            assert found.reason is not None
-            lg.update_source(
-                writer,
-                source.id,
-                match_state=MatchState.UNRESOLVED,
-                match_reason=f"{found.reason.value}: {found.detail}",
-                matched_path=None,
-            )
-            stats["unresolved"] += 1
-            continue
-        target = ObjectPath(key, found.names)
-        claimed.add(target.url.casefold())
-        apply_match(writer, source, target)
-        stats["matched"] += 1
-        if found.names != source.names:
-            stats["matchedByCase"] += 1
+        for counter in _match_one(writer, source, key, by_parent, claimed):
+            stats[counter] += 1
     for monitored, on in integration.schema_monitoring.items():
         if not on:
             continue
@@ -179,3 +143,48 @@ def apply_matches(
             continue
         writer.set_settings(stored.path, is_active=True, activate_new_children=True)
     return stats
+
+
+def _match_one(
+    writer: Writer,
+    source: LegacySource,
+    key: str,
+    by_parent: Mapping[tuple[str, ...], Listing],
+    claimed: set[str],
+) -> tuple[str, ...]:
+    """Match one data source (again: a match whose table is still there is kept); the
+    counters of `apply_matches`' stats it adds to. `claimed`: tables matched so far."""
+    if source.match_state is MatchState.MATCHED and source.matched_path:
+        try:
+            apply_match(writer, source, ObjectPath.parse_url(source.matched_path))
+            return ("matched",)
+        except NotFound:
+            pass
+    found = match_source(source.names, by_parent)
+    if found.names is not None:
+        target = ObjectPath(key, found.names)
+        try:
+            writer.object(target)
+        except NotFound:
+            found = Match(None, MatchReason.NOT_FOUND, REASONS[MatchReason.NOT_FOUND])
+        else:
+            if target.url.casefold() in claimed:
+                found = Match(
+                    None,
+                    MatchReason.AMBIGUOUS,
+                    f"another data source is matched to {target.url} already",
+                )
+    if found.names is None:
+        assert found.reason is not None
+        lg.update_source(
+            writer,
+            source.id,
+            match_state=MatchState.UNRESOLVED,
+            match_reason=f"{found.reason.value}: {found.detail}",
+            matched_path=None,
+        )
+        return ("unresolved",)
+    target = ObjectPath(key, found.names)
+    claimed.add(target.url.casefold())
+    apply_match(writer, source, target)
+    return ("matched", "matchedByCase") if found.names != source.names else ("matched",)

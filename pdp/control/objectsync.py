@@ -1,13 +1,13 @@
 """Object sync as jobs: crawl a subtree breadth first, then apply it in one store write.
 
-`SyncRunner.start(path, trigger)` takes the connection's job lock (one job per connection,
-across replicas), creates the job and runs it in its own thread, so the PDP's event loop never
-waits for a platform. The crawl lists each container once and recurses into the children that
-are effectively active, have an active descendant or arrive active in this sync (into all of
-them with `force_recursive`, and on a connection's first sync, which lists the whole hierarchy
-so that there is a tree to activate); the listings go to `Writer.sync` in one transaction
-together with the job's final state: one store version, one revision at most (the revision
-follows the registry's content, so a sync that changes nothing publishes none).
+`SyncRunner.start(path, trigger)` runs a `SyncWork` on the process's `JobRunner`
+(pdp.control.jobs: the connection's job lock, the job row, its own thread), so the PDP's
+event loop never waits for a platform. The crawl lists each container once and recurses into
+the children that are effectively active, have an active descendant or arrive active in this
+sync (into all of them with `force_recursive`, and on a connection's first sync, which lists
+the whole hierarchy so that there is a tree to activate); the listings go to `Writer.sync` in
+one transaction together with the job's final state: one store version, one revision at most
+(the revision follows the registry's content, so a sync that changes nothing publishes none).
 """
 
 from __future__ import annotations
@@ -15,9 +15,8 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-import uuid
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -25,8 +24,9 @@ from typing import Any
 
 from sqlalchemy import select
 
+from pdp.control.jobs import ABANDONED, JobRunner, Progress
 from pdp.crawl.base import Crawler
-from pdp.objects.errors import Conflict, LockHeld
+from pdp.objects.errors import Conflict
 from pdp.objects.keys import key_identity
 from pdp.objects.paths import Kind, ObjectPath
 from pdp.objects.syncplan import Listing, StoredNode, fold_names
@@ -47,28 +47,6 @@ log = logging.getLogger(__name__)
 
 CrawlerFactory = Callable[[ConnectionRecord], Crawler]
 Names = tuple[str, ...]
-
-
-class JobRunning(Conflict):
-    """A sync of this connection runs already (409); `job_id` names it."""
-
-    def __init__(self, key: str, job_id: str | None, message: str | None = None) -> None:
-        super().__init__(
-            "path", key, message or f"a sync of this connection runs already (job {job_id})"
-        )
-        self.job_id = job_id
-
-
-def job_running(store: Store, key: str, held: LockHeld, message: str | None = None) -> JobRunning:
-    """The 409 for a connection whose job lock `held` refused: it names the running job."""
-    running = None
-    try:
-        with store.read() as reader:
-            running = reader.running_job(key)
-    except Exception:
-        log.exception("reading the running job of %s", key)
-    job_id = running.id if running else held.holder
-    return JobRunning(key, job_id, message and message.format(job=job_id))
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,22 +266,22 @@ def describe(path: Names, key: str) -> str:
 
 
 class SyncRunner:
-    """Starts and runs sync jobs. One per process; thread-safe."""
+    """Starts sync jobs on the process's `JobRunner`. One per process; thread-safe."""
 
-    def __init__(self, store: Store, crawler_factory: CrawlerFactory) -> None:
+    def __init__(
+        self,
+        store: Store,
+        crawler_factory: CrawlerFactory,
+        jobs: JobRunner | None = None,
+        *,
+        requests_wanted: Callable[[], bool] | None = None,
+    ) -> None:
         self.store = store
         self.crawler_factory = crawler_factory
-        self.replica = uuid.uuid4().hex[:12]
-        self._guard = threading.Lock()
-        self._local: dict[str, str] = {}  # folded key -> the job id this process runs
-        self._threads: list[threading.Thread] = []
-        self._by_key: dict[str, threading.Thread] = {}
-        # Set when the PDP stops: a job's thread stops retrying to record its failure (the
-        # next start's `sweep` records it).
-        self.stopping = threading.Event()
+        self.jobs = jobs or JobRunner(store)
         # Whether an active policy targets the `New` tag now (the PDP service asks its current
         # snapshot): only then does a sync open data source requests for added/deleted columns.
-        self.requests_wanted: Callable[[], bool] = lambda: False
+        self.requests_wanted: Callable[[], bool] = requests_wanted or (lambda: False)
 
     def start(
         self,
@@ -317,284 +295,127 @@ class SyncRunner:
         background. Raises `JobRunning` when a job of the connection runs (here or on another
         replica). With `due` (a scheduled run) returns None if a scheduled job for that time
         exists already or a sync ran since."""
-        folded = key_identity(path.key)
-        self._settle(folded)
-        with self._guard:
-            if folded in self._local:
-                raise JobRunning(path.key, self._local[folded])
-            self._local[folded] = ""
-        accepted: Future[Job | None] = Future()
-        thread = threading.Thread(
-            target=self._run,
-            args=(path, JobTrigger(trigger), force_recursive, due, accepted),
-            name=f"pdp-sync-{path.key}",
-            daemon=True,
-        )
-        try:
-            thread.start()
-        except BaseException:
-            with self._guard:
-                self._local.pop(folded, None)
-            raise
-        self._threads = [t for t in self._threads if t.is_alive()] + [thread]
-        with self._guard:
-            self._by_key[folded] = thread
-        try:
-            job = accepted.result()
-        except BaseException:
-            thread.join()  # refused: the thread releases the connection first
-            raise
-        if job is None:  # nothing to run: likewise
-            thread.join()
-        return job
-
-    def _settle(self, folded: str) -> None:
-        """A job that has committed its end may still be releasing its lock: wait for it."""
-        with self._guard:
-            job_id, thread = self._local.get(folded), self._by_key.get(folded)
-        if not job_id or thread is None:
-            return
-        try:
-            with self.store.read() as reader:
-                finished = reader.job(job_id).state.finished
-        except Exception:
-            return
-        if finished:
-            thread.join(10)
+        work = SyncWork(self, path, force_recursive, due)
+        return self.jobs.run(JobType.SYNC, path.key, work, trigger=JobTrigger(trigger))
 
     def join(self, timeout: float = 30.0) -> None:
         """Wait for this process's jobs (tests, shutdown)."""
-        for thread in list(self._threads):
-            thread.join(timeout)
-
-    def running_here(self) -> frozenset[str]:
-        """The ids of the jobs this process runs now."""
-        with self._guard:
-            return frozenset(job_id for job_id in self._local.values() if job_id)
+        self.jobs.join(timeout)
 
     def sweep(self) -> list[str]:
-        """Mark failed every job the store shows running whose runner is gone: a PDP that
-        stopped (or crashed) during it, or that could not record its end before giving up.
-        A job is orphaned only when its connection's job lock is free (a runner alive on
-        another replica holds it) and it is not one of this process's. Blocking; returns the
-        ids of the jobs marked. The scheduler calls it every tick."""
-        # Only active jobs: a sync or cascade becomes active in the write that creates it,
-        # under the lock; an upgrade job is created before its thread takes the lock.
-        with self.store.read() as reader:
-            running = reader.jobs(state=JobState.ACTIVE, size=MAX_SWEPT).hits
-        marked: list[str] = []
-        for key in sorted({job.connection_key for job in running if job.connection_key}):
-            mine = self.running_here()
-            if not any(j.connection_key == key and j.id not in mine for j in running):
-                continue
-            holder = f"{self.replica}:sweep-{uuid.uuid4().hex[:8]}"
-            try:
-                with self.store.job_lock(key, holder), self.store.write() as writer:
-                    marked += abandon_stale_jobs(
-                        writer, key, ORPHANED, keep=mine, states=(JobState.ACTIVE,)
-                    )
-            except LockHeld:
-                continue  # its runner is alive elsewhere
-        for job_id in marked:
-            log.warning("job %s: %s", job_id, ORPHANED)
-        return marked
+        """`JobRunner.sweep`: mark failed the jobs whose runner is gone."""
+        return self.jobs.sweep()
 
-    # --- the job's thread ---------------------------------------------------------------------
-
-    def _run(
-        self,
-        path: ObjectPath,
-        trigger: JobTrigger,
-        force_recursive: bool,
-        due: datetime | None,
-        accepted: Future[Job | None],
-    ) -> None:
-        folded = key_identity(path.key)
-        try:
-            with self.store.read() as reader:
-                connection = reader.connection(path.key)
-                reader.object(path)  # 404 before anything else
-            if connection.state is ConnectionState.UPGRADING:
-                raise Conflict("path", path.url, "the connection is being upgraded: sync is off")
-            with self.store.job_lock(path.key, f"{self.replica}:{uuid.uuid4().hex[:8]}"):
-                job = self._create(path, connection, trigger, due)
-                if job is None:
-                    accepted.set_result(None)
-                    return
-                with self._guard:
-                    self._local[folded] = job.id
-                accepted.set_result(job)
-                self._execute(job, connection, path, force_recursive)
-        except LockHeld as held:
-            error = job_running(self.store, path.key, held)
-            if not accepted.done():
-                accepted.set_exception(error)
-        except BaseException as error:
-            if not accepted.done():
-                accepted.set_exception(error)
-            else:
-                log.exception("sync job of %s failed unexpectedly", path.url)
-        finally:
-            with self._guard:
-                self._local.pop(folded, None)
-
-    def _create(
-        self,
-        path: ObjectPath,
-        connection: ConnectionRecord,
-        trigger: JobTrigger,
-        due: datetime | None,
-    ) -> Job | None:
-        with self.store.write() as writer:
-            if due is not None:
-                current = writer.connection(path.key)
-                if current.last_sync_at is not None and _aware(current.last_sync_at) >= due:
-                    return None
-                for job in writer.jobs(connection=path.key, size=20).hits:
-                    if job.trigger is JobTrigger.SCHEDULED and _scheduled_for(job) >= due:
-                        return None
-            abandon_stale_jobs(writer, path.key)
-            job = writer.create_job(JobType.SYNC, trigger, path)
-            stats = {"scheduledFor": due.isoformat()} if due is not None else None
-            return writer.update_job(job.id, state=JobState.ACTIVE, stats=stats)
-
-    def _execute(
-        self, job: Job, connection: ConnectionRecord, path: ObjectPath, force_recursive: bool
-    ) -> None:
-        try:
-            try:
-                crawler = self.crawler_factory(connection)
-            except Exception as error:
-                self._finish(job, JobState.FAILED, {}, [_error(path, f"cannot connect: {error}")])
-                return
-            try:
-                with self.store.read() as reader:
-                    row = reader.db.execute(
-                        select(connections.c.id).where(
-                            connections.c.key_folded == key_identity(path.key)
-                        )
-                    ).scalar_one()
-                    nodes, _ = load_tree(reader.db, row, False)
-                # The first sync of a connection lists its whole hierarchy down to the
-                # tables, every object as the settings say (inactive by default): the tree is
-                # there to activate. Later syncs follow the settings.
-                first_sync = connection.last_sync_at is None
-                listings = crawl(
-                    crawler,
-                    nodes,
-                    path.names,
-                    force_recursive or first_sync,
-                    concurrency=listing_bound(connection),
-                    more=partial(self.crawler_factory, connection),
-                    per_database=database_bound(connection),
-                )
-            finally:
-                crawler.close()
-            first = listings[0]
-            if first.children is None:  # unreachable, refused credentials: change nothing
-                reason = first.error or "listing failed"
-                where = describe(first.parent, path.key)
-                self._finish(
-                    job,
-                    JobState.FAILED,
-                    {"listings": len(listings), "failedListings": 1},
-                    [{"path": where, "message": f"cannot list {where}: {reason}"}],
-                )
-                return
-            create_requests = self._requests_wanted()
-            with self.store.write() as writer:
-                outcome = writer.sync(
-                    path.key, listings, job_id=job.id, create_requests=create_requests
-                )
-                stats = {**job.stats, **_stats(outcome, listings)}
-                if create_requests and outcome.applied:
-                    plan = outcome.plan
-                    stats["requestsOpened"] = sum(1 for a in plan.column_adds if a.new) + len(
-                        plan.column_deletes
-                    )
-                errors = _errors(outcome, path.key)
-                ungoverned = len(not_governed_in_trino(writer, path.key))
-                if ungoverned:  # active, yet Trino reads them through no mapped catalog
-                    stats["notGovernedInTrino"] = ungoverned
-                if not outcome.applied:
-                    errors.append({"path": path.url, "message": outcome.plan.fail_safe})
-                    writer.update_job(job.id, state=JobState.FAILED, stats=stats, errors=errors)
-                else:
-                    writer.update_job(job.id, state=JobState.COMPLETED, stats=stats, errors=errors)
-            log.info("sync job %s of %s: %s", job.id, path.url, stats)
-        except Exception as error:
-            log.exception("sync job %s of %s failed", job.id, path.url)
-            record_failure(self.store, job, [_error(path, f"{error}")], self.stopping)
-
-    def _requests_wanted(self) -> bool:
+    def requests_on(self) -> bool:
         try:
             return bool(self.requests_wanted())
         except Exception:  # never fail a sync over it; the requests are a courtesy to owners
             log.exception("cannot tell whether a policy targets the New tag; no requests")
             return False
 
-    def _finish(
-        self, job: Job, state: JobState, stats: dict[str, Any], errors: list[dict[str, Any]]
+
+class SyncWork:
+    """One sync job (a `Work` of the job runner): crawl `path`, then apply it in one write."""
+
+    busy = "a sync of this connection runs already (job {job})"
+    abandoned = ABANDONED
+
+    def __init__(
+        self, runner: SyncRunner, path: ObjectPath, force_recursive: bool, due: datetime | None
     ) -> None:
-        with self.store.write() as writer:
-            writer.update_job(job.id, state=state, stats={**job.stats, **stats}, errors=errors)
+        self.store, self.runner, self.path = runner.store, runner, path
+        self.force_recursive, self.due = force_recursive, due
+        self.connection: ConnectionRecord | None = None
 
+    def admit(self) -> None:
+        with self.store.read() as reader:
+            self.connection = reader.connection(self.path.key)
+            reader.object(self.path)  # 404 before anything else
+        if self.connection.state is ConnectionState.UPGRADING:
+            raise Conflict("path", self.path.url, "the connection is being upgraded: sync is off")
 
-ABANDONED = "abandoned: its runner stopped"
-ORPHANED = "interrupted: its runner stopped (the PDP stopped, or the store was unavailable)"
-MAX_SWEPT = 1000  # running jobs one sweep looks at (there is at most one per connection)
-RECORD_FIRST_WAIT, RECORD_LONGEST_WAIT = 0.5, 5.0  # seconds between attempts to record
+    def begin(self, writer: Writer) -> Mapping[str, Any] | None:
+        """No stats; a scheduled run records its due time, and is nothing to run if a
+        scheduled job for that time exists already or a sync ran since."""
+        due = self.due
+        if due is None:
+            return {}
+        current = writer.connection(self.path.key)
+        if current.last_sync_at is not None and _aware(current.last_sync_at) >= due:
+            return None
+        for job in writer.jobs(connection=self.path.key, size=20).hits:
+            if job.trigger is JobTrigger.SCHEDULED and _scheduled_for(job) >= due:
+                return None
+        return {"scheduledFor": due.isoformat()}
 
-
-def abandon_stale_jobs(
-    writer: Writer,
-    key: str,
-    reason: str = ABANDONED,
-    keep: frozenset[str] = frozenset(),
-    states: tuple[JobState, ...] = (JobState.CREATED, JobState.ACTIVE),
-) -> list[str]:
-    """Under the connection's job lock, a job of it still marked running (a sync, a cascade)
-    was abandoned by a runner that died: mark it failed (except the ids in `keep`). Returns
-    the ids marked."""
-    marked = []
-    for state in states:
-        for stale in writer.jobs(connection=key, state=state).hits:
-            if stale.id in keep:
-                continue
-            writer.update_job(
-                stale.id,
-                state=JobState.FAILED,
-                errors=[*stale.errors, {"message": reason}],
-            )
-            marked.append(stale.id)
-    return marked
-
-
-def record_failure(
-    store: Store, job: Job, errors: list[dict[str, Any]], stopping: threading.Event
-) -> bool:
-    """Mark `job` failed with `errors`. The store not answering is often what failed the job:
-    retry (0.5 s doubling to 5 s) until it answers, so that the job list does not show the job
-    running once its runner has given up. Stops trying when `stopping` is set (the PDP
-    stops; the next start's sweep records it). A job already ended (a sweep elsewhere) is
-    left as it is. Returns whether the failure is recorded."""
-    wait, announced = RECORD_FIRST_WAIT, False
-    while True:
+    def __call__(self, job: Job, progress: Progress) -> None:
+        path, connection = self.path, self.connection
+        assert connection is not None  # admitted
+        factory = self.runner.crawler_factory
         try:
-            with store.write() as writer:
-                if not writer.job(job.id).state.finished:
-                    writer.update_job(job.id, state=JobState.FAILED, errors=errors)
-            if announced:
-                log.info("job %s: its failure is recorded now that the store answers", job.id)
-            return True
+            crawler = factory(connection)
         except Exception as error:
-            if not announced:
-                log.error("cannot record the failure of job %s yet, retrying: %s", job.id, error)
-                announced = True
-            if stopping.wait(wait):
-                log.error("job %s stays marked running until the next start's sweep", job.id)
-                return False
-            wait = min(wait * 2, RECORD_LONGEST_WAIT)
+            progress.end(JobState.FAILED, {}, [_error(path, f"cannot connect: {error}")])
+            return
+        try:
+            with self.store.read() as reader:
+                row = reader.db.execute(
+                    select(connections.c.id).where(
+                        connections.c.key_folded == key_identity(path.key)
+                    )
+                ).scalar_one()
+                nodes, _ = load_tree(reader.db, row, False)
+            # The first sync of a connection lists its whole hierarchy down to the tables,
+            # every object as the settings say (inactive by default): the tree is there to
+            # activate. Later syncs follow the settings.
+            first_sync = connection.last_sync_at is None
+            listings = crawl(
+                crawler,
+                nodes,
+                path.names,
+                self.force_recursive or first_sync,
+                concurrency=listing_bound(connection),
+                more=partial(factory, connection),
+                per_database=database_bound(connection),
+            )
+        finally:
+            crawler.close()
+        first = listings[0]
+        if first.children is None:  # unreachable, refused credentials: change nothing
+            reason = first.error or "listing failed"
+            where = describe(first.parent, path.key)
+            progress.end(
+                JobState.FAILED,
+                {"listings": len(listings), "failedListings": 1},
+                [{"path": where, "message": f"cannot list {where}: {reason}"}],
+            )
+            return
+        self._apply(job, listings)
+
+    def _apply(self, job: Job, listings: list[Listing]) -> None:
+        """The listings and the job's end: one store write, one version."""
+        path = self.path
+        create_requests = self.runner.requests_on()
+        with self.store.write() as writer:
+            outcome = writer.sync(
+                path.key, listings, job_id=job.id, create_requests=create_requests
+            )
+            stats = {**job.stats, **_stats(outcome, listings)}
+            if create_requests and outcome.applied:
+                plan = outcome.plan
+                stats["requestsOpened"] = sum(1 for a in plan.column_adds if a.new) + len(
+                    plan.column_deletes
+                )
+            errors = _errors(outcome, path.key)
+            ungoverned = len(not_governed_in_trino(writer, path.key))
+            if ungoverned:  # active, yet Trino reads them through no mapped catalog
+                stats["notGovernedInTrino"] = ungoverned
+            if not outcome.applied:
+                errors.append({"path": path.url, "message": outcome.plan.fail_safe})
+                writer.update_job(job.id, state=JobState.FAILED, stats=stats, errors=errors)
+            else:
+                writer.update_job(job.id, state=JobState.COMPLETED, stats=stats, errors=errors)
+        log.info("sync job %s of %s: %s", job.id, path.url, stats)
 
 
 def _scheduled_for(job: Job) -> datetime:

@@ -8,32 +8,24 @@ errors of `pdp.objects.errors` (400/404/409), `Forbidden` (403) or `ValidationFa
 from __future__ import annotations
 
 import logging
-import threading
-import uuid
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pdp.control import permissions as perm
+from pdp.control.cascade import CascadeWork, settings_json
 from pdp.control.catalogs import KEY as TRINO_CATALOGS
 from pdp.control.catalogs import Proposal, check_claims, check_mapping, governed, propose
-from pdp.control.objectsync import (
-    CrawlerFactory,
-    SyncRunner,
-    abandon_stale_jobs,
-    job_running,
-    record_failure,
-)
+from pdp.control.objectsync import CrawlerFactory, SyncRunner
 from pdp.control.permissions import Caller
 from pdp.core.model import fold
 from pdp.crawl.base import Check, connect_failure
 from pdp.crawl.network import NetworkPolicy
-from pdp.objects.errors import InvalidInput, LockHeld, NotFound
+from pdp.objects.errors import InvalidInput, NotFound
 from pdp.objects.keys import check_connection_key
 from pdp.objects.paths import Kind, ObjectPath
-from pdp.objects.settings import EffectiveSettings, RemoteState
+from pdp.objects.settings import RemoteState
 from pdp.policy.model import Technology
 from pdp.store import (
     KEEP,
@@ -83,20 +75,6 @@ class Registration:
     schedule: str = DEFAULT_SCHEDULE
     fail_safe_threshold: float = DEFAULT_FAIL_SAFE
     settings: Mapping[str, Any] | None = None
-
-
-def settings_json(effective: EffectiveSettings) -> dict[str, Any]:
-    return {
-        name: {
-            "value": value.value,
-            "origin": value.origin.value,
-            "inheritedFrom": value.inherited_from,
-        }
-        for name, value in (
-            ("isActive", effective.is_active),
-            ("activateNewChildren", effective.activate_new_children),
-        )
-    }
 
 
 def job_json(job: Job) -> dict[str, Any]:
@@ -169,6 +147,9 @@ class ControlPlane:
         cascade_threshold: int = CASCADE_JOB_THRESHOLD,
         references: References | None = None,
         network: NetworkPolicy | None = None,
+        declared: Callable[[], Any] | None = None,
+        cluster: Callable[[], Any] | None = None,
+        trino_catalog_files: Path | None = None,
     ):
         self.store = store
         # the secret references pdp.yaml allows in connection details (none by default) and
@@ -176,19 +157,19 @@ class ControlPlane:
         self.references = references or References()
         self.network = network or NetworkPolicy.of()
         self.runner = runner
+        self.job_runner = runner.jobs  # the process's job runner: syncs and cascades
         self.crawler_factory = crawler_factory
         # a settings change reaching more descendants than this runs as a cascade job
         self.cascade_threshold = cascade_threshold
-        self._cascades: list[threading.Thread] = []
         # The policy files' documents (registry YAML), for the upgrade manager to offer the
-        # connections they declare by hand; set by the PDP service.
-        self.declared: Callable[[], Any] | None = None
+        # connections they declare by hand.
+        self.declared = declared
         # The Trino cluster's settings (`clusterProperties`): the upgrade manager checks that
-        # the system user matches its `immuta.user.admin`; set by the PDP service.
-        self.cluster: Callable[[], Any] | None = None
+        # the system user matches its `immuta.user.admin`.
+        self.cluster = cluster
         # Trino's catalog files (`control.trinoCatalogFiles`), to propose the `trinoCatalogs`
-        # of a connection registered without them; set by the PDP service.
-        self.trino_catalog_files: Path | None = None
+        # of a connection registered without them.
+        self.trino_catalog_files = trino_catalog_files
 
     def _may_map(
         self,
@@ -512,78 +493,18 @@ class ControlPlane:
     def _cascade(
         self, caller: Caller, path: ObjectPath, overrides: dict[str, Any], descendants: int
     ) -> dict[str, Any]:
-        """Start the cascade job in its own thread, which holds the connection's job lock (as
-        a sync does: one job per connection across replicas); the job once it is accepted, or
-        `JobRunning` (409) when a job of the connection runs."""
-        accepted: Future[Job] = Future()
-        thread = threading.Thread(
-            target=self._run_cascade,
-            args=(caller, path, overrides, descendants, accepted),
-            name=f"pdp-cascade-{path.key}",
-            daemon=True,
-        )
-        self._cascades = [t for t in self._cascades if t.is_alive()] + [thread]
-        thread.start()
-        try:
-            job = accepted.result()
-        except BaseException:
-            thread.join()
-            raise
+        """Start the cascade job, which holds the connection's job lock (as a sync does: one
+        job per connection across replicas); the job once it is accepted, or `JobRunning`
+        (409) when a job of the connection runs."""
+        work = CascadeWork(self.store, path, overrides, descendants, caller.name)
+        job = self.job_runner.run(JobType.CASCADE, path.key, work)
+        assert job is not None  # a cascade always has something to run
         log.info("settings of %s (%d descendants): cascade job %s", path.url, descendants, job.id)
         return {"path": path.url, "jobId": job.id, "descendants": descendants}
 
-    def _run_cascade(
-        self,
-        caller: Caller,
-        path: ObjectPath,
-        overrides: dict[str, Any],
-        descendants: int,
-        accepted: Future[Job],
-    ) -> None:
-        holder = f"{self.runner.replica}:cascade-{uuid.uuid4().hex[:8]}"
-        try:
-            with self.store.job_lock(path.key, holder):
-                with self.store.write() as writer:
-                    abandon_stale_jobs(writer, path.key)
-                    job = writer.create_job(JobType.CASCADE, JobTrigger.MANUAL, path)
-                    job = writer.update_job(
-                        job.id,
-                        state=JobState.ACTIVE,
-                        stats={"descendants": descendants, "requestedBy": caller.name},
-                    )
-                accepted.set_result(job)
-                self._apply_cascade(job, path, overrides)
-        except LockHeld as held:
-            error = job_running(
-                self.store,
-                path.key,
-                held,
-                "a job of this connection runs already (job {job}); try again when it has ended",
-            )
-            if not accepted.done():
-                accepted.set_exception(error)
-        except BaseException as error:
-            if not accepted.done():
-                accepted.set_exception(error)
-            else:
-                log.exception("cascade of %s failed unexpectedly", path.url)
-
-    def _apply_cascade(self, job: Job, path: ObjectPath, overrides: dict[str, Any]) -> None:
-        try:
-            with self.store.write() as writer:  # the change and the job's end: one version
-                effective = writer.set_settings(path, **overrides)
-                stats = {**job.stats, "settings": settings_json(effective)}
-                writer.update_job(job.id, state=JobState.COMPLETED, stats=stats)
-        except Exception as error:
-            log.exception("cascade job %s of %s failed", job.id, path.url)
-            errors = [{"path": path.url, "message": f"{error}"}]
-            record_failure(self.store, job, errors, self.runner.stopping)
-
     def join(self, timeout: float = 30.0) -> None:
         """Wait for this process's jobs: syncs and cascades (tests, shutdown)."""
-        self.runner.join(timeout)
-        for thread in list(self._cascades):
-            thread.join(timeout)
+        self.job_runner.join(timeout)
 
     def crawl(self, caller: Caller, path: ObjectPath, force_recursive: bool = False) -> Job | None:
         with self.store.read() as reader:

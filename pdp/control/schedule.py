@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 from croniter import croniter
 from sqlalchemy.exc import DBAPIError
 
-from pdp.control.objectsync import JobRunning, SyncRunner
+from pdp.control.jobs import JobRunning
+from pdp.control.objectsync import SyncRunner
 from pdp.store import ConnectionState, JobTrigger
 from pdp.store.model import utcnow
 

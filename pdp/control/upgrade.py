@@ -33,7 +33,7 @@ import builtins
 import logging
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -59,16 +59,18 @@ from pdp.objects.paths import Kind, ObjectPath
 from pdp.objects.syncplan import Listing
 from pdp.policy.model import Technology
 from pdp.store import (
+    ConnectionRecord,
     ConnectionState,
     Job,
     JobState,
     JobTrigger,
     JobType,
+    Reader,
     Store,
     Writer,
 )
 from pdp.store import legacy as lg
-from pdp.store.legacy import Integration, MatchReason, MatchState, UpgradeState
+from pdp.store.legacy import Integration, LegacySource, MatchReason, MatchState, UpgradeState
 from pdp.store.model import utcnow
 from pdp.store.schema import connections
 from pdp.store.treesync import load_tree
@@ -471,85 +473,25 @@ class UpgradeManager:
         require_upgrade(caller)
         if action not in ("match", "retry", "disable", "delete"):
             raise InvalidInput("action", action, "expected match, retry, disable or delete")
-        listings: builtins.list[Listing] = []
         with self.store.read() as reader:
-            integration = lg.get_integration(reader, name)
-            if integration.upgrade_state not in (S.PARTIAL, S.UPGRADED):
-                raise WrongStep(integration, "resolve")
+            integration = _resolvable(reader, name)
             owner, source = lg.get_source(reader, source_id)
             if owner.id != integration.id:
                 raise NotFound("dataSourceId", source_id, f"not a data source of {name!r}")
             key = integration.display_name
             assert key is not None
             connection = reader.connection(key)
-        if action == "retry":  # list the containers down to its schema again, then match
-            crawler = self.plane.crawler_factory(connection)
-            try:
-                parent: tuple[str, ...] = ()
-                for name_here in (*source.names[:2], ""):
-                    listing = crawler.list(parent)
-                    listings.append(listing)
-                    if listing.children is None or not name_here:
-                        break
-                    spelled = [c.name for c in listing.children if c.name == name_here] or [
-                        c.name
-                        for c in listing.children
-                        if c.name.casefold() == name_here.casefold()
-                    ]
-                    if len(spelled) != 1:
-                        break
-                    parent = (*parent, spelled[0])
-            finally:
-                crawler.close()
+        listings = self._relist(connection, source) if action == "retry" else []
         with self.store.write() as writer:
-            integration = lg.get_integration(writer, name)
-            if integration.upgrade_state not in (S.PARTIAL, S.UPGRADED):
-                raise WrongStep(integration, "resolve")
+            integration = _resolvable(writer, name)
             source = lg.get_source(writer, source_id)[1]
             if action == "match":
-                if not path:
-                    raise InvalidInput("path", path, "name the object path to match it to")
-                target = ObjectPath.parse_url(path)
-                if key_identity(target.key) != key_identity(key):
-                    raise InvalidInput("path", path, f"the path must be below connection {key!r}")
-                record = writer.object(target)
-                if record.kind is not Kind.TABLE:
-                    raise InvalidInput("path", path, "match a data source to a table")
-                claimed = [
-                    s
-                    for s in lg.sources_of(writer, integration)
-                    if s.match_state is MatchState.MATCHED
-                    and s.id != source.id
-                    and s.matched_path
-                    and ObjectPath.parse_url(s.matched_path).url.casefold()
-                    == record.path.url.casefold()
-                ]
-                if claimed:
-                    raise Conflict("path", path, f"data source {claimed[0].id} is matched to it")
-                apply_match(writer, source, record.path)
+                _match_to(writer, integration, source, key, path)
             elif action == "retry":
-                if listings and listings[0].children is not None:
-                    writer.sync(key, listings)
-                found = match_source(source.names, index_listings(listings))
-                if found.names is not None:
-                    try:
-                        writer.object(ObjectPath(key, found.names))
-                    except NotFound:
-                        found = Match(None, MatchReason.NOT_FOUND, REASONS[MatchReason.NOT_FOUND])
-                if found.names is not None:
-                    apply_match(writer, source, ObjectPath(key, found.names))
-                else:
-                    assert found.reason is not None
-                    lg.update_source(
-                        writer,
-                        source.id,
-                        match_state=MatchState.UNRESOLVED,
-                        match_reason=f"{found.reason.value}: {found.detail}",
-                    )
-            elif action == "disable":
-                lg.update_source(writer, source.id, match_state=MatchState.DISABLED)
+                _rematch(writer, source, key, listings)
             else:
-                lg.update_source(writer, source.id, match_state=MatchState.DELETED)
+                given_up = MatchState.DISABLED if action == "disable" else MatchState.DELETED
+                lg.update_source(writer, source.id, match_state=given_up)
             left = sum(
                 1
                 for s in lg.sources_of(writer, integration)
@@ -564,6 +506,27 @@ class UpgradeManager:
             "unresolved": left,
             "dataSource": source_json(source),
         }
+
+    def _relist(self, connection: ConnectionRecord, source: LegacySource) -> builtins.list[Listing]:
+        """The listings of the containers down to the source's schema, again (`retry`)."""
+        listings: builtins.list[Listing] = []
+        crawler = self.plane.crawler_factory(connection)
+        try:
+            parent: tuple[str, ...] = ()
+            for name_here in (*source.names[:2], ""):
+                listing = crawler.list(parent)
+                listings.append(listing)
+                if listing.children is None or not name_here:
+                    break
+                spelled = [c.name for c in listing.children if c.name == name_here] or [
+                    c.name for c in listing.children if c.name.casefold() == name_here.casefold()
+                ]
+                if len(spelled) != 1:
+                    break
+                parent = (*parent, spelled[0])
+        finally:
+            crawler.close()
+        return listings
 
     def finalize(self, caller: Caller, name: str) -> dict[str, Any]:
         require_upgrade(caller)
@@ -597,3 +560,58 @@ class UpgradeManager:
             record = writer.update_connection(key, state=ConnectionState.ACTIVE, now=now)
             integration = lg.update_integration(writer, integration, upgrade_state=S.FINALIZED)
         return {**integration_json(integration), "nextSync": record.next_sync(now).isoformat()}
+
+
+def _resolvable(reader: Reader, name: str) -> Integration:
+    integration = lg.get_integration(reader, name)
+    if integration.upgrade_state not in (S.PARTIAL, S.UPGRADED):
+        raise WrongStep(integration, "resolve")
+    return integration
+
+
+def _match_to(
+    writer: Writer, integration: Integration, source: LegacySource, key: str, path: str | None
+) -> None:
+    """`resolve` by `match`: the source becomes the table `path` names, if no other data
+    source of the integration is matched to it."""
+    if not path:
+        raise InvalidInput("path", path, "name the object path to match it to")
+    target = ObjectPath.parse_url(path)
+    if key_identity(target.key) != key_identity(key):
+        raise InvalidInput("path", path, f"the path must be below connection {key!r}")
+    record = writer.object(target)
+    if record.kind is not Kind.TABLE:
+        raise InvalidInput("path", path, "match a data source to a table")
+    claimed = [
+        s
+        for s in lg.sources_of(writer, integration)
+        if s.match_state is MatchState.MATCHED
+        and s.id != source.id
+        and s.matched_path
+        and ObjectPath.parse_url(s.matched_path).url.casefold() == record.path.url.casefold()
+    ]
+    if claimed:
+        raise Conflict("path", path, f"data source {claimed[0].id} is matched to it")
+    apply_match(writer, source, record.path)
+
+
+def _rematch(writer: Writer, source: LegacySource, key: str, listings: Sequence[Listing]) -> None:
+    """`resolve` by `retry`: the fresh listings applied, then matched as the upgrade does."""
+    if listings and listings[0].children is not None:
+        writer.sync(key, listings)
+    found = match_source(source.names, index_listings(listings))
+    if found.names is not None:
+        try:
+            writer.object(ObjectPath(key, found.names))
+        except NotFound:
+            found = Match(None, MatchReason.NOT_FOUND, REASONS[MatchReason.NOT_FOUND])
+    if found.names is not None:
+        apply_match(writer, source, ObjectPath(key, found.names))
+    else:
+        assert found.reason is not None
+        lg.update_source(
+            writer,
+            source.id,
+            match_state=MatchState.UNRESOLVED,
+            match_reason=f"{found.reason.value}: {found.detail}",
+        )

@@ -58,7 +58,7 @@ _KEYS = {
         "policySchema",
         "warehouseId",
     ),
-    "postgresql": ("dsn", "password"),
+    "postgresql": ("dsn", "password", "policySchema"),
 }
 _AUTH = {"snowflake": ("password", "keypair", "oauth"), "databricks": ("oauth-m2m", "token")}
 
@@ -167,6 +167,14 @@ def _target(
                 f"{where}: policySchema needs warehouseId (the SQL warehouse that runs the "
                 "statements setting masks and row filters)",
             )
+    if platform == "postgresql" and "policySchema" in settings:
+        schema = settings["policySchema"]
+        if not isinstance(schema, str) or parse_pg_schema(schema) is None:
+            found.error(
+                f.line("policySchema"),
+                f"{where}.policySchema: expected one schema name (in each governed database, "
+                "where grant sync keeps the governed views of masked tables)",
+            )
     return TargetSpec(
         name=f.text("name", required=True),
         platform=platform,
@@ -232,6 +240,17 @@ def parse_policy_schema(text: str) -> tuple[str, str] | None:
     return database, schema
 
 
+def parse_pg_schema(text: str) -> str | None:
+    """`governed` (an unquoted name folds to lower case, as PostgreSQL folds it) or `"Gov"`."""
+    try:
+        parts = split_name(text.strip())
+    except ValueError:
+        return None
+    if len(parts) != 1 or not parts[0]:
+        return None
+    return parts[0] if text.strip().startswith('"') else parts[0].lower()
+
+
 def _databricks(spec: TargetSpec, backoff: Backoff) -> Target:
     from databricks.sdk import WorkspaceClient
     from databricks.sdk.core import Config
@@ -279,7 +298,8 @@ def _postgres(spec: TargetSpec, backoff: Backoff) -> Target:
         session = DbApiSession(psycopg.connect(s.get("dsn", ""), **options))
         return RetryingSession(session, backoff, postgres_transient)
 
-    dialect = PostgresDialect(spec.prefix.lower(), spec.naming)
+    schema = parse_pg_schema(s["policySchema"]) if s.get("policySchema") else None
+    dialect = PostgresDialect(spec.prefix.lower(), spec.naming, policy_schema=schema)
     return PostgresTarget(spec.name, spec.connections, connect, dialect)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
-from pdp.grants import rls
+from pdp.grants import pgview, rls
 from pdp.grants.datapolicies import Applying, Native, describe
 from pdp.grants.dialect import Naming, stored_name
 from pdp.grants.model import (
@@ -48,6 +48,9 @@ class PostgresDialect:
     prefix: str = "pdp"
     naming: Naming = field(default_factory=Naming)
     exact_parents: bool = True
+    # the schema (in each governed database) holding the governed views of masked tables;
+    # None: no views, masked columns are only refused
+    policy_schema: str | None = None
 
     def __post_init__(self) -> None:
         if not PREFIX.fullmatch(self.prefix):
@@ -67,7 +70,8 @@ class PostgresDialect:
     def data_policies(self, source: DataSource, applying: tuple[Applying, ...]) -> str | Native:
         """Row filters on base tables become row-level security; filters on other kinds of
         relation (RLS applies to tables only) are withheld. A mask leaves its columns out of
-        the user's SELECT (`column_grants`): refused natively, never shown unmasked."""
+        the user's SELECT (`column_grants`): refused natively, never shown unmasked; with a
+        `policy_schema`, a governed view shows them masked (`pgview`)."""
         problems = []
         for one in applying:
             if not isinstance(one.policy, RowFilterPolicy):
@@ -149,14 +153,19 @@ def masked_columns(applying: tuple[Applying, ...]) -> tuple[frozenset[str], tupl
     return covered, tuple(describe(p) for p, _ in masks)
 
 
-def column_grants(desired: Desired, columns: Mapping[Securable, tuple[str, ...]]) -> Desired:
+def column_grants(
+    desired: Desired,
+    columns: Mapping[Securable, Mapping[str, str]],
+    views: Mapping[Securable, Securable] | None = None,
+) -> Desired:
     """Masks on PostgreSQL: a user a mask applies to gets SELECT on each column of the table
     the mask does not cover instead of SELECT on the table (which covers every column, today's
     and tomorrow's), so the masked columns are refused: never more than Trino shows. A column
     added later is not granted (a column-level grant names its column): the next sync grants
     it if no mask covers it. `columns` are the table's columns as PostgreSQL has them; a
     table it lacks gets no column at all. Writes stay: a WHERE or RETURNING naming a masked
-    column needs SELECT on it."""
+    column needs SELECT on it. `views`: the governed view of a masked table (`pgview`), which
+    the plan names beside the columns left out."""
     grants = {principal: dict(held) for principal, held in desired.grants.items()}
     notes = list(desired.columns)
     for table in sorted(desired.enforced, key=lambda t: t.name):
@@ -170,7 +179,7 @@ def column_grants(desired: Desired, columns: Mapping[Securable, tuple[str, ...]]
                 held[table] = rest
             else:
                 del held[table]
-            present = columns.get(table, ())
+            present = tuple(columns.get(table, {}))
             left_out = [c for c in present if c.lower() in covered]
             for name in present:
                 if name.lower() not in covered:
@@ -179,7 +188,9 @@ def column_grants(desired: Desired, columns: Mapping[Securable, tuple[str, ...]]
                 out = "no column granted (PostgreSQL has no such relation)"
             else:
                 out = f"{', '.join(left_out)} left out" if left_out else "no masked column there"
-            notes.append(f"{principal} on {rls.label(table)}: {out} ({'; '.join(masks)})")
+            view = (views or {}).get(table)
+            shown = f"; shown masked in {pgview.label(view)}" if view is not None else ""
+            notes.append(f"{principal} on {rls.label(table)}: {out} ({'; '.join(masks)}){shown}")
     return replace(desired, grants=grants, columns=tuple(notes))
 
 
@@ -270,17 +281,22 @@ def read_database(session: SqlSession, database: str, dialect: PostgresDialect) 
 
 def table_columns(
     session: SqlSession, database: str, tables: Iterable[Securable]
-) -> dict[Securable, tuple[str, ...]]:
-    """The columns of `tables` (of `database`) as PostgreSQL has them, in table order."""
+) -> tuple[dict[Securable, dict[str, str]], set[Securable]]:
+    """The columns of `tables` (of `database`) as PostgreSQL has them, in table order, with
+    their types (as `format_type` spells them); and which of them are base tables."""
     wanted = {t.name[1:]: t for t in tables if t.name[0] == database}
-    found: dict[Securable, list[str]] = {}
-    for schema, table, name in session.execute(
-        "SELECT n.nspname, c.relname, t.attname FROM pg_attribute t "
+    found: dict[Securable, dict[str, str]] = {}
+    base: set[Securable] = set()
+    for schema, table, name, type_, kind in session.execute(
+        "SELECT n.nspname, c.relname, t.attname, format_type(t.atttypid, t.atttypmod), "
+        "c.relkind FROM pg_attribute t "
         "JOIN pg_class c ON c.oid = t.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
         "WHERE t.attnum > 0 AND NOT t.attisdropped AND c.relkind IN ('r', 'p', 'v', 'm', 'f') "
         "ORDER BY n.nspname, c.relname, t.attnum"
     ).rows:
         securable = wanted.get((str(schema), str(table)))
         if securable is not None:
-            found.setdefault(securable, []).append(str(name))
-    return {t: tuple(names) for t, names in found.items()}
+            found.setdefault(securable, {})[str(name)] = str(type_)
+            if kind in ("r", "p"):
+                base.add(securable)
+    return found, base

@@ -314,8 +314,14 @@ def _stamp(table: Securable, name: str) -> str:
         f"{relation}::regclass, (SELECT md5(coalesce(pg_get_expr(p.polqual, p.polrelid), '')) "
         f"FROM pg_policy p WHERE p.polrelid = {relation}::regclass AND p.polname = {policy})); END"
     )
+    return do_block(body)
+
+
+def do_block(body: str) -> str:
+    """`DO $pdp$<body>$pdp$`, with a dollar quote the body does not hold (a name holding the
+    quote must not end the body early)."""
     tag, n = "$pdp$", 0
-    while tag in body:  # a name holding the dollar quote must not end the body early
+    while tag in body:
         n += 1
         tag = f"$pdp{n}$"
     return f"DO {tag}{body}{tag}"

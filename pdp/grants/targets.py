@@ -11,12 +11,30 @@ from dataclasses import replace
 from typing import Any, Protocol
 
 from pdp.core.model import fold
-from pdp.grants import databricks, postgres, rls, sfpolicy, snowflake, tablepolicy, ucpolicy
+from pdp.grants import (
+    databricks,
+    pgview,
+    postgres,
+    rls,
+    sfpolicy,
+    snowflake,
+    tablepolicy,
+    ucpolicy,
+)
 from pdp.grants.databricks import ApiClient, DatabricksDialect, Patch
 from pdp.grants.dialect import Dialect
 from pdp.grants.diff import diff
-from pdp.grants.errors import StepError
-from pdp.grants.model import Current, Desired, Plan, Principal, Privileges, Securable, Step
+from pdp.grants.errors import ReadError, StepError
+from pdp.grants.model import (
+    Current,
+    Desired,
+    Plan,
+    Principal,
+    Privileges,
+    Securable,
+    State,
+    Step,
+)
 from pdp.grants.postgres import PostgresDialect, PostgresSql
 from pdp.grants.retry import Backoff
 from pdp.grants.roles import plan_roles
@@ -115,7 +133,9 @@ class PostgresTarget:
         self._logins: frozenset[str] | None = None  # every role name, as of the last read
         self._security: dict[Securable, rls.TableSecurity] = {}  # as of the last read
         self._unmanageable: set[Securable] = set()  # tables whose row security we may not set
-        self._columns: dict[Securable, tuple[str, ...]] = {}  # of masked tables, last read
+        self._columns: dict[Securable, dict[str, str]] = {}  # of masked tables, last read
+        self._tables: set[Securable] = set()  # which of those are base tables
+        self._views: dict[str, dict[str, pgview.Held]] = {}  # policy schema views by database
 
     def _session(self, database: str) -> SqlSession:
         if database not in self._sessions:
@@ -128,31 +148,66 @@ class PostgresTarget:
         grants: dict[Principal, dict[Securable, Privileges]] = {}
         security: dict[Securable, rls.TableSecurity] = {}
         unmanageable: set[Securable] = set()
-        columns: dict[Securable, tuple[str, ...]] = {}
+        columns: dict[Securable, dict[str, str]] = {}
+        tables: set[Securable] = set()
+        views: dict[str, dict[str, pgview.Held]] = {}
+        schema, prefix = self.dialect.policy_schema, self.dialect.prefix
         for database in sorted({s.name[0] for s in desired.scope}):
             session = self._session(database)
             for role, held in postgres.read_database(session, database, self.dialect).items():
                 grants.setdefault(role, {}).update(held)
-            security.update(rls.read(session, database, self.dialect.prefix))
-            if any(t.name[0] == database for t in desired.enforced):
+            security.update(rls.read(session, database, prefix))
+            governed = any(t.name[0] == database for t in desired.enforced)
+            if governed:
                 unmanageable |= rls.unmanageable(session, database)
-                columns.update(postgres.table_columns(session, database, desired.enforced))
+                found, base = postgres.table_columns(session, database, desired.enforced)
+                columns.update(found)
+                tables |= base
+            if schema is not None:
+                held_views = pgview.read(session, database, schema, prefix)
+                masked = any(
+                    t.name[0] == database and any(pgview.masks(a) for a in f.values())
+                    for t, f in desired.enforced.items()
+                )
+                if held_views is None and masked:
+                    raise ReadError(
+                        f"the policy schema {schema!r} does not exist in database "
+                        f"{database!r} (or the sync login cannot see it)"
+                    )
+                views[database] = held_views or {}
         self._security, self._unmanageable = security, unmanageable
-        self._columns = columns
+        self._columns, self._tables, self._views = columns, tables, views
         return Current(grants, roles.roles, roles.members)
 
     def plan(self, desired: Desired, current: Current) -> Plan:
         desired = _withhold_unmanageable(desired, self._unmanageable, self.dialect)
-        desired = postgres.column_grants(desired, self._columns)
+        prefix, schema = self.dialect.prefix, self.dialect.policy_schema
+        view_steps: list[Step] = []
+        shown: dict[Securable, Securable] = {}
+        if schema is not None:
+            views = pgview.plan_views(
+                prefix,
+                schema,
+                desired.enforced,
+                desired.grants,
+                self._columns,
+                self._security,
+                frozenset(self._tables),
+                current.grants,
+            )
+            desired = _with_views(desired, views, self.dialect)
+            view_steps, recreated = pgview.plan(prefix, schema, views.wanted, self._views)
+            current = replace(current, grants=_without(current.grants, recreated))
+            shown = {t: w.view for t, w in views.wanted.items() if w.view not in views.withheld}
+        desired = postgres.column_grants(desired, self._columns, shown)
         current = replace(current, grants=postgres.after_table_revokes(current.grants, desired))
         planned = plan_roles(self.name, desired, current, self.dialect, PostgresSql())
-        prefix = self.dialect.prefix
         governed = {
             t: rls.desired_policies(prefix, filtered)
             for t, f in desired.enforced.items()
             if (filtered := rls.filters(f))
         }
-        security = rls.plan(prefix, governed, self._security)
+        security = [*rls.plan(prefix, governed, self._security), *view_steps]
         if security:
             steps = sorted((*planned.steps, *security), key=lambda step: step.phase)
             planned = replace(planned, steps=tuple(steps))
@@ -177,6 +232,39 @@ class PostgresTarget:
         for session in self._sessions.values():
             session.close()
         self._sessions.clear()
+
+
+def _with_views(desired: Desired, views: pgview.Views, dialect: PostgresDialect) -> Desired:
+    """`desired` with SELECT on each governed view (and USAGE on its schema) for its readers,
+    the users a view is withheld from, and the notes on masked tables without a view."""
+    grants = {principal: dict(held) for principal, held in desired.grants.items()}
+    scope = set(desired.scope)
+    for want in views.wanted.values():
+        for principal in want.readers:
+            grants[principal][want.view] = frozenset({"SELECT"})
+            for parent, privilege in dialect.parents(want.view):
+                grants[principal][parent] = grants[principal].get(parent, frozenset()) | {privilege}
+                scope.add(parent)
+        scope.add(want.view)
+    withheld = [
+        f"{principal} on {pgview.label(view)}: {why} (the masked columns stay refused on the table)"
+        for view in sorted(views.withheld, key=lambda v: v.name)
+        for principal, why in sorted(views.withheld[view].items())
+    ]
+    return replace(
+        desired,
+        grants=grants,
+        scope=frozenset(scope),
+        withheld=(*desired.withheld, *withheld),
+        notes=(*desired.notes, *views.notes),
+    )
+
+
+def _without(grants: State, views: set[Securable]) -> State:
+    """`grants` as they stand once `views` are dropped (and created again): none on them."""
+    if not views:
+        return grants
+    return {p: {s: v for s, v in held.items() if s not in views} for p, held in grants.items()}
 
 
 def _native(

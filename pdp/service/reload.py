@@ -13,7 +13,7 @@ from typing import Any
 
 from pdp.config.load import Loaded, PolicyInputs, load_cluster, load_policy_inputs, load_snapshot
 from pdp.config.reload import YamlReload
-from pdp.config.watch import Watched
+from pdp.config.watch import Initial, Watched
 from pdp.core.model import ClusterSettings
 from pdp.policy import PolicySnapshot
 from pdp.service.config import KEYS, PdpConfig, load_pdp_config
@@ -37,13 +37,27 @@ def policy_files(config: PdpConfig) -> list[Path]:
     return [*config.policy_files, *([config.mapping_file] if config.mapping_file else [])]
 
 
-def watch_policy(config: PdpConfig) -> Watched[PolicySnapshot]:
-    return Watched("policy", policy_files(config), _policy_loader(config))
+def first_policy(config: PdpConfig) -> Initial[PolicySnapshot]:
+    return Initial.load(policy_files(config), _policy_loader(config))
 
 
-def watch_inputs(config: PdpConfig) -> Watched[PolicyInputs]:
+def watch_policy(
+    config: PdpConfig,
+    on_change: Callable[[PolicySnapshot], None],
+    initial: Initial[PolicySnapshot],
+) -> Watched[PolicySnapshot]:
+    return Watched("policy", policy_files(config), _policy_loader(config), on_change, initial)
+
+
+def first_inputs(config: PdpConfig) -> Initial[PolicyInputs]:
+    return Initial.load(policy_files(config), _inputs_loader(config))
+
+
+def watch_inputs(
+    config: PdpConfig, on_change: Callable[[PolicyInputs], None], initial: Initial[PolicyInputs]
+) -> Watched[PolicyInputs]:
     """With a store the files are not compiled alone: the control plane composes them."""
-    return Watched("policy", policy_files(config), _inputs_loader(config))
+    return Watched("policy", policy_files(config), _inputs_loader(config), on_change, initial)
 
 
 def watch_cluster(config: PdpConfig) -> Watched[ClusterSettings]:

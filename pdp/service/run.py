@@ -7,7 +7,8 @@ import contextlib
 import logging
 import os
 import secrets
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -21,10 +22,12 @@ from pdp.auth.devissuer import DevIssuer
 from pdp.auth.grpc import BearerAuthInterceptor
 from pdp.config.errors import Problem
 from pdp.config.listen import ensure_listen_free
+from pdp.config.load import PolicyInputs
 from pdp.config.watch import Watched
 from pdp.control import (
     ControlPlane,
     CrawlerFactory,
+    JobRunner,
     Scheduler,
     SnapshotFeed,
     SyncRunner,
@@ -32,10 +35,17 @@ from pdp.control import (
 )
 from pdp.core.model import ClusterSettings
 from pdp.grants.syncer import syncer_from
-from pdp.policy import Revisions
+from pdp.policy import PolicySnapshot, Revisions
 from pdp.service import monitor
 from pdp.service.config import DevIssuerSettings, PdpConfig
-from pdp.service.reload import PdpYaml, watch_cluster, watch_inputs, watch_policy
+from pdp.service.reload import (
+    PdpYaml,
+    first_inputs,
+    first_policy,
+    watch_cluster,
+    watch_inputs,
+    watch_policy,
+)
 from pdp.service.server import PdpServicer, start_server
 from pdp.store import Store
 from pdp.store.engine import safe_url
@@ -43,6 +53,18 @@ from pdp.store.engine import safe_url
 log = logging.getLogger(__name__)
 
 DEV_USER_CLIENT = "pdp-dev-user"  # the development issuer's public client for user tokens
+
+
+@dataclass(frozen=True)
+class Control:
+    """The control plane of a PDP with a store, built in one direction."""
+
+    store: Store
+    inputs: Watched[PolicyInputs]  # the policy files, which the feed composes with the store
+    feed: SnapshotFeed
+    runner: SyncRunner
+    plane: ControlPlane
+    scheduler: Scheduler
 
 
 @dataclass
@@ -54,7 +76,7 @@ class RunningPdp:
     resources: contextlib.AsyncExitStack
     revisions: Revisions
     pdp_yaml: PdpYaml
-    tasks: list[asyncio.Task] = field(default_factory=list)
+    tasks: list[asyncio.Task]
     control: ControlPlane | None = None
     feed: SnapshotFeed | None = None
     admin_port: int | None = None
@@ -68,7 +90,7 @@ class RunningPdp:
                 await task
         await self.server.stop(grace)
         if self.control is not None:
-            self.control.runner.stopping.set()  # no job waits any longer for the store
+            self.control.job_runner.stopping.set()  # no job waits any longer for the store
             await asyncio.to_thread(self.control.join, 10.0)
         await self.resources.aclose()
 
@@ -82,6 +104,32 @@ async def _authentication(
     if auth is None:
         log.warning("PDP accepts every caller: its configuration says `auth: none`")
     return auth
+
+
+def _validator(
+    auth: ValidatorConfig | None, resources: contextlib.AsyncExitStack
+) -> Validator | None:
+    if auth is None:
+        return None
+    validator = Validator(auth)
+    resources.callback(validator.close)
+    return validator
+
+
+def _background(
+    config: PdpConfig,
+    revisions: Revisions,
+    watched: tuple[Watched[Any], ...],
+    interval: Callable[[], float],
+) -> list[asyncio.Task]:
+    """The tasks that follow the PDP's revisions and files once it serves: warnings, reloads,
+    grant sync."""
+    tasks = [asyncio.create_task(_log_warnings(revisions))]
+    tasks += [asyncio.create_task(w.run(interval)) for w in watched]
+    syncer = syncer_from(config.grants, monitor.grant_sync_outcome)
+    if syncer is not None:
+        tasks.append(asyncio.create_task(syncer.run(revisions)))
+    return tasks
 
 
 async def _start_dev_issuer(
@@ -115,131 +163,163 @@ async def start_pdp(
     ensure_listen_free(listen or config.listen)  # before the development issuer starts
     resources = contextlib.AsyncExitStack()
     auth = await _authentication(config, resources)
-    interceptors: list[grpc.aio.ServerInterceptor] = []
-    validator = None
-    if auth is not None:
-        validator = Validator(auth)
-        resources.callback(validator.close)
-        interceptors.append(BearerAuthInterceptor(validator))
+    validator = _validator(auth, resources)
     cluster = watch_cluster(config)
-    tasks: list[asyncio.Task] = []
-    control = feed = None
-    scheduler: Scheduler | None = None
-    admin_port = None
+    control = None
     policy: Watched[Any]
     if config.store is None:
-        log.info("control plane off: pdp.yaml names no `store:` (no object sync, no admin API)")
-        policy = watch_policy(config)
-        pdp_yaml = PdpYaml(config, policy, cluster)
-        revisions = Revisions(policy.current)
-        policy.on_change = revisions.publish
+        policy, revisions = _files_only(config)
     else:
-        key = config.store_secret_key.reveal() if config.store_secret_key else None
-        # No migration here: the feed migrates when it reaches the store, so that a store
-        # that is down at start does not keep the PDP from deciding on its policy files.
-        store = await asyncio.to_thread(Store.open, config.store, secret_key=key, upgrade=False)
-        resources.callback(store.close)
-        inputs = watch_inputs(config)
-        policy = inputs
-        pdp_yaml = PdpYaml(config, policy, cluster, inputs=True)
-        feed = await asyncio.to_thread(
-            partial(
-                SnapshotFeed.open,
-                inputs.current,
-                store,
-                config.control.store_poll_seconds,
-                needs_upgrade=True,
-                saved=config.control.snapshot_file,
-            )
-        )
-        inputs.on_change = feed.update_files
-        revisions = feed.revisions
-        settings = config.control
-        factory = crawler_factory or platform_crawlers(
-            store, settings.secret_references, settings.network
-        )
-        runner = SyncRunner(store, factory)
-        control = ControlPlane(
-            store,
-            runner,
-            factory,
-            cascade_threshold=settings.cascade_job_threshold,
-            references=settings.secret_references,
-            network=settings.network,
-        )
-        the_feed = feed
-        control.declared = lambda: the_feed.inputs.documents
-        control.trino_catalog_files = config.control.trino_catalog_files
-        runner.requests_wanted = lambda: the_feed.revisions.current.new_tag_targeted
-        if cluster is not None:
-            the_cluster = cluster
-            control.cluster = lambda: the_cluster.current
-        tasks.append(asyncio.create_task(feed.run()))
-        scheduler = Scheduler(runner, schedule_tick or config.control.schedule_tick_seconds)
-        tasks.append(asyncio.create_task(scheduler.run()))
-        log.info("control plane on: store %s", safe_url(config.store))
+        control = await _control(config, cluster, resources, crawler_factory, schedule_tick)
+        policy, revisions = control.inputs, control.feed.revisions
+    pdp_yaml = PdpYaml(config, policy, cluster, inputs=control is not None)
+    feed = control.feed if control is not None else None
+    degraded = partial(_degraded, feed, revisions)
     serving_grpc = asyncio.Event()
-    the_store_feed = feed
-
-    def degraded() -> str | None:
-        store = the_store_feed.degraded if the_store_feed is not None else None
-        reasons = (*([store] if store else []), *revisions.current.ungoverned)
-        return "; ".join(reasons) if reasons else None
-
-    if config.monitoring is not None:
-        await resources.enter_async_context(
-            monitor.serving(
-                config.monitoring,
-                lambda: None if serving_grpc.is_set() else "gRPC not serving yet",
-                degraded,
-            )
-        )
-        tasks.append(asyncio.create_task(_follow_revisions(revisions)))
-    else:
-        log.info("monitoring: off (no monitoring section in %s)", config.file)
+    tasks = [asyncio.create_task(control.feed.run())] if control is not None else []
+    if control is not None:
+        tasks.append(asyncio.create_task(control.scheduler.run()))
+    tasks += await _monitoring(config, resources, serving_grpc, degraded, revisions)
 
     def rejected() -> tuple[Problem, ...]:
         return (*pdp_yaml.watched.rejected, *policy.rejected, *cluster.rejected)
 
     servicer = PdpServicer(revisions, lambda: cluster.current, rejected=rejected, degraded=degraded)
+    interceptors = [BearerAuthInterceptor(validator)] if validator is not None else []
     server, port = await start_server(servicer, listen or config.listen, interceptors, config.tls)
     serving_grpc.set()
-    running = RunningPdp(
-        server, port, policy, cluster, resources, revisions, pdp_yaml, tasks, control, feed
-    )
-    running.scheduler = scheduler
-    running.tasks.append(asyncio.create_task(_log_warnings(revisions)))
-    for watched in (pdp_yaml.watched, policy, cluster):
-        running.tasks.append(asyncio.create_task(watched.run(pdp_yaml.interval)))
-    syncer = syncer_from(config.grants, monitor.grant_sync_outcome)
-    if syncer is not None:
-        running.tasks.append(asyncio.create_task(syncer.run(revisions)))
+    tasks += _background(config, revisions, (pdp_yaml.watched, policy, cluster), pdp_yaml.interval)
+    admin_port = None
     if control is not None and config.admin is not None:
+        admin_port = await _admin(
+            config, control, auth, revisions, degraded, resources, admin_listen
+        )
+    plane, scheduler = (control.plane, control.scheduler) if control else (None, None)
+    running = (server, port, policy, cluster, resources, revisions, pdp_yaml, tasks)
+    return RunningPdp(*running, plane, feed, admin_port, scheduler)
 
-        def directory() -> Any:
-            return revisions.current.directory
 
-        if validator is not None and auth is not None:
-            admin_validator = Validator(replace(auth, required_scopes=config.admin.required_scopes))
-            resources.callback(admin_validator.close)
-            authenticate = bearer(admin_validator, directory, config.admin.user_claim)
-        else:
-            log.warning("admin API trusts the %s header: tests and loopback only", "X-Pdp-User")
-            authenticate = trusted_header(directory)
-        app = create_app(
-            control,
-            authenticate,
-            lambda: feed.store_available if feed else True,
-            lambda: revisions.current.revision,
-            lambda: revisions.current.warnings,
+def _files_only(config: PdpConfig) -> tuple[Watched[PolicySnapshot], Revisions]:
+    """Without a store the policy files are the snapshot."""
+    log.info("control plane off: pdp.yaml names no `store:` (no object sync, no admin API)")
+    first = first_policy(config)
+    revisions = Revisions(first.loaded.value)
+    return watch_policy(config, revisions.publish, first), revisions
+
+
+async def _control(
+    config: PdpConfig,
+    cluster: Watched[ClusterSettings],
+    resources: contextlib.AsyncExitStack,
+    crawler_factory: CrawlerFactory | None,
+    schedule_tick: float | None,
+) -> Control:
+    """Store, feed, jobs, plane and schedule, each built from what is built before it."""
+    settings = config.control
+    key = config.store_secret_key.reveal() if config.store_secret_key else None
+    # No migration here: the feed migrates when it reaches the store, so that a store that is
+    # down at start does not keep the PDP from deciding on its policy files.
+    assert config.store is not None
+    store = await asyncio.to_thread(Store.open, config.store, secret_key=key, upgrade=False)
+    resources.callback(store.close)
+    first = first_inputs(config)
+    feed = await asyncio.to_thread(
+        partial(
+            SnapshotFeed.open,
+            first.loaded.value,
+            store,
+            settings.store_poll_seconds,
+            needs_upgrade=True,
+            saved=settings.snapshot_file,
+        )
+    )
+    inputs = watch_inputs(config, feed.update_files, first)
+    factory = crawler_factory or platform_crawlers(
+        store, settings.secret_references, settings.network
+    )
+    runner = SyncRunner(
+        store,
+        factory,
+        JobRunner(store),
+        requests_wanted=lambda: feed.revisions.current.new_tag_targeted,
+    )
+    plane = ControlPlane(
+        store,
+        runner,
+        factory,
+        cascade_threshold=settings.cascade_job_threshold,
+        references=settings.secret_references,
+        network=settings.network,
+        declared=lambda: feed.inputs.documents,
+        cluster=lambda: cluster.current,
+        trino_catalog_files=settings.trino_catalog_files,
+    )
+    scheduler = Scheduler(runner, schedule_tick or settings.schedule_tick_seconds)
+    log.info("control plane on: store %s", safe_url(config.store))
+    return Control(store, inputs, feed, runner, plane, scheduler)
+
+
+def _degraded(feed: SnapshotFeed | None, revisions: Revisions) -> str | None:
+    """Why the PDP serves a degraded snapshot (the store down, ungoverned objects), if it does."""
+    store = feed.degraded if feed is not None else None
+    reasons = (*([store] if store else []), *revisions.current.ungoverned)
+    return "; ".join(reasons) if reasons else None
+
+
+async def _monitoring(
+    config: PdpConfig,
+    resources: contextlib.AsyncExitStack,
+    serving_grpc: asyncio.Event,
+    degraded: Callable[[], str | None],
+    revisions: Revisions,
+) -> list[asyncio.Task]:
+    if config.monitoring is None:
+        log.info("monitoring: off (no monitoring section in %s)", config.file)
+        return []
+    await resources.enter_async_context(
+        monitor.serving(
+            config.monitoring,
+            lambda: None if serving_grpc.is_set() else "gRPC not serving yet",
             degraded,
-            config.admin.max_body_bytes,
         )
-        admin_port = await resources.enter_async_context(
-            serving(app, admin_listen or config.admin.listen)
-        )
-        running.admin_port = admin_port
-    return running
+    )
+    return [asyncio.create_task(_follow_revisions(revisions))]
+
+
+async def _admin(
+    config: PdpConfig,
+    control: Control,
+    auth: ValidatorConfig | None,
+    revisions: Revisions,
+    degraded: Callable[[], str | None],
+    resources: contextlib.AsyncExitStack,
+    admin_listen: str | None,
+) -> int:
+    """Serve the admin API; its port."""
+    admin = config.admin
+    assert admin is not None
+
+    def directory() -> Any:
+        return revisions.current.directory
+
+    if auth is not None:
+        admin_validator = Validator(replace(auth, required_scopes=admin.required_scopes))
+        resources.callback(admin_validator.close)
+        authenticate = bearer(admin_validator, directory, admin.user_claim)
+    else:
+        log.warning("admin API trusts the %s header: tests and loopback only", "X-Pdp-User")
+        authenticate = trusted_header(directory)
+    app = create_app(
+        control.plane,
+        authenticate,
+        lambda: control.feed.store_available,
+        lambda: revisions.current.revision,
+        lambda: revisions.current.warnings,
+        degraded,
+        admin.max_body_bytes,
+    )
+    port: int = await resources.enter_async_context(serving(app, admin_listen or admin.listen))
+    return port
 
 
 async def _log_warnings(revisions: Revisions) -> None:

@@ -18,6 +18,7 @@ from trino.exceptions import TrinoUserError
 from pdp.config.load import load_snapshot
 from pdp.grants import apply, parse_grants, plan
 from tests.e2e.conftest import E2E, POLICIES, eventually, targets_file
+from tests.e2e.conftest import registry as registry_text
 
 USERS = ("alice", "bob", "carol")
 TABLES = ("accounts", "payments")
@@ -157,3 +158,91 @@ def test_no_user_reads_natively_more_than_through_trino(e2e: E2E, targets: Path)
         (2, "ben", Decimal("20.00")),
         (3, "cy", Decimal("0.00")),
     ]
+
+
+# --- governed views: masked values read natively as Trino shows them ---------------------------
+
+TYPED = """
+CREATE TABLE public.typed (
+  id int, name text, code varchar(20), big bigint, n int, tag varchar(8), city text,
+  phone varchar(7), qty int, price numeric(10,2), note text, day date, flag boolean,
+  ratio double precision
+);
+INSERT INTO public.typed VALUES
+  (1, 'Zoë 東京', 'abc', 42, 7, 'x', 'Zoë 東京', '55-0100', 15, 12.35, 'secret',
+   '2024-05-01', true, 1.25),
+  (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+  (3, '', 'É', -42, -7, 'y', 'ab', '12', -15, -12.35, '', '1999-12-31', false, -1.25),
+  (4, 'a', 'b', 9223372036854775807, -2147483648, 'z', 'abc', '123456', 2147483647,
+   99999999.99, 'x', '2000-01-01', true, 0)
+"""
+# one mask per function (and a row filter), alice masked and filtered, bob exempt
+TYPED_POLICIES = """
+  - name: typed-readers
+    access: READ
+    who: {users: [alice, bob]}
+    what: {dataSources: [pg.{db}.public.typed]}
+masks:
+"""
+TYPED_MASKS = (
+    ("hashed", "[name, code, big, n, tag]", "hash"),
+    ("first-two", "[city]", "{keepFirst: 2}"),
+    ("last-four", "[phone]", "{keepLast: 4}"),
+    ("tens", "[qty]", "{round: -1}"),
+    ("one-place", "[price]", "{round: 1}"),
+    ("hidden-note", "[note]", "{constant: n/a}"),
+    ("a-day", "[day]", "{constant: '2020-01-01'}"),
+    ("hidden-flag", "[flag]", '"null"'),
+)
+NOT_FOURTH = """
+rowFilters:
+  - name: not-fourth
+    status: active
+    what: {dataSources: [pg.{db}.public.typed]}
+    where: "id <> 4"
+    exceptFor: {users: [bob]}
+"""
+
+
+def test_masked_values_read_natively_through_the_governed_view_equal_trinos(
+    e2e: E2E, tmp_path: Path
+) -> None:
+    """With `policySchema`, the masked table gets a governed view: alice reads there, through
+    her own login, the rows and masked values Trino shows her (hash, keepFirst, keepLast,
+    round, constants, null; NULLs, unicode, negative numbers), bob the raw rows as in Trino."""
+    with e2e.pg.connect(e2e.database) as conn:
+        conn.execute(TYPED + "; CREATE SCHEMA gov")
+    registry = registry_text(e2e.database)
+    e2e.tree.write(
+        "registry.yaml", registry.replace("[accounts, payments]", "[accounts, payments, typed]")
+    )
+    masks = "".join(
+        f"  - {{name: {name}, status: active, columns: {{names: {cols}}}, "
+        f"what: {{dataSources: [pg.{{db}}.public.typed]}}, mask: {mask}, "
+        "exceptFor: {users: [bob]}}\n"
+        for name, cols, mask in TYPED_MASKS
+    )
+    targets = targets_file(tmp_path / "targets.yaml", e2e)
+    body = yaml.safe_load(targets.read_text())
+    body["targets"][0]["policySchema"] = "gov"
+    targets.write_text(yaml.safe_dump(body), encoding="utf-8")
+    try:
+        e2e.write_policies(POLICIES + TYPED_POLICIES + masks + NOT_FOURTH)
+        eventually(
+            lambda: [r[0] for r in _through_trino(e2e, "alice", "typed") or []] == [1, 2, 3], 30
+        )
+        _sync(e2e, targets)
+        for user in ("alice", "bob"):
+            trino = _through_trino(e2e, user, "typed")
+            with e2e.pg.connect(e2e.database, e2e.pg_users[user]) as conn:
+                native = sorted(conn.execute("SELECT * FROM gov.public_typed").fetchall())
+            assert native == trino, (user, native, trino)
+        alice = _through_trino(e2e, "alice", "typed")
+        assert alice is not None and alice[0][1] != "Zoë 東京"  # masked, not raw
+    finally:
+        e2e.write_policies("policies: []\n")
+        _sync(e2e, targets)
+        e2e.tree.write("registry.yaml", registry)
+        e2e.write_policies(POLICIES)
+        with e2e.pg.connect(e2e.database) as conn:
+            conn.execute("DROP TABLE public.typed; DROP SCHEMA gov")

@@ -12,7 +12,7 @@ from pdp.config.errors import ConfigError
 from pdp.config.yamlsource import load_yaml
 from pdp.core import Access
 from pdp.grants import GrantSyncer, parse_grants, syncer_from
-from pdp.grants.config import parse_policy_schema
+from pdp.grants.config import parse_pg_schema, parse_policy_schema
 from pdp.grants.dialect import NameCase
 from pdp.grants.snowflake import SnowflakeDialect
 from pdp.grants.targets import SnowflakeTarget, Target
@@ -183,3 +183,25 @@ def test_env_references_are_deprecated_but_still_read(caplog) -> None:
     config = parse(GOOD, ENV)
     assert config.targets[1].settings["clientSecret"] == "secret"
     assert "targets[1].clientSecret: ${ENV_VAR} references are deprecated" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("written", "schema"),
+    [("pdp_governed", "pdp_governed"), ("PDP_Governed", "pdp_governed"), ('"Gov"', "Gov")],
+)
+def test_a_postgresql_policy_schema_is_one_name_folded_as_postgresql_folds_it(
+    written: str, schema: str
+) -> None:
+    assert parse_pg_schema(written) == schema
+
+
+@pytest.mark.parametrize("written", ["shop.pdp_governed", '"open', ""])
+def test_a_postgresql_policy_schema_that_is_not_one_name_is_an_error(written: str) -> None:
+    text = (
+        "targets:\n  - name: pg\n    platform: postgresql\n    connections: [pg-prod]\n"
+        f"    dsn: host=127.0.0.1\n    policySchema: '{written}'\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        parse(text, {})
+    assert "targets.yaml:6: " in str(caught.value)
+    assert "policySchema: expected one schema name" in str(caught.value)

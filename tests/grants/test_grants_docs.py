@@ -35,9 +35,12 @@ class _NewDatabase:
     def execute(self, sql: str) -> Result:
         if sql == "SELECT rolname FROM pg_roles":
             return Result(("rolname",), [("alice",), ("bob",), ("pdp_sync",)])
-        if sql.startswith("SELECT n.nspname, c.relname, t.attname FROM pg_attribute"):
-            rows = [("sales", "orders", name) for name in ("id", "amount", "region")]
-            return Result(("nspname", "relname", "attname"), rows)
+        if sql.startswith("SELECT n.nspname, c.relname, t.attname, format_type("):
+            types = (("id", "integer"), ("amount", "numeric"), ("region", "text"))
+            rows = [("sales", "orders", name, type_, "r") for name, type_ in types]
+            return Result(("nspname", "relname", "attname", "format_type", "relkind"), rows)
+        if sql == "SELECT 1 FROM pg_namespace WHERE nspname = 'pdp_governed'":
+            return Result(("?column?",), [(1,)])
         return Result((), [])
 
     def close(self) -> None:
@@ -52,6 +55,7 @@ def generated(name: str, tmp: Path) -> str:
         return _snowflake(files, tmp)
     if name == "databricks":
         return _databricks(files, tmp)
+    schema = "pdp_governed" if name == "governed-view" else None
     if name == "filter-only":
         files["pg-datapolicies.yaml"] = files["pg-datapolicies.yaml"].split("rowFilters:")[1]
         files["pg-datapolicies.yaml"] = "rowFilters:" + files["pg-datapolicies.yaml"]
@@ -61,7 +65,10 @@ def generated(name: str, tmp: Path) -> str:
         paths.append(path)
     snapshot = load_snapshot(paths, None).value
     target = PostgresTarget(
-        "shop-pg", frozenset({"pg-prod"}), lambda _: _NewDatabase(), PostgresDialect("pdp")
+        "shop-pg",
+        frozenset({"pg-prod"}),
+        lambda _: _NewDatabase(),
+        PostgresDialect("pdp", policy_schema=schema),
     )
     out = io.StringIO()
     print_plan(plan(target, snapshot).plan, out)
@@ -128,7 +135,9 @@ def _databricks(files: dict[str, str], tmp: Path) -> str:
     return out.getvalue()
 
 
-@pytest.mark.parametrize("name", ["mask-and-filter", "filter-only", "snowflake", "databricks"])
+@pytest.mark.parametrize(
+    "name", ["mask-and-filter", "filter-only", "governed-view", "snowflake", "databricks"]
+)
 def test_the_page_shows_what_the_code_plans(name: str, tmp_path: Path) -> None:
     shown = {m["name"]: m["body"] for m in GENERATED.finditer(DOC.read_text(encoding="utf-8"))}
     revision = re.compile(r"revision [0-9a-f]+")
