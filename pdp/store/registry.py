@@ -23,14 +23,7 @@ from pdp.objects.paths import Kind
 from pdp.objects.settings import RemoteState
 from pdp.objects.tags import connection_tag
 from pdp.policy.model import DataSource, ObjectType, Technology
-from pdp.store.legacy import (
-    Integration,
-    LegacySource,
-    MatchState,
-    UpgradeState,
-    list_integrations,
-    sources_of,
-)
+from pdp.store.legacy import Integration, LegacySource, MatchState, UpgradeState
 from pdp.store.model import ConnectionState, Role
 from pdp.store.schema import (
     column_tags,
@@ -116,7 +109,7 @@ def compile_registry(reader: Reader) -> StoreRegistry:
         sources.extend(active)
         retired.extend(inactive)
     aliases: dict[str, str] = {}
-    for integration in list_integrations(reader):
+    for integration in reader.integrations():
         if integration.upgrade_state is UpgradeState.FINALIZED:
             if integration.display_name and fold(integration.display_name) != fold(
                 integration.name
@@ -124,9 +117,7 @@ def compile_registry(reader: Reader) -> StoreRegistry:
                 aliases[integration.name] = integration.display_name
             continue
         technologies.setdefault(integration.name, integration.technology)
-        active_legacy, inactive_legacy = compile_legacy(
-            integration, sources_of(reader, integration)
-        )
+        active_legacy, inactive_legacy = compile_legacy(integration, reader.sources_of(integration))
         sources.extend(active_legacy)
         retired.extend(inactive_legacy)
     return StoreRegistry(version, tuple(sources), tuple(retired), technologies, aliases)
