@@ -8,8 +8,11 @@ The world is grants_plan.py's (tables over 100 schemas, users in two of 500 grou
 WRITE policies by schema), each user with a `region` attribute. Each mask covers one schema's
 `amount` column, each row filter one other schema (`region IN @attribute(region)`), each
 exempting one group. Planned from an empty target for PostgreSQL (filters as row-level
-security, masks withheld) and Snowflake (both withheld). Printed per case: desired-state and
-plan time, statements, row security statements, withheld (user, object) pairs, peak RSS."""
+security, masks withheld), Snowflake without `policySchema` (both withheld) and Snowflake with
+it (masking and row access policies; each filter names the user's region, so its body names
+every filtered user once per predicate). Printed per case: desired-state and plan time,
+statements, row security / policy statements, withheld (user, object) pairs, the longest
+policy body, peak RSS."""
 
 from __future__ import annotations
 
@@ -20,10 +23,10 @@ from grants_plan import GROUPS, SCHEMAS, peak_mib, timed, world
 
 from pdp.core.datapolicy import parse_template
 from pdp.core.model import MaskKind
-from pdp.grants import rls
+from pdp.grants import rls, sfpolicy, tablepolicy
 from pdp.grants.desired import desired_state
 from pdp.grants.dialect import Dialect
-from pdp.grants.model import Current
+from pdp.grants.model import Current, Desired
 from pdp.grants.postgres import PostgresDialect, PostgresSql
 from pdp.grants.roles import SqlRenderer, plan_roles
 from pdp.grants.snowflake import SnowflakeDialect, SnowflakeSql
@@ -65,23 +68,44 @@ def with_data_policies(base: PolicySnapshot, masks: int, filters: int) -> Policy
     )
 
 
+COLUMNS = {"ID": "NUMBER(38,0)", "REGION": "VARCHAR(16777216)", "AMOUNT": "NUMBER(10,2)"}
+
+
+def snowflake_policies(desired: Desired, dialect: SnowflakeDialect) -> list[str]:
+    """The masking and row access policy statements of every governed table (each table read
+    as having COLUMNS), as `SnowflakeTarget` plans them from an empty account."""
+    assert dialect.policy_schema is not None
+    wanted = {}
+    for table, enforced in desired.enforced.items():
+        holders = frozenset(p for p, held in desired.grants.items() if table in held)
+        found = tablepolicy.plan_table(
+            dialect.prefix, table, enforced, holders, COLUMNS, sfpolicy.SNOWFLAKE
+        )
+        wanted[table] = found[0]
+    empty = sfpolicy.Current({}, {}, {}, {})
+    return [s.text for s in sfpolicy.plan(dialect.policy_schema, dialect.prefix, wanted, empty)]
+
+
 def plan_case(snap: PolicySnapshot, dialect: Dialect, sql: SqlRenderer) -> str:
     desired, desired_s = timed(lambda: desired_state(snap, dialect, ["sf"]))
 
-    def steps() -> tuple[int, int]:
+    def steps() -> tuple[int, list[str]]:
         planned = plan_roles("bench", desired, Current({}), dialect, sql)
-        security = []
+        security: list[str] = []
         if isinstance(dialect, PostgresDialect):
             governed = {
                 t: rls.desired_policies(dialect.prefix, f) for t, f in desired.enforced.items()
             }
-            security = rls.plan(dialect.prefix, governed, {})
-        return len(planned.steps) + len(security), len(security)
+            security = [s.text for s in rls.plan(dialect.prefix, governed, {})]
+        elif isinstance(dialect, SnowflakeDialect) and dialect.policy_schema is not None:
+            security = snowflake_policies(desired, dialect)
+        return len(planned.steps) + len(security), security
 
     (statements, security), plan_s = timed(steps)
+    longest = max((len(s) for s in security), default=0)
     return (
-        f"{desired_s:8.2f} s  {plan_s:8.2f} s  {statements:10,d}  {security:8,d}  "
-        f"{len(desired.withheld):10,d}  {peak_mib():6.0f} MiB"
+        f"{desired_s:8.2f} s  {plan_s:8.2f} s  {statements:10,d}  {len(security):8,d}  "
+        f"{len(desired.withheld):10,d}  {longest:8,d}  {peak_mib():6.0f} MiB"
     )
 
 
@@ -96,10 +120,14 @@ def main() -> None:
     governed, compile_s = timed(lambda: with_data_policies(base, args.masks, args.filters))
     print(f"users={args.users} sources={args.sources} masks={args.masks} filters={args.filters}")
     print(f"snapshot compile with data policies: {compile_s:.2f} s")
-    print("case                         desired      plan  statements  row sec.    withheld   peak")
+    print(
+        "case                         desired      plan  statements  policies    withheld"
+        "   longest   peak"
+    )
     cases = [
         ("postgresql", PostgresDialect(), PostgresSql()),
         ("snowflake", SnowflakeDialect(), SnowflakeSql()),
+        ("sf+schema", SnowflakeDialect(policy_schema=("GOV", "POLICIES")), SnowflakeSql()),
     ]
     for name, dialect, sql in cases:
         print(f"{name:10s} no data policies  {plan_case(base, dialect, sql)}")

@@ -1,7 +1,13 @@
 """Every import points down: a module may import its own package and the layers below it,
-never a layer above it nor a sibling package of its own layer. Function-local imports count.
+never a layer above it nor a sibling package of its own layer. Function-local imports count,
+and so do `importlib.import_module("…")` and `__import__("…")`; in pdp and sidecar a name
+computed at run time is refused (the check could not see where it points), and so is any import
+of the test suite or the benchmarks.
 
-The table reads bottom-up, the order in which a newcomer reads the code (README, Layout)."""
+The table reads bottom-up, the order in which a newcomer reads the code (README, Layout).
+Two more rules keep the structure of issue #23: only pdp.store speaks SQL (SQLAlchemy,
+Alembic), and no function in pdp is over 60 lines. Each has a named list of today's exceptions,
+which may only shrink: an entry that no longer breaks its rule fails the test until removed."""
 
 from __future__ import annotations
 
@@ -20,6 +26,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("store", ("pdp.store",)),  # connections and the object tree in SQLite or PostgreSQL
     ("web", ("pdp.web",)),  # small ASGI apps served inside a running process
     ("auth", ("pdp.auth",)),  # OAuth 2.0 tokens, JWT validation, gRPC interceptors
+    ("platforms", ("pdp.platforms",)),  # per technology: connection settings, opening its client
     ("api", ("pdp.api",)),  # the gRPC messages and stubs generated from proto/
     ("wire", ("pdp.wire",)),  # Trino OPA request bodies; core values <-> protobuf
     ("grant sync", ("pdp.grants",)),  # native grants; the PDP service runs it per revision
@@ -30,6 +37,34 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("entry points", ("pdp.cli", "sidecar.__main__", "devstack")),  # may import anything below
 )
 ROOTS = {"pdp", "sidecar", "devstack"}
+PRODUCTION = ("pdp", "sidecar")  # what ships: never imports these, nor names its imports late
+NOT_SHIPPED = ("tests", "benchmarks")
+DYNAMIC = "<a name computed at run time>"
+SQL = ("sqlalchemy", "alembic")
+MAX_FUNCTION_LINES = 60
+
+# Modules outside pdp.store that still import SQLAlchemy (issue #23, work package A empties it).
+SQL_OUTSIDE_THE_STORE = frozenset(
+    {
+        "pdp.admin.errors",
+        "pdp.control.matching",
+        "pdp.control.objectsync",
+        "pdp.control.schedule",
+        "pdp.control.upgrade",
+    }
+)
+# Functions in pdp over MAX_FUNCTION_LINES lines (issue #23 §7: work packages A, B and C).
+LONG_FUNCTIONS = frozenset(
+    {
+        "pdp/cli/connections.py:_run",
+        "pdp/cli/connections.py:_upgrade",
+        "pdp/cli/connections.py:add_connection_commands",
+        "pdp/cli/main.py:main",
+        "pdp/grants/sfpolicy.py:plan",
+        "pdp/grants/tablepolicy.py:plan_table",
+        "pdp/service/config.py:load_pdp_config",
+    }
+)
 
 
 def package_of(module: str) -> tuple[int, str] | None:
@@ -56,7 +91,8 @@ def modules() -> list[tuple[str, Path]]:
 
 
 def imports(module: str, path: Path) -> list[tuple[int, str]]:
-    """(line, imported module) for every import in the file, at any depth."""
+    """(line, imported module) for every import in the file, at any depth: statements, and calls
+    of `importlib.import_module` or `__import__` (DYNAMIC when the name is not a literal)."""
     is_package = path.name == "__init__.py"
     result = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
@@ -71,11 +107,28 @@ def imports(module: str, path: Path) -> list[tuple[int, str]]:
                 name = node.module or ""
             # `from pdp.wire import proto` imports the module pdp.wire.proto
             result += [(node.lineno, f"{name}.{alias.name}") for alias in node.names]
-    return [(line, name) for line, name in result if name.split(".")[0] in ROOTS]
+        elif isinstance(node, ast.Call) and _imports_by_name(node.func):
+            first = node.args[0] if node.args else None
+            named = first.value if isinstance(first, ast.Constant) else None
+            result.append((node.lineno, named if isinstance(named, str) else DYNAMIC))
+    return result
+
+
+def _imports_by_name(func: ast.expr) -> bool:
+    if isinstance(func, ast.Attribute):
+        return func.attr == "import_module" and ast.unparse(func.value) == "importlib"
+    return isinstance(func, ast.Name) and func.id in ("import_module", "__import__")
 
 
 def problem(module: str, name: str) -> str | None:
     """Why `module` may not import `name`, or None if it may."""
+    shipped = module.split(".")[0] in PRODUCTION
+    if name == DYNAMIC:
+        return "an import the layer check cannot follow: name the module" if shipped else None
+    if name.split(".")[0] in NOT_SHIPPED:
+        return f"production code imports {name.split('.')[0]}" if shipped else None
+    if name.split(".")[0] not in ROOTS:
+        return None  # the standard library and third-party packages
     own = package_of(module)
     if own is None:
         return f"{module} is in no layer; add its package to LAYERS"
@@ -104,6 +157,80 @@ def violations() -> list[str]:
 
 def test_every_import_points_down() -> None:
     assert violations() == []
+
+
+def test_each_layer_and_package_is_listed_once() -> None:
+    names = [name for name, _ in LAYERS]
+    packages = [package for _, listed in LAYERS for package in listed]
+    assert len(set(names)) == len(names) and len(set(packages)) == len(packages)
+
+
+def test_only_the_store_speaks_sql() -> None:
+    """`grep -r sqlalchemy pdp | grep -v pdp/store` comes back empty, once the list is."""
+    speaking = {
+        module
+        for module, path in modules()
+        if module.startswith("pdp.")
+        and package_of(module) != package_of("pdp.store")
+        and any(name.split(".")[0] in SQL for _, name in imports(module, path))
+    }
+    assert speaking - SQL_OUTSIDE_THE_STORE == set(), "only pdp.store may import SQLAlchemy"
+    assert SQL_OUTSIDE_THE_STORE - speaking == set(), "remove them from SQL_OUTSIDE_THE_STORE"
+
+
+def long_functions() -> dict[str, int]:
+    """`path:qualified name` -> lines, of every function in pdp over MAX_FUNCTION_LINES."""
+    found = {}
+    for _, path in modules():
+        if path.relative_to(ROOT).parts[0] != "pdp":
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for qualname, node in _functions(tree, ""):
+            lines = (node.end_lineno or node.lineno) - node.lineno + 1
+            if lines > MAX_FUNCTION_LINES:
+                found[f"{path.relative_to(ROOT).as_posix()}:{qualname}"] = lines
+    return found
+
+
+def _functions(node: ast.AST, prefix: str) -> list[tuple[str, ast.AST]]:
+    found: list[tuple[str, ast.AST]] = []
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            name = f"{prefix}{child.name}"
+            if not isinstance(child, ast.ClassDef):
+                found.append((name, child))
+            found += _functions(child, f"{name}.")
+        else:
+            found += _functions(child, prefix)
+    return found
+
+
+def test_no_function_is_over_sixty_lines() -> None:
+    long = long_functions()
+    assert {k: v for k, v in long.items() if k not in LONG_FUNCTIONS} == {}
+    assert LONG_FUNCTIONS - set(long) == set(), "remove them from LONG_FUNCTIONS"
+
+
+@pytest.mark.parametrize(
+    ("module", "source", "expected"),
+    [
+        ("pdp.crawl.base", 'importlib.import_module("pdp.control")', "up from crawl to control"),
+        ("pdp.crawl.base", '__import__("sidecar.app")', "up from crawl to services"),
+        ("pdp.crawl.base", "importlib.import_module(name)", "an import the layer check cannot"),
+        ("devstack.run", "importlib.import_module(name)", None),
+        ("pdp.service.run", "from tests.support import x", "production code imports tests"),
+        ("sidecar.app", "import benchmarks.sync_scale", "production code imports benchmarks"),
+        ("devstack.record_corpus", "from tests.support import x", None),
+        ("pdp.core.decide", "import sqlalchemy", None),
+    ],
+)
+def test_the_check_sees_imports_by_name_and_of_what_never_ships(
+    tmp_path: Path, module: str, source: str, expected: str | None
+) -> None:
+    path = tmp_path / "m.py"
+    path.write_text(source + "\n")
+    problems = [why for _, name in imports(module, path) if (why := problem(module, name))]
+    assert [p[: len(expected)] for p in problems] == ([expected] if expected else [])
 
 
 @pytest.mark.parametrize(

@@ -13,21 +13,19 @@ unknown and never its children missing. Only a bad configuration raises (`CrawlE
 from __future__ import annotations
 
 import fnmatch
-import importlib
 import os
 import ssl
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from pdp.config.errors import Collector, ConfigError
 from pdp.config.fields import Fields
-from pdp.config.secret import Secret
 from pdp.crawl.network import NetworkRefused
 from pdp.objects.syncplan import Listing, Names, RemoteObject
+from pdp.policy.model import Technology
 
-TECHNOLOGIES = ("postgresql", "trino", "snowflake", "databricks")
 DEFAULT_TIMEOUT = 60.0  # seconds, per remote call
 DEFAULT_PAGE_SIZE = 1000  # rows or objects per page
 MAX_PAGES = 10_000  # a listing that needs more pages than this fails instead of looping on
@@ -62,7 +60,8 @@ Checks = list[Check]  # `list` is a method name in the classes below
 
 @runtime_checkable
 class Crawler(Protocol):
-    technology: str
+    @property
+    def technology(self) -> str: ...  # a Technology
 
     def list(self, parent: Names) -> Listing: ...
 
@@ -120,7 +119,7 @@ class Config:
     """Reads an endpoint or credentials mapping; collects every problem, then raises one
     `CrawlError` naming them all."""
 
-    def __init__(self, technology: str, env: Mapping[str, str] | None = None) -> None:
+    def __init__(self, technology: Technology, env: Mapping[str, str] | None = None) -> None:
         self.technology = technology
         self.found = Collector("")
         self.env: Mapping[str, str] = os.environ if env is None else env
@@ -136,10 +135,6 @@ class Config:
             f.number("timeout", DEFAULT_TIMEOUT, positive=True, high=3600),
             int(f.number("pageSize", DEFAULT_PAGE_SIZE, low=1, high=100_000, whole=True)),
         )
-
-    def secret(self, f: Fields, key: str) -> Secret | None:
-        """`<key>` itself (a value the store decrypted), or `<key>Env` / `<key>File`."""
-        return f.secret(key, self.env, inline=True)
 
     def done(self) -> None:
         if self.found.errors:
@@ -231,15 +226,6 @@ def level_error(technology: str, parent: Names, levels: int = 2) -> str | None:
     return None
 
 
-MODULES = {
-    "postgresql": ("pdp.crawl.postgres", "open_postgres"),
-    "trino": ("pdp.crawl.trino", "open_trino"),
-    "snowflake": ("pdp.crawl.snowflake", "open_snowflake"),
-    "databricks": ("pdp.crawl.databricks", "open_databricks"),
-}
-Opener = Callable[[Mapping[str, Any], Mapping[str, Any], Mapping[str, str] | None], Crawler]
-
-
 def open_crawler(
     technology: str,
     endpoint: Mapping[str, Any],
@@ -250,9 +236,22 @@ def open_crawler(
     (secrets are references: `passwordEnv`/`passwordFile`, ..., read from `env`, default the
     process environment). Nothing is sent until the first `list` or `check`. Raises
     `CrawlError` for an unknown technology or a bad endpoint/credentials."""
-    if technology not in MODULES:
-        raise CrawlError(f"technology: {technology!r} is not one of {', '.join(TECHNOLOGIES)}")
-    module, function = MODULES[technology]
     # Imported on demand: each driver is heavy, and a service may use one technology only.
-    opener: Opener = getattr(importlib.import_module(module), function)
-    return opener(endpoint, credentials, env)
+    match technology:
+        case Technology.POSTGRESQL:
+            from pdp.crawl.postgres import open_postgres
+
+            return open_postgres(endpoint, credentials, env)
+        case Technology.TRINO:
+            from pdp.crawl.trino import open_trino
+
+            return open_trino(endpoint, credentials, env)
+        case Technology.SNOWFLAKE:
+            from pdp.crawl.snowflake import open_snowflake
+
+            return open_snowflake(endpoint, credentials, env)
+        case Technology.DATABRICKS:
+            from pdp.crawl.databricks import open_databricks
+
+            return open_databricks(endpoint, credentials, env)
+    raise CrawlError(f"technology: {technology!r} is not one of {', '.join(Technology)}")

@@ -4,9 +4,7 @@ catalog, the tables of a schema with their columns (one paged listing each:
 size, following `next_page_token` until it is absent; a page may be empty and still carry a
 token).
 
-Endpoint: `{host}` (the workspace URL) plus the common keys. Credentials: a token
-(`tokenEnv | tokenFile`) or an OAuth M2M service principal (`clientId`,
-`clientSecretEnv | clientSecretFile`)."""
+Endpoint and credentials: pdp.platforms.databricks, plus the common keys."""
 
 from __future__ import annotations
 
@@ -16,10 +14,8 @@ from typing import Any
 
 import requests
 from databricks.sdk import WorkspaceClient
-from databricks.sdk.core import Config as SdkConfig
 from databricks.sdk.errors import DatabricksError
 
-from pdp.config.secret import Secret
 from pdp.crawl.base import (
     COMMON_ENDPOINT_KEYS,
     MAX_PAGES,
@@ -34,6 +30,8 @@ from pdp.crawl.base import (
     top_listing_check,
 )
 from pdp.objects.syncplan import Listing, Names, RemoteColumn, RemoteObject
+from pdp.platforms import databricks as platform
+from pdp.policy.model import Technology
 
 API = "/api/2.1/unity-catalog"
 Items = list[dict[str, Any]]
@@ -57,15 +55,11 @@ TABLE_TYPES = {
 
 
 class DatabricksCrawler:
-    technology = "databricks"
+    technology = Technology.DATABRICKS
 
-    def __init__(
-        self, host: str, secret: Secret, common: Common, client_id: str | None = None
-    ) -> None:
-        """`secret` is the token, or with `client_id` the OAuth client's secret. The SDK's Config
-        is made on first use (it resolves the OAuth endpoints when it is made)."""
-        self.host, self.common, self.client_id = host, common, client_id
-        self._secret = secret
+    def __init__(self, settings: platform.Settings, common: Common) -> None:
+        """The SDK's client is made on first use (it resolves the OAuth endpoints when made)."""
+        self.settings, self.host, self.common = settings, settings.host, common
         self.exclusions = Exclusions(
             ("system", "__databricks_internal"), ("information_schema",), common.exclude
         )
@@ -110,23 +104,13 @@ class DatabricksCrawler:
         with self._lock:
             if self._workspace is None:
                 seconds = max(1, round(self.common.timeout))
-                config = SdkConfig(
-                    host=self.host,
+                self._workspace = platform.connect(
+                    self.settings,
+                    application="pdp-crawler",
                     http_timeout_seconds=seconds,
                     retry_timeout_seconds=seconds,
-                    **self._authentication(),
                 )
-                self._workspace = WorkspaceClient(config=config)
             return self._workspace
-
-    def _authentication(self) -> dict[str, Any]:
-        if self.client_id is None:
-            return {"token": self._secret.reveal(), "auth_type": "pat"}
-        return {
-            "client_id": self.client_id,
-            "client_secret": self._secret.reveal(),
-            "auth_type": "oauth-m2m",
-        }
 
     def _pages(self, what: str, field: str, query: dict[str, Any]) -> Items:
         api = self._client().api_client
@@ -167,35 +151,10 @@ def open_databricks(
     credentials: Mapping[str, Any],
     env: Mapping[str, str] | None = None,
 ) -> DatabricksCrawler:
-    config = Config("databricks", env)
-    e = config.fields(endpoint, "endpoint", ("host", *COMMON_ENDPOINT_KEYS))
-    keys = (
-        "token",
-        "tokenEnv",
-        "tokenFile",
-        "clientId",
-        "clientSecret",
-        "clientSecretEnv",
-        "clientSecretFile",
-    )
-    c = config.fields(credentials, "credentials", keys)
-    host = e.text("host", required=True)
+    config = Config(Technology.DATABRICKS, env)
+    e = config.fields(endpoint, "endpoint", (*platform.ENDPOINT_KEYS, *COMMON_ENDPOINT_KEYS))
+    c = config.fields(credentials, "credentials", platform.CREDENTIAL_KEYS)
+    settings = platform.from_connection(e, c, config.env)
     common = config.common(e)
-    token: Secret | None = None
-    secret: Secret | None = None
-    client_id = c.text("clientId")
-    if client_id:
-        secret = config.secret(c, "clientSecret")
-        if secret is None and not (c.has("clientSecretEnv") or c.has("clientSecretFile")):
-            c.error("clientSecret", "give clientSecret (or clientSecretEnv/File) with clientId")
-        if c.has("token") or c.has("tokenEnv") or c.has("tokenFile"):
-            c.error("clientId", "give a token or an OAuth client, not both")
-    else:
-        token = config.secret(c, "token")
-        if token is None and not (c.has("tokenEnv") or c.has("tokenFile")):
-            c.error("token", "give token (or tokenEnv/tokenFile), or clientId with clientSecret")
     config.done()
-    if token is not None:
-        return DatabricksCrawler(host, token, common)
-    assert secret is not None
-    return DatabricksCrawler(host, secret, common, client_id)
+    return DatabricksCrawler(settings, common)

@@ -7,8 +7,9 @@ Endpoint: `{host, port?, database?, maintenanceDatabase?, sslmode?}` plus the co
 (templates and databases that refuse connections left out), found through
 `maintenanceDatabase` (default `postgres`). Credentials: `{user, password | passwordEnv |
 passwordFile}` (no password: the server's own means, trust or a client certificate; never the
-PDP's own PGPASSWORD or .pgpass). Under a network policy (`pdp.crawl.network`) libpq connects
-to the address the policy checked, never to the name again."""
+PDP's own PGPASSWORD or .pgpass: pdp.platforms.postgresql). Under a network policy
+(`pdp.crawl.network`) libpq connects to the address the policy checked, never to the name
+again."""
 
 from __future__ import annotations
 
@@ -35,6 +36,8 @@ from pdp.crawl.base import (
     top_listing_check,
 )
 from pdp.objects.syncplan import Listing, Names, RemoteColumn, RemoteObject
+from pdp.platforms import postgresql
+from pdp.policy.model import Technology
 
 Rows = list[tuple[Any, ...]]
 BUILTIN_SCHEMAS = ("information_schema", "pg_catalog", "pg_toast*", "pg_temp_*")
@@ -71,27 +74,18 @@ ORDER BY c.relname, a.attnum
 
 
 class PostgresCrawler:
-    technology = "postgresql"
+    technology = Technology.POSTGRESQL
 
-    def __init__(
-        self,
-        host: str,
-        port: int,
-        user: str,
-        password: Secret | None,
-        *,
-        database: str | None = None,
-        maintenance_database: str = "postgres",
-        sslmode: str | None = None,
-        common: Common,
-    ) -> None:
-        self.host, self.port, self.user, self._password = host, port, user, password
-        self.database, self.maintenance_database = database, maintenance_database
-        self.sslmode, self.common = sslmode, common
+    def __init__(self, settings: postgresql.Settings, common: Common) -> None:
+        self.settings, self.common = settings, common
         self.exclusions = Exclusions((), BUILTIN_SCHEMAS, common.exclude)
         self._connections: dict[str, psycopg.Connection[Any]] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
+
+    @property
+    def _password(self) -> Secret | None:
+        return self.settings.password
 
     # --- the seam ------------------------------------------------------------------------------
 
@@ -119,9 +113,9 @@ class PostgresCrawler:
             version = self._query(home, "SELECT current_setting('server_version')")[0][0]
         except psycopg.Error as error:
             self._forget(home)
-            where = f"{self.user}@{self.host}:{self.port}"
+            where = f"{self.settings.user}@{self.settings.host}:{self.settings.port}"
             return [Check("connect", False, f"{where}: {reason(error)}")]
-        checks = [Check("connect", True, f"{self.user} on PostgreSQL {version} ({home})")]
+        checks = [Check("connect", True, f"{self.settings.user} on PostgreSQL {version} ({home})")]
         empty = "no database this user may connect to"
         checks.append(top_listing_check("list databases", self.list(()), empty))
         return checks
@@ -135,17 +129,17 @@ class PostgresCrawler:
     # --- listings ------------------------------------------------------------------------------
 
     def _home(self) -> str:
-        return self.database or self.maintenance_database
+        return self.settings.home
 
     def _databases(self) -> tuple[RemoteObject, ...]:
-        if self.database is not None:
-            self._query(self.database, "SELECT 1")  # it exists and this user may connect
-            return (RemoteObject(self.database),)
-        rows = self._query(self.maintenance_database, DATABASES)
+        if (database := self.settings.database) is not None:
+            self._query(database, "SELECT 1")  # it exists and this user may connect
+            return (RemoteObject(database),)
+        rows = self._query(self.settings.maintenance_database, DATABASES)
         return tuple(RemoteObject(name) for (name,) in rows)
 
     def _schemas(self, database: str) -> tuple[RemoteObject, ...]:
-        if self.database is not None and database != self.database:
+        if self.settings.database is not None and database != self.settings.database:
             raise psycopg.OperationalError(f"database {database!r} is not this connection's")
         return tuple(RemoteObject(name) for (name,) in self._query(database, SCHEMAS))
 
@@ -154,7 +148,7 @@ class PostgresCrawler:
         if not rows:
             return None  # gone: an empty listing
         if not rows[0][0]:
-            return f"permission denied for schema {parent[1]} (no USAGE for {self.user})"
+            return f"permission denied for schema {parent[1]} (no USAGE for {self.settings.user})"
         return None
 
     def _tables(self, database: str, schema: str) -> tuple[RemoteObject, ...]:
@@ -190,21 +184,7 @@ class PostgresCrawler:
             lock = self._locks.setdefault(database, threading.Lock())
             if connection is not None and not connection.closed:
                 return connection, lock
-            params: dict[str, Any] = {
-                "host": self.host,
-                "port": self.port,
-                "user": self.user,
-                "dbname": database,
-                "connect_timeout": max(1, round(self.common.timeout)),
-                "options": f"-c statement_timeout={int(self.common.timeout * 1000)}",
-                "application_name": "pdp-crawler",
-            }
-            # the connection's own password or none: never PGPASSWORD or the PDP's .pgpass
-            params["password"] = self._password.reveal() if self._password is not None else ""
-            params["passfile"] = "/dev/null"
-            if self.sslmode:
-                params["sslmode"] = self.sslmode
-            connection = _connect(params)
+            connection = self._connect(database)
             connection.read_only = True
             self._connections[database] = connection
             return connection, lock
@@ -215,17 +195,24 @@ class PostgresCrawler:
         if connection is not None:
             connection.close()
 
-
-def _connect(params: dict[str, Any]) -> psycopg.Connection[Any]:
-    """psycopg.connect, at an address the network policy allows when one guards this thread;
-    a failure says what failed, never what the server answered."""
-    try:
-        policy = network.active()
-        if policy is not None:
-            params["hostaddr"] = policy.addresses(params["host"], params["port"])[0]
-        return psycopg.connect(**params)
-    except (psycopg.Error, OSError) as error:
-        raise psycopg.OperationalError(connect_failure(error)) from None
+    def _connect(self, database: str) -> psycopg.Connection[Any]:
+        """A connection at an address the network policy allows when one guards this thread;
+        a failure says what failed, never what the server answered."""
+        seconds = self.common.timeout
+        options: dict[str, Any] = {
+            "connect_timeout": max(1, round(seconds)),
+            "options": f"-c statement_timeout={int(seconds * 1000)}",
+        }
+        try:
+            policy = network.active()
+            if policy is not None:
+                host, port = self.settings.host, self.settings.port
+                options["hostaddr"] = policy.addresses(host, port)[0]
+            return postgresql.connect(
+                self.settings, application="pdp-crawler", database=database, **options
+            )
+        except (psycopg.Error, OSError) as error:
+            raise psycopg.OperationalError(connect_failure(error)) from None
 
 
 def open_postgres(
@@ -233,31 +220,10 @@ def open_postgres(
     credentials: Mapping[str, Any],
     env: Mapping[str, str] | None = None,
 ) -> PostgresCrawler:
-    config = Config("postgresql", env)
-    e = config.fields(
-        endpoint,
-        "endpoint",
-        ("host", "port", "database", "maintenanceDatabase", "sslmode", *COMMON_ENDPOINT_KEYS),
-    )
-    c = config.fields(
-        credentials, "credentials", ("user", "password", "passwordEnv", "passwordFile")
-    )
-    host = e.text("host", required=True)
-    port = int(e.number("port", 5432, low=1, high=65535, whole=True))
-    database = e.text("database") or None
-    maintenance = e.text("maintenanceDatabase", default="postgres")
-    sslmode = e.text("sslmode") or None
+    config = Config(Technology.POSTGRESQL, env)
+    e = config.fields(endpoint, "endpoint", (*postgresql.ENDPOINT_KEYS, *COMMON_ENDPOINT_KEYS))
+    c = config.fields(credentials, "credentials", postgresql.CREDENTIAL_KEYS)
+    settings = postgresql.from_connection(e, c, config.env)
     common = config.common(e)
-    user = c.text("user", required=True)
-    password = config.secret(c, "password")
     config.done()
-    return PostgresCrawler(
-        host,
-        port,
-        user,
-        password,
-        database=database,
-        maintenance_database=maintenance,
-        sslmode=sslmode,
-        common=common,
-    )
+    return PostgresCrawler(settings, common)

@@ -2,12 +2,8 @@
 <db>`, and per schema one query on `<db>.INFORMATION_SCHEMA.TABLES` and one on
 `<db>.INFORMATION_SCHEMA.COLUMNS` (rows fetched a page at a time).
 
-Endpoint: `{account, host?, port?, protocol?, warehouse?, role?}` plus the common keys.
-Credentials: `{user, password}` or a key pair `{user, privateKey, privateKeyPassword?}` (an
-RSA key as PEM text and its password, values the store decrypted), and in pdp.yaml the
-references `passwordEnv | passwordFile`, `privateKeyFile`, `privateKeyPasswordEnv | File`. The
-key goes to the connector as an object, never written to disk. With `role`, `check()` verifies
-that the session runs as that role (it exists and is granted to the system user)."""
+Endpoint and credentials: pdp.platforms.snowflake, plus the common keys. With `role`, `check()`
+verifies that the session runs as that role (it exists and is granted to the system user)."""
 
 from __future__ import annotations
 
@@ -19,8 +15,6 @@ from typing import Any
 import snowflake.connector
 from snowflake.connector.errors import Error as SnowflakeError
 
-from pdp.config import pem
-from pdp.config.secret import Secret
 from pdp.crawl.base import (
     COMMON_ENDPOINT_KEYS,
     MAX_PAGES,
@@ -35,6 +29,8 @@ from pdp.crawl.base import (
     top_listing_check,
 )
 from pdp.objects.syncplan import Listing, Names, RemoteColumn, RemoteObject
+from pdp.platforms import snowflake as platform
+from pdp.policy.model import Technology
 
 Rows = list[tuple[Any, ...]]
 FAILURES: tuple[type[BaseException], ...] = (SnowflakeError, OSError)
@@ -57,15 +53,12 @@ def literal(value: str) -> str:
 
 
 class SnowflakeCrawler:
-    technology = "snowflake"
+    technology = Technology.SNOWFLAKE
 
-    def __init__(self, connect: dict[str, Any], secret: Secret | None, common: Common) -> None:
-        """`connect`: the connector's arguments (a key pair's `private_key` object among them),
-        without the password (`secret`)."""
-        self.connect_args, self.common = connect, common
-        self.role: str | None = connect.get("role")
+    def __init__(self, settings: platform.Settings, common: Common) -> None:
+        self.settings, self.common = settings, common
+        self.role = settings.role
         self.exclusions = Exclusions((), ("INFORMATION_SCHEMA",), common.exclude)
-        self._secret = secret
         self._connection: Any = None
         self._lock = threading.Lock()
         self._statement = threading.Lock()
@@ -88,7 +81,7 @@ class SnowflakeCrawler:
         return Listing(parent, self.exclusions.keep(parent, children))
 
     def check(self) -> Checks:
-        account = self.connect_args.get("account", "")
+        account = self.settings.account
         try:
             rows, _ = self._query("SELECT CURRENT_USER(), CURRENT_ROLE()")
         except FAILURES as error:
@@ -175,18 +168,15 @@ class SnowflakeCrawler:
 
     def _connect(self) -> Any:
         seconds = max(1, round(self.common.timeout))
-        args = {
-            **self.connect_args,
-            "login_timeout": seconds,
-            "query_timeout": seconds,
-            "request_timeout": seconds,
+        return platform.connect(
+            self.settings,
+            application="pdp-crawler",
+            login_timeout=seconds,
+            query_timeout=seconds,
+            request_timeout=seconds,
             # no async queries here: always log out on close
-            "enable_server_session_keep_alive_auto_detection": False,
-            "application": "pdp-crawler",
-        }
-        if self._secret is not None:
-            args["password"] = self._secret.reveal()
-        return snowflake.connector.connect(**args)
+            enable_server_session_keep_alive_auto_detection=False,
+        )
 
     def _forget(self) -> None:
         with self._lock:
@@ -210,55 +200,10 @@ def open_snowflake(
     credentials: Mapping[str, Any],
     env: Mapping[str, str] | None = None,
 ) -> SnowflakeCrawler:
-    config = Config("snowflake", env)
-    keys = ("account", "host", "port", "protocol", "warehouse", "role")
-    e = config.fields(endpoint, "endpoint", (*keys, *COMMON_ENDPOINT_KEYS))
-    c = config.fields(
-        credentials,
-        "credentials",
-        (
-            "user",
-            "password",
-            "passwordEnv",
-            "passwordFile",
-            "privateKey",
-            "privateKeyFile",
-            "privateKeyPassword",
-            "privateKeyPasswordEnv",
-            "privateKeyPasswordFile",
-        ),
-    )
-    args: dict[str, Any] = {"account": e.text("account", required=True)}
-    for key in ("host", "warehouse", "role"):
-        if e.has(key):
-            args[key] = e.text(key, required=True)
-    if e.has("port"):
-        args["port"] = int(e.number("port", 443, low=1, high=65535, whole=True))
-    if e.has("protocol"):
-        args["protocol"] = e.choice("protocol", ("http", "https"), "https")
+    config = Config(Technology.SNOWFLAKE, env)
+    e = config.fields(endpoint, "endpoint", (*platform.ENDPOINT_KEYS, *COMMON_ENDPOINT_KEYS))
+    c = config.fields(credentials, "credentials", platform.CREDENTIAL_KEYS)
+    settings = platform.from_connection(e, c, config.env)
     common = config.common(e)
-    args["user"] = c.text("user", required=True)
-    secret: Secret | None = None
-    given = [k for k in ("privateKey", "privateKeyFile") if c.has(k)]
-    if len(given) > 1:
-        c.error("privateKey", "give privateKey or privateKeyFile, not both")
-    elif given:
-        (name,) = given
-        if c.has("password") or c.has("passwordEnv") or c.has("passwordFile"):
-            c.error(name, "give a password or a key pair, not both")
-        password = config.secret(c, "privateKeyPassword")
-        text = c.text(name, required=True) if name == "privateKey" else c.file_bytes(name)
-        if text:
-            try:  # parsed here, so that a bad key is a configuration error naming its field
-                args["private_key"] = pem.rsa_private_key(
-                    text, password.reveal() if password else None
-                )
-            except ValueError as error:
-                c.error(name, str(error))
-        args["authenticator"] = "SNOWFLAKE_JWT"
-    else:
-        secret = config.secret(c, "password")
-        if secret is None and not (c.has("passwordEnv") or c.has("passwordFile")):
-            c.error("password", "give password (or passwordEnv/passwordFile), or privateKey")
     config.done()
-    return SnowflakeCrawler(args, secret, common)
+    return SnowflakeCrawler(settings, common)

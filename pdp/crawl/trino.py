@@ -8,12 +8,8 @@ system user must match the cluster's `immuta.user.admin`. The endpoint names tha
 fails while the user does not match, and so does every listing (a filtered listing would mark
 the hidden tables missing).
 
-Endpoint: `{host, port?, httpScheme? (https), verify? (true, or a CA bundle path), adminUsers? |
-propertiesFile?, source?}` plus the common keys. Credentials: `{username, passwordEnv |
-passwordFile}` (Trino PASSWORD authentication), or an OAuth client (`tokenEndpoint`, `clientId`,
-`clientSecretEnv`/`clientSecretFile` or a certificate: docs/auth.md) with `user` (the name the
-cluster maps the token to), or a user name alone, `{user}` or `{username}` (no authentication:
-`http` only)."""
+Endpoint and credentials: pdp.platforms.trino, plus `adminUsers? | propertiesFile?` and the
+common keys."""
 
 from __future__ import annotations
 
@@ -25,12 +21,10 @@ from typing import Any
 
 import requests
 import trino.auth
-import trino.constants
-import trino.dbapi
 import trino.exceptions
 
-from pdp.auth.trino import PasswordLogin, TrinoLogin, trino_auth_from_config, trino_authentication
-from pdp.config.errors import ConfigError
+from pdp.auth.trino import TrinoLogin
+from pdp.config.fields import Fields
 from pdp.config.properties import parse_properties
 from pdp.crawl.base import (
     COMMON_ENDPOINT_KEYS,
@@ -46,6 +40,8 @@ from pdp.crawl.base import (
     top_listing_check,
 )
 from pdp.objects.syncplan import Listing, Names, RemoteColumn, RemoteObject
+from pdp.platforms import trino as platform
+from pdp.policy.model import Technology
 
 Rows = list[tuple[Any, ...]]
 FAILURES: tuple[type[BaseException], ...] = (
@@ -66,28 +62,37 @@ def literal(value: str) -> str:
 
 
 class TrinoCrawler:
-    technology = "trino"
+    technology = Technology.TRINO
 
     def __init__(
         self,
-        host: str,
-        port: int,
-        user: str,
-        login: TrinoLogin | None,
+        settings: platform.Settings,
         *,
-        http_scheme: str = "https",
-        verify: bool | str = True,
         admin: re.Pattern[str] | None = None,
         admin_source: str = "",
-        source: str = "pdp-crawler",
         common: Common,
     ) -> None:
-        self.host, self.port, self.user, self.login = host, port, user, login
-        self.http_scheme, self.verify, self.source = http_scheme, verify, source
-        self.admin, self.admin_source, self.common = admin, admin_source, common
+        self.settings, self.admin, self.admin_source = settings, admin, admin_source
+        self.common = common
         self.exclusions = Exclusions(("system",), ("information_schema",), common.exclude)
         self._auth: trino.auth.Authentication | None = None
         self._lock = threading.Lock()
+
+    @property
+    def user(self) -> str:
+        return self.settings.user
+
+    @property
+    def login(self) -> TrinoLogin | None:
+        return self.settings.login
+
+    @property
+    def http_scheme(self) -> str:
+        return self.settings.http_scheme
+
+    @property
+    def port(self) -> int:
+        return self.settings.port
 
     # --- the seam ------------------------------------------------------------------------------
 
@@ -174,28 +179,22 @@ class TrinoCrawler:
     # --- the client ----------------------------------------------------------------------------
 
     def _url(self) -> str:
-        return f"{self.http_scheme}://{self.host}:{self.port}"
+        return f"{self.http_scheme}://{self.settings.host}:{self.port}"
 
     def _authentication(self) -> Any:
         with self._lock:
-            if self.login is None:
-                return trino.constants.DEFAULT_AUTH
             if self._auth is None:
-                self._auth = trino_authentication(self.login)
+                self._auth = platform.authentication(self.settings)
             return self._auth
 
     def _query(self, sql: str) -> Rows:
         """All rows, fetched `pageSize` at a time (bounded), on a connection of its own (a
         Trino connection is a cheap HTTP session; this keeps concurrent listings apart)."""
         seconds = max(1, round(self.common.timeout))
-        connection = trino.dbapi.connect(
-            host=self.host,
-            port=self.port,
-            user=self.user,
-            http_scheme=self.http_scheme,
+        connection = platform.connect(
+            self.settings,
+            application="pdp-crawler",
             auth=self._authentication(),
-            verify=self.verify,
-            source=self.source,
             request_timeout=self.common.timeout,
             max_attempts=2,
             session_properties={"query_max_run_time": f"{seconds}s"},
@@ -225,64 +224,30 @@ def open_trino(
     credentials: Mapping[str, Any],
     env: Mapping[str, str] | None = None,
 ) -> TrinoCrawler:
-    config = Config("trino", env)
-    keys = ("host", "port", "httpScheme", "verify", "adminUsers", "propertiesFile", "source")
-    e = config.fields(endpoint, "endpoint", (*keys, *COMMON_ENDPOINT_KEYS))
-    host = e.text("host", required=True)
-    scheme = e.choice("httpScheme", ("http", "https"), "https")
-    port = int(e.number("port", 443 if scheme == "https" else 8080, low=1, high=65535, whole=True))
-    verify: bool | str = True
-    raw_verify = e.data.get("verify", True)
-    if isinstance(raw_verify, bool) or (isinstance(raw_verify, str) and raw_verify):
-        verify = raw_verify
-    else:
-        e.error("verify", "expected true, false or the path of a CA bundle")
-    source = e.text("source", default="pdp-crawler")
+    config = Config(Technology.TRINO, env)
+    keys = (*platform.ENDPOINT_KEYS, "adminUsers", "propertiesFile", *COMMON_ENDPOINT_KEYS)
+    e = config.fields(endpoint, "endpoint", keys)
+    settings = platform.from_connection(e, credentials, config.env)
     common = config.common(e)
-    admin, admin_source = None, ""
+    admin, admin_source = _admin(e)
+    config.done()
+    return TrinoCrawler(settings, admin=admin, admin_source=admin_source, common=common)
+
+
+def _admin(e: Fields) -> tuple[re.Pattern[str] | None, str]:
+    """The cluster's `immuta.user.admin`, from `adminUsers` or the `propertiesFile`."""
     if e.has("adminUsers") and e.has("propertiesFile"):
         e.error("adminUsers", "give adminUsers or propertiesFile, not both")
     elif e.has("adminUsers"):
         try:
-            admin = re.compile(e.text("adminUsers", required=True))
+            return re.compile(e.text("adminUsers", required=True)), ""
         except re.error as error:
             e.error("adminUsers", f"not a regular expression: {error}")
     elif e.has("propertiesFile"):
         path = e.file_path("propertiesFile", required=True)
         if path is not None:
-            admin, admin_source = _admin_from(path, e.error)
-    login: TrinoLogin | None = None
-    user = ""
-    if isinstance(credentials, Mapping) and set(credentials) in ({"user"}, {"username"}):
-        (name,) = credentials  # a user name alone, as `user` or `username`
-        c = config.fields(credentials, "credentials", (name,))
-        user = c.text(name, required=True)
-        if scheme == "https":
-            c.error(name, "a user without a password or OAuth client: only over http")
-    else:
-        block = dict(credentials) if isinstance(credentials, Mapping) else credentials
-        user = str(block.pop("user", "")) if isinstance(block, dict) else ""
-        try:
-            login = trino_auth_from_config(block, "trino.credentials", config.env, inline=True)
-        except ConfigError as error:
-            config.found.errors.extend(error.problems)
-        if isinstance(login, PasswordLogin):
-            user = user or login.username
-        elif not user:
-            config.found.error(None, "trino.credentials.user: name the user the token maps to")
-    config.done()
-    return TrinoCrawler(
-        host,
-        port,
-        user,
-        login,
-        http_scheme=scheme,
-        verify=verify,
-        admin=admin,
-        admin_source=admin_source,
-        source=source,
-        common=common,
-    )
+            return _admin_from(path, e.error)
+    return None, ""
 
 
 def _admin_from(path: Path, error: Any) -> tuple[re.Pattern[str] | None, str]:

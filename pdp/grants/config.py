@@ -32,35 +32,19 @@ from pdp.grants.targets import (
     postgres_transient,
     snowflake_transient,
 )
+from pdp.platforms import databricks, postgresql, snowflake
+from pdp.platforms.target import TargetShape
+from pdp.policy.model import Technology
 
 DEFAULT_INTERVAL = 3600.0
+APPLICATION = "pdp-grant-sync"  # how grant sync names its sessions on the platforms
 _COMMON = ("name", "platform", "connections", "rolePrefix", "names", "users")
-_KEYS = {
-    "snowflake": (
-        "account",
-        "user",
-        "role",
-        "warehouse",
-        "auth",
-        "password",
-        "privateKeyFile",
-        "privateKeyPassphrase",
-        "token",
-        "policySchema",
-    ),
-    "databricks": (
-        "host",
-        "auth",
-        "clientId",
-        "clientSecret",
-        "token",
-        "workers",
-        "policySchema",
-        "warehouseId",
-    ),
-    "postgresql": ("dsn", "password", "policySchema"),
+# The platforms grant sync writes to: how each logs in (pdp.platforms), and grant sync's own keys.
+_PLATFORMS: Mapping[Technology, tuple[TargetShape, tuple[str, ...]]] = {
+    Technology.SNOWFLAKE: (snowflake.TARGET, ("policySchema",)),
+    Technology.DATABRICKS: (databricks.TARGET, ("workers", "policySchema", "warehouseId")),
+    Technology.POSTGRESQL: (postgresql.TARGET, ("policySchema",)),
 }
-_AUTH = {"snowflake": ("password", "keypair", "oauth"), "databricks": ("oauth-m2m", "token")}
 
 
 @dataclass(frozen=True)
@@ -68,7 +52,7 @@ class TargetSpec:
     """One `targets:` entry, validated, secrets resolved."""
 
     name: str
-    platform: str
+    platform: Technology
     connections: frozenset[str]
     prefix: str
     naming: Naming
@@ -78,11 +62,20 @@ class TargetSpec:
     @contextmanager
     def open(self, backoff: Backoff | None = None) -> Iterator[Target]:
         backoff = backoff or Backoff()
-        target = _OPEN[self.platform](self, backoff)
+        target = self._connect(backoff)
         try:
             yield target
         finally:
             target.close()
+
+    def _connect(self, backoff: Backoff) -> Target:
+        match self.platform:
+            case Technology.SNOWFLAKE:
+                return _snowflake(self, backoff)
+            case Technology.DATABRICKS:
+                return _databricks(self, backoff)
+            case _:
+                return _postgres(self, backoff)
 
 
 @dataclass(frozen=True)
@@ -118,13 +111,10 @@ def parse_grants(
 def _target(
     data: Any, where: str, found: Collector, env: Mapping[str, str], base: Path | None
 ) -> TargetSpec:
-    raw = data if isinstance(data, dict) else {}
-    platform = str(raw.get("platform", "")).lower()
-    if platform not in _KEYS:
-        found.error(line_of(data), f"{where}.platform: expected one of {', '.join(_KEYS)}")
-        platform = "postgresql"
-    keys = _KEYS[platform]
-    secret_keys = [f"{k}{way}" for k in keys if k in _SECRETS for way in ("Env", "File")]
+    platform = _platform(data, where, found)
+    shape, own = _PLATFORMS[platform]
+    keys = (*shape.keys, *own)
+    secret_keys = [f"{k}{way}" for k in shape.keys if k in shape.secrets for way in ("Env", "File")]
     f = Fields(data, where, found, (*_COMMON, *keys, *secret_keys), base)
     connections = f.strings("connections")
     if not connections:
@@ -137,44 +127,9 @@ def _target(
     if not isinstance(users, dict) or not all(isinstance(v, str) for v in users.values()):
         found.error(f.line("users"), f"{where}.users: expected a mapping of user to platform name")
         users = {}
-    settings: dict[str, Any] = {}
-    for key in keys:
-        if key in _SECRETS:
-            if (secret := f.secret(key, env)) is not None:
-                settings[key] = secret.reveal()
-        elif key in f.data:
-            settings[key] = f.resolve(key, env)
-    if platform in _AUTH:
-        auth = settings.get("auth", "")
-        if auth not in _AUTH[platform]:
-            choices = ", ".join(_AUTH[platform])
-            found.error(f.line("auth"), f"{where}.auth: expected one of {choices}")
-        for key in _NEEDS.get((platform, auth), ()):
-            if not settings.get(key):
-                found.error(f.line(), f"{where}: auth {auth} needs {key!r}")
-    if platform in ("snowflake", "databricks") and "policySchema" in settings:
-        schema = settings["policySchema"]
-        container = "database" if platform == "snowflake" else "catalog"
-        if not isinstance(schema, str) or parse_policy_schema(schema) is None:
-            found.error(
-                f.line("policySchema"),
-                f"{where}.policySchema: expected <{container}>.<schema> (where grant sync keeps "
-                "the masking and row access policies)",
-            )
-        if platform == "databricks" and not settings.get("warehouseId"):
-            found.error(
-                f.line("policySchema"),
-                f"{where}: policySchema needs warehouseId (the SQL warehouse that runs the "
-                "statements setting masks and row filters)",
-            )
-    if platform == "postgresql" and "policySchema" in settings:
-        schema = settings["policySchema"]
-        if not isinstance(schema, str) or parse_pg_schema(schema) is None:
-            found.error(
-                f.line("policySchema"),
-                f"{where}.policySchema: expected one schema name (in each governed database, "
-                "where grant sync keeps the governed views of masked tables)",
-            )
+    settings = _settings(f, keys, shape, env)
+    if "policySchema" in settings:
+        _check_policy_schema(platform, settings, f)
     return TargetSpec(
         name=f.text("name", required=True),
         platform=platform,
@@ -188,36 +143,69 @@ def _target(
     )
 
 
-_SECRETS = frozenset({"password", "privateKeyPassphrase", "token", "clientSecret"})
-_NEEDS = {
-    ("snowflake", "password"): ("account", "user", "password"),
-    ("snowflake", "keypair"): ("account", "user", "privateKeyFile"),
-    ("snowflake", "oauth"): ("account", "token"),
-    ("databricks", "oauth-m2m"): ("host", "clientId", "clientSecret"),
-    ("databricks", "token"): ("host", "token"),
-}
+def _settings(
+    f: Fields, keys: tuple[str, ...], shape: TargetShape, env: Mapping[str, str]
+) -> dict[str, Any]:
+    """The entry's platform keys, secrets resolved; an `auth:` choice must name its keys."""
+    settings: dict[str, Any] = {}
+    for key in keys:
+        if key in shape.secrets:
+            if (secret := f.secret(key, env)) is not None:
+                settings[key] = secret.reveal()
+        elif key in f.data:
+            settings[key] = f.resolve(key, env)
+    if shape.auth:
+        auth = settings.get("auth", "")
+        if auth not in shape.auth:
+            choices = ", ".join(shape.auth)
+            f.found.error(f.line("auth"), f"{f.where}.auth: expected one of {choices}")
+        for key in shape.auth.get(auth, ()):
+            if not settings.get(key):
+                f.found.error(f.line(), f"{f.where}: auth {auth} needs {key!r}")
+    return settings
+
+
+def _check_policy_schema(platform: Technology, settings: Mapping[str, Any], f: Fields) -> None:
+    schema = settings["policySchema"]
+    if platform == Technology.POSTGRESQL:
+        if not isinstance(schema, str) or parse_pg_schema(schema) is None:
+            f.found.error(
+                f.line("policySchema"),
+                f"{f.where}.policySchema: expected one schema name (in each governed database, "
+                "where grant sync keeps the governed views of masked tables)",
+            )
+        return
+    container = "database" if platform == Technology.SNOWFLAKE else "catalog"
+    if not isinstance(schema, str) or parse_policy_schema(schema) is None:
+        f.found.error(
+            f.line("policySchema"),
+            f"{f.where}.policySchema: expected <{container}>.<schema> (where grant sync keeps "
+            "the masking and row access policies)",
+        )
+    if platform == Technology.DATABRICKS and not settings.get("warehouseId"):
+        f.found.error(
+            f.line("policySchema"),
+            f"{f.where}: policySchema needs warehouseId (the SQL warehouse that runs the "
+            "statements setting masks and row filters)",
+        )
+
+
+def _platform(data: Any, where: str, found: Collector) -> Technology:
+    raw = data.get("platform", "") if isinstance(data, dict) else ""
+    platform = next((p for p in _PLATFORMS if p == str(raw).lower()), None)
+    if platform is None:
+        found.error(line_of(data), f"{where}.platform: expected one of {', '.join(_PLATFORMS)}")
+        return Technology.POSTGRESQL  # read on, to report the entry's other problems too
+    return platform
 
 
 # --- opening targets (the only place that constructs platform clients) ------------------------
 
 
 def _snowflake(spec: TargetSpec, backoff: Backoff) -> Target:
-    import snowflake.connector
-
+    settings = snowflake.from_target(spec.settings)
+    session = DbApiSession(snowflake.connect(settings, application=APPLICATION))
     s = spec.settings
-    options: dict[str, Any] = {"account": s["account"], "application": "pdp-grant-sync"}
-    options.update({k: s[k] for k in ("user", "role", "warehouse") if s.get(k)})
-    match s["auth"]:
-        case "password":
-            options["password"] = s["password"]
-        case "keypair":
-            options["authenticator"] = "SNOWFLAKE_JWT"
-            options["private_key_file"] = s["privateKeyFile"]
-            if s.get("privateKeyPassphrase"):
-                options["private_key_file_pwd"] = s["privateKeyPassphrase"]
-        case "oauth":
-            options.update(authenticator="oauth", token=s["token"])
-    session = DbApiSession(snowflake.connector.connect(**options))
     schema = parse_policy_schema(s["policySchema"]) if s.get("policySchema") else None
     return SnowflakeTarget(
         spec.name,
@@ -252,22 +240,11 @@ def parse_pg_schema(text: str) -> str | None:
 
 
 def _databricks(spec: TargetSpec, backoff: Backoff) -> Target:
-    from databricks.sdk import WorkspaceClient
-    from databricks.sdk.core import Config
-
-    s = spec.settings
     # Short SDK-level retry window: our own Backoff retries per call and keeps going with the
     # other objects, where the SDK default (300 s) would stall the whole run on one object.
-    common = {"host": s["host"], "retry_timeout_seconds": 30}
-    if s["auth"] == "token":
-        config = Config(token=s["token"], auth_type="pat", **common)
-    else:
-        config = Config(
-            client_id=s["clientId"],
-            client_secret=s["clientSecret"],
-            auth_type="oauth-m2m",
-            **common,
-        )
+    settings = databricks.from_target(spec.settings)
+    client = databricks.connect(settings, application=APPLICATION, retry_timeout_seconds=30)
+    s = spec.settings
     schema = parse_policy_schema(s["policySchema"]) if s.get("policySchema") else None
     if schema is not None:  # Unity Catalog stores names in lower case
         schema = (schema[0].lower(), schema[1].lower())
@@ -276,7 +253,7 @@ def _databricks(spec: TargetSpec, backoff: Backoff) -> Target:
     return DatabricksTarget(
         spec.name,
         spec.connections,
-        WorkspaceClient(config=config),
+        client,
         dialect,
         backoff,
         workers,
@@ -285,22 +262,15 @@ def _databricks(spec: TargetSpec, backoff: Backoff) -> Target:
 
 
 def _postgres(spec: TargetSpec, backoff: Backoff) -> Target:
-    import psycopg
-
     s = spec.settings
+    settings = postgresql.from_target(s)
 
     def connect(database: str) -> SqlSession:
-        options: dict[str, Any] = {"autocommit": True}
-        if database:
-            options["dbname"] = database
-        if s.get("password"):
-            options["password"] = s["password"]
-        session = DbApiSession(psycopg.connect(s.get("dsn", ""), **options))
-        return RetryingSession(session, backoff, postgres_transient)
+        client = postgresql.connect(
+            settings, application=APPLICATION, database=database or None, autocommit=True
+        )
+        return RetryingSession(DbApiSession(client), backoff, postgres_transient)
 
     schema = parse_pg_schema(s["policySchema"]) if s.get("policySchema") else None
     dialect = PostgresDialect(spec.prefix.lower(), spec.naming, policy_schema=schema)
     return PostgresTarget(spec.name, spec.connections, connect, dialect)
-
-
-_OPEN = {"snowflake": _snowflake, "databricks": _databricks, "postgresql": _postgres}

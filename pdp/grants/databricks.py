@@ -108,7 +108,7 @@ class DatabricksDialect:
         if self.policy_schema is None:
             return not_native(applying, platform) + " (the target names no policySchema)"
         tables = frozenset({ObjectType.TABLE, ObjectType.EXTERNAL_TABLE})
-        found = tablepolicy.native(source, applying, platform, tables, escapes=True)
+        found = tablepolicy.native(source, applying, platform, tables, escapes=("\\", "''"))
         if isinstance(found, Native) and found.bypassing:
             # MODIFY carries TRUNCATE, which is not shown to respect row filters: filtered
             # users write through Trino only

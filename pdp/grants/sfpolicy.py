@@ -26,13 +26,14 @@ from pdp.core.model import MaskKind
 from pdp.grants.model import Phase, Principal, Securable, Step
 from pdp.grants.session import SqlSession
 from pdp.grants.snowflake import qualified, quote
-from pdp.grants.tablepolicy import MASK, ROWS, Flavor, Wanted
+from pdp.grants.tablepolicy import MASK, ROWS, Flavor, Wanted, reveal, rounded
 from pdp.policy.model import MaskingPolicy
 
-# Snowflake types whose values no Trino string type holds: a partial reveal gives NULL there,
-# as in Trino; any other non-string type (VARIANT, ...) is withheld.
+# Snowflake types whose values no Trino string type holds: a partial reveal or a hash gives
+# NULL there, as in Trino; any other non-string type (VARIANT, ...) is withheld.
 _NOT_TEXT = re.compile(r"(NUMBER|FLOAT|DATE|TIME|TIMESTAMP_\w+|BOOLEAN|BINARY)\b.*")
 _VARCHAR = re.compile(r"VARCHAR\((\d+)\)")
+_NUMBER = re.compile(r"NUMBER\((\d+),(\d+)\)")
 
 
 def _is_role_in_session(principals: list[Principal]) -> str:
@@ -41,15 +42,18 @@ def _is_role_in_session(principals: list[Principal]) -> str:
 
 def masked_value(policy: MaskingPolicy, type_: str) -> str | None:
     """The masked value of `val` in Snowflake SQL, equal to what Trino's mask gives for the
-    same value (pdp.core.datapolicy), or None when it cannot be made exact."""
+    same value (pdp.core.datapolicy), or None when it cannot be made exact.
+
+    Trino's Snowflake connector reads NUMBER(p,s) with s > 0 as decimal(p,s), FLOAT as double;
+    a NUMBER(p,0) (INT and its synonyms) it reads as bigint in some releases and as decimal in
+    others, so a hash of it (a number from bigint, NULL from decimal) and rounding it to tens
+    are withheld."""
     upper = type_.upper()
     text = _VARCHAR.fullmatch(upper)
     if policy.kind is MaskKind.NULL:
         return "NULL"
     if text is None:
-        # keepFirst/keepLast give NULL on a non-string in Trino; other kinds are withheld
-        partial = policy.kind in (MaskKind.KEEP_FIRST, MaskKind.KEEP_LAST)
-        return "NULL" if partial and _NOT_TEXT.fullmatch(upper) else None
+        return _not_text(policy, upper)
     bound = int(text.group(1))
     if policy.kind is MaskKind.CONSTANT:
         if policy.value is None or not isinstance(policy.value, str):
@@ -59,20 +63,25 @@ def masked_value(policy: MaskingPolicy, type_: str) -> str | None:
         if bound < MIN_HASH_LENGTH:
             return "NULL"
         return _cut("UPPER(SHA2(val, 256))", bound, 64)
-    count = policy.count
-    if count < 0:
-        return "NULL"
-    pad = quote_literal(REVEAL_PAD)
-    if count == 0:
-        shown = pad
-    elif policy.kind is MaskKind.KEEP_LAST:
-        shown = f"CONCAT({pad}, SUBSTR(val, LENGTH(val) - {count} + 1))"
-    else:
-        shown = f"CONCAT(SUBSTR(val, 1, {count}), {pad})"
-    reveal = (
-        f"CASE WHEN val IS NULL THEN NULL WHEN LENGTH(val) > {count} THEN {shown} ELSE {pad} END"
-    )
-    return _cut(reveal, bound, count + len(REVEAL_PAD))
+    if policy.kind is MaskKind.ROUND:
+        return "NULL"  # Trino rounds numbers only
+    return _cut(reveal(policy), bound, policy.count + len(REVEAL_PAD))
+
+
+def _not_text(policy: MaskingPolicy, upper: str) -> str | None:
+    if policy.kind is MaskKind.CONSTANT or not _NOT_TEXT.fullmatch(upper):
+        return None  # Trino renders constants its own way; VARIANT and the like are unknown
+    number = _NUMBER.fullmatch(upper)
+    whole = number is not None and number.group(2) == "0"  # bigint or decimal in Trino
+    if whole and (
+        policy.kind is MaskKind.HASH or (policy.kind is MaskKind.ROUND and policy.count < 0)
+    ):
+        return None  # a number or NULL as hash; different ranges when rounded
+    if policy.kind is MaskKind.ROUND:
+        if number:
+            return rounded(policy.count, int(number.group(1)), int(number.group(2)), upper)
+        return None if upper.startswith("FLOAT") else "NULL"  # double rounding is not exact
+    return "NULL"  # Trino's partial reveal and hash give NULL on these types
 
 
 def _cut(expression: str, bound: int, longest: int) -> str:

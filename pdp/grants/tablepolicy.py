@@ -5,8 +5,11 @@ Which masks and row filters a platform can enforce exactly (`native`, before the
 are known), and, once the table's columns and types are read, the policies it gets (`plan_table`):
 one mask per masked column, one row policy ANDing the table's filters as Trino ANDs them, each
 exempting the users holding a grant on the table to whom it does not apply. Everyone else,
-including principals the product does not manage, reads masked values and filtered rows. A user
-whose policy cannot be expressed exactly on the table's actual columns is withheld.
+including principals the product does not manage, reads masked values and filtered rows; a
+filter naming the user (`@user`, `@attribute(x)`) gives each user their own predicate, and no
+row to a session that is none of them. A user whose policy cannot be expressed exactly on the
+table's actual columns is withheld. The mask SQL both platforms read alike (partial reveals,
+rounding of decimals) is written here once.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from pdp.core.datapolicy import Placeholder
+from pdp.core.datapolicy import REVEAL_PAD, Placeholder, quote_literal
 from pdp.core.model import MaskKind
 from pdp.grants.datapolicies import Applying, Native, describe
 from pdp.grants.model import Principal, Securable
@@ -31,35 +34,27 @@ _SQL_WORDS = frozenset({"and", "or", "not", "in", "is", "null", "true", "false"}
 
 # --- which policies a platform enforces exactly (before the column types are known) -----------
 
-_KINDS = frozenset(
-    {MaskKind.NULL, MaskKind.HASH, MaskKind.CONSTANT, MaskKind.KEEP_FIRST, MaskKind.KEEP_LAST}
-)
-
 
 def native(
     source: DataSource,
     applying: tuple[Applying, ...],
     platform: str = "Snowflake",
     tables: frozenset[ObjectType] = frozenset({ObjectType.TABLE}),
-    escapes: bool = False,
+    escapes: tuple[str, ...] = ("\\",),
 ) -> str | Native:
-    """Native where each policy has an exact translation for some column type: masks of the
-    kinds below, filters with one predicate for everyone that evaluates alike (`escapes`: the
-    platform reads backslashes and doubled quotes in string literals its own way, so a filter
-    holding either is withheld). The columns' types, read from the platform, settle the rest
-    when the target plans (`plan_table`)."""
+    """Native where the object takes policies and each row filter, as rendered for this user,
+    evaluates alike (`escapes`: what the platform reads in a string literal its own way:
+    Snowflake a backslash, Unity Catalog a backslash and a doubled quote; a filter holding one,
+    in its text or in the user's values, is withheld). Every mask kind has an exact translation
+    on some column type: the columns' types, read from the platform, settle masks when the
+    target plans (`plan_table`)."""
     problems = []
     for one in applying:
         policy = one.policy
         if source.type not in tables:
             problems.append(f"{describe(policy)}: a {source.type} takes no policy here")
-        elif isinstance(policy, MaskingPolicy):
-            if policy.kind not in _KINDS:
-                problems.append(f"{describe(policy)}: {policy.kind} is not translated")
-        elif (problem := _filter_problem(policy)) is not None:
+        elif isinstance(policy, RowFilterPolicy) and (problem := _filter_problem(one, escapes)):
             problems.append(f"{describe(policy)} uses {problem}")
-        elif escapes and ("\\" in policy.where or "''" in policy.where):
-            problems.append(f"{describe(policy)} uses a backslash or a doubled quote")
     if problems:
         return "; ".join(problems) + f", which {platform} cannot enforce exactly"
     # TRUNCATE ignores row access policies: a filtered user would empty rows they cannot see
@@ -67,12 +62,53 @@ def native(
     return Native(frozenset({"TRUNCATE"}) if filtered else frozenset())
 
 
-def _filter_problem(policy: RowFilterPolicy) -> str | None:
-    if any(isinstance(part, Placeholder) for part in policy.template):
-        return "@user, @groups or @attribute (one predicate per user)"
+_ESCAPES = {"\\": "a backslash", "''": "a doubled quote"}
+
+
+def _filter_problem(one: Applying, escapes: tuple[str, ...]) -> str | None:
+    """`@user` and `@attribute(x)` render as string literals per user (`plan_table` gives each
+    user their own predicate); `@groups` is withheld (`rls.untranslatable` says why)."""
+    policy = one.policy
+    assert isinstance(policy, RowFilterPolicy)
     if '"' in policy.where:
         return "a quoted name"
+    if held := [_ESCAPES[e] for e in escapes if e in (one.predicate or policy.where)]:
+        return f"{' or '.join(held)} (as rendered here)"
     return untranslatable(policy.template)
+
+
+# --- masks both platforms spell alike -------------------------------------------------------
+
+
+def reveal(policy: MaskingPolicy) -> str:
+    """keepFirst / keepLast of a string `val` as Trino masks it (`pdp.core.datapolicy`):
+    `count` characters kept, a fixed pad for the rest, a value no longer than `count` all pad,
+    NULL for a negative count. Snowflake and Spark SQL read this alike."""
+    count = policy.count
+    if count < 0:
+        return "NULL"
+    pad = quote_literal(REVEAL_PAD)
+    if count == 0:
+        shown = pad
+    elif policy.kind is MaskKind.KEEP_LAST:
+        shown = f"CONCAT({pad}, SUBSTR(val, LENGTH(val) - {count} + 1))"
+    else:
+        shown = f"CONCAT(SUBSTR(val, 1, {count}), {pad})"
+    return f"CASE WHEN val IS NULL THEN NULL WHEN LENGTH(val) > {count} THEN {shown} ELSE {pad} END"
+
+
+def rounded(digits: int, precision: int, scale: int, type_: str) -> str:
+    """`round` of a decimal(precision, scale) `val` as Trino rounds it: half away from zero
+    (Snowflake's ROUND and Spark's round of a fixed-point number do the same, exactly, in
+    decimal), NULL where the result leaves the type's range, and NULL on a 38-digit type
+    (Trino cannot widen it to round). Snowflake and Spark SQL read this alike."""
+    if digits >= scale:
+        return "val"
+    if precision >= 38:
+        return "NULL"
+    r = f"ROUND(val, {digits})"
+    bound = "1" + "0" * (precision - scale)
+    return f"CASE WHEN ABS({r}) < {bound} THEN CAST({r} AS {type_}) END"
 
 
 # --- desired ----------------------------------------------------------------------------------
@@ -131,11 +167,14 @@ def plan_table(
     masks: dict[str, set[str]] = {}  # mask policy -> principals it applies to
     filters: dict[str, set[str]] = {}
     found: dict[str, Applying] = {}
+    rendered: dict[str, dict[Principal, str]] = {}  # row filter -> user -> their predicate
     for principal, applying in enforced.items():
         for one in applying:
             found.setdefault(one.policy.name, one)
             into = masks if isinstance(one.policy, MaskingPolicy) else filters
             into.setdefault(one.policy.name, set()).add(principal)
+            if one.predicate is not None:
+                rendered.setdefault(one.policy.name, {})[principal] = one.predicate
 
     def exempt(policy: str, kind: dict[str, set[str]]) -> str:
         free = sorted(holders - kind[policy] - withheld.keys())
@@ -165,7 +204,7 @@ def plan_table(
                 withheld.setdefault(principal, problem)
     args: dict[str, str] = {}
     for name in sorted(filters):
-        for word in _columns(found[name].policy.where):  # type: ignore[union-attr]
+        for word in _columns(found[name].policy):  # type: ignore[arg-type]
             candidates = by_folded.get(word.lower(), [])
             problem = ""
             if len(candidates) != 1:
@@ -191,11 +230,12 @@ def plan_table(
         wanted.append(Wanted(MASK, name, f"(val {type_})", type_, body, (column,)))
     live = [n for n in sorted(filters) if n not in unusable]
     if live:
-        used = sorted({w.lower() for n in live for w in _columns(found[n].policy.where)})  # type: ignore[union-attr]
+        used = sorted({w.lower() for n in live for w in _columns(found[n].policy)})  # type: ignore[arg-type]
         parts = []
         for name in live:
             free = exempt(name, filters)
-            predicate = found[name].predicate or "FALSE"  # rendered in parentheses
+            mine = {p: v for p, v in rendered.get(name, {}).items() if p not in withheld}
+            predicate = _predicate(found[name], mine, flavor)
             parts.append(f"({free} OR {predicate})" if free else predicate)
         signature = ", ".join(f"{w} {columns[args[w]]}" for w in used)
         name = flavor.case(rows_name(prefix, table, [f"{w} {columns[args[w]]}" for w in used]))
@@ -204,9 +244,29 @@ def plan_table(
     return wanted, withheld
 
 
-def _columns(predicate: str) -> list[str]:
-    """The column names a safe predicate (see `native`) refers to, in order of appearance."""
-    words = [m.group(1) for m in _WORD.finditer(predicate) if m.group(1)]
+def _predicate(one: Applying, predicates: Mapping[Principal, str], flavor: Flavor) -> str:
+    """A filter's predicate for everyone it applies to. Without placeholders it reads the same
+    for every user. With `@user` or `@attribute(x)`, each group of users sharing one rendered
+    predicate gets it; a session that is none of them reads no row, and a session holding
+    several managed roles only the rows every one of them may read."""
+    assert isinstance(one.policy, RowFilterPolicy)
+    if not any(isinstance(part, Placeholder) for part in one.policy.template):
+        return one.predicate or "FALSE"  # rendered in parentheses
+    if not predicates:
+        return "FALSE"
+    whose: dict[str, list[Principal]] = {}
+    for principal in sorted(predicates):
+        whose.setdefault(predicates[principal], []).append(principal)
+    tests = {predicate: f"({flavor.exempt(users)})" for predicate, users in whose.items()}
+    clauses = [f"(NOT {test} OR {predicate})" for predicate, test in tests.items()]
+    return f"(({' OR '.join(tests.values())}) AND {' AND '.join(clauses)})"
+
+
+def _columns(policy: RowFilterPolicy) -> list[str]:
+    """The column names a safe predicate (see `native`) refers to, in order of appearance
+    (placeholders are values, not names)."""
+    text = " ".join(part for part in policy.template if isinstance(part, str))
+    words = [m.group(1) for m in _WORD.finditer(text) if m.group(1)]
     seen: dict[str, None] = {}
     for word in words:
         if word.lower() not in _SQL_WORDS:

@@ -16,21 +16,23 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pdp.core.datapolicy import REVEAL_PAD
 from pdp.core.model import MaskKind
 from pdp.grants.databricks import MAX_PAGES, ApiClient, full_name, gate
 from pdp.grants.model import Phase, Principal, Securable, Step
-from pdp.grants.tablepolicy import MASK, Flavor, Wanted
+from pdp.grants.tablepolicy import MASK, Flavor, Wanted, reveal, rounded
 from pdp.policy.model import MaskingPolicy
 
 FUNCTIONS, TABLES = "/api/2.1/unity-catalog/functions", "/api/2.1/unity-catalog/tables"
 COMMENT = "pdp grant sync: "  # + the governed table's full name
 _STRING = "string"
-# Types no Trino string type holds: a partial reveal gives NULL there, as in Trino.
+# Types no Trino string type holds: a partial reveal, a hash (but of int and bigint) or
+# rounding (but of numbers) gives NULL there, as in Trino.
 _NOT_TEXT = re.compile(
     r"(tinyint|smallint|int|bigint|float|double|decimal(\(\d+,\s*\d+\))?|date|timestamp"
     r"|timestamp_ntz|boolean|binary)"
 )
+_DECIMAL = re.compile(r"decimal\((\d+),\s*(\d+)\)")
+_BITS = {"tinyint": 8, "smallint": 16, "int": 32, "bigint": 64}
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,34 +56,62 @@ def _literal(value: str) -> str | None:
 
 
 def _current_user_in(principals: list[Principal]) -> str:
-    names = [_literal(p.lower()) for p in principals]
-    return f"lower(current_user()) IN ({', '.join(n for n in names if n)})"
+    names = [n for n in (_literal(p.lower()) for p in principals) if n]
+    return f"lower(current_user()) IN ({', '.join(names)})" if names else "FALSE"
 
 
 def masked_value(policy: MaskingPolicy, type_: str) -> str | None:
     """The masked `val` in Databricks SQL, equal to Trino's mask for the same value (Trino's
-    Delta Lake and Hive connectors read `string` as unbounded `varchar`), or None."""
+    Delta Lake and Hive connectors read `string` as unbounded `varchar` and the other types as
+    their namesakes), or None."""
     type_ = type_.strip().lower()
     if policy.kind is MaskKind.NULL:
         return "NULL"
     if type_ != _STRING:
-        partial = policy.kind in (MaskKind.KEEP_FIRST, MaskKind.KEEP_LAST)
-        return "NULL" if partial and _NOT_TEXT.fullmatch(type_) else None
+        return _not_text(policy, type_)
     if policy.kind is MaskKind.HASH:
         return "upper(sha2(val, 256))"
     if policy.kind is MaskKind.CONSTANT:
         return _literal(policy.value) if isinstance(policy.value, str) else None
-    count = policy.count
-    if count < 0:
-        return "NULL"
-    pad = f"'{REVEAL_PAD}'"
-    if count == 0:
-        shown = pad
-    elif policy.kind is MaskKind.KEEP_LAST:
-        shown = f"concat({pad}, substr(val, length(val) - {count} + 1))"
-    else:
-        shown = f"concat(substr(val, 1, {count}), {pad})"
-    return f"CASE WHEN val IS NULL THEN NULL WHEN length(val) > {count} THEN {shown} ELSE {pad} END"
+    if policy.kind is MaskKind.ROUND:
+        return "NULL"  # Trino rounds numbers only
+    return reveal(policy)
+
+
+def _not_text(policy: MaskingPolicy, type_: str) -> str | None:
+    if policy.kind is MaskKind.CONSTANT or not _NOT_TEXT.fullmatch(type_):
+        return None  # Trino renders constants its own way; arrays and the like are unknown
+    bits = _BITS.get(type_)
+    if policy.kind is MaskKind.HASH and bits is not None and bits >= 32:
+        return _hashed(bits)
+    if policy.kind is MaskKind.ROUND:
+        if bits is not None:
+            return _rounded_whole(policy.count, bits, type_)
+        if number := _DECIMAL.fullmatch(type_):
+            precision, scale = int(number.group(1)), int(number.group(2))
+            return rounded(policy.count, precision, scale, f"decimal({precision},{scale})")
+        return None if type_ in ("float", "double") else "NULL"  # float rounding is not exact
+    return "NULL"
+
+
+def _hashed(bits: int) -> str:
+    """Trino's hash of an int or bigint: the first 4 or 8 bytes of the SHA-256 of its decimal
+    text, read as a signed big-endian number (`conv` to base -10 reads 64 bits as signed; 32
+    bits are moved into the signed range by hand)."""
+    number = f"conv(substr(sha2(CAST(val AS STRING), 256), 1, {bits // 4}), 16, -10)"
+    if bits == 64:
+        return f"CAST({number} AS BIGINT)"
+    return f"CAST((CAST({number} AS BIGINT) + 2147483648) % 4294967296 - 2147483648 AS INT)"
+
+
+def _rounded_whole(digits: int, bits: int, type_: str) -> str:
+    """Rounding a whole number, as Trino: unchanged to decimal places, else half away from
+    zero in decimal (no integer overflow), NULL outside the type's range."""
+    if digits >= 0:
+        return "val"
+    r = f"round(CAST(val AS DECIMAL(20,0)), {digits})"
+    low, high = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    return f"CASE WHEN {r} BETWEEN {low} AND {high} THEN CAST({r} AS {type_.upper()}) END"
 
 
 UNITY = Flavor(_current_user_in, masked_value, lambda t: "collate" in t.lower(), str.lower)

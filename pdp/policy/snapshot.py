@@ -84,47 +84,19 @@ class PolicySnapshot:
         by_path = {fold(s.path): s for s in sources}
         policies = tuple(policies)
         trino_paths = {path: s.trino_key for path, s in by_path.items() if s.trino_key}
-        columns: dict[TableKey, dict[str, frozenset[str]]] = {}
-        for path, key in trino_paths.items():
-            for column, tags in by_path[path].columns:
-                table = columns.setdefault(key, {})
-                table[column] = table.get(column, frozenset()) | _with_parents(tags)
-        owned_by: defaultdict[tuple[str, str], set[TableKey]] = defaultdict(set)
-        for path, key in trino_paths.items():
-            for principal in by_path[path].owners:
-                owned_by[principal].add(key)
-        tagged = Registry.of(set(trino_paths.values()), columns)
+        columns = _columns(by_path, trino_paths)
         masking, row_filters = tuple(masking), tuple(row_filters)
         index = _index(by_path)
-        data_targets: dict[str, frozenset[TableKey]] = {}
-        data_paths: dict[str, frozenset[str]] = {}
-        data_policies: tuple[MaskingPolicy | RowFilterPolicy, ...] = (*masking, *row_filters)
-        for data_policy in data_policies:
-            paths = _resolve(index, by_path, data_policy.on)
-            keys = {k for p in paths if (k := trino_paths.get(p)) is not None}
-            if isinstance(data_policy, MaskingPolicy) and not data_policy.columns:
-                # a mask by column tag only: just the tables with such a tagged column
-                keys = {k for k in keys if _tagged(tagged.columns.get(k, {}), data_policy)}
-                paths = {p for p in paths if _tagged(_source_tags(by_path[p]), data_policy)}
-            data_targets[data_policy.name] = frozenset(keys)
-            data_paths[data_policy.name] = frozenset(paths)
-        masks_by_table: defaultdict[TableKey, list[MaskRule]] = defaultdict(list)
-        for mask in masking:
-            if mask.status is PolicyStatus.ACTIVE:
-                rule = mask.rule()
-                for key in data_targets[mask.name]:
-                    masks_by_table[key].append(rule)
-        filters_by_table: defaultdict[TableKey, list[str]] = defaultdict(list)
-        for row_filter in row_filters:
-            if row_filter.status is PolicyStatus.ACTIVE:
-                for key in data_targets[row_filter.name]:
-                    filters_by_table[key].append(row_filter.name)
+        data_targets, data_paths = _data_targets(
+            index,
+            by_path,
+            trino_paths,
+            Registry.of(set(trino_paths.values()), columns),
+            (*masking, *row_filters),
+        )
+        masks, filters = _active_by_table(masking, row_filters, data_targets)
         registry = Registry.of(
-            set(trino_paths.values()),
-            columns,
-            {k: tuple(v) for k, v in masks_by_table.items()},
-            {k: tuple(v) for k, v in filters_by_table.items()},
-            complete=complete,
+            set(trino_paths.values()), columns, masks, filters, complete=complete
         )
         return cls(
             revision=revision,
@@ -141,7 +113,7 @@ class PolicySnapshot:
             row_filters=row_filters,
             data_targets=data_targets,
             data_paths=data_paths,
-            owned_by={p: frozenset(keys) for p, keys in owned_by.items()},
+            owned_by=_owned_by(by_path, trino_paths),
         )
 
     def subject(self, user: str, groups: Iterable[str] = ()) -> Subject:
@@ -258,6 +230,70 @@ def _what(policy: Policy) -> Targets:
     return Targets(
         policy.data_sources, policy.connections, policy.databases, policy.schemas, policy.tags
     )
+
+
+def _columns(
+    by_path: Mapping[str, DataSource], trino_paths: Mapping[str, TableKey]
+) -> dict[TableKey, dict[str, frozenset[str]]]:
+    """Each Trino table's columns and their tags (with the tags' parents)."""
+    columns: dict[TableKey, dict[str, frozenset[str]]] = {}
+    for path, key in trino_paths.items():
+        for column, tags in by_path[path].columns:
+            table = columns.setdefault(key, {})
+            table[column] = table.get(column, frozenset()) | _with_parents(tags)
+    return columns
+
+
+def _owned_by(
+    by_path: Mapping[str, DataSource], trino_paths: Mapping[str, TableKey]
+) -> dict[tuple[str, str], frozenset[TableKey]]:
+    owned_by: defaultdict[tuple[str, str], set[TableKey]] = defaultdict(set)
+    for path, key in trino_paths.items():
+        for principal in by_path[path].owners:
+            owned_by[principal].add(key)
+    return {p: frozenset(keys) for p, keys in owned_by.items()}
+
+
+def _data_targets(
+    index: Index,
+    by_path: Mapping[str, DataSource],
+    trino_paths: Mapping[str, TableKey],
+    tagged: Registry,
+    data_policies: Iterable[MaskingPolicy | RowFilterPolicy],
+) -> tuple[dict[str, frozenset[TableKey]], dict[str, frozenset[str]]]:
+    """Per data policy, the Trino tables and the data source paths it applies to."""
+    data_targets: dict[str, frozenset[TableKey]] = {}
+    data_paths: dict[str, frozenset[str]] = {}
+    for data_policy in data_policies:
+        paths = _resolve(index, by_path, data_policy.on)
+        keys = {k for p in paths if (k := trino_paths.get(p)) is not None}
+        if isinstance(data_policy, MaskingPolicy) and not data_policy.columns:
+            # a mask by column tag only: just the tables with such a tagged column
+            keys = {k for k in keys if _tagged(tagged.columns.get(k, {}), data_policy)}
+            paths = {p for p in paths if _tagged(_source_tags(by_path[p]), data_policy)}
+        data_targets[data_policy.name] = frozenset(keys)
+        data_paths[data_policy.name] = frozenset(paths)
+    return data_targets, data_paths
+
+
+def _active_by_table(
+    masking: Iterable[MaskingPolicy],
+    row_filters: Iterable[RowFilterPolicy],
+    data_targets: Mapping[str, frozenset[TableKey]],
+) -> tuple[dict[TableKey, tuple[MaskRule, ...]], dict[TableKey, tuple[str, ...]]]:
+    """Per Trino table, the rules of the active masks and the names of the active row filters."""
+    masks: defaultdict[TableKey, list[MaskRule]] = defaultdict(list)
+    for mask in masking:
+        if mask.status is PolicyStatus.ACTIVE:
+            rule = mask.rule()
+            for key in data_targets[mask.name]:
+                masks[key].append(rule)
+    filters: defaultdict[TableKey, list[str]] = defaultdict(list)
+    for row_filter in row_filters:
+        if row_filter.status is PolicyStatus.ACTIVE:
+            for key in data_targets[row_filter.name]:
+                filters[key].append(row_filter.name)
+    return {k: tuple(v) for k, v in masks.items()}, {k: tuple(v) for k, v in filters.items()}
 
 
 def _index(sources: Mapping[str, DataSource]) -> Index:

@@ -20,6 +20,7 @@ from pdp.grants.retry import Backoff
 from pdp.grants.session import Result
 from pdp.grants.snowflake import SnowflakeDialect
 from pdp.grants.targets import DatabricksTarget, PostgresTarget, SnowflakeTarget
+from pdp.policy import PolicySnapshot
 from tests.grants.fakes.ledger import Ledger
 from tests.grants.fakes.uc_server import Workspace, serve
 
@@ -51,10 +52,20 @@ def generated(name: str, tmp: Path) -> str:
     """The plan the page shows under `<!-- generated: name -->`."""
     text = DOC.read_text(encoding="utf-8")
     files = {m["name"]: m["body"] for m in YAML_BLOCK.finditer(text)}
+    per_user = {"sf-per-user.yaml": files["sf-per-user.yaml"]}
     if name == "snowflake":
-        return _snowflake(files, tmp)
+        policies = files["pg-policies.yaml"].replace("pg-prod.", "sf-prod.")
+        data = {"sf-policies.yaml": policies, "sf-datapolicies.yaml": files["sf-datapolicies.yaml"]}
+        return _snowflake(files, data, tmp)
+    if name == "snowflake-per-user":
+        return _snowflake(files, per_user, tmp)
     if name == "databricks":
-        return _databricks(files, tmp)
+        policies = files["pg-policies.yaml"].replace("pg-prod.", "uc-prod.")
+        data = files["sf-datapolicies.yaml"].replace("sf-prod.", "uc-prod.")
+        return _databricks(files, {"uc-policies.yaml": policies, "uc-datapolicies.yaml": data}, tmp)
+    if name == "databricks-per-user":
+        data = files["sf-per-user.yaml"].replace("sf-prod.", "uc-prod.")
+        return _databricks(files, {"uc-per-user.yaml": data}, tmp)
     schema = "pdp_governed" if name == "governed-view" else None
     if name == "filter-only":
         files["pg-datapolicies.yaml"] = files["pg-datapolicies.yaml"].split("rowFilters:")[1]
@@ -75,18 +86,18 @@ def generated(name: str, tmp: Path) -> str:
     return out.getvalue()
 
 
-def _snowflake(files: dict[str, str], tmp: Path) -> str:
-    """The example on a Snowflake account where grant sync has not run."""
+def _load(files: dict[str, str], tmp: Path) -> PolicySnapshot:
     paths = []
-    policies = files["pg-policies.yaml"].replace("pg-prod.", "sf-prod.")
-    for file, body in (
-        ("sf-registry.yaml", files["sf-registry.yaml"]),
-        ("sf-policies.yaml", policies),
-        ("sf-datapolicies.yaml", files["sf-datapolicies.yaml"]),
-    ):
+    for file, body in files.items():
         (path := tmp / file).write_text(body, encoding="utf-8")
         paths.append(path)
-    snapshot = load_snapshot(paths, None).value
+    return load_snapshot(paths, None).value
+
+
+def _snowflake(files: dict[str, str], data: dict[str, str], tmp: Path) -> str:
+    """An example (`data`: policies and data policies) on a Snowflake account where grant sync
+    has not run."""
+    snapshot = _load({"sf-registry.yaml": files["sf-registry.yaml"], **data}, tmp)
     account = Ledger()
     account.users |= {"ALICE", "BOB"}
     columns = {"ID": "NUMBER(38,0)", "AMOUNT": "NUMBER(10,2)", "REGION": "VARCHAR(16777216)"}
@@ -99,17 +110,10 @@ def _snowflake(files: dict[str, str], tmp: Path) -> str:
     return out.getvalue()
 
 
-def _databricks(files: dict[str, str], tmp: Path) -> str:
-    """The example on a Unity Catalog workspace where grant sync has not run."""
-    paths = []
-    for file, body in (
-        ("uc-registry.yaml", files["uc-registry.yaml"]),
-        ("uc-policies.yaml", files["pg-policies.yaml"].replace("pg-prod.", "uc-prod.")),
-        ("uc-datapolicies.yaml", files["sf-datapolicies.yaml"].replace("sf-prod.", "uc-prod.")),
-    ):
-        (path := tmp / file).write_text(body, encoding="utf-8")
-        paths.append(path)
-    snapshot = load_snapshot(paths, None).value
+def _databricks(files: dict[str, str], data: dict[str, str], tmp: Path) -> str:
+    """An example (`data`: policies and data policies) on a Unity Catalog workspace where grant
+    sync has not run."""
+    snapshot = _load({"uc-registry.yaml": files["uc-registry.yaml"], **data}, tmp)
     workspace = Workspace()
     workspace.principals |= {"alice", "bob"}
     workspace.add("table", "shop.sales.orders")
@@ -136,7 +140,16 @@ def _databricks(files: dict[str, str], tmp: Path) -> str:
 
 
 @pytest.mark.parametrize(
-    "name", ["mask-and-filter", "filter-only", "governed-view", "snowflake", "databricks"]
+    "name",
+    [
+        "mask-and-filter",
+        "filter-only",
+        "governed-view",
+        "snowflake",
+        "databricks",
+        "snowflake-per-user",
+        "databricks-per-user",
+    ],
 )
 def test_the_page_shows_what_the_code_plans(name: str, tmp_path: Path) -> None:
     shown = {m["name"]: m["body"] for m in GENERATED.finditer(DOC.read_text(encoding="utf-8"))}

@@ -10,6 +10,7 @@ reads natively more than Trino shows them."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -18,6 +19,7 @@ from pdp.core.datapolicy import parse_template, row_filters
 from pdp.core.model import MaskKind, View
 from pdp.grants.databricks import DatabricksDialect
 from pdp.grants.desired import desired_state
+from pdp.grants.dialect import Dialect
 from pdp.grants.postgres import PostgresDialect, column_grants
 from pdp.grants.snowflake import SnowflakeDialect
 from pdp.policy import (
@@ -69,6 +71,11 @@ PLATFORMS = {
         "MODIFY",
         {T.TABLE, T.EXTERNAL_TABLE},
     ),
+}
+# the same platforms enforcing masks and row filters natively (a policySchema on the target)
+NATIVE = {
+    "sf": SnowflakeDialect(policy_schema=("GOV", "P")),
+    "uc": DatabricksDialect(policy_schema=("gov", "p")),
 }
 USERS = ["ann", "ben", "cy", "dee"]
 PREDICATES = [  # PostgreSQL evaluates the first three as Trino; the last two it does not
@@ -168,9 +175,11 @@ def _audience(draw: st.DrawFn) -> Audience:
     )
 
 
-def _trino_masks(view: View, table: TableRef) -> bool:
-    """Whether Trino masks some column of `table` for the view's user."""
-    return any(m.policy in view.mask_policies for m in view.registry.masks.get(table.key, ()))
+def _trino_masks(view: View, table: TableRef) -> set[str]:
+    """The masks Trino applies to some column of `table` for the view's user."""
+    return {
+        m.policy for m in view.registry.masks.get(table.key, ()) if m.policy in view.mask_policies
+    }
 
 
 def _trino_masked(view: View, table: TableRef, column: str, tags: frozenset[str]) -> bool:
@@ -188,77 +197,149 @@ def _trino_filters(view: View, user: str, table: TableRef) -> set[tuple[str, str
 @settings(max_examples=150, deadline=None)
 @given(worlds(), st.data())
 def test_trino_and_native_grants_agree(snapshot: PolicySnapshot, data: st.DataObject) -> None:
-    trino = Settings(mapping=snapshot.mapping)
     for connection, (_, _, _, _, dialect, write_privilege, writable) in PLATFORMS.items():
-        desired = desired_state(snapshot, dialect, [connection])
-        if isinstance(dialect, PostgresDialect):  # masks: SELECT on the unmasked columns
-            desired = column_grants(desired, dict.fromkeys(desired.enforced, NATIVE_COLUMNS))
-        for user in USERS:
-            view = snapshot.view(trino, Identity(user))
-            # Trino may add groups from its group provider, which grant sync never sees
-            extra = frozenset(data.draw(st.sets(st.sampled_from(TRINO_GROUPS), max_size=2)))
-            with_groups = snapshot.view(trino, Identity(user, extra))
-            principal = dialect.principal(user)
-            held = desired.grants.get(principal, {})
-            grants = snapshot.grants(snapshot.subject(user))
-            for path, source in snapshot.sources.items():
-                if source.connection != connection:
-                    continue
-                table = TableRef(source.trino_catalog or "", source.schema, source.name)
-                securable = dialect.securable(source)
-                native = held.get(securable, frozenset())
-                columns = {s.name[3] for s in held if s.name[:3] == securable.name[:3] != s.name}
-                enforced = {
-                    (a.policy.name, a.predicate)
-                    for a in desired.enforced.get(securable, {}).get(principal, ())
-                }
-                said = f"{user} on {source.path}:"
-                withheld = [w for w in desired.withheld if w.startswith(said)]
+        _agree(snapshot, data, connection, dialect, write_privilege, writable)
 
-                # never more natively than Trino shows, whatever groups Trino adds
-                for seen in (view, with_groups):
-                    identity = Identity(user, extra if seen is with_groups else frozenset())
-                    select = decide(seen, Request(identity, "SelectFromColumns", table))
-                    if "SELECT" in native:
-                        assert select.allowed and not _trino_masks(seen, table), (user, path)
-                        assert _trino_filters(seen, user, table) <= enforced, (user, path)
-                    if columns:
-                        assert select.allowed and "SELECT" not in native, (user, path)
-                        assert _trino_filters(seen, user, table) <= enforced, (user, path)
-                        tags = dict(source.columns)
-                        for name in columns:
-                            masked = _trino_masked(seen, table, name, tags.get(name, frozenset()))
-                            assert not masked, (user, path, name)
-                    if write_privilege in native:
-                        insert = decide(seen, Request(identity, "InsertIntoTable", table))
-                        assert insert.allowed, (user, path)
 
-                # and nothing less without saying why (bar the seed's foreign table exception)
-                select = decide(view, Request(Identity(user), "SelectFromColumns", table))
-                write_only = {g.access for g in grants.get(path, ())} == {Access.WRITE}
-                nothing = connection == "uc" and source.type is T.FOREIGN_TABLE and write_only
-                if nothing:
-                    assert select.allowed and not native  # the seed: the platform gets nothing
-                elif select.allowed:
-                    readable = "SELECT" in native or bool(columns)
-                    assert readable != bool(withheld), (user, path, desired.withheld)
-                    if not (_trino_masks(view, table) or _trino_filters(view, user, table)):
-                        # no data policy through Trino: withheld only for a group-only policy
-                        assert not withheld or any(
-                            p.name in w
-                            for p in (*snapshot.masking, *snapshot.row_filters)
-                            if not p.audience.exclude and p.audience.groups
-                            for w in withheld
-                        ), (user, path, withheld)
+@settings(max_examples=80, deadline=None)
+@given(worlds(), st.data())
+def test_trino_and_native_data_policies_agree(
+    snapshot: PolicySnapshot, data: st.DataObject
+) -> None:
+    for connection, dialect in NATIVE.items():
+        _, _, _, _, _, write_privilege, writable = PLATFORMS[connection]
+        _agree(snapshot, data, connection, dialect, write_privilege, writable)
+
+
+class _TrinoAdds:
+    """In place of `st.data()`: the groups Trino's group provider adds, always the same."""
+
+    def __init__(self, groups: frozenset[str]) -> None:
+        self.groups = groups
+
+    def draw(self, _strategy: object) -> frozenset[str]:
+        return self.groups
+
+
+@pytest.mark.parametrize("connection", sorted(NATIVE))
+@pytest.mark.parametrize(
+    "where", ["team IN @groups", "owner = @user", "region IN @attribute(region)"]
+)
+def test_a_filter_naming_the_user_is_native_only_where_grant_sync_sees_its_values(
+    connection: str, where: str
+) -> None:
+    # Trino adds the groups of its group provider to @groups: were the filter native, the
+    # user would read fewer rows natively than Trino shows, or more (`NOT IN @groups`)
+    technology, database, catalog, *_ = PLATFORMS[connection]
+    source = DataSource(connection, technology, database, "s1", "a", T.TABLE, trino_catalog=catalog)
+    path = source.path.casefold()
+    reads = Policy("p", Access.READ, users=frozenset({"ann"}), data_sources=frozenset({path}))
+    only = RowFilterPolicy(
+        "f", Targets(data_sources=frozenset({path})), where, parse_template(where)
+    )
+    ann = DirectoryUser("ann", frozenset({"g1"}), {"region": frozenset({"emea"})})
+    snapshot = PolicySnapshot.compile("r", [source], [reads], {"ann": ann}, row_filters=[only])
+    _, _, _, _, _, write_privilege, writable = PLATFORMS[connection]
+    dialect = NATIVE[connection]
+    _agree(snapshot, _TrinoAdds(frozenset({"g2"})), connection, dialect, write_privilege, writable)
+    withheld = desired_state(snapshot, dialect, [connection]).withheld
+    assert bool(withheld) == ("@groups" in where), withheld
+
+
+def _agree(
+    snapshot: PolicySnapshot,
+    data: st.DataObject | _TrinoAdds,
+    connection: str,
+    dialect: Dialect,
+    write_privilege: str,
+    writable: set[ObjectType],
+) -> None:
+    """What one dialect's desired state grants each user is never more than Trino shows them
+    (masks and filters it enforces natively count as Trino's), and nothing less without a
+    reason."""
+    trino = Settings(mapping=snapshot.mapping)
+    native_masks = getattr(dialect, "policy_schema", None) is not None
+    desired = desired_state(snapshot, dialect, [connection])
+    if isinstance(dialect, PostgresDialect):  # masks: SELECT on the unmasked columns
+        desired = column_grants(desired, dict.fromkeys(desired.enforced, NATIVE_COLUMNS))
+    for user in USERS:
+        view = snapshot.view(trino, Identity(user))
+        # Trino may add groups from its group provider, which grant sync never sees
+        extra = frozenset(data.draw(st.sets(st.sampled_from(TRINO_GROUPS), max_size=2)))
+        with_groups = snapshot.view(trino, Identity(user, extra))
+        principal = dialect.principal(user)
+        held = desired.grants.get(principal, {})
+        grants = snapshot.grants(snapshot.subject(user))
+        for path, source in snapshot.sources.items():
+            if source.connection != connection:
+                continue
+            table = TableRef(source.trino_catalog or "", source.schema, source.name)
+            securable = dialect.securable(source)
+            native = held.get(securable, frozenset())
+            columns = {s.name[3] for s in held if s.name[:3] == securable.name[:3] != s.name}
+            enforced = {
+                (a.policy.name, a.predicate)
+                for a in desired.enforced.get(securable, {}).get(principal, ())
+            }
+            said = f"{user} on {source.path}:"
+            withheld = [w for w in desired.withheld if w.startswith(said)]
+
+            # never more natively than Trino shows, whatever groups Trino adds
+            for seen in (view, with_groups):
+                identity = Identity(user, extra if seen is with_groups else frozenset())
+                select = decide(seen, Request(identity, "SelectFromColumns", table))
+                if "SELECT" in native:
+                    assert select.allowed, (user, path)
+                    masks = _trino_masks(seen, table)
+                    if native_masks:
+                        assert masks <= {name for name, _ in enforced}, (user, path)
+                    else:
+                        assert not masks, (user, path)
+                    assert _trino_filters(seen, user, table) <= enforced, (user, path)
+                if columns:
+                    assert select.allowed and "SELECT" not in native, (user, path)
+                    assert _trino_filters(seen, user, table) <= enforced, (user, path)
+                    tags = dict(source.columns)
+                    for name in columns:
+                        masked = _trino_masked(seen, table, name, tags.get(name, frozenset()))
+                        assert not masked, (user, path, name)
+                if write_privilege in native:
+                    insert = decide(seen, Request(identity, "InsertIntoTable", table))
+                    assert insert.allowed, (user, path)
+
+            # and nothing less without saying why (bar the seed's foreign table exception)
+            select = decide(view, Request(Identity(user), "SelectFromColumns", table))
+            write_only = {g.access for g in grants.get(path, ())} == {Access.WRITE}
+            nothing = connection == "uc" and source.type is T.FOREIGN_TABLE and write_only
+            if nothing:
+                assert select.allowed and not native  # the seed: the platform gets nothing
+            elif select.allowed:
+                readable = "SELECT" in native or bool(columns)
+                assert readable != bool(withheld), (user, path, desired.withheld)
+                if not (_trino_masks(view, table) or _trino_filters(view, user, table)):
+                    # no data policy through Trino: withheld only for a group-only policy
+                    assert not withheld or any(
+                        p.name in w
+                        for p in (*snapshot.masking, *snapshot.row_filters)
+                        if not p.audience.exclude and p.audience.groups
+                        for w in withheld
+                    ), (user, path, withheld)
+            else:
+                assert not native and not withheld
+
+            if source.type in writable:
+                insert = decide(view, Request(Identity(user), "InsertIntoTable", table))
+                readable = "SELECT" in native or bool(columns)
+                trino_writes = insert.allowed and readable
+                filtered = any(predicate is not None for _, predicate in enforced)
+                if trino_writes and native_masks and filtered and write_privilege not in native:
+                    # Unity Catalog's MODIFY carries TRUNCATE, which row filters may not
+                    # bind: a natively filtered user writes through Trino only
+                    assert isinstance(dialect, DatabricksDialect), (user, path)
                 else:
-                    assert not native and not withheld
-
-                if source.type in writable:
-                    insert = decide(view, Request(Identity(user), "InsertIntoTable", table))
-                    readable = "SELECT" in native or bool(columns)
-                    assert (insert.allowed and readable) == (write_privilege in native)
-                else:
-                    assert write_privilege not in native
+                    assert trino_writes == (write_privilege in native), (user, path)
+            else:
+                assert write_privilege not in native
 
 
 def test_parents_are_granted_with_every_object() -> None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from snowflake.connector.errors import ProgrammingError
 
 from pdp.grants.session import Result
+from tests.grants.fakes.numbers import round_half_away
 
 IDENT = r'(?:"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)'
 QNAME = rf"{IDENT}(?:\.{IDENT}){{0,2}}"
@@ -216,7 +217,8 @@ class Ledger:
     def select(self, user: str, *name: str) -> list[dict[str, object]]:
         """`SELECT * FROM <name>` as `user` reads it: the table's row access policy and
         masking policies evaluated per row (their bodies run in SQLite, with Snowflake's
-        IS_ROLE_IN_SESSION, SHA2 and CONCAT), after the same privilege check as `can`."""
+        IS_ROLE_IN_SESSION, SHA2, CONCAT and ROUND, half away from zero in decimal), after the
+        same privilege check as `can`."""
         table = tuple(name)
         if not self.can(user, "SELECT", *name):
             raise ProgrammingError(msg="002003 (02000): does not exist or not authorized.")
@@ -231,6 +233,7 @@ class Ledger:
         db.create_function(
             "CONCAT", -1, lambda *a: None if None in a else "".join(str(x) for x in a)
         )
+        db.create_function("ROUND", 2, round_half_away)
 
         def evaluate(body: str, values: dict[str, object]) -> object:
             names = ", ".join(f"? AS {n}" for n in values) or "NULL AS nothing"

@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from tests.grants.fakes.contract import schemas, validate
+from tests.grants.fakes.numbers import conv, round_half_away
 
 API = "/api/2.1/unity-catalog/permissions/"
 LISTINGS = {  # path -> (response schema, required query parameters)
@@ -420,7 +421,7 @@ class Workspace:
     def select(self, user: str, full_name: str) -> list[dict[str, Any]]:
         """`SELECT * FROM <full_name>` as `user`: needs SELECT on the table and USE on its
         parents; the row filter and column masks run per row in SQLite, with Databricks'
-        current_user(), sha2 and concat."""
+        current_user(), sha2, concat, conv and round (HALF_UP, in decimal)."""
         catalog, schema, _ = full_name.split(".")
         needed = (("table", full_name, "SELECT"), ("schema", f"{catalog}.{schema}", "USE_SCHEMA"))
         needed += (("catalog", catalog, "USE_CATALOG"),)
@@ -436,10 +437,13 @@ class Workspace:
             lambda v, _bits: None if v is None else hashlib.sha256(v.encode()).hexdigest(),
         )
         db.create_function("concat", -1, lambda *a: None if None in a else "".join(map(str, a)))
+        db.create_function("conv", 3, conv)
+        db.create_function("round", 2, round_half_away)
 
         def run(function: str, values: list[Any]) -> Any:
             params, _, body, _ = self.functions[function]
             names = ", ".join(f"? AS {n}" for n, _ in params)
+            body = body.replace(" AS STRING)", " AS TEXT)")  # SQLite's STRING is numeric
             return db.execute(f"SELECT ({body}) FROM (SELECT {names})", values).fetchone()[0]
 
         shown = []
