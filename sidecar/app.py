@@ -58,63 +58,73 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 class Sidecar:
-    def __init__(self, config: SidecarConfig) -> None:
-        self.config = config
-        self.answers: Answers | None = None
+    """A started sidecar, every part built (`Sidecar.start`): the PDP client, the answers, the
+    watched configuration and the background tasks that keep them current."""
+
+    def __init__(
+        self,
+        config: SidecarConfig,
+        client: PdpClient,
+        answers: Answers,
+        watched: tuple[Watched[Any], ...],
+        state: StateFile | None,
+    ) -> None:
+        self.config, self.answers, self._client = config, answers, client
+        self._watched, self._state = watched, state
         self._tasks: list[asyncio.Task] = []
-        self._client: PdpClient | None = None
         self._in_flight = 0
         # one per endpoint: each maps bodies to the keys of its own cache
         self._allow_keys, self._row_filter_keys = BodyKeys(), BodyKeys()
         self._mask_keys, self._batch_mask_keys = BodyKeys(), BodyKeys()
         self._batch_keys = BodyKeys()
         self._turns = Turns()  # batches take turns, a slice at a time
-        http.configure(config.http)
         self.stats = WorkerStats(self._gauges)
         self._metrics_dir = Path(os.environ.get(METRICS_DIR_ENV) or tempfile.mkdtemp())
         self._revision_since = time.monotonic()
         self.decision_log = (
-            DecisionLog(config.decision_log, lambda: self.answers and self.answers.revision)
+            DecisionLog(config.decision_log, lambda: answers.revision)
             if config.decision_log
             else None
         )
-        self._watched: tuple[Watched[Any], ...] = ()
-        self._state: StateFile | None = None
         self._frozen = Frozen()  # long-lived objects out of the collector's way
 
-    async def startup(self) -> None:
-        config = self.config
-        cluster = watch_cluster(config)
+    @classmethod
+    async def start(cls, config: SidecarConfig) -> Sidecar:
+        """Build the sidecar from its configuration and start its background tasks."""
         tokens = AsyncTokenSource(config.pdp_auth) if config.pdp_auth else None
-        self._client = PdpClient(config.pdp_target, config.pdp_timeout, tokens, config.pdp_tls)
+        client = PdpClient(config.pdp_target, config.pdp_timeout, tokens, config.pdp_tls)
+        # the cluster's files changing resets the answers built on them
+        cluster = watch_cluster(config, on_change=lambda _: answers.reset(answers.revision))
         answers = Answers(
             lambda: cluster.current,
-            self._client,
+            client,
             config.user_cache,
             config.decision_cache,
             config.max_stale,
         )
-        cluster.on_change = lambda _: answers.reset(answers.revision)
-        self.answers = answers
         sidecar_yaml = SidecarYaml(config, cluster, answers)
-        self._watched = (sidecar_yaml.watched, cluster)
+        state = StateFile(config.state_file, answers) if config.state_file is not None else None
+        sidecar = cls(config, client, answers, (sidecar_yaml.watched, cluster), state)
+        await sidecar._run(sidecar_yaml.interval)
+        return sidecar
+
+    async def _run(self, interval: Callable[[], float]) -> None:
         self._tasks = [
-            asyncio.create_task(answers.watch()),
-            *(asyncio.create_task(w.run(sidecar_yaml.interval)) for w in self._watched),
+            asyncio.create_task(self.answers.watch()),
+            *(asyncio.create_task(w.run(interval)) for w in self._watched),
             asyncio.create_task(self._save_stats()),
         ]
         if self.decision_log is not None:
             self._tasks.append(asyncio.create_task(self.decision_log.run()))
         else:
-            log.info("decision log: off (no decisionLog section in %s)", config.file)
-        if config.state_file is not None:
-            self._state = StateFile(config.state_file, answers)
+            log.info("decision log: off (no decisionLog section in %s)", self.config.file)
+        if self._state is not None:
             await self._state.start()
             self._tasks.append(asyncio.create_task(self._state.run()))
         self.stats.collections.start()
         self._frozen.settle()  # what start loaded (code, configuration) lives as long as we do
 
-    async def shutdown(self) -> None:
+    async def stop(self) -> None:
         self.stats.collections.stop()
         if self._state is not None:  # the latest word, for a restart while the PDP is away
             with contextlib.suppress(OSError):
@@ -125,15 +135,10 @@ class Sidecar:
                 await task
         if self.decision_log is not None:
             await self.decision_log.flush()
-        if self._client is not None:
-            await self._client.close()
+        await self._client.close()
 
-    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
-            return
-        if scope["type"] != "http":
-            return
+    async def serve(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        """Answer one HTTP request."""
         start = time.perf_counter()
         status, body = await self._respond(scope, receive)
         path = scope["path"]
@@ -142,11 +147,7 @@ class Sidecar:
             status,
             time.perf_counter() - start,
         )
-        # With a content-length, uvicorn sends the body as is instead of chunk-framing it.
-        kind = METRICS_TYPE if path == "/metrics" else CONTENT_TYPE
-        headers = [kind, (b"content-length", b"%d" % len(body))]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await _send(send, status, body, METRICS_TYPE if path == "/metrics" else CONTENT_TYPE)
 
     async def _respond(self, scope: dict[str, Any], receive: Receive) -> tuple[int, bytes]:
         path = scope["path"]
@@ -185,7 +186,7 @@ class Sidecar:
         """The answer to a body seen before whose decisions are all cached, without parsing
         it, or None. Called by the HTTP protocol (sidecar/http.py) before any ASGI work; the
         decision log wants every body parsed, so with it on this answers nothing."""
-        if self.decision_log is not None or self.answers is None:
+        if self.decision_log is not None:
             return None
         start = time.perf_counter()
         answer = FROM_MEMORY[endpoint](self, body)
@@ -195,12 +196,12 @@ class Sidecar:
 
     def _allow_from_memory(self, body: bytes) -> bytes | None:
         key = self._allow_keys.find(body)[1]
-        decision = None if key is None else self.answers.cached(key)  # type: ignore[union-attr]
-        if decision is None:
+        decision = None if key is None else self.answers.cached(key)
+        if key is None or decision is None:
             return None
         stats = self.stats
         stats.cache["hit"] += 1
-        stats.decisions[key[2], "allow" if decision.allowed else "deny"] += 1  # type: ignore[index]
+        stats.decisions[key[2], "allow" if decision.allowed else "deny"] += 1
         return TRUE if decision.allowed else FALSE
 
     def _batch_from_memory(self, body: bytes) -> bytes | None:
@@ -224,10 +225,10 @@ class Sidecar:
 
     def _data_answer_from_memory(self, body: bytes, known: BodyKeys) -> bytes | None:
         key = known.find(body)[1]
-        return None if key is None else self.answers.cached_answer(key)  # type: ignore[union-attr]
+        return None if key is None else self.answers.cached_answer(key)
 
     async def _allow(self, body: bytes) -> bytes:
-        answers: Answers = self.answers  # type: ignore[assignment]
+        answers = self.answers
         stats = self.stats
         bare, key = self._allow_keys.find(body)
         decision = None if key is None else answers.cached(key)
@@ -238,8 +239,9 @@ class Sidecar:
             self._allow_keys.remember(bare, key)
             decision = None if key is None else answers.cached(key)
         if decision is not None:
+            assert key is not None  # a decision comes from the cache by its key
             stats.cache["hit"] += 1
-            operation = key[2]  # type: ignore[index]
+            operation = key[2]
         else:
             stats.cache["miss"] += 1
             call = _decode(document, batch=False, masks=False)
@@ -296,7 +298,7 @@ class Sidecar:
         if every decision it needs is cached."""
         if known[0] == "columns":  # FilterColumns: all of its columns or none
             _, key, columns = known
-            decision = self.answers.cached(key)  # type: ignore[union-attr]
+            decision = self.answers.cached(key)
             if decision is None:
                 return None
             if decision.allowed:
@@ -308,7 +310,7 @@ class Sidecar:
 
     def _cached_indices(self, keys: Sequence[Key | None]) -> list[int] | None:
         """The indices of the allowed keys, or None unless every decision is cached."""
-        cached, allowed = self.answers.cached, []  # type: ignore[union-attr]
+        cached, allowed = self.answers.cached, []
         for i, key in enumerate(keys):
             if key is None or (decision := cached(key)) is None:
                 return None
@@ -318,7 +320,7 @@ class Sidecar:
 
     async def _filter(self, document: Any, turn: Turn) -> list[int]:
         """The indices of the batch's filterResources the user may see."""
-        answers: Answers = self.answers  # type: ignore[assignment]
+        answers = self.answers
         keys = batch_keys(document)
         # FilterColumns answers depend on its columns, which the keys leave out; an empty batch
         # has no key that proves the body valid. Both take the full decoder.
@@ -345,7 +347,7 @@ class Sidecar:
         ]
 
     async def _row_filters(self, body: bytes) -> bytes:
-        answers: Answers = self.answers  # type: ignore[assignment]
+        answers = self.answers
         document, key, answer = self._data_answer(
             body, self._row_filter_keys, datapolicy.row_filters_key
         )
@@ -363,7 +365,7 @@ class Sidecar:
         return await self._masks(body, self._batch_mask_keys, batch=True)
 
     async def _masks(self, body: bytes, known: BodyKeys, batch: bool) -> bytes:
-        answers: Answers = self.answers  # type: ignore[assignment]
+        answers = self.answers
         key_of = _batch_masks_key if batch else _mask_key
         document, key, answer = self._data_answer(body, known, key_of)
         if answer is not None:
@@ -380,7 +382,7 @@ class Sidecar:
     ) -> tuple[Any, Key | None, bytes | None]:
         """(the parsed body or None, its key, the cached answer or None) of a data-policy
         endpoint: a body seen before is answered without parsing it."""
-        cached = self.answers.cached_answer  # type: ignore[union-attr]
+        cached = self.answers.cached_answer
         bare, key = known.find(body)
         if key is not None and (answer := cached(key)) is not None:
             return None, key, answer
@@ -396,7 +398,7 @@ class Sidecar:
         """Ready while table checks can be answered: a revision is held (from the PDP, within
         the staleness bound). Identity checks work even when not ready."""
         answers = self.answers
-        if answers is None or answers.revision is None:
+        if answers.revision is None:
             return 503, orjson.dumps(
                 {"status": "not ready", "reason": "no policy revision from the PDP"}
             )
@@ -411,13 +413,13 @@ class Sidecar:
 
     def _gauges(self) -> dict[str, Any]:
         answers, now = self.answers, time.monotonic()
-        sizes = answers.sizes() if answers else {"users": 0, "decisions": 0}
+        sizes = answers.sizes()
         return {
             "worker": os.getpid(),
-            "revision": answers.revision if answers else None,
+            "revision": answers.revision,
             "revision_age_seconds": now - self._revision_since,
-            "pdp_connected": int(answers is not None and answers.lost_since is None),
-            "pdp_silence_seconds": now - answers.heard if answers else 0.0,
+            "pdp_connected": int(answers.lost_since is None),
+            "pdp_silence_seconds": now - answers.heard,
             "cached_users": sizes["users"],
             "cached_decisions": sizes["decisions"],
             "open_connections": http.GATE.open,
@@ -428,7 +430,7 @@ class Sidecar:
     async def _save_stats(self) -> None:
         revision = None
         while True:
-            if self.answers is not None and self.answers.revision != revision:
+            if self.answers.revision != revision:
                 revision, self._revision_since = self.answers.revision, time.monotonic()
                 self._frozen.settle()  # the new revision's registry, the old one's dropped
             else:
@@ -440,21 +442,53 @@ class Sidecar:
     def _health(self) -> bytes:
         return orjson.dumps(health(self.answers, self._client, self._watched, self._state))
 
+
+class SidecarApp:
+    """The ASGI application uvicorn runs: its lifespan starts and stops the `Sidecar`, which
+    answers every request (uvicorn sends none before the startup is complete)."""
+
+    def __init__(self, config: SidecarConfig) -> None:
+        self.config = config
+        self.sidecar: Sidecar | None = None
+        http.configure(config.http)
+
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+        elif scope["type"] == "http":
+            if self.sidecar is None:
+                await _send(send, 503, _error("the sidecar is starting"), CONTENT_TYPE)
+            else:
+                await self.sidecar.serve(scope, receive, send)
+
+    def answer_from_memory(self, endpoint: str, body: bytes) -> bytes | None:
+        """`Sidecar.answer_from_memory` (sidecar/http.py calls it before any ASGI work)."""
+        sidecar = self.sidecar
+        return None if sidecar is None else sidecar.answer_from_memory(endpoint, body)
+
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 try:
-                    await self.startup()
+                    self.sidecar = await Sidecar.start(self.config)
                 except Exception as exc:
                     log.error("sidecar cannot start: %s", exc)
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                await self.shutdown()
+                if self.sidecar is not None:
+                    await self.sidecar.stop()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+async def _send(send: Send, status: int, body: bytes, kind: tuple[bytes, bytes]) -> None:
+    # With a content-length, uvicorn sends the body as is instead of chunk-framing it.
+    headers = [kind, (b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 MONITORING: dict[str, Callable[[Sidecar], tuple[int, bytes]]] = {
@@ -584,6 +618,6 @@ def _error(message: str) -> bytes:
     return orjson.dumps({"error": message})
 
 
-def from_env() -> Sidecar:
+def from_env() -> SidecarApp:
     """App factory for uvicorn workers: the configuration path comes from SIDECAR_CONFIG."""
-    return Sidecar(load_sidecar_config(Path(os.environ["SIDECAR_CONFIG"])))
+    return SidecarApp(load_sidecar_config(Path(os.environ["SIDECAR_CONFIG"])))

@@ -24,13 +24,11 @@ from sidecar.state import StateFile
 
 
 def health(
-    answers: Answers | None,
-    client: PdpClient | None,
+    answers: Answers,
+    client: PdpClient,
     watched: tuple[Watched[Any], ...] = (),
     state: StateFile | None = None,
 ) -> dict[str, Any]:
-    if answers is None or client is None:
-        return {"status": "starting", "revision": None, "pdp": "disconnected"}
     rejected = [_problem("pdp", p) for p in client.rejected]
     rejected += [_problem("sidecar", p) for w in watched for p in w.rejected]
     saved = state.serving_saved() if state is not None else None

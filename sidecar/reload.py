@@ -8,6 +8,7 @@ cache.stateFile."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from pdp.config.load import load_cluster
 from pdp.config.reload import YamlReload
@@ -27,9 +28,12 @@ RELOADED = (
 )
 
 
-def watch_cluster(config: SidecarConfig) -> Watched[ClusterSettings]:
+def watch_cluster(
+    config: SidecarConfig, on_change: Callable[[ClusterSettings], None] | None = None
+) -> Watched[ClusterSettings]:
     files = config.properties_file, config.mapping_file
-    return Watched("cluster settings", [p for p in files if p], lambda: load_cluster(*files))
+    paths = [p for p in files if p]
+    return Watched("cluster settings", paths, lambda: load_cluster(*files), on_change)
 
 
 class SidecarYaml(YamlReload[SidecarConfig]):

@@ -48,8 +48,6 @@ SQL_OUTSIDE_THE_STORE = frozenset(
     {
         "pdp.admin.errors",
         "pdp.control.matching",
-        "pdp.control.objectsync",
-        "pdp.control.schedule",
         "pdp.control.upgrade",
     }
 )

@@ -255,7 +255,7 @@ class JobRunner:
         try:
             with ExitStack() as held:
                 self._lock(held, connection, job_id, work)
-                job = self._begin(slot.kind, connection, work, trigger, given)
+                job = self._begin(slot.kind, connection, work, trigger, given, job_id)
                 slot.job_id = job.id if job is not None else None
                 slot.accepted.set_result(job)
                 if job is not None:
@@ -306,9 +306,11 @@ class JobRunner:
         work: Work,
         trigger: JobTrigger,
         given: Job | None,
+        job_id: str,
     ) -> Job | None:
-        """The job's first write, under the lock: a job of the connection still marked running
-        was abandoned by a runner that died; this one becomes active."""
+        """The job's first write, under the lock (held as `job_id`, the new job's id): a job of
+        the connection still marked running was abandoned by a runner that died; this one
+        becomes active."""
         with self.store.write() as writer:
             if given is not None:
                 abandon_stale_jobs(writer, connection, work.abandoned, keep=frozenset({given.id}))
@@ -317,7 +319,7 @@ class JobRunner:
             if stats is None:
                 return None
             abandon_stale_jobs(writer, connection, work.abandoned)
-            job = writer.create_job(kind, trigger, work.path)
+            job = writer.create_job(kind, trigger, work.path, job_id=job_id)
             return writer.update_job(job.id, state=JobState.ACTIVE, stats=stats)
 
     def _body(self, kind: JobType, job: Job, work: Work) -> None:

@@ -22,12 +22,9 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from sqlalchemy import select
-
 from pdp.control.jobs import ABANDONED, JobRunner, Progress
 from pdp.crawl.base import Crawler
 from pdp.objects.errors import Conflict
-from pdp.objects.keys import key_identity
 from pdp.objects.paths import Kind, ObjectPath
 from pdp.objects.syncplan import Listing, StoredNode, fold_names
 from pdp.store import (
@@ -39,9 +36,7 @@ from pdp.store import (
     JobType,
     not_governed_in_trino,
 )
-from pdp.store.schema import connections
 from pdp.store.store import Store, SyncOutcome, Writer
-from pdp.store.treesync import load_tree
 
 log = logging.getLogger(__name__)
 
@@ -359,12 +354,7 @@ class SyncWork:
             return
         try:
             with self.store.read() as reader:
-                row = reader.db.execute(
-                    select(connections.c.id).where(
-                        connections.c.key_folded == key_identity(path.key)
-                    )
-                ).scalar_one()
-                nodes, _ = load_tree(reader.db, row, False)
+                nodes = reader.stored_tree(path.key)
             # The first sync of a connection lists its whole hierarchy down to the tables,
             # every object as the settings say (inactive by default): the tree is there to
             # activate. Later syncs follow the settings.

@@ -14,11 +14,10 @@ import logging
 from datetime import UTC, datetime
 
 from croniter import croniter
-from sqlalchemy.exc import DBAPIError
 
 from pdp.control.jobs import JobRunning
 from pdp.control.objectsync import SyncRunner
-from pdp.store import ConnectionState, JobTrigger
+from pdp.store import STORE_UNAVAILABLE, ConnectionState, JobTrigger
 from pdp.store.model import utcnow
 
 log = logging.getLogger(__name__)
@@ -77,7 +76,7 @@ class Scheduler:
             try:
                 await asyncio.to_thread(self.runner.sweep)
                 await asyncio.to_thread(self.tick)
-            except DBAPIError as error:  # the store is down: the feed reports it; one line
+            except STORE_UNAVAILABLE as error:  # the store is down: the feed reports it; one line
                 log.warning("scheduler: store unreachable: %s", str(error).splitlines()[0])
             except Exception:
                 log.exception("scheduler tick failed")
