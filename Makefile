@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install install-test lock up trino test lint deps bench-trino record-corpus
+.PHONY: install install-test lock up trino test lint deps plugin bench-trino record-corpus
 # `install`: the package alone, what `make up` needs. `install-test`: plus the test and
 # benchmark extras (pytest, ruff, mypy, locust), what `make test` and `make lint` need.
 install: $(VENV)/.installed
@@ -32,11 +32,22 @@ lock:
 up: install
 	$(BIN)/pdp up
 
-# The demo stack plus a real Trino 476 pointed at the sidecar (devstack/demo.py).
-trino: install
+# The product's Trino access-control plugin (trino-plugin/): compiled against trino-spi 476 with
+# Temurin 25 (Trino 476 runs on it; its SPI classes need Java 24+), its Surefire tests run, the
+# jar in trino-plugin/target/pdp-trino-plugin.jar. Maven takes what it has from ~/.m2 and asks
+# Maven Central only for what is missing; MVN_FLAGS=-o keeps it offline once ~/.m2 is filled.
+PLUGIN_JAVA_HOME ?= /usr/lib/jvm/temurin-25-jdk-amd64
+MVN_FLAGS ?=
+plugin:
+	cd trino-plugin && JAVA_HOME=$(PLUGIN_JAVA_HOME) mvn -B -q -ntp $(MVN_FLAGS) package
+
+# The demo stack plus a real Trino 476 pointed at the sidecar (devstack/demo.py); ACCESS=plugin
+# installs the product's plugin beside Trino's stock ones and uses it instead of the OPA plugin.
+ACCESS ?= opa
+trino: install $(if $(filter plugin,$(ACCESS)),plugin)
 	bash scripts/install-postgres.sh
 	bash scripts/fetch-trino.sh >/dev/null
-	$(BIN)/python -m devstack.demo
+	$(BIN)/python -m devstack.demo --access $(ACCESS)
 
 lint: install-test
 	$(BIN)/ruff check .
@@ -49,7 +60,7 @@ deps:
 	bash scripts/install-postgres.sh
 	bash scripts/fetch-trino.sh >/dev/null
 
-test: lint deps
+test: lint deps plugin
 	$(BIN)/pytest
 
 # Re-record tests/fixtures/trino-opa/476 from a real Trino 476 (tests/fixtures/README.md).
@@ -57,5 +68,5 @@ record-corpus: install-test deps
 	$(BIN)/python -m devstack.record_corpus
 
 # Whole queries through a real Trino under each access control (benchmarks/README.md).
-bench-trino: install-test deps
+bench-trino: install-test deps plugin
 	$(BIN)/python -m benchmarks.trino_bench --queries 2000

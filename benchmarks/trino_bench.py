@@ -14,6 +14,9 @@ Configurations (Trino restarted for each, with the same catalog and group file):
 * `opa-lean`, `sidecar-lean`: the same backend (not a second one), with the plugin configured
   without the row-filter and column-mask endpoints, which it otherwise calls for every table of
   every query; the world has no data policies, so the answers are the same;
+* `plugin`: the product's own plugin (trino-plugin/, `make plugin`) in Trino, asking the same
+  sidecar (the same backend as `sidecar`, not a second one) over its compact endpoints, with
+  its decisions cached inside Trino;
 * `gopolicy`: the same plugin settings against `benchmarks/gopolicy`, the same policy written by
   hand in Go over OPA's data document, served by Go's HTTP server: a map lookup per call, a
   reference for what the plugin costs a query whatever server answers it (built with `go build`
@@ -25,7 +28,8 @@ SHOW TABLES, information_schema.columns, joins), and the answers must equal what
 say (`World.can_read`): equal allowed/denied outcomes and equal listings. Then a warm-up, then
 `--queries` queries of the mix from `--threads` concurrent sessions, each query as a random user.
 Finally, with the sidecar behind a counting proxy, each kind of query is run alone to count the
-OPA-contract calls it makes.
+OPA-contract calls it makes, and (with `plugin` among the configs) the compact calls the
+product's plugin makes, each query run twice: cold, then warm (its answers cached in Trino).
 
 Every process started here is stopped by its own id; the PostgreSQL cluster is a throwaway one.
 """
@@ -69,15 +73,22 @@ if str(REPO) not in sys.path:
 
 from benchmarks import trino_world as tw  # noqa: E402
 from devstack.postgres import Postgres, throwaway  # noqa: E402
-from devstack.trino import FileRules, Opa, Trino, TrinoSpec, catalog_postgresql  # noqa: E402
+from devstack.trino import (  # noqa: E402
+    FileRules,
+    Opa,
+    PdpPlugin,
+    Trino,
+    TrinoSpec,
+    catalog_postgresql,
+)
 from tests.support.processes import Process, start_pdp, start_sidecar  # noqa: E402
 
 OPA_VERSION = "v1.22.4"
 OPA_BIN = REPO / ".cache" / "bin" / "opa"
 REGO = HERE / "opa" / "trino.rego"
 DATABASE = "bench"
-CONFIGS = ("none", "file", "opa", "sidecar", "gopolicy", "opa-lean", "sidecar-lean")
-DEFAULT_CONFIGS = ("none", "file", "opa", "sidecar", "gopolicy")
+CONFIGS = ("none", "file", "opa", "sidecar", "plugin", "gopolicy", "opa-lean", "sidecar-lean")
+DEFAULT_CONFIGS = ("none", "file", "opa", "sidecar", "plugin", "gopolicy")
 GOPOLICY_SRC = HERE / "gopolicy"
 GOPOLICY_BIN = REPO / ".cache" / "bin" / "gopolicy"
 LEAN = "-lean"
@@ -441,9 +452,11 @@ def make_trino(
     work: Path, name: str, config: str, url: str | None, world: tw.World, pg: Postgres
 ) -> Trino:
     """A Trino for `config`, starting (not yet ready: see `wait_ready`)."""
-    access: Opa | FileRules | None = None
+    access: Opa | PdpPlugin | FileRules | None = None
     if config == "file":
         access = FileRules(work / "rules.json")
+    elif config == "plugin" and url is not None:
+        access = PdpPlugin(url)
     elif url is not None:
         access = Opa(url, data_policies=not config.endswith(LEAN))
     root = work / f"trino-{name}"
@@ -484,10 +497,7 @@ class CountingProxy:
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                try:
-                    operation = json.loads(body)["input"]["action"]["operation"]
-                except (ValueError, KeyError, TypeError):
-                    operation = "?"
+                operation = _operation(body)
                 with lock:
                     proxy.counts[(self.path.rsplit("/", 1)[-1], operation)] += 1
                 for attempt in (1, 2):  # the backend may have closed an idle keep-alive
@@ -519,25 +529,41 @@ class CountingProxy:
         self.thread.start()
 
     def snapshot(self) -> Counter[tuple[str, str]]:
-        return Counter(self.counts)
+        # the plugin's revision watch is a long poll of its own, not a call of any query
+        return Counter({key: n for key, n in self.counts.items() if key[0] != "watch"})
 
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
 
 
-def count_calls(trino_: Trino, proxy: CountingProxy, world: tw.World, per_kind: int) -> dict:
-    """Each kind alone, `per_kind` queries one after another: the calls each one made."""
+def _operation(body: bytes) -> str:
+    """The operation of an OPA-contract body, or the operations asked in a compact one."""
+    try:
+        document = json.loads(body)
+        if "asks" in document:
+            return "+".join(sorted({ask["operation"] for ask in document["asks"]}))
+        return str(document["input"]["action"]["operation"])
+    except (ValueError, KeyError, TypeError):
+        return "?"
+
+
+def count_calls(
+    trino_: Trino, proxy: CountingProxy, world: tw.World, per_kind: int, runs: int = 1
+) -> dict:
+    """Each kind alone, `per_kind` queries one after another, each run `runs` times in a row:
+    the calls each run made (with `runs=2`: cold, then warm)."""
     rng = random.Random(tw.SEED + 2)
     table: dict[str, Any] = {}
     for kind in KINDS:
         per_query: list[Counter[tuple[str, str]]] = []
         for _ in range(per_kind):
             query = query_of(kind, world, rng, rng.choice(tw.USERS))
-            before = proxy.snapshot()
-            trino_.query(query.user, query.sql)
-            time.sleep(0.3)  # nothing should arrive after the result, but leave it the time
-            per_query.append(proxy.snapshot() - before)
+            for _ in range(runs):
+                before = proxy.snapshot()
+                trino_.query(query.user, query.sql)
+                time.sleep(0.3)  # nothing should arrive after the result, but leave it the time
+                per_query.append(proxy.snapshot() - before)
         keys = sorted(set().union(*per_query))
         table[kind] = {f"{path}:{op}": [c[(path, op)] for c in per_query] for path, op in keys}
     return table
@@ -629,6 +655,14 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append("| kind | endpoint:operation | per query (each query run) |")
         lines.append("|---|---|---|")
         for kind, calls in report["calls"].items():
+            for call, values in calls.items():
+                lines.append(f"| {kind} | {call} | {values} |")
+        lines.append("")
+    if report.get("plugin_calls"):
+        lines.append("The product plugin's calls per query (cold, warm, cold, warm, ...):\n")
+        lines.append("| kind | endpoint:operations | per query run |")
+        lines.append("|---|---|---|")
+        for kind, calls in report["plugin_calls"].items():
             for call, values in calls.items():
                 lines.append(f"| {kind} | {call} | {values} |")
         lines.append("")
@@ -727,6 +761,10 @@ def main() -> int:
             if args.count_calls:
                 try:
                     report["calls"] = counting(work, ports, world, pg, args.count_calls)
+                    if "plugin" in configs:
+                        report["plugin_calls"] = counting(
+                            work, ports, world, pg, args.count_calls, "plugin"
+                        )
                 except Exception as error:
                     report["calls_error"] = repr(error)
                     print(f"counting failed: {error!r}", flush=True)
@@ -774,7 +812,7 @@ def start_all(
     urls: dict[str, str | None] = {}  # a lean config shares its twin's backend
     started = time.monotonic()
     for config in configs:
-        base = config.removesuffix(LEAN)
+        base = "sidecar" if config == "plugin" else config.removesuffix(LEAN)
         if base not in urls:
             urls[base] = stack.enter_context(backend(base, work, ports))
         url = urls[base]
@@ -871,18 +909,24 @@ def _summaries(acc: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 
 def counting(
-    work: Path, ports: dict[str, int], world: tw.World, pg: Postgres, per_kind: int
+    work: Path,
+    ports: dict[str, int],
+    world: tw.World,
+    pg: Postgres,
+    per_kind: int,
+    config: str = "sidecar",
 ) -> dict[str, Any]:
-    print("--- counting OPA-contract calls per query (sidecar behind a proxy)", flush=True)
+    print(f"--- counting the calls of {config} per query (sidecar behind a proxy)", flush=True)
     with backend("sidecar", work, ports) as url:
         assert url is not None
         proxy = CountingProxy(free_port(), ports["sidecar"])
         try:
             proxy_url = f"http://127.0.0.1:{proxy.server.server_address[1]}"
-            with running(make_trino(work, "count", "sidecar", proxy_url, world, pg)) as server:
+            with running(make_trino(work, "count", config, proxy_url, world, pg)) as server:
                 server.wait_ready(tw.ADMIN)
                 time.sleep(1)
-                return count_calls(server, proxy, world, per_kind)
+                runs = 2 if config == "plugin" else 1
+                return count_calls(server, proxy, world, per_kind, runs)
         finally:
             proxy.close()
 

@@ -1,7 +1,9 @@
 """`make trino`: the demo stack of `pdp up` (PDP and sidecar on config/) plus a real Trino whose
-OPA access control asks that sidecar. The demo registry names catalogs `hive` and `iceberg`:
-here they are memory catalogs holding those tables; `tpch` and `postgresql` (a local PostgreSQL
-kept in .cache/demo) are unregistered. Ctrl-C stops everything it started."""
+OPA access control asks that sidecar (`make trino ACCESS=plugin`: the product's own plugin,
+installed beside Trino's stock plugins, asks it instead). The demo registry names catalogs
+`hive` and `iceberg`: here they are memory catalogs holding those tables; `tpch` and
+`postgresql` (a local PostgreSQL kept in .cache/demo) are unregistered. Ctrl-C stops everything
+it started."""
 
 from __future__ import annotations
 
@@ -17,7 +19,15 @@ import httpx
 import psycopg
 
 from devstack.postgres import Postgres, throwaway
-from devstack.trino import REPO, Opa, Trino, TrinoSpec, catalog_memory, catalog_postgresql
+from devstack.trino import (
+    REPO,
+    Opa,
+    PdpPlugin,
+    Trino,
+    TrinoSpec,
+    catalog_memory,
+    catalog_postgresql,
+)
 
 STATE = REPO / ".cache" / "demo"
 PG_DETAILS = STATE / "postgresql.env"  # the demo PostgreSQL's connection, for `. ` or `cat`
@@ -108,6 +118,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make trino", description=__doc__)
     parser.add_argument("--port", type=int, default=8080, help="Trino's HTTP port")
     parser.add_argument("--pg-port", type=int, default=54329, help="PostgreSQL's port")
+    parser.add_argument(
+        "--access",
+        choices=("opa", "plugin"),
+        default="opa",
+        help="Trino's stock OPA plugin, or the product's plugin (trino-plugin/, `make plugin`)",
+    )
     args = parser.parse_args(argv)
 
     stop = threading.Event()
@@ -129,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
                 TrinoSpec(
                     root=STATE / "trino",
                     port=args.port,
-                    access=Opa(SIDECAR),
+                    access=PdpPlugin(SIDECAR) if args.access == "plugin" else Opa(SIDECAR),
                     groups={"analysts": ["alice"], "marketing": ["mia"]},
                     catalogs={
                         "hive": catalog_memory(),

@@ -1,10 +1,12 @@
 """A real single-node Trino (476, from Maven Central; see scripts/fetch-trino.sh), configured in
 a directory of its own and run as a child process: with its file group provider, and with the OPA
-access control pointed at a sidecar, Trino's file-based access control, or none at all."""
+access control pointed at a sidecar, the product's own plugin (trino-plugin/) pointed at a
+sidecar, Trino's file-based access control, or none at all."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -87,6 +89,28 @@ class Opa:
         return props
 
 
+PLUGIN_JAR = REPO / "trino-plugin" / "target" / "pdp-trino-plugin.jar"  # `make plugin`
+
+
+@dataclass(frozen=True)
+class PdpPlugin:
+    """Access control by the product's own plugin (`access-control.name=pdp`), asking the
+    sidecar at `base_url` over its compact endpoints. Installed beside Trino's stock plugins
+    in the server's own plugin directory (the fetched Trino is left as it is)."""
+
+    base_url: str
+    max_stale: float = 300.0  # the sidecar's default cache.maxStaleSeconds
+    request_timeout: float = 5.0
+
+    def properties(self) -> dict[str, str]:
+        return {
+            "access-control.name": "pdp",
+            "pdp.sidecar-url": self.base_url,
+            "pdp.max-stale-seconds": f"{self.max_stale:g}",
+            "pdp.request-timeout-seconds": f"{self.request_timeout:g}",
+        }
+
+
 @dataclass(frozen=True)
 class FileRules:
     """Trino's built-in file-based access control with the rules in `rules_file` (JSON)."""
@@ -108,7 +132,7 @@ class TrinoSpec:
 
     root: Path  # configuration, data and logs go here
     port: int
-    access: Opa | FileRules | None  # None: allow all (Trino's default)
+    access: Opa | PdpPlugin | FileRules | None  # None: allow all (Trino's default)
     groups: Mapping[str, list[str]] = field(default_factory=dict)  # group -> users
     catalogs: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     heap: str = "2G"
@@ -181,23 +205,22 @@ class Trino:
             )
         )
         (self.etc / "jvm.config").write_text(JVM_OPTIONS.format(heap=spec.heap))
-        (self.etc / "config.properties").write_text(
-            _properties(
-                {
-                    "coordinator": "true",
-                    "node-scheduler.include-coordinator": "true",
-                    "http-server.http.port": str(spec.port),
-                    "discovery.uri": self.url,
-                    "query.max-memory": "1GB",
-                    "query.max-memory-per-node": "512MB",
-                    "memory.heap-headroom-per-node": "512MB",
-                    "web-ui.enabled": "false",
-                    # one node on two cores: fewer threads start faster and contend less
-                    "task.concurrency": "2",
-                    "task.max-worker-threads": "4",
-                }
-            )
-        )
+        config = {
+            "coordinator": "true",
+            "node-scheduler.include-coordinator": "true",
+            "http-server.http.port": str(spec.port),
+            "discovery.uri": self.url,
+            "query.max-memory": "1GB",
+            "query.max-memory-per-node": "512MB",
+            "memory.heap-headroom-per-node": "512MB",
+            "web-ui.enabled": "false",
+            # one node on two cores: fewer threads start faster and contend less
+            "task.concurrency": "2",
+            "task.max-worker-threads": "4",
+        }
+        if isinstance(spec.access, PdpPlugin):
+            config["plugin.dir"] = str(self._plugin_dir())
+        (self.etc / "config.properties").write_text(_properties(config))
         (self.etc / "log.properties").write_text("io.trino=WARN\nio.trino.server.Server=INFO\n")
         group_file = self.etc / "groups.txt"
         group_file.write_text(
@@ -221,6 +244,22 @@ class Trino:
             old.unlink()
         for name, props in spec.catalogs.items():
             (self.etc / "catalog" / f"{name}.properties").write_text(_properties(props))
+
+    def _plugin_dir(self) -> Path:
+        """Trino's stock plugins (linked) and the product's plugin, in a directory of this
+        server's own: `plugin.dir` names one directory."""
+        if not PLUGIN_JAR.is_file():
+            raise FileNotFoundError(f"{PLUGIN_JAR} is missing: build it with `make plugin`")
+        plugins = self.spec.root / "plugin"
+        plugins.mkdir(parents=True, exist_ok=True)
+        for stock in (self.home / "plugin").iterdir():
+            link = plugins / stock.name
+            if not link.exists():
+                link.symlink_to(stock)
+        ours = plugins / "pdp"
+        ours.mkdir(exist_ok=True)
+        shutil.copyfile(PLUGIN_JAR, ours / PLUGIN_JAR.name)
+        return plugins
 
     def wait_ready(self, user: str, timeout: float = READY_TIMEOUT) -> None:
         """Until /v1/info says started and a query as `user` runs; stops the server on failure,

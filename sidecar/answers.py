@@ -73,6 +73,10 @@ class Answers:
         self.away = False
         self._last_warning = 0.0
 
+    def cluster_settings(self) -> ClusterSettings:
+        """The cluster's own settings in force (its properties and mapping files)."""
+        return self._cluster()
+
     def sizes(self) -> dict[str, int]:
         return {
             "users": len(self._views),

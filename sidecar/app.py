@@ -30,7 +30,7 @@ from pdp.wire.trino import (
     parse,
     single_key,
 )
-from sidecar import http
+from sidecar import compact, http
 from sidecar.answers import Answers
 from sidecar.bodykeys import BodyKeys
 from sidecar.collector import Frozen, parsed_frozen
@@ -153,9 +153,9 @@ class Sidecar:
         path = scope["path"]
         if scope["method"] == "GET" and path in MONITORING:
             return MONITORING[path](self)
-        if not path.startswith(PREFIX):
-            return 404, _error(f"no such endpoint {path!r}")
-        endpoint = ENDPOINTS.get(path[len(PREFIX) :])
+        # the OPA contract's endpoints, or the product plugin's compact ones (sidecar/compact.py)
+        prefixed = path.startswith(PREFIX)
+        endpoint = ENDPOINTS.get(path[len(PREFIX) :]) if prefixed else compact.ENDPOINTS.get(path)
         if endpoint is None:
             return 404, _error(f"no such endpoint {path!r}")
         if scope["method"] != "POST":

@@ -43,27 +43,6 @@ DYNAMIC = "<a name computed at run time>"
 SQL = ("sqlalchemy", "alembic")
 MAX_FUNCTION_LINES = 60
 
-# Modules outside pdp.store that still import SQLAlchemy (issue #23, work package A empties it).
-SQL_OUTSIDE_THE_STORE = frozenset(
-    {
-        "pdp.admin.errors",
-        "pdp.control.matching",
-        "pdp.control.upgrade",
-    }
-)
-# Functions in pdp over MAX_FUNCTION_LINES lines (issue #23 §7: work packages A, B and C).
-LONG_FUNCTIONS = frozenset(
-    {
-        "pdp/cli/connections.py:_run",
-        "pdp/cli/connections.py:_upgrade",
-        "pdp/cli/connections.py:add_connection_commands",
-        "pdp/cli/main.py:main",
-        "pdp/grants/sfpolicy.py:plan",
-        "pdp/grants/tablepolicy.py:plan_table",
-        "pdp/service/config.py:load_pdp_config",
-    }
-)
-
 
 def package_of(module: str) -> tuple[int, str] | None:
     """(layer index, package) of the longest package prefix naming `module`."""
@@ -164,7 +143,7 @@ def test_each_layer_and_package_is_listed_once() -> None:
 
 
 def test_only_the_store_speaks_sql() -> None:
-    """`grep -r sqlalchemy pdp | grep -v pdp/store` comes back empty, once the list is."""
+    """`grep -r sqlalchemy pdp | grep -v pdp/store` comes back empty: the store is the seam."""
     speaking = {
         module
         for module, path in modules()
@@ -172,8 +151,7 @@ def test_only_the_store_speaks_sql() -> None:
         and package_of(module) != package_of("pdp.store")
         and any(name.split(".")[0] in SQL for _, name in imports(module, path))
     }
-    assert speaking - SQL_OUTSIDE_THE_STORE == set(), "only pdp.store may import SQLAlchemy"
-    assert SQL_OUTSIDE_THE_STORE - speaking == set(), "remove them from SQL_OUTSIDE_THE_STORE"
+    assert speaking == set(), "only pdp.store may import SQLAlchemy"
 
 
 def long_functions() -> dict[str, int]:
@@ -204,9 +182,7 @@ def _functions(node: ast.AST, prefix: str) -> list[tuple[str, ast.AST]]:
 
 
 def test_no_function_is_over_sixty_lines() -> None:
-    long = long_functions()
-    assert {k: v for k, v in long.items() if k not in LONG_FUNCTIONS} == {}
-    assert LONG_FUNCTIONS - set(long) == set(), "remove them from LONG_FUNCTIONS"
+    assert long_functions() == {}
 
 
 @pytest.mark.parametrize(

@@ -16,16 +16,16 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pdp.admin.guard import TooLarge, error
-from pdp.admin.schema import ErrorBody
+from pdp.admin.schema import CheckOut, ErrorBody
 from pdp.auth.errors import PermissionDenied, Unauthenticated
 from pdp.control import Forbidden, JobRunning, ValidationFailed
 from pdp.control.legacy import LegacyRetired
 from pdp.control.upgrade import WrongStep
 from pdp.objects.errors import Conflict, NotFound, ObjectError
+from pdp.store import STORE_UNAVAILABLE
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": what}
@@ -46,7 +46,7 @@ STORE_DOWN = "the store is unreachable; the PDP keeps deciding on its last good 
 
 @dataclass(frozen=True, slots=True)
 class ErrorRule:
-    catches: type[Exception]
+    catches: type[Exception] | tuple[type[Exception], ...]
     status: int
     code: str
     # the message and the body's fields (field, value and extras) for one exception
@@ -64,7 +64,7 @@ def _named(exc: ObjectError) -> tuple[str, Mapping[str, Any]]:
 
 def _refused(exc: ValidationFailed) -> tuple[str, Mapping[str, Any]]:
     failed = next(c for c in exc.checks if not c.ok)
-    checks = [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in exc.checks]
+    checks = [CheckOut.of(c).dump() for c in exc.checks]
     message = f"the platform refused the connection details: {failed.name}: {failed.detail}"
     return message, {"field": "connection", "value": failed.name, "checks": checks}
 
@@ -110,9 +110,8 @@ ERRORS: tuple[ErrorRule, ...] = (
         "forbidden",
         lambda e: (str(e), {"field": "Authorization", "permission": "scope"}),
     ),
-    # the store does not answer (OperationalError is a DBAPIError)
     ErrorRule(
-        DBAPIError,
+        STORE_UNAVAILABLE,
         503,
         "store_unavailable",
         lambda e: (STORE_DOWN, {"field": "store"}),
@@ -123,7 +122,9 @@ ERRORS: tuple[ErrorRule, ...] = (
 
 def install_errors(app: FastAPI) -> None:
     for rule in ERRORS:
-        app.add_exception_handler(rule.catches, _handler(rule))
+        catches = rule.catches if isinstance(rule.catches, tuple) else (rule.catches,)
+        for exception in catches:
+            app.add_exception_handler(exception, _handler(rule))
     app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
 

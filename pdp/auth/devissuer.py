@@ -45,6 +45,7 @@ TOKEN_TYPE = "at+jwt"
 _MAX_BODY = 64 * 1024
 _START_TIMEOUT = 10.0
 _USER = re.compile(r"[A-Za-z0-9._@-]{1,64}")
+DEV_USER_CLIENT = "pdp-dev-user"  # the public client minting user tokens (`pdp token`)
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]

@@ -20,10 +20,48 @@ from urllib.parse import quote, urlencode
 
 import httpx
 import orjson
+from pydantic import BaseModel, ValidationError
 
+from pdp.admin.schema import (
+    CascadeOut,
+    ConnectionDetails,
+    ConnectionOut,
+    CrawlBody,
+    DeletedOut,
+    FinalizedOut,
+    InitialSettings,
+    IntegrationOut,
+    IntegrationsOut,
+    JobOut,
+    JobsOut,
+    JobStartedOut,
+    ObjectOut,
+    ObjectsOut,
+    ObjectSummary,
+    PermissionBody,
+    PermissionsOut,
+    RegisterBody,
+    RegisteredOut,
+    RegisterOptions,
+    RequestOut,
+    RequestsOut,
+    ResolveBody,
+    ResolvedOut,
+    SearchBody,
+    SettingsBody,
+    SettingsOut,
+    SourcesOut,
+    StartBody,
+    StatusOut,
+    UngovernedOut,
+    UpdateConnectionBody,
+    UpgradeBody,
+    ValidateBody,
+    ValidatedOut,
+)
+from pdp.auth.devissuer import DEV_USER_CLIENT
 from pdp.policy import Technology
 from pdp.service.config import DevIssuerSettings, load_pdp_config
-from pdp.service.run import DEV_USER_CLIENT
 from pdp.store.secrets import is_reference, is_secret_name
 
 DEMO = Path(__file__).resolve().parents[2] / "config"
@@ -40,6 +78,18 @@ CREDENTIAL_HELP = (
 
 
 def add_connection_commands(commands: Any) -> None:
+    _token_command(commands)
+    top = commands.add_parser("connections", help="connections and object sync (admin API)")
+    _client_options(top)
+    sub = top.add_subparsers(dest="action", required=True)
+    _register_command(sub)
+    _object_commands(sub)
+    _upgrade_commands(sub)
+    top.set_defaults(connections_handler=_connections)
+    _requests_command(commands)
+
+
+def _token_command(commands: Any) -> None:
     token = commands.add_parser(
         "token", help="mint a development token for a user (the demo's dev issuer)"
     )
@@ -47,10 +97,8 @@ def add_connection_commands(commands: Any) -> None:
     config_option(token, "for its development issuer")
     token.set_defaults(connections_handler=_token)
 
-    top = commands.add_parser("connections", help="connections and object sync (admin API)")
-    _client_options(top)
-    sub = top.add_subparsers(dest="action", required=True)
 
+def _register_command(sub: Any) -> None:
     register = sub.add_parser("register", help="register a connection and run its first sync")
     register.add_argument("key", help="the connection key: the first part of every object path")
     register.add_argument(
@@ -76,6 +124,9 @@ def add_connection_commands(commands: Any) -> None:
         "control.trinoCatalogFiles)",
     )
 
+
+def _object_commands(sub: Any) -> None:
+    """update, tree, status, settings, sync, jobs, delete, grant."""
     update = sub.add_parser("update", help="change a connection: Trino catalogs, schedule")
     update.add_argument("key", help="the connection key")
     update.add_argument(
@@ -119,6 +170,8 @@ def add_connection_commands(commands: Any) -> None:
     grant.add_argument("--group", action="store_true")
     grant.add_argument("--revoke", action="store_true")
 
+
+def _upgrade_commands(sub: Any) -> None:
     upgrade = sub.add_parser(
         "upgrade", help="upgrade a legacy integration to a connection (the upgrade manager)"
     )
@@ -157,8 +210,8 @@ def add_connection_commands(commands: Any) -> None:
     finalize = steps.add_parser("finalize", help="finish: object sync on, legacy endpoints off")
     finalize.add_argument("integration", help=INTEGRATION_HELP)
 
-    top.set_defaults(connections_handler=_connections)
 
+def _requests_command(commands: Any) -> None:
     requests = commands.add_parser(
         "requests", help="data source requests: validate new columns, acknowledge deleted ones"
     )
@@ -208,9 +261,15 @@ class Client:
             headers["X-Pdp-User"] = user
         self.http = httpx.Client(base_url=url, headers=headers, timeout=30)
 
-    def call(self, method: str, url: str, body: Any = None) -> Any:
+    def call(self, method: str, url: str, body: BaseModel | None = None) -> Any:
+        """The answer's JSON; a body is sent as the admin schema's model, the fields given."""
+        json = (
+            None
+            if body is None
+            else body.model_dump(mode="json", by_alias=True, exclude_unset=True)
+        )
         try:
-            answer = self.http.request(method, url, json=body)
+            answer = self.http.request(method, url, json=json)
         except httpx.HTTPError as failure:
             raise ApiError(
                 f"cannot reach the admin API at {self.http.base_url}: {failure}"
@@ -333,6 +392,10 @@ def _connections(args: argparse.Namespace) -> int:
     except ApiError as error:
         print(error, file=sys.stderr)
         return 1
+    except ValidationError as error:  # a body the admin API would refuse (400)
+        first = error.errors()[0]
+        print(f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}", file=sys.stderr)
+        return 1
 
 
 def _show(args: argparse.Namespace, data: Any) -> None:
@@ -354,11 +417,12 @@ def _requests(client: Client, args: argparse.Namespace) -> int:
         if args.json:
             _show(args, data)
             return 0
-        if not data["hits"]:
+        found = RequestsOut.model_validate(data)
+        if not found.hits:
             print("no requests")
-        for r in data["hits"]:
-            kind = "added  " if r["kind"] == "column_added" else "deleted"
-            print(f"{r['id']:>6}  {r['state']:<12}  column {kind}  {r['path']}  {r['column']}")
+        for r in found.hits:
+            kind = "added  " if r.kind == "column_added" else "deleted"
+            print(f"{r.id:>6}  {r.state:<12}  column {kind}  {r.path}  {r.column}")
         return 0
     if args.verb == "show":
         _show(args, client.call("GET", f"/requests/{args.id}"))
@@ -366,223 +430,296 @@ def _requests(client: Client, args: argparse.Namespace) -> int:
     data = client.call("POST", f"/requests/{args.id}/validate")
     if args.json:
         _show(args, data)
-    elif data["kind"] == "column_added":
-        print(f"request {data['id']}: column {data['column']} of {data['path']} validated")
+        return 0
+    done = RequestOut.model_validate(data)
+    if done.kind == "column_added":
+        print(f"request {done.id}: column {done.column} of {done.path} validated")
     else:
-        print(f"request {data['id']}: removal of {data['column']} from {data['path']} noted")
+        print(f"request {done.id}: removal of {done.column} from {done.path} noted")
     return 0
 
 
 def _run(client: Client, args: argparse.Namespace) -> int:
-    match args.action:
-        case "requests":
-            return _requests(client, args)
-        case "register":
-            body: dict[str, Any] = {
-                "connectionKey": args.key,
-                "connection": {
-                    "technology": args.technology,
-                    "endpoint": _pairs(args.endpoint, "--endpoint"),
-                    "credentials": credentials(args.credential),
-                },
-                "settings": {
-                    **({"isActive": True} if args.active else {}),
-                    **({"activateNewChildren": True} if args.activate_new else {}),
-                },
-                "options": {"schedule": args.schedule} if args.schedule else {},
-            }
-            if args.trino_catalog:
-                body["connection"]["trinoCatalogs"] = _catalogs(args.trino_catalog, {})
-            answer = client.call("POST", "/data/connection", body)
-            print(f"registered {answer['connectionKey']}; first sync: job {answer['jobId']}")
-            if "trinoCatalogs" in answer:
-                _print_catalogs(answer["connectionKey"], answer["trinoCatalogs"])
-                print(f"  ({answer['trinoCatalogsProposal']})")
-            if not args.no_wait and answer.get("jobId"):
-                return _follow(client, answer["jobId"])
-            return 0
-        case "update":
-            key = quote(args.key, safe="")
-            update: dict[str, Any] = {}
-            if args.trino_catalog:
-                current = client.call("GET", f"/data/connection/{key}")["settings"]
-                mapping = _catalogs(args.trino_catalog, current.get("trinoCatalogs") or {})
-                update["trinoCatalogs"] = mapping
-            if args.schedule:
-                update["schedule"] = args.schedule
-            if not update:
-                raise ApiError("nothing to change: give --trino-catalog or --schedule")
-            data = client.call("PUT", f"/data/connection/{key}", update)
-            if args.json:
-                _show(args, data)
-                return 0
-            print(f"{data['connectionKey']}: schedule {data['schedule']}")
-            if data["technology"] != "trino":
-                _print_catalogs(data["connectionKey"], data["settings"].get("trinoCatalogs") or {})
-                _print_ungoverned(data["connectionKey"], data["notGovernedInTrino"])
-            return 0
-        case "tree":
-            _tree(client, args.path, args.depth, 0)
-            return 0
-        case "status":
-            data = client.call("GET", f"/data/object/{_path(args.path)}")
-            if args.json:
-                _show(args, data)
-                return 0
-            print(f"{data['path']}  ({data['kind']}, {data['remoteState']})")
-            for line in _settings_lines(data["settings"]):
-                print(f"  {line}")
-            if data.get("dataSource"):
-                active = "active" if data["dataSource"]["active"] else "inactive"
-                print(f"  data source {data['dataSource']['id']} ({active})")
-            for column in data.get("columns", ()):
-                tags = f"  [{', '.join(column['tags'])}]" if column["tags"] else ""
-                print(f"    {column['name']}: {column['type']}{tags}")
-            if "trinoCatalog" in data:
-                print(f"  Trino catalog: {data['trinoCatalog'] or 'none'}")
-            print(f"  children: {data['childCount']}; last sync: {data['lastSync']}")
-            if data["kind"] == "connection":
-                connection = client.call("GET", f"/data/connection/{_path(args.path)}")
-                if connection["technology"] != "trino":
-                    catalogs = connection["settings"].get("trinoCatalogs") or {}
-                    _print_catalogs(connection["connectionKey"], catalogs)
-            _print_ungoverned(args.path.split("/")[0], data["notGovernedInTrino"])
-            return 0
-        case "settings":
-            body = {}
-            for flag, name in (
-                (args.active, "isActive"),
-                (args.activate_new, "activateNewChildren"),
-            ):
-                if flag is not None:
-                    body[name] = None if flag == "inherit" else flag == "true"
-            data = client.call("PUT", f"/data/settings/{_path(args.path)}", body)
-            if "jobId" in data:  # a large cascade: a job applies it
-                print(f"{data['descendants']} objects below {data['path']}: job {data['jobId']}")
-                return _follow(client, data["jobId"])
-            for line in _settings_lines(data["settings"]):
-                print(line)
-            return 0
-        case "sync":
-            answer = client.call(
-                "POST", f"/data/crawl/{_path(args.path)}", {"forceRecursive": args.force_recursive}
-            )
-            print(f"sync of {args.path}: job {answer['jobId']}")
-            return 0 if args.no_wait else _follow(client, answer["jobId"])
-        case "jobs":
-            query = {k: v for k, v in (("connection", args.connection), ("state", args.state)) if v}
-            suffix = "?" + "&".join(f"{k}={quote(v)}" for k, v in query.items()) if query else ""
-            data = client.call("GET", f"/jobs{suffix}")
-            if args.json:
-                _show(args, data)
-                return 0
-            for job in data["hits"]:
-                print(
-                    f"{job['id']}  {job['state']:<9} {job['trigger']:<12} {job['path']}  "
-                    f"{job['createdAt']}  {_summary(job['stats'])}"
-                )
-            return 0
-        case "delete":
-            if not args.yes and not _confirm_delete(client, args.path):
-                return 2
-            data = client.call("DELETE", f"/data/object/{_path(args.path)}")
-            print(f"deleted {data['path']} and {data['childCount']} objects below it")
-            return 0
-        case "grant":
-            body = {
-                "principal": args.principal,
-                "role": args.role,
-                "principalKind": "group" if args.group else "user",
-                "revoke": args.revoke,
-            }
-            data = client.call("PUT", f"/data/permission/{_path(args.path)}", body)
-            for p in data["permissions"]:
-                print(f"{p['role']:<20} {p['principalKind']} {p['principal']}  on {p['path']}")
-            return 0
-        case "upgrade":
-            return _upgrade(client, args)
-    return 2
+    action = ACTIONS.get(args.action)
+    return action(client, args) if action else 2
+
+
+def _register(client: Client, args: argparse.Namespace) -> int:
+    details = ConnectionDetails(
+        technology=args.technology,
+        endpoint=_pairs(args.endpoint, "--endpoint"),
+        credentials=credentials(args.credential),
+    )
+    if args.trino_catalog:
+        details.trinoCatalogs = _catalogs(args.trino_catalog, {})
+    settings = InitialSettings()
+    if args.active:
+        settings.isActive = True
+    if args.activate_new:
+        settings.activateNewChildren = True
+    options = RegisterOptions()
+    if args.schedule:
+        options.schedule = args.schedule
+    body = RegisterBody(
+        connectionKey=args.key, connection=details, settings=settings, options=options
+    )
+    answer = RegisteredOut.model_validate(client.call("POST", "/data/connection", body))
+    print(f"registered {answer.connectionKey}; first sync: job {answer.jobId}")
+    if answer.trinoCatalogs is not None:  # proposed from the Trino catalog files
+        _print_catalogs(answer.connectionKey, answer.trinoCatalogs)
+        print(f"  ({answer.trinoCatalogsProposal})")
+    if not args.no_wait and answer.jobId:
+        return _follow(client, answer.jobId)
+    return 0
+
+
+def _update(client: Client, args: argparse.Namespace) -> int:
+    key = quote(args.key, safe="")
+    update = UpdateConnectionBody()
+    if args.trino_catalog:
+        current = client.call("GET", f"/data/connection/{key}")["settings"]
+        mapping = _catalogs(args.trino_catalog, current.get("trinoCatalogs") or {})
+        update.trinoCatalogs = mapping
+    if args.schedule:
+        update.schedule = args.schedule
+    if not update.model_fields_set:
+        raise ApiError("nothing to change: give --trino-catalog or --schedule")
+    data = client.call("PUT", f"/data/connection/{key}", update)
+    if args.json:
+        _show(args, data)
+        return 0
+    updated = ConnectionOut.model_validate(data)
+    print(f"{updated.connectionKey}: schedule {updated.schedule}")
+    if updated.technology != "trino":
+        _print_catalogs(updated.connectionKey, updated.settings.get("trinoCatalogs") or {})
+        _print_ungoverned(updated.connectionKey, updated.notGovernedInTrino)
+    return 0
+
+
+def _show_tree(client: Client, args: argparse.Namespace) -> int:
+    _tree(client, args.path, args.depth, 0)
+    return 0
+
+
+def _status(client: Client, args: argparse.Namespace) -> int:
+    data = client.call("GET", f"/data/object/{_path(args.path)}")
+    if args.json:
+        _show(args, data)
+        return 0
+    found = ObjectOut.model_validate(data)
+    print(f"{found.path}  ({found.kind}, {found.remoteState})")
+    for line in _settings_lines(found.settings):
+        print(f"  {line}")
+    if found.dataSource:
+        active = "active" if found.dataSource.active else "inactive"
+        print(f"  data source {found.dataSource.id} ({active})")
+    for column in found.columns or ():
+        tags = f"  [{', '.join(column.tags)}]" if column.tags else ""
+        print(f"    {column.name}: {column.type}{tags}")
+    if "trinoCatalog" in found.model_fields_set:  # below a non-Trino connection
+        print(f"  Trino catalog: {found.trinoCatalog or 'none'}")
+    print(f"  children: {found.childCount}; last sync: {found.lastSync}")
+    if found.kind == "connection":
+        connection = ConnectionOut.model_validate(
+            client.call("GET", f"/data/connection/{_path(args.path)}")
+        )
+        if connection.technology != "trino":
+            catalogs = connection.settings.get("trinoCatalogs") or {}
+            _print_catalogs(connection.connectionKey, catalogs)
+    _print_ungoverned(args.path.split("/")[0], found.notGovernedInTrino)
+    return 0
+
+
+def _settings(client: Client, args: argparse.Namespace) -> int:
+    change = SettingsBody()
+    for flag, name in (
+        (args.active, "isActive"),
+        (args.activate_new, "activateNewChildren"),
+    ):
+        if flag is not None:
+            setattr(change, name, None if flag == "inherit" else flag == "true")
+    data = client.call("PUT", f"/data/settings/{_path(args.path)}", change)
+    if "jobId" in data:  # a large cascade: a job applies it
+        cascade = CascadeOut.model_validate(data)
+        print(f"{cascade.descendants} objects below {cascade.path}: job {cascade.jobId}")
+        return _follow(client, cascade.jobId)
+    for line in _settings_lines(SettingsOut.model_validate(data).settings):
+        print(line)
+    return 0
+
+
+def _sync(client: Client, args: argparse.Namespace) -> int:
+    crawl = CrawlBody(forceRecursive=args.force_recursive)
+    answer = JobStartedOut.model_validate(
+        client.call("POST", f"/data/crawl/{_path(args.path)}", crawl)
+    )
+    print(f"sync of {args.path}: job {answer.jobId}")
+    return 0 if args.no_wait or answer.jobId is None else _follow(client, answer.jobId)
+
+
+def _jobs(client: Client, args: argparse.Namespace) -> int:
+    query = {k: v for k, v in (("connection", args.connection), ("state", args.state)) if v}
+    suffix = "?" + "&".join(f"{k}={quote(v)}" for k, v in query.items()) if query else ""
+    data = client.call("GET", f"/jobs{suffix}")
+    if args.json:
+        _show(args, data)
+        return 0
+    for job in JobsOut.model_validate(data).hits:
+        print(
+            f"{job.id}  {job.state:<9} {job.trigger:<12} {job.path}  "
+            f"{job.createdAt}  {_summary(job.stats)}"
+        )
+    return 0
+
+
+def _delete(client: Client, args: argparse.Namespace) -> int:
+    if not args.yes and not _confirm_delete(client, args.path):
+        return 2
+    gone = DeletedOut.model_validate(client.call("DELETE", f"/data/object/{_path(args.path)}"))
+    print(f"deleted {gone.path} and {gone.childCount} objects below it")
+    return 0
+
+
+def _grant(client: Client, args: argparse.Namespace) -> int:
+    grant = PermissionBody(
+        principal=args.principal,
+        role=args.role,
+        principalKind="group" if args.group else "user",
+        revoke=args.revoke,
+    )
+    found = PermissionsOut.model_validate(
+        client.call("PUT", f"/data/permission/{_path(args.path)}", grant)
+    )
+    for p in found.permissions:
+        print(f"{p.role:<20} {p.principalKind} {p.principal}  on {p.path}")
+    return 0
 
 
 def _upgrade(client: Client, args: argparse.Namespace) -> int:
     """The upgrade manager's steps, one command each; every answer shows where it stands."""
     base = f"/data/upgrade/{quote(getattr(args, 'integration', ''), safe='')}"
-    match args.step:
-        case "list":
-            data = client.call("GET", "/data/upgrade")
-            if args.json:
-                _show(args, data)
-                return 0
-            if not data["hits"]:
-                print("no integration is waiting for an upgrade")
-            for hit in data["hits"]:
-                target = f" -> {hit['displayName']}" if hit["displayName"] else ""
-                print(
-                    f"{hit['name']}{target}  ({hit['technology']}, {hit['dataSourceCount']} data "
-                    f"sources)  {hit['state']}; next: {', '.join(hit['next'])}"
-                )
-            return 0
-        case "start":
-            data = client.call("POST", f"{base}/start", {"displayName": args.display_name})
-            print(f"{data['name']}: {data['state']} as {data['displayName']}; next: validate")
-            return 0
-        case "validate":
-            body: dict[str, Any] = {}
-            if args.endpoint:
-                body["endpoint"] = _pairs(args.endpoint, "--endpoint")
-            if args.credential:
-                body["credentials"] = credentials(args.credential)
-            data = client.call("POST", f"{base}/validate", body)
-            for check in data.get("checks", ()):
-                print(f"  {'ok  ' if check['ok'] else 'FAIL'} {check['name']}: {check['detail']}")
-            print(f"{data['name']}: {data['state']}; next: upgrade run --yes")
-            return 0
-        case "run":
-            if not args.yes:
-                print(
-                    "the upgrade retires the legacy data source endpoints for this integration "
-                    "and hands its tables to object sync once finalized: run again with --yes",
-                    file=sys.stderr,
-                )
-                return 2
-            data = client.call("POST", f"{base}/upgrade", {"confirm": True})
-            print(f"{data['name']}: upgrading, job {data['jobId']}")
-            if args.no_wait:
-                return 0
-            code = _follow(client, data["jobId"])
-            _upgrade_status(client, base)
-            return code
-        case "status":
-            if args.json:
-                _show(args, client.call("GET", base))
-                return 0
-            _upgrade_status(client, base)
-            return 0
-        case "resolve":
-            if args.match:
-                body = {"action": "match", "path": args.match}
-            else:
-                action = "retry" if args.retry else "disable" if args.disable else "delete"
-                body = {"action": action}
-            source_id = _unresolved_id(client, base, args.data_source)
-            data = client.call("POST", f"{base}/resolve/{quote(source_id, safe='')}", body)
-            source = data["dataSource"]
-            print(
-                f"{source['database']}.{source['schema']}.{source['table']}: "
-                f"{source['matchState']}"
-                + (f" to {source['matchedPath']}" if source["matchedPath"] else "")
-                + (f" ({source['reason']})" if source["matchState"] == "unresolved" else "")
-            )
-            print(f"{data['name']}: {data['state']}, {data['unresolved']} unresolved")
-            return 0
-        case "finalize":
-            data = client.call("POST", f"{base}/finalize")
-            print(
-                f"{data['name']}: finalized as connection {data['displayName']}; "
-                f"object sync is on, next scheduled sync {data['nextSync']}"
-            )
-            return 0
-    return 2
+    step = STEPS.get(args.step)
+    return step(client, args, base) if step else 2
+
+
+def _upgrade_list(client: Client, args: argparse.Namespace, base: str) -> int:
+    data = client.call("GET", "/data/upgrade")
+    if args.json:
+        _show(args, data)
+        return 0
+    waiting = IntegrationsOut.model_validate(data)
+    if not waiting.hits:
+        print("no integration is waiting for an upgrade")
+    for hit in waiting.hits:
+        target = f" -> {hit.displayName}" if hit.displayName else ""
+        print(
+            f"{hit.name}{target}  ({hit.technology}, {hit.dataSourceCount} data "
+            f"sources)  {hit.state}; next: {', '.join(hit.next)}"
+        )
+    return 0
+
+
+def _upgrade_start(client: Client, args: argparse.Namespace, base: str) -> int:
+    started = IntegrationOut.model_validate(
+        client.call("POST", f"{base}/start", StartBody(displayName=args.display_name))
+    )
+    print(f"{started.name}: {started.state} as {started.displayName}; next: validate")
+    return 0
+
+
+def _upgrade_validate(client: Client, args: argparse.Namespace, base: str) -> int:
+    given = ValidateBody()
+    if args.endpoint:
+        given.endpoint = _pairs(args.endpoint, "--endpoint")
+    if args.credential:
+        given.credentials = credentials(args.credential)
+    validated = ValidatedOut.model_validate(client.call("POST", f"{base}/validate", given))
+    for check in validated.checks:
+        print(f"  {'ok  ' if check.ok else 'FAIL'} {check.name}: {check.detail}")
+    print(f"{validated.name}: {validated.state}; next: upgrade run --yes")
+    return 0
+
+
+def _upgrade_run(client: Client, args: argparse.Namespace, base: str) -> int:
+    if not args.yes:
+        print(
+            "the upgrade retires the legacy data source endpoints for this integration "
+            "and hands its tables to object sync once finalized: run again with --yes",
+            file=sys.stderr,
+        )
+        return 2
+    running = IntegrationOut.model_validate(
+        client.call("POST", f"{base}/upgrade", UpgradeBody(confirm=True))
+    )
+    print(f"{running.name}: upgrading, job {running.jobId}")
+    if args.no_wait or running.jobId is None:
+        return 0
+    code = _follow(client, running.jobId)
+    _upgrade_status(client, base)
+    return code
+
+
+def _upgrade_show(client: Client, args: argparse.Namespace, base: str) -> int:
+    if args.json:
+        _show(args, client.call("GET", base))
+        return 0
+    _upgrade_status(client, base)
+    return 0
+
+
+def _upgrade_resolve(client: Client, args: argparse.Namespace, base: str) -> int:
+    if args.match:
+        how = ResolveBody(action="match", path=args.match)
+    else:
+        action = "retry" if args.retry else "disable" if args.disable else "delete"
+        how = ResolveBody(action=action)
+    source_id = _unresolved_id(client, base, args.data_source)
+    resolved = ResolvedOut.model_validate(
+        client.call("POST", f"{base}/resolve/{quote(source_id, safe='')}", how)
+    )
+    source = resolved.dataSource
+    print(
+        f"{source.database}.{source.schema_}.{source.table}: {source.matchState}"
+        + (f" to {source.matchedPath}" if source.matchedPath else "")
+        + (f" ({source.reason})" if source.matchState == "unresolved" else "")
+    )
+    print(f"{resolved.name}: {resolved.state}, {resolved.unresolved} unresolved")
+    return 0
+
+
+def _upgrade_finalize(client: Client, args: argparse.Namespace, base: str) -> int:
+    done = FinalizedOut.model_validate(client.call("POST", f"{base}/finalize"))
+    print(
+        f"{done.name}: finalized as connection {done.displayName}; "
+        f"object sync is on, next scheduled sync {done.nextSync}"
+    )
+    return 0
+
+
+STEPS: dict[str, Callable[[Client, argparse.Namespace, str], int]] = {
+    "list": _upgrade_list,
+    "start": _upgrade_start,
+    "validate": _upgrade_validate,
+    "run": _upgrade_run,
+    "status": _upgrade_show,
+    "resolve": _upgrade_resolve,
+    "finalize": _upgrade_finalize,
+}
+
+
+ACTIONS: dict[str, Callable[[Client, argparse.Namespace], int]] = {
+    "requests": _requests,
+    "register": _register,
+    "update": _update,
+    "tree": _show_tree,
+    "status": _status,
+    "settings": _settings,
+    "sync": _sync,
+    "jobs": _jobs,
+    "delete": _delete,
+    "grant": _grant,
+    "upgrade": _upgrade,
+}
 
 
 def _catalogs(items: list[str], current: dict[str, str]) -> dict[str, str]:
@@ -610,13 +747,13 @@ def _print_catalogs(key: str, mapping: dict[str, str]) -> None:
     print(f"  Trino catalogs: {pairs}")
 
 
-def _print_ungoverned(key: str, ungoverned: dict[str, Any]) -> None:
+def _print_ungoverned(key: str, ungoverned: UngovernedOut) -> None:
     """The warning for active data sources no Trino catalog exposes."""
-    if not ungoverned["count"]:
+    if not ungoverned.count:
         return
     print(
-        f"  WARNING: {ungoverned['count']} active data sources are not governed in Trino: no "
-        f"Trino catalog is mapped to {', '.join(ungoverned['databases'])} "
+        f"  WARNING: {ungoverned.count} active data sources are not governed in Trino: no "
+        f"Trino catalog is mapped to {', '.join(ungoverned.databases)} "
         f"(pdp connections update {key} --trino-catalog DATABASE=CATALOG)"
     )
 
@@ -624,31 +761,28 @@ def _print_ungoverned(key: str, ungoverned: dict[str, Any]) -> None:
 def _unresolved_id(client: Client, base: str, given: str) -> str:
     """The id of the unresolved data source `given` names: its id, or its
     database.schema.table (as `upgrade status` lists it, case-insensitively)."""
-    hits = client.call("GET", f"{base}/unresolved")["hits"]
+    hits = SourcesOut.model_validate(client.call("GET", f"{base}/unresolved")).hits
     named = [
         hit
         for hit in hits
-        if f"{hit['database']}.{hit['schema']}.{hit['table']}".casefold() == given.casefold()
+        if f"{hit.database}.{hit.schema_}.{hit.table}".casefold() == given.casefold()
     ]
     if len(named) == 1:
-        return str(named[0]["id"])
+        return named[0].id
     if len(named) > 1:
         raise ApiError(f"{given!r} names {len(named)} unresolved data sources: give the id")
     return given
 
 
 def _upgrade_status(client: Client, base: str) -> None:
-    data = client.call("GET", base)
-    counts = ", ".join(f"{n} {k}" for k, n in data["counts"].items() if n)
-    target = f" -> {data['displayName']}" if data["displayName"] else ""
-    print(f"{data['name']}{target}: {data['state']} ({counts or 'no data sources'})")
-    print(f"  next: {', '.join(data['next']) or 'nothing, the upgrade is finalized'}")
-    unresolved = client.call("GET", f"{base}/unresolved")
-    for hit in unresolved["hits"]:
-        print(
-            f"  unresolved {hit['id']}  {hit['database']}.{hit['schema']}.{hit['table']}: "
-            f"{hit['reason']}"
-        )
+    status = StatusOut.model_validate(client.call("GET", base))
+    counts = ", ".join(f"{n} {k}" for k, n in status.counts.items() if n)
+    target = f" -> {status.displayName}" if status.displayName else ""
+    print(f"{status.name}{target}: {status.state} ({counts or 'no data sources'})")
+    print(f"  next: {', '.join(status.next) or 'nothing, the upgrade is finalized'}")
+    unresolved = SourcesOut.model_validate(client.call("GET", f"{base}/unresolved"))
+    for hit in unresolved.hits:
+        print(f"  unresolved {hit.id}  {hit.database}.{hit.schema_}.{hit.table}: {hit.reason}")
 
 
 def _settings_lines(settings: dict[str, Any]) -> list[str]:
@@ -662,14 +796,14 @@ def _settings_lines(settings: dict[str, Any]) -> list[str]:
 def _confirm_delete(client: Client, path: str) -> bool:
     """Say what goes (the object, how many below it, how many tables) and ask; without a
     terminal to ask on, refuse: a script says --yes."""
-    target = client.call("GET", f"/data/object/{_path(path)}")
+    target = ObjectOut.model_validate(client.call("GET", f"/data/object/{_path(path)}"))
     url = f"/data/object/search/{_path(path)}"
-    below = client.call("POST", url, {"recursive": True, "size": 0})["count"]
-    tables = client.call("POST", url, {"recursive": True, "kind": "table", "size": 0})["count"]
-    if target["kind"] == "table":
+    below = client.call("POST", url, SearchBody(recursive=True, size=0))["count"]
+    tables = client.call("POST", url, SearchBody(recursive=True, kind="table", size=0))["count"]
+    if target.kind == "table":
         tables = 1
-    what = f"{target['kind']} {target['path']}"
-    if target["kind"] == "connection":
+    what = f"{target.kind} {target.path}"
+    if target.kind == "connection":
         what += " (deregistered: object sync stops, its data sources leave every policy)"
     loss = f"{what} and the {_plural(below, 'object')} below it ({_plural(tables, 'table')})"
     if not sys.stdin.isatty():
@@ -690,14 +824,15 @@ def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
-def _pages(client: Client, url: str, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
+def _pages(client: Client, url: str, query: SearchBody) -> Iterator[ObjectSummary]:
     """Every hit of a listing, page after page."""
     offset = 0
     while True:
-        data = client.call("POST", url, {**body, "offset": offset, "size": PAGE})
-        yield from data["hits"]
-        offset += len(data["hits"])
-        if not data["hits"] or offset >= data["count"]:
+        page = query.model_copy(update={"offset": offset, "size": PAGE})
+        found = ObjectsOut.model_validate(client.call("POST", url, page))
+        yield from found.hits
+        offset += len(found.hits)
+        if not found.hits or offset >= found.count:
             return
 
 
@@ -705,14 +840,14 @@ def _tree(client: Client, path: str | None, depth: int, indent: int) -> None:
     """The nodes below `path`, every page, each with its effective state in words: active or
     inactive (the store decides: the `isActive` filter), and whether set here or inherited."""
     url = f"/data/object/search/{_path(path)}" if path else "/data/object/search"
-    active = {hit["path"] for hit in _pages(client, url, {"isActive": True})}
-    for hit in _pages(client, url, {}):
-        state = "active" if hit["path"] in active else "inactive"
-        origin = "inherited" if hit["overrides"]["isActive"] is None else "set here"
-        remote = "" if hit["remoteState"] == "present" else f" [{hit['remoteState']}]"
-        print(f"{'  ' * indent}{hit['name']}  ({hit['kind']}, {state}, {origin}){remote}")
-        if depth > 1 and hit["kind"] != "table":
-            _tree(client, hit["path"], depth - 1, indent + 1)
+    active = {hit.path for hit in _pages(client, url, SearchBody(isActive=True))}
+    for hit in _pages(client, url, SearchBody()):
+        state = "active" if hit.path in active else "inactive"
+        origin = "inherited" if hit.overrides.isActive is None else "set here"
+        remote = "" if hit.remoteState == "present" else f" [{hit.remoteState}]"
+        print(f"{'  ' * indent}{hit.name}  ({hit.kind}, {state}, {origin}){remote}")
+        if depth > 1 and hit.kind != "table":
+            _tree(client, hit.path, depth - 1, indent + 1)
 
 
 def _summary(stats: dict[str, Any]) -> str:
@@ -726,22 +861,22 @@ def _follow(client: Client, job_id: str, interval: float = 0.5) -> int:
     tick = 0
     interactive = sys.stdout.isatty()
     while True:
-        job = client.call("GET", f"/jobs/{job_id}")
-        if job["state"] in FINISHED:
+        job = JobOut.model_validate(client.call("GET", f"/jobs/{job_id}"))
+        if job.state in FINISHED:
             break
         if interactive:
-            print(f"\r{spinner[tick % 4]} job {job_id}: {job['state']} ...", end="", flush=True)
+            print(f"\r{spinner[tick % 4]} job {job_id}: {job.state} ...", end="", flush=True)
         tick += 1
         time.sleep(interval)
     if interactive:
         print("\r", end="")
-    print(f"job {job_id}: {job['state']}  {_summary(job['stats'])}")
-    for error in job["errors"]:
+    print(f"job {job_id}: {job.state}  {_summary(job.stats)}")
+    for error in job.errors:
         print(f"  {error.get('path', '')}: {error.get('message')}")
-    if job["stats"].get("notGovernedInTrino"):
+    if job.stats.get("notGovernedInTrino"):
         print(
-            f"  WARNING: {job['stats']['notGovernedInTrino']} active data sources of "
-            f"{job['connection']} are not governed in Trino (see pdp connections status "
-            f"{job['connection']})"
+            f"  WARNING: {job.stats['notGovernedInTrino']} active data sources of "
+            f"{job.connection} are not governed in Trino (see pdp connections status "
+            f"{job.connection})"
         )
-    return 0 if job["state"] == "completed" else 1
+    return 0 if job.state == "completed" else 1

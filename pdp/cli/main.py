@@ -45,33 +45,7 @@ log = logging.getLogger("pdp")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pdp", description="Policy decision point for Trino.")
     commands = parser.add_subparsers(dest="command", required=True)
-
-    up = commands.add_parser("up", help="run the PDP and a Trino sidecar (demo config by default)")
-    config_option(up)
-    up.add_argument(
-        "--sidecar-config",
-        type=Path,
-        default=DEMO / "sidecar.yaml",
-        help="the sidecar's sidecar.yaml (default: the demo's, config/sidecar.yaml)",
-    )
-
-    serve = commands.add_parser("serve", help="run the PDP gRPC service only")
-    config_option(serve)
-
-    explain = commands.add_parser("explain", help="decide a Trino OPA request body and say why")
-    explain.add_argument("body", nargs="?", default="-", help="file with the body, or - for stdin")
-    config_option(explain)
-    explain.add_argument("--properties", type=Path, help="the cluster's properties file")
-    explain.add_argument("--cluster-mapping", type=Path, help="the cluster's accessGrantMapping")
-    explain.add_argument("--json", action="store_true", help="print JSON lines")
-
-    check = commands.add_parser(
-        "check", help="validate the configuration and print what the PDP would serve"
-    )
-    config_option(check)
-    check.add_argument("--properties", type=Path, help="the cluster's properties file")
-    check.add_argument("--cluster-mapping", type=Path, help="the cluster's accessGrantMapping")
-
+    _service_commands(commands)
     add_grants_commands(commands)
     add_connection_commands(commands)
 
@@ -103,6 +77,35 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pdp: {exc} (another pdp up running?)", file=sys.stderr)
         return 1
     return 2
+
+
+def _service_commands(commands: Any) -> None:
+    """up, serve, explain, check."""
+    up = commands.add_parser("up", help="run the PDP and a Trino sidecar (demo config by default)")
+    config_option(up)
+    up.add_argument(
+        "--sidecar-config",
+        type=Path,
+        default=DEMO / "sidecar.yaml",
+        help="the sidecar's sidecar.yaml (default: the demo's, config/sidecar.yaml)",
+    )
+
+    serve = commands.add_parser("serve", help="run the PDP gRPC service only")
+    config_option(serve)
+
+    explain = commands.add_parser("explain", help="decide a Trino OPA request body and say why")
+    explain.add_argument("body", nargs="?", default="-", help="file with the body, or - for stdin")
+    config_option(explain)
+    explain.add_argument("--properties", type=Path, help="the cluster's properties file")
+    explain.add_argument("--cluster-mapping", type=Path, help="the cluster's accessGrantMapping")
+    explain.add_argument("--json", action="store_true", help="print JSON lines")
+
+    check = commands.add_parser(
+        "check", help="validate the configuration and print what the PDP would serve"
+    )
+    config_option(check)
+    check.add_argument("--properties", type=Path, help="the cluster's properties file")
+    check.add_argument("--cluster-mapping", type=Path, help="the cluster's accessGrantMapping")
 
 
 async def _up(config_path: Path, sidecar_config: Path | None) -> int:

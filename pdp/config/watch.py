@@ -1,10 +1,16 @@
-"""Hot reload with last-known-good: poll files, reload on change, keep serving on error."""
+"""Hot reload with last-known-good: reload files on change, keep serving on error.
+
+A change is noticed when the kernel reports one in the files' directories (`watchfiles`) and,
+as the safety net, by comparing the files' signatures every `reloadIntervalSeconds`; without
+`watchfiles`, or once its watcher fails, the poll alone remains."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +19,19 @@ from typing import Generic, TypeVar
 from pdp.config.errors import ConfigError, Problem
 from pdp.config.load import Loaded
 
+try:
+    import watchfiles
+except ImportError:  # an install without it polls
+    watchfiles = None  # type: ignore[assignment]
+
 log = logging.getLogger(__name__)
+# watchfiles logs every batch of changes at INFO; the reload's own lines say what matters
+logging.getLogger("watchfiles").setLevel(logging.WARNING)
+
+# A burst of writes (an editor saving, a ConfigMap swap) is reported once, when no new change
+# came for STEP ms, or at the latest DEBOUNCE ms after the first one.
+NOTIFY_STEP_MS = 25
+NOTIFY_DEBOUNCE_MS = 500
 
 T = TypeVar("T")
 Signature = tuple[tuple[int, int, int], ...]
@@ -67,6 +85,7 @@ class Watched(Generic[T]):
         self._report(loaded)
         self.current: T = loaded.value
         self.last_error: ConfigError | None = None
+        self._notifier: _Notifier | None = None  # while `run` runs
 
     def _report(self, loaded: Loaded[T]) -> None:
         for warning in loaded.warnings:
@@ -98,6 +117,8 @@ class Watched(Generic[T]):
         """Watch other files from now on (a reloaded pdp.yaml or sidecar.yaml names them) and
         load them at once; on failure the last good value stays, as for any rejected edit."""
         self.paths, self._load = list(paths), load
+        if self._notifier is not None:
+            self._notifier.follow(self.paths)
         self._signature = ((-2, -2, -2),)  # matches no real signature: forces the reload
         return self.check()
 
@@ -107,7 +128,89 @@ class Watched(Generic[T]):
         return tuple(self.last_error.problems) if self.last_error else ()
 
     async def run(self, interval: float | Callable[[], float] = 1.0) -> None:
-        """Poll until cancelled; `interval` may be a function, read before each sleep."""
-        while True:
-            await asyncio.sleep(interval() if callable(interval) else interval)
-            self.check()
+        """Reload on change until cancelled: at once when the kernel reports a change near the
+        files, and every `interval` seconds anyway (a function is read before each wait)."""
+        notifier = self._notifier = _Notifier(self.name)
+        try:
+            while True:
+                notifier.follow(self.paths)
+                with contextlib.suppress(TimeoutError):
+                    seconds = interval() if callable(interval) else interval
+                    await asyncio.wait_for(notifier.changed.wait(), seconds)
+                notifier.changed.clear()
+                self.check()
+        finally:
+            notifier.stop()
+            self._notifier = None
+
+
+def _directories(paths: Sequence[Path]) -> tuple[Path, ...]:
+    """Where a change to `paths` shows: each file's directory (editors and ConfigMap swaps
+    rename a new file into place) and, for a symbolic link, its target's directory."""
+    found: set[Path] = set()
+    for path in paths:
+        for candidate in (Path(os.path.abspath(path)), Path(os.path.realpath(path))):
+            if candidate.parent.is_dir():
+                found.add(candidate.parent)
+    return tuple(sorted(found))
+
+
+class _Notifier:
+    """Sets `changed` when the kernel reports a change in the watched directories. The watcher
+    runs in a thread of its own; if it fails, it says so once and `run` polls from then on."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.changed = asyncio.Event()
+        self._directories: tuple[Path, ...] = ()
+        self._stop = threading.Event()
+        self._failed = watchfiles is None
+        if watchfiles is None:
+            log.info("%s: watchfiles is not installed: files are polled", name)
+
+    def follow(self, paths: Sequence[Path]) -> None:
+        """Watch the directories of `paths`, restarting the watcher if they changed."""
+        directories = () if self._failed else _directories(paths)
+        if directories == self._directories:
+            return
+        self.stop()
+        self._directories, self._stop = directories, threading.Event()
+        if directories:
+            loop = asyncio.get_running_loop()
+            threading.Thread(
+                target=self._watch,
+                args=(directories, self._stop, loop),
+                name=f"pdp-watch-{self.name}",
+                daemon=True,
+            ).start()
+
+    def _watch(
+        self,
+        directories: tuple[Path, ...],
+        stop: threading.Event,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        try:
+            for _changes in watchfiles.watch(
+                *directories,
+                watch_filter=None,  # whatever changed, `check` compares the files themselves
+                recursive=False,
+                step=NOTIFY_STEP_MS,
+                debounce=NOTIFY_DEBOUNCE_MS,
+                stop_event=stop,
+                raise_interrupt=False,
+            ):
+                loop.call_soon_threadsafe(self.changed.set)
+        except Exception as exc:  # inotify limits, a vanished directory: keep polling
+            if stop.is_set():
+                return
+            self._failed = True
+            log.warning(
+                "%s: file change notification failed, polling every reloadIntervalSeconds "
+                "from now on: %s",
+                self.name,
+                exc,
+            )
+
+    def stop(self) -> None:
+        self._stop.set()  # the thread ends within a step

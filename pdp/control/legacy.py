@@ -10,6 +10,7 @@ naming the `/data` endpoint that replaces it. Permission checks come before pars
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from pdp.control import permissions as perm
@@ -18,10 +19,9 @@ from pdp.control.plane import ControlPlane
 from pdp.objects.errors import Conflict, InvalidInput, NotFound
 from pdp.objects.paths import ObjectPath
 from pdp.policy.model import ObjectType
-from pdp.store import ConnectionRecord, ConnectionState, Store
+from pdp.store import ConnectionRecord, ConnectionState, NewConnection, Store
 from pdp.store import legacy as lg
 from pdp.store.legacy import Integration, LegacySource
-from pdp.store.model import DEFAULT_FAIL_SAFE, DEFAULT_SCHEDULE, utcnow
 
 
 class LegacyRetired(InvalidInput):
@@ -38,21 +38,26 @@ class LegacyRetired(InvalidInput):
         self.replacement = replacement
 
 
-def source_json(source: LegacySource) -> dict[str, Any]:
-    return {
-        "id": source.id,
-        "connection": source.integration,
-        "database": source.database,
-        "schema": source.schema,
-        "table": source.table,
-        "type": source.type.value,
-        "tags": list(source.tags),
-        "owners": [dict(o) for o in source.owners],
-        "status": "active" if source.active else "inactive",
-        "matchState": source.match_state.value,
-        "reason": source.match_reason,
-        "matchedPath": source.matched_path,
-    }
+@dataclass(frozen=True, slots=True)
+class ListingError:
+    path: str  # database.schema
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Detected:
+    """What `detectRemoteChanges` registered, and the schemas it could not list."""
+
+    added: tuple[LegacySource, ...]
+    errors: tuple[ListingError, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Monitoring:
+    """An integration's schema monitoring flags: (database, schema, on), as spelled."""
+
+    integration: str
+    flags: tuple[tuple[str, str, bool], ...]
 
 
 def as_connection(
@@ -63,24 +68,18 @@ def as_connection(
 ) -> ConnectionRecord:
     """The connection an integration becomes (state `upgrading`), to check or crawl: with
     these endpoint and credentials (sealed here), or the integration's own."""
-    now = utcnow()
     sealed = (
         store.secrets.seal(credentials, "credentials")
         if credentials is not None
         else integration.credentials
     )
-    return ConnectionRecord(
-        key=integration.display_name or integration.name,
-        technology=integration.technology,
-        endpoint=dict(endpoint if endpoint is not None else integration.endpoint),
-        credentials=sealed,
-        settings=dict(integration.settings),
-        schedule=DEFAULT_SCHEDULE,
-        state=ConnectionState.UPGRADING,
-        fail_safe_threshold=DEFAULT_FAIL_SAFE,
-        created_at=now,
-        updated_at=now,
+    becomes = NewConnection(
+        integration.display_name or integration.name,
+        integration.technology,
+        endpoint=endpoint if endpoint is not None else integration.endpoint,
+        settings=integration.settings,
     )
+    return becomes.checkable(sealed, ConnectionState.UPGRADING)
 
 
 class LegacyApi:
@@ -99,7 +98,7 @@ class LegacyApi:
         key = integration.display_name or integration.name
         return ObjectPath(key, tuple(names)).url
 
-    def register_source(self, caller: Caller, body: Mapping[str, Any]) -> dict[str, Any]:
+    def register_source(self, caller: Caller, body: Mapping[str, Any]) -> LegacySource:
         perm.require_register(caller)
         details = dict(body.get("connection") or {})
         self.plane.references.check(details.get("endpoint"), "connection.endpoint")
@@ -108,7 +107,7 @@ class LegacyApi:
         if not isinstance(name, str) or not name:
             raise InvalidInput("connection.name", name, "name the integration (connection)")
         with self.store.write() as writer:
-            integration = lg.find_integration(writer, name)
+            integration = writer.find_integration(name)
             if integration is None:
                 try:
                     writer.connection(name)
@@ -117,8 +116,7 @@ class LegacyApi:
                     )
                 except NotFound:
                     pass
-                integration = lg.create_integration(
-                    writer,
+                integration = writer.create_integration(
                     name,
                     details.get("technology", ""),
                     details.get("endpoint") or {},
@@ -136,8 +134,7 @@ class LegacyApi:
                     integration, *(str(body.get(k, "")) for k in ("database", "schema", "table"))
                 ),
             )
-            source = lg.add_source(
-                writer,
+            source = writer.add_source(
                 integration,
                 body.get("database", ""),
                 body.get("schema", ""),
@@ -147,13 +144,11 @@ class LegacyApi:
                 owners=_owners(body.get("owners")),
                 active=_status(body.get("status", "active")),
             )
-        return source_json(source)
+        return source
 
-    def edit_source(
-        self, caller: Caller, source_id: str, body: Mapping[str, Any]
-    ) -> dict[str, Any]:
+    def edit_source(self, caller: Caller, source_id: str, body: Mapping[str, Any]) -> LegacySource:
         with self.store.write() as writer:
-            integration, source = lg.get_source(writer, source_id)
+            integration, source = writer.source(source_id)
             self._require_source(writer, caller)
             self._live(
                 integration,
@@ -171,18 +166,18 @@ class LegacyApi:
             if "status" in body:
                 values["active"] = _status(body["status"])
             if values:
-                source = lg.update_source(writer, source_id, **values)
+                source = writer.update_source(source_id, **values)
             details = body.get("connection") or {}
             for part in ("endpoint", "credentials"):
                 self.plane.references.check(details.get(part), f"connection.{part}")
             changes = {k: details[k] for k in ("endpoint", "credentials") if k in details}
             if changes:
-                lg.update_integration(writer, integration, **changes)
-        return source_json(source)
+                writer.update_integration(integration, **changes)
+        return source
 
-    def delete_source(self, caller: Caller, source_id: str) -> dict[str, Any]:
+    def delete_source(self, caller: Caller, source_id: str) -> str:
         with self.store.write() as writer:
-            integration, source = lg.get_source(writer, source_id)
+            integration, source = writer.source(source_id)
             self._require_source(writer, caller)
             self._live(
                 integration,
@@ -190,14 +185,14 @@ class LegacyApi:
                 source_id,
                 f"DELETE /data/object/{self._replacement(integration, *source.names)}",
             )
-            lg.delete_source(writer, source_id)
-        return {"id": source_id, "deleted": True}
+            writer.delete_source(source_id)
+        return source_id
 
-    def detect_remote_changes(self, caller: Caller, name: str) -> dict[str, Any]:
+    def detect_remote_changes(self, caller: Caller, name: str) -> Detected:
         """The legacy schema monitoring run: tables found in monitored schemas that are not
         registered yet are registered, active."""
         with self.store.read() as reader:
-            integration = lg.get_integration(reader, name)
+            integration = reader.integration(name)
             self._require_source(reader, caller)
             self._live(
                 integration,
@@ -205,38 +200,36 @@ class LegacyApi:
                 name,
                 f"POST /data/crawl/{self._replacement(integration)}",
             )
-            known = {lg.fold_names(s.names) for s in lg.sources_of(reader, integration)}
+            known = {lg.fold_names(s.names) for s in reader.sources_of(integration)}
         record = as_connection(self.store, integration, None, None)
         monitored = [k.split("\x00") for k, on in integration.schema_monitoring.items() if on]
         found: list[tuple[str, str, str, str | None]] = []
-        errors: list[dict[str, str]] = []
+        errors: list[ListingError] = []
         crawler = self.plane.crawler_factory(record)
         try:
             for database, schema in monitored:
                 spelled = _spelling(integration, database, schema)
                 listing = crawler.list(spelled)
                 if listing.children is None:
-                    errors.append({"path": ".".join(spelled), "message": listing.error or "failed"})
+                    errors.append(ListingError(".".join(spelled), listing.error or "failed"))
                     continue
                 for child in listing.children:
                     if lg.fold_names((*spelled, child.name)) not in known:
                         found.append((*spelled, child.name, child.remote_type))
         finally:
             crawler.close()
-        added = []
+        added: list[LegacySource] = []
         with self.store.write() as writer:
-            integration = lg.get_integration(writer, name)
+            integration = writer.integration(name)
             for database, schema, table, _ in found:
-                added.append(
-                    source_json(lg.add_source(writer, integration, database, schema, table))
-                )
-        return {"added": added, "errors": errors}
+                added.append(writer.add_source(integration, database, schema, table))
+        return Detected(tuple(added), tuple(errors))
 
     def schema_monitoring(
         self, caller: Caller, name: str, database: str, schema: str, enabled: bool
-    ) -> dict[str, Any]:
+    ) -> Monitoring:
         with self.store.write() as writer:
-            integration = lg.get_integration(writer, name)
+            integration = writer.integration(name)
             self._require_source(writer, caller)
             self._live(
                 integration,
@@ -249,18 +242,18 @@ class LegacyApi:
                 raise InvalidInput("enabled", enabled, "expected true or false")
             flags = dict(integration.schema_monitoring)
             flags[lg.monitor_key(database, schema)] = enabled
-            integration = lg.update_integration(writer, integration, schema_monitoring=flags)
+            integration = writer.update_integration(integration, schema_monitoring=flags)
             spellings = dict(integration.settings.get("schemaSpelling", {}))
             spellings[lg.monitor_key(database, schema)] = [database, schema]
             settings = {**integration.settings, "schemaSpelling": spellings}
-            integration = lg.update_integration(writer, integration, settings=settings)
-        return {
-            "integration": integration.name,
-            "schemaMonitoring": [
-                {"database": d, "schema": s, "enabled": integration.schema_monitoring.get(k, False)}
+            integration = writer.update_integration(integration, settings=settings)
+        return Monitoring(
+            integration.name,
+            tuple(
+                (d, s, integration.schema_monitoring.get(k, False))
                 for k, (d, s) in sorted(spellings.items())
-            ],
-        }
+            ),
+        )
 
     @staticmethod
     def _require_source(reader: Any, caller: Caller) -> None:

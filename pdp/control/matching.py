@@ -11,15 +11,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import update
-
 from pdp.objects.errors import NotFound
 from pdp.objects.paths import ObjectPath
 from pdp.objects.syncplan import Listing
 from pdp.store import PrincipalKind, Role, Writer
-from pdp.store import legacy as lg
 from pdp.store.legacy import LegacySource, MatchReason, MatchState
-from pdp.store.schema import objects
 
 REASONS = {
     MatchReason.NOT_FOUND: "no remote table has this database, schema and table name",
@@ -86,12 +82,7 @@ def apply_match(writer: Writer, source: LegacySource, path: ObjectPath) -> None:
     """The table becomes this data source: its id, status, tags and owners carry over."""
     record = writer.object(path)
     if record.data_source_id != source.id:
-        writer.db.execute(
-            update(objects).where(objects.c.data_source_id == source.id).values(data_source_id=None)
-        )
-        writer.db.execute(
-            update(objects).where(objects.c.id == record.id).values(data_source_id=source.id)
-        )
+        writer.assign_data_source(record.path, source.id)
     writer.set_settings(
         path, is_active=source.active and source.match_state is not MatchState.DISABLED
     )
@@ -105,8 +96,7 @@ def apply_match(writer: Writer, source: LegacySource, path: ObjectPath) -> None:
             principal_kind=PrincipalKind(owner.get("principalKind", "user")),
             granted_by="upgrade",
         )
-    lg.update_source(
-        writer,
+    writer.update_source(
         source.id,
         match_state=MatchState.MATCHED,
         matched_path=record.path.url,
@@ -118,10 +108,10 @@ def apply_matches(
     writer: Writer, integration_name: str, key: str, listings: Sequence[Listing]
 ) -> dict[str, Any]:
     """Match every data source not resolved yet; schema monitoring becomes schema status."""
-    integration = lg.get_integration(writer, integration_name)
+    integration = writer.integration(integration_name)
     by_parent = index_listings(listings)
     stats = {"matched": 0, "matchedByCase": 0, "unresolved": 0, "alreadyResolved": 0}
-    sources = lg.sources_of(writer, integration)
+    sources = writer.sources_of(integration)
     claimed = {
         s.matched_path.casefold()
         for s in sources
@@ -176,8 +166,7 @@ def _match_one(
                 )
     if found.names is None:
         assert found.reason is not None
-        lg.update_source(
-            writer,
+        writer.update_source(
             source.id,
             match_state=MatchState.UNRESOLVED,
             match_reason=f"{found.reason.value}: {found.detail}",

@@ -14,15 +14,27 @@ from pathlib import Path
 from typing import Any
 
 from pdp.control import permissions as perm
-from pdp.control.cascade import CascadeWork, settings_json
+from pdp.control.cascade import CascadeWork
 from pdp.control.catalogs import KEY as TRINO_CATALOGS
 from pdp.control.catalogs import Proposal, check_claims, check_mapping, governed, propose
 from pdp.control.objectsync import CrawlerFactory, SyncRunner
 from pdp.control.permissions import Caller
+from pdp.control.views import (
+    CascadeStarted,
+    CatalogMapping,
+    ConnectionView,
+    Deleted,
+    ObjectView,
+    Permissions,
+    SettingsChanged,
+    TableDetails,
+    TableSource,
+    Ungoverned,
+)
 from pdp.core.model import fold
 from pdp.crawl.base import Check, connect_failure
 from pdp.crawl.network import NetworkPolicy
-from pdp.objects.errors import InvalidInput, NotFound
+from pdp.objects.errors import DuplicateKey, InvalidInput, NotFound
 from pdp.objects.keys import check_connection_key
 from pdp.objects.paths import Kind, ObjectPath
 from pdp.objects.settings import RemoteState
@@ -30,13 +42,14 @@ from pdp.policy.model import Technology
 from pdp.store import (
     KEEP,
     ConnectionRecord,
-    ConnectionState,
     DataRequest,
     Job,
     JobState,
     JobTrigger,
     JobType,
+    NewConnection,
     ObjectRecord,
+    Page,
     PrincipalKind,
     Reader,
     References,
@@ -44,9 +57,8 @@ from pdp.store import (
     Role,
     Store,
     not_governed_in_trino,
-    redact,
 )
-from pdp.store.model import DEFAULT_FAIL_SAFE, DEFAULT_SCHEDULE, check_schedule, utcnow
+from pdp.store.model import DEFAULT_FAIL_SAFE, DEFAULT_SCHEDULE, check_schedule
 from pdp.store.rows import technology as parse_technology
 
 log = logging.getLogger(__name__)
@@ -75,66 +87,6 @@ class Registration:
     schedule: str = DEFAULT_SCHEDULE
     fail_safe_threshold: float = DEFAULT_FAIL_SAFE
     settings: Mapping[str, Any] | None = None
-
-
-def job_json(job: Job) -> dict[str, Any]:
-    return {
-        "id": job.id,
-        "type": job.type.value,
-        "trigger": job.trigger.value,
-        "state": job.state.value,
-        "connection": job.connection_key,
-        "path": job.path,
-        "createdAt": _iso(job.created_at),
-        "startedAt": _iso(job.started_at),
-        "endedAt": _iso(job.ended_at),
-        "stats": dict(job.stats),
-        "errors": list(job.errors),
-    }
-
-
-def connection_json(record: ConnectionRecord) -> dict[str, Any]:
-    return {
-        "connectionKey": record.key,
-        "technology": record.technology.value,
-        "endpoint": dict(record.endpoint),
-        "credentials": redact(record.credentials),
-        "settings": dict(record.settings),
-        "schedule": record.schedule,
-        "nextSync": _iso(record.next_sync(utcnow())),
-        "state": record.state.value,
-        "failSafeThreshold": record.fail_safe_threshold,
-        "createdAt": _iso(record.created_at),
-        "updatedAt": _iso(record.updated_at),
-        "lastSync": _iso(record.last_sync_at),
-    }
-
-
-def ungoverned_json(sources: list[Any]) -> dict[str, Any]:
-    """How many active data sources no Trino catalog exposes, and their databases."""
-    return {
-        "count": len(sources),
-        "databases": sorted({s.database for s in sources}),
-    }
-
-
-def _iso(value: Any) -> str | None:
-    return None if value is None else value.isoformat()
-
-
-def object_summary(record: ObjectRecord) -> dict[str, Any]:
-    return {
-        "path": record.path.url,
-        "name": record.path.name,
-        "kind": record.kind.value,
-        "remoteType": record.remote_type,
-        "remoteState": record.remote_state.value,
-        "overrides": {
-            "isActive": record.is_active,
-            "activateNewChildren": record.activate_new_children,
-        },
-        "dataSourceId": record.data_source_id,
-    }
 
 
 class ControlPlane:
@@ -212,19 +164,10 @@ class ControlPlane:
         endpoint: Mapping[str, Any],
         credentials: Mapping[str, Any],
     ) -> ConnectionRecord:
-        now = utcnow()
-        return ConnectionRecord(
-            key=key,
-            technology=technology,
-            endpoint=dict(endpoint),
-            credentials=self.store.secrets.seal(credentials, "connection.credentials"),
-            settings={},
-            schedule=DEFAULT_SCHEDULE,
-            state=ConnectionState.ACTIVE,
-            fail_safe_threshold=DEFAULT_FAIL_SAFE,
-            created_at=now,
-            updated_at=now,
-        )
+        """What the connection checks run against: these endpoint and credentials (sealed),
+        every other field its default."""
+        sealed = self.store.secrets.seal(credentials, "connection.credentials")
+        return NewConnection(key, technology, endpoint, credentials).checkable(sealed)
 
     def check(self, record: ConnectionRecord) -> list[Check]:
         try:
@@ -264,42 +207,31 @@ class ControlPlane:
         key = check_connection_key(registration.key)
         technology = parse_technology(registration.technology, "connection.technology")
         check_schedule(registration.schedule)
-        settings = dict(registration.settings or {})
-        proposal = None
-        if TRINO_CATALOGS in settings:
-            settings[TRINO_CATALOGS] = check_mapping(
-                technology, settings[TRINO_CATALOGS], "connection.trinoCatalogs"
-            )
-            self._may_map(caller, key, technology, registration.endpoint, settings[TRINO_CATALOGS])
-        elif technology is not Technology.TRINO:
-            proposal = propose(technology, registration.endpoint, self.trino_catalog_files)
-            if proposal.catalogs:
-                settings[TRINO_CATALOGS] = proposal.catalogs
+        settings, proposal = self._registered_catalogs(caller, key, technology, registration)
         with self.store.read() as reader:  # 409 before talking to the platform
             try:
                 existing = reader.connection(key)
             except NotFound:
                 existing = None
         if existing is not None:
-            from pdp.objects.errors import DuplicateKey
-
             raise DuplicateKey("connectionKey", key, f"connection {existing.key!r} exists already")
         record = self._record(key, technology, registration.endpoint, registration.credentials)
         checks = self.check(record)
         if not all(c.ok for c in checks):
             raise ValidationFailed(checks)
+        new = NewConnection(
+            key,
+            technology,
+            endpoint=registration.endpoint,
+            credentials=registration.credentials,
+            settings=settings,
+            schedule=registration.schedule,
+            is_active=registration.is_active,
+            activate_new_children=registration.activate_new_children,
+            fail_safe_threshold=registration.fail_safe_threshold,
+        )
         with self.store.write() as writer:
-            writer.register_connection(
-                key,
-                technology,
-                endpoint=registration.endpoint,
-                credentials=registration.credentials,
-                settings=settings,
-                schedule=registration.schedule,
-                is_active=registration.is_active,
-                activate_new_children=registration.activate_new_children,
-                fail_safe_threshold=registration.fail_safe_threshold,
-            )
+            writer.register(new)
             if not caller.has(perm.GOVERNANCE):  # the registrant manages what they registered
                 writer.grant(
                     ObjectPath(key),
@@ -314,12 +246,31 @@ class ControlPlane:
         )
         return key, job, proposal
 
-    def connection(self, caller: Caller, key: str) -> dict[str, Any]:
+    def _registered_catalogs(
+        self, caller: Caller, key: str, technology: Technology, registration: Registration
+    ) -> tuple[dict[str, Any], Proposal | None]:
+        """The settings to register with: `trinoCatalogs` as given (checked, and the caller
+        allowed to map them), else for a non-Trino connection as proposed from the Trino
+        catalog files (the proposal returned too)."""
+        settings = dict(registration.settings or {})
+        if TRINO_CATALOGS in settings:
+            settings[TRINO_CATALOGS] = check_mapping(
+                technology, settings[TRINO_CATALOGS], "connection.trinoCatalogs"
+            )
+            self._may_map(caller, key, technology, registration.endpoint, settings[TRINO_CATALOGS])
+            return settings, None
+        if technology is Technology.TRINO:
+            return settings, None
+        proposal = propose(technology, registration.endpoint, self.trino_catalog_files)
+        if proposal.catalogs:
+            settings[TRINO_CATALOGS] = proposal.catalogs
+        return settings, proposal
+
+    def connection(self, caller: Caller, key: str) -> ConnectionView:
         with self.store.read() as reader:
             perm.require_read(reader, caller)
-            result = connection_json(reader.connection(key))
-            result["notGovernedInTrino"] = ungoverned_json(not_governed_in_trino(reader, key))
-            return result
+            record = reader.connection(key)
+            return ConnectionView(record, Ungoverned.of(not_governed_in_trino(reader, key)))
 
     def update_connection(
         self,
@@ -330,7 +281,7 @@ class ControlPlane:
         schedule: str | None = None,
         fail_safe_threshold: float | None = None,
         trino_catalogs: Mapping[str, str] | None = None,
-    ) -> dict[str, Any]:
+    ) -> ConnectionView:
         """Change what may change. `trino_catalogs` replaces the whole mapping (empty: none)."""
         with self.store.read() as reader:
             perm.require_manage_connection(reader, caller, key)
@@ -373,37 +324,22 @@ class ControlPlane:
                 schedule=schedule,
                 fail_safe_threshold=fail_safe_threshold,
             )
-            result = connection_json(updated)
-            result["notGovernedInTrino"] = ungoverned_json(not_governed_in_trino(writer, key))
-        return result
+            return ConnectionView(updated, Ungoverned.of(not_governed_in_trino(writer, key)))
 
     # --- objects ----------------------------------------------------------------------------
 
-    def object(self, caller: Caller, path: ObjectPath) -> dict[str, Any]:
+    def object(self, caller: Caller, path: ObjectPath) -> ObjectView:
         with self.store.read() as reader:
             perm.require_read(reader, caller)
             record = reader.object(path)
             effective = reader.effective_settings(path)
             connection = reader.connection(path.key)
-            result = object_summary(record)
-            result["settings"] = settings_json(effective)
-            result["childCount"] = reader.child_count(path)
-            result["tags"] = sorted(reader.tags(path))
-            result["dataOwners"] = [
-                {
-                    "principal": p.principal,
-                    "principalKind": p.principal_kind.value,
-                    "at": p.path.url,
-                }
-                for p in reader.permissions(path, inherited=True)
-                if p.role is Role.DATA_OWNER
-            ]
-            result["lastSync"] = _iso(connection.last_sync_at)
+            mapping = None
             if connection.technology is not Technology.TRINO and record.kind is not Kind.CONNECTION:
                 catalogs = connection.settings.get(TRINO_CATALOGS) or {}
                 database = fold(record.path.names[0])
-                result["trinoCatalog"] = next(
-                    (c for d, c in catalogs.items() if fold(d) == database), None
+                mapping = CatalogMapping(
+                    next((c for d, c in catalogs.items() if fold(d) == database), None)
                 )
             below = [
                 s
@@ -411,27 +347,28 @@ class ControlPlane:
                 if tuple(map(fold, (s.database, s.schema, s.name)))[: len(record.path.names)]
                 == tuple(map(fold, record.path.names))
             ]
-            result["notGovernedInTrino"] = ungoverned_json(below)
+            table = None
             if record.kind is Kind.TABLE:
-                result["columns"] = [
-                    {
-                        "name": c.name,
-                        "type": c.type,
-                        "nullable": c.nullable,
-                        "position": c.position,
-                        "tags": sorted(c.tags),
-                    }
-                    for c in reader.columns(path)
-                ]
                 active = effective.is_active.value and record.remote_state is not (
                     RemoteState.MISSING
                 )
-                result["dataSource"] = (
-                    {"id": record.data_source_id, "active": active}
-                    if record.data_source_id
-                    else None
+                source = (
+                    TableSource(record.data_source_id, active) if record.data_source_id else None
                 )
-            return result
+                table = TableDetails(tuple(reader.columns(path)), source)
+            return ObjectView(
+                record,
+                effective,
+                reader.child_count(path),
+                tuple(sorted(reader.tags(path))),
+                tuple(
+                    p for p in reader.permissions(path, inherited=True) if p.role is Role.DATA_OWNER
+                ),
+                connection.last_sync_at,
+                Ungoverned.of(below),
+                mapping,
+                table,
+            )
 
     def search(
         self,
@@ -445,7 +382,7 @@ class ControlPlane:
         remote_state: str | None = None,
         search_text: str | None = None,
         is_active: bool | None = None,
-    ) -> dict[str, Any]:
+    ) -> Page[ObjectRecord]:
         kind_value = _enum(Kind, kind, "kind")
         state_value = _enum(RemoteState, remote_state, "remoteState")
         with self.store.read() as reader:
@@ -459,17 +396,15 @@ class ControlPlane:
                 "is_active": is_active,
             }
             if path is not None and recursive:
-                page = reader.search(path, **options)
-            else:
-                page = reader.children(path, **options)
-            return {"count": page.count, "hits": [object_summary(h) for h in page.hits]}
+                return reader.search(path, **options)
+            return reader.children(path, **options)
 
     def set_settings(
         self, caller: Caller, path: ObjectPath, values: Mapping[str, bool | None]
-    ) -> dict[str, Any]:
+    ) -> SettingsChanged | CascadeStarted:
         """Change the overrides of one node. A change whose cascade reaches more than
         `cascade_threshold` descendants is checked now (403, 404, the 100,000 rule: 400) and
-        applied by a `cascade` job: the answer then carries `jobId` (the API's 202)."""
+        applied by a `cascade` job: the answer is then `CascadeStarted` (the API's 202)."""
         overrides = {
             "is_active": values.get("isActive", KEEP),
             "activate_new_children": values.get("activateNewChildren", KEEP),
@@ -488,11 +423,11 @@ class ControlPlane:
         with self.store.write() as writer:
             perm.require_manage_object(writer, caller, path)
             effective = writer.set_settings(path, **overrides)
-        return {"path": path.url, "settings": settings_json(effective)}
+        return SettingsChanged(path, effective)
 
     def _cascade(
         self, caller: Caller, path: ObjectPath, overrides: dict[str, Any], descendants: int
-    ) -> dict[str, Any]:
+    ) -> CascadeStarted:
         """Start the cascade job, which holds the connection's job lock (as a sync does: one
         job per connection across replicas); the job once it is accepted, or `JobRunning`
         (409) when a job of the connection runs."""
@@ -500,7 +435,7 @@ class ControlPlane:
         job = self.job_runner.run(JobType.CASCADE, path.key, work)
         assert job is not None  # a cascade always has something to run
         log.info("settings of %s (%d descendants): cascade job %s", path.url, descendants, job.id)
-        return {"path": path.url, "jobId": job.id, "descendants": descendants}
+        return CascadeStarted(path, job.id, descendants)
 
     def join(self, timeout: float = 30.0) -> None:
         """Wait for this process's jobs: syncs and cascades (tests, shutdown)."""
@@ -512,7 +447,7 @@ class ControlPlane:
             reader.object(path)
         return self.runner.start(path, JobTrigger.MANUAL, force_recursive=force_recursive)
 
-    def delete(self, caller: Caller, path: ObjectPath) -> dict[str, Any]:
+    def delete(self, caller: Caller, path: ObjectPath) -> Deleted:
         with self.store.write() as writer:
             if path.parent is None:
                 perm.require_manage_connection(writer, caller, path.key)
@@ -520,7 +455,7 @@ class ControlPlane:
                 perm.require_manage_object(writer, caller, path)
             stored = writer.object(path).path
             count = writer.delete_object(path)
-        return {"path": stored.url, "childCount": count}
+        return Deleted(stored, count)
 
     # --- permissions ------------------------------------------------------------------------
 
@@ -532,7 +467,7 @@ class ControlPlane:
         role: str,
         principal_kind: str = "user",
         revoke: bool = False,
-    ) -> dict[str, Any]:
+    ) -> Permissions:
         with self.store.read() as reader:  # permission before the body's values
             perm.require_manage_connection(reader, caller, path.key)
         role_value = _enum(Role, role, "role")
@@ -548,35 +483,22 @@ class ControlPlane:
                 )
             return self._permissions(writer, path)
 
-    def permissions(self, caller: Caller, path: ObjectPath) -> dict[str, Any]:
+    def permissions(self, caller: Caller, path: ObjectPath) -> Permissions:
         with self.store.read() as reader:
             perm.require_read(reader, caller)
             return self._permissions(reader, path)
 
     @staticmethod
-    def _permissions(reader: Any, path: ObjectPath) -> dict[str, Any]:
-        return {
-            "path": reader.object(path).path.url,
-            "permissions": [
-                {
-                    "path": p.path.url,
-                    "principal": p.principal,
-                    "principalKind": p.principal_kind.value,
-                    "role": p.role.value,
-                    "grantedBy": p.granted_by,
-                    "grantedAt": _iso(p.granted_at),
-                    "inherited": p.path != path and p.path.url != path.url,
-                }
-                for p in reader.permissions(path, inherited=True)
-            ],
-        }
+    def _permissions(reader: Reader, path: ObjectPath) -> Permissions:
+        stored = reader.object(path).path
+        return Permissions(stored, path, tuple(reader.permissions(path, inherited=True)))
 
     # --- jobs -------------------------------------------------------------------------------
 
-    def job(self, caller: Caller, job_id: str) -> dict[str, Any]:
+    def job(self, caller: Caller, job_id: str) -> Job:
         with self.store.read() as reader:
             perm.require_read(reader, caller)
-            return job_json(reader.job(job_id))
+            return reader.job(job_id)
 
     def jobs(
         self,
@@ -585,12 +507,11 @@ class ControlPlane:
         state: str | None,
         offset: int = 0,
         size: int = 100,
-    ) -> dict[str, Any]:
+    ) -> Page[Job]:
         state_value = _enum(JobState, state, "state")
         with self.store.read() as reader:
             perm.require_read(reader, caller)
-            page = reader.jobs(connection=connection, state=state_value, offset=offset, size=size)
-            return {"count": page.count, "hits": [job_json(j) for j in page.hits]}
+            return reader.jobs(connection=connection, state=state_value, offset=offset, size=size)
 
     # --- data source requests ---------------------------------------------------------------
 
@@ -600,7 +521,7 @@ class ControlPlane:
         state: str | None = None,
         connection: str | None = None,
         path: ObjectPath | None = None,
-    ) -> dict[str, Any]:
+    ) -> tuple[DataRequest, ...]:
         """The requests the caller may see: all of them for GOVERNANCE, else those on objects
         they own; filtered by state, connection and object path (at or below it)."""
         state_value = _enum(RequestState, state, "state")
@@ -623,37 +544,22 @@ class ControlPlane:
                     if owned[r.path]:
                         mine.append(r)
                 found = mine
-        return {"count": len(found), "hits": [request_json(r) for r in found]}
+        return tuple(found)
 
-    def request(self, caller: Caller, request_id: int) -> dict[str, Any]:
+    def request(self, caller: Caller, request_id: int) -> DataRequest:
         with self.store.read() as reader:
             found = reader.request(request_id)
             perm.require_request_owner(reader, caller, found.path)
-            return request_json(found)
+            return found
 
-    def resolve_request(self, caller: Caller, request_id: int) -> dict[str, Any]:
+    def resolve_request(self, caller: Caller, request_id: int) -> DataRequest:
         """Validate an added column (its `New` tag comes off: the store's next version, and
         with it the next revision, no longer masks it) or acknowledge a deleted one."""
         with self.store.write() as writer:
             found = writer.request(request_id)
             perm.require_request_owner(writer, caller, found.path)
             writer.resolve_request(request_id, caller.name)
-            return request_json(writer.request(request_id))
-
-
-def request_json(request: DataRequest) -> dict[str, Any]:
-    return {
-        "id": request.id,
-        "kind": request.kind.value,
-        "state": request.state.value,
-        "connection": request.connection_key,
-        "path": request.path.url,
-        "column": request.column_name,
-        "jobId": request.job_id,
-        "createdAt": _iso(request.created_at),
-        "resolvedAt": _iso(request.resolved_at),
-        "resolvedBy": request.resolved_by,
-    }
+            return writer.request(request_id)
 
 
 def _enum(kind: Any, value: str | None, field: str) -> Any:

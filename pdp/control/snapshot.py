@@ -204,7 +204,9 @@ class SnapshotFeed:
     On PostgreSQL the feed LISTENs for the notification every store write sends at commit and
     reads the store as soon as one arrives; it still polls the version every `interval`
     seconds (default `LISTEN_POLL_SECONDS`) as the safety net for notifications lost while its
-    LISTEN connection was down. On SQLite it polls every `STORE_POLL_SECONDS`.
+    LISTEN connection was down. On SQLite it reads the store as soon as a write made through
+    this process (admin API, object sync) commits, and polls every `STORE_POLL_SECONDS` for the
+    writes of other processes.
 
     A store that does not answer at start is no reason not to start: the feed composes the
     files with the snapshot of the store saved at `saved` (or, with none, with the store's part
@@ -318,21 +320,25 @@ class SnapshotFeed:
 
     async def run(self) -> None:
         """Follow the store (LISTEN and poll) and recompile on any change; until cancelled."""
+        loop = asyncio.get_running_loop()
+
+        def wake(_version: int = 0) -> None:
+            loop.call_soon_threadsafe(self._wake.set)
+
         if self.listen:
-            loop = asyncio.get_running_loop()
-
-            def wake(_version: int = 0) -> None:
-                loop.call_soon_threadsafe(self._wake.set)
-
             self.listener = VersionListener(
                 self.store.engine, wake, on_connected=wake, on_lost=wake
             )
             self.listener.start()
+        else:
+            self.store.committed.append(wake)
         try:
             await asyncio.gather(self._poll(), self._rebuild())
         finally:
             if self.listener is not None:
                 await asyncio.to_thread(self.listener.stop)
+            if wake in self.store.committed:
+                self.store.committed.remove(wake)
 
     async def _poll(self) -> None:
         while True:

@@ -30,18 +30,18 @@ Matching lives in `pdp.control.matching`, the checks of `validate` in
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import logging
-import threading
-import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
 from typing import Any
 
-from sqlalchemy import update
-
 from pdp.control import permissions as perm
 from pdp.control.credentials import credential_checks
-from pdp.control.legacy import as_connection, source_json
+from pdp.control.jobs import JobRunning, Progress
+from pdp.control.legacy import as_connection
 from pdp.control.matching import (
     REASONS,
     Match,
@@ -52,7 +52,8 @@ from pdp.control.matching import (
 )
 from pdp.control.objectsync import crawl, database_bound, listing_bound
 from pdp.control.permissions import Caller, Forbidden
-from pdp.control.plane import ControlPlane, ValidationFailed, job_json
+from pdp.control.plane import ControlPlane, ValidationFailed
+from pdp.crawl.base import Check
 from pdp.objects.errors import Conflict, DuplicateKey, InvalidInput, NotFound
 from pdp.objects.keys import check_connection_key, key_identity
 from pdp.objects.paths import Kind, ObjectPath
@@ -65,6 +66,7 @@ from pdp.store import (
     JobState,
     JobTrigger,
     JobType,
+    NewConnection,
     Reader,
     Store,
     Writer,
@@ -72,8 +74,6 @@ from pdp.store import (
 from pdp.store import legacy as lg
 from pdp.store.legacy import Integration, LegacySource, MatchReason, MatchState, UpgradeState
 from pdp.store.model import utcnow
-from pdp.store.schema import connections
-from pdp.store.treesync import load_tree
 
 log = logging.getLogger(__name__)
 
@@ -117,19 +117,67 @@ def require_upgrade(caller: Caller) -> None:
         )
 
 
-def integration_json(integration: Integration, count: int | None = None) -> dict[str, Any]:
-    result: dict[str, Any] = {
-        "id": integration.id,
-        "name": integration.name,
-        "technology": integration.technology.value,
-        "state": integration.upgrade_state.value,
-        "displayName": integration.display_name,
-        "jobId": integration.upgrade_job_id,
-        "next": list(NEXT[integration.upgrade_state]),
-    }
-    if count is not None:
-        result["dataSourceCount"] = count
-    return result
+@dataclass(frozen=True, slots=True)
+class IntegrationView:
+    """An integration as the upgrade shows it: stored, or declared in the policy files only
+    (`id` None, `declared_in` says where). `data_source_count` only where it was counted."""
+
+    id: int | None
+    name: str
+    technology: Technology
+    state: UpgradeState
+    display_name: str | None = None
+    job_id: str | None = None
+    data_source_count: int | None = None
+    declared_in: str | None = None
+
+    @property
+    def next(self) -> tuple[str, ...]:
+        return NEXT[self.state]
+
+    @classmethod
+    def of(cls, integration: Integration, count: int | None = None) -> IntegrationView:
+        return cls(
+            integration.id,
+            integration.name,
+            integration.technology,
+            integration.upgrade_state,
+            integration.display_name,
+            integration.upgrade_job_id,
+            count,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Integrations:
+    hits: tuple[IntegrationView, ...]  # not finalized
+    finalized: int
+
+
+@dataclass(frozen=True, slots=True)
+class IntegrationStatus:
+    view: IntegrationView
+    counts: Mapping[MatchState, int]  # every state, in MatchState's order
+    job: Job | None
+
+
+@dataclass(frozen=True, slots=True)
+class Validated:
+    view: IntegrationView
+    checks: tuple[Check, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    view: IntegrationView
+    unresolved: int  # data sources of the integration still unresolved or pending
+    source: LegacySource
+
+
+@dataclass(frozen=True, slots=True)
+class Finalized:
+    view: IntegrationView
+    next_sync: datetime
 
 
 class UpgradeManager:
@@ -138,80 +186,70 @@ class UpgradeManager:
     def __init__(self, plane: ControlPlane) -> None:
         self.plane = plane
         self.store: Store = plane.store
-        self._guard = threading.Lock()
-        self._threads: dict[int, threading.Thread] = {}
+        self.jobs = plane.job_runner  # the process's one job runner
 
     # --- reading ----------------------------------------------------------------------------
 
-    def integrations(self, caller: Caller) -> dict[str, Any]:
+    def integrations(self, caller: Caller) -> Integrations:
         require_upgrade(caller)
         with self.store.read() as reader:
-            counts = lg.source_counts(reader)
-            hits = [integration_json(i, counts.get(i.id, 0)) for i in lg.list_integrations(reader)]
-        stored = {h["name"].casefold() for h in hits}
+            counts = reader.source_counts()
+            hits = [IntegrationView.of(i, counts.get(i.id, 0)) for i in reader.integrations()]
+        stored = {h.name.casefold() for h in hits}
         for name, (technology, entries) in self._declared().items():
             if name.casefold() not in stored:  # declared in the files, not imported yet
                 hits.append(
-                    {
-                        "id": None,
-                        "name": name,
-                        "technology": technology.value,
-                        "state": S.NOT_STARTED.value,
-                        "displayName": None,
-                        "jobId": None,
-                        "next": list(NEXT[S.NOT_STARTED]),
-                        "dataSourceCount": len(entries),
-                        "declaredIn": "policy files",
-                    }
+                    IntegrationView(
+                        None,
+                        name,
+                        technology,
+                        S.NOT_STARTED,
+                        data_source_count=len(entries),
+                        declared_in="policy files",
+                    )
                 )
-        ready = [h for h in hits if h["state"] != S.FINALIZED.value]
-        return {"count": len(ready), "hits": ready, "finalized": len(hits) - len(ready)}
+        ready = tuple(h for h in hits if h.state is not S.FINALIZED)
+        return Integrations(ready, len(hits) - len(ready))
 
-    def status(self, caller: Caller, name: str) -> dict[str, Any]:
+    def status(self, caller: Caller, name: str) -> IntegrationStatus:
         require_upgrade(caller)
+        counts = dict.fromkeys(MatchState, 0)
         with self.store.read() as reader:
-            if lg.find_integration(reader, name) is None:  # declared in the files only?
-                for hit in self.integrations(caller)["hits"]:
-                    if hit["id"] is None and hit["name"].casefold() == name.casefold():
-                        counts = {state.value: 0 for state in MatchState}
-                        counts[MatchState.PENDING.value] = hit["dataSourceCount"]
-                        return {**hit, "counts": counts, "job": None}
-            integration = lg.get_integration(reader, name)
-            sources = lg.sources_of(reader, integration)
+            if reader.find_integration(name) is None:  # declared in the files only?
+                for hit in self.integrations(caller).hits:
+                    if hit.id is None and hit.name.casefold() == name.casefold():
+                        counts[MatchState.PENDING] = hit.data_source_count or 0
+                        return IntegrationStatus(hit, counts, None)
+            integration = reader.integration(name)
+            sources = reader.sources_of(integration)
             job = reader.job(integration.upgrade_job_id) if integration.upgrade_job_id else None
-        counts = {state.value: 0 for state in MatchState}
         for source in sources:
-            counts[source.match_state.value] += 1
-        result = integration_json(integration, len(sources) - counts["deleted"])
-        result["counts"] = counts
-        result["job"] = job_json(job) if job else None
-        return result
+            counts[source.match_state] += 1
+        view = IntegrationView.of(integration, len(sources) - counts[MatchState.DELETED])
+        return IntegrationStatus(view, counts, job)
 
-    def unresolved(self, caller: Caller, name: str) -> dict[str, Any]:
+    def unresolved(self, caller: Caller, name: str) -> tuple[LegacySource, ...]:
         require_upgrade(caller)
         with self.store.read() as reader:
-            integration = lg.get_integration(reader, name)
-            hits = [
-                source_json(s)
-                for s in lg.sources_of(reader, integration)
-                if s.match_state is MatchState.UNRESOLVED
-            ]
-        return {"count": len(hits), "hits": hits}
+            integration = reader.integration(name)
+            return tuple(
+                s for s in reader.sources_of(integration) if s.match_state is MatchState.UNRESOLVED
+            )
 
     # --- the steps --------------------------------------------------------------------------
 
-    def start(self, caller: Caller, name: str, display_name: str) -> dict[str, Any]:
+    def start(self, caller: Caller, name: str, display_name: str) -> IntegrationView:
         require_upgrade(caller)
         key = check_connection_key(display_name)
         with self.store.write() as writer:
-            integration = lg.find_integration(writer, name) or self._import(writer, name)
+            integration = writer.find_integration(name) or self._import(writer, name)
             state = integration.upgrade_state
             if state not in (S.NOT_STARTED, S.STARTED, S.VALIDATED):
                 if state is not S.FINALIZED and integration.display_name == key:
-                    return integration_json(integration)  # repeated: same answer
+                    return IntegrationView.of(integration)  # repeated: same answer
                 raise WrongStep(integration, "start")
             if integration.display_name == key and state is not S.NOT_STARTED:
-                return integration_json(integration)
+                return IntegrationView.of(integration)
             try:
                 existing = writer.connection(key)
             except NotFound:
@@ -220,12 +258,12 @@ class UpgradeManager:
                 raise DuplicateKey(
                     "displayName", key, f"connection {existing.key!r} exists already"
                 )
-            other = lg.find_integration(writer, key)
+            other = writer.find_integration(key)
             if other is not None and other.id != integration.id:
                 raise DuplicateKey(
                     "displayName", key, f"integration {other.name!r} is named so already"
                 )
-            for candidate in lg.list_integrations(writer):
+            for candidate in writer.integrations():
                 if (
                     candidate.id != integration.id
                     and candidate.display_name
@@ -234,10 +272,10 @@ class UpgradeManager:
                     raise DuplicateKey(
                         "displayName", key, f"the upgrade of {candidate.name!r} uses it already"
                     )
-            integration = lg.update_integration(
-                writer, integration, display_name=key, upgrade_state=S.STARTED
+            integration = writer.update_integration(
+                integration, display_name=key, upgrade_state=S.STARTED
             )
-        return integration_json(integration)
+        return IntegrationView.of(integration)
 
     def _declared(self) -> dict[str, tuple[Technology, list[tuple[Any, bool]]]]:
         """Connections the registry YAML declares by hand: name -> (technology, [(entry,
@@ -260,7 +298,7 @@ class UpgradeManager:
         YAML keeps governing as long as it declares the connection."""
         declared = {n.casefold(): n for n in self._declared()}
         if name.casefold() not in declared:
-            lg.get_integration(writer, name)  # 404
+            writer.integration(name)  # 404
         spelled = declared[name.casefold()]
         technology, entries = self._declared()[spelled]
         docs = self.plane.declared() if self.plane.declared else None
@@ -269,12 +307,11 @@ class UpgradeManager:
             for e, _ in entries
             if e.trino_catalog and technology is not Technology.TRINO
         }
-        integration = lg.create_integration(
-            writer, spelled, technology, {}, {}, {"trinoCatalogs": catalogs} if catalogs else None
+        integration = writer.create_integration(
+            spelled, technology, {}, {}, {"trinoCatalogs": catalogs} if catalogs else None
         )
         for entry, active in entries:
-            lg.add_source(
-                writer,
+            writer.add_source(
                 integration,
                 entry.database,
                 entry.schema,
@@ -285,8 +322,7 @@ class UpgradeManager:
             )
         flags = getattr(docs, "schema_monitoring", {}).get(spelled, {})
         if flags:
-            integration = lg.update_integration(
-                writer,
+            integration = writer.update_integration(
                 integration,
                 schema_monitoring={lg.monitor_key(d, s): on for (d, s), on in flags.items()},
                 settings={
@@ -302,13 +338,13 @@ class UpgradeManager:
         name: str,
         endpoint: Mapping[str, Any] | None = None,
         credentials: Mapping[str, Any] | None = None,
-    ) -> dict[str, Any]:
+    ) -> Validated:
         require_upgrade(caller)
         self.plane.references.check(endpoint, "endpoint")
         self.plane.references.check(credentials, "credentials")
         with self.store.read() as reader:
-            integration = lg.get_integration(reader, name)
-            sources = lg.sources_of(reader, integration)
+            integration = reader.integration(name)
+            sources = reader.sources_of(integration)
         if integration.upgrade_state not in (S.STARTED, S.VALIDATED):
             raise WrongStep(integration, "validate")
         record = as_connection(self.store, integration, endpoint, credentials)
@@ -318,7 +354,7 @@ class UpgradeManager:
         if not all(c.ok for c in checks):
             raise ValidationFailed(checks)
         with self.store.write() as writer:
-            integration = lg.get_integration(writer, name)
+            integration = writer.integration(name)
             if integration.upgrade_state not in (S.STARTED, S.VALIDATED):
                 raise WrongStep(integration, "validate")
             values: dict[str, Any] = {"upgrade_state": S.VALIDATED}
@@ -326,12 +362,10 @@ class UpgradeManager:
                 values["endpoint"] = dict(endpoint)
             if credentials is not None:
                 values["credentials"] = credentials
-            integration = lg.update_integration(writer, integration, **values)
-        result = integration_json(integration)
-        result["checks"] = [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in checks]
-        return result
+            integration = writer.update_integration(integration, **values)
+        return Validated(IntegrationView.of(integration), tuple(checks))
 
-    def upgrade(self, caller: Caller, name: str, confirm: bool) -> dict[str, Any]:
+    def upgrade(self, caller: Caller, name: str, confirm: bool) -> IntegrationView:
         require_upgrade(caller)
         if confirm is not True:
             raise InvalidInput(
@@ -341,12 +375,12 @@ class UpgradeManager:
                 "its legacy endpoints: send confirm: true to go ahead",
             )
         with self.store.write() as writer:
-            integration = lg.get_integration(writer, name)
+            integration = writer.integration(name)
             state = integration.upgrade_state
             if state is S.UPGRADING:
                 running = self._running(integration)
                 if running is not None:  # repeated while it runs: the same job
-                    return {**integration_json(integration), "jobId": running}
+                    return dataclasses.replace(IntegrationView.of(integration), job_id=running)
             elif state is not S.VALIDATED:
                 raise WrongStep(integration, "upgrade")
             key = integration.display_name
@@ -354,113 +388,43 @@ class UpgradeManager:
             try:
                 writer.connection(key)
             except NotFound:
-                writer.register_connection(
-                    key,
-                    integration.technology,
-                    endpoint=integration.endpoint,
-                    credentials={},
-                    settings=integration.settings,
+                writer.register(
+                    NewConnection(
+                        key,
+                        integration.technology,
+                        endpoint=integration.endpoint,
+                        settings=integration.settings,
+                    )
                 )
                 writer.update_connection(key, state=ConnectionState.UPGRADING)
             # credentials as sealed by the integration (no re-sealing of ciphertext)
-            writer.db.execute(
-                update(connections)
-                .where(connections.c.key_folded == key_identity(key))
-                .values(credentials=dict(integration.credentials))
-            )
+            writer.set_sealed_credentials(key, integration.credentials)
             job = writer.create_job(JobType.UPGRADE, JobTrigger.MANUAL, ObjectPath(key))
-            integration = lg.update_integration(
-                writer, integration, upgrade_state=S.UPGRADING, upgrade_job_id=job.id
+            integration = writer.update_integration(
+                integration, upgrade_state=S.UPGRADING, upgrade_job_id=job.id
             )
         self._start_job(integration, job)
-        return {**integration_json(integration), "jobId": job.id}
+        return dataclasses.replace(IntegrationView.of(integration), job_id=job.id)
 
     def _running(self, integration: Integration) -> str | None:
-        with self._guard:
-            thread = self._threads.get(integration.id)
-        if thread is not None and thread.is_alive():
-            return integration.upgrade_job_id
-        return None
+        """The integration's upgrade job, if this process runs it now."""
+        running = self.jobs.running_here()
+        return integration.upgrade_job_id if integration.upgrade_job_id in running else None
 
     def _start_job(self, integration: Integration, job: Job) -> None:
-        thread = threading.Thread(
-            target=self._run, args=(integration, job), name=f"pdp-upgrade-{integration.name}"
-        )
-        thread.daemon = True
-        with self._guard:
-            self._threads[integration.id] = thread
-        thread.start()
-
-    def join(self, timeout: float = 30.0) -> None:
-        with self._guard:
-            threads = list(self._threads.values())
-        for thread in threads:
-            thread.join(timeout)
-
-    def _run(self, integration: Integration, job: Job) -> None:
         key = integration.display_name
         assert key is not None
-        path = ObjectPath(key)
+        work = UpgradeWork(self.plane, integration.name, key)
         try:
-            with self.store.job_lock(key, f"upgrade:{uuid.uuid4().hex[:8]}"):
-                with self.store.write() as writer:
-                    # We hold the lock: an earlier job still marked running was abandoned
-                    # (its process stopped); this one resumes the upgrade.
-                    for running in (JobState.CREATED, JobState.ACTIVE):
-                        for stale in writer.jobs(connection=key, state=running).hits:
-                            if stale.id != job.id:
-                                writer.update_job(
-                                    stale.id,
-                                    state=JobState.FAILED,
-                                    errors=[*stale.errors, {"message": "abandoned: resumed"}],
-                                )
-                    job = writer.update_job(job.id, state=JobState.ACTIVE)
-                with self.store.read() as reader:
-                    connection = reader.connection(key)
-                    row_id = reader._connection_row(key).id
-                    nodes, _ = load_tree(reader.db, row_id, False)
-                crawler = self.plane.crawler_factory(connection)
-                try:
-                    listings = crawl(
-                        crawler,
-                        nodes,
-                        (),
-                        force_recursive=True,
-                        concurrency=listing_bound(connection),
-                        more=partial(self.plane.crawler_factory, connection),
-                        per_database=database_bound(connection),
-                    )
-                finally:
-                    crawler.close()
-                if listings[0].children is None:
-                    self._fail(job, f"cannot list {key}: {listings[0].error or 'listing failed'}")
-                    return
-                with self.store.write() as writer:
-                    outcome = writer.sync(key, listings, job_id=job.id)
-                    if not outcome.applied:  # the tree is new: the fail-safe cannot trip
-                        raise RuntimeError(outcome.plan.fail_safe)
-                    stats = apply_matches(writer, integration.name, key, listings)
-                    stats.update({f"sync.{k}": v for k, v in sorted(outcome.stats.items())})
-                    stats["listings"] = len(listings)
-                    stats["failedListings"] = sum(1 for x in listings if x.children is None)
-                    current = lg.get_integration(writer, integration.name)
-                    after = S.PARTIAL if stats["unresolved"] else S.UPGRADED
-                    lg.update_integration(writer, current, upgrade_state=after)
-                    writer.update_job(job.id, state=JobState.COMPLETED, stats=stats)
-                log.info("upgrade job %s of %s: %s", job.id, path.url, stats)
-        except Exception as error:
-            log.exception("upgrade job %s of %s failed", job.id, integration.name)
-            try:
-                self._fail(job, f"{type(error).__name__}: {error}")
-            except Exception:
-                log.exception("cannot record the failure of job %s", job.id)
-
-    def _fail(self, job: Job, message: str) -> None:
-        """The state stays `upgrading`: `upgrade` again resumes."""
-        with self.store.write() as writer:
-            writer.update_job(
-                job.id, state=JobState.FAILED, errors=[{"path": job.path, "message": message}]
+            self.jobs.run(JobType.UPGRADE, key, work, job=job)
+        except JobRunning as refused:  # another job of this process holds the connection
+            Progress(self.store, job, self.jobs.stopping).fail(
+                [{"path": job.path, "message": f"{type(refused).__name__}: {refused}"}]
             )
+
+    def join(self, timeout: float = 30.0) -> None:
+        """Wait for this process's jobs (tests, shutdown)."""
+        self.jobs.join(timeout)
 
     def resolve(
         self,
@@ -469,13 +433,13 @@ class UpgradeManager:
         source_id: str,
         action: str,
         path: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> Resolved:
         require_upgrade(caller)
         if action not in ("match", "retry", "disable", "delete"):
             raise InvalidInput("action", action, "expected match, retry, disable or delete")
         with self.store.read() as reader:
             integration = _resolvable(reader, name)
-            owner, source = lg.get_source(reader, source_id)
+            owner, source = reader.source(source_id)
             if owner.id != integration.id:
                 raise NotFound("dataSourceId", source_id, f"not a data source of {name!r}")
             key = integration.display_name
@@ -484,28 +448,24 @@ class UpgradeManager:
         listings = self._relist(connection, source) if action == "retry" else []
         with self.store.write() as writer:
             integration = _resolvable(writer, name)
-            source = lg.get_source(writer, source_id)[1]
+            source = writer.source(source_id)[1]
             if action == "match":
                 _match_to(writer, integration, source, key, path)
             elif action == "retry":
                 _rematch(writer, source, key, listings)
             else:
                 given_up = MatchState.DISABLED if action == "disable" else MatchState.DELETED
-                lg.update_source(writer, source.id, match_state=given_up)
+                writer.update_source(source.id, match_state=given_up)
             left = sum(
                 1
-                for s in lg.sources_of(writer, integration)
+                for s in writer.sources_of(integration)
                 if s.match_state in (MatchState.UNRESOLVED, MatchState.PENDING)
             )
-            integration = lg.update_integration(
-                writer, integration, upgrade_state=S.PARTIAL if left else S.UPGRADED
+            integration = writer.update_integration(
+                integration, upgrade_state=S.PARTIAL if left else S.UPGRADED
             )
-            source = lg.get_source(writer, source_id)[1]
-        return {
-            **integration_json(integration),
-            "unresolved": left,
-            "dataSource": source_json(source),
-        }
+            source = writer.source(source_id)[1]
+        return Resolved(IntegrationView.of(integration), left, source)
 
     def _relist(self, connection: ConnectionRecord, source: LegacySource) -> builtins.list[Listing]:
         """The listings of the containers down to the source's schema, again (`retry`)."""
@@ -528,22 +488,19 @@ class UpgradeManager:
             crawler.close()
         return listings
 
-    def finalize(self, caller: Caller, name: str) -> dict[str, Any]:
+    def finalize(self, caller: Caller, name: str) -> Finalized:
         require_upgrade(caller)
         with self.store.write() as writer:
-            integration = lg.get_integration(writer, name)
+            integration = writer.integration(name)
             key = integration.display_name
             if integration.upgrade_state is S.FINALIZED:
                 assert key is not None
                 record = writer.connection(key)
-                return {
-                    **integration_json(integration),
-                    "nextSync": record.next_sync(utcnow()).isoformat(),
-                }
+                return Finalized(IntegrationView.of(integration), record.next_sync(utcnow()))
             if integration.upgrade_state is S.PARTIAL:
                 left = [
                     s.dotted
-                    for s in lg.sources_of(writer, integration)
+                    for s in writer.sources_of(integration)
                     if s.match_state is MatchState.UNRESOLVED
                 ]
                 raise WrongStep(
@@ -558,12 +515,12 @@ class UpgradeManager:
             # table if it exists; nothing else to carry over.
             now = utcnow()
             record = writer.update_connection(key, state=ConnectionState.ACTIVE, now=now)
-            integration = lg.update_integration(writer, integration, upgrade_state=S.FINALIZED)
-        return {**integration_json(integration), "nextSync": record.next_sync(now).isoformat()}
+            integration = writer.update_integration(integration, upgrade_state=S.FINALIZED)
+        return Finalized(IntegrationView.of(integration), record.next_sync(now))
 
 
 def _resolvable(reader: Reader, name: str) -> Integration:
-    integration = lg.get_integration(reader, name)
+    integration = reader.integration(name)
     if integration.upgrade_state not in (S.PARTIAL, S.UPGRADED):
         raise WrongStep(integration, "resolve")
     return integration
@@ -584,7 +541,7 @@ def _match_to(
         raise InvalidInput("path", path, "match a data source to a table")
     claimed = [
         s
-        for s in lg.sources_of(writer, integration)
+        for s in writer.sources_of(integration)
         if s.match_state is MatchState.MATCHED
         and s.id != source.id
         and s.matched_path
@@ -609,9 +566,72 @@ def _rematch(writer: Writer, source: LegacySource, key: str, listings: Sequence[
         apply_match(writer, source, ObjectPath(key, found.names))
     else:
         assert found.reason is not None
-        lg.update_source(
-            writer,
+        writer.update_source(
             source.id,
             match_state=MatchState.UNRESOLVED,
             match_reason=f"{found.reason.value}: {found.detail}",
         )
+
+
+class UpgradeWork:
+    """The upgrade job (a `Work` of the job runner): crawl the whole connection, apply it like
+    a sync, match the legacy data sources, in one write with the job's end. Its row is created
+    with the upgrade's state change (`job=`); a job of the connection left running by a
+    stopped process is failed with `abandoned` and this one resumes the upgrade."""
+
+    busy = "a job of this connection runs already (job {job}); try again when it has ended"
+    abandoned = "abandoned: resumed"
+
+    def __init__(self, plane: ControlPlane, integration: str, key: str) -> None:
+        self.plane, self.store, self.integration = plane, plane.store, integration
+        self.key, self.path = key, ObjectPath(key)
+
+    def admit(self) -> None:
+        """Nothing to check: `upgrade` checked the state in the write creating the job."""
+
+    def begin(self, writer: Writer) -> Mapping[str, Any] | None:
+        return {}  # not called: the job is given
+
+    def __call__(self, job: Job, progress: Progress) -> None:
+        """A failure leaves the state at `upgrading`: `upgrade` again resumes."""
+        try:
+            self._upgrade(job, progress)
+        except Exception as error:
+            log.exception("upgrade job %s of %s failed", job.id, self.integration)
+            progress.fail([{"path": job.path, "message": f"{type(error).__name__}: {error}"}])
+
+    def _upgrade(self, job: Job, progress: Progress) -> None:
+        key = self.key
+        with self.store.read() as reader:
+            connection = reader.connection(key)
+            nodes = reader.stored_tree(key)
+        crawler = self.plane.crawler_factory(connection)
+        try:
+            listings = crawl(
+                crawler,
+                nodes,
+                (),
+                force_recursive=True,
+                concurrency=listing_bound(connection),
+                more=partial(self.plane.crawler_factory, connection),
+                per_database=database_bound(connection),
+            )
+        finally:
+            crawler.close()
+        if listings[0].children is None:
+            message = f"cannot list {key}: {listings[0].error or 'listing failed'}"
+            progress.end(JobState.FAILED, {}, [{"path": job.path, "message": message}])
+            return
+        with self.store.write() as writer:
+            outcome = writer.sync(key, listings, job_id=job.id)
+            if not outcome.applied:  # the tree is new: the fail-safe cannot trip
+                raise RuntimeError(outcome.plan.fail_safe)
+            stats = apply_matches(writer, self.integration, key, listings)
+            stats.update({f"sync.{k}": v for k, v in sorted(outcome.stats.items())})
+            stats["listings"] = len(listings)
+            stats["failedListings"] = sum(1 for x in listings if x.children is None)
+            current = writer.integration(self.integration)
+            after = S.PARTIAL if stats["unresolved"] else S.UPGRADED
+            writer.update_integration(current, upgrade_state=after)
+            writer.update_job(job.id, state=JobState.COMPLETED, stats=stats)
+        log.info("upgrade job %s of %s: %s", job.id, self.path.url, stats)

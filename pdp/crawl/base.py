@@ -18,7 +18,7 @@ import ssl
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from pdp.config.errors import Collector, ConfigError
 from pdp.config.fields import Fields
@@ -139,6 +139,41 @@ class Config:
     def done(self) -> None:
         if self.found.errors:
             raise CrawlError(str(ConfigError(self.found.errors)))
+
+
+S = TypeVar("S", covariant=True)
+
+
+class Platform(Protocol[S]):
+    """What a crawler reads of its `pdp.platforms` module: the keys a connection's endpoint
+    and credentials may hold, and the settings made of them."""
+
+    @property
+    def ENDPOINT_KEYS(self) -> tuple[str, ...]: ...
+    @property
+    def CREDENTIAL_KEYS(self) -> tuple[str, ...]: ...
+
+    def from_connection(
+        self, endpoint: Fields, credentials: Fields, env: Mapping[str, str]
+    ) -> S: ...
+
+
+def read_connection(
+    technology: Technology,
+    platform: Platform[S],
+    endpoint: Mapping[str, Any],
+    credentials: Mapping[str, Any],
+    env: Mapping[str, str] | None = None,
+) -> tuple[S, Common]:
+    """A stored connection's platform settings and the listing options common to every
+    crawler, or one `CrawlError` naming every problem."""
+    config = Config(technology, env)
+    e = config.fields(endpoint, "endpoint", (*platform.ENDPOINT_KEYS, *COMMON_ENDPOINT_KEYS))
+    c = config.fields(credentials, "credentials", platform.CREDENTIAL_KEYS)
+    settings = platform.from_connection(e, c, config.env)
+    common = config.common(e)
+    config.done()
+    return settings, common
 
 
 def top_listing_check(what: str, listing: Listing, empty: str | None = None) -> Check:

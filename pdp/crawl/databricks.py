@@ -17,15 +17,14 @@ from databricks.sdk import WorkspaceClient
 from databricks.sdk.errors import DatabricksError
 
 from pdp.crawl.base import (
-    COMMON_ENDPOINT_KEYS,
     MAX_PAGES,
     Check,
     Checks,
     Common,
-    Config,
     Exclusions,
     connect_failure,
     level_error,
+    read_connection,
     reason,
     top_listing_check,
 )
@@ -151,10 +150,5 @@ def open_databricks(
     credentials: Mapping[str, Any],
     env: Mapping[str, str] | None = None,
 ) -> DatabricksCrawler:
-    config = Config(Technology.DATABRICKS, env)
-    e = config.fields(endpoint, "endpoint", (*platform.ENDPOINT_KEYS, *COMMON_ENDPOINT_KEYS))
-    c = config.fields(credentials, "credentials", platform.CREDENTIAL_KEYS)
-    settings = platform.from_connection(e, c, config.env)
-    common = config.common(e)
-    config.done()
+    settings, common = read_connection(Technology.DATABRICKS, platform, endpoint, credentials, env)
     return DatabricksCrawler(settings, common)

@@ -23,15 +23,14 @@ from psycopg import sql
 from pdp.config.secret import Secret
 from pdp.crawl import network
 from pdp.crawl.base import (
-    COMMON_ENDPOINT_KEYS,
     MAX_PAGES,
     Check,
     Checks,
     Common,
-    Config,
     Exclusions,
     connect_failure,
     level_error,
+    read_connection,
     reason,
     top_listing_check,
 )
@@ -220,10 +219,7 @@ def open_postgres(
     credentials: Mapping[str, Any],
     env: Mapping[str, str] | None = None,
 ) -> PostgresCrawler:
-    config = Config(Technology.POSTGRESQL, env)
-    e = config.fields(endpoint, "endpoint", (*postgresql.ENDPOINT_KEYS, *COMMON_ENDPOINT_KEYS))
-    c = config.fields(credentials, "credentials", postgresql.CREDENTIAL_KEYS)
-    settings = postgresql.from_connection(e, c, config.env)
-    common = config.common(e)
-    config.done()
+    settings, common = read_connection(
+        Technology.POSTGRESQL, postgresql, endpoint, credentials, env
+    )
     return PostgresCrawler(settings, common)

@@ -16,15 +16,14 @@ import snowflake.connector
 from snowflake.connector.errors import Error as SnowflakeError
 
 from pdp.crawl.base import (
-    COMMON_ENDPOINT_KEYS,
     MAX_PAGES,
     Check,
     Checks,
     Common,
-    Config,
     Exclusions,
     connect_failure,
     level_error,
+    read_connection,
     reason,
     top_listing_check,
 )
@@ -200,10 +199,5 @@ def open_snowflake(
     credentials: Mapping[str, Any],
     env: Mapping[str, str] | None = None,
 ) -> SnowflakeCrawler:
-    config = Config(Technology.SNOWFLAKE, env)
-    e = config.fields(endpoint, "endpoint", (*platform.ENDPOINT_KEYS, *COMMON_ENDPOINT_KEYS))
-    c = config.fields(credentials, "credentials", platform.CREDENTIAL_KEYS)
-    settings = platform.from_connection(e, c, config.env)
-    common = config.common(e)
-    config.done()
+    settings, common = read_connection(Technology.SNOWFLAKE, platform, endpoint, credentials, env)
     return SnowflakeCrawler(settings, common)

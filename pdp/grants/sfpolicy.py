@@ -176,8 +176,13 @@ def plan(
 ) -> list[Step]:
     """Tighten first: create policies, set their bodies and set them on columns and tables
     before any grant; unset and drop what is no longer wanted after every revoke."""
+    return [*_tighten(schema, wanted, current), *_loosen(schema, prefix, wanted, current)]
+
+
+def _tighten(
+    schema: tuple[str, str], wanted: Mapping[Securable, list[Wanted]], current: Current
+) -> list[Step]:
     steps: list[Step] = []
-    keep = {w.name for ws in wanted.values() for w in ws}
     created: set[str] = set()
     for table in sorted(wanted, key=lambda t: t.name):
         label = f"TABLE {qualified(table.name)}"
@@ -219,6 +224,17 @@ def plan(
                 elif have_rows != (ours, want.columns):
                     old = qualified(have_rows[0])
                     step(Phase.TIGHTEN, f"ALTER TABLE {on} DROP ROW ACCESS POLICY {old}, {add}")
+    return steps
+
+
+def _loosen(
+    schema: tuple[str, str],
+    prefix: str,
+    wanted: Mapping[Securable, list[Wanted]],
+    current: Current,
+) -> list[Step]:
+    steps: list[Step] = []
+    keep = {w.name for ws in wanted.values() for w in ws}
     for table in sorted(current.masks.keys() | current.rows.keys(), key=lambda t: t.name):
         label = f"TABLE {qualified(table.name)}"
         want_names = {w.name for w in wanted.get(table, [])}

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pdp.core.datapolicy import REVEAL_PAD, Placeholder, quote_literal
 from pdp.core.model import MaskKind
@@ -160,88 +160,146 @@ def plan_table(
     if columns is None:
         why = "its columns (and their types) could not be read"
         return [], dict.fromkeys(enforced, why)
-    withheld: dict[Principal, str] = {}
-    by_folded: dict[str, list[str]] = {}
-    for name in columns:
-        by_folded.setdefault(name.lower(), []).append(name)
-    masks: dict[str, set[str]] = {}  # mask policy -> principals it applies to
-    filters: dict[str, set[str]] = {}
-    found: dict[str, Applying] = {}
-    rendered: dict[str, dict[Principal, str]] = {}  # row filter -> user -> their predicate
-    for principal, applying in enforced.items():
-        for one in applying:
-            found.setdefault(one.policy.name, one)
-            into = masks if isinstance(one.policy, MaskingPolicy) else filters
-            into.setdefault(one.policy.name, set()).add(principal)
-            if one.predicate is not None:
-                rendered.setdefault(one.policy.name, {})[principal] = one.predicate
-
-    def exempt(policy: str, kind: dict[str, set[str]]) -> str:
-        free = sorted(holders - kind[policy] - withheld.keys())
-        return flavor.exempt(free) if free else ""
-
-    mask_on: dict[str, list[str]] = {}  # Snowflake column -> mask policies covering it
-    for name in sorted(masks):
-        one = found[name]
-        assert isinstance(one.policy, MaskingPolicy)
-        for folded in one.policy.columns | one.tagged:
-            for column in by_folded.get(folded, ()):
-                mask_on.setdefault(column, []).append(name)
+    plan = _TablePlan.of(prefix, table, enforced, holders, columns, flavor)
     # Policies with a problem of their own withhold every user they apply to; a user withheld
-    # for another reason leaves the policy in place for everyone else.
-    broken: set[str] = set()  # masked columns that cannot be expressed
-    unusable: set[str] = set()  # row filters that cannot be expressed
-    for column, names in mask_on.items():
-        problem = ""
-        if len(names) > 1:
-            problem = f"masks {', '.join(map(repr, names))} all cover column {column}"
-        elif flavor.masked(found[names[0]].policy, columns[column]) is None:  # type: ignore[arg-type]
-            problem = f"mask {names[0]!r} on {column} {columns[column]} has no exact translation"
-        if problem:
-            broken.add(column)
-        for name in names if problem else ():
-            for principal in masks[name]:
-                withheld.setdefault(principal, problem)
-    args: dict[str, str] = {}
-    for name in sorted(filters):
-        for word in _columns(found[name].policy):  # type: ignore[arg-type]
-            candidates = by_folded.get(word.lower(), [])
+    # for another reason leaves the policy in place for everyone else. So every problem is
+    # found before any exemption is written.
+    mask_on = plan.mask_columns()
+    broken = plan.check_masks(mask_on)
+    args, unusable = plan.check_filters()
+    wanted = plan.mask_policies(mask_on, broken)
+    rows = plan.rows_policy(args, unusable)
+    return [*wanted, *([rows] if rows else [])], plan.withheld
+
+
+@dataclass
+class _TablePlan:
+    """`plan_table`'s working state for one table."""
+
+    prefix: str
+    table: Securable
+    holders: frozenset[Principal]
+    columns: Mapping[str, str]
+    flavor: Flavor
+    by_folded: dict[str, list[str]]  # folded column name -> the platform's spellings
+    masks: dict[str, set[Principal]]  # mask policy -> principals it applies to
+    filters: dict[str, set[Principal]]  # row filter -> principals it applies to
+    found: dict[str, Applying]
+    rendered: dict[str, dict[Principal, str]]  # row filter -> user -> their predicate
+    withheld: dict[Principal, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(
+        cls,
+        prefix: str,
+        table: Securable,
+        enforced: Mapping[Principal, tuple[Applying, ...]],
+        holders: frozenset[Principal],
+        columns: Mapping[str, str],
+        flavor: Flavor,
+    ) -> _TablePlan:
+        plan = cls(prefix, table, holders, columns, flavor, {}, {}, {}, {}, {})
+        for name in columns:
+            plan.by_folded.setdefault(name.lower(), []).append(name)
+        for principal, applying in enforced.items():
+            for one in applying:
+                plan.found.setdefault(one.policy.name, one)
+                into = plan.masks if isinstance(one.policy, MaskingPolicy) else plan.filters
+                into.setdefault(one.policy.name, set()).add(principal)
+                if one.predicate is not None:
+                    plan.rendered.setdefault(one.policy.name, {})[principal] = one.predicate
+        return plan
+
+    def exempt(self, policy: str, kind: dict[str, set[Principal]]) -> str:
+        free = sorted(self.holders - kind[policy] - self.withheld.keys())
+        return self.flavor.exempt(free) if free else ""
+
+    def mask_columns(self) -> dict[str, list[str]]:
+        """Platform column -> the mask policies covering it."""
+        mask_on: dict[str, list[str]] = {}
+        for name in sorted(self.masks):
+            policy = self.found[name].policy
+            assert isinstance(policy, MaskingPolicy)
+            for folded in policy.columns | self.found[name].tagged:
+                for column in self.by_folded.get(folded, ()):
+                    mask_on.setdefault(column, []).append(name)
+        return mask_on
+
+    def check_masks(self, mask_on: Mapping[str, list[str]]) -> set[str]:
+        """The masked columns that cannot be expressed; their users are withheld."""
+        broken: set[str] = set()
+        for column, names in mask_on.items():
             problem = ""
-            if len(candidates) != 1:
-                problem = f"row filter {name!r}: no single column {word}"
-            elif flavor.collated(columns[candidates[0]]):
-                problem = f"row filter {name!r}: column {word} has a collation"
-            else:
-                args[word.lower()] = candidates[0]
+            type_ = self.columns[column]
+            if len(names) > 1:
+                problem = f"masks {', '.join(map(repr, names))} all cover column {column}"
+            elif self.flavor.masked(self._mask(names[0]), type_) is None:
+                problem = f"mask {names[0]!r} on {column} {type_} has no exact translation"
             if problem:
-                unusable.add(name)
-            for principal in filters[name] if problem else ():
-                withheld.setdefault(principal, problem)
-    wanted: list[Wanted] = []
-    for column in sorted(mask_on):
-        names = mask_on[column]
-        if column in broken:
-            continue
-        type_ = columns[column]
-        masked = flavor.masked(found[names[0]].policy, type_)  # type: ignore[arg-type]
-        free = exempt(names[0], masks)
-        body = f"CASE WHEN {free} THEN val ELSE {masked} END" if free else str(masked)
-        name = flavor.case(mask_name(prefix, table, column, type_))
-        wanted.append(Wanted(MASK, name, f"(val {type_})", type_, body, (column,)))
-    live = [n for n in sorted(filters) if n not in unusable]
-    if live:
-        used = sorted({w.lower() for n in live for w in _columns(found[n].policy)})  # type: ignore[arg-type]
+                broken.add(column)
+                for name in names:
+                    for principal in self.masks[name]:
+                        self.withheld.setdefault(principal, problem)
+        return broken
+
+    def check_filters(self) -> tuple[dict[str, str], set[str]]:
+        """(folded column word -> platform column, the row filters that cannot be expressed);
+        the users of the latter are withheld."""
+        args: dict[str, str] = {}
+        unusable: set[str] = set()
+        for name in sorted(self.filters):
+            for word in _columns(self._filter(name)):
+                candidates = self.by_folded.get(word.lower(), [])
+                problem = ""
+                if len(candidates) != 1:
+                    problem = f"row filter {name!r}: no single column {word}"
+                elif self.flavor.collated(self.columns[candidates[0]]):
+                    problem = f"row filter {name!r}: column {word} has a collation"
+                else:
+                    args[word.lower()] = candidates[0]
+                if problem:
+                    unusable.add(name)
+                    for principal in self.filters[name]:
+                        self.withheld.setdefault(principal, problem)
+        return args, unusable
+
+    def mask_policies(self, mask_on: Mapping[str, list[str]], broken: set[str]) -> list[Wanted]:
+        wanted: list[Wanted] = []
+        for column in sorted(set(mask_on) - broken):
+            first = mask_on[column][0]
+            type_ = self.columns[column]
+            masked = self.flavor.masked(self._mask(first), type_)
+            free = self.exempt(first, self.masks)
+            body = f"CASE WHEN {free} THEN val ELSE {masked} END" if free else str(masked)
+            name = self.flavor.case(mask_name(self.prefix, self.table, column, type_))
+            wanted.append(Wanted(MASK, name, f"(val {type_})", type_, body, (column,)))
+        return wanted
+
+    def rows_policy(self, args: Mapping[str, str], unusable: set[str]) -> Wanted | None:
+        live = [n for n in sorted(self.filters) if n not in unusable]
+        if not live:
+            return None
+        used = sorted({w.lower() for n in live for w in _columns(self._filter(n))})
         parts = []
         for name in live:
-            free = exempt(name, filters)
-            mine = {p: v for p, v in rendered.get(name, {}).items() if p not in withheld}
-            predicate = _predicate(found[name], mine, flavor)
+            free = self.exempt(name, self.filters)
+            mine = {p: v for p, v in self.rendered.get(name, {}).items() if p not in self.withheld}
+            predicate = _predicate(self.found[name], mine, self.flavor)
             parts.append(f"({free} OR {predicate})" if free else predicate)
-        signature = ", ".join(f"{w} {columns[args[w]]}" for w in used)
-        name = flavor.case(rows_name(prefix, table, [f"{w} {columns[args[w]]}" for w in used]))
-        cols = tuple(args[w] for w in used)
-        wanted.append(Wanted(ROWS, name, f"({signature})", "BOOLEAN", " AND ".join(parts), cols))
-    return wanted, withheld
+        typed = [f"{w} {self.columns[args[w]]}" for w in used]
+        name = self.flavor.case(rows_name(self.prefix, self.table, typed))
+        columns = tuple(args[w] for w in used)
+        return Wanted(ROWS, name, f"({', '.join(typed)})", "BOOLEAN", " AND ".join(parts), columns)
+
+    def _mask(self, name: str) -> MaskingPolicy:
+        policy = self.found[name].policy
+        assert isinstance(policy, MaskingPolicy)
+        return policy
+
+    def _filter(self, name: str) -> RowFilterPolicy:
+        policy = self.found[name].policy
+        assert isinstance(policy, RowFilterPolicy)
+        return policy
 
 
 def _predicate(one: Applying, predicates: Mapping[Principal, str], flavor: Flavor) -> str:

@@ -104,13 +104,7 @@ def load_pdp_config(path: Path) -> PdpConfig:
     found = Collector(str(path))
     f = Fields(read_yaml(path) or {}, "", found, KEYS, base=path.parent)
     base = path.parent
-    files = tuple(base / p for p in f.strings("policyFiles"))
-    if not files:
-        found.error(f.line(), "policyFiles: list at least one policy/registry file")
-    listed = f.data.get("policyFiles")
-    for index, name in enumerate(listed if isinstance(listed, list) else []):
-        if isinstance(name, str) and name and not (base / name).is_file():
-            found.error(line_of(listed, index), f"policyFiles[{index}]: {_missing(base, name)}")
+    files = _policy_files(f, found, base)
     mapping_file = f.existing_file("accessGrantMapping")
     properties_file = f.existing_file("clusterProperties")
     interval = f.number("reloadIntervalSeconds", 1.0, positive=True)
@@ -123,34 +117,13 @@ def load_pdp_config(path: Path) -> PdpConfig:
     tls = _server_tls(f, found, base)
     monitoring = Fields(f.data.get("monitoring") or {}, "monitoring", found, ("listen",))
     store = _store_url(f.text("store") or None, base)
-    store_key = f.secret("storeSecretKey", os.environ)
-    if store_key is not None:
-        try:
-            Fernet(store_key.reveal())
-        except ValueError:
-            f.error(
-                "storeSecretKeyFile" if f.has("storeSecretKeyFile") else "storeSecretKeyEnv",
-                "not a Fernet key (generate one: python -c 'from cryptography.fernet import "
-                "Fernet; print(Fernet.generate_key().decode())')",
-            )
+    store_key = _store_key(f)
     admin = _admin(f, found)
     control = _control(f, found)
     if store is not None and control.snapshot_file is None:
         control = replace(control, snapshot_file=default_snapshot_file(store, base))
-    if admin is not None and store is None:
-        found.error(f.line("admin"), "admin: the admin API needs a store (`store:`)")
-    if admin is not None and admin.trust_user_header and auth is not None:
-        found.error(
-            f.line("admin"),
-            "admin.trustUserHeader: only with `auth: none` (tests and loopback); "
-            "with `auth:` the admin API takes bearer tokens",
-        )
-    if admin is not None and auth is None and not admin.trust_user_header:
-        found.error(
-            f.line("admin"),
-            "admin: with `auth: none` the admin API cannot tell who calls; configure `auth:` "
-            "or, for tests on loopback only, `admin.trustUserHeader: true`",
-        )
+    if admin is not None:
+        _check_admin(f, found, admin, store, auth)
     found.raise_if_any()
     return PdpConfig(
         file=path,
@@ -168,6 +141,55 @@ def load_pdp_config(path: Path) -> PdpConfig:
         admin=admin,
         control=control,
     )
+
+
+def _policy_files(f: Fields, found: Collector, base: Path) -> tuple[Path, ...]:
+    files = tuple(base / p for p in f.strings("policyFiles"))
+    if not files:
+        found.error(f.line(), "policyFiles: list at least one policy/registry file")
+    listed = f.data.get("policyFiles")
+    for index, name in enumerate(listed if isinstance(listed, list) else []):
+        if isinstance(name, str) and name and not (base / name).is_file():
+            found.error(line_of(listed, index), f"policyFiles[{index}]: {_missing(base, name)}")
+    return files
+
+
+def _store_key(f: Fields) -> Secret | None:
+    store_key = f.secret("storeSecretKey", os.environ)
+    if store_key is not None:
+        try:
+            Fernet(store_key.reveal())
+        except ValueError:
+            f.error(
+                "storeSecretKeyFile" if f.has("storeSecretKeyFile") else "storeSecretKeyEnv",
+                "not a Fernet key (generate one: python -c 'from cryptography.fernet import "
+                "Fernet; print(Fernet.generate_key().decode())')",
+            )
+    return store_key
+
+
+def _check_admin(
+    f: Fields,
+    found: Collector,
+    admin: AdminSettings,
+    store: str | None,
+    auth: ValidatorConfig | DevIssuerSettings | None,
+) -> None:
+    """The admin API needs a store and a way to tell who calls."""
+    if store is None:
+        found.error(f.line("admin"), "admin: the admin API needs a store (`store:`)")
+    if admin.trust_user_header and auth is not None:
+        found.error(
+            f.line("admin"),
+            "admin.trustUserHeader: only with `auth: none` (tests and loopback); "
+            "with `auth:` the admin API takes bearer tokens",
+        )
+    if auth is None and not admin.trust_user_header:
+        found.error(
+            f.line("admin"),
+            "admin: with `auth: none` the admin API cannot tell who calls; configure `auth:` "
+            "or, for tests on loopback only, `admin.trustUserHeader: true`",
+        )
 
 
 def _store_url(url: str | None, base: Path) -> str | None:

@@ -18,7 +18,7 @@ from pdp.admin import create_app
 from pdp.admin.auth import bearer, trusted_header
 from pdp.admin.server import serving
 from pdp.auth import Secret, Validator, ValidatorConfig
-from pdp.auth.devissuer import DevIssuer
+from pdp.auth.devissuer import DEV_USER_CLIENT, DevIssuer
 from pdp.auth.grpc import BearerAuthInterceptor
 from pdp.config.errors import Problem
 from pdp.config.listen import ensure_listen_free
@@ -51,8 +51,6 @@ from pdp.store import Store
 from pdp.store.engine import safe_url
 
 log = logging.getLogger(__name__)
-
-DEV_USER_CLIENT = "pdp-dev-user"  # the development issuer's public client for user tokens
 
 
 @dataclass(frozen=True)

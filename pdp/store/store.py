@@ -15,7 +15,7 @@ threads or replicas. Reads do not block and are not blocked.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
@@ -42,6 +42,9 @@ class Store:
     def __init__(self, engine: Engine, secrets: Secrets | None = None) -> None:
         self.engine = engine
         self.secrets = secrets or Secrets()
+        # called with the new version once a write through this object has committed, in the
+        # writer's thread (SQLite's only notification: the snapshot feed in the same process)
+        self.committed: list[Callable[[int], None]] = []
 
     @classmethod
     def open(
@@ -111,6 +114,8 @@ class Store:
                     yield Writer(connection, self, version)
             finally:
                 connection.info.pop(WRITE, None)
+        for listener in self.committed:
+            listener(version)
 
     # --- version -----------------------------------------------------------------------------
 

@@ -4,10 +4,11 @@ in the benchmark's database and is not registered, so every user may list all of
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 
 from benchmarks import trino_world as tw
-from benchmarks.trino_bench import KINDS, mix
+from benchmarks.trino_bench import KINDS, _operation, mix
 
 WORLD = tw.build()
 
@@ -33,3 +34,14 @@ def test_the_wide_schema_is_in_the_database_with_2000_tables_and_is_not_register
     assert sql.count(f"CREATE TABLE {tw.WIDE_SCHEMA}.") == len(tw.WIDE_TABLES) == 2_000
     assert not any(tw.World.registered((tw.CATALOG, tw.WIDE_SCHEMA, t)) for t in tw.WIDE_TABLES)
     assert all(WORLD.can_read("u001", (tw.CATALOG, tw.WIDE_SCHEMA, t)) for t in tw.WIDE_TABLES)
+
+
+def test_the_counting_proxy_names_the_operations_of_either_plugins_bodies():
+    opa = {"input": {"action": {"operation": "FilterTables", "filterResources": []}}}
+    compact = {
+        "identity": {"user": "u"},
+        "asks": [{"operation": "SelectFromColumns"}, {"operation": "GetRowFilters"}] * 2,
+    }
+    assert _operation(json.dumps(opa).encode()) == "FilterTables"
+    assert _operation(json.dumps(compact).encode()) == "GetRowFilters+SelectFromColumns"
+    assert _operation(b"not json") == "?"

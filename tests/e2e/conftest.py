@@ -1,10 +1,17 @@
-"""One real Trino 476 for the whole test run, with its OPA access control pointed at the real
+"""One real Trino 476 at a time for the test run, with its access control pointed at the real
 sidecar, which asks the real PDP; a memory, a tpch and a postgresql catalog (the throwaway
 PostgreSQL of the run), and Trino's file group provider. The tests drive it with the `trino`
-Python client as several users and assert what those users see."""
+Python client as several users and assert what those users see.
+
+Two access controls, the same sidecar and PDP behind them: Trino's stock OPA plugin (`opa`,
+every file) and the product's own plugin (`plugin`, trino-plugin/, built by `make plugin`) for
+the files in PLUGIN_FILES, those about what users see and are denied. Each of those tests runs
+once per plugin (ids `[opa]` and `[plugin]`); the Trino of one is stopped before the other
+starts. PDP_E2E_PLUGINS=opa runs the stock plugin alone."""
 
 from __future__ import annotations
 
+import os
 import secrets
 import time
 from collections.abc import Callable, Iterator
@@ -16,10 +23,29 @@ import yaml
 from trino.exceptions import TrinoQueryError, TrinoUserError
 
 from devstack.postgres import Postgres
-from devstack.trino import Opa, Trino, TrinoSpec, catalog_memory, catalog_postgresql
+from devstack.trino import (
+    Opa,
+    PdpPlugin,
+    Trino,
+    TrinoSpec,
+    catalog_memory,
+    catalog_postgresql,
+)
 from tests.support.configs import ConfigTree, make_tree
 from tests.support.processes import Process, free_port, start_pdp, start_sidecar
 
+# The files whose every test also runs through the product's plugin: decisions, listings,
+# information_schema, writes and DDL, groups, policy and cluster-rule changes, row filters and
+# masks, a 2,000-table listing, and the plugin's own cases. The others exercise the control
+# plane, grant sync or the stock plugin's wiring through Trino and run once.
+PLUGIN_FILES = {
+    "test_trino_access.py",
+    "test_trino_changes.py",
+    "test_trino_data_policies.py",
+    "test_trino_wide_schema.py",
+}
+ONLY_PLUGIN_FILES = {"test_trino_plugin.py"}  # the plugin's frozen backend and revocation
+PLUGIN_MAX_STALE = 3.0  # pdp.max-stale-seconds: short, so the frozen-backend case is quick
 ADMIN_USERS = "admin|svc_[a-z]+"
 # Unregistered objects: anyone may read, create, write and own them (the demo's generous rules);
 # registered ones: what a policy grants, up to OWN. Tests that need other rules edit the file.
@@ -105,6 +131,7 @@ connections:
 
 @dataclass
 class E2E:
+    plugin: str  # "opa" (the stock OPA plugin) or "plugin" (the product's own)
     tree: ConfigTree
     pg: Postgres
     database: str
@@ -202,9 +229,27 @@ def _create_memory_data(trino: Trino) -> None:
         trino.query("admin", sql)
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "e2e" not in metafunc.fixturenames:
+        return
+    name = Path(str(metafunc.definition.fspath)).name
+    wanted = os.environ.get("PDP_E2E_PLUGINS", "opa,plugin").split(",")
+    if name in ONLY_PLUGIN_FILES:
+        plugins = ["plugin"]
+    elif name in PLUGIN_FILES:
+        plugins = ["opa", "plugin"]
+    else:
+        plugins = ["opa"]
+    plugins = [p for p in plugins if p in wanted]
+    metafunc.parametrize("e2e", plugins, indirect=True, scope="session", ids=plugins)
+
+
 @pytest.fixture(scope="session")
-def e2e(tmp_path_factory: pytest.TempPathFactory, pg: Postgres) -> Iterator[E2E]:
-    root = tmp_path_factory.mktemp("e2e")
+def e2e(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, pg: Postgres
+) -> Iterator[E2E]:
+    plugin = getattr(request, "param", "opa")
+    root = tmp_path_factory.mktemp(f"e2e-{plugin}")
     suffix = secrets.token_hex(3)
     database = f"e2e_{suffix}"
     pg_users = {
@@ -227,11 +272,12 @@ def e2e(tmp_path_factory: pytest.TempPathFactory, pg: Postgres) -> Iterator[E2E]
     trino = None
     try:
         sidecar = start_sidecar(tree.sidecar_yaml(sidecar_port, pdp_port), sidecar_port)
+        url = f"http://127.0.0.1:{sidecar_port}"
         trino = Trino(
             TrinoSpec(
                 root=root / "trino",
                 port=trino_port,
-                access=Opa(f"http://127.0.0.1:{sidecar_port}"),
+                access=PdpPlugin(url, PLUGIN_MAX_STALE) if plugin == "plugin" else Opa(url),
                 groups=TRINO_GROUPS,
                 catalogs={
                     "memory": catalog_memory(),
@@ -242,7 +288,9 @@ def e2e(tmp_path_factory: pytest.TempPathFactory, pg: Postgres) -> Iterator[E2E]
         )
         trino.wait_ready("admin")
         _create_memory_data(trino)
-        state = E2E(tree, pg, database, trino, pdp, sidecar, pdp_port, sidecar_port, pg_users)
+        state = E2E(
+            plugin, tree, pg, database, trino, pdp, sidecar, pdp_port, sidecar_port, pg_users
+        )
         yield state
     finally:
         if trino is not None:

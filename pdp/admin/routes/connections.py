@@ -7,7 +7,14 @@ from typing import Any
 from fastapi import APIRouter
 
 from pdp.admin.deps import Plane, Who
-from pdp.admin.schema import ConnectionDetails, RegisterBody, UpdateConnectionBody
+from pdp.admin.schema import (
+    ConnectionDetails,
+    ConnectionOut,
+    RegisterBody,
+    RegisteredOut,
+    UpdateConnectionBody,
+    ValidationOut,
+)
 from pdp.control import Registration
 
 router = APIRouter(tags=["connections"])
@@ -35,30 +42,23 @@ def register(who: Who, plane: Plane, body: RegisterBody) -> dict[str, Any]:
             **options,
         ),
     )
-    answer: dict[str, Any] = {"connectionKey": key, "jobId": job.id if job else None}
-    if proposal is not None:  # a non-Trino connection registered without trinoCatalogs
-        answer["trinoCatalogs"] = proposal.catalogs
-        answer["trinoCatalogsProposal"] = proposal.source
-    return answer
+    return RegisteredOut.of(key, job, proposal).dump()
 
 
 @router.post("/data/connection/validate")
 def validate(who: Who, plane: Plane, body: ConnectionDetails) -> dict[str, Any]:
     checks = plane.validate(who, body.technology, body.endpoint, body.credentials)
-    return {
-        "ok": all(c.ok for c in checks),
-        "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in checks],
-    }
+    return ValidationOut.of(checks).dump()
 
 
 @router.get("/data/connection/{key}")
 def get_connection(who: Who, plane: Plane, key: str) -> dict[str, Any]:
-    return plane.connection(who, key)
+    return ConnectionOut.of(plane.connection(who, key)).dump()
 
 
 @router.put("/data/connection/{key}")
 def put_connection(who: Who, plane: Plane, key: str, body: UpdateConnectionBody) -> dict[str, Any]:
-    return plane.update_connection(
+    updated = plane.update_connection(
         who,
         key,
         body.endpoint,
@@ -67,3 +67,4 @@ def put_connection(who: Who, plane: Plane, key: str, body: UpdateConnectionBody)
         body.failSafeThreshold,
         body.trinoCatalogs,
     )
+    return ConnectionOut.of(updated).dump()

@@ -8,6 +8,8 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from pdp.admin.schema import HealthOut
+
 router = APIRouter(tags=["health"])
 
 
@@ -29,12 +31,12 @@ def health(request: Request) -> dict[str, Any]:
     is in, a policy selecting no data source)."""
     sources: HealthSources = request.app.state.health
     reason = sources.degraded()
-    answer: dict[str, Any] = {
-        "status": "ok" if reason is None else "degraded",
-        "store": "reachable" if sources.store_available() else "unreachable",
-        "revision": sources.revision() if sources.revision else None,
-        "warnings": list(sources.warnings()),
-    }
+    answer = HealthOut(
+        status="ok" if reason is None else "degraded",
+        store="reachable" if sources.store_available() else "unreachable",
+        revision=sources.revision() if sources.revision else None,
+        warnings=list(sources.warnings()),
+    )
     if reason is not None:
-        answer["reason"] = reason
-    return answer
+        answer.reason = reason
+    return answer.dump()

@@ -7,13 +7,14 @@ from typing import Any
 from fastapi import APIRouter
 
 from pdp.admin.deps import Plane, Who
+from pdp.admin.schema import JobOut, JobsOut
 
 router = APIRouter(tags=["jobs"])
 
 
 @router.get("/jobs/{job_id}")
 def get_job(who: Who, plane: Plane, job_id: str) -> dict[str, Any]:
-    return plane.job(who, job_id)
+    return JobOut.of(plane.job(who, job_id)).dump()
 
 
 @router.get("/jobs")
@@ -25,4 +26,4 @@ def list_jobs(
     offset: int = 0,
     size: int = 100,
 ) -> dict[str, Any]:
-    return plane.jobs(who, connection, state, offset, size)
+    return JobsOut.of(plane.jobs(who, connection, state, offset, size)).dump()

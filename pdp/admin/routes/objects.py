@@ -7,8 +7,17 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from pdp.admin.deps import Plane, Who, path_of
-from pdp.admin.schema import SearchBody, SettingsBody
+from pdp.admin.schema import (
+    CascadeOut,
+    DeletedOut,
+    ObjectOut,
+    ObjectsOut,
+    SearchBody,
+    SettingsBody,
+    SettingsOut,
+)
 from pdp.control import Caller, ControlPlane
+from pdp.control.views import CascadeStarted
 from pdp.objects.paths import ObjectPath
 
 router = APIRouter(tags=["objects"])
@@ -16,13 +25,13 @@ router = APIRouter(tags=["objects"])
 
 @router.get("/data/object/{path:path}")
 def get_object(who: Who, plane: Plane, path: str) -> dict[str, Any]:
-    return plane.object(who, path_of(path))
+    return ObjectOut.of(plane.object(who, path_of(path))).dump()
 
 
 def _search(
     plane: ControlPlane, path: ObjectPath | None, body: SearchBody, who: Caller
 ) -> dict[str, Any]:
-    return plane.search(
+    page = plane.search(
         who,
         path,
         recursive=body.recursive,
@@ -33,6 +42,7 @@ def _search(
         search_text=body.searchText,
         is_active=body.isActive,
     )
+    return ObjectsOut.of(page).dump()
 
 
 @router.post("/data/object/search")
@@ -53,11 +63,12 @@ def put_settings(
     `control.cascadeJobThreshold`, `202 {jobId}`: a cascade job applies it."""
     values = {name: getattr(body, name) for name in body.model_fields_set}
     answer = plane.set_settings(who, path_of(path), values)
-    if "jobId" in answer:
+    if isinstance(answer, CascadeStarted):
         response.status_code = 202
-    return answer
+        return CascadeOut.of(answer).dump()
+    return SettingsOut.of(answer).dump()
 
 
 @router.delete("/data/object/{path:path}")
 def delete_object(who: Who, plane: Plane, path: str) -> dict[str, Any]:
-    return plane.delete(who, path_of(path))
+    return DeletedOut.of(plane.delete(who, path_of(path))).dump()

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from pdp.admin.deps import Plane, Who, path_of
+from pdp.admin.schema import RequestOut, RequestsOut
 
 router = APIRouter(tags=["requests"])
 
@@ -21,21 +22,22 @@ def list_requests(
 ) -> dict[str, Any]:
     """Requests on the caller's objects (all of them for GOVERNANCE); `path` keeps those
     at or below an object (`/conn/db/schema`)."""
-    return plane.requests(who, state, connection, path_of(path) if path else None)
+    found = plane.requests(who, state, connection, path_of(path) if path else None)
+    return RequestsOut.of(found).dump()
 
 
 @router.get("/requests/{request_id}")
 def get_request(who: Who, plane: Plane, request_id: int) -> dict[str, Any]:
-    return plane.request(who, request_id)
+    return RequestOut.of(plane.request(who, request_id)).dump()
 
 
 @router.post("/requests/{request_id}/validate")
 def validate_request(who: Who, plane: Plane, request_id: int) -> dict[str, Any]:
     """Column added: validated, its `New` tag comes off. Column deleted: acknowledged."""
-    return plane.resolve_request(who, request_id)
+    return RequestOut.of(plane.resolve_request(who, request_id)).dump()
 
 
 @router.post("/requests/{request_id}/acknowledge")
 def acknowledge_request(who: Who, plane: Plane, request_id: int) -> dict[str, Any]:
     """The same as validate (either kind)."""
-    return plane.resolve_request(who, request_id)
+    return RequestOut.of(plane.resolve_request(who, request_id)).dump()

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from pdp.admin.deps import Plane, Who, path_of
-from pdp.admin.schema import CrawlBody
+from pdp.admin.schema import CrawlBody, JobStartedOut
 
 router = APIRouter(tags=["sync"])
 
@@ -15,4 +15,4 @@ router = APIRouter(tags=["sync"])
 @router.post("/data/crawl/{path:path}", status_code=202)
 def crawl(who: Who, plane: Plane, path: str, body: CrawlBody | None = None) -> dict[str, Any]:
     job = plane.crawl(who, path_of(path), (body or CrawlBody()).forceRecursive)
-    return {"jobId": job.id if job else None}
+    return JobStartedOut(jobId=job.id if job else None).dump()
