@@ -56,14 +56,14 @@ class Transaction:
     """One open transaction of a `Store`: what every repository reads and writes through."""
 
     def __init__(self, connection: Connection, store: Store) -> None:
-        self.db = connection
+        self._db = connection
         self.store = store
 
     def version(self) -> int:
-        return version_of(self.db)
+        return version_of(self._db)
 
     def _connection_row(self, key: str) -> Row[Any]:
-        row = self.db.execute(
+        row = self._db.execute(
             select(connections).where(connections.c.key_folded == key_identity(key))
         ).first()
         if row is None:
@@ -73,14 +73,14 @@ class Transaction:
     def _chain(self, path: ObjectPath) -> list[Row[Any]]:
         """The object rows from the connection down to `path`."""
         connection_row = self._connection_row(path.key)
-        root = self.db.execute(
+        root = self._db.execute(
             select(objects).where(
                 objects.c.connection_id == connection_row.id, objects.c.parent_id.is_(None)
             )
         ).one()
         chain = [root]
         for depth, name in enumerate(path.names):
-            row = self.db.execute(
+            row = self._db.execute(
                 select(objects).where(
                     objects.c.parent_id == chain[-1].id, objects.c.name_folded == fold(name)
                 )

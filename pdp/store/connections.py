@@ -47,7 +47,7 @@ class Connections(Transaction):
         return [connection_record(row) for row in rows]
 
     def _connection_rows(self) -> Sequence[Row[Any]]:
-        return self.db.execute(select(connections).order_by(connections.c.key_folded)).all()
+        return self._db.execute(select(connections).order_by(connections.c.key_folded)).all()
 
 
 class ConnectionWrites(Connections):
@@ -65,7 +65,7 @@ class ConnectionWrites(Connections):
         now = now or utcnow()
         self._refuse_taken(new.key)
         connection_id = self._insert_connection(new, sealed, now)
-        self.db.execute(
+        self._db.execute(
             insert(objects).values(
                 connection_id=connection_id,
                 parent_id=None,
@@ -88,7 +88,7 @@ class ConnectionWrites(Connections):
         return self.register(NewConnection(key, technology_of(technology), **fields), now=now)
 
     def _refuse_taken(self, key: str) -> None:
-        taken = self.db.execute(
+        taken = self._db.execute(
             select(connections.c.key).where(connections.c.key_folded == key_identity(key))
         ).first()
         if taken is not None:
@@ -99,7 +99,7 @@ class ConnectionWrites(Connections):
     ) -> int:
         try:
             return int(
-                self.db.execute(
+                self._db.execute(
                     insert(connections)
                     .values(
                         key=new.key,
@@ -125,7 +125,7 @@ class ConnectionWrites(Connections):
     def set_sealed_credentials(self, key: str, sealed: Mapping[str, Any]) -> None:
         """Store credentials sealed elsewhere as they are (an upgrade carries its integration's
         over: ciphertext is not sealed again)."""
-        self.db.execute(
+        self._db.execute(
             update(connections)
             .where(connections.c.key_folded == key_identity(key))
             .values(credentials=dict(sealed))
@@ -161,7 +161,7 @@ class ConnectionWrites(Connections):
             values["fail_safe_threshold"] = check_threshold(fail_safe_threshold)
         if last_sync_at is not None:
             values["last_sync_at"] = last_sync_at
-        self.db.execute(update(connections).where(connections.c.id == row.id), values)
+        self._db.execute(update(connections).where(connections.c.id == row.id), values)
         return self.connection(key)
 
     def deregister(self, key: str) -> int:
@@ -169,14 +169,14 @@ class ConnectionWrites(Connections):
         permissions; the number of objects below the connection that went. Jobs stay, as
         history. Nothing on the platform is touched."""
         row = self._connection_row(key)
-        count = self.db.execute(
+        count = self._db.execute(
             select(func.count()).where(
                 objects.c.connection_id == row.id, objects.c.parent_id.is_not(None)
             )
         ).scalar_one()
         mine = select(objects.c.id).where(objects.c.connection_id == row.id)
         its_columns = select(columns.c.id).where(columns.c.object_id.in_(mine))
-        execute = self.db.execute
+        execute = self._db.execute
         execute(delete(requests).where(requests.c.connection_id == row.id))
         execute(delete(column_tags).where(column_tags.c.column_id.in_(its_columns)))
         execute(delete(columns).where(columns.c.object_id.in_(mine)))

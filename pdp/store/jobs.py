@@ -21,7 +21,7 @@ class Jobs(Transaction):
     """Reading jobs."""
 
     def job(self, job_id: str) -> Job:
-        row = self.db.execute(select(jobs).where(jobs.c.id == job_id)).first()
+        row = self._db.execute(select(jobs).where(jobs.c.id == job_id)).first()
         if row is None:
             raise NotFound("jobId", job_id, "no such job")
         return job_record(row)
@@ -42,8 +42,8 @@ class Jobs(Transaction):
         if state is not None:
             conditions.append(jobs.c.state == JobState(state).value)
         where = and_(true(), *conditions)
-        count = self.db.execute(select(func.count()).select_from(jobs).where(where))
-        rows = self.db.execute(
+        count = self._db.execute(select(func.count()).select_from(jobs).where(where))
+        rows = self._db.execute(
             select(jobs)
             .where(where)
             .order_by(jobs.c.created_at.desc(), jobs.c.id)
@@ -54,7 +54,7 @@ class Jobs(Transaction):
 
     def running_job(self, connection: str) -> Job | None:
         """The created or active job of a connection, if any (for 409 answers)."""
-        row = self.db.execute(
+        row = self._db.execute(
             select(jobs)
             .where(
                 jobs.c.connection_key == key_identity(connection),
@@ -80,7 +80,7 @@ class JobWrites(Jobs):
         """A created job; `job_id` is one the caller minted (a runner that names the job
         before it holds the connection's lock), else a new one."""
         job_id = job_id or str(uuid.uuid4())
-        self.db.execute(
+        self._db.execute(
             insert(jobs).values(
                 id=job_id,
                 connection_key=key_identity(path.key),
@@ -122,5 +122,5 @@ class JobWrites(Jobs):
         if errors is not None:
             values["errors"] = list(errors)
         if values:
-            self.db.execute(update(jobs).where(jobs.c.id == job_id).values(**values))
+            self._db.execute(update(jobs).where(jobs.c.id == job_id).values(**values))
         return self.job(job_id)

@@ -123,16 +123,16 @@ class Integrations(Transaction):
     """Reading integrations and their data sources."""
 
     def integrations(self) -> list[Integration]:
-        rows = self.db.execute(select(integrations).order_by(integrations.c.name_folded)).all()
+        rows = self._db.execute(select(integrations).order_by(integrations.c.name_folded)).all()
         return [_integration(row) for row in rows]
 
     def integration(self, name: str) -> Integration:
         """By name (case-insensitively) or by numeric id."""
         query = select(integrations).where(integrations.c.name_folded == fold(str(name)))
-        row = self.db.execute(query).first()
+        row = self._db.execute(query).first()
         if row is None and str(name).isdigit():
             by_id = select(integrations).where(integrations.c.id == int(name))
-            row = self.db.execute(by_id).first()
+            row = self._db.execute(by_id).first()
         if row is None:
             raise NotFound("integration", name, "no integration with this name or id")
         return _integration(row)
@@ -144,7 +144,7 @@ class Integrations(Transaction):
             return None
 
     def sources_of(self, integration: Integration) -> list[LegacySource]:
-        rows = self.db.execute(
+        rows = self._db.execute(
             select(legacy_sources)
             .where(legacy_sources.c.integration_id == integration.id)
             .order_by(legacy_sources.c.database, legacy_sources.c.schema, legacy_sources.c.table)
@@ -153,17 +153,17 @@ class Integrations(Transaction):
 
     def source(self, source_id: str) -> tuple[Integration, LegacySource]:
         query = select(legacy_sources).where(legacy_sources.c.id == source_id)
-        row = self.db.execute(query).first()
+        row = self._db.execute(query).first()
         if row is None:
             raise NotFound("dataSourceId", source_id, "no legacy data source with this id")
-        owner = self.db.execute(
+        owner = self._db.execute(
             select(integrations).where(integrations.c.id == row.integration_id)
         ).one()
         return _integration(owner), _source(row, owner.name)
 
     def source_counts(self) -> dict[int, int]:
         """Data sources per integration id (deleted ones not counted)."""
-        rows = self.db.execute(
+        rows = self._db.execute(
             select(legacy_sources.c.integration_id, func.count())
             .where(legacy_sources.c.match_state != MatchState.DELETED.value)
             .group_by(legacy_sources.c.integration_id)
@@ -189,7 +189,7 @@ class IntegrationWrites(Integrations):
         if self.find_integration(name) is not None:
             raise Conflict("connection.name", name, "an integration with this name exists already")
         now = now or utcnow()
-        self.db.execute(
+        self._db.execute(
             insert(integrations).values(
                 name=name,
                 name_folded=fold(name),
@@ -215,7 +215,7 @@ class IntegrationWrites(Integrations):
         if "upgrade_state" in values:
             values["upgrade_state"] = UpgradeState(values["upgrade_state"]).value
         values["updated_at"] = utcnow()
-        self.db.execute(
+        self._db.execute(
             update(integrations).where(integrations.c.id == integration.id).values(**values)
         )
         return self.integration(str(integration.id))
@@ -250,7 +250,7 @@ class IntegrationWrites(Integrations):
                 f"integration {integration.name!r} registers this table already as {taken[0].id}",
             )
         source_id = source_id or str(uuid.uuid4())
-        self.db.execute(
+        self._db.execute(
             insert(legacy_sources).values(
                 id=source_id,
                 integration_id=integration.id,
@@ -274,63 +274,19 @@ class IntegrationWrites(Integrations):
             values["tags"] = sorted(set(values["tags"]))
         if "owners" in values:
             values["owners"] = [dict(o) for o in values["owners"]]
-        self.db.execute(
+        self._db.execute(
             update(legacy_sources).where(legacy_sources.c.id == source_id).values(**values)
         )
         return self.source(source_id)[1]
 
     def delete_source(self, source_id: str) -> None:
         self.source(source_id)
-        self.db.execute(delete(legacy_sources).where(legacy_sources.c.id == source_id))
-
-
-# --- the functions callers used before the repositories; each is one method -------------------
-
-
-def list_integrations(reader: Integrations) -> list[Integration]:
-    return reader.integrations()
+        self._db.execute(delete(legacy_sources).where(legacy_sources.c.id == source_id))
 
 
 def get_integration(reader: Integrations, name: str) -> Integration:
+    """`reader.integration(name)`, as tests spelled it before the repositories."""
     return reader.integration(name)
-
-
-def find_integration(reader: Integrations, name: str) -> Integration | None:
-    return reader.find_integration(name)
-
-
-def sources_of(reader: Integrations, integration: Integration) -> list[LegacySource]:
-    return reader.sources_of(integration)
-
-
-def get_source(reader: Integrations, source_id: str) -> tuple[Integration, LegacySource]:
-    return reader.source(source_id)
-
-
-def source_counts(reader: Integrations) -> dict[int, int]:
-    return reader.source_counts()
-
-
-def create_integration(writer: IntegrationWrites, *args: Any, **kwargs: Any) -> Integration:
-    return writer.create_integration(*args, **kwargs)
-
-
-def update_integration(
-    writer: IntegrationWrites, integration: Integration, **values: Any
-) -> Integration:
-    return writer.update_integration(integration, **values)
-
-
-def add_source(writer: IntegrationWrites, *args: Any, **kwargs: Any) -> LegacySource:
-    return writer.add_source(*args, **kwargs)
-
-
-def update_source(writer: IntegrationWrites, source_id: str, **values: Any) -> LegacySource:
-    return writer.update_source(source_id, **values)
-
-
-def delete_source(writer: IntegrationWrites, source_id: str) -> None:
-    writer.delete_source(source_id)
 
 
 def fold_names(names: Sequence[str]) -> tuple[str, ...]:

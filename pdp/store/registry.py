@@ -23,14 +23,7 @@ from pdp.objects.paths import Kind
 from pdp.objects.settings import RemoteState
 from pdp.objects.tags import connection_tag
 from pdp.policy.model import DataSource, ObjectType, Technology
-from pdp.store.legacy import (
-    Integration,
-    LegacySource,
-    MatchState,
-    UpgradeState,
-    list_integrations,
-    sources_of,
-)
+from pdp.store.legacy import Integration, LegacySource, MatchState, UpgradeState
 from pdp.store.model import ConnectionState, Role
 from pdp.store.schema import (
     column_tags,
@@ -84,7 +77,7 @@ def read_registry(store: Store) -> StoreRegistry:
 
 def compile_registry(reader: Reader) -> StoreRegistry:
     """Read every connection's tree in one consistent transaction and compile it."""
-    db = reader.db
+    db = reader._db
     version = reader.version()
     by_connection = _tree_rows(reader)
     tags: dict[int, set[str]] = {}
@@ -116,7 +109,7 @@ def compile_registry(reader: Reader) -> StoreRegistry:
         sources.extend(active)
         retired.extend(inactive)
     aliases: dict[str, str] = {}
-    for integration in list_integrations(reader):
+    for integration in reader.integrations():
         if integration.upgrade_state is UpgradeState.FINALIZED:
             if integration.display_name and fold(integration.display_name) != fold(
                 integration.name
@@ -124,9 +117,7 @@ def compile_registry(reader: Reader) -> StoreRegistry:
                 aliases[integration.name] = integration.display_name
             continue
         technologies.setdefault(integration.name, integration.technology)
-        active_legacy, inactive_legacy = compile_legacy(
-            integration, sources_of(reader, integration)
-        )
+        active_legacy, inactive_legacy = compile_legacy(integration, reader.sources_of(integration))
         sources.extend(active_legacy)
         retired.extend(inactive_legacy)
     return StoreRegistry(version, tuple(sources), tuple(retired), technologies, aliases)
@@ -147,7 +138,7 @@ def _tree_rows(reader: Reader, connection_id: int | None = None) -> dict[int, li
     if connection_id is not None:
         query = query.where(objects.c.connection_id == connection_id)
     by_connection: dict[int, list[TreeRow]] = {}
-    for row in reader.db.execute(query):
+    for row in reader._db.execute(query):
         by_connection.setdefault(row.connection_id, []).append(
             TreeRow(
                 row.id,
@@ -168,11 +159,11 @@ def not_governed_in_trino(reader: Reader, key: str) -> list[DataSource]:
     record = reader.connection(key)
     if record.technology is Technology.TRINO:
         return []
-    row = reader.db.execute(
+    row = reader._db.execute(
         select(connections.c.id).where(connections.c.key_folded == key_identity(record.key))
     ).scalar_one()
     mapped = {fold(database) for database in dict(record.settings.get("trinoCatalogs", {}))}
-    databases = reader.db.execute(
+    databases = reader._db.execute(
         select(objects.c.name).where(
             objects.c.connection_id == row, objects.c.kind == Kind.DATABASE.value
         )
@@ -196,7 +187,7 @@ Owners = Mapping[int, frozenset[tuple[str, str]]]  # object id -> ("user"|"group
 def read_column_tags(reader: Reader) -> dict[int, dict[str, frozenset[str]]]:
     """The tagged columns of every table (object sync's `New` tags), folded."""
     found: dict[int, dict[str, set[str]]] = {}
-    for object_id, name, tag in reader.db.execute(
+    for object_id, name, tag in reader._db.execute(
         select(columns.c.object_id, columns.c.name, column_tags.c.tag).join(
             columns, columns.c.id == column_tags.c.column_id
         )
@@ -211,7 +202,7 @@ def read_column_tags(reader: Reader) -> dict[int, dict[str, frozenset[str]]]:
 def read_owners(reader: Reader) -> dict[int, frozenset[tuple[str, str]]]:
     """Data Owner grants by the node they are granted on (tables inherit them)."""
     found: dict[int, set[tuple[str, str]]] = {}
-    for object_id, kind, principal in reader.db.execute(
+    for object_id, kind, principal in reader._db.execute(
         select(
             object_permissions.c.object_id,
             object_permissions.c.principal_kind,

@@ -30,12 +30,12 @@ class Requests(Transaction):
             query = query.where(requests.c.state == RequestState(state).value)
         if connection is not None:
             query = query.where(connections.c.key_folded == key_identity(connection))
-        rows = self.db.execute(query).all()
+        rows = self._db.execute(query).all()
         paths = self._paths_of({row.object_id for row in rows})
         return [request_record(row, paths[row.object_id]) for row in rows]
 
     def request(self, request_id: int) -> DataRequest:
-        row = self.db.execute(
+        row = self._db.execute(
             select(requests, connections.c.key)
             .join(connections, connections.c.id == requests.c.connection_id)
             .where(requests.c.id == request_id)
@@ -49,7 +49,7 @@ class Requests(Transaction):
         found: dict[int, tuple[int | None, str, str]] = {}
         wanted = set(object_ids)
         while wanted - found.keys():
-            rows = self.db.execute(
+            rows = self._db.execute(
                 select(objects.c.id, objects.c.parent_id, objects.c.name, connections.c.key)
                 .join(connections, connections.c.id == objects.c.connection_id)
                 .where(objects.c.id.in_(wanted - found.keys()))
@@ -77,7 +77,7 @@ class RequestWrites(Requests):
     def resolve_request(self, request_id: int, user: str, *, now: datetime | None = None) -> None:
         """The owner validates an added column (its `New` tag comes off) or acknowledges a
         deleted one."""
-        row = self.db.execute(select(requests).where(requests.c.id == request_id)).first()
+        row = self._db.execute(select(requests).where(requests.c.id == request_id)).first()
         if row is None:
             raise NotFound("requestId", request_id, "no such request")
         if row.state != RequestState.PENDING.value:
@@ -89,13 +89,13 @@ class RequestWrites(Requests):
             column_id = select(columns.c.id).where(
                 columns.c.object_id == row.object_id, columns.c.name == row.column_name
             )
-            self.db.execute(
+            self._db.execute(
                 delete(column_tags).where(
                     column_tags.c.column_id == column_id.scalar_subquery(),
                     column_tags.c.tag == NEW_TAG,
                 )
             )
-        self.db.execute(
+        self._db.execute(
             update(requests)
             .where(requests.c.id == request_id)
             .values(state=state.value, resolved_at=now or utcnow(), resolved_by=user)

@@ -83,7 +83,7 @@ class ObjectTree(Transaction):
         return self._child_count(self._chain(path)[-1].id)
 
     def _child_count(self, object_id: int) -> int:
-        return self.db.execute(
+        return self._db.execute(
             select(func.count()).where(objects.c.parent_id == object_id)
         ).scalar_one()
 
@@ -96,9 +96,9 @@ class ObjectTree(Transaction):
         tree = select(objects.c.id).where(objects.c.parent_id == object_id).cte(recursive=True)
         tree = tree.union_all(select(objects.c.id).where(objects.c.parent_id == tree.c.id))
         if at_most is None:
-            return self.db.execute(select(func.count()).select_from(tree)).scalar_one()
+            return self._db.execute(select(func.count()).select_from(tree)).scalar_one()
         first = select(tree.c.id).limit(at_most).subquery()
-        return self.db.execute(select(func.count()).select_from(first)).scalar_one()
+        return self._db.execute(select(func.count()).select_from(first)).scalar_one()
 
     def check_settings(
         self,
@@ -180,8 +180,8 @@ class ObjectTree(Transaction):
             active = and_(objects.c.remote_state != RemoteState.MISSING.value, enabled)
             conditions.append(active if is_active else not_(active))
         where = and_(true(), *conditions)
-        count = self.db.execute(select(func.count()).where(where)).scalar_one()
-        rows = self.db.execute(
+        count = self._db.execute(select(func.count()).where(where)).scalar_one()
+        rows = self._db.execute(
             select(objects, connections.c.key)
             .join(connections, connections.c.id == objects.c.connection_id)
             .where(where)
@@ -224,7 +224,7 @@ class ObjectTree(Transaction):
         value = next((n.is_active for n in reversed(nodes) if n.is_active is not None), False)
         tree = select(objects.c.id).where(objects.c.parent_id == chain[-1].id).cte(recursive=True)
         tree = tree.union_all(select(objects.c.id).where(objects.c.parent_id == tree.c.id))
-        rows = self.db.execute(select(objects).where(objects.c.id.in_(select(tree.c.id)))).all()
+        rows = self._db.execute(select(objects).where(objects.c.id.in_(select(tree.c.id)))).all()
         depth = {k.value: d for d, k in enumerate(KINDS)}
         state: dict[int, tuple[bool, bool, tuple[str, ...]]] = {
             chain[-1].id: (value, blocked, base.names)
@@ -254,11 +254,11 @@ class ObjectTree(Transaction):
 
     def columns(self, path: ObjectPath) -> list[ColumnRecord]:
         object_id = self._chain(path)[-1].id
-        rows = self.db.execute(
+        rows = self._db.execute(
             select(columns).where(columns.c.object_id == object_id).order_by(columns.c.position)
         ).all()
         tags: dict[int, set[str]] = {}
-        for column_id, tag in self.db.execute(
+        for column_id, tag in self._db.execute(
             select(column_tags.c.column_id, column_tags.c.tag)
             .join(columns, columns.c.id == column_tags.c.column_id)
             .where(columns.c.object_id == object_id)
@@ -272,7 +272,7 @@ class ObjectTree(Transaction):
     def tags(self, path: ObjectPath) -> frozenset[str]:
         object_id = self._chain(path)[-1].id
         return frozenset(
-            self.db.execute(
+            self._db.execute(
                 select(object_tags.c.tag).where(object_tags.c.object_id == object_id)
             ).scalars()
         )
@@ -286,7 +286,7 @@ class ObjectTree(Transaction):
         stored = stored_path(chain)
         paths = {row.id: p for row, p in zip(chain, stored.ancestors(), strict=True)}
         ids = list(paths) if inherited else [chain[-1].id]
-        rows = self.db.execute(
+        rows = self._db.execute(
             select(object_permissions)
             .where(object_permissions.c.object_id.in_(ids))
             .order_by(object_permissions.c.id)
@@ -310,13 +310,13 @@ class ObjectTree(Transaction):
                 )
             )
         query = select(object_permissions.c.id).where(or_(*mine)).limit(1)
-        return self.db.execute(query).first() is not None
+        return self._db.execute(query).first() is not None
 
     # --- the stored tree, for a crawl ----------------------------------------------------------
 
     def stored_tree(self, key: str) -> list[StoredNode]:
         """A connection's stored objects, parents first (what a crawl compares against)."""
-        nodes, _ = load_nodes(self.db, self._connection_row(key).id)
+        nodes, _ = load_nodes(self._db, self._connection_row(key).id)
         return nodes
 
 
@@ -339,7 +339,7 @@ class TreeWrites(ConnectionWrites, ObjectTree):
         check_override("isActive", is_active)
         check_override("activateNewChildren", activate_new_children)
         chain = self._chain(parent)
-        taken = self.db.execute(
+        taken = self._db.execute(
             select(objects.c.id).where(
                 objects.c.parent_id == chain[-1].id, objects.c.name_folded == fold(path.name)
             )
@@ -347,7 +347,7 @@ class TreeWrites(ConnectionWrites, ObjectTree):
         if taken is not None:
             raise Conflict("path", path.url, "an object with this name exists already")
         now = now or utcnow()
-        self.db.execute(
+        self._db.execute(
             insert(objects).values(
                 connection_id=chain[0].connection_id,
                 parent_id=chain[-1].id,
@@ -372,7 +372,7 @@ class TreeWrites(ConnectionWrites, ObjectTree):
             return self.deregister(path.key)
         object_id = self._chain(path)[-1].id
         count = self._descendant_count(object_id)
-        self.db.execute(delete(objects).where(objects.c.id == object_id))  # cascades
+        self._db.execute(delete(objects).where(objects.c.id == object_id))  # cascades
         return count
 
     def set_settings(
@@ -387,17 +387,17 @@ class TreeWrites(ConnectionWrites, ObjectTree):
         excepted); disabling never is."""
         object_id, values, after = self._settings_change(path, is_active, activate_new_children)
         if values:
-            self.db.execute(update(objects).where(objects.c.id == object_id).values(**values))
+            self._db.execute(update(objects).where(objects.c.id == object_id).values(**values))
         return after
 
     def assign_data_source(self, path: ObjectPath, source_id: str) -> None:
         """The table at `path` becomes data source `source_id` (a legacy data source's id
         carries over to the table it matched); whichever table held the id lets it go."""
         object_id = self._chain(path)[-1].id
-        self.db.execute(
+        self._db.execute(
             update(objects).where(objects.c.data_source_id == source_id).values(data_source_id=None)
         )
-        self.db.execute(
+        self._db.execute(
             update(objects).where(objects.c.id == object_id).values(data_source_id=source_id)
         )
 
@@ -408,11 +408,11 @@ class TreeWrites(ConnectionWrites, ObjectTree):
         row = self._chain(path)[-1]
         if row.kind != Kind.TABLE.value:
             raise InvalidInput("path", path.url, "only tables have columns")
-        self.db.execute(delete(columns).where(columns.c.object_id == row.id))
+        self._db.execute(delete(columns).where(columns.c.object_id == row.id))
         # the digest no longer says what is stored: the next sync compares this table in full
-        self.db.execute(update(objects).where(objects.c.id == row.id).values(columns_digest=None))
+        self._db.execute(update(objects).where(objects.c.id == row.id).values(columns_digest=None))
         if listed:
-            self.db.execute(
+            self._db.execute(
                 insert(columns),
                 [
                     {
@@ -428,17 +428,17 @@ class TreeWrites(ConnectionWrites, ObjectTree):
 
     def add_tag(self, path: ObjectPath, tag: str) -> None:
         object_id = self._chain(path)[-1].id
-        exists = self.db.execute(
+        exists = self._db.execute(
             select(object_tags.c.tag).where(
                 object_tags.c.object_id == object_id, object_tags.c.tag == tag
             )
         ).first()
         if exists is None:
-            self.db.execute(insert(object_tags).values(object_id=object_id, tag=tag))
+            self._db.execute(insert(object_tags).values(object_id=object_id, tag=tag))
 
     def remove_tag(self, path: ObjectPath, tag: str) -> bool:
         object_id = self._chain(path)[-1].id
-        result = self.db.execute(
+        result = self._db.execute(
             delete(object_tags).where(
                 object_tags.c.object_id == object_id, object_tags.c.tag == tag
             )
@@ -471,9 +471,9 @@ class TreeWrites(ConnectionWrites, ObjectTree):
             object_permissions.c.principal == principal,
             object_permissions.c.role == role.value,
         )
-        row = self.db.execute(select(object_permissions).where(*where)).first()
+        row = self._db.execute(select(object_permissions).where(*where)).first()
         if row is None:
-            self.db.execute(
+            self._db.execute(
                 insert(object_permissions).values(
                     object_id=object_id,
                     principal_kind=principal_kind.value,
@@ -483,7 +483,7 @@ class TreeWrites(ConnectionWrites, ObjectTree):
                     granted_by=granted_by,
                 )
             )
-            row = self.db.execute(select(object_permissions).where(*where)).one()
+            row = self._db.execute(select(object_permissions).where(*where)).one()
         return permission_record(row, stored_path(chain))
 
     def revoke(
@@ -495,7 +495,7 @@ class TreeWrites(ConnectionWrites, ObjectTree):
         principal_kind: PrincipalKind = PrincipalKind.USER,
     ) -> bool:
         object_id = self._chain(path)[-1].id
-        result = self.db.execute(
+        result = self._db.execute(
             delete(object_permissions).where(
                 object_permissions.c.object_id == object_id,
                 object_permissions.c.principal_kind == PrincipalKind(principal_kind).value,
@@ -520,8 +520,8 @@ class TreeWrites(ConnectionWrites, ObjectTree):
         transaction. With the fail-safe tripped nothing is applied. `create_requests` (an
         active policy targets `New`) adds column requests for the data owners."""
         connection_row = self._connection_row(key)
-        nodes, digests = load_nodes(self.db, connection_row.id)
-        narrowed = narrow(self.db, nodes, digests, listings)
+        nodes, digests = load_nodes(self._db, connection_row.id)
+        narrowed = narrow(self._db, nodes, digests, listings)
         plan = plan_sync(
             connection_row.key,
             nodes,
@@ -533,7 +533,7 @@ class TreeWrites(ConnectionWrites, ObjectTree):
             return SyncOutcome(plan, applied=False)
         now = now or utcnow()
         apply_plan(
-            self.db,
+            self._db,
             connection_row.id,
             nodes,
             plan,
@@ -542,7 +542,7 @@ class TreeWrites(ConnectionWrites, ObjectTree):
             job_id,
             narrowed.digests,
         )
-        self.db.execute(
+        self._db.execute(
             update(connections).where(connections.c.id == connection_row.id),
             {"last_sync_at": now},
         )

@@ -57,17 +57,6 @@ def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
-def load_tree(
-    connection: Connection, connection_id: int, with_columns: bool
-) -> tuple[list[StoredNode], dict[int, list[StoredColumn]]]:
-    """A connection's stored objects (names from the connection down) and, if asked, the
-    columns of all its tables."""
-    nodes, _ = load_nodes(connection, connection_id)
-    if not with_columns:
-        return nodes, {}
-    return nodes, load_columns(connection, [n.id for n in nodes if n.kind is Kind.TABLE])
-
-
 def load_nodes(
     connection: Connection, connection_id: int
 ) -> tuple[list[StoredNode], dict[int, str | None]]:
