@@ -922,7 +922,9 @@ def counting(
         proxy = CountingProxy(free_port(), ports["sidecar"])
         try:
             proxy_url = f"http://127.0.0.1:{proxy.server.server_address[1]}"
-            with running(make_trino(work, "count", config, proxy_url, world, pg)) as server:
+            with running(
+                make_trino(work, f"count-{config}", config, proxy_url, world, pg)
+            ) as server:
                 server.wait_ready(tw.ADMIN)
                 time.sleep(1)
                 runs = 2 if config == "plugin" else 1
