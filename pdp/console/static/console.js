@@ -1020,9 +1020,11 @@ async function start() {
   signedInAs = who.user;
   document.getElementById('user').textContent = who.user;
   document.getElementById('signout').addEventListener('click', async () => {
-    await fetch('/console/signout', { method: 'POST', credentials: 'same-origin',
+    const answer = await fetch('/console/signout', { method: 'POST', credentials: 'same-origin',
       headers: { 'X-Pdp-Csrf': csrf } });
-    window.location.assign('/console/signedout');
+    // the IdP's end-session page when it has one (its session ends too), else Signed out
+    const next = (await answer.json().catch(() => ({}))).next;
+    window.location.assign(next || '/console/signedout');
   });
   api('GET', '/data/upgrade').then(({ data }) => {
     document.getElementById('nav-upgrade').hidden = !data.count;
