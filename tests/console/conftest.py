@@ -35,8 +35,21 @@ users:
   bob: {}
   maker: {permissions: [CREATE_DATA_SOURCE]}
 """
+# the worked example's orders with two columns, one tagged PII (the Access page's masks)
+REGISTRY = WORKED_REGISTRY.replace(
+    "- orders", "- {name: orders, columns: {card: [PII], total: []}}"
+)
 # the built-in New Column Added policy: object sync opens a request per added column
-POLICIES = WORKED_POLICIES + "builtins:\n  New Column Added: active\n"
+POLICIES = (
+    WORKED_POLICIES
+    + """masks:
+  - {name: pii-hash, columns: {tags: [PII]}, mask: hash}
+rowFilters:
+  - {name: emea-only, what: {dataSources: [trino-prod.hive.sales.orders]}, where: "region = 'emea'"}
+builtins:
+  New Column Added: active
+"""
+)
 # table names the console must show as text, never run or break on
 XSS = "<script>alert(1)</script>"
 QUOTED = 'O\'Brien "quoted" données ✓'
@@ -104,7 +117,7 @@ class Stack:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("console")
     grpc_port, admin_port, dev_port = free_port(), free_port(), free_port()
-    tree = make_tree(root, registry=WORKED_REGISTRY, policies=POLICIES, users=USERS)
+    tree = make_tree(root, registry=REGISTRY, policies=POLICIES, users=USERS)
     dev = f"{{devIssuer: {{listen: '127.0.0.1:{dev_port}', userTokens: true}}}}"
     yaml = tree.pdp_yaml(grpc_port, auth=dev)
     yaml.write_text(

@@ -771,47 +771,34 @@ function accessPage() {
   const schema = el('input', { name: 'schema', value: query.get('schema') || null });
   const table = el('input', { name: 'table', value: query.get('table') || null });
   const answer = el('section', { 'aria-live': 'polite', 'aria-label': 'Decision' });
+  const types = {}; // column -> Trino type, as the person gives it for the masks' SQL
   const form = el('form', {}, field('User', user), field('Operation', operation),
     el('div', { class: 'row' }, field('Trino catalog', catalog), field('Schema', schema),
       field('Table', table)),
     el('button', { type: 'submit', class: 'primary' }, 'Explain'));
-  form.addEventListener('submit', async (event) => {
-    event.preventDefault();
+  const explain = async () => {
     try {
       const { data } = await api('POST', '/console/explain', { user: user.value,
         operation: operation.value, catalog: catalog.value, schema: schema.value,
-        table: table.value });
-      answer.replaceChildren(
-        el('h2', {}, badge(data.allowed ? 'ALLOWED' : 'DENIED', data.allowed ? 'ok' : 'bad'), ' ',
-          `${data.operation} on ${data.object} by ${data.user}`),
-        el('dl', { class: 'facts' },
-          el('dt', {}, 'Rule'), el('dd', {}, data.rule),
-          el('dt', {}, 'Why'), el('dd', {}, data.reason),
-          el('dt', {}, 'Policies'), el('dd', {}, data.policies.join(', ') || 'none'),
-          el('dt', {}, 'Row filters'), el('dd', {}, data.rowFilters.length
-            ? data.rowFilters.map((f) => `${f.policy}: ${f.expression}`).join('; ') : 'none'),
-          el('dt', {}, 'Column masks'), el('dd', {}, data.masks.length
-            ? el('ul', {}, data.masks.map((m) => el('li', {},
-              `${m.column}: ${m.kind} by ${m.policy} (${m.reason})`))) : 'none'),
-          el('dt', {}, 'Administrator'), el('dd', {}, data.admin ? 'yes (immuta.user.admin)' : 'no'),
-          el('dt', {}, 'Revision'), el('dd', {}, data.revision)));
+        table: table.value, types });
+      answer.replaceChildren(...decisionView(data, (column, type) => {
+        types[column] = type;
+        explain();
+      }));
     } catch (error) {
       answer.replaceChildren(problem(error));
     }
+  };
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    explain();
   });
   const who = el('section', { 'aria-live': 'polite', 'aria-label': 'Who may read it' });
   const readers = el('button', { type: 'button' }, 'Who may read this table');
   readers.addEventListener('click', async () => {
     try {
-      const { data } = await api('POST', '/console/readers', { catalog: catalog.value,
-        schema: schema.value, table: table.value });
-      who.replaceChildren(el('h2', {}, `Who may read ${data.object}: ${data.count}`),
-        data.count ? el('table', {}, el('thead', {}, el('tr', {}, ['User', 'Policies', 'Why']
-          .map((h) => el('th', { scope: 'col' }, h)))), el('tbody', {}, data.hits.map((hit) =>
-          el('tr', {}, el('td', {}, hit.user), el('td', {}, hit.policies.join(', ') || '—'),
-            el('td', {}, hit.reason)))))
-          : el('p', {}, 'Nobody of the directory.'),
-        el('p', {}, 'Users of the directory only: groups that only Trino sends are not in it.'));
+      who.replaceChildren(...readersView((await api('POST', '/console/readers', {
+        catalog: catalog.value, schema: schema.value, table: table.value })).data));
     } catch (error) {
       who.replaceChildren(problem(error));
     }
@@ -819,6 +806,50 @@ function accessPage() {
   main.replaceChildren(el('h1', {}, 'Access'), el('p', {},
     'The decision the PDP makes now for a user and a table, and why (as pdp explain).'),
   form, el('div', { class: 'row' }, readers), answer, who);
+}
+
+function decisionView(data, retype) {
+  return [
+    el('h2', {}, badge(data.allowed ? 'ALLOWED' : 'DENIED', data.allowed ? 'ok' : 'bad'), ' ',
+      `${data.operation} on ${data.object} by ${data.user}`),
+    el('dl', { class: 'facts' },
+      el('dt', {}, 'Rule'), el('dd', {}, data.rule),
+      el('dt', {}, 'Why'), el('dd', {}, data.reason),
+      el('dt', {}, 'Policies'), el('dd', {}, data.policies.join(', ') || 'none'),
+      el('dt', {}, 'Row filters'), el('dd', {}, data.rowFilters.length
+        ? el('ul', {}, data.rowFilters.map((f) => el('li', {}, `${f.policy}: `,
+          el('code', {}, f.expression)))) : 'none'),
+      el('dt', {}, 'Administrator'), el('dd', {}, data.admin ? 'yes (immuta.user.admin)' : 'no'),
+      el('dt', {}, 'Revision'), el('dd', {}, data.revision)),
+    el('h3', {}, `Column masks: ${data.masks.length || 'none'}`),
+    data.masks.length ? masksTable(data.masks, retype) : null,
+  ];
+}
+
+function masksTable(masks, retype) {
+  // the SQL depends on the column's type, which a query gives: the person may set it here
+  const row = (m) => {
+    const type = el('input', { value: m.type, 'aria-label': `Trino type of ${m.column}`,
+      size: 14 });
+    type.addEventListener('change', () => retype(m.column, type.value));
+    return el('tr', {}, el('td', {}, m.column), el('td', {}, type),
+      el('td', {}, `${m.kind} by ${m.policy}`), el('td', {}, el('code', {}, m.expression)),
+      el('td', {}, m.reason));
+  };
+  return el('table', {}, el('caption', {}, 'The SQL Trino puts in place of each masked column'),
+    el('thead', {}, el('tr', {}, ['Column', 'Type', 'Mask', 'SQL', 'Why']
+      .map((h) => el('th', { scope: 'col' }, h)))),
+    el('tbody', {}, masks.map(row)));
+}
+
+function readersView(data) {
+  return [el('h2', {}, `Who may read ${data.object}: ${data.count}`),
+    data.count ? el('table', {}, el('thead', {}, el('tr', {}, ['User', 'Policies', 'Why']
+      .map((h) => el('th', { scope: 'col' }, h)))), el('tbody', {}, data.hits.map((hit) =>
+      el('tr', {}, el('td', {}, hit.user), el('td', {}, hit.policies.join(', ') || '—'),
+        el('td', {}, hit.reason)))))
+      : el('p', {}, 'Nobody of the directory.'),
+    el('p', {}, 'Users of the directory only: groups that only Trino sends are not in it.')];
 }
 
 // --- the Upgrade Manager (GOVERNANCE and APPLICATION_ADMIN: the API decides) ---------------
