@@ -300,10 +300,28 @@ async function showObject(details, path) {
     details.replaceChildren(problem(error));
     return;
   }
+  const redraw = () => showObject(details, path);
+  const outcome = el('div', { 'aria-live': 'polite' });
+  const actions = el('div', { class: 'row' },
+    el('button', { type: 'button', onclick: () => startSync(path, outcome) }, 'Sync now'),
+    el('button', { type: 'button', onclick: () => confirmDelete(object, outcome) },
+      object.kind === 'connection' ? 'Deregister…' : 'Delete…'));
+  const permissions = el('section', {}, el('h3', {}, 'Permissions'));
+  showPermissions(permissions, object.path);
+  const columns = Array.isArray(object.columns) && object.columns.length
+    ? el('section', {}, el('h3', {}, 'Columns'), el('ul', {}, object.columns.map((c) => el('li',
+      {}, typeof c === 'string' ? c : `${c.name} ${c.type || ''} ${(c.tags || []).join(' ')}`))))
+    : null;
+  const connection = object.kind === 'connection' ? await connectionEditor(object.path, redraw)
+    : null;
+  details.replaceChildren(...[el('h2', {}, object.name), objectFacts(object), columns,
+    settingsForm(object, redraw), permissions, connection, actions, outcome].filter(Boolean));
+}
+
+function objectFacts(object) {
   const settings = object.settings || {};
-  const overrides = object.overrides || {};
   const active = settings.isActive && settings.isActive.value;
-  const facts = el('dl', { class: 'facts' },
+  return el('dl', { class: 'facts' },
     el('dt', {}, 'Path'), el('dd', {}, object.path),
     el('dt', {}, 'Kind'), el('dd', {}, object.kind),
     el('dt', {}, 'Remote state'), el('dd', {}, stateBadge(object.remoteState)),
@@ -316,13 +334,18 @@ async function showObject(details, path) {
       || 'none'),
     el('dt', {}, 'Children'), el('dd', {}, String(object.childCount ?? 0)),
     el('dt', {}, 'Last sync'), el('dd', {}, when(object.lastSync)));
+}
+
+function settingsForm(object, redraw) {
+  const settings = object.settings || {};
+  const overrides = object.overrides || {};
   const outcome = el('div', { 'aria-live': 'polite' });
   const form = el('form', {},
     el('h3', {}, 'Settings'),
     settingChoice('isActive', 'Active (a data source)', settings.isActive, overrides.isActive),
     object.kind === 'table' ? null : settingChoice('activateNewChildren',
       'Activate new children', settings.activateNewChildren, overrides.activateNewChildren),
-    el('button', { type: 'submit', class: 'primary' }, 'Save settings'));
+    el('button', { type: 'submit', class: 'primary' }, 'Save settings'), outcome);
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     const body = {};
@@ -330,31 +353,19 @@ async function showObject(details, path) {
       body[select.name] = { on: true, off: false, inherit: null }[select.value];
     }
     try {
-      const { status, data } = await api('PUT', `/data/settings/${apiPath(path)}`, body);
+      const { status, data } = await api('PUT', `/data/settings/${apiPath(object.path)}`, body);
       if (status === 202) {
         outcome.replaceChildren(el('p', { class: 'notice' }, 'A job applies the change: ',
           pageLink(`/console/jobs/${data.jobId}`, `job ${data.jobId}`)));
       } else {
-        await showObject(details, path);
+        await redraw();
         say(`Settings of ${object.path} saved.`);
       }
     } catch (error) {
       outcome.replaceChildren(problem(error));
     }
   });
-  const actions = el('div', { class: 'row' },
-    el('button', { type: 'button', onclick: () => startSync(path, outcome) }, 'Sync now'),
-    el('button', { type: 'button', onclick: () => confirmDelete(object, outcome) },
-      object.kind === 'connection' ? 'Deregister…' : 'Delete…'));
-  const permissions = el('section', {}, el('h3', {}, 'Permissions'));
-  showPermissions(permissions, object.path);
-  const columns = Array.isArray(object.columns) && object.columns.length
-    ? el('section', {}, el('h3', {}, 'Columns'), el('ul', {}, object.columns.map((c) => el('li',
-      {}, typeof c === 'string' ? c : `${c.name} ${c.type || ''} ${(c.tags || []).join(' ')}`))))
-    : null;
-  details.replaceChildren(...[el('h2', {}, object.name), facts, columns, form, permissions,
-    actions, outcome]
-    .filter(Boolean));
+  return form;
 }
 
 async function showPermissions(section, path) {
@@ -498,114 +509,131 @@ function setDeep(target, dotted, value) {
   here[parts.at(-1)] = value;
 }
 
+// --- connection details: one set of fields for registering and for editing ---------------
+
+function detailsFields(technology, method, endpoint, onMethod, heading = 'h2') {
+  // the endpoint's fields (with the given values, else the defaults), the authentication
+  // method, and the credentials' fields, which are always empty (the API never shows them)
+  const spec = TECHNOLOGIES[technology];
+  const controls = [el(heading, {}, `${spec.label} endpoint`)];
+  for (const [name, label, value] of spec.endpoint) {
+    const given = endpoint[name];
+    const control = input(name, 'text', given === undefined ? value : String(given));
+    control.dataset.part = 'endpoint';
+    if (name === 'port') control.dataset.number = 'yes';
+    controls.push(field(label, control));
+  }
+  const methods = Object.entries(spec.methods);
+  if (methods.length > 1) {
+    const chooser = el('select', { name: 'method' },
+      methods.map(([name, [label]]) => el('option', { value: name }, label)));
+    chooser.value = method;
+    chooser.addEventListener('change', () => onMethod(chooser.value));
+    controls.push(field('Authentication', chooser));
+  }
+  controls.push(el(heading, {}, 'Credentials'));
+  for (const [name, label, kind] of spec.methods[method][1]) {
+    const control = input(name, kind);
+    control.dataset.part = 'credentials';
+    controls.push(field(label, control));
+    if (control.fileInput) controls.push(field(`${label}: from a file`, control.fileInput));
+  }
+  return controls;
+}
+
+function readDetails(body, technology, endpoint = {}) {
+  // `endpoint`: the stored endpoint's keys the form does not show, kept as they are
+  const shown = new Set(TECHNOLOGIES[technology].endpoint.map(([name]) => name));
+  const details = { technology, credentials: {},
+    endpoint: Object.fromEntries(Object.entries(endpoint).filter(([name]) => !shown.has(name))) };
+  for (const control of body.querySelectorAll('[data-part]')) {
+    if (control.value === '') continue;
+    const value = control.dataset.number ? Number(control.value) : control.value;
+    setDeep(details[control.dataset.part], control.name, value);
+  }
+  return details;
+}
+
+function validationGate(body, read, validate, save, outcome) {
+  // Save stays disabled until Validate succeeded for exactly the details in the form
+  let checked = null;
+  const reset = () => { checked = null; save.disabled = true; };
+  body.addEventListener('input', reset);
+  validate.addEventListener('click', async () => {
+    const details = read();
+    outcome.replaceChildren(el('p', {}, 'Validating…'));
+    try {
+      const { data } = await api('POST', '/data/connection/validate', details);
+      outcome.replaceChildren(el('p', { class: data.ok ? 'notice' : 'error' },
+        data.ok ? 'The platform accepted these details.' : 'The platform refused these details.'),
+      checkList(data.checks));
+      checked = data.ok ? JSON.stringify(details) : null;
+      save.disabled = !data.ok;
+    } catch (error) {
+      outcome.replaceChildren(problem(error));
+    }
+  });
+  return { reset, passed: (details) => checked === JSON.stringify(details) };
+}
+
+function technologyTabs(current, pick) {
+  const names = Object.keys(TECHNOLOGIES);
+  const tabs = el('div', { role: 'tablist', 'aria-label': 'Technology' });
+  tabs.append(...names.map((name) => {
+    const tab = el('button', { type: 'button', role: 'tab', 'aria-selected': String(name === current),
+      tabindex: name === current ? '0' : '-1' }, TECHNOLOGIES[name].label);
+    tab.addEventListener('click', () => pick(name));
+    tab.addEventListener('keydown', (event) => {
+      const step = { ArrowRight: 1, ArrowLeft: -1 }[event.key];
+      if (!step) return;
+      pick(names[(names.indexOf(current) + step + names.length) % names.length]);
+      document.querySelector('[role="tab"][aria-selected="true"]').focus();
+    });
+    return tab;
+  }));
+  return tabs;
+}
+
 function registerPage() {
   let technology = 'postgresql';
   let method = 'password';
-  const tabs = el('div', { role: 'tablist', 'aria-label': 'Technology' });
+  const tabs = el('div');
   const body = el('div', { role: 'tabpanel' });
   const outcome = el('div', { 'aria-live': 'polite' });
   const keyInput = el('input', { name: 'connectionKey', required: true, autocomplete: 'off' });
-  const activate = el('input', { type: 'checkbox', name: 'isActive' });
-  const recursive = el('input', { type: 'checkbox', name: 'forceRecursiveCrawl', checked: true });
+  const activate = el('input', { type: 'checkbox', name: 'isActive', id: 'reg-active' });
+  const recursive = el('input', { type: 'checkbox', name: 'forceRecursiveCrawl', checked: true,
+    id: 'reg-recursive' });
   const validate = el('button', { type: 'button' }, 'Validate Connection');
   const save = el('button', { type: 'submit', class: 'primary', disabled: true }, 'Register');
-  let validated = null; // the details the last successful validation checked
-
-  function details() {
-    const endpoint = {};
-    const credentials = {};
-    for (const control of body.querySelectorAll('[data-part]')) {
-      if (control.value === '') continue;
-      const value = control.dataset.number ? Number(control.value) : control.value;
-      setDeep(control.dataset.part === 'endpoint' ? endpoint : credentials, control.name, value);
-    }
-    return { technology, endpoint, credentials };
-  }
-
-  function drawTabs() {
-    tabs.replaceChildren(...Object.entries(TECHNOLOGIES).map(([name, spec]) => {
-      const tab = el('button', { type: 'button', role: 'tab', 'aria-selected': String(name === technology),
-        tabindex: name === technology ? '0' : '-1' }, spec.label);
-      tab.addEventListener('click', () => { technology = name; method = Object.keys(spec.methods)[0]; draw(); });
-      tab.addEventListener('keydown', (event) => {
-        const names = Object.keys(TECHNOLOGIES);
-        const step = { ArrowRight: 1, ArrowLeft: -1 }[event.key];
-        if (!step) return;
-        technology = names[(names.indexOf(technology) + step + names.length) % names.length];
-        method = Object.keys(TECHNOLOGIES[technology].methods)[0];
-        draw();
-        tabs.querySelector('[aria-selected="true"]').focus();
-      });
-      return tab;
+  const read = () => readDetails(body, technology);
+  const gate = validationGate(body, read, validate, save, outcome);
+  const draw = () => {
+    tabs.replaceChildren(technologyTabs(technology, (name) => {
+      technology = name;
+      method = Object.keys(TECHNOLOGIES[name].methods)[0];
+      draw();
     }));
-  }
-
-  function draw() {
-    drawTabs();
-    const spec = TECHNOLOGIES[technology];
-    const controls = [el('h2', {}, `${spec.label} endpoint`)];
-    for (const [name, label, value] of spec.endpoint) {
-      const control = input(name, 'text', value);
-      control.dataset.part = 'endpoint';
-      if (name === 'port') control.dataset.number = 'yes';
-      controls.push(field(label, control));
-    }
-    const methods = Object.entries(spec.methods);
-    if (methods.length > 1) {
-      const chooser = el('select', { name: 'method' },
-        methods.map(([name, [label]]) => el('option', { value: name }, label)));
-      chooser.value = method;
-      chooser.addEventListener('change', () => { method = chooser.value; draw(); });
-      controls.push(field('Authentication', chooser));
-    }
-    controls.push(el('h2', {}, 'Credentials'));
-    for (const [name, label, kind] of spec.methods[method][1]) {
-      const control = input(name, kind);
-      control.dataset.part = 'credentials';
-      controls.push(field(label, control));
-      if (control.fileInput) controls.push(field(`${label}: from a file`, control.fileInput));
-    }
-    body.replaceChildren(...controls);
-    validated = null;
-    save.disabled = true;
-  }
-
+    body.replaceChildren(...detailsFields(technology, method, {}, (m) => { method = m; draw(); }));
+    gate.reset();
+  };
   const form = el('form', {}, field('Connection key', keyInput,
     'The name in object paths and policies; letters, digits, - and _.'), tabs, body,
   el('h2', {}, 'First sync'),
   el('div', { class: 'check' }, activate, el('label', { for: 'reg-active' }, 'Activate new objects (they become data sources)')),
   el('div', { class: 'check' }, recursive, el('label', { for: 'reg-recursive' }, 'List schemas and tables in the first sync')),
   el('div', { class: 'row' }, validate, save), outcome);
-  activate.id = 'reg-active';
-  recursive.id = 'reg-recursive';
-  form.addEventListener('input', (event) => {
-    if (event.target.dataset && event.target.dataset.part) { validated = null; save.disabled = true; }
-  });
-  validate.addEventListener('click', async () => {
-    const checked = details();
-    outcome.replaceChildren(el('p', {}, 'Validating…'));
-    try {
-      const { data } = await api('POST', '/data/connection/validate', checked);
-      outcome.replaceChildren(el('p', { class: data.ok ? 'notice' : 'error' },
-        data.ok ? 'The platform accepted these details.' : 'The platform refused these details.'),
-      checkList(data.checks));
-      validated = data.ok ? JSON.stringify(checked) : null;
-      save.disabled = !data.ok;
-    } catch (error) {
-      outcome.replaceChildren(problem(error));
-    }
-  });
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
-    const checked = details();
-    if (validated !== JSON.stringify(checked)) {
+    const details = read();
+    if (!gate.passed(details)) {
       outcome.replaceChildren(el('p', { class: 'error' }, 'Validate the connection first.'));
       return;
     }
     try {
       const { data } = await api('POST', '/data/connection', {
         connectionKey: keyInput.value,
-        connection: checked,
+        connection: details,
         settings: { isActive: activate.checked, activateNewChildren: activate.checked },
         options: { forceRecursiveCrawl: recursive.checked },
       });
@@ -617,6 +645,74 @@ function registerPage() {
   });
   draw();
   main.replaceChildren(el('h1', {}, 'Register a connection'), form);
+}
+
+async function connectionEditor(key, redraw) {
+  // a connection's endpoint and credentials (Validate, then Save: PUT /data/connection/{key})
+  // and its sync schedule; the API decides who may (403 otherwise) and re-checks the platform
+  let conn;
+  try {
+    conn = (await api('GET', `/data/connection/${apiPath(key)}`)).data;
+  } catch (error) {
+    return el('section', {}, el('h3', {}, 'Connection details'), problem(error));
+  }
+  let method = Object.keys(TECHNOLOGIES[conn.technology].methods)[0];
+  const body = el('div');
+  const outcome = el('div', { 'aria-live': 'polite' });
+  const validate = el('button', { type: 'button' }, 'Validate Connection');
+  const save = el('button', { type: 'submit', class: 'primary', disabled: true },
+    'Save endpoint and credentials');
+  const read = () => readDetails(body, conn.technology, conn.endpoint);
+  const gate = validationGate(body, read, validate, save, outcome);
+  const draw = () => {
+    body.replaceChildren(...detailsFields(conn.technology, method, conn.endpoint,
+      (m) => { method = m; draw(); }, 'h4'));
+    gate.reset();
+  };
+  const form = el('form', {}, el('h3', {}, 'Endpoint and credentials'), el('p', {},
+    'The stored credentials are never shown: give them again to change the endpoint or the ' +
+    'credentials; Validate checks the details with the platform before Save.'),
+  body, el('div', { class: 'row' }, validate, save), outcome);
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const details = read();
+    if (!gate.passed(details)) {
+      outcome.replaceChildren(el('p', { class: 'error' }, 'Validate the connection first.'));
+      return;
+    }
+    await saveConnection(key, { endpoint: details.endpoint, credentials: details.credentials },
+      outcome, redraw);
+  });
+  draw();
+  return el('section', {}, form, scheduleForm(key, conn, redraw));
+}
+
+function scheduleForm(key, conn, redraw) {
+  const schedule = el('input', { name: 'schedule', value: conn.schedule, autocomplete: 'off' });
+  const threshold = el('input', { name: 'failSafeThreshold', value: String(conn.failSafeThreshold),
+    inputmode: 'decimal' });
+  const outcome = el('div', { 'aria-live': 'polite' });
+  const form = el('form', {}, el('h3', {}, 'Sync schedule'),
+    field('Schedule (cron)', schedule, `Next sync: ${when(conn.nextSync)}`),
+    field('Fail-safe threshold', threshold,
+      'The share of objects one sync may find gone before it stops and changes nothing.'),
+    el('button', { type: 'submit' }, 'Save schedule'), outcome);
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    saveConnection(key, { schedule: schedule.value,
+      failSafeThreshold: Number(threshold.value) }, outcome, redraw);
+  });
+  return form;
+}
+
+async function saveConnection(key, body, outcome, redraw) {
+  try {
+    await api('PUT', `/data/connection/${apiPath(key)}`, body);
+    await redraw();
+    say(`Connection ${key}: ${Object.keys(body).join(', ')} saved.`);
+  } catch (error) {
+    outcome.replaceChildren(problem(error));
+  }
 }
 
 // --- sync jobs ---------------------------------------------------------------------------
