@@ -981,17 +981,7 @@ const STEP_OF = { not_started: 0, started: 1, validated: 2, upgrading: 3, partia
 async function upgradeWizard(name) {
   const base = `/data/upgrade/${encodeURIComponent(name)}`;
   const status = (await api('GET', base)).data;
-  const step = STEP_OF[status.state] ?? 0;
   const outcome = el('div', { 'aria-live': 'polite' });
-  const steps = el('ol', { class: 'steps', 'aria-label': 'Steps' }, UPGRADE_STEPS.map((label, i) =>
-    el('li', { 'aria-current': i === step ? 'step' : null },
-      i < step || status.state === 'finalized' ? `${label} (done)` : label)));
-  const facts = el('dl', { class: 'facts' },
-    el('dt', {}, 'Integration'), el('dd', {}, `${status.name} (${status.technology})`),
-    el('dt', {}, 'State'), el('dd', {}, stateBadge(status.state)),
-    el('dt', {}, 'Display Name'), el('dd', {}, status.displayName || '—'),
-    el('dt', {}, 'Data sources'), el('dd', {}, Object.entries(status.counts || {})
-      .map(([k, v]) => `${k} ${v}`).join(', ') || String(status.dataSourceCount ?? 0)));
   const again = () => upgradeWizard(name);
   async function act(call) {
     try {
@@ -1001,63 +991,89 @@ async function upgradeWizard(name) {
       outcome.replaceChildren(problem(error));
     }
   }
-  const body = [];
-  if (['not_started', 'started', 'validated'].includes(status.state)) {
-    const display = el('input', { name: 'displayName', value: status.displayName || status.name });
-    const form = el('form', {}, el('h2', {}, 'Display Name'),
-      field('Display Name', display, 'The new connection\'s key.'),
-      el('button', { type: 'submit', class: 'primary' }, 'Start Upgrade'));
-    form.addEventListener('submit', (event) => {
-      event.preventDefault();
-      act(() => api('POST', `${base}/start`, { displayName: display.value }));
-    });
-    body.push(form);
-  }
-  if (['started', 'validated'].includes(status.state)) body.push(credentialsStep(status, base, act));
-  if (status.state === 'validated') {
-    const confirm = el('input', { type: 'checkbox', id: 'upgrade-confirm' });
-    const yes = el('button', { type: 'button', class: 'primary', disabled: true },
-      'Yes, Upgrade Connection');
-    confirm.addEventListener('change', () => { yes.disabled = !confirm.checked; });
-    yes.addEventListener('click', () => act(() => api('POST', `${base}/upgrade`, { confirm: true })));
-    body.push(el('section', {}, el('h2', {}, 'Confirm'),
-      el('p', {}, 'The upgrade lists the platform, matches every data source to an object of the ',
-        'new connection (tags, owners and status carried over), and retires the legacy data ',
-        'source endpoints for this integration. ',
-        el('a', { href: '/docs#/upgrade' }, 'What the upgrade changes (the API)')),
-      el('div', { class: 'check' }, confirm, el('label', { for: 'upgrade-confirm' },
-        `I understand that ${status.name} is upgraded to connection ${status.displayName}`)),
-      yes));
-  }
-  if (status.state === 'upgrading') {
-    const job = status.job || {};
-    body.push(el('section', {}, el('h2', {}, 'Upgrade'),
-      el('p', {}, `The upgrade job is ${job.state || 'starting'}…`),
-      el('progress', { 'aria-label': 'Upgrade progress' }),
-      el('p', {}, statsText(job.stats)),
-      job.state === 'failed' ? el('button', { type: 'button',
-        onclick: () => act(() => api('POST', `${base}/upgrade`, { confirm: true })) },
-      'Resume the upgrade') : null));
-    const timer = setTimeout(() => again().catch(() => {}), 1000);
-    leaving = () => clearTimeout(timer);
-  }
-  if (['partial', 'upgraded'].includes(status.state)) {
-    const unresolved = (await api('GET', `${base}/unresolved`)).data;
-    body.push(el('section', {}, el('h2', {}, 'Resolve'), unresolved.count
-      ? el('ul', {}, unresolved.hits.map((source) => resolveItem(source, status, base, act)))
-      : el('p', {}, 'Every data source is matched.')));
-    const finalize = el('button', { type: 'button', class: 'primary' }, 'Finalize');
-    finalize.addEventListener('click', () => act(() => api('POST', `${base}/finalize`)));
-    body.push(el('section', {}, el('h2', {}, 'Finalize'), el('p', {},
-      'Finalizing turns object sync on for the new connection.'), finalize));
-  }
-  if (status.state === 'finalized') {
-    body.push(el('p', { class: 'notice' }, `${status.name} is upgraded: `,
+  const state = status.state;
+  const body = [
+    ['not_started', 'started', 'validated'].includes(state) ? displayNameStep(status, base, act)
+      : null,
+    ['started', 'validated'].includes(state) ? credentialsStep(status, base, act) : null,
+    state === 'validated' ? confirmStep(status, base, act) : null,
+    state === 'upgrading' ? upgradingStep(status, base, act, again) : null,
+    ...(['partial', 'upgraded'].includes(state) ? await resolveSteps(status, base, act) : []),
+    state === 'finalized' ? el('p', { class: 'notice' }, `${status.name} is upgraded: `,
       pageLink(`/console/connections/${encodeURIComponent(status.displayName)}`,
-        `connection ${status.displayName}`)));
-  }
-  main.replaceChildren(...[el('h1', {}, `Upgrade ${status.name}`), steps, facts, outcome, ...body]
-    .filter(Boolean));
+        `connection ${status.displayName}`)) : null,
+  ];
+  main.replaceChildren(...[el('h1', {}, `Upgrade ${status.name}`), ...upgradeSummary(status),
+    outcome, ...body].filter(Boolean));
+}
+
+function upgradeSummary(status) {
+  const step = STEP_OF[status.state] ?? 0;
+  return [
+    el('ol', { class: 'steps', 'aria-label': 'Steps' }, UPGRADE_STEPS.map((label, i) =>
+      el('li', { 'aria-current': i === step ? 'step' : null },
+        i < step || status.state === 'finalized' ? `${label} (done)` : label))),
+    el('dl', { class: 'facts' },
+      el('dt', {}, 'Integration'), el('dd', {}, `${status.name} (${status.technology})`),
+      el('dt', {}, 'State'), el('dd', {}, stateBadge(status.state)),
+      el('dt', {}, 'Display Name'), el('dd', {}, status.displayName || '—'),
+      el('dt', {}, 'Data sources'), el('dd', {}, Object.entries(status.counts || {})
+        .map(([k, v]) => `${k} ${v}`).join(', ') || String(status.dataSourceCount ?? 0))),
+  ];
+}
+
+function displayNameStep(status, base, act) {
+  const display = el('input', { name: 'displayName', value: status.displayName || status.name });
+  const form = el('form', {}, el('h2', {}, 'Display Name'),
+    field('Display Name', display, 'The new connection\'s key.'),
+    el('button', { type: 'submit', class: 'primary' }, 'Start Upgrade'));
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    act(() => api('POST', `${base}/start`, { displayName: display.value }));
+  });
+  return form;
+}
+
+function confirmStep(status, base, act) {
+  const confirm = el('input', { type: 'checkbox', id: 'upgrade-confirm' });
+  const yes = el('button', { type: 'button', class: 'primary', disabled: true },
+    'Yes, Upgrade Connection');
+  confirm.addEventListener('change', () => { yes.disabled = !confirm.checked; });
+  yes.addEventListener('click', () => act(() => api('POST', `${base}/upgrade`, { confirm: true })));
+  return el('section', {}, el('h2', {}, 'Confirm'),
+    el('p', {}, 'The upgrade lists the platform, matches every data source to an object of the ',
+      'new connection (tags, owners and status carried over), and retires the legacy data ',
+      'source endpoints for this integration. ',
+      el('a', { href: '/docs#/upgrade' }, 'What the upgrade changes (the API)')),
+    el('div', { class: 'check' }, confirm, el('label', { for: 'upgrade-confirm' },
+      `I understand that ${status.name} is upgraded to connection ${status.displayName}`)),
+    yes);
+}
+
+function upgradingStep(status, base, act, again) {
+  const job = status.job || {};
+  const timer = setTimeout(() => again().catch(() => {}), 1000);
+  leaving = () => clearTimeout(timer);
+  return el('section', {}, el('h2', {}, 'Upgrade'),
+    el('p', {}, `The upgrade job is ${job.state || 'starting'}…`),
+    el('progress', { 'aria-label': 'Upgrade progress' }),
+    el('p', {}, statsText(job.stats)),
+    job.state === 'failed' ? el('button', { type: 'button',
+      onclick: () => act(() => api('POST', `${base}/upgrade`, { confirm: true })) },
+    'Resume the upgrade') : null);
+}
+
+async function resolveSteps(status, base, act) {
+  const unresolved = (await api('GET', `${base}/unresolved`)).data;
+  const finalize = el('button', { type: 'button', class: 'primary' }, 'Finalize');
+  finalize.addEventListener('click', () => act(() => api('POST', `${base}/finalize`)));
+  return [
+    el('section', {}, el('h2', {}, 'Resolve'), unresolved.count
+      ? el('ul', {}, unresolved.hits.map((source) => resolveItem(source, status, base, act)))
+      : el('p', {}, 'Every data source is matched.')),
+    el('section', {}, el('h2', {}, 'Finalize'), el('p', {},
+      'Finalizing turns object sync on for the new connection.'), finalize),
+  ];
 }
 
 function credentialsStep(status, base, act) {
