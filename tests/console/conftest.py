@@ -240,7 +240,7 @@ class Page:
             raise
 
     def click(self, text: str) -> None:
-        xpath = f"//main//*[self::button or self::a][normalize-space()={_literal(text)}]"
+        xpath = f"//main//*[self::button or self::a][normalize-space()={literal(text)}]"
         for attempt in range(3):  # the page may be redrawn between finding and clicking
             try:
                 self.wait(ready.element_to_be_clickable((By.XPATH, xpath))).click()
@@ -250,7 +250,7 @@ class Page:
                     raise
 
     def fill(self, label: str, value: str) -> None:
-        xpath = f"//label[normalize-space()={_literal(label)}]"
+        xpath = f"//label[normalize-space()={literal(label)}]"
         target = self.wait(ready.presence_of_element_located((By.XPATH, xpath)))
         field = self.browser.find_element(By.ID, target.get_attribute("for") or "")
         field.clear()
@@ -262,7 +262,7 @@ class Page:
         self.browser.save_screenshot(str(SHOTS / f"{name}.png"))
 
 
-def _literal(text: str) -> str:
+def literal(text: str) -> str:
     if "'" not in text:
         return f"'{text}'"
     parts = text.split("'")

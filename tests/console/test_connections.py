@@ -8,18 +8,21 @@ from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ready
 
-from tests.console.conftest import QUOTED, XSS, Page, Remote, Stack
+from tests.console.conftest import QUOTED, XSS, Page, Remote, Stack, literal
 
 
 def expand(page: Page, name: str) -> None:
-    toggle = f"//button[@aria-label='Show the children of {name}']"
+    toggle = f"//button[@aria-label={literal('Show the children of ' + name)}]"
     page.wait(ready.element_to_be_clickable((By.XPATH, toggle))).click()
 
 
 def select(page: Page, name: str) -> None:
     node = page.wait(
         ready.element_to_be_clickable(
-            (By.XPATH, f"//ul[@role='tree']//button[@class='node'][normalize-space()='{name}']")
+            (
+                By.XPATH,
+                f"//ul[@role='tree']//button[@class='node'][normalize-space()={literal(name)}]",
+            )
         )
     )
     node.click()
