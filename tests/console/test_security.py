@@ -107,7 +107,12 @@ WRITES = [
         {"user": "gov", "catalog": "a", "schema": "b", "table": "c"},
     ),
     ("access", "POST", "/console/readers", {"catalog": "a", "schema": "b", "table": "c"}),
+    ("requests", "POST", "/requests/1/acknowledge", None),
     ("upgrade", "POST", "/data/upgrade/x/start", {"displayName": "y"}),
+    ("upgrade", "POST", "/data/upgrade/x/validate", {}),
+    ("upgrade", "POST", "/data/upgrade/x/upgrade", {"confirm": True}),
+    ("upgrade", "POST", "/data/upgrade/x/resolve/1", {"action": "retry"}),
+    ("upgrade", "POST", "/data/upgrade/x/finalize", None),
     ("sign-out", "POST", "/console/signout", None),
 ]
 
