@@ -123,14 +123,20 @@ def readers(snapshot: PolicySnapshot, cluster: ClusterSettings, body: TableBody)
     }
 
 
+async def admitted(request: Request) -> Caller:
+    """The caller as the admin API authenticates and admits it (its 401 and 403)."""
+    caller: Caller = await request.app.state.authenticate(request)
+    plane: ControlPlane = request.app.state.plane
+    await run_in_threadpool(plane.admit, caller)
+    return caller
+
+
 def explain_router(current: Current) -> APIRouter:
     router = APIRouter(include_in_schema=False)
 
     @router.post("/console/explain")
     async def explain_endpoint(request: Request, body: ExplainBody) -> dict[str, Any]:
-        caller: Caller = await request.app.state.authenticate(request)
-        plane: ControlPlane = request.app.state.plane
-        await run_in_threadpool(plane.admit, caller)
+        caller = await admitted(request)
         if body.user != caller.name and not caller.has(GOVERNANCE):
             raise Forbidden(
                 GOVERNANCE.value,
@@ -143,9 +149,7 @@ def explain_router(current: Current) -> APIRouter:
 
     @router.post("/console/readers")
     async def readers_endpoint(request: Request, body: TableBody) -> dict[str, Any]:
-        caller: Caller = await request.app.state.authenticate(request)
-        plane: ControlPlane = request.app.state.plane
-        await run_in_threadpool(plane.admit, caller)
+        caller = await admitted(request)
         if not caller.has(GOVERNANCE):
             raise Forbidden(
                 GOVERNANCE.value,
