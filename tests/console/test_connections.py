@@ -143,6 +143,8 @@ def test_edit_a_connections_credentials_validated_first_and_its_schedule(
         page.fill("User", other)
         page.click("Validate Connection")
         page.text("The platform accepted these details.")
+        page.browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", save)
+        page.shot("connection-edit")
         save.click()
         saved = "edited: endpoint, credentials saved"
         page.wait(ready.text_to_be_present_in_element((By.ID, "status"), saved))
