@@ -377,7 +377,7 @@ def main() -> int:
             for server in SERVERS:
                 stack.enter_context(run.started(commands[server](), work / f"{server}.log"))
             for server in SERVERS:
-                run.wait_ready(ports[server], sidecar=server == "sidecar")
+                run.wait_ready(ports[server], sidecar=server == "sidecar", timeout=120)
             started = time.monotonic()
             report["checked"] = check(ports, single, batch)
             print(f"answers checked in {time.monotonic() - started:.0f} s", file=sys.stderr)

@@ -8,12 +8,17 @@ is decided (100,000 items are 100,000 dicts). With all of them in the old genera
 collections behind large batches took 0.1-0.85 s each, freed nothing, and every check waited.
 
 So they are moved to the permanent generation (`gc.freeze`), which collections skip: after
-start, on each new revision, at the start of each slice of a batch's turn (sidecar/turns.py) and
+start, on each new revision, every second (`tick`: what checks of bodies never seen added to the
+decision cache meanwhile), at the start of each slice of a batch's turn (sidecar/turns.py) and
 right after a large body is parsed. A frozen object is still freed as soon as nothing refers to
 it; only a reference cycle that turns to garbage while frozen waits, for the next `settle`
 (unfreeze, one full collection, freeze again). That runs when the frozen objects have doubled
 since the last one, once no batch is in progress (or after SETTLE_SECONDS regardless), so what
-waits there is bounded by the worker's live state."""
+waits there is bounded by the worker's live state.
+
+Counting the frozen objects walks every one of them (CPython keeps no count): with a full
+decision cache, a million objects and tens of milliseconds in which nothing else runs. So they
+are counted at most every COUNT_SECONDS, not on every look."""
 
 from __future__ import annotations
 
@@ -27,22 +32,34 @@ T = TypeVar("T")
 
 GROWTH = 2  # frozen objects, relative to the last settle, that call for another
 SETTLE_SECONDS = 600.0  # past this since the last settle, a batch in progress does not delay it
+COUNT_SECONDS = 30.0  # the frozen objects are counted at most this often
 
 
 class Frozen:
-    """When to settle: the frozen objects after the last settle, and its time."""
+    """When to settle: the frozen objects after the last settle, and its time; the frozen
+    objects when last counted (`count`), and when."""
 
     def __init__(self) -> None:
         self.settled, self.at = 0, 0.0
+        self.count, self._counted = 0, 0.0
 
     def settle(self) -> None:
         gc.unfreeze()
         gc.collect()
         gc.freeze()
-        self.settled, self.at = gc.get_freeze_count(), time.monotonic()
+        self.settled = self.count = gc.get_freeze_count()
+        self.at = self._counted = time.monotonic()
+
+    def tick(self, batches_in_progress: bool) -> bool:
+        """Once a second: freeze what is alive, and settle if the frozen objects have grown."""
+        gc.freeze()
+        return self.settle_if_grown(batches_in_progress)
 
     def settle_if_grown(self, batches_in_progress: bool) -> bool:
-        if gc.get_freeze_count() <= GROWTH * self.settled:
+        now = time.monotonic()
+        if now - self._counted >= COUNT_SECONDS:
+            self.count, self._counted = gc.get_freeze_count(), now
+        if self.count <= GROWTH * self.settled:
             return False
         if batches_in_progress and time.monotonic() - self.at < SETTLE_SECONDS:
             return False

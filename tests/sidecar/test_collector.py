@@ -112,6 +112,7 @@ def test_a_frozen_cycle_turned_garbage_is_reclaimed_by_the_next_settle():
 
 
 def test_settle_waits_for_growth_and_for_batches_unless_overdue(monkeypatch):
+    monkeypatch.setattr(collector, "COUNT_SECONDS", 0.0)  # counted on every look
     frozen = Frozen()
     frozen.settle()
     assert frozen.settle_if_grown(batches_in_progress=False) is False  # nothing new
@@ -121,6 +122,33 @@ def test_settle_waits_for_growth_and_for_batches_unless_overdue(monkeypatch):
     monkeypatch.setattr(collector, "SETTLE_SECONDS", 0.0)
     assert frozen.settle_if_grown(batches_in_progress=True) is True
     assert frozen.settled >= len(kept)
+
+
+def test_the_frozen_objects_are_counted_at_most_every_count_seconds(monkeypatch):
+    """Counting walks every frozen object (a full decision cache: tens of milliseconds in which
+    the worker answers nothing), so the once-a-second look must not count every time."""
+    frozen = Frozen()
+    frozen.settle()
+    counts = []
+    real = gc.get_freeze_count
+    monkeypatch.setattr(gc, "get_freeze_count", lambda: counts.append(1) or real())
+    for _ in range(10):
+        frozen.tick(batches_in_progress=False)
+    assert counts == []  # settled just now: the count of the settle stands
+    monkeypatch.setattr(collector, "COUNT_SECONDS", 0.0)
+    frozen.tick(batches_in_progress=False)
+    assert len(counts) == 1
+
+
+def test_a_tick_freezes_what_lives():
+    """Checks of bodies never seen fill the decision cache without any batch's turn freezing
+    it; the tick keeps it out of full collections all the same."""
+    frozen = Frozen()
+    frozen.settle()
+    kept = [[i] for i in range(10_000)]
+    before = gc.get_freeze_count()
+    frozen.tick(batches_in_progress=False)
+    assert gc.get_freeze_count() >= before + len(kept)
 
 
 def test_pauses_are_counted_by_generation():
