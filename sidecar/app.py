@@ -447,7 +447,7 @@ class Sidecar:
             "cached_decisions": sizes["decisions"],
             "open_connections": http.GATE.open,
             "max_connections": http.LIMITS.max_connections,
-            "gc_frozen_objects": self._frozen.count,  # as last counted (sidecar/collector.py)
+            "gc_frozen_objects": self._frozen.count,  # at the last settle (sidecar/collector.py)
         }
 
     async def _save_stats(self) -> None:

@@ -112,21 +112,20 @@ def test_a_frozen_cycle_turned_garbage_is_reclaimed_by_the_next_settle():
 
 
 def test_settle_waits_for_growth_and_for_batches_unless_overdue(monkeypatch):
-    monkeypatch.setattr(collector, "COUNT_SECONDS", 0.0)  # counted on every look
     frozen = Frozen()
     frozen.settle()
     assert frozen.settle_if_grown(batches_in_progress=False) is False  # nothing new
-    kept = [[i] for i in range(frozen.settled + 1)]  # more than doubles the frozen objects
+    kept = [[i] for i in range(frozen.blocks + 1)]  # more than doubles the allocated blocks
     gc.freeze()
     assert frozen.settle_if_grown(batches_in_progress=True) is False
     monkeypatch.setattr(collector, "SETTLE_SECONDS", 0.0)
     assert frozen.settle_if_grown(batches_in_progress=True) is True
-    assert frozen.settled >= len(kept)
+    assert frozen.count >= len(kept)
 
 
-def test_the_frozen_objects_are_counted_at_most_every_count_seconds(monkeypatch):
-    """Counting walks every frozen object (a full decision cache: tens of milliseconds in which
-    the worker answers nothing), so the once-a-second look must not count every time."""
+def test_a_tick_never_counts_the_frozen_objects(monkeypatch):
+    """Counting walks every frozen object (a full decision cache: 0.1 s in which the worker
+    answers nothing), so the once-a-second look must not count them; a settle does, once."""
     frozen = Frozen()
     frozen.settle()
     counts = []
@@ -134,9 +133,8 @@ def test_the_frozen_objects_are_counted_at_most_every_count_seconds(monkeypatch)
     monkeypatch.setattr(gc, "get_freeze_count", lambda: counts.append(1) or real())
     for _ in range(10):
         frozen.tick(batches_in_progress=False)
-    assert counts == []  # settled just now: the count of the settle stands
-    monkeypatch.setattr(collector, "COUNT_SECONDS", 0.0)
-    frozen.tick(batches_in_progress=False)
+    assert counts == []
+    frozen.settle()
     assert len(counts) == 1
 
 
