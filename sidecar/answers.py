@@ -38,6 +38,10 @@ log = logging.getLogger(__name__)
 EMPTY_REGISTRY = Registry()
 
 
+BatchAnswer = tuple[bytes, str, int, int]
+"""A batch body's encoded answer, its operation, the items allowed and the items asked."""
+
+
 def request_key(request: Request) -> Hashable:
     """The decision cache's key of a request without a fast key from its body."""
     return (request.identity, request.operation, request.resource, request.target)
@@ -67,6 +71,11 @@ class Answers:
         # like decisions; keys from sidecar.datapolicies, never with the queryId.
         self._data_answers: OrderedDict[Hashable, bytes] = OrderedDict()
         self.cached_answer: Callable[[Hashable], bytes | None] = self._data_answers.get
+        # Whole answers to batch bodies answered from the decision cache (sidecar/app.py), kept
+        # and dropped like decisions: a batch seen again is one lookup, not one per item, which a
+        # full decision cache makes slow (its table no longer fits the processor's caches).
+        # Each is held with its revision and served at that revision only.
+        self._batch_answers: OrderedDict[Hashable, tuple[str, BatchAnswer]] = OrderedDict()
         self._inflight: dict[Identity, asyncio.Future[View]] = {}
         self._registry_fetch: asyncio.Future[tuple[str, Registry, AccessGrantMapping]] | None = None
         self.heard = time.monotonic()  # when the PDP last said anything on the watch
@@ -97,6 +106,7 @@ class Answers:
         self._views.clear()
         self._decisions.clear()
         self._data_answers.clear()
+        self._batch_answers.clear()
 
     async def decide(self, request: Request, key: Hashable | None = None) -> Decision:
         """`key` identifies the request in the decision cache; by default it is derived from
@@ -171,6 +181,21 @@ class Answers:
         if len(decisions) >= self._decision_limit:
             decisions.popitem(last=False)
         decisions[key] = decision
+
+    def cached_batch(self, key: Hashable) -> BatchAnswer | None:
+        held = self._batch_answers.get(key)
+        return None if held is None or held[0] != self.revision else held[1]
+
+    def remember_batch(self, key: Hashable, answer: BatchAnswer) -> None:
+        """Keep a batch body's answer, made just now from cached decisions alone: it is what
+        they answer at this revision (the cache is dropped with them, and never served at
+        another revision, whatever a revision keeps of the decisions)."""
+        if self.revision is None:
+            return
+        answers = self._batch_answers
+        if len(answers) >= self._decision_limit:
+            answers.popitem(last=False)
+        answers[key] = (self.revision, answer)
 
     def has_view(self, identity: Identity) -> bool:
         """Whether the user's view is at hand (deciding needs no call to the PDP)."""
@@ -309,8 +334,9 @@ class Answers:
                 views[identity] = view
             self._views = views
         self._decision_limit = decision_cache
-        while len(self._decisions) > decision_cache:
-            self._decisions.popitem(last=False)
+        for cache in (self._decisions, self._batch_answers):
+            while len(cache) > decision_cache:
+                cache.popitem(last=False)
         self._max_stale = max_stale
 
     def known(self) -> tuple[str | None, tuple[Registry, AccessGrantMapping] | None, dict]:

@@ -231,14 +231,21 @@ class Sidecar:
         return TRUE if decision.allowed else FALSE
 
     def _batch_from_memory(self, body: bytes) -> bytes | None:
-        known = self._batch_keys.find(body)[1]
-        found = None if known is None else self._cached_batch(known)
-        if found is None:
+        bare, known = self._batch_keys.find(body)
+        if known is None:
             return None
-        operation, allowed, asked = found
-        self.stats.decisions[operation, "allow"] += len(allowed)
-        self.stats.decisions[operation, "deny"] += asked - len(allowed)
-        return orjson.dumps({"result": allowed})
+        held = self.answers.cached_batch(bare)
+        if held is None:
+            found = self._cached_batch(known)
+            if found is None:
+                return None
+            operation, indices, asked = found
+            held = (orjson.dumps({"result": indices}), operation, len(indices), asked)
+            self.answers.remember_batch(bare, held)
+        answer, operation, allowed, asked = held
+        self.stats.decisions[operation, "allow"] += allowed
+        self.stats.decisions[operation, "deny"] += asked - allowed
+        return answer
 
     def _row_filters_from_memory(self, body: bytes) -> bytes | None:
         return self._data_answer_from_memory(body, self._row_filter_keys)

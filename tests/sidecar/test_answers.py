@@ -114,3 +114,17 @@ def test_a_batchs_items_are_decided_as_one_by_one():
         assert await answers.decide_all([], []) == []
 
     asyncio.run(scenario())
+
+
+def test_a_batch_answer_is_served_at_its_revision_only():
+    """A whole batch answer is kept with the revision it was made at: a later revision, even
+    one that keeps the decisions it was made from, never gets it."""
+    answers = answers_for(SlowPdp())
+    held = (b'{"result":[0]}', "FilterTables", 1, 2)
+    answers.remember_batch(b"body", held)
+    assert answers.cached_batch(b"body") == held
+    answers.revision = "r2"  # the decisions kept (a revision's delta would keep some)
+    assert answers.cached_batch(b"body") is None
+    answers.revision = "r1"
+    answers.reset("r1")  # the cluster's settings changed: everything goes
+    assert answers.cached_batch(b"body") is None
