@@ -14,11 +14,10 @@ from pdp.api import HEARTBEAT_SECONDS, KEEPALIVE_SERVER, METADATA_LIMIT, pb, rpc
 from pdp.config.errors import Problem
 from pdp.config.listen import ensure_listen_free
 from pdp.core import decide
-from pdp.core.model import ClusterSettings, Identity, Settings, View
+from pdp.core.model import ClusterSettings, Identity, PolicyGrants, Settings, View
 from pdp.policy import PolicySnapshot, Revisions
 from pdp.service.monitor import measured, streamed
 from pdp.wire import proto
-from pdp.wire.proto import Grants
 
 log = logging.getLogger(__name__)
 
@@ -34,13 +33,14 @@ class PdpServicer(rpc.PolicyDecisionPointServicer):
     ) -> None:
         self._revisions, self._cluster, self._rejected = revisions, cluster, rejected
         self._degraded = degraded
-        self._grants: LRUCache = LRUCache(cache_size)  # (revision, identity) -> Trino grants
+        # (revision, identity) -> Trino grants (their tables' grants are remembered as asked)
+        self._grants: LRUCache = LRUCache(cache_size)
         self._entitlements: LRUCache = LRUCache(cache_size)  # same key -> encoded message
 
     def _effective(self, snapshot: PolicySnapshot) -> Settings:
         return self._cluster().effective(snapshot.mapping)
 
-    def _trino_grants(self, snapshot: PolicySnapshot, identity: Identity) -> Grants:
+    def _trino_grants(self, snapshot: PolicySnapshot, identity: Identity) -> PolicyGrants:
         key = (snapshot.revision, identity)
         grants = self._grants.get(key)
         if grants is None:
@@ -85,11 +85,14 @@ class PdpServicer(rpc.PolicyDecisionPointServicer):
         key = (snapshot.revision, identity)
         cached = self._entitlements.get(key)
         if cached is None:
-            grants = self._trino_grants(snapshot, identity)
             subject = snapshot.subject(identity.user, identity.groups)
             masks, filters = snapshot.data_policies(subject)
             cached = self._entitlements[key] = proto.entitlements_to_pb(
-                snapshot.revision, grants, masks, filters, snapshot.owned(subject)
+                snapshot.revision,
+                snapshot.trino_positions(subject),
+                masks,
+                filters,
+                snapshot.owned(subject),
             )
         return cached
 

@@ -61,15 +61,17 @@ async def test_batch_decide_keeps_order(pdp):
 
 
 async def test_entitlements_merge_trino_groups_with_the_directory(pdp):
+    """Entitlements name the registry's policies by position; the registry says what each
+    grants on which tables (a policy on a whole schema by that schema's position)."""
     _, _, stub = pdp
+    registry = await stub.GetRegistry(pb.RegistryRequest())
+    policies = [(p.policy, p.access, list(p.schemas), list(p.tables)) for p in registry.policies]
     bob = await stub.GetEntitlements(pb.EntitlementsRequest(identity=pb.Identity(user="bob")))
-    assert [(t.table.table, [(g.policy, g.access) for g in t.grants]) for t in bob.tables] == [
-        ("orders", [("orders-writers", "WRITE")])
-    ]
+    assert [policies[i] for i in bob.policies] == [("orders-writers", "WRITE", [0], [])]
     carol = await stub.GetEntitlements(
         pb.EntitlementsRequest(identity=pb.Identity(user="carol", groups=["analysts"]))
     )
-    assert [g.policy for t in carol.tables for g in t.grants] == ["orders-readers"]
+    assert [policies[i][0] for i in carol.policies] == ["orders-readers"]
 
 
 async def test_registry_lists_active_data_sources_and_the_mapping(pdp):
