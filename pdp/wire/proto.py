@@ -36,6 +36,7 @@ from pdp.core.model import (
     table_key,
 )
 
+
 def identity_to_pb(identity: Identity) -> pb.Identity:
     return pb.Identity(user=identity.user, groups=sorted(identity.groups))
 
