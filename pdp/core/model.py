@@ -179,7 +179,8 @@ Targeted = tuple[PolicyGrant, frozenset[TableKey]]
 class PolicyGrants(Mapping[TableKey, tuple[PolicyGrant, ...]]):
     """A user's grants (data source -> granting policies, in policy order) held as the policies
     that apply to the user, each with its targets shared with every other user: no object per
-    table. A table's grants are found on first ask and remembered."""
+    table. A granted table's policies are found on first ask and remembered (at most one entry
+    per table the user sees, as a dict of them would hold)."""
 
     __slots__ = ("_asked", "_keys", "policies")
 
@@ -191,8 +192,13 @@ class PolicyGrants(Mapping[TableKey, tuple[PolicyGrant, ...]]):
     def get(self, key: TableKey, default: object = None) -> object:  # type: ignore[override]
         found = self._asked.get(key)
         if found is None:
-            found = self._asked[key] = tuple(g for g, tables in self.policies if key in tables)
-        return found or default
+            if self._keys is not None and key not in self._keys:
+                return default
+            found = tuple(g for g, tables in self.policies if key in tables)
+            if not found:
+                return default
+            self._asked[key] = found
+        return found
 
     def __getitem__(self, key: TableKey) -> tuple[PolicyGrant, ...]:
         found = self.get(key)
@@ -214,6 +220,11 @@ class PolicyGrants(Mapping[TableKey, tuple[PolicyGrant, ...]]):
 
     def __len__(self) -> int:
         return len(self.keys())
+
+    @property
+    def size(self) -> int:
+        """Entries held for this user alone (the targets are shared): a cheap weight."""
+        return len(self.policies) + len(self._asked) + (len(self._keys) if self._keys else 0)
 
 
 ColumnTags = Mapping[str, frozenset[str]]
@@ -329,6 +340,13 @@ class View:
     # The data sources the user owns (Data Owner on the table or above, in the store): masks
     # that exempt owners skip them.
     owned: frozenset[TableKey] = frozenset()
+
+    @property
+    def size(self) -> int:
+        """Entries the view holds beyond the registry it shares: a cheap weight for caches."""
+        grants = self.grants
+        held = grants.size if isinstance(grants, PolicyGrants) else len(grants)
+        return 1 + held + len(self.mask_policies) + len(self.filters) + len(self.owned)
 
 
 class Basis(StrEnum):
