@@ -182,7 +182,7 @@ class Answers:
                 continue
             registry, mapping = held
             try:  # the registry at the same revision says what each applying policy grants
-                grants = registry.grants(policies)
+                grants = policies if isinstance(policies, Mapping) else registry.grants(policies)
             except IndexError:
                 raise PdpUnavailable(
                     "the entitlements name a policy the registry does not list"

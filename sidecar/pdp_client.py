@@ -13,6 +13,7 @@ from pdp.auth.grpc import bearer_interceptors
 from pdp.config.errors import Problem
 from pdp.core.model import AccessGrantMapping, Identity, Registry, TableKey
 from pdp.wire import proto
+from pdp.wire.proto import Grants
 
 
 class PdpUnavailable(Exception):
@@ -72,18 +73,21 @@ class PdpClient:
 
     async def entitlements(
         self, identity: Identity
-    ) -> tuple[str, Sequence[int], frozenset[str], dict[str, str], frozenset[TableKey]]:
+    ) -> tuple[str, Sequence[int] | Grants, frozenset[str], dict[str, str], frozenset[TableKey]]:
         """The revision, the positions in that revision's registry of the policies that apply
-        to the user, their data policies (masks, rendered row filters) and what they own."""
+        to the user (or, from a PDP before compact entitlements, their grants per table), their
+        data policies (masks, rendered row filters) and what they own."""
         try:
             message = await self._stub.GetEntitlements(
-                pb.EntitlementsRequest(identity=proto.identity_to_pb(identity)),
+                pb.EntitlementsRequest(identity=proto.identity_to_pb(identity), compact=True),
                 timeout=self._timeout,
             )
         except (grpc.aio.AioRpcError, TokenError) as exc:
             raise PdpUnavailable(f"GetEntitlements: {_describe(exc)}") from exc
         masks, filters = proto.data_policies_from_pb(message)
         owned = proto.owned_from_pb(message)
+        if message.tables:
+            return message.revision, proto.table_grants_from_pb(message), masks, filters, owned
         return message.revision, message.policies, masks, filters, owned
 
     async def revisions(self) -> AsyncIterator[str]:

@@ -82,18 +82,21 @@ class PdpServicer(rpc.PolicyDecisionPointServicer):
     ) -> pb.Entitlements:
         snapshot = self._revisions.current
         identity = proto.identity_from_pb(request.identity)
-        key = (snapshot.revision, identity)
+        key = (snapshot.revision, identity, request.compact)
         cached = self._entitlements.get(key)
         if cached is None:
             subject = snapshot.subject(identity.user, identity.groups)
             masks, filters = snapshot.data_policies(subject)
             cached = self._entitlements[key] = proto.entitlements_to_pb(
                 snapshot.revision,
-                snapshot.trino_positions(subject),
+                snapshot.trino_positions(subject) if request.compact else (),
                 masks,
                 filters,
                 snapshot.owned(subject),
             )
+            if not request.compact:  # a sidecar before compact entitlements: per table
+                grants = self._trino_grants(snapshot, identity)
+                cached.tables.extend(proto.table_grants_to_pb(grants))
         return cached
 
     @measured("GetRegistry")

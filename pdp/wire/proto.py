@@ -36,6 +36,8 @@ from pdp.core.model import (
     table_key,
 )
 
+Grants = Mapping[TableKey, tuple[PolicyGrant, ...]]
+
 
 def identity_to_pb(identity: Identity) -> pb.Identity:
     return pb.Identity(user=identity.user, groups=sorted(identity.groups))
@@ -253,6 +255,27 @@ def entitlements_to_pb(
     )
 
 
+def table_grants_to_pb(grants: Mapping[TableKey, tuple[PolicyGrant, ...]]) -> list[pb.TableGrant]:
+    """The per-table form, for sidecars before compact entitlements."""
+    return [
+        pb.TableGrant(
+            table=_table(key),
+            grants=[pb.PolicyGrant(policy=g.policy, access=g.access) for g in grants[key]],
+        )
+        for key in sorted(grants)
+    ]
+
+
+def table_grants_from_pb(message: pb.Entitlements) -> dict[TableKey, tuple[PolicyGrant, ...]]:
+    """The per-table form, from a PDP (or a saved state) before compact entitlements."""
+    return {
+        table_key(g.table.catalog, g.table.schema, g.table.table): tuple(
+            PolicyGrant(p.policy, Access(p.access)) for p in g.grants
+        )
+        for g in message.tables
+    }
+
+
 def view_to_pb(revision: str, view: View) -> pb.Entitlements:
     """What a view was built from, its policies by position in its registry's `policies`."""
     grants = view.grants
@@ -274,12 +297,20 @@ def owned_from_pb(message: pb.Entitlements) -> frozenset[TableKey]:
     return frozenset(table_key(t.catalog, t.schema, t.table) for t in message.owned_tables)
 
 
+def grants_from_pb(message: pb.Entitlements, registry: Registry) -> Grants:
+    """A user's grants, compact or per table (from a PDP or saved state before compact
+    entitlements). Raises ValueError when a policy's position is not in the registry."""
+    if message.tables:
+        return table_grants_from_pb(message)
+    try:
+        return registry.grants(message.policies)
+    except IndexError:
+        raise ValueError("the entitlements name a policy the registry does not list") from None
+
+
 def view_from_pb(message: pb.Entitlements, settings: Settings, registry: Registry) -> View:
     """A user's view from their entitlements and the registry of the same revision (raises
     ValueError when the message names a policy the registry does not list)."""
-    try:
-        grants = registry.grants(message.policies)
-    except IndexError:
-        raise ValueError("the entitlements name a policy the registry does not list") from None
     masks, filters = data_policies_from_pb(message)
+    grants = grants_from_pb(message, registry)
     return View(settings, registry, grants, masks, filters, owned_from_pb(message))

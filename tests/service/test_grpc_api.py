@@ -66,12 +66,28 @@ async def test_entitlements_merge_trino_groups_with_the_directory(pdp):
     _, _, stub = pdp
     registry = await stub.GetRegistry(pb.RegistryRequest())
     policies = [(p.policy, p.access, list(p.schemas), list(p.tables)) for p in registry.policies]
-    bob = await stub.GetEntitlements(pb.EntitlementsRequest(identity=pb.Identity(user="bob")))
+    bob = await stub.GetEntitlements(
+        pb.EntitlementsRequest(identity=pb.Identity(user="bob"), compact=True)
+    )
     assert [policies[i] for i in bob.policies] == [("orders-writers", "WRITE", [0], [])]
+    assert not bob.tables
     carol = await stub.GetEntitlements(
-        pb.EntitlementsRequest(identity=pb.Identity(user="carol", groups=["analysts"]))
+        pb.EntitlementsRequest(
+            identity=pb.Identity(user="carol", groups=["analysts"]), compact=True
+        )
     )
     assert [policies[i][0] for i in carol.policies] == ["orders-readers"]
+
+
+async def test_sidecars_before_compact_entitlements_get_grants_per_table(pdp):
+    """A sidecar of an earlier version does not ask for the compact form: it gets the grants
+    per table it reads, so a PDP can be upgraded before its sidecars."""
+    _, _, stub = pdp
+    bob = await stub.GetEntitlements(pb.EntitlementsRequest(identity=pb.Identity(user="bob")))
+    assert [(t.table.table, [(g.policy, g.access) for g in t.grants]) for t in bob.tables] == [
+        ("orders", [("orders-writers", "WRITE")])
+    ]
+    assert not bob.policies
 
 
 async def test_registry_lists_active_data_sources_and_the_mapping(pdp):

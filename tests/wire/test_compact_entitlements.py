@@ -4,7 +4,8 @@ A user's view is built three ways: from a plain dict of per-table grants (the re
 `View.grants` held before: the path-level grants of `PolicySnapshot.grants` by Trino table), as
 the PDP builds it (`PolicySnapshot.view`), and as a sidecar builds it from the wire (the registry
 and the user's entitlements encoded and decoded, then the saved state's encoding of that view
-decoded once more). Every decision on every table, schema and catalog must be the same, reasons
+decoded once more), and from the per-table form that PDPs and saved states of earlier versions
+send. Every decision on every table, schema and catalog must be the same, reasons
 and policies included."""
 
 from __future__ import annotations
@@ -71,7 +72,11 @@ def views(snapshot: PolicySnapshot, subject: Subject, cluster: Settings) -> list
     )
     wire = proto.view_from_pb(pb_copy(message), cluster, registry)
     saved = proto.view_from_pb(pb_copy(proto.view_to_pb("r", wire)), cluster, registry)
-    return [plain, pdp, wire, saved]
+    # from a PDP (or a saved state) before compact entitlements: a message per table
+    old = proto.entitlements_to_pb(snapshot.revision, (), masks, filters, owned)
+    old.tables.extend(proto.table_grants_to_pb(pdp.grants))
+    per_table = proto.view_from_pb(pb_copy(old), cluster, registry)
+    return [plain, pdp, wire, saved, per_table]
 
 
 def pb_copy(message):  # what crosses the wire: bytes, parsed afresh
