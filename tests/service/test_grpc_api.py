@@ -99,6 +99,22 @@ async def test_registry_lists_active_data_sources_and_the_mapping(pdp):
     assert list(registry.mapping.write) == ["READ", "WRITE"]
 
 
+async def test_the_registry_is_the_current_revisions(pdp):
+    """The registry message is built once per revision, and a new revision gets a new one."""
+    tree, running, stub = pdp
+    first = await stub.GetRegistry(pb.RegistryRequest())
+    assert first == await stub.GetRegistry(pb.RegistryRequest())
+    stream = stub.WatchRevision(pb.WatchRequest())
+    await asyncio.wait_for(stream.read(), 5)
+    tree.write("policies.yaml", WORKED_POLICIES.replace("orders-writers", "orders-editors"))
+    await asyncio.wait_for(stream.read(), 5)
+    second = await stub.GetRegistry(pb.RegistryRequest())
+    assert second.revision == running.policy.current.revision != first.revision
+    assert "orders-editors" in [p.policy for p in second.policies]
+    assert "orders-editors" not in [p.policy for p in first.policies]
+    stream.cancel()
+
+
 async def test_watch_sends_the_current_revision_then_each_new_one(pdp):
     tree, running, stub = pdp
     stream = stub.WatchRevision(pb.WatchRequest())
