@@ -19,10 +19,9 @@ from pdp.core.model import (
     ClusterSettings,
     Decision,
     Identity,
-    PolicyGrant,
     Registry,
     Request,
-    TableKey,
+    Settings,
     View,
 )
 from pdp.core.operations import needs_grants
@@ -241,13 +240,19 @@ class Answers:
 
     async def _fetch_view(self, identity: Identity) -> View:
         for _ in range(3):
-            revision, grants, masks, filters, owned = await self._client.entitlements(identity)
+            revision, policies, masks, filters, owned = await self._client.entitlements(identity)
             if revision != self.revision:
                 self.reset(revision)  # the PDP moved on before the watch told us
             held = await self._registry_at(revision)
             if held is None:
                 continue
             registry, mapping = held
+            try:  # the registry at the same revision says what each applying policy grants
+                grants = policies if isinstance(policies, Mapping) else registry.grants(policies)
+            except IndexError:
+                raise PdpUnavailable(
+                    "the entitlements name a policy the registry does not list"
+                ) from None
             settings = self._cluster().effective(mapping)
             view = View(settings, registry, grants, masks, filters, owned)
             if self.revision == revision:
@@ -340,24 +345,25 @@ class Answers:
         self._max_stale = max_stale
 
     def known(self) -> tuple[str | None, tuple[Registry, AccessGrantMapping] | None, dict]:
-        """The revision, the registry and each user's grants fetched at it (for saving)."""
-        return self.revision, self._registry, {i: v.grants for i, v in self._views.items()}
+        """The revision, the registry and each user's view fetched at it (for saving)."""
+        return self.revision, self._registry, dict(self._views.items())
 
     def restore(
         self,
         revision: str,
         registry: tuple[Registry, AccessGrantMapping] | None,
-        grants: Mapping[Identity, Mapping[TableKey, tuple[PolicyGrant, ...]]],
+        views: Mapping[Identity, Callable[[Settings, Registry], View]],
         heard: float,
     ) -> None:
         """Start from a saved state: as if the PDP had last been heard at `heard` (monotonic
-        clock), so the staleness bound counts from when that state was confirmed."""
+        clock), so the staleness bound counts from when that state was confirmed. `views`:
+        each user's view, to be built on the registry under the cluster's settings."""
         self.reset(revision)
         self._registry = registry
         if registry is not None:
             settings = self._cluster().effective(registry[1])
-            for identity, held in list(grants.items())[: int(self._views.maxsize)]:
-                self._views[identity] = View(settings, registry[0], held)
+            for identity, build in list(views.items())[: int(self._views.maxsize)]:
+                self._views[identity] = build(settings, registry[0])
         self.heard = self.lost_since = heard
 
     def _warn(self, message: str) -> None:
