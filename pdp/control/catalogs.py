@@ -11,8 +11,16 @@ answer and `pdp connections status` say so.
 A mapping decides who governs a catalog's tables in Trino: the Data Owners of the connection's
 objects own the Trino tables they map to (and masks that exempt owners skip them). So a caller
 without GOVERNANCE may map a catalog only when nobody governs it yet (the policy files, a Trino
-connection that lists it, another connection's mapping) or when the operator's catalog files
-show that it reads this very connection (the proposal); else 403 naming who governs it.
+connection that lists it, another connection's mapping, a legacy integration's) or when the
+operator's catalog files show that it reads this very connection (the proposal); else 403
+naming who governs it.
+
+A Trino connection claims every catalog its Trino lists, which nobody knows before its sync (and
+a Trino reached under another name, or a look-alike listing the same catalog names, is not told
+apart from the one the sidecars guard): the first claimant governs, and a caller without
+GOVERNANCE may register a Trino connection, or point one at another endpoint, only while no
+other Trino connection exists and no Trino catalog is governed. `check_claims` is the one
+place both rules are checked.
 """
 
 from __future__ import annotations
@@ -80,10 +88,29 @@ def governed(
 
 
 def check_claims(
-    caller: Caller, mapping: Mapping[str, str], governed: Mapping[str, str], proposal: Proposal
+    caller: Caller,
+    technology: Technology,
+    mapping: Mapping[str, str],
+    governed: Mapping[str, str],
+    proposal: Proposal,
+    trinos: Iterable[str] = (),
 ) -> None:
-    """403 unless `caller` may map each catalog of `mapping` (see the module's docstring)."""
+    """403 unless `caller` may claim what a connection of `technology` with `mapping` claims
+    (see the module's docstring); `trinos` names the other Trino connections."""
     if caller.has(GOVERNANCE):
+        return
+    if technology is Technology.TRINO:
+        claimants = [f"the Trino connection {k!r}" for k in sorted(trinos)]
+        claimants += [who for _, who in sorted(governed.items())]
+        if claimants:
+            by = claimants[0]
+            raise Forbidden(
+                "GOVERNANCE",
+                f"Trino catalogs are governed already (by {by}) and a Trino connection claims "
+                "every catalog its Trino lists: only GOVERNANCE may register another one or "
+                "point one at another endpoint",
+                by,
+            )
         return
     for database, catalog in sorted(mapping.items()):
         who = governed.get(fold(catalog))

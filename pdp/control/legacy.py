@@ -14,14 +14,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from pdp.control import permissions as perm
+from pdp.control.catalogs import check_mapping
 from pdp.control.permissions import Caller, Forbidden
 from pdp.control.plane import ControlPlane
 from pdp.objects.errors import Conflict, InvalidInput, NotFound
 from pdp.objects.paths import ObjectPath
-from pdp.policy.model import ObjectType
+from pdp.policy.model import ObjectType, Technology
 from pdp.store import ConnectionRecord, ConnectionState, NewConnection, Store
 from pdp.store import legacy as lg
 from pdp.store.legacy import Integration, LegacySource
+from pdp.store.rows import technology as technology_of
 
 
 class LegacyRetired(InvalidInput):
@@ -116,14 +118,13 @@ class LegacyApi:
                     )
                 except NotFound:
                     pass
+                technology, endpoint, catalogs = self._claims(caller, name, details)
                 integration = writer.create_integration(
                     name,
-                    details.get("technology", ""),
-                    details.get("endpoint") or {},
+                    technology,
+                    endpoint,
                     details.get("credentials") or {},
-                    {"trinoCatalogs": details["trinoCatalogs"]}
-                    if details.get("trinoCatalogs")
-                    else None,
+                    {"trinoCatalogs": catalogs} if catalogs else None,
                 )
             self._live(
                 integration,
@@ -145,6 +146,19 @@ class LegacyApi:
                 active=_status(body.get("status", "active")),
             )
         return source
+
+    def _claims(
+        self, caller: Caller, name: str, details: Mapping[str, Any]
+    ) -> tuple[Technology, Mapping[str, Any], dict[str, str]]:
+        """A new integration's technology, endpoint and `trinoCatalogs`, checked as a
+        connection's registration checks what it claims (`ControlPlane.may_claim`)."""
+        technology = technology_of(details.get("technology", ""), "connection.technology")
+        catalogs = details.get("trinoCatalogs") or {}
+        if catalogs:
+            catalogs = check_mapping(technology, catalogs, "connection.trinoCatalogs")
+        endpoint = details.get("endpoint") or {}
+        self.plane.may_claim(caller, name, technology, endpoint, catalogs)
+        return technology, endpoint, catalogs
 
     def edit_source(self, caller: Caller, source_id: str, body: Mapping[str, Any]) -> LegacySource:
         with self.store.write() as writer:

@@ -42,6 +42,15 @@ REGISTER = {
         "credentials": {"username": "pdp", "passwordEnv": "TRINO_PASSWORD"},
     },
 }
+# a PostgreSQL database, claiming no Trino catalog until given `trinoCatalogs`
+PG = {
+    "connectionKey": "pg",
+    "connection": {
+        "technology": "postgresql",
+        "endpoint": {"host": "localhost", "port": 54329},
+        "credentials": {"user": "crawler", "passwordEnv": "P"},  # a name ALLOWED allows
+    },
+}
 
 
 class Api:
