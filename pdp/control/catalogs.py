@@ -43,6 +43,12 @@ log = logging.getLogger(__name__)
 KEY = "trinoCatalogs"  # in a connection's settings: {database: catalog}
 LOOPBACK = {"localhost", "127.0.0.1", "::1"}
 POSTGRES_PORT = 5432
+# Trino connector -> the platform its catalogs read (a catalog file's `connector.name`)
+CONNECTORS = {
+    "postgresql": Technology.POSTGRESQL,
+    "snowflake": Technology.SNOWFLAKE,
+    "delta_lake": Technology.DATABRICKS,
+}
 
 
 @dataclass(frozen=True)
@@ -153,6 +159,23 @@ def propose(
     if not found:
         return Proposal({}, f"no postgresql catalog in {directory} points at {host}:{port}")
     return Proposal(found, f"proposed from the Trino catalog files in {directory}")
+
+
+def fronted(directory: Path | None) -> frozenset[Technology]:
+    """The platforms Trino's catalog files (`control.trinoCatalogFiles`) hold a catalog of: an
+    active data source on one of them that no catalog exposes is a reason to be degraded."""
+    if directory is None:
+        return frozenset()
+    found: set[Technology] = set()
+    for file in sorted(directory.glob("*.properties")):
+        try:
+            connector = read_entries(file.read_text(encoding="utf-8")).get("connector.name")
+        except OSError as error:
+            log.warning("cannot read the Trino catalog file %s: %s", file, error.strerror)
+            continue
+        if connector in CONNECTORS:
+            found.add(CONNECTORS[connector])
+    return frozenset(found)
 
 
 def _postgres_url(url: str) -> tuple[str, int, str] | None:
