@@ -8,12 +8,12 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
+from devstack.fakes import FakePlatform
 from pdp.admin import create_app
 from pdp.admin.auth import trusted_header
 from pdp.control import ControlPlane, SyncRunner
 from pdp.policy import DirectoryUser, GlobalPermission
 from pdp.store import References, Store
-from tests.control.fakes import FakePlatform
 from tests.control.pgremote import LOOPBACK
 
 G = GlobalPermission

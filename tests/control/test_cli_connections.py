@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.control import test_control_e2e as e2e
-from tests.control.test_control_e2e import Replica, write_world
+from devstack import replica
+from devstack.replica import Replica, write_world
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = (sys.executable, "-m", "pdp.cli", "connections")
@@ -73,7 +73,7 @@ def test_the_cli_registers_syncs_shows_and_deregisters(tmp_path):
 
 
 def test_the_cli_walks_an_upgrade_through(tmp_path, monkeypatch):
-    monkeypatch.setattr(e2e, "CLOSED", e2e.CLOSED + "immuta.user.admin=pdp\n")
+    monkeypatch.setattr(replica, "CLOSED", replica.CLOSED + "immuta.user.admin=pdp\n")
     world = tmp_path / "world.json"
     write_world(world, {"cat": {"sales": {"orders": [["id", "bigint"]]}}})
     pdp = Replica(tmp_path, f"sqlite:///{tmp_path}/store.db", world, "cli")

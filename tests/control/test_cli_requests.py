@@ -10,8 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-from tests.control import test_control_e2e as e2e
-from tests.control.test_control_e2e import Replica, write_world
+from devstack import replica
+from devstack.replica import Replica, write_world
 
 ROOT = Path(__file__).resolve().parents[2]
 ACTIVE = "builtins:\n  New Column Added: active\n"
@@ -48,7 +48,7 @@ def test_the_owner_lists_and_validates_a_new_column_from_the_cli(tmp_path):
         assert cli("requests", "list", "--all").stdout.strip() == "no requests"
 
         before = pdp.revision()
-        pdp.tree.write("policies.yaml", e2e.POLICIES + ACTIVE)
+        pdp.tree.write("policies.yaml", replica.POLICIES + ACTIVE)
         deadline = time.monotonic() + 20
         while pdp.revision() == before:
             assert time.monotonic() < deadline, "the policy edit was not picked up"

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.control.test_control_e2e import Replica, write_world
-from tests.support.processes import free_port, start_sidecar
+from devstack.processes import free_port, start_sidecar
+from devstack.replica import Replica, write_world
 
 ROOT = Path(__file__).resolve().parents[2]
 WARNING = "2 active data sources are not governed in Trino"
