@@ -172,6 +172,10 @@ class LegacyApi:
                 f"(status) and PUT /data/connection/{self._replacement(integration)} "
                 "(connection details)",
             )
+            details = body.get("connection") or {}
+            if integration.technology is Technology.TRINO and "endpoint" in details:
+                endpoint = details["endpoint"] or {}
+                self.plane.may_claim(caller, integration.name, integration.technology, endpoint, {})
             values: dict[str, Any] = {}
             if "tags" in body:
                 values["tags"] = _strings(body["tags"], "tags")
@@ -181,7 +185,6 @@ class LegacyApi:
                 values["active"] = _status(body["status"])
             if values:
                 source = writer.update_source(source_id, **values)
-            details = body.get("connection") or {}
             for part in ("endpoint", "credentials"):
                 self.plane.references.check(details.get(part), f"connection.{part}")
             changes = {k: details[k] for k in ("endpoint", "credentials") if k in details}

@@ -276,3 +276,23 @@ def test_the_legacy_data_source_api_claims_as_a_registration_does(api):
     )
     assert refused.status_code == 403, refused.text
     assert "governed by the connection 'legacy'" in refused.json()["error"]["message"]
+
+
+def test_a_legacy_trino_integration_cannot_be_pointed_at_a_governed_trino(api):
+    mine = {"name": "legacy", **TRINO, "endpoint": {"host": "mine.example"}}
+    source = {"database": "hold", "schema": "sales", "table": "orders", "connection": mine}
+    made = api.call("POST", "/dataSource", "creator", json=source)
+    assert made.status_code == 201, made.text  # nothing governed yet: the first claimant
+    api.register(trino("hc", "trino.example"), user="boss")
+    moved = api.call(
+        "PUT",
+        f"/dataSource/{made.json()['id']}",
+        "creator",
+        json={"tags": ["x"], "connection": {"endpoint": {"host": "trino.example"}}},
+    )
+    assert moved.status_code == 403, moved.text
+    assert "the Trino connection 'hc'" in moved.json()["error"]["message"]
+    with api.store.read() as reader:  # nothing applied
+        legacy = reader.integration("legacy")
+        assert legacy.endpoint["host"] == "mine.example"
+        assert [s.tags for s in reader.sources_of(legacy)] == [()]
