@@ -9,7 +9,7 @@ naming the `/data` endpoint that replaces it. Permission checks come before pars
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +20,7 @@ from pdp.control.plane import ControlPlane
 from pdp.objects.errors import Conflict, InvalidInput, NotFound
 from pdp.objects.paths import ObjectPath
 from pdp.policy.model import ObjectType, Technology
-from pdp.store import ConnectionRecord, ConnectionState, NewConnection, Store
+from pdp.store import ConnectionRecord, ConnectionState, NewConnection, Store, Writer
 from pdp.store import legacy as lg
 from pdp.store.legacy import Integration, LegacySource
 from pdp.store.rows import technology as technology_of
@@ -147,6 +147,23 @@ class LegacyApi:
             )
         return source
 
+    def _editable(
+        self,
+        writer: Writer,
+        caller: Caller,
+        source_id: str,
+        replacement: Callable[[str, str], str],
+    ) -> tuple[Integration, LegacySource]:
+        """A data source the caller may edit, of an integration not being upgraded (else 400
+        naming `replacement(the source's /data path, the connection's)`)."""
+        integration, source = writer.source(source_id)
+        self._require_source(writer, caller)
+        url = self._replacement(integration, *source.names)
+        self._live(
+            integration, "dataSourceId", source_id, replacement(url, self._replacement(integration))
+        )
+        return integration, source
+
     def _claims(
         self, caller: Caller, name: str, details: Mapping[str, Any]
     ) -> tuple[Technology, Mapping[str, Any], dict[str, str]]:
@@ -162,15 +179,14 @@ class LegacyApi:
 
     def edit_source(self, caller: Caller, source_id: str, body: Mapping[str, Any]) -> LegacySource:
         with self.store.write() as writer:
-            integration, source = writer.source(source_id)
-            self._require_source(writer, caller)
-            self._live(
-                integration,
-                "dataSourceId",
+            integration, source = self._editable(
+                writer,
+                caller,
                 source_id,
-                f"PUT /data/settings/{self._replacement(integration, *source.names)} "
-                f"(status) and PUT /data/connection/{self._replacement(integration)} "
-                "(connection details)",
+                lambda url, key: (
+                    f"PUT /data/settings/{url} (status) and PUT "
+                    f"/data/connection/{key} (connection details)"
+                ),
             )
             details = body.get("connection") or {}
             if integration.technology is Technology.TRINO and "endpoint" in details:
@@ -194,14 +210,7 @@ class LegacyApi:
 
     def delete_source(self, caller: Caller, source_id: str) -> str:
         with self.store.write() as writer:
-            integration, source = writer.source(source_id)
-            self._require_source(writer, caller)
-            self._live(
-                integration,
-                "dataSourceId",
-                source_id,
-                f"DELETE /data/object/{self._replacement(integration, *source.names)}",
-            )
+            self._editable(writer, caller, source_id, lambda url, _: f"DELETE /data/object/{url}")
             writer.delete_source(source_id)
         return source_id
 
