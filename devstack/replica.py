@@ -4,15 +4,18 @@ crawlers: the control plane's tests and the benchmarks run it (`python -m devsta
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import httpx
 
 from devstack.configs import WORKED_POLICIES, WORKED_REGISTRY, WORKED_USERS, make_tree
 from devstack.processes import Process, free_port
+
+ROOT = Path(__file__).resolve().parents[1]
 
 POLICIES = (
     WORKED_POLICIES
@@ -67,7 +70,8 @@ class Replica:
             *args,
         ]
         self.log, self.starts = root / f"pdp-{name}.log", 0
-        self.api = httpx.Client(base_url=f"http://127.0.0.1:{self.admin_port}", headers=GOV)
+        self.url = f"http://127.0.0.1:{self.admin_port}"
+        self.api = httpx.Client(base_url=self.url, headers=GOV)
         self.process = self._start()
 
     def _start(self) -> Process:
@@ -104,6 +108,21 @@ class Replica:
         answer = self.api.post(f"/data/crawl/{path}", json={"forceRecursive": force})
         assert answer.status_code == 202, answer.text
         return self.wait_job(answer.json()["jobId"])
+
+    def cli(
+        self, *args: str, user: str = "gov", env: Mapping[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """`pdp COMMAND --url <this PDP> --as-user USER ARGS...` (`args`: COMMAND, ARGS...) in
+        a process of its own, with the environment `env` (None: this one's)."""
+        command, *rest = args
+        return subprocess.run(
+            [sys.executable, "-m", "pdp.cli", command, "--url", self.url, "--as-user", user, *rest],
+            text=True,
+            capture_output=True,
+            timeout=60,
+            cwd=ROOT,
+            env=env,
+        )
 
     def stop(self) -> None:
         self.api.close()

@@ -9,8 +9,8 @@ only natively is no reason to be degraded."""
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -18,7 +18,6 @@ import httpx
 from devstack.processes import free_port, start_sidecar
 from devstack.replica import Replica, write_world
 
-ROOT = Path(__file__).resolve().parents[2]
 WARNING = "2 active data sources are not governed in Trino"
 
 
@@ -43,25 +42,9 @@ def catalog_files(root: Path) -> str:
     return f"control: {{trinoCatalogFiles: {catalogs}}}\n"
 
 
-def connections_cli(url: str):
+def connections_cli(pdp: Replica) -> Callable[..., subprocess.CompletedProcess[str]]:
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pdp.cli",
-                "connections",
-                "--url",
-                url,
-                "--as-user",
-                "gov",
-                *args,
-            ],
-            text=True,
-            capture_output=True,
-            timeout=60,
-            cwd=ROOT,
-        )
+        done = pdp.cli("connections", *args)
         assert done.returncode == 0, done.stderr
         return done
 
@@ -73,8 +56,8 @@ def test_unmapped_active_postgres_tables_are_reported_until_mapped(tmp_path):
     write_world(world, {"shop": {"public": {"orders": [["id", "int"]], "items": [["id", "int"]]}}})
     extra = catalog_files(tmp_path)
     pdp = Replica(tmp_path, f"sqlite:///{tmp_path}/store.db", world, "gov", extra)
-    url = f"http://127.0.0.1:{pdp.admin_port}"
-    cli = connections_cli(url)
+    url = pdp.url
+    cli = connections_cli(pdp)
     sidecar = None
     try:
         port = free_port()
@@ -113,8 +96,8 @@ def test_a_platform_trino_does_not_front_is_reported_but_not_degraded(tmp_path):
     write_world(world, {"SHOP": {"PUBLIC": {"ORDERS": [["ID", "int"]]}}})
     extra = catalog_files(tmp_path)
     pdp = Replica(tmp_path, f"sqlite:///{tmp_path}/store.db", world, "gov", extra)
-    url = f"http://127.0.0.1:{pdp.admin_port}"
-    cli = connections_cli(url)
+    url = pdp.url
+    cli = connections_cli(pdp)
     try:
         cli("register", "sf", "--technology", "snowflake", "--endpoint", "account=fake")
         before = pdp.revision()
