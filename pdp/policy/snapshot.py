@@ -32,6 +32,7 @@ from pdp.policy.model import (
     RowFilterPolicy,
     Subject,
     Targets,
+    Technology,
 )
 
 Grants = dict[str, tuple[PolicyGrant, ...]]
@@ -191,11 +192,18 @@ class PolicySnapshot:
             found |= self.owned_by.get(("group", group), frozenset())
         return frozenset(found)
 
-    @property
-    def ungoverned(self) -> tuple[str, ...]:
+    def ungoverned(self, fronted: Iterable[Technology] = ()) -> tuple[str, ...]:
         """Why the snapshot governs less than it should (the PDP's and sidecars' /health report
-        it as "degraded"): active data sources no Trino catalog exposes."""
-        ungoverned = len(self.sources) - len(self.trino_paths)
+        it as "degraded"): active data sources no Trino catalog exposes, on the platforms Trino
+        fronts: those `fronted` names (Trino's catalog files show a catalog of theirs) and those
+        with a data source some catalog exposes. A platform only read natively (a
+        Snowflake-only install) is governed by grant sync, not through Trino."""
+        exposed = {*fronted, *(self.sources[path].technology for path in self.trino_paths)}
+        ungoverned = sum(
+            1
+            for path, source in self.sources.items()
+            if path not in self.trino_paths and source.technology in exposed
+        )
         if not ungoverned:
             return ()
         return (

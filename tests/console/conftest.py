@@ -22,9 +22,9 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as ready
 from selenium.webdriver.support.ui import WebDriverWait
 
+from devstack.configs import WORKED_POLICIES, WORKED_REGISTRY, make_tree
 from devstack.postgres import Postgres
-from tests.support.configs import WORKED_POLICIES, WORKED_REGISTRY, make_tree
-from tests.support.processes import Process, free_port
+from devstack.processes import Process, free_port
 
 SHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
 STORE_KEY = "GWfj5J3bCR3bqGxg5w2Xb0mHl2-eCJVPRCi3ypG1ZTM="  # a Fernet key, for tests only

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from devstack.configs import make_tree
 from pdp.console.explain import ExplainBody, TableBody, explain, readers
 from pdp.core.model import ClusterSettings
-from tests.support.configs import make_tree
 
 REGISTRY = """
 connections:

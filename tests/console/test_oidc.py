@@ -18,11 +18,11 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as ready
 
+from devstack.configs import WORKED_POLICIES, WORKED_REGISTRY, make_tree
+from devstack.processes import Process, free_port
 from tests.auth.support import PDP_AUDIENCE
 from tests.console.conftest import USERS, Page
 from tests.console.idp import CLIENT, SECRET, provider
-from tests.support.configs import WORKED_POLICIES, WORKED_REGISTRY, make_tree
-from tests.support.processes import Process, free_port
 
 TOKEN_TTL = 6  # seconds an access token of the provider lives: the session renews it after 4.5
 

@@ -138,7 +138,7 @@ def test_registration_rules(api):
         "connectionKey": "pw",
         "connection": {**REGISTER["connection"], "credentials": {"password": "hunter2"}},
     }
-    refused = api.call("POST", "/data/connection", "appadmin", json=plaintext)
+    refused = api.call("POST", "/data/connection", "boss", json=plaintext)  # a second Trino
     assert refused.status_code == 400 and "hunter2" not in refused.text
 
 

@@ -7,10 +7,10 @@ import asyncio
 import grpc
 import pytest
 
+from devstack.configs import WORKED_POLICIES, make_tree
 from pdp.api import pb, rpc
 from pdp.service.config import load_pdp_config
 from pdp.service.run import start_pdp
-from tests.support.configs import WORKED_POLICIES, make_tree
 
 
 def table(name: str) -> pb.Resource:
