@@ -1024,10 +1024,10 @@ async function start() {
       headers: { 'X-Pdp-Csrf': csrf } });
     window.location.assign('/console/signedout');
   });
+  await render(); // first the page, then the navigation's question (one request at a time)
   api('GET', '/data/upgrade').then(({ data }) => {
     document.getElementById('nav-upgrade').hidden = !data.count;
   }).catch(() => {});
-  await render();
 }
 
 start();
