@@ -10,8 +10,8 @@ reading the job (`GET /jobs/{id}`, its event stream) sees it, wherever the job r
     objectsListed   children the listings returned
     objectsNew      of them, not in the registry yet (added at the end, unless the fail-safe
                     trips)
-    objectsGone     registry objects their parent's listing no longer shows (marked missing at
-                    the end, likewise)
+    objectsGone     registry objects their parent's listing no longer shows, with what they
+                    hold (marked missing at the end, likewise)
     listings, failedListings   listings made, and failed (each failure also in `errors`)
 
 Recording is a courtesy: a store that does not answer fails no sync (the end is recorded as
@@ -45,11 +45,14 @@ class CrawlProgress:
         self.store, self.job, self.key = store, job, key
         self._known: set[Names] = set()
         self._children: dict[Names, set[Names]] = {}
+        self._below: dict[Names, int] = {}  # present objects under each (a gone one's go too)
         for node in nodes:
             folded = fold_names(node.names)
             self._known.add(folded)
             if node.names and node.remote_state is RemoteState.PRESENT:
                 self._children.setdefault(folded[:-1], set()).add(folded)
+                for depth in range(1, len(folded)):
+                    self._below[folded[:depth]] = self._below.get(folded[:depth], 0) + 1
         self._guard = threading.Lock()
         self._counts = dict.fromkeys(
             ("listings", "failedListings", "objectsListed", "objectsNew", "objectsGone"), 0
@@ -102,7 +105,8 @@ class CrawlProgress:
         shown = {fold_names((*listing.parent, child.name)) for child in listing.children}
         counts["objectsListed"] += len(shown)
         counts["objectsNew"] += len(shown - self._known)
-        counts["objectsGone"] += len(self._children.get(parent, set()) - shown)
+        gone = self._children.get(parent, set()) - shown
+        counts["objectsGone"] += sum(1 + self._below.get(names, 0) for names in gone)
 
     def _record(self) -> None:
         stats = {**self.job.stats, **self._counts}
