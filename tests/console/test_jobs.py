@@ -66,7 +66,7 @@ def test_a_sync_is_followed_live_until_it_ends(page: Page, stack: Stack, remote:
         gate.hold(after=1, latency=0.05)
         page.click("Sync now")
         page.heading("Job ")
-        page.wait(lambda _: gate.waiting >= 1 and stat(page, "listings") >= 2)
+        page.wait(lambda _: gate.waiting >= 1 and stat(page, "listings") >= 5)
         page.text("The job is active…")
         page.text("Following the job live.")
         listed = stat(page, "objectsListed")
