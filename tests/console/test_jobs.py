@@ -101,7 +101,7 @@ def test_a_failed_listing_is_shown_in_words(page: Page, stack: Stack, remote: Re
         page.text(f"listing/{remote.database}/locked: permission denied for schema locked")
         where = f"listing/{remote.database}/locked"
         link = page.browser.find_element(By.LINK_TEXT, where)
-        assert link.get_attribute("href").endswith(f"/console/connections/{where}")
+        assert str(link.get_attribute("href")).endswith(f"/console/connections/{where}")
     finally:
         with remote.pg.connect(remote.database) as conn:
             conn.execute("DROP SCHEMA IF EXISTS locked CASCADE")
