@@ -25,6 +25,7 @@ TICK = 0.25  # seconds between two reads of the job
 HEARTBEAT = 15.0  # a comment line after this long without an event: proxies keep the stream
 LIFETIME = 300.0  # a stream ends after this long; EventSource reconnects (after RETRY)
 RETRY_MS = 1000
+FINISHED = frozenset({"completed", "failed", "cancelled"})
 EVENTS = {
     "job": "the job as `GET /jobs/{id}` answers it, whenever it changed (first: at once)",
     "end": "the job once it has ended; the stream ends with it",
@@ -85,9 +86,6 @@ async def _events(
         except Exception as error:
             yield _event("problem", problem_body(error))
             return
-
-
-FINISHED = frozenset({"completed", "failed", "cancelled"})
 
 
 def _event(name: str, data: dict[str, Any]) -> str:
