@@ -80,10 +80,14 @@ function stateBadge(word) {
   return badge(word || 'unknown', STATE_TONE[word] || 'muted');
 }
 
+// one formatter for every date (toLocaleString builds one per call: 100 of them on a page of jobs)
+const DATES = new Intl.DateTimeFormat(undefined, { year: 'numeric', month: 'numeric',
+  day: 'numeric', hour: 'numeric', minute: '2-digit', second: '2-digit' });
+
 function when(text) {
   if (!text) return '—';
   const date = new Date(text);
-  return Number.isNaN(date.getTime()) ? String(text) : date.toLocaleString();
+  return Number.isNaN(date.getTime()) ? String(text) : DATES.format(date);
 }
 
 function apiPath(path) {
@@ -628,6 +632,17 @@ function statsText(stats) {
   return parts.join(', ') || '—';
 }
 
+const LIVE_COUNTS = new Set(['listings', 'objectsListed', 'objectsNew', 'objectsGone']);
+
+function jobSummary(job) {
+  // a row of the history: what changed (and what failed); the live counts while it runs
+  const finished = FINISHED.has(job.state);
+  const parts = Object.entries(job.stats || {}).filter(([name, value]) => value
+    && !name.endsWith('.unchanged') && !name.endsWith('.returned')
+    && (!finished || !LIVE_COUNTS.has(name)));
+  return parts.map(([name, value]) => `${statWords(name)} ${value}`).join(', ') || 'no change';
+}
+
 function historyLink(connection) {
   return pageLink(`/console/jobs?connection=${encodeURIComponent(connection)}`, connection);
 }
@@ -664,10 +679,10 @@ function jobsTable(hits) {
     el('td', {}, job.path || '—'),
     el('td', {}, when(job.startedAt)),
     el('td', {}, when(job.endedAt)),
-    el('td', {}, statsText(job.stats))));
+    el('td', {}, jobSummary(job))));
   return el('table', {},
-    el('thead', {}, el('tr', {}, ['Job', 'Type', 'State', 'Connection (its history)', 'Object',
-      'Started', 'Ended', 'Counts'].map((h) => el('th', { scope: 'col' }, h)))),
+    el('thead', {}, el('tr', {}, ['Job', 'Type', 'State', 'Connection', 'Object', 'Started',
+      'Ended', 'What changed'].map((h) => el('th', { scope: 'col' }, h)))),
     el('tbody', {}, rows));
 }
 
