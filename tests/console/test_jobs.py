@@ -5,6 +5,7 @@ and a user without permission kept out of another's job and its stream."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import httpx
@@ -180,3 +181,21 @@ def test_a_user_without_permission_cannot_follow_anothers_job(
     page.heading("Something went wrong")
     page.text("bob")  # the admin API's 403 sentence names the caller
     assert "private" not in page.browser.find_element(By.TAG_NAME, "main").text
+
+
+def test_the_shell_names_its_assets_by_digest_and_they_are_kept(stack: Stack):
+    """What keeps a page of jobs fast: console.js and console.css are fetched once per
+    version, and the session is asked for while the module loads."""
+    client = signed_in(stack, "gov")
+    shell = client.get("/console/jobs").text
+    assert '<link rel="preload" href="/console/session" as="fetch"' in shell
+    for name in ("console.js", "console.css"):
+        found = re.search(rf'"(/console/static/{name}\?v=[0-9a-f]{{16}})"', shell)
+        assert found is not None, shell
+        kept = client.get(found.group(1))
+        assert kept.status_code == 200
+        assert kept.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+        assert kept.headers["X-Content-Type-Options"] == "nosniff"
+        other = client.get(f"/console/static/{name}?v=0000000000000000")
+        assert other.headers["Cache-Control"] == "no-store"  # not this version: not kept
+    assert client.get("/console/jobs").headers["Cache-Control"] == "no-store"
