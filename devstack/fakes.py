@@ -27,6 +27,7 @@ class FakePlatform:
     refuse_credentials: bool = False
     listed: list[tuple[str, ...]] = field(default_factory=list)
     gate: threading.Event | None = None  # when set, listings wait for it (a slow platform)
+    slow: dict[tuple[str, ...], threading.Event] = field(default_factory=dict)  # parent waits
     opened: int = 0
 
     def add_table(self, db: str, schema: str, table: str, columns=(("id", "bigint"),)) -> None:
@@ -50,6 +51,8 @@ class FakeCrawler:
         p = self.platform
         if p.gate is not None:
             p.gate.wait(30)
+        if parent in p.slow:
+            p.slow[parent].wait(30)
         p.listed.append(parent)
         if p.unreachable:
             return Listing.failed(parent, p.unreachable)

@@ -80,10 +80,14 @@ function stateBadge(word) {
   return badge(word || 'unknown', STATE_TONE[word] || 'muted');
 }
 
+// one formatter for every date (toLocaleString builds one per call: 100 of them on a page of jobs)
+const DATES = new Intl.DateTimeFormat(undefined, { year: 'numeric', month: 'numeric',
+  day: 'numeric', hour: 'numeric', minute: '2-digit', second: '2-digit' });
+
 function when(text) {
   if (!text) return '—';
   const date = new Date(text);
-  return Number.isNaN(date.getTime()) ? String(text) : date.toLocaleString();
+  return Number.isNaN(date.getTime()) ? String(text) : DATES.format(date);
 }
 
 function apiPath(path) {
@@ -717,18 +721,41 @@ async function saveConnection(key, body, outcome, redraw) {
 
 // --- sync jobs ---------------------------------------------------------------------------
 
+const JOBS_PAGE = 50;
+
 function statsText(stats) {
   const parts = Object.entries(stats || {}).map(([name, value]) => `${statWords(name)} ${value}`);
   return parts.join(', ') || '—';
+}
+
+const LIVE_COUNTS = new Set(['listings', 'objectsListed', 'objectsNew', 'objectsGone']);
+
+function jobSummary(job) {
+  // a row of the history: what changed (and what failed); the live counts while it runs
+  const finished = FINISHED.has(job.state);
+  const parts = Object.entries(job.stats || {}).filter(([name, value]) => value
+    && !name.endsWith('.unchanged') && !name.endsWith('.returned')
+    && (!finished || !LIVE_COUNTS.has(name)));
+  return parts.map(([name, value]) => `${statWords(name)} ${value}`).join(', ') || 'no change';
+}
+
+function historyLink(connection) {
+  return pageLink(`/console/jobs?connection=${encodeURIComponent(connection)}`, connection);
 }
 
 async function jobsPage() {
   const query = new URLSearchParams(window.location.search);
   const offset = Number(query.get('offset') || 0);
   const connection = query.get('connection') || '';
-  const params = new URLSearchParams({ offset: String(offset), size: '50' });
+  const params = new URLSearchParams({ offset: String(offset), size: String(JOBS_PAGE) });
   if (connection) params.set('connection', connection);
   const { data } = await api('GET', `/jobs?${params}`);
+  const heading = connection ? `Sync jobs of ${connection}` : 'Sync jobs';
+  main.replaceChildren(el('h1', {}, heading), jobsFilter(connection), jobsTable(data.hits),
+    jobsPager(offset, data, connection));
+}
+
+function jobsFilter(connection) {
   const filter = el('input', { name: 'connection', value: connection || null });
   const form = el('form', { class: 'row' }, field('Connection', filter),
     el('button', { type: 'submit' }, 'Filter'));
@@ -736,29 +763,40 @@ async function jobsPage() {
     event.preventDefault();
     go(`/console/jobs${filter.value ? `?connection=${encodeURIComponent(filter.value)}` : ''}`);
   });
-  const table = el('table', {},
+  return form;
+}
+
+function jobsTable(hits) {
+  const rows = hits.map((job) => el('tr', {},
+    el('td', {}, pageLink(`/console/jobs/${encodeURIComponent(job.id)}`, job.id)),
+    el('td', {}, `${job.type} (${job.trigger})`),
+    el('td', {}, stateBadge(job.state)),
+    el('td', {}, job.connection ? historyLink(job.connection) : '—'),
+    el('td', {}, job.path || '—'),
+    el('td', {}, when(job.startedAt)),
+    el('td', {}, when(job.endedAt)),
+    el('td', {}, jobSummary(job))));
+  return el('table', {},
     el('thead', {}, el('tr', {}, ['Job', 'Type', 'State', 'Connection', 'Object', 'Started',
-      'Ended', 'Counts'].map((h) => el('th', { scope: 'col' }, h)))),
-    el('tbody', {}, data.hits.map((job) => el('tr', {},
-      el('td', {}, pageLink(`/console/jobs/${encodeURIComponent(job.id)}`, job.id)),
-      el('td', {}, `${job.type} (${job.trigger})`),
-      el('td', {}, stateBadge(job.state)),
-      el('td', {}, job.connection || '—'),
-      el('td', {}, job.path || '—'),
-      el('td', {}, when(job.startedAt)),
-      el('td', {}, when(job.endedAt)),
-      el('td', {}, statsText(job.stats))))));
+      'Ended', 'What changed'].map((h) => el('th', { scope: 'col' }, h)))),
+    el('tbody', {}, rows));
+}
+
+function jobsPager(offset, data, connection) {
   const pager = el('nav', { class: 'row', 'aria-label': 'Pages of jobs' });
   const base = connection ? `connection=${encodeURIComponent(connection)}&` : '';
-  if (offset > 0) pager.append(pageLink(`/console/jobs?${base}offset=${Math.max(0, offset - 50)}`, 'Newer'));
+  const to = (at) => `/console/jobs?${base}offset=${at}`;
+  if (offset > 0) pager.append(pageLink(to(Math.max(0, offset - JOBS_PAGE)), 'Newer'));
   pager.append(el('span', {}, `${offset + 1}–${offset + data.hits.length} of ${data.count}`));
-  if (offset + 50 < data.count) pager.append(pageLink(`/console/jobs?${base}offset=${offset + 50}`, 'Older'));
-  main.replaceChildren(el('h1', {}, 'Sync jobs'), form, table, pager);
+  if (offset + JOBS_PAGE < data.count) pager.append(pageLink(to(offset + JOBS_PAGE), 'Older'));
+  return pager;
 }
 
 const FINISHED = new Set(['completed', 'failed', 'cancelled']);
 const STAT_WORDS = {
   listings: 'listings made', failedListings: 'listings failed',
+  objectsListed: 'objects listed', objectsNew: 'new objects found',
+  objectsGone: 'objects no longer found',
   notGovernedInTrino: 'active data sources no Trino catalog exposes',
   requestsOpened: 'requests opened',
 };
@@ -770,41 +808,140 @@ function statWords(name) {
 }
 
 async function jobPage(id) {
-  const facts = el('dl', { class: 'facts' });
-  const progress = el('div', { 'aria-live': 'polite' });
-  const errors = el('section', {});
-  main.replaceChildren(el('h1', {}, `Job ${id}`), progress, facts, errors);
-  let timer = null;
-  let stopped = false;
-  leaving = () => { stopped = true; clearTimeout(timer); };
+  const view = {
+    progress: el('div', { 'aria-live': 'polite' }),
+    facts: el('dl', { class: 'facts' }),
+    errors: el('section', {}),
+    following: el('p', { class: 'muted', id: 'following' }),
+  };
+  // what went wrong first: a fail-safe trip or failed listings before the details
+  main.replaceChildren(el('h1', {}, `Job ${id}`), view.progress, view.errors, view.facts,
+    view.following);
   let last = '';
-  async function poll() {
-    const job = (await api('GET', `/jobs/${encodeURIComponent(id)}`)).data;
+  const show = (job) => {
+    last = showJob(view, job, last);
+  };
+  leaving = followJob(id, show, (how) => { view.following.textContent = how; });
+}
+
+// Follows a job: its event stream (GET /jobs/{id}/events), or, when the stream cannot be
+// opened or keeps failing, GET /jobs/{id} every second. Returns what stops following.
+function followJob(id, show, saying) {
+  const path = `/jobs/${encodeURIComponent(id)}`;
+  let stopped = false;
+  let timer = null;
+  let failures = 0;
+  const source = new EventSource(`${path}/events`);
+  const poll = async () => {
     if (stopped) return;
-    const finished = FINISHED.has(job.state);
-    const counts = Object.entries(job.stats || {});
-    facts.replaceChildren(
-      el('dt', {}, 'State'), el('dd', {}, stateBadge(job.state)),
-      el('dt', {}, 'Type'), el('dd', {}, `${job.type} (${job.trigger})`),
-      el('dt', {}, 'Connection'), el('dd', {}, job.connection
-        ? pageLink(`/console/connections/${job.connection}`, job.connection) : '—'),
-      el('dt', {}, 'Object'), el('dd', {}, job.path || '—'),
-      el('dt', {}, 'Started'), el('dd', {}, when(job.startedAt)),
-      el('dt', {}, 'Ended'), el('dd', {}, when(job.endedAt)),
-      ...counts.flatMap(([name, value]) => [el('dt', {}, statWords(name)),
-        el('dd', {}, String(value))]));
-    const summary = finished ? `The job ${job.state}.` : `The job is ${job.state}…`;
-    if (summary !== last) {
-      progress.replaceChildren(el('p', {}, summary),
-        ...(finished ? [] : [el('progress', { 'aria-label': 'Sync progress' })]));
-      last = summary;
+    try {
+      const job = (await api('GET', path)).data;
+      if (!stopped) show(job);
+      if (!stopped && !FINISHED.has(job.state)) timer = setTimeout(poll, 1000);
+    } catch (error) {
+      if (!stopped) main.replaceChildren(el('h1', {}, 'Something went wrong'), problem(error));
     }
-    errors.replaceChildren(...(job.errors && job.errors.length ? [el('h2', {}, 'Errors'),
-      el('ul', {}, job.errors.map((e) => el('li', { class: 'error' }, typeof e === 'string' ? e
-        : `${e.path ? `${e.path}: ` : ''}${e.message || JSON.stringify(e)}`)))] : []));
-    if (!finished) timer = setTimeout(() => poll().catch(() => {}), 1000);
+  };
+  const fallBack = () => {
+    source.close();
+    saying('Following the job by reading it every second (its event stream is unavailable).');
+    poll();
+  };
+  const receive = (event) => {
+    failures = 0;
+    show(JSON.parse(event.data));
+  };
+  source.addEventListener('open', () => saying('Following the job live.'));
+  source.addEventListener('job', receive);
+  source.addEventListener('end', (event) => {
+    source.close();
+    receive(event);
+    saying('');
+  });
+  source.addEventListener('problem', fallBack);
+  source.addEventListener('error', () => {
+    // CONNECTING: the stream ended (its lifetime) or broke, and the browser reconnects
+    failures += 1;
+    if (source.readyState === EventSource.CLOSED || failures >= 3) fallBack();
+  });
+  return () => {
+    stopped = true;
+    source.close();
+    clearTimeout(timer);
+  };
+}
+
+function showJob(view, job, last) {
+  const finished = FINISHED.has(job.state);
+  view.facts.replaceChildren(
+    el('dt', {}, 'State'), el('dd', { id: 'job-state' }, stateBadge(job.state)),
+    el('dt', {}, 'Type'), el('dd', {}, `${job.type} (${job.trigger})`),
+    el('dt', {}, 'Connection'), el('dd', {}, job.connection
+      ? [pageLink(`/console/connections/${job.connection}`, job.connection), ' (',
+        pageLink(`/console/jobs?connection=${encodeURIComponent(job.connection)}`,
+          'its sync history'), ')'] : '—'),
+    el('dt', {}, 'Object'), el('dd', {}, job.path || '—'),
+    el('dt', {}, 'Started'), el('dd', {}, when(job.startedAt)),
+    el('dt', {}, 'Ended'), el('dd', {}, when(job.endedAt)),
+    ...Object.entries(job.stats || {}).flatMap(([name, value]) => [el('dt', {}, statWords(name)),
+      el('dd', { 'data-stat': name }, String(value))]));
+  const summary = finished ? `The job ${job.state}.` : `The job is ${job.state}…`;
+  if (summary !== last) {
+    const note = finished ? [] : [el('progress', { 'aria-label': 'Sync progress' }),
+      el('p', { class: 'muted' }, 'What the sync adds, changes and marks missing is applied '
+        + 'in one step when it has listed everything; until then the counts say what it found.')];
+    view.progress.replaceChildren(el('p', {}, summary), ...note);
   }
-  await poll();
+  view.errors.replaceChildren(...jobErrors(job));
+  return summary;
+}
+
+function jobErrors(job) {
+  const all = job.errors || [];
+  const trip = all.find((e) => e && e.failSafe);
+  const others = all.filter((e) => e !== trip);
+  const parts = trip ? failSafeWords(trip.failSafe, job) : [];
+  if (!others.length) return parts;
+  const failed = (job.stats || {}).failedListings;
+  parts.push(el('h2', {}, 'Errors'));
+  if (failed) {
+    parts.push(el('p', {}, `${failed} ${failed === 1 ? 'listing' : 'listings'} failed. What `
+      + 'they hold is left as it was: nothing under them is added or marked missing.'));
+  }
+  parts.push(el('ul', {}, others.map((e) => el('li', { class: 'error' }, ...errorWords(e)))));
+  return parts;
+}
+
+function errorWords(error) {
+  if (typeof error === 'string') return [error];
+  const message = error.message || JSON.stringify(error);
+  if (!error.path) return [message];
+  return [pageLink(`/console/connections/${apiPath(error.path)}`, error.path), `: ${message}`];
+}
+
+function percent(fraction) {
+  return `${Math.round(fraction * 100)} %`;
+}
+
+function failSafeWords(trip, job) {
+  const { missingTables: gone, presentTables: present, threshold } = trip;
+  const where = job.connection || job.path;
+  const share = percent(gone / present);
+  return [
+    el('h2', {}, 'The fail-safe stopped this sync'),
+    el('section', { class: 'failsafe', 'aria-label': 'The fail-safe, explained' },
+      el('p', {}, el('strong', {}, 'What tripped: '), `this sync would have marked ${gone} of `
+        + `the ${present} tables present on ${where} as missing (${share}), more than the `
+        + `connection's fail-safe threshold of ${percent(threshold)}.`),
+      el('p', {}, el('strong', {}, 'What was kept: '), 'everything. Nothing was applied: the '
+        + `${present} tables stay present with their settings, tags and data owners, the `
+        + 'policies on them decide as before, and nothing found by this sync was added.'),
+      el('p', {}, el('strong', {}, 'How to proceed: '), 'if the tables still exist, the '
+        + "platform did not show them to the connection's user: check its credentials and its "
+        + 'grants, then sync again. If they were dropped or moved on purpose, raise the '
+        + `connection's failSafeThreshold above ${share} (PUT /data/connection/${where}), `
+        + 'sync again, and set it back.')),
+  ];
 }
 
 // --- requests inbox ------------------------------------------------------------------------
@@ -1169,10 +1306,10 @@ async function start() {
     const next = (await answer.json().catch(() => ({}))).next;
     window.location.assign(next || '/console/signedout');
   });
+  await render(); // first the page, then the navigation's question (one request at a time)
   api('GET', '/data/upgrade').then(({ data }) => {
     document.getElementById('nav-upgrade').hidden = !data.count;
   }).catch(() => {});
-  await render();
 }
 
 start();
