@@ -17,12 +17,12 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
+from devstack.processes import free_port
 from pdp.admin import create_app
 from pdp.admin.auth import trusted_header
 from pdp.admin.routes import jobs as job_routes
 from pdp.control import ControlPlane, SyncRunner
 from tests.control.adminkit import ALLOWED, CALLERS, Api
-from tests.support.processes import free_port
 
 Event = tuple[str, dict]
 
