@@ -42,8 +42,8 @@ class SidecarConfig:
     properties_file: Path | None = None  # absent: the seed defaults
     mapping_file: Path | None = None  # absent: the PDP-level accessGrantMapping applies
     user_cache: int = 10_000
-    # the most policy grants all cached views hold together (a view weighs its grants, at
-    # least 1); None: views are bounded by their number (`user_cache`) alone
+    # the most entries all cached views hold together (`View.size`: 1 + grants, masks,
+    # filters, owned tables); None: views are bounded by their number (`user_cache`) alone
     view_grants: int | None = None
     decision_cache: int = 200_000
     max_stale: float | None = 300.0  # None: keep serving cached answers while the PDP is away

@@ -18,7 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from pdp.admin.guard import TooLarge, error
+from pdp.admin.guard import TooLarge, error, error_body
 from pdp.admin.schema import CheckOut, ErrorBody
 from pdp.auth.errors import PermissionDenied, Unauthenticated
 from pdp.control import Forbidden, JobRunning, ValidationFailed
@@ -118,6 +118,17 @@ ERRORS: tuple[ErrorRule, ...] = (
         outage=True,
     ),
 )
+
+
+def problem_body(exc: Exception) -> dict[str, Any]:
+    """The body the table gives `exc` (the most specific row), for an answer that cannot
+    change its status any more (an event stream under way); else an internal error."""
+    for kind in type(exc).__mro__:
+        for rule in ERRORS:
+            if kind in (rule.catches if isinstance(rule.catches, tuple) else (rule.catches,)):
+                message, fields = rule.body(exc)
+                return error_body(rule.code, message, **fields)
+    return error_body("internal", "the job could not be read")
 
 
 def install_errors(app: FastAPI) -> None:

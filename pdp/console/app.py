@@ -13,6 +13,7 @@ style and no other origin; the pages put text into the DOM as text, never as HTM
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Request
@@ -33,6 +34,10 @@ CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
     "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 )
+# The shell names console.js and console.css with their digest (`?v=`): a browser keeps them
+# (immutable) until the files change, so a page costs the shell and its API reads only.
+ASSETS = ("console.js", "console.css")
+IMMUTABLE = "public, max-age=31536000, immutable"
 HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
@@ -45,8 +50,9 @@ HEADERS = {
 class SecurityHeaders:
     """The console's headers on every answer under /console (and the redirect at /)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, versions: dict[str, str] | None = None) -> None:
         self.app = app
+        self.versions = versions or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "") if scope["type"] == "http" else ""
@@ -54,18 +60,40 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
 
+        headers = HEADERS
+        if self._current_asset(path, scope.get("query_string", b"")):
+            headers = {**HEADERS, "Cache-Control": IMMUTABLE}
+
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 names = {k.lower() for k, _ in message.get("headers", [])}
                 extra = [
                     (k.lower().encode(), v.encode())
-                    for k, v in HEADERS.items()
+                    for k, v in headers.items()
                     if k.lower().encode() not in names
                 ]
                 message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+    def _current_asset(self, path: str, query: bytes) -> bool:
+        """A static file asked for with its current digest (another one: not cached)."""
+        name = path.removeprefix("/console/static/")
+        version = self.versions.get(name)
+        return version is not None and query == f"v={version}".encode()
+
+
+def asset_versions() -> dict[str, str]:
+    return {name: hashlib.sha256((STATIC / name).read_bytes()).hexdigest()[:16] for name in ASSETS}
+
+
+def shell_page(versions: dict[str, str]) -> str:
+    """The shell, its assets named with their digests."""
+    text = (STATIC / "shell.html").read_text(encoding="utf-8")
+    for name, version in versions.items():
+        text = text.replace(f"/console/static/{name}", f"/console/static/{name}?v={version}")
+    return text
 
 
 def mount_console(
@@ -90,17 +118,20 @@ def mount_console(
     router.add_api_route("/console/signout", flow.signout, methods=["POST"])
     router.add_api_route("/console/signedout", flow.signed_out)
 
+    versions = asset_versions()
+    page_text = shell_page(versions)
+
     def shell(request: Request, page: str = "") -> Response:
         if session_of(request, sessions) is None:
             return RedirectResponse("/console/signin", status_code=303)
-        return HTMLResponse((STATIC / "shell.html").read_text(encoding="utf-8"))
+        return HTMLResponse(page_text)
 
     router.add_api_route("/console/", shell)
     router.add_api_route("/console/{page:path}", shell)  # the module draws the page
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
     app.include_router(router)
     app.include_router(explain_router(current))
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(SecurityHeaders, versions=versions)
     return sessions
 
 

@@ -23,6 +23,7 @@ from functools import partial
 from typing import Any
 
 from pdp.control.jobs import ABANDONED, JobRunner, Progress
+from pdp.control.syncprogress import CrawlProgress
 from pdp.crawl.base import Crawler
 from pdp.objects.errors import Conflict
 from pdp.objects.paths import Kind, ObjectPath
@@ -184,6 +185,7 @@ def crawl(
     concurrency: int = 1,
     more: Callable[[], Crawler] | None = None,
     per_database: int = MAX_CONCURRENT_PER_DATABASE,
+    listed: Callable[[Listing], None] | None = None,
 ) -> list[Listing]:
     """Breadth-first listings of the subtree at `start` (a table path lists its schema),
     descending into the children that are active, have an active descendant or arrive active
@@ -193,7 +195,8 @@ def crawl(
     open further crawlers) up to that many are listed at once, and at most `per_database` of
     them under one database. A level is handed out alternating between databases, so that
     threads seldom wait on a busy one. The listings come back in the same breadth-first order
-    as a sequential crawl."""
+    as a sequential crawl. `listed` is told of each listing as it comes (from the listing's
+    thread)."""
     states = effective_states(nodes)
     descend = with_active_below(states)
     if len(start) >= len(Kind) - 1:
@@ -209,11 +212,11 @@ def crawl(
         while level:
             if executor is not None and len(level) > 1:
                 order = _alternating(level)
-                listed = executor.map(partial(_list_one, pool), [level[i] for i in order])
-                by_index = dict(zip(order, listed, strict=True))
+                done = executor.map(partial(_list_one, pool, listed), [level[i] for i in order])
+                by_index = dict(zip(order, done, strict=True))
                 found = [by_index[i] for i in range(len(level))]
             else:
-                found = [_list_one(pool, names) for names in level]
+                found = [_list_one(pool, listed, names) for names in level]
             listings.extend(found)
             following: list[Names] = []
             for names, listing in zip(level, found, strict=True):
@@ -248,12 +251,15 @@ def _alternating(level: Sequence[Names]) -> list[int]:
     return order
 
 
-def _list_one(pool: CrawlerPool, names: Names) -> Listing:
+def _list_one(pool: CrawlerPool, listed: Callable[[Listing], None] | None, names: Names) -> Listing:
     try:
-        return pool.list(names)
+        listing = pool.list(names)
     except Exception as error:  # the seam says it never raises; be safe anyway
         log.exception("crawler raised listing %s", names)
-        return Listing.failed(names, f"{type(error).__name__}: {error}")
+        listing = Listing.failed(names, f"{type(error).__name__}: {error}")
+    if listed is not None:
+        listed(listing)
+    return listing
 
 
 def describe(path: Names, key: str) -> str:
@@ -355,19 +361,24 @@ class SyncWork:
         try:
             with self.store.read() as reader:
                 nodes = reader.stored_tree(path.key)
+            counter = CrawlProgress(self.store, job, path.key, nodes)
             # The first sync of a connection lists its whole hierarchy down to the tables,
             # every object as the settings say (inactive by default): the tree is there to
             # activate. Later syncs follow the settings.
             first_sync = connection.last_sync_at is None
-            listings = crawl(
-                crawler,
-                nodes,
-                path.names,
-                self.force_recursive or first_sync,
-                concurrency=listing_bound(connection),
-                more=partial(factory, connection),
-                per_database=database_bound(connection),
-            )
+            try:
+                listings = crawl(
+                    crawler,
+                    nodes,
+                    path.names,
+                    self.force_recursive or first_sync,
+                    concurrency=listing_bound(connection),
+                    more=partial(factory, connection),
+                    per_database=database_bound(connection),
+                    listed=counter.listed,
+                )
+            finally:
+                counter.close()
         finally:
             crawler.close()
         first = listings[0]
@@ -376,13 +387,13 @@ class SyncWork:
             where = describe(first.parent, path.key)
             progress.end(
                 JobState.FAILED,
-                {"listings": len(listings), "failedListings": 1},
+                {**counter.counts, "listings": len(listings), "failedListings": 1},
                 [{"path": where, "message": f"cannot list {where}: {reason}"}],
             )
             return
-        self._apply(job, listings)
+        self._apply(job, listings, counter.counts)
 
-    def _apply(self, job: Job, listings: list[Listing]) -> None:
+    def _apply(self, job: Job, listings: list[Listing], counts: Mapping[str, int]) -> None:
         """The listings and the job's end: one store write, one version."""
         path = self.path
         create_requests = self.runner.requests_on()
@@ -390,7 +401,7 @@ class SyncWork:
             outcome = writer.sync(
                 path.key, listings, job_id=job.id, create_requests=create_requests
             )
-            stats = {**job.stats, **_stats(outcome, listings)}
+            stats = {**job.stats, **counts, **_stats(outcome, listings)}
             if create_requests and outcome.applied:
                 plan = outcome.plan
                 stats["requestsOpened"] = sum(1 for a in plan.column_adds if a.new) + len(
@@ -401,7 +412,7 @@ class SyncWork:
             if ungoverned:  # active, yet Trino reads them through no mapped catalog
                 stats["notGovernedInTrino"] = ungoverned
             if not outcome.applied:
-                errors.append({"path": path.url, "message": outcome.plan.fail_safe})
+                errors.append(_fail_safe(path, outcome))
                 writer.update_job(job.id, state=JobState.FAILED, stats=stats, errors=errors)
             else:
                 writer.update_job(job.id, state=JobState.COMPLETED, stats=stats, errors=errors)
@@ -423,6 +434,18 @@ def _aware(moment: datetime) -> datetime:
     from datetime import UTC
 
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _fail_safe(path: ObjectPath, outcome: SyncOutcome) -> dict[str, Any]:
+    """The fail-safe's error: its sentence, and its numbers for those who explain it."""
+    error: dict[str, Any] = {"path": path.url, "message": outcome.plan.fail_safe}
+    if (trip := outcome.plan.fail_safe_trip) is not None:
+        error["failSafe"] = {
+            "missingTables": trip.missing,
+            "presentTables": trip.present,
+            "threshold": trip.threshold,
+        }
+    return error
 
 
 def _error(path: ObjectPath, message: str) -> dict[str, Any]:

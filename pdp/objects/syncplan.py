@@ -63,6 +63,16 @@ class Listing:
 
 
 @dataclass(frozen=True, slots=True)
+class FailSafeTrip:
+    """Why the fail-safe stopped a sync: `missing` of the `present` tables would have gone,
+    more than the connection's `threshold` (a fraction)."""
+
+    missing: int
+    present: int
+    threshold: float
+
+
+@dataclass(frozen=True, slots=True)
 class StoredNode:
     """What the plan needs of one stored object."""
 
@@ -138,6 +148,7 @@ class SyncPlan:
     conflicts: list[Issue] = field(default_factory=list)  # ambiguous names, skipped
     stats: Counter[str] = field(default_factory=Counter)  # "<kind>.<what>" -> count
     fail_safe: str | None = None  # why nothing may be applied, when the fail-safe tripped
+    fail_safe_trip: FailSafeTrip | None = None  # the same, in numbers
 
     @property
     def changes(self) -> bool:
@@ -311,6 +322,7 @@ class _Planner:
         ]
         going = sum(1 for n in present if n.id in self.missing)
         if len(present) >= FAIL_SAFE_MINIMUM and going > fail_safe_threshold * len(present):
+            plan.fail_safe_trip = FailSafeTrip(going, len(present), fail_safe_threshold)
             plan.fail_safe = (
                 f"fail-safe: this sync would mark {going} of {len(present)} present tables "
                 f"missing (more than {fail_safe_threshold:.0%}); nothing was changed"

@@ -15,7 +15,7 @@ threads or replicas. Reads do not block and are not blocked.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
@@ -28,9 +28,10 @@ from pdp.store.engine import WRITE, create_store_engine
 from pdp.store.jobs import Jobs, JobWrites
 from pdp.store.legacy import Integrations, IntegrationWrites
 from pdp.store.locks import job_lock
+from pdp.store.model import JobState
 from pdp.store.notify import NOTIFY_CHANNEL
 from pdp.store.requests import Requests, RequestWrites
-from pdp.store.schema import store_version
+from pdp.store.schema import jobs, store_version
 from pdp.store.secrets import Secrets
 from pdp.store.tree import ObjectTree, TreeWrites
 from pdp.store.treesync import SyncOutcome as SyncOutcome
@@ -137,6 +138,24 @@ class Store:
             if current > after or time.monotonic() >= deadline:
                 return current
             time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+
+    def record_progress(self, job_id: str, stats: Mapping[str, Any], errors: Sequence[Any]) -> bool:
+        """Record a running job's counts and errors so far, if it is still active; whether it
+        was. Outside `write()` on purpose: progress is no registry content, and a version
+        increment per tick would make every replica re-read the whole registry while a sync
+        runs. The job's end is a `write()` as before."""
+        with self.engine.connect() as connection:
+            connection.info[WRITE] = True
+            try:
+                with connection.begin():
+                    done = connection.execute(
+                        update(jobs)
+                        .where(jobs.c.id == job_id, jobs.c.state == JobState.ACTIVE.value)
+                        .values(stats=dict(stats), errors=list(errors))
+                    )
+                    return bool(done.rowcount)
+            finally:
+                connection.info.pop(WRITE, None)
 
     # --- the job lock ------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from pdp.core.model import (
     Registry,
     table_key,
 )
-from sidecar.answers import Answers, view_weight
+from sidecar.answers import Answers
 from sidecar.config import load_sidecar_config
 
 READ = PolicyGrant("readers", "READ")  # type: ignore[arg-type]
@@ -60,8 +60,8 @@ def test_views_are_evicted_once_their_grants_exceed_the_bound() -> None:
             await cache.view(Identity(user))
 
     asyncio.run(fetch_all())
-    assert held(cache, users) == users[-10:]  # the 10 last fetched: 1,000 grants
-    assert cache.sizes()["users"] == 10
+    assert held(cache, users) == users[-9:]  # the 9 last fetched: 9 x 101 (View.size) <= 1,000
+    assert cache.sizes()["users"] == 9
 
 
 def test_a_view_heavier_than_the_bound_is_served_and_held_alone() -> None:
@@ -87,13 +87,13 @@ def test_without_the_key_views_are_bounded_by_number() -> None:
     assert held(cache, users) == users[-20:]  # 3,000 grants: no weight bound
 
 
-def test_a_view_weighs_its_grants_and_at_least_one() -> None:
+def test_a_view_weighs_its_grants_plus_one() -> None:
     cache = answers({"none": 0, "some": 7})
 
     async def weights() -> list[int]:
-        return [view_weight(await cache.view(Identity(u))) for u in ("none", "some")]
+        return [(await cache.view(Identity(u))).size for u in ("none", "some")]
 
-    assert asyncio.run(weights()) == [1, 7]
+    assert asyncio.run(weights()) == [1, 8]
 
 
 def test_sidecar_yaml_cache_view_grants(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ demand, and checks that refuse credentials on demand. Implements `pdp.crawl.base
 
 from __future__ import annotations
 
+import builtins
 import json
 import threading
 from collections.abc import Mapping
@@ -26,6 +27,7 @@ class FakePlatform:
     refuse_credentials: bool = False
     listed: list[tuple[str, ...]] = field(default_factory=list)
     gate: threading.Event | None = None  # when set, listings wait for it (a slow platform)
+    slow: dict[tuple[str, ...], threading.Event] = field(default_factory=dict)  # parent waits
     opened: int = 0
 
     def add_table(self, db: str, schema: str, table: str, columns=(("id", "bigint"),)) -> None:
@@ -49,6 +51,8 @@ class FakeCrawler:
         p = self.platform
         if p.gate is not None:
             p.gate.wait(30)
+        if parent in p.slow:
+            p.slow[parent].wait(30)
         p.listed.append(parent)
         if p.unreachable:
             return Listing.failed(parent, p.unreachable)
@@ -72,7 +76,7 @@ class FakeCrawler:
             children = tuple(RemoteObject(name) for name in node)
         return Listing(parent, children)
 
-    def check(self) -> list[Check]:
+    def check(self) -> builtins.list[Check]:
         p = self.platform
         if p.unreachable:
             return [Check("reach", False, p.unreachable)]
