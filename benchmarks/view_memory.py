@@ -4,8 +4,9 @@
     .venv/bin/python benchmarks/view_memory.py [--scale 1] [--users 2000] [--bound N ...]
 
 The parent compiles the world's snapshot (the PDP's loading path) and encodes each sampled
-user's entitlements as the PDP sends them (`entitlements_to_pb`). For each bound a fresh child
-process then decodes them as the sidecar's PDP client does and puts every view into the
+user's entitlements in the per-table form (`table_grants_to_pb`, what the PDP sends a sidecar
+before compact entitlements; the compact form is not measured here yet). For each bound a
+fresh child process then decodes them as the sidecar's PDP client does, puts every view into the
 sidecar's own cache (`sidecar.answers.Answers`), and reports the views held, their grants and
 the RSS growth, or with `--traced` the bytes tracemalloc counts instead (its own bookkeeping
 more than doubles the RSS, so the two are measured apart).
@@ -34,9 +35,10 @@ from startup import rss_mb  # noqa: E402
 
 def encode(scale: float, users: int, out: Path) -> int:
     """Every sampled user's entitlements message, length-prefixed, into `out`; their grants."""
+    from pdp.api import pb
     from pdp.config.load import load_snapshot
     from pdp.service.config import load_pdp_config
-    from pdp.wire.proto import entitlements_to_pb
+    from pdp.wire.proto import table_grants_to_pb
 
     world = scale_world.build_world(scale=scale)
     files = scale_world.write_world(world, out.parent / "world")
@@ -47,7 +49,8 @@ def encode(scale: float, users: int, out: Path) -> int:
         for user in random.Random(1).sample(world.users, users):
             grants = snapshot.trino_grants(snapshot.subject(user.name))
             total += len(grants)
-            data = entitlements_to_pb(snapshot.revision, grants).SerializeToString()
+            message = pb.Entitlements(revision=snapshot.revision, tables=table_grants_to_pb(grants))
+            data = message.SerializeToString()
             f.write(len(data).to_bytes(4, "big") + data)
     return total
 
@@ -55,7 +58,7 @@ def encode(scale: float, users: int, out: Path) -> int:
 def child(messages: Path, bound: int | None, traced: bool) -> dict[str, Any]:
     from pdp.api import pb
     from pdp.core.model import AccessGrantMapping, ClusterSettings, Identity, Registry
-    from pdp.wire.proto import entitlements_from_pb
+    from pdp.wire.proto import table_grants_from_pb
     from sidecar.answers import Answers
 
     raw = messages.read_bytes()
@@ -67,7 +70,7 @@ def child(messages: Path, bound: int | None, traced: bool) -> dict[str, Any]:
 
     class Pdp:  # the sidecar's PdpClient, answering from the encoded messages
         async def entitlements(self, identity: Identity) -> Any:
-            grants = entitlements_from_pb(pb.Entitlements.FromString(chunks[int(identity.user)]))
+            grants = table_grants_from_pb(pb.Entitlements.FromString(chunks[int(identity.user)]))
             return "r", grants, frozenset(), {}, frozenset()
 
         async def registry(self) -> Any:
