@@ -33,10 +33,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * heap the cached answers hold (keys and values, measured by JOL's object graph walk) is
  * printed. The bound is in answers, so it is the bound, not the number of users, that sets the
  * memory: the figures are in docs/trino-plugin.md. A measurement of tens of thousands of calls,
- * so not in the default run: {@code make plugin-memory}. (The bound itself is checked in every
+ * so not in the default run: {@code make plugin-measure}. (The bound itself is checked in every
  * run by PdpAccessControlTest.)
  */
-@Tag("memory")
+@Tag("measure")
 class CacheMemoryTest
 {
     private static final int USERS = 10_000;
