@@ -34,10 +34,10 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ready
 from selenium.webdriver.support.ui import WebDriverWait
 
+from devstack.processes import Process, free_port
 from pdp.objects import ObjectPath
 from pdp.objects.syncplan import Listing, RemoteColumn, RemoteObject
 from pdp.store import JobState, JobTrigger, JobType, Store
-from tests.support.processes import Process, free_port
 
 USERS = "users:\n  gov: {permissions: [GOVERNANCE, APPLICATION_ADMIN]}\n"
 

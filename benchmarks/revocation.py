@@ -10,7 +10,7 @@ Sources, each against one real PDP process and two real sidecars (one worker eac
 - `file-poll`: the same with notification forced off (the PDP started with a `watchfiles` that
   cannot be imported, so it takes its fallback: polling every second, what it did before);
 - `store`: an admin API PUT deactivating a table (PostgreSQL store, LISTEN/NOTIFY, the PDP
-  with the fake platform of tests/control in place of a crawler). PostgreSQL runs in a
+  with the fake platform of devstack/fakes.py in place of a crawler). PostgreSQL runs in a
   throwaway cluster (devstack.postgres), or the server PDP_TEST_POSTGRES names;
 - `store-sqlite`: the same on a SQLite store (the write wakes the PDP's feed in its process).
 
@@ -42,8 +42,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.support.configs import WORKED_POLICIES, make_tree
-from tests.support.processes import Process, free_port, start_sidecar
+from devstack.configs import WORKED_POLICIES, make_tree
+from devstack.processes import Process, free_port, start_sidecar
 
 POLL_SECONDS = 0.002
 # a pause of up to one poll interval before each change, so that the changes do not fall in
@@ -200,7 +200,7 @@ def sqlite_url(root: Path) -> Iterator[str]:
 
 
 def store_source(root: Path, rounds: int, backend: str) -> list[list[float]]:
-    from tests.control.test_control_e2e import REGISTER, Replica, write_world
+    from devstack.replica import REGISTER, Replica, write_world
 
     root.mkdir()
     world = root / "world.json"

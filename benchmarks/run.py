@@ -260,11 +260,15 @@ def warm(work: Path, ports: dict[str, int], case: Case, seconds: int, tries: int
     return tries
 
 
-def wrk(work: Path, ports: dict[str, int], case: Case, seconds: int) -> dict[str, Any]:
+def wrk(
+    work: Path, ports: dict[str, int], case: Case, seconds: int, *script_args: str
+) -> dict[str, Any]:
+    """One wrk run of `case`; `script_args` follow the bodies file (see wrk/cycle.lua)."""
     url = f"http://127.0.0.1:{ports[case.server]}{case.path}"
     command = [
-        "wrk", "-t1", f"-c{case.connections}", f"-d{seconds}s", "--latency",
-        "-s", str(HERE / "wrk" / "cycle.lua"), url, "--", str(work / case.bodies),
+        # a slow answer (OPA's batches under load) is timed, not dropped after wrk's 2 s
+        "wrk", "-t1", f"-c{case.connections}", f"-d{seconds}s", "--timeout", "10s", "--latency",
+        "-s", str(HERE / "wrk" / "cycle.lua"), url, "--", str(work / case.bodies), *script_args,
     ]  # fmt: skip
     before = cpu_snapshot()
     output = subprocess.run(
@@ -287,7 +291,7 @@ def wrk(work: Path, ports: dict[str, int], case: Case, seconds: int) -> dict[str
         "max_ms": raw["max_us"] / 1000,
         "requests": raw["requests"],
         **load,
-        "command": " ".join([*command[:-1], case.bodies]),
+        "command": " ".join([*command[: -1 - len(script_args)], case.bodies, *script_args]),
     }
 
 

@@ -384,8 +384,8 @@ def allow_body(schema: str, table: str) -> dict[str, Any]:
 
 
 def part_e(pg: postgres.Postgres, real: str, rounds: int, scratch: Path) -> None:
-    from tests.support.configs import make_tree
-    from tests.support.processes import free_port, start_pdp, start_sidecar
+    from devstack.configs import make_tree
+    from devstack.processes import free_port, start_pdp, start_sidecar
 
     root = scratch / "e"
     root.mkdir()

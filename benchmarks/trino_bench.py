@@ -73,6 +73,7 @@ if str(REPO) not in sys.path:
 
 from benchmarks import trino_world as tw  # noqa: E402
 from devstack.postgres import Postgres, throwaway  # noqa: E402
+from devstack.processes import Process, start_pdp, start_sidecar  # noqa: E402
 from devstack.trino import (  # noqa: E402
     JAVA_HOME,
     FileRules,
@@ -82,7 +83,6 @@ from devstack.trino import (  # noqa: E402
     TrinoSpec,
     catalog_postgresql,
 )
-from tests.support.processes import Process, start_pdp, start_sidecar  # noqa: E402
 
 OPA_VERSION = "v1.22.4"
 OPA_BIN = REPO / ".cache" / "bin" / "opa"

@@ -26,9 +26,9 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
+from devstack.configs import make_tree  # noqa: E402
+from devstack.processes import free_port, start_pdp, start_sidecar  # noqa: E402
 from devstack.trino import Opa, Trino, TrinoSpec, catalog_memory  # noqa: E402
-from tests.support.configs import make_tree  # noqa: E402
-from tests.support.processes import free_port, start_pdp, start_sidecar  # noqa: E402
 
 COLUMNS = 50
 ROWS = 20_000

@@ -30,6 +30,8 @@ from typing import Any
 import httpx
 from trino.exceptions import TrinoQueryError
 
+from devstack.configs import make_tree
+from devstack.processes import free_port, start_pdp, start_sidecar
 from devstack.trino import (
     REPO,
     VERSION,
@@ -39,8 +41,6 @@ from devstack.trino import (
     catalog_memory,
     catalog_postgresql,
 )
-from tests.support.configs import make_tree
-from tests.support.processes import free_port, start_pdp, start_sidecar
 
 FIXTURES = REPO / "tests" / "fixtures" / "trino-opa" / VERSION
 PREFIX = "/v1/data/trino/"

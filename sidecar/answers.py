@@ -7,7 +7,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
 from cachetools import LRUCache
@@ -19,10 +19,9 @@ from pdp.core.model import (
     ClusterSettings,
     Decision,
     Identity,
-    PolicyGrant,
     Registry,
     Request,
-    TableKey,
+    Settings,
     View,
 )
 from pdp.core.operations import needs_grants
@@ -36,6 +35,15 @@ WATCH_RETRY_FIRST, WATCH_RETRY_LONGEST = 0.05, 0.25
 
 log = logging.getLogger(__name__)
 EMPTY_REGISTRY = Registry()
+
+
+BatchAnswer = tuple[bytes, str, int, int]
+"""A batch body's encoded answer, its operation, the items allowed and the items asked."""
+
+
+def request_key(request: Request) -> Hashable:
+    """The decision cache's key of a request without a fast key from its body."""
+    return (request.identity, request.operation, request.resource, request.target)
 
 
 class Answers:
@@ -62,6 +70,11 @@ class Answers:
         # like decisions; keys from sidecar.datapolicies, never with the queryId.
         self._data_answers: OrderedDict[Hashable, bytes] = OrderedDict()
         self.cached_answer: Callable[[Hashable], bytes | None] = self._data_answers.get
+        # Whole answers to batch bodies answered from the decision cache (sidecar/app.py), kept
+        # and dropped like decisions: a batch seen again is one lookup, not one per item, which a
+        # full decision cache makes slow (its table no longer fits the processor's caches).
+        # Each is held with its revision and served at that revision only.
+        self._batch_answers: OrderedDict[Hashable, tuple[str, BatchAnswer]] = OrderedDict()
         self._inflight: dict[Identity, asyncio.Future[View]] = {}
         self._registry_fetch: asyncio.Future[tuple[str, Registry, AccessGrantMapping]] | None = None
         self.heard = time.monotonic()  # when the PDP last said anything on the watch
@@ -92,12 +105,53 @@ class Answers:
         self._views.clear()
         self._decisions.clear()
         self._data_answers.clear()
+        self._batch_answers.clear()
 
     async def decide(self, request: Request, key: Hashable | None = None) -> Decision:
         """`key` identifies the request in the decision cache; by default it is derived from
         the request itself. It never includes the queryId."""
-        if key is None:
-            key = (request.identity, request.operation, request.resource, request.target)
+        key = request_key(request) if key is None else key
+        decision = self.decided(request, key)
+        if decision is not None:
+            return decision
+        try:
+            view = await self._view(request.identity)
+        except PdpUnavailable as exc:
+            self._warn(
+                f"denying {request.operation} for {request.identity.user!r}: PDP unavailable "
+                f"and nothing cached ({exc})"
+            )
+            return Decision(False, Basis.PDP_UNAVAILABLE, str(exc))
+        return self._decide_on(view, request, key)
+
+    async def decide_all(
+        self, requests: Sequence[Request], keys: Sequence[Hashable | None]
+    ) -> list[Decision]:
+        """The decisions of a batch's items (one user, one operation), each as `decide` gives
+        it, with the user's view looked up once rather than once per item."""
+        if not requests or not needs_grants(requests[0].operation):
+            return [await self.decide(r, k) for r, k in zip(requests, keys, strict=True)]
+        cached, decisions = self._decisions.get, []
+        view: View | None = None
+        for request, key in zip(requests, keys, strict=True):
+            key = request_key(request) if key is None else key
+            decision = cached(key)
+            if decision is None:
+                if view is None:
+                    try:
+                        view = await self._view(request.identity)
+                    except PdpUnavailable:  # denied by `decide`, with its warning
+                        decisions.append(await self.decide(request, key))
+                        continue
+                decision = self._decide_on(view, request, key)
+            decisions.append(decision)
+        return decisions
+
+    def decided(self, request: Request, key: Hashable | None = None) -> Decision | None:
+        """The decision if it needs no word from the PDP: cached, or decided now on what is at
+        hand (the cluster settings, the user's cached view); None when `decide` must wait for
+        the user's view. So a body never seen before is answered without a task or a wait."""
+        key = request_key(request) if key is None else key
         decision = self._decisions.get(key)
         if decision is not None:
             return decision
@@ -112,14 +166,10 @@ class Answers:
             else:  # a change of the cluster settings resets the cache
                 self._remember(key, decision)
             return decision
-        try:
-            view = await self._view(request.identity)
-        except PdpUnavailable as exc:
-            self._warn(
-                f"denying {request.operation} for {request.identity.user!r}: PDP unavailable "
-                f"and nothing cached ({exc})"
-            )
-            return Decision(False, Basis.PDP_UNAVAILABLE, str(exc))
+        view = self._views.get(request.identity)
+        return None if view is None else self._decide_on(view, request, key)
+
+    def _decide_on(self, view: View, request: Request, key: Hashable) -> Decision:
         decision = decide(view, request)
         if self.revision is not None and view.registry is self._registry_now():
             self._remember(key, decision)
@@ -130,6 +180,21 @@ class Answers:
         if len(decisions) >= self._decision_limit:
             decisions.popitem(last=False)
         decisions[key] = decision
+
+    def cached_batch(self, key: Hashable) -> BatchAnswer | None:
+        held = self._batch_answers.get(key)
+        return None if held is None or held[0] != self.revision else held[1]
+
+    def remember_batch(self, key: Hashable, answer: BatchAnswer) -> None:
+        """Keep a batch body's answer, made just now from cached decisions alone: it is what
+        they answer at this revision (the cache is dropped with them, and never served at
+        another revision, whatever a revision keeps of the decisions)."""
+        if self.revision is None:
+            return
+        answers = self._batch_answers
+        if len(answers) >= self._decision_limit:
+            answers.popitem(last=False)
+        answers[key] = (self.revision, answer)
 
     def has_view(self, identity: Identity) -> bool:
         """Whether the user's view is at hand (deciding needs no call to the PDP)."""
@@ -175,13 +240,19 @@ class Answers:
 
     async def _fetch_view(self, identity: Identity) -> View:
         for _ in range(3):
-            revision, grants, masks, filters, owned = await self._client.entitlements(identity)
+            revision, policies, masks, filters, owned = await self._client.entitlements(identity)
             if revision != self.revision:
                 self.reset(revision)  # the PDP moved on before the watch told us
             held = await self._registry_at(revision)
             if held is None:
                 continue
             registry, mapping = held
+            try:  # the registry at the same revision says what each applying policy grants
+                grants = policies if isinstance(policies, Mapping) else registry.grants(policies)
+            except IndexError:
+                raise PdpUnavailable(
+                    "the entitlements name a policy the registry does not list"
+                ) from None
             settings = self._cluster().effective(mapping)
             view = View(settings, registry, grants, masks, filters, owned)
             if self.revision == revision:
@@ -268,29 +339,31 @@ class Answers:
                 views[identity] = view
             self._views = views
         self._decision_limit = decision_cache
-        while len(self._decisions) > decision_cache:
-            self._decisions.popitem(last=False)
+        for cache in (self._decisions, self._batch_answers):
+            while len(cache) > decision_cache:
+                cache.popitem(last=False)
         self._max_stale = max_stale
 
     def known(self) -> tuple[str | None, tuple[Registry, AccessGrantMapping] | None, dict]:
-        """The revision, the registry and each user's grants fetched at it (for saving)."""
-        return self.revision, self._registry, {i: v.grants for i, v in self._views.items()}
+        """The revision, the registry and each user's view fetched at it (for saving)."""
+        return self.revision, self._registry, dict(self._views.items())
 
     def restore(
         self,
         revision: str,
         registry: tuple[Registry, AccessGrantMapping] | None,
-        grants: Mapping[Identity, Mapping[TableKey, tuple[PolicyGrant, ...]]],
+        views: Mapping[Identity, Callable[[Settings, Registry], View]],
         heard: float,
     ) -> None:
         """Start from a saved state: as if the PDP had last been heard at `heard` (monotonic
-        clock), so the staleness bound counts from when that state was confirmed."""
+        clock), so the staleness bound counts from when that state was confirmed. `views`:
+        each user's view, to be built on the registry under the cluster's settings."""
         self.reset(revision)
         self._registry = registry
         if registry is not None:
             settings = self._cluster().effective(registry[1])
-            for identity, held in list(grants.items())[: int(self._views.maxsize)]:
-                self._views[identity] = View(settings, registry[0], held)
+            for identity, build in list(views.items())[: int(self._views.maxsize)]:
+                self._views[identity] = build(settings, registry[0])
         self.heard = self.lost_since = heard
 
     def _warn(self, message: str) -> None:

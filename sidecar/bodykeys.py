@@ -9,6 +9,8 @@ from every remembered one in bytes other than the queryId value."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from pdp.wire.trino import Key, without_query_id
 
 BODY_BYTES = 32 * 1024 * 1024  # per endpoint and worker: ~50,000 single-check bodies
@@ -17,7 +19,10 @@ BODY_BYTES = 32 * 1024 * 1024  # per endpoint and worker: ~50,000 single-check b
 class BodyKeys:
     def __init__(self, max_bytes: int = BODY_BYTES) -> None:
         self.max_bytes = max_bytes
-        self._keys: dict[bytes, Key] = {}
+        # OrderedDict: the oldest leaves in constant time. A dict's first key is found by a
+        # scan over the slots its deletions left, until the next resize: with a full cache of
+        # single-check bodies, 45 us per new body (measured), more than deciding it.
+        self._keys: OrderedDict[bytes, Key] = OrderedDict()
         self._bytes = 0
 
     def find(self, body: bytes) -> tuple[bytes | None, Key | None]:
@@ -31,8 +36,7 @@ class BodyKeys:
         keys = self._keys
         self._bytes += len(bare)
         while self._bytes > self.max_bytes and keys:
-            self._bytes -= len(oldest := next(iter(keys)))
-            del keys[oldest]
+            self._bytes -= len(keys.popitem(last=False)[0])
         keys[bare] = key
 
     def __len__(self) -> int:

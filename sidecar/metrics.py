@@ -190,7 +190,7 @@ class _Collector:
             ("pdp_sidecar_max_connections", "The connection cap (fitted to the open-files limit)"),
             (
                 "pdp_sidecar_gc_frozen_objects",
-                "Objects kept out of garbage collections (sidecar/collector.py)",
+                "Objects kept out of garbage collections, at the last settle (sidecar/collector)",
             ),
         ]
         for name, text in specs:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import grpc
 
@@ -11,8 +11,9 @@ from pdp.api import KEEPALIVE_CLIENT, SILENCE_SECONDS, pb, rpc
 from pdp.auth import AsyncTokenSource, TokenError
 from pdp.auth.grpc import bearer_interceptors
 from pdp.config.errors import Problem
-from pdp.core.model import AccessGrantMapping, Identity, PolicyGrant, Registry, TableKey
+from pdp.core.model import AccessGrantMapping, Identity, Registry, TableKey
 from pdp.wire import proto
+from pdp.wire.proto import Grants
 
 
 class PdpUnavailable(Exception):
@@ -64,28 +65,30 @@ class PdpClient:
             message = await self._stub.GetRegistry(pb.RegistryRequest(), timeout=self._timeout)
         except (grpc.aio.AioRpcError, TokenError) as exc:
             raise PdpUnavailable(f"GetRegistry: {_describe(exc)}") from exc
-        registry, mapping = proto.registry_from_pb(message)
+        try:
+            registry, mapping = proto.registry_from_pb(message)
+        except ValueError as exc:
+            raise PdpUnavailable(f"GetRegistry: {exc}") from exc
         return message.revision, registry, mapping
 
     async def entitlements(
         self, identity: Identity
-    ) -> tuple[
-        str,
-        dict[TableKey, tuple[PolicyGrant, ...]],
-        frozenset[str],
-        dict[str, str],
-        frozenset[TableKey],
-    ]:
+    ) -> tuple[str, Sequence[int] | Grants, frozenset[str], dict[str, str], frozenset[TableKey]]:
+        """The revision, the positions in that revision's registry of the policies that apply
+        to the user (or, from a PDP before compact entitlements, their grants per table), their
+        data policies (masks, rendered row filters) and what they own."""
         try:
             message = await self._stub.GetEntitlements(
-                pb.EntitlementsRequest(identity=proto.identity_to_pb(identity)),
+                pb.EntitlementsRequest(identity=proto.identity_to_pb(identity), compact=True),
                 timeout=self._timeout,
             )
         except (grpc.aio.AioRpcError, TokenError) as exc:
             raise PdpUnavailable(f"GetEntitlements: {_describe(exc)}") from exc
         masks, filters = proto.data_policies_from_pb(message)
         owned = proto.owned_from_pb(message)
-        return message.revision, proto.entitlements_from_pb(message), masks, filters, owned
+        if message.tables:
+            return message.revision, proto.table_grants_from_pb(message), masks, filters, owned
+        return message.revision, message.policies, masks, filters, owned
 
     async def revisions(self) -> AsyncIterator[str]:
         """Yields the current revision, then each new one or the same one again as a heartbeat,

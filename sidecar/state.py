@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import functools
 import logging
 import os
 import tempfile
@@ -24,9 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pdp.api import pb
-from pdp.core.model import AccessGrantMapping, Identity, Registry
+from pdp.core.model import AccessGrantMapping, Identity, Registry, View
 from pdp.wire import proto
-from pdp.wire.proto import Grants
 from sidecar.answers import Answers
 
 log = logging.getLogger(__name__)
@@ -78,14 +78,27 @@ class StateFile:
             return None
         if not saved.revision:
             return None
-        registry = proto.registry_from_pb(saved.registry) if saved.HasField("registry") else None
-        grants = {
-            proto.identity_from_pb(view.identity): proto.entitlements_from_pb(view.entitlements)
+        try:
+            registry = (
+                proto.registry_from_pb(saved.registry) if saved.HasField("registry") else None
+            )
+        except ValueError as exc:
+            log.error("saved state %s is inconsistent, ignored: %s", self.path, exc)
+            return None
+        views = {
+            proto.identity_from_pb(view.identity): functools.partial(
+                proto.view_from_pb, view.entitlements
+            )
             for view in saved.views
         }
-        restored = Restored(saved.revision, saved.confirmed_at, len(grants) if registry else 0)
+        restored = Restored(saved.revision, saved.confirmed_at, len(views) if registry else 0)
         heard = time.monotonic() - restored.age()
-        self._answers.restore(saved.revision, registry, grants, heard)
+        try:
+            self._answers.restore(saved.revision, registry, views, heard)
+        except ValueError as exc:
+            self._answers.reset(None)
+            log.error("saved state %s is inconsistent, ignored: %s", self.path, exc)
+            return None
         self.restored = restored
         log.warning(
             "PDP unreachable: serving from the saved state %s (revision %s, confirmed %.0f s "
@@ -121,15 +134,15 @@ class StateFile:
         """Write what is known now, if the PDP is heard and something changed (or the
         timestamp is due for a refresh)."""
         answers = self._answers
-        revision, registry, grants = answers.known()
+        revision, registry, views = answers.known()
         if revision is None or answers.lost_since is not None:
             return False  # nothing confirmed by the PDP right now: keep the file as it is
-        marker = (revision, registry is not None, frozenset(grants))
+        marker = (revision, registry is not None, frozenset(views))
         due = time.monotonic() - self._written_at >= REFRESH_SECONDS
         if not force and marker == self._written and not due:
             return False
         confirmed_at = time.time() - (time.monotonic() - answers.heard)
-        await asyncio.to_thread(self._write, revision, registry, grants, confirmed_at)
+        await asyncio.to_thread(self._write, revision, registry, views, confirmed_at)
         self._written, self._written_at = marker, time.monotonic()
         return True
 
@@ -137,18 +150,19 @@ class StateFile:
         self,
         revision: str,
         registry: tuple[Registry, AccessGrantMapping] | None,
-        grants: dict[Identity, Grants],
+        views: dict[Identity, View],
         confirmed_at: float,
     ) -> None:
         with self._locked():
             saved = pb.SavedState(revision=revision, confirmed_at=confirmed_at)
             if registry is not None:
                 saved.registry.CopyFrom(proto.registry_to_pb(revision, *registry))
-            mine = {
-                identity: proto.entitlements_to_pb(revision, held)
-                for identity, held in grants.items()
+            mine = {  # positions in the registry saved: only views built on it
+                identity: proto.view_to_pb(revision, view)
+                for identity, view in views.items()
+                if registry is not None and view.registry is registry[0]
             }
-            views = [
+            saved_views = [
                 pb.SavedView(identity=proto.identity_to_pb(identity), entitlements=message)
                 for identity, message in mine.items()
             ]
@@ -158,8 +172,8 @@ class StateFile:
                     saved.registry.CopyFrom(other.registry)
                 for view in other.views:
                     if proto.identity_from_pb(view.identity) not in mine:
-                        views.append(view)
-            saved.views.extend(views)
+                        saved_views.append(view)
+            saved.views.extend(saved_views)
             self._replace(saved.SerializeToString())
 
     def _read(self) -> pb.SavedState | None:

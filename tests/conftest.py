@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from devstack import postgres
-from tests.support.configs import ConfigTree, make_tree
-from tests.support.processes import Process, free_port, start_pdp, start_sidecar
+from devstack.configs import ConfigTree, make_tree
+from devstack.processes import Process, free_port, start_pdp, start_sidecar
 
 
 @dataclass

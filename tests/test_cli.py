@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.support.configs import make_tree
+from devstack.configs import make_tree
 
 ROOT = Path(__file__).resolve().parents[1]
 BODY = {

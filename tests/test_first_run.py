@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.support.configs import make_tree
-from tests.support.processes import free_port, start_pdp
+from devstack.configs import make_tree
+from devstack.processes import free_port, start_pdp
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -2,7 +2,8 @@
 never a layer above it nor a sibling package of its own layer. Function-local imports count,
 and so do `importlib.import_module("…")` and `__import__("…")`; in pdp and sidecar a name
 computed at run time is refused (the check could not see where it points), and so is any import
-of the test suite or the benchmarks.
+of the test suite or the benchmarks. The benchmarks and devstack run without the test suite: they
+never import it (the tests may import devstack).
 
 The table reads bottom-up, the order in which a newcomer reads the code (README, Layout).
 Two more rules keep the structure of issue #23: only pdp.store speaks SQL (SQLAlchemy,
@@ -40,6 +41,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 ROOTS = {"pdp", "sidecar", "devstack"}
 PRODUCTION = ("pdp", "sidecar")  # what ships: never imports these, nor names its imports late
 NOT_SHIPPED = ("tests", "benchmarks")
+TOOLS = ("benchmarks", "devstack")  # run beside the product, never with the test suite
 DYNAMIC = "<a name computed at run time>"
 SQL = ("sqlalchemy", "alembic")
 MAX_FUNCTION_LINES = 60
@@ -137,6 +139,19 @@ def test_every_import_points_down() -> None:
     assert violations() == []
 
 
+def test_benchmarks_and_devstack_never_import_the_tests() -> None:
+    found = []
+    for root in TOOLS:
+        for path in sorted((ROOT / root).rglob("*.py")):
+            module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+            found += [
+                f"{path.relative_to(ROOT)}:{line}: {module} imports {name}"
+                for line, name in imports(module, path)
+                if name.split(".")[0] == "tests"
+            ]
+    assert found == []
+
+
 def test_each_layer_and_package_is_listed_once() -> None:
     names = [name for name, _ in LAYERS]
     packages = [package for _, listed in LAYERS for package in listed]
@@ -195,7 +210,7 @@ def test_no_function_is_over_sixty_lines() -> None:
         ("devstack.run", "importlib.import_module(name)", None),
         ("pdp.service.run", "from tests.support import x", "production code imports tests"),
         ("sidecar.app", "import benchmarks.sync_scale", "production code imports benchmarks"),
-        ("devstack.record_corpus", "from tests.support import x", None),
+        ("devstack.record_corpus", "from pdp.service import run", None),
         ("pdp.core.decide", "import sqlalchemy", None),
     ],
 )

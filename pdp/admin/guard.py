@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, unquote_to_bytes
 
 from fastapi.responses import JSONResponse
 from starlette.datastructures import Headers
@@ -48,6 +48,30 @@ class Outage:
             log.info("store reachable again: the admin API answers again")
 
 
+# the routes whose {path} is an object path: segments percent-encoded, names may hold / and %
+_OBJECT_ROUTES = (
+    "/data/object/",
+    "/data/settings/",
+    "/data/permission/",
+    "/data/crawl/",
+)
+
+
+def with_object_path(scope: Scope) -> Scope:
+    """The server decodes the whole path before routing, so a name's `%2F` would split it into
+    two segments (and its `%25` be decoded twice). For an object path, decode each segment of
+    the raw path but keep `/` and `%` escaped: `ObjectPath.parse_url` decodes them, once."""
+    raw = scope.get("raw_path")
+    if not raw or not scope["path"].startswith(_OBJECT_ROUTES):
+        return scope
+    try:
+        segments = [unquote_to_bytes(segment).decode("utf-8") for segment in raw.split(b"/")]
+    except UnicodeDecodeError:
+        return scope  # not UTF-8: left to the route's own error
+    kept = (s.replace("%", "%25").replace("/", "%2F") for s in segments)
+    return {**scope, "path": "/".join(kept)}
+
+
 class Guard:
     """Before routing: a path or query with a NUL byte is 400 (no store ever sees it), a body
     above `max_body_bytes` is 413, whether it announces its length or not. After: a request
@@ -60,6 +84,7 @@ class Guard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        scope = with_object_path(scope)
         query = unquote(scope.get("query_string", b"").decode("latin-1"))
         if "\x00" in scope["path"] or "\x00" in query:
             where = "path" if "\x00" in scope["path"] else "query"

@@ -7,8 +7,8 @@ records by `of(record)` and rendered by `dump()`."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
         Ungoverned,
     )
     from pdp.crawl.base import Check
-    from pdp.store import DataRequest, Job, ObjectRecord, Page
+    from pdp.store import DataRequest, Job, ObjectRecord
     from pdp.store.legacy import LegacySource
 
 # --- the error shape -------------------------------------------------------------------------
@@ -166,6 +166,22 @@ class Out(BaseModel):
         return self.model_dump(mode="json", by_alias=True, exclude_unset=True)
 
 
+H = TypeVar("H", bound=Out)  # a page's hits
+
+
+class PageOut(Out, Generic[H]):
+    """A list answer: how many there are in all (`count`, beyond this page's `hits` when
+    paged) and the hits."""
+
+    count: int
+    hits: list[H]
+
+    @classmethod
+    def of(cls, hits: Iterable[H], count: int | None = None) -> Self:
+        listed = list(hits)
+        return cls(count=len(listed) if count is None else count, hits=listed)
+
+
 class CheckOut(Out):
     name: str
     ok: bool
@@ -211,13 +227,7 @@ class JobOut(Out):
         )
 
 
-class JobsOut(Out):
-    count: int
-    hits: list[JobOut]
-
-    @classmethod
-    def of(cls, page: Page[Job]) -> JobsOut:
-        return cls(count=page.count, hits=[JobOut.of(j) for j in page.hits])
+JobsOut = PageOut[JobOut]
 
 
 class JobStartedOut(Out):
@@ -331,13 +341,7 @@ class ObjectSummary(_Object):
         return cls(**cls.fields(record))
 
 
-class ObjectsOut(Out):
-    count: int
-    hits: list[ObjectSummary]
-
-    @classmethod
-    def of(cls, page: Page[ObjectRecord]) -> ObjectsOut:
-        return cls(count=page.count, hits=[ObjectSummary.of(r) for r in page.hits])
+ObjectsOut = PageOut[ObjectSummary]
 
 
 class DataOwnerOut(Out):
@@ -500,13 +504,7 @@ class RequestOut(Out):
         )
 
 
-class RequestsOut(Out):
-    count: int
-    hits: list[RequestOut]
-
-    @classmethod
-    def of(cls, requests: Sequence[DataRequest]) -> RequestsOut:
-        return cls(count=len(requests), hits=[RequestOut.of(r) for r in requests])
+RequestsOut = PageOut[RequestOut]
 
 
 class HealthOut(Out):
@@ -551,13 +549,7 @@ class SourceOut(Out):
         )
 
 
-class SourcesOut(Out):
-    count: int
-    hits: list[SourceOut]
-
-    @classmethod
-    def of(cls, sources: Sequence[LegacySource]) -> SourcesOut:
-        return cls(count=len(sources), hits=[SourceOut.of(s) for s in sources])
+SourcesOut = PageOut[SourceOut]
 
 
 class DeletedSourceOut(Out):
@@ -645,13 +637,11 @@ class IntegrationOut(_Integration):
         return cls(**cls.fields(view))
 
 
-class IntegrationsOut(Out):
-    count: int
-    hits: list[IntegrationOut]
+class IntegrationsOut(PageOut[IntegrationOut]):
     finalized: int
 
     @classmethod
-    def of(cls, integrations: Integrations) -> IntegrationsOut:
+    def of_upgrades(cls, integrations: Integrations) -> IntegrationsOut:
         hits = [IntegrationOut.of(v) for v in integrations.hits]
         return cls(count=len(hits), hits=hits, finalized=integrations.finalized)
 

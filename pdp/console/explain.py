@@ -9,7 +9,7 @@ access shows which policies they hold: GOVERNANCE only; anyone may explain their
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
@@ -43,6 +43,11 @@ class ExplainBody(BaseModel):
     catalog: str = Field(min_length=1)
     schema_: str = Field(alias="schema", min_length=1)
     table: str = Field(min_length=1)
+    # a column's Trino type, as a query sends it: the mask's SQL depends on it (varchar when
+    # not given; the registry knows columns and tags, not types)
+    types: dict[str, Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+        default_factory=dict, max_length=1000
+    )
 
 
 def explain(
@@ -53,10 +58,10 @@ def explain(
     table = TableRef(body.catalog, body.schema_, body.table)
     decision = decide(view, Decide(identity, body.operation, table))
     filters = row_filters(view, identity, table.key)
-    masks = [
-        (column, column_mask(view, identity, table.key, column, "varchar"))
-        for column in sorted(view.registry.columns.get(table.key, {}))
-    ]
+    typed = {
+        c: body.types.get(c, "varchar") for c in sorted(view.registry.columns.get(table.key, {}))
+    }
+    masks = [(c, t, column_mask(view, identity, table.key, c, t)) for c, t in typed.items()]
     return {
         "user": body.user,
         "operation": body.operation,
@@ -66,11 +71,18 @@ def explain(
         "reason": decision.reason,
         "policies": list(decision.policies),
         "rowFilters": [{"policy": f.policy, "expression": f.expression} for f in filters],
-        # which policy masks each known column and why (the SQL depends on the column's type,
-        # which the query gives: `pdp explain` with a GetColumnMask body shows it)
+        # the SQL Trino would put in place of each masked column, as `pdp explain` gives it
         "masks": [
-            {"column": c, "policy": m.policy, "kind": str(m.kind), "reason": m.reason}
-            for c, m in masks
+            {
+                "column": c,
+                "type": t,
+                "policy": m.policy,
+                "kind": str(m.kind),
+                "expression": m.expression,
+                "reason": m.reason,
+                "overridden": list(m.overridden),
+            }
+            for c, t, m in masks
             if m is not None
         ],
         "admin": view.settings.is_admin(body.user),
@@ -111,14 +123,20 @@ def readers(snapshot: PolicySnapshot, cluster: ClusterSettings, body: TableBody)
     }
 
 
+async def admitted(request: Request) -> Caller:
+    """The caller as the admin API authenticates and admits it (its 401 and 403)."""
+    caller: Caller = await request.app.state.authenticate(request)
+    plane: ControlPlane = request.app.state.plane
+    await run_in_threadpool(plane.admit, caller)
+    return caller
+
+
 def explain_router(current: Current) -> APIRouter:
     router = APIRouter(include_in_schema=False)
 
     @router.post("/console/explain")
     async def explain_endpoint(request: Request, body: ExplainBody) -> dict[str, Any]:
-        caller: Caller = await request.app.state.authenticate(request)
-        plane: ControlPlane = request.app.state.plane
-        await run_in_threadpool(plane.admit, caller)
+        caller = await admitted(request)
         if body.user != caller.name and not caller.has(GOVERNANCE):
             raise Forbidden(
                 GOVERNANCE.value,
@@ -131,9 +149,7 @@ def explain_router(current: Current) -> APIRouter:
 
     @router.post("/console/readers")
     async def readers_endpoint(request: Request, body: TableBody) -> dict[str, Any]:
-        caller: Caller = await request.app.state.authenticate(request)
-        plane: ControlPlane = request.app.state.plane
-        await run_in_threadpool(plane.admit, caller)
+        caller = await admitted(request)
         if not caller.has(GOVERNANCE):
             raise Forbidden(
                 GOVERNANCE.value,

@@ -18,8 +18,8 @@ from pdp.admin.guard import error
 from pdp.auth.errors import Unauthenticated
 from pdp.console.oidc import OidcSignIn, pkce_pair
 from pdp.console.seam import COOKIE, CSRF_HEADER, as_session, session_of
-from pdp.console.sessions import Session, Sessions
-from pdp.console.signin import DevSignIn, SignInFailed
+from pdp.console.sessions import Session, Sessions, SignInFailed
+from pdp.console.signin import DevSignIn
 from pdp.policy import DirectoryUser
 
 LOGIN_COOKIE = "pdp_console_login"
@@ -158,9 +158,26 @@ class SignInFlow:
             message = f"sign-out needs the {CSRF_HEADER} header"
             return error(403, "forbidden", message, field=CSRF_HEADER)
         self.sessions.close(request.cookies.get(COOKIE))
-        response = JSONResponse({"signedOut": True})
+        response = JSONResponse(
+            {"signedOut": True, "next": await self.after_signout(request, session)}
+        )
         response.delete_cookie(COOKIE, path="/")
         return response
+
+    async def after_signout(self, request: Request, session: Session | None) -> str:
+        """Where the browser goes next: the IdP's end-session endpoint when discovery offers
+        one (its session ends too, then it sends the browser to the Signed out page), else
+        that page at once."""
+        here = "/console/signedout"
+        if not isinstance(self.signin, OidcSignIn) or session is None or not session.id_token:
+            return here
+        try:
+            url = await self.signin.end_session_url(
+                session.id_token, f"{request.base_url}console/signedout"
+            )
+        except SignInFailed:
+            return here  # the IdP does not answer: the console's session has ended all the same
+        return url or here
 
     def signed_out(self) -> Response:
         # not straight to the sign-in: with an IdP session still open, that would sign in again

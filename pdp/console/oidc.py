@@ -1,8 +1,9 @@
 """Signing in with the identity provider of `auth:`: OpenID Connect authorization code with
 PKCE (S256). pdp.yaml names the console's client (`console.signIn`); the issuer is the one whose
 tokens the admin API accepts, and `resource` (RFC 8707) asks for an access token meant for it.
-The session holds the access token and, when the IdP gives one, the refresh token; the browser
-sees neither."""
+The session holds the access token and, when the IdP gives one, the refresh token (renewing the
+access token with it; a refused renewal ends the session) and the ID token (the hint of the
+IdP's own sign-out, RP-initiated logout); the browser sees none of them."""
 
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ from urllib.parse import urlencode
 import httpx
 
 from pdp.config.secret import Secret
-from pdp.console.sessions import Credential, Session
-from pdp.console.signin import BEARER, SignInFailed
+from pdp.console.sessions import Credential, Session, SignInFailed
+from pdp.console.signin import BEARER
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,16 @@ class OidcClient:
     client_secret: Secret | None = None  # None: a public client (PKCE alone)
     scope: str = "openid"
     resource: str | None = None
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """The token endpoint's answer."""
+
+    access: str
+    expires: float  # monotonic seconds
+    refresh: str | None
+    id_token: str | None
 
 
 def pkce_pair() -> tuple[str, str]:
@@ -77,22 +88,34 @@ class OidcSignIn:
             "redirect_uri": redirect_uri,
             "code_verifier": verifier,
         }
-        token, expires, refresh_token = await self._token(form)
-        holder = {"refresh": refresh_token}
+        first = await self._token(form)
+        holder = {"refresh": first.refresh}
 
         async def refresh() -> Credential:
-            if not holder["refresh"]:
-                raise SignInFailed("the session's token expired; sign in again")
-            new, until, again = await self._token(
-                {"grant_type": "refresh_token", "refresh_token": holder["refresh"]}
+            renewed = await self._token(
+                {"grant_type": "refresh_token", "refresh_token": holder["refresh"] or ""}
             )
-            holder["refresh"] = again or holder["refresh"]
-            return new, until
+            holder["refresh"] = renewed.refresh or holder["refresh"]  # rotated, or kept
+            return renewed.access, renewed.expires
 
-        # the user's name comes from the admin API's own authentication (app.py)
-        return Session("", BEARER, token, expires, refresh if refresh_token else None)
+        # the user's name comes from the admin API's own authentication (flow.py)
+        renew = refresh if first.refresh else None
+        return Session("", BEARER, first.access, first.expires, renew, first.id_token)
 
-    async def _token(self, form: dict[str, str]) -> tuple[str, float, str | None]:
+    async def end_session_url(self, id_token: str, post_logout: str) -> str | None:
+        """Where the browser ends its session at the IdP and comes back to `post_logout`
+        (OpenID Connect RP-Initiated Logout), or None when discovery offers no such endpoint."""
+        endpoint = (await self.metadata()).get("end_session_endpoint")
+        if not isinstance(endpoint, str):
+            return None
+        query = {
+            "id_token_hint": id_token,
+            "post_logout_redirect_uri": post_logout,
+            "client_id": self.client.client_id,
+        }
+        return f"{endpoint}?{urlencode(query)}"
+
+    async def _token(self, form: dict[str, str]) -> Tokens:
         endpoint = (await self.metadata()).get("token_endpoint")
         if not isinstance(endpoint, str):
             raise SignInFailed("the IdP's discovery document has no token_endpoint")
@@ -106,8 +129,13 @@ class OidcSignIn:
         if not isinstance(token, str):
             raise SignInFailed("the IdP's token answer has no access_token")
         expires = time.monotonic() + float(body.get("expires_in") or 300)
-        refresh = body.get("refresh_token")
-        return token, expires, refresh if isinstance(refresh, str) else None
+        refresh, id_token = body.get("refresh_token"), body.get("id_token")
+        return Tokens(
+            token,
+            expires,
+            refresh if isinstance(refresh, str) else None,
+            id_token if isinstance(id_token, str) else None,
+        )
 
     async def _call(self, method: str, url: str, form: dict[str, str] | None = None) -> Any:
         try:

@@ -30,7 +30,10 @@ async def as_session(request: Request, session: Session, inner: Authenticate) ->
     session's credential in place of the headers the browser sent."""
     token = await session.credential()
     if token is None:
-        raise Unauthenticated("the console session has expired; sign in again")
+        raise Unauthenticated(
+            "the console session has ended: its token expired and could not be renewed; "
+            "sign in again"
+        )
     name, prefix = session.header
     kept = [(k, v) for k, v in request.scope["headers"] if k not in _PRESENTED]
     scope = {**request.scope, "headers": [*kept, (name.encode(), f"{prefix}{token}".encode())]}

@@ -4,6 +4,7 @@ cookie must echo in a header (the admin API checks it, pdp.console.seam)."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import threading
 import time
@@ -19,7 +20,19 @@ Refresh = Callable[[], Awaitable[Credential]]
 IDLE_SECONDS = 30 * 60  # a session unused this long ends
 LIFETIME_SECONDS = 12 * 60 * 60  # and every session ends after a working day
 MAX_SESSIONS = 10_000  # the oldest goes first: memory stays bounded whatever is signed in
-REFRESH_MARGIN = 30.0  # renew a token this many seconds before it expires
+REFRESH_MARGIN = 30.0  # renew a token this many seconds before it expires (at most a quarter
+# of its lifetime: a token that lives a minute is renewed after 45 seconds)
+
+
+class SignInFailed(Exception):
+    """The identity provider refused, or did not answer: shown to the person as it is. A
+    renewal that fails this way ends the session."""
+
+
+def renew_at(now: float, expires: float | None) -> float | None:
+    if expires is None:
+        return None
+    return expires - min(REFRESH_MARGIN, max(expires - now, 0.0) / 4)
 
 
 @dataclass
@@ -29,19 +42,34 @@ class Session:
     token: str
     expires: float | None
     refresh: Refresh | None
+    id_token: str | None = None  # the IdP's, kept as the hint of its sign-out (RP-initiated)
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     created: float = field(default_factory=time.monotonic)
     used: float = field(default_factory=time.monotonic)
+    ended: bool = False  # its token could not be renewed: Sessions drops it
+    _renew_at: float | None = field(init=False, default=None)
+    _renewing: asyncio.Lock = field(init=False, default_factory=asyncio.Lock)
+
+    def __post_init__(self) -> None:
+        self._renew_at = renew_at(self.created, self.expires)
 
     async def credential(self) -> str | None:
         """The token to present now, renewed when it is about to expire; None when it has
-        expired and cannot be renewed (the user signs in again)."""
-        now = time.monotonic()
-        if self.expires is not None and now > self.expires - REFRESH_MARGIN:
+        expired and cannot be renewed, or the IdP refused to renew it (the user signs in
+        again). One renewal at a time: a rotated refresh token is spent once."""
+        async with self._renewing:
+            now = time.monotonic()
+            if self.ended or self._renew_at is None or now < self._renew_at:
+                return None if self.ended else self.token
             if self.refresh is None:
-                return None if now >= self.expires else self.token
-            self.token, self.expires = await self.refresh()
-        return self.token
+                return None if now >= (self.expires or now) else self.token
+            try:
+                self.token, self.expires = await self.refresh()
+            except SignInFailed:
+                self.ended = True
+                return None
+            self._renew_at = renew_at(now, self.expires)
+            return self.token
 
 
 class Sessions:
@@ -66,7 +94,8 @@ class Sessions:
             session = self._sessions.get(sid)
             if session is None:
                 return None
-            if now - session.used > self.idle or now - session.created > self.lifetime:
+            idle, old = now - session.used > self.idle, now - session.created > self.lifetime
+            if session.ended or idle or old:
                 del self._sessions[sid]
                 return None
             session.used = now

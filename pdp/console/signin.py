@@ -14,14 +14,10 @@ from dataclasses import dataclass
 import httpx
 
 from pdp.admin.app import USER_HEADER
-from pdp.console.sessions import Credential, Session
+from pdp.console.sessions import Credential, Session, SignInFailed
 
 BEARER = ("authorization", "Bearer ")
 TRUSTED = (USER_HEADER.lower(), "")
-
-
-class SignInFailed(Exception):
-    """The identity provider refused, or did not answer: shown to the person as it is."""
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,16 @@ answer and `pdp connections status` say so.
 A mapping decides who governs a catalog's tables in Trino: the Data Owners of the connection's
 objects own the Trino tables they map to (and masks that exempt owners skip them). So a caller
 without GOVERNANCE may map a catalog only when nobody governs it yet (the policy files, a Trino
-connection that lists it, another connection's mapping) or when the operator's catalog files
-show that it reads this very connection (the proposal); else 403 naming who governs it.
+connection that lists it, another connection's mapping, a legacy integration's) or when the
+operator's catalog files show that it reads this very connection (the proposal); else 403
+naming who governs it.
+
+A Trino connection claims every catalog its Trino lists, which nobody knows before its sync (and
+a Trino reached under another name, or a look-alike listing the same catalog names, is not told
+apart from the one the sidecars guard): the first claimant governs, and a caller without
+GOVERNANCE may register a Trino connection, or point one at another endpoint, only while no
+other Trino connection exists and no Trino catalog is governed. `check_claims` is the one
+place both rules are checked.
 """
 
 from __future__ import annotations
@@ -35,6 +43,12 @@ log = logging.getLogger(__name__)
 KEY = "trinoCatalogs"  # in a connection's settings: {database: catalog}
 LOOPBACK = {"localhost", "127.0.0.1", "::1"}
 POSTGRES_PORT = 5432
+# Trino connector -> the platform its catalogs read (a catalog file's `connector.name`)
+CONNECTORS = {
+    "postgresql": Technology.POSTGRESQL,
+    "snowflake": Technology.SNOWFLAKE,
+    "delta_lake": Technology.DATABRICKS,
+}
 
 
 @dataclass(frozen=True)
@@ -80,10 +94,29 @@ def governed(
 
 
 def check_claims(
-    caller: Caller, mapping: Mapping[str, str], governed: Mapping[str, str], proposal: Proposal
+    caller: Caller,
+    technology: Technology,
+    mapping: Mapping[str, str],
+    governed: Mapping[str, str],
+    proposal: Proposal,
+    trinos: Iterable[str] = (),
 ) -> None:
-    """403 unless `caller` may map each catalog of `mapping` (see the module's docstring)."""
+    """403 unless `caller` may claim what a connection of `technology` with `mapping` claims
+    (see the module's docstring); `trinos` names the other Trino connections."""
     if caller.has(GOVERNANCE):
+        return
+    if technology is Technology.TRINO:
+        claimants = [f"the Trino connection {k!r}" for k in sorted(trinos)]
+        claimants += [who for _, who in sorted(governed.items())]
+        if claimants:
+            by = claimants[0]
+            raise Forbidden(
+                "GOVERNANCE",
+                f"Trino catalogs are governed already (by {by}) and a Trino connection claims "
+                "every catalog its Trino lists: only GOVERNANCE may register another one or "
+                "point one at another endpoint",
+                by,
+            )
         return
     for database, catalog in sorted(mapping.items()):
         who = governed.get(fold(catalog))
@@ -126,6 +159,23 @@ def propose(
     if not found:
         return Proposal({}, f"no postgresql catalog in {directory} points at {host}:{port}")
     return Proposal(found, f"proposed from the Trino catalog files in {directory}")
+
+
+def fronted(directory: Path | None) -> frozenset[Technology]:
+    """The platforms Trino's catalog files (`control.trinoCatalogFiles`) hold a catalog of: an
+    active data source on one of them that no catalog exposes is a reason to be degraded."""
+    if directory is None:
+        return frozenset()
+    found: set[Technology] = set()
+    for file in sorted(directory.glob("*.properties")):
+        try:
+            connector = read_entries(file.read_text(encoding="utf-8")).get("connector.name")
+        except OSError as error:
+            log.warning("cannot read the Trino catalog file %s: %s", file, error.strerror)
+            continue
+        if connector in CONNECTORS:
+            found.add(CONNECTORS[connector])
+    return frozenset(found)
 
 
 def _postgres_url(url: str) -> tuple[str, int, str] | None:

@@ -9,19 +9,21 @@ naming the `/data` endpoint that replaces it. Permission checks come before pars
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from pdp.control import permissions as perm
+from pdp.control.catalogs import check_mapping
 from pdp.control.permissions import Caller, Forbidden
 from pdp.control.plane import ControlPlane
 from pdp.objects.errors import Conflict, InvalidInput, NotFound
 from pdp.objects.paths import ObjectPath
-from pdp.policy.model import ObjectType
-from pdp.store import ConnectionRecord, ConnectionState, NewConnection, Store
+from pdp.policy.model import ObjectType, Technology
+from pdp.store import ConnectionRecord, ConnectionState, NewConnection, Store, Writer
 from pdp.store import legacy as lg
 from pdp.store.legacy import Integration, LegacySource
+from pdp.store.rows import technology as technology_of
 
 
 class LegacyRetired(InvalidInput):
@@ -116,14 +118,13 @@ class LegacyApi:
                     )
                 except NotFound:
                     pass
+                technology, endpoint, catalogs = self._claims(caller, name, details)
                 integration = writer.create_integration(
                     name,
-                    details.get("technology", ""),
-                    details.get("endpoint") or {},
+                    technology,
+                    endpoint,
                     details.get("credentials") or {},
-                    {"trinoCatalogs": details["trinoCatalogs"]}
-                    if details.get("trinoCatalogs")
-                    else None,
+                    {"trinoCatalogs": catalogs} if catalogs else None,
                 )
             self._live(
                 integration,
@@ -146,18 +147,51 @@ class LegacyApi:
             )
         return source
 
+    def _editable(
+        self,
+        writer: Writer,
+        caller: Caller,
+        source_id: str,
+        replacement: Callable[[str, str], str],
+    ) -> tuple[Integration, LegacySource]:
+        """A data source the caller may edit, of an integration not being upgraded (else 400
+        naming `replacement(the source's /data path, the connection's)`)."""
+        integration, source = writer.source(source_id)
+        self._require_source(writer, caller)
+        url = self._replacement(integration, *source.names)
+        self._live(
+            integration, "dataSourceId", source_id, replacement(url, self._replacement(integration))
+        )
+        return integration, source
+
+    def _claims(
+        self, caller: Caller, name: str, details: Mapping[str, Any]
+    ) -> tuple[Technology, Mapping[str, Any], dict[str, str]]:
+        """A new integration's technology, endpoint and `trinoCatalogs`, checked as a
+        connection's registration checks what it claims (`ControlPlane.may_claim`)."""
+        technology = technology_of(details.get("technology", ""), "connection.technology")
+        catalogs = details.get("trinoCatalogs") or {}
+        if catalogs:
+            catalogs = check_mapping(technology, catalogs, "connection.trinoCatalogs")
+        endpoint = details.get("endpoint") or {}
+        self.plane.may_claim(caller, name, technology, endpoint, catalogs)
+        return technology, endpoint, catalogs
+
     def edit_source(self, caller: Caller, source_id: str, body: Mapping[str, Any]) -> LegacySource:
         with self.store.write() as writer:
-            integration, source = writer.source(source_id)
-            self._require_source(writer, caller)
-            self._live(
-                integration,
-                "dataSourceId",
+            integration, source = self._editable(
+                writer,
+                caller,
                 source_id,
-                f"PUT /data/settings/{self._replacement(integration, *source.names)} "
-                f"(status) and PUT /data/connection/{self._replacement(integration)} "
-                "(connection details)",
+                lambda url, key: (
+                    f"PUT /data/settings/{url} (status) and PUT "
+                    f"/data/connection/{key} (connection details)"
+                ),
             )
+            details = body.get("connection") or {}
+            if integration.technology is Technology.TRINO and "endpoint" in details:
+                endpoint = details["endpoint"] or {}
+                self.plane.may_claim(caller, integration.name, integration.technology, endpoint, {})
             values: dict[str, Any] = {}
             if "tags" in body:
                 values["tags"] = _strings(body["tags"], "tags")
@@ -167,7 +201,6 @@ class LegacyApi:
                 values["active"] = _status(body["status"])
             if values:
                 source = writer.update_source(source_id, **values)
-            details = body.get("connection") or {}
             for part in ("endpoint", "credentials"):
                 self.plane.references.check(details.get(part), f"connection.{part}")
             changes = {k: details[k] for k in ("endpoint", "credentials") if k in details}
@@ -177,14 +210,7 @@ class LegacyApi:
 
     def delete_source(self, caller: Caller, source_id: str) -> str:
         with self.store.write() as writer:
-            integration, source = writer.source(source_id)
-            self._require_source(writer, caller)
-            self._live(
-                integration,
-                "dataSourceId",
-                source_id,
-                f"DELETE /data/object/{self._replacement(integration, *source.names)}",
-            )
+            self._editable(writer, caller, source_id, lambda url, _: f"DELETE /data/object/{url}")
             writer.delete_source(source_id)
         return source_id
 

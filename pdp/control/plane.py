@@ -58,6 +58,7 @@ from pdp.store import (
     Store,
     not_governed_in_trino,
 )
+from pdp.store.legacy import UpgradeState
 from pdp.store.model import DEFAULT_FAIL_SAFE, DEFAULT_SCHEDULE, check_schedule
 from pdp.store.rows import technology as parse_technology
 
@@ -123,7 +124,7 @@ class ControlPlane:
         # of a connection registered without them.
         self.trino_catalog_files = trino_catalog_files
 
-    def _may_map(
+    def may_claim(
         self,
         caller: Caller,
         key: str,
@@ -131,8 +132,11 @@ class ControlPlane:
         endpoint: Mapping[str, Any],
         mapping: Mapping[str, str],
     ) -> None:
-        """403 when the caller maps a Trino catalog that somebody else governs (catalogs.py)."""
-        if caller.has(perm.GOVERNANCE) or not mapping:
+        """403 when connection `key` would claim Trino catalogs that somebody else governs:
+        its `trinoCatalogs`, or for a Trino connection every catalog of its Trino (catalogs.py).
+        The claimants: the policy files, the other connections and the legacy integrations not
+        yet finalized (a finalized one's connection holds its claims)."""
+        if caller.has(perm.GOVERNANCE) or (technology is not Technology.TRINO and not mapping):
             return
         docs = self.declared() if self.declared is not None else None
         declared = (*docs.sources, *docs.retired) if docs is not None else ()
@@ -144,9 +148,23 @@ class ControlPlane:
                     listed[connection.key] = _names(reader, ObjectPath(connection.key))
                 else:
                     mappings[connection.key] = connection.settings.get(TRINO_CATALOGS) or {}
+            for integration in reader.integrations():
+                names = {fold(integration.name), fold(integration.display_name or "")}
+                if integration.upgrade_state is UpgradeState.FINALIZED or fold(key) in names:
+                    continue
+                if integration.technology is Technology.TRINO:
+                    sources = reader.sources_of(integration)
+                    listed[integration.name] = sorted({s.database for s in sources})
+                else:
+                    mappings[integration.name] = integration.settings.get(TRINO_CATALOGS) or {}
         claimed = governed(key, declared, mappings, listed)
         check_claims(
-            caller, mapping, claimed, propose(technology, endpoint, self.trino_catalog_files)
+            caller,
+            technology,
+            mapping,
+            claimed,
+            propose(technology, endpoint, self.trino_catalog_files),
+            trinos=[other for other in listed if fold(other) != fold(key)],
         )
 
     def admit(self, caller: Caller) -> None:
@@ -257,9 +275,10 @@ class ControlPlane:
             settings[TRINO_CATALOGS] = check_mapping(
                 technology, settings[TRINO_CATALOGS], "connection.trinoCatalogs"
             )
-            self._may_map(caller, key, technology, registration.endpoint, settings[TRINO_CATALOGS])
+            self.may_claim(caller, key, technology, registration.endpoint, settings[TRINO_CATALOGS])
             return settings, None
         if technology is Technology.TRINO:
+            self.may_claim(caller, key, technology, registration.endpoint, {})
             return settings, None
         proposal = propose(technology, registration.endpoint, self.trino_catalog_files)
         if proposal.catalogs:
@@ -289,10 +308,12 @@ class ControlPlane:
         self.references.check(endpoint, "endpoint")
         self.references.check(credentials, "credentials")
         mapping = None
+        where = endpoint if endpoint is not None else current.endpoint
         if trino_catalogs is not None:
             mapping = check_mapping(current.technology, trino_catalogs, "trinoCatalogs")
-            where = endpoint if endpoint is not None else current.endpoint
-            self._may_map(caller, key, current.technology, where, mapping)
+            self.may_claim(caller, key, current.technology, where, mapping)
+        if current.technology is Technology.TRINO and endpoint is not None:
+            self.may_claim(caller, key, current.technology, where, {})
         if endpoint is not None or credentials is not None:
             sealed_new = (
                 self.store.secrets.seal(credentials, "connection.credentials")

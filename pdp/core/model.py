@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -172,6 +172,61 @@ class PolicyGrant:
     access: Access  # READ or WRITE
 
 
+Targeted = tuple[PolicyGrant, frozenset[TableKey]]
+"""An active policy and the Trino tables it targets (the same for every user of a revision)."""
+
+
+class PolicyGrants(Mapping[TableKey, tuple[PolicyGrant, ...]]):
+    """A user's grants (data source -> granting policies, in policy order) held as the policies
+    that apply to the user, each with its targets shared with every other user: no object per
+    table. A granted table's policies are found on first ask and remembered (at most one entry
+    per table the user sees, as a dict of them would hold)."""
+
+    __slots__ = ("_asked", "_keys", "policies")
+
+    def __init__(self, policies: Sequence[Targeted] = ()) -> None:
+        self.policies = tuple(policies)
+        self._asked: dict[TableKey, tuple[PolicyGrant, ...]] = {}
+        self._keys: frozenset[TableKey] | None = None
+
+    def get(self, key: TableKey, default: object = None) -> object:  # type: ignore[override]
+        found = self._asked.get(key)
+        if found is None:
+            if self._keys is not None and key not in self._keys:
+                return default
+            found = tuple(g for g, tables in self.policies if key in tables)
+            if not found:
+                return default
+            self._asked[key] = found
+        return found
+
+    def __getitem__(self, key: TableKey) -> tuple[PolicyGrant, ...]:
+        found = self.get(key)
+        if found is None:
+            raise KeyError(key)
+        return found  # type: ignore[return-value]
+
+    def __contains__(self, key: object) -> bool:
+        return any(key in tables for _, tables in self.policies)
+
+    def keys(self) -> frozenset[TableKey]:  # type: ignore[override]
+        """Every table granted by some policy (a set, so that `&` with another is C-fast)."""
+        if self._keys is None:
+            self._keys = frozenset().union(*(tables for _, tables in self.policies))
+        return self._keys
+
+    def __iter__(self) -> Iterator[TableKey]:
+        return iter(self.keys())
+
+    def __len__(self) -> int:
+        return len(self.keys())
+
+    @property
+    def size(self) -> int:
+        """Entries held for this user alone (the targets are shared): a cheap weight."""
+        return len(self.policies) + len(self._asked) + (len(self._keys) if self._keys else 0)
+
+
 ColumnTags = Mapping[str, frozenset[str]]
 """Folded column name -> its tags, each with all its parent tags (`PII.Email` also gives `PII`)."""
 
@@ -193,6 +248,9 @@ class Registry:
     # unreachable and no snapshot of it was saved. An object not listed is then denied, not
     # decided as a non-data source (pdp.core.decide.unregistered).
     complete: bool = True
+    # The active subscription policies that target a Trino table, in policy order, with the
+    # tables each targets: a user's entitlements say which apply by their position here.
+    policies: tuple[Targeted, ...] = ()
 
     @classmethod
     def of(
@@ -203,6 +261,7 @@ class Registry:
         filters: Mapping[TableKey, tuple[str, ...]] | None = None,
         *,
         complete: bool = True,
+        policies: Sequence[Targeted] = (),
     ) -> Registry:
         by_catalog: dict[str, set[TableKey]] = {}
         by_schema: dict[tuple[str, str], set[TableKey]] = {}
@@ -217,7 +276,12 @@ class Registry:
             masks={k: v for k, v in (masks or {}).items() if v},
             filters={k: v for k, v in (filters or {}).items() if v},
             complete=complete,
+            policies=tuple(policies),
         )
+
+    def grants(self, positions: Sequence[int]) -> PolicyGrants:
+        """A user's grants from the positions in `policies` of those that apply to them."""
+        return PolicyGrants([self.policies[i] for i in positions])
 
     def inside(self, catalog: str, schema: str | None = None) -> frozenset[TableKey]:
         if schema is None:
@@ -276,6 +340,13 @@ class View:
     # The data sources the user owns (Data Owner on the table or above, in the store): masks
     # that exempt owners skip them.
     owned: frozenset[TableKey] = frozenset()
+
+    @property
+    def size(self) -> int:
+        """Entries the view holds beyond the registry it shares: a cheap weight for caches."""
+        grants = self.grants
+        held = grants.size if isinstance(grants, PolicyGrants) else len(grants)
+        return 1 + held + len(self.mask_policies) + len(self.filters) + len(self.owned)
 
 
 class Basis(StrEnum):

@@ -14,9 +14,11 @@ from pdp.core.model import (
     Identity,
     MaskRule,
     PolicyGrant,
+    PolicyGrants,
     Registry,
     Settings,
     TableKey,
+    Targeted,
     View,
     fold,
 )
@@ -30,6 +32,7 @@ from pdp.policy.model import (
     RowFilterPolicy,
     Subject,
     Targets,
+    Technology,
 )
 
 Grants = dict[str, tuple[PolicyGrant, ...]]
@@ -52,6 +55,9 @@ class PolicySnapshot:
     # Active policies by what their `who` names, so a user's grants are found without testing
     # every policy: ("anyone",), ("user", name), ("group", name), ("attribute", key, value).
     by_who: Mapping[tuple[str, ...], tuple[int, ...]] = field(default_factory=dict)
+    # An active policy's index in `policies` -> its position in `registry.policies` (policies
+    # that target no Trino table have none): what a user's entitlements send.
+    positions: Mapping[int, int] = field(default_factory=dict)
     # Data policies (staged ones too, for `pdp explain`) and the Trino tables each one covers.
     masking: tuple[MaskingPolicy, ...] = ()
     row_filters: tuple[RowFilterPolicy, ...] = ()
@@ -95,8 +101,15 @@ class PolicySnapshot:
             (*masking, *row_filters),
         )
         masks, filters = _active_by_table(masking, row_filters, data_targets)
+        targets = {p.name: frozenset(_resolve(index, by_path, _what(p))) for p in policies}
+        positions, targeted = _trino_targets(policies, targets, trino_paths)
         registry = Registry.of(
-            set(trino_paths.values()), columns, masks, filters, complete=complete
+            set(trino_paths.values()),
+            columns,
+            masks,
+            filters,
+            complete=complete,
+            policies=targeted,
         )
         return cls(
             revision=revision,
@@ -104,11 +117,12 @@ class PolicySnapshot:
             policies=policies,
             directory=dict(directory),
             mapping=mapping,
-            targets={p.name: frozenset(_resolve(index, by_path, _what(p))) for p in policies},
+            targets=targets,
             registry=registry,
             trino_paths=trino_paths,
             retired={p: s for s in retired if (p := fold(s.path)) not in by_path},
             by_who=_by_who(policies),
+            positions=positions,
             masking=masking,
             row_filters=row_filters,
             data_targets=data_targets,
@@ -122,28 +136,34 @@ class PolicySnapshot:
             return Subject(user, frozenset(groups), {})
         return Subject(user, known.groups | frozenset(groups), known.attributes)
 
-    def grants(self, subject: Subject) -> Grants:
-        """Data source path -> the active policies that apply to `subject` and target it."""
+    def applying(self, subject: Subject) -> list[int]:
+        """The indexes in `policies` of the active policies that apply to `subject`, in order."""
         keys = [("anyone",), ("user", subject.name)]
         keys += [("group", group) for group in subject.groups]
         keys += [("attribute", k, v) for k, values in subject.attributes.items() for v in values]
         candidates = sorted({i for key in keys for i in self.by_who.get(key, ())})
+        # named the subject somewhere; `match: all` may still say no
+        return [i for i in candidates if self.policies[i].applies_to(subject)]
+
+    def grants(self, subject: Subject) -> Grants:
+        """Data source path -> the active policies that apply to `subject` and target it."""
         found: defaultdict[str, list[PolicyGrant]] = defaultdict(list)
-        for index in candidates:  # named the subject somewhere; `match: all` may still say no
+        for index in self.applying(subject):
             policy = self.policies[index]
-            if policy.applies_to(subject):
-                grant = PolicyGrant(policy.name, policy.access)
-                for path in self.targets.get(policy.name, ()):
-                    found[path].append(grant)
+            grant = PolicyGrant(policy.name, policy.access)
+            for path in self.targets.get(policy.name, ()):
+                found[path].append(grant)
         return {path: tuple(grants) for path, grants in found.items()}
 
-    def trino_grants(self, subject: Subject) -> dict[TableKey, tuple[PolicyGrant, ...]]:
-        result: dict[TableKey, tuple[PolicyGrant, ...]] = {}
-        for path, grants in self.grants(subject).items():
-            key = self.trino_paths.get(path)
-            if key is not None:
-                result[key] = result.get(key, ()) + grants
-        return result
+    def trino_positions(self, subject: Subject) -> list[int]:
+        """The positions in `registry.policies` of the policies that give `subject` grants on
+        Trino tables: a user's entitlements."""
+        positions = self.positions
+        return [positions[i] for i in self.applying(subject) if i in positions]
+
+    def trino_grants(self, subject: Subject) -> PolicyGrants:
+        """Trino table -> the active policies that apply to `subject` and target it."""
+        return self.registry.grants(self.trino_positions(subject))
 
     def data_policies(self, subject: Subject) -> UserDataPolicies:
         """The active masking policies that apply to `subject` (by name: the registry says
@@ -172,11 +192,18 @@ class PolicySnapshot:
             found |= self.owned_by.get(("group", group), frozenset())
         return frozenset(found)
 
-    @property
-    def ungoverned(self) -> tuple[str, ...]:
+    def ungoverned(self, fronted: Iterable[Technology] = ()) -> tuple[str, ...]:
         """Why the snapshot governs less than it should (the PDP's and sidecars' /health report
-        it as "degraded"): active data sources no Trino catalog exposes."""
-        ungoverned = len(self.sources) - len(self.trino_paths)
+        it as "degraded"): active data sources no Trino catalog exposes, on the platforms Trino
+        fronts: those `fronted` names (Trino's catalog files show a catalog of theirs) and those
+        with a data source some catalog exposes. A platform only read natively (a
+        Snowflake-only install) is governed by grant sync, not through Trino."""
+        exposed = {*fronted, *(self.sources[path].technology for path in self.trino_paths)}
+        ungoverned = sum(
+            1
+            for path, source in self.sources.items()
+            if path not in self.trino_paths and source.technology in exposed
+        )
         if not ungoverned:
             return ()
         return (
@@ -323,6 +350,25 @@ def _resolve(index: Index, sources: Mapping[str, DataSource], what: Targets) -> 
         for name in names:
             paths |= index.get((kind, name), set())
     return paths
+
+
+def _trino_targets(
+    policies: tuple[Policy, ...],
+    targets: Mapping[str, frozenset[str]],
+    trino_paths: Mapping[str, TableKey],
+) -> tuple[dict[int, int], list[Targeted]]:
+    """The active policies that target Trino tables, each with those tables, and each one's
+    position among them by its index in `policies`."""
+    positions: dict[int, int] = {}
+    targeted: list[Targeted] = []
+    for i, policy in enumerate(policies):
+        if policy.status is not PolicyStatus.ACTIVE:
+            continue
+        tables = frozenset(k for p in targets[policy.name] if (k := trino_paths.get(p)))
+        if tables:
+            positions[i] = len(targeted)
+            targeted.append((PolicyGrant(policy.name, policy.access), tables))
+    return positions, targeted
 
 
 def _by_who(policies: tuple[Policy, ...]) -> dict[tuple[str, ...], tuple[int, ...]]:

@@ -10,6 +10,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -34,6 +35,7 @@ from pdp.control import (
     SyncRunner,
     platform_crawlers,
 )
+from pdp.control.catalogs import fronted
 from pdp.core.model import ClusterSettings
 from pdp.grants.syncer import syncer_from
 from pdp.policy import PolicySnapshot, Revisions
@@ -173,7 +175,8 @@ async def start_pdp(
         policy, revisions = control.inputs, control.feed.revisions
     pdp_yaml = PdpYaml(config, policy, cluster, inputs=control is not None)
     feed = control.feed if control is not None else None
-    degraded = partial(_degraded, feed, revisions)
+    catalog_files = control.plane.trino_catalog_files if control is not None else None
+    degraded = partial(_degraded, feed, revisions, catalog_files)
     serving_grpc = asyncio.Event()
     tasks = [asyncio.create_task(control.feed.run())] if control is not None else []
     if control is not None:
@@ -258,10 +261,13 @@ async def _control(
     return Control(store, inputs, feed, runner, plane, scheduler)
 
 
-def _degraded(feed: SnapshotFeed | None, revisions: Revisions) -> str | None:
-    """Why the PDP serves a degraded snapshot (the store down, ungoverned objects), if it does."""
+def _degraded(
+    feed: SnapshotFeed | None, revisions: Revisions, catalog_files: Path | None
+) -> str | None:
+    """Why the PDP serves a degraded snapshot (the store down, ungoverned objects on the
+    platforms Trino fronts), if it does."""
     store = feed.degraded if feed is not None else None
-    reasons = (*([store] if store else []), *revisions.current.ungoverned)
+    reasons = (*([store] if store else []), *revisions.current.ungoverned(fronted(catalog_files)))
     return "; ".join(reasons) if reasons else None
 
 

@@ -14,11 +14,10 @@ from pdp.api import HEARTBEAT_SECONDS, KEEPALIVE_SERVER, METADATA_LIMIT, pb, rpc
 from pdp.config.errors import Problem
 from pdp.config.listen import ensure_listen_free
 from pdp.core import decide
-from pdp.core.model import ClusterSettings, Identity, Settings, View
+from pdp.core.model import ClusterSettings, Identity, PolicyGrants, Settings, View
 from pdp.policy import PolicySnapshot, Revisions
 from pdp.service.monitor import measured, streamed
 from pdp.wire import proto
-from pdp.wire.proto import Grants
 
 log = logging.getLogger(__name__)
 
@@ -34,13 +33,17 @@ class PdpServicer(rpc.PolicyDecisionPointServicer):
     ) -> None:
         self._revisions, self._cluster, self._rejected = revisions, cluster, rejected
         self._degraded = degraded
-        self._grants: LRUCache = LRUCache(cache_size)  # (revision, identity) -> Trino grants
+        # (revision, identity) -> Trino grants (their tables' grants are remembered as asked)
+        self._grants: LRUCache = LRUCache(cache_size)
         self._entitlements: LRUCache = LRUCache(cache_size)  # same key -> encoded message
+        # The registry message of the current revision: every sidecar worker asks for it after
+        # each revision, and building it for 100,000 tables takes seconds of CPU.
+        self._registry: pb.Registry | None = None
 
     def _effective(self, snapshot: PolicySnapshot) -> Settings:
         return self._cluster().effective(snapshot.mapping)
 
-    def _trino_grants(self, snapshot: PolicySnapshot, identity: Identity) -> Grants:
+    def _trino_grants(self, snapshot: PolicySnapshot, identity: Identity) -> PolicyGrants:
         key = (snapshot.revision, identity)
         grants = self._grants.get(key)
         if grants is None:
@@ -82,15 +85,21 @@ class PdpServicer(rpc.PolicyDecisionPointServicer):
     ) -> pb.Entitlements:
         snapshot = self._revisions.current
         identity = proto.identity_from_pb(request.identity)
-        key = (snapshot.revision, identity)
+        key = (snapshot.revision, identity, request.compact)
         cached = self._entitlements.get(key)
         if cached is None:
-            grants = self._trino_grants(snapshot, identity)
             subject = snapshot.subject(identity.user, identity.groups)
             masks, filters = snapshot.data_policies(subject)
             cached = self._entitlements[key] = proto.entitlements_to_pb(
-                snapshot.revision, grants, masks, filters, snapshot.owned(subject)
+                snapshot.revision,
+                snapshot.trino_positions(subject) if request.compact else (),
+                masks,
+                filters,
+                snapshot.owned(subject),
             )
+            if not request.compact:  # a sidecar before compact entitlements: per table
+                grants = self._trino_grants(snapshot, identity)
+                cached.tables.extend(proto.table_grants_to_pb(grants))
         return cached
 
     @measured("GetRegistry")
@@ -98,7 +107,12 @@ class PdpServicer(rpc.PolicyDecisionPointServicer):
         self, request: pb.RegistryRequest, context: grpc.aio.ServicerContext
     ) -> pb.Registry:
         snapshot = self._revisions.current
-        return proto.registry_to_pb(snapshot.revision, snapshot.registry, snapshot.mapping)
+        registry = self._registry
+        if registry is None or registry.revision != snapshot.revision:
+            registry = self._registry = proto.registry_to_pb(
+                snapshot.revision, snapshot.registry, snapshot.mapping
+            )
+        return registry
 
     @streamed
     async def WatchRevision(

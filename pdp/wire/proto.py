@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import orjson
@@ -20,14 +21,18 @@ from pdp.core.model import (
     MaskKind,
     MaskRule,
     PolicyGrant,
+    PolicyGrants,
     Registry,
     Request,
     Resource,
     SchemaRef,
     SessionPropertyRef,
+    Settings,
     TableKey,
     TableRef,
+    Targeted,
     UserRef,
+    View,
     table_key,
 )
 
@@ -102,9 +107,10 @@ def _table(key: TableKey) -> pb.Table:
 
 
 def registry_to_pb(revision: str, registry: Registry, mapping: AccessGrantMapping) -> pb.Registry:
+    order = sorted(registry.tables)
     return pb.Registry(
         revision=revision,
-        tables=[pb.Table(catalog=c, schema=s, table=t) for c, s, t in sorted(registry.tables)],
+        tables=[pb.Table(catalog=c, schema=s, table=t) for c, s, t in order],
         mapping=mapping_to_pb(mapping),
         columns=[
             pb.TableColumns(
@@ -134,11 +140,55 @@ def registry_to_pb(revision: str, registry: Registry, mapping: AccessGrantMappin
             for name, keys in _by_rule(registry.filters).items()
         ],
         incomplete=not registry.complete,
+        policies=_targets_to_pb(registry, order),
     )
 
 
+def _targets_to_pb(registry: Registry, order: list[TableKey]) -> list[pb.PolicyTargets]:
+    """Each policy's tables, a schema it targets whole as that schema's position."""
+    position = {key: i for i, key in enumerate(order)}
+    schemas = {schema: i for i, schema in enumerate(dict.fromkeys(k[:2] for k in order))}
+    messages = []
+    for grant, tables in registry.policies:
+        by_schema: defaultdict[tuple[str, str], list[TableKey]] = defaultdict(list)
+        for key in tables:
+            by_schema[key[:2]].append(key)
+        whole: list[int] = []
+        single: list[int] = []
+        for schema, keys in by_schema.items():
+            if len(keys) == len(registry.by_schema[schema]):
+                whole.append(schemas[schema])
+            else:
+                single.extend(position[k] for k in keys)
+        messages.append(
+            pb.PolicyTargets(
+                policy=grant.policy,
+                access=grant.access,
+                schemas=sorted(whole),
+                tables=sorted(single),
+            )
+        )
+    return messages
+
+
+def _targets_from_pb(
+    messages: Iterable[pb.PolicyTargets], order: list[TableKey], registry: Registry
+) -> list[Targeted]:
+    schemas = [registry.by_schema[s] for s in dict.fromkeys(k[:2] for k in order)]
+    return [
+        (
+            PolicyGrant(m.policy, Access(m.access)),
+            frozenset().union(*[schemas[i] for i in m.schemas], [order[i] for i in m.tables]),
+        )
+        for m in messages
+    ]
+
+
 def registry_from_pb(message: pb.Registry) -> tuple[Registry, AccessGrantMapping]:
-    keys = {table_key(t.catalog, t.schema, t.table) for t in message.tables}
+    """Raises ValueError when the message is inconsistent (a policy naming a position that
+    `tables` does not have)."""
+    order = [table_key(t.catalog, t.schema, t.table) for t in message.tables]
+    keys = set(order)
     columns = {
         table_key(c.table.catalog, c.table.schema, c.table.table): {
             col.column: frozenset(col.tags) for col in c.columns
@@ -169,7 +219,11 @@ def registry_from_pb(message: pb.Registry) -> tuple[Registry, AccessGrantMapping
         {k: tuple(v) for k, v in filters.items()},
         complete=not message.incomplete,
     )
-    return registry, mapping_from_pb(message.mapping)
+    try:
+        targeted = _targets_from_pb(message.policies, order, registry)
+    except IndexError:
+        raise ValueError("a policy of the registry names a table it does not list") from None
+    return dataclasses.replace(registry, policies=tuple(targeted)), mapping_from_pb(message.mapping)
 
 
 def _by_rule(per_table: Mapping[TableKey, tuple[Any, ...]]) -> dict[Any, list[TableKey]]:
@@ -183,20 +237,15 @@ def _by_rule(per_table: Mapping[TableKey, tuple[Any, ...]]) -> dict[Any, list[Ta
 
 def entitlements_to_pb(
     revision: str,
-    grants: Grants,
+    policies: Iterable[int] = (),
     mask_policies: frozenset[str] = frozenset(),
     filters: Mapping[str, str] | None = None,
     owned: frozenset[TableKey] = frozenset(),
 ) -> pb.Entitlements:
+    """`policies`: the positions in the registry's `policies` of those that apply to the user."""
     return pb.Entitlements(
         revision=revision,
-        tables=[
-            pb.TableGrant(
-                table=pb.Table(catalog=c, schema=s, table=t),
-                grants=[pb.PolicyGrant(policy=g.policy, access=g.access) for g in granted],
-            )
-            for (c, s, t), granted in sorted(grants.items())
-        ],
+        policies=policies,
         mask_policies=sorted(mask_policies),
         row_filters=[
             pb.RowFilter(policy=name, expression=sql)
@@ -204,6 +253,38 @@ def entitlements_to_pb(
         ],
         owned_tables=[_table(k) for k in sorted(owned)],
     )
+
+
+def table_grants_to_pb(grants: Mapping[TableKey, tuple[PolicyGrant, ...]]) -> list[pb.TableGrant]:
+    """The per-table form, for sidecars before compact entitlements."""
+    return [
+        pb.TableGrant(
+            table=_table(key),
+            grants=[pb.PolicyGrant(policy=g.policy, access=g.access) for g in grants[key]],
+        )
+        for key in sorted(grants)
+    ]
+
+
+def table_grants_from_pb(message: pb.Entitlements) -> dict[TableKey, tuple[PolicyGrant, ...]]:
+    """The per-table form, from a PDP (or a saved state) before compact entitlements."""
+    return {
+        table_key(g.table.catalog, g.table.schema, g.table.table): tuple(
+            PolicyGrant(p.policy, Access(p.access)) for p in g.grants
+        )
+        for g in message.tables
+    }
+
+
+def view_to_pb(revision: str, view: View) -> pb.Entitlements:
+    """What a view was built from, its policies by position in its registry's `policies`."""
+    grants = view.grants
+    held = grants.policies if isinstance(grants, PolicyGrants) else ()
+    position = {grant: i for i, (grant, _) in enumerate(view.registry.policies)}
+    # (a grant its registry does not list, which a correct view never holds, is left out:
+    # never more access than the view gave)
+    kept = [position[g] for g, _ in held if g in position]
+    return entitlements_to_pb(revision, kept, view.mask_policies, view.filters, view.owned)
 
 
 def data_policies_from_pb(message: pb.Entitlements) -> tuple[frozenset[str], dict[str, str]]:
@@ -216,10 +297,20 @@ def owned_from_pb(message: pb.Entitlements) -> frozenset[TableKey]:
     return frozenset(table_key(t.catalog, t.schema, t.table) for t in message.owned_tables)
 
 
-def entitlements_from_pb(message: pb.Entitlements) -> dict[TableKey, tuple[PolicyGrant, ...]]:
-    return {
-        table_key(g.table.catalog, g.table.schema, g.table.table): tuple(
-            PolicyGrant(p.policy, Access(p.access)) for p in g.grants
-        )
-        for g in message.tables
-    }
+def grants_from_pb(message: pb.Entitlements, registry: Registry) -> Grants:
+    """A user's grants, compact or per table (from a PDP or saved state before compact
+    entitlements). Raises ValueError when a policy's position is not in the registry."""
+    if message.tables:
+        return table_grants_from_pb(message)
+    try:
+        return registry.grants(message.policies)
+    except IndexError:
+        raise ValueError("the entitlements name a policy the registry does not list") from None
+
+
+def view_from_pb(message: pb.Entitlements, settings: Settings, registry: Registry) -> View:
+    """A user's view from their entitlements and the registry of the same revision (raises
+    ValueError when the message names a policy the registry does not list)."""
+    masks, filters = data_policies_from_pb(message)
+    grants = grants_from_pb(message, registry)
+    return View(settings, registry, grants, masks, filters, owned_from_pb(message))

@@ -9,10 +9,10 @@ import json
 
 import httpx
 
+from devstack.configs import make_tree
+from devstack.processes import free_port, start_pdp, start_sidecar
 from tests.auth.support import PDP_AUDIENCE, Idp
 from tests.sidecar.test_revocation import BODY
-from tests.support.configs import make_tree
-from tests.support.processes import free_port, start_pdp, start_sidecar
 
 ALLOW = "/v1/data/trino/allow"
 

@@ -14,7 +14,7 @@ import pytest
 
 from benchmarks import trino_world as tw
 from benchmarks.trino_bench import gopolicy_binary, gopolicy_command, healthy
-from tests.support.processes import Process, free_port
+from devstack.processes import Process, free_port
 
 WORLD = tw.build()
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from devstack.configs import make_tree
 from pdp.config.errors import ConfigError
 from pdp.core.model import MaskKind, table_key
 from pdp.policy.builtin import is_builtin
 from pdp.policy.model import PolicyStatus
-from tests.support.configs import make_tree
 
 REGISTRY = """
 connections:

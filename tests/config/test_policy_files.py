@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from devstack.configs import make_tree
 from pdp.config.errors import ConfigError
 from pdp.core.model import Access
-from tests.support.configs import make_tree
 
 REGISTRY = """
 connections:

@@ -6,10 +6,10 @@ import os
 
 import pytest
 
+from devstack.configs import make_tree
 from pdp.config.errors import ConfigError
 from pdp.config.load import load_snapshot
 from pdp.config.watch import Watched
-from tests.support.configs import make_tree
 
 
 def touch_later(path) -> None:

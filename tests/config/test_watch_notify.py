@@ -12,11 +12,11 @@ import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+from devstack.configs import make_tree
 from pdp.config import watch as watch_module
 from pdp.config.load import load_snapshot
 from pdp.config.watch import Watched
 from pdp.policy import PolicySnapshot
-from tests.support.configs import make_tree
 
 SLOW_POLL = 60.0  # seconds: longer than any bound below
 BOUND = 10.0  # seconds: generous, never a timing assertion

@@ -22,9 +22,9 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as ready
 from selenium.webdriver.support.ui import WebDriverWait
 
+from devstack.configs import WORKED_POLICIES, WORKED_REGISTRY, make_tree
 from devstack.postgres import Postgres
-from tests.support.configs import WORKED_POLICIES, WORKED_REGISTRY, make_tree
-from tests.support.processes import Process, free_port
+from devstack.processes import Process, free_port
 
 SHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
 STORE_KEY = "GWfj5J3bCR3bqGxg5w2Xb0mHl2-eCJVPRCi3ypG1ZTM="  # a Fernet key, for tests only
@@ -35,8 +35,21 @@ users:
   bob: {}
   maker: {permissions: [CREATE_DATA_SOURCE]}
 """
+# the worked example's orders with two columns, one tagged PII (the Access page's masks)
+REGISTRY = WORKED_REGISTRY.replace(
+    "- orders", "- {name: orders, columns: {card: [PII], total: []}}"
+)
 # the built-in New Column Added policy: object sync opens a request per added column
-POLICIES = WORKED_POLICIES + "builtins:\n  New Column Added: active\n"
+POLICIES = (
+    WORKED_POLICIES
+    + """masks:
+  - {name: pii-hash, columns: {tags: [PII]}, mask: hash}
+rowFilters:
+  - {name: emea-only, what: {dataSources: [trino-prod.hive.sales.orders]}, where: "region = 'emea'"}
+builtins:
+  New Column Added: active
+"""
+)
 # table names the console must show as text, never run or break on
 XSS = "<script>alert(1)</script>"
 QUOTED = 'O\'Brien "quoted" données ✓'
@@ -104,7 +117,7 @@ class Stack:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("console")
     grpc_port, admin_port, dev_port = free_port(), free_port(), free_port()
-    tree = make_tree(root, registry=WORKED_REGISTRY, policies=POLICIES, users=USERS)
+    tree = make_tree(root, registry=REGISTRY, policies=POLICIES, users=USERS)
     dev = f"{{devIssuer: {{listen: '127.0.0.1:{dev_port}', userTokens: true}}}}"
     yaml = tree.pdp_yaml(grpc_port, auth=dev)
     yaml.write_text(
@@ -227,7 +240,7 @@ class Page:
             raise
 
     def click(self, text: str) -> None:
-        xpath = f"//main//*[self::button or self::a][normalize-space()={_literal(text)}]"
+        xpath = f"//main//*[self::button or self::a][normalize-space()={literal(text)}]"
         for attempt in range(3):  # the page may be redrawn between finding and clicking
             try:
                 self.wait(ready.element_to_be_clickable((By.XPATH, xpath))).click()
@@ -237,7 +250,7 @@ class Page:
                     raise
 
     def fill(self, label: str, value: str) -> None:
-        xpath = f"//label[normalize-space()={_literal(label)}]"
+        xpath = f"//label[normalize-space()={literal(label)}]"
         target = self.wait(ready.presence_of_element_located((By.XPATH, xpath)))
         field = self.browser.find_element(By.ID, target.get_attribute("for") or "")
         field.clear()
@@ -249,7 +262,7 @@ class Page:
         self.browser.save_screenshot(str(SHOTS / f"{name}.png"))
 
 
-def _literal(text: str) -> str:
+def literal(text: str) -> str:
     if "'" not in text:
         return f"'{text}'"
     parts = text.split("'")

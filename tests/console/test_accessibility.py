@@ -14,6 +14,12 @@ return [...document.querySelectorAll('main input, main select, main textarea, ma
     && !(c.tagName === 'BUTTON' && c.textContent.trim()))
   .map((c) => c.outerHTML);
 """
+# a state shown by a badge's colour is also its word
+COLOUR_ONLY = """
+return [...document.querySelectorAll('.badge')].filter((b) => !b.textContent.trim())
+  .map((b) => b.outerHTML);
+"""
+WIDE = "return document.documentElement.scrollWidth > window.innerWidth + 1"
 
 
 def test_the_tree_works_from_the_keyboard_and_every_control_is_labelled(
@@ -37,6 +43,7 @@ def test_the_tree_works_from_the_keyboard_and_every_control_is_labelled(
     # a state is a word next to its colour
     assert "present" in page.browser.find_element(By.CSS_SELECTOR, "ul[role=tree]").text
     assert page.browser.execute_script(UNLABELLED) == []
+    assert page.browser.execute_script(COLOUR_ONLY) == []
     for path in (
         "/console/connections/new",
         "/console/jobs",
@@ -46,6 +53,7 @@ def test_the_tree_works_from_the_keyboard_and_every_control_is_labelled(
         page.open(path)
         page.wait(ready.presence_of_element_located((By.CSS_SELECTOR, "main h1")))
         assert page.browser.execute_script(UNLABELLED) == [], path
+        assert page.browser.execute_script(COLOUR_ONLY) == [], path
 
 
 def test_a_narrow_window_keeps_everything_reachable(page: Page, stack: Stack, remote: Remote):
@@ -53,16 +61,41 @@ def test_a_narrow_window_keeps_everything_reachable(page: Page, stack: Stack, re
     page.sign_in("gov")
     page.browser.set_window_size(420, 900)
     try:
-        page.open("/console/connections/narrow")
-        page.heading("Connection narrow")
-        wide = page.browser.execute_script(
-            "return document.documentElement.scrollWidth > window.innerWidth + 1"
-        )
-        assert not wide  # no sideways scrolling
-        assert page.browser.find_element(By.ID, "signout").is_displayed()
-        page.shot("narrow")
+        for path, shot in (
+            ("/console/connections/narrow", "narrow"),
+            ("/console/connections", None),
+            ("/console/connections/new", "narrow-register"),
+            ("/console/jobs", None),
+            ("/console/requests", None),
+            ("/console/access?user=alice&catalog=hive&schema=sales&table=orders", "narrow-access"),
+            ("/console/upgrade", None),
+        ):
+            page.open(path)
+            page.wait(ready.presence_of_element_located((By.CSS_SELECTOR, "main h1")))
+            if "access" in path:
+                page.click("Explain")
+                page.text("ALLOWED")
+            assert not page.browser.execute_script(WIDE), path  # no sideways scrolling
+            assert page.browser.find_element(By.ID, "signout").is_displayed()
+            if shot:
+                page.shot(shot)
     finally:
         page.browser.set_window_size(1280, 900)
+
+
+def test_the_technology_tabs_follow_the_arrow_keys(page: Page, stack: Stack):
+    page.sign_in("gov")
+    page.open("/console/connections/new")
+    page.heading("Register a connection")
+    tab = page.browser.find_element(By.XPATH, "//button[@role='tab'][.='PostgreSQL']")
+    assert tab.get_attribute("aria-selected") == "true" and tab.get_attribute("tabindex") == "0"
+    tab.send_keys(Keys.ARROW_RIGHT)
+    page.text("Trino endpoint")
+    focused = page.browser.switch_to.active_element
+    assert focused.text == "Trino" and focused.get_attribute("aria-selected") == "true"
+    focused.send_keys(Keys.ARROW_LEFT)
+    page.text("PostgreSQL endpoint")
+    assert page.browser.switch_to.active_element.text == "PostgreSQL"
 
 
 def test_every_technology_and_method_of_the_register_form_is_labelled(page: Page, stack: Stack):

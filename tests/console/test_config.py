@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from devstack.configs import make_tree
 from pdp.config.errors import ConfigError
 from pdp.console import DevSignIn, OidcSignIn, sign_in_method
 from pdp.service.config import load_pdp_config
-from tests.support.configs import make_tree
 
 IDP = "{issuer: 'https://idp.example', audience: api://pdp, jwksUri: 'https://idp.example/jwks'}"
 CONSOLE = "console: {signIn: {clientId: pdp-console, clientSecretEnv: CONSOLE_SECRET, resource: api://pdp}}\n"

@@ -8,18 +8,21 @@ from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ready
 
-from tests.console.conftest import QUOTED, XSS, Page, Remote, Stack
+from tests.console.conftest import QUOTED, XSS, Page, Remote, Stack, literal
 
 
 def expand(page: Page, name: str) -> None:
-    toggle = f"//button[@aria-label='Show the children of {name}']"
+    toggle = f"//button[@aria-label={literal('Show the children of ' + name)}]"
     page.wait(ready.element_to_be_clickable((By.XPATH, toggle))).click()
 
 
 def select(page: Page, name: str) -> None:
     node = page.wait(
         ready.element_to_be_clickable(
-            (By.XPATH, f"//ul[@role='tree']//button[@class='node'][normalize-space()='{name}']")
+            (
+                By.XPATH,
+                f"//ul[@role='tree']//button[@class='node'][normalize-space()={literal(name)}]",
+            )
         )
     )
     node.click()
@@ -113,3 +116,49 @@ def test_search_finds_a_table_by_name(page: Page, stack: Stack, remote: Remote):
     page.click("Search")
     page.text("1 found")
     page.text(f"pg/{remote.database}/sales/customers")
+
+
+def test_edit_a_connections_credentials_validated_first_and_its_schedule(
+    page: Page, stack: Stack, remote: Remote
+):
+    stack.register("edited", remote)
+    other, password = f"editor_{remote.role}", "s3cret-" + remote.password
+    with remote.pg.connect() as admin:
+        admin.execute(f"CREATE ROLE {other} LOGIN PASSWORD '{password}'")
+        admin.execute(f'GRANT CONNECT ON DATABASE "{remote.database}" TO {other}')
+    try:
+        page.sign_in("gov")
+        page.open("/console/connections/edited")
+        page.heading("Connection edited")
+        page.text("Endpoint and credentials")
+        save = page.browser.find_element(
+            By.XPATH, "//button[normalize-space()='Save endpoint and credentials']"
+        )
+        page.fill("Host", remote.pg.host)  # the stored endpoint, shown; credentials never
+        page.fill("User", "nobody-" + other)  # (the test cluster trusts loopback passwords)
+        page.fill("Password", password)
+        page.click("Validate Connection")
+        page.text("The platform refused these details.")
+        assert not save.is_enabled()  # nothing is saved before a validation passes
+        page.fill("User", other)
+        page.click("Validate Connection")
+        page.text("The platform accepted these details.")
+        page.browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", save)
+        page.shot("connection-edit")
+        save.click()
+        saved = "edited: endpoint, credentials saved"
+        page.wait(ready.text_to_be_present_in_element((By.ID, "status"), saved))
+        page.fill("Schedule (cron)", "0 3 * * *")
+        page.click("Save schedule")
+        saved = "edited: schedule, failSafeThreshold saved"
+        page.wait(ready.text_to_be_present_in_element((By.ID, "status"), saved))
+        assert password not in page.browser.page_source
+        with stack.api("gov") as api:  # the API agrees; the password is sealed, not shown
+            conn = api.get("/data/connection/edited").json()
+        assert conn["credentials"] == {"user": other, "password": "[REDACTED]"}
+        assert conn["schedule"] == "0 3 * * *"
+        assert conn["endpoint"]["database"] == remote.database  # what the form kept
+    finally:
+        with remote.pg.connect() as admin:
+            admin.execute(f'REVOKE CONNECT ON DATABASE "{remote.database}" FROM {other}')
+            admin.execute(f"DROP ROLE IF EXISTS {other}")

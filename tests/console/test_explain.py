@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from devstack.configs import make_tree
 from pdp.console.explain import ExplainBody, TableBody, explain, readers
 from pdp.core.model import ClusterSettings
-from tests.support.configs import make_tree
 
 REGISTRY = """
 connections:
@@ -69,3 +69,26 @@ def test_who_may_read_a_table_and_through_which_policy(snapshot):
         ("alice", ["crm-readers"]),
         ("olga", ["crm-readers"]),
     ]
+
+
+@pytest.mark.parametrize(
+    ("column", "column_type", "sql"),
+    [
+        ("email", None, 'CAST(to_hex(sha256(to_utf8("email"))) AS varchar)'),  # varchar unless told
+        ("email", "varchar(3)", "CAST(NULL AS varchar(3))"),  # too short for a hash: NULL
+        (
+            "ssn",
+            "integer",
+            'from_big_endian_32(substr(sha256(to_utf8(CAST("ssn" AS varchar))), 1, 4))',
+        ),
+    ],
+)
+def test_a_masks_sql_as_trino_would_apply_it_for_the_columns_type(
+    snapshot, column, column_type, sql
+):
+    types = {column: column_type} if column_type else {}
+    answer = explain(snapshot, ClusterSettings(), ExplainBody(user="alice", types=types, **TABLE))
+    mask = {m["column"]: m for m in answer["masks"]}[column]
+    assert mask["expression"] == sql
+    assert mask["type"] == (column_type or "varchar")
+    assert mask["kind"] == "hash" and "pii-hash" in mask["reason"]

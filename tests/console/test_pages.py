@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as ready
 
 from tests.console.conftest import Page, Remote, Stack
@@ -76,6 +77,12 @@ def test_access_explains_a_decision_with_its_policy(page: Page, stack: Stack):
     page.click("Explain")
     page.text("ALLOWED")
     page.text("orders-readers")  # alice reads through her group's policy
+    page.text("emea-only: (region = 'emea')")  # the row filter Trino adds
+    page.text('CAST(to_hex(sha256(to_utf8("card"))) AS varchar)')  # the mask's SQL, as varchar
+    retype = page.browser.find_element(By.CSS_SELECTOR, "input[aria-label='Trino type of card']")
+    retype.send_keys(Keys.CONTROL, "a")
+    retype.send_keys("bigint", Keys.ENTER)  # its SQL for the column's real type
+    page.text('from_big_endian_64(substr(sha256(to_utf8(CAST("card" AS varchar))), 1, 8))')
     page.click("Who may read this table")
     page.text("Who may read hive.sales.orders: 2")  # alice by her group, bob by his WRITE
     page.shot("access")

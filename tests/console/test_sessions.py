@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from pdp.console.sessions import MAX_SESSIONS, Session, Sessions
+from pdp.console.sessions import MAX_SESSIONS, Session, Sessions, SignInFailed
 from pdp.console.signin import BEARER
 
 
@@ -43,7 +43,10 @@ def test_a_token_about_to_expire_is_renewed_and_one_that_cannot_be_ends():
     async def renew() -> tuple[str, float]:
         return "token-2", time.monotonic() + 300
 
-    renewing = session(expires=time.monotonic() + 5, refresh=renew)  # within the margin
+    # renewed when less than a quarter of its life (at most 30 s) is left
+    renewing = session(expires=time.monotonic() + 0.2, refresh=renew)
+    assert asyncio.run(renewing.credential()) == "token-1"
+    time.sleep(0.2)  # expired now
     assert asyncio.run(renewing.credential()) == "token-2"
     assert asyncio.run(renewing.credential()) == "token-2"  # not again before its time
     fresh = session(expires=time.monotonic() + 300)
@@ -52,3 +55,14 @@ def test_a_token_about_to_expire_is_renewed_and_one_that_cannot_be_ends():
     assert asyncio.run(expired.credential()) is None
     ids = {Sessions().open(session()) for _ in range(100)}
     assert len(ids) == 100 and all(len(i) >= 40 for i in ids)  # random, unguessable
+
+
+def test_a_refused_renewal_ends_the_session():
+    async def refuse() -> tuple[str, float]:
+        raise SignInFailed("the identity provider refused (400): grant not found")
+
+    sessions = Sessions()
+    refused = session(expires=time.monotonic() - 1, refresh=refuse)
+    sid = sessions.open(refused)
+    assert asyncio.run(refused.credential()) is None
+    assert refused.ended and sessions.get(sid) is None  # gone, not retried at every request

@@ -8,12 +8,12 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
+from devstack.fakes import FakePlatform
 from pdp.admin import create_app
 from pdp.admin.auth import trusted_header
 from pdp.control import ControlPlane, SyncRunner
 from pdp.policy import DirectoryUser, GlobalPermission
 from pdp.store import References, Store
-from tests.control.fakes import FakePlatform
 from tests.control.pgremote import LOOPBACK
 
 G = GlobalPermission
@@ -40,6 +40,15 @@ REGISTER = {
         "technology": "trino",
         "endpoint": {"host": "trino.example", "port": 8080},
         "credentials": {"username": "pdp", "passwordEnv": "TRINO_PASSWORD"},
+    },
+}
+# a PostgreSQL database, claiming no Trino catalog until given `trinoCatalogs`
+PG = {
+    "connectionKey": "pg",
+    "connection": {
+        "technology": "postgresql",
+        "endpoint": {"host": "localhost", "port": 54329},
+        "credentials": {"user": "crawler", "passwordEnv": "P"},  # a name ALLOWED allows
     },
 }
 

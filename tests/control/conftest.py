@@ -6,11 +6,11 @@ import time
 
 import pytest
 
+from devstack.fakes import FakePlatform
 from pdp.control import SyncRunner
 from pdp.store import Job, Store
 from tests.auth.conftest import client_certificate, idp  # noqa: F401
 from tests.control.adminkit import api  # noqa: F401
-from tests.control.fakes import FakePlatform
 from tests.control.pgremote import remote  # noqa: F401
 from tests.store.conftest import backend, new_database, pg_template, store  # noqa: F401
 

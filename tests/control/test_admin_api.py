@@ -5,6 +5,7 @@ error shape everywhere."""
 from __future__ import annotations
 
 import threading
+from urllib.parse import quote
 
 import pdp.objects.settings
 from tests.control.adminkit import REGISTER
@@ -137,7 +138,7 @@ def test_registration_rules(api):
         "connectionKey": "pw",
         "connection": {**REGISTER["connection"], "credentials": {"password": "hunter2"}},
     }
-    refused = api.call("POST", "/data/connection", "appadmin", json=plaintext)
+    refused = api.call("POST", "/data/connection", "boss", json=plaintext)  # a second Trino
     assert refused.status_code == 400 and "hunter2" not in refused.text
 
 
@@ -173,3 +174,22 @@ def test_store_down_is_503(api):
         assert answer.json()["error"]["code"] == "store_unavailable"
     finally:
         api.store.engine = create_engine(original)
+
+
+def test_a_name_with_a_slash_or_a_percent_is_one_path_segment(api):
+    """A table named `a/b %41 ✓` is at `.../a%2Fb%20%2541%20%E2%9C%93`: the server decodes
+    the URL before routing, but the slash and the percent stay inside the name."""
+    name = "a/b %41 ✓"
+    api.platform.add_table("hold", "sales", name)
+    answer = api.call("POST", "/data/connection", "appadmin", json=REGISTER)
+    assert api.wait(answer.json()["jobId"])["state"] == "completed"
+    api.call("PUT", "/data/settings/hc", json={"activateNewChildren": True})
+    assert api.wait(api.call("POST", "/data/crawl/hc").json()["jobId"])["state"] == "completed"
+    path = "hc/hold/sales/" + quote(name, safe="")
+    found = api.call("GET", f"/data/object/{path}")
+    assert found.status_code == 200, found.text
+    assert found.json()["name"] == name and found.json()["path"] == path
+    assert api.call("PUT", f"/data/settings/{path}", json={"isActive": True}).status_code == 200
+    assert api.call("GET", f"/data/permission/{path}").status_code == 200
+    sales = api.call("POST", "/data/object/search/hc/hold/sales", json={}).json()
+    assert path in [hit["path"] for hit in sales["hits"]]

@@ -7,7 +7,7 @@ import pytest
 
 from pdp.objects import ObjectPath
 from pdp.store import PrincipalKind, Role
-from tests.control.adminkit import DIRECTORY, REGISTER, Api
+from tests.control.adminkit import DIRECTORY, PG, REGISTER, Api
 
 
 @pytest.fixture
@@ -42,8 +42,8 @@ def granted(api) -> Api:
 
 def _act(api: Api, action: str, user: str):
     match action:
-        case "register":
-            body = {**REGISTER, "connectionKey": f"new_{user}"}
+        case "register":  # a database that claims no Trino catalog (test_trino_mapping.py)
+            body = {**PG, "connectionKey": f"new_{user}"}
             return api.call("POST", "/data/connection", user, json=body)
         case "validate":
             return api.call("POST", "/data/connection/validate", user, json=REGISTER["connection"])

@@ -10,12 +10,12 @@ import uuid
 
 from alembic.script import ScriptDirectory
 
+from devstack.configs import make_tree
+from devstack.processes import free_port
+from devstack.replica import REGISTER, STORE_KEY, Replica, write_world
 from pdp.store import Store, migrate
 from pdp.store.engine import create_store_engine
-from tests.control.test_control_e2e import REGISTER, STORE_KEY, Replica, write_world
 from tests.store.conftest import pg_url
-from tests.support.configs import make_tree
-from tests.support.processes import free_port
 from tests.test_cli import pdp as run_pdp
 
 

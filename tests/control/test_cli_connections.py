@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from tests.control import test_control_e2e as e2e
-from tests.control.test_control_e2e import Replica, write_world
-
-ROOT = Path(__file__).resolve().parents[2]
-CLI = (sys.executable, "-m", "pdp.cli", "connections")
+from devstack import replica
+from devstack.replica import Replica, write_world
 
 
 def test_the_cli_registers_syncs_shows_and_deregisters(tmp_path):
@@ -22,26 +17,9 @@ def test_the_cli_registers_syncs_shows_and_deregisters(tmp_path):
     # hc/cat has 2 objects below it (a direct answer), hc 3 (a cascade job)
     extra = "control: {cascadeJobThreshold: 2}\n"
     pdp = Replica(tmp_path, f"sqlite:///{tmp_path}/store.db", world, "cli", extra)
-    url = f"http://127.0.0.1:{pdp.admin_port}"
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pdp.cli",
-                "connections",
-                "--url",
-                url,
-                "--as-user",
-                "gov",
-                *args,
-            ],
-            text=True,
-            capture_output=True,
-            timeout=60,
-            cwd=ROOT,
-        )
+        return pdp.cli("connections", *args)
 
     try:
         done = cli(
@@ -73,20 +51,13 @@ def test_the_cli_registers_syncs_shows_and_deregisters(tmp_path):
 
 
 def test_the_cli_walks_an_upgrade_through(tmp_path, monkeypatch):
-    monkeypatch.setattr(e2e, "CLOSED", e2e.CLOSED + "immuta.user.admin=pdp\n")
+    monkeypatch.setattr(replica, "CLOSED", replica.CLOSED + "immuta.user.admin=pdp\n")
     world = tmp_path / "world.json"
     write_world(world, {"cat": {"sales": {"orders": [["id", "bigint"]]}}})
     pdp = Replica(tmp_path, f"sqlite:///{tmp_path}/store.db", world, "cli")
-    url = f"http://127.0.0.1:{pdp.admin_port}"
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [*CLI, "--url", url, "--as-user", "gov", "upgrade", *args],
-            text=True,
-            capture_output=True,
-            timeout=60,
-            cwd=ROOT,
-        )
+        return pdp.cli("connections", "upgrade", *args)
 
     try:
         legacy = {
@@ -135,20 +106,12 @@ def test_credential_references_are_read_from_the_users_own_environment(tmp_path)
     world = tmp_path / "world.json"
     write_world(world, {"cat": {"sales": {"orders": [["id", "bigint"]]}}})
     pdp = Replica(tmp_path, f"sqlite:///{tmp_path}/store.db", world, "cli")
-    url = f"http://127.0.0.1:{pdp.admin_port}"
     secret_file = tmp_path / "mine.txt"
     secret_file.write_text("from-my-file\n")
 
     def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
         clean = {k: v for k, v in os.environ.items() if k != "TRINO_PASSWORD"}
-        return subprocess.run(
-            [*CLI, "--url", url, "--as-user", "gov", *args],
-            text=True,
-            capture_output=True,
-            timeout=60,
-            cwd=ROOT,
-            env={**clean, **env},
-        )
+        return pdp.cli("connections", *args, env={**clean, **env})
 
     base = ("register", "hc", "--technology", "trino", "--endpoint", "host=fake")
     creds = ("--credential", "username=pdp", "--credential", "passwordEnv=TRINO_PASSWORD")

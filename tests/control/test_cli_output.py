@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.control.test_control_e2e import Replica, write_world
+from devstack.replica import Replica, write_world
 
 ROOT = Path(__file__).resolve().parents[2]
 TABLES = 1001  # one more than the admin API's largest page

@@ -5,15 +5,11 @@ sync as a pending request that its owner lists and validates."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
-from pathlib import Path
 
-from tests.control import test_control_e2e as e2e
-from tests.control.test_control_e2e import Replica, write_world
+from devstack import replica
+from devstack.replica import Replica, write_world
 
-ROOT = Path(__file__).resolve().parents[2]
 ACTIVE = "builtins:\n  New Column Added: active\n"
 
 
@@ -21,16 +17,8 @@ def test_the_owner_lists_and_validates_a_new_column_from_the_cli(tmp_path):
     world = tmp_path / "world.json"
     write_world(world, {"cat": {"sales": {"orders": [["id", "bigint"]]}}})
     pdp = Replica(tmp_path, f"sqlite:///{tmp_path}/store.db", world, "cli")
-    url = f"http://127.0.0.1:{pdp.admin_port}"
 
-    def cli(*args: str, user: str = "gov") -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "pdp.cli", args[0], "--url", url, "--as-user", user, *args[1:]],
-            text=True,
-            capture_output=True,
-            timeout=60,
-            cwd=ROOT,
-        )
+    cli = pdp.cli
 
     try:
         done = cli("connections", "register", "hc", "--technology", "trino", "--endpoint",
@@ -48,7 +36,7 @@ def test_the_owner_lists_and_validates_a_new_column_from_the_cli(tmp_path):
         assert cli("requests", "list", "--all").stdout.strip() == "no requests"
 
         before = pdp.revision()
-        pdp.tree.write("policies.yaml", e2e.POLICIES + ACTIVE)
+        pdp.tree.write("policies.yaml", replica.POLICIES + ACTIVE)
         deadline = time.monotonic() + 20
         while pdp.revision() == before:
             assert time.monotonic() < deadline, "the policy edit was not picked up"

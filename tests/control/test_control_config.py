@@ -7,6 +7,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from devstack.configs import WORKED_USERS, make_tree
 from pdp.admin import create_app
 from pdp.admin.auth import bearer
 from pdp.auth import Secret, Validator
@@ -16,7 +17,6 @@ from pdp.control import ControlPlane, SyncRunner
 from pdp.control.schedule import TICK_SECONDS
 from pdp.policy import DirectoryUser, GlobalPermission
 from pdp.service.config import load_pdp_config
-from tests.support.configs import WORKED_USERS, make_tree
 
 
 def pdp_yaml(tmp_path, extra: str, auth: str = "none"):

@@ -16,7 +16,7 @@ import signal
 import time
 
 from devstack.postgres import Throwaway
-from tests.control.test_control_e2e import REGISTER, Replica, write_world
+from devstack.replica import REGISTER, Replica, write_world
 from tests.store.conftest import pg_url
 
 WORLD = {"cat": {"sales": {"orders": [["id", "bigint"]]}, "hr": {"pay": [["id", "bigint"]]}}}

@@ -13,12 +13,12 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from devstack.fakes import FakePlatform
 from pdp.control import JobRunning, SyncRunner
 from pdp.objects import ObjectPath
 from pdp.store import JobState, Store
 from tests.control.adminkit import Api
 from tests.control.conftest import wait_job
-from tests.control.fakes import FakePlatform
 
 ROUNDS = 20
 HC = ObjectPath("hc")

@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from devstack.fakes import FakeCrawler, FakePlatform
 from pdp.control import SyncRunner
 from pdp.control.objectsync import (
     MAX_CONCURRENT_LISTINGS,
@@ -25,7 +26,6 @@ from pdp.policy.model import Technology
 from pdp.store import ConnectionRecord, ConnectionState, JobState, JobTrigger, Store
 from pdp.store.model import utcnow
 from tests.control.conftest import wait_job
-from tests.control.fakes import FakeCrawler, FakePlatform
 
 
 class Counting:

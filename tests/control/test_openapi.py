@@ -13,11 +13,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from devstack.fakes import FakePlatform
 from pdp.admin import create_app
 from pdp.admin.auth import trusted_header
 from pdp.control import ControlPlane, SyncRunner
 from pdp.store import Store
-from tests.control.fakes import FakePlatform
 
 GOLDEN = Path(__file__).with_name("openapi.json")
 

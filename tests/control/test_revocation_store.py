@@ -13,8 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.control.test_control_e2e import REGISTER, Replica, body, write_world
-from tests.support.processes import Process, free_port, start_sidecar
+from devstack.processes import Process, free_port, start_sidecar
+from devstack.replica import REGISTER, Replica, write_world
+from tests.control.test_control_e2e import body
 
 SLOW_POLL = "control: {storePollSeconds: 30}\n"
 BOUND = 10.0  # seconds: generous, never a timing assertion

@@ -1,5 +1,5 @@
 """Scheduled sync (spec §5, When) across two real PDP processes over one PostgreSQL store: both
-replicas tick every 0.5 s (`start_pdp(schedule_tick=)`, which `tests.control.fakepdp --tick`
+replicas tick every 0.5 s (`start_pdp(schedule_tick=)`, which `devstack.fakepdp --tick`
 sets), each due firing of an every-minute cron runs as exactly one job. The fake platform is
 slowed down so that a job still holds its connection's lock while the other replica ticks."""
 
@@ -10,8 +10,8 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from devstack.replica import Replica, write_world
 from pdp.store import Store
-from tests.control.test_control_e2e import Replica, write_world
 
 WORLD = {"cat": {"sales": {"orders": [["id", "bigint"]], "items": [["id", "bigint"]]}}}
 

@@ -25,11 +25,11 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from devstack.configs import WORKED_POLICIES, WORKED_REGISTRY, WORKED_USERS, make_tree
+from devstack.processes import Process, free_port
+from devstack.replica import STORE_KEY
 from pdp.store import Store
-from tests.control.test_control_e2e import STORE_KEY
 from tests.crawl.fakes.snowflake_server import Account, serve
-from tests.support.configs import WORKED_POLICIES, WORKED_REGISTRY, WORKED_USERS, make_tree
-from tests.support.processes import Process, free_port
 
 SECRET = "s3cr3t-0f-the-pdp-4c1d"
 FILE_SECRET = "-----BEGIN PRIVATE KEY----- pdp-file-secret-9e2b"

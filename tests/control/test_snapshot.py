@@ -10,6 +10,7 @@ import stat
 
 import pytest
 
+from devstack.configs import WORKED_POLICIES, WORKED_USERS, make_tree
 from pdp.config.load import load_policy_inputs
 from pdp.control import SnapshotFeed, compose
 from pdp.control.snapshot import UNREAD, load_registry, save_registry
@@ -17,7 +18,6 @@ from pdp.objects import ObjectPath
 from pdp.objects.syncplan import Listing, RemoteColumn, RemoteObject
 from pdp.store import Store, StoreRegistry, read_registry
 from pdp.wire import proto
-from tests.support.configs import WORKED_POLICIES, WORKED_USERS, make_tree
 
 POLICIES = (
     WORKED_POLICIES

@@ -21,9 +21,10 @@ import time
 import httpx
 
 from devstack.postgres import Throwaway
-from tests.control.test_control_e2e import REGISTER, Replica, body, write_world
+from devstack.processes import free_port, start_sidecar
+from devstack.replica import REGISTER, Replica, write_world
+from tests.control.test_control_e2e import body
 from tests.store.conftest import pg_url
-from tests.support.processes import free_port, start_sidecar
 
 OPEN = "immuta.allowed.non.immuta.datasource.operations=READ,WRITE,CREATE,OWN\n"
 ALLOW = "/v1/data/trino/allow"

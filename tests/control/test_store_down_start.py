@@ -11,10 +11,11 @@ import time
 import httpx
 import pytest
 
-from tests.control.test_control_e2e import REGISTER, Replica, body, poll, write_world
+from devstack.processes import free_port, start_sidecar
+from devstack.replica import REGISTER, Replica, write_world
+from tests.control.test_control_e2e import body, poll
 from tests.store.conftest import pg_url
 from tests.support.gateproxy import GateProxy
-from tests.support.processes import free_port, start_sidecar
 
 
 def wait_for(check, seconds: float, what: str) -> None:

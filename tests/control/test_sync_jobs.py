@@ -8,11 +8,11 @@ import threading
 
 import pytest
 
+from devstack.fakes import FakePlatform
 from pdp.control import JobRunning, SyncRunner
 from pdp.objects import ObjectPath, RemoteState
 from pdp.store import JobState, JobTrigger, JobType, Store
 from tests.control.conftest import wait_job
-from tests.control.fakes import FakePlatform
 
 HC = ObjectPath("hc")
 

@@ -12,15 +12,8 @@ import pytest
 
 from pdp.control.catalogs import propose
 from pdp.policy.model import DataSource, Technology
-
-PG = {
-    "connectionKey": "pg",
-    "connection": {
-        "technology": "postgresql",
-        "endpoint": {"host": "localhost", "port": 54329},
-        "credentials": {"user": "crawler", "passwordEnv": "P"},  # a name adminkit allows
-    },
-}
+from pdp.store import read_registry
+from tests.control.adminkit import PG
 
 
 def activate_sales(api) -> dict:
@@ -186,3 +179,120 @@ def test_the_catalog_files_showing_this_connection_allow_the_mapping(api, tmp_pa
     api.plane.trino_catalog_files = catalogs
     answer = api.call("POST", "/data/connection", "creator", json=CREATOR_PG)
     assert answer.status_code == 201, answer.text
+
+
+# --- a Trino connection claims every catalog its Trino lists -----------------------------------
+
+TRINO = {
+    "technology": "trino",
+    "credentials": {"username": "pdp", "passwordEnv": "TRINO_PASSWORD"},
+}
+
+
+def trino(key: str, host: str, port: int = 8080) -> dict:
+    return {"connectionKey": key, "connection": {**TRINO, "endpoint": {"host": host, "port": port}}}
+
+
+def owners_of(api, table: tuple[str, str, str]) -> set[tuple[str, str]]:
+    """Who owns the Trino table `table` in the snapshot the store compiles to."""
+    return {o for s in read_registry(api.store).sources if s.trino_key == table for o in s.owners}
+
+
+def test_a_creator_cannot_register_a_second_trino_connection_to_a_governed_trino(api):
+    """The attack: a CREATE_DATA_SOURCE user registers their own connection to the Trino that
+    `hc` governs (under its own name, another name for it, or a look-alike listing the same
+    catalogs), then makes themselves Data Owner of its tables: OWN on the Trino tables and
+    exempt from the masks that exempt owners."""
+    api.register()  # hc, at trino.example:8080, listing the catalogs hold and lake
+    for host in ("trino.example", "TRINO.example", "10.0.0.7", "look-alike.example"):
+        refused = api.call("POST", "/data/connection", "creator", json=trino("mine", host))
+        assert refused.status_code == 403, refused.text
+        error = refused.json()["error"]
+        assert error["permission"] == "GOVERNANCE"
+        assert "governed already (by the Trino connection 'hc')" in error["message"]
+        assert api.call("GET", "/data/connection/mine").status_code == 404  # nothing stored
+    assert owners_of(api, ("hold", "sales", "orders")) == set()
+    # GOVERNANCE may add a claimant (and then decides who owns what)
+    api.register(trino("second", "trino.example"), user="boss")
+
+
+def test_a_trino_connection_cannot_be_pointed_at_a_governed_trino(api):
+    """The first claimant governs: a creator's Trino connection registered while nothing was
+    governed keeps working, but once another connection governs, its Infrastructure Admin may
+    not move it to another endpoint (its catalogs would change); GOVERNANCE may."""
+    first = api.call("POST", "/data/connection", "creator", json=trino("mine", "mine.example"))
+    assert first.status_code == 201, first.text
+    api.runner.join()
+    api.register(trino("hc", "trino.example"), user="boss")
+    moved = api.call(
+        "PUT", "/data/connection/mine", "creator", json={"endpoint": {"host": "trino.example"}}
+    )
+    assert moved.status_code == 403, moved.text
+    assert "the Trino connection 'hc'" in moved.json()["error"]["message"]
+    assert api.call("GET", "/data/connection/mine").json()["endpoint"]["host"] == "mine.example"
+    credentials = {"credentials": {"username": "pdp2", "passwordEnv": "TRINO_PASSWORD"}}
+    assert api.call("PUT", "/data/connection/mine", "creator", json=credentials).status_code == 200
+    by_gov = api.call("PUT", "/data/connection/mine", json={"endpoint": {"host": "trino.example"}})
+    assert by_gov.status_code == 200, by_gov.text
+
+
+def test_the_policy_files_and_mappings_govern_for_a_trino_registration_too(api):
+    files = SimpleNamespace(
+        sources=[DataSource("finance", Technology.TRINO, "fin", "s", "t", trino_catalog="fin")],
+        retired=[],
+    )
+    api.plane.declared = lambda: files
+    refused = api.call("POST", "/data/connection", "creator", json=trino("mine", "trino.example"))
+    assert refused.status_code == 403, refused.text
+    assert "by the policy files" in refused.json()["error"]["message"]
+    api.plane.declared = None
+    api.register(CREATOR_PG, user="boss")
+    refused = api.call("POST", "/data/connection", "creator", json=trino("mine", "trino.example"))
+    assert refused.status_code == 403, refused.text
+    assert "by the connection 'pg'" in refused.json()["error"]["message"]
+
+
+def test_the_legacy_data_source_api_claims_as_a_registration_does(api):
+    """`POST /dataSource` creates an integration (a legacy connection) that the upgrade
+    manager later turns into a connection with its data sources' owners: the same claims."""
+    api.register()
+    source = {"database": "hold", "schema": "sales", "table": "orders", "owners": ["creator"]}
+    as_trino = {"name": "legacy", **TRINO, "endpoint": {"host": "trino.example", "port": 8080}}
+    refused = api.call("POST", "/dataSource", "creator", json={**source, "connection": as_trino})
+    assert refused.status_code == 403, refused.text
+    assert "the Trino connection 'hc'" in refused.json()["error"]["message"]
+    onto_hold = {**PG["connection"], "name": "legacy", "trinoCatalogs": {"hold": "hold"}}
+    refused = api.call("POST", "/dataSource", "creator", json={**source, "connection": onto_hold})
+    assert refused.status_code == 403, refused.text
+    assert "'hold' is governed by the Trino connection 'hc'" in refused.json()["error"]["message"]
+    assert api.call("GET", "/data/upgrade/legacy", "boss").status_code == 404  # none made
+    # an integration's claims count for the next claimant
+    free = {**onto_hold, "trinoCatalogs": {"hold": "mine"}}
+    made = api.call("POST", "/dataSource", "creator", json={**source, "connection": free})
+    assert made.status_code == 201, made.text
+    onto_legacy = {**PG["connection"], "trinoCatalogs": {"lake": "mine"}}
+    refused = api.call(
+        "POST", "/data/connection", "creator", json={**PG, "connection": onto_legacy}
+    )
+    assert refused.status_code == 403, refused.text
+    assert "governed by the connection 'legacy'" in refused.json()["error"]["message"]
+
+
+def test_a_legacy_trino_integration_cannot_be_pointed_at_a_governed_trino(api):
+    mine = {"name": "legacy", **TRINO, "endpoint": {"host": "mine.example"}}
+    source = {"database": "hold", "schema": "sales", "table": "orders", "connection": mine}
+    made = api.call("POST", "/dataSource", "creator", json=source)
+    assert made.status_code == 201, made.text  # nothing governed yet: the first claimant
+    api.register(trino("hc", "trino.example"), user="boss")
+    moved = api.call(
+        "PUT",
+        f"/dataSource/{made.json()['id']}",
+        "creator",
+        json={"tags": ["x"], "connection": {"endpoint": {"host": "trino.example"}}},
+    )
+    assert moved.status_code == 403, moved.text
+    assert "the Trino connection 'hc'" in moved.json()["error"]["message"]
+    with api.store.read() as reader:  # nothing applied
+        legacy = reader.integration("legacy")
+        assert legacy.endpoint["host"] == "mine.example"
+        assert [s.tags for s in reader.sources_of(legacy)] == [()]

@@ -12,11 +12,12 @@ import time
 
 import httpx
 
+from devstack import replica
+from devstack.processes import free_port, start_sidecar
 from tests.control import test_control_e2e as e2e
-from tests.support.processes import free_port, start_sidecar
 
 POLICIES = (
-    e2e.POLICIES
+    replica.POLICIES
     + """
   - name: legacy-orders
     access: READ
@@ -24,19 +25,19 @@ POLICIES = (
     what: {dataSources: [legacyhc.cat.sales.orders]}
 """
 )
-USERS = e2e.USERS + "  dora: {}\n"
+USERS = replica.USERS + "  dora: {}\n"
 
 
 def test_no_policy_downtime_through_the_sidecar(tmp_path, monkeypatch):
-    monkeypatch.setattr(e2e, "POLICIES", POLICIES)
-    monkeypatch.setattr(e2e, "USERS", USERS)
-    monkeypatch.setattr(e2e, "CLOSED", e2e.CLOSED + "immuta.user.admin=pdp|svc-.*\n")
+    monkeypatch.setattr(replica, "POLICIES", POLICIES)
+    monkeypatch.setattr(replica, "USERS", USERS)
+    monkeypatch.setattr(replica, "CLOSED", replica.CLOSED + "immuta.user.admin=pdp|svc-.*\n")
     world = tmp_path / "world.json"
-    e2e.write_world(
+    replica.write_world(
         world,
         {"cat": {"sales": {"orders": [["id", "bigint"]], "Items": [["id", "bigint"]]}}},
     )
-    pdp = e2e.Replica(tmp_path, f"sqlite:///{tmp_path}/store.db", world, "a")
+    pdp = replica.Replica(tmp_path, f"sqlite:///{tmp_path}/store.db", world, "a")
     sidecar = None
     stop = threading.Event()
     denials: list[str] = []

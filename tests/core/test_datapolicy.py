@@ -8,6 +8,7 @@ import re
 
 import pytest
 
+from devstack.configs import make_tree
 from pdp.core.datapolicy import (
     TemplateError,
     column_mask,
@@ -31,7 +32,6 @@ from pdp.core.model import (
     View,
     table_key,
 )
-from tests.support.configs import make_tree
 
 T = table_key("hive", "crm", "customers")
 ALICE = Identity("alice", frozenset({"analysts"}))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from devstack.configs import make_tree
 from pdp.core import Identity, Request, TableRef, decide
-from tests.support.configs import make_tree
 
 ORDERS = TableRef("hive", "sales", "orders")
 SCRATCH = TableRef("hive", "sales", "scratch")

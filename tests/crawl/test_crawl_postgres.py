@@ -7,10 +7,10 @@ import psycopg
 import pytest
 
 from devstack.postgres import Postgres
+from devstack.processes import free_port
 from pdp.crawl import CrawlError, open_crawler
 from pdp.crawl.postgres import PostgresCrawler
 from pdp.objects.syncplan import Listing, RemoteColumn
-from tests.support.processes import free_port
 
 
 def crawler(pg: Postgres, database: str | None = None, **endpoint: object) -> PostgresCrawler:

@@ -9,11 +9,11 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from devstack.processes import free_port
 from pdp.crawl import CrawlError, open_crawler
 from pdp.crawl.snowflake import SnowflakeCrawler
 from pdp.objects.syncplan import Listing, RemoteColumn
 from tests.crawl.fakes.snowflake_server import Account, Table, serve
-from tests.support.processes import free_port
 
 
 @pytest.fixture

@@ -22,7 +22,9 @@ import pytest
 import yaml
 from trino.exceptions import TrinoQueryError, TrinoUserError
 
+from devstack.configs import ConfigTree, make_tree
 from devstack.postgres import Postgres
+from devstack.processes import Process, free_port, start_pdp, start_sidecar
 from devstack.trino import (
     Opa,
     PdpPlugin,
@@ -31,8 +33,6 @@ from devstack.trino import (
     catalog_memory,
     catalog_postgresql,
 )
-from tests.support.configs import ConfigTree, make_tree
-from tests.support.processes import Process, free_port, start_pdp, start_sidecar
 
 # The files whose every test also runs through the product's plugin: decisions, listings,
 # information_schema, writes and DDL, groups, policy and cluster-rule changes, row filters and

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import pytest
 
+from devstack.processes import free_port
 from pdp.crawl import open_crawler
 from pdp.crawl.trino import TrinoCrawler
 from pdp.objects.syncplan import Listing, RemoteColumn
 from tests.e2e.conftest import ADMIN_USERS, E2E, PROPERTIES
-from tests.support.processes import free_port
 
 
 def crawler(e2e: E2E, user: str, **endpoint: object) -> TrinoCrawler:

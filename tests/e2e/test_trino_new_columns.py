@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import httpx
 
+from devstack.processes import free_port, start_pdp
 from tests.e2e.conftest import POLICIES, USERS, eventually
-from tests.support.processes import free_port, start_pdp
 
 LEDGER_POLICY = """
   - name: ledger-readers

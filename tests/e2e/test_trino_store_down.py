@@ -19,12 +19,12 @@ import sys
 import httpx
 
 from devstack.postgres import Throwaway
+from devstack.processes import Process, free_port
 from tests.e2e.conftest import E2E, eventually
 from tests.store.conftest import pg_url
-from tests.support.processes import Process, free_port
 
 WORLD = {"memory": {"sales": {"scratch": [["x", "integer"]]}}}
-FAKE_PDP = (sys.executable, "-m", "tests.control.fakepdp")
+FAKE_PDP = (sys.executable, "-m", "devstack.fakepdp")
 SCRATCH = "SELECT count(*) FROM memory.sales.scratch"
 TPCH = "SELECT count(*) FROM tpch.tiny.region"
 ORDERS = "SELECT count(*) FROM memory.sales.orders"

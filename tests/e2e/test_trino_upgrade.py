@@ -13,8 +13,8 @@ import time
 
 import httpx
 
+from devstack.processes import Process, free_port
 from tests.e2e.conftest import POLICIES, eventually
-from tests.support.processes import Process, free_port
 
 LEGACY_POLICY = """
   - name: legacy-customers
@@ -32,7 +32,7 @@ WORLD = {
         "hr": {"salaries": [["name", "varchar"]]},
     }
 }
-FAKE_PDP = (sys.executable, "-m", "tests.control.fakepdp")
+FAKE_PDP = (sys.executable, "-m", "devstack.fakepdp")
 GOVERNOR = "  gwen: {permissions: [GOVERNANCE, APPLICATION_ADMIN]}\n"
 QUERY = "SELECT count(*) FROM memory.sales.customers"
 

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import httpx
 
+from devstack.configs import make_tree
+from devstack.processes import free_port, start_pdp
 from tests.e2e.conftest import E2E, PROPERTIES, eventually
-from tests.support.configs import make_tree
-from tests.support.processes import free_port, start_pdp
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = (sys.executable, "-m", "pdp.cli", "connections")

@@ -6,12 +6,9 @@ unicode, negative numbers), drift, idempotence, and what is withheld."""
 from __future__ import annotations
 
 import hashlib
-import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -22,22 +19,12 @@ from devstack.postgres import Postgres
 from pdp.config.load import load_snapshot
 from pdp.grants import apply, parse_grants, plan
 from pdp.grants.model import Plan, Report
+from tests.grants.pgdb import Database, throwaway
 
 SCHEMA = "gov"
 
 
-@dataclass
-class Db:
-    server: Postgres
-    database: str
-    alice: str
-    bob: str
-    prefix: str
-    tmp: Path
-
-    def connect(self, user: str = "postgres") -> psycopg.Connection:
-        return self.server.connect(self.database, user)
-
+class Db(Database):
     def rows(self, user: str, sql: str) -> list[tuple[Any, ...]] | None:
         """What `user` reads through their own login, sorted; None when refused."""
         with self.connect(user) as conn:
@@ -93,38 +80,15 @@ class Db:
 
 @pytest.fixture(scope="module")
 def db(tmp_path_factory: pytest.TempPathFactory, pg: Postgres) -> Iterator[Db]:
-    suffix = secrets.token_hex(3)
-    d = Db(
-        pg,
-        f"views_{suffix}",
-        f"alice_{suffix}",
-        f"bob_{suffix}",
-        f"v{suffix}",
-        tmp_path_factory.mktemp("pgview"),
+    setup = (
+        f"CREATE SCHEMA sales; CREATE SCHEMA {SCHEMA}",
+        "REVOKE ALL ON SCHEMA public FROM PUBLIC",
+        "CREATE TABLE sales.payments (id int, region text, amount numeric);"
+        "INSERT INTO sales.payments VALUES (1, 'emea', 120), (2, 'amer', 80)",
+        TYPED,
     )
-    with pg.connect() as admin:
-        admin.execute(f'CREATE DATABASE "{d.database}"')
-        for user in (d.alice, d.bob):
-            admin.execute(f'CREATE ROLE "{user}" LOGIN')
-    try:
-        with d.connect() as conn:
-            conn.execute(f"CREATE SCHEMA sales; CREATE SCHEMA {SCHEMA}")
-            conn.execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")
-            conn.execute(
-                "CREATE TABLE sales.payments (id int, region text, amount numeric);"
-                "INSERT INTO sales.payments VALUES (1, 'emea', 120), (2, 'amer', 80)"
-            )
-            conn.execute(TYPED)
+    with throwaway(Db, pg, "views", tmp_path_factory.mktemp("pgview"), setup) as d:
         yield d
-    finally:
-        with pg.connect() as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{d.database}" WITH (FORCE)')
-            managed = admin.execute(
-                "SELECT rolname FROM pg_roles WHERE left(rolname, %s) = %s",
-                (len(d.prefix) + 1, f"{d.prefix}_"),
-            ).fetchall()
-            for (role,) in [*managed, (d.alice,), (d.bob,)]:
-                admin.execute(f'DROP ROLE IF EXISTS "{role}"')
 
 
 def _mask(name: str, columns: list[str], mask: object, table: str, db: Db) -> dict:

@@ -6,9 +6,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -20,20 +18,10 @@ from pdp.cli.grants import add_grants_commands
 from pdp.config.load import load_snapshot
 from pdp.grants import apply, parse_grants, plan
 from pdp.grants.errors import UnknownConnection
+from tests.grants.pgdb import Database, throwaway
 
 
-@dataclass
-class Cluster:
-    server: Postgres
-    database: str
-    alice: str
-    bob: str
-    prefix: str
-    tmp: Path
-
-    def connect(self, user: str = "postgres") -> psycopg.Connection:
-        return self.server.connect(self.database, user)
-
+class Cluster(Database):
     def can(self, user: str, sql: str) -> bool:
         with self.connect(user) as conn:
             try:
@@ -113,40 +101,17 @@ class Cluster:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory, pg: Postgres) -> Iterator[Cluster]:
-    suffix = secrets.token_hex(3)
-    c = Cluster(
-        pg,
-        f"grants_{suffix}",
-        f"alice_{suffix}",
-        f"bob_{suffix}",
-        f"t{suffix}",
-        tmp_path_factory.mktemp("pg"),
+    setup = (
+        "CREATE SCHEMA sales; CREATE SCHEMA ops",
+        "CREATE TABLE sales.orders (id int); INSERT INTO sales.orders VALUES (1)",
+        "CREATE VIEW sales.v AS SELECT id FROM sales.orders",
+        "CREATE TABLE sales.payments (id int, region text, amount numeric);"
+        "INSERT INTO sales.payments VALUES (1, 'emea', 120), (2, 'amer', 80)",
+        "CREATE TABLE ops.events (id int); CREATE TABLE ops.old (id int)",
+        "REVOKE ALL ON SCHEMA public FROM PUBLIC",
     )
-    with pg.connect() as admin:
-        admin.execute(f'CREATE DATABASE "{c.database}"')
-        for user in (c.alice, c.bob):
-            admin.execute(f'CREATE ROLE "{user}" LOGIN')
-    try:
-        with c.connect() as conn:
-            conn.execute("CREATE SCHEMA sales; CREATE SCHEMA ops")
-            conn.execute("CREATE TABLE sales.orders (id int); INSERT INTO sales.orders VALUES (1)")
-            conn.execute("CREATE VIEW sales.v AS SELECT id FROM sales.orders")
-            conn.execute(
-                "CREATE TABLE sales.payments (id int, region text, amount numeric);"
-                "INSERT INTO sales.payments VALUES (1, 'emea', 120), (2, 'amer', 80)"
-            )
-            conn.execute("CREATE TABLE ops.events (id int); CREATE TABLE ops.old (id int)")
-            conn.execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")
+    with throwaway(Cluster, pg, "grants", tmp_path_factory.mktemp("pg"), setup) as c:
         yield c
-    finally:
-        with pg.connect() as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{c.database}" WITH (FORCE)')
-            managed = admin.execute(
-                "SELECT rolname FROM pg_roles WHERE left(rolname, %s) = %s",
-                (len(c.prefix) + 1, f"{c.prefix}_"),
-            ).fetchall()
-            for (role,) in [*managed, (c.alice,), (c.bob,)]:
-                admin.execute(f'DROP ROLE IF EXISTS "{role}"')
 
 
 def _policy(name: str, access: str, user: str, *tables: str, db: str) -> dict:

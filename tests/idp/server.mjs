@@ -9,6 +9,10 @@
 // Test-only admin endpoints (loopback only, like the rest of the server):
 //   POST /admin/rotate        sign with a fresh RSA key from now on; old keys stay in the JWKS
 //   POST /admin/jwks-outage   body {"down": true|false}: make /jwks answer 503 while down
+//   POST /admin/grants        {"tokens": {<grant_type>: count}}: the token grants answered so far
+//   POST /admin/revoke-grants destroy every grant given so far: their refresh tokens stop working
+// Config "refreshTokens": true issues a refresh token to every client allowed the grant (as most
+// IdPs do), not only for offline_access.
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 
@@ -44,6 +48,8 @@ function providerOptions(signingKeys) {
         },
       },
     },
+    issueRefreshToken: async (ctx, client) =>
+      Boolean(config.refreshTokens) && client.grantTypeAllowed('refresh_token'),
     ttl: { ClientCredentials: (ctx, token) => token.resourceServer?.accessTokenTTL ?? 300 },
   };
 }
@@ -52,13 +58,36 @@ let signingKeys = config.signingKeys;
 let jwksDown = false;
 let provider;
 let issuer;
+const tokenGrants = {};
+const grantIds = new Set();
+
+function newProvider() {
+  const made = new Provider(issuer, providerOptions(signingKeys));
+  made.on('grant.success', (ctx) => {
+    const type = ctx.oidc.params.grant_type;
+    tokenGrants[type] = (tokenGrants[type] || 0) + 1;
+  });
+  made.on('grant.saved', (grant) => grantIds.add(grant.jti));
+  made.on('end_session.error', (ctx, err) => console.error('end_session.error', err, err.cause));
+  return made;
+}
+
+async function revokeGrants() {
+  for (const id of grantIds) {
+    const grant = await provider.Grant.find(id);
+    if (grant) await grant.destroy();
+  }
+  const revoked = grantIds.size;
+  grantIds.clear();
+  return revoked;
+}
 
 async function rotate() {
   const { privateKey } = await generateKeyPair('RS256', { extractable: true });
   const jwk = { ...(await exportJWK(privateKey)), kid: `idp-sig-${signingKeys.length + 1}`, use: 'sig' };
   // The first key signs; the old ones stay published so tokens already issued keep validating.
   signingKeys = [jwk, ...signingKeys];
-  provider = new Provider(issuer, providerOptions(signingKeys));
+  provider = newProvider();
   return jwk.kid;
 }
 
@@ -83,6 +112,8 @@ async function admin(req, res) {
     jwksDown = Boolean(JSON.parse((await readBody(req)) || '{}').down);
     return sendJson(res, 200, { down: jwksDown });
   }
+  if (req.url === '/admin/grants') return sendJson(res, 200, { tokens: tokenGrants });
+  if (req.url === '/admin/revoke-grants') return sendJson(res, 200, { revoked: await revokeGrants() });
   return sendJson(res, 404, { error: 'not found' });
 }
 
@@ -99,7 +130,7 @@ const server = createServer((req, res) => {
 // Bind first so that port 0 works and the real port goes into the issuer.
 server.listen(0, '127.0.0.1', () => {
   issuer = `http://127.0.0.1:${server.address().port}`;
-  provider = new Provider(issuer, providerOptions(signingKeys));
+  provider = newProvider();
   process.stdout.write(`${JSON.stringify({ issuer })}\n`);
 });
 

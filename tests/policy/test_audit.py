@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import pytest
 
+from devstack.configs import WORKED_REGISTRY, WORKED_USERS, make_tree
 from pdp.config.load import load_policy_inputs
 from pdp.control import compose
 from pdp.policy import DataSource, Technology
 from pdp.store import StoreRegistry
-from tests.support.configs import WORKED_REGISTRY, WORKED_USERS, make_tree
 
 USERS = WORKED_USERS + "  dana: {attributes: {department: [finance]}}\n"
 ORDERS = "what: {dataSources: [trino-prod.hive.sales.orders]}"

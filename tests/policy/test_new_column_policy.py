@@ -9,6 +9,7 @@ import re
 
 import pytest
 
+from devstack.configs import make_tree
 from pdp.config.errors import ConfigError
 from pdp.core.datapolicy import column_mask
 from pdp.core.model import Identity, Settings, table_key
@@ -19,7 +20,6 @@ from pdp.policy.builtin import NEW_COLUMN_ADDED, builtin_masks, new_column_added
 from pdp.policy.model import MaskingPolicy, Targets
 from pdp.store.registry import TreeRow, compile_connection
 from pdp.wire import proto
-from tests.support.configs import make_tree
 
 T = table_key("pg", "shop", "orders")
 OTHER = table_key("pg", "shop", "refunds")

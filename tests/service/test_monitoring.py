@@ -8,9 +8,9 @@ import time
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from devstack.configs import WORKED_POLICIES, make_tree
+from devstack.processes import free_port, start_pdp, start_sidecar
 from tests.sidecar.test_revocation import BODY
-from tests.support.configs import WORKED_POLICIES, make_tree
-from tests.support.processes import free_port, start_pdp, start_sidecar
 
 
 def metrics(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

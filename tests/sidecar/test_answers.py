@@ -80,3 +80,51 @@ def test_a_registry_fetched_for_a_revision_left_behind_is_not_installed():
     view, registry = asyncio.run(scenario())
     assert registry is not None and registry.tables == {ORDERS, REFUNDS}
     assert view.registry is registry
+
+
+def test_a_check_is_decided_at_once_when_the_users_view_is_at_hand():
+    """`decided` answers without waiting (the HTTP protocol answers such a body before any ASGI
+    work), exactly as `decide` would; a user whose view must be fetched is left to `decide`."""
+
+    async def scenario() -> None:
+        answers = answers_for(SlowPdp())
+        assert answers.decided(select("alice")) is None  # no view yet: the PDP must be asked
+        assert answers.sizes()["users"] == 0  # and nothing was fetched meanwhile
+        await answers.decide(select("alice"))  # fetches alice's view
+        refunds = Request(Identity("alice"), "SelectFromColumns", TableRef("hive", "sales", "x"))
+        now = answers.decided(refunds)
+        assert now is not None and now == await answers_for(SlowPdp()).decide(refunds)
+        assert answers.decided(refunds) is now  # remembered
+        identity_check = Request(Identity("bob"), "ExecuteQuery", None)
+        assert answers.decided(identity_check) is not None  # the cluster settings suffice
+
+    asyncio.run(scenario())
+
+
+def test_a_batchs_items_are_decided_as_one_by_one():
+    async def scenario() -> None:
+        answers, alone = answers_for(SlowPdp()), answers_for(SlowPdp())
+        requests = [
+            Request(Identity("alice"), "FilterTables", TableRef("hive", "sales", t))
+            for t in ("orders", "refunds", "orders", "other")
+        ]
+        together = await answers.decide_all(requests, [None] * len(requests))
+        assert together == [await alone.decide(r) for r in requests]
+        assert answers.sizes() == alone.sizes()  # the same view and decisions cached
+        assert await answers.decide_all([], []) == []
+
+    asyncio.run(scenario())
+
+
+def test_a_batch_answer_is_served_at_its_revision_only():
+    """A whole batch answer is kept with the revision it was made at: a later revision, even
+    one that keeps the decisions it was made from, never gets it."""
+    answers = answers_for(SlowPdp())
+    held = (b'{"result":[0]}', "FilterTables", 1, 2)
+    answers.remember_batch(b"body", held)
+    assert answers.cached_batch(b"body") == held
+    answers.revision = "r2"  # the decisions kept (a revision's delta would keep some)
+    assert answers.cached_batch(b"body") is None
+    answers.revision = "r1"
+    answers.reset("r1")  # the cluster's settings changed: everything goes
+    assert answers.cached_batch(b"body") is None

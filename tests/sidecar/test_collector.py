@@ -115,12 +115,38 @@ def test_settle_waits_for_growth_and_for_batches_unless_overdue(monkeypatch):
     frozen = Frozen()
     frozen.settle()
     assert frozen.settle_if_grown(batches_in_progress=False) is False  # nothing new
-    kept = [[i] for i in range(frozen.settled + 1)]  # more than doubles the frozen objects
+    kept = [[i] for i in range(frozen.blocks + 1)]  # more than doubles the allocated blocks
     gc.freeze()
     assert frozen.settle_if_grown(batches_in_progress=True) is False
     monkeypatch.setattr(collector, "SETTLE_SECONDS", 0.0)
     assert frozen.settle_if_grown(batches_in_progress=True) is True
-    assert frozen.settled >= len(kept)
+    assert frozen.count >= len(kept)
+
+
+def test_a_tick_never_counts_the_frozen_objects(monkeypatch):
+    """Counting walks every frozen object (a full decision cache: 0.1 s in which the worker
+    answers nothing), so the once-a-second look must not count them; a settle does, once."""
+    frozen = Frozen()
+    frozen.settle()
+    counts = []
+    real = gc.get_freeze_count
+    monkeypatch.setattr(gc, "get_freeze_count", lambda: counts.append(1) or real())
+    for _ in range(10):
+        frozen.tick(batches_in_progress=False)
+    assert counts == []
+    frozen.settle()
+    assert len(counts) == 1
+
+
+def test_a_tick_freezes_what_lives():
+    """Checks of bodies never seen fill the decision cache without any batch's turn freezing
+    it; the tick keeps it out of full collections all the same."""
+    frozen = Frozen()
+    frozen.settle()
+    kept = [[i] for i in range(10_000)]
+    before = gc.get_freeze_count()
+    frozen.tick(batches_in_progress=False)
+    assert gc.get_freeze_count() >= before + len(kept)
 
 
 def test_pauses_are_counted_by_generation():

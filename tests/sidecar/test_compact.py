@@ -11,10 +11,10 @@ from collections.abc import Callable
 import httpx
 import pytest
 
+from devstack.configs import WORKED_POLICIES
 from tests.conftest import start_stack
 from tests.sidecar.test_data_policies import POLICIES as DATA_POLICIES
 from tests.sidecar.test_data_policies import PROPERTIES, REGISTRY, USERS, column
-from tests.support.configs import WORKED_POLICIES
 
 DECISIONS, WATCH = "/v1/pdp/decisions", "/v1/pdp/watch"
 POLICIES = DATA_POLICIES.replace(

@@ -19,11 +19,11 @@ import httpx
 import orjson
 import pytest
 
+from devstack.configs import make_tree
+from devstack.processes import free_port, start_pdp, start_sidecar
 from pdp.config.errors import ConfigError
 from sidecar.config import load_sidecar_config
 from tests.conftest import Stack
-from tests.support.configs import make_tree
-from tests.support.processes import free_port, start_pdp, start_sidecar
 
 CAP, PER_CLIENT = 256 - 64, (256 - 64) // 2
 CHECK = orjson.dumps(

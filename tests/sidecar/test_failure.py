@@ -9,9 +9,9 @@ import time
 import httpx
 import pytest
 
+from devstack.processes import start_pdp
 from tests.conftest import start_stack
 from tests.sidecar.test_revocation import BODY, poll
-from tests.support.processes import start_pdp
 
 
 @pytest.fixture(scope="module")

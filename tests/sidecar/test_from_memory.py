@@ -126,3 +126,32 @@ def test_answers_from_memory_are_counted_like_the_others(stack_factory):
         if 'operation="SelectFromColumns",result="allow"' in line
     ]
     assert selected and float(selected[0].split()[-1]) >= 20
+
+
+def filter_tables(user: str, query: int) -> bytes:
+    tables = [
+        {"table": {"catalogName": "hive", "schemaName": "sales", "tableName": name}}
+        for name in ("orders", "orders")
+    ]
+    context = {
+        "identity": {"user": user, "groups": []},
+        "queryId": f"20261207_000000_{query:05d}_abcde",
+    }
+    action = {"operation": "FilterTables", "filterResources": tables}
+    return orjson.dumps({"input": {"context": context, "action": action}})
+
+
+def test_a_repeated_batch_gets_the_same_answer_each_time(stack_factory):
+    """The first time from the decision core, then from the cached decisions, then as a whole
+    answer kept for the body (sidecar/answers.py `cached_batch`): the same answer."""
+    stack = stack_factory()
+    with httpx.Client(base_url=stack.url, timeout=5) as client:
+        answers = {
+            user: [
+                client.post("/v1/data/trino/batch", content=filter_tables(user, q)).json()
+                for q in range(4)
+            ]
+            for user in ("alice", "carol")
+        }
+    assert answers["alice"] == [{"result": [0, 1]}] * 4
+    assert answers["carol"] == [{"result": []}] * 4

@@ -7,8 +7,8 @@ import time
 
 import httpx
 
-from tests.support.configs import WORKED_POLICIES, make_tree
-from tests.support.processes import free_port, start_pdp, start_sidecar
+from devstack.configs import WORKED_POLICIES, make_tree
+from devstack.processes import free_port, start_pdp, start_sidecar
 
 
 def body(user: str, table: str = "orders") -> dict:

@@ -16,9 +16,9 @@ import httpx
 import orjson
 import pytest
 
+from devstack.configs import make_tree
+from devstack.processes import free_port, start_pdp, start_sidecar
 from tests.conftest import Stack
-from tests.support.configs import make_tree
-from tests.support.processes import free_port, start_pdp, start_sidecar
 
 LIMITS = """
 http:

@@ -15,10 +15,10 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from devstack.configs import make_tree
+from devstack.processes import free_port, start_pdp, start_sidecar
 from tests.conftest import Stack
 from tests.sidecar.test_revocation import BODY
-from tests.support.configs import make_tree
-from tests.support.processes import free_port, start_pdp, start_sidecar
 
 CAROL = {**BODY, "input": {**BODY["input"], "context": {"identity": {"user": "carol"}}}}
 FILTER = {

@@ -13,11 +13,11 @@ import time
 
 import httpx
 
+from devstack.processes import start_pdp
 from tests.conftest import start_stack
 from tests.sidecar.test_revocation import BODY
-from tests.support.processes import start_pdp
 
-TIMEOUT = 2.0  # the sidecar's timeoutSeconds (tests.support.configs)
+TIMEOUT = 2.0  # the sidecar's timeoutSeconds (devstack.configs)
 
 
 def check(user: str, operation: str = "SelectFromColumns") -> dict:

@@ -7,7 +7,7 @@ import time
 
 import httpx
 
-from tests.support.processes import Process
+from devstack.processes import Process
 
 ALICE_SELECTS = {
     "input": {

@@ -6,8 +6,8 @@ import time
 
 import httpx
 
-from tests.support.configs import WORKED_POLICIES, make_tree
-from tests.support.processes import Process, free_port, start_pdp, start_sidecar
+from devstack.configs import WORKED_POLICIES, make_tree
+from devstack.processes import Process, free_port, start_pdp, start_sidecar
 
 BODY = {
     "input": {

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import httpx
 
+from devstack.configs import WORKED_USERS, make_tree
+from devstack.processes import Process, free_port, start_pdp, start_sidecar
 from pdp.api import pb
 from pdp.wire import proto
-from tests.support.configs import WORKED_USERS, make_tree
-from tests.support.processes import Process, free_port, start_pdp, start_sidecar
 
 USERS = WORKED_USERS + "  dan: {groups: [analysts]}\n"  # allowed like alice, never asked for
 

@@ -13,11 +13,11 @@ from contextlib import contextmanager
 
 import httpx
 
+from devstack.configs import make_tree
+from devstack.processes import Process, free_port, start_pdp, start_sidecar
 from pdp.api import HEARTBEAT_SECONDS, SILENCE_SECONDS
 from tests.sidecar.test_revocation import BODY
-from tests.support.configs import make_tree
 from tests.support.netproxy import SilentProxy
-from tests.support.processes import Process, free_port, start_pdp, start_sidecar
 
 MAX_STALE = 4.0
 # The bound is counted from the last heartbeat, which came at most HEARTBEAT_SECONDS before the

@@ -8,8 +8,8 @@ import signal
 
 import pytest
 
-from tests.support.configs import make_tree
-from tests.support.processes import free_port, start_sidecar
+from devstack.configs import make_tree
+from devstack.processes import free_port, start_sidecar
 
 
 @pytest.mark.parametrize(("workers", "status"), [(1, -signal.SIGTERM), (2, 0)])

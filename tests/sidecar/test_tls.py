@@ -12,9 +12,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from devstack.configs import make_tree
+from devstack.processes import free_port, start_pdp, start_sidecar
 from tests.sidecar.test_revocation import BODY
-from tests.support.configs import make_tree
-from tests.support.processes import free_port, start_pdp, start_sidecar
 
 
 def server_certificate(root) -> None:

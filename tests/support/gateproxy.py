@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from tests.support.processes import free_port
+from devstack.processes import free_port
 
 
 class GateProxy:

@@ -26,4 +26,5 @@ def list_jobs(
     offset: int = 0,
     size: int = 100,
 ) -> dict[str, Any]:
-    return JobsOut.of(plane.jobs(who, connection, state, offset, size)).dump()
+    page = plane.jobs(who, connection, state, offset, size)
+    return JobsOut.of(map(JobOut.of, page.hits), page.count).dump()

@@ -12,6 +12,7 @@ from pdp.admin.schema import (
     DeletedOut,
     ObjectOut,
     ObjectsOut,
+    ObjectSummary,
     SearchBody,
     SettingsBody,
     SettingsOut,
@@ -42,7 +43,7 @@ def _search(
         search_text=body.searchText,
         is_active=body.isActive,
     )
-    return ObjectsOut.of(page).dump()
+    return ObjectsOut.of(map(ObjectSummary.of, page.hits), page.count).dump()
 
 
 @router.post("/data/object/search")

@@ -23,7 +23,7 @@ def list_requests(
     """Requests on the caller's objects (all of them for GOVERNANCE); `path` keeps those
     at or below an object (`/conn/db/schema`)."""
     found = plane.requests(who, state, connection, path_of(path) if path else None)
-    return RequestsOut.of(found).dump()
+    return RequestsOut.of(map(RequestOut.of, found)).dump()
 
 
 @router.get("/requests/{request_id}")

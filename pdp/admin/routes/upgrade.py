@@ -13,6 +13,7 @@ from pdp.admin.schema import (
     IntegrationsOut,
     ResolveBody,
     ResolvedOut,
+    SourceOut,
     SourcesOut,
     StartBody,
     StatusOut,
@@ -26,7 +27,7 @@ router = APIRouter(tags=["upgrade"])
 
 @router.get("/data/upgrade")
 def upgrade_list(who: Who, upgrades: Upgrades) -> dict[str, Any]:
-    return IntegrationsOut.of(upgrades.integrations(who)).dump()
+    return IntegrationsOut.of_upgrades(upgrades.integrations(who)).dump()
 
 
 @router.get("/data/upgrade/{name}")
@@ -36,7 +37,7 @@ def upgrade_status(who: Who, upgrades: Upgrades, name: str) -> dict[str, Any]:
 
 @router.get("/data/upgrade/{name}/unresolved")
 def upgrade_unresolved(who: Who, upgrades: Upgrades, name: str) -> dict[str, Any]:
-    return SourcesOut.of(upgrades.unresolved(who, name)).dump()
+    return SourcesOut.of(map(SourceOut.of, upgrades.unresolved(who, name))).dump()
 
 
 @router.post("/data/upgrade/{name}/start")

@@ -300,10 +300,28 @@ async function showObject(details, path) {
     details.replaceChildren(problem(error));
     return;
   }
+  const redraw = () => showObject(details, path);
+  const outcome = el('div', { 'aria-live': 'polite' });
+  const actions = el('div', { class: 'row' },
+    el('button', { type: 'button', onclick: () => startSync(path, outcome) }, 'Sync now'),
+    el('button', { type: 'button', onclick: () => confirmDelete(object, outcome) },
+      object.kind === 'connection' ? 'Deregister…' : 'Delete…'));
+  const permissions = el('section', {}, el('h3', {}, 'Permissions'));
+  showPermissions(permissions, object.path);
+  const columns = Array.isArray(object.columns) && object.columns.length
+    ? el('section', {}, el('h3', {}, 'Columns'), el('ul', {}, object.columns.map((c) => el('li',
+      {}, typeof c === 'string' ? c : `${c.name} ${c.type || ''} ${(c.tags || []).join(' ')}`))))
+    : null;
+  const connection = object.kind === 'connection' ? await connectionEditor(object.path, redraw)
+    : null;
+  details.replaceChildren(...[el('h2', {}, object.name), objectFacts(object), columns,
+    settingsForm(object, redraw), permissions, connection, actions, outcome].filter(Boolean));
+}
+
+function objectFacts(object) {
   const settings = object.settings || {};
-  const overrides = object.overrides || {};
   const active = settings.isActive && settings.isActive.value;
-  const facts = el('dl', { class: 'facts' },
+  return el('dl', { class: 'facts' },
     el('dt', {}, 'Path'), el('dd', {}, object.path),
     el('dt', {}, 'Kind'), el('dd', {}, object.kind),
     el('dt', {}, 'Remote state'), el('dd', {}, stateBadge(object.remoteState)),
@@ -316,13 +334,18 @@ async function showObject(details, path) {
       || 'none'),
     el('dt', {}, 'Children'), el('dd', {}, String(object.childCount ?? 0)),
     el('dt', {}, 'Last sync'), el('dd', {}, when(object.lastSync)));
+}
+
+function settingsForm(object, redraw) {
+  const settings = object.settings || {};
+  const overrides = object.overrides || {};
   const outcome = el('div', { 'aria-live': 'polite' });
   const form = el('form', {},
     el('h3', {}, 'Settings'),
     settingChoice('isActive', 'Active (a data source)', settings.isActive, overrides.isActive),
     object.kind === 'table' ? null : settingChoice('activateNewChildren',
       'Activate new children', settings.activateNewChildren, overrides.activateNewChildren),
-    el('button', { type: 'submit', class: 'primary' }, 'Save settings'));
+    el('button', { type: 'submit', class: 'primary' }, 'Save settings'), outcome);
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     const body = {};
@@ -330,31 +353,19 @@ async function showObject(details, path) {
       body[select.name] = { on: true, off: false, inherit: null }[select.value];
     }
     try {
-      const { status, data } = await api('PUT', `/data/settings/${apiPath(path)}`, body);
+      const { status, data } = await api('PUT', `/data/settings/${apiPath(object.path)}`, body);
       if (status === 202) {
         outcome.replaceChildren(el('p', { class: 'notice' }, 'A job applies the change: ',
           pageLink(`/console/jobs/${data.jobId}`, `job ${data.jobId}`)));
       } else {
-        await showObject(details, path);
+        await redraw();
         say(`Settings of ${object.path} saved.`);
       }
     } catch (error) {
       outcome.replaceChildren(problem(error));
     }
   });
-  const actions = el('div', { class: 'row' },
-    el('button', { type: 'button', onclick: () => startSync(path, outcome) }, 'Sync now'),
-    el('button', { type: 'button', onclick: () => confirmDelete(object, outcome) },
-      object.kind === 'connection' ? 'Deregister…' : 'Delete…'));
-  const permissions = el('section', {}, el('h3', {}, 'Permissions'));
-  showPermissions(permissions, object.path);
-  const columns = Array.isArray(object.columns) && object.columns.length
-    ? el('section', {}, el('h3', {}, 'Columns'), el('ul', {}, object.columns.map((c) => el('li',
-      {}, typeof c === 'string' ? c : `${c.name} ${c.type || ''} ${(c.tags || []).join(' ')}`))))
-    : null;
-  details.replaceChildren(...[el('h2', {}, object.name), facts, columns, form, permissions,
-    actions, outcome]
-    .filter(Boolean));
+  return form;
 }
 
 async function showPermissions(section, path) {
@@ -498,114 +509,131 @@ function setDeep(target, dotted, value) {
   here[parts.at(-1)] = value;
 }
 
+// --- connection details: one set of fields for registering and for editing ---------------
+
+function detailsFields(technology, method, endpoint, onMethod, heading = 'h2') {
+  // the endpoint's fields (with the given values, else the defaults), the authentication
+  // method, and the credentials' fields, which are always empty (the API never shows them)
+  const spec = TECHNOLOGIES[technology];
+  const controls = [el(heading, {}, `${spec.label} endpoint`)];
+  for (const [name, label, value] of spec.endpoint) {
+    const given = endpoint[name];
+    const control = input(name, 'text', given === undefined ? value : String(given));
+    control.dataset.part = 'endpoint';
+    if (name === 'port') control.dataset.number = 'yes';
+    controls.push(field(label, control));
+  }
+  const methods = Object.entries(spec.methods);
+  if (methods.length > 1) {
+    const chooser = el('select', { name: 'method' },
+      methods.map(([name, [label]]) => el('option', { value: name }, label)));
+    chooser.value = method;
+    chooser.addEventListener('change', () => onMethod(chooser.value));
+    controls.push(field('Authentication', chooser));
+  }
+  controls.push(el(heading, {}, 'Credentials'));
+  for (const [name, label, kind] of spec.methods[method][1]) {
+    const control = input(name, kind);
+    control.dataset.part = 'credentials';
+    controls.push(field(label, control));
+    if (control.fileInput) controls.push(field(`${label}: from a file`, control.fileInput));
+  }
+  return controls;
+}
+
+function readDetails(body, technology, endpoint = {}) {
+  // `endpoint`: the stored endpoint's keys the form does not show, kept as they are
+  const shown = new Set(TECHNOLOGIES[technology].endpoint.map(([name]) => name));
+  const details = { technology, credentials: {},
+    endpoint: Object.fromEntries(Object.entries(endpoint).filter(([name]) => !shown.has(name))) };
+  for (const control of body.querySelectorAll('[data-part]')) {
+    if (control.value === '') continue;
+    const value = control.dataset.number ? Number(control.value) : control.value;
+    setDeep(details[control.dataset.part], control.name, value);
+  }
+  return details;
+}
+
+function validationGate(body, read, validate, save, outcome) {
+  // Save stays disabled until Validate succeeded for exactly the details in the form
+  let checked = null;
+  const reset = () => { checked = null; save.disabled = true; };
+  body.addEventListener('input', reset);
+  validate.addEventListener('click', async () => {
+    const details = read();
+    outcome.replaceChildren(el('p', {}, 'Validating…'));
+    try {
+      const { data } = await api('POST', '/data/connection/validate', details);
+      outcome.replaceChildren(el('p', { class: data.ok ? 'notice' : 'error' },
+        data.ok ? 'The platform accepted these details.' : 'The platform refused these details.'),
+      checkList(data.checks));
+      checked = data.ok ? JSON.stringify(details) : null;
+      save.disabled = !data.ok;
+    } catch (error) {
+      outcome.replaceChildren(problem(error));
+    }
+  });
+  return { reset, passed: (details) => checked === JSON.stringify(details) };
+}
+
+function technologyTabs(current, pick) {
+  const names = Object.keys(TECHNOLOGIES);
+  const tabs = el('div', { role: 'tablist', 'aria-label': 'Technology' });
+  tabs.append(...names.map((name) => {
+    const tab = el('button', { type: 'button', role: 'tab', 'aria-selected': String(name === current),
+      tabindex: name === current ? '0' : '-1' }, TECHNOLOGIES[name].label);
+    tab.addEventListener('click', () => pick(name));
+    tab.addEventListener('keydown', (event) => {
+      const step = { ArrowRight: 1, ArrowLeft: -1 }[event.key];
+      if (!step) return;
+      pick(names[(names.indexOf(current) + step + names.length) % names.length]);
+      document.querySelector('[role="tab"][aria-selected="true"]').focus();
+    });
+    return tab;
+  }));
+  return tabs;
+}
+
 function registerPage() {
   let technology = 'postgresql';
   let method = 'password';
-  const tabs = el('div', { role: 'tablist', 'aria-label': 'Technology' });
+  const tabs = el('div');
   const body = el('div', { role: 'tabpanel' });
   const outcome = el('div', { 'aria-live': 'polite' });
   const keyInput = el('input', { name: 'connectionKey', required: true, autocomplete: 'off' });
-  const activate = el('input', { type: 'checkbox', name: 'isActive' });
-  const recursive = el('input', { type: 'checkbox', name: 'forceRecursiveCrawl', checked: true });
+  const activate = el('input', { type: 'checkbox', name: 'isActive', id: 'reg-active' });
+  const recursive = el('input', { type: 'checkbox', name: 'forceRecursiveCrawl', checked: true,
+    id: 'reg-recursive' });
   const validate = el('button', { type: 'button' }, 'Validate Connection');
   const save = el('button', { type: 'submit', class: 'primary', disabled: true }, 'Register');
-  let validated = null; // the details the last successful validation checked
-
-  function details() {
-    const endpoint = {};
-    const credentials = {};
-    for (const control of body.querySelectorAll('[data-part]')) {
-      if (control.value === '') continue;
-      const value = control.dataset.number ? Number(control.value) : control.value;
-      setDeep(control.dataset.part === 'endpoint' ? endpoint : credentials, control.name, value);
-    }
-    return { technology, endpoint, credentials };
-  }
-
-  function drawTabs() {
-    tabs.replaceChildren(...Object.entries(TECHNOLOGIES).map(([name, spec]) => {
-      const tab = el('button', { type: 'button', role: 'tab', 'aria-selected': String(name === technology),
-        tabindex: name === technology ? '0' : '-1' }, spec.label);
-      tab.addEventListener('click', () => { technology = name; method = Object.keys(spec.methods)[0]; draw(); });
-      tab.addEventListener('keydown', (event) => {
-        const names = Object.keys(TECHNOLOGIES);
-        const step = { ArrowRight: 1, ArrowLeft: -1 }[event.key];
-        if (!step) return;
-        technology = names[(names.indexOf(technology) + step + names.length) % names.length];
-        method = Object.keys(TECHNOLOGIES[technology].methods)[0];
-        draw();
-        tabs.querySelector('[aria-selected="true"]').focus();
-      });
-      return tab;
+  const read = () => readDetails(body, technology);
+  const gate = validationGate(body, read, validate, save, outcome);
+  const draw = () => {
+    tabs.replaceChildren(technologyTabs(technology, (name) => {
+      technology = name;
+      method = Object.keys(TECHNOLOGIES[name].methods)[0];
+      draw();
     }));
-  }
-
-  function draw() {
-    drawTabs();
-    const spec = TECHNOLOGIES[technology];
-    const controls = [el('h2', {}, `${spec.label} endpoint`)];
-    for (const [name, label, value] of spec.endpoint) {
-      const control = input(name, 'text', value);
-      control.dataset.part = 'endpoint';
-      if (name === 'port') control.dataset.number = 'yes';
-      controls.push(field(label, control));
-    }
-    const methods = Object.entries(spec.methods);
-    if (methods.length > 1) {
-      const chooser = el('select', { name: 'method' },
-        methods.map(([name, [label]]) => el('option', { value: name }, label)));
-      chooser.value = method;
-      chooser.addEventListener('change', () => { method = chooser.value; draw(); });
-      controls.push(field('Authentication', chooser));
-    }
-    controls.push(el('h2', {}, 'Credentials'));
-    for (const [name, label, kind] of spec.methods[method][1]) {
-      const control = input(name, kind);
-      control.dataset.part = 'credentials';
-      controls.push(field(label, control));
-      if (control.fileInput) controls.push(field(`${label}: from a file`, control.fileInput));
-    }
-    body.replaceChildren(...controls);
-    validated = null;
-    save.disabled = true;
-  }
-
+    body.replaceChildren(...detailsFields(technology, method, {}, (m) => { method = m; draw(); }));
+    gate.reset();
+  };
   const form = el('form', {}, field('Connection key', keyInput,
     'The name in object paths and policies; letters, digits, - and _.'), tabs, body,
   el('h2', {}, 'First sync'),
   el('div', { class: 'check' }, activate, el('label', { for: 'reg-active' }, 'Activate new objects (they become data sources)')),
   el('div', { class: 'check' }, recursive, el('label', { for: 'reg-recursive' }, 'List schemas and tables in the first sync')),
   el('div', { class: 'row' }, validate, save), outcome);
-  activate.id = 'reg-active';
-  recursive.id = 'reg-recursive';
-  form.addEventListener('input', (event) => {
-    if (event.target.dataset && event.target.dataset.part) { validated = null; save.disabled = true; }
-  });
-  validate.addEventListener('click', async () => {
-    const checked = details();
-    outcome.replaceChildren(el('p', {}, 'Validating…'));
-    try {
-      const { data } = await api('POST', '/data/connection/validate', checked);
-      outcome.replaceChildren(el('p', { class: data.ok ? 'notice' : 'error' },
-        data.ok ? 'The platform accepted these details.' : 'The platform refused these details.'),
-      checkList(data.checks));
-      validated = data.ok ? JSON.stringify(checked) : null;
-      save.disabled = !data.ok;
-    } catch (error) {
-      outcome.replaceChildren(problem(error));
-    }
-  });
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
-    const checked = details();
-    if (validated !== JSON.stringify(checked)) {
+    const details = read();
+    if (!gate.passed(details)) {
       outcome.replaceChildren(el('p', { class: 'error' }, 'Validate the connection first.'));
       return;
     }
     try {
       const { data } = await api('POST', '/data/connection', {
         connectionKey: keyInput.value,
-        connection: checked,
+        connection: details,
         settings: { isActive: activate.checked, activateNewChildren: activate.checked },
         options: { forceRecursiveCrawl: recursive.checked },
       });
@@ -617,6 +645,74 @@ function registerPage() {
   });
   draw();
   main.replaceChildren(el('h1', {}, 'Register a connection'), form);
+}
+
+async function connectionEditor(key, redraw) {
+  // a connection's endpoint and credentials (Validate, then Save: PUT /data/connection/{key})
+  // and its sync schedule; the API decides who may (403 otherwise) and re-checks the platform
+  let conn;
+  try {
+    conn = (await api('GET', `/data/connection/${apiPath(key)}`)).data;
+  } catch (error) {
+    return el('section', {}, el('h3', {}, 'Connection details'), problem(error));
+  }
+  let method = Object.keys(TECHNOLOGIES[conn.technology].methods)[0];
+  const body = el('div');
+  const outcome = el('div', { 'aria-live': 'polite' });
+  const validate = el('button', { type: 'button' }, 'Validate Connection');
+  const save = el('button', { type: 'submit', class: 'primary', disabled: true },
+    'Save endpoint and credentials');
+  const read = () => readDetails(body, conn.technology, conn.endpoint);
+  const gate = validationGate(body, read, validate, save, outcome);
+  const draw = () => {
+    body.replaceChildren(...detailsFields(conn.technology, method, conn.endpoint,
+      (m) => { method = m; draw(); }, 'h4'));
+    gate.reset();
+  };
+  const form = el('form', {}, el('h3', {}, 'Endpoint and credentials'), el('p', {},
+    'The stored credentials are never shown: give them again to change the endpoint or the ' +
+    'credentials; Validate checks the details with the platform before Save.'),
+  body, el('div', { class: 'row' }, validate, save), outcome);
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const details = read();
+    if (!gate.passed(details)) {
+      outcome.replaceChildren(el('p', { class: 'error' }, 'Validate the connection first.'));
+      return;
+    }
+    await saveConnection(key, { endpoint: details.endpoint, credentials: details.credentials },
+      outcome, redraw);
+  });
+  draw();
+  return el('section', {}, form, scheduleForm(key, conn, redraw));
+}
+
+function scheduleForm(key, conn, redraw) {
+  const schedule = el('input', { name: 'schedule', value: conn.schedule, autocomplete: 'off' });
+  const threshold = el('input', { name: 'failSafeThreshold', value: String(conn.failSafeThreshold),
+    inputmode: 'decimal' });
+  const outcome = el('div', { 'aria-live': 'polite' });
+  const form = el('form', {}, el('h3', {}, 'Sync schedule'),
+    field('Schedule (cron)', schedule, `Next sync: ${when(conn.nextSync)}`),
+    field('Fail-safe threshold', threshold,
+      'The share of objects one sync may find gone before it stops and changes nothing.'),
+    el('button', { type: 'submit' }, 'Save schedule'), outcome);
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    saveConnection(key, { schedule: schedule.value,
+      failSafeThreshold: Number(threshold.value) }, outcome, redraw);
+  });
+  return form;
+}
+
+async function saveConnection(key, body, outcome, redraw) {
+  try {
+    await api('PUT', `/data/connection/${apiPath(key)}`, body);
+    await redraw();
+    say(`Connection ${key}: ${Object.keys(body).join(', ')} saved.`);
+  } catch (error) {
+    outcome.replaceChildren(problem(error));
+  }
 }
 
 // --- sync jobs ---------------------------------------------------------------------------
@@ -771,47 +867,34 @@ function accessPage() {
   const schema = el('input', { name: 'schema', value: query.get('schema') || null });
   const table = el('input', { name: 'table', value: query.get('table') || null });
   const answer = el('section', { 'aria-live': 'polite', 'aria-label': 'Decision' });
+  const types = {}; // column -> Trino type, as the person gives it for the masks' SQL
   const form = el('form', {}, field('User', user), field('Operation', operation),
     el('div', { class: 'row' }, field('Trino catalog', catalog), field('Schema', schema),
       field('Table', table)),
     el('button', { type: 'submit', class: 'primary' }, 'Explain'));
-  form.addEventListener('submit', async (event) => {
-    event.preventDefault();
+  const explain = async () => {
     try {
       const { data } = await api('POST', '/console/explain', { user: user.value,
         operation: operation.value, catalog: catalog.value, schema: schema.value,
-        table: table.value });
-      answer.replaceChildren(
-        el('h2', {}, badge(data.allowed ? 'ALLOWED' : 'DENIED', data.allowed ? 'ok' : 'bad'), ' ',
-          `${data.operation} on ${data.object} by ${data.user}`),
-        el('dl', { class: 'facts' },
-          el('dt', {}, 'Rule'), el('dd', {}, data.rule),
-          el('dt', {}, 'Why'), el('dd', {}, data.reason),
-          el('dt', {}, 'Policies'), el('dd', {}, data.policies.join(', ') || 'none'),
-          el('dt', {}, 'Row filters'), el('dd', {}, data.rowFilters.length
-            ? data.rowFilters.map((f) => `${f.policy}: ${f.expression}`).join('; ') : 'none'),
-          el('dt', {}, 'Column masks'), el('dd', {}, data.masks.length
-            ? el('ul', {}, data.masks.map((m) => el('li', {},
-              `${m.column}: ${m.kind} by ${m.policy} (${m.reason})`))) : 'none'),
-          el('dt', {}, 'Administrator'), el('dd', {}, data.admin ? 'yes (immuta.user.admin)' : 'no'),
-          el('dt', {}, 'Revision'), el('dd', {}, data.revision)));
+        table: table.value, types });
+      answer.replaceChildren(...decisionView(data, (column, type) => {
+        types[column] = type;
+        explain();
+      }));
     } catch (error) {
       answer.replaceChildren(problem(error));
     }
+  };
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    explain();
   });
   const who = el('section', { 'aria-live': 'polite', 'aria-label': 'Who may read it' });
   const readers = el('button', { type: 'button' }, 'Who may read this table');
   readers.addEventListener('click', async () => {
     try {
-      const { data } = await api('POST', '/console/readers', { catalog: catalog.value,
-        schema: schema.value, table: table.value });
-      who.replaceChildren(el('h2', {}, `Who may read ${data.object}: ${data.count}`),
-        data.count ? el('table', {}, el('thead', {}, el('tr', {}, ['User', 'Policies', 'Why']
-          .map((h) => el('th', { scope: 'col' }, h)))), el('tbody', {}, data.hits.map((hit) =>
-          el('tr', {}, el('td', {}, hit.user), el('td', {}, hit.policies.join(', ') || '—'),
-            el('td', {}, hit.reason)))))
-          : el('p', {}, 'Nobody of the directory.'),
-        el('p', {}, 'Users of the directory only: groups that only Trino sends are not in it.'));
+      who.replaceChildren(...readersView((await api('POST', '/console/readers', {
+        catalog: catalog.value, schema: schema.value, table: table.value })).data));
     } catch (error) {
       who.replaceChildren(problem(error));
     }
@@ -819,6 +902,50 @@ function accessPage() {
   main.replaceChildren(el('h1', {}, 'Access'), el('p', {},
     'The decision the PDP makes now for a user and a table, and why (as pdp explain).'),
   form, el('div', { class: 'row' }, readers), answer, who);
+}
+
+function decisionView(data, retype) {
+  return [
+    el('h2', {}, badge(data.allowed ? 'ALLOWED' : 'DENIED', data.allowed ? 'ok' : 'bad'), ' ',
+      `${data.operation} on ${data.object} by ${data.user}`),
+    el('dl', { class: 'facts' },
+      el('dt', {}, 'Rule'), el('dd', {}, data.rule),
+      el('dt', {}, 'Why'), el('dd', {}, data.reason),
+      el('dt', {}, 'Policies'), el('dd', {}, data.policies.join(', ') || 'none'),
+      el('dt', {}, 'Row filters'), el('dd', {}, data.rowFilters.length
+        ? el('ul', {}, data.rowFilters.map((f) => el('li', {}, `${f.policy}: `,
+          el('code', {}, f.expression)))) : 'none'),
+      el('dt', {}, 'Administrator'), el('dd', {}, data.admin ? 'yes (immuta.user.admin)' : 'no'),
+      el('dt', {}, 'Revision'), el('dd', {}, data.revision)),
+    el('h3', {}, `Column masks: ${data.masks.length || 'none'}`),
+    data.masks.length ? masksTable(data.masks, retype) : null,
+  ];
+}
+
+function masksTable(masks, retype) {
+  // the SQL depends on the column's type, which a query gives: the person may set it here
+  const row = (m) => {
+    const type = el('input', { value: m.type, 'aria-label': `Trino type of ${m.column}`,
+      size: 14 });
+    type.addEventListener('change', () => retype(m.column, type.value));
+    return el('tr', {}, el('td', {}, m.column), el('td', {}, type),
+      el('td', {}, `${m.kind} by ${m.policy}`), el('td', {}, el('code', {}, m.expression)),
+      el('td', {}, m.reason));
+  };
+  return el('table', {}, el('caption', {}, 'The SQL Trino puts in place of each masked column'),
+    el('thead', {}, el('tr', {}, ['Column', 'Type', 'Mask', 'SQL', 'Why']
+      .map((h) => el('th', { scope: 'col' }, h)))),
+    el('tbody', {}, masks.map(row)));
+}
+
+function readersView(data) {
+  return [el('h2', {}, `Who may read ${data.object}: ${data.count}`),
+    data.count ? el('table', {}, el('thead', {}, el('tr', {}, ['User', 'Policies', 'Why']
+      .map((h) => el('th', { scope: 'col' }, h)))), el('tbody', {}, data.hits.map((hit) =>
+      el('tr', {}, el('td', {}, hit.user), el('td', {}, hit.policies.join(', ') || '—'),
+        el('td', {}, hit.reason)))))
+      : el('p', {}, 'Nobody of the directory.'),
+    el('p', {}, 'Users of the directory only: groups that only Trino sends are not in it.')];
 }
 
 // --- the Upgrade Manager (GOVERNANCE and APPLICATION_ADMIN: the API decides) ---------------
@@ -854,17 +981,7 @@ const STEP_OF = { not_started: 0, started: 1, validated: 2, upgrading: 3, partia
 async function upgradeWizard(name) {
   const base = `/data/upgrade/${encodeURIComponent(name)}`;
   const status = (await api('GET', base)).data;
-  const step = STEP_OF[status.state] ?? 0;
   const outcome = el('div', { 'aria-live': 'polite' });
-  const steps = el('ol', { class: 'steps', 'aria-label': 'Steps' }, UPGRADE_STEPS.map((label, i) =>
-    el('li', { 'aria-current': i === step ? 'step' : null },
-      i < step || status.state === 'finalized' ? `${label} (done)` : label)));
-  const facts = el('dl', { class: 'facts' },
-    el('dt', {}, 'Integration'), el('dd', {}, `${status.name} (${status.technology})`),
-    el('dt', {}, 'State'), el('dd', {}, stateBadge(status.state)),
-    el('dt', {}, 'Display Name'), el('dd', {}, status.displayName || '—'),
-    el('dt', {}, 'Data sources'), el('dd', {}, Object.entries(status.counts || {})
-      .map(([k, v]) => `${k} ${v}`).join(', ') || String(status.dataSourceCount ?? 0)));
   const again = () => upgradeWizard(name);
   async function act(call) {
     try {
@@ -874,63 +991,89 @@ async function upgradeWizard(name) {
       outcome.replaceChildren(problem(error));
     }
   }
-  const body = [];
-  if (['not_started', 'started', 'validated'].includes(status.state)) {
-    const display = el('input', { name: 'displayName', value: status.displayName || status.name });
-    const form = el('form', {}, el('h2', {}, 'Display Name'),
-      field('Display Name', display, 'The new connection\'s key.'),
-      el('button', { type: 'submit', class: 'primary' }, 'Start Upgrade'));
-    form.addEventListener('submit', (event) => {
-      event.preventDefault();
-      act(() => api('POST', `${base}/start`, { displayName: display.value }));
-    });
-    body.push(form);
-  }
-  if (['started', 'validated'].includes(status.state)) body.push(credentialsStep(status, base, act));
-  if (status.state === 'validated') {
-    const confirm = el('input', { type: 'checkbox', id: 'upgrade-confirm' });
-    const yes = el('button', { type: 'button', class: 'primary', disabled: true },
-      'Yes, Upgrade Connection');
-    confirm.addEventListener('change', () => { yes.disabled = !confirm.checked; });
-    yes.addEventListener('click', () => act(() => api('POST', `${base}/upgrade`, { confirm: true })));
-    body.push(el('section', {}, el('h2', {}, 'Confirm'),
-      el('p', {}, 'The upgrade lists the platform, matches every data source to an object of the ',
-        'new connection (tags, owners and status carried over), and retires the legacy data ',
-        'source endpoints for this integration. ',
-        el('a', { href: '/docs#/upgrade' }, 'What the upgrade changes (the API)')),
-      el('div', { class: 'check' }, confirm, el('label', { for: 'upgrade-confirm' },
-        `I understand that ${status.name} is upgraded to connection ${status.displayName}`)),
-      yes));
-  }
-  if (status.state === 'upgrading') {
-    const job = status.job || {};
-    body.push(el('section', {}, el('h2', {}, 'Upgrade'),
-      el('p', {}, `The upgrade job is ${job.state || 'starting'}…`),
-      el('progress', { 'aria-label': 'Upgrade progress' }),
-      el('p', {}, statsText(job.stats)),
-      job.state === 'failed' ? el('button', { type: 'button',
-        onclick: () => act(() => api('POST', `${base}/upgrade`, { confirm: true })) },
-      'Resume the upgrade') : null));
-    const timer = setTimeout(() => again().catch(() => {}), 1000);
-    leaving = () => clearTimeout(timer);
-  }
-  if (['partial', 'upgraded'].includes(status.state)) {
-    const unresolved = (await api('GET', `${base}/unresolved`)).data;
-    body.push(el('section', {}, el('h2', {}, 'Resolve'), unresolved.count
-      ? el('ul', {}, unresolved.hits.map((source) => resolveItem(source, status, base, act)))
-      : el('p', {}, 'Every data source is matched.')));
-    const finalize = el('button', { type: 'button', class: 'primary' }, 'Finalize');
-    finalize.addEventListener('click', () => act(() => api('POST', `${base}/finalize`)));
-    body.push(el('section', {}, el('h2', {}, 'Finalize'), el('p', {},
-      'Finalizing turns object sync on for the new connection.'), finalize));
-  }
-  if (status.state === 'finalized') {
-    body.push(el('p', { class: 'notice' }, `${status.name} is upgraded: `,
+  const state = status.state;
+  const body = [
+    ['not_started', 'started', 'validated'].includes(state) ? displayNameStep(status, base, act)
+      : null,
+    ['started', 'validated'].includes(state) ? credentialsStep(status, base, act) : null,
+    state === 'validated' ? confirmStep(status, base, act) : null,
+    state === 'upgrading' ? upgradingStep(status, base, act, again) : null,
+    ...(['partial', 'upgraded'].includes(state) ? await resolveSteps(status, base, act) : []),
+    state === 'finalized' ? el('p', { class: 'notice' }, `${status.name} is upgraded: `,
       pageLink(`/console/connections/${encodeURIComponent(status.displayName)}`,
-        `connection ${status.displayName}`)));
-  }
-  main.replaceChildren(...[el('h1', {}, `Upgrade ${status.name}`), steps, facts, outcome, ...body]
-    .filter(Boolean));
+        `connection ${status.displayName}`)) : null,
+  ];
+  main.replaceChildren(...[el('h1', {}, `Upgrade ${status.name}`), ...upgradeSummary(status),
+    outcome, ...body].filter(Boolean));
+}
+
+function upgradeSummary(status) {
+  const step = STEP_OF[status.state] ?? 0;
+  return [
+    el('ol', { class: 'steps', 'aria-label': 'Steps' }, UPGRADE_STEPS.map((label, i) =>
+      el('li', { 'aria-current': i === step ? 'step' : null },
+        i < step || status.state === 'finalized' ? `${label} (done)` : label))),
+    el('dl', { class: 'facts' },
+      el('dt', {}, 'Integration'), el('dd', {}, `${status.name} (${status.technology})`),
+      el('dt', {}, 'State'), el('dd', {}, stateBadge(status.state)),
+      el('dt', {}, 'Display Name'), el('dd', {}, status.displayName || '—'),
+      el('dt', {}, 'Data sources'), el('dd', {}, Object.entries(status.counts || {})
+        .map(([k, v]) => `${k} ${v}`).join(', ') || String(status.dataSourceCount ?? 0))),
+  ];
+}
+
+function displayNameStep(status, base, act) {
+  const display = el('input', { name: 'displayName', value: status.displayName || status.name });
+  const form = el('form', {}, el('h2', {}, 'Display Name'),
+    field('Display Name', display, 'The new connection\'s key.'),
+    el('button', { type: 'submit', class: 'primary' }, 'Start Upgrade'));
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    act(() => api('POST', `${base}/start`, { displayName: display.value }));
+  });
+  return form;
+}
+
+function confirmStep(status, base, act) {
+  const confirm = el('input', { type: 'checkbox', id: 'upgrade-confirm' });
+  const yes = el('button', { type: 'button', class: 'primary', disabled: true },
+    'Yes, Upgrade Connection');
+  confirm.addEventListener('change', () => { yes.disabled = !confirm.checked; });
+  yes.addEventListener('click', () => act(() => api('POST', `${base}/upgrade`, { confirm: true })));
+  return el('section', {}, el('h2', {}, 'Confirm'),
+    el('p', {}, 'The upgrade lists the platform, matches every data source to an object of the ',
+      'new connection (tags, owners and status carried over), and retires the legacy data ',
+      'source endpoints for this integration. ',
+      el('a', { href: '/docs#/upgrade' }, 'What the upgrade changes (the API)')),
+    el('div', { class: 'check' }, confirm, el('label', { for: 'upgrade-confirm' },
+      `I understand that ${status.name} is upgraded to connection ${status.displayName}`)),
+    yes);
+}
+
+function upgradingStep(status, base, act, again) {
+  const job = status.job || {};
+  const timer = setTimeout(() => again().catch(() => {}), 1000);
+  leaving = () => clearTimeout(timer);
+  return el('section', {}, el('h2', {}, 'Upgrade'),
+    el('p', {}, `The upgrade job is ${job.state || 'starting'}…`),
+    el('progress', { 'aria-label': 'Upgrade progress' }),
+    el('p', {}, statsText(job.stats)),
+    job.state === 'failed' ? el('button', { type: 'button',
+      onclick: () => act(() => api('POST', `${base}/upgrade`, { confirm: true })) },
+    'Resume the upgrade') : null);
+}
+
+async function resolveSteps(status, base, act) {
+  const unresolved = (await api('GET', `${base}/unresolved`)).data;
+  const finalize = el('button', { type: 'button', class: 'primary' }, 'Finalize');
+  finalize.addEventListener('click', () => act(() => api('POST', `${base}/finalize`)));
+  return [
+    el('section', {}, el('h2', {}, 'Resolve'), unresolved.count
+      ? el('ul', {}, unresolved.hits.map((source) => resolveItem(source, status, base, act)))
+      : el('p', {}, 'Every data source is matched.')),
+    el('section', {}, el('h2', {}, 'Finalize'), el('p', {},
+      'Finalizing turns object sync on for the new connection.'), finalize),
+  ];
 }
 
 function credentialsStep(status, base, act) {
@@ -1020,9 +1163,11 @@ async function start() {
   signedInAs = who.user;
   document.getElementById('user').textContent = who.user;
   document.getElementById('signout').addEventListener('click', async () => {
-    await fetch('/console/signout', { method: 'POST', credentials: 'same-origin',
+    const answer = await fetch('/console/signout', { method: 'POST', credentials: 'same-origin',
       headers: { 'X-Pdp-Csrf': csrf } });
-    window.location.assign('/console/signedout');
+    // the IdP's end-session page when it has one (its session ends too), else Signed out
+    const next = (await answer.json().catch(() => ({}))).next;
+    window.location.assign(next || '/console/signedout');
   });
   api('GET', '/data/upgrade').then(({ data }) => {
     document.getElementById('nav-upgrade').hidden = !data.count;

@@ -3,6 +3,7 @@ demand, and checks that refuse credentials on demand. Implements `pdp.crawl.base
 
 from __future__ import annotations
 
+import builtins
 import json
 import threading
 from collections.abc import Mapping
@@ -72,7 +73,7 @@ class FakeCrawler:
             children = tuple(RemoteObject(name) for name in node)
         return Listing(parent, children)
 
-    def check(self) -> list[Check]:
+    def check(self) -> builtins.list[Check]:
         p = self.platform
         if p.unreachable:
             return [Check("reach", False, p.unreachable)]

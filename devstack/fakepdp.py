@@ -1,4 +1,4 @@
-"""`python -m tests.control.fakepdp --config pdp.yaml --world world.json`: the real PDP
+"""`python -m devstack.fakepdp --config pdp.yaml --world world.json`: the real PDP
 (`start_pdp`, as `pdp serve` runs it) with the fake platform in place of the crawlers; the
 world is a JSON file the test rewrites (database -> schema -> table -> [[column, type]]);
 `--listing-delay` makes every listing that much slower."""
@@ -7,17 +7,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import builtins
 import logging
 import signal
 import time
 from pathlib import Path
 
+from devstack.fakes import FakeCrawler, FilePlatform
 from pdp.crawl.base import Check, Crawler
 from pdp.objects.syncplan import Listing
 from pdp.service.config import load_pdp_config
 from pdp.service.run import start_pdp
 from pdp.store import ConnectionRecord
-from tests.control.fakes import FakeCrawler, FilePlatform
 
 
 class _Slow:
@@ -31,7 +32,7 @@ class _Slow:
         time.sleep(self.delay)
         return self.crawler.list(parent)
 
-    def check(self) -> list[Check]:
+    def check(self) -> builtins.list[Check]:
         return self.crawler.check()
 
     def close(self) -> None:

@@ -1,4 +1,4 @@
-"""Writing configuration trees for tests: YAML text in, file paths out."""
+"""Writing configuration trees for tests and benchmarks: YAML text in, file paths out."""
 
 from __future__ import annotations
 
