@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install install-test lock up trino test lint deps plugin bench-trino record-corpus
+.PHONY: install install-test lock up trino test lint deps plugin plugin-measure bench-trino record-corpus
 # `install`: the package alone, what `make up` needs. `install-test`: plus the test and
 # benchmark extras (pytest, ruff, mypy, locust), what `make test` and `make lint` need.
 install: $(VENV)/.installed
@@ -40,6 +40,12 @@ PLUGIN_JAVA_HOME ?= /usr/lib/jvm/temurin-25-jdk-amd64
 MVN_FLAGS ?=
 plugin:
 	cd trino-plugin && JAVA_HOME=$(PLUGIN_JAVA_HOME) mvn -B -q -ntp $(MVN_FLAGS) package
+
+# The plugin's measurements (docs/trino-plugin.md): the heap its cache holds when 10,000 users'
+# sessions fill it, and what a warm query's calls cost on one thread.
+plugin-measure:
+	cd trino-plugin && JAVA_HOME=$(PLUGIN_JAVA_HOME) mvn -B -q -ntp $(MVN_FLAGS) test \
+		-Dgroups=measure -DexcludedTestGroups=none
 
 # The demo stack plus a real Trino 476 pointed at the sidecar (devstack/demo.py); ACCESS=plugin
 # installs the product's plugin beside Trino's stock ones and uses it instead of the OPA plugin.

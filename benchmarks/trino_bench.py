@@ -54,12 +54,12 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import requests
@@ -75,6 +75,7 @@ from benchmarks import trino_world as tw  # noqa: E402
 from devstack.postgres import Postgres, throwaway  # noqa: E402
 from devstack.processes import Process, start_pdp, start_sidecar  # noqa: E402
 from devstack.trino import (  # noqa: E402
+    JAVA_HOME,
     FileRules,
     Opa,
     PdpPlugin,
@@ -94,11 +95,14 @@ GOPOLICY_BIN = REPO / ".cache" / "bin" / "gopolicy"
 LEAN = "-lean"
 TICKS = os.sysconf("SC_CLK_TCK")
 WARMUP_CHUNK = 200
+SETTLE_SLACK_MS = 0.5  # JIT CPU per query: differences below this are settled whatever the ratio
 # Each kind's weight when drawn: the mix is 40 % point SELECTs and 20 % each of the others;
 # `wide` (the 2,000-table schema's columns) is drawn only when `--kinds` names it.
 WEIGHTS = {"point": 4, "join": 2, "show_tables": 2, "columns": 2, "wide": 1}
 KINDS = ("point", "join", "show_tables", "columns")  # the mix
 OPA_PATHS = ("allow", "batch", "rowFilters", "batchColumnMasks")
+JCMD = JAVA_HOME / "bin" / "jcmd"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -591,8 +595,8 @@ def conditions() -> dict[str, str]:
     }
 
 
-def _blocks(run: dict[str, Any]) -> str:
-    b = run.get("block_overhead_pct")
+def _blocks(run: dict[str, Any], key: str = "block_overhead_pct") -> str:
+    b = run.get(key)
     return f"{b['median']:+.1f} % ({b['min']:+.0f}..{b['max']:+.0f})" if b else ""
 
 
@@ -630,9 +634,9 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append(
             "| config | wall s | CPU busy % | other jobs % | steal % | loadavg (1 min) "
             "| Trino CPU ms/query | of which JIT "
-            "| mix mean over floor, per block: median (min..max) |"
+            "| mix mean over floor, per block: median (min..max) | over file rules, per block |"
         )
-        lines.append("|---|---:|---:|---:|---:|---|---:|---:|---|")
+        lines.append("|---|---:|---:|---:|---:|---|---:|---:|---|---|")
         for config in CONFIGS:
             if config in runs:
                 r = runs[config]
@@ -640,8 +644,22 @@ def markdown(report: dict[str, Any]) -> str:
                     f"| {config} | {r['wall']:.0f} | {r['cpu']['busy_pct']:.0f} "
                     f"| {r['cpu']['foreign_pct']:.1f} | {r['cpu']['steal_pct']:.1f} "
                     f"| {r['loadavg']} | {r['trino_cpu_ms_per_query']:.1f} "
-                    f"| {r.get('jit_cpu_ms_per_query', 0):.1f} | {_blocks(r)} |"
+                    f"| {r.get('jit_cpu_ms_per_query', 0):.1f} | {_blocks(r)} "
+                    f"| {_blocks(r, 'block_over_file_pct')} |"
                 )
+        lines.append("")
+    if report.get("warmup"):
+        warm = report["warmup"]
+        lines.append(
+            f"Warm-up: {warm['queries']} mix queries per config in rotating rounds; the last "
+            "chunk's JIT of Trino CPU per query (settled):\n"
+        )
+        for config, chunks in warm["chunks"].items():
+            last = chunks[-1] if chunks else {"jit_ms": 0.0, "cpu_ms": 0.0, "qps": 0.0}
+            lines.append(
+                f"* {config}: {last['jit_ms']:.1f} of {last['cpu_ms']:.0f} ms, "
+                f"{last['qps']:.1f} qps ({'yes' if warm['settled'][config] else 'no'})"
+            )
         lines.append("")
     if report.get("equivalence"):
         lines.append("Equivalence (sample of users x queries, against the policies):\n")
@@ -680,8 +698,32 @@ def main() -> int:
         "--warmup",
         type=int,
         default=2000,
-        help="warm-up queries of the mix per config: Trino's JIT is still compiling a quarter of "
-        "its CPU away for about the first 2,000 (see RESULTS.md, 'A warm Trino')",
+        help="warm-up queries of the mix per config, at least: Trino's JIT is still compiling a "
+        "quarter of its CPU away for about the first 2,000 (see RESULTS.md, 'A warm Trino')",
+    )
+    parser.add_argument(
+        "--settle-max",
+        type=int,
+        default=6000,
+        help="after --warmup, keep warming until every Trino's JIT CPU per query has settled "
+        "(see --settle-window), at most this many queries per config; 0: exactly --warmup",
+    )
+    parser.add_argument(
+        "--warmup-chunk", type=int, default=WARMUP_CHUNK, help="warm-up queries per config a round"
+    )
+    parser.add_argument(
+        "--settle-window",
+        type=int,
+        default=3,
+        help="settled: the JIT CPU per query of the last N warm-up chunks is on average within "
+        "--settle-tolerance of that of the N before",
+    )
+    parser.add_argument("--settle-tolerance", type=float, default=0.1, help="a fraction")
+    parser.add_argument(
+        "--jfr",
+        type=Path,
+        help="record each Trino during the measured blocks (JDK Flight Recorder) into DIR/<config>"
+        ".jfr; read with `jfr view hot-methods`",
     )
     parser.add_argument(
         "--no-warm-users",
@@ -720,15 +762,16 @@ def main() -> int:
     report: dict[str, Any] = {"conditions": conditions(), "equivalence": {}}
     report["conditions"]["load"] = (
         f"{args.threads} sessions, {args.queries} queries per config in blocks of {args.block} "
-        f"interleaved across configs, after {args.warmup} warm-up queries; mix weights "
+        f"interleaved across configs, after at least {args.warmup} warm-up queries (rotating "
+        f"rounds; settled or at most {max(args.warmup, args.settle_max)}); mix weights "
         f"{ {k: WEIGHTS[k] for k in WEIGHTS if k in kinds} }"
     )
     print(f"work dir {work}", flush=True)
-    warmup = []
+    warm_users = []
     if not args.no_warm_users:  # every user once per sidecar worker (2), in every config alike
         rng = random.Random(tw.SEED + 11)
-        warmup += [query_of("point", world, rng, u) for u in tw.USERS for _ in range(2)]
-    warmup += mix(world, args.warmup, tw.SEED + 10)  # last: the JIT state it ends in is reported
+        warm_users = [query_of("point", world, rng, u) for u in tw.USERS for _ in range(2)]
+    warm_mix = mix(world, max(args.warmup, args.settle_max), tw.SEED + 10)
     measured = mix(world, args.queries, tw.SEED + 20, kinds)
     try:
         with throwaway(work / "pg") as pg:
@@ -750,11 +793,10 @@ def main() -> int:
                 governed = [e["answers"] for c, e in report["equivalence"].items() if c != "none"]
                 report["identical"] = all(a == governed[0] for a in governed)
                 print(f"    same answers in every governed config: {report['identical']}")
-                report["warmup_jit_ms_per_query"] = {
-                    config: warm_up(server, config, warmup, args.threads)
-                    for config, server in servers.items()
-                }
+                report["warmup"] = warm_up(servers, warm_users, warm_mix, args)
+                record_jfr(servers, args.jfr, stop=False)
                 report["runs"] = measure(servers, measured, args, postmaster, report)
+                record_jfr(servers, args.jfr, stop=True)
             print(markdown(report), flush=True)
             if args.json:
                 args.json.write_text(json.dumps(report, indent=1, default=str))
@@ -784,19 +826,100 @@ def main() -> int:
     return 0
 
 
-def warm_up(server: Trino, config: str, queries: list[Query], threads: int) -> float:
-    """Run `queries` in chunks, printing each chunk's JIT compiler CPU per query; return the
-    last chunk's. Trino compiles code for each new query shape: until that settles, the JIT takes
-    a quarter of its CPU, and configurations with more code (a plugin) pay more of it."""
-    print(f"--- {config}: warm-up", flush=True)
-    jit = 0.0
-    for start in range(0, len(queries), WARMUP_CHUNK):
-        chunk = queries[start : start + WARMUP_CHUNK]
-        before = jit_ticks(server.popen.pid)
-        run_queries(server, chunk, threads)
-        jit = 1000 * (jit_ticks(server.popen.pid) - before) / TICKS / len(chunk)
-        print(f"    {start + len(chunk)} queries: JIT {jit:.1f} ms/query", flush=True)
-    return jit
+def rotation(items: Sequence[T], turn: int) -> list[T]:
+    """`items` starting at position `turn` (modulo their number): who goes first moves on by one
+    each turn, so that no configuration is always warmed or measured first, or last."""
+    k = turn % len(items)
+    return [*items[k:], *items[:k]]
+
+
+def settled(jit_ms: Sequence[float], window: int, tolerance: float) -> bool:
+    """Whether a Trino's JIT compiler CPU per query (one value per warm-up chunk, oldest first)
+    has settled: the mean of the last `window` chunks is within `tolerance` (a fraction, or
+    SETTLE_SLACK_MS if more) of the mean of the `window` chunks before them, neither still
+    falling nor rising again (a burst of new compiling)."""
+    if window < 1 or len(jit_ms) < 2 * window:
+        return False
+    last = statistics.fmean(jit_ms[-window:])
+    before = statistics.fmean(jit_ms[-2 * window : -window])
+    return abs(last - before) <= max(tolerance * before, SETTLE_SLACK_MS)
+
+
+def warm_up(
+    servers: dict[str, Trino], users: list[Query], queries: list[Query], args: argparse.Namespace
+) -> dict[str, Any]:
+    """Every Trino warmed in rounds, as the measured blocks are run: each round runs the same
+    chunk on every configuration, the order rotating, so that none is warmed while the others
+    sit idle, nor always first. First `users` (every user's first queries), then chunks of the
+    mix: at least `--warmup` queries per configuration, then (unless `--settle-max 0`) more
+    until every Trino's JIT compiler CPU per query has settled (`settled`), at most
+    `--settle-max`. Trino compiles code for each new query shape: until that settles the JIT
+    takes a share of its CPU, and a configuration measured before it does pays the JIT's noise.
+    Returns, per configuration, each mix chunk's JIT and Trino CPU per query and its qps."""
+    configs = list(servers)
+    chunks: dict[str, list[dict[str, float]]] = {c: [] for c in configs}
+    turn = 0
+
+    def one_round(batch: list[Query], record: bool) -> None:
+        nonlocal turn
+        for config in rotation(configs, turn):
+            pid = servers[config].popen.pid
+            jit, cpu = jit_ticks(pid), cpu_snapshot([pid])[1]
+            run = run_queries(servers[config], batch, args.threads)
+            if record:
+                chunks[config].append(
+                    {
+                        "jit_ms": 1000 * (jit_ticks(pid) - jit) / TICKS / len(batch),
+                        "cpu_ms": 1000 * (cpu_snapshot([pid])[1] - cpu) / TICKS / len(batch),
+                        "qps": len(batch) / run["wall"],
+                    }
+                )
+        turn += 1
+
+    def all_settled() -> dict[str, bool]:
+        return {
+            c: settled([x["jit_ms"] for x in chunks[c]], args.settle_window, args.settle_tolerance)
+            for c in configs
+        }
+
+    print(f"--- warm-up of {', '.join(configs)} in rotating rounds", flush=True)
+    for start in range(0, len(users), args.warmup_chunk):
+        one_round(users[start : start + args.warmup_chunk], record=False)
+        print(f"    every user: {min(len(users), start + args.warmup_chunk)}", flush=True)
+    done = 0
+    while done < len(queries):
+        if done >= args.warmup and (not args.settle_max or all(all_settled().values())):
+            break
+        batch = queries[done : done + args.warmup_chunk]
+        one_round(batch, record=True)
+        done += len(batch)
+        print(
+            f"    {done} queries: "
+            + ", ".join(
+                f"{c} JIT {chunks[c][-1]['jit_ms']:.1f} of {chunks[c][-1]['cpu_ms']:.0f} ms/query "
+                f"{chunks[c][-1]['qps']:.1f} qps"
+                for c in configs
+            ),
+            flush=True,
+        )
+    return {"queries": done, "settled": all_settled(), "chunks": chunks}
+
+
+def record_jfr(servers: dict[str, Trino], directory: Path | None, stop: bool) -> None:
+    """Start (or stop, writing `directory`/<config>.jfr) a JDK Flight Recording of each Trino
+    with the JDK's `profile` settings: where the measured blocks spend Trino's CPU."""
+    if directory is None:
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    for config, server in servers.items():
+        command = [str(JCMD), str(server.popen.pid)]
+        if stop:
+            command += ["JFR.stop", "name=trino-bench", f"filename={directory / config}.jfr"]
+        else:
+            command += ["JFR.start", "name=trino-bench", "settings=profile"]
+        subprocess.run(command, check=True, capture_output=True, timeout=120)
+    if stop:
+        print(f"    JFR recordings in {directory}", flush=True)
 
 
 def start_all(
@@ -850,8 +973,7 @@ def measure(
     }
     blocks = [measured[i : i + args.block] for i in range(0, len(measured), args.block)]
     for b, block in enumerate(blocks):
-        order = configs[b % len(configs) :] + configs[: b % len(configs)]
-        for config in order:
+        for config in rotation(configs, b):
             a = acc[config]
             a["loadavg"].append(os.getloadavg()[0])
             trino_before = cpu_snapshot([servers[config].popen.pid])[1]
@@ -896,16 +1018,18 @@ def _summaries(acc: dict[str, dict[str, Any]]) -> dict[str, Any]:
             "jit_cpu_ms_per_query": 1000 * a["jit"] / TICKS / max(1, len(a["results"])),
             "block_means_ms": [1000 * m for m in a["blocks"]],
         }
-        if "none" in acc:  # paired: the same block of queries on the floor, minutes apart
-            ratios = sorted(
-                100 * (m / f - 1) for m, f in zip(a["blocks"], acc["none"]["blocks"], strict=True)
-            )
-            out[config]["block_overhead_pct"] = {
-                "median": statistics.median(ratios),
-                "min": ratios[0],
-                "max": ratios[-1],
-            }
+        # paired: the same block of queries on the floor (and on file rules), minutes apart
+        if "none" in acc:
+            out[config]["block_overhead_pct"] = paired(a["blocks"], acc["none"]["blocks"])
+        if "file" in acc and config not in ("none", "file"):
+            out[config]["block_over_file_pct"] = paired(a["blocks"], acc["file"]["blocks"])
     return out
+
+
+def paired(blocks: Sequence[float], reference: Sequence[float]) -> dict[str, float]:
+    """Each block's mean over the same block's mean on `reference`, in %: median, min, max."""
+    ratios = sorted(100 * (m / f - 1) for m, f in zip(blocks, reference, strict=True))
+    return {"median": statistics.median(ratios), "min": ratios[0], "max": ratios[-1]}
 
 
 def counting(

@@ -49,14 +49,21 @@ final class Json
     /** A JSON array of strings. */
     static String strings(Collection<String> values)
     {
-        StringBuilder out = new StringBuilder("[");
+        return strings(new StringBuilder(), values).toString();
+    }
+
+    static StringBuilder strings(StringBuilder out, Collection<String> values)
+    {
+        out.append('[');
+        boolean first = true;
         for (String value : values) {
-            if (out.length() > 1) {
+            if (!first) {
                 out.append(',');
             }
+            first = false;
             quote(out, value);
         }
-        return out.append(']').toString();
+        return out.append(']');
     }
 
     static Object parse(String text)

@@ -26,6 +26,7 @@ import java.util.Optional;
 import java.util.Set;
 import java.util.TreeSet;
 import java.util.function.Function;
+import java.util.function.Supplier;
 
 /**
  * Trino's access control by the product's PDP: every check, filter, row filter and column mask
@@ -57,7 +58,7 @@ public final class PdpAccessControl
     @Override
     public void checkCanImpersonateUser(Identity identity, String userName)
     {
-        check(identity, "ImpersonateUser", Resources.user(userName), null, "impersonate user " + userName);
+        check(identity, "ImpersonateUser", Resources.user(userName), null, () -> "impersonate user " + userName);
     }
 
     @Override
@@ -66,13 +67,13 @@ public final class PdpAccessControl
     @Override
     public void checkCanExecuteQuery(Identity identity, QueryId queryId)
     {
-        check(identity, "ExecuteQuery", null, null, "execute query");
+        check(identity, "ExecuteQuery", null, null, () -> "execute query");
     }
 
     @Override
     public void checkCanViewQueryOwnedBy(Identity identity, Identity queryOwner)
     {
-        check(identity, "ViewQueryOwnedBy", Resources.user(queryOwner.getUser()), null, "view query owned by " + queryOwner.getUser());
+        check(identity, "ViewQueryOwnedBy", Resources.user(queryOwner.getUser()), null, () -> "view query owned by " + queryOwner.getUser());
     }
 
     @Override
@@ -84,25 +85,25 @@ public final class PdpAccessControl
     @Override
     public void checkCanKillQueryOwnedBy(Identity identity, Identity queryOwner)
     {
-        check(identity, "KillQueryOwnedBy", Resources.user(queryOwner.getUser()), null, "kill query owned by " + queryOwner.getUser());
+        check(identity, "KillQueryOwnedBy", Resources.user(queryOwner.getUser()), null, () -> "kill query owned by " + queryOwner.getUser());
     }
 
     @Override
     public void checkCanReadSystemInformation(Identity identity)
     {
-        check(identity, "ReadSystemInformation", null, null, "read system information");
+        check(identity, "ReadSystemInformation", null, null, () -> "read system information");
     }
 
     @Override
     public void checkCanWriteSystemInformation(Identity identity)
     {
-        check(identity, "WriteSystemInformation", null, null, "write system information");
+        check(identity, "WriteSystemInformation", null, null, () -> "write system information");
     }
 
     @Override
     public void checkCanSetSystemSessionProperty(Identity identity, QueryId queryId, String propertyName)
     {
-        check(identity, "SetSystemSessionProperty", Resources.systemSessionProperty(propertyName), null, "set system session property " + propertyName);
+        check(identity, "SetSystemSessionProperty", Resources.systemSessionProperty(propertyName), null, () -> "set system session property " + propertyName);
     }
 
     // --- catalogs and schemas -------------------------------------------------------------
@@ -116,13 +117,13 @@ public final class PdpAccessControl
     @Override
     public void checkCanCreateCatalog(SystemSecurityContext context, String catalog)
     {
-        check(context, "CreateCatalog", Resources.catalog(catalog), null, "create catalog " + catalog);
+        check(context, "CreateCatalog", Resources.catalog(catalog), null, () -> "create catalog " + catalog);
     }
 
     @Override
     public void checkCanDropCatalog(SystemSecurityContext context, String catalog)
     {
-        check(context, "DropCatalog", Resources.catalog(catalog), null, "drop catalog " + catalog);
+        check(context, "DropCatalog", Resources.catalog(catalog), null, () -> "drop catalog " + catalog);
     }
 
     @Override
@@ -134,31 +135,31 @@ public final class PdpAccessControl
     @Override
     public void checkCanCreateSchema(SystemSecurityContext context, CatalogSchemaName schema, Map<String, Object> properties)
     {
-        check(context, "CreateSchema", Resources.schema(schema), null, "create schema " + schema);
+        check(context, "CreateSchema", Resources.schema(schema), null, () -> "create schema " + schema);
     }
 
     @Override
     public void checkCanDropSchema(SystemSecurityContext context, CatalogSchemaName schema)
     {
-        check(context, "DropSchema", Resources.schema(schema), null, "drop schema " + schema);
+        check(context, "DropSchema", Resources.schema(schema), null, () -> "drop schema " + schema);
     }
 
     @Override
     public void checkCanRenameSchema(SystemSecurityContext context, CatalogSchemaName schema, String newSchemaName)
     {
-        check(context, "RenameSchema", Resources.schema(schema), Resources.schema(schema.getCatalogName(), newSchemaName), "rename schema " + schema + " to " + newSchemaName);
+        check(context, "RenameSchema", Resources.schema(schema), Resources.schema(schema.getCatalogName(), newSchemaName), () -> "rename schema " + schema + " to " + newSchemaName);
     }
 
     @Override
     public void checkCanSetSchemaAuthorization(SystemSecurityContext context, CatalogSchemaName schema, TrinoPrincipal principal)
     {
-        check(context, "SetSchemaAuthorization", Resources.schema(schema), null, "set authorization of schema " + schema + " to " + principal);
+        check(context, "SetSchemaAuthorization", Resources.schema(schema), null, () -> "set authorization of schema " + schema + " to " + principal);
     }
 
     @Override
     public void checkCanShowSchemas(SystemSecurityContext context, String catalogName)
     {
-        check(context, "ShowSchemas", Resources.catalog(catalogName), null, "show schemas of " + catalogName);
+        check(context, "ShowSchemas", Resources.catalog(catalogName), null, () -> "show schemas of " + catalogName);
     }
 
     @Override
@@ -170,25 +171,25 @@ public final class PdpAccessControl
     @Override
     public void checkCanShowCreateSchema(SystemSecurityContext context, CatalogSchemaName schemaName)
     {
-        check(context, "ShowCreateSchema", Resources.schema(schemaName), null, "show create schema " + schemaName);
+        check(context, "ShowCreateSchema", Resources.schema(schemaName), null, () -> "show create schema " + schemaName);
     }
 
     @Override
     public void checkCanShowTables(SystemSecurityContext context, CatalogSchemaName schema)
     {
-        check(context, "ShowTables", Resources.schema(schema), null, "show tables of " + schema);
+        check(context, "ShowTables", Resources.schema(schema), null, () -> "show tables of " + schema);
     }
 
     @Override
     public void checkCanShowFunctions(SystemSecurityContext context, CatalogSchemaName schema)
     {
-        check(context, "ShowFunctions", Resources.schema(schema), null, "show functions of " + schema);
+        check(context, "ShowFunctions", Resources.schema(schema), null, () -> "show functions of " + schema);
     }
 
     @Override
     public void checkCanSetCatalogSessionProperty(SystemSecurityContext context, String catalogName, String propertyName)
     {
-        check(context, "SetCatalogSessionProperty", Resources.catalogSessionProperty(catalogName, propertyName), null, "set catalog session property " + catalogName + "." + propertyName);
+        check(context, "SetCatalogSessionProperty", Resources.catalogSessionProperty(catalogName, propertyName), null, () -> "set catalog session property " + catalogName + "." + propertyName);
     }
 
     // --- tables, views, materialized views ------------------------------------------------
@@ -214,7 +215,7 @@ public final class PdpAccessControl
     @Override
     public void checkCanRenameTable(SystemSecurityContext context, CatalogSchemaTableName table, CatalogSchemaTableName newTable)
     {
-        check(context, "RenameTable", Resources.table(table), Resources.table(newTable), "rename table " + table + " to " + newTable);
+        check(context, "RenameTable", Resources.table(table), Resources.table(newTable), () -> "rename table " + table + " to " + newTable);
     }
 
     @Override
@@ -276,7 +277,7 @@ public final class PdpAccessControl
             }
             SchemaTableName name = entry.getKey();
             List<String> columns = new ArrayList<>(new TreeSet<>(entry.getValue()));
-            String resource = Resources.tableWithColumns(catalogName, name.getSchemaName(), name.getTableName(), columns);
+            String resource = Resources.tableWithSortedColumns(catalogName, name.getSchemaName(), name.getTableName(), columns);
             String key = identity + "FilterColumns" + resource;
             if (backend.cached(key) instanceof Set<?> allowed) {
                 put(result, name, allowed);
@@ -294,8 +295,9 @@ public final class PdpAccessControl
                 for (int index : indices(answers.answers().get(i))) {
                     allowed.add(missingColumns.get(i).get(index));
                 }
-                backend.remember(answers.revision(), keys.get(i), Set.copyOf(allowed));
-                put(result, missing.get(i), allowed);
+                Set<String> kept = Set.copyOf(allowed);
+                backend.remember(answers.revision(), keys.get(i), kept);
+                put(result, missing.get(i), kept);
             }
         }
         return result;
@@ -322,7 +324,7 @@ public final class PdpAccessControl
     @Override
     public void checkCanSetTableAuthorization(SystemSecurityContext context, CatalogSchemaTableName table, TrinoPrincipal principal)
     {
-        check(context, "SetTableAuthorization", Resources.table(table), null, "set authorization of table " + table + " to " + principal);
+        check(context, "SetTableAuthorization", Resources.table(table), null, () -> "set authorization of table " + table + " to " + principal);
     }
 
     @Override
@@ -334,7 +336,7 @@ public final class PdpAccessControl
     @Override
     public void checkCanSelectFromColumns(SystemSecurityContext context, CatalogSchemaTableName table, Set<String> columns)
     {
-        check(context, "SelectFromColumns", Resources.tableWithColumns(table, columns), null, "select from columns " + new TreeSet<>(columns) + " in table " + table);
+        check(context, "SelectFromColumns", Resources.tableWithColumns(table, columns), null, () -> "select from columns " + new TreeSet<>(columns) + " in table " + table);
     }
 
     @Override
@@ -358,7 +360,7 @@ public final class PdpAccessControl
     @Override
     public void checkCanUpdateTableColumns(SystemSecurityContext context, CatalogSchemaTableName table, Set<String> updatedColumnNames)
     {
-        check(context, "UpdateTableColumns", Resources.tableWithColumns(table, updatedColumnNames), null, "update columns " + new TreeSet<>(updatedColumnNames) + " in table " + table);
+        check(context, "UpdateTableColumns", Resources.tableWithColumns(table, updatedColumnNames), null, () -> "update columns " + new TreeSet<>(updatedColumnNames) + " in table " + table);
     }
 
     @Override
@@ -370,13 +372,13 @@ public final class PdpAccessControl
     @Override
     public void checkCanRenameView(SystemSecurityContext context, CatalogSchemaTableName view, CatalogSchemaTableName newView)
     {
-        check(context, "RenameView", Resources.table(view), Resources.table(newView), "rename view " + view + " to " + newView);
+        check(context, "RenameView", Resources.table(view), Resources.table(newView), () -> "rename view " + view + " to " + newView);
     }
 
     @Override
     public void checkCanSetViewAuthorization(SystemSecurityContext context, CatalogSchemaTableName view, TrinoPrincipal principal)
     {
-        check(context, "SetViewAuthorization", Resources.table(view), null, "set authorization of view " + view + " to " + principal);
+        check(context, "SetViewAuthorization", Resources.table(view), null, () -> "set authorization of view " + view + " to " + principal);
     }
 
     @Override
@@ -388,7 +390,7 @@ public final class PdpAccessControl
     @Override
     public void checkCanCreateViewWithSelectFromColumns(SystemSecurityContext context, CatalogSchemaTableName table, Set<String> columns)
     {
-        check(context, "CreateViewWithSelectFromColumns", Resources.tableWithColumns(table, columns), null, "create view selecting from " + table);
+        check(context, "CreateViewWithSelectFromColumns", Resources.tableWithColumns(table, columns), null, () -> "create view selecting from " + table);
     }
 
     @Override
@@ -418,7 +420,7 @@ public final class PdpAccessControl
     @Override
     public void checkCanRenameMaterializedView(SystemSecurityContext context, CatalogSchemaTableName view, CatalogSchemaTableName newView)
     {
-        check(context, "RenameMaterializedView", Resources.table(view), Resources.table(newView), "rename materialized view " + view + " to " + newView);
+        check(context, "RenameMaterializedView", Resources.table(view), Resources.table(newView), () -> "rename materialized view " + view + " to " + newView);
     }
 
     // --- roles: the PDP has none; privileges are not managed through Trino -----------------
@@ -438,7 +440,7 @@ public final class PdpAccessControl
     @Override
     public void checkCanExecuteProcedure(SystemSecurityContext context, CatalogSchemaRoutineName procedure)
     {
-        check(context, "ExecuteProcedure", Resources.function(procedure), null, "execute procedure " + procedure);
+        check(context, "ExecuteProcedure", Resources.function(procedure), null, () -> "execute procedure " + procedure);
     }
 
     @Override
@@ -456,7 +458,7 @@ public final class PdpAccessControl
     @Override
     public void checkCanExecuteTableProcedure(SystemSecurityContext context, CatalogSchemaTableName table, String procedure)
     {
-        check(context, "ExecuteTableProcedure", Resources.tableProcedure(table, procedure), null, "execute procedure " + procedure + " on " + table);
+        check(context, "ExecuteTableProcedure", Resources.tableProcedure(table, procedure), null, () -> "execute procedure " + procedure + " on " + table);
     }
 
     @Override
@@ -468,19 +470,19 @@ public final class PdpAccessControl
     @Override
     public void checkCanCreateFunction(SystemSecurityContext context, CatalogSchemaRoutineName functionName)
     {
-        check(context, "CreateFunction", Resources.function(functionName), null, "create function " + functionName);
+        check(context, "CreateFunction", Resources.function(functionName), null, () -> "create function " + functionName);
     }
 
     @Override
     public void checkCanDropFunction(SystemSecurityContext context, CatalogSchemaRoutineName functionName)
     {
-        check(context, "DropFunction", Resources.function(functionName), null, "drop function " + functionName);
+        check(context, "DropFunction", Resources.function(functionName), null, () -> "drop function " + functionName);
     }
 
     @Override
     public void checkCanShowCreateFunction(SystemSecurityContext context, CatalogSchemaRoutineName functionName)
     {
-        check(context, "ShowCreateFunction", Resources.function(functionName), null, "show create function " + functionName);
+        check(context, "ShowCreateFunction", Resources.function(functionName), null, () -> "show create function " + functionName);
     }
 
     // --- row filters and column masks -----------------------------------------------------
@@ -489,14 +491,13 @@ public final class PdpAccessControl
     public List<ViewExpression> getRowFilters(SystemSecurityContext context, CatalogSchemaTableName table)
     {
         String identity = Resources.identity(context.getIdentity());
-        String action = action("GetRowFilters", Resources.table(table), null);
-        String key = identity + action;
+        String key = key(identity, "GetRowFilters", Resources.table(table), null);
         List<String> expressions;
         if (backend.cached(key) instanceof List<?> cached) {
-            expressions = strings(cached);
+            expressions = kept(cached);
         }
         else {
-            PdpBackend.Answers answers = backend.ask(identity, List.of(action));
+            PdpBackend.Answers answers = backend.ask(identity, List.of(key.substring(identity.length())));
             expressions = strings(field(answers.answers().get(0), "rowFilters"));
             backend.remember(answers.revision(), key, expressions);
         }
@@ -554,31 +555,31 @@ public final class PdpAccessControl
 
     private void table(SystemSecurityContext context, String operation, CatalogSchemaTableName table)
     {
-        check(context, operation, Resources.table(table), null, words(operation) + " " + table);
+        check(context, operation, Resources.table(table), null, () -> words(operation) + " " + table);
     }
 
-    private void check(SystemSecurityContext context, String operation, String resource, String target, String what)
+    private void check(SystemSecurityContext context, String operation, String resource, String target, Supplier<String> what)
     {
         check(context.getIdentity(), operation, resource, target, what);
     }
 
-    private void check(Identity identity, String operation, String resource, String target, String what)
+    /** What was asked is put into words only for a denial: most checks are allowed. */
+    private void check(Identity identity, String operation, String resource, String target, Supplier<String> what)
     {
         Decision decision = decide(identity, operation, resource, target);
         if (!decision.allowed()) {
-            throw new AccessDeniedException("Cannot " + what + ": " + decision.reason());
+            throw new AccessDeniedException("Cannot " + what.get() + ": " + decision.reason());
         }
     }
 
     private Decision decide(Identity identity, String operation, String resource, String target)
     {
         String id = Resources.identity(identity);
-        String action = action(operation, resource, target);
-        String key = id + action;
+        String key = key(id, operation, resource, target);
         if (backend.cached(key) instanceof Decision cached) {
             return cached;
         }
-        PdpBackend.Answers answers = backend.ask(id, List.of(action));
+        PdpBackend.Answers answers = backend.ask(id, List.of(key.substring(id.length())));
         Object answer = answers.answers().get(0);
         Decision decision = new Decision(
                 field(answer, "allowed") instanceof Boolean allowed && allowed,
@@ -620,16 +621,23 @@ public final class PdpAccessControl
         return allowed;
     }
 
-    private static String action(String operation, String resource, String target)
+    /**
+     * The cache key of one ask: the identity, then the ask itself as sent (so that a miss sends
+     * {@code key.substring(identity.length())}), written once: a hit makes no other string.
+     */
+    private static String key(String identity, String operation, String resource, String target)
     {
-        StringBuilder action = new StringBuilder("{\"operation\":").append(Json.quote(operation));
+        StringBuilder key = new StringBuilder(identity.length() + 64 + (resource == null ? 0 : resource.length()) + (target == null ? 0 : target.length()))
+                .append(identity)
+                .append("{\"operation\":");
+        Json.quote(key, operation);
         if (resource != null) {
-            action.append(",\"resource\":").append(resource);
+            key.append(",\"resource\":").append(resource);
         }
         if (target != null) {
-            action.append(",\"targetResource\":").append(target);
+            key.append(",\"targetResource\":").append(target);
         }
-        return action.append('}').toString();
+        return key.append('}').toString();
     }
 
     private static String filterAsk(String operation, List<String> resources)
@@ -672,15 +680,23 @@ public final class PdpAccessControl
         return List.copyOf(strings);
     }
 
+    /** A table's allowed columns: the cached set itself, as it is. */
     private static void put(Map<SchemaTableName, Set<String>> result, SchemaTableName name, Set<?> columns)
     {
-        Set<String> names = new HashSet<>();
-        for (Object column : columns) {
-            names.add((String) column);
+        if (!columns.isEmpty()) {
+            result.put(name, kept(columns));
         }
-        if (!names.isEmpty()) {
-            result.put(name, names);
-        }
+    }
+
+    /**
+     * A list or set of strings as this class cached it: checked and made immutable before it was
+     * kept (row filters by {@link #strings}, columns by {@code Set.copyOf}), so a hit returns
+     * it as it is instead of copying it.
+     */
+    @SuppressWarnings("unchecked")
+    private static <T> T kept(Object value)
+    {
+        return (T) value;
     }
 
     private static ViewExpression expression(CatalogSchemaTableName table, String expression)

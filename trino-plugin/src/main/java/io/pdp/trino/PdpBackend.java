@@ -78,16 +78,18 @@ final class PdpBackend
             return;
         }
         ConcurrentHashMap<String, Object> answers = current.answers();
-        if (answers.size() >= config.cacheSize()) {
-            // a fixed bound: make room by dropping a tenth, in no particular order
-            int drop = Math.max(1, config.cacheSize() / 10);
+        answers.put(key, answer);
+        if (answers.size() > config.cacheSize()) {
+            // a fixed bound: make room by dropping a tenth, in no particular order. Every caller
+            // that finds the map over its bound after its own put trims it down to the mark, so
+            // callers racing past the bound (or removing the same key) cannot leave it larger
+            int mark = config.cacheSize() - config.cacheSize() / 10;
             Iterator<String> keys = answers.keySet().iterator();
-            while (drop-- > 0 && keys.hasNext()) {
+            while (answers.size() > mark && keys.hasNext()) {
                 keys.next();
                 keys.remove();
             }
         }
-        answers.put(key, answer);
     }
 
     /** One request for every ask of a check or filter call; AccessDeniedException when the sidecar fails. */
@@ -120,6 +122,12 @@ final class PdpBackend
     int size()
     {
         return generation.answers().size();
+    }
+
+    /** The answers cached now (read by the tests that measure their heap). */
+    Map<String, Object> answers()
+    {
+        return generation.answers();
     }
 
     private void requireFresh()

@@ -17,19 +17,40 @@ final class Resources
 {
     private Resources() {}
 
+    /**
+     * The user and groups, as written into every ask and key. Trino passes the same (immutable)
+     * Identity to every call of a query, so each thread keeps the last one it wrote: most calls
+     * then neither sort the groups nor write them again.
+     */
     static String identity(Identity identity)
     {
-        return "{\"user\":" + Json.quote(identity.getUser()) + ",\"groups\":" + Json.strings(new TreeSet<>(identity.getGroups())) + "}";
+        Written last = LAST_IDENTITY.get();
+        if (last != null && last.identity() == identity) {
+            return last.json();
+        }
+        String json = "{\"user\":" + Json.quote(identity.getUser()) + ",\"groups\":" + Json.strings(new TreeSet<>(identity.getGroups())) + "}";
+        LAST_IDENTITY.set(new Written(identity, json));
+        return json;
     }
+
+    private record Written(Identity identity, String json) {}
+
+    private static final ThreadLocal<Written> LAST_IDENTITY = new ThreadLocal<>();
 
     static String catalog(String catalog)
     {
-        return "{\"catalog\":{\"name\":" + Json.quote(catalog) + "}}";
+        StringBuilder out = new StringBuilder(48).append("{\"catalog\":{\"name\":");
+        Json.quote(out, catalog);
+        return out.append("}}").toString();
     }
 
     static String schema(String catalog, String schema)
     {
-        return "{\"schema\":{\"catalogName\":" + Json.quote(catalog) + ",\"schemaName\":" + Json.quote(schema) + "}}";
+        StringBuilder out = new StringBuilder(64).append("{\"schema\":{\"catalogName\":");
+        Json.quote(out, catalog);
+        out.append(",\"schemaName\":");
+        Json.quote(out, schema);
+        return out.append("}}").toString();
     }
 
     static String schema(CatalogSchemaName schema)
@@ -39,7 +60,7 @@ final class Resources
 
     static String table(String catalog, String schema, String table)
     {
-        return "{\"table\":" + tableFields(catalog, schema, table) + "}";
+        return tableFields(new StringBuilder(96).append("{\"table\":"), catalog, schema, table).append("}}").toString();
     }
 
     static String table(CatalogSchemaTableName table)
@@ -50,8 +71,15 @@ final class Resources
     /** A table with columns (sorted: the same columns make the same key). */
     static String tableWithColumns(String catalog, String schema, String table, Collection<String> columns)
     {
-        String fields = tableFields(catalog, schema, table);
-        return "{\"table\":" + fields.substring(0, fields.length() - 1) + ",\"columns\":" + Json.strings(new TreeSet<>(columns)) + "}}";
+        return tableWithSortedColumns(catalog, schema, table, new TreeSet<>(columns));
+    }
+
+    /** A table with columns already sorted (and without duplicates). */
+    static String tableWithSortedColumns(String catalog, String schema, String table, Collection<String> sorted)
+    {
+        StringBuilder out = tableFields(new StringBuilder(128).append("{\"table\":"), catalog, schema, table).append(",\"columns\":");
+        Json.strings(out, sorted);
+        return out.append("}}").toString();
     }
 
     static String tableWithColumns(CatalogSchemaTableName table, Collection<String> columns)
@@ -61,7 +89,13 @@ final class Resources
 
     static String function(String catalog, String schema, String function)
     {
-        return "{\"function\":{\"catalogName\":" + Json.quote(catalog) + ",\"schemaName\":" + Json.quote(schema) + ",\"functionName\":" + Json.quote(function) + "}}";
+        StringBuilder out = new StringBuilder(96).append("{\"function\":{\"catalogName\":");
+        Json.quote(out, catalog);
+        out.append(",\"schemaName\":");
+        Json.quote(out, schema);
+        out.append(",\"functionName\":");
+        Json.quote(out, function);
+        return out.append("}}").toString();
     }
 
     static String function(CatalogSchemaRoutineName routine)
@@ -71,33 +105,57 @@ final class Resources
 
     static String tableProcedure(CatalogSchemaTableName table, String procedure)
     {
-        String t = table(table);
-        return t.substring(0, t.length() - 1) + ",\"function\":{\"functionName\":" + Json.quote(procedure) + "}}";
+        StringBuilder out = tableFields(new StringBuilder(128).append("{\"table\":"), table).append("},\"function\":{\"functionName\":");
+        Json.quote(out, procedure);
+        return out.append("}}").toString();
     }
 
     static String user(String user)
     {
-        return "{\"user\":{\"user\":" + Json.quote(user) + "}}";
+        StringBuilder out = new StringBuilder(32).append("{\"user\":{\"user\":");
+        Json.quote(out, user);
+        return out.append("}}").toString();
     }
 
     static String systemSessionProperty(String name)
     {
-        return "{\"systemSessionProperty\":{\"name\":" + Json.quote(name) + "}}";
+        StringBuilder out = new StringBuilder(64).append("{\"systemSessionProperty\":{\"name\":");
+        Json.quote(out, name);
+        return out.append("}}").toString();
     }
 
     static String catalogSessionProperty(String catalog, String name)
     {
-        return "{\"catalogSessionProperty\":{\"catalogName\":" + Json.quote(catalog) + ",\"propertyName\":" + Json.quote(name) + "}}";
+        StringBuilder out = new StringBuilder(80).append("{\"catalogSessionProperty\":{\"catalogName\":");
+        Json.quote(out, catalog);
+        out.append(",\"propertyName\":");
+        Json.quote(out, name);
+        return out.append("}}").toString();
     }
 
     static String column(CatalogSchemaTableName table, String column, String type)
     {
-        String t = tableFields(table.getCatalogName(), table.getSchemaTableName().getSchemaName(), table.getSchemaTableName().getTableName());
-        return "{\"column\":" + t.substring(0, t.length() - 1) + ",\"columnName\":" + Json.quote(column) + ",\"columnType\":" + Json.quote(type) + "}}";
+        StringBuilder out = tableFields(new StringBuilder(128).append("{\"column\":"), table).append(",\"columnName\":");
+        Json.quote(out, column);
+        out.append(",\"columnType\":");
+        Json.quote(out, type);
+        return out.append("}}").toString();
     }
 
-    private static String tableFields(String catalog, String schema, String table)
+    /** A table's fields, its object left open for more fields: written into {@code out}. */
+    private static StringBuilder tableFields(StringBuilder out, String catalog, String schema, String table)
     {
-        return "{\"catalogName\":" + Json.quote(catalog) + ",\"schemaName\":" + Json.quote(schema) + ",\"tableName\":" + Json.quote(table) + "}";
+        out.append("{\"catalogName\":");
+        Json.quote(out, catalog);
+        out.append(",\"schemaName\":");
+        Json.quote(out, schema);
+        out.append(",\"tableName\":");
+        Json.quote(out, table);
+        return out;
+    }
+
+    private static StringBuilder tableFields(StringBuilder out, CatalogSchemaTableName table)
+    {
+        return tableFields(out, table.getCatalogName(), table.getSchemaTableName().getSchemaName(), table.getSchemaTableName().getTableName());
     }
 }

@@ -16,6 +16,7 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
 import java.time.Instant;
+import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
@@ -191,6 +192,35 @@ class PdpAccessControlTest
             assertTrue(backend.size() <= 100, "size " + backend.size());
         }
         finally {
+            small.shutdown();
+        }
+    }
+
+    @Test
+    void theBoundHoldsWithManyThreadsFillingTheCacheAtOnce()
+            throws Exception
+    {
+        PdpAccessControl small = plugin(Map.of("pdp.cache-size", "10"));
+        ExecutorService pool = Executors.newFixedThreadPool(16);
+        try {
+            PdpBackend backend = small.backend();
+            eventually(() -> "r1".equals(backend.revision()));
+            List<Future<?>> fills = new ArrayList<>();
+            for (int t = 0; t < 16; t++) {
+                int thread = t;
+                fills.add(pool.submit(() -> {
+                    for (int i = 0; i < 20_000; i++) {
+                        backend.remember("r1", thread + ":" + i, Boolean.TRUE);
+                    }
+                }));
+            }
+            for (Future<?> fill : fills) {
+                fill.get();
+            }
+            assertTrue(backend.size() <= 10, "size " + backend.size());
+        }
+        finally {
+            pool.shutdownNow();
             small.shutdown();
         }
     }
