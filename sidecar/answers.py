@@ -1,5 +1,6 @@
 """Decisions from memory: per-revision caches of the registry, of each user's view and of
-decisions, filled from the PDP on a miss and dropped whenever the revision changes."""
+decisions, filled from the PDP on a miss. When the revision changes, what the PDP's delta
+(pdp.policy.delta) does not touch is kept; without a delta, everything is dropped."""
 
 from __future__ import annotations
 
@@ -26,7 +27,9 @@ from pdp.core.model import (
     View,
 )
 from pdp.core.operations import needs_grants
+from pdp.policy.delta import RevisionDelta
 from sidecar.pdp_client import PdpClient, PdpUnavailable
+from sidecar.scope import Touched, answer_scope, decision_scope
 
 STALENESS_CHECK_SECONDS = 0.25
 # How soon the watch asks again after it broke: 0.05 s doubling to 0.25 s. An attempt while the
@@ -93,6 +96,29 @@ class Answers:
         self._decisions.clear()
         self._data_answers.clear()
 
+    def advance(self, revision: str, delta: RevisionDelta | None) -> None:
+        """Move to `revision`, keeping what `delta` (what changed since the revision held)
+        does not touch: the views of identities it does not name, the registry unless a table
+        changed (the views kept are then rebuilt on the new one, fetched once, when next
+        asked), the decisions and data-policy answers of identities and objects it does not
+        name. What is kept is confirmed at `revision` by the PDP's delta. Without a delta, or
+        with one from another revision than the one held (a revision missed), everything is
+        dropped (`reset`)."""
+        if delta is None or delta.everything or delta.previous != self.revision:
+            self.reset(revision)
+            return
+        self.revision = revision
+        touched = Touched(delta)
+        for identity in [i for i in self._views if touched.identity(i.user, i.groups)]:
+            del self._views[identity]
+        if delta.tables:
+            self._registry = None
+            self._registry_fetch = None  # one in flight is for the old revision
+        for cache, scope in ((self._decisions, decision_scope), (self._data_answers, answer_scope)):
+            doomed = [key for key in cache if touched.scope(scope(key))]
+            for key in doomed:
+                del cache[key]
+
     async def decide(self, request: Request, key: Hashable | None = None) -> Decision:
         """`key` identifies the request in the decision cache; by default it is derived from
         the request itself. It never includes the queryId."""
@@ -133,7 +159,8 @@ class Answers:
 
     def has_view(self, identity: Identity) -> bool:
         """Whether the user's view is at hand (deciding needs no call to the PDP)."""
-        return identity in self._views
+        view = self._views.get(identity)
+        return view is not None and view.registry is self._registry_now()
 
     async def view(self, identity: Identity) -> View:
         """The user's view at the current revision (raises PdpUnavailable)."""
@@ -154,7 +181,9 @@ class Answers:
     async def _view(self, identity: Identity) -> View:
         view = self._views.get(identity)
         if view is not None:
-            return view
+            if view.registry is self._registry_now():
+                return view
+            return await self._rebound(identity, view)
         pending = self._inflight.get(identity)
         if pending is not None:  # single flight: one RPC per user however many checks wait
             return await asyncio.shield(pending)
@@ -172,6 +201,22 @@ class Answers:
             raise
         finally:
             del self._inflight[identity]
+
+    async def _rebound(self, identity: Identity, view: View) -> View:
+        """A view kept across a delta that changed tables, on the new revision's registry
+        (the user's grants and data policies are the same at both revisions)."""
+        revision = self.revision
+        if self.away or revision is None:
+            raise PdpUnavailable("the PDP is away (its revision watch is broken)")
+        held = await self._registry_at(revision)
+        if held is None or self._views.get(identity) is not view:  # moved on meanwhile
+            return await self._view(identity)
+        registry, _ = held
+        rebuilt = View(
+            view.settings, registry, view.grants, view.mask_policies, view.filters, view.owned
+        )
+        self._views[identity] = rebuilt
+        return rebuilt
 
     async def _fetch_view(self, identity: Identity) -> View:
         for _ in range(3):
@@ -217,15 +262,14 @@ class Answers:
         try:
             while True:
                 try:
-                    async for revision in self._client.revisions():
+                    async for revision, delta in self._client.revisions():
                         if self.lost_since is not None:
                             log.info("revision watch established at %s", revision)
                         self.heard = time.monotonic()
                         self.lost_since, self.away = None, False
                         backoff, announced = WATCH_RETRY_FIRST, False
                         if revision != self.revision:
-                            log.info("policy revision %s: caches dropped", revision)
-                            self.reset(revision)
+                            self._follow(revision, delta)
                 except PdpUnavailable as exc:
                     if not announced:
                         log.warning("revision watch lost: %s", exc)
@@ -239,6 +283,24 @@ class Answers:
                 backoff = min(backoff * 2, WATCH_RETRY_LONGEST)
         finally:
             enforcer.cancel()
+
+    def _follow(self, revision: str, delta: RevisionDelta | None) -> None:
+        before = self.sizes()
+        kept = delta is not None and not delta.everything and delta.previous == self.revision
+        self.advance(revision, delta)
+        if not kept:
+            log.info("policy revision %s: caches dropped", revision)
+            return
+        sizes = self.sizes()
+        log.info(
+            "policy revision %s: kept %d of %d users' views and %d of %d decisions%s",
+            revision,
+            sizes["users"],
+            before["users"],
+            sizes["decisions"],
+            before["decisions"],
+            " (the registry is fetched again)" if self._registry is None else "",
+        )
 
     async def _enforce_staleness(self) -> None:
         while True:

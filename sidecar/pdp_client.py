@@ -12,6 +12,7 @@ from pdp.auth import AsyncTokenSource, TokenError
 from pdp.auth.grpc import bearer_interceptors
 from pdp.config.errors import Problem
 from pdp.core.model import AccessGrantMapping, Identity, PolicyGrant, Registry, TableKey
+from pdp.policy.delta import RevisionDelta
 from pdp.wire import proto
 
 
@@ -87,9 +88,10 @@ class PdpClient:
         owned = proto.owned_from_pb(message)
         return message.revision, proto.entitlements_from_pb(message), masks, filters, owned
 
-    async def revisions(self) -> AsyncIterator[str]:
+    async def revisions(self) -> AsyncIterator[tuple[str, RevisionDelta | None]]:
         """Yields the current revision, then each new one or the same one again as a heartbeat,
-        until the stream breaks or falls silent for SILENCE_SECONDS."""
+        until the stream breaks or falls silent for SILENCE_SECONDS; each with what changed
+        from the revision before it, when the PDP sent that (None: drop everything)."""
         call = None
         try:
             call = self._stub.WatchRevision(pb.WatchRequest())
@@ -108,7 +110,8 @@ class PdpClient:
                 )
                 self.warnings = tuple(event.warnings)
                 self.degraded = event.degraded
-                yield event.revision
+                delta = proto.delta_from_pb(event.delta) if event.HasField("delta") else None
+                yield event.revision, delta
         except (grpc.aio.AioRpcError, TokenError) as exc:
             raise PdpUnavailable(f"WatchRevision: {_describe(exc)}") from exc
         finally:

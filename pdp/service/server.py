@@ -16,6 +16,7 @@ from pdp.config.listen import ensure_listen_free
 from pdp.core import decide
 from pdp.core.model import ClusterSettings, Identity, Settings, View
 from pdp.policy import PolicySnapshot, Revisions
+from pdp.policy.delta import RevisionDelta
 from pdp.service.monitor import measured, streamed
 from pdp.wire import proto
 from pdp.wire.proto import Grants
@@ -110,15 +111,18 @@ class PdpServicer(rpc.PolicyDecisionPointServicer):
         # Each event also carries the configuration edits rejected (hot reload kept serving the
         # last good one), why the PDP is degraded (its store unreachable) and the snapshot's
         # warnings, so that a sidecar's /health can say so.
+        # A new revision carries its delta only when this stream sent the one it starts from.
         revision = self._revisions.current.revision
         yield self._event(revision)
         while True:
+            delta = None
             with contextlib.suppress(TimeoutError):
                 newer = await asyncio.wait_for(self._revisions.after(revision), HEARTBEAT_SECONDS)
+                delta = self._revisions.delta_from(revision)
                 revision = newer.revision
-            yield self._event(revision)
+            yield self._event(revision, delta)
 
-    def _event(self, revision: str) -> pb.RevisionEvent:
+    def _event(self, revision: str, delta: RevisionDelta | None = None) -> pb.RevisionEvent:
         rejected = [
             pb.ConfigProblem(file=p.file, line=p.line or 0, message=p.message)
             for p in self._rejected()
@@ -130,6 +134,7 @@ class PdpServicer(rpc.PolicyDecisionPointServicer):
             rejected=rejected,
             degraded=self._degraded() or "",
             warnings=warnings,
+            delta=None if delta is None else proto.delta_to_pb(delta),
         )
 
 

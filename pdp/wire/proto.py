@@ -30,6 +30,7 @@ from pdp.core.model import (
     UserRef,
     table_key,
 )
+from pdp.policy.delta import RevisionDelta
 
 Grants = Mapping[TableKey, tuple[PolicyGrant, ...]]
 
@@ -223,3 +224,21 @@ def entitlements_from_pb(message: pb.Entitlements) -> dict[TableKey, tuple[Polic
         )
         for g in message.tables
     }
+
+
+def delta_to_pb(delta: RevisionDelta) -> pb.RevisionDelta:
+    return pb.RevisionDelta(
+        previous=delta.previous,
+        users=sorted(delta.users),
+        groups=sorted(delta.groups),
+        tables=[_table(key) for key in sorted(delta.tables)],
+    )
+
+
+def delta_from_pb(message: pb.RevisionDelta) -> RevisionDelta:
+    return RevisionDelta(
+        message.previous,
+        users=frozenset(message.users),
+        groups=frozenset(message.groups),
+        tables=frozenset(table_key(t.catalog, t.schema, t.table) for t in message.tables),
+    )
