@@ -22,7 +22,6 @@ from pdp.core.model import (
     MaskKind,
     Request,
     SchemaRef,
-    TableRef,
     View,
 )
 from pdp.policy import DataSource, DirectoryUser, Policy, PolicySnapshot, Revisions, Technology

@@ -85,12 +85,10 @@ async def test_a_change_to_one_groups_policy_keeps_every_other_users_view_and_de
         kept = follower.answers._views
         assert {i.user for i in views} - {i.user for i in kept} == {"u2"}
         assert all(kept[i] is views[i] for i in kept)  # the very same views, not refetched
-        users = {
-            request.identity.user
-            for key, request in follower.asked.items()
-            if key in follower.answers._decisions
-        }
+        held = follower.answers._decisions
+        users = {follower.asked[key].identity.user for key in held}
         assert "u2" not in users and users == {i.user for i in kept}
+        assert {k for k in decisions if follower.asked[k].identity.user != "u2"} == held.keys()
         assert follower.wrong_in_memory() == []
 
 
