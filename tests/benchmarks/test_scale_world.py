@@ -1,0 +1,130 @@
+"""The scale benchmarks' world (`benchmarks/scale_world.py`) must be what it claims: files the
+PDP and the sidecar load as they are, users seeing at most 5 % of the tables (the widest exactly
+that many) by the PDP's own compiled snapshot, byte-identical for one (seed, scale), and change
+helpers that touch only what they say. A small scale keeps it quick; the shape is the same."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from benchmarks import scale_world as sw
+from pdp.config.load import load_snapshot
+from pdp.policy.snapshot import PolicySnapshot
+from pdp.service.config import load_pdp_config
+from sidecar.config import load_sidecar_config
+
+SCALE = 0.05  # 500 users in 10 groups, 4,928 tables in 224 schemas, 50 policies
+WORLD = sw.build_world(sw.SEED, SCALE)
+
+
+def compiled(files: sw.WorldFiles) -> PolicySnapshot:
+    config = load_pdp_config(files.pdp)
+    loaded = load_snapshot(config.policy_files, config.mapping_file)
+    return loaded.value
+
+
+def tables_of(snapshot: PolicySnapshot, user: sw.User) -> int:
+    return len(snapshot.trino_grants(snapshot.subject(user.name)))
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> sw.WorldFiles:
+    return sw.write_world(WORLD, tmp_path_factory.mktemp("world"))
+
+
+@pytest.fixture(scope="module")
+def snapshot(files: sw.WorldFiles) -> PolicySnapshot:
+    return compiled(files)
+
+
+def test_sizes_scale_with_the_fraction() -> None:
+    assert sw.stats(WORLD) | {"visible_min": 0, "visible_median": 0} == {
+        "users": 500,
+        "groups": 10,
+        "tables": 4_928,
+        "schemas": 224,
+        "policies": 50,
+        "visible_min": 0,
+        "visible_median": 0,
+        "visible_max": 246,
+    }
+    assert sw.sizes(1.0) == {
+        "users": 10_000,
+        "groups": 200,
+        "schemas": 1_000,
+        "tables_per_schema": 100,
+        "policies": 1_000,
+        "cap": 5_000,
+    }
+
+
+def test_the_pdp_and_the_sidecar_load_the_files(
+    files: sw.WorldFiles, snapshot: PolicySnapshot
+) -> None:
+    assert len(snapshot.trino_paths) == len(WORLD.tables)
+    assert len(snapshot.policies) == len(WORLD.policies)
+    assert len(snapshot.directory) == 500
+    sidecar = load_sidecar_config(files.sidecar)
+    assert sidecar.workers == 2
+    assert sidecar.properties_file == files.properties
+
+
+def test_every_user_sees_what_the_world_says_and_at_most_the_cap(
+    snapshot: PolicySnapshot,
+) -> None:
+    counts = {u.name: tables_of(snapshot, u) for u in WORLD.users}
+    assert counts == {u.name: WORLD.visible(u) for u in WORLD.users}
+    assert max(counts.values()) == WORLD.cap == 246
+    assert sorted(counts.values())[len(counts) // 2] > 0  # the median user sees something
+
+
+def test_the_same_seed_and_scale_write_the_same_bytes(tmp_path: Path, files: sw.WorldFiles) -> None:
+    again = sw.write_world(sw.build_world(sw.SEED, SCALE), tmp_path)
+    for name in ("registry.yaml", "policies.yaml", "users.yaml", "pdp.yaml", "sidecar.yaml"):
+        assert (tmp_path / name).read_bytes() == (files.directory / name).read_bytes(), name
+    assert again.pdp == tmp_path / "pdp.yaml"
+    other = sw.build_world(sw.SEED + 1, SCALE)
+    assert other.policies != WORLD.policies
+
+
+def test_a_policy_for_one_group_changes_only_its_members(
+    tmp_path: Path, snapshot: PolicySnapshot
+) -> None:
+    group = sw.group_of_share(WORLD, 0.01)
+    members = {u.name for u in WORLD.members(group)}
+    assert 0 < len(members) < len(WORLD.users) / 4  # 1 % at scale 1; 10 groups here
+    changed = compiled(
+        sw.write_world(sw.with_policy(WORLD, sw.policy_for_group(WORLD, group)), tmp_path)
+    )
+    for user in WORLD.users:
+        before, after = tables_of(snapshot, user), tables_of(changed, user)
+        if user.name in members:
+            assert after > before, user.name
+        else:
+            assert after == before, user.name
+
+
+def test_tables_added_to_and_dropped_from_one_schema(
+    tmp_path: Path, snapshot: PolicySnapshot
+) -> None:
+    rnd = random.Random(1)
+    dropped = sw.schema_tables(WORLD, rnd, 100)  # a whole schema of 22 tables at this scale
+    added = sw.new_tables(WORLD, rnd, 100)
+    assert (
+        len({(t.catalog, t.schema) for t in dropped})
+        == 1
+        == len({(t.catalog, t.schema) for t in added})
+    )
+    changed = compiled(sw.write_world(sw.with_tables(WORLD, added, dropped), tmp_path))
+    keys = {(t.catalog, t.schema, t.name) for t in (*added, *dropped)}
+    assert len(changed.trino_paths) == len(WORLD.tables) - len(dropped) + 100
+    paths = set(changed.trino_paths.values())
+    assert {(t.catalog, t.schema, t.name) for t in added} <= paths
+    assert not {(t.catalog, t.schema, t.name) for t in dropped} & paths
+    for user in WORLD.users[:100]:  # nobody's other tables change
+        before = set(snapshot.trino_grants(snapshot.subject(user.name)))
+        after = set(changed.trino_grants(changed.subject(user.name)))
+        assert before ^ after <= keys, user.name
