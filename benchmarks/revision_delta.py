@@ -17,8 +17,10 @@ user's tables, a fresh queryId each) and three changes are made, one after anoth
 
 For each: how many views the workers held before, the fewest they held while the change went
 through (a full flush drops to zero, then refills), the PDP process's CPU seconds over the
-change's window beyond its steady rate, and the checks' p50/p99/max in that window (from the
-file's write to `--window` seconds later) beside the steady window just before it. Only
+change (from the file's write to the end of its window: reading and compiling the files, the
+delta, then the entitlements asked again) beyond its steady rate, and the checks' p50/p99/max
+in the change's window (from a second before both workers serve the new revision to
+`--window` seconds after) beside the steady window just before the write. Only
 127.0.0.1 is used; every process started here is stopped by its own process group.
 """
 
@@ -252,18 +254,22 @@ def one_change(
     changed_at, cpu_at = time.monotonic(), cpu_seconds(pdp_pid)
     write()
     fewest, switched = held_before, None
-    while time.monotonic() - changed_at < args.window:
+    while switched is None or time.monotonic() - switched < args.window:
         time.sleep(0.25)
         fewest = min(fewest, sum(cached_users(port).values()))
         if switched is None and revisions(port).isdisjoint(revision_before):
-            switched = time.monotonic() - changed_at
+            switched = time.monotonic()
+        if switched is None and time.monotonic() - changed_at > 600:
+            raise SystemExit("the workers did not move to the new revision within 600 s")
+    assert switched is not None
     elapsed = time.monotonic() - changed_at
     cpu = cpu_seconds(pdp_pid) - cpu_at - steady_rate * elapsed
-    during = load.between(changed_at, changed_at + elapsed)
+    # the workers' metrics are up to a second old: the window starts a second before
+    during = load.between(switched - 1.0, switched + args.window)
     return {
         "views_before": held_before,
         "fewest_views": fewest,
-        "revision_seen_s": None if switched is None else round(switched, 2),  # None: not seen
+        "revision_seen_s": round(switched - changed_at, 1),
         "pdp_cpu_s": round(max(cpu, 0.0), 2),
         "steady": percentiles(steady),
         "during": percentiles(during),
@@ -320,7 +326,7 @@ def markdown(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace)
             lines.append(
                 f"| {name} | {r['change']} | {r['views_before']} → {r['fewest_views']} | "
                 f"{r['revision_seen_s']} | {r['pdp_cpu_s']} | {s['p50']} / {s['p99']} / "
-                f"{s['max']} | {d['p50']} / {d['p99']} / {d['max']} | {ratio:.1f}× |"
+                f"{s['max']} | {d['p50']} / {d['p99']} / {d['max']} | {ratio:.1f}x |"
             )
     return "\n".join(lines)
 

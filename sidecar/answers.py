@@ -98,12 +98,12 @@ class Answers:
 
     def advance(self, revision: str, delta: RevisionDelta | None) -> None:
         """Move to `revision`, keeping what `delta` (what changed since the revision held)
-        does not touch: the views of identities it does not name, the registry unless a table
-        changed (the views kept are then rebuilt on the new one, fetched once, when next
-        asked), the decisions and data-policy answers of identities and objects it does not
-        name. What is kept is confirmed at `revision` by the PDP's delta. Without a delta, or
-        with one from another revision than the one held (a revision missed), everything is
-        dropped (`reset`)."""
+        does not touch: the views of identities it does not name, the registry (patched with
+        the delta's entries of the tables it names, the views kept rebuilt on it), the
+        decisions and data-policy answers of identities and objects it does not name. What is
+        kept is confirmed at `revision` by the PDP's delta. Without a delta, or with one from
+        another revision than the one held (a revision missed), everything is dropped
+        (`reset`)."""
         if delta is None or delta.everything or delta.previous != self.revision:
             self.reset(revision)
             return
@@ -112,12 +112,25 @@ class Answers:
         for identity in [i for i in self._views if touched.identity(i.user, i.groups)]:
             del self._views[identity]
         if delta.tables:
-            self._registry = None
-            self._registry_fetch = None  # one in flight is for the old revision
+            self._patch_registry(delta)
         for cache, scope in ((self._decisions, decision_scope), (self._data_answers, answer_scope)):
             doomed = [key for key in cache if touched.scope(scope(key))]
             for key in doomed:
                 del cache[key]
+
+    def _patch_registry(self, delta: RevisionDelta) -> None:
+        """The registry moved by the delta's entries, and every view kept rebuilt on it (the
+        user's grants and data policies are the same at both revisions)."""
+        self._registry_fetch = None  # one in flight is for the old revision
+        if self._registry is None:
+            return  # not fetched at the revision held: no view holds one either
+        old, mapping = self._registry
+        registry = old.patched(delta.tables, delta.entries)
+        self._registry = (registry, mapping)
+        for identity, view in list(self._views.items()):
+            self._views[identity] = View(
+                view.settings, registry, view.grants, view.mask_policies, view.filters, view.owned
+            )
 
     async def decide(self, request: Request, key: Hashable | None = None) -> Decision:
         """`key` identifies the request in the decision cache; by default it is derived from
@@ -159,8 +172,7 @@ class Answers:
 
     def has_view(self, identity: Identity) -> bool:
         """Whether the user's view is at hand (deciding needs no call to the PDP)."""
-        view = self._views.get(identity)
-        return view is not None and view.registry is self._registry_now()
+        return identity in self._views
 
     async def view(self, identity: Identity) -> View:
         """The user's view at the current revision (raises PdpUnavailable)."""
@@ -181,9 +193,7 @@ class Answers:
     async def _view(self, identity: Identity) -> View:
         view = self._views.get(identity)
         if view is not None:
-            if view.registry is self._registry_now():
-                return view
-            return await self._rebound(identity, view)
+            return view
         pending = self._inflight.get(identity)
         if pending is not None:  # single flight: one RPC per user however many checks wait
             return await asyncio.shield(pending)
@@ -201,22 +211,6 @@ class Answers:
             raise
         finally:
             del self._inflight[identity]
-
-    async def _rebound(self, identity: Identity, view: View) -> View:
-        """A view kept across a delta that changed tables, on the new revision's registry
-        (the user's grants and data policies are the same at both revisions)."""
-        revision = self.revision
-        if self.away or revision is None:
-            raise PdpUnavailable("the PDP is away (its revision watch is broken)")
-        held = await self._registry_at(revision)
-        if held is None or self._views.get(identity) is not view:  # moved on meanwhile
-            return await self._view(identity)
-        registry, _ = held
-        rebuilt = View(
-            view.settings, registry, view.grants, view.mask_policies, view.filters, view.owned
-        )
-        self._views[identity] = rebuilt
-        return rebuilt
 
     async def _fetch_view(self, identity: Identity) -> View:
         for _ in range(3):
@@ -299,7 +293,7 @@ class Answers:
             before["users"],
             sizes["decisions"],
             before["decisions"],
-            " (the registry is fetched again)" if self._registry is None else "",
+            f", {len(delta.tables)} tables changed" if delta and delta.tables else "",
         )
 
     async def _enforce_staleness(self) -> None:

@@ -20,7 +20,8 @@ the two snapshots alone.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TypeVar
 
 from pdp.core.model import Registry, TableKey
 from pdp.policy.model import DirectoryUser, Policy
@@ -29,6 +30,7 @@ from pdp.policy.snapshot import PolicySnapshot
 # Past this many names (users + groups + tables) a delta is not worth sending: a sidecar
 # would drop most of what it holds anyway, and the event would be large.
 LARGEST = 20_000
+_V = TypeVar("_V")
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,9 @@ class RevisionDelta:
     users: frozenset[str] = frozenset()
     groups: frozenset[str] = frozenset()
     tables: frozenset[TableKey] = frozenset()
+    # The registry entries of `tables` at the new revision (those still registered): a sidecar
+    # patches its registry with them (`Registry.patched`) instead of fetching it again.
+    entries: Registry = field(default_factory=Registry)
 
     @classmethod
     def flush(cls, previous: str) -> RevisionDelta:
@@ -61,17 +66,32 @@ def revision_delta(old: PolicySnapshot, new: PolicySnapshot) -> RevisionDelta:
         users, groups = _changed_subjects(old, new)
     except _Flush:
         return RevisionDelta.flush(old.revision)
-    delta = RevisionDelta(old.revision, False, users, groups, tables)
+    delta = RevisionDelta(
+        old.revision, False, users, groups, tables, _entries(new.registry, tables)
+    )
     return RevisionDelta.flush(old.revision) if delta.size > LARGEST else delta
+
+
+def _entries(registry: Registry, tables: frozenset[TableKey]) -> Registry:
+    def of(held: Mapping[TableKey, _V]) -> dict[TableKey, _V]:
+        return {k: held[k] for k in tables if k in held}
+
+    return Registry.of(
+        tables & registry.tables,
+        of(registry.columns),
+        of(registry.masks),
+        of(registry.filters),
+        complete=registry.complete,
+    )
 
 
 def _changed_tables(old: Registry, new: Registry) -> frozenset[TableKey]:
     if old.complete != new.complete:
         raise _Flush("the registry's completeness changed")
     changed = set(old.tables ^ new.tables)
-    for field in ("columns", "masks", "filters"):
-        before: Mapping[TableKey, object] = getattr(old, field)
-        after: Mapping[TableKey, object] = getattr(new, field)
+    for part in ("columns", "masks", "filters"):
+        before: Mapping[TableKey, object] = getattr(old, part)
+        after: Mapping[TableKey, object] = getattr(new, part)
         if before != after:
             changed.update(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
     return frozenset(changed)

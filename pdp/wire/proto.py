@@ -10,6 +10,7 @@ import orjson
 
 from pdp.api import pb
 from pdp.core.model import (
+    DEFAULT_MAPPING,
     Access,
     AccessGrantMapping,
     CatalogRef,
@@ -232,6 +233,7 @@ def delta_to_pb(delta: RevisionDelta) -> pb.RevisionDelta:
         users=sorted(delta.users),
         groups=sorted(delta.groups),
         tables=[_table(key) for key in sorted(delta.tables)],
+        registry=registry_to_pb("", delta.entries, DEFAULT_MAPPING) if delta.tables else None,
     )
 
 
@@ -241,4 +243,5 @@ def delta_from_pb(message: pb.RevisionDelta) -> RevisionDelta:
         users=frozenset(message.users),
         groups=frozenset(message.groups),
         tables=frozenset(table_key(t.catalog, t.schema, t.table) for t in message.tables),
+        entries=registry_from_pb(message.registry)[0],
     )
