@@ -37,6 +37,7 @@ class PdpServicer(rpc.PolicyDecisionPointServicer):
         self._degraded = degraded
         self._grants: LRUCache = LRUCache(cache_size)  # (revision, identity) -> Trino grants
         self._entitlements: LRUCache = LRUCache(cache_size)  # same key -> encoded message
+        self._encoded_delta: tuple[RevisionDelta, pb.RevisionDelta] | None = None
 
     def _effective(self, snapshot: PolicySnapshot) -> Settings:
         return self._cluster().effective(snapshot.mapping)
@@ -134,8 +135,15 @@ class PdpServicer(rpc.PolicyDecisionPointServicer):
             rejected=rejected,
             degraded=self._degraded() or "",
             warnings=warnings,
-            delta=None if delta is None else proto.delta_to_pb(delta),
+            delta=None if delta is None else self._delta_pb(delta),
         )
+
+    def _delta_pb(self, delta: RevisionDelta) -> pb.RevisionDelta:
+        """Encoded once per revision, however many sidecars follow."""
+        encoded = self._encoded_delta
+        if encoded is None or encoded[0] is not delta:
+            encoded = self._encoded_delta = (delta, proto.delta_to_pb(delta))
+        return encoded[1]
 
 
 async def start_server(
