@@ -256,7 +256,7 @@ class Answers:
         try:
             while True:
                 try:
-                    async for revision, delta in self._client.revisions():
+                    async for revision, delta in self._client.revisions(self.revision):
                         if self.lost_since is not None:
                             log.info("revision watch established at %s", revision)
                         self.heard = time.monotonic()

@@ -88,13 +88,16 @@ class PdpClient:
         owned = proto.owned_from_pb(message)
         return message.revision, proto.entitlements_from_pb(message), masks, filters, owned
 
-    async def revisions(self) -> AsyncIterator[tuple[str, RevisionDelta | None]]:
+    async def revisions(
+        self, held: str | None = None
+    ) -> AsyncIterator[tuple[str, RevisionDelta | None]]:
         """Yields the current revision, then each new one or the same one again as a heartbeat,
         until the stream breaks or falls silent for SILENCE_SECONDS; each with what changed
-        from the revision before it, when the PDP sent that (None: drop everything)."""
+        from the revision before it (the first: from `held`, the revision the caller holds),
+        when the PDP sent that (None: drop everything)."""
         call = None
         try:
-            call = self._stub.WatchRevision(pb.WatchRequest())
+            call = self._stub.WatchRevision(pb.WatchRequest(revision=held or ""))
             while True:
                 try:
                     event = await asyncio.wait_for(call.read(), SILENCE_SECONDS)

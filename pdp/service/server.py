@@ -113,8 +113,10 @@ class PdpServicer(rpc.PolicyDecisionPointServicer):
         # last good one), why the PDP is degraded (its store unreachable) and the snapshot's
         # warnings, so that a sidecar's /health can say so.
         # A new revision carries its delta only when this stream sent the one it starts from.
+        # The first event follows the revision the watcher holds, if it says so.
         revision = self._revisions.current.revision
-        yield self._event(revision)
+        held = request.revision or None
+        yield self._event(revision, self._revisions.delta_from(held) if held != revision else None)
         while True:
             delta = None
             with contextlib.suppress(TimeoutError):

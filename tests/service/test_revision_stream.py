@@ -53,3 +53,27 @@ async def test_each_new_revision_carries_what_changed_since_the_one_the_stream_s
     finally:
         await channel.close()
         await server.stop(None)
+
+
+async def test_a_watcher_that_reconnects_gets_the_delta_from_the_revision_it_holds():
+    revisions = Revisions(snapshot("r1", ORDERS))
+    revisions.publish(snapshot("r2", ORDERS, REFUNDS))
+    server, port = await start_server(PdpServicer(revisions, ClusterSettings), "127.0.0.1:0")
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    stub = rpc.PolicyDecisionPointStub(channel)
+    try:
+        firsts = {}
+        for held in ("r1", "r0", "r2", ""):  # the one before, an older one, the current, none
+            stream = stub.WatchRevision(pb.WatchRequest(revision=held))
+            first = await stream.read()
+            firsts[held] = (first.revision, first.delta.previous or None)
+            stream.cancel()
+        assert firsts == {
+            "r1": ("r2", "r1"),
+            "r0": ("r2", None),
+            "r2": ("r2", None),
+            "": ("r2", None),
+        }
+    finally:
+        await channel.close()
+        await server.stop(None)
