@@ -1,5 +1,6 @@
 """Decisions from memory: per-revision caches of the registry, of each user's view and of
-decisions, filled from the PDP on a miss and dropped whenever the revision changes."""
+decisions, filled from the PDP on a miss. When the revision changes, what the PDP's delta
+(pdp.policy.delta) does not touch is kept; without a delta, everything is dropped."""
 
 from __future__ import annotations
 
@@ -25,7 +26,9 @@ from pdp.core.model import (
     View,
 )
 from pdp.core.operations import needs_grants
+from pdp.policy.delta import RevisionDelta
 from sidecar.pdp_client import PdpClient, PdpUnavailable
+from sidecar.scope import Touched, answer_scope, decision_scope
 
 STALENESS_CHECK_SECONDS = 0.25
 # How soon the watch asks again after it broke: 0.05 s doubling to 0.25 s. An attempt while the
@@ -106,6 +109,42 @@ class Answers:
         self._decisions.clear()
         self._data_answers.clear()
         self._batch_answers.clear()
+
+    def advance(self, revision: str, delta: RevisionDelta | None) -> None:
+        """Move to `revision`, keeping what `delta` (what changed since the revision held)
+        does not touch: the views of identities it does not name, the registry (patched with
+        the delta's entries of the tables it names, the views kept rebuilt on it), the
+        decisions and data-policy answers of identities and objects it does not name. What is
+        kept is confirmed at `revision` by the PDP's delta. Without a delta, or with one from
+        another revision than the one held (a revision missed), everything is dropped
+        (`reset`)."""
+        if delta is None or delta.everything or delta.previous != self.revision:
+            self.reset(revision)
+            return
+        self.revision = revision
+        touched = Touched(delta)
+        for identity in [i for i in self._views if touched.identity(i.user, i.groups)]:
+            del self._views[identity]
+        if delta.tables:
+            self._patch_registry(delta)
+        for cache, scope in ((self._decisions, decision_scope), (self._data_answers, answer_scope)):
+            doomed = [key for key in cache if touched.scope(scope(key))]
+            for key in doomed:
+                del cache[key]
+
+    def _patch_registry(self, delta: RevisionDelta) -> None:
+        """The registry moved by the delta's entries, and every view kept rebuilt on it (the
+        user's grants and data policies are the same at both revisions)."""
+        self._registry_fetch = None  # one in flight is for the old revision
+        if self._registry is None:
+            return  # not fetched at the revision held: no view holds one either
+        old, mapping = self._registry
+        registry = old.patched(delta.tables, delta.entries)
+        self._registry = (registry, mapping)
+        for identity, view in list(self._views.items()):
+            self._views[identity] = View(
+                view.settings, registry, view.grants, view.mask_policies, view.filters, view.owned
+            )
 
     async def decide(self, request: Request, key: Hashable | None = None) -> Decision:
         """`key` identifies the request in the decision cache; by default it is derived from
@@ -288,15 +327,14 @@ class Answers:
         try:
             while True:
                 try:
-                    async for revision in self._client.revisions():
+                    async for revision, delta in self._client.revisions(self.revision):
                         if self.lost_since is not None:
                             log.info("revision watch established at %s", revision)
                         self.heard = time.monotonic()
                         self.lost_since, self.away = None, False
                         backoff, announced = WATCH_RETRY_FIRST, False
                         if revision != self.revision:
-                            log.info("policy revision %s: caches dropped", revision)
-                            self.reset(revision)
+                            self._follow(revision, delta)
                 except PdpUnavailable as exc:
                     if not announced:
                         log.warning("revision watch lost: %s", exc)
@@ -310,6 +348,24 @@ class Answers:
                 backoff = min(backoff * 2, WATCH_RETRY_LONGEST)
         finally:
             enforcer.cancel()
+
+    def _follow(self, revision: str, delta: RevisionDelta | None) -> None:
+        before = self.sizes()
+        kept = delta is not None and not delta.everything and delta.previous == self.revision
+        self.advance(revision, delta)
+        if not kept:
+            log.info("policy revision %s: caches dropped", revision)
+            return
+        sizes = self.sizes()
+        log.info(
+            "policy revision %s: kept %d of %d users' views and %d of %d decisions%s",
+            revision,
+            sizes["users"],
+            before["users"],
+            sizes["decisions"],
+            before["decisions"],
+            f", {len(delta.tables)} tables changed" if delta and delta.tables else "",
+        )
 
     async def _enforce_staleness(self) -> None:
         while True:

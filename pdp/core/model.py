@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TypeVar
 
 
 class Access(StrEnum):
@@ -29,6 +30,7 @@ POLICY_ACCESS = frozenset({Access.READ, Access.WRITE})
 
 TableKey = tuple[str, str, str]
 """(catalog, schema, table), folded to lower case."""
+_V = TypeVar("_V")
 
 
 def fold(name: str) -> str:
@@ -283,10 +285,56 @@ class Registry:
         """A user's grants from the positions in `policies` of those that apply to them."""
         return PolicyGrants([self.policies[i] for i in positions])
 
+    def patched(self, changed: frozenset[TableKey], part: Registry) -> Registry:
+        """This registry with the entries of the `changed` tables replaced by those `part`
+        holds (a changed table `part` does not list is gone): how a revision's delta moves a
+        sidecar's registry. Only the changed tables' schemas and catalogs are indexed again."""
+        tables = (self.tables - changed) | part.tables
+        by_catalog, by_schema = dict(self.by_catalog), dict(self.by_schema)
+        for catalog in {key[0] for key in changed}:
+            _reindex(by_catalog, catalog, changed, {k for k in part.tables if k[0] == catalog})
+        for schema in {key[:2] for key in changed}:
+            _reindex(by_schema, schema, changed, {k for k in part.tables if k[:2] == schema})
+        return dataclasses.replace(
+            self,
+            tables=tables,
+            by_catalog=by_catalog,
+            by_schema=by_schema,
+            columns=_patched(self.columns, changed, part.columns),
+            masks=_patched(self.masks, changed, part.masks),
+            filters=_patched(self.filters, changed, part.filters),
+        )
+
     def inside(self, catalog: str, schema: str | None = None) -> frozenset[TableKey]:
         if schema is None:
             return self.by_catalog.get(fold(catalog), frozenset())
         return self.by_schema.get((fold(catalog), fold(schema)), frozenset())
+
+
+_K = TypeVar("_K")
+
+
+def _reindex(
+    index: dict[_K, frozenset[TableKey]],
+    name: _K,
+    changed: frozenset[TableKey],
+    added: set[TableKey],
+) -> None:
+    held = (index.get(name, frozenset()) - changed) | added
+    if held:
+        index[name] = held
+    else:
+        index.pop(name, None)
+
+
+def _patched(
+    mine: Mapping[TableKey, _V], changed: frozenset[TableKey], theirs: Mapping[TableKey, _V]
+) -> dict[TableKey, _V]:
+    merged = dict(mine)
+    for key in changed:
+        merged.pop(key, None)
+    merged.update(theirs)
+    return merged
 
 
 class MaskKind(StrEnum):

@@ -11,6 +11,7 @@ import orjson
 
 from pdp.api import pb
 from pdp.core.model import (
+    DEFAULT_MAPPING,
     Access,
     AccessGrantMapping,
     CatalogRef,
@@ -35,6 +36,7 @@ from pdp.core.model import (
     View,
     table_key,
 )
+from pdp.policy.delta import RevisionDelta
 
 Grants = Mapping[TableKey, tuple[PolicyGrant, ...]]
 
@@ -314,3 +316,23 @@ def view_from_pb(message: pb.Entitlements, settings: Settings, registry: Registr
     masks, filters = data_policies_from_pb(message)
     grants = grants_from_pb(message, registry)
     return View(settings, registry, grants, masks, filters, owned_from_pb(message))
+
+
+def delta_to_pb(delta: RevisionDelta) -> pb.RevisionDelta:
+    return pb.RevisionDelta(
+        previous=delta.previous,
+        users=sorted(delta.users),
+        groups=sorted(delta.groups),
+        tables=[_table(key) for key in sorted(delta.tables)],
+        registry=registry_to_pb("", delta.entries, DEFAULT_MAPPING) if delta.tables else None,
+    )
+
+
+def delta_from_pb(message: pb.RevisionDelta) -> RevisionDelta:
+    return RevisionDelta(
+        message.previous,
+        users=frozenset(message.users),
+        groups=frozenset(message.groups),
+        tables=frozenset(table_key(t.catalog, t.schema, t.table) for t in message.tables),
+        entries=registry_from_pb(message.registry)[0],
+    )

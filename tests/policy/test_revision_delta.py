@@ -1,0 +1,102 @@
+"""revision_delta(old, new): which identities' views and which registry entries can differ from
+one snapshot to the next, and when it gives up (drop everything)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from pdp.core.model import Access, AccessGrantMapping
+from pdp.policy import DataSource, DirectoryUser, Policy, PolicySnapshot, Technology
+from pdp.policy.delta import LARGEST, RevisionDelta, revision_delta
+
+
+def source(schema: str, name: str, tags: frozenset[str] = frozenset()) -> DataSource:
+    return DataSource("c", Technology.TRINO, "hive", schema, name, tags=tags, trino_catalog="hive")
+
+
+SOURCES = [source("sales", "orders"), source("sales", "refunds"), source("hr", "salaries")]
+DIRECTORY = {
+    "ann": DirectoryUser("ann", frozenset({"analysts"})),
+    "ben": DirectoryUser("ben", frozenset({"hr"}), {"site": frozenset({"paris"})}),
+    "cy": DirectoryUser("cy", frozenset({"analysts", "hr"})),
+    "dee": DirectoryUser("dee"),
+}
+POLICIES = (
+    Policy(
+        "sales-readers",
+        Access.READ,
+        groups=frozenset({"analysts"}),
+        schemas=frozenset({"c.hive.sales"}),
+    ),
+    Policy("hr-readers", Access.READ, groups=frozenset({"hr"}), schemas=frozenset({"c.hive.hr"})),
+    Policy("paris", Access.READ, attributes={"site": frozenset({"paris"})}, tags=frozenset({"eu"})),
+)
+
+
+def snapshot(revision: str, sources=SOURCES, policies=POLICIES, directory=DIRECTORY, **kw):
+    return PolicySnapshot.compile(revision, sources, policies, directory, **kw)
+
+
+BEFORE = snapshot("r1")
+
+
+def delta_to(**changes) -> RevisionDelta:
+    return revision_delta(BEFORE, snapshot("r2", **changes))
+
+
+def replaced(name: str, **fields) -> tuple[Policy, ...]:
+    return tuple(dataclasses.replace(p, **fields) if p.name == name else p for p in POLICIES)
+
+
+def test_the_same_content_changes_nothing():
+    assert revision_delta(BEFORE, snapshot("r2")) == RevisionDelta("r1")
+
+
+def test_a_policy_edit_names_its_groups_and_their_members():
+    delta = delta_to(policies=replaced("hr-readers", access=Access.WRITE))
+    assert (delta.users, delta.groups, delta.tables) == ({"ben", "cy"}, {"hr"}, frozenset())
+
+
+def test_moving_a_policy_to_another_group_names_both():
+    delta = delta_to(policies=replaced("hr-readers", groups=frozenset({"analysts"})))
+    assert delta.groups == {"hr", "analysts"} and delta.users == {"ann", "ben", "cy"}
+
+
+def test_an_attribute_policy_names_those_holding_the_attribute():
+    delta = delta_to(policies=replaced("paris", access=Access.WRITE))
+    assert (delta.users, delta.groups) == ({"ben"}, frozenset())
+
+
+def test_a_directory_change_names_the_user_only():
+    directory = {**DIRECTORY, "dee": DirectoryUser("dee", frozenset({"hr"}))}
+    delta = delta_to(directory=directory)
+    assert (delta.users, delta.groups, delta.tables) == ({"dee"}, frozenset(), frozenset())
+
+
+def test_a_table_added_names_it_and_the_members_of_the_groups_it_is_granted_to():
+    delta = delta_to(sources=[*SOURCES, source("sales", "invoices")])
+    assert delta.tables == {("hive", "sales", "invoices")}
+    assert (delta.users, delta.groups) == ({"ann", "cy"}, {"analysts"})
+
+
+def test_a_table_tag_changes_the_grants_of_tag_policies_not_the_registry():
+    sources = [source("sales", "orders", frozenset({"eu"})), *SOURCES[1:]]
+    delta = delta_to(sources=sources)
+    assert (delta.users, delta.groups, delta.tables) == ({"ben"}, frozenset(), frozenset())
+
+
+def test_what_it_does_not_reason_about_drops_everything():
+    anyone = Policy("all", Access.READ, anyone=True, schemas=frozenset({"c.hive.sales"}))
+    flushes = {
+        "mapping": delta_to(mapping=AccessGrantMapping(read=frozenset(Access))),
+        "a policy for anyone": delta_to(policies=(*POLICIES, anyone)),
+        "the policies' order": delta_to(policies=POLICIES[::-1]),
+        "the registry incomplete": delta_to(complete=False),
+    }
+    assert {why: d.everything for why, d in flushes.items()} == dict.fromkeys(flushes, True)
+
+
+def test_a_change_too_large_to_list_drops_everything():
+    many = [source("bulk", f"t{i}") for i in range(LARGEST + 1)]
+    delta = delta_to(sources=[*SOURCES, *many])
+    assert delta.everything and delta.previous == "r1"
