@@ -20,6 +20,7 @@ from pdp.core.model import (
     ClusterSettings,
     Decision,
     Identity,
+    PolicyGrants,
     Registry,
     Request,
     Settings,
@@ -122,29 +123,46 @@ class Answers:
             self.reset(revision)
             return
         self.revision = revision
+        # whole-batch answers are served at their revision only: none is of use any more
+        self._batch_answers.clear()
         touched = Touched(delta)
         for identity in [i for i in self._views if touched.identity(i.user, i.groups)]:
             del self._views[identity]
-        if delta.tables:
-            self._patch_registry(delta)
+        if (delta.tables or delta.policies) and not self._patch_registry(delta):
+            self.reset(revision)
+            return
         for cache, scope in ((self._decisions, decision_scope), (self._data_answers, answer_scope)):
             doomed = [key for key in cache if touched.scope(scope(key))]
             for key in doomed:
                 del cache[key]
 
-    def _patch_registry(self, delta: RevisionDelta) -> None:
-        """The registry moved by the delta's entries, and every view kept rebuilt on it (the
-        user's grants and data policies are the same at both revisions)."""
+    def _patch_registry(self, delta: RevisionDelta) -> bool:
+        """The registry moved by the delta's entries and retargeted policies, and every view
+        kept rebuilt on it (the user's policies and data policies are the same at both
+        revisions; the tables of each policy are read in the patched registry). False when the
+        delta does not fit the registry held (drop everything)."""
         self._registry_fetch = None  # one in flight is for the old revision
         if self._registry is None:
-            return  # not fetched at the revision held: no view holds one either
+            return True  # not fetched at the revision held: no view holds one either
         old, mapping = self._registry
-        registry = old.patched(delta.tables, delta.entries)
+        try:
+            registry = old.patched(delta.tables, delta.entries, delta.policies)
+        except ValueError as exc:
+            log.warning("revision delta not applied (%s): caches dropped", exc)
+            return False
         self._registry = (registry, mapping)
+        position = {grant: i for i, (grant, _) in enumerate(old.policies)}
         for identity, view in list(self._views.items()):
+            grants = view.grants
+            if delta.policies and isinstance(grants, PolicyGrants):
+                # (a grant the registry does not list, which a correct view never holds, is
+                # left out: never more access than the view gave)
+                held = [position[g] for g, _ in grants.policies if g in position]
+                grants = registry.grants(held)
             self._views[identity] = View(
-                view.settings, registry, view.grants, view.mask_policies, view.filters, view.owned
+                view.settings, registry, grants, view.mask_policies, view.filters, view.owned
             )
+        return True
 
     async def decide(self, request: Request, key: Hashable | None = None) -> Decision:
         """`key` identifies the request in the decision cache; by default it is derived from

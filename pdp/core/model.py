@@ -178,6 +178,18 @@ Targeted = tuple[PolicyGrant, frozenset[TableKey]]
 """An active policy and the Trino tables it targets (the same for every user of a revision)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Retargeted:
+    """The policy at `position` of `Registry.policies` with the tables it targets at a new
+    revision: whole `schemas` (all the tables the registry it applies to holds in them) and
+    single `tables`. How a revision's delta moves a sidecar's policy table."""
+
+    position: int
+    grant: PolicyGrant
+    schemas: frozenset[tuple[str, str]] = frozenset()
+    tables: frozenset[TableKey] = frozenset()
+
+
 class PolicyGrants(Mapping[TableKey, tuple[PolicyGrant, ...]]):
     """A user's grants (data source -> granting policies, in policy order) held as the policies
     that apply to the user, each with its targets shared with every other user: no object per
@@ -285,21 +297,52 @@ class Registry:
         """A user's grants from the positions in `policies` of those that apply to them."""
         return PolicyGrants([self.policies[i] for i in positions])
 
-    def patched(self, changed: frozenset[TableKey], part: Registry) -> Registry:
+    def split(self, tables: frozenset[TableKey]) -> tuple[list[tuple[str, str]], list[TableKey]]:
+        """`tables` as the schemas they fill whole and the single tables of the others."""
+        by_schema: dict[tuple[str, str], list[TableKey]] = {}
+        for key in tables:
+            by_schema.setdefault(key[:2], []).append(key)
+        whole: list[tuple[str, str]] = []
+        single: list[TableKey] = []
+        for schema, keys in by_schema.items():
+            if len(keys) == len(self.by_schema.get(schema, ())):
+                whole.append(schema)
+            else:
+                single.extend(keys)
+        return whole, single
+
+    def patched(
+        self,
+        changed: frozenset[TableKey],
+        part: Registry,
+        policies: Sequence[Retargeted] = (),
+    ) -> Registry:
         """This registry with the entries of the `changed` tables replaced by those `part`
-        holds (a changed table `part` does not list is gone): how a revision's delta moves a
-        sidecar's registry. Only the changed tables' schemas and catalogs are indexed again."""
+        holds (a changed table `part` does not list is gone), and the `policies` retargeted
+        (their whole schemas read in the patched registry): how a revision's delta moves a
+        sidecar's registry. Only the changed tables' schemas and catalogs are indexed again.
+        Raises ValueError when a policy's position is not in `policies` (a delta can only
+        retarget a policy list of the same length and names)."""
         tables = (self.tables - changed) | part.tables
         by_catalog, by_schema = dict(self.by_catalog), dict(self.by_schema)
         for catalog in {key[0] for key in changed}:
             _reindex(by_catalog, catalog, changed, {k for k in part.tables if k[0] == catalog})
         for schema in {key[:2] for key in changed}:
             _reindex(by_schema, schema, changed, {k for k in part.tables if k[:2] == schema})
+        targeted = list(self.policies)
+        for p in policies:
+            if not 0 <= p.position < len(targeted) or targeted[p.position][0].policy != (
+                p.grant.policy
+            ):
+                raise ValueError(f"a delta retargets policy {p.grant.policy!r} not held there")
+            whole = [by_schema.get(schema, frozenset()) for schema in p.schemas]
+            targeted[p.position] = (p.grant, frozenset().union(p.tables, *whole))
         return dataclasses.replace(
             self,
             tables=tables,
             by_catalog=by_catalog,
             by_schema=by_schema,
+            policies=tuple(targeted),
             columns=_patched(self.columns, changed, part.columns),
             masks=_patched(self.masks, changed, part.masks),
             filters=_patched(self.filters, changed, part.filters),

@@ -8,9 +8,13 @@ sent). `revision_delta(old, new)` says which of those can differ at `new`:
   one); every other identity's view is the same at both revisions;
 * `tables`: the Trino tables whose registry entry differs (added, dropped, tagged columns,
   the data policies on them); decisions on those tables and on the schemas and catalogs that
-  hold them can differ for everyone, every other registry entry is the same.
+  hold them can differ for everyone, every other registry entry is the same;
+* `policies`: the policies whose Trino tables (expanded: a table added to a schema a policy
+  covers is one more) or access changed, at their position in `Registry.policies`; the list's
+  length and names must be the same at both revisions.
 
-Whatever it cannot reason about cheaply or surely (the accessGrantMapping, a complete registry
+Whatever it cannot reason about cheaply or surely (the accessGrantMapping, the list of
+policies targeting Trino tables (one added, removed, activated or emptied), a complete registry
 becoming incomplete, a masking or row-level policy's definition, a policy for `anyone`, a
 change to the policies' order, a change too large to be worth listing) gives `everything`:
 the sidecar drops all it holds, as on any revision before deltas existed. Pure: a function of
@@ -23,7 +27,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from pdp.core.model import Registry, TableKey
+from pdp.core.model import Registry, Retargeted, TableKey
 from pdp.policy.model import DirectoryUser, Policy
 from pdp.policy.snapshot import PolicySnapshot
 
@@ -45,6 +49,9 @@ class RevisionDelta:
     # The registry entries of `tables` at the new revision (those still registered): a sidecar
     # patches its registry with them (`Registry.patched`) instead of fetching it again.
     entries: Registry = field(default_factory=Registry)
+    # The policies of `Registry.policies` whose targets (tables, or access) changed, at the
+    # same positions: a sidecar's kept views and the views it fetches anew read them.
+    policies: tuple[Retargeted, ...] = ()
 
     @classmethod
     def flush(cls, previous: str) -> RevisionDelta:
@@ -52,7 +59,8 @@ class RevisionDelta:
 
     @property
     def size(self) -> int:
-        return len(self.users) + len(self.groups) + len(self.tables)
+        listed = sum(len(p.schemas) + len(p.tables) for p in self.policies)
+        return len(self.users) + len(self.groups) + len(self.tables) + listed
 
 
 class _Flush(Exception):
@@ -63,11 +71,12 @@ def revision_delta(old: PolicySnapshot, new: PolicySnapshot) -> RevisionDelta:
     """What differs at `new` from `old` (see the module's docstring)."""
     try:
         tables = _changed_tables(old.registry, new.registry)
-        users, groups = _changed_subjects(old, new)
+        retargeted = _retargeted(old.registry, new.registry)
+        users, groups = _changed_subjects(old, new, {p.grant.policy for p in retargeted})
     except _Flush:
         return RevisionDelta.flush(old.revision)
     delta = RevisionDelta(
-        old.revision, False, users, groups, tables, _entries(new.registry, tables)
+        old.revision, False, users, groups, tables, _entries(new.registry, tables), retargeted
     )
     return RevisionDelta.flush(old.revision) if delta.size > LARGEST else delta
 
@@ -97,16 +106,34 @@ def _changed_tables(old: Registry, new: Registry) -> frozenset[TableKey]:
     return frozenset(changed)
 
 
+def _retargeted(old: Registry, new: Registry) -> tuple[Retargeted, ...]:
+    """The policies targeting Trino tables whose targets changed, by position (expanded table
+    sets: a table added to or dropped from a schema a policy covers changes it too)."""
+    if [g.policy for g, _ in old.policies] != [g.policy for g, _ in new.policies]:
+        raise _Flush("the policies targeting Trino tables are not the same list")
+    found = []
+    for position, (before, after) in enumerate(zip(old.policies, new.policies, strict=True)):
+        if before != after:
+            whole, single = new.split(after[1])
+            found.append(Retargeted(position, after[0], frozenset(whole), frozenset(single)))
+    return tuple(found)
+
+
 def _changed_subjects(
-    old: PolicySnapshot, new: PolicySnapshot
+    old: PolicySnapshot, new: PolicySnapshot, retargeted: set[str]
 ) -> tuple[frozenset[str], frozenset[str]]:
+    """`retargeted`: the policies whose Trino tables changed; each must be one this finds
+    changed (whose users and groups it lists), or the change is not one it understands."""
     if old.mapping != new.mapping:
         raise _Flush("the accessGrantMapping changed")
     if old.masking != new.masking or old.row_filters != new.row_filters:
         raise _Flush("a data policy's definition changed")
     users = _changed_directory(old.directory, new.directory)
     groups: set[str] = set()
-    for policy in _changed_policies(old, new):
+    changed = _changed_policies(old, new)
+    if not retargeted <= {policy.name for policy in changed}:
+        raise _Flush("a policy's Trino tables changed with neither its definition nor paths")
+    for policy in changed:
         if policy.anyone:
             raise _Flush("a policy for anyone changed")
         users |= policy.users

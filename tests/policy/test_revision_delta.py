@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from pdp.core.model import Access, AccessGrantMapping
+from pdp.core.model import Access, AccessGrantMapping, PolicyGrant, Retargeted
 from pdp.policy import DataSource, DirectoryUser, Policy, PolicySnapshot, Technology
 from pdp.policy.delta import LARGEST, RevisionDelta, revision_delta
 
@@ -38,6 +38,7 @@ def snapshot(revision: str, sources=SOURCES, policies=POLICIES, directory=DIRECT
 
 
 BEFORE = snapshot("r1")
+READERS = PolicyGrant("sales-readers", Access.READ)
 
 
 def delta_to(**changes) -> RevisionDelta:
@@ -77,12 +78,42 @@ def test_a_table_added_names_it_and_the_members_of_the_groups_it_is_granted_to()
     delta = delta_to(sources=[*SOURCES, source("sales", "invoices")])
     assert delta.tables == {("hive", "sales", "invoices")}
     assert (delta.users, delta.groups) == ({"ann", "cy"}, {"analysts"})
+    # the policy covering the schema targets one table more: it is retargeted, the schema
+    # named whole (the sidecar reads its tables in its patched registry)
+    assert delta.policies == (Retargeted(0, READERS, frozenset({("hive", "sales")})),)
+
+
+def test_a_table_dropped_retargets_the_policies_covering_it():
+    delta = delta_to(sources=SOURCES[1:])
+    assert delta.tables == {("hive", "sales", "orders")}
+    assert delta.policies == (Retargeted(0, READERS, frozenset({("hive", "sales")})),)
+
+
+def test_a_hundred_tables_added_or_dropped_in_a_covered_schema_name_it_whole():
+    many = [source("sales", f"new{i}") for i in range(100)]
+    bigger = snapshot("r2", sources=[*SOURCES, *many])
+    for delta in (revision_delta(BEFORE, bigger), revision_delta(bigger, BEFORE)):
+        assert not delta.everything and len(delta.tables) == 100
+        assert delta.policies == (Retargeted(0, READERS, frozenset({("hive", "sales")})),)
 
 
 def test_a_table_tag_changes_the_grants_of_tag_policies_not_the_registry():
-    sources = [source("sales", "orders", frozenset({"eu"})), *SOURCES[1:]]
-    delta = delta_to(sources=sources)
+    eu = frozenset({"eu"})
+    before = snapshot("r1", sources=[*SOURCES[:1], source("sales", "refunds", eu), *SOURCES[2:]])
+    tagged = [source("sales", "orders", eu), source("sales", "refunds", eu), *SOURCES[2:]]
+    delta = revision_delta(before, snapshot("r2", sources=tagged))
     assert (delta.users, delta.groups, delta.tables) == ({"ben"}, frozenset(), frozenset())
+    paris = PolicyGrant("paris", Access.READ)
+    assert delta.policies == (Retargeted(2, paris, frozenset({("hive", "sales")})),)
+
+
+def test_a_policy_edit_that_moves_its_tables_retargets_it():
+    moved = {"schemas": frozenset(), "data_sources": frozenset({"c.hive.sales.orders"})}
+    delta = delta_to(policies=replaced("hr-readers", **moved))
+    assert delta.groups == {"hr"} and not delta.everything
+    hr = PolicyGrant("hr-readers", Access.READ)
+    # one table of a schema of two: named singly
+    assert delta.policies == (Retargeted(1, hr, tables=frozenset({("hive", "sales", "orders")})),)
 
 
 def test_what_it_does_not_reason_about_drops_everything():
@@ -91,6 +122,12 @@ def test_what_it_does_not_reason_about_drops_everything():
         "mapping": delta_to(mapping=AccessGrantMapping(read=frozenset(Access))),
         "a policy for anyone": delta_to(policies=(*POLICIES, anyone)),
         "the policies' order": delta_to(policies=POLICIES[::-1]),
+        # "paris" targets no Trino table before (no table is tagged eu): the list of policies
+        # targeting Trino tables, whose positions entitlements name, grows by one
+        "a policy's first Trino table": delta_to(
+            sources=[source("sales", "orders", frozenset({"eu"})), *SOURCES[1:]]
+        ),
+        "a policy's last Trino table": revision_delta(snapshot("r0", policies=()), BEFORE),
         "the registry incomplete": delta_to(complete=False),
     }
     assert {why: d.everything for why, d in flushes.items()} == dict.fromkeys(flushes, True)

@@ -84,7 +84,9 @@ async def test_a_change_to_one_groups_policy_keeps_every_other_users_view_and_de
         await follower.caught_up()
         kept = follower.answers._views
         assert {i.user for i in views} - {i.user for i in kept} == {"u2"}
-        assert all(kept[i] is views[i] for i in kept)  # the very same views, not refetched
+        # not refetched: rebuilt on the revision's registry from what the views held
+        assert all(kept[i].filters is views[i].filters for i in kept)
+        assert all(dict(kept[i].grants) == dict(views[i].grants) for i in kept)
         held = follower.answers._decisions
         users = {follower.asked[key].identity.user for key in held}
         assert "u2" not in users and users == {i.user for i in kept}
@@ -114,6 +116,43 @@ async def test_a_table_added_to_one_schema_drops_only_the_views_it_enters():
         assert ("hive", "s2", "t3") in (await answers.view(Identity("u0"))).registry.tables
         assert answers.known()[1][0] == follower.snapshot.registry
         assert follower.wrong_in_memory() == [] and await follower.ask_everything() == []
+
+
+async def test_a_policy_moved_off_a_schema_no_longer_grants_it_to_whom_it_applies():
+    # u1's policy (g1) moves from s1 to s2: u1 fetches its entitlements again, which name the
+    # policy by position; the sidecar's policy table must say s2 now, not s1
+    world = World()
+    async with following(world) as follower:
+        await warmed(follower)
+        replaced_policy(world, "g1", schemas=frozenset({"s2"}))
+        follower.publish(world)
+        await follower.caught_up()
+        answers = follower.answers
+        assert set((await answers.view(Identity("u1"))).grants) == {
+            ("hive", "s2", "t0"),
+            ("hive", "s2", "t1"),
+        }
+        assert answers.sizes()["users"] > 1  # the other users' views were kept
+        assert await follower.ask_everything() == [] and follower.wrong_in_memory() == []
+
+
+async def test_tables_added_to_a_schema_a_policy_covers_whole_are_granted_by_it():
+    world = World()
+    async with following(world) as follower:
+        await warmed(follower)
+        edit(world, ("add", "s1", "t2", frozenset(), False))  # s1: g1's schema (u1, u4)
+        follower.publish(world)
+        await follower.caught_up()
+        edit(world, ("drop", 2))  # sorted tables: (s1, t0) is the third
+        follower.publish(world)
+        await follower.caught_up()
+        answers = follower.answers
+        assert answers.sizes()["users"] > 1
+        granted = {("hive", "s1", "t1"), ("hive", "s1", "t2")}
+        assert set((await answers.view(Identity("u1"))).grants) == granted  # refetched
+        assert set((await answers.view(Identity("u4"))).grants) == granted  # kept
+        assert answers.known()[1][0] == follower.snapshot.registry
+        assert await follower.ask_everything() == [] and follower.wrong_in_memory() == []
 
 
 async def test_a_missed_revision_drops_everything():
