@@ -262,8 +262,8 @@ class Registry:
     # unreachable and no snapshot of it was saved. An object not listed is then denied, not
     # decided as a non-data source (pdp.core.decide.unregistered).
     complete: bool = True
-    # The active subscription policies that target a Trino table, in policy order, with the
-    # tables each targets: a user's entitlements say which apply by their position here.
+    # The active subscription policies, in policy order, with the Trino tables each targets
+    # (maybe none): a user's entitlements say which apply by their position here.
     policies: tuple[Targeted, ...] = ()
 
     @classmethod

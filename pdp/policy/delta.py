@@ -14,7 +14,7 @@ sent). `revision_delta(old, new)` says which of those can differ at `new`:
   length and names must be the same at both revisions.
 
 Whatever it cannot reason about cheaply or surely (the accessGrantMapping, the list of
-policies targeting Trino tables (one added, removed, activated or emptied), a complete registry
+active policies (one added, removed, activated or deactivated), a complete registry
 becoming incomplete, a masking or row-level policy's definition, a policy for `anyone`, a
 change to the policies' order, a change too large to be worth listing) gives `everything`:
 the sidecar drops all it holds, as on any revision before deltas existed. Pure: a function of
@@ -107,10 +107,10 @@ def _changed_tables(old: Registry, new: Registry) -> frozenset[TableKey]:
 
 
 def _retargeted(old: Registry, new: Registry) -> tuple[Retargeted, ...]:
-    """The policies targeting Trino tables whose targets changed, by position (expanded table
+    """The active policies whose Trino tables (or access) changed, by position (expanded table
     sets: a table added to or dropped from a schema a policy covers changes it too)."""
     if [g.policy for g, _ in old.policies] != [g.policy for g, _ in new.policies]:
-        raise _Flush("the policies targeting Trino tables are not the same list")
+        raise _Flush("the active policies are not the same list")
     found = []
     for position, (before, after) in enumerate(zip(old.policies, new.policies, strict=True)):
         if before != after:

@@ -107,6 +107,16 @@ def test_a_table_tag_changes_the_grants_of_tag_policies_not_the_registry():
     assert delta.policies == (Retargeted(2, paris, frozenset({("hive", "sales")})),)
 
 
+def test_a_policy_given_its_first_trino_table_is_retargeted_at_its_position():
+    # "paris" targets no table before (none is tagged eu): it is listed all the same, empty
+    delta = delta_to(sources=[source("sales", "orders", frozenset({"eu"})), *SOURCES[1:]])
+    assert (delta.users, delta.everything) == ({"ben"}, False)
+    paris = PolicyGrant("paris", Access.READ)
+    assert delta.policies == (
+        Retargeted(2, paris, tables=frozenset({("hive", "sales", "orders")})),
+    )
+
+
 def test_a_policy_edit_that_moves_its_tables_retargets_it():
     moved = {"schemas": frozenset(), "data_sources": frozenset({"c.hive.sales.orders"})}
     delta = delta_to(policies=replaced("hr-readers", **moved))
@@ -122,12 +132,9 @@ def test_what_it_does_not_reason_about_drops_everything():
         "mapping": delta_to(mapping=AccessGrantMapping(read=frozenset(Access))),
         "a policy for anyone": delta_to(policies=(*POLICIES, anyone)),
         "the policies' order": delta_to(policies=POLICIES[::-1]),
-        # "paris" targets no Trino table before (no table is tagged eu): the list of policies
-        # targeting Trino tables, whose positions entitlements name, grows by one
-        "a policy's first Trino table": delta_to(
-            sources=[source("sales", "orders", frozenset({"eu"})), *SOURCES[1:]]
-        ),
-        "a policy's last Trino table": revision_delta(snapshot("r0", policies=()), BEFORE),
+        # the list of active policies, whose positions entitlements name, changes
+        "policies added": revision_delta(snapshot("r0", policies=POLICIES[:1]), BEFORE),
+        "a policy removed": delta_to(policies=POLICIES[:2]),
         "the registry incomplete": delta_to(complete=False),
     }
     assert {why: d.everything for why, d in flushes.items()} == dict.fromkeys(flushes, True)
