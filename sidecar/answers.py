@@ -128,7 +128,7 @@ class Answers:
         touched = Touched(delta)
         for identity in [i for i in self._views if touched.identity(i.user, i.groups)]:
             del self._views[identity]
-        if (delta.tables or delta.policies) and not self._patch_registry(delta):
+        if (delta.tables or delta.policies or delta.order) and not self._patch_registry(delta):
             self.reset(revision)
             return
         for cache, scope in ((self._decisions, decision_scope), (self._data_answers, answer_scope)):
@@ -146,18 +146,19 @@ class Answers:
             return True  # not fetched at the revision held: no view holds one either
         old, mapping = self._registry
         try:
-            registry = old.patched(delta.tables, delta.entries, delta.policies)
+            registry = old.patched(delta.tables, delta.entries, delta.policies, delta.order)
         except ValueError as exc:
             log.warning("revision delta not applied (%s): caches dropped", exc)
             return False
         self._registry = (registry, mapping)
-        position = {grant: i for i, (grant, _) in enumerate(old.policies)}
+        position = {grant.policy: i for i, (grant, _) in enumerate(registry.policies)}
+        moved = delta.policies or delta.order is not None
         for identity, view in list(self._views.items()):
             grants = view.grants
-            if delta.policies and isinstance(grants, PolicyGrants):
-                # (a grant the registry does not list, which a correct view never holds, is
-                # left out: never more access than the view gave)
-                held = [position[g] for g, _ in grants.policies if g in position]
+            if moved and isinstance(grants, PolicyGrants):
+                # the same policies, read in the patched list (one it no longer lists, which
+                # a view kept never holds, is left out: never more access than it gave)
+                held = [position[g.policy] for g, _ in grants.policies if g.policy in position]
                 grants = registry.grants(held)
             self._views[identity] = View(
                 view.settings, registry, grants, view.mask_policies, view.filters, view.owned

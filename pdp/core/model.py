@@ -316,33 +316,41 @@ class Registry:
         changed: frozenset[TableKey],
         part: Registry,
         policies: Sequence[Retargeted] = (),
+        order: Sequence[int] | None = None,
     ) -> Registry:
         """This registry with the entries of the `changed` tables replaced by those `part`
         holds (a changed table `part` does not list is gone), and the `policies` retargeted
         (their whole schemas read in the patched registry): how a revision's delta moves a
         sidecar's registry. Only the changed tables' schemas and catalogs are indexed again.
-        Raises ValueError when a policy's position is not in `policies` (a delta can only
-        retarget a policy list of the same length and names)."""
+        `order`, when the list of policies changed: for each position of the new list, the
+        position in this one of the policy there (-1: a policy added, which `policies` gives).
+        Raises ValueError when the delta does not fit (a position not held, a policy retargeted
+        under another name, an added one not given)."""
         tables = (self.tables - changed) | part.tables
         by_catalog, by_schema = dict(self.by_catalog), dict(self.by_schema)
         for catalog in {key[0] for key in changed}:
             _reindex(by_catalog, catalog, changed, {k for k in part.tables if k[0] == catalog})
         for schema in {key[:2] for key in changed}:
             _reindex(by_schema, schema, changed, {k for k in part.tables if k[:2] == schema})
-        targeted = list(self.policies)
+        held = self.policies
+        if order is not None and not all(-1 <= i < len(held) for i in order):
+            raise ValueError("a delta moves a policy from a position not held")
+        targeted = list(held) if order is None else [held[i] if i >= 0 else None for i in order]
         for p in policies:
-            if not 0 <= p.position < len(targeted) or targeted[p.position][0].policy != (
-                p.grant.policy
-            ):
+            was = targeted[p.position] if 0 <= p.position < len(targeted) else ()
+            if was is None or (was and was[0].policy == p.grant.policy):
+                whole = [by_schema.get(schema, frozenset()) for schema in p.schemas]
+                targeted[p.position] = (p.grant, frozenset().union(p.tables, *whole))
+            else:
                 raise ValueError(f"a delta retargets policy {p.grant.policy!r} not held there")
-            whole = [by_schema.get(schema, frozenset()) for schema in p.schemas]
-            targeted[p.position] = (p.grant, frozenset().union(p.tables, *whole))
+        if None in targeted:
+            raise ValueError("a delta adds a policy without its targets")
         return dataclasses.replace(
             self,
             tables=tables,
             by_catalog=by_catalog,
             by_schema=by_schema,
-            policies=tuple(targeted),
+            policies=tuple(t for t in targeted if t is not None),
             columns=_patched(self.columns, changed, part.columns),
             masks=_patched(self.masks, changed, part.masks),
             filters=_patched(self.filters, changed, part.filters),

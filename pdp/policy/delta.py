@@ -9,12 +9,11 @@ sent). `revision_delta(old, new)` says which of those can differ at `new`:
 * `tables`: the Trino tables whose registry entry differs (added, dropped, tagged columns,
   the data policies on them); decisions on those tables and on the schemas and catalogs that
   hold them can differ for everyone, every other registry entry is the same;
-* `policies`: the policies whose Trino tables (expanded: a table added to a schema a policy
-  covers is one more) or access changed, at their position in `Registry.policies`; the list's
-  length and names must be the same at both revisions.
+* `policies`: the active policies added, or whose Trino tables (expanded: a table added to a
+  schema a policy covers is one more) or access changed, at their position in
+  `Registry.policies`; `order`, when policies were added or removed, where each came from.
 
-Whatever it cannot reason about cheaply or surely (the accessGrantMapping, the list of
-active policies (one added, removed, activated or deactivated), a complete registry
+Whatever it cannot reason about cheaply or surely (the accessGrantMapping, a complete registry
 becoming incomplete, a masking or row-level policy's definition, a policy for `anyone`, a
 change to the policies' order, a change too large to be worth listing) gives `everything`:
 the sidecar drops all it holds, as on any revision before deltas existed. Pure: a function of
@@ -52,6 +51,10 @@ class RevisionDelta:
     # The policies of `Registry.policies` whose targets (tables, or access) changed, at the
     # same positions: a sidecar's kept views and the views it fetches anew read them.
     policies: tuple[Retargeted, ...] = ()
+    # When the list of active policies changed (one added, removed, activated, deactivated):
+    # for each position of the new list, the old position of the policy there, -1 for one
+    # added (always in `policies`). None: the same list.
+    order: tuple[int, ...] | None = None
 
     @classmethod
     def flush(cls, previous: str) -> RevisionDelta:
@@ -71,13 +74,12 @@ def revision_delta(old: PolicySnapshot, new: PolicySnapshot) -> RevisionDelta:
     """What differs at `new` from `old` (see the module's docstring)."""
     try:
         tables = _changed_tables(old.registry, new.registry)
-        retargeted = _retargeted(old.registry, new.registry)
+        order, retargeted = _retargeted(old.registry, new.registry)
         users, groups = _changed_subjects(old, new, {p.grant.policy for p in retargeted})
     except _Flush:
         return RevisionDelta.flush(old.revision)
-    delta = RevisionDelta(
-        old.revision, False, users, groups, tables, _entries(new.registry, tables), retargeted
-    )
+    entries = _entries(new.registry, tables)
+    delta = RevisionDelta(old.revision, False, users, groups, tables, entries, retargeted, order)
     return RevisionDelta.flush(old.revision) if delta.size > LARGEST else delta
 
 
@@ -106,17 +108,22 @@ def _changed_tables(old: Registry, new: Registry) -> frozenset[TableKey]:
     return frozenset(changed)
 
 
-def _retargeted(old: Registry, new: Registry) -> tuple[Retargeted, ...]:
-    """The active policies whose Trino tables (or access) changed, by position (expanded table
-    sets: a table added to or dropped from a schema a policy covers changes it too)."""
-    if [g.policy for g, _ in old.policies] != [g.policy for g, _ in new.policies]:
-        raise _Flush("the active policies are not the same list")
+def _retargeted(
+    old: Registry, new: Registry
+) -> tuple[tuple[int, ...] | None, tuple[Retargeted, ...]]:
+    """Where each active policy moved in the list (None: nowhere), and those added or whose
+    Trino tables (or access) changed, by their new position (expanded table sets: a table
+    added to or dropped from a schema a policy covers changes them too). The relative order
+    of the policies kept is checked by `_changed_policies`."""
+    before = {grant.policy: i for i, (grant, _) in enumerate(old.policies)}
+    order = tuple(before.get(grant.policy, -1) for grant, _ in new.policies)
     found = []
-    for position, (before, after) in enumerate(zip(old.policies, new.policies, strict=True)):
-        if before != after:
+    for position, (was, after) in enumerate(zip(order, new.policies, strict=True)):
+        if was < 0 or old.policies[was] != after:
             whole, single = new.split(after[1])
             found.append(Retargeted(position, after[0], frozenset(whole), frozenset(single)))
-    return tuple(found)
+    same = order == tuple(range(len(old.policies)))
+    return None if same else order, tuple(found)
 
 
 def _changed_subjects(

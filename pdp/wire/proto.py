@@ -328,6 +328,8 @@ def delta_to_pb(delta: RevisionDelta) -> pb.RevisionDelta:
             )
             for p in delta.policies
         ],
+        reordered=delta.order is not None,
+        order=delta.order or (),
     )
 
 
@@ -347,4 +349,5 @@ def delta_from_pb(message: pb.RevisionDelta) -> RevisionDelta:
             )
             for p in message.policies
         ),
+        order=tuple(message.order) if message.reordered else None,
     )

@@ -158,6 +158,8 @@ def edit(world: World, change: tuple[Any, ...]) -> None:
     match change:
         case ("policy", group, schemas, tags, access):
             world.grants[group] = (schemas, tags, access)
+        case ("unpolicy", group):  # a "policy" change for it adds it again, last
+            world.grants.pop(group, None)
         case ("groups", user, groups):
             world.groups[user] = groups
         case ("site", user, sites):

@@ -34,6 +34,7 @@ CHANGES = st.one_of(
         TAGS,
         st.sampled_from([Access.READ, Access.WRITE]),
     ),
+    st.tuples(st.just("unpolicy"), st.sampled_from(GROUPS)),
     st.tuples(st.just("groups"), st.sampled_from(USERS), st.frozensets(st.sampled_from(GROUPS))),
     st.tuples(st.just("site"), st.sampled_from(USERS), st.frozensets(st.sampled_from(SITES))),
     st.tuples(
@@ -152,6 +153,21 @@ async def test_tables_added_to_a_schema_a_policy_covers_whole_are_granted_by_it(
         assert set((await answers.view(Identity("u1"))).grants) == granted  # refetched
         assert set((await answers.view(Identity("u4"))).grants) == granted  # kept
         assert answers.known()[1][0] == follower.snapshot.registry
+        assert await follower.ask_everything() == [] and follower.wrong_in_memory() == []
+
+
+async def test_a_policy_added_last_keeps_the_other_users_views():
+    world = World()
+    async with following(world) as follower:
+        await warmed(follower)
+        world.grants["g4"] = (frozenset({"s1"}), frozenset(), Access.READ)  # nobody is in g4
+        world.grants.pop("g0")  # u0 and u2's policy: both refetch
+        world.groups["u3"] = frozenset({"g4"})
+        follower.publish(world)
+        await follower.caught_up()
+        answers = follower.answers
+        assert {i.user for i in answers._views} == {"u1", "u4", "zed"}
+        assert set((await answers.view(Identity("u3"))).grants) >= {("hive", "s1", "t0")}
         assert await follower.ask_everything() == [] and follower.wrong_in_memory() == []
 
 
