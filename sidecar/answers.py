@@ -58,11 +58,19 @@ class Answers:
         user_cache: int = 10_000,
         decision_cache: int = 200_000,
         max_stale: float | None = 300.0,
+        view_grants: int | None = None,
     ) -> None:
         self._cluster, self._client, self._max_stale = cluster, client, max_stale
         self.revision: str | None = None
         self._registry: tuple[Registry, AccessGrantMapping] | None = None
-        self._views: LRUCache = LRUCache(user_cache)
+        # by number of users, or (`view_grants`) by what the views hold (`View.size`; one
+        # heavier than the bound is held alone): memory
+        self._view_grants = view_grants
+        self._views: LRUCache = (
+            LRUCache(user_cache)
+            if view_grants is None
+            else LRUCache(view_grants, getsizeof=lambda view: min(view.size, view_grants))
+        )
         # Decisions in insertion order, evicted first-in first-out: a hit is one C-level dict
         # lookup, where an LRU's recency bookkeeping cost more than the whole rest of a cache
         # hit (profiled under wrk). Keys come from wire.single_key/batch_keys when the body has
@@ -408,7 +416,7 @@ class Answers:
 
     def configure(self, user_cache: int, decision_cache: int, max_stale: float | None) -> None:
         """New cache bounds and staleness bound, keeping what is cached as far as it fits."""
-        if user_cache != self._views.maxsize:
+        if self._view_grants is None and user_cache != self._views.maxsize:
             views: LRUCache = LRUCache(user_cache)
             for identity, view in list(self._views.items())[-user_cache:]:
                 views[identity] = view

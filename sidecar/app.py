@@ -100,6 +100,7 @@ class Sidecar:
             config.user_cache,
             config.decision_cache,
             config.max_stale,
+            config.view_grants,
         )
         sidecar_yaml = SidecarYaml(config, cluster, answers)
         state = StateFile(config.state_file, answers) if config.state_file is not None else None

@@ -42,6 +42,9 @@ class SidecarConfig:
     properties_file: Path | None = None  # absent: the seed defaults
     mapping_file: Path | None = None  # absent: the PDP-level accessGrantMapping applies
     user_cache: int = 10_000
+    # the most entries all cached views hold together (`View.size`: 1 + grants, masks,
+    # filters, owned tables); None: views are bounded by their number (`user_cache`) alone
+    view_grants: int | None = None
     decision_cache: int = 200_000
     max_stale: float | None = 300.0  # None: keep serving cached answers while the PDP is away
     reload_interval: float = 1.0
@@ -81,7 +84,7 @@ def load_sidecar_config(path: Path) -> SidecarConfig:
         top.data.get("cache") or {},
         "cache",
         found,
-        ("users", "decisions", "maxStaleSeconds", "stateFile"),
+        ("users", "viewGrants", "decisions", "maxStaleSeconds", "stateFile"),
         base=path.parent,
     )
     http = Fields(top.data.get("http") or {}, "http", found, tuple(HTTP_KEYS))
@@ -106,6 +109,11 @@ def load_sidecar_config(path: Path) -> SidecarConfig:
         "pdp_timeout": pdp.number("timeoutSeconds", 2.0, positive=True),
         "user_cache": int(cache.number("users", 10_000, positive=True, whole=True)),
         "decision_cache": int(cache.number("decisions", 200_000, positive=True, whole=True)),
+        "view_grants": (
+            int(cache.number("viewGrants", 1, positive=True, whole=True))
+            if "viewGrants" in cache.data
+            else None
+        ),
         "reload_interval": top.number("reloadIntervalSeconds", 1.0, positive=True),
     }
     stale = cache.data.get("maxStaleSeconds", 300.0)

@@ -18,7 +18,13 @@ from sidecar.answers import Answers
 from sidecar.config import SidecarConfig, load_sidecar_config
 
 # (key, sub-key or None): what a change of it takes
-RESTART = (("listen", None), ("workers", None), ("pdp", None), ("cache", "stateFile"))
+RESTART = (
+    ("listen", None),
+    ("workers", None),
+    ("pdp", None),
+    ("cache", "stateFile"),
+    ("cache", "viewGrants"),
+)
 RELOADED = (
     ("cluster", None),
     ("cache", "users"),
@@ -53,6 +59,7 @@ class SidecarYaml(YamlReload[SidecarConfig]):
         "pdp_tls",
         "pdp_auth",
         "state_file",
+        "view_grants",
     )
     log = logging.getLogger(__name__)
 

@@ -210,13 +210,7 @@ def crawl(
     executor = ThreadPoolExecutor(pool.size, "pdp-listing") if pool.size > 1 else None
     try:
         while level:
-            if executor is not None and len(level) > 1:
-                order = _alternating(level)
-                done = executor.map(partial(_list_one, pool, listed), [level[i] for i in order])
-                by_index = dict(zip(order, done, strict=True))
-                found = [by_index[i] for i in range(len(level))]
-            else:
-                found = [_list_one(pool, listed, names) for names in level]
+            found = _list_level(executor, pool, listed, level)
             listings.extend(found)
             following: list[Names] = []
             for names, listing in zip(level, found, strict=True):
@@ -237,6 +231,21 @@ def crawl(
             executor.shutdown(wait=True)
         pool.close()
     return listings
+
+
+def _list_level(
+    executor: ThreadPoolExecutor | None,
+    pool: CrawlerPool,
+    listed: Callable[[Listing], None] | None,
+    level: Sequence[Names],
+) -> list[Listing]:
+    """One level's listings, in the level's order (listed in parallel when there is a pool)."""
+    if executor is None or len(level) <= 1:
+        return [_list_one(pool, listed, names) for names in level]
+    order = _alternating(level)
+    done = executor.map(partial(_list_one, pool, listed), [level[i] for i in order])
+    by_index = dict(zip(order, done, strict=True))
+    return [by_index[i] for i in range(len(level))]
 
 
 def _alternating(level: Sequence[Names]) -> list[int]:
