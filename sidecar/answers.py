@@ -1,5 +1,6 @@
 """Decisions from memory: per-revision caches of the registry, of each user's view and of
-decisions, filled from the PDP on a miss and dropped whenever the revision changes."""
+decisions, filled from the PDP on a miss. When the revision changes, what the PDP's delta
+(pdp.policy.delta) does not touch is kept; without a delta, everything is dropped."""
 
 from __future__ import annotations
 
@@ -19,13 +20,16 @@ from pdp.core.model import (
     ClusterSettings,
     Decision,
     Identity,
+    PolicyGrants,
     Registry,
     Request,
     Settings,
     View,
 )
 from pdp.core.operations import needs_grants
+from pdp.policy.delta import RevisionDelta
 from sidecar.pdp_client import PdpClient, PdpUnavailable
+from sidecar.scope import Touched, answer_scope, decision_scope
 
 STALENESS_CHECK_SECONDS = 0.25
 # How soon the watch asks again after it broke: 0.05 s doubling to 0.25 s. An attempt while the
@@ -114,6 +118,60 @@ class Answers:
         self._decisions.clear()
         self._data_answers.clear()
         self._batch_answers.clear()
+
+    def advance(self, revision: str, delta: RevisionDelta | None) -> None:
+        """Move to `revision`, keeping what `delta` (what changed since the revision held)
+        does not touch: the views of identities it does not name, the registry (patched with
+        the delta's entries of the tables it names, the views kept rebuilt on it), the
+        decisions and data-policy answers of identities and objects it does not name. What is
+        kept is confirmed at `revision` by the PDP's delta. Without a delta, or with one from
+        another revision than the one held (a revision missed), everything is dropped
+        (`reset`)."""
+        if delta is None or delta.everything or delta.previous != self.revision:
+            self.reset(revision)
+            return
+        self.revision = revision
+        # whole-batch answers are served at their revision only: none is of use any more
+        self._batch_answers.clear()
+        touched = Touched(delta)
+        for identity in [i for i in self._views if touched.identity(i.user, i.groups)]:
+            del self._views[identity]
+        if (delta.tables or delta.policies or delta.order) and not self._patch_registry(delta):
+            self.reset(revision)
+            return
+        for cache, scope in ((self._decisions, decision_scope), (self._data_answers, answer_scope)):
+            doomed = [key for key in cache if touched.scope(scope(key))]
+            for key in doomed:
+                del cache[key]
+
+    def _patch_registry(self, delta: RevisionDelta) -> bool:
+        """The registry moved by the delta's entries and retargeted policies, and every view
+        kept rebuilt on it (the user's policies and data policies are the same at both
+        revisions; the tables of each policy are read in the patched registry). False when the
+        delta does not fit the registry held (drop everything)."""
+        self._registry_fetch = None  # one in flight is for the old revision
+        if self._registry is None:
+            return True  # not fetched at the revision held: no view holds one either
+        old, mapping = self._registry
+        try:
+            registry = old.patched(delta.tables, delta.entries, delta.policies, delta.order)
+        except ValueError as exc:
+            log.warning("revision delta not applied (%s): caches dropped", exc)
+            return False
+        self._registry = (registry, mapping)
+        position = {grant.policy: i for i, (grant, _) in enumerate(registry.policies)}
+        moved = delta.policies or delta.order is not None
+        for identity, view in list(self._views.items()):
+            grants = view.grants
+            if moved and isinstance(grants, PolicyGrants):
+                # the same policies, read in the patched list (one it no longer lists, which
+                # a view kept never holds, is left out: never more access than it gave)
+                held = [position[g.policy] for g, _ in grants.policies if g.policy in position]
+                grants = registry.grants(held)
+            self._views[identity] = View(
+                view.settings, registry, grants, view.mask_policies, view.filters, view.owned
+            )
+        return True
 
     async def decide(self, request: Request, key: Hashable | None = None) -> Decision:
         """`key` identifies the request in the decision cache; by default it is derived from
@@ -296,15 +354,14 @@ class Answers:
         try:
             while True:
                 try:
-                    async for revision in self._client.revisions():
+                    async for revision, delta in self._client.revisions(self.revision):
                         if self.lost_since is not None:
                             log.info("revision watch established at %s", revision)
                         self.heard = time.monotonic()
                         self.lost_since, self.away = None, False
                         backoff, announced = WATCH_RETRY_FIRST, False
                         if revision != self.revision:
-                            log.info("policy revision %s: caches dropped", revision)
-                            self.reset(revision)
+                            self._follow(revision, delta)
                 except PdpUnavailable as exc:
                     if not announced:
                         log.warning("revision watch lost: %s", exc)
@@ -318,6 +375,24 @@ class Answers:
                 backoff = min(backoff * 2, WATCH_RETRY_LONGEST)
         finally:
             enforcer.cancel()
+
+    def _follow(self, revision: str, delta: RevisionDelta | None) -> None:
+        before = self.sizes()
+        kept = delta is not None and not delta.everything and delta.previous == self.revision
+        self.advance(revision, delta)
+        if not kept:
+            log.info("policy revision %s: caches dropped", revision)
+            return
+        sizes = self.sizes()
+        log.info(
+            "policy revision %s: kept %d of %d users' views and %d of %d decisions%s",
+            revision,
+            sizes["users"],
+            before["users"],
+            sizes["decisions"],
+            before["decisions"],
+            f", {len(delta.tables)} tables changed" if delta and delta.tables else "",
+        )
 
     async def _enforce_staleness(self) -> None:
         while True:

@@ -12,6 +12,7 @@ from pdp.auth import AsyncTokenSource, TokenError
 from pdp.auth.grpc import bearer_interceptors
 from pdp.config.errors import Problem
 from pdp.core.model import AccessGrantMapping, Identity, Registry, TableKey
+from pdp.policy.delta import RevisionDelta
 from pdp.wire import proto
 from pdp.wire.proto import Grants
 
@@ -90,12 +91,16 @@ class PdpClient:
             return message.revision, proto.table_grants_from_pb(message), masks, filters, owned
         return message.revision, message.policies, masks, filters, owned
 
-    async def revisions(self) -> AsyncIterator[str]:
+    async def revisions(
+        self, held: str | None = None
+    ) -> AsyncIterator[tuple[str, RevisionDelta | None]]:
         """Yields the current revision, then each new one or the same one again as a heartbeat,
-        until the stream breaks or falls silent for SILENCE_SECONDS."""
+        until the stream breaks or falls silent for SILENCE_SECONDS; each with what changed
+        from the revision before it (the first: from `held`, the revision the caller holds),
+        when the PDP sent that (None: drop everything)."""
         call = None
         try:
-            call = self._stub.WatchRevision(pb.WatchRequest())
+            call = self._stub.WatchRevision(pb.WatchRequest(revision=held or ""))
             while True:
                 try:
                     event = await asyncio.wait_for(call.read(), SILENCE_SECONDS)
@@ -111,7 +116,8 @@ class PdpClient:
                 )
                 self.warnings = tuple(event.warnings)
                 self.degraded = event.degraded
-                yield event.revision
+                delta = proto.delta_from_pb(event.delta) if event.HasField("delta") else None
+                yield event.revision, delta
         except (grpc.aio.AioRpcError, TokenError) as exc:
             raise PdpUnavailable(f"WatchRevision: {_describe(exc)}") from exc
         finally:

@@ -93,13 +93,34 @@ class Watched(Generic[T]):
 
     def check(self) -> bool:
         """Reload if any file changed; True if a new value was applied."""
+        if not self._moved():
+            return False
+        return self._apply(self._attempt())
+
+    async def check_off_loop(self) -> bool:
+        """`check`, with the files read and compiled in a thread: a large configuration (the
+        PDP's policy files for 100,000 tables) takes seconds, and meanwhile the event loop
+        keeps serving (the PDP's decisions and its revision heartbeats)."""
+        if not self._moved():
+            return False
+        return self._apply(await asyncio.to_thread(self._attempt))
+
+    def _moved(self) -> bool:
         signature = _signature(self.paths)
         if signature == self._signature:
             return False
         self._signature = signature
+        return True
+
+    def _attempt(self) -> Loaded[T] | ConfigError:
         try:
-            loaded = self._load()
+            return self._load()
         except ConfigError as exc:
+            return exc
+
+    def _apply(self, loaded: Loaded[T] | ConfigError) -> bool:
+        if isinstance(loaded, ConfigError):
+            exc = loaded
             self.last_error = exc
             log.error(
                 "%s: configuration rejected, still serving the last good one:\n%s", self.name, exc
@@ -138,7 +159,7 @@ class Watched(Generic[T]):
                     seconds = interval() if callable(interval) else interval
                     await asyncio.wait_for(notifier.changed.wait(), seconds)
                 notifier.changed.clear()
-                self.check()
+                await self.check_off_loop()
         finally:
             notifier.stop()
             self._notifier = None

@@ -24,6 +24,7 @@ from typing import Any
 from pdp.config.load import PolicyInputs
 from pdp.core.model import fold
 from pdp.policy import DataSource, PolicySnapshot, Revisions
+from pdp.policy.delta import RevisionDelta, revision_delta
 from pdp.policy.model import ObjectType, Policy, Technology
 from pdp.store import Store, StoreRegistry, merge_registries, read_registry
 from pdp.store.notify import VersionListener
@@ -369,13 +370,16 @@ class SnapshotFeed:
             await self._dirty.wait()
             self._dirty.clear()
             inputs, registry = self.inputs, self.registry
+            current = self.revisions.current
             try:
-                snapshot = await asyncio.to_thread(compose, inputs, registry)
+                snapshot, delta = await asyncio.to_thread(
+                    _compose_with_delta, current, inputs, registry
+                )
             except Exception:
                 log.exception("cannot compile the snapshot; keeping the last good one")
                 continue
-            before = self.revisions.current.revision
-            self.revisions.publish(snapshot)
+            before = current.revision
+            self.revisions.publish(snapshot, delta)
             if snapshot.revision != before:
                 log.info("revision %s (store version %s)", snapshot.revision, registry.version)
 
@@ -384,3 +388,14 @@ class SnapshotFeed:
         self.registry = await asyncio.to_thread(read_registry, self.store)
         self.content_version = self.registry.version
         self._dirty.set()
+
+
+def _compose_with_delta(
+    current: PolicySnapshot, inputs: PolicyInputs, registry: StoreRegistry
+) -> tuple[PolicySnapshot, RevisionDelta | None]:
+    """The snapshot, and what changed from `current` to it: both off the event loop (the
+    delta of a large store takes a while; `Revisions.publish` computes it only if absent)."""
+    snapshot = compose(inputs, registry)
+    if snapshot.revision == current.revision:
+        return snapshot, None
+    return snapshot, revision_delta(current, snapshot)

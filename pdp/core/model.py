@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TypeVar
 
 
 class Access(StrEnum):
@@ -29,6 +30,7 @@ POLICY_ACCESS = frozenset({Access.READ, Access.WRITE})
 
 TableKey = tuple[str, str, str]
 """(catalog, schema, table), folded to lower case."""
+_V = TypeVar("_V")
 
 
 def fold(name: str) -> str:
@@ -176,6 +178,18 @@ Targeted = tuple[PolicyGrant, frozenset[TableKey]]
 """An active policy and the Trino tables it targets (the same for every user of a revision)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Retargeted:
+    """The policy at `position` of `Registry.policies` with the tables it targets at a new
+    revision: whole `schemas` (all the tables the registry it applies to holds in them) and
+    single `tables`. How a revision's delta moves a sidecar's policy table."""
+
+    position: int
+    grant: PolicyGrant
+    schemas: frozenset[tuple[str, str]] = frozenset()
+    tables: frozenset[TableKey] = frozenset()
+
+
 class PolicyGrants(Mapping[TableKey, tuple[PolicyGrant, ...]]):
     """A user's grants (data source -> granting policies, in policy order) held as the policies
     that apply to the user, each with its targets shared with every other user: no object per
@@ -248,8 +262,8 @@ class Registry:
     # unreachable and no snapshot of it was saved. An object not listed is then denied, not
     # decided as a non-data source (pdp.core.decide.unregistered).
     complete: bool = True
-    # The active subscription policies that target a Trino table, in policy order, with the
-    # tables each targets: a user's entitlements say which apply by their position here.
+    # The active subscription policies, in policy order, with the Trino tables each targets
+    # (maybe none): a user's entitlements say which apply by their position here.
     policies: tuple[Targeted, ...] = ()
 
     @classmethod
@@ -283,10 +297,95 @@ class Registry:
         """A user's grants from the positions in `policies` of those that apply to them."""
         return PolicyGrants([self.policies[i] for i in positions])
 
+    def split(self, tables: frozenset[TableKey]) -> tuple[list[tuple[str, str]], list[TableKey]]:
+        """`tables` as the schemas they fill whole and the single tables of the others."""
+        by_schema: dict[tuple[str, str], list[TableKey]] = {}
+        for key in tables:
+            by_schema.setdefault(key[:2], []).append(key)
+        whole: list[tuple[str, str]] = []
+        single: list[TableKey] = []
+        for schema, keys in by_schema.items():
+            if len(keys) == len(self.by_schema.get(schema, ())):
+                whole.append(schema)
+            else:
+                single.extend(keys)
+        return whole, single
+
+    def patched(
+        self,
+        changed: frozenset[TableKey],
+        part: Registry,
+        policies: Sequence[Retargeted] = (),
+        order: Sequence[int] | None = None,
+    ) -> Registry:
+        """This registry with the entries of the `changed` tables replaced by those `part`
+        holds (a changed table `part` does not list is gone), and the `policies` retargeted
+        (their whole schemas read in the patched registry): how a revision's delta moves a
+        sidecar's registry. Only the changed tables' schemas and catalogs are indexed again.
+        `order`, when the list of policies changed: for each position of the new list, the
+        position in this one of the policy there (-1: a policy added, which `policies` gives).
+        Raises ValueError when the delta does not fit (a position not held, a policy retargeted
+        under another name, an added one not given)."""
+        tables = (self.tables - changed) | part.tables
+        by_catalog, by_schema = dict(self.by_catalog), dict(self.by_schema)
+        for catalog in {key[0] for key in changed}:
+            _reindex(by_catalog, catalog, changed, {k for k in part.tables if k[0] == catalog})
+        for schema in {key[:2] for key in changed}:
+            _reindex(by_schema, schema, changed, {k for k in part.tables if k[:2] == schema})
+        held = self.policies
+        if order is not None and not all(-1 <= i < len(held) for i in order):
+            raise ValueError("a delta moves a policy from a position not held")
+        targeted = list(held) if order is None else [held[i] if i >= 0 else None for i in order]
+        for p in policies:
+            was = targeted[p.position] if 0 <= p.position < len(targeted) else ()
+            if was is None or (was and was[0].policy == p.grant.policy):
+                whole = [by_schema.get(schema, frozenset()) for schema in p.schemas]
+                targeted[p.position] = (p.grant, frozenset().union(p.tables, *whole))
+            else:
+                raise ValueError(f"a delta retargets policy {p.grant.policy!r} not held there")
+        if None in targeted:
+            raise ValueError("a delta adds a policy without its targets")
+        return dataclasses.replace(
+            self,
+            tables=tables,
+            by_catalog=by_catalog,
+            by_schema=by_schema,
+            policies=tuple(t for t in targeted if t is not None),
+            columns=_patched(self.columns, changed, part.columns),
+            masks=_patched(self.masks, changed, part.masks),
+            filters=_patched(self.filters, changed, part.filters),
+        )
+
     def inside(self, catalog: str, schema: str | None = None) -> frozenset[TableKey]:
         if schema is None:
             return self.by_catalog.get(fold(catalog), frozenset())
         return self.by_schema.get((fold(catalog), fold(schema)), frozenset())
+
+
+_K = TypeVar("_K")
+
+
+def _reindex(
+    index: dict[_K, frozenset[TableKey]],
+    name: _K,
+    changed: frozenset[TableKey],
+    added: set[TableKey],
+) -> None:
+    held = (index.get(name, frozenset()) - changed) | added
+    if held:
+        index[name] = held
+    else:
+        index.pop(name, None)
+
+
+def _patched(
+    mine: Mapping[TableKey, _V], changed: frozenset[TableKey], theirs: Mapping[TableKey, _V]
+) -> dict[TableKey, _V]:
+    merged = dict(mine)
+    for key in changed:
+        merged.pop(key, None)
+    merged.update(theirs)
+    return merged
 
 
 class MaskKind(StrEnum):

@@ -5,23 +5,31 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+from pdp.policy.delta import RevisionDelta, revision_delta
 from pdp.policy.snapshot import PolicySnapshot
 
 
 class Revisions:
-    """The snapshot in force, and a subscription to each new one.
+    """The snapshot in force, what changed from the one before it (`delta`), and a
+    subscription to each new one.
 
     Hot reload publishes; the WatchRevision stream and grant sync subscribe, and so will object
-    sync and the admin API. A slow subscriber is not queued for: it skips to the latest."""
+    sync and the admin API. A slow subscriber is not queued for: it skips to the latest (and a
+    watcher that skipped a revision is sent no delta: `delta.previous` is not what it holds)."""
 
     def __init__(self, snapshot: PolicySnapshot) -> None:
         self.current = snapshot
+        self.delta = RevisionDelta.flush("")  # no revision before the first
         self._changed = asyncio.Event()
 
-    def publish(self, snapshot: PolicySnapshot) -> None:
+    def publish(self, snapshot: PolicySnapshot, delta: RevisionDelta | None = None) -> None:
+        """`delta`: from the current snapshot to `snapshot`, when the caller computed it (off
+        the event loop); computed here when it is absent or from another revision."""
         if snapshot.revision == self.current.revision:
             return
-        self.current = snapshot
+        if delta is None or delta.previous != self.current.revision:
+            delta = revision_delta(self.current, snapshot)
+        self.current, self.delta = snapshot, delta
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
 
@@ -30,6 +38,14 @@ class Revisions:
         while self.current.revision == revision:
             await self._changed.wait()
         return self.current
+
+    def delta_from(self, revision: str | None) -> RevisionDelta | None:
+        """What changed from `revision` to the current one, if the current one directly
+        follows it and the change is one a delta describes; None: drop everything."""
+        delta = self.delta
+        if revision is None or delta.previous != revision or delta.everything:
+            return None
+        return delta
 
     async def subscribe(self) -> AsyncIterator[PolicySnapshot]:
         """The current snapshot, then each newer one, until the subscriber stops."""

@@ -357,17 +357,18 @@ def _trino_targets(
     targets: Mapping[str, frozenset[str]],
     trino_paths: Mapping[str, TableKey],
 ) -> tuple[dict[int, int], list[Targeted]]:
-    """The active policies that target Trino tables, each with those tables, and each one's
-    position among them by its index in `policies`."""
+    """The active policies, each with the Trino tables it targets, and each one's position
+    among them by its index in `policies`. A policy targeting no Trino table (yet) is listed
+    too: a table that enters or leaves it then moves its targets, not every later position
+    (which a revision's delta could only describe as "drop everything")."""
     positions: dict[int, int] = {}
     targeted: list[Targeted] = []
     for i, policy in enumerate(policies):
         if policy.status is not PolicyStatus.ACTIVE:
             continue
         tables = frozenset(k for p in targets[policy.name] if (k := trino_paths.get(p)))
-        if tables:
-            positions[i] = len(targeted)
-            targeted.append((PolicyGrant(policy.name, policy.access), tables))
+        positions[i] = len(targeted)
+        targeted.append((PolicyGrant(policy.name, policy.access), tables))
     return positions, targeted
 
 

@@ -16,6 +16,7 @@ from pdp.config.listen import ensure_listen_free
 from pdp.core import decide
 from pdp.core.model import ClusterSettings, Identity, PolicyGrants, Settings, View
 from pdp.policy import PolicySnapshot, Revisions
+from pdp.policy.delta import RevisionDelta
 from pdp.service.monitor import measured, streamed
 from pdp.wire import proto
 
@@ -39,6 +40,7 @@ class PdpServicer(rpc.PolicyDecisionPointServicer):
         # The registry message of the current revision: every sidecar worker asks for it after
         # each revision, and building it for 100,000 tables takes seconds of CPU.
         self._registry: pb.Registry | None = None
+        self._encoded_delta: tuple[RevisionDelta, pb.RevisionDelta] | None = None
 
     def _effective(self, snapshot: PolicySnapshot) -> Settings:
         return self._cluster().effective(snapshot.mapping)
@@ -124,15 +126,20 @@ class PdpServicer(rpc.PolicyDecisionPointServicer):
         # Each event also carries the configuration edits rejected (hot reload kept serving the
         # last good one), why the PDP is degraded (its store unreachable) and the snapshot's
         # warnings, so that a sidecar's /health can say so.
+        # A new revision carries its delta only when this stream sent the one it starts from.
+        # The first event follows the revision the watcher holds, if it says so.
         revision = self._revisions.current.revision
-        yield self._event(revision)
+        held = request.revision or None
+        yield self._event(revision, self._revisions.delta_from(held) if held != revision else None)
         while True:
+            delta = None
             with contextlib.suppress(TimeoutError):
                 newer = await asyncio.wait_for(self._revisions.after(revision), HEARTBEAT_SECONDS)
+                delta = self._revisions.delta_from(revision)
                 revision = newer.revision
-            yield self._event(revision)
+            yield self._event(revision, delta)
 
-    def _event(self, revision: str) -> pb.RevisionEvent:
+    def _event(self, revision: str, delta: RevisionDelta | None = None) -> pb.RevisionEvent:
         rejected = [
             pb.ConfigProblem(file=p.file, line=p.line or 0, message=p.message)
             for p in self._rejected()
@@ -144,7 +151,15 @@ class PdpServicer(rpc.PolicyDecisionPointServicer):
             rejected=rejected,
             degraded=self._degraded() or "",
             warnings=warnings,
+            delta=None if delta is None else self._delta_pb(delta),
         )
+
+    def _delta_pb(self, delta: RevisionDelta) -> pb.RevisionDelta:
+        """Encoded once per revision, however many sidecars follow."""
+        encoded = self._encoded_delta
+        if encoded is None or encoded[0] is not delta:
+            encoded = self._encoded_delta = (delta, proto.delta_to_pb(delta))
+        return encoded[1]
 
 
 async def start_server(

@@ -11,6 +11,7 @@ import orjson
 
 from pdp.api import pb
 from pdp.core.model import (
+    DEFAULT_MAPPING,
     Access,
     AccessGrantMapping,
     CatalogRef,
@@ -25,6 +26,7 @@ from pdp.core.model import (
     Registry,
     Request,
     Resource,
+    Retargeted,
     SchemaRef,
     SessionPropertyRef,
     Settings,
@@ -33,8 +35,10 @@ from pdp.core.model import (
     Targeted,
     UserRef,
     View,
+    fold,
     table_key,
 )
+from pdp.policy.delta import RevisionDelta
 
 Grants = Mapping[TableKey, tuple[PolicyGrant, ...]]
 
@@ -150,22 +154,13 @@ def _targets_to_pb(registry: Registry, order: list[TableKey]) -> list[pb.PolicyT
     schemas = {schema: i for i, schema in enumerate(dict.fromkeys(k[:2] for k in order))}
     messages = []
     for grant, tables in registry.policies:
-        by_schema: defaultdict[tuple[str, str], list[TableKey]] = defaultdict(list)
-        for key in tables:
-            by_schema[key[:2]].append(key)
-        whole: list[int] = []
-        single: list[int] = []
-        for schema, keys in by_schema.items():
-            if len(keys) == len(registry.by_schema[schema]):
-                whole.append(schemas[schema])
-            else:
-                single.extend(position[k] for k in keys)
+        whole, single = registry.split(tables)
         messages.append(
             pb.PolicyTargets(
                 policy=grant.policy,
                 access=grant.access,
-                schemas=sorted(whole),
-                tables=sorted(single),
+                schemas=sorted(schemas[s] for s in whole),
+                tables=sorted(position[k] for k in single),
             )
         )
     return messages
@@ -314,3 +309,45 @@ def view_from_pb(message: pb.Entitlements, settings: Settings, registry: Registr
     masks, filters = data_policies_from_pb(message)
     grants = grants_from_pb(message, registry)
     return View(settings, registry, grants, masks, filters, owned_from_pb(message))
+
+
+def delta_to_pb(delta: RevisionDelta) -> pb.RevisionDelta:
+    return pb.RevisionDelta(
+        previous=delta.previous,
+        users=sorted(delta.users),
+        groups=sorted(delta.groups),
+        tables=[_table(key) for key in sorted(delta.tables)],
+        registry=registry_to_pb("", delta.entries, DEFAULT_MAPPING) if delta.tables else None,
+        policies=[
+            pb.RetargetedPolicy(
+                position=p.position,
+                policy=p.grant.policy,
+                access=p.grant.access,
+                schemas=[pb.Schema(catalog=c, schema=s) for c, s in sorted(p.schemas)],
+                tables=[_table(key) for key in sorted(p.tables)],
+            )
+            for p in delta.policies
+        ],
+        reordered=delta.order is not None,
+        order=delta.order or (),
+    )
+
+
+def delta_from_pb(message: pb.RevisionDelta) -> RevisionDelta:
+    return RevisionDelta(
+        message.previous,
+        users=frozenset(message.users),
+        groups=frozenset(message.groups),
+        tables=frozenset(table_key(t.catalog, t.schema, t.table) for t in message.tables),
+        entries=registry_from_pb(message.registry)[0],
+        policies=tuple(
+            Retargeted(
+                p.position,
+                PolicyGrant(p.policy, Access(p.access)),
+                frozenset((fold(s.catalog), fold(s.schema)) for s in p.schemas),
+                frozenset(table_key(t.catalog, t.schema, t.table) for t in p.tables),
+            )
+            for p in message.policies
+        ),
+        order=tuple(message.order) if message.reordered else None,
+    )

@@ -16,6 +16,7 @@ from pdp.core.model import (
     View,
     table_key,
 )
+from pdp.policy.delta import RevisionDelta
 from sidecar.answers import Answers
 
 ORDERS = table_key("hive", "sales", "orders")
@@ -128,3 +129,8 @@ def test_a_batch_answer_is_served_at_its_revision_only():
     answers.revision = "r1"
     answers.reset("r1")  # the cluster's settings changed: everything goes
     assert answers.cached_batch(b"body") is None
+    # a revision with a delta keeps other users' views and decisions, never batch answers:
+    # they are not held in memory past their revision
+    answers.remember_batch(b"body", held)
+    answers.advance("r2", RevisionDelta("r1", users=frozenset({"someone-else"})))
+    assert answers.revision == "r2" and answers._batch_answers == {}

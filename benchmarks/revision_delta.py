@@ -1,0 +1,335 @@
+"""Revisions under load (issue 26, goals 1 and 2): what a sidecar keeps and what the checks pay
+when a revision arrives, while 2,000 active users send checks at a steady rate.
+
+    .venv/bin/python benchmarks/revision_delta.py --scale 0.1                 # this tree
+    git archive main | tar -x -C /tmp/before                                  # today's code ...
+    .venv/bin/python benchmarks/revision_delta.py --scale 0.1 --before /tmp/before  # ... beside it
+
+The world is `scale_world.py`'s (`--scale 1`: 10,000 users, 100,000 tables; the policy files
+and registry file `pdp up` loads, with a sidecar of 2 workers). Per tree, `pdp up` is started
+afresh, every active user's checks are asked until both workers hold their views, then the
+load runs (`--rate` checks a second over 8 connections, each a SelectFromColumns of one of the
+user's tables, a fresh queryId each) and three changes are made, one after another:
+
+1. a policy granting one more schema to a group of about 1 % of the users (policies.yaml);
+2. 100 tables added to one schema, as object sync finds them (registry.yaml);
+3. up to 100 tables of one schema dropped (registry.yaml; a small world's schemas hold fewer).
+
+For each: how many views the workers held before, the fewest they held while the change went
+through (a full flush drops to zero, then refills), the PDP process's CPU seconds over the
+change (from the file's write to the end of its window: reading and compiling the files, the
+delta, then the entitlements asked again) beyond its steady rate, and the checks' p50/p99/max
+in the change's window (from a second before both workers serve the new revision to
+`--window` seconds after) beside the steady window just before the write. Only
+127.0.0.1 is used; every process started here is stopped by its own process group.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import generate  # noqa: E402  (benchmarks/ is not a package)
+import run  # noqa: E402
+import scale_world  # noqa: E402
+
+CONNECTIONS = 8
+ACTIVE_USERS = 2_000
+CHECKS_PER_USER = 3
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scale", type=float, default=1.0, help="of scale_world's world")
+    parser.add_argument("--rate", type=float, default=300.0, help="checks a second in all")
+    parser.add_argument("--steady", type=float, default=6.0, help="seconds of the steady window")
+    parser.add_argument("--window", type=float, default=8.0, help="seconds after each change")
+    parser.add_argument("--before", type=Path, help="a source tree to measure beside this one")
+    args = parser.parse_args()
+    trees = {"after": run.REPO, **({"before": args.before.resolve()} if args.before else {})}
+    results = {}
+    for name, tree in sorted(trees.items()):  # "after" first, then "before"
+        print(f"{name}: {tree}", file=sys.stderr)
+        results[name] = one_tree(tree, args)
+    print(markdown(results, args))
+    return 0
+
+
+def one_tree(tree: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
+    work = Path(tempfile.mkdtemp(prefix="pdp-delta-"))
+    world = scale_world.build_world(scale=args.scale)
+    port = run.free_port()
+    files = scale_world.write_world(world, work, port, run.free_port())
+    rnd = random.Random(26)
+    checks = active_checks(world, rnd)
+    try:
+        with started(tree, files) as pdp:
+            run.wait_ready(port, sidecar=True, timeout=600)
+            warm(port, checks)
+            load = Load(port, checks, args.rate)
+            load.start()
+            try:
+                time.sleep(2)
+                group = scale_world.group_of_share(world)
+                policy = scale_world.policy_for_group(world, group)
+                changed = scale_world.with_policy(world, policy)
+                added = scale_world.new_tables(changed, rnd)
+                grown = scale_world.with_tables(changed, added=added)
+                dropped = scale_world.schema_tables(grown, rnd)
+                shrunk = scale_world.with_tables(grown, dropped=dropped)
+                changes: list[tuple[str, Callable[[], None]]] = [
+                    (
+                        f"policy for group {group} ({len(changed.members(group))} users)",
+                        lambda: scale_world.write_policies(changed.policies, files.policies),
+                    ),
+                    (
+                        f"{len(added)} tables added to one schema",
+                        lambda: scale_world.write_registry(grown, files.registry),
+                    ),
+                    (
+                        f"{len(dropped)} tables of one schema dropped",
+                        lambda: scale_world.write_registry(shrunk, files.registry),
+                    ),
+                ]
+                rows = []
+                for label, write in changes:
+                    row = one_change(port, pdp.pid, load, write, args)
+                    rows.append({"change": label, **row})
+                    print(f"  {label}: {row}", file=sys.stderr)
+            finally:
+                load.stop()
+    except BaseException:
+        log = (files.directory / "pdp-up.log").read_text(errors="replace")
+        print("pdp up's log ends:\n" + "\n".join(log.splitlines()[-30:]), file=sys.stderr)
+        raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return rows
+
+
+def active_checks(world: scale_world.World, rnd: random.Random) -> list[bytes]:
+    """A few checks of tables each active user reads."""
+    users = rnd.sample(world.users, min(ACTIVE_USERS, len(world.users)))
+    checks = []
+    for user in users:
+        seen = world.seen(user)
+        indexes = [i for i, bit in enumerate(reversed(bin(seen)[2:])) if bit == "1"]
+        for index in rnd.sample(indexes, min(CHECKS_PER_USER, len(indexes))) or [0]:
+            table = world.tables[index]
+            checks.append(generate.select(user, table, [table.columns[0][0]]))
+    rnd.shuffle(checks)
+    return checks
+
+
+@contextlib.contextmanager
+def started(tree: Path, files: scale_world.WorldFiles) -> Iterator[subprocess.Popen[bytes]]:
+    """`pdp up` from `tree` (its directory first on the path of every process it starts); the
+    PDP is that process itself, the sidecar and its workers its children."""
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    command = [run.PYTHON, "-m", "pdp.cli", "up", "--config", str(files.pdp)]
+    command += ["--sidecar-config", str(files.sidecar)]
+    with (files.directory / "pdp-up.log").open("ab") as out:
+        process = subprocess.Popen(
+            command, cwd=tree, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        yield process
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(15)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def warm(port: int, checks: list[bytes]) -> None:
+    """Ask every check over several connections until both workers hold every active user."""
+    users = len({generate_user(c) for c in checks})
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline:
+        threads = [
+            threading.Thread(target=_ask_all, args=(port, checks[i::CONNECTIONS]))
+            for i in range(CONNECTIONS)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        time.sleep(1.2)  # the workers' metrics are up to a second old
+        held = cached_users(port)
+        if len(held) == 2 and min(held.values()) >= users:
+            return
+    raise SystemExit("the workers never held every active user's view")
+
+
+def generate_user(check: bytes) -> bytes:
+    return check.split(b'"user":"', 1)[1].split(b'"', 1)[0]
+
+
+def _ask_all(port: int, checks: list[bytes]) -> None:
+    for number in range(2):  # new connections: the kernel spreads them over the workers
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        for check in checks[number::2]:
+            connection.request("POST", run.ALLOW, check)
+            connection.getresponse().read()
+        connection.close()
+
+
+class Load:
+    """`rate` checks a second over CONNECTIONS keep-alive connections, each latency kept with
+    the time it was sent."""
+
+    def __init__(self, port: int, checks: list[bytes], rate: float) -> None:
+        self.port, self.checks, self.interval = port, checks, CONNECTIONS / rate
+        self.samples: list[tuple[float, float]] = []  # (sent, seconds)
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(CONNECTIONS)
+        ]
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
+
+    def _run(self, number: int) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        rnd = random.Random(number)
+        sent = 0
+        next_at = time.monotonic()
+        while not self._stop.is_set():
+            check = with_query_id(rnd.choice(self.checks), number, sent)
+            start = time.perf_counter()
+            connection.request("POST", run.ALLOW, check)
+            response = connection.getresponse()
+            response.read()
+            seconds = time.perf_counter() - start
+            if response.status != 200:
+                raise SystemExit(f"a check was answered {response.status}")
+            self.samples.append((time.monotonic() - seconds, seconds))
+            sent += 1
+            next_at += self.interval
+            time.sleep(max(0.0, next_at - time.monotonic()))
+
+    def between(self, start: float, end: float) -> list[float]:
+        return sorted(s * 1000 for t, s in list(self.samples) if start <= t < end)
+
+
+def with_query_id(body: bytes, connection: int, number: int) -> bytes:
+    return body.replace(generate.QID.encode(), b"20261207_%02d_%07d_delta" % (connection, number))
+
+
+def one_change(
+    port: int, pdp_pid: int, load: Load, write: Callable[[], None], args: argparse.Namespace
+) -> dict[str, Any]:
+    held_before = sum(cached_users(port).values())
+    revision_before = revisions(port)
+    steady_start, steady_cpu = time.monotonic(), cpu_seconds(pdp_pid)
+    time.sleep(args.steady)
+    steady = load.between(steady_start, time.monotonic())
+    steady_rate = (cpu_seconds(pdp_pid) - steady_cpu) / (time.monotonic() - steady_start)
+    changed_at, cpu_at = time.monotonic(), cpu_seconds(pdp_pid)
+    write()
+    fewest, switched = held_before, None
+    while switched is None or time.monotonic() - switched < args.window:
+        time.sleep(0.25)
+        fewest = min(fewest, sum(cached_users(port).values()))
+        if switched is None and revisions(port).isdisjoint(revision_before):
+            switched = time.monotonic()
+        if switched is None and time.monotonic() - changed_at > 600:
+            raise SystemExit("the workers did not move to the new revision within 600 s")
+    assert switched is not None
+    elapsed = time.monotonic() - changed_at
+    cpu = cpu_seconds(pdp_pid) - cpu_at - steady_rate * elapsed
+    # the workers' metrics are up to a second old: the window starts a second before
+    during = load.between(switched - 1.0, switched + args.window)
+    return {
+        "views_before": held_before,
+        "fewest_views": fewest,
+        "revision_seen_s": round(switched - changed_at, 1),
+        "pdp_cpu_s": round(max(cpu, 0.0), 2),
+        "steady": percentiles(steady),
+        "during": percentiles(during),
+    }
+
+
+def percentiles(latencies: list[float]) -> dict[str, float]:
+    if not latencies:
+        return {"checks": 0, "p50": 0.0, "p99": 0.0, "max": 0.0}
+    return {
+        "checks": len(latencies),
+        "p50": round(latencies[len(latencies) // 2], 2),
+        "p99": round(latencies[int(len(latencies) * 0.99)], 2),
+        "max": round(latencies[-1], 1),
+    }
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of the process itself (its threads; not its children)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def metrics(port: int) -> str:
+    status, body = run.get(port, "/metrics")
+    if status != 200:
+        raise SystemExit(f"/metrics answered {status}")
+    return body.decode()
+
+
+def cached_users(port: int) -> dict[str, int]:
+    found = re.findall(r'^pdp_sidecar_cached_users\{worker="(\d+)"\} (\S+)$', metrics(port), re.M)
+    return {worker: int(float(value)) for worker, value in found}
+
+
+def revisions(port: int) -> set[str]:
+    return set(re.findall(r'^pdp_sidecar_revision\{.*revision="([^"]*)"', metrics(port), re.M))
+
+
+def markdown(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -> str:
+    lines = [
+        f"scale {args.scale}, {args.rate:.0f} checks/s, windows: steady {args.steady:.0f} s, "
+        f"change {args.window:.0f} s",
+        "",
+        "| tree | change | views held before → fewest during | revision seen after, s "
+        "| PDP CPU for the change, s | p50 / p99 / max ms, steady | p50 / p99 / max ms, "
+        "during | p99 during / steady |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, rows in sorted(results.items(), reverse=True):
+        for r in rows:
+            s, d = r["steady"], r["during"]
+            ratio = d["p99"] / s["p99"] if s["p99"] else float("nan")
+            lines.append(
+                f"| {name} | {r['change']} | {r['views_before']} → {r['fewest_views']} | "
+                f"{r['revision_seen_s']} | {r['pdp_cpu_s']} | {s['p50']} / {s['p99']} / "
+                f"{s['max']} | {d['p50']} / {d['p99']} / {d['max']} | {ratio:.1f}x |"
+            )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

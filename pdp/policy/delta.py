@@ -1,0 +1,233 @@
+"""What changed between two snapshots, as far as a sidecar's caches are concerned.
+
+A sidecar holds, per revision, one registry and one view per identity (user + the groups Trino
+sent). `revision_delta(old, new)` says which of those can differ at `new`:
+
+* `users` and `groups`: an identity's view (grants, data policies, owned tables) can differ
+  when its user is listed or one of its groups is (a group Trino sends counts like a directory
+  one); every other identity's view is the same at both revisions;
+* `tables`: the Trino tables whose registry entry differs (added, dropped, tagged columns,
+  the data policies on them); decisions on those tables and on the schemas and catalogs that
+  hold them can differ for everyone, every other registry entry is the same;
+* `policies`: the active policies added, or whose Trino tables (expanded: a table added to a
+  schema a policy covers is one more) or access changed, at their position in
+  `Registry.policies`; `order`, when policies were added or removed, where each came from.
+
+Whatever it cannot reason about cheaply or surely (the accessGrantMapping, a complete registry
+becoming incomplete, a masking or row-level policy's definition, a policy for `anyone`, a
+change to the policies' order, a change too large to be worth listing) gives `everything`:
+the sidecar drops all it holds, as on any revision before deltas existed. Pure: a function of
+the two snapshots alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from pdp.core.model import Registry, Retargeted, TableKey
+from pdp.policy.model import DirectoryUser, Policy
+from pdp.policy.snapshot import PolicySnapshot
+
+# Past this many names (users + groups + tables) a delta is not worth sending: a sidecar
+# would drop most of what it holds anyway, and the event would be large.
+LARGEST = 20_000
+_V = TypeVar("_V")
+
+
+@dataclass(frozen=True)
+class RevisionDelta:
+    """From revision `previous` to the next one. `everything`: drop all that is held."""
+
+    previous: str
+    everything: bool = False
+    users: frozenset[str] = frozenset()
+    groups: frozenset[str] = frozenset()
+    tables: frozenset[TableKey] = frozenset()
+    # The registry entries of `tables` at the new revision (those still registered): a sidecar
+    # patches its registry with them (`Registry.patched`) instead of fetching it again.
+    entries: Registry = field(default_factory=Registry)
+    # The policies of `Registry.policies` whose targets (tables, or access) changed, at the
+    # same positions: a sidecar's kept views and the views it fetches anew read them.
+    policies: tuple[Retargeted, ...] = ()
+    # When the list of active policies changed (one added, removed, activated, deactivated):
+    # for each position of the new list, the old position of the policy there, -1 for one
+    # added (always in `policies`). None: the same list.
+    order: tuple[int, ...] | None = None
+
+    @classmethod
+    def flush(cls, previous: str) -> RevisionDelta:
+        return cls(previous, everything=True)
+
+    @property
+    def size(self) -> int:
+        listed = sum(len(p.schemas) + len(p.tables) for p in self.policies)
+        return len(self.users) + len(self.groups) + len(self.tables) + listed
+
+
+class _Flush(Exception):
+    """Raised inside the computation: the change is one it does not reason about."""
+
+
+def revision_delta(old: PolicySnapshot, new: PolicySnapshot) -> RevisionDelta:
+    """What differs at `new` from `old` (see the module's docstring)."""
+    try:
+        tables = _changed_tables(old.registry, new.registry)
+        order, retargeted = _retargeted(old.registry, new.registry)
+        users, groups = _changed_subjects(old, new, {p.grant.policy for p in retargeted})
+    except _Flush:
+        return RevisionDelta.flush(old.revision)
+    entries = _entries(new.registry, tables)
+    delta = RevisionDelta(old.revision, False, users, groups, tables, entries, retargeted, order)
+    return RevisionDelta.flush(old.revision) if delta.size > LARGEST else delta
+
+
+def _entries(registry: Registry, tables: frozenset[TableKey]) -> Registry:
+    def of(held: Mapping[TableKey, _V]) -> dict[TableKey, _V]:
+        return {k: held[k] for k in tables if k in held}
+
+    return Registry.of(
+        tables & registry.tables,
+        of(registry.columns),
+        of(registry.masks),
+        of(registry.filters),
+        complete=registry.complete,
+    )
+
+
+def _changed_tables(old: Registry, new: Registry) -> frozenset[TableKey]:
+    if old.complete != new.complete:
+        raise _Flush("the registry's completeness changed")
+    changed = set(old.tables ^ new.tables)
+    for part in ("columns", "masks", "filters"):
+        before: Mapping[TableKey, object] = getattr(old, part)
+        after: Mapping[TableKey, object] = getattr(new, part)
+        if before != after:
+            changed.update(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    return frozenset(changed)
+
+
+def _retargeted(
+    old: Registry, new: Registry
+) -> tuple[tuple[int, ...] | None, tuple[Retargeted, ...]]:
+    """Where each active policy moved in the list (None: nowhere), and those added or whose
+    Trino tables (or access) changed, by their new position (expanded table sets: a table
+    added to or dropped from a schema a policy covers changes them too). The relative order
+    of the policies kept is checked by `_changed_policies`."""
+    before = {grant.policy: i for i, (grant, _) in enumerate(old.policies)}
+    order = tuple(before.get(grant.policy, -1) for grant, _ in new.policies)
+    found = []
+    for position, (was, after) in enumerate(zip(order, new.policies, strict=True)):
+        if was < 0 or old.policies[was] != after:
+            whole, single = new.split(after[1])
+            found.append(Retargeted(position, after[0], frozenset(whole), frozenset(single)))
+    same = order == tuple(range(len(old.policies)))
+    return None if same else order, tuple(found)
+
+
+def _changed_subjects(
+    old: PolicySnapshot, new: PolicySnapshot, retargeted: set[str]
+) -> tuple[frozenset[str], frozenset[str]]:
+    """`retargeted`: the policies whose Trino tables changed; each must be one this finds
+    changed (whose users and groups it lists), or the change is not one it understands."""
+    if old.mapping != new.mapping:
+        raise _Flush("the accessGrantMapping changed")
+    if old.masking != new.masking or old.row_filters != new.row_filters:
+        raise _Flush("a data policy's definition changed")
+    users = _changed_directory(old.directory, new.directory)
+    groups: set[str] = set()
+    changed = _changed_policies(old, new)
+    if not retargeted <= {policy.name for policy in changed}:
+        raise _Flush("a policy's Trino tables changed with neither its definition nor paths")
+    for policy in changed:
+        if policy.anyone:
+            raise _Flush("a policy for anyone changed")
+        users |= policy.users
+        groups |= policy.groups
+        for key, values in policy.attributes.items():
+            users |= _holding(old.directory, key, values) | _holding(new.directory, key, values)
+    for kind, name in _changed_owners(old.owned_by, new.owned_by):
+        (users if kind == "user" else groups).add(name)
+    users |= _members(old.directory, groups) | _members(new.directory, groups)
+    return frozenset(users), frozenset(groups)
+
+
+def _changed_directory(
+    old: Mapping[str, DirectoryUser], new: Mapping[str, DirectoryUser]
+) -> set[str]:
+    """Users added, removed, or whose groups or attributes changed (not their permissions:
+    no view depends on them)."""
+    if old == new:
+        return set()
+    changed = set(old.keys() ^ new.keys())
+    for name in old.keys() & new.keys():
+        before, after = old[name], new[name]
+        if before.groups != after.groups or before.attributes != after.attributes:
+            changed.add(name)
+    return changed
+
+
+def _changed_policies(old: PolicySnapshot, new: PolicySnapshot) -> list[Policy]:
+    """Every version (before, after) of a subscription policy whose definition or resolved
+    data sources changed, or that was added or removed."""
+    before, after = _by_name(old.policies), _by_name(new.policies)
+    common = before.keys() & after.keys()
+    if [p.name for p in old.policies if p.name in common] != [
+        p.name for p in new.policies if p.name in common
+    ]:
+        raise _Flush("the policies' order changed (the order of a decision's policies)")
+    moved = _moved_paths(old, new)
+    changed: list[Policy] = []
+    for name in before.keys() | after.keys():
+        was, now = before.get(name), after.get(name)
+        old_paths = old.targets.get(name, frozenset())
+        new_paths = new.targets.get(name, frozenset())
+        if (
+            was != now
+            or old_paths != new_paths
+            or not moved.isdisjoint(old_paths)
+            or not moved.isdisjoint(new_paths)
+        ):
+            changed += [p for p in (was, now) if p is not None]
+    return changed
+
+
+def _by_name(policies: Iterable[Policy]) -> dict[str, Policy]:
+    found: dict[str, Policy] = {}
+    for policy in policies:
+        if policy.name in found:
+            raise _Flush(f"two policies named {policy.name!r}")
+        found[policy.name] = policy
+    return found
+
+
+def _moved_paths(old: PolicySnapshot, new: PolicySnapshot) -> frozenset[str]:
+    """Data source paths whose Trino table changed (a catalog mapped or unmapped)."""
+    if old.trino_paths == new.trino_paths:
+        return frozenset()
+    before, after = old.trino_paths, new.trino_paths
+    return frozenset(p for p in before.keys() | after.keys() if before.get(p) != after.get(p))
+
+
+def _holding(directory: Mapping[str, DirectoryUser], key: str, values: frozenset[str]) -> set[str]:
+    return {
+        name
+        for name, user in directory.items()
+        if not values.isdisjoint(user.attributes.get(key, ()))
+    }
+
+
+def _members(directory: Mapping[str, DirectoryUser], groups: set[str]) -> set[str]:
+    if not groups:
+        return set()
+    return {name for name, user in directory.items() if not groups.isdisjoint(user.groups)}
+
+
+def _changed_owners(
+    old: Mapping[tuple[str, str], frozenset[TableKey]],
+    new: Mapping[tuple[str, str], frozenset[TableKey]],
+) -> set[tuple[str, str]]:
+    if old == new:
+        return set()
+    return {p for p in old.keys() | new.keys() if old.get(p) != new.get(p)}

@@ -1,0 +1,192 @@
+"""Revisions that carry a delta, through a real PDP service and a sidecar's Answers following
+its watch stream: whatever the change, every answer the sidecar holds after a revision equals a
+fresh decision on the new snapshot, and what the change does not touch is kept."""
+
+from __future__ import annotations
+
+import asyncio
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pdp.core.model import Access, CatalogRef, Identity, SchemaRef, TableRef
+from pdp.policy.delta import RevisionDelta
+from tests.sidecar.delta_world import (
+    GROUPS,
+    NAMES,
+    SCHEMAS,
+    SITES,
+    USERS,
+    Follower,
+    World,
+    edit,
+    following,
+    replaced_policy,
+)
+
+SOME_SCHEMAS = st.frozensets(st.sampled_from(SCHEMAS), max_size=2)
+TAGS = st.frozensets(st.sampled_from(["eu", "own"]), max_size=2)
+CHANGES = st.one_of(
+    st.tuples(
+        st.just("policy"),
+        st.sampled_from(GROUPS),
+        SOME_SCHEMAS,
+        TAGS,
+        st.sampled_from([Access.READ, Access.WRITE]),
+    ),
+    st.tuples(st.just("unpolicy"), st.sampled_from(GROUPS)),
+    st.tuples(st.just("groups"), st.sampled_from(USERS), st.frozensets(st.sampled_from(GROUPS))),
+    st.tuples(st.just("site"), st.sampled_from(USERS), st.frozensets(st.sampled_from(SITES))),
+    st.tuples(
+        st.just("add"), st.sampled_from(SCHEMAS), st.sampled_from(NAMES), TAGS, st.booleans()
+    ),
+    st.tuples(st.just("drop"), st.integers(0, 20)),
+    st.tuples(st.just("tag"), st.integers(0, 20), TAGS, st.booleans()),
+    st.tuples(st.just("mapping"), st.booleans()),
+)
+# Each step: the changes published back to back (more than one: the watch may skip some).
+STEPS = st.lists(st.lists(CHANGES, min_size=1, max_size=3), min_size=1, max_size=5)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(STEPS)
+def test_after_every_revision_every_answer_held_equals_a_fresh_decision(steps):
+    async def scenario() -> list[str]:
+        world = World()
+        async with following(world) as follower:
+            wrong = await follower.ask_everything()
+            for changes in steps:
+                for change in changes:
+                    edit(world, change)
+                    follower.publish(world)
+                await follower.caught_up()
+                wrong += follower.wrong_in_memory()
+                wrong += await follower.ask_everything()
+        return wrong
+
+    assert asyncio.run(scenario()) == []
+
+
+# --- examples ------------------------------------------------------------------------------
+
+
+async def warmed(follower: Follower) -> tuple[dict, dict]:
+    await follower.ask_everything()
+    answers = follower.answers
+    return dict(answers._views), dict(answers._decisions)
+
+
+async def test_a_change_to_one_groups_policy_keeps_every_other_users_view_and_decisions():
+    world = World()
+    async with following(world) as follower:
+        views, decisions = await warmed(follower)
+        replaced_policy(world, "g3", schemas=frozenset({"s1"}))  # only u2 (g3 from Trino)
+        follower.publish(world)
+        await follower.caught_up()
+        kept = follower.answers._views
+        assert {i.user for i in views} - {i.user for i in kept} == {"u2"}
+        # not refetched: rebuilt on the revision's registry from what the views held
+        assert all(kept[i].filters is views[i].filters for i in kept)
+        assert all(dict(kept[i].grants) == dict(views[i].grants) for i in kept)
+        held = follower.answers._decisions
+        users = {follower.asked[key].identity.user for key in held}
+        assert "u2" not in users and users == {i.user for i in kept}
+        assert {k for k in decisions if follower.asked[k].identity.user != "u2"} == held.keys()
+        assert follower.wrong_in_memory() == []
+
+
+async def test_a_table_added_to_one_schema_drops_only_the_views_it_enters():
+    world = World()
+    async with following(world) as follower:
+        views, _ = await warmed(follower)
+        edit(world, ("add", "s2", "t3", frozenset(), False))  # granted to g3 only (u2)
+        follower.publish(world)
+        await follower.caught_up()
+        answers = follower.answers
+        assert {i.user for i in views} - {i.user for i in answers._views} == {"u2"}
+        # decisions on the table, its schema and its catalog are dropped for everyone (what
+        # they hold changed); the other tables' decisions are kept, even in its schema
+        objects = {follower.asked[k].resource for k in answers._decisions}
+        assert not objects & {
+            TableRef("hive", "s2", "t3"),
+            SchemaRef("hive", "s2"),
+            CatalogRef("hive"),
+        }
+        assert {TableRef("hive", "s2", "t0"), SchemaRef("hive", "s0")} <= objects
+        # the registry is patched with the delta's entries, the kept views rebuilt on it
+        assert ("hive", "s2", "t3") in (await answers.view(Identity("u0"))).registry.tables
+        assert answers.known()[1][0] == follower.snapshot.registry
+        assert follower.wrong_in_memory() == [] and await follower.ask_everything() == []
+
+
+async def test_a_policy_moved_off_a_schema_no_longer_grants_it_to_whom_it_applies():
+    # u1's policy (g1) moves from s1 to s2: u1 fetches its entitlements again, which name the
+    # policy by position; the sidecar's policy table must say s2 now, not s1
+    world = World()
+    async with following(world) as follower:
+        await warmed(follower)
+        replaced_policy(world, "g1", schemas=frozenset({"s2"}))
+        follower.publish(world)
+        await follower.caught_up()
+        answers = follower.answers
+        assert set((await answers.view(Identity("u1"))).grants) == {
+            ("hive", "s2", "t0"),
+            ("hive", "s2", "t1"),
+        }
+        assert answers.sizes()["users"] > 1  # the other users' views were kept
+        assert await follower.ask_everything() == [] and follower.wrong_in_memory() == []
+
+
+async def test_tables_added_to_a_schema_a_policy_covers_whole_are_granted_by_it():
+    world = World()
+    async with following(world) as follower:
+        await warmed(follower)
+        edit(world, ("add", "s1", "t2", frozenset(), False))  # s1: g1's schema (u1, u4)
+        follower.publish(world)
+        await follower.caught_up()
+        edit(world, ("drop", 2))  # sorted tables: (s1, t0) is the third
+        follower.publish(world)
+        await follower.caught_up()
+        answers = follower.answers
+        assert answers.sizes()["users"] > 1
+        granted = {("hive", "s1", "t1"), ("hive", "s1", "t2")}
+        assert set((await answers.view(Identity("u1"))).grants) == granted  # refetched
+        assert set((await answers.view(Identity("u4"))).grants) == granted  # kept
+        assert answers.known()[1][0] == follower.snapshot.registry
+        assert await follower.ask_everything() == [] and follower.wrong_in_memory() == []
+
+
+async def test_a_policy_added_last_keeps_the_other_users_views():
+    world = World()
+    async with following(world) as follower:
+        await warmed(follower)
+        world.grants["g4"] = (frozenset({"s1"}), frozenset(), Access.READ)  # nobody is in g4
+        world.grants.pop("g0")  # u0 and u2's policy: both refetch
+        world.groups["u3"] = frozenset({"g4"})
+        follower.publish(world)
+        await follower.caught_up()
+        answers = follower.answers
+        assert {i.user for i in answers._views} == {"u1", "u4", "zed"}
+        assert set((await answers.view(Identity("u3"))).grants) >= {("hive", "s1", "t0")}
+        assert await follower.ask_everything() == [] and follower.wrong_in_memory() == []
+
+
+async def test_a_missed_revision_drops_everything():
+    world = World()
+    async with following(world) as follower:
+        await warmed(follower)
+        answers = follower.answers
+        held = answers.revision
+        delta = RevisionDelta("r-not-held", users=frozenset({"u2"}))
+        answers.advance("r9", delta)  # a delta from a revision this sidecar never had
+        assert held != "r-not-held"
+        assert answers.sizes() == {"users": 0, "decisions": 0, "dataPolicyAnswers": 0}
+        assert answers.known()[1] is None
+
+
+async def test_without_a_delta_the_stream_says_drop_everything():
+    world = World()
+    async with following(world) as follower:
+        await warmed(follower)
+        follower.answers.advance("r9", None)
+        assert follower.answers.sizes()["users"] == 0
