@@ -76,7 +76,7 @@ def parse_policy_file(text: str, file: str, into: PolicyDocuments) -> Collector:
         found.error(line_of(document, "users"), "users: expected a mapping of user name to entry")
         users = {}
     for name, entry in users.items():
-        _user(str(name), entry or {}, f"users.{name}", found, into, line_of(users, name))
+        _user(str(name), entry or {}, f"users.{name}", found, into, users)
     return found
 
 
@@ -231,11 +231,11 @@ def _paths(what: Fields, key: str, depth: int) -> frozenset[str]:
 
 
 def _user(
-    name: str, data: Any, where: str, found: Collector, into: PolicyDocuments, line: int | None
+    name: str, data: Any, where: str, found: Collector, into: PolicyDocuments, users: Any
 ) -> None:
     f = Fields(data, where, found, ("groups", "attributes", "permissions"))
-    if name in into.users:
-        found.error(line, f"{where}: user {name!r} is defined twice")
+    if name in into.users:  # (the line looked up only now: a JSON file's lines are lazy)
+        found.error(line_of(users, name), f"{where}: user {name!r} is defined twice")
     permissions = set()
     for value in f.strings("permissions"):
         try:

@@ -19,27 +19,31 @@ _STR = "tag:yaml.org,2002:str"
 
 
 class _Lined:
-    """A container read by the JSON fast path finds its lines on first use: those of its twin
-    (same key path, `_at`) in the YAML parse of the same text."""
+    """A container read by the JSON fast path (`_at`: its text) finds its lines on first use:
+    those of its twin in the YAML parse of the same text."""
 
-    _at: tuple[_Json, tuple[Any, ...]]
+    __slots__ = ()
+    _at: _Json
+    line: Any
+    lines: Any
 
     def __getattr__(self, name: str) -> Any:
-        at = self.__dict__.get("_at")
-        if at is None or name not in ("line", "lines"):
+        if name not in ("line", "lines"):
             raise AttributeError(name)
-        twin = at[0].twin(at[1])
-        self.__dict__["line"] = getattr(twin, "line", None)
-        self.__dict__["lines"] = getattr(twin, "lines", None) or type(self)()
-        return self.__dict__[name]
+        twin = self._at.twin(self)  # (no `_at`: an AttributeError, as for any missing line)
+        self.line = getattr(twin, "line", None)
+        self.lines = getattr(twin, "lines", None) or type(self)()
+        return getattr(self, name)
 
 
 class LineDict(_Lined, dict):
+    __slots__ = ("_at", "line", "lines")  # (slots: the fast path builds 350,000 of them)
     line: int
     lines: dict[Any, int]
 
 
 class LineList(_Lined, list):
+    __slots__ = ("_at", "line", "lines")
     line: int
     lines: list[int]
 
@@ -147,24 +151,26 @@ _SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 class _Json:
-    """One text parsed by orjson into LineDict/LineList whose lines are found lazily."""
+    """One text parsed by orjson into LineDict/LineList; their lines are looked up in the
+    YAML parse of the text when first asked for."""
 
     def __init__(self, text: str, file: str) -> None:
         self.text, self.file = text, file
         self.keys = 0
-        self._yaml: Any = None
+        self.root: LineDict | LineList | None = None
+        self.twins: dict[int, Any] | None = None
 
     def load(self) -> Any:
         try:
             document = orjson.loads(self.text)
         except orjson.JSONDecodeError as exc:
             raise _NotJson from exc
-        result = self._wrap(document, ())
+        self.root = self._wrap(document)
         if self.keys != len(_KEY_END.findall(self.text)) or _SURROGATE.search(self.text):
             raise _NotJson
-        return result
+        return self.root
 
-    def _wrap(self, value: Any, path: tuple[Any, ...]) -> Any:
+    def _wrap(self, value: dict[Any, Any] | list[Any]) -> LineDict | LineList:
         result: LineDict | LineList
         if type(value) is dict:
             result = LineDict(value)
@@ -173,26 +179,31 @@ class _Json:
         else:
             result = LineList(value)
             items = enumerate(value)
-        result._at = (self, path)
+        result._at = self
         for key, item in items:
             kind = type(item)
             if kind is dict or kind is list:
-                result[key] = self._wrap(item, (*path, key))
+                result[key] = self._wrap(item)
             elif kind is float:  # YAML 1.1 reads 1e5 as a string: leave numbers to it
                 raise _NotJson
         return result
 
-    def twin(self, path: tuple[Any, ...]) -> Any:
-        """The container at `path` in the YAML parse of the text (None where it differs)."""
-        if self._yaml is None:
-            self._yaml = _load_yaml(self.text, self.file)
-        node = self._yaml
-        for key in path:
-            try:
-                node = node[key]
-            except (KeyError, IndexError, TypeError):
-                return None
-        return node
+    def twin(self, container: object) -> Any:
+        """`container`'s twin in the YAML parse of the text (None where there is none)."""
+        if self.twins is None:
+            self.twins = {}
+            self._pair(self.root, _load_yaml(self.text, self.file))
+        return self.twins.get(id(container))
+
+    def _pair(self, fast: Any, slow: Any) -> None:
+        assert self.twins is not None
+        self.twins[id(fast)] = slow
+        for key, item in fast.items() if isinstance(fast, dict) else enumerate(fast):
+            if isinstance(item, LineDict | LineList):
+                try:
+                    self._pair(item, slow[key])
+                except (KeyError, IndexError, TypeError):
+                    continue
 
 
 def line_of(container: Any, key: Any = None) -> int | None:
