@@ -335,10 +335,8 @@ def _index(sources: Mapping[str, DataSource]) -> Index:
         index["connection", conn].add(path)
         index["database", f"{conn}.{db}"].add(path)
         index["schema", f"{conn}.{db}.{schema}"].add(path)
-        for tag in source.tags:
-            parts = tag.split(".")
-            for depth in range(1, len(parts) + 1):  # a policy on a parent tag covers its children
-                index["tag", ".".join(parts[:depth])].add(path)
+        for tag in _with_parents(source.tags):  # a policy on a parent tag covers its children
+            index["tag", tag].add(path)
     return dict(index)
 
 
