@@ -4,6 +4,7 @@ to read the world's files and compile its snapshot, and what the process holds a
     .venv/bin/python benchmarks/startup.py                          # this tree, scale 1
     git archive main | tar -x -C /tmp/before                        # an earlier tree ...
     .venv/bin/python benchmarks/startup.py --before /tmp/before     # ... alternating with it
+    .venv/bin/python benchmarks/startup.py --json                   # the big files as JSON
 
 Each measurement is a fresh Python process (`--child`) running the PDP's own loading path
 (`load_pdp_config`, `load_policy_inputs`, `PolicyInputs.compile`: what `pdp serve` does before
@@ -103,6 +104,7 @@ def main() -> int:
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--rounds", type=int, default=1, help="measurements per tree")
     parser.add_argument("--before", type=Path, help="a source tree to measure alternately")
+    parser.add_argument("--json", action="store_true", help="registry, policies, users as JSON")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -111,7 +113,8 @@ def main() -> int:
     trees = {"after": REPO, **({"before": args.before.resolve()} if args.before else {})}
     work = Path(tempfile.mkdtemp(prefix="pdp-startup-"))
     try:
-        files = scale_world.write_world(scale_world.build_world(scale=args.scale), work)
+        world = scale_world.build_world(scale=args.scale)
+        files = scale_world.write_world(world, work, as_json=args.json)
         results: dict[str, list[dict[str, Any]]] = {name: [] for name in trees}
         for number in range(args.rounds):
             for name, tree in trees.items():

@@ -8,6 +8,7 @@ Several files are merged; a name defined twice is an error.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,7 +77,7 @@ def parse_policy_file(text: str, file: str, into: PolicyDocuments) -> Collector:
         found.error(line_of(document, "users"), "users: expected a mapping of user name to entry")
         users = {}
     for name, entry in users.items():
-        _user(str(name), entry or {}, f"users.{name}", found, into, line_of(users, name))
+        _user(str(name), entry or {}, f"users.{name}", found, into, users)
     return found
 
 
@@ -158,7 +159,7 @@ def _table(
         schema=place.schema,
         name=table_name,
         type=table.enum("type", ObjectType, ObjectType.TABLE),
-        tags=frozenset(fold(t) for t in table.strings("tags")),
+        tags=_folded(tuple(table.strings("tags"))) or frozenset(),
         trino_catalog=place.trino_catalog,
         columns=_column_tags(table),
     )
@@ -231,11 +232,11 @@ def _paths(what: Fields, key: str, depth: int) -> frozenset[str]:
 
 
 def _user(
-    name: str, data: Any, where: str, found: Collector, into: PolicyDocuments, line: int | None
+    name: str, data: Any, where: str, found: Collector, into: PolicyDocuments, users: Any
 ) -> None:
     f = Fields(data, where, found, ("groups", "attributes", "permissions"))
-    if name in into.users:
-        found.error(line, f"{where}: user {name!r} is defined twice")
+    if name in into.users:  # (the line looked up only now: a JSON file's lines are lazy)
+        found.error(line_of(users, name), f"{where}: user {name!r} is defined twice")
     permissions = set()
     for value in f.strings("permissions"):
         try:
@@ -266,13 +267,25 @@ def _column_tags(table: Fields) -> tuple[tuple[str, frozenset[str]], ...]:
     for name, tags in raw.items():
         if isinstance(tags, str):
             tags = [tags]
-        if not isinstance(tags, list) or not all(isinstance(t, str) and t for t in tags):
+        try:
+            folded = _folded(tuple(tags)) if isinstance(tags, list) else None
+        except TypeError:  # an entry that is a list or a mapping
+            folded = None
+        if folded is None:
             table.found.error(
                 line_of(raw, name), f"{table.path('columns')}.{name}: expected a list of tags"
             )
             continue
-        result.append((fold(str(name)), frozenset(fold(t) for t in tags)))
+        result.append((fold(str(name)), folded))
     return tuple(result)
+
+
+@functools.lru_cache(maxsize=4096)  # a registry repeats few tag lists over 100,000 tables
+def _folded(tags: tuple[Any, ...]) -> frozenset[str] | None:
+    """The tags folded, None unless all are non-empty strings."""
+    if not all(isinstance(t, str) and t for t in tags):
+        return None
+    return frozenset(fold(t) for t in tags)
 
 
 DATA_POLICY_KEYS = ("name", "status", "what", "exceptFor", "onlyFor")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -237,6 +238,7 @@ Index = dict[tuple[str, str], set[str]]
 NEW_TAG_FOLDED = fold(NEW_COLUMN_TAG)
 
 
+@functools.lru_cache(maxsize=4096)  # a registry repeats few tag sets over 100,000 tables
 def _with_parents(tags: frozenset[str]) -> frozenset[str]:
     result: set[str] = set()
     for tag in tags:
@@ -265,9 +267,12 @@ def _columns(
     """Each Trino table's columns and their tags (with the tags' parents)."""
     columns: dict[TableKey, dict[str, frozenset[str]]] = {}
     for path, key in trino_paths.items():
-        for column, tags in by_path[path].columns:
-            table = columns.setdefault(key, {})
-            table[column] = table.get(column, frozenset()) | _with_parents(tags)
+        if not (source_columns := by_path[path].columns):
+            continue
+        table = columns.setdefault(key, {})
+        for column, tags in source_columns:  # (sets shared, not copied, where nothing merges)
+            parents, before = _with_parents(tags), table.get(column)
+            table[column] = parents if before is None else before | parents
     return columns
 
 
@@ -330,10 +335,8 @@ def _index(sources: Mapping[str, DataSource]) -> Index:
         index["connection", conn].add(path)
         index["database", f"{conn}.{db}"].add(path)
         index["schema", f"{conn}.{db}.{schema}"].add(path)
-        for tag in source.tags:
-            parts = tag.split(".")
-            for depth in range(1, len(parts) + 1):  # a policy on a parent tag covers its children
-                index["tag", ".".join(parts[:depth])].add(path)
+        for tag in _with_parents(source.tags):  # a policy on a parent tag covers its children
+            index["tag", tag].add(path)
     return dict(index)
 
 

@@ -90,6 +90,18 @@ def test_the_same_seed_and_scale_write_the_same_bytes(tmp_path: Path, files: sw.
     assert other.policies != WORLD.policies
 
 
+def test_the_world_written_as_json_is_the_same_world(
+    tmp_path: Path, snapshot: PolicySnapshot
+) -> None:
+    files = sw.write_world(WORLD, tmp_path, as_json=True)
+    assert [p.name for p in files.policy_files] == ["registry.json", "policies.json", "users.json"]
+    assert files.registry.read_text().startswith("{")
+    from_json = compiled(files)
+    assert from_json.sources == snapshot.sources
+    assert from_json.policies == snapshot.policies
+    assert from_json.directory == snapshot.directory
+
+
 def test_a_policy_for_one_group_changes_only_its_members(
     tmp_path: Path, snapshot: PolicySnapshot
 ) -> None:

@@ -129,9 +129,10 @@ def test_errors_name_file_and_line(tmp_path, policies, line, fragment):
     assert fragment in problem.message
 
 
-def test_bad_column_tags_name_the_line(tmp_path):
+@pytest.mark.parametrize("tags", ["[1]", "[[PII]]", "['']", "{a: b}"])
+def test_bad_column_tags_name_the_line(tmp_path, tags):
     registry = REGISTRY.replace(
-        "columns: {email: [PII.Email], ssn: PII, Name: [pii.name]}", "columns: {email: [1]}"
+        "columns: {email: [PII.Email], ssn: PII, Name: [pii.name]}", f"columns: {{email: {tags}}}"
     )
     with pytest.raises(ConfigError) as error:
         tree(tmp_path, registry=registry).snapshot()
