@@ -10,7 +10,8 @@ import stat
 
 import pytest
 
-from devstack.configs import WORKED_POLICIES, WORKED_USERS, make_tree
+from devstack.configs import WORKED_USERS, make_tree
+from devstack.replica import POLICIES
 from pdp.config.load import load_policy_inputs
 from pdp.control import SnapshotFeed, compose
 from pdp.control.snapshot import UNREAD, load_registry, save_registry
@@ -18,16 +19,6 @@ from pdp.objects import ObjectPath
 from pdp.objects.syncplan import Listing, RemoteColumn, RemoteObject
 from pdp.store import Store, StoreRegistry, read_registry
 from pdp.wire import proto
-
-POLICIES = (
-    WORKED_POLICIES
-    + """
-  - name: hc-readers
-    access: READ
-    who: {users: [alice]}
-    what: {tags: [Connections.Trino.hc]}
-"""
-)
 
 
 @pytest.fixture
