@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, TypeVar
@@ -52,9 +52,11 @@ class PolicyInputs:
         retired: Sequence[DataSource] | None = None,
         *,
         complete: bool = True,
+        previous: PolicySnapshot | None = None,
     ) -> PolicySnapshot:
         """The snapshot; `sources`/`retired` replace the files' registry (merged with the
-        store's by the control plane; `complete=False` while the store's part is unknown)."""
+        store's by the control plane; `complete=False` while the store's part is unknown).
+        `previous`: a snapshot whose compiled parts may be reused (`PolicySnapshot.compile`)."""
         docs = self.documents
         snapshot = PolicySnapshot.compile(
             revision=revision or self.digest,
@@ -65,6 +67,7 @@ class PolicyInputs:
             masking=(*docs.masks.values(), *builtin_masks(docs.builtins)),
             row_filters=docs.row_filters.values(),
             complete=complete,
+            previous=previous,
             **({"mapping": self.mapping} if self.mapping else {}),
         )
         return dataclasses.replace(snapshot, warnings=audit(snapshot))
@@ -73,19 +76,100 @@ class PolicyInputs:
 def load_snapshot(files: Sequence[Path], mapping_file: Path | None) -> Loaded[PolicySnapshot]:
     """All policy files plus the PDP-level mapping, compiled. Raises ConfigError with every
     problem found, so a bad edit is reported whole and nothing of it is applied."""
-    loaded = load_policy_inputs(files, mapping_file)
-    return Loaded(loaded.value.compile(), loaded.warnings)
+    return SnapshotLoader().load(files, mapping_file)
+
+
+class SnapshotLoader:
+    """`load_snapshot` again and again: each load parses only the files that changed
+    (`PolicyReader`) and compiles reusing what the last snapshot resolved from equal inputs."""
+
+    def __init__(self) -> None:
+        self.reader = PolicyReader()
+        self.last: PolicySnapshot | None = None
+
+    def load(self, files: Sequence[Path], mapping_file: Path | None) -> Loaded[PolicySnapshot]:
+        loaded = self.reader.load(files, mapping_file)
+        self.last = loaded.value.compile(previous=self.last)
+        return Loaded(self.last, loaded.warnings)
 
 
 def load_policy_inputs(files: Sequence[Path], mapping_file: Path | None) -> Loaded[PolicyInputs]:
     """The policy files and the mapping, parsed and validated (see `load_snapshot`)."""
-    digest = hashlib.sha256()
+    return PolicyReader().load(files, mapping_file)
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    """One file's text (by its digest) parsed on its own, with its own problems."""
+
+    digest: bytes
+    documents: PolicyDocuments
+    errors: tuple[Problem, ...]
+    warnings: tuple[Problem, ...]
+
+
+class PolicyReader:
+    """`load_policy_inputs` that parses again only the files whose content changed since its
+    last load: a policy edit beside a registry of 100,000 tables re-reads the registry's text
+    (to see that it is the same) but not its YAML. Each file is parsed alone and the results
+    merged; when two files define the same name, the files are parsed together as one, so the
+    error names each definition's line as before."""
+
+    def __init__(self) -> None:
+        self._parsed: dict[Path, _Parsed] = {}
+        # the data sources checked for duplicates: the digests of the files defining them
+        self._checked: tuple[tuple[object, ...], list[Problem]] = ((), [])
+
+    def load(self, files: Sequence[Path], mapping_file: Path | None) -> Loaded[PolicyInputs]:
+        digest = hashlib.sha256()
+        texts = []
+        for path in files:
+            text = read_text(path)
+            digest.update(f"{path.name}\0{text}\0".encode())
+            texts.append(text)
+        parsed = {path: self._parse(path, text) for path, text in zip(files, texts, strict=True)}
+        self._parsed = parsed  # only the files of this load are kept
+        errors = [e for p in parsed.values() for e in p.errors]
+        warnings = [w for p in parsed.values() for w in p.warnings]
+        docs = _merged([p.documents for p in parsed.values()])
+        if docs is None:  # a name defined in two files: the one-pass parse reports where
+            docs, errors, warnings = _parse_together(files, texts)
+        errors += self._duplicate_sources(docs, files, parsed.values())
+        mapping = None
+        if mapping_file is not None:
+            try:
+                loaded = load_mapping(mapping_file)
+                mapping, warnings = loaded.value, warnings + list(loaded.warnings)
+                digest.update(read_text(mapping_file).encode())
+            except ConfigError as exc:
+                errors += exc.problems
+        if errors:
+            raise ConfigError(errors)
+        return Loaded(PolicyInputs(digest.hexdigest()[:16], docs, mapping), tuple(warnings))
+
+    def _duplicate_sources(
+        self, docs: PolicyDocuments, files: Sequence[Path], parsed: Iterable[_Parsed]
+    ) -> list[Problem]:
+        key = (*files, *(p.digest for p in parsed if p.documents.sources))
+        if key != self._checked[0]:
+            self._checked = (key, _duplicate_sources(docs, files))
+        return self._checked[1]
+
+    def _parse(self, path: Path, text: str) -> _Parsed:
+        key = hashlib.sha256(text.encode()).digest()
+        if (held := self._parsed.get(path)) is not None and held.digest == key:
+            return held
+        docs, errors, warnings = _parse_together([path], [text])
+        return _Parsed(key, docs, tuple(errors), tuple(warnings))
+
+
+def _parse_together(
+    files: Sequence[Path], texts: Sequence[str]
+) -> tuple[PolicyDocuments, list[Problem], list[Problem]]:
     docs = PolicyDocuments()
     errors: list[Problem] = []
     warnings: list[Problem] = []
-    for path in files:
-        text = read_text(path)
-        digest.update(f"{path.name}\0{text}\0".encode())
+    for path, text in zip(files, texts, strict=True):
         try:
             found = parse_policy_file(text, str(path), docs)
         except ConfigError as exc:
@@ -93,6 +177,37 @@ def load_policy_inputs(files: Sequence[Path], mapping_file: Path | None) -> Load
             continue
         errors += found.errors
         warnings += found.warnings
+    return docs, errors, warnings
+
+
+def _merged(parts: Sequence[PolicyDocuments]) -> PolicyDocuments | None:
+    """The files' documents as one, or None if two define the same name."""
+    docs = PolicyDocuments()
+    for part in parts:
+        data_policies = part.masks.keys() | part.row_filters.keys()
+        if (
+            not part.policies.keys().isdisjoint(docs.policies)
+            or not part.users.keys().isdisjoint(docs.users)
+            or not data_policies.isdisjoint(docs.masks.keys() | docs.row_filters.keys())
+            or not part.builtins.keys().isdisjoint(docs.builtins)
+            or not {fold(n) for n in part.connections}.isdisjoint(map(fold, docs.connections))
+        ):
+            return None
+        docs.sources += part.sources
+        docs.retired += part.retired
+        docs.connections.update(part.connections)
+        docs.policies.update(part.policies)
+        docs.users.update(part.users)
+        docs.masks.update(part.masks)
+        docs.row_filters.update(part.row_filters)
+        docs.builtins.update(part.builtins)
+        for connection, schemas in part.schema_monitoring.items():
+            docs.schema_monitoring.setdefault(connection, {}).update(schemas)
+    return docs
+
+
+def _duplicate_sources(docs: PolicyDocuments, files: Sequence[Path]) -> list[Problem]:
+    errors = []
     seen: dict[str, str] = {}
     for source in docs.sources:
         if (key := fold(source.path)) in seen:
@@ -105,17 +220,7 @@ def load_policy_inputs(files: Sequence[Path], mapping_file: Path | None) -> Load
                 )
             )
         seen[key] = source.path
-    mapping = None
-    if mapping_file is not None:
-        try:
-            loaded = load_mapping(mapping_file)
-            mapping, warnings = loaded.value, warnings + list(loaded.warnings)
-            digest.update(read_text(mapping_file).encode())
-        except ConfigError as exc:
-            errors += exc.problems
-    if errors:
-        raise ConfigError(errors)
-    return Loaded(PolicyInputs(digest.hexdigest()[:16], docs, mapping), tuple(warnings))
+    return errors
 
 
 def load_cluster(

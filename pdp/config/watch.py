@@ -50,16 +50,18 @@ def _signature(paths: Sequence[Path]) -> Signature:
 
 @dataclass(frozen=True)
 class Initial(Generic[T]):
-    """A first load, and the files' signature taken before it: a `Watched` built later from it
-    still sees an edit made meanwhile."""
+    """A first load, the files' signature taken before it, and the function that made it: a
+    `Watched` built later from it still sees an edit made meanwhile, and loads again with the
+    same function (which may keep what it loaded, to load again at the cost of what changed)."""
 
     loaded: Loaded[T]
     signature: Signature
+    loader: Callable[[], Loaded[T]]
 
     @classmethod
     def load(cls, paths: Sequence[Path], load: Callable[[], Loaded[T]]) -> Initial[T]:
         signature = _signature(list(paths))
-        return cls(load(), signature)
+        return cls(load(), signature, load)
 
 
 class Watched(Generic[T]):

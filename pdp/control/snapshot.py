@@ -73,8 +73,11 @@ def _describe(source: DataSource) -> str:
     )
 
 
-def compose(inputs: PolicyInputs, registry: StoreRegistry) -> PolicySnapshot:
-    """Files + store: one snapshot whose revision changes when either content changes."""
+def compose(
+    inputs: PolicyInputs, registry: StoreRegistry, previous: PolicySnapshot | None = None
+) -> PolicySnapshot:
+    """Files + store: one snapshot whose revision changes when either content changes.
+    `previous`: the snapshot in force, whose compiled parts are reused where they can be."""
     docs = inputs.documents
     merged = merge_registries(docs.sources, docs.retired, registry)
     if merged.shadowed:
@@ -87,7 +90,7 @@ def compose(inputs: PolicyInputs, registry: StoreRegistry) -> PolicySnapshot:
     ]
     snapshot_inputs = with_aliases(inputs, registry.aliases) if registry.aliases else inputs
     return snapshot_inputs.compile(
-        revision, merged.sources, merged.retired, complete=registry.known
+        revision, merged.sources, merged.retired, complete=registry.known, previous=previous
     )
 
 
@@ -395,7 +398,7 @@ def _compose_with_delta(
 ) -> tuple[PolicySnapshot, RevisionDelta | None]:
     """The snapshot, and what changed from `current` to it: both off the event loop (the
     delta of a large store takes a while; `Revisions.publish` computes it only if absent)."""
-    snapshot = compose(inputs, registry)
+    snapshot = compose(inputs, registry, current)
     if snapshot.revision == current.revision:
         return snapshot, None
     return snapshot, revision_delta(current, snapshot)

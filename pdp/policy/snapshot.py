@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -71,6 +72,9 @@ class PolicySnapshot:
     # What `pdp.policy.audit` finds (principals nobody is, policies selecting nothing): said by
     # `pdp check`, the reload log and /health; no decision depends on it.
     warnings: tuple[str, ...] = ()
+    # The data sources compiled (indexes no decision reads directly): the next compile of
+    # the same sources reuses them, and what was resolved in them (`compile`'s `previous`).
+    objects: Objects | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def compile(
@@ -85,33 +89,33 @@ class PolicySnapshot:
         row_filters: Iterable[RowFilterPolicy] = (),
         *,
         complete: bool = True,
+        previous: PolicySnapshot | None = None,
     ) -> PolicySnapshot:
         """`complete`: False when data sources may exist beyond `sources` (the store unknown);
-        the registry then denies what it does not list (`Registry.complete`)."""
-        by_path = {fold(s.path): s for s in sources}
+        the registry then denies what it does not list (`Registry.complete`). `previous`: an
+        earlier snapshot whose compiled parts are reused where their inputs are equal (the
+        data sources' indexes, each policy's targets): the result is the same as without it,
+        at a cost in proportion to what changed."""
+        sources = tuple(sources)
         policies = tuple(policies)
-        trino_paths = {path: s.trino_key for path, s in by_path.items() if s.trino_key}
-        columns = _columns(by_path, trino_paths)
         masking, row_filters = tuple(masking), tuple(row_filters)
-        index = _index(by_path)
-        data_targets, data_paths = _data_targets(
-            index,
-            by_path,
-            trino_paths,
-            Registry.of(set(trino_paths.values()), columns),
-            (*masking, *row_filters),
-        )
+        objects = previous.objects if previous is not None else None
+        reused = objects is not None and objects.sources == sources
+        if objects is None or not reused:
+            objects = Objects.of(sources)
+        known = _Reused(previous if reused else None)
+        data_targets, data_paths = known.data_targets(objects, (*masking, *row_filters))
         masks, filters = _active_by_table(masking, row_filters, data_targets)
-        targets = {p.name: frozenset(_resolve(index, by_path, _what(p))) for p in policies}
-        positions, targeted = _trino_targets(policies, targets, trino_paths)
-        registry = Registry.of(
-            set(trino_paths.values()),
-            columns,
-            masks,
-            filters,
+        targets = {p.name: known.targets(objects, p) for p in policies}
+        positions, targeted = _trino_targets(policies, targets, objects.trino_paths, known)
+        registry = dataclasses.replace(
+            objects.tagged,
+            masks={k: v for k, v in masks.items() if v},
+            filters={k: v for k, v in filters.items() if v},
             complete=complete,
-            policies=targeted,
+            policies=tuple(targeted),
         )
+        by_path = objects.by_path
         return cls(
             revision=revision,
             sources=by_path,
@@ -120,7 +124,7 @@ class PolicySnapshot:
             mapping=mapping,
             targets=targets,
             registry=registry,
-            trino_paths=trino_paths,
+            trino_paths=objects.trino_paths,
             retired={p: s for s in retired if (p := fold(s.path)) not in by_path},
             by_who=_by_who(policies),
             positions=positions,
@@ -128,7 +132,8 @@ class PolicySnapshot:
             row_filters=row_filters,
             data_targets=data_targets,
             data_paths=data_paths,
-            owned_by=_owned_by(by_path, trino_paths),
+            owned_by=objects.owned_by,
+            objects=objects,
         )
 
     def subject(self, user: str, groups: Iterable[str] = ()) -> Subject:
@@ -236,6 +241,90 @@ class PolicySnapshot:
 
 Index = dict[tuple[str, str], set[str]]
 NEW_TAG_FOLDED = fold(NEW_COLUMN_TAG)
+
+
+@dataclass(frozen=True)
+class Objects:
+    """Data sources compiled: by folded path, their Trino tables, the index policies' targets
+    are resolved in, and the registry of their tables and column tags (no policy yet)."""
+
+    sources: tuple[DataSource, ...]
+    by_path: Mapping[str, DataSource]
+    trino_paths: Mapping[str, TableKey]
+    index: Index
+    tagged: Registry
+    owned_by: Mapping[tuple[str, str], frozenset[TableKey]]
+
+    @classmethod
+    def of(cls, sources: tuple[DataSource, ...]) -> Objects:
+        by_path = {fold(s.path): s for s in sources}
+        trino_paths = {path: s.trino_key for path, s in by_path.items() if s.trino_key}
+        columns = _columns(by_path, trino_paths)
+        return cls(
+            sources,
+            by_path,
+            trino_paths,
+            _index(by_path),
+            Registry.of(set(trino_paths.values()), columns),
+            _owned_by(by_path, trino_paths),
+        )
+
+
+class _Reused:
+    """What `previous` (compiled from the same data sources) resolved, looked up by the
+    definition it was resolved from; None: nothing is reused."""
+
+    def __init__(self, previous: PolicySnapshot | None) -> None:
+        self.previous = previous
+        self.policies = {p.name: p for p in previous.policies} if previous else {}
+        data: tuple[MaskingPolicy | RowFilterPolicy, ...] = (
+            (*previous.masking, *previous.row_filters) if previous else ()
+        )
+        self.data_policies = {d.name: d for d in data}
+        self.tables = (
+            {grant.policy: tables for grant, tables in previous.registry.policies}
+            if previous
+            else {}
+        )
+
+    def targets(self, objects: Objects, policy: Policy) -> frozenset[str]:
+        was = self.policies.get(policy.name)
+        if self.previous is not None and was is not None and _what(was) == _what(policy):
+            return self.previous.targets[policy.name]
+        return frozenset(_resolve(objects.index, objects.by_path, _what(policy)))
+
+    def trino_tables(
+        self, policy: Policy, paths: frozenset[str], trino_paths: Mapping[str, TableKey]
+    ) -> frozenset[TableKey]:
+        previous = self.previous
+        reused = previous is not None and previous.targets.get(policy.name) is paths
+        if reused and (held := self.tables.get(policy.name)) is not None:
+            return held
+        return frozenset(k for p in paths if (k := trino_paths.get(p)))
+
+    def data_targets(
+        self, objects: Objects, data_policies: Iterable[MaskingPolicy | RowFilterPolicy]
+    ) -> tuple[dict[str, frozenset[TableKey]], dict[str, frozenset[str]]]:
+        data_policies = tuple(data_policies)
+        previous = self.previous
+        if previous is None:
+            same: set[str] = set()
+        else:
+            same = {d.name for d in data_policies if self.data_policies.get(d.name) == d}
+        fresh = _data_targets(
+            objects.index,
+            objects.by_path,
+            objects.trino_paths,
+            objects.tagged,
+            [d for d in data_policies if d.name not in same],
+        )
+        data_targets: dict[str, frozenset[TableKey]] = {}
+        data_paths: dict[str, frozenset[str]] = {}
+        for name in (d.name for d in data_policies):  # in the policies' order, as compiled
+            held = previous if previous is not None and name in same else None
+            data_targets[name] = held.data_targets[name] if held else fresh[0][name]
+            data_paths[name] = held.data_paths[name] if held else fresh[1][name]
+        return data_targets, data_paths
 
 
 @functools.lru_cache(maxsize=4096)  # a registry repeats few tag sets over 100,000 tables
@@ -359,6 +448,7 @@ def _trino_targets(
     policies: tuple[Policy, ...],
     targets: Mapping[str, frozenset[str]],
     trino_paths: Mapping[str, TableKey],
+    known: _Reused,
 ) -> tuple[dict[int, int], list[Targeted]]:
     """The active policies, each with the Trino tables it targets, and each one's position
     among them by its index in `policies`. A policy targeting no Trino table (yet) is listed
@@ -369,7 +459,7 @@ def _trino_targets(
     for i, policy in enumerate(policies):
         if policy.status is not PolicyStatus.ACTIVE:
             continue
-        tables = frozenset(k for p in targets[policy.name] if (k := trino_paths.get(p)))
+        tables = known.trino_tables(policy, targets[policy.name], trino_paths)
         positions[i] = len(targeted)
         targeted.append((PolicyGrant(policy.name, policy.access), tables))
     return positions, targeted

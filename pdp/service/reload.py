@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pdp.config.load import Loaded, PolicyInputs, load_cluster, load_policy_inputs, load_snapshot
+from pdp.config.load import Loaded, PolicyInputs, PolicyReader, SnapshotLoader, load_cluster
 from pdp.config.reload import YamlReload
 from pdp.config.watch import Initial, Watched
 from pdp.core.model import ClusterSettings
@@ -46,7 +46,7 @@ def watch_policy(
     on_change: Callable[[PolicySnapshot], None],
     initial: Initial[PolicySnapshot],
 ) -> Watched[PolicySnapshot]:
-    return Watched("policy", policy_files(config), _policy_loader(config), on_change, initial)
+    return Watched("policy", policy_files(config), initial.loader, on_change, initial)
 
 
 def first_inputs(config: PdpConfig) -> Initial[PolicyInputs]:
@@ -57,7 +57,7 @@ def watch_inputs(
     config: PdpConfig, on_change: Callable[[PolicyInputs], None], initial: Initial[PolicyInputs]
 ) -> Watched[PolicyInputs]:
     """With a store the files are not compiled alone: the control plane composes them."""
-    return Watched("policy", policy_files(config), _inputs_loader(config), on_change, initial)
+    return Watched("policy", policy_files(config), initial.loader, on_change, initial)
 
 
 def watch_cluster(config: PdpConfig) -> Watched[ClusterSettings]:
@@ -66,11 +66,14 @@ def watch_cluster(config: PdpConfig) -> Watched[ClusterSettings]:
 
 
 def _policy_loader(config: PdpConfig) -> Callable[[], Loaded[PolicySnapshot]]:
-    return lambda: load_snapshot(config.policy_files, config.mapping_file)
+    """Loads the files again and again, each time at the cost of what changed."""
+    loader = SnapshotLoader()
+    return lambda: loader.load(config.policy_files, config.mapping_file)
 
 
 def _inputs_loader(config: PdpConfig) -> Callable[[], Loaded[PolicyInputs]]:
-    return lambda: load_policy_inputs(config.policy_files, config.mapping_file)
+    reader = PolicyReader()
+    return lambda: reader.load(config.policy_files, config.mapping_file)
 
 
 def _cluster_files(config: PdpConfig) -> list[Path]:
