@@ -1,0 +1,180 @@
+"""PDP CPU per change on the scale world (issue 26, goals 1 and 2), in-process: what the PDP
+pays between a policy file's write and the revision's delta being ready for the watch, without
+the sidecars and the load of `revision_delta.py` (whose PDP CPU also counts the entitlements
+asked again afterwards).
+
+    .venv/bin/python benchmarks/change_cost.py                        # this tree, scale 1, YAML
+    git archive main | tar -x -C /tmp/before                          # today's code ...
+    .venv/bin/python benchmarks/change_cost.py --before /tmp/before   # ... beside it
+    .venv/bin/python benchmarks/change_cost.py --json --profile       # where the CPU goes
+
+Each tree runs in a fresh Python process (`--child`) with its own directory first on the path,
+through the PDP's own files-only path (`pdp serve` without a store): the loader `Watched` calls
+when a policy file changes (`pdp.service.reload._policy_loader`), then `Revisions.publish`
+(the revision's delta) and the delta's encoding for the watch stream. The changes are
+`revision_delta.py`'s, made one after another: a policy granting one more schema to a group of
+about 1 % of the users (policies file); 100 tables added to one schema and then up to 100 of
+one schema dropped (registry file, as object sync would find them). CPU seconds
+(`time.process_time`) are the figure: wall time grows with whatever else the machine runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import os
+import pstats
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import scale_world  # noqa: E402  (benchmarks/ is not a package)
+
+REPO = HERE.parent
+
+
+def child(pdp_yaml: Path, scale: float, as_json: bool, profile: bool) -> list[dict[str, Any]]:
+    from pdp.policy import Revisions
+    from pdp.service.config import load_pdp_config
+    from pdp.service.reload import _policy_loader
+    from pdp.wire.proto import delta_to_pb
+
+    config = load_pdp_config(pdp_yaml)
+    load = _policy_loader(config)
+    cpu = time.process_time()
+    revisions = Revisions(load().value)
+    rows: list[dict[str, Any]] = [{"change": "start", "cpu": time.process_time() - cpu}]
+    for label, write in changes(config.policy_files, scale, as_json):
+        write()
+        profiler = cProfile.Profile() if profile else None
+        cpu = time.process_time()
+        if profiler:
+            profiler.enable()
+        loaded = time.process_time()
+        snapshot = load().value
+        loaded = time.process_time() - loaded
+        revisions.publish(snapshot)
+        delta = revisions.delta
+        delta_to_pb(delta)
+        if profiler:
+            profiler.disable()
+        row = {
+            "change": label,
+            "cpu": time.process_time() - cpu,
+            "load_cpu": loaded,
+            "everything": delta.everything,
+            "users": len(delta.users),
+            "groups": len(delta.groups),
+            "tables": len(delta.tables),
+        }
+        if profiler:
+            out = io.StringIO()
+            pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(25)
+            print(out.getvalue(), file=sys.stderr)
+        rows.append(row)
+    return rows
+
+
+def changes(files: list[Path], scale: float, as_json: bool) -> list[tuple[str, Callable[[], None]]]:
+    """The three changes of `revision_delta.py`, written over the world's files."""
+    registry, policies = files[0], files[1]
+    world = scale_world.build_world(scale=scale)
+    rnd = random.Random(26)
+    group = scale_world.group_of_share(world)
+    changed = scale_world.with_policy(world, scale_world.policy_for_group(world, group))
+    added = scale_world.new_tables(changed, rnd)
+    grown = scale_world.with_tables(changed, added=added)
+    dropped = scale_world.schema_tables(grown, rnd)
+    shrunk = scale_world.with_tables(grown, dropped=dropped)
+
+    def write_policies(w: scale_world.World) -> None:
+        if as_json:
+            policies.write_text(json.dumps({"policies": w.policies}))
+        else:
+            scale_world.write_policies(w.policies, policies)
+
+    def write_registry(w: scale_world.World) -> None:
+        if as_json:
+            registry.write_text(json.dumps(scale_world.registry_document(w)))
+        else:
+            scale_world.write_registry(w, registry)
+
+    members = len(changed.members(group))
+    return [
+        (f"policy for a group of {members} users", lambda: write_policies(changed)),
+        (f"{len(added)} tables added to one schema", lambda: write_registry(grown)),
+        (f"{len(dropped)} tables of one schema dropped", lambda: write_registry(shrunk)),
+    ]
+
+
+def measure(tree: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
+    work = Path(tempfile.mkdtemp(prefix="pdp-change-"))
+    try:
+        world = scale_world.build_world(scale=args.scale)
+        files = scale_world.write_world(world, work, as_json=args.json)
+        command = [sys.executable, str(HERE / "change_cost.py"), "--child", str(files.pdp)]
+        command += ["--scale", str(args.scale), *(["--json"] if args.json else [])]
+        command += ["--profile"] if args.profile else []
+        env = {**os.environ, "PYTHONPATH": f"{tree}{os.pathsep}{HERE}"}
+        out = subprocess.run(command, cwd=tree, env=env, check=True, capture_output=True, text=True)
+        if args.profile:
+            print(out.stderr, file=sys.stderr)
+        result: list[dict[str, Any]] = json.loads(out.stdout.strip().splitlines()[-1])
+        return result
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def markdown(results: dict[str, list[dict[str, Any]]]) -> str:
+    lines = [
+        "| tree | change | PDP CPU s (loading the files, s) | delta: users / groups / tables |",
+        "|---|---|---:|---:|",
+    ]
+    for name, rows in results.items():
+        for row in rows:
+            if row["change"] == "start":
+                lines.append(f"| {name} | first load (start) | {row['cpu']:.2f} | |")
+                continue
+            said = (
+                "everything"
+                if row["everything"]
+                else f"{row['users']} / {row['groups']} / {row['tables']}"
+            )
+            lines.append(
+                f"| {name} | {row['change']} | {row['cpu']:.2f} ({row['load_cpu']:.2f}) | {said} |"
+            )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scale", type=float, default=1.0, help="of scale_world's world")
+    parser.add_argument("--json", action="store_true", help="registry, policies, users as JSON")
+    parser.add_argument("--before", type=Path, help="a source tree to measure beside this one")
+    parser.add_argument("--profile", action="store_true", help="cProfile each change (stderr)")
+    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(args.child, args.scale, args.json, args.profile)))
+        return 0
+    trees = {"after": REPO, **({"before": args.before.resolve()} if args.before else {})}
+    results = {}
+    for name, tree in trees.items():
+        print(f"{name}: {tree}", file=sys.stderr)
+        results[name] = measure(tree, args)
+    print(markdown(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
