@@ -99,11 +99,12 @@ class PolicySnapshot:
         sources = tuple(sources)
         policies = tuple(policies)
         masking, row_filters = tuple(masking), tuple(row_filters)
-        objects = previous.objects if previous is not None else None
-        reused = objects is not None and objects.sources == sources
-        if objects is None or not reused:
-            objects = Objects.of(sources)
-        known = _Reused(previous if reused else None)
+        held = previous.objects if previous is not None else None
+        objects = Objects.of(sources, held)
+        if objects is held:  # the same data sources: what `previous` resolved holds
+            known = _Reused(previous, None)
+        else:  # patched: resolved again for the change only; else compiled afresh
+            known = _Reused(previous if objects.change else None, objects.change)
         data_targets, data_paths = known.data_targets(objects, (*masking, *row_filters))
         masks, filters = _active_by_table(masking, row_filters, data_targets)
         targets = {p.name: known.targets(objects, p) for p in policies}
@@ -243,10 +244,29 @@ Index = dict[tuple[str, str], set[str]]
 NEW_TAG_FOLDED = fold(NEW_COLUMN_TAG)
 
 
+# Past this many data sources added, dropped or changed, the objects are compiled afresh.
+PATCHED_AT_MOST = 5_000
+
+
+@dataclass(frozen=True)
+class Change:
+    """What differs between two compiled `Objects`: the paths of the data sources dropped,
+    added or changed (`fresh`: those at the new one, indexed alone), and the Trino tables
+    they name at either."""
+
+    paths: frozenset[str]
+    fresh: Mapping[str, DataSource]
+    index: Index
+    tables: frozenset[TableKey]
+    fresh_trino: Mapping[str, TableKey]  # the paths that name one of `tables`, at the new one
+
+
 @dataclass(frozen=True)
 class Objects:
     """Data sources compiled: by folded path, their Trino tables, the index policies' targets
-    are resolved in, and the registry of their tables and column tags (no policy yet)."""
+    are resolved in, and the registry of their tables and column tags (no policy yet).
+    `change`: what differs from the objects these were patched from (None: compiled afresh).
+    """
 
     sources: tuple[DataSource, ...]
     by_path: Mapping[str, DataSource]
@@ -254,9 +274,16 @@ class Objects:
     index: Index
     tagged: Registry
     owned_by: Mapping[tuple[str, str], frozenset[TableKey]]
+    change: Change | None = field(default=None, compare=False, repr=False)
 
     @classmethod
-    def of(cls, sources: tuple[DataSource, ...]) -> Objects:
+    def of(cls, sources: tuple[DataSource, ...], held: Objects | None = None) -> Objects:
+        """The objects of `sources`: `held` itself when its sources are equal, `held` patched
+        when few differ, else compiled afresh."""
+        if held is not None and held.sources == sources:
+            return held
+        if held is not None and (patched := held._patched(sources)) is not None:
+            return patched
         by_path = {fold(s.path): s for s in sources}
         trino_paths = {path: s.trino_key for path, s in by_path.items() if s.trino_key}
         columns = _columns(by_path, trino_paths)
@@ -269,13 +296,61 @@ class Objects:
             _owned_by(by_path, trino_paths),
         )
 
+    def _patched(self, sources: tuple[DataSource, ...]) -> Objects | None:
+        before, after = set(self.sources), set(sources)
+        gone, new = before - after, after - before
+        by_path = {fold(s.path): s for s in sources}
+        if (
+            len(gone) + len(new) > PATCHED_AT_MOST
+            or len(by_path) != len(sources)  # a path twice: the last one wins, not patched
+            or len(self.by_path) != len(self.sources)
+        ):
+            return None
+        fresh = {fold(s.path): s for s in new}
+        paths = frozenset({fold(s.path) for s in gone} | fresh.keys())
+        tables = frozenset(k for s in (*gone, *new) if (k := s.trino_key))
+        held = self.trino_paths
+        trino_paths = {}
+        for path, source in by_path.items():
+            key = source.trino_key if path in fresh else held.get(path)
+            if key:
+                trino_paths[path] = key
+        fresh_trino = {p: k for p, k in trino_paths.items() if k in tables}
+        columns = _columns(by_path, fresh_trino)
+        part = Registry.of({k for k in tables if k in fresh_trino.values()}, columns)
+        change = Change(paths, fresh, _index(fresh), tables, fresh_trino)
+        return Objects(
+            sources,
+            by_path,
+            trino_paths,
+            _reindexed(self.index, self.by_path, change),
+            self.tagged.patched(tables, part),
+            _owned_by(by_path, trino_paths),
+            change,
+        )
+
+
+def _reindexed(index: Index, by_path: Mapping[str, DataSource], change: Change) -> Index:
+    """`index` without the changed paths and with the fresh ones: only the entries they are
+    in are copied (the held index is another snapshot's, read meanwhile)."""
+    patched = dict(index)
+    gone = _index({p: by_path[p] for p in change.paths if p in by_path})
+    for key, paths in gone.items():
+        if left := patched[key] - paths:
+            patched[key] = left
+        else:
+            del patched[key]
+    for key, paths in change.index.items():
+        patched[key] = patched.get(key, set()) | paths
+    return patched
+
 
 class _Reused:
-    """What `previous` (compiled from the same data sources) resolved, looked up by the
-    definition it was resolved from; None: nothing is reused."""
+    """What `previous` resolved, looked up by the definition it was resolved from, at the
+    cost of the data sources that changed since (`Objects.change`); None: nothing is reused."""
 
-    def __init__(self, previous: PolicySnapshot | None) -> None:
-        self.previous = previous
+    def __init__(self, previous: PolicySnapshot | None, change: Change | None) -> None:
+        self.previous, self.change = previous, change
         self.policies = {p.name: p for p in previous.policies} if previous else {}
         data: tuple[MaskingPolicy | RowFilterPolicy, ...] = (
             (*previous.masking, *previous.row_filters) if previous else ()
@@ -290,7 +365,13 @@ class _Reused:
     def targets(self, objects: Objects, policy: Policy) -> frozenset[str]:
         was = self.policies.get(policy.name)
         if self.previous is not None and was is not None and _what(was) == _what(policy):
-            return self.previous.targets[policy.name]
+            held = self.previous.targets[policy.name]
+            if (change := self.change) is None:
+                return held
+            found = _resolve(change.index, change.fresh, _what(policy))
+            if not found and held.isdisjoint(change.paths):
+                return held
+            return frozenset((held - change.paths) | found)
         return frozenset(_resolve(objects.index, objects.by_path, _what(policy)))
 
     def trino_tables(
@@ -299,7 +380,7 @@ class _Reused:
         previous = self.previous
         reused = previous is not None and previous.targets.get(policy.name) is paths
         if reused and (held := self.tables.get(policy.name)) is not None:
-            return held
+            return held  # the same paths, none of them changed: the same tables
         return frozenset(k for p in paths if (k := trino_paths.get(p)))
 
     def data_targets(
@@ -320,11 +401,42 @@ class _Reused:
         )
         data_targets: dict[str, frozenset[TableKey]] = {}
         data_paths: dict[str, frozenset[str]] = {}
-        for name in (d.name for d in data_policies):  # in the policies' order, as compiled
-            held = previous if previous is not None and name in same else None
-            data_targets[name] = held.data_targets[name] if held else fresh[0][name]
-            data_paths[name] = held.data_paths[name] if held else fresh[1][name]
+        for data_policy in data_policies:  # in the policies' order, as compiled
+            name = data_policy.name
+            if previous is None or name not in same:
+                data_targets[name], data_paths[name] = fresh[0][name], fresh[1][name]
+            elif (change := self.change) is None:
+                data_targets[name] = previous.data_targets[name]
+                data_paths[name] = previous.data_paths[name]
+            else:
+                data_targets[name], data_paths[name] = _data_targets_patched(
+                    objects, change, data_policy, previous
+                )
         return data_targets, data_paths
+
+
+def _data_targets_patched(
+    objects: Objects,
+    change: Change,
+    data_policy: MaskingPolicy | RowFilterPolicy,
+    previous: PolicySnapshot,
+) -> tuple[frozenset[TableKey], frozenset[str]]:
+    """`_data_targets` of one data policy by what changed: a path is in it by its own source,
+    a Trino table by the sources that name it (only those of `change.tables` changed)."""
+    found = _data_targets(
+        change.index, change.fresh, objects.trino_paths, objects.tagged, [data_policy]
+    )
+    name = data_policy.name
+    paths = (previous.data_paths[name] - change.paths) | found[1][name]
+    tag_only = data_policy if isinstance(data_policy, MaskingPolicy) else None
+    if tag_only is not None and tag_only.columns:
+        tag_only = None  # (a mask naming columns covers its tables whatever their tags)
+    keys = {
+        k
+        for p, k in change.fresh_trino.items()
+        if p in paths and (tag_only is None or _tagged(objects.tagged.columns.get(k, {}), tag_only))
+    }
+    return frozenset((previous.data_targets[name] - change.tables) | keys), frozenset(paths)
 
 
 @functools.lru_cache(maxsize=4096)  # a registry repeats few tag sets over 100,000 tables

@@ -117,7 +117,13 @@ class Files:
                 }
             ]
         }
-        policies = {"policies": list(self.policies.values()), "masks": [self.mask]}
+        emails = {"name": "emails", "columns": {"names": ["email"]}, "mask": "hash"}
+        by_site = {"name": "by-site", "what": {"schemas": ["c.hive.s0"]}, "where": "x = 1"}
+        policies = {
+            "policies": list(self.policies.values()),
+            "masks": [self.mask, {**emails, "what": {"tags": ["eu"]}}],
+            "rowFilters": [by_site],
+        }
         users: dict[str, Any] = {"users": {u: {"groups": g} for u, g in self.groups.items()}}
         if self.twice:
             users["policies"] = [{"name": "p0", "access": "READ", "what": {"tags": ["eu"]}}]
@@ -183,3 +189,19 @@ def test_a_name_defined_in_two_files_is_reported_with_both_lines_as_before(tmp_p
         loader.load(files.paths, None)
     assert [str(p) for p in error.value.problems] == loaded(load_snapshot, files)[1]
     assert any("defined twice" in str(p) for p in error.value.problems)
+
+
+def test_a_table_added_patches_the_data_sources_and_re_resolves_only_what_it_enters(tmp_path):
+    files = Files(tmp_path)
+    files.write()
+    loader = SnapshotLoader()
+    first = loader.load(files.paths, None).value
+    files.edit(("add", "s2", "t3", [], True))
+    files.write()
+    second = loader.load(files.paths, None).value
+    assert second.objects is not None and second.objects.change is not None  # patched
+    assert second.objects.change.paths == frozenset({"c.hive.s2.t3"})
+    assert second.targets["p0"] is first.targets["p0"]  # s0: not entered, not resolved again
+    assert "c.hive.s2.t3" in second.targets["p2"]
+    assert second.data_targets["pii"] == first.data_targets["pii"] | {("hive", "s2", "t3")}
+    assert second == load_snapshot(files.paths, None).value
