@@ -7,6 +7,13 @@ asked again afterwards).
     git archive main | tar -x -C /tmp/before                          # today's code ...
     .venv/bin/python benchmarks/change_cost.py --before /tmp/before   # ... beside it
     .venv/bin/python benchmarks/change_cost.py --json --profile       # where the CPU goes
+    .venv/bin/python benchmarks/change_cost.py --store --before /tmp/before
+
+With `--store` the tables come from the store, as object sync writes them: the registry is
+given to the PDP's composition (`pdp.control.snapshot`) as the store's part, and each table
+change is a new store registry (its reading from the store, `read_registry`, not measured:
+the registry is built from the changed file outside the measured time); the policy change is
+still a policy file's.
 
 Each tree runs in a fresh Python process (`--child`) with its own directory first on the path,
 through the PDP's own files-only path (`pdp serve` without a store): the loader `Watched` calls
@@ -21,7 +28,9 @@ one schema dropped (registry file, as object sync would find them). CPU seconds
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
+import dataclasses
 import io
 import json
 import os
@@ -32,7 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,51 +52,102 @@ import scale_world  # noqa: E402  (benchmarks/ is not a package)
 REPO = HERE.parent
 
 
-def child(pdp_yaml: Path, scale: float, as_json: bool, profile: bool) -> list[dict[str, Any]]:
+def child(args: argparse.Namespace) -> list[dict[str, Any]]:
+    if args.store:
+        return store_child(args)
     from pdp.policy import Revisions
     from pdp.service.config import load_pdp_config
     from pdp.service.reload import _policy_loader
     from pdp.wire.proto import delta_to_pb
 
-    config = load_pdp_config(pdp_yaml)
+    config = load_pdp_config(args.child)
     load = _policy_loader(config)
     cpu = time.process_time()
     revisions = Revisions(load().value)
     rows: list[dict[str, Any]] = [{"change": "start", "cpu": time.process_time() - cpu}]
-    for label, write in changes(config.policy_files, scale, as_json):
+    registry, policies, _ = config.policy_files
+    for label, write in changes(registry, policies, args.scale, args.json):
         write()
-        profiler = cProfile.Profile() if profile else None
-        cpu = time.process_time()
-        if profiler:
-            profiler.enable()
-        loaded = time.process_time()
-        snapshot = load().value
-        loaded = time.process_time() - loaded
-        revisions.publish(snapshot)
-        delta = revisions.delta
-        delta_to_pb(delta)
-        if profiler:
-            profiler.disable()
-        row = {
-            "change": label,
-            "cpu": time.process_time() - cpu,
-            "load_cpu": loaded,
-            "everything": delta.everything,
-            "users": len(delta.users),
-            "groups": len(delta.groups),
-            "tables": len(delta.tables),
-        }
-        if profiler:
-            out = io.StringIO()
-            pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(25)
-            print(out.getvalue(), file=sys.stderr)
-        rows.append(row)
+        with measured(args.profile) as row:
+            loaded = time.process_time()
+            snapshot = load().value
+            row["load_cpu"] = time.process_time() - loaded
+            revisions.publish(snapshot)
+            delta_to_pb(revisions.delta)
+        rows.append({"change": label, **row, **said(revisions.delta)})
     return rows
 
 
-def changes(files: list[Path], scale: float, as_json: bool) -> list[tuple[str, Callable[[], None]]]:
+def store_child(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The tables as the store's part of the snapshot (`--store`)."""
+    from pdp.config.load import load_policy_inputs
+    from pdp.control.snapshot import _compose_with_delta
+    from pdp.service.config import load_pdp_config
+    from pdp.service.reload import _inputs_loader
+    from pdp.store import StoreRegistry
+    from pdp.wire.proto import delta_to_pb
+
+    config = load_pdp_config(args.child)
+    registry_file, *files = config.policy_files
+    config = dataclasses.replace(config, policy_files=tuple(files))
+    load = _inputs_loader(config)
+
+    def store(version: int) -> StoreRegistry:
+        sources = load_policy_inputs([registry_file], None).value.documents.sources
+        return StoreRegistry(version=version, sources=tuple(sources))
+
+    cpu = time.process_time()
+    registry = store(1)
+    inputs = load().value
+    current, _ = _compose_with_delta(inputs.compile(), inputs, registry)
+    rows: list[dict[str, Any]] = [{"change": "start", "cpu": time.process_time() - cpu}]
+    made = changes(registry_file, files[0], args.scale, args.json)
+    for number, (label, write) in enumerate(made):
+        write()
+        if number:  # a table change: object sync wrote the store
+            registry = store(number + 1)
+        with measured(args.profile) as row:
+            loaded = time.process_time()
+            inputs = load().value if not number else inputs
+            row["load_cpu"] = time.process_time() - loaded
+            current, delta = _compose_with_delta(current, inputs, registry)
+            assert delta is not None
+            delta_to_pb(delta)
+        rows.append({"change": label, **row, **said(delta)})
+    return rows
+
+
+@contextlib.contextmanager
+def measured(profile: bool) -> Iterator[dict[str, Any]]:
+    """The CPU seconds of the block, as `cpu` of the row it yields (and a profile if asked)."""
+    row: dict[str, Any] = {}
+    profiler = cProfile.Profile() if profile else None
+    cpu = time.process_time()
+    if profiler:
+        profiler.enable()
+    yield row
+    if profiler:
+        profiler.disable()
+    row["cpu"] = time.process_time() - cpu
+    if profiler:
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(25)
+        print(out.getvalue(), file=sys.stderr)
+
+
+def said(delta: Any) -> dict[str, Any]:
+    return {
+        "everything": delta.everything,
+        "users": len(delta.users),
+        "groups": len(delta.groups),
+        "tables": len(delta.tables),
+    }
+
+
+def changes(
+    registry: Path, policies: Path, scale: float, as_json: bool
+) -> list[tuple[str, Callable[[], None]]]:
     """The three changes of `revision_delta.py`, written over the world's files."""
-    registry, policies = files[0], files[1]
     world = scale_world.build_world(scale=scale)
     rnd = random.Random(26)
     group = scale_world.group_of_share(world)
@@ -125,8 +185,11 @@ def measure(tree: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
         command = [sys.executable, str(HERE / "change_cost.py"), "--child", str(files.pdp)]
         command += ["--scale", str(args.scale), *(["--json"] if args.json else [])]
         command += ["--profile"] if args.profile else []
+        command += ["--store"] if args.store else []
         env = {**os.environ, "PYTHONPATH": f"{tree}{os.pathsep}{HERE}"}
-        out = subprocess.run(command, cwd=tree, env=env, check=True, capture_output=True, text=True)
+        out = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True)
+        if out.returncode:
+            raise SystemExit(f"{tree}: the measurement failed:\n{out.stderr}")
         if args.profile:
             print(out.stderr, file=sys.stderr)
         result: list[dict[str, Any]] = json.loads(out.stdout.strip().splitlines()[-1])
@@ -162,10 +225,11 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="registry, policies, users as JSON")
     parser.add_argument("--before", type=Path, help="a source tree to measure beside this one")
     parser.add_argument("--profile", action="store_true", help="cProfile each change (stderr)")
+    parser.add_argument("--store", action="store_true", help="the tables as the store's part")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args.child, args.scale, args.json, args.profile)))
+        print(json.dumps(child(args)))
         return 0
     trees = {"after": REPO, **({"before": args.before.resolve()} if args.before else {})}
     results = {}
