@@ -140,13 +140,16 @@ def _changed_subjects(
     changed = _changed_policies(old, new)
     if not retargeted <= {policy.name for policy in changed}:
         raise _Flush("a policy's Trino tables changed with neither its definition nor paths")
+    attributes: dict[str, set[str]] = {}  # key -> the values the changed policies name
     for policy in changed:
         if policy.anyone:
             raise _Flush("a policy for anyone changed")
         users |= policy.users
         groups |= policy.groups
         for key, values in policy.attributes.items():
-            users |= _holding(old.directory, key, values) | _holding(new.directory, key, values)
+            attributes.setdefault(key, set()).update(values)
+    if attributes:
+        users |= _holding(old.directory, attributes) | _holding(new.directory, attributes)
     for kind, name in _changed_owners(old.owned_by, new.owned_by):
         (users if kind == "user" else groups).add(name)
     users |= _members(old.directory, groups) | _members(new.directory, groups)
@@ -210,11 +213,18 @@ def _moved_paths(old: PolicySnapshot, new: PolicySnapshot) -> frozenset[str]:
     return frozenset(p for p in before.keys() | after.keys() if before.get(p) != after.get(p))
 
 
-def _holding(directory: Mapping[str, DirectoryUser], key: str, values: frozenset[str]) -> set[str]:
+def _holding(
+    directory: Mapping[str, DirectoryUser], attributes: Mapping[str, set[str]]
+) -> set[str]:
+    """The users holding any of the values of any of `attributes` (one pass, however many
+    policies named them)."""
     return {
         name
         for name, user in directory.items()
-        if not values.isdisjoint(user.attributes.get(key, ()))
+        if user.attributes
+        and any(
+            not values.isdisjoint(user.attributes.get(k, ())) for k, values in attributes.items()
+        )
     }
 
 

@@ -296,8 +296,13 @@ class Objects:
             _owned_by(by_path, trino_paths),
         )
 
+    @functools.cached_property
+    def held(self) -> frozenset[DataSource]:
+        """`sources` as a set (hashing 100,000 of them once, not at every patch)."""
+        return frozenset(self.sources)
+
     def _patched(self, sources: tuple[DataSource, ...]) -> Objects | None:
-        before, after = set(self.sources), set(sources)
+        before, after = self.held, set(sources)
         gone, new = before - after, after - before
         by_path = {fold(s.path): s for s in sources}
         if (
