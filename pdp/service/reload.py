@@ -15,7 +15,8 @@ from pdp.config.load import Loaded, PolicyInputs, PolicyReader, SnapshotLoader, 
 from pdp.config.reload import YamlReload
 from pdp.config.watch import Initial, Watched
 from pdp.core.model import ClusterSettings
-from pdp.policy import PolicySnapshot
+from pdp.policy import PolicySnapshot, Revisions
+from pdp.policy.delta import RevisionDelta, revision_delta
 from pdp.service.config import KEYS, PdpConfig, load_pdp_config
 
 # the restart-only keys and the PdpConfig field each one sets
@@ -42,11 +43,26 @@ def first_policy(config: PdpConfig) -> Initial[PolicySnapshot]:
 
 
 def watch_policy(
-    config: PdpConfig,
-    on_change: Callable[[PolicySnapshot], None],
-    initial: Initial[PolicySnapshot],
+    config: PdpConfig, revisions: Revisions, initial: Initial[PolicySnapshot]
 ) -> Watched[PolicySnapshot]:
-    return Watched("policy", policy_files(config), initial.loader, on_change, initial)
+    """Publishes each new snapshot to `revisions`, with its delta computed in the thread that
+    loaded it (beside 100,000 tables it can take a good part of a second) rather than on the
+    event loop; `Revisions.publish` computes it again only if the revision moved meanwhile."""
+    held: list[tuple[PolicySnapshot, RevisionDelta]] = []
+
+    def load() -> Loaded[PolicySnapshot]:
+        loaded = initial.loader()
+        current = revisions.current
+        if loaded.value.revision != current.revision:
+            held[:] = [(loaded.value, revision_delta(current, loaded.value))]
+        return loaded
+
+    def publish(snapshot: PolicySnapshot) -> None:
+        delta = next((d for s, d in held if s is snapshot), None)
+        held.clear()
+        revisions.publish(snapshot, delta)
+
+    return Watched("policy", policy_files(config), load, publish, initial)
 
 
 def first_inputs(config: PdpConfig) -> Initial[PolicyInputs]:

@@ -206,7 +206,7 @@ def _files_only(config: PdpConfig) -> tuple[Watched[PolicySnapshot], Revisions]:
     log.info("control plane off: pdp.yaml names no `store:` (no object sync, no admin API)")
     first = first_policy(config)
     revisions = Revisions(first.loaded.value)
-    return watch_policy(config, revisions.publish, first), revisions
+    return watch_policy(config, revisions, first), revisions
 
 
 async def _control(
