@@ -37,7 +37,22 @@ UNREAD = -1  # the registry version before the store was ever read
 SAVED_FORMAT = "pdp-store-registry/1"
 
 
+# The last registry digested and its digest: a registry is immutable, and the feed composes
+# the same one again at every policy-file edit (describing 100,000 data sources takes a while).
+_digested: tuple[StoreRegistry | None, str] = (None, "")
+
+
 def registry_digest(registry: StoreRegistry) -> str:
+    global _digested
+    held, digest = _digested
+    if held is registry:
+        return digest
+    digest = _registry_digest(registry)
+    _digested = (registry, digest)
+    return digest
+
+
+def _registry_digest(registry: StoreRegistry) -> str:
     digest = hashlib.sha256()
     for label, sources in (("active", registry.sources), ("retired", registry.retired)):
         digest.update(label.encode())
