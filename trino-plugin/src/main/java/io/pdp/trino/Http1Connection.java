@@ -194,10 +194,16 @@ final class Http1Connection
         while (true) {
             for (int i = start; i < end; i++) {
                 if (buffer[i] == '\n') {
-                    int stop = i > start && buffer[i - 1] == '\r' ? i - 1 : i;
-                    String text = new String(buffer, start, stop - start, StandardCharsets.ISO_8859_1);
+                    int from = start;
                     start = i + 1;
-                    return line == null ? text : line.append(text).toString();
+                    if (line == null) {
+                        return new String(buffer, from, (i > from && buffer[i - 1] == '\r' ? i - 1 : i) - from, StandardCharsets.ISO_8859_1);
+                    }
+                    line.append(new String(buffer, from, i - from, StandardCharsets.ISO_8859_1));  // began in an earlier read
+                    if (!line.isEmpty() && line.charAt(line.length() - 1) == '\r') {
+                        line.setLength(line.length() - 1);
+                    }
+                    return line.toString();
                 }
             }
             if (line == null) {

@@ -203,6 +203,25 @@ class ConnectionPoolTest
     }
 
     @Test
+    void anAnswerArrivingAByteAtATimeIsReadWhole()
+            throws Exception
+    {
+        // every line, and a CR apart from its LF, split across reads
+        try (ScriptedServer server = new ScriptedServer((connection, in, out) -> {
+            while (ScriptedServer.read(in) != null) {
+                for (char c : "HTTP/1.1 200 OK\r\ncontent-length: 8\r\n\r\n{\"a\":[]}".toCharArray()) {
+                    ScriptedServer.send(out, String.valueOf(c));
+                    Thread.sleep(1);
+                }
+            }
+        }); ConnectionPool pool = pool(server, 4)) {
+            assertEquals("{\"a\":[]}", post(pool, "{}", Duration.ofSeconds(5)));
+            assertEquals("{\"a\":[]}", post(pool, "{}", Duration.ofSeconds(5)));
+            assertEquals(1, server.accepted.get());
+        }
+    }
+
+    @Test
     void aChunkedAnswerIsReadAndItsSocketKept()
             throws Exception
     {
