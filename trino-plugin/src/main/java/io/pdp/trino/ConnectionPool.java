@@ -74,8 +74,9 @@ final class ConnectionPool
         try {
             answer = connection.post(body, deadline);
         }
-        catch (IOException e) {
-            boolean raced = connection.reused() && !connection.received() && !(e instanceof SocketTimeoutException) && System.nanoTime() - deadline < 0;
+        catch (IOException | RuntimeException e) {
+            boolean raced = e instanceof IOException && !(e instanceof SocketTimeoutException)
+                    && connection.reused() && !connection.received() && System.nanoTime() - deadline < 0;
             forget(connection);
             if (!raced) {
                 release();
@@ -91,7 +92,7 @@ final class ConnectionPool
             try {
                 answer = connection.post(body, deadline);
             }
-            catch (IOException again) {
+            catch (IOException | RuntimeException again) {
                 forget(connection);
                 release();
                 throw again;

@@ -300,6 +300,17 @@ class ConnectionPoolTest
     }
 
     @Test
+    void theNumberOfConnectionsIsAPositiveInteger()
+    {
+        for (String bad : List.of("0", "-1", "many")) {
+            IllegalArgumentException failure = assertThrows(IllegalArgumentException.class,
+                    () -> PdpConfig.from(Map.of("pdp.sidecar-url", "http://x", "pdp.max-connections", bad)));
+            assertTrue(failure.getMessage().contains("pdp.max-connections: expected a positive integer, got " + bad), failure.getMessage());
+        }
+        assertEquals(64, PdpConfig.from(Map.of("pdp.sidecar-url", "http://x")).maxConnections());
+    }
+
+    @Test
     void theWatchsLongPollHoldsNoConnectionTheChecksNeed()
             throws Exception
     {
