@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,16 +22,10 @@ import pytest
 from devstack.postgres import Throwaway
 from devstack.replica import REGISTER, Replica, write_world
 from tests.store.conftest import pg_url
+from tests.support.waiting import wait_for
 
 WORLD = {"cat": {"sales": {"orders": [["id", "bigint"]]}, "hr": {"pay": [["id", "bigint"]]}}}
 SLOW = ("--listing-delay", "1.5")  # a registration sync lists 3 containers: 4.5 s at least
-
-
-def wait_for(check, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, f"{what} within {seconds}s"
-        time.sleep(0.1)
 
 
 def register(replica: Replica) -> str:
