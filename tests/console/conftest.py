@@ -127,12 +127,21 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         + "storeSecretKeyEnv: PDP_TEST_STORE_KEY\n"
         + "control: {network: {allow: [127.0.0.0/8]}}\n"
     )
+    url = f"http://127.0.0.1:{admin_port}"
+    process = serve(yaml, url, {"PDP_TEST_STORE_KEY": STORE_KEY})
+    try:
+        yield Stack(url, process, issuer=f"http://127.0.0.1:{dev_port}")
+    finally:
+        process.stop()
+
+
+def serve(yaml: Path, url: str, env: dict[str, str]) -> Process:
+    """`pdp serve` on `yaml` (its log beside it), once its admin API at `url` is healthy."""
     process = Process(
         [sys.executable, "-m", "pdp.cli", "serve", "--config", str(yaml)],
-        root / "pdp.log",
-        env={"PDP_TEST_STORE_KEY": STORE_KEY},
+        yaml.parent / "pdp.log",
+        env=env,
     )
-    url = f"http://127.0.0.1:{admin_port}"
 
     def up() -> bool:
         try:
@@ -141,10 +150,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             return False
 
     process.wait_until(up, timeout=60)
-    try:
-        yield Stack(url, process, issuer=f"http://127.0.0.1:{dev_port}")
-    finally:
-        process.stop()
+    return process
 
 
 def pick_link(client: httpx.Client, user: str = "gov") -> tuple[httpx.Response, str]:
