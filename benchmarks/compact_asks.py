@@ -325,7 +325,7 @@ async def measure(world: Path, repeat: int, user_count: int) -> dict[str, Any]:
         for number in range(repeat):
             for case in CASES:  # interleaved: drift hits every case and path alike
                 for path in ("compact", "opa"):
-                    user = timed[(number * len(CASES) + CASES.index(case)) % len(timed)]
+                    user = min(timed, key=fresh.used)  # the one with the most tables left
                     pair = case_requests(case, user, fresh.take(user, case), number)
                     spent = 0.0
                     for target, body in pair[0] if path == "compact" else pair[1]:
@@ -353,6 +353,9 @@ class Fresh:
     def __init__(self, tables: list[generate.Table], users: list[generate.User]) -> None:
         self._tables = tables
         self._next = {user.name: 0 for user in users}
+
+    def used(self, user: generate.User) -> int:
+        return self._next[user.name]
 
     def take(self, user: generate.User, case: str) -> list[generate.Table]:
         count = TABLES_PER_CASE.get(case, 1)

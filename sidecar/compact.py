@@ -160,8 +160,9 @@ def _asks(body: bytes) -> list[Ask]:
 def _decode(identity: Any, ask: dict[str, Any], index: int) -> Ask:
     document = {"input": {"context": {"identity": identity}, "action": ask}}
     operation, items = ask.get("operation"), ask.get("filterResources")
+    filters = isinstance(operation, str) and operation in FILTERS and "filterResources" in ask
     try:
-        if operation == "GetColumnMask" or (operation in FILTERS and "filterResources" in ask):
+        if operation == "GetColumnMask" or filters:
             if not isinstance(items, list):
                 raise BadRequest(f"filterResources: {operation} asks for a list")
             check_items(items, "filterResources")

@@ -268,7 +268,13 @@ async def test_both_paths_give_the_same_bytes_metrics_and_log_records(
     ("asks", "status", "message"),
     [
         ([{"operation": "SelectFromColumns"}], 400, "asks[1]: input.action.resource: "),
+        ([{"operation": 7}], 400, "asks[1]: input.action.operation: expected a non-empty string"),
         ([{"operation": "ExecuteQuery"}, 3], 400, "asks[2]: expected an object"),
+        (
+            [{"operation": ["FilterTables"], "filterResources": []}],  # unhashable
+            400,
+            "asks[1]: filterResources: only filter operations and GetColumnMask take them",
+        ),
         (
             [{"operation": "DropTable", "filterResources": [table("orders")]}],
             400,
