@@ -266,6 +266,10 @@ class Answers:
         """Whether the user's view is at hand (deciding needs no call to the PDP)."""
         return identity in self._views
 
+    def held_view(self, identity: Identity) -> View | None:
+        """The user's view if it is at hand (no call to the PDP), else None."""
+        return self._views.get(identity)
+
     async def view(self, identity: Identity) -> View:
         """The user's view at the current revision (raises PdpUnavailable)."""
         return await self._view(identity)

@@ -37,6 +37,7 @@ from sidecar.config import SidecarConfig, load_sidecar_config
 from sidecar.datapolicies import answer_masks, answer_row_filters
 from sidecar.decisionlog import DecisionLog
 from sidecar.health import health
+from sidecar.http import TooLarge, check_items
 from sidecar.metrics import WorkerStats, render
 from sidecar.pdp_client import PdpClient, PdpUnavailable
 from sidecar.reload import SidecarYaml, watch_cluster
@@ -185,8 +186,9 @@ class Sidecar:
     def answer_from_memory(self, endpoint: str, body: bytes) -> bytes | None:
         """The answer to a body seen before whose decisions are all cached, without parsing
         it, or None. Called by the HTTP protocol (sidecar/http.py) before any ASGI work; the
-        decision log wants every body parsed, so with it on this answers nothing."""
-        if self.decision_log is not None:
+        decision log wants every body parsed, so with it on the OPA endpoints answer nothing
+        here (the compact endpoint parses its bodies anyway, and logs them)."""
+        if self.decision_log is not None and endpoint not in compact.FROM_MEMORY:
             return None
         start = time.perf_counter()
         answer = FROM_MEMORY[endpoint](self, body)
@@ -307,6 +309,12 @@ class Sidecar:
             everything = len(allowed) == asked
             self.decision_log.record("batch", document or parse(body), allowed, everything, None)
         return orjson.dumps({"result": allowed})
+
+    async def filter_batch(self, document: Any) -> tuple[str, list[int], int]:
+        """`_batch_answer` of a parsed batch, taking turns with the other batches (the compact
+        endpoint's filter asks)."""
+        async with self._turns.take() as turn:
+            return await self._batch_answer(document, turn)
 
     async def _batch_answer(self, document: Any, turn: Turn) -> tuple[str, list[int], int]:
         """(operation, the indices allowed, how many were asked about) of a parsed batch."""
@@ -541,6 +549,7 @@ FROM_MEMORY: dict[str, Callable[[Sidecar, bytes], bytes | None]] = {
     "rowFilters": Sidecar._row_filters_from_memory,
     "columnMask": Sidecar._mask_from_memory,
     "batchColumnMasks": Sidecar._batch_masks_from_memory,
+    **compact.FROM_MEMORY,
 }
 _DATA_POLICY_OPERATIONS = {"GetRowFilters", "GetColumnMask"}
 
@@ -563,10 +572,6 @@ def _decode(document: Any, batch: bool, masks: bool = True, operation: str | Non
         if not masks and found in _DATA_POLICY_OPERATIONS:
             raise BadRequest(f"input.action.operation: {found} belongs on its own endpoint")
     return decode_document(document)
-
-
-class TooLarge(Exception):
-    """More than the sidecar's `http:` limits accept: HTTP 413."""
 
 
 CHUNK_ITEMS = 64  # filterResources items decided between two looks at the clock
@@ -621,9 +626,8 @@ def _batch_memo(document: Any, operation: str) -> Key | None:
 def _check_batch_size(document: Any) -> list[Any] | None:
     """The batch's filterResources; TooLarge beyond `http.maxBatchItems`."""
     items = _filter_resources(document)
-    limit = http.LIMITS.max_batch_items
-    if items is not None and len(items) > limit:
-        raise TooLarge(f"input.action.filterResources: {len(items)} items; the limit is {limit}")
+    if items is not None:
+        check_items(items, "input.action.filterResources")
     return items
 
 
