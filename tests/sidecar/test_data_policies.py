@@ -251,18 +251,24 @@ def test_empty_batch(client):
 
 
 def test_a_policy_edit_changes_the_answers(stack, client):
-    assert post(client, "batchColumnMasks", batch_body("erin")).json()["result"]
-    stack.tree.write("policies.yaml", POLICIES.replace("mask: hash", "mask: {constant: x}"))
-    deadline = time.monotonic() + 10
-    expected = "CAST('x' AS varchar)"
-    while time.monotonic() < deadline:
+    def mask():
         result = post(client, "batchColumnMasks", batch_body("erin")).json()["result"]
-        if result[0]["viewExpression"]["expression"] == expected:
-            break
-        time.sleep(0.05)
-    else:
-        raise AssertionError("the edit did not reach the sidecar")
-    stack.tree.write("policies.yaml", POLICIES)
+        return result[0]["viewExpression"]["expression"]
+
+    def settle(done, what):
+        deadline = time.monotonic() + 10
+        while not done(mask()):
+            assert time.monotonic() < deadline, f"{what} did not reach the sidecar"
+            time.sleep(0.05)
+
+    hashed = mask()
+    stack.tree.write("policies.yaml", POLICIES.replace("mask: hash", "mask: {constant: x}"))
+    try:
+        settle(lambda expression: expression == "CAST('x' AS varchar)", "the edit")
+    finally:
+        stack.tree.write("policies.yaml", POLICIES)
+    # the next test starts from the original policies, not from a reload still on its way
+    settle(lambda expression: expression == hashed, "the restore")
 
 
 def test_data_policies_survive_the_wire():
