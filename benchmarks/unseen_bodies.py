@@ -288,16 +288,24 @@ def in_process(work: Path, single: list[Body], batch: list[Body], args: argparse
 
     profile = cProfile.Profile() if args.profile else None
     rows: list[tuple[str, float]] = []
+    count = iter(range(10**9))
 
-    async def answer(sidecar: Sidecar, endpoint: str, body: bytes) -> None:
-        if sidecar.answer_from_memory(endpoint, body) is None:
-            await ENDPOINTS[endpoint](sidecar, body)
+    def query_id(body: bytes) -> bytes:
+        """A fresh queryId in each body, as `wrk/cycle.lua` gives (made before timing)."""
+        return body.replace(
+            generate.QID.encode(), f"20261207_000000_{next(count):05d}_bench".encode()
+        )
+
+    async def answer(sidecar: Sidecar, endpoint: str, body: bytes) -> bytes:
+        found = sidecar.answer_from_memory(endpoint, body)
+        return await ENDPOINTS[endpoint](sidecar, body) if found is None else found
 
     async def timed_run(
         sidecar: Sidecar, label: str, endpoint: str, bodies_: list[bytes], profiled: bool
     ) -> None:
         if profiled and profile is not None:
             profile.enable()
+        bodies_ = [query_id(body) for body in bodies_]
         start = time.thread_time()
         for body in bodies_:
             await answer(sidecar, endpoint, body)
@@ -310,17 +318,24 @@ def in_process(work: Path, single: list[Body], batch: list[Body], args: argparse
     async def main_() -> None:
         sidecar = await Sidecar.start(load_sidecar_config(work / "sidecar.yaml"))
         try:
-            for _ in range(600):  # the watch's first word: the revision
-                if sidecar.answers.revision is not None:
+            for _ in range(1200):  # the watch's first word: the revision
+                if sidecar.answers.revision is not None and not sidecar.answers.away:
                     break
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.1)
+            else:
+                raise SystemExit("the PDP did not answer within 120 s")
             plain = {
                 "allow": [seen(b.template) for b in single],
                 "batch": [seen(b.template) for b in batch],
             }
-            for endpoint, bodies_ in plain.items():  # every user's view, every decision cached
-                for body in bodies_:
-                    await answer(sidecar, endpoint, body)
+            # every user's view, every decision cached; every answer, seen and new, the world's
+            for endpoint, kind in (("allow", single), ("batch", batch)):
+                for b in kind:
+                    for raw in (seen(b.template), new(b.template, CHECK_VARIANT)):
+                        raw = query_id(raw)
+                        got = orjson.loads(await answer(sidecar, endpoint, raw))["result"]
+                        if got != b.expected:
+                            raise SystemExit(f"answered {got!r}, the world says {b.expected!r}")
             variant = iter(range(CHECK_VARIANT))
             for label, endpoint, kind, repeat in (
                 ("single check", "allow", single, args.singles // len(single) // 2),

@@ -6,6 +6,8 @@ costs more than the lookups themselves. The answer is `decide(view, request).all
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pdp.core.decide import SYSTEM_CATALOG, is_metadata_name
 from pdp.core.model import Access, PolicyGrants, TableKey, View, fold
 
@@ -13,6 +15,7 @@ from pdp.core.model import Access, PolicyGrants, TableKey, View, fold
 # (held by the view); a larger one is looked up in the registry's own set (shared, no copy).
 SMALL_TARGETS = 64
 _KEY = "readable"  # its place in View.derived
+_UNSEEN = ("", "")  # Readable.indices: a container not folded yet (compared by identity)
 
 
 class Readable:
@@ -36,16 +39,36 @@ class Readable:
 
     def allowed(self, catalog: str, schema: str, table: str) -> bool:
         """`decide(...).allowed` for READ on the table `catalog.schema.table` (as sent)."""
-        if self._everything or is_metadata_name(catalog, schema):
-            return True
-        key = (fold(catalog), fold(schema), fold(table))
-        if key not in self._registered:
-            unregistered = self._unregistered
-            return key[0] == SYSTEM_CATALOG if unregistered is None else unregistered
-        for tables in self._granted:  # noqa: SIM110  (a generator costs more than the lookups)
-            if key in tables:
-                return True
-        return False
+        return bool(self.indices(((catalog, schema, table),)))
+
+    def indices(self, tables: Sequence[Sequence[str]]) -> list[int]:
+        """The positions in `tables` of those `allowed`: each ends with the names (catalog,
+        schema, table) as sent. A batch's tables share a few schemas, folded once each."""
+        if self._everything:
+            return list(range(len(tables)))
+        registered, granted, unregistered = self._registered, self._granted, self._unregistered
+        # (catalog, schema) as sent -> folded, or None for a metadata schema (always allowed)
+        containers: dict[tuple[str, str], tuple[str, str] | None] = {}
+        allowed = []
+        for i, names in enumerate(tables):
+            catalog, schema = names[-3], names[-2]
+            folded = containers.get((catalog, schema), _UNSEEN)
+            if folded is _UNSEEN:
+                folded = containers[catalog, schema] = (
+                    None if is_metadata_name(catalog, schema) else (fold(catalog), fold(schema))
+                )
+            if folded is None:
+                allowed.append(i)
+                continue
+            key = (folded[0], folded[1], fold(names[-1]))
+            if key in registered:
+                for held in granted:
+                    if key in held:
+                        allowed.append(i)
+                        break
+            elif key[0] == SYSTEM_CATALOG if unregistered is None else unregistered:
+                allowed.append(i)
+        return allowed
 
 
 def readable(view: View, user: str) -> Readable:
