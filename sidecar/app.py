@@ -266,7 +266,7 @@ class Sidecar:
         if allowed is None:
             return None
         operation = keys[0][2]  # type: ignore[index]  # _readable_indices checked every key
-        self._batch_keys.remember(bare, _batch_memo(document, operation))
+        self._batch_keys.remember(bare, _batch_memo(document, operation, keys))
         self.stats.decisions[operation, "allow"] += len(allowed)
         self.stats.decisions[operation, "deny"] += len(keys) - len(allowed)
         return orjson.dumps({"result": allowed})
@@ -660,14 +660,15 @@ def _batch_masks_key(document: Any) -> Key | None:
     return datapolicy.masks_key(document, batch=True)
 
 
-def _batch_memo(document: Any, operation: str) -> Key | None:
+def _batch_memo(document: Any, operation: str, keys: list[Key | None] | None = None) -> Key | None:
     """How `_cached_batch` finds the answer to a batch body answered once (and so valid):
     ("columns", the table's key, how many columns) for FilterColumns, ("items", every item's
-    key) for a batch of at most MEMO_ITEMS items that all have keys, else None."""
+    key) for a batch of at most MEMO_ITEMS items that all have keys, else None. `keys`: the
+    body's `batch_keys`, when they are at hand."""
     items = _filter_resources(document)
     if items is None or len(items) > MEMO_ITEMS:
         return None
-    keys = batch_keys(document)
+    keys = batch_keys(document) if keys is None else keys
     if not keys or None in keys:
         return None
     if operation == "FilterColumns":
