@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from pdp.core import decide
 from pdp.core.model import Access, AccessGrantMapping, Identity, Request, Settings, TableRef, View
 from pdp.core.readable import Readable, readable
+from pdp.policy import PolicySnapshot
 from tests.sidecar.delta_world import IDENTITIES, NAMES, SCHEMAS, World, edit
 from tests.sidecar.test_revision_delta import CHANGES
 
@@ -78,5 +79,5 @@ def test_the_answer_is_derived_once_per_view_and_never_copied_to_another():
     assert readable(moved, identity.user) is not first
 
 
-def snapshot_settings(snapshot) -> Settings:  # type: ignore[no-untyped-def]
+def snapshot_settings(snapshot: PolicySnapshot) -> Settings:
     return Settings(mapping=snapshot.mapping)
