@@ -41,6 +41,8 @@ import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -269,6 +271,101 @@ def lasting(
     return out
 
 
+# --- in-process CPU per body (--in-process) -------------------------------------------------
+
+
+def in_process(work: Path, single: list[Body], batch: list[Body], args: argparse.Namespace) -> str:
+    """CPU time per body of one sidecar worker (its event loop's thread: not the gRPC client's
+    threads), driven in-process through the same calls as its HTTP protocol
+    (`answer_from_memory`, then the endpoint), with a real PDP over gRPC: no HTTP, no wrk, so a
+    loaded machine inflates the figures little. `--profile FILE` also writes the
+    cProfile statistics of the new bodies' runs there."""
+    import asyncio
+    import cProfile
+
+    from sidecar.app import ENDPOINTS, Sidecar
+    from sidecar.config import load_sidecar_config
+
+    profile = cProfile.Profile() if args.profile else None
+    rows: list[tuple[str, float]] = []
+    count = iter(range(10**9))
+
+    def query_id(body: bytes) -> bytes:
+        """A fresh queryId in each body, as `wrk/cycle.lua` gives (made before timing)."""
+        return body.replace(
+            generate.QID.encode(), f"20261207_000000_{next(count):05d}_bench".encode()
+        )
+
+    async def answer(sidecar: Sidecar, endpoint: str, body: bytes) -> bytes:
+        found = sidecar.answer_from_memory(endpoint, body)
+        return await ENDPOINTS[endpoint](sidecar, body) if found is None else found
+
+    async def timed_run(
+        sidecar: Sidecar, label: str, endpoint: str, bodies_: list[bytes], profiled: bool
+    ) -> None:
+        if profiled and profile is not None:
+            profile.enable()
+        bodies_ = [query_id(body) for body in bodies_]
+        start = time.thread_time()
+        for body in bodies_:
+            await answer(sidecar, endpoint, body)
+        cpu = time.thread_time() - start
+        if profiled and profile is not None:
+            profile.disable()
+        rows.append((label, cpu / len(bodies_) * 1e6))
+        print(f"  {label}: {rows[-1][1]:,.1f} us per body", file=sys.stderr, flush=True)
+
+    async def main_() -> None:
+        sidecar = await Sidecar.start(load_sidecar_config(work / "sidecar.yaml"))
+        try:
+            for _ in range(1200):  # the watch's first word: the revision
+                if sidecar.answers.revision is not None and not sidecar.answers.away:
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                raise SystemExit("the PDP did not answer within 120 s")
+            plain = {
+                "allow": [seen(b.template) for b in single],
+                "batch": [seen(b.template) for b in batch],
+            }
+            # every user's view, every decision cached; every answer, seen and new, the world's
+            for endpoint, kind in (("allow", single), ("batch", batch)):
+                for b in kind:
+                    for raw in (seen(b.template), new(b.template, CHECK_VARIANT)):
+                        raw = query_id(raw)
+                        got = orjson.loads(await answer(sidecar, endpoint, raw))["result"]
+                        if got != b.expected:
+                            raise SystemExit(f"answered {got!r}, the world says {b.expected!r}")
+            variant = iter(range(CHECK_VARIANT))
+            for label, endpoint, kind, repeat in (
+                ("single check", "allow", single, args.singles // len(single) // 2),
+                ("batch", "batch", batch, args.batches // len(batch) // 2),
+            ):
+                seen_bodies = plain[endpoint] * max(1, repeat)
+                new_bodies = [
+                    new(b.template, v) for v in islice(variant, max(1, repeat)) for b in kind
+                ]
+                await timed_run(sidecar, f"{label}, seen", endpoint, seen_bodies, False)
+                await timed_run(sidecar, f"{label}, new", endpoint, new_bodies, True)
+            for again in ("", ", again"):
+                await timed_run(
+                    sidecar,
+                    f"batch, seen, after the new ones{again}",
+                    "batch",
+                    plain["batch"],
+                    False,
+                )
+        finally:
+            await sidecar.stop()
+
+    asyncio.run(main_())
+    if profile is not None:
+        profile.dump_stats(args.profile)
+    lines = ["| bodies | CPU per body |", "|---|---:|"]
+    lines += [f"| {label} | {us:,.1f} µs |" for label, us in rows]
+    return "\n".join(lines)
+
+
 # --- report ---------------------------------------------------------------------------------
 
 
@@ -331,6 +428,30 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def in_process_main(args: argparse.Namespace) -> int:
+    work = Path(tempfile.mkdtemp(prefix="unseen-bodies-"))
+    ports = {name: run.free_port() for name in ("sidecar", "pdp")}
+    world = tw.build()
+    tw.write_all(world, work, ports["pdp"], ports["sidecar"])
+    single, batch = bodies(world)
+    command = [run.PYTHON, "-m", "pdp.cli", "serve", "--config", str(work / "pdp.yaml")]
+    try:
+        with run.started(command, work / "pdp.log"):
+            print(
+                f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, load {os.getloadavg()}", file=sys.stderr
+            )
+            print(in_process(work, single, batch, args))
+            print(
+                f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, load {os.getloadavg()}", file=sys.stderr
+            )
+    finally:
+        if args.keep:
+            print(f"kept {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=2, help="rounds of the 18 cases")
@@ -340,7 +461,17 @@ def main() -> int:
     parser.add_argument("--lasting", type=int, default=2, help="before/flood/after rounds")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("--json", type=Path, help="also write every measurement here")
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="instead: CPU per body of one sidecar worker driven in-process (a real PDP; no HTTP)",
+    )
+    parser.add_argument("--singles", type=int, default=60_000, help="--in-process: single checks")
+    parser.add_argument("--batches", type=int, default=3_000, help="--in-process: batches")
+    parser.add_argument("--profile", type=Path, help="--in-process: cProfile of the new bodies")
     args = parser.parse_args()
+    if args.in_process:
+        return in_process_main(args)
     if shutil.which("wrk") is None:
         sys.exit("wrk not found: apt-get install -y wrk")
     opa = opa_binary()

@@ -27,6 +27,7 @@ from pdp.core.model import (
     View,
 )
 from pdp.core.operations import needs_grants
+from pdp.core.readable import Readable, readable
 from pdp.policy.delta import RevisionDelta
 from sidecar.pdp_client import PdpClient, PdpUnavailable
 from sidecar.scope import Touched, answer_scope, decision_scope
@@ -262,9 +263,23 @@ class Answers:
             answers.popitem(last=False)
         answers[key] = (self.revision, answer)
 
+    def readable(self, identity: Identity) -> Readable | None:
+        """What the user's cached view answers of READ on tables (pdp.core.readable: the
+        `decide` of FilterTables without a Decision per table), or None when that view is not
+        at hand at the current revision (`decide_all` then decides, fetching it if need be).
+        It is derived from the view and goes with it."""
+        view = self._views.get(identity)
+        if view is None or self.revision is None or view.registry is not self._registry_now():
+            return None
+        return readable(view, identity.user)
+
     def has_view(self, identity: Identity) -> bool:
         """Whether the user's view is at hand (deciding needs no call to the PDP)."""
         return identity in self._views
+
+    def held_view(self, identity: Identity) -> View | None:
+        """The user's view if it is at hand (no call to the PDP), else None."""
+        return self._views.get(identity)
 
     async def view(self, identity: Identity) -> View:
         """The user's view at the current revision (raises PdpUnavailable)."""

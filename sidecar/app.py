@@ -17,7 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from pdp.auth import AsyncTokenSource
 from pdp.config.watch import Watched
-from pdp.core.model import TableRef
+from pdp.core.model import Identity, TableRef
 from pdp.core.operations import needs_grants
 from pdp.wire import datapolicy
 from pdp.wire.trino import (
@@ -37,6 +37,7 @@ from sidecar.config import SidecarConfig, load_sidecar_config
 from sidecar.datapolicies import answer_masks, answer_row_filters
 from sidecar.decisionlog import DecisionLog
 from sidecar.health import health
+from sidecar.http import TooLarge, check_items
 from sidecar.metrics import WorkerStats, render
 from sidecar.pdp_client import PdpClient, PdpUnavailable
 from sidecar.reload import SidecarYaml, watch_cluster
@@ -185,8 +186,9 @@ class Sidecar:
     def answer_from_memory(self, endpoint: str, body: bytes) -> bytes | None:
         """The answer to a body seen before whose decisions are all cached, without parsing
         it, or None. Called by the HTTP protocol (sidecar/http.py) before any ASGI work; the
-        decision log wants every body parsed, so with it on this answers nothing."""
-        if self.decision_log is not None:
+        decision log wants every body parsed, so with it on the OPA endpoints answer nothing
+        here (the compact endpoint parses its bodies anyway, and logs them)."""
+        if self.decision_log is not None and endpoint not in compact.FROM_MEMORY:
             return None
         start = time.perf_counter()
         answer = FROM_MEMORY[endpoint](self, body)
@@ -234,7 +236,7 @@ class Sidecar:
     def _batch_from_memory(self, body: bytes) -> bytes | None:
         bare, known = self._batch_keys.find(body)
         if known is None:
-            return None
+            return self._batch_now(body, bare)
         held = self.answers.cached_batch(bare)
         if held is None:
             found = self._cached_batch(known)
@@ -247,6 +249,60 @@ class Sidecar:
         self.stats.decisions[operation, "allow"] += allowed
         self.stats.decisions[operation, "deny"] += asked - allowed
         return answer
+
+    def _batch_now(self, body: bytes, bare: bytes | None) -> bytes | None:
+        """A new FilterTables body answered at once from the user's cached view
+        (`_readable_indices`), without an ASGI cycle; None leaves it to `_batch` (a bad body's
+        400 or 413, a large one that takes turns, a user whose view must be fetched, any other
+        operation)."""
+        if len(body) > FROZEN_BODY_BYTES:
+            return None
+        try:
+            document = parse(body)
+        except BadRequest:
+            return None
+        keys = batch_keys(document)
+        if not keys or len(keys) > min(MEMO_ITEMS, http.LIMITS.max_batch_items):
+            return None
+        allowed = self._readable_indices(keys)
+        if allowed is None:
+            return None
+        operation = keys[0][2]  # type: ignore[index]  # _readable_indices checked every key
+        self._batch_keys.remember(bare, _batch_memo(document, operation, keys))
+        self.stats.decisions[operation, "allow"] += len(allowed)
+        self.stats.decisions[operation, "deny"] += len(keys) - len(allowed)
+        return orjson.dumps({"result": allowed})
+
+    def _readable_indices(self, keys: Sequence[Key | None]) -> list[int] | None:
+        """The indices of the tables a FilterTables batch (its items' keys, `batch_keys`) lets
+        the user read, from the user's cached view by set lookups (`Answers.readable`), or None:
+        another operation, an item the full decoder would refuse or decode otherwise, or the
+        view not at hand. Every item's key starts with the body's (user, groups, operation)."""
+        first = keys[0] if keys else None
+        if first is None or first[2] != "FilterTables":  # FilterColumns answers columns
+            return None
+        user, groups = first[0], first[1]
+        if user.__class__ is not str or not user or any(g.__class__ is not str for g in groups):
+            return None
+        reads = self.answers.readable(Identity(user, frozenset(groups)))
+        if reads is None:
+            return None
+        for key in keys:
+            # a table's key: (user, groups, operation, "table", catalog, schema, table), each
+            # name a non-empty string as the decoder demands (anything else: the decoder says)
+            if key is None or key[3] != "table":
+                return None
+            catalog, schema, table = key[4], key[5], key[6]
+            if not (
+                catalog.__class__ is str
+                and schema.__class__ is str
+                and table.__class__ is str
+                and catalog
+                and schema
+                and table
+            ):
+                return None
+        return reads.indices(keys)  # type: ignore[arg-type]  # no None left
 
     def _row_filters_from_memory(self, body: bytes) -> bytes | None:
         return self._data_answer_from_memory(body, self._row_filter_keys)
@@ -308,6 +364,12 @@ class Sidecar:
             self.decision_log.record("batch", document or parse(body), allowed, everything, None)
         return orjson.dumps({"result": allowed})
 
+    async def filter_batch(self, document: Any) -> tuple[str, list[int], int]:
+        """`_batch_answer` of a parsed batch, taking turns with the other batches (the compact
+        endpoint's filter asks)."""
+        async with self._turns.take() as turn:
+            return await self._batch_answer(document, turn)
+
     async def _batch_answer(self, document: Any, turn: Turn) -> tuple[str, list[int], int]:
         """(operation, the indices allowed, how many were asked about) of a parsed batch."""
         items = _check_batch_size(document)
@@ -339,7 +401,9 @@ class Sidecar:
                 return key[2], list(range(columns)), columns
             return key[2], [], 1  # as counted by `_batch_answer`: one table denied
         keys = known[1]
-        allowed = self._cached_indices(keys)
+        allowed = self._readable_indices(keys)
+        if allowed is None:
+            allowed = self._cached_indices(keys)
         return None if allowed is None else (keys[0][2], allowed, len(keys))
 
     def _cached_indices(self, keys: Sequence[Key | None]) -> list[int] | None:
@@ -359,7 +423,9 @@ class Sidecar:
         # FilterColumns answers depend on its columns, which the keys leave out; an empty batch
         # has no key that proves the body valid. Both take the full decoder.
         if keys and _operation(document) != "FilterColumns":
-            allowed = self._cached_indices(keys)
+            allowed = self._readable_indices(keys)
+            if allowed is None:
+                allowed = self._cached_indices(keys)
             if allowed is not None:
                 return allowed
         call = _decode(document, batch=True, masks=False)
@@ -541,6 +607,7 @@ FROM_MEMORY: dict[str, Callable[[Sidecar, bytes], bytes | None]] = {
     "rowFilters": Sidecar._row_filters_from_memory,
     "columnMask": Sidecar._mask_from_memory,
     "batchColumnMasks": Sidecar._batch_masks_from_memory,
+    **compact.FROM_MEMORY,
 }
 _DATA_POLICY_OPERATIONS = {"GetRowFilters", "GetColumnMask"}
 
@@ -563,10 +630,6 @@ def _decode(document: Any, batch: bool, masks: bool = True, operation: str | Non
         if not masks and found in _DATA_POLICY_OPERATIONS:
             raise BadRequest(f"input.action.operation: {found} belongs on its own endpoint")
     return decode_document(document)
-
-
-class TooLarge(Exception):
-    """More than the sidecar's `http:` limits accept: HTTP 413."""
 
 
 CHUNK_ITEMS = 64  # filterResources items decided between two looks at the clock
@@ -602,14 +665,15 @@ def _batch_masks_key(document: Any) -> Key | None:
     return datapolicy.masks_key(document, batch=True)
 
 
-def _batch_memo(document: Any, operation: str) -> Key | None:
+def _batch_memo(document: Any, operation: str, keys: list[Key | None] | None = None) -> Key | None:
     """How `_cached_batch` finds the answer to a batch body answered once (and so valid):
     ("columns", the table's key, how many columns) for FilterColumns, ("items", every item's
-    key) for a batch of at most MEMO_ITEMS items that all have keys, else None."""
+    key) for a batch of at most MEMO_ITEMS items that all have keys, else None. `keys`: the
+    body's `batch_keys`, when they are at hand."""
     items = _filter_resources(document)
     if items is None or len(items) > MEMO_ITEMS:
         return None
-    keys = batch_keys(document)
+    keys = batch_keys(document) if keys is None else keys
     if not keys or None in keys:
         return None
     if operation == "FilterColumns":
@@ -621,9 +685,8 @@ def _batch_memo(document: Any, operation: str) -> Key | None:
 def _check_batch_size(document: Any) -> list[Any] | None:
     """The batch's filterResources; TooLarge beyond `http.maxBatchItems`."""
     items = _filter_resources(document)
-    limit = http.LIMITS.max_batch_items
-    if items is not None and len(items) > limit:
-        raise TooLarge(f"input.action.filterResources: {len(items)} items; the limit is {limit}")
+    if items is not None:
+        check_items(items, "input.action.filterResources")
     return items
 
 

@@ -26,6 +26,13 @@ meanwhile, or when an ask needed the user's entitlements and the sidecar could n
 (its fail-closed fallback is an answer for now, not for the whole revision). The plugin caches
 an answer only under the revision it holds.
 
+`SelectFromColumns` is decided per table: the answer depends on the user, their groups and the
+table, never on the `columns` of the resource (the decoder drops them; pdp/core/decide.py rules
+on the table), so it is the same for any set of the table's columns, none included. The plugin
+asks it without columns and keeps one answer per (user, groups, table), which it may ask beside
+the first other ask about the table (tests/sidecar/test_compact_columns.py holds the sidecar to
+this; a decision that weighs columns must change the plugin's keys first).
+
 `POST /v1/pdp/watch` with `{"revision": "r12" | null, "waitSeconds": 20}` answers
 `{"revision": ...}` as soon as the sidecar's revision differs from the one given, else after
 `waitSeconds` (at most 60): a long poll that tells the plugin to drop its cache, and that it
@@ -37,13 +44,28 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from pdp.core.model import Identity
+from pdp.core.datapolicy import Mask, RowFilter
+from pdp.core.model import Decision, TableKey, TableRef
 from pdp.core.operations import needs_grants
-from pdp.wire.trino import FILTERS, BadRequest, decode_document, single_key
+from pdp.wire.datapolicy import MaskedColumn, mask_columns
+from pdp.wire.trino import (
+    FILTERS,
+    BadRequest,
+    Call,
+    Key,
+    batch_keys,
+    decode_document,
+    single_key,
+)
+from sidecar.datapolicies import masks_on, row_filters_on, user_view
+from sidecar.http import TooLarge, check_items
 
 if TYPE_CHECKING:
     from pdp.core.model import ClusterSettings
@@ -54,9 +76,84 @@ DECISIONS, WATCH = "/v1/pdp/decisions", "/v1/pdp/watch"
 MAX_WAIT_SECONDS = 60.0
 WATCH_POLL_SECONDS = 0.01  # how soon a new revision reaches a waiting watch (cheap: one look)
 MAX_ASKS = 10_000  # asks in one body (each filter ask is also bounded by http.maxBatchItems)
+# Objects asked about (a check's one, a filter's or a mask's items) in a request answered in
+# the HTTP protocol (`decisions_from_memory`): deciding is then done at once, without yielding
+# to the worker's other requests, so a larger request takes the ASGI path, where large filters
+# are decided a slice at a time, taking turns (sidecar/turns.py).
+FROM_MEMORY_OBJECTS = 256
+
+# Two paths answer a request, with the same decoding, decisions, answers, metrics and decision
+# log records: `decisions_from_memory`, called by the HTTP protocol before any ASGI work
+# (sidecar/http.py) and used when every ask can be answered from what the sidecar holds (the
+# user's view, or no ask needs it); else `decisions`, through ASGI, which may wait for the PDP.
+
+
+@dataclass(frozen=True, slots=True)
+class Ask:
+    """One ask decoded as the OPA endpoints decode a body (pdp.wire.trino), and its OPA document
+    (`{"input": {"context": {"identity": ...}, "action": ask}}`, what the decision log records)."""
+
+    document: dict[str, Any]
+    call: Call
+    table: TableKey | None = None  # GetRowFilters'
+    columns: tuple[MaskedColumn, ...] = ()  # GetColumnMask's, with their types
+
+    @property
+    def objects(self) -> int:
+        return max(1, len(self.call.items or ()))
+
+    @property
+    def needs_view(self) -> bool:
+        """Whether answering needs the user's entitlements (the view): without them the answer
+        is a fail-closed fallback."""
+        operation = self.call.operation
+        if operation == "GetColumnMask":
+            return bool(self.columns)
+        return operation == "GetRowFilters" or needs_grants(operation)
 
 
 async def decisions(sidecar: Sidecar, body: bytes) -> bytes:
+    """The ASGI path: every ask decoded first (a bad one refuses the request before any is
+    answered), then each answered in turn, waiting for the PDP where the view is not held."""
+    asks = _asks(body)
+    answers = sidecar.answers
+    assert answers is not None  # set at startup, before any request
+    revision, found, fallback = _revision(answers), [], False
+    for ask in asks:
+        found.append(await _answer(sidecar, ask))
+        fallback |= ask.needs_view and not answers.has_view(ask.call.identity)
+    if fallback or _revision(answers) != revision:
+        revision = None  # a fallback, or computed across two revisions: usable once
+    return _encode(revision, found)
+
+
+def decisions_from_memory(sidecar: Sidecar, body: bytes) -> bytes | None:
+    """The answer when every ask can be answered now from what the sidecar holds, else None
+    (the ASGI path then answers, or refuses a bad body). Nothing is counted or logged unless
+    every ask is answered."""
+    try:
+        asks = _asks(body)
+    except (BadRequest, TooLarge):
+        return None
+    answers = sidecar.answers
+    if sum(ask.objects for ask in asks) > FROM_MEMORY_OBJECTS:
+        return None
+    if any(ask.needs_view and not answers.has_view(ask.call.identity) for ask in asks):
+        return None
+    settles = []
+    for ask in asks:
+        settle = _answer_now(sidecar, ask)
+        if settle is None:
+            return None
+        settles.append(settle)
+    # decided at once, with nothing awaited: the revision cannot have moved meanwhile
+    return _encode(_revision(answers), [settle() for settle in settles])
+
+
+FROM_MEMORY = {DECISIONS: decisions_from_memory}
+
+
+def _asks(body: bytes) -> list[Ask]:
     request = _object(_parse(body), "body")
     identity = _object(request.get("identity"), "identity")
     asks = request.get("asks")
@@ -64,16 +161,118 @@ async def decisions(sidecar: Sidecar, body: bytes) -> bytes:
         raise BadRequest("asks: expected a list")
     if len(asks) > MAX_ASKS:
         raise BadRequest(f"asks: {len(asks)} asks; the limit is {MAX_ASKS}")
-    answers = sidecar.answers
-    assert answers is not None  # set at startup, before any request
-    revision, found, fallback = _revision(answers), [], False
-    for i, ask in enumerate(asks):
-        found.append(await _answer(sidecar, identity, _object(ask, f"asks[{i}]"), i))
-        # decoded by now, so well formed; without the user's view, the answer was a fallback
-        user = Identity(identity["user"], frozenset(identity.get("groups", ())))
-        fallback |= needs_grants(str(ask["operation"])) and not answers.has_view(user)
-    if fallback or _revision(answers) != revision:
-        revision = None  # a fallback, or computed across two revisions: usable once
+    return [_decode(identity, _object(ask, f"asks[{i}]"), i) for i, ask in enumerate(asks)]
+
+
+def _decode(identity: Any, ask: dict[str, Any], index: int) -> Ask:
+    document = {"input": {"context": {"identity": identity}, "action": ask}}
+    operation, items = ask.get("operation"), ask.get("filterResources")
+    filters = isinstance(operation, str) and operation in FILTERS and "filterResources" in ask
+    try:
+        if operation == "GetColumnMask" or filters:
+            if not isinstance(items, list):
+                raise BadRequest(f"filterResources: {operation} asks for a list")
+            check_items(items, "filterResources")
+        elif "filterResources" in ask:
+            raise BadRequest("filterResources: only filter operations and GetColumnMask take them")
+        call = decode_document(document)
+        if operation == "GetRowFilters":
+            if not isinstance(call.resource, TableRef):
+                raise BadRequest("input.action.resource.table: GetRowFilters needs a table")
+            return Ask(document, call, table=call.resource.key)
+        if operation == "GetColumnMask":
+            return Ask(document, call, columns=mask_columns(document, batch=True))
+        return Ask(document, call)
+    except (BadRequest, TooLarge) as exc:
+        raise type(exc)(f"asks[{index}]: {exc}") from None
+
+
+async def _answer(sidecar: Sidecar, ask: Ask) -> dict[str, Any]:
+    call, answers = ask.call, sidecar.answers
+    if ask.table is not None:
+        view = await user_view(answers, call.identity)
+        return _row_filters(row_filters_on(view, call.identity, ask.table))
+    if call.operation == "GetColumnMask":
+        view = await user_view(answers, call.identity) if ask.columns else None
+        return _masks(masks_on(view, call.identity, ask.columns))
+    if call.items is not None:  # as the batch endpoint decides it, taking turns
+        _, allowed, asked = await sidecar.filter_batch(ask.document)
+        return _filtered(sidecar, ask, allowed, asked)
+    decision = await answers.decide(call.request(), single_key(ask.document))
+    return _checked(sidecar, ask, decision)
+
+
+def _answer_now(sidecar: Sidecar, ask: Ask) -> Callable[[], dict[str, Any]] | None:
+    """`_answer` from what the sidecar holds, to be counted and logged when called; None if
+    it needs the PDP."""
+    call, answers = ask.call, sidecar.answers
+    if ask.table is not None or call.operation == "GetColumnMask":
+        view = answers.held_view(call.identity)
+        if view is None and ask.needs_view:
+            return None
+        if ask.table is not None:
+            return partial(_row_filters, row_filters_on(view, call.identity, ask.table))
+        return partial(_masks, masks_on(view, call.identity, ask.columns))
+    if call.items is None:
+        decision = answers.decided(call.request(), single_key(ask.document))
+        return None if decision is None else partial(_checked, sidecar, ask, decision)
+    found = _indices_now(answers, call, batch_keys(ask.document))
+    return None if found is None else partial(_filtered, sidecar, ask, *found)
+
+
+def _indices_now(
+    answers: Answers, call: Call, keys: Sequence[Key | None] | None
+) -> tuple[list[int], int] | None:
+    """(the indices allowed, the items asked about) of a filter, as `Sidecar._batch_answer`
+    gives them, from what the sidecar holds; None if a decision needs the PDP."""
+    items = call.items or ()
+    keys = keys or [None] * len(items)
+    if call.operation == "FilterColumns":  # one decision for the table: all columns or none
+        if not items or not call.columns:
+            return [], len(items)
+        decision = answers.decided(call.request(items[0]), keys[0])
+        if decision is None:
+            return None
+        columns = len(call.columns)
+        return (list(range(columns)), columns) if decision.allowed else ([], 1)
+    allowed = []
+    for i, (item, key) in enumerate(zip(items, keys, strict=True)):
+        decision = answers.decided(call.request(item), key)
+        if decision is None:
+            return None
+        if decision.allowed:
+            allowed.append(i)
+    return allowed, len(items)
+
+
+def _checked(sidecar: Sidecar, ask: Ask, decision: Decision) -> dict[str, Any]:
+    """A check's answer, with the decision's reason, counted and logged as `/allow` does."""
+    allowed = decision.allowed
+    sidecar.stats.decisions[ask.call.operation, "allow" if allowed else "deny"] += 1
+    if sidecar.decision_log is not None:
+        sidecar.decision_log.record("allow", ask.document, allowed, allowed, decision)
+    return {"allowed": True} if allowed else {"allowed": False, "reason": decision.reason}
+
+
+def _filtered(sidecar: Sidecar, ask: Ask, allowed: list[int], asked: int) -> dict[str, Any]:
+    """A filter's answer, counted and logged as `/batch` does."""
+    operation, decisions = ask.call.operation, sidecar.stats.decisions
+    decisions[operation, "allow"] += len(allowed)
+    decisions[operation, "deny"] += asked - len(allowed)
+    if sidecar.decision_log is not None:
+        sidecar.decision_log.record("batch", ask.document, allowed, len(allowed) == asked, None)
+    return {"indices": allowed}
+
+
+def _row_filters(filters: Sequence[RowFilter]) -> dict[str, Any]:
+    return {"rowFilters": [f.expression for f in filters]}
+
+
+def _masks(masks: Sequence[Mask | None]) -> dict[str, Any]:
+    return {"masks": [None if m is None else m.expression for m in masks]}
+
+
+def _encode(revision: str | None, found: list[dict[str, Any]]) -> bytes:
     return orjson.dumps({"revision": revision, "answers": found})
 
 
@@ -102,46 +301,6 @@ def _plain(value: Any) -> Any:
     if hasattr(value, "pattern"):  # a compiled regular expression (immuta.user.admin)
         return value.pattern
     raise TypeError(f"cannot digest {type(value).__name__}")
-
-
-async def _answer(sidecar: Sidecar, identity: Any, ask: dict[str, Any], index: int) -> Any:
-    """One ask answered through the OPA endpoints' own handlers (sidecar/app.py)."""
-    document = {"input": {"context": {"identity": identity}, "action": ask}}
-    operation = ask.get("operation")
-    try:
-        if operation == "GetRowFilters":
-            result = orjson.loads(await sidecar._row_filters(orjson.dumps(document)))["result"]
-            return {"rowFilters": [f["expression"] for f in result]}
-        if operation == "GetColumnMask":
-            items = ask.get("filterResources")
-            if not isinstance(items, list):
-                raise BadRequest("filterResources: GetColumnMask asks for a list of columns")
-            result = orjson.loads(await sidecar._batch_column_masks(orjson.dumps(document)))
-            masks: list[str | None] = [None] * len(items)
-            for mask in result["result"]:
-                masks[mask["index"]] = mask["viewExpression"]["expression"]
-            return {"masks": masks}
-        if operation in FILTERS and "filterResources" in ask:
-            result = orjson.loads(await sidecar._batch(orjson.dumps(document)))["result"]
-            return {"indices": result}
-        return await _check(sidecar, document)
-    except BadRequest as exc:
-        raise BadRequest(f"asks[{index}]: {exc}") from None
-
-
-async def _check(sidecar: Sidecar, document: dict[str, Any]) -> dict[str, Any]:
-    """A single check, as `/allow` decides it, with the decision's reason."""
-    if "filterResources" in document["input"]["action"]:
-        raise BadRequest("filterResources: only filter operations and GetColumnMask take them")
-    call = decode_document(document)
-    decision = await sidecar.answers.decide(call.request(), single_key(document))
-    allowed = decision.allowed
-    sidecar.stats.decisions[call.operation, "allow" if allowed else "deny"] += 1
-    if sidecar.decision_log is not None:  # logged as /allow logs it
-        sidecar.decision_log.record("allow", document, allowed, allowed, decision)
-    if allowed:
-        return {"allowed": True}
-    return {"allowed": False, "reason": decision.reason}
 
 
 async def watch(sidecar: Sidecar, body: bytes) -> bytes:

@@ -8,12 +8,13 @@ row and NULL for every column (the access checks of the same query are denied as
 from __future__ import annotations
 
 import logging
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from typing import Any
 
 from pdp.core.datapolicy import Mask, RowFilter, column_mask, row_filters
 from pdp.core.model import Identity, MaskKind, View
 from pdp.wire.datapolicy import (
+    MaskedColumn,
     batch_masks_answer,
     column_mask_answer,
     mask_columns,
@@ -30,11 +31,9 @@ NO_ROWS = RowFilter("false", "pdp-unavailable")
 async def answer_row_filters(
     answers: Answers, identity: Identity, table: tuple[str, str, str], key: Hashable | None
 ) -> bytes:
-    view = await _view(answers, identity)
-    if view is None:
-        return row_filters_answer([NO_ROWS])
-    answer = row_filters_answer(row_filters(view, identity, table))
-    if key is not None:
+    view = await user_view(answers, identity)
+    answer = row_filters_answer(row_filters_on(view, identity, table))
+    if view is not None and key is not None:
         answers.remember_answer(key, view, answer)
     return answer
 
@@ -43,19 +42,33 @@ async def answer_masks(
     answers: Answers, identity: Identity, document: Any, batch: bool, key: Hashable | None
 ) -> bytes:
     columns = mask_columns(document, batch)
-    view = await _view(answers, identity)
-    masks: list[Mask | None]
-    if view is None:
-        masks = [Mask("NULL", "pdp-unavailable", MaskKind.NULL, "PDP unavailable") for _ in columns]
-    else:
-        masks = [column_mask(view, identity, c.table, c.column, c.type) for c in columns]
+    view = await user_view(answers, identity)
+    masks = masks_on(view, identity, columns)
     answer = batch_masks_answer(masks) if batch else column_mask_answer(masks[0])
     if view is not None and key is not None:
         answers.remember_answer(key, view, answer)
     return answer
 
 
-async def _view(answers: Answers, identity: Identity) -> View | None:
+def row_filters_on(
+    view: View | None, identity: Identity, table: tuple[str, str, str]
+) -> Sequence[RowFilter]:
+    """The row filters on `table` for the user of `view`; without a view, one matching no row."""
+    return [NO_ROWS] if view is None else row_filters(view, identity, table)
+
+
+def masks_on(
+    view: View | None, identity: Identity, columns: Sequence[MaskedColumn]
+) -> list[Mask | None]:
+    """The mask of each column (None: unmasked) for the user of `view`; without a view, NULL."""
+    if view is None:
+        return [Mask("NULL", "pdp-unavailable", MaskKind.NULL, "PDP unavailable") for _ in columns]
+    return [column_mask(view, identity, c.table, c.column, c.type) for c in columns]
+
+
+async def user_view(answers: Answers, identity: Identity) -> View | None:
+    """The user's view, or None (with a warning) when the PDP is unavailable and none is held:
+    the data policies then fail closed."""
     try:
         return await answers.view(identity)
     except PdpUnavailable as exc:

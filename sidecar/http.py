@@ -11,7 +11,7 @@ import logging
 import resource
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sized
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -40,6 +40,19 @@ class HttpLimits:
 
 
 LIMITS = HttpLimits()  # replaced in each worker by the app factory, before it serves
+
+
+class TooLarge(Exception):
+    """More than the sidecar's `http:` limits accept: HTTP 413."""
+
+
+def check_items(items: Sized, where: str) -> None:
+    """TooLarge for more items than `http.maxBatchItems` (filterResources of one body or ask)."""
+    limit = LIMITS.max_batch_items
+    if len(items) > limit:
+        raise TooLarge(f"{where}: {len(items)} items; the limit is {limit}")
+
+
 # Files a worker holds besides its client connections: the listening socket, the PDP channel
 # (two sockets while it reconnects), stdio, uvloop's own, the metrics, state and decision-log
 # files being written, a decision-log collector's connections. About 30 in practice; the rest
@@ -173,10 +186,14 @@ def _sweep(loop: asyncio.AbstractEventLoop, connections: set[Any]) -> None:
 
 # The endpoints whose answers may come from memory before ASGI (see `answer_from_memory`):
 # a cache hit is then one write, without the ASGI cycle, its task and its messages (which
-# cost more than the answer: profiled under wrk).
+# cost more than the answer: profiled under wrk). The product plugin's compact endpoint
+# (sidecar/compact.py) too, named by its path as its metrics are.
 FROM_MEMORY: dict[bytes, str] = {
-    b"/v1/data/trino/" + name: name.decode()
-    for name in (b"allow", b"batch", b"rowFilters", b"columnMask", b"batchColumnMasks")
+    **{
+        b"/v1/data/trino/" + name: name.decode()
+        for name in (b"allow", b"batch", b"rowFilters", b"columnMask", b"batchColumnMasks")
+    },
+    b"/v1/pdp/decisions": "/v1/pdp/decisions",
 }
 AnswerFromMemory = Callable[[str, bytes], "bytes | None"]
 

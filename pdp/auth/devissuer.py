@@ -228,21 +228,7 @@ class DevIssuer:
         if form.get("resource", self.audience) != self.audience:
             raise _OAuthError(400, "invalid_target", f"the only resource is {self.audience}")
         granted = " ".join(requested or self.scopes)
-        now = int(time.time())
-        claims = {
-            "iss": self.issuer,
-            "sub": client_id,
-            "aud": self.audience,
-            "client_id": client_id,
-            "scope": granted,
-            "iat": now,
-            "nbf": now,
-            "exp": now + self.token_ttl,
-            "jti": str(uuid.uuid4()),
-        }
-        token = jwt.encode(
-            claims, self._key, algorithm="RS256", headers={"kid": self._kid, "typ": TOKEN_TYPE}
-        )
+        token = self._sign({"sub": client_id, "client_id": client_id, "scope": granted})
         logger.debug("issued a development token to %s (scope %r)", client_id, granted)
         return {
             "access_token": token,
@@ -257,24 +243,28 @@ class DevIssuer:
             raise _OAuthError(400, "invalid_request", "the user client is public: no secret")
         if not _USER.fullmatch(user):
             raise _OAuthError(400, "invalid_request", "name the user: user=<name>")
+        token = self._sign(
+            {"sub": user, "preferred_username": user, "client_id": self.user_client, "scope": ""}
+        )
+        logger.info("issued a development token for user %s", user)
+        return {"access_token": token, "token_type": "Bearer", "expires_in": self.token_ttl}
+
+    def _sign(self, subject: Mapping[str, Any]) -> str:
+        """A token for `subject`'s claims, from this issuer for this audience, valid from now
+        for `token_ttl` seconds."""
         now = int(time.time())
         claims = {
             "iss": self.issuer,
-            "sub": user,
-            "preferred_username": user,
             "aud": self.audience,
-            "client_id": self.user_client,
-            "scope": "",
+            **subject,
             "iat": now,
             "nbf": now,
             "exp": now + self.token_ttl,
             "jti": str(uuid.uuid4()),
         }
-        token = jwt.encode(
+        return jwt.encode(
             claims, self._key, algorithm="RS256", headers={"kid": self._kid, "typ": TOKEN_TYPE}
         )
-        logger.info("issued a development token for user %s", user)
-        return {"access_token": token, "token_type": "Bearer", "expires_in": self.token_ttl}
 
     def _authenticate(self, authorization: str | None, form: Mapping[str, str]) -> str:
         if authorization is not None and authorization[:6].lower() == "basic ":

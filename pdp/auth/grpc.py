@@ -137,38 +137,46 @@ def bearer_interceptors(tokens: AsyncTokenSource) -> list[grpc.aio.ClientInterce
     return [_UnaryBearer(tokens), _StreamBearer(tokens)]
 
 
-class _UnaryBearer(grpc.aio.UnaryUnaryClientInterceptor):
+_Continuation = Callable[[grpc.aio.ClientCallDetails, Any], Awaitable[Any]]
+
+
+class _Bearer:
+    """The call with the current token, for both call types."""
+
     def __init__(self, tokens: AsyncTokenSource) -> None:
         self._tokens = tokens
 
+    async def _call(
+        self, continuation: _Continuation, details: grpc.aio.ClientCallDetails, request: Any
+    ) -> tuple[Any, str]:
+        token = await self._tokens.token()
+        return await continuation(_with_bearer(details, token), request), token
+
+
+class _UnaryBearer(_Bearer, grpc.aio.UnaryUnaryClientInterceptor):
     async def intercept_unary_unary(
         self,
-        continuation: Callable[[grpc.aio.ClientCallDetails, Any], Awaitable[Any]],
+        continuation: _Continuation,
         client_call_details: grpc.aio.ClientCallDetails,
         request: Any,
     ) -> Any:
-        token = await self._tokens.token()
-        call = await continuation(_with_bearer(client_call_details, token), request)
+        call, token = await self._call(continuation, client_call_details, request)
         if await call.code() != grpc.StatusCode.UNAUTHENTICATED:
             return call
         # The server no longer accepts this token (revoked, rotated key, clock skew): once more.
         self._tokens.invalidate(token)
-        token = await self._tokens.token()
-        return await continuation(_with_bearer(client_call_details, token), request)
+        call, _ = await self._call(continuation, client_call_details, request)
+        return call
 
 
-class _StreamBearer(grpc.aio.UnaryStreamClientInterceptor):
-    def __init__(self, tokens: AsyncTokenSource) -> None:
-        self._tokens = tokens
-
+class _StreamBearer(_Bearer, grpc.aio.UnaryStreamClientInterceptor):
     async def intercept_unary_stream(
         self,
-        continuation: Callable[[grpc.aio.ClientCallDetails, Any], Awaitable[Any]],
+        continuation: _Continuation,
         client_call_details: grpc.aio.ClientCallDetails,
         request: Any,
     ) -> Any:
-        token = await self._tokens.token()
-        call = await continuation(_with_bearer(client_call_details, token), request)
+        call, token = await self._call(continuation, client_call_details, request)
         return self._responses(call, token)
 
     async def _responses(self, call: Any, token: str) -> AsyncIterator[Any]:

@@ -94,9 +94,13 @@ METADATA_SYSTEM_SCHEMAS = frozenset({"jdbc", "metadata"})
 
 
 def is_metadata(table: TableRef) -> bool:
-    schema = table.schema.lower()
+    return is_metadata_name(table.catalog, table.schema)
+
+
+def is_metadata_name(catalog: str, schema: str) -> bool:
+    schema = schema.lower()
     return schema in METADATA_SCHEMAS or (
-        table.catalog.lower() == "system" and schema in METADATA_SYSTEM_SCHEMAS
+        catalog.lower() == "system" and schema in METADATA_SYSTEM_SCHEMAS
     )
 
 

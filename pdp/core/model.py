@@ -439,6 +439,9 @@ class View:
     # The data sources the user owns (Data Owner on the table or above, in the store): masks
     # that exempt owners skip them.
     owned: frozenset[TableKey] = frozenset()
+    # What is derived from this view alone and kept as long as it is (pdp.core.readable):
+    # never copied to another view, not even by dataclasses.replace.
+    derived: dict[str, object] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     @property
     def size(self) -> int:

@@ -18,11 +18,11 @@ from pdp.config.errors import Collector
 from pdp.config.fields import Fields
 from pdp.config.yamlsource import line_of, read_yaml
 from pdp.grants.databricks import DatabricksDialect
-from pdp.grants.dialect import NameCase, Naming
+from pdp.grants.dialect import UNQUOTED, NameCase, Naming
 from pdp.grants.postgres import PostgresDialect
 from pdp.grants.retry import Backoff
 from pdp.grants.session import DbApiSession, SqlSession
-from pdp.grants.snowflake import PREFIX, SnowflakeDialect, split_name
+from pdp.grants.snowflake import SnowflakeDialect, split_name
 from pdp.grants.targets import (
     DatabricksTarget,
     PostgresTarget,
@@ -120,7 +120,7 @@ def _target(
     if not connections:
         found.error(f.line(), f"{where}.connections: name the registry connections it holds")
     prefix = f.text("rolePrefix", default="PDP")
-    if not PREFIX.fullmatch(prefix):
+    if not UNQUOTED.fullmatch(prefix):
         found.error(f.line("rolePrefix"), f"{where}.rolePrefix: letters, digits, _ and $ only")
         prefix = "PDP"
     users = f.data.get("users") or {}

@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from pdp.grants.datapolicies import Applying, Native
 from pdp.grants.model import Member, Principal, Privileges, Rule, Securable
@@ -25,11 +25,12 @@ class NameCase(StrEnum):
     EXACT = "exact"
 
 
-_UNQUOTED = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
+# a name that needs no quotes; a role prefix must be one
+UNQUOTED = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 
 
 def stored_name(name: str, case: NameCase, fold: Callable[[str], str]) -> str:
-    if case is NameCase.UNQUOTED and _UNQUOTED.fullmatch(name):
+    if case is NameCase.UNQUOTED and UNQUOTED.fullmatch(name):
         return fold(name)
     return name
 
@@ -40,6 +41,39 @@ class Naming:
 
     case: NameCase = NameCase.UNQUOTED
     users: Mapping[str, str] = field(default_factory=dict)  # directory user -> platform user
+
+
+@dataclass(frozen=True)
+class RoleDialect:
+    """The role-per-user model Snowflake and PostgreSQL share: a user's grants go to one managed
+    role named from `prefix`, granted to the platform user. Subclasses give the platform's case
+    fold and the privileges the product owns per securable family."""
+
+    prefix: str
+    naming: Naming = field(default_factory=Naming)
+    exact_parents: bool = True  # managed roles hold nothing but our grants
+    _fold: ClassVar[Callable[[str], str]]
+    _managed: ClassVar[Mapping[str, Privileges]]
+
+    def __post_init__(self) -> None:
+        if not UNQUOTED.fullmatch(self.prefix):
+            raise ValueError(f"role prefix {self.prefix!r} must be a plain identifier")
+
+    def _stored(self, name: str) -> str:
+        return stored_name(name, self.naming.case, type(self)._fold)
+
+    def _table_name(self, source: DataSource) -> tuple[str, str, str]:
+        return (
+            self._stored(source.database),
+            self._stored(source.schema),
+            self._stored(source.name),
+        )
+
+    def managed(self, securable: Securable) -> Privileges:
+        return self._managed.get(securable.family, frozenset())
+
+    def member(self, user: str) -> Member:
+        return ("USER", self.naming.users.get(user) or self._stored(user))
 
 
 class Dialect(Protocol):

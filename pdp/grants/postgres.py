@@ -6,24 +6,23 @@ run in (`Step.where`); roles are cluster-wide and run in the maintenance databas
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from pdp.grants import pgview, rls
 from pdp.grants.datapolicies import Applying, Native, describe
-from pdp.grants.dialect import Naming, stored_name
+from pdp.grants.dialect import RoleDialect
 from pdp.grants.model import (
     Current,
     Desired,
     Member,
     Principal,
-    Privileges,
     Rule,
     Securable,
     State,
 )
 from pdp.grants.roles import ordered
 from pdp.grants.session import SqlSession
-from pdp.grants.snowflake import PREFIX, quote
+from pdp.grants.snowflake import quote
 from pdp.policy import DataSource, ObjectType
 from pdp.policy.model import MaskingPolicy, RowFilterPolicy
 
@@ -44,28 +43,16 @@ _MANAGED = {SCHEMA: frozenset({"USAGE"}), TABLE: _SELECT | _WRITE, COLUMN: _SELE
 
 
 @dataclass(frozen=True)
-class PostgresDialect:
+class PostgresDialect(RoleDialect):
     prefix: str = "pdp"
-    naming: Naming = field(default_factory=Naming)
-    exact_parents: bool = True
     # the schema (in each governed database) holding the governed views of masked tables;
     # None: no views, masked columns are only refused
     policy_schema: str | None = None
-
-    def __post_init__(self) -> None:
-        if not PREFIX.fullmatch(self.prefix):
-            raise ValueError(f"role prefix {self.prefix!r} must be a plain identifier")
-
-    def _stored(self, name: str) -> str:
-        return stored_name(name, self.naming.case, str.lower)
+    _fold = str.lower
+    _managed = _MANAGED
 
     def securable(self, source: DataSource) -> Securable:
-        name = (
-            self._stored(source.database),
-            self._stored(source.schema),
-            self._stored(source.name),
-        )
-        return Securable(TABLE, name, TABLE)
+        return Securable(TABLE, self._table_name(source), TABLE)
 
     def data_policies(self, source: DataSource, applying: tuple[Applying, ...]) -> str | Native:
         """Row filters on base tables become row-level security; filters on other kinds of
@@ -96,14 +83,8 @@ class PostgresDialect:
             return ()
         return ((Securable(SCHEMA, securable.name[:2], SCHEMA), "USAGE"),)
 
-    def managed(self, securable: Securable) -> Privileges:
-        return _MANAGED.get(securable.family, frozenset())
-
     def principal(self, user: str) -> Principal:
         return f"{self.prefix}_user_{user}".lower()
-
-    def member(self, user: str) -> Member:
-        return ("USER", self.naming.users.get(user) or self._stored(user))
 
 
 class PostgresSql:

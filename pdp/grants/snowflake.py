@@ -6,12 +6,11 @@ they are not used."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from pdp.grants.datapolicies import Applying, Native, not_native
-from pdp.grants.dialect import Naming, stored_name
+from pdp.grants.dialect import RoleDialect
 from pdp.grants.model import Current, Member, Principal, Privileges, Rule, Securable, State
 from pdp.grants.roles import ordered
 from pdp.grants.session import SqlSession
@@ -36,8 +35,6 @@ RULES: dict[ObjectType, Rule] = {
 }
 _TABLE_KINDS = frozenset(rule.keyword for rule in RULES.values())
 _MANAGED = {DATABASE: USAGE, SCHEMA: USAGE, TABLE: _SELECT | WRITE}
-
-PREFIX = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 
 
 def quote(identifier: str) -> str:
@@ -78,29 +75,17 @@ def split_name(text: str) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
-class SnowflakeDialect:
+class SnowflakeDialect(RoleDialect):
     prefix: str = "PDP"
-    naming: Naming = field(default_factory=Naming)
-    exact_parents: bool = True  # managed roles hold nothing but our grants
     # (database, schema) holding the masking and row access policies; None: data policies
     # are not enforced natively and the reads they cover are withheld
     policy_schema: tuple[str, str] | None = None
-
-    def __post_init__(self) -> None:
-        if not PREFIX.fullmatch(self.prefix):
-            raise ValueError(f"role prefix {self.prefix!r} must be a plain identifier")
-
-    def _stored(self, name: str) -> str:
-        return stored_name(name, self.naming.case, str.upper)
+    _fold = str.upper
+    _managed = _MANAGED
 
     def securable(self, source: DataSource) -> Securable:
         rule = RULES.get(source.type)
-        name = (
-            self._stored(source.database),
-            self._stored(source.schema),
-            self._stored(source.name),
-        )
-        return Securable(TABLE, name, rule.keyword if rule else TABLE)
+        return Securable(TABLE, self._table_name(source), rule.keyword if rule else TABLE)
 
     def data_policies(self, source: DataSource, applying: tuple[Applying, ...]) -> str | Native:
         if self.policy_schema is None:
@@ -121,15 +106,9 @@ class SnowflakeDialect:
             (Securable(SCHEMA, schema, SCHEMA), "USAGE"),
         )
 
-    def managed(self, securable: Securable) -> Privileges:
-        return _MANAGED.get(securable.family, frozenset())
-
     def principal(self, user: str) -> Principal:
         # Upper case so the role also works unquoted (`USE ROLE pdp_user_alice`).
         return f"{self.prefix}_USER_{user}".upper()
-
-    def member(self, user: str) -> Member:
-        return ("USER", self.naming.users.get(user) or self._stored(user))
 
 
 class SnowflakeSql:

@@ -5,6 +5,8 @@ pure core, caching without queryId, a policy edit taking effect, admins exempt."
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -19,7 +21,7 @@ from pdp.core.model import (
     table_key,
 )
 from pdp.wire import datapolicy, proto
-from tests.conftest import start_stack
+from tests.conftest import Stack, start_stack
 from tests.support import plugin
 
 REGISTRY = """
@@ -60,18 +62,19 @@ immuta.user.admin=admin
 """
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
+def started(root: Path, policies: str = POLICIES) -> Iterator[Stack]:
+    """The real PDP and sidecar on this file's registry, users and cluster properties, and
+    `policies`; stopped afterwards."""
     running = start_stack(
-        tmp_path_factory.mktemp("datapolicies"),
-        registry=REGISTRY,
-        policies=POLICIES,
-        users=USERS,
-        properties=PROPERTIES,
+        root, registry=REGISTRY, policies=policies, users=USERS, properties=PROPERTIES
     )
     yield running
-    running.sidecar.stop()
-    running.pdp.stop()
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    yield from started(tmp_path_factory.mktemp("datapolicies"))
 
 
 @pytest.fixture(scope="module")
@@ -248,18 +251,24 @@ def test_empty_batch(client):
 
 
 def test_a_policy_edit_changes_the_answers(stack, client):
-    assert post(client, "batchColumnMasks", batch_body("erin")).json()["result"]
-    stack.tree.write("policies.yaml", POLICIES.replace("mask: hash", "mask: {constant: x}"))
-    deadline = time.monotonic() + 10
-    expected = "CAST('x' AS varchar)"
-    while time.monotonic() < deadline:
+    def mask():
         result = post(client, "batchColumnMasks", batch_body("erin")).json()["result"]
-        if result[0]["viewExpression"]["expression"] == expected:
-            break
-        time.sleep(0.05)
-    else:
-        raise AssertionError("the edit did not reach the sidecar")
-    stack.tree.write("policies.yaml", POLICIES)
+        return result[0]["viewExpression"]["expression"]
+
+    def settle(done, what):
+        deadline = time.monotonic() + 10
+        while not done(mask()):
+            assert time.monotonic() < deadline, f"{what} did not reach the sidecar"
+            time.sleep(0.05)
+
+    hashed = mask()
+    stack.tree.write("policies.yaml", POLICIES.replace("mask: hash", "mask: {constant: x}"))
+    try:
+        settle(lambda expression: expression == "CAST('x' AS varchar)", "the edit")
+    finally:
+        stack.tree.write("policies.yaml", POLICIES)
+    # the next test starts from the original policies, not from a reload still on its way
+    settle(lambda expression: expression == hashed, "the restore")
 
 
 def test_data_policies_survive_the_wire():

@@ -577,7 +577,17 @@ function validationGate(body, read, validate, save, outcome) {
       outcome.replaceChildren(problem(error));
     }
   });
-  return { reset, passed: (details) => checked === JSON.stringify(details) };
+  // the form submits only the details Validate accepted: `send(details)` saves them
+  const submit = (form, send) => form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const details = read();
+    if (checked !== JSON.stringify(details)) {
+      outcome.replaceChildren(el('p', { class: 'error' }, 'Validate the connection first.'));
+      return;
+    }
+    await send(details);
+  });
+  return { reset, submit };
 }
 
 function technologyTabs(current, pick) {
@@ -627,13 +637,7 @@ function registerPage() {
   el('div', { class: 'check' }, activate, el('label', { for: 'reg-active' }, 'Activate new objects (they become data sources)')),
   el('div', { class: 'check' }, recursive, el('label', { for: 'reg-recursive' }, 'List schemas and tables in the first sync')),
   el('div', { class: 'row' }, validate, save), outcome);
-  form.addEventListener('submit', async (event) => {
-    event.preventDefault();
-    const details = read();
-    if (!gate.passed(details)) {
-      outcome.replaceChildren(el('p', { class: 'error' }, 'Validate the connection first.'));
-      return;
-    }
+  gate.submit(form, async (details) => {
     try {
       const { data } = await api('POST', '/data/connection', {
         connectionKey: keyInput.value,
@@ -677,16 +681,8 @@ async function connectionEditor(key, redraw) {
     'The stored credentials are never shown: give them again to change the endpoint or the ' +
     'credentials; Validate checks the details with the platform before Save.'),
   body, el('div', { class: 'row' }, validate, save), outcome);
-  form.addEventListener('submit', async (event) => {
-    event.preventDefault();
-    const details = read();
-    if (!gate.passed(details)) {
-      outcome.replaceChildren(el('p', { class: 'error' }, 'Validate the connection first.'));
-      return;
-    }
-    await saveConnection(key, { endpoint: details.endpoint, credentials: details.credentials },
-      outcome, redraw);
-  });
+  gate.submit(form, (details) => saveConnection(key,
+    { endpoint: details.endpoint, credentials: details.credentials }, outcome, redraw));
   draw();
   return el('section', {}, form, scheduleForm(key, conn, redraw));
 }
