@@ -42,7 +42,8 @@ plugin:
 	cd trino-plugin && JAVA_HOME=$(PLUGIN_JAVA_HOME) mvn -B -q -ntp $(MVN_FLAGS) package
 
 # The plugin's measurements (docs/trino-plugin.md): the heap its cache holds when 10,000 users'
-# sessions fill it, and what a warm query's calls cost on one thread.
+# sessions fill it, what a warm query's calls cost on one thread, and what a cold call (one request to
+# the sidecar) costs through the JDK's HttpClient and through the plugin's own connection pool.
 plugin-measure:
 	cd trino-plugin && JAVA_HOME=$(PLUGIN_JAVA_HOME) mvn -B -q -ntp $(MVN_FLAGS) test \
 		-Dgroups=measure -DexcludedTestGroups=none

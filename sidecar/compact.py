@@ -26,6 +26,13 @@ meanwhile, or when an ask needed the user's entitlements and the sidecar could n
 (its fail-closed fallback is an answer for now, not for the whole revision). The plugin caches
 an answer only under the revision it holds.
 
+`SelectFromColumns` is decided per table: the answer depends on the user, their groups and the
+table, never on the `columns` of the resource (the decoder drops them; pdp/core/decide.py rules
+on the table), so it is the same for any set of the table's columns, none included. The plugin
+asks it without columns and keeps one answer per (user, groups, table), which it may ask beside
+the first other ask about the table (tests/sidecar/test_compact_columns.py holds the sidecar to
+this; a decision that weighs columns must change the plugin's keys first).
+
 `POST /v1/pdp/watch` with `{"revision": "r12" | null, "waitSeconds": 20}` answers
 `{"revision": ...}` as soon as the sidecar's revision differs from the one given, else after
 `waitSeconds` (at most 60): a long poll that tells the plugin to drop its cache, and that it

@@ -26,6 +26,10 @@ class Stack:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def stop(self) -> None:
+        self.sidecar.stop()
+        self.pdp.stop()
+
 
 def start_stack(
     root: Path,
@@ -59,8 +63,7 @@ def stack_factory(tmp_path) -> Iterator:
 
     yield start
     for stack in started:
-        stack.sidecar.stop()
-        stack.pdp.stop()
+        stack.stop()
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ chromedriver."""
 
 from __future__ import annotations
 
+import re
 import secrets
 import shutil
 import sys
@@ -76,17 +77,16 @@ class Stack:
                 time.sleep(0.1)
         raise TimeoutError(job_id)
 
-    def register(self, key: str, remote: Remote) -> None:
-        """Registered through the admin API, active, schemas and tables listed."""
+    def register(self, key: str, remote: Remote, via: tuple[str, int] | None = None) -> None:
+        """Registered through the admin API, active, schemas and tables listed. `via`: the
+        host and port the PDP reaches the database at (a relay: tests/console/gate.py);
+        absent, the database's own."""
+        host, port = via or (remote.pg.host, remote.pg.port)
         body = {
             "connectionKey": key,
             "connection": {
                 "technology": "postgresql",
-                "endpoint": {
-                    "host": remote.pg.host,
-                    "port": remote.pg.port,
-                    "database": remote.database,
-                },
+                "endpoint": {"host": host, "port": port, "database": remote.database},
                 "credentials": {"user": remote.role, "password": remote.password},
             },
             "settings": {"isActive": True, "activateNewChildren": True},
@@ -127,12 +127,21 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         + "storeSecretKeyEnv: PDP_TEST_STORE_KEY\n"
         + "control: {network: {allow: [127.0.0.0/8]}}\n"
     )
+    url = f"http://127.0.0.1:{admin_port}"
+    process = serve(yaml, url, {"PDP_TEST_STORE_KEY": STORE_KEY})
+    try:
+        yield Stack(url, process, issuer=f"http://127.0.0.1:{dev_port}")
+    finally:
+        process.stop()
+
+
+def serve(yaml: Path, url: str, env: dict[str, str]) -> Process:
+    """`pdp serve` on `yaml` (its log beside it), once its admin API at `url` is healthy."""
     process = Process(
         [sys.executable, "-m", "pdp.cli", "serve", "--config", str(yaml)],
-        root / "pdp.log",
-        env={"PDP_TEST_STORE_KEY": STORE_KEY},
+        yaml.parent / "pdp.log",
+        env=env,
     )
-    url = f"http://127.0.0.1:{admin_port}"
 
     def up() -> bool:
         try:
@@ -141,10 +150,29 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             return False
 
     process.wait_until(up, timeout=60)
-    try:
-        yield Stack(url, process, issuer=f"http://127.0.0.1:{dev_port}")
-    finally:
-        process.stop()
+    return process
+
+
+def pick_link(client: httpx.Client, user: str = "gov") -> tuple[httpx.Response, str]:
+    """The development sign-in page, and the path of its link that picks `user`."""
+    page = client.get("/console/signin")
+    link = re.search(rf'href="(/console/signin/pick\?user={user}&amp;state=[^"]+)"', page.text)
+    assert link is not None, page.text
+    return page, link.group(1).replace("&amp;", "&")
+
+
+def signed_in(stack: Stack, user: str) -> httpx.Client:
+    """The browser's sign-in, step by step over plain HTTP: a client holding the session."""
+    client = httpx.Client(base_url=stack.url)
+    _, link = pick_link(client, user)
+    done = client.get(link)
+    assert done.status_code == 200, done.text
+    return client
+
+
+def csrf(session: httpx.Client) -> dict[str, str]:
+    """The header the admin API wants on a write made with the console's session."""
+    return {"X-Pdp-Csrf": session.get("/console/session").json()["csrf"]}
 
 
 @dataclass

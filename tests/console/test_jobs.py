@@ -8,13 +8,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-import httpx
 import pytest
 from selenium.webdriver.common.by import By
 
-from tests.console.conftest import Page, Remote, Stack
+from tests.console.conftest import Page, Remote, Stack, signed_in
 from tests.console.gate import Gate
-from tests.console.test_signin import signed_in
 
 SCHEMAS = [f"live{n}" for n in range(6)]
 
@@ -28,30 +26,13 @@ def gate(remote: Remote) -> Iterator[Gate]:
         relay.close()
 
 
-def register_through(stack: Stack, key: str, remote: Remote, gate: Gate) -> None:
-    body = {
-        "connectionKey": key,
-        "connection": {
-            "technology": "postgresql",
-            "endpoint": {"host": "127.0.0.1", "port": gate.port, "database": remote.database},
-            "credentials": {"user": remote.role, "password": remote.password},
-        },
-        "settings": {"isActive": True, "activateNewChildren": True},
-        "options": {"forceRecursiveCrawl": True},
-    }
-    with stack.api("gov") as api:
-        answer = api.post("/data/connection", json=body)
-        assert answer.status_code == 201, answer.text
-    assert stack.wait_job(answer.json()["jobId"])["state"] == "completed"
-
-
 def stat(page: Page, name: str) -> int:
     found = page.browser.find_elements(By.CSS_SELECTOR, f'dd[data-stat="{name}"]')
     return int(found[0].text) if found else 0
 
 
 def test_a_sync_is_followed_live_until_it_ends(page: Page, stack: Stack, remote: Remote, gate):
-    register_through(stack, "live", remote, gate)
+    stack.register("live", remote, via=("127.0.0.1", gate.port))
     with remote.pg.connect(remote.database) as conn:
         for schema in SCHEMAS:  # new since the first sync: 6 schemas of 3 tables
             conn.execute(f"CREATE SCHEMA {schema}")
@@ -171,11 +152,8 @@ def test_a_user_without_permission_cannot_follow_anothers_job(
     assert streamed.status_code == read.status_code == 403
     assert streamed.json() == read.json()  # the same check, the same words
     assert "text/event-stream" not in streamed.headers["content-type"]
-    bearer = httpx.get(
-        f"{stack.url}/jobs/{job_id}/events",
-        headers={"Authorization": f"Bearer {stack.token('bob')}"},
-    )
-    assert bearer.status_code == 403
+    with stack.api("bob") as bearer:
+        assert bearer.get(f"/jobs/{job_id}/events").status_code == 403
     page.sign_in("bob")
     page.open(f"/console/jobs/{job_id}")
     page.heading("Something went wrong")

@@ -6,7 +6,6 @@ ending the session; a callback this browser did not start is refused."""
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,9 +18,9 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as ready
 
 from devstack.configs import WORKED_POLICIES, WORKED_REGISTRY, make_tree
-from devstack.processes import Process, free_port
+from devstack.processes import free_port
 from tests.auth.support import PDP_AUDIENCE
-from tests.console.conftest import USERS, Page
+from tests.console.conftest import USERS, Page, serve
 from tests.console.idp import CLIENT, SECRET, provider
 
 TOKEN_TTL = 6  # seconds an access token of the provider lives: the session renews it after 4.5
@@ -54,19 +53,7 @@ def oidc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Oidc]:
             + f"console: {{signIn: {{clientId: {CLIENT}, clientSecretEnv: PDP_CONSOLE_SECRET, "
             + f"resource: '{PDP_AUDIENCE}'}}}}\n"
         )
-        process = Process(
-            [sys.executable, "-m", "pdp.cli", "serve", "--config", str(yaml)],
-            root / "pdp.log",
-            env={"PDP_CONSOLE_SECRET": SECRET},
-        )
-
-        def up() -> bool:
-            try:
-                return httpx.get(f"{url}/health").status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        process.wait_until(up, timeout=60)
+        process = serve(yaml, url, {"PDP_CONSOLE_SECRET": SECRET})
         try:
             yield Oidc(url, issuer)
         finally:

@@ -7,7 +7,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as ready
 
-from tests.console.conftest import Page, Remote, Stack
+from tests.console.conftest import Page, Remote, Stack, csrf, signed_in
 
 
 def test_an_added_column_is_validated_from_the_inbox(page: Page, stack: Stack, remote: Remote):
@@ -77,23 +77,18 @@ def test_access_explains_a_decision_with_its_policy(page: Page, stack: Stack):
 
 
 def test_explaining_another_users_access_needs_governance(stack: Stack):
-    from tests.console.test_signin import signed_in
-
     maker = signed_in(stack, "maker")  # admitted (CREATE_DATA_SOURCE), no GOVERNANCE
-    csrf = maker.get("/console/session").json()["csrf"]
+    header = csrf(maker)
     body = {"user": "alice", "catalog": "hive", "schema": "sales", "table": "orders"}
-    other = maker.post("/console/explain", json=body, headers={"X-Pdp-Csrf": csrf})
+    other = maker.post("/console/explain", json=body, headers=header)
     assert other.status_code == 403 and other.json()["error"]["permission"] == "GOVERNANCE"
-    own = maker.post(
-        "/console/explain", json={**body, "user": "maker"}, headers={"X-Pdp-Csrf": csrf}
-    )
+    own = maker.post("/console/explain", json={**body, "user": "maker"}, headers=header)
     assert own.status_code == 200 and own.json()["allowed"] is False
     assert maker.post("/console/explain", json=body).status_code == 403  # no CSRF header
     table = {k: body[k] for k in ("catalog", "schema", "table")}
-    who = maker.post("/console/readers", json=table, headers={"X-Pdp-Csrf": csrf})
+    who = maker.post("/console/readers", json=table, headers=header)
     assert who.status_code == 403 and who.json()["error"]["permission"] == "GOVERNANCE"
     # a user the admin API does not admit is refused as the admin API refuses them
     alice = signed_in(stack, "alice")
-    csrf = alice.get("/console/session").json()["csrf"]
-    mine = alice.post("/console/explain", json=body, headers={"X-Pdp-Csrf": csrf})
+    mine = alice.post("/console/explain", json=body, headers=csrf(alice))
     assert mine.status_code == 403

@@ -17,9 +17,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ready
 
 from pdp.console.app import HEADERS
-from tests.console.conftest import Page, Remote, Stack
+from tests.console.conftest import Page, Remote, Stack, csrf, pick_link, signed_in
 from tests.console.test_connections import expand, select
-from tests.console.test_signin import signed_in
 
 # names a real PostgreSQL accepts that a careless page would run or break on
 MARKUP = "<img src=x onerror=window.__pwned=1>"
@@ -32,7 +31,7 @@ INJECTED = """return [document.querySelectorAll('main script, main img, main b, 
 
 def test_every_console_answer_carries_the_strict_csp(stack: Stack):
     gov = signed_in(stack, "gov")
-    csrf = {"X-Pdp-Csrf": gov.get("/console/session").json()["csrf"]}
+    header = csrf(gov)
     anonymous = httpx.Client(base_url=stack.url)
     answers = [
         anonymous.get("/"),
@@ -54,9 +53,9 @@ def test_every_console_answer_carries_the_strict_csp(stack: Stack):
         answers.append(gov.get(f"/console/{path}"))
     answers += [
         gov.get("/console/session"),
-        gov.post("/console/explain", json={"user": "x"}, headers=csrf),  # 400
+        gov.post("/console/explain", json={"user": "x"}, headers=header),  # 400
         gov.post("/console/readers", json={"catalog": "a", "schema": "b", "table": "c"}),
-        gov.post("/console/signout", headers=csrf),
+        gov.post("/console/signout", headers=header),
     ]
     for answer in answers:
         where = f"{answer.request.method} {answer.request.url.path}: {answer.status_code}"
@@ -71,15 +70,13 @@ def test_every_console_answer_carries_the_strict_csp(stack: Stack):
 def test_the_session_cookie_is_secure_behind_tls_httponly_and_samesite(stack: Stack, proto):
     headers = {"X-Forwarded-Proto": proto} if proto else {}
     client = httpx.Client(base_url=stack.url, headers=headers)
-    signin = client.get("/console/signin")
-    link = re.search(r'href="(/console/signin/pick\?user=gov&amp;state=[^"]+)"', signin.text)
-    assert link is not None
+    signin, link = pick_link(client)
     state_cookie = signin.headers["set-cookie"].lower()
-    state = re.search(r"state=([^&]+)", link.group(1)).group(1)  # type: ignore[union-attr]
+    state = re.search(r"state=([^&]+)", link).group(1)  # type: ignore[union-attr]
     # (an http client keeps a Secure cookie to itself: it is sent by hand, as a browser behind
     # the TLS proxy would)
     cookie = {"Cookie": f"pdp_console_login={state}"}
-    done = client.get(link.group(1).replace("&amp;", "&"), headers=cookie)
+    done = client.get(link, headers=cookie)
     assert done.status_code == 200, done.text
     session_cookie = next(
         c.lower() for c in done.headers.get_list("set-cookie") if c.startswith("pdp_console=")
@@ -139,7 +136,7 @@ def test_every_action_answers_as_the_admin_api_does_for_the_users_own_token(
     stack: Stack, registered: str, user: str
 ):
     session = signed_in(stack, user)
-    csrf = {"X-Pdp-Csrf": session.get("/console/session").json()["csrf"]}
+    header = csrf(session)
     api = stack.api(user)
     reads = ["/data/connection/sec", "/data/object/sec", "/data/permission/sec", "/jobs"]
     reads += ["/requests", "/data/upgrade", "/data/upgrade/legacy"]
@@ -148,16 +145,16 @@ def test_every_action_answers_as_the_admin_api_does_for_the_users_own_token(
     for _page, method, path, body in WRITES:
         if path.startswith("/console/"):
             continue  # the console's own endpoints: below
-        through = session.request(method, path, json=body, headers=csrf)
+        through = session.request(method, path, json=body, headers=header)
         direct = api.request(method, path, json=body)
         assert _outcome(through) == _outcome(direct), path
         # nothing done: refused, or (validate) a check that stores nothing
         assert through.status_code in (400, 403, 404) or path.endswith("/validate"), path
     other = {"user": "gov", "catalog": "hive", "schema": "sales", "table": "orders"}
-    refused = session.post("/console/explain", json=other, headers=csrf)
+    refused = session.post("/console/explain", json=other, headers=header)
     assert refused.status_code == 403 and "GOVERNANCE" in refused.json()["error"]["permission"]
     table = {"catalog": "hive", "schema": "sales", "table": "orders"}
-    assert session.post("/console/readers", json=table, headers=csrf).status_code == 403
+    assert session.post("/console/readers", json=table, headers=header).status_code == 403
     with stack.api("gov") as gov:  # and nothing changed
         assert gov.get("/data/connection/sec").json()["schedule"] != "0 3 * * *"
         assert "bob" not in gov.get("/data/permission/sec").text

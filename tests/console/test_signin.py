@@ -3,24 +3,11 @@ through which the admin API accepts it (CSRF header on writes), and signing out.
 
 from __future__ import annotations
 
-import re
-
 import httpx
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ready
 
-from tests.console.conftest import Page, Stack
-
-
-def signed_in(stack: Stack, user: str) -> httpx.Client:
-    """The browser's sign-in, step by step over plain HTTP."""
-    client = httpx.Client(base_url=stack.url)
-    page = client.get("/console/signin")
-    link = re.search(rf'href="(/console/signin/pick\?user={user}&amp;state=[^"]+)"', page.text)
-    assert link is not None, page.text
-    done = client.get(link.group(1).replace("&amp;", "&"))
-    assert done.status_code == 200, done.text
-    return client
+from tests.console.conftest import Page, Stack, csrf, pick_link, signed_in
 
 
 def test_sign_in_shows_the_shell_and_sign_out_ends_the_session(page: Page, stack: Stack):
@@ -40,13 +27,11 @@ def test_sign_in_shows_the_shell_and_sign_out_ends_the_session(page: Page, stack
 
 def test_the_session_cookie_is_httponly_strict_and_holds_no_token(stack: Stack):
     client = httpx.Client(base_url=stack.url)
-    page = client.get("/console/signin")
+    page, link = pick_link(client)
     assert "Content-Security-Policy" in page.headers
     assert "script-src 'self'" in page.headers["Content-Security-Policy"]
     assert "unsafe-inline" not in page.headers["Content-Security-Policy"]
-    link = re.search(r'href="(/console/signin/pick\?user=gov&amp;state=[^"]+)"', page.text)
-    assert link is not None
-    done = client.get(link.group(1).replace("&amp;", "&"))
+    done = client.get(link)
     cookie = next(
         v for k, v in done.headers.multi_items() if k == "set-cookie" and "pdp_console=" in v
     )
@@ -66,31 +51,29 @@ def test_the_session_cookie_is_httponly_strict_and_holds_no_token(stack: Stack):
 
 
 def test_a_pick_without_its_state_cookie_is_refused(stack: Stack):
-    client = httpx.Client(base_url=stack.url)
-    page = client.get("/console/signin")
-    link = re.search(r'href="(/console/signin/pick\?user=gov&amp;state=[^"]+)"', page.text)
-    assert link is not None
+    _, link = pick_link(httpx.Client(base_url=stack.url))
     other = httpx.Client(base_url=stack.url)  # another browser: no state cookie
-    assert other.get(link.group(1).replace("&amp;", "&")).status_code == 400
+    assert other.get(link).status_code == 400
     assert "pdp_console" not in other.cookies
 
 
 def test_the_admin_api_accepts_the_session_and_wants_its_csrf_header_on_writes(stack: Stack):
     client = signed_in(stack, "gov")
-    csrf = client.get("/console/session").json()["csrf"]
+    header = csrf(client)
     assert client.post("/data/object/search", json={}).status_code == 403  # no CSRF header
     refused = client.put("/data/settings/nothere", json={"isActive": True})
     assert refused.status_code == 403 and "X-Pdp-Csrf" in refused.json()["error"]["message"]
-    wrong = client.put("/data/settings/nothere", json={}, headers={"X-Pdp-Csrf": "x" + csrf})
+    forged = {"X-Pdp-Csrf": "x" + header["X-Pdp-Csrf"]}
+    wrong = client.put("/data/settings/nothere", json={}, headers=forged)
     assert wrong.status_code == 403
-    found = client.post("/data/object/search", json={}, headers={"X-Pdp-Csrf": csrf})
+    found = client.post("/data/object/search", json={}, headers=header)
     assert found.status_code == 200
     assert client.get("/jobs").status_code == 200  # reads need no CSRF header
     # a bearer token is authenticated exactly as before; none at all is 401 as before
     with stack.api("gov") as bearer:
         assert bearer.get("/jobs").status_code == 200
     assert httpx.get(f"{stack.url}/jobs").status_code == 401
-    signout = client.post("/console/signout", headers={"X-Pdp-Csrf": csrf})
+    signout = client.post("/console/signout", headers=header)
     assert signout.status_code == 200
     assert client.get("/jobs").status_code == 401
 

@@ -13,21 +13,19 @@ from __future__ import annotations
 
 import os
 import signal
-import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
 
 from devstack.postgres import Throwaway
 from devstack.replica import REGISTER, Replica, write_world
 from tests.store.conftest import pg_url
+from tests.support.waiting import wait_for
 
 WORLD = {"cat": {"sales": {"orders": [["id", "bigint"]]}, "hr": {"pay": [["id", "bigint"]]}}}
 SLOW = ("--listing-delay", "1.5")  # a registration sync lists 3 containers: 4.5 s at least
-
-
-def wait_for(check, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, f"{what} within {seconds}s"
-        time.sleep(0.1)
 
 
 def register(replica: Replica) -> str:
@@ -45,13 +43,31 @@ def state(replica: Replica, job_id: str) -> dict:
     return answer.json() if answer.status_code == 200 else {"state": f"HTTP {answer.status_code}"}
 
 
-def test_a_failure_the_store_could_not_take_is_recorded_when_it_returns(
-    tmp_path, stoppable_pg: Throwaway
-):
-    world = tmp_path / "world.json"
-    write_world(world, WORLD)
-    pdp = Replica(tmp_path, pg_url(stoppable_pg, "store"), world, "outage", args=SLOW)
+@pytest.fixture
+def world(tmp_path: Path) -> Path:
+    path = tmp_path / "world.json"
+    write_world(path, WORLD)
+    return path
+
+
+@contextmanager
+def running(
+    root: Path, pg: Throwaway, world: Path, name: str, args: Sequence[str] = SLOW
+) -> Iterator[Replica]:
+    """A PDP on the store in `pg` (each listing slowed down unless `args` says otherwise),
+    stopped at the end."""
+    root.mkdir(exist_ok=True)
+    pdp = Replica(root, pg_url(pg, "store"), world, name, args=args)
     try:
+        yield pdp
+    finally:
+        pdp.stop()
+
+
+def test_a_failure_the_store_could_not_take_is_recorded_when_it_returns(
+    tmp_path, stoppable_pg: Throwaway, world
+):
+    with running(tmp_path, stoppable_pg, world, "outage") as pdp:
         job_id = register(pdp)
         stoppable_pg.stop()  # the crawl goes on; its outcome cannot be written
         wait_for(
@@ -66,17 +82,12 @@ def test_a_failure_the_store_could_not_take_is_recorded_when_it_returns(
         assert job["endedAt"] is not None and job["errors"], job
         # the connection is free for the next sync, which completes
         assert pdp.sync("hc")["state"] == "completed"
-    finally:
-        pdp.stop()
 
 
 def test_a_job_whose_pdp_was_killed_is_marked_interrupted_by_the_next_start(
-    tmp_path, stoppable_pg: Throwaway
+    tmp_path, stoppable_pg: Throwaway, world
 ):
-    world = tmp_path / "world.json"
-    write_world(world, WORLD)
-    pdp = Replica(tmp_path, pg_url(stoppable_pg, "store"), world, "killed", args=SLOW)
-    try:
+    with running(tmp_path, stoppable_pg, world, "killed") as pdp:
         job_id = register(pdp)
         os.kill(pdp.process.popen.pid, signal.SIGKILL)  # mid-crawl: no chance to record
         pdp.process.popen.wait(10)
@@ -84,24 +95,16 @@ def test_a_job_whose_pdp_was_killed_is_marked_interrupted_by_the_next_start(
         wait_for(lambda: state(pdp, job_id)["state"] == "failed", 30, "the job marked failed")
         messages = [e["message"] for e in state(pdp, job_id)["errors"]]
         assert any(m.startswith("interrupted") for m in messages), messages
-    finally:
-        pdp.stop()
 
 
-def test_a_job_running_on_another_replica_is_not_an_orphan(tmp_path, stoppable_pg: Throwaway):
-    url = pg_url(stoppable_pg, "store")
-    world = tmp_path / "world.json"
-    write_world(world, WORLD)
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    runs = Replica(tmp_path / "a", url, world, "a", args=SLOW)
-    sweeps = None
-    try:
-        sweeps = Replica(tmp_path / "b", url, world, "b")  # ticks (and sweeps) every 0.5 s
+def test_a_job_running_on_another_replica_is_not_an_orphan(
+    tmp_path, stoppable_pg: Throwaway, world
+):
+    with (
+        running(tmp_path / "a", stoppable_pg, world, "a") as runs,
+        # not slowed down: ticks (and sweeps) every 0.5 s
+        running(tmp_path / "b", stoppable_pg, world, "b", args=()) as sweeps,
+    ):
         job_id = register(runs)
         assert runs.wait_job(job_id, timeout=60)["state"] == "completed"
         assert "interrupted" not in sweeps.log.read_text()
-    finally:
-        if sweeps is not None:
-            sweeps.stop()
-        runs.stop()

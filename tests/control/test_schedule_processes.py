@@ -12,6 +12,7 @@ from pathlib import Path
 
 from devstack.replica import Replica, write_world
 from pdp.store import Store
+from tests.support.waiting import wait_for
 
 WORLD = {"cat": {"sales": {"orders": [["id", "bigint"]], "items": [["id", "bigint"]]}}}
 
@@ -19,13 +20,6 @@ WORLD = {"cat": {"sales": {"orders": [["id", "bigint"]], "items": [["id", "bigin
 def scheduled(replica: Replica) -> list[dict]:
     jobs = replica.api.get("/jobs", params={"connection": "hc", "size": 100}).json()["hits"]
     return [j for j in jobs if j["trigger"] == "scheduled"]
-
-
-def wait_for(condition, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.1)
 
 
 def test_two_replica_processes_run_each_scheduled_firing_once(tmp_path: Path, new_database):

@@ -16,7 +16,6 @@ a registered table falling back to them would let carol read it.
 from __future__ import annotations
 
 import stat
-import time
 
 import httpx
 
@@ -25,16 +24,10 @@ from devstack.processes import free_port, start_sidecar
 from devstack.replica import REGISTER, Replica, write_world
 from tests.control.test_control_e2e import body
 from tests.store.conftest import pg_url
+from tests.support.waiting import wait_for
 
 OPEN = "immuta.allowed.non.immuta.datasource.operations=READ,WRITE,CREATE,OWN\n"
 ALLOW = "/v1/data/trino/allow"
-
-
-def wait_for(check, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, f"{what} within {seconds}s"
-        time.sleep(0.1)
 
 
 def test_a_pdp_restarted_while_its_store_is_down_keeps_denying(tmp_path, stoppable_pg: Throwaway):

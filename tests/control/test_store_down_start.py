@@ -16,13 +16,7 @@ from devstack.replica import REGISTER, Replica, write_world
 from tests.control.test_control_e2e import body, poll
 from tests.store.conftest import pg_url
 from tests.support.gateproxy import GateProxy
-
-
-def wait_for(check, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, f"{what} within {seconds}s"
-        time.sleep(0.1)
+from tests.support.waiting import wait_for
 
 
 def store_state(replica: Replica) -> str:

@@ -5,7 +5,7 @@ privilege means something (a superuser sees everything)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -13,7 +13,7 @@ import pytest
 from devstack.postgres import Postgres
 from pdp.control import SyncRunner
 from pdp.objects import NEW_TAG, ObjectPath, RemoteState
-from pdp.store import JobState, Store
+from pdp.store import Job, JobState, Store
 from tests.control.conftest import wait_job
 from tests.control.pgremote import KEY, PASSWORD_ENV, Remote, crawlers, credentials, endpoint
 
@@ -37,12 +37,26 @@ def register(store: Store, remote: Remote) -> None:
         )
 
 
-def sync(runner: SyncRunner):
+def sync(runner: SyncRunner) -> Job:
     job = runner.start(ObjectPath(KEY))
     assert job is not None
     done = wait_job(runner.store, job.id)
     runner.join()
     return done
+
+
+@pytest.fixture
+def sync_after(store: Store, pg_runner: SyncRunner, remote: Remote) -> Callable[..., Job]:
+    """`sync_after(*ddl)`: the database registered and synced once, then changed by `ddl`;
+    the job of the sync that follows."""
+
+    def run(*ddl: str) -> Job:
+        register(store, remote)
+        sync(pg_runner)
+        remote.ddl(*ddl)
+        return sync(pg_runner)
+
+    return run
 
 
 def table_names(store: Store, schema: ObjectPath) -> list[str]:
@@ -79,11 +93,8 @@ def test_registered_tables_appear_with_their_columns(store, pg_runner, remote):
     assert all(not c.tags for c in columns)  # a new table's columns come without `New`
 
 
-def test_a_column_added_to_a_known_table_is_tagged_new(store, pg_runner, remote):
-    register(store, remote)
-    sync(pg_runner)
-    remote.ddl("ALTER TABLE sales.orders ADD COLUMN currency char(3)")
-    job = sync(pg_runner)
+def test_a_column_added_to_a_known_table_is_tagged_new(store, remote, sync_after):
+    job = sync_after("ALTER TABLE sales.orders ADD COLUMN currency char(3)")
     assert job.state is JobState.COMPLETED, job.errors
     assert job.stats["column.added"] == 1
     with store.read() as reader:
@@ -93,11 +104,8 @@ def test_a_column_added_to_a_known_table_is_tagged_new(store, pg_runner, remote)
     assert not columns["id"].tags and not columns["total"].tags
 
 
-def test_a_column_whose_type_changed_is_updated_without_a_tag(store, pg_runner, remote):
-    register(store, remote)
-    sync(pg_runner)
-    remote.ddl("ALTER TABLE sales.customers ALTER COLUMN name TYPE varchar(200)")
-    job = sync(pg_runner)
+def test_a_column_whose_type_changed_is_updated_without_a_tag(store, remote, sync_after):
+    job = sync_after("ALTER TABLE sales.customers ALTER COLUMN name TYPE varchar(200)")
     assert job.state is JobState.COMPLETED, job.errors
     assert job.stats["column.changed"] == 1
     assert "column.added" not in job.stats
@@ -107,21 +115,15 @@ def test_a_column_whose_type_changed_is_updated_without_a_tag(store, pg_runner, 
     assert not columns["name"].tags
 
 
-def test_a_dropped_column_leaves_the_dictionary(store, pg_runner, remote):
-    register(store, remote)
-    sync(pg_runner)
-    remote.ddl("ALTER TABLE sales.customers DROP COLUMN name")
-    job = sync(pg_runner)
+def test_a_dropped_column_leaves_the_dictionary(store, remote, sync_after):
+    job = sync_after("ALTER TABLE sales.customers DROP COLUMN name")
     assert job.stats["column.deleted"] == 1
     with store.read() as reader:
         assert [c.name for c in reader.columns(remote.path("sales", "customers"))] == ["id"]
 
 
-def test_a_dropped_table_is_marked_missing_and_stays_in_the_tree(store, pg_runner, remote):
-    register(store, remote)
-    sync(pg_runner)
-    remote.ddl("DROP TABLE sales.refunds")
-    job = sync(pg_runner)
+def test_a_dropped_table_is_marked_missing_and_stays_in_the_tree(store, remote, sync_after):
+    job = sync_after("DROP TABLE sales.refunds")
     assert job.state is JobState.COMPLETED, job.errors
     assert job.stats["table.missing"] == 1
     with store.read() as reader:
@@ -156,11 +158,8 @@ def test_a_table_dropped_and_recreated_comes_back_as_the_same_object(store, pg_r
     assert columns == ["id", "order_id", "reason"]
 
 
-def test_an_unreadable_schema_is_unknown_not_missing(store, pg_runner, remote):
-    register(store, remote)
-    sync(pg_runner)
-    remote.ddl(f"REVOKE USAGE ON SCHEMA hr FROM {remote.role}")
-    job = sync(pg_runner)
+def test_an_unreadable_schema_is_unknown_not_missing(store, pg_runner, remote, sync_after):
+    job = sync_after(f"REVOKE USAGE ON SCHEMA hr FROM {remote.role}")
     assert job.state is JobState.COMPLETED, job.errors
     assert job.stats["failedListings"] == 1
     [error] = job.errors
@@ -221,11 +220,8 @@ def test_a_wrong_password_fails_the_job_with_its_reason_and_changes_nothing(
     assert snapshot(store) == before
 
 
-def test_a_dropped_schema_goes_missing_with_its_tables(store, pg_runner, remote):
-    register(store, remote)
-    sync(pg_runner)
-    remote.ddl("DROP SCHEMA hr CASCADE")
-    job = sync(pg_runner)
+def test_a_dropped_schema_goes_missing_with_its_tables(store, remote, sync_after):
+    job = sync_after("DROP SCHEMA hr CASCADE")
     assert job.state is JobState.COMPLETED, job.errors
     assert job.stats["schema.missing"] == 1
     with store.read() as reader:
@@ -234,11 +230,8 @@ def test_a_dropped_schema_goes_missing_with_its_tables(store, pg_runner, remote)
         assert reader.object(remote.path("sales", "orders")).remote_state is RemoteState.PRESENT
 
 
-def test_dropping_most_tables_at_once_trips_the_fail_safe(store, pg_runner, remote):
-    register(store, remote)
-    sync(pg_runner)
-    remote.ddl("DROP TABLE sales.orders, sales.customers, sales.refunds, hr.people")
-    job = sync(pg_runner)
+def test_dropping_most_tables_at_once_trips_the_fail_safe(store, sync_after):
+    job = sync_after("DROP TABLE sales.orders, sales.customers, sales.refunds, hr.people")
     assert job.state is JobState.FAILED
     assert "fail-safe" in job.errors[-1]["message"]
     with store.read() as reader:

@@ -37,15 +37,27 @@ connections:
 CREDENTIALS = {"username": "pdp", "passwordEnv": "TRINO_PASSWORD"}
 
 
+def step(api, name: str, action: str, body: dict | None = None):
+    """One step of the upgrade of `name`, as the user holding both permissions it needs."""
+    return api.call("POST", f"/data/upgrade/{name}/{action}", "boss", json=body)
+
+
 def steps(api, name, key="hc", **validate):
-    answer = api.call("POST", f"/data/upgrade/{name}/start", "boss", json={"displayName": key})
+    answer = step(api, name, "start", {"displayName": key})
     assert answer.status_code == 200, answer.text
-    answer = api.call("POST", f"/data/upgrade/{name}/validate", "boss", json=validate)
+    answer = step(api, name, "validate", validate)
     assert answer.status_code == 200, answer.text
-    answer = api.call("POST", f"/data/upgrade/{name}/upgrade", "boss", json={"confirm": True})
+    answer = step(api, name, "upgrade", {"confirm": True})
     assert answer.status_code == 202, answer.text
     api.app_upgrades().join()
     return api.wait(answer.json()["jobId"])
+
+
+def legacy_source(api, connection: dict, database="hold", schema="sales", table="orders"):
+    """A data source declared the legacy way (`POST /dataSource`), on `connection`."""
+    body = {"connection": connection, "database": database, "schema": schema, "table": table}
+    answer = api.call("POST", "/dataSource", "appadmin", json=body)
+    assert answer.status_code == 201, answer.text
 
 
 def test_a_connection_declared_in_the_registry_yaml_is_upgraded(api):
@@ -70,8 +82,8 @@ def test_a_connection_declared_in_the_registry_yaml_is_upgraded(api):
     status = api.call("GET", "/data/upgrade/filed", "boss").json()
     assert status["state"] == "not_started" and status["counts"]["pending"] == 2
     # the YAML names no credentials: validation says so until they are given
-    api.call("POST", "/data/upgrade/filed/start", "boss", json={"displayName": "hc"})
-    refused = api.call("POST", "/data/upgrade/filed/validate", "boss", json={})
+    step(api, "filed", "start", {"displayName": "hc"})
+    refused = step(api, "filed", "validate", {})
     assert refused.status_code == 422
     assert refused.json()["error"]["value"] == "credentials"
     job = steps(api, "filed", credentials=CREDENTIALS)
@@ -82,30 +94,16 @@ def test_a_connection_declared_in_the_registry_yaml_is_upgraded(api):
     assert customers["overrides"]["isActive"] is False  # its legacy status, not the schema's
     sales = api.call("GET", "/data/object/hc/hold/sales").json()
     assert sales["overrides"] == {"isActive": True, "activateNewChildren": True}
-    assert api.call("POST", "/data/upgrade/filed/finalize", "boss").status_code == 200
+    assert step(api, "filed", "finalize").status_code == 200
 
 
 def test_an_interrupted_upgrade_resumes_and_the_scheduler_skips_it(api):
-    api.call(
-        "POST",
-        "/dataSource",
-        "appadmin",
-        json={
-            "connection": {
-                "name": "legacyhc",
-                "technology": "trino",
-                "endpoint": {"host": "h"},
-                "credentials": CREDENTIALS,
-            },
-            "database": "hold",
-            "schema": "sales",
-            "table": "orders",
-        },
-    )
-    api.call("POST", "/data/upgrade/legacyhc/start", "boss", json={"displayName": "hc"})
-    api.call("POST", "/data/upgrade/legacyhc/validate", "boss", json={})
+    trino = {"technology": "trino", "endpoint": {"host": "h"}, "credentials": CREDENTIALS}
+    legacy_source(api, {"name": "legacyhc", **trino})
+    step(api, "legacyhc", "start", {"displayName": "hc"})
+    step(api, "legacyhc", "validate", {})
     api.platform.unreachable = "connection refused"
-    answer = api.call("POST", "/data/upgrade/legacyhc/upgrade", "boss", json={"confirm": True})
+    answer = step(api, "legacyhc", "upgrade", {"confirm": True})
     api.app_upgrades().join()
     failed = api.wait(answer.json()["jobId"])
     assert failed["state"] == "failed" and "connection refused" in failed["errors"][0]["message"]
@@ -122,18 +120,18 @@ def test_an_interrupted_upgrade_resumes_and_the_scheduler_skips_it(api):
         writer.update_job(stale.id, state=JobState.ACTIVE)
     # resume: the same step again
     api.platform.unreachable = None
-    again = api.call("POST", "/data/upgrade/legacyhc/upgrade", "boss", json={"confirm": True})
+    again = step(api, "legacyhc", "upgrade", {"confirm": True})
     assert again.status_code == 202 and again.json()["jobId"] != answer.json()["jobId"]
     api.app_upgrades().join()
     assert api.wait(again.json()["jobId"])["state"] == "completed"
     assert api.call("GET", "/data/upgrade/legacyhc", "boss").json()["state"] == "upgraded"
     assert api.wait(stale.id)["errors"][-1]["message"] == "abandoned: resumed"
     # repeated after the job: 409 naming the state and what may follow
-    late = api.call("POST", "/data/upgrade/legacyhc/upgrade", "boss", json={"confirm": True})
+    late = step(api, "legacyhc", "upgrade", {"confirm": True})
     assert late.status_code == 409
     assert late.json()["error"]["allowed"] == ["resolve", "finalize"]
     # start again with another name once upgrading: refused
-    renamed = api.call("POST", "/data/upgrade/legacyhc/start", "boss", json={"displayName": "x"})
+    renamed = step(api, "legacyhc", "start", {"displayName": "x"})
     assert renamed.status_code == 409
 
 
@@ -196,26 +194,16 @@ def test_credential_shapes_per_technology():
 
 
 def test_snowflake_validation_needs_usage_on_the_registered_schemas(api):
-    for table in ("orders", "ghost"):
-        db, schema = ("hold", "sales") if table == "orders" else ("hold", "nope")
-        api.call(
-            "POST",
-            "/dataSource",
-            "appadmin",
-            json={
-                "connection": {
-                    "name": "flake",
-                    "technology": "snowflake",
-                    "endpoint": {"account": "a"},
-                    "credentials": {"role": "PDP", "passwordEnv": "P"},
-                },
-                "database": db,
-                "schema": schema,
-                "table": table,
-            },
-        )
-    api.call("POST", "/data/upgrade/flake/start", "boss", json={"displayName": "sf"})
-    refused = api.call("POST", "/data/upgrade/flake/validate", "boss", json={})
+    flake = {
+        "name": "flake",
+        "technology": "snowflake",
+        "endpoint": {"account": "a"},
+        "credentials": {"role": "PDP", "passwordEnv": "P"},
+    }
+    legacy_source(api, flake, "hold", "sales", "orders")
+    legacy_source(api, flake, "hold", "nope", "ghost")
+    step(api, "flake", "start", {"displayName": "sf"})
+    refused = step(api, "flake", "validate", {})
     assert refused.status_code == 422
     checks = {c["name"]: c["ok"] for c in refused.json()["error"]["checks"]}
     assert checks["usage:hold.sales"] is True and checks["usage:hold.nope"] is False
@@ -280,25 +268,11 @@ def test_an_integration_with_oauth_credentials_validates_through_the_api(api, id
         "clientSecretEnv": "PDP_TEST_OAUTH_SECRET",
         "scope": "pdp.decide",
     }
-    answer = api.call(
-        "POST",
-        "/dataSource",
-        "appadmin",
-        json={
-            "connection": {
-                "name": "oauthhc",
-                "technology": "trino",
-                "endpoint": {"host": "h", "adminUsers": "sidecar-basic"},
-                "credentials": {"oauth": oauth},
-            },
-            "database": "hold",
-            "schema": "sales",
-            "table": "orders",
-        },
-    )
-    assert answer.status_code == 201, answer.text
-    api.call("POST", "/data/upgrade/oauthhc/start", "boss", json={"displayName": "oh"})
-    valid = api.call("POST", "/data/upgrade/oauthhc/validate", "boss", json={})
+    endpoint = {"host": "h", "adminUsers": "sidecar-basic"}
+    trino = {"technology": "trino", "endpoint": endpoint, "credentials": {"oauth": oauth}}
+    legacy_source(api, {"name": "oauthhc", **trino})
+    step(api, "oauthhc", "start", {"displayName": "oh"})
+    valid = step(api, "oauthhc", "validate", {})
     assert valid.status_code == 200, valid.text
     assert {c["name"] for c in valid.json()["checks"]} >= {"credentials", "token", "systemUser"}
 
@@ -309,25 +283,14 @@ def test_the_system_user_is_checked_against_the_pdps_cluster_properties(api):
     listing against it too; a PDP that was given none says what to set (the default
     matches nobody)."""
     api.platform.add_table("hold", "sales", "orders")
-    answer = api.call(
-        "POST",
-        "/dataSource",
-        "appadmin",
-        json={
-            "connection": {"name": "demo", "technology": "trino"},
-            "database": "hold",
-            "schema": "sales",
-            "table": "orders",
-        },
-    )
-    assert answer.status_code == 201, answer.text
-    api.call("POST", "/data/upgrade/demo/start", "boss", json={"displayName": "tp"})
+    legacy_source(api, {"name": "demo", "technology": "trino"})
+    step(api, "demo", "start", {"displayName": "tp"})
     body = {
         "endpoint": {"host": "127.0.0.1", "port": 8080, "httpScheme": "http"},
         "credentials": {"username": "trino-admin"},
     }
     api.plane.cluster = lambda: ClusterSettings()  # no clusterProperties
-    refused = api.call("POST", "/data/upgrade/demo/validate", "boss", json=body)
+    refused = step(api, "demo", "validate", body)
     assert refused.status_code == 422, refused.text
     [check] = [c for c in refused.json()["error"]["checks"] if not c["ok"]]
     assert check["name"] == "systemUser"
@@ -335,7 +298,7 @@ def test_the_system_user_is_checked_against_the_pdps_cluster_properties(api):
 
     settings = Settings(admin=re.compile("trino-admin|svc_[a-z]+"))
     api.plane.cluster = lambda: ClusterSettings(properties=settings)
-    valid = api.call("POST", "/data/upgrade/demo/validate", "boss", json=body)
+    valid = step(api, "demo", "validate", body)
     assert valid.status_code == 200, valid.text
     assert {c["name"]: c["ok"] for c in valid.json()["checks"]}["systemUser"] is True
     stored = api.call("GET", "/data/upgrade/demo", "boss").json()

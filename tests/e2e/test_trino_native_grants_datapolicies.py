@@ -19,6 +19,7 @@ from pdp.config.load import load_snapshot
 from pdp.grants import apply, parse_grants, plan
 from tests.e2e.conftest import E2E, POLICIES, eventually, targets_file
 from tests.e2e.conftest import registry as registry_text
+from tests.support.typed import typed_table
 
 USERS = ("alice", "bob", "carol")
 TABLES = ("accounts", "payments")
@@ -162,20 +163,7 @@ def test_no_user_reads_natively_more_than_through_trino(e2e: E2E, targets: Path)
 
 # --- governed views: masked values read natively as Trino shows them ---------------------------
 
-TYPED = """
-CREATE TABLE public.typed (
-  id int, name text, code varchar(20), big bigint, n int, tag varchar(8), city text,
-  phone varchar(7), qty int, price numeric(10,2), note text, day date, flag boolean,
-  ratio double precision
-);
-INSERT INTO public.typed VALUES
-  (1, 'Zoë 東京', 'abc', 42, 7, 'x', 'Zoë 東京', '55-0100', 15, 12.35, 'secret',
-   '2024-05-01', true, 1.25),
-  (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
-  (3, '', 'É', -42, -7, 'y', 'ab', '12', -15, -12.35, '', '1999-12-31', false, -1.25),
-  (4, 'a', 'b', 9223372036854775807, -2147483648, 'z', 'abc', '123456', 2147483647,
-   99999999.99, 'x', '2000-01-01', true, 0)
-"""
+TYPED = typed_table("public")
 # one mask per function (and a row filter), alice masked and filtered, bob exempt
 TYPED_POLICIES = """
   - name: typed-readers

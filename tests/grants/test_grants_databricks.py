@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import orjson
 import pytest
 from databricks.sdk import WorkspaceClient
@@ -16,7 +14,7 @@ from pdp.grants.dialect import Naming
 from pdp.grants.retry import Backoff
 from pdp.grants.targets import DatabricksTarget
 from pdp.policy import ObjectType, PolicySnapshot, Technology
-from tests.grants.fakes.uc_server import Fault, Workspace, serve
+from tests.grants.fakes.uc_server import Fault, Workspace
 from tests.grants.fakes.world import policy, snapshot, source
 
 D = Technology.DATABRICKS
@@ -47,23 +45,14 @@ BASE = world(
 
 
 @pytest.fixture
-def uc() -> Iterator[tuple[Workspace, WorkspaceClient]]:
+def uc_workspace() -> Workspace:
     workspace = Workspace()
     workspace.principals |= {*USERS, "admins", "analysts"}
     workspace.add("table", "main.sales.orders")
     workspace.add("volume", "main.sales.files")
     workspace.add("table", "main.sales.remote")
     workspace.add("table", "main.ops.a#b")
-    with serve(workspace) as url:
-        config = Config(
-            host=url,
-            client_id="sync-client",
-            client_secret="sync-secret",
-            auth_type="oauth-m2m",
-            retry_timeout_seconds=2,
-        )
-        yield workspace, WorkspaceClient(config=config)
-    assert workspace.violations == []  # every request fit the UC schema + Databricks overlay
+    return workspace
 
 
 def target(client: WorkspaceClient, settle: float = 0.0) -> DatabricksTarget:

@@ -6,12 +6,10 @@ grant, drift repaired, release, and what is withheld."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from databricks.sdk import WorkspaceClient
-from databricks.sdk.core import Config
 
 from pdp.core import Access
 from pdp.core.datapolicy import parse_template
@@ -23,7 +21,7 @@ from pdp.grants.targets import DatabricksTarget
 from pdp.grants.ucpolicy import masked_value
 from pdp.policy import DataSource, DirectoryUser, PolicySnapshot, Technology
 from pdp.policy.model import Audience, MaskingPolicy, RowFilterPolicy, Targets
-from tests.grants.fakes.uc_server import Workspace, serve
+from tests.grants.fakes.uc_server import Workspace
 from tests.grants.fakes.world import policy
 
 ALICE, BOB = "alice@example.com", "bob@example.com"
@@ -68,7 +66,7 @@ EXAMPLE = world(mask(), row_filter())
 
 
 @pytest.fixture
-def uc() -> Iterator[tuple[Workspace, WorkspaceClient]]:
+def uc_workspace() -> Workspace:
     workspace = Workspace()
     workspace.principals |= {ALICE, BOB}
     workspace.add("table", TABLE)
@@ -78,16 +76,7 @@ def uc() -> Iterator[tuple[Workspace, WorkspaceClient]]:
         "gov": {"policies": {}},
     }
     workspace.data[TABLE] = ROWS
-    with serve(workspace) as url:
-        config = Config(
-            host=url,
-            client_id="sync-client",
-            client_secret="sync-secret",
-            auth_type="oauth-m2m",
-            retry_timeout_seconds=2,
-        )
-        yield workspace, WorkspaceClient(config=config)
-    assert workspace.violations == []
+    return workspace
 
 
 def target(client: WorkspaceClient, warehouse: str = "wh-1") -> DatabricksTarget:

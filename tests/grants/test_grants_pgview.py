@@ -20,6 +20,7 @@ from pdp.config.load import load_snapshot
 from pdp.grants import apply, parse_grants, plan
 from pdp.grants.model import Plan, Report
 from tests.grants.pgdb import Database, throwaway
+from tests.support.typed import typed_table
 
 SCHEMA = "gov"
 
@@ -242,20 +243,7 @@ def test_a_mask_change_tightens_before_any_grant_and_an_exemption_loosens_last(d
     assert report.clean and again.empty
 
 
-TYPED = """
-CREATE TABLE sales.typed (
-  id int, name text, code varchar(20), big bigint, n int, tag varchar(8), city text,
-  phone varchar(7), qty int, price numeric(10,2), note text, day date, flag boolean,
-  ratio double precision
-);
-INSERT INTO sales.typed VALUES
-  (1, 'Zoë 東京', 'abc', 42, 7, 'x', 'Zoë 東京', '55-0100', 15, 12.35, 'secret',
-   '2024-05-01', true, 1.25),
-  (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
-  (3, '', 'É', -42, -7, 'y', 'ab', '12', -15, -12.35, '', '1999-12-31', false, -1.25),
-  (4, 'a', 'b', 9223372036854775807, -2147483648, 'z', 'abc', '123456', 2147483647, 99999999.99,
-   'x', '2000-01-01', true, 0)
-"""
+TYPED = typed_table("sales")
 MASKS = [
     ("hashed", ["name", "code", "big", "n", "tag"], "hash"),
     ("first-two", ["city"], {"keepFirst": 2}),

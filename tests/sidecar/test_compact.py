@@ -14,7 +14,7 @@ import pytest
 from devstack.configs import WORKED_POLICIES
 from tests.conftest import start_stack
 from tests.sidecar.test_data_policies import POLICIES as DATA_POLICIES
-from tests.sidecar.test_data_policies import PROPERTIES, REGISTRY, USERS, column
+from tests.sidecar.test_data_policies import PROPERTIES, column, started
 
 DECISIONS, WATCH = "/v1/pdp/decisions", "/v1/pdp/watch"
 POLICIES = DATA_POLICIES.replace(
@@ -33,16 +33,7 @@ def table(name: str, *columns: str) -> dict[str, object]:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    running = start_stack(
-        tmp_path_factory.mktemp("compact"),
-        registry=REGISTRY,
-        policies=POLICIES,
-        users=USERS,
-        properties=PROPERTIES,
-    )
-    yield running
-    running.sidecar.stop()
-    running.pdp.stop()
+    yield from started(tmp_path_factory.mktemp("compact"), POLICIES)
 
 
 @pytest.fixture(scope="module")
@@ -239,8 +230,7 @@ def test_with_the_pdp_gone_past_the_staleness_bound_nothing_is_tagged_and_all_is
             assert stale["revision"] is None
             assert stale["answers"][0]["allowed"] is False
     finally:
-        stack.sidecar.stop()
-        stack.pdp.stop()
+        stack.stop()
 
 
 def test_a_fallback_answer_without_the_pdp_is_not_tagged_for_keeping(tmp_path) -> None:
@@ -272,5 +262,4 @@ def test_a_fallback_answer_without_the_pdp_is_not_tagged_for_keeping(tmp_path) -
             }
             assert client.post(DECISIONS, json=body("alice", "analysts")).json() == held
     finally:
-        stack.sidecar.stop()
-        stack.pdp.stop()
+        stack.stop()

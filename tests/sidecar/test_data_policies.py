@@ -5,6 +5,8 @@ pure core, caching without queryId, a policy edit taking effect, admins exempt."
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -19,7 +21,7 @@ from pdp.core.model import (
     table_key,
 )
 from pdp.wire import datapolicy, proto
-from tests.conftest import start_stack
+from tests.conftest import Stack, start_stack
 from tests.support import plugin
 
 REGISTRY = """
@@ -60,18 +62,19 @@ immuta.user.admin=admin
 """
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
+def started(root: Path, policies: str = POLICIES) -> Iterator[Stack]:
+    """The real PDP and sidecar on this file's registry, users and cluster properties, and
+    `policies`; stopped afterwards."""
     running = start_stack(
-        tmp_path_factory.mktemp("datapolicies"),
-        registry=REGISTRY,
-        policies=POLICIES,
-        users=USERS,
-        properties=PROPERTIES,
+        root, registry=REGISTRY, policies=policies, users=USERS, properties=PROPERTIES
     )
     yield running
-    running.sidecar.stop()
-    running.pdp.stop()
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    yield from started(tmp_path_factory.mktemp("datapolicies"))
 
 
 @pytest.fixture(scope="module")

@@ -11,32 +11,14 @@ import time
 import httpx
 import orjson
 
+from tests.support.opa import select_orders
+
 PATH = b"/v1/data/trino/allow"
 
 
 def check(user: str, query: int) -> bytes:
-    return orjson.dumps(
-        {
-            "input": {
-                "context": {
-                    "identity": {"user": user, "groups": []},
-                    "softwareStack": {"trinoVersion": "484"},
-                    "queryId": f"20261130_000000_{query:05d}_abcde",
-                },
-                "action": {
-                    "operation": "SelectFromColumns",
-                    "resource": {
-                        "table": {
-                            "catalogName": "hive",
-                            "schemaName": "sales",
-                            "tableName": "orders",
-                            "columns": ["id"],
-                        }
-                    },
-                },
-            }
-        }
-    )
+    trino, query_id = {"trinoVersion": "484"}, f"20261130_000000_{query:05d}_abcde"
+    return orjson.dumps(select_orders(user, softwareStack=trino, queryId=query_id))
 
 
 def request(body: bytes, version: bytes = b"HTTP/1.1") -> bytes:

@@ -16,6 +16,7 @@ import httpx
 from devstack.processes import start_pdp
 from tests.conftest import start_stack
 from tests.sidecar.test_revocation import BODY
+from tests.support.waiting import wait_for
 
 TIMEOUT = 2.0  # the sidecar's timeoutSeconds (devstack.configs)
 
@@ -35,13 +36,6 @@ def timed(client: httpx.Client, body: dict) -> tuple[bool, float]:
 
 def connected(client: httpx.Client) -> bool:
     return client.get("/health").json()["pdp"] == "connected"
-
-
-def wait_for(condition, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"{what} within {seconds}s"
-        time.sleep(0.05)
 
 
 def test_after_a_kill_the_sidecar_is_back_as_soon_as_the_pdp_serves(tmp_path):

@@ -8,27 +8,9 @@ import httpx
 
 from devstack.configs import WORKED_POLICIES, make_tree
 from devstack.processes import Process, free_port, start_pdp, start_sidecar
+from tests.support.opa import select_orders
 
-BODY = {
-    "input": {
-        "context": {
-            "identity": {"user": "alice", "groups": []},
-            "softwareStack": {"trinoVersion": "484"},
-            "properties": {},
-        },
-        "action": {
-            "operation": "SelectFromColumns",
-            "resource": {
-                "table": {
-                    "catalogName": "hive",
-                    "schemaName": "sales",
-                    "tableName": "orders",
-                    "columns": ["id"],
-                }
-            },
-        },
-    }
-}
+BODY = select_orders(softwareStack={"trinoVersion": "484"}, properties={})
 
 
 def poll(client: httpx.Client, want: bool, seconds: float = 10.0) -> float:

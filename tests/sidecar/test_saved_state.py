@@ -12,27 +12,9 @@ from devstack.configs import WORKED_USERS, make_tree
 from devstack.processes import Process, free_port, start_pdp, start_sidecar
 from pdp.api import pb
 from pdp.wire import proto
+from tests.support.opa import select_orders
 
 USERS = WORKED_USERS + "  dan: {groups: [analysts]}\n"  # allowed like alice, never asked for
-
-
-def select_orders(user: str) -> dict:
-    return {
-        "input": {
-            "context": {"identity": {"user": user, "groups": []}},
-            "action": {
-                "operation": "SelectFromColumns",
-                "resource": {
-                    "table": {
-                        "catalogName": "hive",
-                        "schemaName": "sales",
-                        "tableName": "orders",
-                        "columns": ["id"],
-                    }
-                },
-            },
-        }
-    }
 
 
 def allowed(url: str, user: str) -> bool:

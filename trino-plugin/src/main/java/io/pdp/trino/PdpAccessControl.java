@@ -30,9 +30,15 @@ import java.util.function.Supplier;
 
 /**
  * Trino's access control by the product's PDP: every check, filter, row filter and column mask
- * that Trino's OPA plugin covers, asked of the sidecar's compact endpoint (one request per call,
- * however many objects a filter holds) and answered from a cache inside Trino between policy
- * revisions (see {@link PdpBackend}). Denials carry the PDP's reason.
+ * that Trino's OPA plugin covers, asked of the sidecar's compact endpoint (at most one request
+ * per call, however many objects a filter holds) and answered from a cache inside Trino between
+ * policy revisions (see {@link PdpBackend}). Denials carry the PDP's reason.
+ *
+ * <p>A table's first call that misses the cache also asks what Trino 476 asks next about that
+ * table (docs/trino-plugin.md, "The order of Trino's calls"): {@code getColumnMasks} brings its
+ * row filters, its catalog's {@code AccessCatalog} and its {@code SelectFromColumns}, which the
+ * product decides per table whatever the columns (sidecar/compact.py); so a table not queried
+ * yet costs one request, not three.
  */
 public final class PdpAccessControl
         implements SystemAccessControl
@@ -40,6 +46,12 @@ public final class PdpAccessControl
     record Decision(boolean allowed, String reason) {}
 
     private static final String MASKS = "GetColumnMask";
+    private static final String ROW_FILTERS = "GetRowFilters";
+    private static final String SELECT = "SelectFromColumns";
+    private static final String CATALOG = "AccessCatalog";
+
+    /** An ask sent beside a call's own, and how its answer is read before it is kept. */
+    private record Next(String key, Function<Object, Object> read) {}
 
     private final PdpBackend backend;
 
@@ -111,7 +123,7 @@ public final class PdpAccessControl
     @Override
     public boolean canAccessCatalog(SystemSecurityContext context, String catalogName)
     {
-        return decide(context.getIdentity(), "AccessCatalog", Resources.catalog(catalogName), null).allowed();
+        return decide(context.getIdentity(), CATALOG, Resources.catalog(catalogName), null).allowed();
     }
 
     @Override
@@ -336,7 +348,9 @@ public final class PdpAccessControl
     @Override
     public void checkCanSelectFromColumns(SystemSecurityContext context, CatalogSchemaTableName table, Set<String> columns)
     {
-        check(context, "SelectFromColumns", Resources.tableWithColumns(table, columns), null, () -> "select from columns " + new TreeSet<>(columns) + " in table " + table);
+        // asked and kept per table: the product decides it whatever the columns, so every
+        // column set Trino checks (a masked column's, the query's) shares one answer
+        check(context, SELECT, Resources.table(table), null, () -> "select from columns " + new TreeSet<>(columns) + " in table " + table);
     }
 
     @Override
@@ -491,14 +505,14 @@ public final class PdpAccessControl
     public List<ViewExpression> getRowFilters(SystemSecurityContext context, CatalogSchemaTableName table)
     {
         String identity = Resources.identity(context.getIdentity());
-        String key = key(identity, "GetRowFilters", Resources.table(table), null);
+        String key = key(identity, ROW_FILTERS, Resources.table(table), null);
         List<String> expressions;
         if (backend.cached(key) instanceof List<?> cached) {
             expressions = kept(cached);
         }
         else {
-            PdpBackend.Answers answers = backend.ask(identity, List.of(key.substring(identity.length())));
-            expressions = strings(field(answers.answers().get(0), "rowFilters"));
+            PdpBackend.Answers answers = ask(identity, List.of(key.substring(identity.length())), next(identity, table, false));
+            expressions = rowFilters(answers.answers().get(0));
             backend.remember(answers.revision(), key, expressions);
         }
         List<ViewExpression> filters = new ArrayList<>(expressions.size());
@@ -527,7 +541,7 @@ public final class PdpAccessControl
             resources.add(resource);
         }
         if (!missing.isEmpty()) {
-            PdpBackend.Answers answers = backend.ask(identity, List.of(filterAsk(MASKS, resources)));
+            PdpBackend.Answers answers = ask(identity, List.of(filterAsk(MASKS, resources)), next(identity, table, true));
             if (!(field(answers.answers().get(0), "masks") instanceof List<?> found) || found.size() != missing.size()) {
                 throw new AccessDeniedException("the pdp sidecar's answer has no mask for each column of " + table + ": denied");
             }
@@ -580,12 +594,54 @@ public final class PdpAccessControl
             return cached;
         }
         PdpBackend.Answers answers = backend.ask(id, List.of(key.substring(id.length())));
-        Object answer = answers.answers().get(0);
-        Decision decision = new Decision(
-                field(answer, "allowed") instanceof Boolean allowed && allowed,
-                field(answer, "reason") instanceof String reason ? reason : "denied by the PDP");
+        Decision decision = decision(answers.answers().get(0));
         backend.remember(answers.revision(), key, decision);
         return decision;
+    }
+
+    /**
+     * What Trino asks next about {@code table} once its masks ({@code rowFilters}: true) or its
+     * row filters were asked, where not cached: its row filters, then its catalog and its
+     * {@code SelectFromColumns} (in the keys their own calls look up).
+     */
+    private List<Next> next(String identity, CatalogSchemaTableName table, boolean rowFilters)
+    {
+        List<Next> next = new ArrayList<>(3);
+        String resource = Resources.table(table);
+        if (rowFilters) {
+            missing(next, key(identity, ROW_FILTERS, resource, null), PdpAccessControl::rowFilters);
+        }
+        missing(next, key(identity, CATALOG, Resources.catalog(table.getCatalogName()), null), PdpAccessControl::decision);
+        missing(next, key(identity, SELECT, resource, null), PdpAccessControl::decision);
+        return next;
+    }
+
+    private void missing(List<Next> next, String key, Function<Object, Object> read)
+    {
+        if (backend.cached(key) == null) {
+            next.add(new Next(key, read));
+        }
+    }
+
+    /**
+     * One request: a call's own asks, then {@code next}. The answers to {@code next} are read as
+     * their own calls read them and kept by the same rule as any answer (only under the
+     * revision the plugin holds: an answer without one, a fallback, is not kept, and its call
+     * asks again); the call's own answers are returned for it to read and keep.
+     */
+    private PdpBackend.Answers ask(String identity, List<String> own, List<Next> next)
+    {
+        List<String> asks = new ArrayList<>(own.size() + next.size());
+        asks.addAll(own);
+        for (Next ask : next) {
+            asks.add(ask.key().substring(identity.length()));
+        }
+        PdpBackend.Answers answers = backend.ask(identity, asks);
+        for (int i = 0; i < next.size(); i++) {
+            Next ask = next.get(i);
+            backend.remember(answers.revision(), ask.key(), ask.read().apply(answers.answers().get(own.size() + i)));
+        }
+        return answers;
     }
 
     /** The items allowed: cached ones from memory, the rest in one request. */
@@ -663,8 +719,16 @@ public final class PdpAccessControl
         return indices;
     }
 
-    private static List<String> strings(Object value)
+    private static Decision decision(Object answer)
     {
+        return new Decision(
+                field(answer, "allowed") instanceof Boolean allowed && allowed,
+                field(answer, "reason") instanceof String reason ? reason : "denied by the PDP");
+    }
+
+    private static List<String> rowFilters(Object answer)
+    {
+        Object value = field(answer, "rowFilters");
         List<String> strings = new ArrayList<>();
         if (value instanceof List<?> list) {
             for (Object item : list) {
@@ -690,7 +754,7 @@ public final class PdpAccessControl
 
     /**
      * A list or set of strings as this class cached it: checked and made immutable before it was
-     * kept (row filters by {@link #strings}, columns by {@code Set.copyOf}), so a hit returns
+     * kept (row filters by {@link #rowFilters}, columns by {@code Set.copyOf}), so a hit returns
      * it as it is instead of copying it.
      */
     @SuppressWarnings("unchecked")

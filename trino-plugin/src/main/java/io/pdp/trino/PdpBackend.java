@@ -4,9 +4,7 @@ import io.trino.spi.security.AccessDeniedException;
 
 import java.io.IOException;
 import java.net.URI;
-import java.net.http.HttpClient;
-import java.net.http.HttpRequest;
-import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.Iterator;
 import java.util.List;
@@ -26,6 +24,10 @@ import java.util.logging.Logger;
  * revision than the current one is used once and not kept. With no word from the sidecar for
  * {@code pdp.max-stale-seconds} (it is down, hangs, or the network drops packets silently)
  * every cached answer is dropped and every check is denied until the watch hears it again.
+ *
+ * <p>Calls travel on the calling thread over a {@link ConnectionPool} of keep-alive HTTP/1.1
+ * connections; the watch's long poll has a pool of one connection of its own, so that it never
+ * holds a connection the checks need.
  */
 final class PdpBackend
         implements AutoCloseable
@@ -39,9 +41,8 @@ final class PdpBackend
     private record Generation(String revision, ConcurrentHashMap<String, Object> answers) {}
 
     private final PdpConfig config;
-    private final HttpClient http;
-    private final URI decisions;
-    private final URI watch;
+    private final ConnectionPool decisions;
+    private final ConnectionPool watch;
     private final long maxStaleNanos;
     private volatile Generation generation = new Generation(null, new ConcurrentHashMap<>());
     private volatile long heard = System.nanoTime();
@@ -52,12 +53,8 @@ final class PdpBackend
     PdpBackend(PdpConfig config)
     {
         this.config = config;
-        this.http = HttpClient.newBuilder()
-                .version(HttpClient.Version.HTTP_1_1)
-                .connectTimeout(config.connectTimeout())
-                .build();
-        this.decisions = URI.create(config.sidecarUrl() + "/v1/pdp/decisions");
-        this.watch = URI.create(config.sidecarUrl() + "/v1/pdp/watch");
+        this.decisions = new ConnectionPool(URI.create(config.sidecarUrl() + "/v1/pdp/decisions"), config.connectTimeout(), config.maxConnections());
+        this.watch = new ConnectionPool(URI.create(config.sidecarUrl() + "/v1/pdp/watch"), config.connectTimeout(), 1);
         this.maxStaleNanos = config.maxStale().toNanos();
         this.watcher = Thread.ofPlatform().daemon().name("pdp-revision-watch").unstarted(this::watchLoop);
         watcher.start();
@@ -143,28 +140,19 @@ final class PdpBackend
         }
     }
 
-    private Map<?, ?> post(URI uri, String body, Duration timeout)
+    private Map<?, ?> post(ConnectionPool pool, String body, Duration timeout)
     {
-        HttpRequest request = HttpRequest.newBuilder(uri)
-                .timeout(timeout)
-                .header("content-type", "application/json")
-                .POST(HttpRequest.BodyPublishers.ofString(body))
-                .build();
         requests.incrementAndGet();
-        HttpResponse<String> response;
+        Http1Connection.Answer response;
         try {
-            response = http.send(request, HttpResponse.BodyHandlers.ofString());
+            response = pool.post(body.getBytes(StandardCharsets.UTF_8), timeout);
         }
         catch (IOException e) {
             throw unavailable(e.getClass().getSimpleName() + (e.getMessage() == null ? "" : ": " + e.getMessage()));
         }
-        catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw unavailable("interrupted");
-        }
         heard = System.nanoTime();  // any answer is a word from the sidecar
-        if (response.statusCode() != 200) {
-            throw new AccessDeniedException("the pdp sidecar at " + config.sidecarUrl() + " refused the call (HTTP " + response.statusCode() + ": " + response.body() + "): denied");
+        if (response.status() != 200) {
+            throw new AccessDeniedException("the pdp sidecar at " + config.sidecarUrl() + " refused the call (HTTP " + response.status() + ": " + response.body() + "): denied");
         }
         try {
             if (Json.parse(response.body()) instanceof Map<?, ?> map) {
@@ -232,6 +220,7 @@ final class PdpBackend
     {
         running = false;
         watcher.interrupt();
-        http.shutdownNow();
+        decisions.close();
+        watch.close();
     }
 }

@@ -16,7 +16,8 @@ record PdpConfig(
         int cacheSize,
         Duration connectTimeout,
         Duration requestTimeout,
-        Duration watchWait)
+        Duration watchWait,
+        int maxConnections)
 {
     static final String SIDECAR_URL = "pdp.sidecar-url";
     static final String MAX_STALE = "pdp.max-stale-seconds";
@@ -24,7 +25,8 @@ record PdpConfig(
     static final String CONNECT_TIMEOUT = "pdp.connect-timeout-seconds";
     static final String REQUEST_TIMEOUT = "pdp.request-timeout-seconds";
     static final String WATCH_WAIT = "pdp.watch-wait-seconds";
-    private static final Set<String> KEYS = Set.of(SIDECAR_URL, MAX_STALE, CACHE_SIZE, CONNECT_TIMEOUT, REQUEST_TIMEOUT, WATCH_WAIT);
+    static final String MAX_CONNECTIONS = "pdp.max-connections";
+    private static final Set<String> KEYS = Set.of(SIDECAR_URL, MAX_STALE, CACHE_SIZE, CONNECT_TIMEOUT, REQUEST_TIMEOUT, WATCH_WAIT, MAX_CONNECTIONS);
 
     static PdpConfig from(Map<String, String> properties)
     {
@@ -54,7 +56,8 @@ record PdpConfig(
             watchWait = maxStale.dividedBy(2);
         }
         int cacheSize = integer(properties, CACHE_SIZE, 100_000);
-        return new PdpConfig(uri, maxStale, cacheSize, seconds(properties, CONNECT_TIMEOUT, 1), seconds(properties, REQUEST_TIMEOUT, 5), watchWait);
+        return new PdpConfig(uri, maxStale, cacheSize, seconds(properties, CONNECT_TIMEOUT, 1), seconds(properties, REQUEST_TIMEOUT, 5), watchWait,
+                integer(properties, MAX_CONNECTIONS, 64));
     }
 
     private static Duration seconds(Map<String, String> properties, String key, double fallback)

@@ -21,7 +21,8 @@ import java.util.concurrent.atomic.AtomicInteger;
  * A sidecar in the test's JVM speaking the compact endpoints over real HTTP on loopback. Its
  * policy: a user may do anything on the tables granted to them ("user:table"), nothing on
  * others; catalogs and identity checks are allowed; row filters and masks as set. It can change
- * revision (a policy edit) and freeze (hang without answering, as a stuck process would).
+ * revision (a policy edit), freeze (hang without answering, as a stuck process would) and answer
+ * without a revision (as the sidecar's fail-closed fallback does: answers for now, not to keep).
  */
 final class FakeSidecar
         implements AutoCloseable
@@ -34,6 +35,7 @@ final class FakeSidecar
     final List<String> bodies = new CopyOnWriteArrayList<>();
     private volatile String revision = "r1";
     private volatile boolean frozen;
+    volatile boolean fallback;  // decisions answered without a revision (the watch keeps its own)
     private final Object lock = new Object();
 
     FakeSidecar()
@@ -82,7 +84,7 @@ final class FakeSidecar
         bodies.add(body);
         Map<?, ?> request = (Map<?, ?>) Json.parse(body);
         String user = (String) ((Map<?, ?>) request.get("identity")).get("user");
-        StringBuilder out = new StringBuilder("{\"revision\":" + Json.quote(revision) + ",\"answers\":[");
+        StringBuilder out = new StringBuilder("{\"revision\":" + (fallback ? "null" : Json.quote(revision)) + ",\"answers\":[");
         List<?> asks = (List<?>) request.get("asks");
         for (int i = 0; i < asks.size(); i++) {
             out.append(i == 0 ? "" : ",").append(answer(user, (Map<?, ?>) asks.get(i)));

@@ -56,10 +56,10 @@ class WarmCallCostTest
     private static void pointSelect(PdpAccessControl control, SystemSecurityContext session)
     {
         control.checkCanExecuteQuery(session.getIdentity(), session.getQueryId());
+        control.getColumnMasks(session, TABLE, COLUMNS);
+        control.getRowFilters(session, TABLE);
         control.canAccessCatalog(session, "postgresql");
         control.checkCanSelectFromColumns(session, TABLE, Set.of("id", "name", "amount"));
-        control.getRowFilters(session, TABLE);
-        control.getColumnMasks(session, TABLE, COLUMNS);
     }
 
     private static final Set<SchemaTableName> SCHEMA_TABLES = new HashSet<>();
