@@ -19,7 +19,6 @@ import argparse
 import contextlib
 import http.client
 import os
-import shutil
 import signal
 import statistics
 import subprocess
@@ -61,9 +60,8 @@ def main() -> int:
                 results[name].append(result)
                 print(f"  {name} round {number + 1}: {summary(result)}", file=sys.stderr)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
-    print(markdown(results))
-    return 0
+        run.clean_up(work)
+    return run.publish(markdown(results))
 
 
 @contextlib.contextmanager

@@ -211,11 +211,8 @@ def main() -> int:
                           f"p99 {result['p99_ms']:.2f} ms, other jobs "
                           f"{result['foreign_pct']:.1f} %", file=sys.stderr)  # fmt: skip
     finally:
-        shutil.rmtree(work, ignore_errors=True)
-    print(markdown(report))
-    if args.json:
-        args.json.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
-    return 0
+        run.clean_up(work)
+    return run.publish(markdown(report), report, args.json)
 
 
 def markdown(report: dict[str, Any]) -> str:

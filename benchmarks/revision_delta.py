@@ -32,7 +32,6 @@ import http.client
 import os
 import random
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -68,8 +67,7 @@ def main() -> int:
     for name, tree in sorted(trees.items()):  # "after" first, then "before"
         print(f"{name}: {tree}", file=sys.stderr)
         results[name] = one_tree(tree, args)
-    print(markdown(results, args))
-    return 0
+    return run.publish(markdown(results, args))
 
 
 def one_tree(tree: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -120,7 +118,7 @@ def one_tree(tree: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
         print("pdp up's log ends:\n" + "\n".join(log.splitlines()[-30:]), file=sys.stderr)
         raise
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        run.clean_up(work)
     return rows
 
 

@@ -131,14 +131,8 @@ def main() -> int:
             if not args.no_locust:
                 report["locust"] = locust(work, ports["sidecar"], args)
     finally:
-        if args.keep:
-            print(f"kept {work}", file=sys.stderr)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    print(markdown(report))
-    if args.json:
-        args.json.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
-    return 0
+        clean_up(work, args.keep)
+    return publish(markdown(report), report, args.json)
 
 
 # --- processes ----------------------------------------------------------------------------
@@ -363,6 +357,22 @@ def locust(work: Path, port: int, args: argparse.Namespace) -> dict[str, Any]:
 
 
 # --- report -------------------------------------------------------------------------------
+
+
+def clean_up(work: Path, keep: bool = False) -> None:
+    """Remove a benchmark's work directory, or keep it (`--keep`) and say where it is."""
+    if keep:
+        print(f"kept {work}", file=sys.stderr)
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def publish(text: str, report: object = None, json_path: Path | None = None) -> int:
+    """A benchmark's ending: its markdown on stdout and, when asked, every measurement as JSON."""
+    print(text)
+    if json_path is not None:
+        json_path.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+    return 0
 
 
 def conditions(args: argparse.Namespace) -> dict[str, str]:

@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import resource
-import shutil
 import statistics
 import subprocess
 import sys
@@ -31,7 +30,8 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-import scale_world  # noqa: E402  (benchmarks/ is not a package)
+import run  # noqa: E402  (benchmarks/ is not a package)
+import scale_world  # noqa: E402
 
 REPO = HERE.parent
 
@@ -122,9 +122,8 @@ def main() -> int:
                 results[name].append(result)
                 print(f"  {name} round {number + 1}: {json.dumps(result)}", file=sys.stderr)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
-    print(markdown(results))
-    return 0
+        run.clean_up(work)
+    return run.publish(markdown(results))
 
 
 if __name__ == "__main__":

@@ -46,8 +46,6 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 if str(REPO) not in sys.path:
@@ -518,14 +516,8 @@ def main() -> int:
             report["runs"] = rounds(work, ports, args, offsets)
             report["lasting"] = lasting(work, ports, args, offsets)
     finally:
-        if args.keep:
-            print(f"kept {work}", file=sys.stderr)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    print(markdown(report))
-    if args.json:
-        args.json.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
-    return 0
+        run.clean_up(work, args.keep)
+    return run.publish(markdown(report), report, args.json)
 
 
 if __name__ == "__main__":

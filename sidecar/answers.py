@@ -29,6 +29,8 @@ from pdp.core.model import (
 from pdp.core.operations import needs_grants
 from pdp.core.readable import Readable, readable
 from pdp.policy.delta import RevisionDelta
+from sidecar.bodykeys import BODY_BYTES
+from sidecar.config import VIEW_GRANTS
 from sidecar.pdp_client import PdpClient, PdpUnavailable
 from sidecar.scope import Touched, answer_scope, decision_scope
 
@@ -46,6 +48,55 @@ BatchAnswer = tuple[bytes, str, int, int]
 """A batch body's encoded answer, its operation, the items allowed and the items asked."""
 
 
+class Views(LRUCache):
+    """The cached views by identity, least recently used out first, bounded both by their
+    number (`users`) and by their weight (`View.size`, at most `grants`; a view heavier than
+    that is still held, alone)."""
+
+    def __init__(self, users: int, grants: int) -> None:
+        super().__init__(grants, getsizeof=lambda view: min(view.size, grants))
+        self.users = users
+
+    def __setitem__(self, identity: Identity, view: View) -> None:
+        super().__setitem__(identity, view)
+        while len(self) > self.users:
+            self.popitem()
+
+
+class BatchAnswers:
+    """Whole answers to batch bodies by the body (queryId aside), each with its revision,
+    oldest out first: at most `limit` of them and `max_bytes` of bodies and answers together
+    (a batch body may list thousands of tables: their number alone bounds no memory)."""
+
+    def __init__(self, limit: int, max_bytes: int = BODY_BYTES) -> None:
+        self.limit, self.max_bytes, self.bytes = limit, max_bytes, 0
+        self._held: OrderedDict[bytes, tuple[str, BatchAnswer]] = OrderedDict()
+        self.get = self._held.get
+
+    def put(self, body: bytes, revision: str, answer: BatchAnswer) -> None:
+        held = self._held
+        old = held.pop(body, None)
+        if old is not None:
+            self.bytes -= len(body) + len(old[1][0])
+        self.bytes += len(body) + len(answer[0])
+        self.trim(self.limit - 1)
+        held[body] = (revision, answer)
+
+    def trim(self, limit: int) -> None:
+        """Drop the oldest until at most `limit` are held within the bytes bound."""
+        held = self._held
+        while held and (len(held) > limit or self.bytes > self.max_bytes):
+            body, (_, answer) = held.popitem(last=False)
+            self.bytes -= len(body) + len(answer[0])
+
+    def clear(self) -> None:
+        self._held.clear()
+        self.bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+
 def request_key(request: Request) -> Hashable:
     """The decision cache's key of a request without a fast key from its body."""
     return (request.identity, request.operation, request.resource, request.target)
@@ -59,19 +110,13 @@ class Answers:
         user_cache: int = 10_000,
         decision_cache: int = 200_000,
         max_stale: float | None = 300.0,
-        view_grants: int | None = None,
+        view_grants: int = VIEW_GRANTS,
     ) -> None:
         self._cluster, self._client, self._max_stale = cluster, client, max_stale
         self.revision: str | None = None
         self._registry: tuple[Registry, AccessGrantMapping] | None = None
-        # by number of users, or (`view_grants`) by what the views hold (`View.size`; one
-        # heavier than the bound is held alone): memory
-        self._view_grants = view_grants
-        self._views: LRUCache = (
-            LRUCache(user_cache)
-            if view_grants is None
-            else LRUCache(view_grants, getsizeof=lambda view: min(view.size, view_grants))
-        )
+        # memory: by the number of users and by what their views hold
+        self._views = Views(user_cache, view_grants)
         # Decisions in insertion order, evicted first-in first-out: a hit is one C-level dict
         # lookup, where an LRU's recency bookkeeping cost more than the whole rest of a cache
         # hit (profiled under wrk). Keys come from wire.single_key/batch_keys when the body has
@@ -87,7 +132,7 @@ class Answers:
         # and dropped like decisions: a batch seen again is one lookup, not one per item, which a
         # full decision cache makes slow (its table no longer fits the processor's caches).
         # Each is held with its revision and served at that revision only.
-        self._batch_answers: OrderedDict[Hashable, tuple[str, BatchAnswer]] = OrderedDict()
+        self._batch_answers = BatchAnswers(decision_cache)
         self._inflight: dict[Identity, asyncio.Future[View]] = {}
         self._registry_fetch: asyncio.Future[tuple[str, Registry, AccessGrantMapping]] | None = None
         self.heard = time.monotonic()  # when the PDP last said anything on the watch
@@ -248,20 +293,17 @@ class Answers:
             decisions.popitem(last=False)
         decisions[key] = decision
 
-    def cached_batch(self, key: Hashable) -> BatchAnswer | None:
+    def cached_batch(self, key: bytes) -> BatchAnswer | None:
         held = self._batch_answers.get(key)
         return None if held is None or held[0] != self.revision else held[1]
 
-    def remember_batch(self, key: Hashable, answer: BatchAnswer) -> None:
+    def remember_batch(self, key: bytes, answer: BatchAnswer) -> None:
         """Keep a batch body's answer, made just now from cached decisions alone: it is what
         they answer at this revision (the cache is dropped with them, and never served at
         another revision, whatever a revision keeps of the decisions)."""
         if self.revision is None:
             return
-        answers = self._batch_answers
-        if len(answers) >= self._decision_limit:
-            answers.popitem(last=False)
-        answers[key] = (self.revision, answer)
+        self._batch_answers.put(key, self.revision, answer)
 
     def readable(self, identity: Identity) -> Readable | None:
         """What the user's cached view answers of READ on tables (pdp.core.readable: the
@@ -431,15 +473,13 @@ class Answers:
 
     def configure(self, user_cache: int, decision_cache: int, max_stale: float | None) -> None:
         """New cache bounds and staleness bound, keeping what is cached as far as it fits."""
-        if self._view_grants is None and user_cache != self._views.maxsize:
-            views: LRUCache = LRUCache(user_cache)
-            for identity, view in list(self._views.items())[-user_cache:]:
-                views[identity] = view
-            self._views = views
-        self._decision_limit = decision_cache
-        for cache in (self._decisions, self._batch_answers):
-            while len(cache) > decision_cache:
-                cache.popitem(last=False)
+        self._views.users = user_cache
+        while len(self._views) > user_cache:
+            self._views.popitem()
+        self._decision_limit = self._batch_answers.limit = decision_cache
+        while len(self._decisions) > decision_cache:
+            self._decisions.popitem(last=False)
+        self._batch_answers.trim(decision_cache)
         self._max_stale = max_stale
 
     def known(self) -> tuple[str | None, tuple[Registry, AccessGrantMapping] | None, dict]:
@@ -460,7 +500,7 @@ class Answers:
         self._registry = registry
         if registry is not None:
             settings = self._cluster().effective(registry[1])
-            for identity, build in list(views.items())[: int(self._views.maxsize)]:
+            for identity, build in list(views.items())[: self._views.users]:
                 self._views[identity] = build(settings, registry[0])
         self.heard = self.lost_since = heard
 

@@ -235,7 +235,7 @@ class Sidecar:
 
     def _batch_from_memory(self, body: bytes) -> bytes | None:
         bare, known = self._batch_keys.find(body)
-        if known is None:
+        if bare is None or known is None:
             return self._batch_now(body, bare)
         held = self.answers.cached_batch(bare)
         if held is None:

@@ -29,6 +29,11 @@ HTTP_KEYS = {
 }
 
 
+VIEW_GRANTS = 8_000_000
+"""`cache.viewGrants` when sidecar.yaml does not set it: what all the views of a worker may
+hold together (`View.size`), a few hundred MB (benchmarks/RESULTS.md, "Memory")."""
+
+
 @dataclass(frozen=True)
 class SidecarConfig:
     file: Path
@@ -43,8 +48,8 @@ class SidecarConfig:
     mapping_file: Path | None = None  # absent: the PDP-level accessGrantMapping applies
     user_cache: int = 10_000
     # the most entries all cached views hold together (`View.size`: 1 + grants, masks,
-    # filters, owned tables); None: views are bounded by their number (`user_cache`) alone
-    view_grants: int | None = None
+    # filters, owned tables), besides their number (`user_cache`)
+    view_grants: int = VIEW_GRANTS
     decision_cache: int = 200_000
     max_stale: float | None = 300.0  # None: keep serving cached answers while the PDP is away
     reload_interval: float = 1.0
@@ -109,11 +114,7 @@ def load_sidecar_config(path: Path) -> SidecarConfig:
         "pdp_timeout": pdp.number("timeoutSeconds", 2.0, positive=True),
         "user_cache": int(cache.number("users", 10_000, positive=True, whole=True)),
         "decision_cache": int(cache.number("decisions", 200_000, positive=True, whole=True)),
-        "view_grants": (
-            int(cache.number("viewGrants", 1, positive=True, whole=True))
-            if "viewGrants" in cache.data
-            else None
-        ),
+        "view_grants": int(cache.number("viewGrants", VIEW_GRANTS, positive=True, whole=True)),
         "reload_interval": top.number("reloadIntervalSeconds", 1.0, positive=True),
     }
     stale = cache.data.get("maxStaleSeconds", 300.0)

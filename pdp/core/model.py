@@ -196,12 +196,14 @@ class PolicyGrants(Mapping[TableKey, tuple[PolicyGrant, ...]]):
     table. A granted table's policies are found on first ask and remembered (at most one entry
     per table the user sees, as a dict of them would hold)."""
 
-    __slots__ = ("_asked", "_keys", "policies")
+    __slots__ = ("_asked", "_keys", "_targets", "policies")
 
     def __init__(self, policies: Sequence[Targeted] = ()) -> None:
         self.policies = tuple(policies)
         self._asked: dict[TableKey, tuple[PolicyGrant, ...]] = {}
         self._keys: frozenset[TableKey] | None = None
+        # the policies' targets counted with repeats: at least the tables granted
+        self._targets = sum(len(tables) for _, tables in self.policies)
 
     def get(self, key: TableKey, default: object = None) -> object:  # type: ignore[override]
         found = self._asked.get(key)
@@ -237,7 +239,15 @@ class PolicyGrants(Mapping[TableKey, tuple[PolicyGrant, ...]]):
 
     @property
     def size(self) -> int:
-        """Entries held for this user alone (the targets are shared): a cheap weight."""
+        """The most entries this user's grants will hold alone (the targets are shared),
+        however much they are asked: the policies, and per table granted at most one lookup
+        remembered and one member of `keys()`. A cheap weight fixed when the view is cached,
+        so a cache bounded by it stays bounded as the view fills (issue 26)."""
+        return len(self.policies) + 2 * self._targets
+
+    @property
+    def held(self) -> int:
+        """The entries held for this user alone now (at most `size`)."""
         return len(self.policies) + len(self._asked) + (len(self._keys) if self._keys else 0)
 
 
@@ -445,7 +455,8 @@ class View:
 
     @property
     def size(self) -> int:
-        """Entries the view holds beyond the registry it shares: a cheap weight for caches."""
+        """The most entries the view will hold beyond the registry it shares (compact grants
+        fill as they are asked: `PolicyGrants.size`): a cheap weight for caches."""
         grants = self.grants
         held = grants.size if isinstance(grants, PolicyGrants) else len(grants)
         return 1 + held + len(self.mask_policies) + len(self.filters) + len(self.owned)

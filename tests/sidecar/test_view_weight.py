@@ -1,7 +1,9 @@
 """`cache.viewGrants` bounds the memory of the cached views by what they hold (issue 26): the
 views' grants together never exceed it, the least recently used views are evicted to make room,
-a view heavier than the whole bound is still served (and held alone), and without the key the
-views are bounded by their number as before."""
+a view heavier than the whole bound is still served (and held alone), `cache.users` bounds
+their number as well, and absent the key the bound is `VIEW_GRANTS`. A compact view (policy
+positions) fills as it is asked, so it is weighed by the most it will hold: the bound holds
+however much the views are asked, and an evicted view is fetched again and answers the same."""
 
 from __future__ import annotations
 
@@ -13,14 +15,19 @@ import pytest
 from pdp.config.errors import ConfigError
 from pdp.core.model import (
     AccessGrantMapping,
+    CatalogRef,
     ClusterSettings,
     Identity,
     PolicyGrant,
+    PolicyGrants,
     Registry,
+    Request,
+    Settings,
+    TableRef,
     table_key,
 )
 from sidecar.answers import Answers
-from sidecar.config import load_sidecar_config
+from sidecar.config import VIEW_GRANTS, load_sidecar_config
 
 READ = PolicyGrant("readers", "READ")  # type: ignore[arg-type]
 
@@ -75,7 +82,7 @@ def test_a_view_heavier_than_the_bound_is_served_and_held_alone() -> None:
     assert held(cache, ["small", "huge"]) == ["huge"]
 
 
-def test_without_the_key_views_are_bounded_by_number() -> None:
+def test_views_are_bounded_by_number_too() -> None:
     users = [f"u{i:02d}" for i in range(30)]
     cache = answers({u: 100 for u in users}, user_cache=20)
 
@@ -84,7 +91,7 @@ def test_without_the_key_views_are_bounded_by_number() -> None:
             await cache.view(Identity(user))
 
     asyncio.run(fetch_all())
-    assert held(cache, users) == users[-20:]  # 3,000 grants: no weight bound
+    assert held(cache, users) == users[-20:]  # 3,000 grants: well within the weight bound
 
 
 def test_a_view_weighs_its_grants_plus_one() -> None:
@@ -100,10 +107,97 @@ def test_sidecar_yaml_cache_view_grants(tmp_path: Path) -> None:
     path = tmp_path / "sidecar.yaml"
     pdp = "pdp: {auth: none}\n"
     path.write_text(pdp + "cache:\n  users: 100\n")
-    assert load_sidecar_config(path).view_grants is None
+    assert load_sidecar_config(path).view_grants == VIEW_GRANTS
     path.write_text(pdp + "cache:\n  viewGrants: 2000000\n")
     assert load_sidecar_config(path).view_grants == 2_000_000
     path.write_text(pdp + "cache:\n  viewGrants: 0\n")
     with pytest.raises(ConfigError) as error:
         load_sidecar_config(path)
     assert "viewGrants" in str(error.value) and "sidecar.yaml:3" in str(error.value)
+
+
+# --- compact views: 20 policies, each granting the 50 tables of its own schema ---------------
+
+SCHEMAS = [f"s{p:02d}" for p in range(20)]
+COMPACT = Registry.of(
+    {table_key("hive", s, f"t{t}") for s in SCHEMAS for t in range(50)},
+    policies=[
+        (PolicyGrant(f"p-{s}", "READ"), frozenset(table_key("hive", s, f"t{t}") for t in range(50)))  # type: ignore[arg-type]
+        for s in SCHEMAS
+    ],
+)
+
+
+class CompactPdp:
+    """User `uN` gets policies N and N+1 (mod 20): two schemas, 100 tables."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    async def entitlements(self, identity: Identity):
+        self.asked.append(identity.user)
+        n = int(identity.user[1:])
+        return "r1", [n % 20, (n + 1) % 20], frozenset(), {}, frozenset()
+
+    async def registry(self):
+        return "r1", COMPACT, AccessGrantMapping()
+
+
+def read(user: str, schema: str, table: str) -> Request:
+    return Request(Identity(user), "SelectFromColumns", TableRef("hive", schema, table))
+
+
+def held_now(cache: Answers) -> int:
+    """What the cached views hold now (1 + grants remembered for each)."""
+    total = 0
+    for view in cache._views.values():
+        assert isinstance(view.grants, PolicyGrants)
+        total += 1 + view.grants.held
+    return total
+
+
+def test_compact_views_stay_within_the_bound_however_much_they_are_asked() -> None:
+    pdp = CompactPdp()
+    # no operation allowed on non-data sources: a catalog is visible by the tables it holds
+    cluster = ClusterSettings(Settings(non_datasource_operations=frozenset()))
+    cache = Answers(lambda: cluster, pdp, view_grants=1_000)  # type: ignore[arg-type]
+    cache.reset("r1")
+    first: dict[str, list[bool]] = {}
+
+    async def ask_all() -> None:
+        for n in range(40):
+            user = f"u{n}"
+            answers = [
+                (
+                    await cache.decide(Request(Identity(user), "AccessCatalog", CatalogRef("hive")))
+                ).allowed
+            ]
+            for schema in (SCHEMAS[n % 20], SCHEMAS[(n + 5) % 20]):
+                for t in range(50):
+                    answers.append((await cache.decide(read(user, schema, f"t{t}"))).allowed)
+            first[user] = answers
+            # every view filled: the set of all it grants built (the catalog check) and its
+            # lookups remembered
+            assert held_now(cache) <= 1_000, f"after {user}"
+
+    asyncio.run(ask_all())
+    # each view filled: its 2 policies, the 100 tables it grants, the 50 (or 51, the catalog
+    # check's) of them looked up; weighed 1 + 202 when cached, before any of that
+    assert all(152 <= v.grants.held <= 153 for v in cache._views.values())
+    assert first["u0"] == [True] + [True] * 50 + [False] * 50
+    views = cache.sizes()["users"]
+    assert views == 4  # 1 + 2 policies + 2 x 100 tables = 203 each: 4 fit in 1,000
+    assert not cache.has_view(Identity("u0"))  # evicted: asked again, the PDP answers again
+    cache._decisions.clear()
+    fetched = len(pdp.asked)
+
+    async def again() -> list[bool]:
+        out = []
+        for schema in (SCHEMAS[0], SCHEMAS[5]):
+            for t in range(50):
+                out.append((await cache.decide(read("u0", schema, f"t{t}"))).allowed)
+        return out
+
+    assert asyncio.run(again()) == first["u0"][1:]
+    assert pdp.asked[fetched:] == ["u0"]
+    assert held_now(cache) <= 1_000
