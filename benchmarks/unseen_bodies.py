@@ -46,6 +46,8 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 if str(REPO) not in sys.path:
