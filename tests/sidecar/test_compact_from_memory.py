@@ -33,39 +33,22 @@ from sidecar.config import load_sidecar_config
 from sidecar.http import GuardedHttpTools
 from tests.sidecar.test_compact import POLICIES, table
 from tests.sidecar.test_data_policies import PROPERTIES, REGISTRY, USERS, column
+from tests.support.transport import LoopbackTransport
 
 DECISIONS = b"/v1/pdp/decisions"
 MAX_BATCH_ITEMS = 4  # sidecar.yaml http.maxBatchItems here
 
 
-class Wire(asyncio.Transport):
+class Wire(LoopbackTransport):
     """A client connection: the sidecar writes each answer, head and body, in one write."""
 
     def __init__(self) -> None:
         super().__init__()
         self.answer: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self.closed = False
 
     def write(self, data: Any) -> None:
         if not self.answer.done():
             self.answer.set_result(bytes(data))
-
-    def close(self) -> None:
-        self.closed = True
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return {"peername": ("127.0.0.1", 40000), "sockname": ("127.0.0.1", 8181)}.get(
-            name, default
-        )
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
 
 
 class Client:

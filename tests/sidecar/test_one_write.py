@@ -14,36 +14,19 @@ import uvicorn
 from uvicorn.server import ServerState
 
 from sidecar.http import GuardedHttpTools
+from tests.support.transport import LoopbackTransport
 
 ANSWER = b'{"result":[0,2]}'
 
 
-class RecordingTransport(asyncio.Transport):
+class RecordingTransport(LoopbackTransport):
     def __init__(self) -> None:
         super().__init__()
         self.writes: list[bytes] = []
-        self.closed = False
         self.closed_by_server = False  # before the end of the test's connection
 
     def write(self, data: Any) -> None:
         self.writes.append(bytes(data))
-
-    def close(self) -> None:
-        self.closed = True
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return {"peername": ("127.0.0.1", 40000), "sockname": ("127.0.0.1", 8181)}.get(
-            name, default
-        )
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
 
 
 async def whole(scope: dict, receive: Any, send: Any) -> None:
