@@ -12,6 +12,8 @@ sent). `revision_delta(old, new)` says which of those can differ at `new`:
 * `policies`: the active policies added, or whose Trino tables (expanded: a table added to a
   schema a policy covers is one more) or access changed, at their position in
   `Registry.policies`; `order`, when policies were added or removed, where each came from.
+  A policy defined alike whose tables moved only by `tables` names none of its users: a view
+  holds its policies by position and is read in the retargeted policy table.
 
 Whatever it cannot reason about cheaply or surely (the accessGrantMapping, a complete registry
 becoming incomplete, a masking or row-level policy's definition, a policy for `anyone`, a
