@@ -165,3 +165,19 @@ async def test_bodies_the_decoder_refuses_are_refused(body):
         assert sidecar.answer_from_memory("allow", body) is None
         with pytest.raises(BadRequest):
             await ENDPOINTS["allow"](sidecar, body)
+
+
+async def test_bare_answers_and_decisions_share_the_decision_cache_bound():
+    async with following_world(World()) as follower:
+        sidecar, answers = sidecar_of(follower), follower.answers
+        identity = IDENTITIES[0]
+        await answer(sidecar, single(identity, "SelectFromColumns", (CATALOG, "s0", "t0")))
+        answers.configure(user_cache=10, decision_cache=3, max_stale=None)
+        assert answers.sizes()["decisions"] <= 3
+        for table in TABLES[:8]:  # bare answers, each new
+            assert sidecar.answer_from_memory("allow", single(identity, "ShowColumns", table))
+            assert answers.sizes()["decisions"] <= 3
+        # a decision (the compact endpoint's) makes room among the bare answers
+        answers.decided(Request(identity, "ShowColumns", TableRef(*TABLES[9])), ("k",))
+        assert answers.sizes()["decisions"] == 3
+        assert answers.cached(("k",)) is not None
