@@ -1,10 +1,7 @@
 package io.pdp.trino;
 
-import io.trino.spi.QueryId;
 import io.trino.spi.connector.CatalogSchemaTableName;
 import io.trino.spi.connector.ColumnSchema;
-import io.trino.spi.security.AccessDeniedException;
-import io.trino.spi.security.Identity;
 import io.trino.spi.security.SystemSecurityContext;
 import io.trino.spi.security.ViewExpression;
 import io.trino.spi.type.BigintType;
@@ -13,15 +10,16 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
-import java.time.Instant;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
-import java.util.function.BooleanSupplier;
 
+import static io.pdp.trino.Plugins.eventually;
+import static io.pdp.trino.Plugins.operations;
+import static io.pdp.trino.Plugins.outcome;
+import static io.pdp.trino.Plugins.watching;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -52,7 +50,7 @@ class ColdTableTest
         sidecar.grants.addAll(Set.of("alice:orders", "alice:regions", "bob:customers"));
         sidecar.rowFilters.put("orders", List.of("region = 'emea'"));
         sidecar.masks.put("phone", "'****'");
-        control = plugin(sidecar, Map.of());
+        control = watching(sidecar, Map.of());
     }
 
     @AfterEach
@@ -62,31 +60,9 @@ class ColdTableTest
         sidecar.close();
     }
 
-    private static PdpAccessControl plugin(FakeSidecar sidecar, Map<String, String> extra)
-            throws InterruptedException
-    {
-        Map<String, String> properties = new HashMap<>(Map.of(
-                "pdp.sidecar-url", sidecar.url(),
-                "pdp.watch-wait-seconds", "0.2"));
-        properties.putAll(extra);
-        PdpAccessControl control = new PdpAccessControl(new PdpBackend(PdpConfig.from(properties)));
-        eventually(() -> control.backend().revision() != null);
-        return control;
-    }
-
     private static SystemSecurityContext as(String user)
     {
-        return new SystemSecurityContext(Identity.forUser(user).withGroups(Set.of("staff")).build(), new QueryId("q1"), Instant.now());
-    }
-
-    private static void eventually(BooleanSupplier check)
-            throws InterruptedException
-    {
-        long deadline = System.nanoTime() + 5_000_000_000L;
-        while (!check.getAsBoolean()) {
-            assertTrue(System.nanoTime() < deadline, "not true within 5s");
-            Thread.sleep(20);
-        }
+        return Plugins.as(user, "staff");
     }
 
     /** What a table's analysis in Trino 476 asks and what the query is then allowed to see. */
@@ -136,26 +112,6 @@ class ColdTableTest
         return new Seen(masks, filters, select);
     }
 
-    private static String outcome(Runnable check)
-    {
-        try {
-            check.run();
-            return "allowed";
-        }
-        catch (AccessDeniedException e) {
-            return e.getMessage();
-        }
-    }
-
-    private static List<String> operations(String body)
-    {
-        List<String> operations = new ArrayList<>();
-        for (Object ask : (List<?>) ((Map<?, ?>) Json.parse(body)).get("asks")) {
-            operations.add((String) ((Map<?, ?>) ask).get("operation"));
-        }
-        return operations;
-    }
-
     @Test
     void aColdSelectOfATableIsOneRequestAndAWarmOneNone()
     {
@@ -195,7 +151,7 @@ class ColdTableTest
     void prefetchedAnswersAreTheOnesAskedOneByOne()
             throws Exception
     {
-        PdpAccessControl separate = plugin(sidecar, Map.of());
+        PdpAccessControl separate = watching(sidecar, Map.of());
         try {
             for (String user : List.of("alice", "bob", "carol")) {
                 for (CatalogSchemaTableName table : List.of(ORDERS, CUSTOMERS, REGIONS)) {
@@ -258,7 +214,7 @@ class ColdTableTest
     void prefetchedAnswersCountAgainstTheBound()
             throws Exception
     {
-        PdpAccessControl small = plugin(sidecar, Map.of("pdp.cache-size", "10"));
+        PdpAccessControl small = watching(sidecar, Map.of("pdp.cache-size", "10"));
         try {
             for (int t = 0; t < 20; t++) {
                 select(small, as("alice"), Set.of("id"), new CatalogSchemaTableName("memory", "sales", "t" + t));

@@ -15,7 +15,6 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
-import java.time.Instant;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.HashSet;
@@ -25,8 +24,9 @@ import java.util.Set;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
-import java.util.function.BooleanSupplier;
 
+import static io.pdp.trino.Plugins.as;
+import static io.pdp.trino.Plugins.eventually;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -59,28 +59,7 @@ class PdpAccessControlTest
 
     private PdpAccessControl plugin(Map<String, String> extra)
     {
-        Map<String, String> properties = new HashMap<>(Map.of(
-                "pdp.sidecar-url", sidecar.url(),
-                "pdp.max-stale-seconds", "30",
-                "pdp.watch-wait-seconds", "0.2"));
-        properties.putAll(extra);
-        return new PdpAccessControl(new PdpBackend(PdpConfig.from(properties)));
-    }
-
-    private static SystemSecurityContext as(String user, String... groups)
-    {
-        Identity identity = Identity.forUser(user).withGroups(Set.of(groups)).build();
-        return new SystemSecurityContext(identity, new QueryId("q1"), Instant.now());
-    }
-
-    private static void eventually(BooleanSupplier check)
-            throws InterruptedException
-    {
-        long deadline = System.nanoTime() + 5_000_000_000L;
-        while (!check.getAsBoolean()) {
-            assertTrue(System.nanoTime() < deadline, "not true within 5s");
-            Thread.sleep(20);
-        }
+        return Plugins.plugin(sidecar, extra);
     }
 
     private boolean canSelect(String user, CatalogSchemaTableName table)
