@@ -8,8 +8,6 @@ import io.trino.spi.security.SystemSecurityContext;
 import io.trino.spi.security.ViewExpression;
 import io.trino.spi.type.BigintType;
 import io.trino.spi.type.VarcharType;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
 import java.util.List;
@@ -32,6 +30,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
  * made in Trino 476's order, as {@code benchmarks/plugin_spi_order.py} recorded it.
  */
 class ColdListingTest
+        extends AgainstFakeSidecar
 {
     private static final CatalogSchemaName SALES = new CatalogSchemaName("memory", "sales");
     private static final Set<SchemaTableName> LISTED = Set.of(new SchemaTableName("sales", "orders"), new SchemaTableName("sales", "customers"));
@@ -43,24 +42,11 @@ class ColdListingTest
             ColumnSchema.builder().setName("ordinal_position").setType(BigintType.BIGINT).build(),
             varchar("column_default"), varchar("is_nullable"), varchar("data_type"), varchar("comment"), varchar("extra_info"), varchar("column_comment"));
 
-    private FakeSidecar sidecar;
-    private PdpAccessControl control;
-
-    @BeforeEach
-    void start()
-            throws Exception
+    @Override
+    void policy(FakeSidecar sidecar)
     {
-        sidecar = new FakeSidecar();
         sidecar.grants.addAll(Set.of("alice:orders", "alice:tables", "alice:columns", "bob:columns"));
         sidecar.masks.put("comment", "'-'");
-        control = watching(sidecar, Map.of());
-    }
-
-    @AfterEach
-    void stop()
-    {
-        control.shutdown();
-        sidecar.close();
     }
 
     private static ColumnSchema varchar(String name)

@@ -6,8 +6,6 @@ import io.trino.spi.security.SystemSecurityContext;
 import io.trino.spi.security.ViewExpression;
 import io.trino.spi.type.BigintType;
 import io.trino.spi.type.VarcharType;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
 import java.util.ArrayList;
@@ -30,6 +28,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * {@code benchmarks/plugin_spi_order.py} recorded it in a real Trino (docs/trino-plugin.md).
  */
 class ColdTableTest
+        extends AgainstFakeSidecar
 {
     private static final CatalogSchemaTableName ORDERS = new CatalogSchemaTableName("memory", "sales", "orders");
     private static final CatalogSchemaTableName CUSTOMERS = new CatalogSchemaTableName("memory", "sales", "customers");
@@ -39,25 +38,12 @@ class ColdTableTest
             ColumnSchema.builder().setName("region").setType(VarcharType.VARCHAR).build(),
             ColumnSchema.builder().setName("phone").setType(VarcharType.VARCHAR).build());
 
-    private FakeSidecar sidecar;
-    private PdpAccessControl control;
-
-    @BeforeEach
-    void start()
-            throws Exception
+    @Override
+    void policy(FakeSidecar sidecar)
     {
-        sidecar = new FakeSidecar();
         sidecar.grants.addAll(Set.of("alice:orders", "alice:regions", "bob:customers"));
         sidecar.rowFilters.put("orders", List.of("region = 'emea'"));
         sidecar.masks.put("phone", "'****'");
-        control = watching(sidecar, Map.of());
-    }
-
-    @AfterEach
-    void stop()
-    {
-        control.shutdown();
-        sidecar.close();
     }
 
     private static SystemSecurityContext as(String user)

@@ -11,8 +11,6 @@ import io.trino.spi.security.SystemSecurityContext;
 import io.trino.spi.security.ViewExpression;
 import io.trino.spi.type.BigintType;
 import io.trino.spi.type.VarcharType;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
 import java.util.ArrayList;
@@ -33,28 +31,15 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 class PdpAccessControlTest
+        extends AgainstFakeSidecar
 {
     private static final CatalogSchemaTableName ORDERS = new CatalogSchemaTableName("memory", "sales", "orders");
     private static final CatalogSchemaTableName CUSTOMERS = new CatalogSchemaTableName("memory", "sales", "customers");
 
-    private FakeSidecar sidecar;
-    private PdpAccessControl control;
-
-    @BeforeEach
-    void start()
-            throws Exception
+    @Override
+    void policy(FakeSidecar sidecar)
     {
-        sidecar = new FakeSidecar();
         sidecar.grants.add("alice:orders");
-        control = plugin(Map.of());
-        eventually(() -> "r1".equals(control.backend().revision()));
-    }
-
-    @AfterEach
-    void stop()
-    {
-        control.shutdown();
-        sidecar.close();
     }
 
     private PdpAccessControl plugin(Map<String, String> extra)
