@@ -639,9 +639,10 @@ public final class PdpAccessControl
     }
 
     /**
-     * What a listing read from {@code table} (an {@code information_schema} table of Trino 476's
-     * {@code columns}, all varchar) asks next, where not cached: the masks of its columns (one
-     * ask each, in the keys {@code getColumnMasks} looks up), then {@link #next}.
+     * What Trino asks next when a listing reads {@code table} of {@code information_schema},
+     * whose columns (all varchar in Trino 476) are {@code columns}, where not cached: the masks
+     * of its columns (one ask each, in the keys {@code getColumnMasks} looks up; a Trino with
+     * other columns makes that call ask for its own), then {@link #next}.
      */
     private List<Next> listing(String identity, CatalogSchemaTableName table, List<String> columns)
     {
