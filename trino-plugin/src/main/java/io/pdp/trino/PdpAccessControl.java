@@ -54,6 +54,7 @@ public final class PdpAccessControl
     private static final String SELECT = "SelectFromColumns";
     private static final String CATALOG = "AccessCatalog";
     private static final String CATALOGS = "FilterCatalogs";
+    private static final String TABLES = "FilterTables";
     private static final String INFORMATION_SCHEMA = "information_schema";
     /** Trino 476's {@code information_schema.tables} (all varchar), which SHOW TABLES reads. */
     private static final List<String> TABLES_COLUMNS = List.of("table_catalog", "table_schema", "table_name", "table_type", "table_comment");
@@ -269,7 +270,7 @@ public final class PdpAccessControl
     @Override
     public Set<SchemaTableName> filterTables(SystemSecurityContext context, String catalogName, Set<SchemaTableName> tableNames)
     {
-        return filter(context.getIdentity(), "FilterTables", tableNames, name -> Resources.table(catalogName, name.getSchemaName(), name.getTableName()));
+        return filter(context.getIdentity(), TABLES, tableNames, name -> Resources.table(catalogName, name.getSchemaName(), name.getTableName()));
     }
 
     @Override
@@ -285,7 +286,10 @@ public final class PdpAccessControl
                 .getOrDefault(table.getSchemaTableName(), Set.of());
     }
 
-    /** Every table's columns in one request: one ask per table not cached, all in one body. */
+    /**
+     * Every table's columns in one request: one ask per table neither cached nor answered by a
+     * {@code FilterTables} of this revision (a listing's, just before), all in one body.
+     */
     @Override
     public Map<SchemaTableName, Set<String>> filterColumns(SystemSecurityContext context, String catalogName, Map<SchemaTableName, Set<String>> tableColumns)
     {
@@ -305,6 +309,12 @@ public final class PdpAccessControl
             String key = identity + "FilterColumns" + resource;
             if (backend.cached(key) instanceof Set<?> allowed) {
                 put(result, name, allowed);
+                continue;
+            }
+            // all of a table's columns or none, as FilterTables answers the table (sidecar/compact.py):
+            // a listing's tables were filtered just before, so their answers are at hand
+            if (backend.cached(identity + TABLES + Resources.table(catalogName, name.getSchemaName(), name.getTableName())) instanceof Boolean readable) {
+                put(result, name, readable ? Set.copyOf(columns) : Set.of());
                 continue;
             }
             missing.add(name);

@@ -24,16 +24,20 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 /**
  * A listing's checks cost one request: {@code checkCanShowTables}, or the masks of the {@code
  * information_schema} table a query reads, also asks what Trino 476 asks next about that table
- * and {@code FilterCatalogs} of its catalog. What stays a request of its own is the listing's
- * filters: {@code FilterTables} of the tables the connector lists (no earlier call names them)
- * and {@code FilterColumns} of the columns it lists for the tables that passed. The calls are
- * made in Trino 476's order, as {@code benchmarks/plugin_spi_order.py} recorded it.
+ * and {@code FilterCatalogs} of its catalog. What stays a request of its own is {@code
+ * FilterTables} of the tables the connector lists (no earlier call names them); {@code
+ * FilterColumns} of those tables is then answered from it (all of a table's columns or none, as
+ * the sidecar decides it). The calls are made in Trino 476's order, as {@code
+ * benchmarks/plugin_spi_order.py} recorded it.
  */
 class ColdListingTest
         extends AgainstFakeSidecar
 {
     private static final CatalogSchemaName SALES = new CatalogSchemaName("memory", "sales");
     private static final Set<SchemaTableName> LISTED = Set.of(new SchemaTableName("sales", "orders"), new SchemaTableName("sales", "customers"));
+    private static final Map<SchemaTableName, Set<String>> LISTED_COLUMNS = Map.of(
+            new SchemaTableName("sales", "orders"), Set.of("id", "region"),
+            new SchemaTableName("sales", "customers"), Set.of("id", "phone"));
     private static final CatalogSchemaTableName TABLES = new CatalogSchemaTableName("memory", "information_schema", "tables");
     private static final CatalogSchemaTableName COLUMNS = new CatalogSchemaTableName("memory", "information_schema", "columns");
     private static final List<ColumnSchema> TABLES_COLUMNS = varchars("table_catalog", "table_schema", "table_name", "table_type", "table_comment");
@@ -80,9 +84,7 @@ class ColdListingTest
         if (ofColumns) {  // information_schema.columns filters the catalogs and tables twice
             control.filterCatalogs(session, Set.of("memory"));
             control.filterTables(session, "memory", LISTED);
-            found = control.filterColumns(session, "memory", Map.of(
-                    new SchemaTableName("sales", "orders"), Set.of("id", "region"),
-                    new SchemaTableName("sales", "customers"), Set.of("id", "phone")));
+            found = control.filterColumns(session, "memory", LISTED_COLUMNS);
         }
         return new Seen(masks, rowFilters, select, catalogs, tables, found);
     }
@@ -114,19 +116,25 @@ class ColdListingTest
     }
 
     @Test
-    void aColdColumnsListingIsOneRequestForItsChecksThenOneForTablesAndOneForColumns()
+    void aColdColumnsListingIsOneRequestForItsChecksAndOneForItsTablesWhichAnswersTheirColumns()
     {
         SystemSecurityContext alice = as("alice");
         int before = sidecar.decisionRequests.get();
 
         Seen seen = listing(control, alice, COLUMNS, COLUMNS_COLUMNS, true);
-        assertEquals(before + 3, sidecar.decisionRequests.get(), "masks with what follows, FilterTables, FilterColumns");
+        assertEquals(before + 2, sidecar.decisionRequests.get(), "masks with what follows, then FilterTables; FilterColumns from it");
         assertEquals(List.of("GetColumnMask", "GetRowFilters", "AccessCatalog", "SelectFromColumns", "FilterCatalogs"), operations(sidecar.bodies.get(before)));
         assertEquals(new Seen(Map.of("comment", "'-'"), List.of(), "allowed", Set.of("memory"), Set.of(new SchemaTableName("sales", "orders")),
                 Map.of(new SchemaTableName("sales", "orders"), Set.of("id", "region"))), seen);
 
         listing(control, alice, COLUMNS, COLUMNS_COLUMNS, true);  // warm: none
+        assertEquals(before + 2, sidecar.decisionRequests.get());
+
+        // a table no FilterTables answered (DESCRIBE, SHOW COLUMNS) is asked
+        Map<SchemaTableName, Set<String>> regions = Map.of(new SchemaTableName("sales", "regions"), Set.of("id"));
+        assertEquals(Map.of(), control.filterColumns(alice, "memory", regions));
         assertEquals(before + 3, sidecar.decisionRequests.get());
+        assertEquals(List.of("FilterColumns"), operations(sidecar.bodies.getLast()));
     }
 
     @Test
@@ -139,10 +147,16 @@ class ColdListingTest
                 // asked ahead by ShowTables (bob and carol may not show tables: nothing follows)
                 Map.Entry<String, Seen> ahead = showTables(control, as(user));
                 String shown = outcome(() -> separate.checkCanShowTables(as(user), SALES));
-                Seen oneByOne = shown.equals("allowed") ? reversed(separate, as(user), TABLES, TABLES_COLUMNS) : null;
+                Seen oneByOne = shown.equals("allowed") ? reversed(separate, as(user), TABLES, TABLES_COLUMNS, false) : null;
                 assertEquals(Map.entry(shown, oneByOne == null ? ahead.getValue() : oneByOne), ahead, user);
-                // asked ahead by the masks of information_schema.columns
-                assertEquals(reversed(separate, as(user), COLUMNS, COLUMNS_COLUMNS), listing(control, as(user), COLUMNS, COLUMNS_COLUMNS, false), user);
+                // asked ahead by the masks of information_schema.columns; columns from FilterTables
+                PdpAccessControl alone = watching(sidecar, Map.of());  // with no FilterTables answer yet
+                try {
+                    assertEquals(reversed(alone, as(user), COLUMNS, COLUMNS_COLUMNS, true), listing(control, as(user), COLUMNS, COLUMNS_COLUMNS, true), user);
+                }
+                finally {
+                    alone.shutdown();
+                }
             }
         }
         finally {
@@ -151,8 +165,10 @@ class ColdListingTest
     }
 
     /** {@link #listing}'s calls in the reverse order, none of them then asking anything beside its own. */
-    private static Seen reversed(PdpAccessControl control, SystemSecurityContext session, CatalogSchemaTableName table, List<ColumnSchema> columns)
+    private static Seen reversed(PdpAccessControl control, SystemSecurityContext session, CatalogSchemaTableName table, List<ColumnSchema> columns, boolean ofColumns)
     {
+        // FilterColumns first: asked of the sidecar, not answered from FilterTables
+        Map<SchemaTableName, Set<String>> columnsFound = ofColumns ? control.filterColumns(session, "memory", LISTED_COLUMNS) : Map.of();
         Set<SchemaTableName> tables = control.filterTables(session, "memory", LISTED);
         Set<String> catalogs = control.filterCatalogs(session, Set.of("memory"));
         String select = outcome(() -> control.checkCanSelectFromColumns(session, table, Set.of("table_name")));
@@ -160,7 +176,7 @@ class ColdListingTest
         List<String> rowFilters = control.getRowFilters(session, table).stream().map(ViewExpression::getExpression).toList();
         Map<String, String> masks = new TreeMap<>();
         control.getColumnMasks(session, table, columns).forEach((column, mask) -> masks.put(column.getName(), mask.getExpression()));
-        return new Seen(masks, rowFilters, select, catalogs, tables, Map.of());
+        return new Seen(masks, rowFilters, select, catalogs, tables, columnsFound);
     }
 
     @Test
