@@ -29,4 +29,24 @@ abstract class AgainstFakeSidecar
         control.shutdown();
         sidecar.close();
     }
+
+    /** What a test does with another plugin. */
+    interface PluginUse
+    {
+        void accept(PdpAccessControl plugin)
+                throws Exception;
+    }
+
+    /** {@code use} given another plugin against the same sidecar (a cache of its own), shut down after. */
+    void withAnotherPlugin(Map<String, String> extra, PluginUse use)
+            throws Exception
+    {
+        PdpAccessControl other = Plugins.watching(sidecar, extra);
+        try {
+            use.accept(other);
+        }
+        finally {
+            other.shutdown();
+        }
+    }
 }

@@ -18,7 +18,6 @@ import java.util.TreeMap;
 import static io.pdp.trino.Plugins.as;
 import static io.pdp.trino.Plugins.operations;
 import static io.pdp.trino.Plugins.outcome;
-import static io.pdp.trino.Plugins.watching;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 /**
@@ -141,27 +140,19 @@ class ColdListingTest
     void answersAskedAheadAreTheOnesAskedOneByOne()
             throws Exception
     {
-        PdpAccessControl separate = watching(sidecar, Map.of());
-        try {
+        withAnotherPlugin(Map.of(), separate -> {
             for (String user : List.of("alice", "bob", "carol")) {
                 // asked ahead by ShowTables (bob and carol may not show tables: nothing follows)
                 Map.Entry<String, Seen> ahead = showTables(control, as(user));
                 String shown = outcome(() -> separate.checkCanShowTables(as(user), SALES));
                 Seen oneByOne = shown.equals("allowed") ? reversed(separate, as(user), TABLES, TABLES_COLUMNS, false) : null;
                 assertEquals(Map.entry(shown, oneByOne == null ? ahead.getValue() : oneByOne), ahead, user);
-                // asked ahead by the masks of information_schema.columns; columns from FilterTables
-                PdpAccessControl alone = watching(sidecar, Map.of());  // with no FilterTables answer yet
-                try {
-                    assertEquals(reversed(alone, as(user), COLUMNS, COLUMNS_COLUMNS, true), listing(control, as(user), COLUMNS, COLUMNS_COLUMNS, true), user);
-                }
-                finally {
-                    alone.shutdown();
-                }
+                // asked ahead by the masks of information_schema.columns; columns from FilterTables,
+                // compared with a plugin holding no FilterTables answer, which asks FilterColumns
+                withAnotherPlugin(Map.of(), alone -> assertEquals(
+                        reversed(alone, as(user), COLUMNS, COLUMNS_COLUMNS, true), listing(control, as(user), COLUMNS, COLUMNS_COLUMNS, true), user));
             }
-        }
-        finally {
-            separate.shutdown();
-        }
+        });
     }
 
     /** {@link #listing}'s calls in the reverse order, none of them then asking anything beside its own. */

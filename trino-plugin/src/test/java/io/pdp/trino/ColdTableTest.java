@@ -17,7 +17,6 @@ import java.util.TreeMap;
 import static io.pdp.trino.Plugins.eventually;
 import static io.pdp.trino.Plugins.operations;
 import static io.pdp.trino.Plugins.outcome;
-import static io.pdp.trino.Plugins.watching;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -137,8 +136,7 @@ class ColdTableTest
     void prefetchedAnswersAreTheOnesAskedOneByOne()
             throws Exception
     {
-        PdpAccessControl separate = watching(sidecar, Map.of());
-        try {
+        withAnotherPlugin(Map.of(), separate -> {
             for (String user : List.of("alice", "bob", "carol")) {
                 for (CatalogSchemaTableName table : List.of(ORDERS, CUSTOMERS, REGIONS)) {
                     int before = sidecar.decisionRequests.get();
@@ -153,10 +151,7 @@ class ColdTableTest
             // masks and row filters where the user may read the table; denials where not
             assertEquals(new Seen(Map.of("phone", "'****'"), List.of("region = 'emea'"), "allowed"), oneByOne(separate, as("alice"), Set.of("id"), ORDERS));
             assertTrue(oneByOne(separate, as("bob"), Set.of("id"), ORDERS).select().contains("no policy grants bob orders"));
-        }
-        finally {
-            separate.shutdown();
-        }
+        });
     }
 
     @Test
@@ -200,15 +195,11 @@ class ColdTableTest
     void prefetchedAnswersCountAgainstTheBound()
             throws Exception
     {
-        PdpAccessControl small = watching(sidecar, Map.of("pdp.cache-size", "10"));
-        try {
+        withAnotherPlugin(Map.of("pdp.cache-size", "10"), small -> {
             for (int t = 0; t < 20; t++) {
                 select(small, as("alice"), Set.of("id"), new CatalogSchemaTableName("memory", "sales", "t" + t));
                 assertTrue(small.backend().size() <= 10, "size " + small.backend().size());
             }
-        }
-        finally {
-            small.shutdown();
-        }
+        });
     }
 }
