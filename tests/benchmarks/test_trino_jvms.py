@@ -51,6 +51,7 @@ def _summary(blocks: list[float], trino: float, backend: float, over_none: float
     return {
         "block_means_ms": blocks,
         "trino_cpu_ms_per_query": trino,
+        "jit_cpu_ms_per_query": 20,
         "backend_cpu_ms_per_query": backend,
         "block_overhead_pct": {"median": over_none, "min": over_none, "max": over_none},
     }
@@ -75,13 +76,14 @@ def test_jvm_report_takes_each_jvms_block_median_and_the_median_over_jvms():
     assert [v["latency"] for v in report["per_jvm"]["plugin"]] == [905, 960, 935]
     assert report["medians"]["none"]["latency"] == 920
     assert report["medians"]["plugin"] == pytest.approx(
-        {"latency": 935, "trino_cpu": 101, "backend_cpu": 0.3, "total_cpu": 101.3}
+        {"latency": 935, "trino_cpu": 101, "trino_work": 81, "backend_cpu": 0.3, "total_work": 81.3}
     )
     verdicts = {(v["reference"], v["metric"], v["limit_pct"]): v for v in report["verdicts"]}
     assert set(verdicts) == {
         ("none", "latency", 0.0),
         ("none", "trino_cpu", 0.0),
-        ("none", "total_cpu", 0.0),
+        ("none", "trino_work", 0.0),
+        ("none", "total_work", 0.0),
         ("none", "latency", 2.0),
     }
     # +1.6 % latency against a spread of 55 ms (6 %): undecided
