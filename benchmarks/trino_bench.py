@@ -45,11 +45,12 @@ warms every user). The report adds each JVM's median of its block means and its 
 (Trino's with and without its JIT compiler, the backend's), the median over JVMs per
 configuration, and for each comparison issue 25 asks (against `none`, at most +2 % for
 `plugin`, against `file`, `plugin` against `opa` and `sidecar`) and each of those metrics the
-difference of the medians, the JVM-to-JVM spread (the wider range of the two) and a verdict: above or below
-only when the difference is further from the limit than the spread, "undecided" otherwise. Two
-configurations that do not differ come out decided by the JVMs' luck alone (simulated with
-normal JVM-to-JVM noise) in about 1 run of 5 with K=2, 1 of 16 with K=3, 1 of 80 with K=4: use
-K >= 3, and publish every run.
+difference of the medians, the JVM-to-JVM spread (the wider range of the two) and a verdict:
+above or below only when the difference is further from the limit than the spread, "undecided"
+otherwise. Two configurations that do not differ come out decided by the JVMs' luck alone
+(simulated with normal JVM-to-JVM noise) in about 1 run of 5 with K=2, 1 of 16 with K=3, 1 of
+80 with K=4: use K >= 3, and publish every run. A later round's Trinos are warmed by the mix
+alone: a difference between rounds widens the spread, it cannot decide anything.
 
     .venv/bin/python -m benchmarks.trino_bench --configs none,file,plugin --jvms 3 \
         --queries 300 --block 50 --warmup 400 --warmup-chunk 100 --settle-window 2 \
@@ -911,6 +912,7 @@ def run_rounds(
             report["identical"] = all(a == governed[0] for a in governed)
             print(f"    same answers in every governed config: {report['identical']}")
             warmup = warm_up(servers, warm_users if jvm == 1 else [], warm_mix, args)
+            report.setdefault("warmup", warmup)  # the first round's, as with one JVM
             tag = "" if args.jvms == 1 else f"-{jvm}"
             record_jfr(servers, args.jfr, stop=False)
             acc = measure(servers, backends, measured, args, postmaster, progress)
@@ -924,7 +926,6 @@ def run_rounds(
         print(
             f"=== round {jvm}/{args.jvms} done, {elapsed / 60:.1f} min since the first", flush=True
         )
-    report["warmup"] = report["rounds"][0]["warmup"]
     report["runs"] = _summaries(merged([{c: a[c] for c in configs} for a in accs]))
     if args.jvms > 1:
         report["jvms"] = jvm_report([r["runs"] for r in report["rounds"]])

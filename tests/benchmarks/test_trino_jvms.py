@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.trino_bench import compare, comparisons, jvm_report, merged
+from benchmarks.trino_bench import compare, comparisons, jvm_markdown, jvm_report, merged
 
 # (values, reference, limit %) -> (difference %, spread %, verdict); one value per JVM
 COMPARE_TABLE = [
@@ -90,6 +90,10 @@ def test_jvm_report_takes_each_jvms_block_median_and_the_median_over_jvms():
     assert verdicts[("none", "latency", 0.0)]["diff_pct"] == pytest.approx(100 * (935 / 920 - 1))
     assert verdicts[("none", "latency", 0.0)]["verdict"] == "undecided"
     assert report["paired"] == {"plugin": [1, 1, 2]}
+    lines = jvm_markdown(report)
+    assert "| plugin | **median** | 935 | 101.0 | 81.0 | 0.30 |" in lines
+    assert "* plugin: +1.0 %, +1.0 %, +2.0 % (median +1.0 %)" in lines
+    assert any(line.startswith("| plugin | none | mix") and "undecided" in line for line in lines)
 
 
 def test_merged_rounds_add_up_and_keep_each_rounds_blocks_in_order():
