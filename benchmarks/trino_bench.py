@@ -669,7 +669,7 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append("")
         lines.append(
             "| config | wall s | CPU busy % | other jobs % | steal % | loadavg (1 min) "
-            "| Trino CPU ms/query | of which JIT | backend CPU ms/query "
+            "| Trino CPU ms/query | of which JIT | backend CPU ms/query (of which at rest) "
             "| mix mean over floor, per block: median (min..max) | over file rules, per block |"
         )
         lines.append("|---|---:|---:|---:|---:|---|---:|---:|---:|---|---|")
@@ -681,7 +681,8 @@ def markdown(report: dict[str, Any]) -> str:
                     f"| {r['cpu']['foreign_pct']:.1f} | {r['cpu']['steal_pct']:.1f} "
                     f"| {r['loadavg']} | {r['trino_cpu_ms_per_query']:.1f} "
                     f"| {r.get('jit_cpu_ms_per_query', 0):.1f} "
-                    f"| {r.get('backend_cpu_ms_per_query', 0):.2f} | {_blocks(r)} "
+                    f"| {r.get('backend_cpu_ms_per_query', 0):.2f} "
+                    f"({r.get('backend_idle_ms_per_query', 0):.2f}) | {_blocks(r)} "
                     f"| {_blocks(r, 'block_over_file_pct')} |"
                 )
         lines.append("")
@@ -1069,6 +1070,18 @@ def start_trinos(
 
 
 Acc = dict[str, dict[str, Any]]  # per config: what its measured blocks added up to
+IDLE_S = 5.0  # seconds the backends are watched at rest before the blocks
+
+
+def idle_rates(
+    backends: dict[str, Backend], seconds: float = IDLE_S
+) -> dict[tuple[int, ...], float]:
+    """CPU ticks per second each backend uses with no query running (its polls, timers and the
+    plugin's revision watch), watched for `seconds`: what a config's blocks would find anyway."""
+    distinct = {b.pids for b in backends.values() if b.pids}
+    before = {pids: cpu_snapshot(list(pids))[1] for pids in distinct}
+    time.sleep(seconds)
+    return {pids: (cpu_snapshot(list(pids))[1] - before[pids]) / seconds for pids in distinct}
 
 
 def measure(
@@ -1081,7 +1094,8 @@ def measure(
 ) -> Acc:
     """The measured queries in blocks; each block runs on every config in turn (the order
     rotating), so that what else the machine does hits all configs alike. Besides latencies,
-    the CPU its Trino and its backend (the processes answering its calls) used meanwhile."""
+    the CPU its Trino and its backend (the processes answering its calls) used meanwhile, and
+    what the backend would have used at rest in that time (`idle_rates`)."""
     configs = list(servers)
     acc: Acc = {
         c: {
@@ -1092,12 +1106,14 @@ def measure(
             "trino": 0,
             "jit": 0,
             "backend": 0,
+            "backend_idle": 0.0,
             "loadavg": [],
             "blocks": [],
         }
         for c in configs
     }
     blocks = [measured[i : i + args.block] for i in range(0, len(measured), args.block)]
+    idle = idle_rates(backends)
     for b, block in enumerate(blocks):
         for config in rotation(configs, b):
             a = acc[config]
@@ -1122,6 +1138,7 @@ def measure(
             a["results"] += run["results"]
             a["blocks"].append(statistics.fmean(e for _, e, _ in run["results"]))
             a["wall"] += run["wall"]
+            a["backend_idle"] += idle.get(backends[config].pids, 0.0) * run["wall"]
         if progress is not None:
             progress(acc, b + 1)
         print(
@@ -1144,7 +1161,7 @@ def merged(accs: Sequence[Acc]) -> Acc:
                 out[config]["loadavg"] = list(a["loadavg"])
                 continue
             o = out[config]
-            for key in ("wall", "mine", "trino", "jit", "backend"):
+            for key in ("wall", "mine", "trino", "jit", "backend", "backend_idle"):
                 o[key] += a[key]
             for key in ("results", "blocks", "loadavg"):
                 o[key] += a[key]
@@ -1165,6 +1182,7 @@ def _summaries(acc: Acc) -> dict[str, Any]:
             "trino_cpu_ms_per_query": 1000 * a["trino"] / TICKS / n,
             "jit_cpu_ms_per_query": 1000 * a["jit"] / TICKS / n,
             "backend_cpu_ms_per_query": 1000 * a["backend"] / TICKS / n,
+            "backend_idle_ms_per_query": 1000 * a.get("backend_idle", 0.0) / TICKS / n,
             "block_means_ms": [1000 * m for m in a["blocks"]],
         }
         # paired: the same block of queries on the floor (and on file rules), minutes apart
@@ -1199,7 +1217,10 @@ def jvm_values(summary: dict[str, Any]) -> dict[str, float]:
     after 2,000 queries (RESULTS.md, run C) and varies from JVM to JVM, not the plugin's work."""
     trino_cpu = summary["trino_cpu_ms_per_query"]
     trino_work = trino_cpu - summary["jit_cpu_ms_per_query"]
-    backend_cpu = summary["backend_cpu_ms_per_query"]
+    # less what the backend spends at rest (IDLE_S before the blocks), which no query causes
+    backend_cpu = max(
+        0.0, summary["backend_cpu_ms_per_query"] - summary.get("backend_idle_ms_per_query", 0.0)
+    )
     return {
         "latency": statistics.median(summary["block_means_ms"]),
         "trino_cpu": trino_cpu,
@@ -1276,7 +1297,8 @@ def jvm_markdown(jvms: dict[str, Any]) -> list[str]:
     lines = [
         f"Per JVM ({k} fresh Trinos per config, one per round; latency: the median of the JVM's "
         "block means of the mix; CPU per measured query, from /proc):\n",
-        "| config | JVM | latency ms | Trino CPU ms/query | without JIT | backend CPU ms/query |",
+        "| config | JVM | latency ms | Trino CPU ms/query | without JIT "
+        "| backend CPU ms/query, less at rest |",
         "|---|---|---:|---:|---:|---:|",
     ]
     for config, values in per_jvm.items():

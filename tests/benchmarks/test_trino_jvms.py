@@ -52,6 +52,7 @@ def _summary(blocks: list[float], trino: float, backend: float, over_none: float
         "block_means_ms": blocks,
         "trino_cpu_ms_per_query": trino,
         "jit_cpu_ms_per_query": 20,
+        "backend_idle_ms_per_query": 0.05,  # at rest: subtracted, never below 0
         "backend_cpu_ms_per_query": backend,
         "block_overhead_pct": {"median": over_none, "min": over_none, "max": over_none},
     }
@@ -76,7 +77,13 @@ def test_jvm_report_takes_each_jvms_block_median_and_the_median_over_jvms():
     assert [v["latency"] for v in report["per_jvm"]["plugin"]] == [905, 960, 935]
     assert report["medians"]["none"]["latency"] == 920
     assert report["medians"]["plugin"] == pytest.approx(
-        {"latency": 935, "trino_cpu": 101, "trino_work": 81, "backend_cpu": 0.3, "total_work": 81.3}
+        {
+            "latency": 935,
+            "trino_cpu": 101,
+            "trino_work": 81,
+            "backend_cpu": 0.25,
+            "total_work": 81.25,
+        }
     )
     verdicts = {(v["reference"], v["metric"], v["limit_pct"]): v for v in report["verdicts"]}
     assert set(verdicts) == {
@@ -91,7 +98,8 @@ def test_jvm_report_takes_each_jvms_block_median_and_the_median_over_jvms():
     assert verdicts[("none", "latency", 0.0)]["verdict"] == "undecided"
     assert report["paired"] == {"plugin": [1, 1, 2]}
     lines = jvm_markdown(report)
-    assert "| plugin | **median** | 935 | 101.0 | 81.0 | 0.30 |" in lines
+    assert "| plugin | **median** | 935 | 101.0 | 81.0 | 0.25 |" in lines
+    assert report["medians"]["none"]["backend_cpu"] == 0
     assert "* plugin: +1.0 %, +1.0 %, +2.0 % (median +1.0 %)" in lines
     assert any(line.startswith("| plugin | none | mix") and "undecided" in line for line in lines)
 
@@ -106,6 +114,7 @@ def test_merged_rounds_add_up_and_keep_each_rounds_blocks_in_order():
             "trino": trino,
             "jit": 0,
             "backend": 1,
+            "backend_idle": 0.5,
             "loadavg": [1.0],
             "blocks": blocks,
         }
@@ -114,5 +123,6 @@ def test_merged_rounds_add_up_and_keep_each_rounds_blocks_in_order():
     both = merged([first, second])["none"]
     assert both["blocks"] == [0.8, 0.9, 0.7]
     assert (both["wall"], both["trino"], both["backend"], both["system"]) == (2.0, 15, 2, [2, 4])
+    assert both["backend_idle"] == 1.0
     assert len(both["results"]) == 3
     assert first["none"]["blocks"] == [0.8, 0.9]  # the rounds' own measurements untouched
