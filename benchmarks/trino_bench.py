@@ -54,7 +54,7 @@ alone: a difference between rounds widens the spread, it cannot decide anything.
 
     .venv/bin/python -m benchmarks.trino_bench --configs none,file,plugin --jvms 3 \
         --queries 300 --block 50 --warmup 400 --warmup-chunk 100 --settle-window 2 \
-        --settle-max 600 --sample-users 1 --count-calls 0     # about 25 minutes, 2 cores
+        --settle-max 600 --sample-users 1 --count-calls 0     # 23-28 minutes, 2 cores
 
 Every process started here is stopped by its own id; the PostgreSQL cluster is a throwaway one.
 """
