@@ -1070,7 +1070,7 @@ def start_trinos(
 
 
 Acc = dict[str, dict[str, Any]]  # per config: what its measured blocks added up to
-IDLE_S = 5.0  # seconds the backends are watched at rest before the blocks
+IDLE_S = 5.0  # seconds the backends are watched at rest, before the blocks and after them
 
 
 def idle_rates(
@@ -1095,7 +1095,8 @@ def measure(
     """The measured queries in blocks; each block runs on every config in turn (the order
     rotating), so that what else the machine does hits all configs alike. Besides latencies,
     the CPU its Trino and its backend (the processes answering its calls) used meanwhile, and
-    what the backend would have used at rest in that time (`idle_rates`)."""
+    what the backend would have used at rest in that time (`idle_rates`, watched before the
+    blocks and after them)."""
     configs = list(servers)
     acc: Acc = {
         c: {
@@ -1138,7 +1139,7 @@ def measure(
             a["results"] += run["results"]
             a["blocks"].append(statistics.fmean(e for _, e, _ in run["results"]))
             a["wall"] += run["wall"]
-            a["backend_idle"] += idle.get(backends[config].pids, 0.0) * run["wall"]
+            a["backend_idle"] += idle.get(backends[config].pids, 0.0) * run["wall"]  # so far
         if progress is not None:
             progress(acc, b + 1)
         print(
@@ -1146,6 +1147,10 @@ def measure(
             + ", ".join(f"{c} {len(acc[c]['results']) / acc[c]['wall']:.1f} qps" for c in configs),
             flush=True,
         )
+    idle_after = idle_rates(backends)  # at rest again: the mean of both, should it have drifted
+    for config, a in acc.items():
+        pids = backends[config].pids
+        a["backend_idle"] = a["wall"] * (idle.get(pids, 0.0) + idle_after.get(pids, 0.0)) / 2
     return acc
 
 
@@ -1217,7 +1222,7 @@ def jvm_values(summary: dict[str, Any]) -> dict[str, float]:
     after 2,000 queries (RESULTS.md, run C) and varies from JVM to JVM, not the plugin's work."""
     trino_cpu = summary["trino_cpu_ms_per_query"]
     trino_work = trino_cpu - summary["jit_cpu_ms_per_query"]
-    # less what the backend spends at rest (IDLE_S before the blocks), which no query causes
+    # less what the backend spends at rest (IDLE_S before and after the blocks): no query causes it
     backend_cpu = max(
         0.0, summary["backend_cpu_ms_per_query"] - summary.get("backend_idle_ms_per_query", 0.0)
     )
