@@ -41,7 +41,8 @@ STALENESS_CHECK_SECONDS = 0.25
 # as soon as it serves again.
 WATCH_RETRY_FIRST, WATCH_RETRY_LONGEST = 0.05, 0.25
 # Before switching to a revision whose delta names some of the users held, their new views are
-# fetched for at most PREFETCH_SECONDS (then the worker switches anyway, dropping the rest):
+# fetched for at most PREFETCH_SECONDS, or until the switch is prepared if that takes longer
+# (then the worker switches anyway, dropping the rest):
 # a small share of the revocation budget (100 ms from a change to the first deny).
 PREFETCH_SECONDS = 0.05
 PREFETCH_USERS = 256  # at most so many users' views fetched ahead (the most a bound lets in)
@@ -587,13 +588,14 @@ class Answers:
         touched, generation = Touched(delta), self._generation
         names = [i for i in self._views if touched.identity(i.user, i.groups)]
         prefetched: dict[Identity, View] = {}
-        fetching: asyncio.Task[dict[Identity, View]] | None = None
+        fetching: asyncio.Task[None] | None = None
+        deadline = time.monotonic() + self._prefetch_seconds
         switched = asyncio.get_running_loop().create_future()
         self._switching = (revision, switched)
         try:
             if names and registry is not None and self._prefetch_seconds > 0:
                 fetching = asyncio.create_task(
-                    self._prefetch(revision, registry, names[:PREFETCH_USERS])
+                    self._prefetch(revision, registry, names[:PREFETCH_USERS], prefetched)
                 )
             preparing = self._preparing(delta, registry)
             while True:  # a chunk at a time, checks answered in between
@@ -603,8 +605,8 @@ class Answers:
                     prepared = done.value
                     break
                 await asyncio.sleep(0)
-            if fetching is not None:
-                prefetched = await fetching
+            if fetching is not None:  # until the bound, or the preparation's end if later
+                await asyncio.wait({fetching}, timeout=max(0.0, deadline - time.monotonic()))
             switching = time.perf_counter()
             if self._generation == generation:
                 self._switch(revision, delta, registry, prepared, prefetched)
@@ -637,14 +639,15 @@ class Answers:
         revision: str,
         registry: tuple[Registry, AccessGrantMapping],
         identities: Sequence[Identity],
-    ) -> dict[Identity, View]:
-        """The views at `revision` of `identities`, built on `registry` (the one the switch
-        installs), their entitlements asked PREFETCH_CONCURRENCY at a time for at most
-        `prefetch_seconds` in all. Left out: those not answered by then, refused, or answered
-        at another revision (the PDP moved on); their users fetch them on their next check."""
+        views: dict[Identity, View],
+    ) -> None:
+        """Put in `views` the views at `revision` of `identities` as they arrive, built on
+        `registry` (the one the switch installs), their entitlements asked
+        PREFETCH_CONCURRENCY at a time; `_follow` stops it at its bound. Left out: those
+        refused or answered at another revision (the PDP moved on); their users fetch them on
+        their next check."""
         table, mapping = registry
         settings = self._cluster().effective(mapping)
-        views: dict[Identity, View] = {}
         gate = asyncio.Semaphore(PREFETCH_CONCURRENCY)
 
         async def one(identity: Identity) -> None:
@@ -654,13 +657,8 @@ class Answers:
                 grants = policies if isinstance(policies, Mapping) else table.grants(policies)
                 views[identity] = View(settings, table, grants, masks, filters, owned)
 
-        tasks = [asyncio.create_task(one(identity)) for identity in identities]
-        done, pending = await asyncio.wait(tasks, timeout=self._prefetch_seconds)
-        for task in pending:
-            task.cancel()
-        for task in done:
-            task.exception()  # a failure (PDP unavailable, a position not listed): not fetched
-        return views
+        # a failure (PDP unavailable, a position not listed) leaves that view out
+        await asyncio.gather(*(one(identity) for identity in identities), return_exceptions=True)
 
     async def _enforce_staleness(self) -> None:
         while True:
