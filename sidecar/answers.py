@@ -8,7 +8,8 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Generator, Hashable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from cachetools import LRUCache
@@ -40,6 +41,14 @@ STALENESS_CHECK_SECONDS = 0.25
 # PDP is away fails at once (no connection), so trying often costs nothing and finds the PDP
 # as soon as it serves again.
 WATCH_RETRY_FIRST, WATCH_RETRY_LONGEST = 0.05, 0.25
+# Before switching to a revision whose delta names some of the users held, their new views are
+# fetched for at most PREFETCH_SECONDS, or until the switch is prepared if that takes longer
+# (then the worker switches anyway, dropping the rest):
+# a small share of the revocation budget (100 ms from a change to the first deny).
+PREFETCH_SECONDS = 0.05
+PREFETCH_USERS = 256  # at most so many users' views fetched ahead (the most a bound lets in)
+PREFETCH_CONCURRENCY = 16  # entitlement requests in flight at once during the prefetch
+PREPARE_CHUNK = 256  # views or cache entries prepared for a switch between two yields
 
 log = logging.getLogger(__name__)
 EMPTY_REGISTRY = Registry()
@@ -105,6 +114,31 @@ class BatchAnswers:
         return len(self._held)
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A switch to a revision, prepared (`Answers._preparing`): what its delta touches, the
+    views it keeps rebuilt on the new registry (None: the registry does not move, the views
+    stay as they are) with the view each was rebuilt from, and the keys of the decisions and of
+    the data-policy answers it drops."""
+
+    touched: Touched
+    views: Views | None
+    sources: dict[Identity, View]
+    doomed: list[list[Hashable]]
+
+
+def _rebuilt(view: View, registry: Registry, position: Mapping[str, int], moved: bool) -> View:
+    """`view` on the patched `registry` (the user's policies and data policies are the same at
+    both revisions; with `moved`, its policies are read by name at their new `position`)."""
+    grants = view.grants
+    if moved and isinstance(grants, PolicyGrants):
+        # the same policies, read in the patched list (one it no longer lists, which a view
+        # kept never holds, is left out: never more access than it gave)
+        held = [position[g.policy] for g, _ in grants.policies if g.policy in position]
+        grants = registry.grants(held)
+    return View(view.settings, registry, grants, view.mask_policies, view.filters, view.owned)
+
+
 def request_key(request: Request) -> Hashable:
     """The decision cache's key of a request without a fast key from its body."""
     return (request.identity, request.operation, request.resource, request.target)
@@ -119,8 +153,10 @@ class Answers:
         decision_cache: int = 200_000,
         max_stale: float | None = 300.0,
         view_grants: int = VIEW_GRANTS,
+        prefetch_seconds: float = PREFETCH_SECONDS,
     ) -> None:
         self._cluster, self._client, self._max_stale = cluster, client, max_stale
+        self._prefetch_seconds = prefetch_seconds  # 0: no prefetch, the views are dropped
         self.revision: str | None = None
         self._registry: tuple[Registry, AccessGrantMapping] | None = None
         # memory: by the number of users and by what their views hold
@@ -155,6 +191,12 @@ class Answers:
         # start: the first checks may arrive before the watch's first word.)
         self.away = False
         self._last_warning = 0.0
+        self._generation = 0  # counts `reset`s: a prefetch across one is not switched to
+        # The revision the watch is preparing to switch to (`_follow`), and its switch.
+        self._switching: tuple[str, asyncio.Future[None]] | None = None
+        # While a switch is prepared: the keys of the decisions, bare answers and data-policy
+        # answers cached since, for the switch to look at (the preparation saw those before).
+        self._noted: tuple[list[Hashable], list[Hashable], list[Hashable]] | None = None
 
     def cluster_settings(self) -> ClusterSettings:
         """The cluster's own settings in force (its properties and mapping files)."""
@@ -169,6 +211,7 @@ class Answers:
 
     def reset(self, revision: str | None) -> None:
         """Forget everything learned at the previous revision (or cluster configuration)."""
+        self._generation += 1
         self.revision = revision
         self._registry = None
         self._registry_fetch = None  # one in flight is for the old revision: not waited for
@@ -178,64 +221,148 @@ class Answers:
         self._data_answers.clear()
         self._batch_answers.clear()
 
-    def advance(self, revision: str, delta: RevisionDelta | None) -> None:
+    def advance(
+        self,
+        revision: str,
+        delta: RevisionDelta | None,
+        prefetched: Mapping[Identity, View] | None = None,
+    ) -> None:
         """Move to `revision`, keeping what `delta` (what changed since the revision held)
         does not touch: the views of identities it does not name, the registry (patched with
         the delta's entries of the tables it names, the views kept rebuilt on it), the
         decisions and data-policy answers of identities and objects it does not name. What is
-        kept is confirmed at `revision` by the PDP's delta. Without a delta, or with one from
+        kept is confirmed at `revision` by the PDP's delta. The views of the identities it
+        names are dropped, or replaced by those `prefetched` at `revision` (built on the
+        registry `_moved_registry` gave for this delta). Without a delta, or with one from
         another revision than the one held (a revision missed), everything is dropped
         (`reset`)."""
-        if delta is None or delta.everything or delta.previous != self.revision:
+        if not self._follows(delta):
             self.reset(revision)
             return
-        self.revision = revision
-        # whole-batch answers are served at their revision only: none is of use any more
-        self._batch_answers.clear()
-        touched = Touched(delta)
-        for identity in [i for i in self._views if touched.identity(i.user, i.groups)]:
-            del self._views[identity]
-        if (delta.tables or delta.policies or delta.order) and not self._patch_registry(delta):
+        assert delta is not None
+        try:
+            registry = self._moved_registry(delta)
+        except ValueError as exc:
+            log.warning("revision delta not applied (%s): caches dropped", exc)
             self.reset(revision)
             return
-        caches: tuple[tuple[OrderedDict[Hashable, Any], Callable[[Any], Any]], ...] = (
+        preparing = self._preparing(delta, registry)
+        while True:
+            try:
+                next(preparing)
+            except StopIteration as done:
+                prepared = done.value
+                break
+        self._switch(revision, delta, registry, prepared, prefetched or {})
+
+    def _follows(self, delta: RevisionDelta | None) -> bool:
+        """Whether `delta` moves the revision held (else everything is dropped)."""
+        return delta is not None and not delta.everything and delta.previous == self.revision
+
+    def _moved_registry(self, delta: RevisionDelta) -> tuple[Registry, AccessGrantMapping] | None:
+        """The registry held, moved by the delta's entries and retargeted policies (the same
+        object when the delta changes neither); None when none is held. Raises ValueError when
+        the delta does not fit the registry held."""
+        if self._registry is None or not (delta.tables or delta.policies or delta.order):
+            return self._registry
+        old, mapping = self._registry
+        return old.patched(delta.tables, delta.entries, delta.policies, delta.order), mapping
+
+    def _revision_caches(
+        self,
+    ) -> tuple[tuple[OrderedDict[Hashable, Any], Callable[[Any], Any]], ...]:
+        """The caches a delta prunes, each with what scopes its keys: the decisions, the bare
+        answers (keyed alike) and the data-policy answers, in `_noted`'s order."""
+        return (
             (self._decisions, decision_scope),
             (self._allowed, decision_scope),
             (self._data_answers, answer_scope),
         )
-        for cache, scope in caches:
-            doomed = [key for key in cache if touched.scope(scope(key))]
-            for key in doomed:
-                del cache[key]
 
-    def _patch_registry(self, delta: RevisionDelta) -> bool:
-        """The registry moved by the delta's entries and retargeted policies, and every view
-        kept rebuilt on it (the user's policies and data policies are the same at both
-        revisions; the tables of each policy are read in the patched registry). False when the
-        delta does not fit the registry held (drop everything)."""
-        self._registry_fetch = None  # one in flight is for the old revision
-        if self._registry is None:
-            return True  # not fetched at the revision held: no view holds one either
-        old, mapping = self._registry
-        try:
-            registry = old.patched(delta.tables, delta.entries, delta.policies, delta.order)
-        except ValueError as exc:
-            log.warning("revision delta not applied (%s): caches dropped", exc)
-            return False
-        self._registry = (registry, mapping)
-        position = {grant.policy: i for i, (grant, _) in enumerate(registry.policies)}
-        moved = delta.policies or delta.order is not None
-        for identity, view in list(self._views.items()):
-            grants = view.grants
-            if moved and isinstance(grants, PolicyGrants):
-                # the same policies, read in the patched list (one it no longer lists, which
-                # a view kept never holds, is left out: never more access than it gave)
-                held = [position[g.policy] for g, _ in grants.policies if g.policy in position]
-                grants = registry.grants(held)
-            self._views[identity] = View(
-                view.settings, registry, grants, view.mask_policies, view.filters, view.owned
-            )
-        return True
+    def _preparing(
+        self,
+        delta: RevisionDelta,
+        registry: tuple[Registry, AccessGrantMapping] | None,
+    ) -> Generator[None, None, Prepared]:
+        """What the switch to the revision after `delta` needs that costs a pass over all that
+        is held, prepared before it, yielding every PREPARE_CHUNK items (the event loop serves
+        checks in between): the views the delta does not name rebuilt on `registry` (a new
+        Views, when the registry moves), and the keys of the decisions and data-policy answers
+        it touches. What changes meanwhile is reconciled by `_switch`."""
+        touched = Touched(delta)
+        views: Views | None = None
+        sources: dict[Identity, View] = {}
+        self._noted = ([], [], [])  # what is cached from now on: looked at by the switch
+        if registry is not None and registry is not self._registry:
+            table = registry[0]
+            position = {grant.policy: i for i, (grant, _) in enumerate(table.policies)}
+            moved = bool(delta.policies) or delta.order is not None
+            views = Views(self._views.users, int(self._views.maxsize))
+            for n, (identity, view) in enumerate(list(self._views.items()), 1):
+                if not touched.identity(identity.user, identity.groups):
+                    views[identity] = _rebuilt(view, table, position, moved)
+                    sources[identity] = view
+                if n % PREPARE_CHUNK == 0:
+                    yield
+        doomed: list[list[Hashable]] = []
+        for cache, scope in self._revision_caches():
+            found = []
+            for n, key in enumerate(list(cache), 1):
+                if touched.scope(scope(key)):
+                    found.append(key)
+                if n % PREPARE_CHUNK == 0:
+                    yield
+            doomed.append(found)
+        return Prepared(touched, views, sources, doomed)
+
+    def _switch(
+        self,
+        revision: str,
+        delta: RevisionDelta,
+        registry: tuple[Registry, AccessGrantMapping] | None,
+        prepared: Prepared,
+        prefetched: Mapping[Identity, View],
+    ) -> None:
+        """Move to `revision` at once (no await): the registry given, the views the delta does
+        not touch rebuilt on it, those it touches replaced by `prefetched` or dropped, the
+        decisions and answers it touches dropped; `prepared` (`_preparing`) brought up to
+        what was cached while it was made."""
+        self.revision = revision
+        # whole-batch answers are served at their revision only: none is of use any more
+        self._batch_answers.clear()
+        touched, views, sources = prepared.touched, prepared.views, prepared.sources
+        if delta.tables or delta.policies or delta.order:
+            self._registry_fetch = None  # one in flight is for the old revision
+        if views is not None and registry is not None:
+            table = registry[0]
+            moved = bool(delta.policies) or delta.order is not None
+            position = {grant.policy: i for i, (grant, _) in enumerate(table.policies)}
+            held = self._views
+            for identity in [i for i in views if i not in held]:  # evicted meanwhile
+                del views[identity]
+            for identity, view in held.items():
+                if not touched.identity(identity.user, identity.groups) and (
+                    sources.get(identity) is not view
+                ):  # cached or fetched again meanwhile
+                    views[identity] = _rebuilt(view, table, position, moved)
+            views.users = held.users  # as `configure` may have set it meanwhile
+            self._views = views
+        else:
+            for identity in [i for i in self._views if touched.identity(i.user, i.groups)]:
+                del self._views[identity]
+        self._registry = registry
+        for identity, view in prefetched.items():
+            if registry is not None and view.registry is registry[0]:
+                self._views[identity] = view
+        noted, self._noted = self._noted or ([], [], []), None
+        for (cache, scope), found, later in zip(
+            self._revision_caches(), prepared.doomed, noted, strict=True
+        ):
+            for key in found:
+                cache.pop(key, None)
+            for key in later:  # cached while the switch was prepared
+                if touched.scope(scope(key)):
+                    cache.pop(key, None)
 
     async def decide(self, request: Request, key: Hashable | None = None) -> Decision:
         """`key` identifies the request in the decision cache; by default it is derived from
@@ -328,6 +455,8 @@ class Answers:
             assert request is not None  # `names` say it is
             decision = self.decided(request, key)
             return None if decision is None else decision.allowed
+        if self._noted is not None:  # a switch is being prepared (`_preparing`)
+            self._noted[1].append(key)
         self._make_room()
         self._allowed[key] = allowed
         return allowed
@@ -339,6 +468,8 @@ class Answers:
         return decision
 
     def _remember(self, key: Hashable, decision: Decision) -> None:
+        if self._noted is not None:  # a switch is being prepared (`_preparing`)
+            self._noted[0].append(key)
         self._make_room()
         self._decisions[key] = decision
 
@@ -389,6 +520,8 @@ class Answers:
         """Keep an encoded data-policy answer computed from `view`, if that view is current."""
         if self.revision is None or view.registry is not self._registry_now():
             return
+        if self._noted is not None:  # a switch is being prepared (`_preparing`)
+            self._noted[2].append(key)
         answers = self._data_answers
         if len(answers) >= self._decision_limit:
             answers.popitem(last=False)
@@ -422,6 +555,9 @@ class Answers:
     async def _fetch_view(self, identity: Identity) -> View:
         for _ in range(3):
             revision, policies, masks, filters, owned = await self._client.entitlements(identity)
+            switching = self._switching
+            if revision != self.revision and switching and switching[0] == revision:
+                await asyncio.shield(switching[1])  # the watch is about to move there
             if revision != self.revision:
                 self.reset(revision)  # the PDP moved on before the watch told us
             held = await self._registry_at(revision)
@@ -476,7 +612,7 @@ class Answers:
                         self.lost_since, self.away = None, False
                         backoff, announced = WATCH_RETRY_FIRST, False
                         if revision != self.revision:
-                            self._follow(revision, delta)
+                            await self._follow(revision, delta)
                 except PdpUnavailable as exc:
                     if not announced:
                         log.warning("revision watch lost: %s", exc)
@@ -491,23 +627,99 @@ class Answers:
         finally:
             enforcer.cancel()
 
-    def _follow(self, revision: str, delta: RevisionDelta | None) -> None:
-        before = self.sizes()
-        kept = delta is not None and not delta.everything and delta.previous == self.revision
-        self.advance(revision, delta)
-        if not kept:
+    async def _follow(self, revision: str, delta: RevisionDelta | None) -> None:
+        """Move to `revision`. When the delta moves the revision held, the new views of the
+        users it names that this worker holds are fetched first (`_prefetch`: at most
+        `prefetch_seconds`, checks meanwhile answered at the revision held, as they were
+        before the event came), then the worker switches at once (`_switch`): their next
+        checks find their views at hand. What is not fetched by the bound is dropped, as
+        without the prefetch."""
+        before, started = self.sizes(), time.perf_counter()
+        if not self._follows(delta):
+            self.reset(revision)
             log.info("policy revision %s: caches dropped", revision)
             return
+        assert delta is not None
+        try:
+            registry = self._moved_registry(delta)
+        except ValueError as exc:
+            log.warning("revision delta not applied (%s): caches dropped", exc)
+            self.reset(revision)
+            return
+        touched, generation = Touched(delta), self._generation
+        names = [i for i in self._views if touched.identity(i.user, i.groups)]
+        prefetched: dict[Identity, View] = {}
+        fetching: asyncio.Task[None] | None = None
+        deadline = time.monotonic() + self._prefetch_seconds
+        switched = asyncio.get_running_loop().create_future()
+        self._switching = (revision, switched)
+        try:
+            if names and registry is not None and self._prefetch_seconds > 0:
+                fetching = asyncio.create_task(
+                    self._prefetch(revision, registry, names[:PREFETCH_USERS], prefetched)
+                )
+            preparing = self._preparing(delta, registry)
+            while True:  # a chunk at a time, checks answered in between
+                try:
+                    next(preparing)
+                except StopIteration as done:
+                    prepared = done.value
+                    break
+                await asyncio.sleep(0)
+            if fetching is not None:  # until the bound, or the preparation's end if later
+                await asyncio.wait({fetching}, timeout=max(0.0, deadline - time.monotonic()))
+            switching = time.perf_counter()
+            if self._generation == generation:
+                self._switch(revision, delta, registry, prepared, prefetched)
+            else:  # dropped meanwhile (staleness, cluster files): what is held now moves
+                self.advance(revision, delta)
+            switch = time.perf_counter() - switching
+        finally:
+            if fetching is not None:
+                fetching.cancel()
+            self._noted, self._switching = None, None
+            switched.set_result(None)
         sizes = self.sizes()
         log.info(
-            "policy revision %s: kept %d of %d users' views and %d of %d decisions%s",
+            "policy revision %s: kept %d of %d users' views (%d of %d named by the delta "
+            "fetched before the switch) and %d of %d decisions%s (%.1f ms, the switch %.1f)",
             revision,
             sizes["users"],
             before["users"],
+            len(prefetched),
+            len(names),
             sizes["decisions"],
             before["decisions"],
-            f", {len(delta.tables)} tables changed" if delta and delta.tables else "",
+            f", {len(delta.tables)} tables changed" if delta.tables else "",
+            (time.perf_counter() - started) * 1000,
+            switch * 1000,
         )
+
+    async def _prefetch(
+        self,
+        revision: str,
+        registry: tuple[Registry, AccessGrantMapping],
+        identities: Sequence[Identity],
+        views: dict[Identity, View],
+    ) -> None:
+        """Put in `views` the views at `revision` of `identities` as they arrive, built on
+        `registry` (the one the switch installs), their entitlements asked
+        PREFETCH_CONCURRENCY at a time; `_follow` stops it at its bound. Left out: those
+        refused or answered at another revision (the PDP moved on); their users fetch them on
+        their next check."""
+        table, mapping = registry
+        settings = self._cluster().effective(mapping)
+        gate = asyncio.Semaphore(PREFETCH_CONCURRENCY)
+
+        async def one(identity: Identity) -> None:
+            async with gate:
+                fetched, policies, masks, filters, owned = await self._client.entitlements(identity)
+            if fetched == revision:
+                grants = policies if isinstance(policies, Mapping) else table.grants(policies)
+                views[identity] = View(settings, table, grants, masks, filters, owned)
+
+        # a failure (PDP unavailable, a position not listed) leaves that view out
+        await asyncio.gather(*(one(identity) for identity in identities), return_exceptions=True)
 
     async def _enforce_staleness(self) -> None:
         while True:

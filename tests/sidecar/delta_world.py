@@ -30,7 +30,7 @@ from pdp.policy.model import Audience, MaskingPolicy, RowFilterPolicy, Targets
 from pdp.service.server import PdpServicer, start_server
 from pdp.wire.datapolicy import row_filters_answer, row_filters_key
 from pdp.wire.trino import decode_document, single_key
-from sidecar.answers import Answers
+from sidecar.answers import PREFETCH_SECONDS, Answers
 from sidecar.datapolicies import answer_row_filters
 from sidecar.pdp_client import PdpClient
 
@@ -233,8 +233,8 @@ class Follower:
     """A PDP service publishing the world's revisions and a sidecar's Answers following them
     over its real watch stream; `asked` maps every cache key used to its request."""
 
-    def __init__(self, revisions: Revisions, answers: Answers) -> None:
-        self.revisions, self.answers = revisions, answers
+    def __init__(self, revisions: Revisions, answers: Answers, servicer: PdpServicer) -> None:
+        self.revisions, self.answers, self.servicer = revisions, answers, servicer
         self.asked: dict[Hashable, Request] = {}
         self.answer_keys: dict[Hashable, tuple[Identity, tuple[str, str, str]]] = {}
         self.count = 1
@@ -319,14 +319,18 @@ def _personal(view: View) -> tuple[Any, ...]:
 
 
 @contextlib.asynccontextmanager
-async def following(world: World) -> AsyncIterator[Follower]:
-    """A PDP service on loopback serving `world` at r1, and Answers watching it."""
+async def following(
+    world: World, prefetch_seconds: float = PREFETCH_SECONDS, servicer: type = PdpServicer
+) -> AsyncIterator[Follower]:
+    """A PDP service on loopback serving `world` at r1, and Answers watching it
+    (`prefetch_seconds` 0: the views a delta names are dropped, none fetched ahead)."""
     revisions = Revisions(world.snapshot("r1"))
-    server, port = await start_server(PdpServicer(revisions, lambda: CLUSTER), "127.0.0.1:0")
+    pdp = servicer(revisions, lambda: CLUSTER)
+    server, port = await start_server(pdp, "127.0.0.1:0")
     client = PdpClient(f"127.0.0.1:{port}", timeout=5.0)
-    answers = Answers(lambda: CLUSTER, client)
+    answers = Answers(lambda: CLUSTER, client, prefetch_seconds=prefetch_seconds)
     watch = asyncio.create_task(answers.watch())
-    follower = Follower(revisions, answers)
+    follower = Follower(revisions, answers, pdp)
     try:
         await follower.caught_up()
         yield follower

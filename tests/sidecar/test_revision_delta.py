@@ -98,7 +98,7 @@ async def kept_unless_seen_tables_move(follower: Follower, world: World, change:
     ]
 
 
-# --- examples ------------------------------------------------------------------------------
+# --- examples (no prefetch: what a delta drops; tests/sidecar/test_revision_prefetch.py) -----
 
 
 async def warmed(follower: Follower) -> tuple[dict, dict]:
@@ -109,7 +109,7 @@ async def warmed(follower: Follower) -> tuple[dict, dict]:
 
 async def test_a_change_to_one_groups_policy_keeps_every_other_users_view_and_decisions():
     world = World()
-    async with following(world) as follower:
+    async with following(world, prefetch_seconds=0) as follower:
         views, decisions = await warmed(follower)
         replaced_policy(world, "g3", schemas=frozenset({"s1"}))  # only u2 (g3 from Trino)
         follower.publish(world)
@@ -128,7 +128,7 @@ async def test_a_change_to_one_groups_policy_keeps_every_other_users_view_and_de
 
 async def test_a_table_added_to_one_schema_keeps_every_view_the_one_it_enters_patched():
     world = World()
-    async with following(world) as follower:
+    async with following(world, prefetch_seconds=0) as follower:
         views, _ = await warmed(follower)
         edit(world, ("add", "s2", "t3", frozenset(), False))  # granted to g3 only (u2)
         follower.publish(world)
@@ -192,7 +192,7 @@ async def test_tables_added_to_a_schema_a_policy_covers_whole_are_granted_by_it(
 
 async def test_a_policy_added_last_keeps_the_other_users_views():
     world = World()
-    async with following(world) as follower:
+    async with following(world, prefetch_seconds=0) as follower:
         await warmed(follower)
         world.grants["g4"] = (frozenset({"s1"}), frozenset(), Access.READ)  # nobody is in g4
         world.grants.pop("g0")  # u0 and u2's policy: both refetch
