@@ -19,11 +19,12 @@ from pdp.core import decide
 from pdp.core.model import CatalogRef, Identity, Request, SchemaRef, TableRef
 from pdp.wire.trino import BadRequest
 from sidecar import compact
-from sidecar.app import ENDPOINTS, Sidecar
+from sidecar.app import ENDPOINTS, TRUE, Sidecar
 from tests.sidecar.delta_world import CATALOG, IDENTITIES, World, edit, fresh_view
 from tests.sidecar.delta_world import following as following_world
 from tests.sidecar.test_filter_tables import TABLES, sidecar_of
 from tests.sidecar.test_revision_delta import CHANGES
+from tests.sidecar.test_revision_prefetch import U2, WatchedPdp
 
 RESOURCES = {3: TableRef, 2: SchemaRef, 1: CatalogRef, 0: lambda: None}
 OPERATIONS = {  # the operation by the names of its resource
@@ -181,3 +182,26 @@ async def test_bare_answers_and_decisions_share_the_decision_cache_bound():
         answers.decided(Request(identity, "ShowColumns", TableRef(*TABLES[9])), ("k",))
         assert answers.sizes()["decisions"] == 3
         assert answers.cached(("k",)) is not None
+
+
+async def test_a_bare_answer_made_while_a_switch_is_prepared_does_not_outlive_the_switch():
+    world = World()
+    # the prefetch of u2's view is held open, so the worker answers at r1 meanwhile
+    async with following_world(world, prefetch_seconds=5.0, servicer=WatchedPdp) as follower:
+        pdp, answers = follower.servicer, follower.answers
+        assert isinstance(pdp, WatchedPdp)
+        sidecar = sidecar_of(follower)
+        assert await answer(sidecar, single(U2, "SelectFromColumns", (CATALOG, "s2", "t1")))
+        pdp.hold.add("u2")
+        world.grants.pop("g3")  # u2 loses s2
+        revision = follower.publish(world)
+        while answers._switching is None:  # the switch to the revision is being prepared
+            await asyncio.sleep(0.01)
+        body = single(U2, "SelectFromColumns", (CATALOG, "s2", "t0"))  # a key not cached
+        assert answers.revision == "r1" and sidecar.answer_from_memory("allow", body) == TRUE
+        assert len(answers._allowed) == 1  # a bare answer, made at r1
+        pdp.release.set()
+        await follower.caught_up()
+        assert answers.revision == revision
+        assert not expected(follower, U2, "SelectFromColumns", (CATALOG, "s2", "t0"))
+        assert await answer(sidecar, body) is False
