@@ -9,8 +9,9 @@ came, one line each (the asks of one request joined by `+`).
     .venv/bin/python -m benchmarks.plugin_spi_order [--coalesced]
 
 Without `--coalesced` it shows Trino's own order (docs/trino-plugin.md, "The order of Trino's
-calls"); with it, the stand-in answers under a fixed revision, so the plugin caches, and each
-query is run twice: the requests a cold and a warm query make.
+calls"); with it, the stand-in answers under a revision, so the plugin caches, and each query
+is run twice: cold (the revision moved just before, so the plugin's cache is empty, as after a
+policy change; `ExecuteQuery` is then asked again too) and warm.
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ class Recorder:
 
     def __init__(self, revision: str | None) -> None:
         self.requests: list[tuple[str, list[str]]] = []
+        self.revision = revision
+        self.known: str | None = None  # the revision the plugin's last watch said it holds
         lock = threading.Lock()
         recorder = self
 
@@ -69,9 +72,10 @@ class Recorder:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 if self.path.endswith("/watch"):
                     wait = min(float(body.get("waitSeconds", 1)), 2.0)
-                    if body.get("revision") == revision:
+                    recorder.known = body.get("revision")
+                    if recorder.known == recorder.revision:
                         time.sleep(wait)
-                    answer: dict[str, Any] = {"revision": revision}
+                    answer: dict[str, Any] = {"revision": recorder.revision}
                 else:
                     asks = body["asks"]
                     with lock:
@@ -79,7 +83,10 @@ class Recorder:
                             (body["identity"]["user"], [describe(ask) for ask in asks])
                         )
                     user = body["identity"]["user"]
-                    answer = {"revision": revision, "answers": [respond(user, a) for a in asks]}
+                    answer = {
+                        "revision": recorder.revision,
+                        "answers": [respond(user, a) for a in asks],
+                    }
                 data = json.dumps(answer).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -97,6 +104,16 @@ class Recorder:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def move(self, revision: str) -> None:
+        """A policy change: the plugin drops its cache once its watch hears of it (within the
+        watch's wait of at most 2 s here); returns when its next watch says it holds it."""
+        self.revision = revision
+        deadline = time.monotonic() + 10
+        while self.known != revision:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the plugin did not take revision {revision} within 10 s")
+            time.sleep(0.05)
 
     def take(self) -> list[tuple[str, list[str]]]:
         taken, self.requests = self.requests, []
@@ -174,7 +191,10 @@ def main() -> int:
                 trino.query(ADMIN, sql)
             trino.query(USER, "SELECT 1")  # the user's own asks (ExecuteQuery) out of the way
             recorder.take()
-            for title, sql in QUERIES:
+            for n, (title, sql) in enumerate(QUERIES, 2):
+                if args.coalesced:
+                    recorder.move(f"r{n}")
+                    recorder.take()
                 for run in ("cold", "warm") if args.coalesced else ("",):
                     trino.query(USER, sql)
                     time.sleep(0.2)

@@ -32,7 +32,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -182,16 +181,8 @@ def file_source(root: Path, rounds: int, notify: bool) -> list[list[float]]:
 def postgres_url() -> Iterator[str]:
     from devstack import postgres
 
-    with postgres.server() as pg:
-        name = f"bench_{uuid.uuid4().hex[:8]}"
-        with pg.connect() as admin:
-            admin.execute(f"CREATE DATABASE {name}")
-        password = f":{pg.password}" if pg.password else ""
-        try:
-            yield f"postgresql+psycopg://{pg.user}{password}@{pg.host}:{pg.port}/{name}"
-        finally:
-            with pg.connect() as admin:
-                admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with postgres.server() as pg, pg.scratch_database() as url:
+        yield url
 
 
 @contextmanager

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -100,21 +99,9 @@ def main() -> None:
             print("SQLite")
             run(f"sqlite:///{Path(directory) / 'store.db'}", args.tables, args.columns)
     if args.backend in ("postgresql", "both"):
-        with postgres.server() as pg:
-            name = f"bench_{uuid.uuid4().hex[:8]}"
-            with pg.connect() as admin:
-                admin.execute(f"CREATE DATABASE {name}")
-            password = f":{pg.password}" if pg.password else ""
+        with postgres.server() as pg, pg.scratch_database() as url:
             print("PostgreSQL")
-            try:
-                run(
-                    f"postgresql+psycopg://{pg.user}{password}@{pg.host}:{pg.port}/{name}",
-                    args.tables,
-                    args.columns,
-                )
-            finally:
-                with pg.connect() as admin:
-                    admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            run(url, args.tables, args.columns)
 
 
 if __name__ == "__main__":

@@ -280,22 +280,9 @@ def spawn(*args: str) -> list[dict[str, Any]]:
 
 
 @contextmanager
-def database(pg: postgres.Postgres) -> Iterator[str]:
-    name = f"bench_{uuid.uuid4().hex[:8]}"
-    with pg.connect() as admin:
-        admin.execute(f"CREATE DATABASE {name}")
-    password = f":{pg.password}" if pg.password else ""
-    try:
-        yield f"postgresql+psycopg://{pg.user}{password}@{pg.host}:{pg.port}/{name}"
-    finally:
-        with pg.connect() as admin:
-            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
-
-@contextmanager
 def stores(pg: postgres.Postgres, backends: list[str], scratch: Path) -> Iterator[dict[str, str]]:
     urls: dict[str, str] = {}
-    with database(pg) as pg_url:
+    with pg.scratch_database() as pg_url:
         if "sqlite" in backends:
             urls["sqlite"] = f"sqlite:///{scratch / uuid.uuid4().hex[:8]}.db"
         if "postgresql" in backends:
@@ -392,7 +379,7 @@ def part_e(pg: postgres.Postgres, real: str, rounds: int, scratch: Path) -> None
     tree = make_tree(
         root, registry="connections: []\n", policies=POLICIES, users=USERS, properties=CLOSED
     )
-    with database(pg) as url:
+    with pg.scratch_database() as url:
         store = Store.open(url)
         with store.write() as writer:
             writer.register_connection(

@@ -12,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -39,6 +40,23 @@ class Postgres:
 
     def jdbc_url(self, dbname: str) -> str:
         return f"jdbc:postgresql://{self.host}:{self.port}/{dbname}"
+
+    def store_url(self, dbname: str) -> str:
+        """The SQLAlchemy URL the product's store opens for `dbname`."""
+        password = f":{self.password}" if self.password else ""
+        return f"postgresql+psycopg://{self.user}{password}@{self.host}:{self.port}/{dbname}"
+
+    @contextmanager
+    def scratch_database(self) -> Iterator[str]:
+        """A new empty database for one run, dropped afterwards: yields its store URL."""
+        name = f"bench_{uuid.uuid4().hex[:8]}"
+        with self.connect() as admin:
+            admin.execute(f"CREATE DATABASE {name}")
+        try:
+            yield self.store_url(name)
+        finally:
+            with self.connect() as admin:
+                admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,9 @@ from pdp.core.model import (
     View,
 )
 from pdp.core.operations import needs_grants
-from pdp.core.readable import Readable, readable
+from pdp.core.readable import Readable, allowed_without_reason, readable
 from pdp.policy.delta import RevisionDelta
+from pdp.wire.trino import Key, request_of
 from sidecar.bodykeys import BODY_BYTES
 from sidecar.config import VIEW_GRANTS
 from sidecar.pdp_client import PdpClient, PdpUnavailable
@@ -56,6 +57,13 @@ class Views(LRUCache):
     def __init__(self, users: int, grants: int) -> None:
         super().__init__(grants, getsizeof=lambda view: min(view.size, grants))
         self.users = users
+
+    def get(self, identity: Identity, default: None = None) -> View | None:  # type: ignore[override]
+        # LRUCache.get asks `in` and then `[]`: two lookups and a recency touch per check
+        try:
+            return self[identity]
+        except KeyError:
+            return default
 
     def __setitem__(self, identity: Identity, view: View) -> None:
         super().__setitem__(identity, view)
@@ -124,6 +132,10 @@ class Answers:
         self._decisions: OrderedDict[Hashable, Decision] = OrderedDict()
         self._decision_limit = decision_cache
         self.cached: Callable[[Hashable], Decision | None] = self._decisions.get
+        # Bare answers (allowed or not) by the same keys, kept and dropped like decisions and
+        # bounded with them: those `allowed_now` made without a Decision, for a worker that
+        # reads no reason.
+        self._allowed: OrderedDict[Hashable, bool] = OrderedDict()
         # Encoded answers of the data-policy endpoints (row filters, masks), kept and dropped
         # like decisions; keys from sidecar.datapolicies, never with the queryId.
         self._data_answers: OrderedDict[Hashable, bytes] = OrderedDict()
@@ -151,7 +163,7 @@ class Answers:
     def sizes(self) -> dict[str, int]:
         return {
             "users": len(self._views),
-            "decisions": len(self._decisions),
+            "decisions": len(self._decisions) + len(self._allowed),
             "dataPolicyAnswers": len(self._data_answers),
         }
 
@@ -162,6 +174,7 @@ class Answers:
         self._registry_fetch = None  # one in flight is for the old revision: not waited for
         self._views.clear()
         self._decisions.clear()
+        self._allowed.clear()
         self._data_answers.clear()
         self._batch_answers.clear()
 
@@ -185,7 +198,12 @@ class Answers:
         if (delta.tables or delta.policies or delta.order) and not self._patch_registry(delta):
             self.reset(revision)
             return
-        for cache, scope in ((self._decisions, decision_scope), (self._data_answers, answer_scope)):
+        caches: tuple[tuple[OrderedDict[Hashable, Any], Callable[[Any], Any]], ...] = (
+            (self._decisions, decision_scope),
+            (self._allowed, decision_scope),
+            (self._data_answers, answer_scope),
+        )
+        for cache, scope in caches:
             doomed = [key for key in cache if touched.scope(scope(key))]
             for key in doomed:
                 del cache[key]
@@ -281,6 +299,39 @@ class Answers:
         view = self._views.get(request.identity)
         return None if view is None else self._decide_on(view, request, key)
 
+    def cached_allowed(self, key: Hashable) -> bool | None:
+        """Whether the request of `key` is allowed, if a bare answer or a decision holds it."""
+        allowed = self._allowed.get(key)
+        if allowed is None:
+            decision = self._decisions.get(key)
+            return None if decision is None else decision.allowed
+        return allowed
+
+    def allowed_now(self, key: Key, names: tuple[str, ...]) -> bool | None:
+        """`decided(request_of(key), key).allowed`, for a worker that never reads a decision's
+        reason (no decision log, no compact endpoint's denial); `names` are the key's
+        `resource_names`. What set lookups answer (pdp.core.readable: an operation every
+        user may run, READ on a table, a catalog's or a schema's visibility) from the user's
+        view at the current revision is remembered as a bare answer, without the Decision
+        and its reason text that `decide` makes, nor a Request; anything else is decided by
+        `decided`. None when `decide` must wait for the user's view. For a key that
+        `cached_allowed` does not answer."""
+        user, operation = key[0], key[2]
+        view = None
+        if needs_grants(operation):
+            view = self._views.get(Identity(user, frozenset(key[1])))
+            if view is not None and not self._current(view):
+                view = None
+        allowed = allowed_without_reason(view, user, operation, names)
+        if allowed is None:
+            request = request_of(key)
+            assert request is not None  # `names` say it is
+            decision = self.decided(request, key)
+            return None if decision is None else decision.allowed
+        self._make_room()
+        self._allowed[key] = allowed
+        return allowed
+
     def _decide_on(self, view: View, request: Request, key: Hashable) -> Decision:
         decision = decide(view, request)
         if self.revision is not None and view.registry is self._registry_now():
@@ -288,10 +339,15 @@ class Answers:
         return decision
 
     def _remember(self, key: Hashable, decision: Decision) -> None:
-        decisions = self._decisions
-        if len(decisions) >= self._decision_limit:
-            decisions.popitem(last=False)
-        decisions[key] = decision
+        self._make_room()
+        self._decisions[key] = decision
+
+    def _make_room(self) -> None:
+        """Decisions and bare answers share the decision cache's bound: one more fits after
+        this (the oldest of the fuller of the two out)."""
+        decisions, bare = self._decisions, self._allowed
+        if len(decisions) + len(bare) >= self._decision_limit:
+            (decisions if len(decisions) >= len(bare) else bare).popitem(last=False)
 
     def cached_batch(self, key: bytes) -> BatchAnswer | None:
         held = self._batch_answers.get(key)
@@ -311,9 +367,11 @@ class Answers:
         at hand at the current revision (`decide_all` then decides, fetching it if need be).
         It is derived from the view and goes with it."""
         view = self._views.get(identity)
-        if view is None or self.revision is None or view.registry is not self._registry_now():
-            return None
-        return readable(view, identity.user)
+        return None if view is None or not self._current(view) else readable(view, identity.user)
+
+    def _current(self, view: View) -> bool:
+        """Whether `view` is at the current revision (what it answers may be remembered)."""
+        return self.revision is not None and view.registry is self._registry_now()
 
     def has_view(self, identity: Identity) -> bool:
         """Whether the user's view is at hand (deciding needs no call to the PDP)."""
@@ -477,8 +535,8 @@ class Answers:
         while len(self._views) > user_cache:
             self._views.popitem()
         self._decision_limit = self._batch_answers.limit = decision_cache
-        while len(self._decisions) > decision_cache:
-            self._decisions.popitem(last=False)
+        while len(self._decisions) + len(self._allowed) > decision_cache:
+            self._make_room()
         self._batch_answers.trim(decision_cache)
         self._max_stale = max_stale
 

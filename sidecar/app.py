@@ -27,6 +27,7 @@ from pdp.wire.trino import (
     batch_keys,
     decode_document,
     parse,
+    resource_names,
     single_key,
 )
 from sidecar import compact, http
@@ -198,40 +199,47 @@ class Sidecar:
 
     def _allow_from_memory(self, body: bytes) -> bytes | None:
         bare, key = self._allow_keys.find(body)
-        decision = None if key is None else self.answers.cached(key)
-        if key is None or decision is None:
+        allowed = None if key is None else self.answers.cached_allowed(key)
+        if key is None or allowed is None:
             return self._allow_now(body, bare)
         stats = self.stats
         stats.cache["hit"] += 1
-        stats.decisions[key[2], "allow" if decision.allowed else "deny"] += 1
-        return TRUE if decision.allowed else FALSE
+        stats.decisions[key[2], "allow" if allowed else "deny"] += 1
+        return TRUE if allowed else FALSE
 
     def _allow_now(self, body: bytes, bare: bytes | None) -> bytes | None:
         """A body not answered from memory, decided at once when that needs no word from the
-        PDP (`Answers.decided`): no ASGI cycle, task or messages, which cost more than the
-        decision (a body never seen before is the common case for them). None leaves the body
-        to `_allow`: a bad body's 400, a user whose view must be fetched."""
+        PDP (`Answers.allowed_now`): no ASGI cycle, task or messages, which cost more than the
+        decision (a body never seen before is the common case for them). Only a worker without
+        the decision log answers here (`answer_from_memory`), so no Decision's reason is
+        needed. A body with a fast key is not decoded (`resource_names`). None leaves the
+        body to `_allow`: a bad body's 400, a user whose view must be fetched."""
         answers = self.answers
         try:
             document = parse(body)
             key = single_key(document)
             self._allow_keys.remember(bare, key)
-            decision = None if key is None else answers.cached(key)
-            if decision is not None:  # a new body with a known key (other columns, ...)
-                assert key is not None  # a decision comes from the cache by its key
+            allowed = None if key is None else answers.cached_allowed(key)
+            if allowed is not None:  # a new body with a known key (other columns, ...)
+                assert key is not None  # an answer comes from the cache by its key
                 outcome, operation = "hit", key[2]
+            elif key is not None and (names := resource_names(key)) is not None:
+                allowed = answers.allowed_now(key, names)
+                if allowed is None:
+                    return None
+                outcome, operation = "miss", key[2]
             else:
                 request = _decode(document, batch=False, masks=False).request()
                 decision = answers.decided(request, key)
                 if decision is None:
                     return None
-                outcome, operation = "miss", request.operation
+                allowed, outcome, operation = decision.allowed, "miss", request.operation
         except BadRequest:
             return None
         stats = self.stats
         stats.cache[outcome] += 1
-        stats.decisions[operation, "allow" if decision.allowed else "deny"] += 1
-        return TRUE if decision.allowed else FALSE
+        stats.decisions[operation, "allow" if allowed else "deny"] += 1
+        return TRUE if allowed else FALSE
 
     def _batch_from_memory(self, body: bytes) -> bytes | None:
         bare, known = self._batch_keys.find(body)

@@ -33,6 +33,12 @@ asks it without columns and keeps one answer per (user, groups, table), which it
 the first other ask about the table (tests/sidecar/test_compact_columns.py holds the sidecar to
 this; a decision that weighs columns must change the plugin's keys first).
 
+`FilterColumns` is decided per table too: all of the table's columns or none, as `FilterTables`
+answers that table for the same user and groups. The plugin answers a listing's `FilterColumns`
+of a table from the same revision's `FilterTables` answer for it, without asking (held by
+tests/sidecar/test_compact_columns.py; a decision that treats the two apart must change the
+plugin first).
+
 `POST /v1/pdp/watch` with `{"revision": "r12" | null, "waitSeconds": 20}` answers
 `{"revision": ...}` as soon as the sidecar's revision differs from the one given, else after
 `waitSeconds` (at most 60): a long poll that tells the plugin to drop its cache, and that it

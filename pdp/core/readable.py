@@ -10,24 +10,65 @@ from collections.abc import Sequence
 
 from pdp.core.decide import SYSTEM_CATALOG, is_metadata_name
 from pdp.core.model import Access, PolicyGrants, TableKey, View, fold
+from pdp.core.operations import ALLOW, OPERATIONS, ObjectRule, OnObject
 
 # A policy targeting fewer tables than this is merged with the other small ones into one set
 # (held by the view); a larger one is looked up in the registry's own set (shared, no copy).
 SMALL_TARGETS = 64
 _KEY = "readable"  # its place in View.derived
 _UNSEEN = ("", "")  # Readable.indices: a container not folded yet (compared by identity)
+# The checks whose answers set lookups give, by operation. TABLE_ROWS ("rows") adds a
+# data-policy check to TABLE's READ, a denial only where the cluster's Trino does not ask for
+# data policies: with `data_policy_uris` on, its answer is TABLE's.
+_BY_CHECK = {
+    ALLOW: "everyone",
+    OnObject(ObjectRule.TABLE, Access.READ): "table",
+    OnObject(ObjectRule.TABLE_ROWS, Access.READ): "rows",
+    OnObject(ObjectRule.CATALOG_VISIBLE, Access.READ): "catalog",
+    OnObject(ObjectRule.SCHEMA_VISIBLE, Access.READ): "schema",
+}
+_HOW = {op: _BY_CHECK[check] for op, check in OPERATIONS.items() if check in _BY_CHECK}
+
+
+def allowed_without_reason(
+    view: View | None, user: str, operation: str, names: tuple[str, ...]
+) -> bool | None:
+    """`decide(view, request).allowed` by set lookups, without the Decision and its reason,
+    for the requests they answer: an operation every user may run (no view needed), READ on a
+    table (SelectFromColumns, ShowColumns, ...), whether a catalog or a schema holds a table
+    the user may read (AccessCatalog, ShowTables, ...). The request is `user`'s `operation` on
+    the resource named `names`: a TableRef's (catalog, schema, table), a SchemaRef's
+    (catalog, schema), a CatalogRef's (catalog,), or () for none. None for any other request,
+    or when `view` (the user's, at hand) is None and the answer needs it: `decide` answers
+    those."""
+    how = _HOW.get(operation)
+    if how == "everyone":
+        return True
+    if view is None or how is None:
+        return None
+    if len(names) == 3:
+        if how == "table" or (how == "rows" and view.settings.data_policy_uris):
+            return readable(view, user).allowed(names[0], names[1], names[2])
+    elif how == "catalog" and len(names) == 1:
+        return readable(view, user).visible(names[0], None)
+    elif how == "schema" and len(names) == 2:
+        return readable(view, user).visible(names[0], names[1])
+    return None
 
 
 class Readable:
     """What `decide` reads to answer READ on a table for one view's user, precomputed: built
     once per view (`readable`), so it lives at that view's revision and goes with it."""
 
-    __slots__ = ("_everything", "_granted", "_registered", "_unregistered")
+    __slots__ = ("_everything", "_granted", "_registered", "_registry", "_unregistered", "_visible")
 
     def __init__(self, view: View, user: str) -> None:
         settings, registry = view.settings, view.registry
         self._everything = settings.is_admin(user)
+        self._registry = registry
         self._registered = registry.tables
+        # visible: folded (catalog,) or (catalog, schema) the registry lists -> the answer
+        self._visible: dict[tuple[str, ...], bool] = {}
         # an unregistered table: the non-data-source rule, or denied while the store is
         # unknown (True/False), except in the system catalog (None: ask the name)
         allowed = Access.READ in settings.non_datasource_operations
@@ -39,7 +80,43 @@ class Readable:
 
     def allowed(self, catalog: str, schema: str, table: str) -> bool:
         """`decide(...).allowed` for READ on the table `catalog.schema.table` (as sent)."""
-        return bool(self.indices(((catalog, schema, table),)))
+        if self._everything or is_metadata_name(catalog, schema):
+            return True
+        key = (fold(catalog), fold(schema), fold(table))
+        if key in self._registered:
+            return any(key in held for held in self._granted)
+        return self._unlisted(key[0])
+
+    def visible(self, catalog: str, schema: str | None) -> bool:
+        """`decide(...).allowed` for the CATALOG_VISIBLE (schema None) and SCHEMA_VISIBLE
+        rules: the container as sent may be read as no data source, or holds a table that the
+        user may read. Remembered per container the registry lists (names of others are
+        not kept: they cost a lookup each, and a body may name any)."""
+        if self._everything:
+            return True
+        folded = (fold(catalog),) if schema is None else (fold(catalog), fold(schema))
+        found = self._visible.get(folded)
+        if found is not None:
+            return found
+        if self._unlisted(folded[0]):
+            return True
+        inside = self._registry.inside(catalog, schema)
+        if not inside:
+            return False
+        found = self._visible[folded] = any(
+            any(key in inside for key in held)
+            if len(held) < len(inside)
+            else any(key in held for key in inside)
+            for held in self._granted
+        )
+        return found
+
+    def _unlisted(self, catalog: str) -> bool:
+        """Whether READ is allowed on an object the registry does not list, in the folded
+        `catalog`: the non-data-source rule, or denied while the store is unknown (outside
+        the system catalog)."""
+        unregistered = self._unregistered
+        return catalog == SYSTEM_CATALOG if unregistered is None else unregistered
 
     def indices(self, tables: Sequence[Sequence[str]]) -> list[int]:
         """The positions in `tables` of those `allowed`: each ends with the names (catalog,
@@ -67,7 +144,7 @@ class Readable:
                         allowed.append(i)
                         break
             elif key[0] == SYSTEM_CATALOG if unregistered is None else unregistered:
-                allowed.append(i)
+                allowed.append(i)  # `_unlisted`, inline: a batch's items are many
         return allowed
 
 

@@ -12,6 +12,8 @@ sent). `revision_delta(old, new)` says which of those can differ at `new`:
 * `policies`: the active policies added, or whose Trino tables (expanded: a table added to a
   schema a policy covers is one more) or access changed, at their position in
   `Registry.policies`; `order`, when policies were added or removed, where each came from.
+  A policy defined alike whose tables moved only by `tables` names none of its users: a view
+  holds its policies by position and is read in the retargeted policy table.
 
 Whatever it cannot reason about cheaply or surely (the accessGrantMapping, a complete registry
 becoming incomplete, a masking or row-level policy's definition, a policy for `anyone`, a
@@ -75,7 +77,7 @@ def revision_delta(old: PolicySnapshot, new: PolicySnapshot) -> RevisionDelta:
     try:
         tables = _changed_tables(old.registry, new.registry)
         order, retargeted = _retargeted(old.registry, new.registry)
-        users, groups = _changed_subjects(old, new, {p.grant.policy for p in retargeted})
+        users, groups = _changed_subjects(old, new, {p.grant.policy for p in retargeted}, tables)
     except _Flush:
         return RevisionDelta.flush(old.revision)
     entries = _entries(new.registry, tables)
@@ -127,18 +129,20 @@ def _retargeted(
 
 
 def _changed_subjects(
-    old: PolicySnapshot, new: PolicySnapshot, retargeted: set[str]
+    old: PolicySnapshot, new: PolicySnapshot, retargeted: set[str], tables: frozenset[TableKey]
 ) -> tuple[frozenset[str], frozenset[str]]:
     """`retargeted`: the policies whose Trino tables changed; each must be one this finds
-    changed (whose users and groups it lists), or the change is not one it understands."""
+    changed (whose users and groups it lists) or one `tables` explains (`_moved_by_tables`),
+    or the change is not one it understands."""
     if old.mapping != new.mapping:
         raise _Flush("the accessGrantMapping changed")
     if old.masking != new.masking or old.row_filters != new.row_filters:
         raise _Flush("a data policy's definition changed")
     users = _changed_directory(old.directory, new.directory)
     groups: set[str] = set()
-    changed = _changed_policies(old, new)
-    if not retargeted <= {policy.name for policy in changed}:
+    explained = _moved_by_tables(old, new, retargeted, tables)
+    changed = [p for p in _changed_policies(old, new) if p.name not in explained]
+    if not retargeted <= explained | {policy.name for policy in changed}:
         raise _Flush("a policy's Trino tables changed with neither its definition nor paths")
     attributes: dict[str, set[str]] = {}  # key -> the values the changed policies name
     for policy in changed:
@@ -154,6 +158,26 @@ def _changed_subjects(
         (users if kind == "user" else groups).add(name)
     users |= _members(old.directory, groups) | _members(new.directory, groups)
     return frozenset(users), frozenset(groups)
+
+
+def _moved_by_tables(
+    old: PolicySnapshot, new: PolicySnapshot, retargeted: set[str], tables: frozenset[TableKey]
+) -> set[str]:
+    """The policies defined alike at both revisions whose Trino tables differ, if at all, only
+    by some of `tables` (added, dropped or changed in the registry; not `retargeted`: the same
+    tables). What their users see moves with the policy table alone: the delta retargets them,
+    a sidecar reads a kept view's grants in it and drops every decision on those tables, their
+    schemas and catalogs. So no view of theirs need be dropped."""
+    before, after = _by_name(old.policies), _by_name(new.policies)
+    held = {grant.policy: targets for grant, targets in old.registry.policies}
+    now = {grant.policy: targets for grant, targets in new.registry.policies}
+    empty: frozenset[TableKey] = frozenset()
+    return {
+        name
+        for name in before.keys() & after.keys()
+        if before[name] == after[name]
+        and (name not in retargeted or held.get(name, empty) ^ now.get(name, empty) <= tables)
+    }
 
 
 def _changed_directory(

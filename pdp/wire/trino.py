@@ -216,6 +216,47 @@ def single_key(document: Any) -> Key | None:
         return None
 
 
+def resource_names(key: Key) -> tuple[str, ...] | None:
+    """The names of the resource of the request `decode_document` makes of an `/allow` body
+    whose `single_key` is `key`: (catalog, schema, table) of a table, (catalog, schema) of a
+    schema, (catalog,) of a catalog, () for none. None when the key alone cannot say (an
+    operation this version does not know, a rename, a resource under another kind than the
+    operation's, a user or a name that is not a non-empty string, a group not a string): the
+    full decoder decides, or refuses, those."""
+    user, groups, operation = key[0], key[1], key[2]
+    kind = RESOURCE_KIND.get(operation, "?")
+    if (
+        kind == "?"
+        or operation in RENAMES
+        or user.__class__ is not str
+        or not user
+        or any(g.__class__ is not str for g in groups)
+    ):
+        return None
+    if kind is None:
+        return () if len(key) == 3 else None
+    if len(key) < 4 or key[3] != kind:  # single_key's tails: table, schema or catalog
+        return None
+    names: tuple[str, ...] = key[4:]
+    for name in names:
+        if name.__class__ is not str or not name:
+            return None
+    return names
+
+
+def request_of(key: Key) -> Request | None:
+    """The request `decode_document` makes of an `/allow` body whose `single_key` is `key`,
+    without the objects on the way there; None as `resource_names` says."""
+    names = resource_names(key)
+    if names is None:
+        return None
+    resource = _FROM_NAMES[len(names)](*names) if names else None
+    return Request(Identity(key[0], frozenset(key[1])), key[2], resource)
+
+
+_FROM_NAMES: dict[int, Callable[..., Resource]] = {1: CatalogRef, 2: SchemaRef, 3: TableRef}
+
+
 def batch_keys(document: Any) -> list[Key | None] | None:
     """The cache keys of a batch body's `filterResources`, one per item (None where an item
     has no fast key), or None when the body must be decoded in full."""

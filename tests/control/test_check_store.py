@@ -15,7 +15,6 @@ from devstack.processes import free_port
 from devstack.replica import REGISTER, STORE_KEY, Replica, write_world
 from pdp.store import Store, migrate
 from pdp.store.engine import create_store_engine
-from tests.store.conftest import pg_url
 from tests.test_cli import pdp as run_pdp
 
 
@@ -44,7 +43,7 @@ def test_check_says_how_many_migrations_a_postgresql_store_needs(tmp_path, pg):
     with pg.connect() as admin:
         admin.execute(f"CREATE DATABASE {name}")
     try:
-        url = pg_url(pg, name)
+        url = pg.store_url(name)
         result = run_pdp("check", "--config", config_with_store(tmp_path, url))
         assert result.returncode == 0, result.stderr
         migrations = sum(

@@ -21,7 +21,6 @@ import pytest
 
 from devstack.postgres import Throwaway
 from devstack.replica import REGISTER, Replica, write_world
-from tests.store.conftest import pg_url
 from tests.support.waiting import wait_for
 
 WORLD = {"cat": {"sales": {"orders": [["id", "bigint"]]}, "hr": {"pay": [["id", "bigint"]]}}}
@@ -57,7 +56,7 @@ def running(
     """A PDP on the store in `pg` (each listing slowed down unless `args` says otherwise),
     stopped at the end."""
     root.mkdir(exist_ok=True)
-    pdp = Replica(root, pg_url(pg, "store"), world, name, args=args)
+    pdp = Replica(root, pg.store_url("store"), world, name, args=args)
     try:
         yield pdp
     finally:

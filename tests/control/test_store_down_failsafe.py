@@ -23,7 +23,6 @@ from devstack.postgres import Throwaway
 from devstack.processes import free_port, start_sidecar
 from devstack.replica import REGISTER, Replica, write_world
 from tests.control.test_control_e2e import body
-from tests.store.conftest import pg_url
 from tests.support.waiting import wait_for
 
 OPEN = "immuta.allowed.non.immuta.datasource.operations=READ,WRITE,CREATE,OWN\n"
@@ -31,7 +30,7 @@ ALLOW = "/v1/data/trino/allow"
 
 
 def test_a_pdp_restarted_while_its_store_is_down_keeps_denying(tmp_path, stoppable_pg: Throwaway):
-    url = pg_url(stoppable_pg, "store")
+    url = stoppable_pg.store_url("store")
     world = tmp_path / "world.json"
     write_world(world, {"cat": {"sales": {"orders": [["id", "bigint"]]}}})
     registered = body("cat", "sales", "orders", user="carol")  # no policy grants carol

@@ -14,7 +14,6 @@ import pytest
 from devstack.processes import free_port, start_sidecar
 from devstack.replica import REGISTER, Replica, write_world
 from tests.control.test_control_e2e import body, poll
-from tests.store.conftest import pg_url
 from tests.support.gateproxy import GateProxy
 from tests.support.waiting import wait_for
 
@@ -34,7 +33,7 @@ def test_a_pdp_started_while_the_store_is_down_decides_and_picks_it_up(
     tmp_path, pg, new_database, gate
 ):
     direct = new_database("postgresql")
-    url = pg_url(pg, direct.rsplit("/", 1)[1]).replace(f":{pg.port}/", f":{gate.port}/")
+    url = pg.store_url(direct.rsplit("/", 1)[1]).replace(f":{pg.port}/", f":{gate.port}/")
     world = tmp_path / "world.json"
     write_world(world, {"cat": {"sales": {"orders": [["id", "bigint"]], "items": []}}})
     extra = "control: {snapshotFile: state/store-snapshot.json}\n"
@@ -98,7 +97,7 @@ def test_a_never_migrated_store_that_answers_late_is_migrated_then_used(tmp_path
     with pg.connect() as admin:
         admin.execute(f"CREATE DATABASE {name}")  # empty: no schema at all
     try:
-        url = pg_url(pg, name).replace(f":{pg.port}/", f":{gate.port}/")
+        url = pg.store_url(name).replace(f":{pg.port}/", f":{gate.port}/")
         world = tmp_path / "world.json"
         write_world(world, {"cat": {"sales": {"orders": [["id", "bigint"]]}}})
         pdp = Replica(tmp_path, url, world, "late")  # no snapshot file: the files alone

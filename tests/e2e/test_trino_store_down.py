@@ -21,7 +21,6 @@ import httpx
 from devstack.postgres import Throwaway
 from devstack.processes import Process, free_port
 from tests.e2e.conftest import E2E, eventually
-from tests.store.conftest import pg_url
 
 WORLD = {"memory": {"sales": {"scratch": [["x", "integer"]]}}}
 FAKE_PDP = (sys.executable, "-m", "devstack.fakepdp")
@@ -46,7 +45,7 @@ def test_a_restart_with_the_store_down_keeps_carol_denied(e2e, tmp_path, stoppab
     config = root / "pdp-store-down.yaml"
     config.write_text(
         (root / "pdp.yaml").read_text()
-        + f"store: {pg_url(stoppable_pg, 'store')}\n"
+        + f"store: {stoppable_pg.store_url('store')}\n"
         + f"clusterProperties: {e2e.tree.properties.name}\n"  # type: ignore[union-attr]
         + f"admin: {{listen: '127.0.0.1:{admin_port}', trustUserHeader: true}}\n"
     )

@@ -37,9 +37,13 @@ async def test_each_new_revision_carries_what_changed_since_the_one_the_stream_s
         event = await stream.read()
         delta = event.delta
         assert (event.revision, delta.previous) == ("r2", "r1")
-        assert (list(delta.users), list(delta.groups)) == (["ann"], ["analysts"])
         assert [t.table for t in delta.tables] == ["refunds"]
         assert [t.table for t in delta.registry.tables] == ["refunds"]
+        # the policy covering the schema moves, at its position; no view is named for it
+        assert [(p.position, p.policy, p.schemas[0].schema) for p in delta.policies] == [
+            (0, "sales", "sales")
+        ]
+        assert (list(delta.users), list(delta.groups)) == ([], [])
 
         heartbeat = await asyncio.wait_for(stream.read(), 3)
         assert (heartbeat.revision, heartbeat.HasField("delta")) == ("r2", False)

@@ -1,7 +1,8 @@
 """A small world for the revision-delta tests: tables in three schemas of one Trino catalog,
-group, attribute and user policies, a mask by column tag and a row filter by attribute, and the
-edits a revision brings (policy edits, directory changes, tables added, dropped and tagged, the
-mapping). A real PDP service and a real sidecar `Answers` follow it over loopback gRPC."""
+group, attribute and user policies (by schema, tag and name), a mask by column tag and a row
+filter by attribute, and the edits a revision brings (policy edits, directory changes, tables
+added, dropped and tagged, the mapping). A real PDP service and a real sidecar `Answers`
+follow it over loopback gRPC."""
 
 from __future__ import annotations
 
@@ -132,6 +133,22 @@ class World:
         )
         policies.append(
             Policy("u3-own", Access.WRITE, users=frozenset({"u3"}), tags=frozenset({"own"}))
+        )
+        # by name; and one whose conditions all must hold (nobody at first: u2 is in g2, u0
+        # in paris), so that its group's members see none of its tables
+        names = frozenset({"c.hive.s1.t0", "c.hive.s2.t2", "c.hive.s1.t3"})
+        named = Policy("u0-named", Access.READ, users=frozenset({"u0"}), data_sources=names)
+        policies.append(named)
+        policies.append(
+            Policy(
+                "g2-in-paris",
+                Access.READ,
+                groups=frozenset({"g2"}),
+                attributes={"site": frozenset({"paris"})},
+                match_all=True,
+                schemas=frozenset({"c.hive.s1"}),
+                data_sources=frozenset({"c.hive.s2.t3"}),
+            )
         )
         directory = {
             user: DirectoryUser(

@@ -1,7 +1,9 @@
 """SelectFromColumns is decided per table (sidecar/compact.py's contract, which the product's
 plugin keys its cache by): the sidecar gives the same answer for any set of the table's columns,
 none and unknown ones included, whether its cluster's Trino asks for data policies or not, and
-no column of the ask reaches the decision at all."""
+no column of the ask reaches the decision at all. FilterColumns is all of a table's columns or
+none, as FilterTables answers the table (the plugin answers a listing's FilterColumns from the
+same listing's FilterTables)."""
 
 from __future__ import annotations
 
@@ -108,3 +110,44 @@ def test_no_column_reaches_the_decision(columns: list[str]) -> None:
         return decode_document(document).request()
 
     assert request(select("customers", columns)) == request(select("customers", None))
+
+
+def tables(names: list[str]) -> dict[str, object]:
+    found = [{"table": {"catalogName": "hive", "schemaName": "crm", "tableName": n}} for n in names]
+    return {"operation": "FilterTables", "filterResources": found}
+
+
+def columns(table: str, names: list[str]) -> dict[str, object]:
+    found = {"catalogName": "hive", "schemaName": "crm", "tableName": table, "columns": names}
+    return {"operation": "FilterColumns", "filterResources": [{"table": found}]}
+
+
+@pytest.mark.parametrize(("user", "groups"), IDENTITIES)
+def test_filter_columns_is_all_or_none_as_filter_tables_answers_the_table(
+    client, user, groups
+) -> None:
+    identity = {"user": user, "groups": groups}
+    subsets = [subset for subset in SUBSETS if subset]  # Trino filters listed columns: 1 or more
+    # a large request (through ASGI), then a small one (from memory once the user is held)
+    for asked in (subsets, [NAMES]):
+        asks = [tables(TABLES)] + [columns(t, names) for t in TABLES for names in asked]
+        response = client.post(DECISIONS, json={"identity": identity, "asks": asks})
+        assert response.status_code == 200, response.text
+        first, *rest = response.json()["answers"]
+        readable = {TABLES[i] for i in first["indices"]}
+        expected = [
+            {"indices": list(range(len(names))) if t in readable else []}
+            for t in TABLES
+            for names in asked
+        ]
+        assert rest == expected, (user, readable)
+
+
+def test_filter_tables_answers_differ_between_tables_and_users(client) -> None:
+    """The test above would also pass if every table were readable, or none: neither is so."""
+    seen = set()
+    for user, groups in IDENTITIES:
+        body = {"identity": {"user": user, "groups": groups}, "asks": [tables(TABLES)]}
+        indices = client.post(DECISIONS, json=body).json()["answers"][0]["indices"]
+        seen |= {i in indices for i in range(len(TABLES))}
+    assert seen == {True, False}

@@ -13,17 +13,12 @@ from pdp.store import Store
 TEMPLATE = "pdp_store_template"
 
 
-def pg_url(pg, dbname: str) -> str:
-    password = f":{pg.password}" if pg.password else ""
-    return f"postgresql+psycopg://{pg.user}{password}@{pg.host}:{pg.port}/{dbname}"
-
-
 @pytest.fixture(scope="session")
 def pg_template(pg) -> str:
     with pg.connect() as admin:
         admin.execute(f"DROP DATABASE IF EXISTS {TEMPLATE}")
         admin.execute(f"CREATE DATABASE {TEMPLATE}")
-    Store.open(pg_url(pg, TEMPLATE)).close()
+    Store.open(pg.store_url(TEMPLATE)).close()
     return TEMPLATE
 
 
@@ -41,7 +36,7 @@ def new_database(request, tmp_path) -> Iterator[Callable[[str], str]]:
         with pg.connect() as admin:
             admin.execute(f"CREATE DATABASE {name} TEMPLATE {template}")
         made.append(name)
-        return pg_url(pg, name)
+        return pg.store_url(name)
 
     yield make
     if made:

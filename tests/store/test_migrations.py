@@ -42,14 +42,12 @@ def test_upgrade_head_on_an_empty_database(backend, new_database, request):
 def _empty_pg(request):
     import uuid
 
-    from tests.store.conftest import pg_url
-
     pg = request.getfixturevalue("pg")
     name = f"empty_{uuid.uuid4().hex[:12]}"
     with pg.connect() as admin:
         admin.execute(f"CREATE DATABASE {name}")
     request.addfinalizer(lambda: _drop(pg, name))
-    return pg_url(pg, name)
+    return pg.store_url(name)
 
 
 def _drop(pg, name):

@@ -38,7 +38,11 @@ import java.util.function.Supplier;
  * table (docs/trino-plugin.md, "The order of Trino's calls"): {@code getColumnMasks} brings its
  * row filters, its catalog's {@code AccessCatalog} and its {@code SelectFromColumns}, which the
  * product decides per table whatever the columns (sidecar/compact.py); so a table not queried
- * yet costs one request, not three.
+ * yet costs one request, not three. A listing's first check does the same for the
+ * {@code information_schema} table Trino reads it from ({@code checkCanShowTables} brings
+ * {@code information_schema.tables}' masks, row filters, catalog, {@code SelectFromColumns}
+ * and the catalog's {@code FilterCatalogs}), so its only other request is {@code FilterTables}
+ * of the tables the connector lists, which no earlier call names.
  */
 public final class PdpAccessControl
         implements SystemAccessControl
@@ -49,9 +53,16 @@ public final class PdpAccessControl
     private static final String ROW_FILTERS = "GetRowFilters";
     private static final String SELECT = "SelectFromColumns";
     private static final String CATALOG = "AccessCatalog";
+    private static final String CATALOGS = "FilterCatalogs";
+    private static final String TABLES = "FilterTables";
+    private static final String INFORMATION_SCHEMA = "information_schema";
+    /** Trino 476's {@code information_schema.tables} (all varchar), which SHOW TABLES reads. */
+    private static final List<String> TABLES_COLUMNS = List.of("table_catalog", "table_schema", "table_name", "table_type", "table_comment");
 
-    /** An ask sent beside a call's own, and how its answer is read before it is kept. */
-    private record Next(String key, Function<Object, Object> read) {}
+    /** An ask sent beside a call's own, the key its own call looks up, and how its answer is read before it is kept. */
+    private record Next(String key, String ask, Function<Object, Object> read) {}
+
+    private static final Function<String, List<Next>> NOTHING_NEXT = identity -> List.of();
 
     private final PdpBackend backend;
 
@@ -189,7 +200,9 @@ public final class PdpAccessControl
     @Override
     public void checkCanShowTables(SystemSecurityContext context, CatalogSchemaName schema)
     {
-        check(context, "ShowTables", Resources.schema(schema), null, () -> "show tables of " + schema);
+        // SHOW TABLES reads information_schema.tables next: asked in the same request
+        CatalogSchemaTableName tables = new CatalogSchemaTableName(schema.getCatalogName(), INFORMATION_SCHEMA, "tables");
+        check(context.getIdentity(), "ShowTables", Resources.schema(schema), null, identity -> listing(identity, tables, TABLES_COLUMNS), () -> "show tables of " + schema);
     }
 
     @Override
@@ -257,7 +270,7 @@ public final class PdpAccessControl
     @Override
     public Set<SchemaTableName> filterTables(SystemSecurityContext context, String catalogName, Set<SchemaTableName> tableNames)
     {
-        return filter(context.getIdentity(), "FilterTables", tableNames, name -> Resources.table(catalogName, name.getSchemaName(), name.getTableName()));
+        return filter(context.getIdentity(), TABLES, tableNames, name -> Resources.table(catalogName, name.getSchemaName(), name.getTableName()));
     }
 
     @Override
@@ -273,7 +286,10 @@ public final class PdpAccessControl
                 .getOrDefault(table.getSchemaTableName(), Set.of());
     }
 
-    /** Every table's columns in one request: one ask per table not cached, all in one body. */
+    /**
+     * Every table's columns in one request: one ask per table neither cached nor answered by a
+     * {@code FilterTables} of this revision (a listing's, just before), all in one body.
+     */
     @Override
     public Map<SchemaTableName, Set<String>> filterColumns(SystemSecurityContext context, String catalogName, Map<SchemaTableName, Set<String>> tableColumns)
     {
@@ -293,6 +309,12 @@ public final class PdpAccessControl
             String key = identity + "FilterColumns" + resource;
             if (backend.cached(key) instanceof Set<?> allowed) {
                 put(result, name, allowed);
+                continue;
+            }
+            // all of a table's columns or none, as FilterTables answers the table (sidecar/compact.py):
+            // a listing's tables were filtered just before, so their answers are at hand
+            if (backend.cached(identity + TABLES + Resources.table(catalogName, name.getSchemaName(), name.getTableName())) instanceof Boolean readable) {
+                put(result, name, readable ? Set.copyOf(columns) : Set.of());
                 continue;
             }
             missing.add(name);
@@ -542,15 +564,9 @@ public final class PdpAccessControl
         }
         if (!missing.isEmpty()) {
             PdpBackend.Answers answers = ask(identity, List.of(filterAsk(MASKS, resources)), next(identity, table, true));
-            if (!(field(answers.answers().get(0), "masks") instanceof List<?> found) || found.size() != missing.size()) {
-                throw new AccessDeniedException("the pdp sidecar's answer has no mask for each column of " + table + ": denied");
-            }
+            List<Optional<String>> found = masks(answers.answers().get(0), missing.size(), table);
             for (int i = 0; i < missing.size(); i++) {
-                Object answer = found.get(i);
-                if (answer != null && !(answer instanceof String)) {
-                    throw new AccessDeniedException("the pdp sidecar sent a mask that is not a string for " + table + "." + missing.get(i).getName() + ": denied");
-                }
-                Optional<String> mask = Optional.ofNullable((String) answer);
+                Optional<String> mask = found.get(i);
                 backend.remember(answers.revision(), identity + MASKS + resources.get(i), mask);
                 ColumnSchema column = missing.get(i);
                 mask.ifPresent(expression -> masks.put(column, expression(table, expression)));
@@ -577,10 +593,15 @@ public final class PdpAccessControl
         check(context.getIdentity(), operation, resource, target, what);
     }
 
-    /** What was asked is put into words only for a denial: most checks are allowed. */
     private void check(Identity identity, String operation, String resource, String target, Supplier<String> what)
     {
-        Decision decision = decide(identity, operation, resource, target);
+        check(identity, operation, resource, target, NOTHING_NEXT, what);
+    }
+
+    /** What was asked is put into words only for a denial: most checks are allowed. */
+    private void check(Identity identity, String operation, String resource, String target, Function<String, List<Next>> next, Supplier<String> what)
+    {
+        Decision decision = decide(identity, operation, resource, target, next);
         if (!decision.allowed()) {
             throw new AccessDeniedException("Cannot " + what.get() + ": " + decision.reason());
         }
@@ -588,12 +609,18 @@ public final class PdpAccessControl
 
     private Decision decide(Identity identity, String operation, String resource, String target)
     {
+        return decide(identity, operation, resource, target, NOTHING_NEXT);
+    }
+
+    /** A check from the cache, or asked with {@code next} (of the identity's JSON) on a miss. */
+    private Decision decide(Identity identity, String operation, String resource, String target, Function<String, List<Next>> next)
+    {
         String id = Resources.identity(identity);
         String key = key(id, operation, resource, target);
         if (backend.cached(key) instanceof Decision cached) {
             return cached;
         }
-        PdpBackend.Answers answers = backend.ask(id, List.of(key.substring(id.length())));
+        PdpBackend.Answers answers = ask(id, List.of(key.substring(id.length())), next.apply(id));
         Decision decision = decision(answers.answers().get(0));
         backend.remember(answers.revision(), key, decision);
         return decision;
@@ -602,24 +629,52 @@ public final class PdpAccessControl
     /**
      * What Trino asks next about {@code table} once its masks ({@code rowFilters}: true) or its
      * row filters were asked, where not cached: its row filters, then its catalog and its
-     * {@code SelectFromColumns} (in the keys their own calls look up).
+     * {@code SelectFromColumns} (in the keys their own calls look up); for an {@code
+     * information_schema} table, a listing, then {@code FilterCatalogs} of its catalog.
      */
     private List<Next> next(String identity, CatalogSchemaTableName table, boolean rowFilters)
     {
-        List<Next> next = new ArrayList<>(3);
+        List<Next> next = new ArrayList<>(4);
         String resource = Resources.table(table);
         if (rowFilters) {
-            missing(next, key(identity, ROW_FILTERS, resource, null), PdpAccessControl::rowFilters);
+            missing(next, identity, key(identity, ROW_FILTERS, resource, null), PdpAccessControl::rowFilters);
         }
-        missing(next, key(identity, CATALOG, Resources.catalog(table.getCatalogName()), null), PdpAccessControl::decision);
-        missing(next, key(identity, SELECT, resource, null), PdpAccessControl::decision);
+        missing(next, identity, key(identity, CATALOG, Resources.catalog(table.getCatalogName()), null), PdpAccessControl::decision);
+        missing(next, identity, key(identity, SELECT, resource, null), PdpAccessControl::decision);
+        if (table.getSchemaTableName().getSchemaName().equals(INFORMATION_SCHEMA)) {
+            String catalog = Resources.catalog(table.getCatalogName());
+            missingAsk(next, identity + CATALOGS + catalog, filterAsk(CATALOGS, List.of(catalog)), answer -> indices(answer).contains(0));
+        }
         return next;
     }
 
-    private void missing(List<Next> next, String key, Function<Object, Object> read)
+    /**
+     * What Trino asks next when a listing reads {@code table} of {@code information_schema},
+     * whose columns (all varchar in Trino 476) are {@code columns}, where not cached: the masks
+     * of its columns (one ask each, in the keys {@code getColumnMasks} looks up; a Trino with
+     * other columns makes that call ask for its own), then {@link #next}.
+     */
+    private List<Next> listing(String identity, CatalogSchemaTableName table, List<String> columns)
+    {
+        List<Next> next = new ArrayList<>(columns.size() + 4);
+        for (String column : columns) {
+            String resource = Resources.column(table, column, "varchar");
+            missingAsk(next, identity + MASKS + resource, filterAsk(MASKS, List.of(resource)), answer -> masks(answer, 1, table).getFirst());
+        }
+        next.addAll(next(identity, table, true));
+        return next;
+    }
+
+    /** A check or row filters: the ask is the key without the identity. */
+    private void missing(List<Next> next, String identity, String key, Function<Object, Object> read)
+    {
+        missingAsk(next, key, key.substring(identity.length()), read);
+    }
+
+    private void missingAsk(List<Next> next, String key, String ask, Function<Object, Object> read)
     {
         if (backend.cached(key) == null) {
-            next.add(new Next(key, read));
+            next.add(new Next(key, ask, read));
         }
     }
 
@@ -634,7 +689,7 @@ public final class PdpAccessControl
         List<String> asks = new ArrayList<>(own.size() + next.size());
         asks.addAll(own);
         for (Next ask : next) {
-            asks.add(ask.key().substring(identity.length()));
+            asks.add(ask.ask());
         }
         PdpBackend.Answers answers = backend.ask(identity, asks);
         for (int i = 0; i < next.size(); i++) {
@@ -724,6 +779,22 @@ public final class PdpAccessControl
         return new Decision(
                 field(answer, "allowed") instanceof Boolean allowed && allowed,
                 field(answer, "reason") instanceof String reason ? reason : "denied by the PDP");
+    }
+
+    /** A {@code GetColumnMask} answer: one mask (or none) for each of {@code columns} columns. */
+    private static List<Optional<String>> masks(Object answer, int columns, CatalogSchemaTableName table)
+    {
+        if (!(field(answer, "masks") instanceof List<?> found) || found.size() != columns) {
+            throw new AccessDeniedException("the pdp sidecar's answer has no mask for each column of " + table + ": denied");
+        }
+        List<Optional<String>> masks = new ArrayList<>(columns);
+        for (Object mask : found) {
+            if (mask != null && !(mask instanceof String)) {
+                throw new AccessDeniedException("the pdp sidecar sent a mask that is not a string for a column of " + table + ": denied");
+            }
+            masks.add(Optional.ofNullable((String) mask));
+        }
+        return masks;
     }
 
     private static List<String> rowFilters(Object answer)

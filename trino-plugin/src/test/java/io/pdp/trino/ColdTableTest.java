@@ -1,27 +1,22 @@
 package io.pdp.trino;
 
-import io.trino.spi.QueryId;
 import io.trino.spi.connector.CatalogSchemaTableName;
 import io.trino.spi.connector.ColumnSchema;
-import io.trino.spi.security.AccessDeniedException;
-import io.trino.spi.security.Identity;
 import io.trino.spi.security.SystemSecurityContext;
 import io.trino.spi.security.ViewExpression;
 import io.trino.spi.type.BigintType;
 import io.trino.spi.type.VarcharType;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
-import java.time.Instant;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
-import java.util.function.BooleanSupplier;
 
+import static io.pdp.trino.Plugins.eventually;
+import static io.pdp.trino.Plugins.operations;
+import static io.pdp.trino.Plugins.outcome;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -32,6 +27,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * {@code benchmarks/plugin_spi_order.py} recorded it in a real Trino (docs/trino-plugin.md).
  */
 class ColdTableTest
+        extends AgainstFakeSidecar
 {
     private static final CatalogSchemaTableName ORDERS = new CatalogSchemaTableName("memory", "sales", "orders");
     private static final CatalogSchemaTableName CUSTOMERS = new CatalogSchemaTableName("memory", "sales", "customers");
@@ -41,52 +37,17 @@ class ColdTableTest
             ColumnSchema.builder().setName("region").setType(VarcharType.VARCHAR).build(),
             ColumnSchema.builder().setName("phone").setType(VarcharType.VARCHAR).build());
 
-    private FakeSidecar sidecar;
-    private PdpAccessControl control;
-
-    @BeforeEach
-    void start()
-            throws Exception
+    @Override
+    void policy(FakeSidecar sidecar)
     {
-        sidecar = new FakeSidecar();
         sidecar.grants.addAll(Set.of("alice:orders", "alice:regions", "bob:customers"));
         sidecar.rowFilters.put("orders", List.of("region = 'emea'"));
         sidecar.masks.put("phone", "'****'");
-        control = plugin(sidecar, Map.of());
-    }
-
-    @AfterEach
-    void stop()
-    {
-        control.shutdown();
-        sidecar.close();
-    }
-
-    private static PdpAccessControl plugin(FakeSidecar sidecar, Map<String, String> extra)
-            throws InterruptedException
-    {
-        Map<String, String> properties = new HashMap<>(Map.of(
-                "pdp.sidecar-url", sidecar.url(),
-                "pdp.watch-wait-seconds", "0.2"));
-        properties.putAll(extra);
-        PdpAccessControl control = new PdpAccessControl(new PdpBackend(PdpConfig.from(properties)));
-        eventually(() -> control.backend().revision() != null);
-        return control;
     }
 
     private static SystemSecurityContext as(String user)
     {
-        return new SystemSecurityContext(Identity.forUser(user).withGroups(Set.of("staff")).build(), new QueryId("q1"), Instant.now());
-    }
-
-    private static void eventually(BooleanSupplier check)
-            throws InterruptedException
-    {
-        long deadline = System.nanoTime() + 5_000_000_000L;
-        while (!check.getAsBoolean()) {
-            assertTrue(System.nanoTime() < deadline, "not true within 5s");
-            Thread.sleep(20);
-        }
+        return Plugins.as(user, "staff");
     }
 
     /** What a table's analysis in Trino 476 asks and what the query is then allowed to see. */
@@ -136,26 +97,6 @@ class ColdTableTest
         return new Seen(masks, filters, select);
     }
 
-    private static String outcome(Runnable check)
-    {
-        try {
-            check.run();
-            return "allowed";
-        }
-        catch (AccessDeniedException e) {
-            return e.getMessage();
-        }
-    }
-
-    private static List<String> operations(String body)
-    {
-        List<String> operations = new ArrayList<>();
-        for (Object ask : (List<?>) ((Map<?, ?>) Json.parse(body)).get("asks")) {
-            operations.add((String) ((Map<?, ?>) ask).get("operation"));
-        }
-        return operations;
-    }
-
     @Test
     void aColdSelectOfATableIsOneRequestAndAWarmOneNone()
     {
@@ -195,8 +136,7 @@ class ColdTableTest
     void prefetchedAnswersAreTheOnesAskedOneByOne()
             throws Exception
     {
-        PdpAccessControl separate = plugin(sidecar, Map.of());
-        try {
+        withAnotherPlugin(Map.of(), separate -> {
             for (String user : List.of("alice", "bob", "carol")) {
                 for (CatalogSchemaTableName table : List.of(ORDERS, CUSTOMERS, REGIONS)) {
                     int before = sidecar.decisionRequests.get();
@@ -211,10 +151,7 @@ class ColdTableTest
             // masks and row filters where the user may read the table; denials where not
             assertEquals(new Seen(Map.of("phone", "'****'"), List.of("region = 'emea'"), "allowed"), oneByOne(separate, as("alice"), Set.of("id"), ORDERS));
             assertTrue(oneByOne(separate, as("bob"), Set.of("id"), ORDERS).select().contains("no policy grants bob orders"));
-        }
-        finally {
-            separate.shutdown();
-        }
+        });
     }
 
     @Test
@@ -258,15 +195,11 @@ class ColdTableTest
     void prefetchedAnswersCountAgainstTheBound()
             throws Exception
     {
-        PdpAccessControl small = plugin(sidecar, Map.of("pdp.cache-size", "10"));
-        try {
+        withAnotherPlugin(Map.of("pdp.cache-size", "10"), small -> {
             for (int t = 0; t < 20; t++) {
                 select(small, as("alice"), Set.of("id"), new CatalogSchemaTableName("memory", "sales", "t" + t));
                 assertTrue(small.backend().size() <= 10, "size " + small.backend().size());
             }
-        }
-        finally {
-            small.shutdown();
-        }
+        });
     }
 }

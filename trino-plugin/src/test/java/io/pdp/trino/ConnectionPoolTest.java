@@ -48,6 +48,38 @@ class ConnectionPoolTest
         return answer.body();
     }
 
+    /** How a server sends a raw answer (at once, a byte at a time). */
+    private interface Sender
+    {
+        void send(java.io.OutputStream out, String raw)
+                throws IOException, InterruptedException;
+    }
+
+    /** {@code raw} sent by {@code sender} as the answer to every request: read as {@code body} twice, on one kept socket. */
+    private static void assertReadWholeOnOneKeptSocket(String raw, Sender sender, String body)
+            throws Exception
+    {
+        try (ScriptedServer server = new ScriptedServer((connection, in, out) -> {
+            while (ScriptedServer.read(in) != null) {
+                sender.send(out, raw);
+            }
+        }); ConnectionPool pool = pool(server, 4)) {
+            assertEquals(body, post(pool, "{}", Duration.ofSeconds(5)));
+            assertEquals(body, post(pool, "{}", Duration.ofSeconds(5)));
+            assertEquals(1, server.accepted.get());
+        }
+    }
+
+    /** A call that fails at its deadline (long before {@link #HANG_NANOS}) and leaves no socket open. */
+    private static void assertFailsAtItsDeadline(ConnectionPool pool, byte[] body, Duration deadline)
+    {
+        long start = System.nanoTime();
+        IOException failure = assertThrows(IOException.class, () -> pool.post(body, deadline));
+        assertTrue(System.nanoTime() - start < HANG_NANOS);
+        assertEquals(SocketTimeoutException.class, failure.getClass(), failure.toString());
+        assertEquals(0, pool.open(), "a timed-out socket is closed, never reused");
+    }
+
     /** Answers every request on a connection with its own body, for as long as the client keeps it. */
     private static void echo(int connection, java.io.InputStream in, java.io.OutputStream out)
             throws IOException
@@ -130,11 +162,8 @@ class ConnectionPoolTest
             ScriptedServer.read(in);
             ScriptedServer.hold();
         }); ConnectionPool pool = pool(server, 4)) {
-            long start = System.nanoTime();
-            assertThrows(SocketTimeoutException.class, () -> post(pool, "{}", Duration.ofMillis(300)));
-            assertTrue(System.nanoTime() - start < HANG_NANOS);
-            assertEquals(0, pool.open(), "a timed-out socket is closed, never reused");
-            assertThrows(SocketTimeoutException.class, () -> post(pool, "{}", Duration.ofMillis(300)));
+            assertFailsAtItsDeadline(pool, new byte[0], Duration.ofMillis(300));
+            assertFailsAtItsDeadline(pool, new byte[0], Duration.ofMillis(300));
             assertEquals(2, server.accepted.get(), "no retry of a timeout");
         }
     }
@@ -153,10 +182,7 @@ class ConnectionPoolTest
             }
             ScriptedServer.hold();
         }); ConnectionPool pool = pool(server, 4)) {
-            long start = System.nanoTime();
-            assertThrows(SocketTimeoutException.class, () -> post(pool, "{}", Duration.ofMillis(500)));
-            assertTrue(System.nanoTime() - start < HANG_NANOS);
-            assertEquals(0, pool.open());
+            assertFailsAtItsDeadline(pool, new byte[0], Duration.ofMillis(500));
         }
     }
 
@@ -167,11 +193,7 @@ class ConnectionPoolTest
         // a body larger than both sockets' buffers blocks the write itself (SO_TIMEOUT bounds reads only)
         byte[] body = new byte[64 * 1024 * 1024];
         try (ScriptedServer server = new ScriptedServer((connection, in, out) -> ScriptedServer.hold()); ConnectionPool pool = pool(server, 4)) {
-            long start = System.nanoTime();
-            IOException failure = assertThrows(IOException.class, () -> pool.post(body, Duration.ofMillis(500)));
-            assertTrue(System.nanoTime() - start < HANG_NANOS);
-            assertEquals(SocketTimeoutException.class, failure.getClass(), failure.toString());
-            assertEquals(0, pool.open());
+            assertFailsAtItsDeadline(pool, body, Duration.ofMillis(500));
         }
     }
 
@@ -207,33 +229,19 @@ class ConnectionPoolTest
             throws Exception
     {
         // every line, and a CR apart from its LF, split across reads
-        try (ScriptedServer server = new ScriptedServer((connection, in, out) -> {
-            while (ScriptedServer.read(in) != null) {
-                for (char c : "HTTP/1.1 200 OK\r\ncontent-length: 8\r\n\r\n{\"a\":[]}".toCharArray()) {
-                    ScriptedServer.send(out, String.valueOf(c));
-                    Thread.sleep(1);
-                }
+        assertReadWholeOnOneKeptSocket("HTTP/1.1 200 OK\r\ncontent-length: 8\r\n\r\n{\"a\":[]}", (out, raw) -> {
+            for (char c : raw.toCharArray()) {
+                ScriptedServer.send(out, String.valueOf(c));
+                Thread.sleep(1);
             }
-        }); ConnectionPool pool = pool(server, 4)) {
-            assertEquals("{\"a\":[]}", post(pool, "{}", Duration.ofSeconds(5)));
-            assertEquals("{\"a\":[]}", post(pool, "{}", Duration.ofSeconds(5)));
-            assertEquals(1, server.accepted.get());
-        }
+        }, "{\"a\":[]}");
     }
 
     @Test
     void aChunkedAnswerIsReadAndItsSocketKept()
             throws Exception
     {
-        try (ScriptedServer server = new ScriptedServer((connection, in, out) -> {
-            while (ScriptedServer.read(in) != null) {
-                ScriptedServer.send(out, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;x=1\r\n{\"a\":\r\n3\r\n[1]\r\n1\r\n}\r\n0\r\n\r\n");
-            }
-        }); ConnectionPool pool = pool(server, 4)) {
-            assertEquals("{\"a\":[1]}", post(pool, "{}", SECOND));
-            assertEquals("{\"a\":[1]}", post(pool, "{}", SECOND));
-            assertEquals(1, server.accepted.get());
-        }
+        assertReadWholeOnOneKeptSocket("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;x=1\r\n{\"a\":\r\n3\r\n[1]\r\n1\r\n}\r\n0\r\n\r\n", ScriptedServer::send, "{\"a\":[1]}");
     }
 
     @Test
