@@ -17,7 +17,7 @@ from pdp.config.yamlsource import read_text
 from pdp.core.model import AccessGrantMapping, ClusterSettings, Settings, fold
 from pdp.policy.audit import audit
 from pdp.policy.builtin import builtin_masks
-from pdp.policy.model import DataSource
+from pdp.policy.model import DataSource, Technology
 from pdp.policy.snapshot import PolicySnapshot
 
 T = TypeVar("T")
@@ -183,6 +183,7 @@ def _parse_together(
 def _merged(parts: Sequence[PolicyDocuments]) -> PolicyDocuments | None:
     """The files' documents as one, or None if two define the same name."""
     docs = PolicyDocuments()
+    held: dict[str, Technology] = {}  # the connections so far, folded
     for part in parts:
         data_policies = part.masks.keys() | part.row_filters.keys()
         if (
@@ -190,12 +191,15 @@ def _merged(parts: Sequence[PolicyDocuments]) -> PolicyDocuments | None:
             or not part.users.keys().isdisjoint(docs.users)
             or not data_policies.isdisjoint(docs.masks.keys() | docs.row_filters.keys())
             or not part.builtins.keys().isdisjoint(docs.builtins)
-            or not {fold(n) for n in part.connections}.isdisjoint(map(fold, docs.connections))
+            # a connection continued in another file must keep its technology
+            or any(held.get(fold(n), t) is not t for n, t in part.connections.items())
         ):
             return None
         docs.sources += part.sources
         docs.retired += part.retired
-        docs.connections.update(part.connections)
+        for name, technology in part.connections.items():
+            if fold(name) not in held:
+                held[fold(name)] = docs.connections[name] = technology
         docs.policies.update(part.policies)
         docs.users.update(part.users)
         docs.masks.update(part.masks)

@@ -62,8 +62,9 @@ def parse_policy_file(text: str, file: str, into: PolicyDocuments) -> Collector:
     if document is None:
         return found
     top = Fields(document, file, found, SECTIONS)
+    here: set[str] = set()  # the connections of this file (folded)
     for index, item in enumerate(top.list("connections")):
-        _connection(item, f"connections[{index}]", found, into)
+        _connection(item, f"connections[{index}]", found, into, here)
     for index, item in enumerate(top.list("policies")):
         _policy(item, f"policies[{index}]", found, into)
     for index, item in enumerate(top.list("masks")):
@@ -81,15 +82,27 @@ def parse_policy_file(text: str, file: str, into: PolicyDocuments) -> Collector:
     return found
 
 
-def _connection(data: Any, where: str, found: Collector, into: PolicyDocuments) -> None:
+def _connection(
+    data: Any, where: str, found: Collector, into: PolicyDocuments, here: set[str]
+) -> None:
+    """A connection, or (in another file) more of one: a registry of many tables may be split
+    over files, by database or schema, so that a change re-parses only the file it is in."""
     f = Fields(data, where, found, ("name", "technology", "status", "databases"))
     name = f.text("name", required=True)
     technology = f.enum("technology", Technology, Technology.TRINO)
     if "technology" not in f.data:
         found.error(f.line(), f"{where}: missing required key 'technology'")
-    if fold(name) in {fold(n) for n in into.connections}:
+    held = {fold(n): t for n, t in into.connections.items()}
+    if fold(name) in here:
         found.error(f.line("name"), f"{where}: connection {name!r} is defined twice")
-    into.connections[name] = technology
+    elif fold(name) in held and held[fold(name)] is not technology:
+        found.error(
+            f.line("technology"),
+            f"{where}: connection {name!r} is {held[fold(name)].value} in another file",
+        )
+    here.add(fold(name))
+    if fold(name) not in held:
+        into.connections[name] = technology
     status = f.enum("status", Status, Status.INACTIVE)  # new objects start inactive
     for d_index, db_data in enumerate(f.list("databases")):
         d_where = f"{where}.databases[{d_index}]"

@@ -37,35 +37,60 @@ UNREAD = -1  # the registry version before the store was ever read
 SAVED_FORMAT = "pdp-store-registry/1"
 
 
-# The last registry digested and its digest: a registry is immutable, and the feed composes
-# the same one again at every policy-file edit (describing 100,000 data sources takes a while).
-_digested: tuple[StoreRegistry | None, str] = (None, "")
+# The last registry digested, its sources as sets and their sums (below): a registry is
+# immutable, and the next one differs from it by what a sync wrote, so only that is described.
+@dataclasses.dataclass(frozen=True)
+class _Digested:
+    registry: StoreRegistry
+    held: tuple[frozenset[DataSource] | None, ...]  # active, retired (None: with repeats)
+    sums: tuple[int, ...]
+    digest: str
+
+
+_digested: _Digested | None = None
+# A sum of 2,048-bit hashes: a sum modulo 2**256 could be matched by crafted table names
+# (generalized birthday); at 2,048 bits that is out of reach.
+_HASH_BYTES = 256
+_MODULUS = 1 << (8 * _HASH_BYTES)
 
 
 def registry_digest(registry: StoreRegistry) -> str:
+    """The digest of the registry's content: a multiset hash of its data sources (the sum of
+    each one's hash, so a change is digested at the cost of what it adds and drops, the rest
+    only hashed as Python objects to find it) and its connections, aliases and whether the
+    store was read at all. Equal content, equal digest, in every PDP of a pool."""
     global _digested
-    held, digest = _digested
-    if held is registry:
-        return digest
-    digest = _registry_digest(registry)
-    _digested = (registry, digest)
-    return digest
-
-
-def _registry_digest(registry: StoreRegistry) -> str:
-    digest = hashlib.sha256()
-    for label, sources in (("active", registry.sources), ("retired", registry.retired)):
-        digest.update(label.encode())
-        for line in sorted(_describe(s) for s in sources):
-            digest.update(line.encode())
-            digest.update(b"\n")
+    last = _digested
+    if last is not None and last.registry is registry:
+        return last.digest
+    held: list[frozenset[DataSource] | None] = []
+    sums: list[int] = []
+    for index, sources in enumerate((registry.sources, registry.retired)):
+        now = frozenset(sources)
+        before = last.held[index] if last is not None else None
+        if len(now) != len(sources):  # repeats count: summed whole, and not held
+            total, now_held = sum(map(_source_hash, sources)), None
+        elif last is None or before is None:
+            total, now_held = sum(map(_source_hash, sources)), now
+        else:
+            total = last.sums[index] + sum(map(_source_hash, now - before))
+            total, now_held = total - sum(map(_source_hash, before - now)), now
+        held.append(now_held)
+        sums.append(total % _MODULUS)
+    digest = hashlib.sha256(f"active {sums[0]:x}\nretired {sums[1]:x}\n".encode())
     for key, technology in sorted(registry.connections.items()):
         digest.update(f"connection\0{key}\0{technology}\n".encode())
     for legacy, key in sorted(registry.aliases.items()):
         digest.update(f"alias\0{legacy}\0{key}\n".encode())
     if not registry.known:  # the same revision would otherwise survive the store's return
         digest.update(b"unknown\n")
-    return digest.hexdigest()
+    done = _Digested(registry, tuple(held), tuple(sums), digest.hexdigest())
+    _digested = done
+    return done.digest
+
+
+def _source_hash(source: DataSource) -> int:
+    return int.from_bytes(hashlib.shake_256(_describe(source).encode()).digest(_HASH_BYTES))
 
 
 def _describe(source: DataSource) -> str:

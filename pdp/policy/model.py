@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 
 from pdp.core.datapolicy import Template
@@ -60,6 +60,32 @@ class DataSource:
     # Its Data Owners, on the table or above (the store's object permissions), as
     # ("user", name) / ("group", name): masks that exempt owners skip them.
     owners: frozenset[tuple[str, str]] = frozenset()
+    # its hash, computed at the first `hash()`: a change to a registry of 100,000 data sources
+    # finds what changed as sets, and each source is hashed for more than one of them
+    _hash: int | None = field(default=None, init=False, compare=False, repr=False)
+
+    def __hash__(self) -> int:
+        if (cached := self._hash) is None:
+            cached = hash(
+                (
+                    self.connection,
+                    self.technology,
+                    self.database,
+                    self.schema,
+                    self.name,
+                    self.type,
+                    self.tags,
+                    self.trino_catalog,
+                    self.columns,
+                    self.owners,
+                )
+            )
+            object.__setattr__(self, "_hash", cached)
+        return cached
+
+    def __reduce__(self) -> tuple[Callable[..., DataSource], tuple[object, ...]]:
+        """Pickled without its hash: another process hashes strings with another seed."""
+        return DataSource, tuple(getattr(self, f.name) for f in fields(self) if f.init)
 
     @property
     def path(self) -> str:

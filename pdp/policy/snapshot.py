@@ -302,37 +302,47 @@ class Objects:
         return frozenset(self.sources)
 
     def _patched(self, sources: tuple[DataSource, ...]) -> Objects | None:
-        before, after = self.held, set(sources)
+        """`self` patched to `sources`: only the data sources added, dropped or changed are
+        looked at (beyond hashing `sources` once to find them), the maps copied, not rebuilt."""
+        if len(self.by_path) != len(self.sources):  # a path twice: the last one won
+            return None
+        before, after = self.held, frozenset(sources)
         gone, new = before - after, after - before
-        by_path = {fold(s.path): s for s in sources}
-        if (
-            len(gone) + len(new) > PATCHED_AT_MOST
-            or len(by_path) != len(sources)  # a path twice: the last one wins, not patched
-            or len(self.by_path) != len(self.sources)
-        ):
+        if len(gone) + len(new) > PATCHED_AT_MOST:
             return None
         fresh = {fold(s.path): s for s in new}
-        paths = frozenset({fold(s.path) for s in gone} | fresh.keys())
-        tables = frozenset(k for s in (*gone, *new) if (k := s.trino_key))
-        held = self.trino_paths
-        trino_paths = {}
-        for path, source in by_path.items():
-            key = source.trino_key if path in fresh else held.get(path)
-            if key:
+        gone_paths = {fold(s.path) for s in gone}
+        by_path = dict(self.by_path)
+        trino_paths = dict(self.trino_paths)
+        for path in gone_paths - fresh.keys():
+            del by_path[path]
+            trino_paths.pop(path, None)
+        for path, source in fresh.items():
+            by_path[path] = source
+            if key := source.trino_key:
                 trino_paths[path] = key
+            else:
+                trino_paths.pop(path, None)
+        if len(by_path) != len(sources):  # a path twice: the last one wins, not patched
+            return None
+        paths = frozenset(gone_paths | fresh.keys())
+        tables = frozenset(k for s in (*gone, *new) if (k := s.trino_key))
         fresh_trino = {p: k for p, k in trino_paths.items() if k in tables}
         columns = _columns(by_path, fresh_trino)
         part = Registry.of({k for k in tables if k in fresh_trino.values()}, columns)
         change = Change(paths, fresh, _index(fresh), tables, fresh_trino)
-        return Objects(
+        owners_changed = any(s.owners for s in (*gone, *new))
+        patched = Objects(
             sources,
             by_path,
             trino_paths,
             _reindexed(self.index, self.by_path, change),
             self.tagged.patched(tables, part),
-            _owned_by(by_path, trino_paths),
+            _owned_by(by_path, trino_paths) if owners_changed else self.owned_by,
             change,
         )
+        patched.__dict__["held"] = after  # `held`, hashed once already (a cached_property)
+        return patched
 
 
 def _reindexed(index: Index, by_path: Mapping[str, DataSource], change: Change) -> Index:

@@ -180,3 +180,47 @@ def test_revision_changes_with_content_only(tmp_path):
     assert t.snapshot().revision == first
     t.write("users.yaml", "users: {new: {}}\n")
     assert t.snapshot().revision != first
+
+
+def _catalog(name: str, tables: str, technology: str = "trino") -> str:
+    return (
+        f"connections:\n  - name: big\n    technology: {technology}\n    status: active\n"
+        f"    databases:\n      - name: {name}\n        schemas:\n"
+        f"          - {{name: s, tables: [{tables}]}}\n"
+    )
+
+
+def test_a_connection_split_over_files_loads_as_one_file_and_a_bad_edit_names_its_line(
+    tmp_path,
+):
+    """A registry of many tables may be split over files by database (one connection in each),
+    each parsed again only when it changes; what loads equals the one-file form, and a bad edit
+    in one file is an error at its line, nothing applied."""
+    from pdp.config.load import PolicyReader, load_policy_inputs
+
+    one = tmp_path / "one.yaml"
+    one.write_text(_catalog("a", "t1, t2") + _catalog("b", "t3").split("databases:\n", 1)[1])
+    split = [tmp_path / "a.yaml", tmp_path / "b.yaml"]
+    split[0].write_text(_catalog("a", "t1, t2"))
+    split[1].write_text(_catalog("b", "t3"))
+    reader = PolicyReader()
+    whole = load_policy_inputs([one], None).value.compile()
+    parts = reader.load(split, None).value.compile()
+    assert set(parts.sources) == set(whole.sources) == {"big.a.s.t1", "big.a.s.t2", "big.b.s.t3"}
+    assert parts.registry.tables == whole.registry.tables
+
+    split[1].write_text(_catalog("b", "t3, t4"))  # a table added: one file parsed again
+    assert "big.b.s.t4" in reader.load(split, None).value.compile().sources
+
+    split[1].write_text(_catalog("b", "t3", technology="snowflake"))
+    with pytest.raises(ConfigError) as error:
+        reader.load(split, None)
+    (problem,) = error.value.problems
+    assert problem.file.endswith("b.yaml") and problem.line == 3
+    assert "connection 'big' is trino in another file" in problem.message
+
+    split[1].write_text(_catalog("b", "t3").replace("status: active", "status: [active"))
+    with pytest.raises(ConfigError) as error:
+        reader.load(split, None)
+    assert error.value.problems[0].file.endswith("b.yaml")
+    assert error.value.problems[0].line is not None

@@ -170,3 +170,37 @@ def test_an_unknown_store_denies_what_the_files_do_not_declare_and_has_its_own_r
     for snapshot in (unknown, empty):  # the sidecars learn it with the registry
         message = proto.registry_to_pb(snapshot.revision, snapshot.registry, snapshot.mapping)
         assert proto.registry_from_pb(message)[0] == snapshot.registry
+
+
+def test_the_store_registry_digest_patched_from_the_last_equals_a_fresh_one():
+    """The digest is computed from the last registry's by what was added and dropped: along
+    a chain of registries (tables added, dropped, retagged, retired, a table twice) each one
+    equals the digest computed afresh, and content decides it, not order or history."""
+    import dataclasses
+
+    from pdp.control import snapshot as feed
+    from pdp.policy import DataSource
+    from pdp.policy.model import Technology
+
+    def table(name: str, *tags: str) -> DataSource:
+        return DataSource("c", Technology.TRINO, "cat", "s", name, tags=frozenset(tags))
+
+    a, b, c = table("a"), table("b"), table("c", "pii")
+    chain = [
+        StoreRegistry(1, (a, b)),
+        StoreRegistry(2, (a, b, c)),  # added
+        StoreRegistry(3, (b, a, c)),  # the same content in another order
+        StoreRegistry(4, (a, table("c", "public"))),  # retagged, b dropped
+        StoreRegistry(5, (a,), retired=(b,)),  # retired
+        StoreRegistry(6, (a, a)),  # a table twice counts twice
+        StoreRegistry(7, (a,)),
+        StoreRegistry(8, (a,), known=False),
+    ]
+    patched = [feed.registry_digest(r) for r in chain]
+    fresh = []
+    for registry in chain:
+        feed._digested = None
+        fresh.append(feed.registry_digest(dataclasses.replace(registry)))
+    assert patched == fresh
+    assert patched[1] == patched[2]  # order: no change
+    assert len({patched[i] for i in (0, 1, 3, 4, 5, 6, 7)}) == 7
