@@ -38,6 +38,7 @@ import statistics
 import sys
 import tempfile
 import time
+from array import array
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -366,6 +367,109 @@ def in_process(work: Path, single: list[Body], batch: list[Body], args: argparse
     return "\n".join(lines)
 
 
+def stalls(work: Path, single: list[Body], args: argparse.Namespace) -> str:
+    """What holds one worker's event loop during a flood of new single checks (`--stalls N`):
+    the CPU time of every body's answer, of every garbage collection by generation (timed by
+    `gc.callbacks`, inside the bodies' times) and of the worker's once-a-second collector step
+    (`Frozen.tick`/`settle`, between bodies). CPU time of the loop's thread, not wall time, so
+    a loaded machine inflates these figures little; a wall-clock p99 under wrk measures its
+    queueing instead. The loop yields after every body, as it does between requests."""
+    import asyncio
+    import gc
+
+    from sidecar.app import ENDPOINTS, Sidecar
+    from sidecar.config import load_sidecar_config
+
+    count = iter(range(10**9))
+    collections: list[tuple[int, float]] = []  # (generation, CPU seconds)
+    steps: list[tuple[str, float]] = []  # ("tick" or "settle", CPU seconds)
+    started = [0.0]
+
+    def on_gc(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            started[0] = time.thread_time()
+        else:
+            collections.append((info["generation"], time.thread_time() - started[0]))
+
+    def timed_step(name: str, step: Any) -> Any:
+        def wrapper(*a: Any) -> Any:
+            start = time.thread_time()
+            try:
+                return step(*a)
+            finally:
+                steps.append((name, time.thread_time() - start))
+
+        return wrapper
+
+    def query_id(body: bytes) -> bytes:
+        return body.replace(
+            generate.QID.encode(), f"20261207_000000_{next(count):05d}_bench".encode()
+        )
+
+    async def answer(sidecar: Sidecar, body: bytes) -> bytes:
+        found = sidecar.answer_from_memory("allow", body)
+        return await ENDPOINTS["allow"](sidecar, body) if found is None else found
+
+    async def main_() -> array[float]:
+        sidecar = await Sidecar.start(load_sidecar_config(work / "sidecar.yaml"))
+        try:
+            for _ in range(1200):
+                if sidecar.answers.revision is not None and not sidecar.answers.away:
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                raise SystemExit("the PDP did not answer within 120 s")
+            for b in single:  # every user's view; every answer the world's
+                got = orjson.loads(await answer(sidecar, query_id(seen(b.template))))["result"]
+                if got != b.expected:
+                    raise SystemExit(f"answered {got!r}, the world says {b.expected!r}")
+            frozen = sidecar._frozen
+            frozen.tick = timed_step("tick", frozen.tick)  # type: ignore[method-assign]
+            frozen.settle = timed_step("settle", frozen.settle)  # type: ignore[method-assign]
+            # made as they are sent, and their times in an array: a list of the bodies (or of
+            # float objects) would add a million references to every full collection's walk
+            flood = islice(
+                (new(b.template, v) for v in range(1, CHECK_VARIANT) for b in single), args.stalls
+            )
+            per_body = array("d")
+            gc.callbacks.append(on_gc)
+            try:
+                for body in flood:
+                    body = query_id(body)
+                    start = time.thread_time()
+                    await answer(sidecar, body)
+                    per_body.append(time.thread_time() - start)
+                    await asyncio.sleep(0)
+            finally:
+                gc.callbacks.remove(on_gc)
+            return per_body
+        finally:
+            await sidecar.stop()
+
+    per_body = sorted(asyncio.run(main_()))
+    ms = 1e3
+
+    def at(q: float) -> float:
+        return per_body[min(len(per_body) - 1, int(q * len(per_body)))] * ms
+
+    lines = [
+        f"{len(per_body):,} new single checks, CPU per body, ms: p50 {at(0.5):.3f}, "
+        f"p99 {at(0.99):.3f}, p99.9 {at(0.999):.3f}, max {per_body[-1] * ms:.1f}; "
+        f"over 1 ms {sum(t > 1e-3 for t in per_body)}, over 5 ms {sum(t > 5e-3 for t in per_body)}",
+        "",
+        "| what | count | total ms | max ms | over 1 ms | over 5 ms |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    groups = [(f"gc generation {g}", [s for gen, s in collections if gen == g]) for g in range(3)]
+    groups += [(name, [s for n, s in steps if n == name]) for name in ("tick", "settle")]
+    for label, times in groups:
+        lines.append(
+            f"| {label} | {len(times)} | {sum(times) * ms:.1f} | {max(times, default=0) * ms:.1f} "
+            f"| {sum(t > 1e-3 for t in times)} | {sum(t > 5e-3 for t in times)} |"
+        )
+    return "\n".join(lines)
+
+
 # --- report ---------------------------------------------------------------------------------
 
 
@@ -440,7 +544,10 @@ def in_process_main(args: argparse.Namespace) -> int:
             print(
                 f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, load {os.getloadavg()}", file=sys.stderr
             )
-            print(in_process(work, single, batch, args))
+            if args.stalls:
+                print(stalls(work, single, args))
+            else:
+                print(in_process(work, single, batch, args))
             print(
                 f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, load {os.getloadavg()}", file=sys.stderr
             )
@@ -469,6 +576,12 @@ def main() -> int:
     parser.add_argument("--singles", type=int, default=60_000, help="--in-process: single checks")
     parser.add_argument("--batches", type=int, default=3_000, help="--in-process: batches")
     parser.add_argument("--profile", type=Path, help="--in-process: cProfile of the new bodies")
+    parser.add_argument(
+        "--stalls",
+        type=int,
+        metavar="N",
+        help="--in-process: instead, what holds the worker during N new single checks",
+    )
     args = parser.parse_args()
     if args.in_process:
         return in_process_main(args)

@@ -538,8 +538,8 @@ class Sidecar:
             if self.answers.revision != revision:
                 revision, self._revision_since = self.answers.revision, time.monotonic()
                 self._frozen.settle()  # the new revision's registry, the old one's dropped
-            else:
-                self._frozen.tick(self._turns.in_progress > 0)
+            else:  # a settle for growth waits for a quiet second (sidecar/collector.py)
+                self._frozen.tick(self._turns.in_progress > 0, self.stats.responses())
             with contextlib.suppress(OSError):
                 self.stats.save(self._metrics_dir)
             await asyncio.sleep(1)

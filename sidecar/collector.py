@@ -13,8 +13,16 @@ decision cache meanwhile), at the start of each slice of a batch's turn (sidecar
 right after a large body is parsed. A frozen object is still freed as soon as nothing refers to
 it; only a reference cycle that turns to garbage while frozen waits, for the next `settle`
 (unfreeze, one full collection, freeze again). That runs when the worker's allocated memory
-blocks have doubled since the last one, once no batch is in progress (or after SETTLE_SECONDS
-regardless), so what waits there is bounded by the worker's live state.
+blocks have doubled since the last one, once the worker is quiet: no batch in progress and no
+request answered since the last tick (or after SETTLE_SECONDS regardless), so what waits there
+is bounded by the worker's live state.
+
+Why quiet: a settle walks every container's references, in use or not: with caches filled by
+bodies never seen, 55-70 ms in which the worker answers nothing, and the caches filling from
+empty double the blocks two or three times. Settled as they grew, those pauses were the tail
+of a flood of new bodies (measured in-process: benchmarks/unseen_bodies.py --stalls; p99 of
+8-44 ms where the median was under 1 ms). Under traffic that never pauses, a settle waits
+at most SETTLE_SECONDS: one such pause per 10 minutes is below any percentile that matters.
 
 Not the frozen objects' count: counting them walks every one (CPython keeps no count), with a
 full decision cache a million objects and 0.1 s in which nothing else runs; it was looked at
@@ -39,10 +47,10 @@ SETTLE_SECONDS = 600.0  # past this since the last settle, a batch in progress d
 
 class Frozen:
     """When to settle: the allocated blocks after the last settle, and its time; the frozen
-    objects then (`count`)."""
+    objects then (`count`); the requests answered at the last tick."""
 
     def __init__(self) -> None:
-        self.blocks, self.at, self.count = 0, 0.0, 0
+        self.blocks, self.at, self.count, self.answered = 0, 0.0, 0, 0
 
     def settle(self) -> None:
         gc.unfreeze()
@@ -51,15 +59,19 @@ class Frozen:
         self.count = gc.get_freeze_count()
         self.blocks, self.at = sys.getallocatedblocks(), time.monotonic()
 
-    def tick(self, batches_in_progress: bool) -> bool:
-        """Once a second: freeze what is alive, and settle if the worker has grown."""
+    def tick(self, batches_in_progress: bool, answered: int) -> bool:
+        """Once a second: freeze what is alive, and settle if the worker has grown and is
+        quiet (no batch in progress, and `answered`, its count of requests answered, the same
+        as at the last tick)."""
         gc.freeze()
-        return self.settle_if_grown(batches_in_progress)
+        busy = batches_in_progress or answered != self.answered
+        self.answered = answered
+        return self.settle_if_grown(busy)
 
-    def settle_if_grown(self, batches_in_progress: bool) -> bool:
+    def settle_if_grown(self, busy: bool) -> bool:
         if sys.getallocatedblocks() <= GROWTH * self.blocks:
             return False
-        if batches_in_progress and time.monotonic() - self.at < SETTLE_SECONDS:
+        if busy and time.monotonic() - self.at < SETTLE_SECONDS:
             return False
         self.settle()
         return True

@@ -51,6 +51,10 @@ class WorkerStats:
         row[bisect.bisect_left(BUCKETS, seconds)] += 1
         row[-1] += seconds
 
+    def responses(self) -> int:
+        """How many requests this worker has answered."""
+        return sum(int(n) for row in self._answered.values() for n in row[:-1])
+
     def snapshot(self) -> dict[str, Any]:
         latency: dict[str, list[int]] = {}  # endpoint -> responses per bucket, all statuses
         latency_sum: defaultdict[str, float] = defaultdict(float)

@@ -1,7 +1,8 @@
 """The worker's long-lived objects stay out of garbage collections (sidecar/collector.py): a
 large body is parsed without starting one and into frozen objects, a batch's slice starts with
 everything alive frozen, and a reference cycle that turns to garbage while frozen is reclaimed
-by the next settle, which waits for the batches in progress unless overdue."""
+by the next settle, which waits for a quiet worker (no batch in progress, no request
+answered since the last tick) unless overdue."""
 
 from __future__ import annotations
 
@@ -114,13 +115,32 @@ def test_a_frozen_cycle_turned_garbage_is_reclaimed_by_the_next_settle():
 def test_settle_waits_for_growth_and_for_batches_unless_overdue(monkeypatch):
     frozen = Frozen()
     frozen.settle()
-    assert frozen.settle_if_grown(batches_in_progress=False) is False  # nothing new
+    assert frozen.settle_if_grown(busy=False) is False  # nothing new
     kept = [[i] for i in range(frozen.blocks + 1)]  # more than doubles the allocated blocks
     gc.freeze()
-    assert frozen.settle_if_grown(batches_in_progress=True) is False
+    assert frozen.settle_if_grown(busy=True) is False
     monkeypatch.setattr(collector, "SETTLE_SECONDS", 0.0)
-    assert frozen.settle_if_grown(batches_in_progress=True) is True
+    assert frozen.settle_if_grown(busy=True) is True
     assert frozen.count >= len(kept)
+
+
+def test_a_settle_for_growth_waits_for_a_second_without_requests(monkeypatch):
+    """A settle pauses the worker for as long as its full collection walks every container
+    (55-70 ms with caches filled by new bodies): while requests are answered it waits, for a
+    tick that saw none (or SETTLE_SECONDS), so a flood of new bodies is not paused by the
+    caches it fills."""
+    frozen = Frozen()
+    frozen.settle()
+    kept = [[i] for i in range(frozen.blocks + 1)]  # more than doubles the allocated blocks
+    assert frozen.tick(batches_in_progress=False, answered=500) is False  # answering
+    assert frozen.tick(batches_in_progress=False, answered=9_000) is False  # still answering
+    assert frozen.tick(batches_in_progress=True, answered=9_000) is False  # a batch's turns
+    assert frozen.tick(batches_in_progress=False, answered=9_000) is True  # a quiet second
+    assert frozen.count >= len(kept)
+    more = [[i] for i in range(2 * frozen.blocks + 1)]
+    monkeypatch.setattr(collector, "SETTLE_SECONDS", 0.0)
+    assert frozen.tick(batches_in_progress=False, answered=20_000) is True  # overdue
+    assert frozen.count >= len(more)
 
 
 def test_a_tick_never_counts_the_frozen_objects(monkeypatch):
@@ -132,7 +152,7 @@ def test_a_tick_never_counts_the_frozen_objects(monkeypatch):
     real = gc.get_freeze_count
     monkeypatch.setattr(gc, "get_freeze_count", lambda: counts.append(1) or real())
     for _ in range(10):
-        frozen.tick(batches_in_progress=False)
+        frozen.tick(batches_in_progress=False, answered=0)
     assert counts == []
     frozen.settle()
     assert len(counts) == 1
@@ -145,7 +165,7 @@ def test_a_tick_freezes_what_lives():
     frozen.settle()
     kept = [[i] for i in range(10_000)]
     before = gc.get_freeze_count()
-    frozen.tick(batches_in_progress=False)
+    frozen.tick(batches_in_progress=False, answered=0)
     assert gc.get_freeze_count() >= before + len(kept)
 
 
