@@ -93,6 +93,37 @@ class SnapshotLoader:
         return Loaded(self.last, loaded.warnings)
 
 
+# the files a `policyFiles` entry naming a directory stands for (hidden files are skipped:
+# editors' lock files, a Kubernetes ConfigMap's `..data`)
+POLICY_FILE_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def files_in(directory: Path) -> list[Path]:
+    """The policy files of `directory`, sorted by name (not its subdirectories')."""
+    return sorted(
+        p
+        for p in directory.iterdir()
+        if p.suffix in POLICY_FILE_SUFFIXES and not p.name.startswith(".") and p.is_file()
+    )
+
+
+def policy_paths(entries: Sequence[Path]) -> list[Path]:
+    """The `policyFiles` entries with each directory replaced by its files, read at every load
+    so a file added to the directory is loaded. A directory with none is an error."""
+    paths: list[Path] = []
+    for entry in entries:
+        if not entry.is_dir():
+            paths.append(entry)
+        elif found := files_in(entry):
+            paths += found
+        else:
+            raise ConfigError([Problem(str(entry), None, NO_POLICY_FILES)])
+    return paths
+
+
+NO_POLICY_FILES = "a directory with no policy file (*.yaml, *.yml or *.json) in it"
+
+
 def load_policy_inputs(files: Sequence[Path], mapping_file: Path | None) -> Loaded[PolicyInputs]:
     """The policy files and the mapping, parsed and validated (see `load_snapshot`)."""
     return PolicyReader().load(files, mapping_file)
@@ -120,7 +151,8 @@ class PolicyReader:
         # the data sources checked for duplicates: the digests of the files defining them
         self._checked: tuple[tuple[object, ...], list[Problem]] = ((), [])
 
-    def load(self, files: Sequence[Path], mapping_file: Path | None) -> Loaded[PolicyInputs]:
+    def load(self, entries: Sequence[Path], mapping_file: Path | None) -> Loaded[PolicyInputs]:
+        files = policy_paths(entries)
         digest = hashlib.sha256()
         texts = []
         for path in files:
