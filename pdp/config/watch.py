@@ -182,14 +182,17 @@ def _with_files(paths: Sequence[Path]) -> list[Path]:
 def _directories(paths: Sequence[Path]) -> tuple[Path, ...]:
     """Where a change to `paths` shows: each file's directory (editors and ConfigMap swaps
     rename a new file into place), for a symbolic link its target's directory, and a
-    directory itself (a file added to it)."""
+    directory itself (a file added to it) with the targets' directories of its links."""
     found: set[Path] = set()
-    for path in _with_files(paths):
+    for path in paths:
         for candidate in (Path(os.path.abspath(path)), Path(os.path.realpath(path))):
             if candidate.is_dir():
                 found.add(candidate)
             if candidate.parent.is_dir():
                 found.add(candidate.parent)
+        with contextlib.suppress(OSError):  # not a directory, or gone
+            links = [f for f in files_in(path) if f.is_symlink()] if path.is_dir() else []
+            found.update(Path(os.path.realpath(f)).parent for f in links)
     return tuple(sorted(found))
 
 
