@@ -137,6 +137,7 @@ class _Parsed:
     documents: PolicyDocuments
     errors: tuple[Problem, ...]
     warnings: tuple[Problem, ...]
+    folded: frozenset[str]  # the paths of its data sources, folded
 
 
 class PolicyReader:
@@ -184,7 +185,12 @@ class PolicyReader:
     ) -> list[Problem]:
         key = (*files, *(p.digest for p in parsed if p.documents.sources))
         if key != self._checked[0]:
-            self._checked = (key, _duplicate_sources(docs, files))
+            parts = list(parsed)
+            # the parts' folded paths, kept from each parse, tell in one union whether any
+            # path repeats; only then are the 100,000 sources walked for the error's words
+            held = frozenset[str]().union(*(p.folded for p in parts))
+            repeated = len(held) != sum(len(p.documents.sources) for p in parts)
+            self._checked = (key, _duplicate_sources(docs, files) if repeated else [])
         return self._checked[1]
 
     def _parse(self, path: Path, text: str) -> _Parsed:
@@ -192,7 +198,8 @@ class PolicyReader:
         if (held := self._parsed.get(path)) is not None and held.digest == key:
             return held
         docs, errors, warnings = _parse_together([path], [text])
-        return _Parsed(key, docs, tuple(errors), tuple(warnings))
+        folded = frozenset(fold(s.path) for s in docs.sources)
+        return _Parsed(key, docs, tuple(errors), tuple(warnings), folded)
 
 
 def _parse_together(

@@ -161,3 +161,24 @@ async def test_the_watcher_sees_a_file_added_to_the_directory(tmp_path):
         await until(
             lambda: "trino-prod.hive.ops.jobs" in paths(watched.current), lambda: touch(added)
         )
+
+
+def test_a_table_listed_in_two_files_of_the_directory_is_an_error_after_a_good_load(tmp_path):
+    watched, _, registry = watched_split(tmp_path)
+    good = watched.current
+    (registry / "hive.sales2.yaml").write_text(schema_file("SALES", "Orders"))  # case folded
+    assert not watched.check()
+    assert watched.current is good
+    assert [p.message for p in watched.rejected] == [
+        "data source 'trino-prod.hive.SALES.Orders' is defined twice "
+        "(names are compared case-insensitively)"
+    ]
+    (registry / "hive.sales2.yaml").write_text(schema_file("sales2", "orders"))
+    assert watched.check()
+
+
+def test_a_table_listed_twice_in_one_file_is_an_error(tmp_path):
+    registry, rest = split_tree(tmp_path)
+    (registry / "hive.hr.yaml").write_text(schema_file("hr", "staff", "Staff"))
+    with pytest.raises(ConfigError, match=r"'trino-prod\.hive\.hr\.Staff' is defined twice"):
+        load_snapshot([registry, *rest], None)
