@@ -8,6 +8,7 @@ asked again afterwards).
     .venv/bin/python benchmarks/change_cost.py --before /tmp/before   # ... beside it
     .venv/bin/python benchmarks/change_cost.py --json --profile       # where the CPU goes
     .venv/bin/python benchmarks/change_cost.py --store --before /tmp/before
+    .venv/bin/python benchmarks/change_cost.py --one-registry-file    # the registry unsplit
 
 With `--store` the tables come from the store, as object sync writes them: the registry is
 given to the PDP's composition (`pdp.control.snapshot`) as the store's part, and each table
@@ -21,7 +22,10 @@ when a policy file changes (`pdp.service.reload._policy_loader`), then `Revision
 (the revision's delta) and the delta's encoding for the watch stream. The changes are
 `revision_delta.py`'s, made one after another: a policy granting one more schema to a group of
 about 1 % of the users (policies file); 100 tables added to one schema and then up to 100 of
-one schema dropped (registry file, as object sync would find them). CPU seconds
+one schema dropped, as object sync would find them: the world's registry is split by schema
+(`registry/`, one `policyFiles` entry), so each rewrites that schema's one file, the only file
+parsed again; with `--one-registry-file` (needed by a `--before` tree older than
+directory entries) the registry is one file, rewritten and parsed again whole. CPU seconds
 (`time.process_time`) are the figure: wall time grows with whatever else the machine runs.
 """
 
@@ -163,17 +167,19 @@ def changes(
         else:
             scale_world.write_policies(w.policies, policies)
 
-    def write_registry(w: scale_world.World) -> None:
-        if as_json:
-            registry.write_text(json.dumps(scale_world.registry_document(w)))
-        else:
-            scale_world.write_registry(w, registry)
+    def write_registry(w: scale_world.World, changed: list[scale_world.Table]) -> None:
+        """The one schema file object sync would touch (or the one registry file, whole)."""
+        only = (changed[0].catalog, changed[0].schema)
+        scale_world.write_registry(w, registry, as_json=as_json, only=only)
 
     members = len(changed.members(group))
     return [
         (f"policy for a group of {members} users", lambda: write_policies(changed)),
-        (f"{len(added)} tables added to one schema", lambda: write_registry(grown)),
-        (f"{len(dropped)} tables of one schema dropped", lambda: write_registry(shrunk)),
+        (f"{len(added)} tables added to one schema", lambda: write_registry(grown, added)),
+        (
+            f"{len(dropped)} tables of one schema dropped",
+            lambda: write_registry(shrunk, dropped),
+        ),
     ]
 
 
@@ -181,7 +187,9 @@ def measure(tree: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
     work = Path(tempfile.mkdtemp(prefix="pdp-change-"))
     try:
         world = scale_world.build_world(scale=args.scale)
-        files = scale_world.write_world(world, work, as_json=args.json)
+        files = scale_world.write_world(
+            world, work, as_json=args.json, one_registry_file=args.one_registry_file
+        )
         command = [sys.executable, str(HERE / "change_cost.py"), "--child", str(files.pdp)]
         command += ["--scale", str(args.scale), *(["--json"] if args.json else [])]
         command += ["--profile"] if args.profile else []
@@ -223,6 +231,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", type=float, default=1.0, help="of scale_world's world")
     parser.add_argument("--json", action="store_true", help="registry, policies, users as JSON")
+    parser.add_argument(
+        "--one-registry-file", action="store_true", help="the registry as one file, not split"
+    )
     parser.add_argument("--before", type=Path, help="a source tree to measure beside this one")
     parser.add_argument("--profile", action="store_true", help="cProfile each change (stderr)")
     parser.add_argument("--store", action="store_true", help="the tables as the store's part")

@@ -6,14 +6,17 @@ when a revision arrives, while 2,000 active users send checks at a steady rate.
     .venv/bin/python benchmarks/revision_delta.py --scale 0.1 --before /tmp/before  # ... beside it
 
 The world is `scale_world.py`'s (`--scale 1`: 10,000 users, 100,000 tables; the policy files
-and registry file `pdp up` loads, with a sidecar of 2 workers). Per tree, `pdp up` is started
+and the registry split by schema, `registry/`, that `pdp up` loads, with a sidecar of 2
+workers; `--one-registry-file`: the registry as one file, as a `--before` tree older than
+directory entries needs). Per tree, `pdp up` is started
 afresh, every active user's checks are asked until both workers hold their views, then the
 load runs (`--rate` checks a second over 8 connections, each a SelectFromColumns of one of the
 user's tables, a fresh queryId each) and three changes are made, one after another:
 
 1. a policy granting one more schema to a group of about 1 % of the users (policies.yaml);
-2. 100 tables added to one schema, as object sync finds them (registry.yaml);
-3. up to 100 tables of one schema dropped (registry.yaml; a small world's schemas hold fewer).
+2. 100 tables added to one schema, as object sync finds them (that schema's file in registry/,
+   the only file the PDP parses again; or the one registry file, rewritten whole);
+3. up to 100 tables of one schema dropped (the same; a small world's schemas hold fewer).
 
 For each: how many views the workers held before, the fewest they held while the change went
 through (a full flush drops to zero, then refills), the PDP process's CPU seconds over the
@@ -61,6 +64,9 @@ def main() -> int:
     parser.add_argument("--steady", type=float, default=6.0, help="seconds of the steady window")
     parser.add_argument("--window", type=float, default=8.0, help="seconds after each change")
     parser.add_argument("--before", type=Path, help="a source tree to measure beside this one")
+    parser.add_argument(
+        "--one-registry-file", action="store_true", help="the registry as one file, not split"
+    )
     args = parser.parse_args()
     trees = {"after": run.REPO, **({"before": args.before.resolve()} if args.before else {})}
     results = {}
@@ -74,7 +80,9 @@ def one_tree(tree: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
     work = Path(tempfile.mkdtemp(prefix="pdp-delta-"))
     world = scale_world.build_world(scale=args.scale)
     port = run.free_port()
-    files = scale_world.write_world(world, work, port, run.free_port())
+    files = scale_world.write_world(
+        world, work, port, run.free_port(), one_registry_file=args.one_registry_file
+    )
     rnd = random.Random(26)
     checks = active_checks(world, rnd)
     try:
@@ -92,6 +100,11 @@ def one_tree(tree: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
                 grown = scale_world.with_tables(changed, added=added)
                 dropped = scale_world.schema_tables(grown, rnd)
                 shrunk = scale_world.with_tables(grown, dropped=dropped)
+
+                def write_schema(w: scale_world.World, changed: list[scale_world.Table]) -> None:
+                    only = (changed[0].catalog, changed[0].schema)
+                    scale_world.write_registry(w, files.registry, only=only)
+
                 changes: list[tuple[str, Callable[[], None]]] = [
                     (
                         f"policy for group {group} ({len(changed.members(group))} users)",
@@ -99,11 +112,11 @@ def one_tree(tree: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
                     ),
                     (
                         f"{len(added)} tables added to one schema",
-                        lambda: scale_world.write_registry(grown, files.registry),
+                        lambda: write_schema(grown, added),
                     ),
                     (
                         f"{len(dropped)} tables of one schema dropped",
-                        lambda: scale_world.write_registry(shrunk, files.registry),
+                        lambda: write_schema(shrunk, dropped),
                     ),
                 ]
                 rows = []

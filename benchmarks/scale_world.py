@@ -1,12 +1,16 @@
 """The world of the scale benchmarks (issue 26): a 10,000-person company's configuration.
 
 `python benchmarks/scale_world.py DIR [--scale F] [--seed N]` writes into DIR the files `pdp up`
-loads: `pdp.yaml`, `registry.yaml`, `policies.yaml`, `users.yaml`, `access-grant-mapping.yaml`,
-`cluster.properties` and `sidecar.yaml`; with `--json`, the three big files (`registry.json`,
-`policies.json`, `users.json`) as JSON instead. YAML is the default: the world as an operator
-writes it, and the figures of the earlier benchmarks; JSON is how an export of 100,000 tables
-would be written, and the PDP reads it about 30 times faster (docs/policy-format.md), so both
-are measured (benchmarks/RESULTS.md, "Scale world"). At `--scale 1`:
+loads: `pdp.yaml`, `registry/` (one file per schema, `hive00.s0000.yaml`..., named as one
+`policyFiles` entry: what object sync changes in one schema is one small file to parse again),
+`policies.yaml`, `users.yaml`, `access-grant-mapping.yaml`, `cluster.properties` and
+`sidecar.yaml`; with `--json`, the three big ones (`registry/*.json`, `policies.json`,
+`users.json`) as JSON instead; with `--one-registry-file`, the registry as one file
+(`registry.yaml`), the form a PDP without directory entries reads. YAML is the default: the
+world as an operator writes it, and the figures of the earlier benchmarks; JSON is how an
+export of 100,000 tables would be written, and the PDP reads it about 30 times faster
+(docs/policy-format.md), so both are measured (benchmarks/RESULTS.md, "Scale world").
+At `--scale 1`:
 
 * 100,000 tables in 1,000 schemas (100 tables each) of 10 catalogs of one Trino connection,
   5 to 20 columns each (PII columns tagged `PII.Email`, `PII.Phone`...), tables tagged with
@@ -414,7 +418,7 @@ class WorldFiles:
     directory: Path
     pdp: Path  # pdp.yaml: `pdp up --config`, `pdp serve --config`
     sidecar: Path  # sidecar.yaml: `pdp up --sidecar-config`
-    registry: Path
+    registry: Path  # the directory registry/ (one file per schema), or the one registry file
     policies: Path
     users: Path
     mapping: Path
@@ -422,7 +426,7 @@ class WorldFiles:
 
     @property
     def policy_files(self) -> list[Path]:
-        """`policyFiles` of pdp.yaml, in order."""
+        """`policyFiles` of pdp.yaml, in order (the registry's directory as one entry)."""
         return [self.registry, self.policies, self.users]
 
 
@@ -433,16 +437,19 @@ def write_world(
     pdp_port: int = 50051,
     *,
     as_json: bool = False,
+    one_registry_file: bool = False,
 ) -> WorldFiles:
     """The world's configuration files in `out` (created if needed), block-style YAML as an
-    operator writes them; the registry, policies and users as JSON if `as_json`."""
+    operator writes them; the registry, policies and users as JSON if `as_json`. The registry
+    is split by schema into registry/ (named as one `policyFiles` entry), or written as one
+    file if `one_registry_file` (the form a PDP without directory entries reads)."""
     out.mkdir(parents=True, exist_ok=True)
     big = ".json" if as_json else ".yaml"
     files = WorldFiles(
         out,
         out / "pdp.yaml",
         out / "sidecar.yaml",
-        out / f"registry{big}",
+        out / (f"registry{big}" if one_registry_file else "registry"),
         out / f"policies{big}",
         out / f"users{big}",
         out / "access-grant-mapping.yaml",
@@ -451,12 +458,11 @@ def write_world(
     users = {
         u.name: {"groups": list(u.groups), "attributes": dict(u.attributes)} for u in world.users
     }
+    write_registry(world, files.registry, as_json=as_json)
     if as_json:
-        files.registry.write_bytes(orjson.dumps(registry_document(world), option=_INDENT))
         files.policies.write_bytes(orjson.dumps({"policies": world.policies}, option=_INDENT))
         files.users.write_bytes(orjson.dumps({"users": users}, option=_INDENT))
     else:
-        write_registry(world, files.registry)
         write_policies(world.policies, files.policies)
         _dump(files.users, {"users": users})
     _dump(files.mapping, {"accessGrantMapping": {"WRITE": ["READ", "WRITE"], "READ": ["READ"]}})
@@ -488,13 +494,53 @@ def write_world(
     return files
 
 
+def write_registry(
+    world: World,
+    registry: Path,
+    *,
+    as_json: bool = False,
+    only: tuple[str, str] | None = None,
+) -> None:
+    """The registry: into the directory `registry` one file per schema (`catalog.schema.yaml`,
+    or `.json`), or the one file `registry` when its name has a suffix. `only` (a catalog and a
+    schema) writes only that schema's file, as object sync changing one schema would: the file
+    is removed if the schema has no table left. The one file is always written whole."""
+    grouped: dict[tuple[str, str], list[Table]] = {}
+    for t in world.tables:  # added tables may come last: group them with their schema
+        grouped.setdefault((t.catalog, t.schema), []).append(t)
+    if registry.suffix:
+        _write_registry_file(world.tables, registry, as_json)
+        return
+    registry.mkdir(exist_ok=True)
+    suffix = ".json" if as_json else ".yaml"
+    wanted = [only] if only else list(grouped)
+    for catalog, schema in wanted:
+        path = registry / f"{catalog}.{schema}{suffix}"
+        if tables := grouped.get((catalog, schema)):
+            _write_registry_file(tables, path, as_json)
+        else:
+            path.unlink(missing_ok=True)
+    if only is None:  # a directory written before: its schemas gone since are removed
+        for stale in set(registry.glob(f"*{suffix}")) - {
+            registry / f"{c}.{s}{suffix}" for c, s in grouped
+        }:
+            stale.unlink()
+
+
+def _write_registry_file(tables: Iterable[Table], path: Path, as_json: bool) -> None:
+    if as_json:
+        path.write_bytes(orjson.dumps(registry_document(tables), option=_INDENT))
+    else:
+        path.write_text(_registry_yaml(tables))
+
+
 _INDENT = orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE
 
 
-def registry_document(world: World) -> dict[str, Any]:
-    """The registry as a document (what registry.yaml holds), for JSON."""
+def registry_document(tables: Iterable[Table]) -> dict[str, Any]:
+    """The registry of `tables` as a document (what a registry file holds), for JSON."""
     databases: dict[str, dict[str, list[Any]]] = {}
-    for t in world.tables:  # added tables may come last: group them with their schema
+    for t in tables:
         entry: dict[str, Any] = {"name": t.name}
         if t.tags:
             entry["tags"] = list(t.tags)
@@ -518,9 +564,9 @@ def registry_document(world: World) -> dict[str, Any]:
     return {"connections": [connection]}
 
 
-def write_registry(world: World, path: Path) -> None:
-    """registry.yaml, written line by line (PyYAML's representer takes seconds for 100,000
-    tables; every name here is a plain identifier, safe unquoted)."""
+def _registry_yaml(tables: Iterable[Table]) -> str:
+    """A registry file's YAML, written line by line (PyYAML's representer takes seconds for
+    100,000 tables; every name here is a plain identifier, safe unquoted)."""
     lines = [
         "connections:",
         f"  - name: {CONNECTION}",
@@ -529,14 +575,14 @@ def write_registry(world: World, path: Path) -> None:
         "    databases:",
     ]
     grouped: dict[str, dict[str, list[Table]]] = {}
-    for t in world.tables:  # added tables may come last: group them with their schema
+    for t in tables:  # added tables may come last: group them with their schema
         grouped.setdefault(t.catalog, {}).setdefault(t.schema, []).append(t)
     for catalog, schemas in grouped.items():
         lines += [f"      - name: {catalog}", "        schemas:"]
-        for schema, tables in schemas.items():
+        for schema, in_schema in schemas.items():
             lines += [f"          - name: {schema}", "            tables:"]
-            lines += [line for t in tables for line in _table_lines(t)]
-    path.write_text("\n".join(lines) + "\n")
+            lines += [line for t in in_schema for line in _table_lines(t)]
+    return "\n".join(lines) + "\n"
 
 
 def _table_lines(t: Table) -> list[str]:
@@ -643,9 +689,19 @@ def main() -> None:
     parser.add_argument("--sidecar-port", type=int, default=8181)
     parser.add_argument("--pdp-port", type=int, default=50051)
     parser.add_argument("--json", action="store_true", help="registry, policies, users as JSON")
+    parser.add_argument(
+        "--one-registry-file", action="store_true", help="the registry as one file, not split"
+    )
     args = parser.parse_args()
     world = build_world(args.seed, args.scale)
-    write_world(world, args.out, args.sidecar_port, args.pdp_port, as_json=args.json)
+    write_world(
+        world,
+        args.out,
+        args.sidecar_port,
+        args.pdp_port,
+        as_json=args.json,
+        one_registry_file=args.one_registry_file,
+    )
     print(f"wrote {args.out}: {stats(world)}")
 
 

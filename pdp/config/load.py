@@ -93,6 +93,37 @@ class SnapshotLoader:
         return Loaded(self.last, loaded.warnings)
 
 
+# the files a `policyFiles` entry naming a directory stands for (hidden files are skipped:
+# editors' lock files, a Kubernetes ConfigMap's `..data`)
+POLICY_FILE_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def files_in(directory: Path) -> list[Path]:
+    """The policy files of `directory`, sorted by name (not its subdirectories')."""
+    return sorted(
+        p
+        for p in directory.iterdir()
+        if p.suffix in POLICY_FILE_SUFFIXES and not p.name.startswith(".") and p.is_file()
+    )
+
+
+def policy_paths(entries: Sequence[Path]) -> list[Path]:
+    """The `policyFiles` entries with each directory replaced by its files, read at every load
+    so a file added to the directory is loaded. A directory with none is an error."""
+    paths: list[Path] = []
+    for entry in entries:
+        if not entry.is_dir():
+            paths.append(entry)
+        elif found := files_in(entry):
+            paths += found
+        else:
+            raise ConfigError([Problem(str(entry), None, NO_POLICY_FILES)])
+    return paths
+
+
+NO_POLICY_FILES = "a directory with no policy file (*.yaml, *.yml or *.json) in it"
+
+
 def load_policy_inputs(files: Sequence[Path], mapping_file: Path | None) -> Loaded[PolicyInputs]:
     """The policy files and the mapping, parsed and validated (see `load_snapshot`)."""
     return PolicyReader().load(files, mapping_file)
@@ -106,6 +137,7 @@ class _Parsed:
     documents: PolicyDocuments
     errors: tuple[Problem, ...]
     warnings: tuple[Problem, ...]
+    folded: frozenset[str]  # the paths of its data sources, folded
 
 
 class PolicyReader:
@@ -120,7 +152,8 @@ class PolicyReader:
         # the data sources checked for duplicates: the digests of the files defining them
         self._checked: tuple[tuple[object, ...], list[Problem]] = ((), [])
 
-    def load(self, files: Sequence[Path], mapping_file: Path | None) -> Loaded[PolicyInputs]:
+    def load(self, entries: Sequence[Path], mapping_file: Path | None) -> Loaded[PolicyInputs]:
+        files = policy_paths(entries)
         digest = hashlib.sha256()
         texts = []
         for path in files:
@@ -152,7 +185,12 @@ class PolicyReader:
     ) -> list[Problem]:
         key = (*files, *(p.digest for p in parsed if p.documents.sources))
         if key != self._checked[0]:
-            self._checked = (key, _duplicate_sources(docs, files))
+            parts = list(parsed)
+            # the parts' folded paths, kept from each parse, tell in one union whether any
+            # path repeats; only then are the 100,000 sources walked for the error's words
+            held = frozenset[str]().union(*(p.folded for p in parts))
+            repeated = len(held) != sum(len(p.documents.sources) for p in parts)
+            self._checked = (key, _duplicate_sources(docs, files) if repeated else [])
         return self._checked[1]
 
     def _parse(self, path: Path, text: str) -> _Parsed:
@@ -160,7 +198,8 @@ class PolicyReader:
         if (held := self._parsed.get(path)) is not None and held.digest == key:
             return held
         docs, errors, warnings = _parse_together([path], [text])
-        return _Parsed(key, docs, tuple(errors), tuple(warnings))
+        folded = frozenset(fold(s.path) for s in docs.sources)
+        return _Parsed(key, docs, tuple(errors), tuple(warnings), folded)
 
 
 def _parse_together(

@@ -1,6 +1,7 @@
 """Hot reload with last-known-good: reload files on change, keep serving on error.
 
-A change is noticed when the kernel reports one in the files' directories (`watchfiles`) and,
+A change is noticed when the kernel reports one in the files' directories (`watchfiles`; a
+directory named as a policy file entry is watched itself, so a file added to it is seen) and,
 as the safety net, by comparing the files' signatures every `reloadIntervalSeconds`; without
 `watchfiles`, or once its watcher fails, the poll alone remains."""
 
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Generic, TypeVar
 
 from pdp.config.errors import ConfigError, Problem
-from pdp.config.load import Loaded
+from pdp.config.load import Loaded, files_in
 
 try:
     import watchfiles
@@ -38,8 +39,9 @@ Signature = tuple[tuple[int, int, int], ...]
 
 
 def _signature(paths: Sequence[Path]) -> Signature:
+    """Each path's stat; a directory's (a file added or removed) then each of its files'."""
     result = []
-    for path in paths:
+    for path in _with_files(paths):
         try:
             st = os.stat(path)  # follows symlinks, so a Kubernetes ConfigMap swap is seen
             result.append((st.st_mtime_ns, st.st_size, st.st_ino))
@@ -167,14 +169,30 @@ class Watched(Generic[T]):
             self._notifier = None
 
 
+def _with_files(paths: Sequence[Path]) -> list[Path]:
+    """`paths` with, after each directory, the policy files in it now."""
+    result = []
+    for path in paths:
+        result.append(path)
+        with contextlib.suppress(OSError):  # not a directory, or gone: its stat says so
+            result += files_in(path) if path.is_dir() else []
+    return result
+
+
 def _directories(paths: Sequence[Path]) -> tuple[Path, ...]:
     """Where a change to `paths` shows: each file's directory (editors and ConfigMap swaps
-    rename a new file into place) and, for a symbolic link, its target's directory."""
+    rename a new file into place), for a symbolic link its target's directory, and a
+    directory itself (a file added to it) with the targets' directories of its links."""
     found: set[Path] = set()
     for path in paths:
         for candidate in (Path(os.path.abspath(path)), Path(os.path.realpath(path))):
+            if candidate.is_dir():
+                found.add(candidate)
             if candidate.parent.is_dir():
                 found.add(candidate.parent)
+        with contextlib.suppress(OSError):  # not a directory, or gone
+            links = [f for f in files_in(path) if f.is_symlink()] if path.is_dir() else []
+            found.update(Path(os.path.realpath(f)).parent for f in links)
     return tuple(sorted(found))
 
 

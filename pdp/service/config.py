@@ -14,6 +14,7 @@ from pdp.auth import server_auth_from_config
 from pdp.auth.validator import ValidatorConfig
 from pdp.config.errors import Collector, ConfigError
 from pdp.config.fields import Fields
+from pdp.config.load import NO_POLICY_FILES, files_in
 from pdp.config.secret import Secret
 from pdp.config.yamlsource import line_of, read_yaml
 from pdp.console.oidc import OidcClient
@@ -154,8 +155,15 @@ def _policy_files(f: Fields, found: Collector, base: Path) -> tuple[Path, ...]:
         found.error(f.line(), "policyFiles: list at least one policy/registry file")
     listed = f.data.get("policyFiles")
     for index, name in enumerate(listed if isinstance(listed, list) else []):
-        if isinstance(name, str) and name and not (base / name).is_file():
-            found.error(line_of(listed, index), f"policyFiles[{index}]: {_missing(base, name)}")
+        if not isinstance(name, str) or not name or (base / name).is_file():
+            continue
+        if not (base / name).is_dir():
+            problem = _missing(base, name)
+        elif not files_in(base / name):
+            problem = f"{name!r}: {NO_POLICY_FILES}"
+        else:
+            continue
+        found.error(line_of(listed, index), f"policyFiles[{index}]: {problem}")
     return files
 
 

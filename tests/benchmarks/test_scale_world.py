@@ -83,7 +83,9 @@ def test_every_user_sees_what_the_world_says_and_at_most_the_cap(
 
 def test_the_same_seed_and_scale_write_the_same_bytes(tmp_path: Path, files: sw.WorldFiles) -> None:
     again = sw.write_world(sw.build_world(sw.SEED, SCALE), tmp_path)
-    for name in ("registry.yaml", "policies.yaml", "users.yaml", "pdp.yaml", "sidecar.yaml"):
+    schemas = sorted(p.relative_to(tmp_path) for p in (tmp_path / "registry").iterdir())
+    assert len(schemas) == len(WORLD.schemas())
+    for name in (*schemas, "policies.yaml", "users.yaml", "pdp.yaml", "sidecar.yaml"):
         assert (tmp_path / name).read_bytes() == (files.directory / name).read_bytes(), name
     assert again.pdp == tmp_path / "pdp.yaml"
     other = sw.build_world(sw.SEED + 1, SCALE)
@@ -94,8 +96,8 @@ def test_the_world_written_as_json_is_the_same_world(
     tmp_path: Path, snapshot: PolicySnapshot
 ) -> None:
     files = sw.write_world(WORLD, tmp_path, as_json=True)
-    assert [p.name for p in files.policy_files] == ["registry.json", "policies.json", "users.json"]
-    assert files.registry.read_text().startswith("{")
+    assert [p.name for p in files.policy_files] == ["registry", "policies.json", "users.json"]
+    assert all(p.read_text().startswith("{") for p in files.registry.iterdir())
     from_json = compiled(files)
     assert from_json.sources == snapshot.sources
     assert from_json.policies == snapshot.policies
@@ -140,3 +142,28 @@ def test_tables_added_to_and_dropped_from_one_schema(
         before = set(snapshot.trino_grants(snapshot.subject(user.name)))
         after = set(changed.trino_grants(changed.subject(user.name)))
         assert before ^ after <= keys, user.name
+
+
+def test_the_registry_as_one_file_is_the_same_world(
+    tmp_path: Path, snapshot: PolicySnapshot
+) -> None:
+    files = sw.write_world(WORLD, tmp_path, one_registry_file=True)
+    assert files.registry == tmp_path / "registry.yaml" and files.registry.is_file()
+    assert compiled(files).sources == snapshot.sources
+
+
+def test_a_change_to_one_schema_rewrites_its_file_only(tmp_path: Path) -> None:
+    files = sw.write_world(WORLD, tmp_path / "split")
+    before = {p.name: p.read_bytes() for p in files.registry.iterdir()}
+    rnd = random.Random(2)
+    dropped = sw.schema_tables(WORLD, rnd, 100)  # the whole schema here: its file goes
+    added = sw.new_tables(WORLD, rnd, 100)
+    changed = sw.with_tables(WORLD, added, dropped)
+    for tables in (dropped, added):
+        sw.write_registry(changed, files.registry, only=(tables[0].catalog, tables[0].schema))
+    after = {p.name: p.read_bytes() for p in files.registry.iterdir()}
+    touched = {f"{t.catalog}.{t.schema}.yaml" for t in (*dropped, *added)}
+    assert {n for n in before.keys() | after.keys() if before.get(n) != after.get(n)} == touched
+    assert f"{dropped[0].catalog}.{dropped[0].schema}.yaml" not in after
+    whole = compiled(sw.write_world(changed, tmp_path / "whole"))
+    assert compiled(files).sources == whole.sources
