@@ -26,6 +26,7 @@ from pdp.core.model import fold
 from pdp.policy import DataSource, PolicySnapshot, Revisions
 from pdp.policy.delta import RevisionDelta, revision_delta
 from pdp.policy.model import ObjectType, Policy, Technology
+from pdp.policy.sourcesets import difference, source_set
 from pdp.store import Store, StoreRegistry, merge_registries, read_registry
 from pdp.store.notify import VersionListener
 
@@ -66,15 +67,16 @@ def registry_digest(registry: StoreRegistry) -> str:
     held: list[frozenset[DataSource] | None] = []
     sums: list[int] = []
     for index, sources in enumerate((registry.sources, registry.retired)):
-        now = frozenset(sources)
+        now = source_set(sources)
         before = last.held[index] if last is not None else None
         if len(now) != len(sources):  # repeats count: summed whole, and not held
             total, now_held = sum(map(_source_hash, sources)), None
         elif last is None or before is None:
             total, now_held = sum(map(_source_hash, sources)), now
         else:
-            total = last.sums[index] + sum(map(_source_hash, now - before))
-            total, now_held = total - sum(map(_source_hash, before - now)), now
+            gone, new = difference(before, now)
+            total = last.sums[index] + sum(map(_source_hash, new))
+            total, now_held = total - sum(map(_source_hash, gone)), now
         held.append(now_held)
         sums.append(total % _MODULUS)
     digest = hashlib.sha256(f"active {sums[0]:x}\nretired {sums[1]:x}\n".encode())

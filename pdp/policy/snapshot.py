@@ -36,6 +36,7 @@ from pdp.policy.model import (
     Targets,
     Technology,
 )
+from pdp.policy.sourcesets import difference, source_set
 
 Grants = dict[str, tuple[PolicyGrant, ...]]
 UserDataPolicies = tuple[frozenset[str], dict[str, str]]  # mask policy names; filter -> SQL
@@ -299,15 +300,15 @@ class Objects:
     @functools.cached_property
     def held(self) -> frozenset[DataSource]:
         """`sources` as a set (hashing 100,000 of them once, not at every patch)."""
-        return frozenset(self.sources)
+        return source_set(self.sources)
 
     def _patched(self, sources: tuple[DataSource, ...]) -> Objects | None:
         """`self` patched to `sources`: only the data sources added, dropped or changed are
         looked at (beyond hashing `sources` once to find them), the maps copied, not rebuilt."""
         if len(self.by_path) != len(self.sources):  # a path twice: the last one won
             return None
-        before, after = self.held, frozenset(sources)
-        gone, new = before - after, after - before
+        before, after = self.held, source_set(sources)
+        gone, new = difference(before, after)
         if len(gone) + len(new) > PATCHED_AT_MOST:
             return None
         fresh = {fold(s.path): s for s in new}

@@ -329,6 +329,8 @@ def merge_registries(
 
     A connection declared in both keeps its YAML entries: during an upgrade the legacy
     declaration keeps governing (no policy downtime) until it is removed from the files."""
+    if not yaml_sources and not yaml_retired:  # the store's very tuples (their sets are kept)
+        return MergedRegistry(store.sources, store.retired, frozenset())
     declared = {fold(s.connection) for s in (*yaml_sources, *yaml_retired)}
     shadowed = frozenset(k for k in store.connections if fold(k) in declared)
     keep = [s for s in store.sources if fold(s.connection) not in declared]

@@ -9,6 +9,8 @@ import contextlib
 import stat
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from devstack.configs import WORKED_USERS, make_tree
 from devstack.replica import POLICIES
@@ -204,3 +206,87 @@ def test_the_store_registry_digest_patched_from_the_last_equals_a_fresh_one():
     assert patched == fresh
     assert patched[1] == patched[2]  # order: no change
     assert len({patched[i] for i in (0, 1, 3, 4, 5, 6, 7)}) == 7
+
+
+# A store's tables as object sync writes them: (connection, schema, name) -> (tags, retired)
+STORE_CHANGES = st.one_of(
+    st.tuples(
+        st.just("write"),
+        st.sampled_from(["hc", "lake"]),
+        st.sampled_from(["sales", "hr"]),
+        st.sampled_from(["t0", "t1", "t2", "t3"]),
+        st.lists(st.sampled_from(["Connections.Trino.hc", "pii"]), max_size=2, unique=True),
+        st.booleans(),
+    ),
+    st.tuples(st.just("drop"), st.integers(0, 20)),
+)
+
+
+def store_registry(version: int, tables: dict[tuple[str, str, str], tuple[list[str], bool]]):
+    from pdp.policy import DataSource
+    from pdp.policy.model import Technology
+
+    def source(key: tuple[str, str, str], tags: list[str]) -> DataSource:
+        connection, schema, name = key
+        return DataSource(
+            connection,
+            Technology.TRINO,
+            "cat",
+            schema,
+            name,
+            tags=frozenset(tags),
+            trino_catalog="cat",
+        )
+
+    active = tuple(source(k, tags) for k, (tags, retired) in tables.items() if not retired)
+    retired = tuple(source(k, tags) for k, (tags, gone) in tables.items() if gone)
+    technologies = {connection: Technology.TRINO for connection, _, _ in tables}
+    return StoreRegistry(version, active, retired, technologies)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.booleans(),
+    st.lists(st.lists(STORE_CHANGES, min_size=1, max_size=4), min_size=1, max_size=6),
+)
+def test_a_store_change_composed_from_the_last_snapshot_equals_a_fresh_compose(
+    tmp_path_factory, declared, steps
+):
+    """Composing each store registry from the snapshot in force (the registry's digest and
+    the compiled objects patched by the sources added and dropped, found once for both) gives
+    exactly the snapshot and the delta of composing it afresh, after any sequence of syncs;
+    with connections declared in the policy files too (merged) and without (the store's
+    sources taken as they are)."""
+    import dataclasses
+
+    from pdp.control import snapshot as feed
+    from pdp.policy.delta import revision_delta
+
+    root = tmp_path_factory.mktemp("tree")
+    files = make_tree(root, policies=POLICIES, users=WORKED_USERS) if declared else None
+    if files is None:
+        files = make_tree(root, registry="connections: []\n", policies=POLICIES, users=WORKED_USERS)
+    policy_inputs = inputs(files)
+    tables: dict[tuple[str, str, str], tuple[list[str], bool]] = {}
+    current = compose(policy_inputs, store_registry(1, tables))
+    for version, changes in enumerate(steps, start=2):
+        for change in changes:
+            match change:
+                case ("write", connection, schema, name, tags, retired):
+                    tables[(connection, schema, name)] = (tags, retired)
+                case ("drop", index) if tables:
+                    del tables[sorted(tables)[index % len(tables)]]
+        registry = store_registry(version, tables)
+        patched = compose(policy_inputs, registry, current)
+        feed._digested = None  # afresh: nothing digested, every tuple a new one
+        fresh = compose(
+            policy_inputs,
+            dataclasses.replace(
+                registry,
+                sources=tuple(dataclasses.replace(s) for s in registry.sources),
+                retired=tuple(dataclasses.replace(s) for s in registry.retired),
+            ),
+        )
+        assert patched == fresh
+        assert revision_delta(current, patched) == revision_delta(current, fresh)
+        current = compose(policy_inputs, registry, current)  # the digest's chain kept
