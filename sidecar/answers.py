@@ -236,16 +236,10 @@ class Answers:
         registry `_moved_registry` gave for this delta). Without a delta, or with one from
         another revision than the one held (a revision missed), everything is dropped
         (`reset`)."""
-        if not self._follows(delta):
-            self.reset(revision)
+        moving = self._moving(revision, delta)
+        if moving is None:
             return
-        assert delta is not None
-        try:
-            registry = self._moved_registry(delta)
-        except ValueError as exc:
-            log.warning("revision delta not applied (%s): caches dropped", exc)
-            self.reset(revision)
-            return
+        delta, registry = moving
         preparing = self._preparing(delta, registry)
         while True:
             try:
@@ -255,9 +249,21 @@ class Answers:
                 break
         self._switch(revision, delta, registry, prepared, prefetched or {})
 
-    def _follows(self, delta: RevisionDelta | None) -> bool:
-        """Whether `delta` moves the revision held (else everything is dropped)."""
-        return delta is not None and not delta.everything and delta.previous == self.revision
+    def _moving(
+        self, revision: str, delta: RevisionDelta | None
+    ) -> tuple[RevisionDelta, tuple[Registry, AccessGrantMapping] | None] | None:
+        """The delta and the registry it moves to (`_moved_registry`) for a switch to
+        `revision`; None once everything is dropped (`reset`) because the delta does not move
+        the revision held or does not fit its registry."""
+        if delta is None or delta.everything or delta.previous != self.revision:
+            self.reset(revision)
+            return None
+        try:
+            return delta, self._moved_registry(delta)
+        except ValueError as exc:
+            log.warning("revision delta not applied (%s): caches dropped", exc)
+            self.reset(revision)
+            return None
 
     def _moved_registry(self, delta: RevisionDelta) -> tuple[Registry, AccessGrantMapping] | None:
         """The registry held, moved by the delta's entries and retargeted policies (the same
@@ -635,17 +641,11 @@ class Answers:
         checks find their views at hand. What is not fetched by the bound is dropped, as
         without the prefetch."""
         before, started = self.sizes(), time.perf_counter()
-        if not self._follows(delta):
-            self.reset(revision)
+        moving = self._moving(revision, delta)
+        if moving is None:
             log.info("policy revision %s: caches dropped", revision)
             return
-        assert delta is not None
-        try:
-            registry = self._moved_registry(delta)
-        except ValueError as exc:
-            log.warning("revision delta not applied (%s): caches dropped", exc)
-            self.reset(revision)
-            return
+        delta, registry = moving
         touched, generation = Touched(delta), self._generation
         names = [i for i in self._views if touched.identity(i.user, i.groups)]
         prefetched: dict[Identity, View] = {}
