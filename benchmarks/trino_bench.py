@@ -810,9 +810,7 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp(prefix="trino-bench-"))
     os.chmod(work, 0o755)  # PostgreSQL runs as `postgres` under root and must reach pg/
-    ports = {name: free_port() for name in ("pdp", "sidecar", "opa", "gopolicy")}
     world = tw.build()
-    tw.write_all(world, work, ports["pdp"], ports["sidecar"])
     kinds = tuple(k for k in args.kinds.split(",") if k)
     assert kinds and set(kinds) <= set(WEIGHTS), kinds
     report: dict[str, Any] = {"conditions": conditions(), "equivalence": {}}
@@ -826,6 +824,9 @@ def main() -> int:
     print(f"work dir {work}", flush=True)
     try:
         with throwaway(work / "pg") as pg:
+            # the backends' ports are taken once PostgreSQL listens, or it could take one
+            ports = {name: free_port() for name in ("pdp", "sidecar", "opa", "gopolicy")}
+            tw.write_all(world, work, ports["pdp"], ports["sidecar"])
             with pg.connect() as admin:
                 admin.execute(f"CREATE DATABASE {DATABASE}")
             with pg.connect(DATABASE) as conn:
