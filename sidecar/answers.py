@@ -32,6 +32,7 @@ from pdp.core.readable import Readable, allowed_without_reason, readable
 from pdp.policy.delta import RevisionDelta
 from pdp.wire.trino import Key, request_of
 from sidecar.bodykeys import BODY_BYTES
+from sidecar.collector import made_frozen
 from sidecar.config import VIEW_GRANTS
 from sidecar.pdp_client import PdpClient, PdpUnavailable
 from sidecar.scope import Touched, answer_scope, decision_scope
@@ -258,8 +259,8 @@ class Answers:
         if delta is None or delta.everything or delta.previous != self.revision:
             self.reset(revision)
             return None
-        try:
-            return delta, self._moved_registry(delta)
+        try:  # what lives as long as the revision: kept out of the collections' way
+            return delta, made_frozen(self._moved_registry, delta)
         except ValueError as exc:
             log.warning("revision delta not applied (%s): caches dropped", exc)
             self.reset(revision)
@@ -659,13 +660,13 @@ class Answers:
                     self._prefetch(revision, registry, names[:PREFETCH_USERS], prefetched)
                 )
             preparing = self._preparing(delta, registry)
-            while True:  # a chunk at a time, checks answered in between
+            while True:  # a chunk at a time, checks answered before each
+                await asyncio.sleep(0)
                 try:
                     next(preparing)
                 except StopIteration as done:
                     prepared = done.value
                     break
-                await asyncio.sleep(0)
             if fetching is not None:  # until the bound, or the preparation's end if later
                 await asyncio.wait({fetching}, timeout=max(0.0, deadline - time.monotonic()))
             switching = time.perf_counter()

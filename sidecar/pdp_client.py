@@ -15,6 +15,7 @@ from pdp.core.model import AccessGrantMapping, Identity, Registry, TableKey
 from pdp.policy.delta import RevisionDelta
 from pdp.wire import proto
 from pdp.wire.proto import Grants
+from sidecar.collector import made_frozen
 
 
 class PdpUnavailable(Exception):
@@ -116,7 +117,11 @@ class PdpClient:
                 )
                 self.warnings = tuple(event.warnings)
                 self.degraded = event.degraded
-                delta = proto.delta_from_pb(event.delta) if event.HasField("delta") else None
+                delta = (
+                    made_frozen(proto.delta_from_pb, event.delta)  # kept until followed
+                    if event.HasField("delta")
+                    else None
+                )
                 yield event.revision, delta
         except (grpc.aio.AioRpcError, TokenError) as exc:
             raise PdpUnavailable(f"WatchRevision: {_describe(exc)}") from exc

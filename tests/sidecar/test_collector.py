@@ -16,7 +16,7 @@ import pytest
 
 from pdp.wire.trino import parse
 from sidecar import collector
-from sidecar.collector import Frozen, Pauses, parsed_frozen
+from sidecar.collector import Frozen, Pauses, made_frozen
 from sidecar.turns import Turns
 
 
@@ -66,7 +66,7 @@ BODY = orjson.dumps(
 
 def test_a_body_is_parsed_without_a_collection_into_frozen_objects(collections):
     gc.set_threshold(10)  # a collection every 10 new containers
-    document = parsed_frozen(parse, BODY)
+    document = made_frozen(parse, BODY)
     assert collections == []
     items = document["input"]["action"]["filterResources"]
     assert len(items) == 5_000 and gc.is_tracked(items[0])
@@ -76,7 +76,7 @@ def test_a_body_is_parsed_without_a_collection_into_frozen_objects(collections):
 
 def test_a_body_that_is_refused_leaves_the_collector_on():
     with pytest.raises(Exception, match=r"duplicate|twice|key"):
-        parsed_frozen(parse, b'{"input": {}, "input": {}}')
+        made_frozen(parse, b'{"input": {}, "input": {}}')
     assert gc.isenabled()
 
 
