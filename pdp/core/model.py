@@ -336,12 +336,36 @@ class Registry:
         position in this one of the policy there (-1: a policy added, which `policies` gives).
         Raises ValueError when the delta does not fit (a position not held, a policy retargeted
         under another name, an added one not given)."""
+        if not (changed or part.tables or part.columns or part.masks or part.filters):
+            # policies only: every table's entry and index kept as it is (not copied)
+            return dataclasses.replace(
+                self, policies=self._retargeted(self.by_schema, policies, order)
+            )
         tables = (self.tables - changed) | part.tables
         by_catalog, by_schema = dict(self.by_catalog), dict(self.by_schema)
         for catalog in {key[0] for key in changed}:
             _reindex(by_catalog, catalog, changed, {k for k in part.tables if k[0] == catalog})
         for schema in {key[:2] for key in changed}:
             _reindex(by_schema, schema, changed, {k for k in part.tables if k[:2] == schema})
+        return dataclasses.replace(
+            self,
+            tables=tables,
+            by_catalog=by_catalog,
+            by_schema=by_schema,
+            policies=self._retargeted(by_schema, policies, order),
+            columns=_patched(self.columns, changed, part.columns),
+            masks=_patched(self.masks, changed, part.masks),
+            filters=_patched(self.filters, changed, part.filters),
+        )
+
+    def _retargeted(
+        self,
+        by_schema: Mapping[tuple[str, str], frozenset[TableKey]],
+        policies: Sequence[Retargeted],
+        order: Sequence[int] | None,
+    ) -> tuple[Targeted, ...]:
+        """`patched`'s list of policies: moved by `order`, `policies` retargeted (their whole
+        schemas read in `by_schema`, the patched index)."""
         held = self.policies
         if order is not None and not all(-1 <= i < len(held) for i in order):
             raise ValueError("a delta moves a policy from a position not held")
@@ -355,16 +379,7 @@ class Registry:
                 raise ValueError(f"a delta retargets policy {p.grant.policy!r} not held there")
         if None in targeted:
             raise ValueError("a delta adds a policy without its targets")
-        return dataclasses.replace(
-            self,
-            tables=tables,
-            by_catalog=by_catalog,
-            by_schema=by_schema,
-            policies=tuple(t for t in targeted if t is not None),
-            columns=_patched(self.columns, changed, part.columns),
-            masks=_patched(self.masks, changed, part.masks),
-            filters=_patched(self.filters, changed, part.filters),
-        )
+        return tuple(t for t in targeted if t is not None)
 
     def inside(self, catalog: str, schema: str | None = None) -> frozenset[TableKey]:
         if schema is None:
