@@ -84,10 +84,7 @@ class Readable:
             return True
         key = (fold(catalog), fold(schema), fold(table))
         if key in self._registered:
-            for held in self._granted:  # a loop, not any(): no generator per new check
-                if key in held:
-                    return True
-            return False
+            return any(key in held for held in self._granted)
         return self._unlisted(key[0])
 
     def visible(self, catalog: str, schema: str | None) -> bool:

@@ -146,9 +146,7 @@ def test_a_body_in_pieces_is_answered_from_memory_whole() -> None:
     ]
 
 
-def test_answers_from_memory_carry_the_default_headers_in_force_and_the_rest_goes_through_asgi() -> (
-    None
-):
+def test_answers_from_memory_carry_the_default_headers_in_force_the_rest_goes_by_asgi() -> None:
     known = b'{"input": {}}'
     app = Remembering(known)
     first = [(b"date", b"Mon, 07 Dec 2026 14:00:00 GMT"), (b"server", b"uvicorn")]
@@ -156,12 +154,8 @@ def test_answers_from_memory_carry_the_default_headers_in_force_and_the_rest_goe
     unknown = post(b"/v1/data/trino/allow").replace(known, b'{"input": []}')
     writes = feed(app, [post(b"/v1/data/trino/allow")], first)
     writes += feed(app, [post(b"/v1/data/trino/allow"), unknown], second)
-    heads = [w.split(b"\r\n\r\n")[0] for w in writes]
-    assert [b"date: Mon, 07 Dec 2026 14:00:0%d GMT" % n in h for n, h in zip((0, 1, 1), heads)] == [
-        True,
-        True,
-        True,
-    ]
+    dates = [w.split(b"date: ")[1].split(b"\r\n")[0] for w in writes]
+    assert dates == [b"Mon, 07 Dec 2026 14:00:00 GMT"] + [b"Mon, 07 Dec 2026 14:00:01 GMT"] * 2
     assert all(w.endswith(b"\r\n\r\n" + ANSWER) for w in writes)
     # the one memory did not answer went through ASGI, with the scope uvicorn makes of its head
     assert app.bodies == [known, known, b'{"input": []}']
