@@ -366,7 +366,12 @@ def in_process(work: Path, single: list[Body], batch: list[Body], args: argparse
         finally:
             await sidecar.stop()
 
-    asyncio.run(main_())
+    if args.http:  # on the event loop a worker runs (a timer, say, costs less there)
+        import uvloop
+
+        uvloop.run(main_())
+    else:
+        asyncio.run(main_())
     if profile is not None:
         profile.dump_stats(args.profile)
     lines = ["| bodies | CPU per body |", "|---|---:|"]
