@@ -313,8 +313,8 @@ class GuardedHttpTools(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         # What uvicorn's does, but the ASGI scope, which an answer from memory never reads:
-        # `_start_cycle` builds it (a dict of dicts less per answer, a tenth of the protocol's
-        # cost of one)
+        # `_start_cycle` builds it (a dict of dicts less per answer: 0.6 us of the protocol's
+        # 10 or so)
         self.url, self.headers, self.expect_100_continue = b"", [], False
         GATE.idle.pop(self, None)
         self._head_bytes = 0
