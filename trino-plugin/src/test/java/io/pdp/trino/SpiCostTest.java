@@ -170,8 +170,10 @@ class SpiCostTest
     {
         Map<String, Object> result = new LinkedHashMap<>();
         Map<String, List<Map<String, Object>>> blocks = new LinkedHashMap<>();
+        Map<String, List<List<Long>>> each = new LinkedHashMap<>();  // per query: thread CPU and wall, ns
         for (Control control : controls) {
             blocks.put(control.name(), new ArrayList<>());
+            each.put(control.name(), new ArrayList<>());
             outcomes.computeIfAbsent(control.name(), name -> new ArrayList<>());
         }
         long thread = Thread.currentThread().threadId();
@@ -198,8 +200,11 @@ class SpiCostTest
                     long c0 = THREADS.getCurrentThreadCpuTime();
                     long w0 = System.nanoTime();
                     seen.add(SpiSequences.run(ac, sequences.get(query.kind()), query, (long) b * size + i));
-                    wall += System.nanoTime() - w0;
-                    cpu += THREADS.getCurrentThreadCpuTime() - c0;
+                    long w = System.nanoTime() - w0;
+                    long c = THREADS.getCurrentThreadCpuTime() - c0;
+                    wall += w;
+                    cpu += c;
+                    each.get(control.name()).add(List.of(c, w));
                 }
                 long elapsed = System.nanoTime() - start;
                 jvm += javaThreadsCpu();
@@ -226,6 +231,7 @@ class SpiCostTest
             }
         }
         result.put("blocks", blocks);
+        result.put("queries", each);
         System.out.println(label + ": " + count + " blocks measured");
         return result;
     }
