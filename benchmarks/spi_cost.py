@@ -17,8 +17,9 @@ of the driver itself). Each makes the SPI calls Trino 476 makes for each query
 warm-up mix; then its measured mix, and `--kinds wide` listings of the 2,000-table schema), in
 blocks run by every access control in turn, the order rotating. Per block it reads the calling
 thread's CPU and wall time, the JVM's CPU (every thread: the HTTP clients' too) and the backend
-processes' CPU from /proc less what they use at rest; every access control must give the same
-answers (allowed, denied, the tables and columns listed) to every query.
+processes' CPU (their threads' /proc schedstat, ns) less what they use at rest; every access
+control must give the same answers (allowed, denied, the tables and columns listed) to every
+query.
 
 Each access control's cost over `none`, block by block, is then put in proportion to what a
 query costs Trino with no access control (`trino_bench`'s `none` runs, REFERENCE below): its

@@ -88,7 +88,7 @@ class SpiCostTest
         Map<Long, Long> before = new LinkedHashMap<>();
         for (Control control : controls) {
             for (long pid : control.backend()) {
-                before.put(pid, ticks(pid));
+                before.put(pid, cpuNanos(pid));
             }
         }
         long idleStart = System.nanoTime();
@@ -97,9 +97,9 @@ class SpiCostTest
         for (Control control : controls) {
             long used = 0;
             for (long pid : control.backend()) {
-                used += ticks(pid) - before.get(pid);
+                used += cpuNanos(pid) - before.get(pid);
             }
-            idle.put(control.name(), used * 10.0 / idleSeconds);  // ms of CPU per second
+            idle.put(control.name(), used / 1e6 / idleSeconds);  // ms of CPU per second
         }
         out.put("backendIdleMsPerSecond", idle);
 
@@ -186,7 +186,7 @@ class SpiCostTest
                 long requests = ac instanceof PdpAccessControl p ? p.backend().requests() : 0;
                 long backend = 0;
                 for (long pid : control.backend()) {
-                    backend -= ticks(pid);
+                    backend -= cpuNanos(pid);
                 }
                 long process = OS.getProcessCpuTime();
                 long jvm = -javaThreadsCpu();
@@ -211,7 +211,7 @@ class SpiCostTest
                 process = OS.getProcessCpuTime() - process;
                 bytes = THREADS.getThreadAllocatedBytes(thread) - bytes;
                 for (long pid : control.backend()) {
-                    backend += ticks(pid);
+                    backend += cpuNanos(pid);
                 }
                 Map<String, Object> row = new LinkedHashMap<>();
                 row.put("queries", slice.size());
@@ -220,7 +220,7 @@ class SpiCostTest
                 row.put("jvmCpuNs", jvm);
                 row.put("processCpuNs", process);  // in 10 ms ticks, GC and JIT included
                 row.put("elapsedNs", elapsed);
-                row.put("backendCpuMs", backend * 10.0);  // clock ticks of 10 ms
+                row.put("backendCpuMs", backend / 1e6);
                 row.put("bytes", bytes);
                 row.put("requests", ac instanceof PdpAccessControl p ? p.backend().requests() - requests : -1);
                 blocks.get(control.name()).add(row);
@@ -338,22 +338,29 @@ class SpiCostTest
         throw new IllegalStateException("no OPA access control in " + directory);
     }
 
-    /** A process's and its descendants' CPU so far, in clock ticks (/proc/PID/stat: utime, stime, cutime, cstime). */
-    private static long ticks(long root)
+    /**
+     * A process's and its descendants' CPU so far, ns: the sum over their threads of
+     * /proc/PID/task/TID/schedstat's time on a CPU (nanoseconds, where /proc/PID/stat counts 10 ms
+     * ticks; a thread that exited since is lost, and the backends' threads live as long as they do).
+     */
+    private static long cpuNanos(long root)
     {
         long sum = 0;
         List<Long> pids = new ArrayList<>(List.of(root));
         ProcessHandle.of(root).ifPresent(handle -> handle.descendants().forEach(child -> pids.add(child.pid())));
         for (long pid : pids) {
-            try {
-                String stat = Files.readString(Path.of("/proc/" + pid + "/stat"));
-                String[] fields = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
-                for (int i = 11; i <= 14; i++) {
-                    sum += Long.parseLong(fields[i]);
+            try (var tasks = Files.list(Path.of("/proc/" + pid + "/task"))) {
+                for (Path task : tasks.toList()) {
+                    try {
+                        sum += Long.parseLong(Files.readString(task.resolve("schedstat")).split(" ")[0]);
+                    }
+                    catch (java.io.IOException e) {
+                        // the thread exited meanwhile
+                    }
                 }
             }
             catch (java.io.IOException e) {
-                // exited since: its ticks are in its parent's cutime and cstime
+                // the process exited meanwhile
             }
         }
         return sum;
