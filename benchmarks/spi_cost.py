@@ -1,6 +1,6 @@
 """The access controls' own cost per query of `trino_bench`'s mix, in one JVM, without a Trino.
 
-    .venv/bin/python -m benchmarks.spi_cost          # about 5 minutes on the 2-core VM
+    .venv/bin/python -m benchmarks.spi_cost          # 3-5 minutes on the 2-core VM
 
 `benchmarks/trino_bench.py --jvms 3` cannot decide issue 25's goals: fresh Trino JVMs of one
 configuration differ by more than the access controls do. This measures what each access
@@ -8,10 +8,11 @@ control itself costs a query instead, in one JVM (`SpiCostTest` in trino-plugin/
 Maven), side by side in the same run: Trino's file-based rules (`FileBasedSystemAccessControl`
 of trino-plugin-toolkit 476, the rules file `trino_bench` gives `file`), the product's plugin
 against a real sidecar and PDP (`plugin`: as in `trino_bench`, its cache filled by the same
-warm-up; `plugin-warm`: every answer cached; `plugin-cold`: a fresh cache each block), Trino's
-stock OPA plugin (`OpaAccessControl`, loaded from Trino 476's own plugin jar) against a second
-sidecar and PDP (`sidecar`) and against OPA (`opa`), and Trino's allow-all (`none`, the floor
-of the driver itself). Each makes the SPI calls Trino 476 makes for each query
+warm-up; `plugin-warm`: every answer cached; `plugin-cold`: a fresh cache each block; these two
+against another sidecar and PDP), Trino's stock OPA plugin (`OpaAccessControl`, loaded from
+Trino 476's own plugin directory) against a third sidecar and PDP (`sidecar`) and against OPA
+(`opa`), and Trino's allow-all (`none`, the floor of the driver itself). Each makes the SPI
+calls Trino 476 makes for each query
 (trino-plugin/src/test/resources/io/pdp/trino/spi-sequences-476.txt, recorded by
 `plugin_spi_order`), for `trino_bench`'s very queries (its warm-up: every user twice, then the
 warm-up mix; then its measured mix, and `--kinds wide` listings of the 2,000-table schema), in
@@ -51,7 +52,9 @@ from devstack.trino import JAVA_HOME, trino_home
 REPO = Path(__file__).resolve().parent.parent
 PLUGIN = REPO / "trino-plugin"
 CONTROLS = ("none", "file", "plugin", "plugin-warm", "plugin-cold", "sidecar", "opa")
-BACKENDS = {"plugin": "sidecar", "sidecar": "sidecar", "opa": "opa"}  # each its own processes
+# Each its own processes: the plugin as benchmarked has a sidecar and PDP that decide for it alone
+# (plugin-warm's pass over the measured queries would have them decide its cold asks ahead).
+BACKENDS = {"plugin": "sidecar", "plugin-others": "sidecar", "sidecar": "sidecar", "opa": "opa"}
 # What a query costs Trino with no access control (`none`), from benchmarks/RESULTS.md: the mix
 # in "Three fresh JVMs per configuration" (2026-12-07, 3 JVMs: median of each JVM's block means,
 # Trino CPU per query); `--kinds wide` in runs B, B2 and C2 (one JVM each; B2's CPU not kept).
