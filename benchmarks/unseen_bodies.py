@@ -29,6 +29,7 @@ benchmark, steal, load average); ratios are taken between runs of the same round
 from __future__ import annotations
 
 import argparse
+import asyncio
 import http.client
 import json
 import os
@@ -279,9 +280,8 @@ def in_process(work: Path, single: list[Body], batch: list[Body], args: argparse
     """CPU time per body of one sidecar worker (its event loop's thread: not the gRPC client's
     threads), driven in-process through the same calls as its HTTP protocol
     (`answer_from_memory`, then the endpoint), with a real PDP over gRPC: no HTTP, no wrk, so a
-    loaded machine inflates the figures little. `--profile FILE` also writes the
-    cProfile statistics of the new bodies' runs there."""
-    import asyncio
+    loaded machine inflates the figures little (`--http`: through its HTTP protocol, `Http`).
+    `--profile FILE` also writes the cProfile statistics of the new bodies' runs there."""
     import cProfile
 
     from sidecar.app import ENDPOINTS, Sidecar
@@ -298,8 +298,12 @@ def in_process(work: Path, single: list[Body], batch: list[Body], args: argparse
         )
 
     async def answer(sidecar: Sidecar, endpoint: str, body: bytes) -> bytes:
+        if through is not None:
+            return await through.answer(endpoint, body)
         found = sidecar.answer_from_memory(endpoint, body)
         return await ENDPOINTS[endpoint](sidecar, body) if found is None else found
+
+    through: Http | None = None  # --http
 
     async def timed_run(
         sidecar: Sidecar, label: str, endpoint: str, bodies_: list[bytes], profiled: bool
@@ -317,7 +321,10 @@ def in_process(work: Path, single: list[Body], batch: list[Body], args: argparse
         print(f"  {label}: {rows[-1][1]:,.1f} us per body", file=sys.stderr, flush=True)
 
     async def main_() -> None:
+        nonlocal through
         sidecar = await Sidecar.start(load_sidecar_config(work / "sidecar.yaml"))
+        if args.http:
+            through = Http(sidecar)
         try:
             for _ in range(1200):  # the watch's first word: the revision
                 if sidecar.answers.revision is not None and not sidecar.answers.away:
@@ -359,12 +366,79 @@ def in_process(work: Path, single: list[Body], batch: list[Body], args: argparse
         finally:
             await sidecar.stop()
 
-    asyncio.run(main_())
+    if args.http:  # on the event loop a worker runs (a timer, say, costs less there)
+        import uvloop
+
+        uvloop.run(main_())
+    else:
+        asyncio.run(main_())
     if profile is not None:
         profile.dump_stats(args.profile)
     lines = ["| bodies | CPU per body |", "|---|---:|"]
     lines += [f"| {label} | {us:,.1f} µs |" for label, us in rows]
     return "\n".join(lines)
+
+
+class Http:
+    """`--in-process --http`: the bodies go through the sidecar's HTTP protocol as a worker
+    runs it (`GuardedHttpTools` on uvicorn's httptools parser, the response written whole) on
+    one kept-alive connection whose transport records the writes: what a request costs the
+    worker above its answer, without sockets. The request head is wrk's."""
+
+    class Transport(asyncio.Transport):
+        def __init__(self) -> None:
+            super().__init__()
+            self.writes: list[bytes] = []
+
+        def write(self, data: Any) -> None:
+            self.writes.append(bytes(data))
+
+        def is_closing(self) -> bool:
+            return False
+
+        def get_extra_info(self, name: str, default: Any = None) -> Any:
+            return {"peername": ("127.0.0.1", 40000), "sockname": ("127.0.0.1", 8181)}.get(
+                name, default
+            )
+
+        def pause_reading(self) -> None:
+            pass
+
+        def resume_reading(self) -> None:
+            pass
+
+    def __init__(self, sidecar: Any) -> None:
+        from uvicorn.config import Config
+        from uvicorn.server import ServerState
+
+        from sidecar.app import SidecarApp
+        from sidecar.http import GuardedHttpTools
+
+        app = SidecarApp(sidecar.config)
+        app.sidecar = sidecar
+        config = Config(app, http=GuardedHttpTools, ws="none", lifespan="off", proxy_headers=False)
+        state = ServerState()  # uvicorn's default headers, as a worker sends them
+        state.default_headers = [
+            (b"date", b"Mon, 07 Dec 2026 14:00:00 GMT"),
+            (b"server", b"uvicorn"),
+        ]
+        self.protocol = GuardedHttpTools(config, state, {})
+        self.transport = Http.Transport()
+        self.protocol.connection_made(self.transport)
+
+    async def answer(self, endpoint: str, body: bytes) -> bytes:
+        writes = self.transport.writes
+        writes.clear()
+        self.protocol.data_received(
+            b"POST /v1/data/trino/%s HTTP/1.1\r\nHost: 127.0.0.1:8181\r\n"
+            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+            % (endpoint.encode(), len(body), body)
+        )
+        for _ in range(100_000):  # an answer through ASGI: its task runs on this loop
+            if writes:
+                return writes[-1].partition(b"\r\n\r\n")[2]
+            await asyncio.sleep(0 if _ < 1000 else 0.01)
+        raise SystemExit(f"no answer to {body!r}")
 
 
 def stalls(work: Path, single: list[Body], args: argparse.Namespace) -> str:
@@ -374,7 +448,6 @@ def stalls(work: Path, single: list[Body], args: argparse.Namespace) -> str:
     (`Frozen.tick`/`settle`, between bodies). CPU time of the loop's thread, not wall time, so
     a loaded machine inflates these figures little; a wall-clock p99 under wrk measures its
     queueing instead. The loop yields after every body, as it does between requests."""
-    import asyncio
     import gc
 
     from sidecar.app import ENDPOINTS, Sidecar
@@ -576,6 +649,11 @@ def main() -> int:
     parser.add_argument("--singles", type=int, default=60_000, help="--in-process: single checks")
     parser.add_argument("--batches", type=int, default=3_000, help="--in-process: batches")
     parser.add_argument("--profile", type=Path, help="--in-process: cProfile of the new bodies")
+    parser.add_argument(
+        "--http",
+        action="store_true",
+        help="--in-process: through the sidecar's HTTP protocol (parsing, the response write)",
+    )
     parser.add_argument(
         "--stalls",
         type=int,

@@ -17,7 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from pdp.auth import AsyncTokenSource
 from pdp.config.watch import Watched
-from pdp.core.model import Identity, TableRef
+from pdp.core.model import TableRef
 from pdp.core.operations import needs_grants
 from pdp.wire import datapolicy
 from pdp.wire.trino import (
@@ -292,7 +292,7 @@ class Sidecar:
         user, groups = first[0], first[1]
         if user.__class__ is not str or not user or any(g.__class__ is not str for g in groups):
             return None
-        reads = self.answers.readable(Identity(user, frozenset(groups)))
+        reads = self.answers.readable(self.answers.identity(user, groups))
         if reads is None:
             return None
         for key in keys:

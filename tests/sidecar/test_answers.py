@@ -134,3 +134,19 @@ def test_a_batch_answer_is_served_at_its_revision_only():
     answers.remember_batch(b"body", held)
     answers.advance("r2", RevisionDelta("r1", users=frozenset({"someone-else"})))
     assert answers.revision == "r2" and len(answers._batch_answers) == 0
+
+
+def test_an_identity_made_once_is_the_one_the_body_names_and_the_memo_stays_bounded(
+    monkeypatch,
+):
+    monkeypatch.setattr("sidecar.answers.IDENTITIES", 4)
+    answers = answers_for(SlowPdp())
+    made = answers.identity("alice", ("sales", "eu", "sales"))
+    assert made == Identity("alice", frozenset({"sales", "eu"}))
+    assert answers.identity("alice", ("sales", "eu", "sales")) is made  # the same object
+    # other groups, or the same in another order, are their own keys with equal values
+    assert answers.identity("alice", ("eu", "sales")) == made
+    assert answers.identity("alice", ()) == Identity("alice")
+    for i in range(10):
+        assert answers.identity(f"u{i}", ("g",)) == Identity(f"u{i}", frozenset({"g"}))
+        assert len(answers._identities) <= 4

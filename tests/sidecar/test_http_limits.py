@@ -26,6 +26,7 @@ http:
   maxInFlight: 2
   headTimeoutSeconds: 1
   bodyTimeoutSeconds: 1
+  idleTimeoutSeconds: 2
   maxHeadBytes: 16384
   maxBodyBytes: 200000
   maxBatchItems: 1500
@@ -93,6 +94,26 @@ def test_a_connection_that_stalls_is_answered_408_and_closed(stack, payload, wha
     assert answer.startswith(b"HTTP/1.1 408 "), answer
     assert what.encode() in answer
     assert time.monotonic() - start < 4  # closed by the server, not by our read timeout
+
+
+def check(sock: socket.socket) -> bytes:
+    """One check on a kept-alive connection (its answer whole: a small one, in one read)."""
+    payload = orjson.dumps(body())
+    sock.sendall(HEAD + b"content-length: %d\r\n\r\n" % len(payload) + payload)
+    return sock.recv(65536)
+
+
+def test_a_keep_alive_connection_lives_while_used_and_is_closed_quietly_once_idle(stack):
+    """Checks answered from memory (the repeated ones) keep the connection as uvicorn's own
+    keep-alive does: open while checks come within `idleTimeoutSeconds` of each other, closed
+    without a response after that long idle."""
+    with socket.create_connection(("127.0.0.1", stack.port), timeout=5) as sock:
+        for _ in range(8):  # 4 s of checks, each within the 2 s idle timeout of the last
+            time.sleep(0.5)
+            assert check(sock).endswith(b'{"result":true}')
+        idle = time.monotonic()
+        assert sock.recv(65536) == b""  # closed by the server, nothing said
+        assert 1.9 < time.monotonic() - idle < 4
 
 
 def test_an_oversized_head_is_refused_before_it_is_buffered(stack):

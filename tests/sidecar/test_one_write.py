@@ -91,3 +91,82 @@ def test_a_response_without_a_body_write_still_sends_its_head(connection: bytes)
     [head] = transport.writes
     assert head.startswith(b"HTTP/1.1 200 OK\r\n") and head.endswith(b"\r\n\r\n")
     assert transport.closed_by_server == (connection == b"close")
+
+
+class Remembering:
+    """An app that answers from memory (as `SidecarApp` does) when it knows the body, else
+    through ASGI, recording the bodies and scopes it saw."""
+
+    def __init__(self, known: bytes) -> None:
+        self.known, self.bodies, self.scopes = known, [], []  # type: ignore[var-annotated]
+
+    def answer_from_memory(self, endpoint: str, body: bytes) -> bytes | None:
+        self.bodies.append(body)
+        return ANSWER if body == self.known else None
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        self.scopes.append(scope)
+        await whole(scope, receive, send)
+
+
+def feed(app: Any, pieces: list[bytes], default_headers: list[tuple[bytes, bytes]]) -> list[bytes]:
+    """The writes of the protocol fed `pieces` (a data_received each), answered in turn."""
+
+    async def run() -> list[bytes]:
+        config = uvicorn.Config(app, http=GuardedHttpTools, lifespan="off", ws="none")
+        config.proxy_headers = False  # the sidecar's own setting: the app is called as it is
+        state = ServerState()
+        state.default_headers = default_headers
+        protocol = GuardedHttpTools(config, state, {}, asyncio.get_running_loop())
+        transport = RecordingTransport()
+        protocol.connection_made(transport)
+        for piece in pieces:
+            protocol.data_received(piece)
+            for _ in range(100):  # bounded: an ASGI answer runs on this loop
+                if protocol.cycle is None or protocol.cycle.response_complete:
+                    break
+                await asyncio.sleep(0.01)
+        protocol.connection_lost(None)
+        return transport.writes
+
+    return asyncio.run(run())
+
+
+def test_a_body_in_pieces_is_answered_from_memory_whole() -> None:
+    body = b'{"input": {"action": {"operation": "ExecuteQuery"}}}'
+    raw = post(b"/v1/data/trino/allow").replace(b'{"input": {}}', body)
+    raw = raw.replace(b"content-length: 13", b"content-length: %d" % len(body))
+    app = Remembering(body)
+    cut = len(raw) - len(body)
+    writes = feed(app, [raw[: cut + 5], raw[cut + 5 : cut + 20], raw[cut + 20 :]], [])
+    assert app.bodies == [body]
+    assert writes == [
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
+        % (len(ANSWER), ANSWER)
+    ]
+
+
+def test_answers_from_memory_carry_the_default_headers_in_force_the_rest_goes_by_asgi() -> None:
+    known = b'{"input": {}}'
+    app = Remembering(known)
+    first = [(b"date", b"Mon, 07 Dec 2026 14:00:00 GMT"), (b"server", b"uvicorn")]
+    second = [(b"date", b"Mon, 07 Dec 2026 14:00:01 GMT"), (b"server", b"uvicorn")]
+    unknown = post(b"/v1/data/trino/allow").replace(known, b'{"input": []}')
+    writes = feed(app, [post(b"/v1/data/trino/allow")], first)
+    writes += feed(app, [post(b"/v1/data/trino/allow"), unknown], second)
+    dates = [w.split(b"date: ")[1].split(b"\r\n")[0] for w in writes]
+    assert dates == [b"Mon, 07 Dec 2026 14:00:00 GMT"] + [b"Mon, 07 Dec 2026 14:00:01 GMT"] * 2
+    assert all(w.endswith(b"\r\n\r\n" + ANSWER) for w in writes)
+    # the one memory did not answer went through ASGI, with the scope uvicorn makes of its head
+    assert app.bodies == [known, known, b'{"input": []}']
+    [scope] = app.scopes
+    assert (scope["method"], scope["path"], scope["query_string"]) == (
+        "POST",
+        "/v1/data/trino/allow",
+        b"",
+    )
+    assert scope["headers"] == [
+        (b"host", b"x"),
+        (b"content-type", b"application/json"),
+        (b"content-length", b"13"),
+    ]
