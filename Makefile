@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install install-test lock up trino test lint deps plugin plugin-measure bench-trino record-corpus
+.PHONY: install install-test lock up trino test lint deps plugin plugin-measure plugin-spi-cost bench-trino record-corpus
 # `install`: the package alone, what `make up` needs. `install-test`: plus the test and
 # benchmark extras (pytest, ruff, mypy, locust), what `make test` and `make lint` need.
 install: $(VENV)/.installed
@@ -47,6 +47,13 @@ plugin:
 plugin-measure:
 	cd trino-plugin && JAVA_HOME=$(PLUGIN_JAVA_HOME) mvn -B -q -ntp $(MVN_FLAGS) test \
 		-Dgroups=measure -DexcludedTestGroups=none
+
+# Each access control's own cost per query of trino_bench's mix and per 2,000-table listing, in one
+# JVM without a Trino (benchmarks/spi_cost.py; docs/trino-plugin.md, "Against the other access
+# controls"): file rules, the product's plugin and the stock OPA plugin, against a real sidecar,
+# PDP and OPA; about 3 minutes. The OPA plugin comes from the fetched Trino's plugin directory.
+plugin-spi-cost: install-test deps plugin
+	PLUGIN_JAVA_HOME=$(PLUGIN_JAVA_HOME) $(BIN)/python -m benchmarks.spi_cost
 
 # The demo stack plus a real Trino 476 pointed at the sidecar (devstack/demo.py); ACCESS=plugin
 # installs the product's plugin beside Trino's stock ones and uses it instead of the OPA plugin.
