@@ -24,6 +24,8 @@ import argparse
 import asyncio
 import dataclasses
 import gc
+import importlib
+import importlib.util
 import multiprocessing
 import random
 import shutil
@@ -102,7 +104,11 @@ def timed(steps: Steps, name: str) -> Iterator[None]:
 
 def instrument(steps: Steps) -> None:
     """Time the steps of a follow, the delta's decoding, settles and garbage collections."""
-    from sidecar import answers, collector, pdp_client
+    from sidecar import answers, pdp_client
+
+    # pdp.collector, shared with the PDP since 2026-12-07; a tree from before: the sidecar's
+    found = importlib.util.find_spec("pdp.collector") is not None
+    collector = importlib.import_module("pdp.collector" if found else "sidecar.collector")
 
     def wrap(owner: Any, name: str, label: str) -> None:
         original = getattr(owner, name)
