@@ -12,8 +12,10 @@ process serving the world's files on 127.0.0.1; a `gc.callbacks` hook in it time
 collection, by phase. This process is the client: `--requests` GetEntitlements (compact, as
 today's sidecar asks), `--concurrency` at a time, users in turn (each one cold), then for each
 change the file written and requests until the PDP answers from the new revision and
-`--requests`/4 more. Counts and pauses are the PDP's own, so a busy machine changes them
-little (it is shared: no throughput is measured). The child is stopped at the end.
+`--requests`/4 more (`--rounds`: the changes again and again, each round ending with the
+world's files restored: is memory bounded over many revisions). Counts and pauses are the
+PDP's own, so a busy machine changes them little (it is shared: no throughput is measured).
+The child is stopped at the end.
 """
 
 from __future__ import annotations
@@ -84,14 +86,26 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=4_000, help="GetEntitlements per run")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--before", type=Path, help="tree to compare with (default: main)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="of the changes; above 1 each ends with the "
+        "world's files restored (memory over many revisions)",
+    )
+    parser.add_argument("--after-only", action="store_true", help="this tree alone")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="pdp-gc-"))
     try:
-        before = args.before.resolve() if args.before else cold_user.archive("main", work / "main")
-        for name, tree in (("before", before), ("after", REPO)):
+        trees = [("after", REPO)]
+        if not args.after_only:
+            before = args.before or cold_user.archive("main", work / "main")
+            trees.insert(0, ("before", before.resolve()))
+        for name, tree in trees:
             world = scale_world.build_world(scale=args.scale)  # the same files for each tree
             files = scale_world.write_world(world, work / f"world-{name}")
-            result = asyncio.run(run(tree, world, files, args.requests, args.concurrency))
+            given = (args.requests, args.concurrency, args.rounds)
+            result = asyncio.run(run(tree, world, files, *given))
             print(f"{name} ({tree}):\n{report(result)}", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -99,7 +113,7 @@ def main() -> int:
 
 
 async def run(
-    tree: Path, world: Any, files: Any, requests: int, concurrency: int
+    tree: Path, world: Any, files: Any, requests: int, concurrency: int, rounds: int
 ) -> dict[str, Any]:
     """The child's collections by phase and its memory at the start of each phase."""
     env = {**os.environ, "PYTHONPATH": str(tree)}
@@ -124,9 +138,9 @@ async def run(
         async with Client(port) as client:
             phase("requests")
             await client.ask(users, requests, concurrency)
-            changes = revision_stall.revision_changes(world, files, random.Random(26))
-            for label, write in changes:
-                phase(label)
+            changes = revision_stall.revision_changes(world, files, random.Random(26), rounds > 1)
+            for round_, (label, write) in enumerate(changes * rounds):
+                phase(f"{label} #{round_ // len(changes) + 1}" if rounds > 1 else label)
                 revision = await client.revision()
                 write()
                 while await client.revision() == revision:
