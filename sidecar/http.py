@@ -269,9 +269,11 @@ class GuardedHttpTools(HttpToolsProtocol):
     _held: str | None = None
     _held_body: bytes | bytearray | None = None  # a bytearray once a second piece arrives
     _client_key: str | None = None  # the client address while counted by GATE
+    _answer: AnswerFromMemory | None = None  # the app's, looked up once per connection
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self._answer = getattr(self.app, "answer_from_memory", None)
         if self.loop not in _sweeping:
             _sweeping.add(self.loop)
             self.loop.call_later(SWEEP_SECONDS, _sweep, self.loop, self.connections)
@@ -359,7 +361,7 @@ class GuardedHttpTools(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         self._disarm()
         if self._held is not None:
-            answer = self._answerer()(self._held, bytes(self._held_body or b""))  # type: ignore[misc]
+            answer = self._answer(self._held, bytes(self._held_body or b""))  # type: ignore[misc]
             if answer is not None:
                 self._held = self._held_body = None
                 self._write_answer(answer)
@@ -376,11 +378,8 @@ class GuardedHttpTools(HttpToolsProtocol):
             or self.parser.should_upgrade()
             or self.pipeline
             or (self.cycle is not None and not self.cycle.response_complete)
-            or self._answerer() is None
+            or self._answer is None
         )
-
-    def _answerer(self) -> AnswerFromMemory | None:
-        return getattr(self.app, "answer_from_memory", None)
 
     def _release(self) -> None:
         """Hand a held request to ASGI as it would have gone: cycle, then the body so far."""
