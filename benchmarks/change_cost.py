@@ -153,13 +153,7 @@ def changes(
 ) -> list[tuple[str, Callable[[], None]]]:
     """The three changes of `revision_delta.py`, written over the world's files."""
     world = scale_world.build_world(scale=scale)
-    rnd = random.Random(26)
-    group = scale_world.group_of_share(world)
-    changed = scale_world.with_policy(world, scale_world.policy_for_group(world, group))
-    added = scale_world.new_tables(changed, rnd)
-    grown = scale_world.with_tables(changed, added=added)
-    dropped = scale_world.schema_tables(grown, rnd)
-    shrunk = scale_world.with_tables(grown, dropped=dropped)
+    c = scale_world.changes(world, random.Random(26))
 
     def write_policies(w: scale_world.World) -> None:
         if as_json:
@@ -172,13 +166,13 @@ def changes(
         only = (changed[0].catalog, changed[0].schema)
         scale_world.write_registry(w, registry, as_json=as_json, only=only)
 
-    members = len(changed.members(group))
+    members = len(c.changed.members(c.group))
     return [
-        (f"policy for a group of {members} users", lambda: write_policies(changed)),
-        (f"{len(added)} tables added to one schema", lambda: write_registry(grown, added)),
+        (f"policy for a group of {members} users", lambda: write_policies(c.changed)),
+        (f"{len(c.added)} tables added to one schema", lambda: write_registry(c.grown, c.added)),
         (
-            f"{len(dropped)} tables of one schema dropped",
-            lambda: write_registry(shrunk, dropped),
+            f"{len(c.dropped)} tables of one schema dropped",
+            lambda: write_registry(c.shrunk, c.dropped),
         ),
     ]
 

@@ -93,13 +93,7 @@ def one_tree(tree: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
             load.start()
             try:
                 time.sleep(2)
-                group = scale_world.group_of_share(world)
-                policy = scale_world.policy_for_group(world, group)
-                changed = scale_world.with_policy(world, policy)
-                added = scale_world.new_tables(changed, rnd)
-                grown = scale_world.with_tables(changed, added=added)
-                dropped = scale_world.schema_tables(grown, rnd)
-                shrunk = scale_world.with_tables(grown, dropped=dropped)
+                c = scale_world.changes(world, rnd)
 
                 def write_schema(w: scale_world.World, changed: list[scale_world.Table]) -> None:
                     only = (changed[0].catalog, changed[0].schema)
@@ -107,16 +101,16 @@ def one_tree(tree: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
 
                 changes: list[tuple[str, Callable[[], None]]] = [
                     (
-                        f"policy for group {group} ({len(changed.members(group))} users)",
-                        lambda: scale_world.write_policies(changed.policies, files.policies),
+                        f"policy for group {c.group} ({len(c.changed.members(c.group))} users)",
+                        lambda: scale_world.write_policies(c.changed.policies, files.policies),
                     ),
                     (
-                        f"{len(added)} tables added to one schema",
-                        lambda: write_schema(grown, added),
+                        f"{len(c.added)} tables added to one schema",
+                        lambda: write_schema(c.grown, c.added),
                     ),
                     (
-                        f"{len(dropped)} tables of one schema dropped",
-                        lambda: write_schema(shrunk, dropped),
+                        f"{len(c.dropped)} tables of one schema dropped",
+                        lambda: write_schema(c.shrunk, c.dropped),
                     ),
                 ]
                 rows = []

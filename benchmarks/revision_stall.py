@@ -230,25 +230,20 @@ def revision_changes(
 ) -> list[tuple[str, Callable[[], None]]]:
     """`revision_delta.py`'s three changes, as writes of the world's files; with `restore`, a
     fourth that writes the files they changed back as `world` has them."""
-    group = scale_world.group_of_share(world)
-    changed = scale_world.with_policy(world, scale_world.policy_for_group(world, group))
-    added = scale_world.new_tables(changed, rnd)
-    grown = scale_world.with_tables(changed, added=added)
-    dropped = scale_world.schema_tables(grown, rnd)
-    shrunk = scale_world.with_tables(grown, dropped=dropped)
+    c = scale_world.changes(world, rnd)
 
     def write_schema(w: scale_world.World, tables: list[scale_world.Table]) -> None:
         scale_world.write_registry(w, files.registry, only=(tables[0].catalog, tables[0].schema))
 
     def restored() -> None:
         scale_world.write_policies(world.policies, files.policies)
-        write_schema(world, added)
-        write_schema(world, dropped)
+        write_schema(world, c.added)
+        write_schema(world, c.dropped)
 
     return [
-        ("policy change", lambda: scale_world.write_policies(changed.policies, files.policies)),
-        (f"{len(added)} tables added", lambda: write_schema(grown, added)),
-        (f"{len(dropped)} tables dropped", lambda: write_schema(shrunk, dropped)),
+        ("policy change", lambda: scale_world.write_policies(c.changed.policies, files.policies)),
+        (f"{len(c.added)} tables added", lambda: write_schema(c.grown, c.added)),
+        (f"{len(c.dropped)} tables dropped", lambda: write_schema(c.shrunk, c.dropped)),
         *([("restored", restored)] if restore else []),
     ]
 

@@ -667,6 +667,29 @@ def with_tables(world: World, added: Iterable[Table] = (), dropped: Iterable[Tab
     return dataclasses.replace(world, tables=(*(t for t in world.tables if t not in gone), *added))
 
 
+@dataclass(frozen=True)
+class Changes:
+    """The delta benchmarks' three changes, one after the other: a policy for the group of 1 %
+    of the users (`changed`), 100 tables added to one schema (`grown`), then 100 tables of one
+    schema dropped (`shrunk`)."""
+
+    group: str
+    changed: World
+    added: list[Table]
+    grown: World
+    dropped: list[Table]
+    shrunk: World
+
+
+def changes(world: World, rnd: random.Random) -> Changes:
+    group = group_of_share(world)
+    changed = with_policy(world, policy_for_group(world, group))
+    added = new_tables(changed, rnd)
+    grown = with_tables(changed, added=added)
+    dropped = schema_tables(grown, rnd)
+    return Changes(group, changed, added, grown, dropped, with_tables(grown, dropped=dropped))
+
+
 def stats(world: World) -> dict[str, int]:
     counts = sorted(world.visible(u) for u in world.users)
     return {

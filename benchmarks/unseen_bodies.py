@@ -385,32 +385,11 @@ class Http:
     one kept-alive connection whose transport records the writes: what a request costs the
     worker above its answer, without sockets. The request head is wrk's."""
 
-    class Transport(asyncio.Transport):
-        def __init__(self) -> None:
-            super().__init__()
-            self.writes: list[bytes] = []
-
-        def write(self, data: Any) -> None:
-            self.writes.append(bytes(data))
-
-        def is_closing(self) -> bool:
-            return False
-
-        def get_extra_info(self, name: str, default: Any = None) -> Any:
-            return {"peername": ("127.0.0.1", 40000), "sockname": ("127.0.0.1", 8181)}.get(
-                name, default
-            )
-
-        def pause_reading(self) -> None:
-            pass
-
-        def resume_reading(self) -> None:
-            pass
-
     def __init__(self, sidecar: Any) -> None:
         from uvicorn.config import Config
         from uvicorn.server import ServerState
 
+        from devstack.loopback import LoopbackTransport
         from sidecar.app import SidecarApp
         from sidecar.http import GuardedHttpTools
 
@@ -423,7 +402,16 @@ class Http:
             (b"server", b"uvicorn"),
         ]
         self.protocol = GuardedHttpTools(config, state, {})
-        self.transport = Http.Transport()
+
+        class Recording(LoopbackTransport):
+            def __init__(self) -> None:
+                super().__init__()
+                self.writes: list[bytes] = []
+
+            def write(self, data: Any) -> None:
+                self.writes.append(bytes(data))
+
+        self.transport = Recording()
         self.protocol.connection_made(self.transport)
 
     async def answer(self, endpoint: str, body: bytes) -> bytes:

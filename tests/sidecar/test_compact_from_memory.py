@@ -25,6 +25,7 @@ import uvicorn
 from uvicorn.server import ServerState
 
 from devstack.configs import make_tree
+from devstack.loopback import LoopbackTransport
 from pdp.service.config import load_pdp_config
 from pdp.service.run import RunningPdp, start_pdp
 from sidecar import http
@@ -33,7 +34,6 @@ from sidecar.config import load_sidecar_config
 from sidecar.http import GuardedHttpTools
 from tests.sidecar.test_compact import POLICIES, table
 from tests.sidecar.test_data_policies import PROPERTIES, REGISTRY, USERS, column
-from tests.support.transport import LoopbackTransport
 
 DECISIONS = b"/v1/pdp/decisions"
 MAX_BATCH_ITEMS = 4  # sidecar.yaml http.maxBatchItems here

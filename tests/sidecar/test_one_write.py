@@ -13,8 +13,8 @@ import pytest
 import uvicorn
 from uvicorn.server import ServerState
 
+from devstack.loopback import LoopbackTransport
 from sidecar.http import GuardedHttpTools
-from tests.support.transport import LoopbackTransport
 
 ANSWER = b'{"result":[0,2]}'
 
