@@ -24,6 +24,8 @@ import argparse
 import asyncio
 import dataclasses
 import gc
+import importlib
+import importlib.util
 import multiprocessing
 import random
 import shutil
@@ -102,7 +104,11 @@ def timed(steps: Steps, name: str) -> Iterator[None]:
 
 def instrument(steps: Steps) -> None:
     """Time the steps of a follow, the delta's decoding, settles and garbage collections."""
-    from sidecar import answers, collector, pdp_client
+    from sidecar import answers, pdp_client
+
+    # pdp.collector, shared with the PDP since 2026-12-07; a tree from before: the sidecar's
+    found = importlib.util.find_spec("pdp.collector") is not None
+    collector = importlib.import_module("pdp.collector" if found else "sidecar.collector")
 
     def wrap(owner: Any, name: str, label: str) -> None:
         original = getattr(owner, name)
@@ -217,9 +223,13 @@ def blocks(lags: Lags, steps: Steps, shown: int = 5) -> list[str]:
 
 
 def revision_changes(
-    world: scale_world.World, files: scale_world.WorldFiles, rnd: random.Random
+    world: scale_world.World,
+    files: scale_world.WorldFiles,
+    rnd: random.Random,
+    restore: bool = False,
 ) -> list[tuple[str, Callable[[], None]]]:
-    """`revision_delta.py`'s three changes, as writes of the world's files."""
+    """`revision_delta.py`'s three changes, as writes of the world's files; with `restore`, a
+    fourth that writes the files they changed back as `world` has them."""
     group = scale_world.group_of_share(world)
     changed = scale_world.with_policy(world, scale_world.policy_for_group(world, group))
     added = scale_world.new_tables(changed, rnd)
@@ -230,10 +240,16 @@ def revision_changes(
     def write_schema(w: scale_world.World, tables: list[scale_world.Table]) -> None:
         scale_world.write_registry(w, files.registry, only=(tables[0].catalog, tables[0].schema))
 
+    def restored() -> None:
+        scale_world.write_policies(world.policies, files.policies)
+        write_schema(world, added)
+        write_schema(world, dropped)
+
     return [
         ("policy change", lambda: scale_world.write_policies(changed.policies, files.policies)),
         (f"{len(added)} tables added", lambda: write_schema(grown, added)),
         (f"{len(dropped)} tables dropped", lambda: write_schema(shrunk, dropped)),
+        *([("restored", restored)] if restore else []),
     ]
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from cachetools import LRUCache
 
+from pdp.collector import made_frozen
 from pdp.core import decide
 from pdp.core.model import (
     AccessGrantMapping,
@@ -32,7 +33,6 @@ from pdp.core.readable import Readable, allowed_without_reason, readable
 from pdp.policy.delta import RevisionDelta
 from pdp.wire.trino import Key, request_of
 from sidecar.bodykeys import BODY_BYTES
-from sidecar.collector import made_frozen
 from sidecar.config import VIEW_GRANTS
 from sidecar.pdp_client import PdpClient, PdpUnavailable
 from sidecar.scope import Touched, answer_scope, decision_scope

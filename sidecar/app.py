@@ -16,6 +16,7 @@ import orjson
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from pdp.auth import AsyncTokenSource
+from pdp.collector import Frozen, made_frozen
 from pdp.config.watch import Watched
 from pdp.core.model import TableRef
 from pdp.core.operations import needs_grants
@@ -34,7 +35,6 @@ from pdp.wire.trino import (
 from sidecar import compact, http
 from sidecar.answers import Answers
 from sidecar.bodykeys import BodyKeys
-from sidecar.collector import Frozen, made_frozen
 from sidecar.config import SidecarConfig, load_sidecar_config
 from sidecar.datapolicies import answer_masks, answer_row_filters
 from sidecar.decisionlog import DecisionLog
@@ -532,7 +532,7 @@ class Sidecar:
             "cached_decisions": sizes["decisions"],
             "open_connections": http.GATE.open,
             "max_connections": http.LIMITS.max_connections,
-            "gc_frozen_objects": self._frozen.count,  # at the last settle (sidecar/collector.py)
+            "gc_frozen_objects": self._frozen.count,  # at the last settle (pdp/collector.py)
         }
 
     async def _save_stats(self) -> None:

@@ -25,7 +25,7 @@ from prometheus_client.core import (
     Metric,
 )
 
-from sidecar.collector import Pauses
+from pdp.collector import Pauses
 from sidecar.http import GATE
 
 BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.0)
@@ -194,7 +194,7 @@ class _Collector:
             ("pdp_sidecar_max_connections", "The connection cap (fitted to the open-files limit)"),
             (
                 "pdp_sidecar_gc_frozen_objects",
-                "Objects kept out of garbage collections, at the last settle (sidecar/collector)",
+                "Objects kept out of garbage collections, at the last settle (pdp/collector.py)",
             ),
         ]
         for name, text in specs:

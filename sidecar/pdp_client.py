@@ -10,12 +10,12 @@ import grpc
 from pdp.api import KEEPALIVE_CLIENT, SILENCE_SECONDS, pb, rpc
 from pdp.auth import AsyncTokenSource, TokenError
 from pdp.auth.grpc import bearer_interceptors
+from pdp.collector import made_frozen
 from pdp.config.errors import Problem
 from pdp.core.model import AccessGrantMapping, Identity, Registry, TableKey
 from pdp.policy.delta import RevisionDelta
 from pdp.wire import proto
 from pdp.wire.proto import Grants
-from sidecar.collector import made_frozen
 
 
 class PdpUnavailable(Exception):

@@ -4,7 +4,7 @@ so that a check behind them waits for one slice rather than for whole batches.
 Batches hold their worker's one turn while they compute (parse, decode, decide); after each
 slice the holder lets the loop run once (every other check waiting gets in, while no other batch
 does), then queues behind the other batches. Waiting for the PDP is done outside the turn.
-Each slice starts by freezing what is alive (sidecar/collector.py): the collections its
+Each slice starts by freezing what is alive (pdp/collector.py): the collections its
 allocations start then walk only what the slice made, never the batches' documents nor the
 decision cache."""
 

@@ -20,6 +20,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("collector", ("pdp.collector",)),  # a long-running process's garbage collector (stdlib)
     ("core", ("pdp.core",)),  # the pure decision: decide(view, request) -> Decision
     ("policy", ("pdp.policy",)),  # registry, policies, directory; the snapshot per revision
     ("objects", ("pdp.objects",)),  # the object tree's pure rules: paths, status, sync plans

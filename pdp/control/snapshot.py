@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from pdp.collector import made_frozen
 from pdp.config.load import PolicyInputs
 from pdp.core.model import fold
 from pdp.policy import DataSource, PolicySnapshot, Revisions
@@ -279,7 +280,7 @@ class SnapshotFeed:
         self.content_version: int | None = registry.version if registry.known else None
         self.listen = store.dialect == "postgresql"
         self.interval = interval or (LISTEN_POLL_SECONDS if self.listen else STORE_POLL_SECONDS)
-        self.revisions = Revisions(compose(inputs, registry))
+        self.revisions = Revisions(made_frozen(compose, inputs, registry))
         self.store_available = store_error is None
         self.store_error = store_error
         self.needs_upgrade = needs_upgrade
@@ -414,19 +415,23 @@ class SnapshotFeed:
         while True:
             await self._dirty.wait()
             self._dirty.clear()
-            inputs, registry = self.inputs, self.registry
-            current = self.revisions.current
-            try:
-                snapshot, delta = await asyncio.to_thread(
-                    _compose_with_delta, current, inputs, registry
-                )
-            except Exception:
-                log.exception("cannot compile the snapshot; keeping the last good one")
-                continue
-            before = current.revision
-            self.revisions.publish(snapshot, delta)
-            if snapshot.revision != before:
-                log.info("revision %s (store version %s)", snapshot.revision, registry.version)
+            await self._publish()  # whose locals, the snapshot replaced among them, end with it
+
+    async def _publish(self) -> None:
+        """Compile and publish; the snapshot and its delta are built frozen (pdp/collector.py)."""
+        inputs, registry = self.inputs, self.registry
+        current = self.revisions.current
+        try:
+            snapshot, delta = await asyncio.to_thread(
+                made_frozen, _compose_with_delta, current, inputs, registry
+            )
+        except Exception:
+            log.exception("cannot compile the snapshot; keeping the last good one")
+            return
+        before = current.revision
+        self.revisions.publish(snapshot, delta)
+        if snapshot.revision != before:
+            log.info("revision %s (store version %s)", snapshot.revision, registry.version)
 
     async def refresh(self) -> None:
         """Read the store now (tests, and after an API write, to shorten the wait)."""

@@ -76,6 +76,11 @@ def streamed(handler: Callable[..., AsyncIterator[T]]) -> Callable[..., AsyncIte
     return run
 
 
+def answered() -> int:
+    """The gRPC calls answered so far, of every method and status."""
+    return int(sum(s.value for m in RPCS.collect() for s in m.samples if s.name.endswith("_total")))
+
+
 def revision_published(revision: str, previous: str | None) -> None:
     if previous is not None:
         REVISION.remove(previous)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pdp.collector import made_frozen
 from pdp.config.load import Loaded, PolicyInputs, PolicyReader, SnapshotLoader, load_cluster
 from pdp.config.reload import YamlReload
 from pdp.config.watch import Initial, Watched
@@ -47,14 +48,16 @@ def watch_policy(
 ) -> Watched[PolicySnapshot]:
     """Publishes each new snapshot to `revisions`, with its delta computed in the thread that
     loaded it (beside 100,000 tables it can take a good part of a second) rather than on the
-    event loop; `Revisions.publish` computes it again only if the revision moved meanwhile."""
+    event loop; `Revisions.publish` computes it again only if the revision moved meanwhile.
+    Both are built frozen (pdp/collector.py), like everything a revision lives on."""
     held: list[tuple[PolicySnapshot, RevisionDelta]] = []
+    loader = initial.loader  # not `initial`, which would keep the first snapshot for good
 
     def load() -> Loaded[PolicySnapshot]:
-        loaded = initial.loader()
+        loaded = loader()
         current = revisions.current
         if loaded.value.revision != current.revision:
-            held[:] = [(loaded.value, revision_delta(current, loaded.value))]
+            held[:] = [(loaded.value, made_frozen(revision_delta, current, loaded.value))]
         return loaded
 
     def publish(snapshot: PolicySnapshot) -> None:
@@ -82,14 +85,16 @@ def watch_cluster(config: PdpConfig) -> Watched[ClusterSettings]:
 
 
 def _policy_loader(config: PdpConfig) -> Callable[[], Loaded[PolicySnapshot]]:
-    """Loads the files again and again, each time at the cost of what changed."""
+    """Loads the files again and again, each time at the cost of what changed. A snapshot
+    lives for its revision: it is compiled with the collector off and frozen, out of the full
+    collections that walked its millions of objects while the PDP answered (pdp/collector.py)."""
     loader = SnapshotLoader()
-    return lambda: loader.load(config.policy_files, config.mapping_file)
+    return lambda: made_frozen(loader.load, config.policy_files, config.mapping_file)
 
 
 def _inputs_loader(config: PdpConfig) -> Callable[[], Loaded[PolicyInputs]]:
     reader = PolicyReader()
-    return lambda: reader.load(config.policy_files, config.mapping_file)
+    return lambda: made_frozen(reader.load, config.policy_files, config.mapping_file)
 
 
 def _cluster_files(config: PdpConfig) -> list[Path]:

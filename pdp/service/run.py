@@ -21,6 +21,7 @@ from pdp.admin.server import serving
 from pdp.auth import Secret, Validator, ValidatorConfig
 from pdp.auth.devissuer import DEV_USER_CLIENT, DevIssuer
 from pdp.auth.grpc import BearerAuthInterceptor
+from pdp.collector import Frozen
 from pdp.config.errors import Problem
 from pdp.config.listen import ensure_listen_free
 from pdp.config.load import PolicyInputs
@@ -122,10 +123,11 @@ def _background(
     revisions: Revisions,
     watched: tuple[Watched[Any], ...],
     interval: Callable[[], float],
+    frozen: Frozen,
 ) -> list[asyncio.Task]:
     """The tasks that follow the PDP's revisions and files once it serves: warnings, reloads,
-    grant sync."""
-    tasks = [asyncio.create_task(_log_warnings(revisions))]
+    grant sync, the collector's step."""
+    tasks = [asyncio.create_task(_log_warnings(revisions)), asyncio.create_task(_collect(frozen))]
     tasks += [asyncio.create_task(w.run(interval)) for w in watched]
     syncer = syncer_from(config.grants, monitor.grant_sync_outcome)
     if syncer is not None:
@@ -186,11 +188,14 @@ async def start_pdp(
     def rejected() -> tuple[Problem, ...]:
         return (*pdp_yaml.watched.rejected, *policy.rejected, *cluster.rejected)
 
+    frozen = Frozen()
+    frozen.settle()  # before serving: one full collection, then everything alive frozen
     servicer = PdpServicer(revisions, lambda: cluster.current, rejected=rejected, degraded=degraded)
     interceptors = [BearerAuthInterceptor(validator)] if validator is not None else []
     server, port = await start_server(servicer, listen or config.listen, interceptors, config.tls)
     serving_grpc.set()
-    tasks += _background(config, revisions, (pdp_yaml.watched, policy, cluster), pdp_yaml.interval)
+    watched = (pdp_yaml.watched, policy, cluster)
+    tasks += _background(config, revisions, watched, pdp_yaml.interval, frozen)
     admin_port = None
     if control is not None and config.admin is not None:
         admin_port = await _admin(
@@ -330,6 +335,16 @@ async def _admin(
     mount_console(app, directory, signin, lambda: (revisions.current, cluster()))  # console.md
     port: int = await resources.enter_async_context(serving(app, admin_listen or admin.listen))
     return port
+
+
+async def _collect(frozen: Frozen) -> None:
+    """The PDP's long-lived objects out of its full collections (pdp/collector.py): once a
+    second what requests and revisions brought is frozen, with a settle when the PDP has grown
+    and a second passed without requests. A snapshot is compiled frozen, and the one it
+    replaces is freed by reference counting."""
+    while True:
+        frozen.tick(False, monitor.answered())
+        await asyncio.sleep(1)
 
 
 async def _log_warnings(revisions: Revisions) -> None:

@@ -1,4 +1,4 @@
-"""The worker's long-lived objects stay out of garbage collections (sidecar/collector.py): a
+"""The worker's long-lived objects stay out of garbage collections (pdp/collector.py): a
 large body is parsed without starting one and into frozen objects, a batch's slice starts with
 everything alive frozen, and a reference cycle that turns to garbage while frozen is reclaimed
 by the next settle, which waits for a quiet worker (no batch in progress, no request
@@ -14,9 +14,9 @@ from collections.abc import Iterator
 import orjson
 import pytest
 
+from pdp import collector
+from pdp.collector import Frozen, Pauses, made_frozen
 from pdp.wire.trino import parse
-from sidecar import collector
-from sidecar.collector import Frozen, Pauses, made_frozen
 from sidecar.turns import Turns
 
 
@@ -132,14 +132,14 @@ def test_a_settle_for_growth_waits_for_a_second_without_requests(monkeypatch):
     frozen = Frozen()
     frozen.settle()
     kept = [[i] for i in range(frozen.blocks + 1)]  # more than doubles the allocated blocks
-    assert frozen.tick(batches_in_progress=False, answered=500) is False  # answering
-    assert frozen.tick(batches_in_progress=False, answered=9_000) is False  # still answering
-    assert frozen.tick(batches_in_progress=True, answered=9_000) is False  # a batch's turns
-    assert frozen.tick(batches_in_progress=False, answered=9_000) is True  # a quiet second
+    assert frozen.tick(in_progress=False, answered=500) is False  # answering
+    assert frozen.tick(in_progress=False, answered=9_000) is False  # still answering
+    assert frozen.tick(in_progress=True, answered=9_000) is False  # a batch's turns
+    assert frozen.tick(in_progress=False, answered=9_000) is True  # a quiet second
     assert frozen.count >= len(kept)
     more = [[i] for i in range(2 * frozen.blocks + 1)]
     monkeypatch.setattr(collector, "SETTLE_SECONDS", 0.0)
-    assert frozen.tick(batches_in_progress=False, answered=20_000) is True  # overdue
+    assert frozen.tick(in_progress=False, answered=20_000) is True  # overdue
     assert frozen.count >= len(more)
 
 
@@ -152,7 +152,7 @@ def test_a_tick_never_counts_the_frozen_objects(monkeypatch):
     real = gc.get_freeze_count
     monkeypatch.setattr(gc, "get_freeze_count", lambda: counts.append(1) or real())
     for _ in range(10):
-        frozen.tick(batches_in_progress=False, answered=0)
+        frozen.tick(in_progress=False, answered=0)
     assert counts == []
     frozen.settle()
     assert len(counts) == 1
@@ -165,7 +165,7 @@ def test_a_tick_freezes_what_lives():
     frozen.settle()
     kept = [[i] for i in range(10_000)]
     before = gc.get_freeze_count()
-    frozen.tick(batches_in_progress=False, answered=0)
+    frozen.tick(in_progress=False, answered=0)
     assert gc.get_freeze_count() >= before + len(kept)
 
 

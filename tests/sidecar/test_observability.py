@@ -95,7 +95,7 @@ def test_metrics_add_up_over_workers_and_do_not_change_between_scrapes(tmp_path,
         )
     connected = [v for (name, _), v in first.items() if name == "pdp_sidecar_pdp_connected"]
     assert connected == [1, 1]  # one per worker
-    # each worker froze what it loaded at start, after one full collection (sidecar/collector.py)
+    # each worker froze what it loaded at start, after one full collection (pdp/collector.py)
     frozen = [v for (name, _), v in first.items() if name == "pdp_sidecar_gc_frozen_objects"]
     assert len(frozen) == 2 and min(frozen) > 1000
     pauses = "pdp_sidecar_gc_pause_seconds_count"

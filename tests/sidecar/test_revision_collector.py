@@ -1,4 +1,4 @@
-"""A new revision costs the worker no full garbage collection (sidecar/collector.py): the
+"""A new revision costs the worker no full garbage collection (pdp/collector.py): the
 revision it leaves is freed by reference counting alone (no reference cycle among what a switch
 drops: the registry, the views, the policy tables), so the worker's once-a-second collector
 step only freezes what the revision brought, and a settle (every container walked, 0.2 s at

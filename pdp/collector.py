@@ -1,27 +1,33 @@
-"""The garbage collector of a sidecar worker: long-lived objects kept out of its full
-collections, and its pauses measured.
+"""The garbage collector of a long-running process (a sidecar worker, the PDP): long-lived
+objects kept out of its full collections, and its pauses measured.
 
 A full (generation-2) collection walks every container object alive, and nothing else runs in
-the worker meanwhile. A worker holds many that are never garbage: its code and configuration,
-the revision's registry and views, the decision cache, and a large batch's parsed body while it
-is decided (100,000 items are 100,000 dicts). With all of them in the old generation, full
-collections behind large batches took 0.1-0.85 s each, freed nothing, and every check waited.
+the process meanwhile. Both hold many that are never garbage: their code and configuration, a
+revision's registry and policy tables, caches; in a sidecar worker also a large batch's parsed
+body while it is decided (100,000 items are 100,000 dicts), in the PDP the compiled snapshot of
+100,000 tables and 10,000 users. With all of them in the old generation, a worker's full
+collections behind large batches took 0.1-0.85 s each, the PDP's while it answered
+entitlements 0.3-0.9 s every few seconds; they freed nothing, and every request waited.
 
-So they are moved to the permanent generation (`gc.freeze`), which collections skip: after
-start, every second (`tick`: what checks of bodies never seen added to the decision cache
-meanwhile, a new revision's registry and views), at the start of each slice of a batch's turn
-(sidecar/turns.py) and right after a large body is parsed or a revision's registry moved
-(`made_frozen`). A frozen object is still freed as soon as nothing refers to it; only a
-reference cycle that turns to garbage while frozen waits, for the next `settle` (unfreeze, one
-full collection, freeze again). That runs when the worker's allocated memory blocks have
-doubled since the last one, once the worker is quiet: no batch in progress and no request
-answered since the last tick (or after SETTLE_SECONDS regardless), so what waits there is
-bounded by the worker's live state. A new revision calls for no settle of its own: the revision
-it leaves is freed by reference counting (tests/sidecar/test_revision_collector.py), and a
-settle then held the worker 0.2 s at 100,000 tables (benchmarks/revision_stall.py).
+So they are moved to the permanent generation (`gc.freeze`), which collections skip. A frozen
+object is still freed as soon as nothing refers to it; only a reference cycle that turns to
+garbage while frozen waits, for the next `settle` (unfreeze, one full collection, freeze
+again). Hence what is built to be frozen must hold no reference cycle: the revision a process
+leaves is then freed by reference counting (tests/sidecar/test_revision_collector.py,
+tests/service/test_collector.py), with no settle of its own (one held a worker 0.2 s at
+100,000 tables: benchmarks/revision_stall.py).
 
-Why quiet: a settle walks every container's references, in use or not: with caches filled by
-bodies never seen, 55-70 ms in which the worker answers nothing, and the caches filling from
+When: after start (`settle`), every second (`tick`: what requests added to caches meanwhile),
+and right after something large and long-lived is built (`made_frozen`: the PDP's snapshot as
+it is compiled and its delta, a worker's body as it is parsed and registry as it is moved); in
+a worker also at the start of each slice of a batch's turn (sidecar/turns.py). A settle runs
+when the process's allocated memory blocks have doubled since the last one, once it is quiet:
+no work in progress that must not pause (a worker's batch) and no request answered since the
+last tick (or after SETTLE_SECONDS regardless), so what waits there is bounded by the
+process's live state.
+
+Why quiet: a settle walks every container's references, in use or not: with a worker's caches
+filled by bodies never seen, 55-70 ms in which it answers nothing, and the caches filling from
 empty double the blocks two or three times. Settled as they grew, those pauses were the tail
 of a flood of new bodies (measured in-process: benchmarks/unseen_bodies.py --stalls; p99 of
 8-44 ms where the median was under 1 ms). Under traffic that never pauses, a settle waits
@@ -63,12 +69,12 @@ class Frozen:
         self.count = gc.get_freeze_count()
         self.blocks, self.at = sys.getallocatedblocks(), time.monotonic()
 
-    def tick(self, batches_in_progress: bool, answered: int) -> bool:
-        """Once a second: freeze what is alive, and settle if the worker has grown and is
-        quiet (no batch in progress, and `answered`, its count of requests answered, the same
+    def tick(self, in_progress: bool, answered: int) -> bool:
+        """Once a second: freeze what is alive, and settle if the process has grown and is
+        quiet (nothing `in_progress`, and `answered`, its count of requests answered, the same
         as at the last tick)."""
         gc.freeze()
-        busy = batches_in_progress or answered != self.answered
+        busy = in_progress or answered != self.answered
         self.answered = answered
         return self.settle_if_grown(busy)
 
@@ -86,7 +92,8 @@ def made_frozen(make: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     cycles and is kept, whose new containers would otherwise start collections that walk them
     and promote them to the old generation (a large body parsed; a revision's registry moved
     and the delta that moved it, whose containers of 100,000 tables took collections 13-38 ms
-    at scale 1)."""
+    at scale 1; the PDP's snapshot compiled). The collector is off for the whole process, also
+    when `make` runs in a thread: the event loop meanwhile starts no collection either."""
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -99,7 +106,7 @@ def made_frozen(make: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
 
 
 class Pauses:
-    """Collections of this worker by generation: how many, and their seconds per bucket."""
+    """Collections of this process by generation: how many, and their seconds per bucket."""
 
     def __init__(self, buckets: tuple[float, ...]) -> None:
         self.buckets = buckets
