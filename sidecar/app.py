@@ -30,6 +30,7 @@ from pdp.wire.trino import (
     parse,
     resource_names,
     single_key,
+    table_keys,
 )
 from sidecar import compact, http
 from sidecar.answers import Answers
@@ -284,33 +285,14 @@ class Sidecar:
     def _readable_indices(self, keys: Sequence[Key | None]) -> list[int] | None:
         """The indices of the tables a FilterTables batch (its items' keys, `batch_keys`) lets
         the user read, from the user's cached view by set lookups (`Answers.readable`), or None:
-        another operation, an item the full decoder would refuse or decode otherwise, or the
-        view not at hand. Every item's key starts with the body's (user, groups, operation)."""
-        first = keys[0] if keys else None
-        if first is None or first[2] != "FilterTables":  # FilterColumns answers columns
+        another operation, an item the full decoder would refuse or decode otherwise
+        (`table_keys`), or the view not at hand."""
+        if not table_keys(keys):
             return None
-        user, groups = first[0], first[1]
-        if user.__class__ is not str or not user or any(g.__class__ is not str for g in groups):
-            return None
-        reads = self.answers.readable(self.answers.identity(user, groups))
-        if reads is None:
-            return None
-        for key in keys:
-            # a table's key: (user, groups, operation, "table", catalog, schema, table), each
-            # name a non-empty string as the decoder demands (anything else: the decoder says)
-            if key is None or key[3] != "table":
-                return None
-            catalog, schema, table = key[4], key[5], key[6]
-            if not (
-                catalog.__class__ is str
-                and schema.__class__ is str
-                and table.__class__ is str
-                and catalog
-                and schema
-                and table
-            ):
-                return None
-        return reads.indices(keys)  # type: ignore[arg-type]  # no None left
+        first = keys[0]
+        assert first is not None  # `table_keys` says so
+        reads = self.answers.readable(self.answers.identity(first[0], first[1]))
+        return None if reads is None else reads.indices(keys)  # type: ignore[arg-type]
 
     def _row_filters_from_memory(self, body: bytes) -> bytes | None:
         return self._data_answer_from_memory(body, self._row_filter_keys)
@@ -377,6 +359,27 @@ class Sidecar:
         endpoint's filter asks)."""
         async with self._turns.take() as turn:
             return await self._batch_answer(document, turn)
+
+    async def filter_tables(self, document: Any, keys: Sequence[Key]) -> tuple[str, list[int], int]:
+        """`filter_batch` of a FilterTables batch whose `keys` are proven (`table_keys`), decided
+        by set lookups on the user's view (`Answers.readable`) after fetching it if need be, a
+        slice at a time, with no Decision or Request per table; as `filter_batch` when the view
+        is not at hand at the current revision (the PDP away, the revision unknown)."""
+        answers = self.answers
+        identity = answers.identity(keys[0][0], keys[0][1])
+        async with self._turns.take() as turn:
+            if not answers.has_view(identity):  # fetched out of turn
+                with contextlib.suppress(PdpUnavailable):  # decided below: denied, with a warning
+                    await turn.outside(answers.view(identity))
+            reads = answers.readable(identity)
+            if reads is None:
+                return await self._batch_answer(document, turn)
+            allowed: list[int] = []
+            for start in range(0, len(keys), TABLE_SLICE):
+                await turn.pause()
+                part = reads.indices(keys[start : start + TABLE_SLICE])
+                allowed.extend(start + i for i in part)
+            return "FilterTables", allowed, len(keys)
 
     async def _batch_answer(self, document: Any, turn: Turn) -> tuple[str, list[int], int]:
         """(operation, the indices allowed, how many were asked about) of a parsed batch."""
@@ -642,6 +645,7 @@ def _decode(document: Any, batch: bool, masks: bool = True, operation: str | Non
 
 
 CHUNK_ITEMS = 64  # filterResources items decided between two looks at the clock
+TABLE_SLICE = 512  # tables looked up by `Readable.indices` between two looks at the clock
 MEMO_ITEMS = 500  # batches up to this size are remembered by body (see _batch_memo)
 FROZEN_BODY_BYTES = 1024 * 1024  # batch bodies parsed straight into frozen objects (~15,000 items)
 

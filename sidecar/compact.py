@@ -69,6 +69,7 @@ from pdp.wire.trino import (
     batch_keys,
     decode_document,
     single_key,
+    table_keys,
 )
 from sidecar.datapolicies import masks_on, row_filters_on, user_view
 from sidecar.http import TooLarge, check_items
@@ -103,9 +104,15 @@ class Ask:
     call: Call
     table: TableKey | None = None  # GetRowFilters'
     columns: tuple[MaskedColumn, ...] = ()  # GetColumnMask's, with their types
+    # FilterTables' items as their keys (`table_keys`), when they prove the items valid: the
+    # call is then decoded without them (no TableRef per table) and they are answered by set
+    # lookups on the user's view, not by a decision each
+    tables: Sequence[Key] | None = None
 
     @property
     def objects(self) -> int:
+        if self.tables is not None:
+            return len(self.tables)
         return max(1, len(self.call.items or ()))
 
     @property
@@ -179,6 +186,14 @@ def _decode(identity: Any, ask: dict[str, Any], index: int) -> Ask:
             if not isinstance(items, list):
                 raise BadRequest(f"filterResources: {operation} asks for a list")
             check_items(items, "filterResources")
+            if operation == "FilterTables":
+                tables = batch_keys(document)
+                if table_keys(tables):
+                    bare = {**ask, "filterResources": []}  # the rest decoded as ever
+                    call = decode_document(
+                        {"input": {"context": {"identity": identity}, "action": bare}}
+                    )
+                    return Ask(document, call, tables=tables)  # type: ignore[arg-type]
         elif "filterResources" in ask:
             raise BadRequest("filterResources: only filter operations and GetColumnMask take them")
         call = decode_document(document)
@@ -195,6 +210,9 @@ def _decode(identity: Any, ask: dict[str, Any], index: int) -> Ask:
 
 async def _answer(sidecar: Sidecar, ask: Ask) -> dict[str, Any]:
     call, answers = ask.call, sidecar.answers
+    if ask.tables is not None:
+        _, allowed, asked = await sidecar.filter_tables(ask.document, ask.tables)
+        return _filtered(sidecar, ask, allowed, asked)
     if ask.table is not None:
         view = await user_view(answers, call.identity)
         return _row_filters(row_filters_on(view, call.identity, ask.table))
@@ -212,6 +230,11 @@ def _answer_now(sidecar: Sidecar, ask: Ask) -> Callable[[], dict[str, Any]] | No
     """`_answer` from what the sidecar holds, to be counted and logged when called; None if
     it needs the PDP."""
     call, answers = ask.call, sidecar.answers
+    if ask.tables is not None:
+        reads = answers.readable(call.identity)
+        if reads is None:
+            return None
+        return partial(_filtered, sidecar, ask, reads.indices(ask.tables), len(ask.tables))
     if ask.table is not None or call.operation == "GetColumnMask":
         view = answers.held_view(call.identity)
         if view is None and ask.needs_view:

@@ -120,22 +120,24 @@ class Readable:
 
     def indices(self, tables: Sequence[Sequence[str]]) -> list[int]:
         """The positions in `tables` of those `allowed`: each ends with the names (catalog,
-        schema, table) as sent. A batch's tables share a few schemas, folded once each."""
+        schema, table) as sent. A batch's tables share a few schemas, each looked at once: a
+        schema the registry lists no table in (or a metadata schema) answers all of its tables
+        alike, without a lookup per table."""
         if self._everything:
             return list(range(len(tables)))
         registered, granted, unregistered = self._registered, self._granted, self._unregistered
-        # (catalog, schema) as sent -> folded, or None for a metadata schema (always allowed)
-        containers: dict[tuple[str, str], tuple[str, str] | None] = {}
+        # (catalog, schema) as sent -> folded, or the answer for every table in it
+        containers: dict[tuple[str, str], tuple[str, str] | bool] = {}
         allowed = []
         for i, names in enumerate(tables):
             catalog, schema = names[-3], names[-2]
             folded = containers.get((catalog, schema), _UNSEEN)
             if folded is _UNSEEN:
-                folded = containers[catalog, schema] = (
-                    None if is_metadata_name(catalog, schema) else (fold(catalog), fold(schema))
-                )
-            if folded is None:
+                folded = containers[catalog, schema] = self._container(catalog, schema)
+            if folded is True:
                 allowed.append(i)
+                continue
+            if folded is False:
                 continue
             key = (folded[0], folded[1], fold(names[-1]))
             if key in registered:
@@ -146,6 +148,16 @@ class Readable:
             elif key[0] == SYSTEM_CATALOG if unregistered is None else unregistered:
                 allowed.append(i)  # `_unlisted`, inline: a batch's items are many
         return allowed
+
+    def _container(self, catalog: str, schema: str) -> tuple[str, str] | bool:
+        """The folded (catalog, schema) as sent, or the answer for any table in it: allowed in
+        a metadata schema, `_unlisted` where the registry lists no table."""
+        if is_metadata_name(catalog, schema):
+            return True
+        folded = (fold(catalog), fold(schema))
+        if folded not in self._registry.by_schema:
+            return self._unlisted(folded[0])
+        return folded
 
 
 def readable(view: View, user: str) -> Readable:

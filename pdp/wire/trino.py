@@ -9,7 +9,7 @@ the plugin fail the query (fail closed).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -288,6 +288,34 @@ def batch_keys(document: Any) -> list[Key | None] | None:
         return keys
     except _MALFORMED:
         return None
+
+
+def table_keys(keys: Sequence[Key | None] | None) -> bool:
+    """Whether `batch_keys` gave the keys of a FilterTables batch that the full decoder decodes
+    as these very tables: one user (a non-empty string) and groups (strings), every item a
+    table whose names are non-empty strings (anything else: the decoder says). A non-empty
+    batch: an empty one has no key that proves the body valid."""
+    first = keys[0] if keys else None
+    if first is None or first[2] != "FilterTables":  # FilterColumns answers columns
+        return False
+    user, groups = first[0], first[1]
+    if user.__class__ is not str or not user or any(g.__class__ is not str for g in groups):
+        return False
+    for key in keys:  # type: ignore[union-attr]  # `first` says it is a list
+        # a table's key: (user, groups, operation, "table", catalog, schema, table)
+        if key is None or key[3] != "table":
+            return False
+        catalog, schema, table = key[4], key[5], key[6]
+        if not (
+            catalog.__class__ is str
+            and schema.__class__ is str
+            and table.__class__ is str
+            and catalog
+            and schema
+            and table
+        ):
+            return False
+    return True
 
 
 def _head(document: Any) -> tuple[Key, dict[str, Any]]:

@@ -304,17 +304,18 @@ public final class PdpAccessControl
                 continue;
             }
             SchemaTableName name = entry.getKey();
+            // all of a table's columns or none, as FilterTables answers the table (sidecar/compact.py):
+            // a listing's tables were filtered just before, so their answers are at hand. Looked
+            // up first: it needs neither the columns sorted nor their ask written
+            if (backend.cached(identity + TABLES + Resources.table(catalogName, name.getSchemaName(), name.getTableName())) instanceof Boolean readable) {
+                put(result, name, readable ? Set.copyOf(entry.getValue()) : Set.of());
+                continue;
+            }
             List<String> columns = new ArrayList<>(new TreeSet<>(entry.getValue()));
             String resource = Resources.tableWithSortedColumns(catalogName, name.getSchemaName(), name.getTableName(), columns);
             String key = identity + "FilterColumns" + resource;
             if (backend.cached(key) instanceof Set<?> allowed) {
                 put(result, name, allowed);
-                continue;
-            }
-            // all of a table's columns or none, as FilterTables answers the table (sidecar/compact.py):
-            // a listing's tables were filtered just before, so their answers are at hand
-            if (backend.cached(identity + TABLES + Resources.table(catalogName, name.getSchemaName(), name.getTableName())) instanceof Boolean readable) {
-                put(result, name, readable ? Set.copyOf(columns) : Set.of());
                 continue;
             }
             missing.add(name);
