@@ -363,20 +363,26 @@ class Sidecar:
     async def filter_tables(self, document: Any, keys: Sequence[Key]) -> tuple[str, list[int], int]:
         """`filter_batch` of a FilterTables batch whose `keys` are proven (`table_keys`), decided
         by set lookups on the user's view (`Answers.readable`) after fetching it if need be, a
-        slice at a time, with no Decision or Request per table; as `filter_batch` when the view
-        is not at hand at the current revision (the PDP away, the revision unknown)."""
+        slice at a time, with no Decision or Request per table; each slice on the view held
+        when it is decided (a revision may switch between two). From where the view is not
+        at hand at the current revision (the PDP away, the view dropped by a switch), as
+        `filter_batch`."""
         answers = self.answers
         identity = answers.identity(keys[0][0], keys[0][1])
         async with self._turns.take() as turn:
             if not answers.has_view(identity):  # fetched out of turn
                 with contextlib.suppress(PdpUnavailable):  # decided below: denied, with a warning
                     await turn.outside(answers.view(identity))
-            reads = answers.readable(identity)
-            if reads is None:
-                return await self._batch_answer(document, turn)
             allowed: list[int] = []
             for start in range(0, len(keys), TABLE_SLICE):
-                await turn.pause()
+                if start:
+                    await turn.pause()
+                reads = answers.readable(identity)
+                if reads is None:
+                    items = document["input"]["action"]["filterResources"][start:]
+                    rest = await self._batch_answer(_with_items(document, items), turn)
+                    allowed.extend(start + i for i in rest[1])
+                    break
                 part = reads.indices(keys[start : start + TABLE_SLICE])
                 allowed.extend(start + i for i in part)
             return "FilterTables", allowed, len(keys)

@@ -32,6 +32,7 @@ from sidecar import compact
 from sidecar.app import Sidecar
 from sidecar.config import load_sidecar_config
 from sidecar.http import TooLarge
+from sidecar.turns import Turn
 
 T = TypeVar("T")
 SCHEMAS = {"s0": 6, "s1": 6, "s2": 4, "s3": 1}  # registered: tables t0.. of each
@@ -177,3 +178,52 @@ def test_filter_tables_answers_what_decide_answers_per_table(
     assert answer["revision"] is not None
     if from_memory is not None:
         assert orjson.loads(from_memory) == answer
+
+
+def test_a_revision_that_switches_between_slices_answers_the_rest_from_the_new_view(
+    tmp_path, monkeypatch
+):
+    """Each slice is decided on the view held when it is decided: a policy change that lands
+    while a listing pauses between two slices (one table a slice here) answers the tables
+    after it as the new revision does, never from the view the switch replaced."""
+    backend = Backend(tmp_path, WORLDS["unregistered denied"])
+    try:
+        sidecar, answers = backend.sidecar, backend.sidecar.answers
+        monkeypatch.setattr("sidecar.app.TABLE_SLICE", 1)
+        monkeypatch.setattr("sidecar.turns.SLICE_SECONDS", 0.0)  # every slice yields
+        identity = {"user": "carol", "groups": ["g0"]}
+        tables = [{"table": {"catalogName": "hive", "schemaName": "s0", "tableName": f"t{i}"}}
+                  for i in range(6)]  # fmt: skip
+        body = orjson.dumps(
+            {
+                "identity": identity,
+                "asks": [{"operation": "FilterTables", "filterResources": tables}],
+            }
+        )
+        held = answers.identity("carol", ("g0",))
+        backend.run(answers.view(held))
+        before = answers.revision
+        pauses, pause = 0, Turn.pause
+
+        async def switching_pause(turn: Any) -> None:
+            """At the third slice: g0 loses s0, and the watch switches while the listing waits."""
+            nonlocal pauses
+            pauses += 1
+            if pauses == 2:
+                (tmp_path / "policies.yaml").write_text(
+                    POLICIES.replace("groups: [g0]", "groups: [g9]")
+                )
+                for _ in range(500):  # bounded: the kernel's word, the PDP's compile, the watch
+                    if answers.revision != before:
+                        break
+                    await asyncio.sleep(0.02)
+                assert answers.revision != before, "the policy change did not reach the sidecar"
+            await pause(turn)
+
+        monkeypatch.setattr("sidecar.turns.Turn.pause", switching_pause)
+        answer = orjson.loads(backend.run(compact.decisions(sidecar, body)))
+        assert pauses >= 2
+        # t0 and t1 were decided before the switch (g0 read s0 then), the rest after it
+        assert answer["answers"] == [{"indices": [0, 1]}]
+    finally:
+        backend.stop()
