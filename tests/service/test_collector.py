@@ -10,12 +10,10 @@ import contextlib
 import gc
 import os
 import weakref
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import grpc
-import pytest
 
 from devstack.configs import WORKED_POLICIES, WORKED_REGISTRY, ConfigTree, make_tree
 from pdp.api import pb, rpc
@@ -27,36 +25,11 @@ from pdp.service.config import load_pdp_config
 from pdp.service.reload import first_policy, watch_policy
 from pdp.service.run import start_pdp
 from pdp.store import Store
-
-
-@pytest.fixture(autouse=True)
-def collector_restored() -> Iterator[None]:
-    thresholds = gc.get_threshold()
-    yield
-    gc.set_threshold(*thresholds)
-    gc.set_debug(0)
-    gc.garbage.clear()
-    gc.unfreeze()
-    gc.enable()
-
-
-@pytest.fixture
-def collections() -> Iterator[list[int]]:
-    """The generations of the collections that start meanwhile."""
-    seen: list[int] = []
-
-    def callback(phase: str, info: dict[str, Any]) -> None:
-        if phase == "start":
-            seen.append(info["generation"])
-
-    gc.callbacks.append(callback)
-    yield seen
-    gc.callbacks.remove(callback)
-
-
-def tracked_outside_permanent(thing: object) -> bool:
-    """Whether a generation-2 collection would walk `thing` (frozen objects are skipped)."""
-    return any(o is thing for o in gc.get_objects())
+from tests.support.gcwatch import (  # noqa: F401  (fixtures, by name)
+    collector_restored,
+    tracked_outside_permanent,
+    watched_collections,
+)
 
 
 def walked(snapshot: PolicySnapshot) -> list[str]:

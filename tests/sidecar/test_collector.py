@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import weakref
-from collections.abc import Iterator
 
 import orjson
 import pytest
@@ -18,35 +17,11 @@ from pdp import collector
 from pdp.collector import Frozen, Pauses, made_frozen
 from pdp.wire.trino import parse
 from sidecar.turns import Turns
-
-
-@pytest.fixture(autouse=True)
-def collector_restored() -> Iterator[None]:
-    thresholds = gc.get_threshold()
-    yield
-    gc.set_threshold(*thresholds)
-    gc.unfreeze()
-    gc.enable()
-
-
-@pytest.fixture
-def collections() -> Iterator[list[int]]:
-    """The generations of the collections that run meanwhile."""
-    seen: list[int] = []
-
-    def callback(phase: str, info: dict) -> None:
-        if phase == "start":
-            seen.append(info["generation"])
-
-    gc.callbacks.append(callback)
-    yield seen
-    gc.callbacks.remove(callback)
-
-
-def tracked_outside_permanent(thing: object) -> bool:
-    """Whether a collection of generation 2 would walk `thing` (frozen objects are skipped)."""
-    return any(o is thing for o in gc.get_objects())
-
+from tests.support.gcwatch import (  # noqa: F401  (fixtures, by name)
+    collector_restored,
+    tracked_outside_permanent,
+    watched_collections,
+)
 
 BODY = orjson.dumps(
     {

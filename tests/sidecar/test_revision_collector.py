@@ -19,6 +19,10 @@ from sidecar.answers import Prepared, Views
 from sidecar.app import Sidecar
 from sidecar.config import SidecarConfig
 from tests.sidecar.delta_world import World, edit, following, replaced_policy
+from tests.support.gcwatch import (  # noqa: F401  (a fixture, by name)
+    collector_restored,
+    tracked_outside_permanent,
+)
 
 # a table added, one dropped, a group's policy moved, the mapping changed (a full flush)
 CHANGES = (
@@ -36,14 +40,6 @@ def changed(world: World, change: tuple[Any, ...]) -> None:
         edit(world, change)
 
 
-@pytest.fixture(autouse=True)
-def collector_restored() -> Iterator[None]:
-    yield
-    gc.set_debug(0)
-    gc.garbage.clear()
-    gc.unfreeze()
-
-
 @pytest.fixture
 def settles() -> Iterator[list[int]]:
     """The full collections that walk everything, frozen objects included: a settle's."""
@@ -56,10 +52,6 @@ def settles() -> Iterator[list[int]]:
     gc.callbacks.append(callback)
     yield seen
     gc.callbacks.remove(callback)
-
-
-def tracked_outside_permanent(thing: object) -> bool:
-    return any(o is thing for o in gc.get_objects())
 
 
 async def test_a_new_revision_is_frozen_without_a_settle(settles):
