@@ -1,7 +1,7 @@
 """The PDP's garbage collections (issue 26, goals 2 and 5), counted in its own process: how many
 full (generation-2) collections it runs, and how long the longest holds it, while it loads
 `scale_world.py`'s world, answers GetEntitlements for many users, and follows revision
-changes (`revision_stall.py`'s: a group's policy, 100 tables added, 100 dropped); and its
+changes (`scale_world.staged_changes`: a group's policy, 100 tables added, 100 dropped); and its
 memory after each revision.
 
     .venv/bin/python benchmarks/pdp_collections.py --scale 1                    # this tree, main
@@ -37,7 +37,6 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 import cold_user  # noqa: E402  (benchmarks/ is not a package)
-import revision_stall  # noqa: E402
 import scale_world  # noqa: E402
 
 CHILD = """
@@ -138,7 +137,9 @@ async def run(
         async with Client(port) as client:
             phase("requests")
             await client.ask(users, requests, concurrency)
-            changes = revision_stall.revision_changes(world, files, random.Random(26), rounds > 1)
+            changes = scale_world.staged_changes(
+                world, files, random.Random(26), files.directory / "staged", rounds > 1
+            )
             for round_, (label, write) in enumerate(changes * rounds):
                 phase(f"{label} #{round_ // len(changes) + 1}" if rounds > 1 else label)
                 revision = await client.revision()

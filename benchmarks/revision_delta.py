@@ -85,6 +85,7 @@ def one_tree(tree: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
     )
     rnd = random.Random(26)
     checks = active_checks(world, rnd)
+    changes = scale_world.staged_changes(world, files, rnd, work / "staged")
     try:
         with started(tree, files) as pdp:
             run.wait_ready(port, sidecar=True, timeout=600)
@@ -93,26 +94,6 @@ def one_tree(tree: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
             load.start()
             try:
                 time.sleep(2)
-                c = scale_world.changes(world, rnd)
-
-                def write_schema(w: scale_world.World, changed: list[scale_world.Table]) -> None:
-                    only = (changed[0].catalog, changed[0].schema)
-                    scale_world.write_registry(w, files.registry, only=only)
-
-                changes: list[tuple[str, Callable[[], None]]] = [
-                    (
-                        f"policy for group {c.group} ({len(c.changed.members(c.group))} users)",
-                        lambda: scale_world.write_policies(c.changed.policies, files.policies),
-                    ),
-                    (
-                        f"{len(c.added)} tables added to one schema",
-                        lambda: write_schema(c.grown, c.added),
-                    ),
-                    (
-                        f"{len(c.dropped)} tables of one schema dropped",
-                        lambda: write_schema(c.shrunk, c.dropped),
-                    ),
-                ]
                 rows = []
                 for label, write in changes:
                     row = one_change(port, pdp.pid, load, write, args)

@@ -32,7 +32,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -222,32 +222,6 @@ def blocks(lags: Lags, steps: Steps, shown: int = 5) -> list[str]:
     return lines
 
 
-def revision_changes(
-    world: scale_world.World,
-    files: scale_world.WorldFiles,
-    rnd: random.Random,
-    restore: bool = False,
-) -> list[tuple[str, Callable[[], None]]]:
-    """`revision_delta.py`'s three changes, as writes of the world's files; with `restore`, a
-    fourth that writes the files they changed back as `world` has them."""
-    c = scale_world.changes(world, rnd)
-
-    def write_schema(w: scale_world.World, tables: list[scale_world.Table]) -> None:
-        scale_world.write_registry(w, files.registry, only=(tables[0].catalog, tables[0].schema))
-
-    def restored() -> None:
-        scale_world.write_policies(world.policies, files.policies)
-        write_schema(world, c.added)
-        write_schema(world, c.dropped)
-
-    return [
-        ("policy change", lambda: scale_world.write_policies(c.changed.policies, files.policies)),
-        (f"{len(c.added)} tables added", lambda: write_schema(c.grown, c.added)),
-        (f"{len(c.dropped)} tables dropped", lambda: write_schema(c.shrunk, c.dropped)),
-        *([("restored", restored)] if restore else []),
-    ]
-
-
 def received(pipe: Connection, seconds: float = 600.0) -> Any:
     """The next word from a child; a child that fails says nothing, and ends the run."""
     if not pipe.poll(seconds):
@@ -269,7 +243,7 @@ def main() -> int:
         files = scale_world.write_world(world, work)
         rnd = random.Random(26)  # revision_delta.py's checks and changes
         checks = revision_delta.active_checks(world, rnd)
-        changes = revision_changes(world, files, rnd)
+        changes = scale_world.staged_changes(world, files, rnd, work / "staged")
         pdp, pdp_end = context.Pipe()
         side, side_end = context.Pipe()
         children.append(context.Process(target=pdp_child, args=(tree, str(files.pdp), pdp_end)))

@@ -167,3 +167,56 @@ def test_a_change_to_one_schema_rewrites_its_file_only(tmp_path: Path) -> None:
     assert f"{dropped[0].catalog}.{dropped[0].schema}.yaml" not in after
     whole = compiled(sw.write_world(changed, tmp_path / "whole"))
     assert compiled(files).sources == whole.sources
+
+
+def snapshot_of(files: sw.WorldFiles) -> dict[str, bytes]:
+    """Every file the PDP reads, hidden ones too (a rename left half done would show)."""
+    found = {p.name: p.read_bytes() for p in files.directory.iterdir() if p.is_file()}
+    found |= {f"registry/{p.name}": p.read_bytes() for p in files.registry.iterdir()}
+    return found
+
+
+def test_staged_changes_write_nothing_until_made_then_what_a_direct_write_would(
+    tmp_path: Path,
+) -> None:
+    files = sw.write_world(WORLD, tmp_path / "staged")
+    direct = sw.write_world(WORLD, tmp_path / "direct")
+    original = snapshot_of(files)
+    staged = sw.staged_changes(WORLD, files, random.Random(26), tmp_path / "stage", restore=True)
+    assert snapshot_of(files) == original  # rendering alone touches no file the PDP reads
+    c = sw.changes(WORLD, random.Random(26))
+    directly = [
+        lambda: sw.write_policies(c.changed.policies, direct.policies),
+        lambda: sw.write_registry(
+            c.grown, direct.registry, only=(c.added[0].catalog, c.added[0].schema)
+        ),
+        lambda: sw.write_registry(
+            c.shrunk, direct.registry, only=(c.dropped[0].catalog, c.dropped[0].schema)
+        ),
+    ]
+    assert [label.split(" (")[0] for label, _ in staged] == [
+        f"policy for group {c.group}",
+        "100 tables added to one schema",
+        f"{len(c.dropped)} tables of one schema dropped",
+        "restored",
+    ]
+    for (_, make), write in zip(staged[:3], directly, strict=True):
+        make()
+        write()
+        assert snapshot_of(files) == snapshot_of(direct)
+    staged[-1][1]()
+    assert snapshot_of(files) == original
+    for _, make in staged:  # made again (as pdp_collections' rounds do): the same files
+        make()
+    assert snapshot_of(files) == original
+
+
+def test_a_staged_schema_left_without_tables_is_removed(tmp_path: Path) -> None:
+    files = sw.write_world(WORLD, tmp_path / "world")
+    catalog, schema = WORLD.schemas()[0]
+    every = [t for t in WORLD.tables if (t.catalog, t.schema) == (catalog, schema)]
+    emptied = sw.with_tables(WORLD, dropped=every)
+    make = sw.staged_schemas(emptied, files, tmp_path / "stage", every)
+    assert (files.registry / f"{catalog}.{schema}.yaml").exists()
+    make()
+    assert not (files.registry / f"{catalog}.{schema}.yaml").exists()

@@ -36,6 +36,7 @@ ASKED = [(identity, request, key) for identity in IDENTITIES for request, key in
 @pytest.fixture(autouse=True)
 def chunks_of_one(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(answers_module, "PREPARE_CHUNK", 1)
+    monkeypatch.setattr(answers_module, "PREPARE_SLICE_SECONDS", 0.0)
 
 
 async def checked_while_following(
