@@ -23,7 +23,8 @@ through (a full flush drops to zero, then refills), the PDP process's CPU second
 change (from the file's write to the end of its window: reading and compiling the files, the
 delta, then the entitlements asked again) beyond its steady rate, and the checks' p50/p99/max
 in the change's window (from a second before both workers serve the new revision to
-`--window` seconds after) beside the steady window just before the write. Only
+`--window` seconds after) beside the steady window just before the write, as long. The load
+is asked from a process of its own. Only
 127.0.0.1 is used; every process started here is stopped by its own process group.
 """
 
@@ -32,6 +33,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import http.client
+import multiprocessing
 import os
 import random
 import re
@@ -42,6 +44,8 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from multiprocessing.connection import Connection
+from multiprocessing.synchronize import Event as ProcessEvent
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +65,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", type=float, default=1.0, help="of scale_world's world")
     parser.add_argument("--rate", type=float, default=300.0, help="checks a second in all")
-    parser.add_argument("--steady", type=float, default=6.0, help="seconds of the steady window")
+    parser.add_argument(
+        "--steady",
+        type=float,
+        default=9.0,
+        help="seconds of the steady window (the change's: 1 + --window)",
+    )
     parser.add_argument("--window", type=float, default=8.0, help="seconds after each change")
     parser.add_argument("--before", type=Path, help="a source tree to measure beside this one")
     parser.add_argument(
@@ -182,46 +191,92 @@ def _ask_all(port: int, checks: list[bytes]) -> None:
 
 class Load:
     """`rate` checks a second over CONNECTIONS keep-alive connections, each latency kept with
-    the time it was sent."""
+    the time it was sent, asked from a process of its own: what this one does meanwhile (making
+    a change, reading the workers' metrics every quarter second) never holds the threads that
+    time the checks, in the change's window and not in the steady one. The samples come back
+    in batches; `between` waits for those up to its end."""
 
     def __init__(self, port: int, checks: list[bytes], rate: float) -> None:
-        self.port, self.checks, self.interval = port, checks, CONNECTIONS / rate
+        context = multiprocessing.get_context("fork")  # nothing runs here but this thread
         self.samples: list[tuple[float, float]] = []  # (sent, seconds)
-        self._stop = threading.Event()
-        self._threads = [
-            threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(CONNECTIONS)
-        ]
+        self._reported = 0.0  # the child's clock when it sent its last batch
+        self._stop = context.Event()
+        self._batches, sending = context.Pipe(duplex=False)
+        self._process = context.Process(
+            target=_load, args=(port, checks, CONNECTIONS / rate, self._stop, sending)
+        )
 
     def start(self) -> None:
-        for thread in self._threads:
-            thread.start()
+        self._process.start()
 
     def stop(self) -> None:
         self._stop.set()
-        for thread in self._threads:
-            thread.join()
-
-    def _run(self, number: int) -> None:
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-        rnd = random.Random(number)
-        sent = 0
-        next_at = time.monotonic()
-        while not self._stop.is_set():
-            check = with_query_id(rnd.choice(self.checks), number, sent)
-            start = time.perf_counter()
-            connection.request("POST", run.ALLOW, check)
-            response = connection.getresponse()
-            response.read()
-            seconds = time.perf_counter() - start
-            if response.status != 200:
-                raise SystemExit(f"a check was answered {response.status}")
-            self.samples.append((time.monotonic() - seconds, seconds))
-            sent += 1
-            next_at += self.interval
-            time.sleep(max(0.0, next_at - time.monotonic()))
+        self._process.join(30)
+        if self._process.exitcode != 0:
+            raise SystemExit(f"the load's process ended with {self._process.exitcode}")
 
     def between(self, start: float, end: float) -> list[float]:
-        return sorted(s * 1000 for t, s in list(self.samples) if start <= t < end)
+        deadline = time.monotonic() + 10
+        while self._reported < end and time.monotonic() < deadline:
+            if not self._process.is_alive():
+                raise SystemExit(f"the load's process ended with {self._process.exitcode}")
+            if self._batches.poll(0.05):
+                self._reported, batch = self._batches.recv()
+                self.samples += batch
+        return sorted(s * 1000 for t, s in self.samples if start <= t < end)
+
+
+REPORT_EVERY = 0.2  # seconds between two batches of samples from the load's process
+
+
+def _load(
+    port: int, checks: list[bytes], interval: float, stop: ProcessEvent, batches: Connection
+) -> None:
+    """The load's process: its threads ask, this one sends their samples on in batches; a
+    check answered with anything but 200 ends it, and the benchmark with it."""
+    samples: list[tuple[float, float]] = []
+    threads = [
+        threading.Thread(target=_ask, args=(port, checks, interval, number, stop, samples))
+        for number in range(CONNECTIONS)
+    ]
+    for thread in threads:
+        thread.start()
+    while not stop.wait(REPORT_EVERY):
+        if not all(thread.is_alive() for thread in threads):
+            stop.set()
+            sys.exit(1)  # the thread's error is above
+        now, taken = time.monotonic(), samples[:]
+        del samples[: len(taken)]  # appended meanwhile: left for the next batch
+        batches.send((now, taken))
+    for thread in threads:
+        thread.join()
+
+
+def _ask(
+    port: int,
+    checks: list[bytes],
+    interval: float,
+    number: int,
+    stop: ProcessEvent,
+    samples: list[tuple[float, float]],
+) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    rnd = random.Random(number)
+    sent = 0
+    next_at = time.monotonic()
+    while not stop.is_set():
+        check = with_query_id(rnd.choice(checks), number, sent)
+        start = time.perf_counter()
+        connection.request("POST", run.ALLOW, check)
+        response = connection.getresponse()
+        response.read()
+        seconds = time.perf_counter() - start
+        if response.status != 200:
+            raise RuntimeError(f"a check was answered {response.status}")
+        samples.append((time.monotonic() - seconds, seconds))
+        sent += 1
+        next_at += interval
+        time.sleep(max(0.0, next_at - time.monotonic()))
 
 
 def with_query_id(body: bytes, connection: int, number: int) -> bytes:

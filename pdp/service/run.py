@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
@@ -18,6 +19,7 @@ import grpc
 from pdp.admin import create_app
 from pdp.admin.auth import bearer, trusted_header
 from pdp.admin.server import serving
+from pdp.api import HEARTBEAT_SECONDS
 from pdp.auth import Secret, Validator, ValidatorConfig
 from pdp.auth.devissuer import DEV_USER_CLIENT, DevIssuer
 from pdp.auth.grpc import BearerAuthInterceptor
@@ -40,6 +42,7 @@ from pdp.control.catalogs import fronted
 from pdp.core.model import ClusterSettings
 from pdp.grants.syncer import syncer_from
 from pdp.policy import PolicySnapshot, Revisions
+from pdp.policy.model import Technology
 from pdp.service import monitor
 from pdp.service.config import DevIssuerSettings, PdpConfig
 from pdp.service.reload import (
@@ -178,7 +181,7 @@ async def start_pdp(
     pdp_yaml = PdpYaml(config, policy, cluster, inputs=control is not None)
     feed = control.feed if control is not None else None
     catalog_files = control.plane.trino_catalog_files if control is not None else None
-    degraded = partial(_degraded, feed, revisions, catalog_files)
+    degraded = Degraded(feed, revisions, catalog_files)
     serving_grpc = asyncio.Event()
     tasks = [asyncio.create_task(control.feed.run())] if control is not None else []
     if control is not None:
@@ -266,14 +269,33 @@ async def _control(
     return Control(store, inputs, feed, runner, plane, scheduler)
 
 
-def _degraded(
-    feed: SnapshotFeed | None, revisions: Revisions, catalog_files: Path | None
-) -> str | None:
+class Degraded:
     """Why the PDP serves a degraded snapshot (the store down, ungoverned objects on the
-    platforms Trino fronts), if it does."""
-    store = feed.degraded if feed is not None else None
-    reasons = (*([store] if store else []), *revisions.current.ungoverned(fronted(catalog_files)))
-    return "; ".join(reasons) if reasons else None
+    platforms Trino fronts), if it does. Every sidecar worker following the PDP asks with each
+    heartbeat (hundreds of times a second for 50 clusters), so Trino's catalog files are read
+    again at most once per `every` seconds (and the snapshot counts its ungoverned sources
+    once: `PolicySnapshot.ungoverned`)."""
+
+    def __init__(
+        self,
+        feed: SnapshotFeed | None,
+        revisions: Revisions,
+        catalog_files: Path | None,
+        every: float = HEARTBEAT_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._feed, self._revisions, self._catalog_files = feed, revisions, catalog_files
+        self._every, self._clock = every, clock
+        self._fronted: frozenset[Technology] = frozenset()
+        self._read_at: float | None = None
+
+    def __call__(self) -> str | None:
+        now = self._clock()
+        if self._read_at is None or now - self._read_at >= self._every:
+            self._fronted, self._read_at = fronted(self._catalog_files), now
+        store = self._feed.degraded if self._feed is not None else None
+        reasons = (*([store] if store else []), *self._revisions.current.ungoverned(self._fronted))
+        return "; ".join(reasons) if reasons else None
 
 
 async def _monitoring(

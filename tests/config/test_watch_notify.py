@@ -8,13 +8,14 @@ import asyncio
 import contextlib
 import logging
 import os
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from devstack.configs import make_tree
 from pdp.config import watch as watch_module
-from pdp.config.load import load_snapshot
+from pdp.config.load import Loaded, load_snapshot
 from pdp.config.watch import Watched
 from pdp.policy import PolicySnapshot
 
@@ -206,3 +207,36 @@ async def test_the_poll_still_catches_what_no_notification_reports(tmp_path, mon
     async with running(watched, 0.05):
         policies.write_text(GRANT_ALL)
         await until(has_policy(watched, "everyone"), lambda: touch(policies))
+
+
+async def test_the_files_are_compared_and_compiled_off_the_loop_at_a_lower_priority(tmp_path):
+    """The poll's stat of every file and the compile run in the reload thread, niced by
+    RELOAD_NICE on Linux: the loop keeps serving, and a host's other processes (the sidecar's
+    workers beside `pdp up`) come first for the CPU."""
+    tree = make_tree(tmp_path)
+    where: list[tuple[str, str, int]] = []
+
+    def noted(step: str) -> None:
+        priority = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        where.append((step, threading.current_thread().name, priority))
+
+    def load() -> Loaded[PolicySnapshot]:
+        noted("load")
+        return load_snapshot(tree.policy_files, None)
+
+    watched = Watched("policy", tree.policy_files, load)
+    where.clear()  # the first load, at start, is the caller's
+    moved = watched._moved
+
+    def compared() -> bool:
+        noted("compare")
+        return moved()
+
+    watched._moved = compared  # type: ignore[method-assign]
+    ours = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    async with running(watched, 0.05):
+        tree.policy_files[1].write_text(GRANT_ALL)
+        await until(has_policy(watched, "everyone"), lambda: touch(tree.policy_files[1]))
+    assert {step for step, _, _ in where} == {"load", "compare"}
+    assert all(thread.startswith("config-reload") for _, thread, _ in where), where
+    assert {nice for _, _, nice in where} == {min(19, ours + watch_module.RELOAD_NICE)}
