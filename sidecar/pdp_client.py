@@ -117,8 +117,8 @@ class PdpClient:
                 )
                 self.warnings = tuple(event.warnings)
                 self.degraded = event.degraded
-                delta = (
-                    made_frozen(proto.delta_from_pb, event.delta)  # kept until followed
+                delta = (  # kept until followed; decoded in a thread (ms for 100 tables)
+                    await asyncio.to_thread(made_frozen, proto.delta_from_pb, event.delta)
                     if event.HasField("delta")
                     else None
                 )

@@ -10,7 +10,7 @@ import asyncio
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from pdp.core.model import Access, CatalogRef, Identity, SchemaRef, TableRef
+from pdp.core.model import Access, CatalogRef, Identity, PolicyGrants, SchemaRef, TableRef
 from pdp.policy.delta import RevisionDelta
 from tests.sidecar.delta_world import (
     GROUPS,
@@ -138,6 +138,11 @@ async def test_a_table_added_to_one_schema_keeps_every_view_the_one_it_enters_pa
         # u2's view holds g3's policy by position: read in the retargeted policy table
         u2 = Identity("u2", frozenset({"g3"}))
         assert ("hive", "s2", "t3") in answers._views[u2].grants
+        # the others hold no policy the table retargets: their grants are kept as they are,
+        # with what they found for the tables asked so far
+        others = [i for i in views if i != u2 and isinstance(views[i].grants, PolicyGrants)]
+        assert others and all(answers._views[i].grants is views[i].grants for i in others)
+        assert answers._views[u2].grants is not views[u2].grants
         # decisions on the table, its schema and its catalog are dropped for everyone (what
         # they hold changed); the other tables' decisions are kept, even in its schema
         objects = {follower.asked[k].resource for k in answers._decisions}
