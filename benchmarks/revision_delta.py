@@ -66,10 +66,7 @@ def main() -> int:
     parser.add_argument("--scale", type=float, default=1.0, help="of scale_world's world")
     parser.add_argument("--rate", type=float, default=300.0, help="checks a second in all")
     parser.add_argument(
-        "--steady",
-        type=float,
-        default=9.0,
-        help="seconds of the steady window (the change's: 1 + --window)",
+        "--steady", type=float, help="seconds of the steady window (default: the change's)"
     )
     parser.add_argument("--window", type=float, default=8.0, help="seconds after each change")
     parser.add_argument("--before", type=Path, help="a source tree to measure beside this one")
@@ -77,6 +74,8 @@ def main() -> int:
         "--one-registry-file", action="store_true", help="the registry as one file, not split"
     )
     args = parser.parse_args()
+    if args.steady is None:  # as long as the change's window: a second before, --window after
+        args.steady = 1.0 + args.window
     trees = {"after": run.REPO, **({"before": args.before.resolve()} if args.before else {})}
     results = {}
     for name, tree in sorted(trees.items()):  # "after" first, then "before"
@@ -202,8 +201,8 @@ class Load:
         self._reported = 0.0  # the child's clock when it sent its last batch
         self._stop = context.Event()
         self._batches, sending = context.Pipe(duplex=False)
-        self._process = context.Process(
-            target=_load, args=(port, checks, CONNECTIONS / rate, self._stop, sending)
+        self._process = context.Process(  # a daemon: it ends with this one, whatever happens
+            target=_load, args=(port, checks, CONNECTIONS / rate, self._stop, sending), daemon=True
         )
 
     def start(self) -> None:
@@ -211,7 +210,14 @@ class Load:
 
     def stop(self) -> None:
         self._stop.set()
-        self._process.join(30)
+        deadline = time.monotonic() + 70  # a check in flight ends within its 60 s timeout
+        while self._process.is_alive() and time.monotonic() < deadline:
+            while self._batches.poll():  # a full pipe would hold its last send
+                self._batches.recv()
+            self._process.join(0.1)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join()
         if self._process.exitcode != 0:
             raise SystemExit(f"the load's process ended with {self._process.exitcode}")
 

@@ -44,6 +44,7 @@ from __future__ import annotations
 import bisect
 import gc
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
@@ -87,6 +88,34 @@ class Frozen:
         return True
 
 
+class _Off:
+    """The collector off while anything is being `made_frozen`, in any thread: the first to
+    begin turns it off, the last to end turns it back on if it was on before the first. Each
+    call saving and restoring `gc.isenabled()` itself would, with two overlapping (a worker's
+    loop parsing a body while a thread moves the registry), let one restore "off" for good."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._making = 0
+        self._was_enabled = False
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if not self._making:
+                self._was_enabled = gc.isenabled()
+                gc.disable()
+            self._making += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._making -= 1
+            if not self._making and self._was_enabled:
+                gc.enable()
+
+
+_OFF = _Off()
+
+
 def made_frozen(make: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """`make(*args, **kwargs)` with the collector off, then frozen: for what makes no reference
     cycles and is kept, whose new containers would otherwise start collections that walk them
@@ -94,15 +123,10 @@ def made_frozen(make: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     and the delta that moved it, whose containers of 100,000 tables took collections 13-38 ms
     at scale 1; the PDP's snapshot compiled). The collector is off for the whole process, also
     when `make` runs in a thread: the event loop meanwhile starts no collection either."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with _OFF:
         made = make(*args, **kwargs)
         gc.freeze()
         return made
-    finally:
-        if enabled:
-            gc.enable()
 
 
 class Pauses:

@@ -257,7 +257,7 @@ class Answers:
         if moving is None:
             return
         try:
-            registry = made_frozen(self._moved_registry, moving)
+            registry = made_frozen(self._moved_registry, self._registry, moving)
         except ValueError as exc:
             self._unfit(revision, exc)
             return
@@ -283,13 +283,15 @@ class Answers:
         log.warning("revision delta not applied (%s): caches dropped", exc)
         self.reset(revision)
 
-    def _moved_registry(self, delta: RevisionDelta) -> tuple[Registry, AccessGrantMapping] | None:
-        """The registry held, moved by the delta's entries and retargeted policies (the same
-        object when the delta changes neither); None when none is held. Raises ValueError when
-        the delta does not fit the registry held."""
-        if self._registry is None or not (delta.tables or delta.policies or delta.order):
-            return self._registry
-        old, mapping = self._registry
+    def _moved_registry(
+        self, held: tuple[Registry, AccessGrantMapping] | None, delta: RevisionDelta
+    ) -> tuple[Registry, AccessGrantMapping] | None:
+        """`held` (the registry held when the move began: it runs in a thread) moved by the
+        delta's entries and retargeted policies (the same object when the delta changes
+        neither); None when none is held. Raises ValueError when the delta does not fit it."""
+        if held is None or not (delta.tables or delta.policies or delta.order):
+            return held
+        old, mapping = held
         return old.patched(delta.tables, delta.entries, delta.policies, delta.order), mapping
 
     def _revision_caches(
@@ -684,20 +686,20 @@ class Answers:
         if moving is None:
             log.info("policy revision %s: caches dropped", revision)
             return
-        delta, generation = moving, self._generation
-        try:  # 10-20 ms for 100,000 tables: in a thread, the loop answering checks meanwhile
-            registry = await asyncio.to_thread(made_frozen, self._moved_registry, delta)
-        except ValueError as exc:
-            self._unfit(revision, exc)
-            return
-        touched = Touched(delta)
-        names = [i for i in self._views if touched.identity(i.user, i.groups)]
+        delta, generation, held = moving, self._generation, self._registry
         prefetched: dict[Identity, View] = {}
         fetching: asyncio.Task[None] | None = None
-        deadline = time.monotonic() + self._prefetch_seconds
         switched = asyncio.get_running_loop().create_future()
-        self._switching = (revision, switched)
+        self._switching = (revision, switched)  # a fetch answered at `revision` waits for it
         try:
+            try:  # 10-20 ms for 100,000 tables: in a thread, the loop answering checks meanwhile
+                registry = await asyncio.to_thread(made_frozen, self._moved_registry, held, delta)
+            except ValueError as exc:
+                self._unfit(revision, exc)
+                return
+            touched = Touched(delta)
+            names = [i for i in self._views if touched.identity(i.user, i.groups)]
+            deadline = time.monotonic() + self._prefetch_seconds
             if names and registry is not None and self._prefetch_seconds > 0:
                 fetching = asyncio.create_task(
                     self._prefetch(revision, registry, names[:PREFETCH_USERS], prefetched)
@@ -716,10 +718,10 @@ class Answers:
             if fetching is not None:  # until the bound, or the preparation's end if later
                 await asyncio.wait({fetching}, timeout=max(0.0, deadline - time.monotonic()))
             switching = time.perf_counter()
-            if self._generation == generation:
+            if self._generation == generation and self._registry is held:
                 self._switch(revision, delta, registry, prepared, prefetched)
-            else:  # dropped meanwhile (staleness, cluster files): what is held now moves
-                self.advance(revision, delta)
+            else:  # dropped (staleness, cluster files) or a registry fetched meanwhile: moved
+                self.advance(revision, delta)  # from what is held now
             switch = time.perf_counter() - switching
         finally:
             if fetching is not None:

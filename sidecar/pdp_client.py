@@ -117,7 +117,7 @@ class PdpClient:
                 )
                 self.warnings = tuple(event.warnings)
                 self.degraded = event.degraded
-                delta = (  # kept until followed; decoded in a thread (ms for 100 tables)
+                delta = (  # kept until followed; in a thread (9 ms for 100 of 100,000 tables)
                     await asyncio.to_thread(made_frozen, proto.delta_from_pb, event.delta)
                     if event.HasField("delta")
                     else None

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
-import sys
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -36,30 +36,13 @@ logging.getLogger("watchfiles").setLevel(logging.WARNING)
 NOTIFY_STEP_MS = 25
 NOTIFY_DEBOUNCE_MS = 500
 
-# Reloads are read and compiled in a thread of their own, its CPU priority lowered by
-# RELOAD_NICE (Linux: per thread): a large configuration costs the PDP most of a second of
-# CPU, and on a shared host (`pdp up`, the sidecar's workers beside it) the checks being
-# answered meanwhile come first. Priority only: nothing waits longer when a core is free.
-RELOAD_NICE = 10
-_reloads: list[ThreadPoolExecutor] = []  # the process's one reload thread, made when needed
 
-
+@functools.cache
 def _reload_thread() -> ThreadPoolExecutor:
-    if not _reloads:
-        _reloads.append(
-            ThreadPoolExecutor(1, thread_name_prefix="config-reload", initializer=_lower_priority)
-        )
-    return _reloads[0]
-
-
-def _lower_priority() -> None:
-    if sys.platform != "linux":  # elsewhere the priority is the whole process's
-        return
-    thread = threading.get_native_id()
-    with contextlib.suppress(OSError):
-        os.setpriority(
-            os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + RELOAD_NICE)
-        )
+    """The process's one thread for reloads: the files compared (a stat of each) and, when they
+    moved, read and compiled, off the event loop. At the process's own priority: a revocation
+    is such a compile, and it must not wait behind the checks a busy host answers."""
+    return ThreadPoolExecutor(1, thread_name_prefix="config-reload")
 
 
 T = TypeVar("T")
@@ -130,7 +113,7 @@ class Watched(Generic[T]):
         return self._apply(self._attempt())
 
     async def check_off_loop(self) -> bool:
-        """`check` in the reload thread (`RELOAD_NICE`): the files' signatures compared (a
+        """`check` in the reload thread (`_reload_thread`): the files' signatures compared (a
         stat of each: a thousand for a registry split by schema) and, when they moved, the
         files read and compiled (seconds for the PDP's 100,000 tables); meanwhile the event
         loop keeps serving (the PDP's decisions and its heartbeats)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import threading
 import weakref
 
 import orjson
@@ -55,6 +56,29 @@ def test_a_body_that_is_refused_leaves_the_collector_on():
     with pytest.raises(Exception, match=r"duplicate|twice|key"):
         made_frozen(parse, b'{"input": {}, "input": {}}')
     assert gc.isenabled()
+
+
+def test_overlapping_makes_in_two_threads_leave_the_collector_on():
+    """A worker's loop parses a body while a thread moves the registry: the one that began
+    second must not see "off" and restore it once the first has turned it back on."""
+    begun, first_may_end, second_may_end = (threading.Event() for _ in range(3))
+
+    def first() -> None:
+        begun.set()
+        assert first_may_end.wait(10)
+
+    thread = threading.Thread(target=made_frozen, args=(first,))
+    thread.start()
+    assert begun.wait(10) and not gc.isenabled()
+
+    def second() -> None:
+        first_may_end.set()
+        thread.join(10)  # the first ends while this one is being made
+        assert not gc.isenabled()
+        second_may_end.set()
+
+    made_frozen(second)
+    assert second_may_end.is_set() and gc.isenabled()
 
 
 def test_a_turn_starts_with_what_is_alive_frozen():

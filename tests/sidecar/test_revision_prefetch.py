@@ -8,14 +8,18 @@ their checks fetch again or are denied, never answered from the revision before.
 from __future__ import annotations
 
 import asyncio
+import threading
+from typing import Any
 
 import grpc
+import pytest
 
 from pdp.api import pb
 from pdp.core import decide
 from pdp.core.model import Basis, Identity, Request, TableRef
 from pdp.service.server import PdpServicer
-from tests.sidecar.delta_world import Follower, World, following, fresh_view, request_key
+from sidecar.answers import Answers
+from tests.sidecar.delta_world import Follower, World, edit, following, fresh_view, request_key
 
 U2 = Identity("u2", frozenset({"g3"}))  # reads s2 through the g3 policy, and nobody else does
 READ_S2 = Request(U2, "SelectFromColumns", TableRef("hive", "s2", "t0"))
@@ -135,6 +139,46 @@ async def test_a_cold_users_fetch_during_the_prefetch_waits_for_the_switch_not_a
         await asyncio.sleep(0.1)
         assert not check.done() and answers.revision == "r1"
         pdp.release.set()
+        decision = await check
+        assert decision == decide(fresh_view(follower.snapshot, cold), request)
+        assert answers.revision == revision
+        assert answers.sizes()["users"] == held + 1  # every view kept or fetched, none flushed
+        assert follower.wrong_in_memory() == [] and await follower.ask_everything() == []
+
+
+async def test_a_cold_users_fetch_while_the_registry_moves_waits_for_the_switch_not_a_flush(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """The registry is moved in a thread before the switch is prepared: a check meanwhile
+    that fetches a view from the PDP, already at the new revision, waits for the switch (the
+    revision is announced before the move), instead of dropping everything held."""
+    world = World()
+    moving, go_on = threading.Event(), threading.Event()
+    original = Answers._moved_registry
+
+    def slow_move(self: Answers, *args: Any) -> Any:
+        moving.set()
+        assert go_on.wait(10)
+        return original(self, *args)
+
+    async with following(world) as follower:
+        answers = follower.answers
+        await follower.ask_everything()
+        held = answers.sizes()["users"]
+        monkeypatch.setattr(Answers, "_moved_registry", slow_move)
+        edit(world, ("add", "s2", "t3", frozenset(), False))  # a table: the registry moves
+        revision = follower.publish(world)
+        for _ in range(500):
+            if moving.is_set():
+                break
+            await asyncio.sleep(0.01)
+        assert moving.is_set() and answers.revision == "r1"
+        cold = Identity("u3", frozenset({"g1"}))  # not held: asks the PDP, which is at r2
+        request = Request(cold, "SelectFromColumns", TableRef("hive", "s1", "t0"))
+        check = asyncio.create_task(answers.decide(noted(follower, request)))
+        await asyncio.sleep(0.1)
+        assert not check.done() and answers.revision == "r1"
+        go_on.set()
         decision = await check
         assert decision == decide(fresh_view(follower.snapshot, cold), request)
         assert answers.revision == revision
