@@ -104,7 +104,8 @@ class PdpClient:
             call = self._stub.WatchRevision(pb.WatchRequest(revision=held or ""))
             while True:
                 try:
-                    event = await asyncio.wait_for(call.read(), SILENCE_SECONDS)
+                    async with asyncio.timeout(SILENCE_SECONDS):
+                        event = await call.read()
                 except TimeoutError:
                     raise PdpUnavailable(
                         f"WatchRevision: nothing heard for {SILENCE_SECONDS:g}s "
@@ -112,16 +113,16 @@ class PdpClient:
                     ) from None
                 if event is grpc.aio.EOF:
                     raise PdpUnavailable("WatchRevision: the PDP ended the stream")
-                self.rejected = tuple(
-                    Problem(p.file, p.line or None, p.message) for p in event.rejected
-                )
-                self.warnings = tuple(event.warnings)
-                self.degraded = event.degraded
                 delta = (  # kept until followed; in a thread (9 ms for 100 of 100,000 tables)
                     await asyncio.to_thread(made_frozen, proto.delta_from_pb, event.delta)
                     if event.HasField("delta")
                     else None
                 )
+                self.rejected = tuple(
+                    Problem(p.file, p.line or None, p.message) for p in event.rejected
+                )
+                self.warnings = tuple(event.warnings)
+                self.degraded = event.degraded
                 yield event.revision, delta
         except (grpc.aio.AioRpcError, TokenError) as exc:
             raise PdpUnavailable(f"WatchRevision: {_describe(exc)}") from exc

@@ -138,7 +138,8 @@ async def _up(config_path: Path, sidecar_config: Path | None) -> int:
         if sidecar.returncode is None:
             sidecar.terminate()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(sidecar.wait(), 10)
+                async with asyncio.timeout(10):
+                    await sidecar.wait()
         elif not stop.is_set():
             log.error("sidecar exited with status %s", sidecar.returncode)
             code = 1

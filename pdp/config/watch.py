@@ -177,9 +177,10 @@ class Watched(Generic[T]):
                 if followed != (self.paths, self._signature):  # a file added, other paths
                     notifier.follow(self.paths)
                     followed = (list(self.paths), self._signature)
+                seconds = interval() if callable(interval) else interval
                 with contextlib.suppress(TimeoutError):
-                    seconds = interval() if callable(interval) else interval
-                    await asyncio.wait_for(notifier.changed.wait(), seconds)
+                    async with asyncio.timeout(seconds):
+                        await notifier.changed.wait()
                 notifier.changed.clear()
                 await self.check_off_loop()
         finally:

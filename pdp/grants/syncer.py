@@ -127,7 +127,8 @@ class GrantSyncer:
         revision, last = None, 0.0
         while True:
             try:
-                snapshot = await asyncio.wait_for(revisions.after(revision), TIMER_TICK)
+                async with asyncio.timeout(TIMER_TICK):
+                    snapshot = await revisions.after(revision)
             except TimeoutError:
                 if time.monotonic() - last < self.interval:
                     continue

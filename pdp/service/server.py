@@ -134,7 +134,8 @@ class PdpServicer(rpc.PolicyDecisionPointServicer):
         while True:
             delta = None
             with contextlib.suppress(TimeoutError):
-                newer = await asyncio.wait_for(self._revisions.after(revision), HEARTBEAT_SECONDS)
+                async with asyncio.timeout(HEARTBEAT_SECONDS):
+                    newer = await self._revisions.after(revision)
                 delta = self._revisions.delta_from(revision)
                 revision = newer.revision
             yield self._event(revision, delta)

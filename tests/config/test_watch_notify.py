@@ -233,3 +233,22 @@ async def test_the_files_are_compared_and_compiled_off_the_loop(tmp_path):
         await until(has_policy(watched, "everyone"), lambda: touch(tree.policy_files[1]))
     assert {step for step, _ in where} == {"load", "compare"}
     assert all(thread.startswith("config-reload") for _, thread in where), where
+
+
+async def test_a_stop_that_comes_as_a_change_is_reported_ends_the_watch(tmp_path):
+    """Cancelled in the very step its wait ends (a change reported, an event set), the watch
+    still ends: a stop never waits for good (Python 3.11's `asyncio.wait_for` returned the
+    wait's result there and the loop ran on; a sidecar's teardown hung on it)."""
+    watched, _, _ = watched_tree(tmp_path)
+    for steps in range(8):  # the cancellation lands a step later each time: one is the race
+        task = asyncio.create_task(watched.run(SLOW_POLL))
+        while watched._notifier is None:
+            await asyncio.sleep(0)
+        await asyncio.sleep(0.01)  # waiting for a change
+        watched._notifier.changed.set()
+        for _ in range(steps):
+            await asyncio.sleep(0)
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=BOUND)
+        assert task in done, f"cancelled {steps} steps after the change, the watch ran on"
+        assert task.cancelled()

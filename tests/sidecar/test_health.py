@@ -72,7 +72,11 @@ def test_a_rejected_policy_edit_is_reported_with_file_line_and_the_revision_serv
     assert allow == {"result": True}
 
     stack.tree.write("policies.yaml", "policies: []\n")  # fixed: a new revision, all well
-    now = wait_health(stack.url, lambda h: h["status"] == "ok")
+    # the PDP's word that nothing is rejected comes with the new revision, which the sidecar
+    # switches to a moment later (its views prepared first)
+    now = wait_health(
+        stack.url, lambda h: h["status"] == "ok" and h["revision"] != before["revision"]
+    )
     assert now["status"] == "ok" and "rejected" not in now
     assert now["revision"] != before["revision"]
 
