@@ -35,6 +35,7 @@ from pdp.policy.snapshot import PolicySnapshot
 # Past this many names (users + groups + tables) a delta is not worth sending: a sidecar
 # would drop most of what it holds anyway, and the event would be large.
 LARGEST = 20_000
+_K = TypeVar("_K")
 _V = TypeVar("_V")
 
 
@@ -103,11 +104,21 @@ def _changed_tables(old: Registry, new: Registry) -> frozenset[TableKey]:
         raise _Flush("the registry's completeness changed")
     changed = set(old.tables ^ new.tables)
     for part in ("columns", "masks", "filters"):
-        before: Mapping[TableKey, object] = getattr(old, part)
-        after: Mapping[TableKey, object] = getattr(new, part)
-        if before != after:
-            changed.update(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+        changed |= _changed_keys(getattr(old, part), getattr(new, part))
     return frozenset(changed)
+
+
+def _changed_keys(before: Mapping[_K, object], after: Mapping[_K, object]) -> set[_K]:
+    """The keys whose values differ, or that only one of the two holds. An unchanged entry's
+    value is mostly the very object of the revision before (the compile reuses what equal
+    inputs resolved to): told by identity, it is not compared by value (a dict of column
+    tags, 1.3 µs each for 100,000 tables)."""
+    if before == after:  # C speed, an identical value's compare at once
+        return set()
+    get, missing = before.get, object()
+    changed = {k for k, v in after.items() if (was := get(k, missing)) is not v and was != v}
+    changed.update(before.keys() - after.keys())
+    return changed
 
 
 def _retargeted(
@@ -231,10 +242,7 @@ def _by_name(policies: Iterable[Policy]) -> dict[str, Policy]:
 
 def _moved_paths(old: PolicySnapshot, new: PolicySnapshot) -> frozenset[str]:
     """Data source paths whose Trino table changed (a catalog mapped or unmapped)."""
-    if old.trino_paths == new.trino_paths:
-        return frozenset()
-    before, after = old.trino_paths, new.trino_paths
-    return frozenset(p for p in before.keys() | after.keys() if before.get(p) != after.get(p))
+    return frozenset(_changed_keys(old.trino_paths, new.trino_paths))
 
 
 def _holding(

@@ -36,7 +36,7 @@ from pdp.policy.model import (
     Targets,
     Technology,
 )
-from pdp.policy.sourcesets import difference, source_set
+from pdp.policy.sourcesets import changed
 
 Grants = dict[str, tuple[PolicyGrant, ...]]
 UserDataPolicies = tuple[frozenset[str], dict[str, str]]  # mask policy names; filter -> SQL
@@ -307,18 +307,12 @@ class Objects:
             _owned_by(by_path, trino_paths),
         )
 
-    @functools.cached_property
-    def held(self) -> frozenset[DataSource]:
-        """`sources` as a set (hashing 100,000 of them once, not at every patch)."""
-        return source_set(self.sources)
-
     def _patched(self, sources: tuple[DataSource, ...]) -> Objects | None:
         """`self` patched to `sources`: only the data sources added, dropped or changed are
-        looked at (beyond hashing `sources` once to find them), the maps copied, not rebuilt."""
+        looked at (found by identity first: `changed`), the maps copied, not rebuilt."""
         if len(self.by_path) != len(self.sources):  # a path twice: the last one won
             return None
-        before, after = self.held, source_set(sources)
-        gone, new = difference(before, after)
+        gone, new = changed(self.sources, sources)
         if len(gone) + len(new) > PATCHED_AT_MOST:
             return None
         fresh = {fold(s.path): s for s in new}
@@ -352,7 +346,6 @@ class Objects:
             _owned_by(by_path, trino_paths) if owners_changed else self.owned_by,
             change,
         )
-        patched.__dict__["held"] = after  # `held`, hashed once already (a cached_property)
         return patched
 
 
