@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -54,6 +55,10 @@ PREFIX = "/v1/data/trino/"
 CONTENT_TYPE = (b"content-type", b"application/json")
 METRICS_TYPE = (b"content-type", CONTENT_TYPE_LATEST.encode())
 METRICS_DIR_ENV = "SIDECAR_METRICS_DIR"  # shared by the workers of one sidecar (__main__)
+# A worker's threads (a revision's delta decoded, its registry moved) run Python as well: one
+# holds the interpreter until it waits or this interval ends, and meanwhile the event loop
+# answers no check. Python's default interval is 5 ms.
+GIL_SWITCH_SECONDS = 0.001
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -126,6 +131,7 @@ class Sidecar:
             self._tasks.append(asyncio.create_task(self._state.run()))
         self.stats.collections.start()
         self._frozen.settle()  # what start loaded (code, configuration) lives as long as we do
+        sys.setswitchinterval(GIL_SWITCH_SECONDS)
 
     async def stop(self) -> None:
         self.stats.collections.stop()
