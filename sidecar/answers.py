@@ -5,6 +5,7 @@ decisions, filled from the PDP on a miss. When the revision changes, what the PD
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import OrderedDict
@@ -12,7 +13,7 @@ from collections.abc import Callable, Generator, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cachetools import LRUCache
+from cachetools import Cache, LRUCache
 
 from pdp.collector import made_frozen
 from pdp.core import decide
@@ -67,11 +68,35 @@ BatchAnswer = tuple[bytes, str, int, int]
 class Views(LRUCache):
     """The cached views by identity, least recently used out first, bounded both by their
     number (`users`) and by their weight (`View.size`, at most `grants`; a view heavier than
-    that is still held, alone)."""
+    that is still held, alone).
+
+    Each is answered on `registry`, the one the worker holds. A switch to a revision that moves
+    the registry keeps the views of the identities its delta does not touch as they are, on
+    the registry before (`on`): each is rebuilt on the new one when it is next looked up
+    (`get`, `[]`), at the cost of that one view, rather than all of them before the switch (2,000
+    views took a worker 28-48 ms at every change). Before the next switch, the views still on
+    an older registry are brought up to date (`refresh`), so a view is never more than one
+    registry behind and at most two registries are alive."""
 
     def __init__(self, users: int, grants: int) -> None:
         super().__init__(grants, getsizeof=lambda view: min(view.size, grants))
         self.users = users
+        self.registry: Registry | None = None
+        self._position: dict[str, int] = {}  # registry's policies: name -> position
+
+    def on(self, registry: Registry | None) -> None:
+        """Answer on `registry` from now on; the views held on another are rebuilt on it as
+        they are looked up. The caller has dropped those whose identities it changes."""
+        if registry is not self.registry:
+            self.registry = registry
+            policies = registry.policies if registry is not None else ()
+            self._position = {grant.policy: i for i, (grant, _) in enumerate(policies)}
+
+    def __getitem__(self, identity: Identity) -> View:
+        view: View = LRUCache.__getitem__(self, identity)
+        if view.registry is not self.registry:
+            view = self[identity] = self._rebuilt(view)
+        return view
 
     def get(self, identity: Identity, default: None = None) -> View | None:  # type: ignore[override]
         # LRUCache.get asks `in` and then `[]`: two lookups and a recency touch per check
@@ -79,6 +104,35 @@ class Views(LRUCache):
             return self[identity]
         except KeyError:
             return default
+
+    def behind(self) -> list[Identity]:
+        """The identities whose views are held on another registry than `registry`."""
+        held = functools.partial(Cache.__getitem__, self)  # `Cache`'s: no recency touch
+        return [identity for identity in self if held(identity).registry is not self.registry]
+
+    def current(self) -> dict[Identity, View]:
+        """Every view, each on `registry` (those behind rebuilt on it first)."""
+        for identity in self.behind():
+            self.refresh(identity)
+        return {identity: Cache.__getitem__(self, identity) for identity in self}
+
+    def refresh(self, identity: Identity) -> None:
+        """Rebuild the view of `identity` on `registry` if it is held on another, leaving
+        its place in the least-recently-used order as it is unless it grew (a policy of its
+        retargeted to more tables): then room is made as for any view stored, and it counts
+        as used now (`Cache`'s store would evict to make room, this very entry first when
+        it is the least recently used, and store it again outside the order)."""
+        view = Cache.__getitem__(self, identity)  # `Cache`'s: no recency touch
+        if view.registry is not self.registry:
+            rebuilt = self._rebuilt(view)
+            if self.getsizeof(rebuilt) <= self.getsizeof(view):  # nothing to evict
+                Cache.__setitem__(self, identity, rebuilt)
+            else:
+                self[identity] = rebuilt
+
+    def _rebuilt(self, view: View) -> View:
+        assert self.registry is not None  # views are held only once a registry is
+        return _rebuilt(view, self.registry, self._position)
 
     def __setitem__(self, identity: Identity, view: View) -> None:
         super().__setitem__(identity, view)
@@ -122,22 +176,18 @@ class BatchAnswers:
 
 @dataclass(frozen=True)
 class Prepared:
-    """A switch to a revision, prepared (`Answers._preparing`): what its delta touches, the
-    views it keeps rebuilt on the new registry (None: the registry does not move, the views
-    stay as they are) with the view each was rebuilt from, and the keys of the decisions and of
-    the data-policy answers it drops."""
+    """A switch to a revision, prepared (`Answers._preparing`): what its delta touches, and
+    the keys of the decisions and of the data-policy answers it drops."""
 
     touched: Touched
-    views: Views | None
-    sources: dict[Identity, View]
     doomed: list[list[Hashable]]
 
 
-def _rebuilt(view: View, registry: Registry, position: Mapping[str, int], moved: bool) -> View:
+def _rebuilt(view: View, registry: Registry, position: Mapping[str, int]) -> View:
     """`view` on the patched `registry` (the user's policies and data policies are the same at
-    both revisions; with `moved`, its policies are read by name at their new `position`)."""
+    both revisions; its policies are read by name at their `position` there)."""
     grants = view.grants
-    if moved and isinstance(grants, PolicyGrants):
+    if isinstance(grants, PolicyGrants):
         # the same policies, read in the patched list (one it no longer lists, which a view
         # kept never holds, is left out: never more access than it gave); kept as they are
         # when the list holds each of them unchanged, with what they found for the tables
@@ -230,7 +280,7 @@ class Answers:
         """Forget everything learned at the previous revision (or cluster configuration)."""
         self._generation += 1
         self.revision = revision
-        self._registry = None
+        self._hold(None)
         self._registry_fetch = None  # one in flight is for the old revision: not waited for
         self._views.clear()
         self._decisions.clear()
@@ -312,22 +362,18 @@ class Answers:
     ) -> Generator[None, None, Prepared]:
         """What the switch to the revision after `delta` needs that costs a pass over all that
         is held, prepared before it, yielding every PREPARE_CHUNK items (`_follow` serves the
-        checks waiting between slices of chunks): the views the delta does not name rebuilt on
-        `registry` (a new Views, when the registry moves), and the keys of the decisions and
-        data-policy answers it touches. What changes meanwhile is reconciled by `_switch`."""
+        checks waiting between slices of chunks): when the registry moves to `registry`, the
+        views still on the one before the registry held (not asked since the last switch)
+        rebuilt on the one held, so that none falls two behind (`Views`); and the keys of the
+        decisions and data-policy answers the delta touches. What is cached meanwhile is
+        looked at by `_switch`."""
         touched = Touched(delta)
-        views: Views | None = None
-        sources: dict[Identity, View] = {}
         self._noted = ([], [], [])  # what is cached from now on: looked at by the switch
-        if registry is not None and registry is not self._registry:
-            table = registry[0]
-            position = {grant.policy: i for i, (grant, _) in enumerate(table.policies)}
-            moved = bool(delta.policies) or delta.order is not None
-            views = Views(self._views.users, int(self._views.maxsize))
-            for n, (identity, view) in enumerate(list(self._views.items()), 1):
-                if not touched.identity(identity.user, identity.groups):
-                    views[identity] = _rebuilt(view, table, position, moved)
-                    sources[identity] = view
+        if registry is not self._registry:  # it moves: none may stay two registries behind
+            views = self._views
+            for n, identity in enumerate(views.behind(), 1):
+                if identity in views and not touched.identity(identity.user, identity.groups):
+                    views.refresh(identity)  # not asked since the last switch
                 if n % PREPARE_CHUNK == 0:
                     yield
         doomed: list[list[Hashable]] = []
@@ -339,7 +385,7 @@ class Answers:
                 if n % PREPARE_CHUNK == 0:
                     yield
             doomed.append(found)
-        return Prepared(touched, views, sources, doomed)
+        return Prepared(touched, doomed)
 
     def _switch(
         self,
@@ -349,34 +395,19 @@ class Answers:
         prepared: Prepared,
         prefetched: Mapping[Identity, View],
     ) -> None:
-        """Move to `revision` at once (no await): the registry given, the views the delta does
-        not touch rebuilt on it, those it touches replaced by `prefetched` or dropped, the
-        decisions and answers it touches dropped; `prepared` (`_preparing`) brought up to
-        what was cached while it was made."""
+        """Move to `revision` at once (no await): the registry given (the views the delta does
+        not touch kept, each rebuilt on it when next asked: `Views`), those it touches replaced
+        by `prefetched` or dropped, the decisions and answers it touches dropped; `prepared`
+        (`_preparing`) brought up to what was cached while it was made."""
         self.revision = revision
         # whole-batch answers are served at their revision only: none is of use any more
         self._batch_answers.clear()
-        touched, views, sources = prepared.touched, prepared.views, prepared.sources
+        touched = prepared.touched
         if delta.tables or delta.policies or delta.order:
             self._registry_fetch = None  # one in flight is for the old revision
-        if views is not None and registry is not None:
-            table = registry[0]
-            moved = bool(delta.policies) or delta.order is not None
-            position = {grant.policy: i for i, (grant, _) in enumerate(table.policies)}
-            held = self._views
-            for identity in [i for i in views if i not in held]:  # evicted meanwhile
-                del views[identity]
-            for identity, view in held.items():
-                if not touched.identity(identity.user, identity.groups) and (
-                    sources.get(identity) is not view
-                ):  # cached or fetched again meanwhile
-                    views[identity] = _rebuilt(view, table, position, moved)
-            views.users = held.users  # as `configure` may have set it meanwhile
-            self._views = views
-        else:
-            for identity in [i for i in self._views if touched.identity(i.user, i.groups)]:
-                del self._views[identity]
-        self._registry = registry
+        for identity in [i for i in self._views if touched.identity(i.user, i.groups)]:
+            del self._views[identity]
+        self._hold(registry)
         for identity, view in prefetched.items():
             if registry is not None and view.registry is registry[0]:
                 self._views[identity] = view
@@ -575,7 +606,12 @@ class Answers:
         answers[key] = answer
 
     def _registry_now(self) -> Registry | None:
-        return self._registry[0] if self._registry else None
+        return self._views.registry
+
+    def _hold(self, registry: tuple[Registry, AccessGrantMapping] | None) -> None:
+        """Hold `registry` (with its mapping): the views answer on it (`Views.on`)."""
+        self._registry = registry
+        self._views.on(registry[0] if registry is not None else None)
 
     async def _view(self, identity: Identity) -> View:
         view = self._views.get(identity)
@@ -583,7 +619,10 @@ class Answers:
             return view
         pending = self._inflight.get(identity)
         if pending is not None:  # single flight: one RPC per user however many checks wait
-            return await asyncio.shield(pending)
+            revision = self.revision
+            view = await asyncio.shield(pending)
+            # a switch between the fetch's end and this waiter's turn may have dropped it
+            return view if self.revision == revision else await self._view(identity)
         if self.away:
             raise PdpUnavailable("the PDP is away (its revision watch is broken)")
         future = asyncio.get_running_loop().create_future()
@@ -637,7 +676,7 @@ class Answers:
             if fetched != revision or self.revision != revision:
                 return None
             if self._registry is None:  # the first waiter to wake installs it
-                self._registry = (registry, mapping)
+                self._hold((registry, mapping))
         return self._registry
 
     def _registry_fetched(self, fetch: asyncio.Future[Any]) -> None:
@@ -659,7 +698,11 @@ class Answers:
                         self.lost_since, self.away = None, False
                         backoff, announced = WATCH_RETRY_FIRST, False
                         if revision != self.revision:
-                            await self._follow(revision, delta)
+                            try:
+                                await self._follow(revision, delta)
+                            except Exception:  # a fault of ours: nothing half-switched is served
+                                log.exception("policy revision %s: caches dropped", revision)
+                                self.reset(revision)
                 except PdpUnavailable as exc:
                     if not announced:
                         log.warning("revision watch lost: %s", exc)
@@ -803,7 +846,7 @@ class Answers:
 
     def known(self) -> tuple[str | None, tuple[Registry, AccessGrantMapping] | None, dict]:
         """The revision, the registry and each user's view fetched at it (for saving)."""
-        return self.revision, self._registry, dict(self._views.items())
+        return self.revision, self._registry, self._views.current()
 
     def restore(
         self,
@@ -816,7 +859,7 @@ class Answers:
         clock), so the staleness bound counts from when that state was confirmed. `views`:
         each user's view, to be built on the registry under the cluster's settings."""
         self.reset(revision)
-        self._registry = registry
+        self._hold(registry)
         if registry is not None:
             settings = self._cluster().effective(registry[1])
             for identity, build in list(views.items())[: self._views.users]:

@@ -168,3 +168,35 @@ def test_a_view_is_held_by_the_identity_object_the_memo_gives():
         assert next(i for i in answers._views if i.user == "bob") is memo
 
     asyncio.run(scenario())
+
+
+def revision_of(view: View) -> str:
+    """Which of SlowPdp's registries `view` is built on."""
+    return "r2" if REFUNDS in view.registry.tables else "r1"
+
+
+def test_a_check_waiting_on_a_fetch_a_switch_overtakes_gets_the_view_of_the_new_revision():
+    """Checks of one user share one fetch of the view. If the revision moves between the
+    fetch's end and a waiting check's turn, the view fetched may be one the move drops: the
+    waiter looks again (and fetches at the new revision), never deciding on the old one."""
+
+    async def scenario() -> tuple[str, str, str]:
+        pdp = SlowPdp("r1")
+        answers = answers_for(pdp)
+        alice = Identity("alice")
+        fetcher = asyncio.create_task(answers.view(alice))
+        await asyncio.sleep(0)  # the fetch is in flight
+        waiter = asyncio.create_task(answers.view(alice))
+        await asyncio.sleep(0)  # the second check waits on it
+        pending = answers._inflight[alice]
+
+        def moved(_: object) -> None:  # runs after the fetch ends, before the waiter's turn
+            pdp.revision = "r2"
+            answers.reset("r2")
+
+        pending.add_done_callback(moved)
+        first, second = await fetcher, await waiter
+        return revision_of(first), revision_of(second), str(answers.revision)
+
+    fetched, waited, revision = asyncio.run(scenario())
+    assert (fetched, waited, revision) == ("r1", "r2", "r2")

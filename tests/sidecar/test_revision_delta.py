@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 
+from cachetools import Cache
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -229,3 +230,55 @@ async def test_without_a_delta_the_stream_says_drop_everything():
         await warmed(follower)
         follower.answers.advance("r9", None)
         assert follower.answers.sizes()["users"] == 0
+
+
+async def test_a_switch_rebuilds_no_kept_view_and_none_falls_two_registries_behind():
+    """A table change moves the registry: the views it keeps are rebuilt on the new one when
+    their users next ask (the switch costs what the delta touches, not every view held), and
+    one not asked across changes is brought up before the next switch, so at most two
+    registries are alive however many changes pass. Every answer stays a fresh decision's."""
+    world = World()
+    async with following(world, prefetch_seconds=0) as follower:
+        await follower.ask_everything()
+        views = follower.answers._views
+        for n in range(4):
+            edit(world, ("add", "s1", f"new{n}", frozenset(), False))
+            follower.publish(world)
+            await follower.caught_up()
+            if n == 0:  # nothing asked since: every kept view still on the registry before
+                assert views and set(views.behind()) == set(views)
+            assert views.registry is follower.answers._registry_now()
+            held = {id(Cache.__getitem__(views, identity).registry) for identity in views}
+            assert len(held | {id(views.registry)}) <= 2
+            views.get(sorted(views, key=str)[n % len(views)])  # one user asks (as a check does)
+        assert follower.wrong_in_memory() == []
+        assert await follower.ask_everything() == []
+
+
+async def test_a_fault_while_following_a_revision_drops_everything_and_the_watch_goes_on():
+    """Were following a delta to fail half-way (a fault of ours), nothing half-switched is
+    served: the worker drops all it holds at the new revision, as for a delta it cannot use,
+    and keeps following the PDP."""
+    world = World()
+    async with following(world, prefetch_seconds=0) as follower:
+        await follower.ask_everything()
+        answers, switch = follower.answers, follower.answers._switch
+        faults = []
+
+        def failing(*args: object) -> None:
+            faults.append(args[0])
+            answers._switch = switch  # type: ignore[method-assign]
+            raise RuntimeError("a fault while switching")
+
+        answers._switch = failing  # type: ignore[method-assign]
+        replaced_policy(world, "g3", schemas=frozenset({"s1"}))
+        revision = follower.publish(world)
+        await follower.caught_up()
+        assert faults == [revision]
+        assert answers.sizes() == {"users": 0, "decisions": 0, "dataPolicyAnswers": 0}
+        assert await follower.ask_everything() == []
+        edit(world, ("add", "s2", "t3", frozenset(), False))  # the next one is followed
+        follower.publish(world)
+        await follower.caught_up()
+        assert follower.wrong_in_memory() == []
+        assert answers.sizes()["users"] > 0  # kept: a delta followed again

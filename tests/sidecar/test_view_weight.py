@@ -24,9 +24,10 @@ from pdp.core.model import (
     Request,
     Settings,
     TableRef,
+    View,
     table_key,
 )
-from sidecar.answers import Answers
+from sidecar.answers import Answers, Views
 from sidecar.config import VIEW_GRANTS, load_sidecar_config
 
 READ = PolicyGrant("readers", "READ")  # type: ignore[arg-type]
@@ -201,3 +202,27 @@ def test_compact_views_stay_within_the_bound_however_much_they_are_asked() -> No
     assert asyncio.run(again()) == first["u0"][1:]
     assert pdp.asked[fetched:] == ["u0"]
     assert held_now(cache) <= 1_000
+
+
+def test_a_view_that_grows_as_it_is_brought_to_the_new_registry_stays_in_the_bound() -> None:
+    """A kept view is rebuilt on the registry a switch installed (`Views.refresh`); one that
+    grows then (a policy of its retargeted to more tables) makes room like any view stored,
+    though it is the least recently used itself, and every view held can still be evicted
+    or dropped: the cache stays whole and within its bound."""
+    old, new = Registry(), Registry()
+    views = Views(users=10, grants=10)
+    views.on(old)
+    settings = Settings()
+    for n in range(10):  # full by weight: ten views of 1
+        views[Identity(f"u{n}")] = View(settings, old, {})
+    views.on(new)
+    heavier = View(
+        settings, new, {}, owned=frozenset(table_key("hive", "s", f"t{i}") for i in range(2))
+    )
+    views._rebuilt = lambda view: heavier  # type: ignore[method-assign]
+    views.refresh(Identity("u0"))  # the least recently used, and 3 now
+    assert views.currsize <= 10
+    assert views.get(Identity("u0")) is heavier
+    for identity in list(views):  # each one held can be dropped (a delta touching it)
+        del views[identity]
+    assert len(views) == 0 and views.currsize == 0
