@@ -121,8 +121,12 @@ class Views(LRUCache):
         its place in the least-recently-used order as it is unless it grew (a policy of its
         retargeted to more tables): then room is made as for any view stored, and it counts
         as used now (`Cache`'s store would evict to make room, this very entry first when
-        it is the least recently used, and store it again outside the order)."""
-        view = Cache.__getitem__(self, identity)  # `Cache`'s: no recency touch
+        it is the least recently used, and store it again outside the order). Nothing when
+        it is no longer held (evicted to make room for another brought up before it)."""
+        try:
+            view = Cache.__getitem__(self, identity)  # `Cache`'s: no recency touch
+        except KeyError:
+            return
         if view.registry is not self.registry:
             rebuilt = self._rebuilt(view)
             if self.getsizeof(rebuilt) <= self.getsizeof(view):  # nothing to evict
@@ -372,7 +376,7 @@ class Answers:
         if registry is not self._registry:  # it moves: none may stay two registries behind
             views = self._views
             for n, identity in enumerate(views.behind(), 1):
-                if identity in views and not touched.identity(identity.user, identity.groups):
+                if not touched.identity(identity.user, identity.groups):
                     views.refresh(identity)  # not asked since the last switch
                 if n % PREPARE_CHUNK == 0:
                     yield
