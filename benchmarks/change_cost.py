@@ -16,6 +16,10 @@ change is a new store registry (its reading from the store, `read_registry`, not
 the registry is built from the changed file outside the measured time); the policy change is
 still a policy file's.
 
+Beside the PDP's CPU, each row gives what every sidecar worker then does with the revision's
+delta event, outside the PDP's figure: the event's size, decoding it, and moving the registry
+it holds to the new revision (`Registry.patched`).
+
 Each tree runs in a fresh Python process (`--child`) with its own directory first on the path,
 through the PDP's own files-only path (`pdp serve` without a store): the loader `Watched` calls
 when a policy file changes (`pdp.service.reload._policy_loader`), then `Revisions.publish`
@@ -72,13 +76,14 @@ def child(args: argparse.Namespace) -> list[dict[str, Any]]:
     registry, policies, _ = config.policy_files
     for label, write in changes(registry, policies, args.scale, args.json):
         write()
+        held = revisions.current.registry
         with measured(args.profile) as row:
             loaded = time.process_time()
             snapshot = load().value
             row["load_cpu"] = time.process_time() - loaded
             revisions.publish(snapshot)
-            delta_to_pb(revisions.delta)
-        rows.append({"change": label, **row, **said(revisions.delta)})
+            event = delta_to_pb(revisions.delta)
+        rows.append({"change": label, **row, **said(revisions.delta), **followed(event, held)})
     return rows
 
 
@@ -114,10 +119,11 @@ def store_child(args: argparse.Namespace) -> list[dict[str, Any]]:
             loaded = time.process_time()
             inputs = load().value if not number else inputs
             row["load_cpu"] = time.process_time() - loaded
+            held = current.registry
             current, delta = _compose_with_delta(current, inputs, registry)
             assert delta is not None
-            delta_to_pb(delta)
-        rows.append({"change": label, **row, **said(delta)})
+            event = delta_to_pb(delta)
+        rows.append({"change": label, **row, **said(delta), **followed(event, held)})
     return rows
 
 
@@ -145,6 +151,24 @@ def said(delta: Any) -> dict[str, Any]:
         "users": len(delta.users),
         "groups": len(delta.groups),
         "tables": len(delta.tables),
+    }
+
+
+def followed(event: Any, held: Any) -> dict[str, Any]:
+    """What a sidecar worker does with the delta event: its size on the wire, and the CPU
+    of decoding it and of moving the registry it holds (`held`) to the new revision."""
+    from pdp.api import pb
+    from pdp.wire.proto import delta_from_pb
+
+    wire = event.SerializeToString()
+    cpu = time.process_time()
+    delta = delta_from_pb(pb.RevisionDelta.FromString(wire))
+    decoded = time.process_time()
+    held.patched(delta.tables, delta.entries, delta.policies, delta.order)
+    return {
+        "event_bytes": len(wire),
+        "decode_ms": (decoded - cpu) * 1e3,
+        "patch_ms": (time.process_time() - decoded) * 1e3,
     }
 
 
@@ -202,8 +226,9 @@ def measure(tree: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
 
 def markdown(results: dict[str, list[dict[str, Any]]]) -> str:
     lines = [
-        "| tree | change | PDP CPU s (loading the files, s) | delta: users / groups / tables |",
-        "|---|---|---:|---:|",
+        "| tree | change | PDP CPU s (loading the files, s) | delta: users / groups / tables "
+        "| event KB | a sidecar's decode + registry move, ms |",
+        "|---|---|---:|---:|---:|---:|",
     ]
     for name, rows in results.items():
         for row in rows:
@@ -215,8 +240,12 @@ def markdown(results: dict[str, list[dict[str, Any]]]) -> str:
                 if row["everything"]
                 else f"{row['users']} / {row['groups']} / {row['tables']}"
             )
+            follow = (
+                f"{row['event_bytes'] / 1e3:.1f} | {row['decode_ms']:.1f} + {row['patch_ms']:.1f}"
+            )
             lines.append(
-                f"| {name} | {row['change']} | {row['cpu']:.2f} ({row['load_cpu']:.2f}) | {said} |"
+                f"| {name} | {row['change']} | {row['cpu']:.2f} ({row['load_cpu']:.2f}) | {said} "
+                f"| {follow} |"
             )
     return "\n".join(lines)
 

@@ -81,6 +81,11 @@ def main() -> int:
     )
     parser.add_argument("--before", type=Path, help="a source tree to measure beside this one")
     parser.add_argument(
+        "--pdp-apart",
+        action="store_true",
+        help="the PDP on a CPU of its own, the sidecar and the load on the others",
+    )
+    parser.add_argument(
         "--one-registry-file", action="store_true", help="the registry as one file, not split"
     )
     args = parser.parse_args()
@@ -112,6 +117,8 @@ def one_tree(tree: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
             load.start()
             try:
                 time.sleep(2)
+                if args.pdp_apart:
+                    apart(pdp.pid, load.pid)
                 rounds: dict[str, list[dict[str, Any]]] = {}
                 for number in range(1, args.rounds + 1):
                     for label, write in changes:
@@ -201,6 +208,30 @@ def warm(port: int, checks: list[bytes]) -> None:
     raise SystemExit("the workers never held every active user's view")
 
 
+def apart(pdp: int, load: int) -> None:
+    """The PDP's threads on a CPU of their own, everything else (the sidecar's processes, the
+    load, this one) on the others: a deployment's layout, the PDP pool on machines of its own,
+    each sidecar beside its coordinator. Threads started later inherit their creator's CPUs."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        raise SystemExit("--pdp-apart needs two CPUs")
+    others = set(cpus[:-1])
+    for pid in (*_descendants(pdp), load, os.getpid()):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            os.sched_setaffinity(int(task.name), others)
+    for task in Path(f"/proc/{pdp}/task").iterdir():
+        os.sched_setaffinity(int(task.name), {cpus[-1]})
+
+
+def _descendants(pid: int) -> list[int]:
+    children = [
+        int(child)
+        for task in Path(f"/proc/{pid}/task").iterdir()
+        for child in (task / "children").read_text().split()
+    ]
+    return [found for child in children for found in (child, *_descendants(child))]
+
+
 def generate_user(check: bytes) -> bytes:
     return check.split(b'"user":"', 1)[1].split(b'"', 1)[0]
 
@@ -233,6 +264,11 @@ class Load:
 
     def start(self) -> None:
         self._process.start()
+
+    @property
+    def pid(self) -> int:
+        assert self._process.pid is not None  # started
+        return self._process.pid
 
     def stop(self) -> None:
         self._stop.set()

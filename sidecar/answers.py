@@ -110,10 +110,8 @@ class Views(LRUCache):
         held = functools.partial(Cache.__getitem__, self)  # `Cache`'s: no recency touch
         return [identity for identity in self if held(identity).registry is not self.registry]
 
-    def current(self) -> dict[Identity, View]:
-        """Every view, each on `registry` (those behind rebuilt on it first)."""
-        for identity in self.behind():
-            self.refresh(identity)
+    def held(self) -> dict[Identity, View]:
+        """Every view as it is held (one behind not rebuilt, its recency not touched)."""
         return {identity: Cache.__getitem__(self, identity) for identity in self}
 
     def refresh(self, identity: Identity) -> None:
@@ -849,8 +847,10 @@ class Answers:
         self._max_stale = max_stale
 
     def known(self) -> tuple[str | None, tuple[Registry, AccessGrantMapping] | None, dict]:
-        """The revision, the registry and each user's view fetched at it (for saving)."""
-        return self.revision, self._registry, self._views.current()
+        """The revision, the registry and each user's view confirmed at it (for saving): one
+        kept by a switch may still be held on the registry before (its policies are read by
+        name, as `Views` would rebuild it), which saving does not rebuild here."""
+        return self.revision, self._registry, self._views.held()
 
     def restore(
         self,

@@ -101,7 +101,9 @@ class PdpClient:
         when the PDP sent that (None: drop everything)."""
         call = None
         try:
-            call = self._stub.WatchRevision(pb.WatchRequest(revision=held or ""))
+            call = self._stub.WatchRevision(
+                pb.WatchRequest(revision=held or "", relative_targets=True)
+            )
             while True:
                 try:
                     async with asyncio.timeout(SILENCE_SECONDS):

@@ -155,13 +155,14 @@ class StateFile:
     ) -> None:
         with self._locked():
             saved = pb.SavedState(revision=revision, confirmed_at=confirmed_at)
+            mine: dict[Identity, pb.Entitlements] = {}
             if registry is not None:
                 saved.registry.CopyFrom(proto.registry_to_pb(revision, *registry))
-            mine = {  # positions in the registry saved: only views built on it
-                identity: proto.view_to_pb(revision, view)
-                for identity, view in views.items()
-                if registry is not None and view.registry is registry[0]
-            }
+                # positions in the registry saved (of a view kept from the one before too)
+                mine = {
+                    identity: proto.view_to_pb(revision, view, registry[0])
+                    for identity, view in views.items()
+                }
             saved_views = [
                 pb.SavedView(identity=proto.identity_to_pb(identity), entitlements=message)
                 for identity, message in mine.items()

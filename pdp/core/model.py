@@ -182,12 +182,19 @@ Targeted = tuple[PolicyGrant, frozenset[TableKey]]
 class Retargeted:
     """The policy at `position` of `Registry.policies` with the tables it targets at a new
     revision: whole `schemas` (all the tables the registry it applies to holds in them) and
-    single `tables`. How a revision's delta moves a sidecar's policy table."""
+    single `tables`. How a revision's delta moves a sidecar's policy table.
+
+    `relative`: those are the tables it gained; it targets what it did at the revision before
+    (the policy at its previous position) less the delta's changed tables and those `gone`,
+    plus them. A table change retargets every policy covering the tables: listed whole, each
+    would name all its tables (thousands) where this names the few that moved, or none."""
 
     position: int
     grant: PolicyGrant
     schemas: frozenset[tuple[str, str]] = frozenset()
     tables: frozenset[TableKey] = frozenset()
+    gone: frozenset[TableKey] = frozenset()
+    relative: bool = False
 
 
 class PolicyGrants(Mapping[TableKey, tuple[PolicyGrant, ...]]):
@@ -307,15 +314,19 @@ class Registry:
         """A user's grants from the positions in `policies` of those that apply to them."""
         return PolicyGrants([self.policies[i] for i in positions])
 
-    def split(self, tables: frozenset[TableKey]) -> tuple[list[tuple[str, str]], list[TableKey]]:
-        """`tables` as the schemas they fill whole and the single tables of the others."""
+    def split(
+        self, tables: frozenset[TableKey], covered: frozenset[TableKey] | None = None
+    ) -> tuple[list[tuple[str, str]], list[TableKey]]:
+        """`tables` as the schemas whose every table `covered` (default: `tables`) holds, and
+        the single tables of the others."""
         by_schema: dict[tuple[str, str], list[TableKey]] = {}
         for key in tables:
             by_schema.setdefault(key[:2], []).append(key)
         whole: list[tuple[str, str]] = []
         single: list[TableKey] = []
         for schema, keys in by_schema.items():
-            if len(keys) == len(self.by_schema.get(schema, ())):
+            held = self.by_schema.get(schema, frozenset())
+            if len(keys) == len(held) or (covered is not None and held <= covered):
                 whole.append(schema)
             else:
                 single.extend(keys)
@@ -339,7 +350,7 @@ class Registry:
         if not (changed or part.tables or part.columns or part.masks or part.filters):
             # policies only: every table's entry and index kept as it is (not copied)
             return dataclasses.replace(
-                self, policies=self._retargeted(self.by_schema, policies, order)
+                self, policies=self._retargeted(self.by_schema, changed, policies, order)
             )
         tables = (self.tables - changed) | part.tables
         by_catalog, by_schema = dict(self.by_catalog), dict(self.by_schema)
@@ -352,7 +363,7 @@ class Registry:
             tables=tables,
             by_catalog=by_catalog,
             by_schema=by_schema,
-            policies=self._retargeted(by_schema, policies, order),
+            policies=self._retargeted(by_schema, changed, policies, order),
             columns=_patched(self.columns, changed, part.columns),
             masks=_patched(self.masks, changed, part.masks),
             filters=_patched(self.filters, changed, part.filters),
@@ -361,22 +372,28 @@ class Registry:
     def _retargeted(
         self,
         by_schema: Mapping[tuple[str, str], frozenset[TableKey]],
+        changed: frozenset[TableKey],
         policies: Sequence[Retargeted],
         order: Sequence[int] | None,
     ) -> tuple[Targeted, ...]:
         """`patched`'s list of policies: moved by `order`, `policies` retargeted (their whole
-        schemas read in `by_schema`, the patched index)."""
+        schemas read in `by_schema`, the patched index; a relative one from what it held)."""
         held = self.policies
         if order is not None and not all(-1 <= i < len(held) for i in order):
             raise ValueError("a delta moves a policy from a position not held")
         targeted = list(held) if order is None else [held[i] if i >= 0 else None for i in order]
         for p in policies:
             was = targeted[p.position] if 0 <= p.position < len(targeted) else ()
-            if was is None or (was and was[0].policy == p.grant.policy):
-                whole = [by_schema.get(schema, frozenset()) for schema in p.schemas]
-                targeted[p.position] = (p.grant, frozenset().union(p.tables, *whole))
-            else:
+            if not (was is None or (was and was[0].policy == p.grant.policy)):
                 raise ValueError(f"a delta retargets policy {p.grant.policy!r} not held there")
+            whole = [by_schema.get(schema, frozenset()) for schema in p.schemas]
+            if not p.relative:
+                targets = frozenset().union(p.tables, *whole)
+            elif was:
+                targets = (was[1] - changed - p.gone).union(p.tables, *whole)
+            else:
+                raise ValueError(f"a delta retargets policy {p.grant.policy!r} from nothing held")
+            targeted[p.position] = (p.grant, targets)
         if None in targeted:
             raise ValueError("a delta adds a policy without its targets")
         return tuple(t for t in targeted if t is not None)

@@ -24,6 +24,7 @@ the two snapshots alone.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -65,8 +66,22 @@ class RevisionDelta:
 
     @property
     def size(self) -> int:
-        listed = sum(len(p.schemas) + len(p.tables) for p in self.policies)
+        listed = sum(len(p.schemas) + len(p.tables) + len(p.gone) for p in self.policies)
         return len(self.users) + len(self.groups) + len(self.tables) + listed
+
+    @property
+    def relative(self) -> bool:
+        """Whether a policy is retargeted from what it held (`Retargeted.relative`)."""
+        return any(p.relative for p in self.policies)
+
+    def absolute(self, registry: Registry) -> RevisionDelta:
+        """This delta with every policy retargeted whole, read in `registry` (the new
+        revision's): for a watcher that does not read relative targets."""
+        if not self.relative:
+            return self
+        return dataclasses.replace(
+            self, policies=tuple(_whole(registry, p.position) for p in self.policies)
+        )
 
 
 class _Flush(Exception):
@@ -77,7 +92,7 @@ def revision_delta(old: PolicySnapshot, new: PolicySnapshot) -> RevisionDelta:
     """What differs at `new` from `old` (see the module's docstring)."""
     try:
         tables = _changed_tables(old.registry, new.registry)
-        order, retargeted = _retargeted(old.registry, new.registry)
+        order, retargeted = _retargeted(old.registry, new.registry, tables)
         users, groups = _changed_subjects(old, new, {p.grant.policy for p in retargeted}, tables)
     except _Flush:
         return RevisionDelta.flush(old.revision)
@@ -122,21 +137,43 @@ def _changed_keys(before: Mapping[_K, object], after: Mapping[_K, object]) -> se
 
 
 def _retargeted(
-    old: Registry, new: Registry
+    old: Registry, new: Registry, tables: frozenset[TableKey]
 ) -> tuple[tuple[int, ...] | None, tuple[Retargeted, ...]]:
     """Where each active policy moved in the list (None: nowhere), and those added or whose
     Trino tables (or access) changed, by their new position (expanded table sets: a table
-    added to or dropped from a schema a policy covers changes them too). The relative order
-    of the policies kept is checked by `_changed_policies`."""
+    added to or dropped from a schema a policy covers changes them too), each in the shorter
+    of its two forms (`tables`: the changed ones, which a relative form need not name). The
+    relative order of the policies kept is checked by `_changed_policies`."""
     before = {grant.policy: i for i, (grant, _) in enumerate(old.policies)}
     order = tuple(before.get(grant.policy, -1) for grant, _ in new.policies)
     found = []
     for position, (was, after) in enumerate(zip(order, new.policies, strict=True)):
         if was < 0 or old.policies[was] != after:
-            whole, single = new.split(after[1])
-            found.append(Retargeted(position, after[0], frozenset(whole), frozenset(single)))
+            whole = _whole(new, position)
+            if was >= 0:
+                moved = _moved(new, position, old.policies[was][1] - tables)
+                whole = min(
+                    whole, moved, key=lambda p: len(p.schemas) + len(p.tables) + len(p.gone)
+                )
+            found.append(whole)
     same = order == tuple(range(len(old.policies)))
     return None if same else order, tuple(found)
+
+
+def _whole(registry: Registry, position: int) -> Retargeted:
+    grant, targets = registry.policies[position]
+    schemas, tables = registry.split(targets)
+    return Retargeted(position, grant, frozenset(schemas), frozenset(tables))
+
+
+def _moved(registry: Registry, position: int, kept: frozenset[TableKey]) -> Retargeted:
+    """The policy at `position` retargeted from `kept`, the tables it held that are not
+    changed: those it no longer targets gone, those it gained listed (a schema whole when it
+    targets every table of it)."""
+    grant, targets = registry.policies[position]
+    schemas, tables = registry.split(targets - kept, covered=targets)
+    gone = kept - targets
+    return Retargeted(position, grant, frozenset(schemas), frozenset(tables), gone, relative=True)
 
 
 def _changed_subjects(

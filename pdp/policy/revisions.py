@@ -20,6 +20,7 @@ class Revisions:
     def __init__(self, snapshot: PolicySnapshot) -> None:
         self.current = snapshot
         self.delta = RevisionDelta.flush("")  # no revision before the first
+        self._absolute: RevisionDelta | None = None  # `delta` for watchers of whole targets
         self._changed = asyncio.Event()
 
     def publish(self, snapshot: PolicySnapshot, delta: RevisionDelta | None = None) -> None:
@@ -29,7 +30,7 @@ class Revisions:
             return
         if delta is None or delta.previous != self.current.revision:
             delta = revision_delta(self.current, snapshot)
-        self.current, self.delta = snapshot, delta
+        self.current, self.delta, self._absolute = snapshot, delta, None
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
 
@@ -39,13 +40,18 @@ class Revisions:
             await self._changed.wait()
         return self.current
 
-    def delta_from(self, revision: str | None) -> RevisionDelta | None:
+    def delta_from(self, revision: str | None, relative: bool = True) -> RevisionDelta | None:
         """What changed from `revision` to the current one, if the current one directly
-        follows it and the change is one a delta describes; None: drop everything."""
+        follows it and the change is one a delta describes; None: drop everything. Not
+        `relative`: with every retargeted policy whole (`RevisionDelta.absolute`)."""
         delta = self.delta
         if revision is None or delta.previous != revision or delta.everything:
             return None
-        return delta
+        if relative:
+            return delta
+        if self._absolute is None:
+            self._absolute = delta.absolute(self.current.registry)
+        return self._absolute
 
     async def subscribe(self) -> AsyncIterator[PolicySnapshot]:
         """The current snapshot, then each newer one, until the subscriber stops."""

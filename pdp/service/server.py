@@ -40,7 +40,8 @@ class PdpServicer(rpc.PolicyDecisionPointServicer):
         # The registry message of the current revision: every sidecar worker asks for it after
         # each revision, and building it for 100,000 tables takes seconds of CPU.
         self._registry: pb.Registry | None = None
-        self._encoded_delta: tuple[RevisionDelta, pb.RevisionDelta] | None = None
+        # by whether its retargeted policies may be relative (watchers of both kinds at once)
+        self._encoded_delta: dict[bool, tuple[RevisionDelta, pb.RevisionDelta]] = {}
 
     def _effective(self, snapshot: PolicySnapshot) -> Settings:
         return self._cluster().effective(snapshot.mapping)
@@ -128,15 +129,18 @@ class PdpServicer(rpc.PolicyDecisionPointServicer):
         # warnings, so that a sidecar's /health can say so.
         # A new revision carries its delta only when this stream sent the one it starts from.
         # The first event follows the revision the watcher holds, if it says so.
+        # A watcher that does not say it reads relative targets is sent whole ones.
+        relative = request.relative_targets
         revision = self._revisions.current.revision
         held = request.revision or None
-        yield self._event(revision, self._revisions.delta_from(held) if held != revision else None)
+        first = self._revisions.delta_from(held, relative) if held != revision else None
+        yield self._event(revision, first)
         while True:
             delta = None
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(HEARTBEAT_SECONDS):
                     newer = await self._revisions.after(revision)
-                delta = self._revisions.delta_from(revision)
+                delta = self._revisions.delta_from(revision, relative)
                 revision = newer.revision
             yield self._event(revision, delta)
 
@@ -157,9 +161,9 @@ class PdpServicer(rpc.PolicyDecisionPointServicer):
 
     def _delta_pb(self, delta: RevisionDelta) -> pb.RevisionDelta:
         """Encoded once per revision, however many sidecars follow."""
-        encoded = self._encoded_delta
+        encoded = self._encoded_delta.get(delta.relative)
         if encoded is None or encoded[0] is not delta:
-            encoded = self._encoded_delta = (delta, proto.delta_to_pb(delta))
+            encoded = self._encoded_delta[delta.relative] = (delta, proto.delta_to_pb(delta))
         return encoded[1]
 
 

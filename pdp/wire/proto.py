@@ -271,14 +271,16 @@ def table_grants_from_pb(message: pb.Entitlements) -> dict[TableKey, tuple[Polic
     }
 
 
-def view_to_pb(revision: str, view: View) -> pb.Entitlements:
-    """What a view was built from, its policies by position in its registry's `policies`."""
+def view_to_pb(revision: str, view: View, registry: Registry | None = None) -> pb.Entitlements:
+    """What a view was built from, its policies by position in `registry`'s `policies` (by
+    name: its own registry's, or the one a revision's delta patched it into)."""
     grants = view.grants
     held = grants.policies if isinstance(grants, PolicyGrants) else ()
-    position = {grant: i for i, (grant, _) in enumerate(view.registry.policies)}
-    # (a grant its registry does not list, which a correct view never holds, is left out:
+    listed = (registry or view.registry).policies
+    position = {grant.policy: i for i, (grant, _) in enumerate(listed)}
+    # (a policy the registry does not list, which a correct view never holds, is left out:
     # never more access than the view gave)
-    kept = [position[g] for g, _ in held if g in position]
+    kept = [position[g.policy] for g, _ in held if g.policy in position]
     return entitlements_to_pb(revision, kept, view.mask_policies, view.filters, view.owned)
 
 
@@ -325,6 +327,8 @@ def delta_to_pb(delta: RevisionDelta) -> pb.RevisionDelta:
                 access=p.grant.access,
                 schemas=[pb.Schema(catalog=c, schema=s) for c, s in sorted(p.schemas)],
                 tables=[_table(key) for key in sorted(p.tables)],
+                gone=[_table(key) for key in sorted(p.gone)],
+                relative=p.relative,
             )
             for p in delta.policies
         ],
@@ -346,6 +350,8 @@ def delta_from_pb(message: pb.RevisionDelta) -> RevisionDelta:
                 PolicyGrant(p.policy, Access(p.access)),
                 frozenset((fold(s.catalog), fold(s.schema)) for s in p.schemas),
                 frozenset(table_key(t.catalog, t.schema, t.table) for t in p.tables),
+                frozenset(table_key(t.catalog, t.schema, t.table) for t in p.gone),
+                p.relative,
             )
             for p in message.policies
         ),

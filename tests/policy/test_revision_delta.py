@@ -84,19 +84,58 @@ def test_a_table_added_names_it_and_retargets_the_policies_it_enters_naming_no_o
     assert delta.policies == (Retargeted(0, READERS, frozenset({("hive", "sales")})),)
 
 
-def test_a_table_dropped_retargets_the_policies_covering_it():
+def test_a_table_dropped_retargets_the_policies_covering_it_naming_nothing_more():
     delta = delta_to(sources=SOURCES[1:])
     assert delta.tables == {("hive", "sales", "orders")}
     assert (delta.users, delta.groups) == (frozenset(), frozenset())
-    assert delta.policies == (Retargeted(0, READERS, frozenset({("hive", "sales")})),)
+    # relative: what the policy held less the delta's changed tables is what it targets now
+    assert delta.policies == (Retargeted(0, READERS, relative=True),)
 
 
-def test_a_hundred_tables_added_or_dropped_in_a_covered_schema_name_it_whole():
+def test_a_hundred_tables_added_or_dropped_in_a_covered_schema_name_it_once_or_not_at_all():
     many = [source("sales", f"new{i}") for i in range(100)]
     bigger = snapshot("r2", sources=[*SOURCES, *many])
-    for delta in (revision_delta(BEFORE, bigger), revision_delta(bigger, BEFORE)):
-        assert not delta.everything and len(delta.tables) == 100
-        assert delta.policies == (Retargeted(0, READERS, frozenset({("hive", "sales")})),)
+    added, dropped = revision_delta(BEFORE, bigger), revision_delta(bigger, BEFORE)
+    assert len(added.tables) == len(dropped.tables) == 100
+    assert added.policies == (Retargeted(0, READERS, frozenset({("hive", "sales")})),)
+    assert dropped.policies == (Retargeted(0, READERS, relative=True),)
+
+
+def test_a_policy_over_many_schemas_retargeted_by_one_table_names_the_schema_it_entered():
+    # whole, the policy would name every schema it covers; relative, only where tables moved
+    wide = replaced("sales-readers", schemas=frozenset({"c.hive.sales", "c.hive.hr"}))
+    before = snapshot("r1", policies=wide)
+    delta = revision_delta(
+        before, snapshot("r2", sources=[*SOURCES, source("hr", "bonuses")], policies=wide)
+    )
+    assert delta.tables == {("hive", "hr", "bonuses")}
+    assert delta.policies[0] == Retargeted(0, READERS, frozenset({("hive", "hr")}), relative=True)
+
+
+def test_a_policy_that_loses_a_table_it_still_registers_names_it_gone():
+    many = [*SOURCES, *(source("sales", f"t{i}") for i in range(5))]
+
+    def naming(*names: str) -> PolicySnapshot:
+        sources = frozenset(f"c.hive.sales.{name}" for name in names)
+        policies = replaced("sales-readers", schemas=frozenset(), data_sources=sources)
+        return snapshot("r1" if len(names) == 5 else "r2", sources=many, policies=policies)
+
+    five, four = naming("orders", "t0", "t1", "t2", "t3"), naming("orders", "t0", "t1", "t2")
+    t3 = frozenset({("hive", "sales", "t3")})
+    assert revision_delta(five, four).policies == (Retargeted(0, READERS, gone=t3, relative=True),)
+    assert revision_delta(four, five).policies == (
+        Retargeted(0, READERS, tables=t3, relative=True),
+    )
+
+
+def test_whole_targets_for_a_watcher_that_does_not_read_relative_ones():
+    new = snapshot("r2", sources=SOURCES[1:])
+    delta = revision_delta(BEFORE, new)
+    assert delta.relative and not delta.absolute(new.registry).relative
+    assert delta.absolute(new.registry).policies == (
+        Retargeted(0, READERS, frozenset({("hive", "sales")})),
+    )
+    assert delta.absolute(new.registry).tables == delta.tables
 
 
 def test_a_table_tag_changes_the_grants_of_tag_policies_not_the_registry():
@@ -154,3 +193,31 @@ def test_a_change_too_large_to_list_drops_everything():
     many = [source("bulk", f"t{i}") for i in range(LARGEST + 1)]
     delta = delta_to(sources=[*SOURCES, *many])
     assert delta.everything and delta.previous == "r1"
+
+
+def test_either_form_patches_the_old_registry_into_the_new_one():
+    wide = replaced("sales-readers", schemas=frozenset({"c.hive.sales", "c.hive.hr"}))
+    many = [source("sales", f"new{i}") for i in range(100)]
+    eu = source("sales", "orders", frozenset({"eu"}))
+    four = [*SOURCES, source("sales", "t"), source("sales", "u")]
+
+    def naming(*names: str) -> PolicySnapshot:
+        sources = frozenset(f"c.hive.sales.{name}" for name in names)
+        policies = replaced("sales-readers", schemas=frozenset(), data_sources=sources)
+        return snapshot(f"r{len(names)}", sources=four, policies=policies)
+
+    changes = {
+        "a table less by name": (naming("orders", "refunds", "t"), naming("orders", "refunds")),
+        "a table added": (BEFORE, snapshot("r2", sources=[*SOURCES, source("sales", "t")])),
+        "a table dropped": (BEFORE, snapshot("r2", sources=SOURCES[1:])),
+        "100 dropped": (snapshot("r0", sources=[*SOURCES, *many]), BEFORE),
+        "a table tagged": (BEFORE, snapshot("r2", sources=[eu, *SOURCES[1:]])),
+        "a schema more": (BEFORE, snapshot("r2", policies=wide)),
+        "a schema less": (snapshot("r0", policies=wide), BEFORE),
+        "a policy added": (snapshot("r0", policies=POLICIES[1:]), BEFORE),
+    }
+    for why, (old, new) in changes.items():
+        delta = revision_delta(old, new)
+        for form in (delta, delta.absolute(new.registry)):
+            patched = old.registry.patched(form.tables, form.entries, form.policies, form.order)
+            assert patched.policies == new.registry.policies, why

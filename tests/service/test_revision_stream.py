@@ -81,3 +81,33 @@ async def test_a_watcher_that_reconnects_gets_the_delta_from_the_revision_it_hol
     finally:
         await channel.close()
         await server.stop(None)
+
+
+async def test_a_watcher_that_does_not_read_relative_targets_is_sent_whole_ones():
+    # a sidecar older than RetargetedPolicy.relative beside a current one, on one revision
+    revisions = Revisions(snapshot("r1", ORDERS, REFUNDS))
+    server, port = await start_server(PdpServicer(revisions, ClusterSettings), "127.0.0.1:0")
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    stub = rpc.PolicyDecisionPointStub(channel)
+    try:
+        older = stub.WatchRevision(pb.WatchRequest())
+        current = stub.WatchRevision(pb.WatchRequest(relative_targets=True))
+        await older.read()
+        await current.read()
+        revisions.publish(snapshot("r2", ORDERS))  # refunds dropped
+        sent = {"older": (await older.read()).delta, "current": (await current.read()).delta}
+        assert {who: [t.table for t in d.tables] for who, d in sent.items()} == {
+            "older": ["refunds"],
+            "current": ["refunds"],
+        }
+        retargeted = {
+            who: [(p.relative, [s.schema for s in p.schemas], len(p.tables)) for p in d.policies]
+            for who, d in sent.items()
+        }
+        # whole: the schema, read in the patched registry; relative: nothing more to name
+        assert retargeted == {"older": [(False, ["sales"], 0)], "current": [(True, [], 0)]}
+        older.cancel()
+        current.cancel()
+    finally:
+        await channel.close()
+        await server.stop(None)

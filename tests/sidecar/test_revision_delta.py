@@ -6,6 +6,7 @@ or dropped keeps the view of everyone who sees the same tables after it)."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 from cachetools import Cache
 from hypothesis import HealthCheck, example, given, settings
@@ -13,7 +14,10 @@ from hypothesis import strategies as st
 
 from pdp.core.model import Access, CatalogRef, Identity, PolicyGrants, SchemaRef, TableRef
 from pdp.policy.delta import RevisionDelta
+from sidecar.answers import Answers
+from sidecar.state import StateFile
 from tests.sidecar.delta_world import (
+    CLUSTER,
     GROUPS,
     NAMES,
     SCHEMAS,
@@ -157,6 +161,32 @@ async def test_a_table_added_to_one_schema_keeps_every_view_the_one_it_enters_pa
         assert ("hive", "s2", "t3") in (await answers.view(Identity("u0"))).registry.tables
         assert answers.known()[1][0] == follower.snapshot.registry
         assert follower.wrong_in_memory() == [] and await follower.ask_everything() == []
+
+
+async def test_views_a_switch_keeps_are_saved_as_they_would_be_rebuilt(tmp_path: Path):
+    # saving the state after a switch rebuilds nothing: a view still on the registry before
+    # is written with its policies by name at their positions in the new one
+    world = World()
+    async with following(world, prefetch_seconds=0) as follower:
+        await warmed(follower)
+        edit(world, ("add", "s1", "t2", frozenset(), False))  # s1: g1's schema (u1, u4)
+        follower.publish(world)
+        await follower.caught_up()
+        answers = follower.answers
+        behind = answers._views.behind()
+        assert Identity("u4") in behind
+        path = tmp_path / "state.pb"
+        assert await StateFile(path, answers).save(force=True)
+        assert answers._views.behind() == behind
+        restarted = Answers(lambda: CLUSTER, follower.answers._client)
+        assert StateFile(path, restarted).restore() is not None
+        restored = restarted._views.held()
+        assert restored.keys() == answers._views.keys()
+        for identity, view in restored.items():
+            fresh = fresh_view(follower.snapshot, identity)
+            assert dict(view.grants) == dict(fresh.grants), identity
+            assert (view.mask_policies, view.filters) == (fresh.mask_policies, fresh.filters)
+        assert ("hive", "s1", "t2") in restored[Identity("u4")].grants
 
 
 async def test_a_policy_moved_off_a_schema_no_longer_grants_it_to_whom_it_applies():

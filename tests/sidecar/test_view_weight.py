@@ -229,9 +229,10 @@ def test_a_view_that_grows_as_it_is_brought_to_the_new_registry_stays_in_the_bou
 
 
 def test_views_brought_up_together_that_grow_evict_each_other_without_fault() -> None:
-    """Every view behind brought up at once (`Views.current`, what the saved state writes):
-    each that grows makes room by evicting the least recently used, perhaps one still to be
-    brought up, which is then skipped; what is left is all on the new registry, in bound."""
+    """Every view behind brought up (what a worker does before a switch that moves the
+    registry again): each that grows makes room by evicting the least recently used, perhaps
+    one still to be brought up, which is then skipped; what is left is all on the new
+    registry, in bound."""
     old, new = Registry(), Registry()
     views = Views(users=10, grants=10)
     views.on(old)
@@ -241,6 +242,8 @@ def test_views_brought_up_together_that_grow_evict_each_other_without_fault() ->
     views.on(new)
     owned = frozenset(table_key("hive", "s", f"t{i}") for i in range(2))
     views._rebuilt = lambda view: View(settings, new, {}, owned=owned)  # type: ignore[method-assign]
-    held = views.current()
+    for identity in views.behind():
+        views.refresh(identity)
+    held = views.held()
     assert held and all(view.registry is new for view in held.values())
     assert views.currsize <= 10 and set(held) == set(views)
