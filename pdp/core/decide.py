@@ -68,7 +68,7 @@ def on_object(view: View, rule: ObjectRule, access: Access, request: Request) ->
         case ObjectRule.TABLE_ROWS, TableRef() as table:
             return unasked_data_policy(view, access, request.identity, table)
         case ObjectRule.CREATE_TABLE, TableRef() as table:
-            if table.key in view.registry.tables:  # CREATE OR REPLACE of a data source
+            if view.registry.holds(table.key):  # CREATE OR REPLACE of a data source
                 return on_table(view, table, Access.OWN)
             return unregistered(view, access, table)
         case ObjectRule.RENAME_TABLE, TableRef() as table:
@@ -105,7 +105,7 @@ def is_metadata_name(catalog: str, schema: str) -> bool:
 
 
 def on_table(view: View, table: TableRef, access: Access) -> Decision:
-    if table.key not in view.registry.tables:
+    if not view.registry.holds(table.key):
         return unregistered(view, access, table)
     granting = _granting(view, table.key, access)
     if not granting:

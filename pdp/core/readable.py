@@ -16,7 +16,9 @@ from pdp.core.operations import ALLOW, OPERATIONS, ObjectRule, OnObject
 # (held by the view); a larger one is looked up in the registry's own set (shared, no copy).
 SMALL_TARGETS = 64
 _KEY = "readable"  # its place in View.derived
-_UNSEEN = ("", "")  # Readable.indices: a container not folded yet (compared by identity)
+Container = tuple[str, str, frozenset[TableKey]]
+"""A folded (catalog, schema) with the tables the registry lists in it."""
+_UNSEEN: Container = ("", "", frozenset())  # `indices`: not folded yet (told by identity)
 # The checks whose answers set lookups give, by operation. TABLE_ROWS ("rows") adds a
 # data-policy check to TABLE's READ, a denial only where the cluster's Trino does not ask for
 # data policies: with `data_policy_uris` on, its answer is TABLE's.
@@ -60,13 +62,12 @@ class Readable:
     """What `decide` reads to answer READ on a table for one view's user, precomputed: built
     once per view (`readable`), so it lives at that view's revision and goes with it."""
 
-    __slots__ = ("_everything", "_granted", "_registered", "_registry", "_unregistered", "_visible")
+    __slots__ = ("_everything", "_granted", "_registry", "_unregistered", "_visible")
 
     def __init__(self, view: View, user: str) -> None:
         settings, registry = view.settings, view.registry
         self._everything = settings.is_admin(user)
         self._registry = registry
-        self._registered = registry.tables
         # visible: folded (catalog,) or (catalog, schema) the registry lists -> the answer
         self._visible: dict[tuple[str, ...], bool] = {}
         # an unregistered table: the non-data-source rule, or denied while the store is
@@ -83,7 +84,7 @@ class Readable:
         if self._everything or is_metadata_name(catalog, schema):
             return True
         key = (fold(catalog), fold(schema), fold(table))
-        if key in self._registered:
+        if self._registry.holds(key):
             return any(key in held for held in self._granted)
         return self._unlisted(key[0])
 
@@ -125,9 +126,10 @@ class Readable:
         alike, without a lookup per table."""
         if self._everything:
             return list(range(len(tables)))
-        registered, granted, unregistered = self._registered, self._granted, self._unregistered
-        # (catalog, schema) as sent -> folded, or the answer for every table in it
-        containers: dict[tuple[str, str], tuple[str, str] | bool] = {}
+        granted, unregistered = self._granted, self._unregistered
+        # (catalog, schema) as sent -> folded with the tables registered in it, or the answer
+        # for every table in it
+        containers: dict[tuple[str, str], Container | bool] = {}
         allowed = []
         for i, names in enumerate(tables):
             catalog, schema = names[-3], names[-2]
@@ -140,7 +142,7 @@ class Readable:
             if folded is False:
                 continue
             key = (folded[0], folded[1], fold(names[-1]))
-            if key in registered:
+            if key in folded[2]:
                 for held in granted:
                     if key in held:
                         allowed.append(i)
@@ -149,15 +151,17 @@ class Readable:
                 allowed.append(i)  # `_unlisted`, inline: a batch's items are many
         return allowed
 
-    def _container(self, catalog: str, schema: str) -> tuple[str, str] | bool:
-        """The folded (catalog, schema) as sent, or the answer for any table in it: allowed in
-        a metadata schema, `_unlisted` where the registry lists no table."""
+    def _container(self, catalog: str, schema: str) -> Container | bool:
+        """The folded (catalog, schema) as sent with the tables registered in it, or the
+        answer for any table in it: allowed in a metadata schema, `_unlisted` where the
+        registry lists no table."""
         if is_metadata_name(catalog, schema):
             return True
         folded = (fold(catalog), fold(schema))
-        if folded not in self._registry.by_schema:
+        registered = self._registry.by_schema.get(folded)
+        if registered is None:
             return self._unlisted(folded[0])
-        return folded
+        return (*folded, registered)
 
 
 def readable(view: View, user: str) -> Readable:

@@ -40,7 +40,7 @@ class SlowPdp:
         revision = self.revision  # the revision when asked, as the PDP would answer
         await asyncio.sleep(0.05)
         tables = {ORDERS} if revision == "r1" else {ORDERS, REFUNDS}
-        return revision, Registry(tables=frozenset(tables)), AccessGrantMapping()
+        return revision, Registry.of(frozenset(tables)), AccessGrantMapping()
 
 
 def answers_for(pdp: SlowPdp) -> Answers:
