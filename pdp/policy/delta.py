@@ -106,7 +106,7 @@ def _entries(registry: Registry, tables: frozenset[TableKey]) -> Registry:
         return {k: held[k] for k in tables if k in held}
 
     return Registry.of(
-        tables & registry.tables,
+        frozenset(key for key in tables if registry.holds(key)),
         of(registry.columns),
         of(registry.masks),
         of(registry.filters),
@@ -117,7 +117,13 @@ def _entries(registry: Registry, tables: frozenset[TableKey]) -> Registry:
 def _changed_tables(old: Registry, new: Registry) -> frozenset[TableKey]:
     if old.complete != new.complete:
         raise _Flush("the registry's completeness changed")
-    changed = set(old.tables ^ new.tables)
+    changed: set[TableKey] = set()
+    before, after, empty = old.by_schema, new.by_schema, frozenset[TableKey]()
+    if before != after:  # by schema: no set of all the tables made twice
+        for schema in before.keys() | after.keys():
+            was, now = before.get(schema, empty), after.get(schema, empty)
+            if was is not now and was != now:
+                changed |= was ^ now
     for part in ("columns", "masks", "filters"):
         changed |= _changed_keys(getattr(old, part), getattr(new, part))
     return frozenset(changed)
