@@ -195,6 +195,9 @@ class Retargeted:
     tables: frozenset[TableKey] = frozenset()
     gone: frozenset[TableKey] = frozenset()
     relative: bool = False
+    # How many tables it targets at the new revision, which a relative form is checked by:
+    # what the sidecar held for it must have been what the PDP did (-1: not said).
+    count: int = -1
 
 
 class PolicyGrants(Mapping[TableKey, tuple[PolicyGrant, ...]]):
@@ -404,6 +407,8 @@ class Registry:
                 targets = frozenset().union(p.tables, *whole)
             elif was:
                 targets = (was[1] - changed - p.gone).union(p.tables, *whole)
+                if p.count >= 0 and len(targets) != p.count:
+                    raise ValueError(f"policy {p.grant.policy!r} retargeted from other tables")
             else:
                 raise ValueError(f"a delta retargets policy {p.grant.policy!r} from nothing held")
             targeted[p.position] = (p.grant, targets)

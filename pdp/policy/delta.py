@@ -59,6 +59,9 @@ class RevisionDelta:
     # for each position of the new list, the old position of the policy there, -1 for one
     # added (always in `policies`). None: the same list.
     order: tuple[int, ...] | None = None
+    # When a policy of `policies` is relative: each of them whole, for a watcher that does not
+    # read that form (made with the delta, off the event loop; never sent as such).
+    whole: tuple[Retargeted, ...] = ()
 
     @classmethod
     def flush(cls, previous: str) -> RevisionDelta:
@@ -74,14 +77,13 @@ class RevisionDelta:
         """Whether a policy is retargeted from what it held (`Retargeted.relative`)."""
         return any(p.relative for p in self.policies)
 
-    def absolute(self, registry: Registry) -> RevisionDelta:
-        """This delta with every policy retargeted whole, read in `registry` (the new
-        revision's): for a watcher that does not read relative targets."""
+    def absolute(self) -> RevisionDelta:
+        """This delta with every policy retargeted whole, for a watcher that does not read
+        relative targets: `flush` past LARGEST names (the relative form may be far shorter)."""
         if not self.relative:
             return self
-        return dataclasses.replace(
-            self, policies=tuple(_whole(registry, p.position) for p in self.policies)
-        )
+        whole = dataclasses.replace(self, policies=self.whole, whole=())
+        return RevisionDelta.flush(self.previous) if whole.size > LARGEST else whole
 
 
 class _Flush(Exception):
@@ -92,12 +94,14 @@ def revision_delta(old: PolicySnapshot, new: PolicySnapshot) -> RevisionDelta:
     """What differs at `new` from `old` (see the module's docstring)."""
     try:
         tables = _changed_tables(old.registry, new.registry)
-        order, retargeted = _retargeted(old.registry, new.registry, tables)
+        order, retargeted, whole = _retargeted(old.registry, new.registry, tables)
         users, groups = _changed_subjects(old, new, {p.grant.policy for p in retargeted}, tables)
     except _Flush:
         return RevisionDelta.flush(old.revision)
     entries = _entries(new.registry, tables)
     delta = RevisionDelta(old.revision, False, users, groups, tables, entries, retargeted, order)
+    if delta.relative:
+        delta = dataclasses.replace(delta, whole=whole)
     return RevisionDelta.flush(old.revision) if delta.size > LARGEST else delta
 
 
@@ -144,26 +148,29 @@ def _changed_keys(before: Mapping[_K, object], after: Mapping[_K, object]) -> se
 
 def _retargeted(
     old: Registry, new: Registry, tables: frozenset[TableKey]
-) -> tuple[tuple[int, ...] | None, tuple[Retargeted, ...]]:
+) -> tuple[tuple[int, ...] | None, tuple[Retargeted, ...], tuple[Retargeted, ...]]:
     """Where each active policy moved in the list (None: nowhere), and those added or whose
     Trino tables (or access) changed, by their new position (expanded table sets: a table
     added to or dropped from a schema a policy covers changes them too), each in the shorter
-    of its two forms (`tables`: the changed ones, which a relative form need not name). The
-    relative order of the policies kept is checked by `_changed_policies`."""
+    of its two forms (`tables`: the changed ones, which a relative form need not name), then
+    each whole. The relative order of the policies kept is checked by `_changed_policies`."""
     before = {grant.policy: i for i, (grant, _) in enumerate(old.policies)}
     order = tuple(before.get(grant.policy, -1) for grant, _ in new.policies)
-    found = []
+    found, whole = [], []
     for position, (was, after) in enumerate(zip(order, new.policies, strict=True)):
         if was < 0 or old.policies[was] != after:
-            whole = _whole(new, position)
+            whole.append(_whole(new, position))
+            shorter = whole[-1]
             if was >= 0:
                 moved = _moved(new, position, old.policies[was][1] - tables)
-                whole = min(
-                    whole, moved, key=lambda p: len(p.schemas) + len(p.tables) + len(p.gone)
-                )
-            found.append(whole)
+                shorter = min(shorter, moved, key=_listed)
+            found.append(shorter)
     same = order == tuple(range(len(old.policies)))
-    return None if same else order, tuple(found)
+    return None if same else order, tuple(found), tuple(whole)
+
+
+def _listed(policy: Retargeted) -> int:
+    return len(policy.schemas) + len(policy.tables) + len(policy.gone)
 
 
 def _whole(registry: Registry, position: int) -> Retargeted:
@@ -179,7 +186,9 @@ def _moved(registry: Registry, position: int, kept: frozenset[TableKey]) -> Reta
     grant, targets = registry.policies[position]
     schemas, tables = registry.split(targets - kept, covered=targets)
     gone = kept - targets
-    return Retargeted(position, grant, frozenset(schemas), frozenset(tables), gone, relative=True)
+    return Retargeted(
+        position, grant, frozenset(schemas), frozenset(tables), gone, True, len(targets)
+    )
 
 
 def _changed_subjects(

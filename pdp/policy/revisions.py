@@ -49,9 +49,9 @@ class Revisions:
             return None
         if relative:
             return delta
-        if self._absolute is None:
-            self._absolute = delta.absolute(self.current.registry)
-        return self._absolute
+        if self._absolute is None:  # one object per revision: encoded once (the servicer)
+            self._absolute = delta.absolute()
+        return None if self._absolute.everything else self._absolute
 
     async def subscribe(self) -> AsyncIterator[PolicySnapshot]:
         """The current snapshot, then each newer one, until the subscriber stops."""

@@ -329,6 +329,7 @@ def delta_to_pb(delta: RevisionDelta) -> pb.RevisionDelta:
                 tables=[_table(key) for key in sorted(p.tables)],
                 gone=[_table(key) for key in sorted(p.gone)],
                 relative=p.relative,
+                count=p.count if p.count >= 0 else None,
             )
             for p in delta.policies
         ],
@@ -352,6 +353,7 @@ def delta_from_pb(message: pb.RevisionDelta) -> RevisionDelta:
                 frozenset(table_key(t.catalog, t.schema, t.table) for t in p.tables),
                 frozenset(table_key(t.catalog, t.schema, t.table) for t in p.gone),
                 p.relative,
+                p.count if p.HasField("count") else -1,
             )
             for p in message.policies
         ),

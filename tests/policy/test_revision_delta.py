@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
+
 from pdp.core.model import Access, AccessGrantMapping, PolicyGrant, Retargeted
-from pdp.policy import DataSource, DirectoryUser, Policy, PolicySnapshot, Technology
+from pdp.policy import DataSource, DirectoryUser, Policy, PolicySnapshot, Revisions, Technology
+from pdp.policy import delta as delta_module
 from pdp.policy.delta import LARGEST, RevisionDelta, revision_delta
 
 
@@ -88,8 +91,9 @@ def test_a_table_dropped_retargets_the_policies_covering_it_naming_nothing_more(
     delta = delta_to(sources=SOURCES[1:])
     assert delta.tables == {("hive", "sales", "orders")}
     assert (delta.users, delta.groups) == (frozenset(), frozenset())
-    # relative: what the policy held less the delta's changed tables is what it targets now
-    assert delta.policies == (Retargeted(0, READERS, relative=True),)
+    # relative: what the policy held less the delta's changed tables is what it targets now,
+    # one table (refunds), which the sidecar checks it finds
+    assert delta.policies == (Retargeted(0, READERS, relative=True, count=1),)
 
 
 def test_a_hundred_tables_added_or_dropped_in_a_covered_schema_name_it_once_or_not_at_all():
@@ -98,7 +102,7 @@ def test_a_hundred_tables_added_or_dropped_in_a_covered_schema_name_it_once_or_n
     added, dropped = revision_delta(BEFORE, bigger), revision_delta(bigger, BEFORE)
     assert len(added.tables) == len(dropped.tables) == 100
     assert added.policies == (Retargeted(0, READERS, frozenset({("hive", "sales")})),)
-    assert dropped.policies == (Retargeted(0, READERS, relative=True),)
+    assert dropped.policies == (Retargeted(0, READERS, relative=True, count=2),)
 
 
 def test_a_policy_over_many_schemas_retargeted_by_one_table_names_the_schema_it_entered():
@@ -109,33 +113,37 @@ def test_a_policy_over_many_schemas_retargeted_by_one_table_names_the_schema_it_
         before, snapshot("r2", sources=[*SOURCES, source("hr", "bonuses")], policies=wide)
     )
     assert delta.tables == {("hive", "hr", "bonuses")}
-    assert delta.policies[0] == Retargeted(0, READERS, frozenset({("hive", "hr")}), relative=True)
+    hr = frozenset({("hive", "hr")})
+    assert delta.policies[0] == Retargeted(0, READERS, hr, relative=True, count=4)
+
+
+SALES_MORE = [*SOURCES, *(source("sales", f"t{i}") for i in range(5))]
+
+
+def naming(*names: str) -> PolicySnapshot:
+    """sales-readers naming these tables of sales (of seven) one by one, at revision r<n>."""
+    sources = frozenset(f"c.hive.sales.{name}" for name in names)
+    policies = replaced("sales-readers", schemas=frozenset(), data_sources=sources)
+    return snapshot(f"r{len(names)}", sources=SALES_MORE, policies=policies)
 
 
 def test_a_policy_that_loses_a_table_it_still_registers_names_it_gone():
-    many = [*SOURCES, *(source("sales", f"t{i}") for i in range(5))]
-
-    def naming(*names: str) -> PolicySnapshot:
-        sources = frozenset(f"c.hive.sales.{name}" for name in names)
-        policies = replaced("sales-readers", schemas=frozenset(), data_sources=sources)
-        return snapshot("r1" if len(names) == 5 else "r2", sources=many, policies=policies)
-
     five, four = naming("orders", "t0", "t1", "t2", "t3"), naming("orders", "t0", "t1", "t2")
     t3 = frozenset({("hive", "sales", "t3")})
-    assert revision_delta(five, four).policies == (Retargeted(0, READERS, gone=t3, relative=True),)
+    assert revision_delta(five, four).policies == (
+        Retargeted(0, READERS, gone=t3, relative=True, count=4),
+    )
     assert revision_delta(four, five).policies == (
-        Retargeted(0, READERS, tables=t3, relative=True),
+        Retargeted(0, READERS, tables=t3, relative=True, count=5),
     )
 
 
 def test_whole_targets_for_a_watcher_that_does_not_read_relative_ones():
     new = snapshot("r2", sources=SOURCES[1:])
     delta = revision_delta(BEFORE, new)
-    assert delta.relative and not delta.absolute(new.registry).relative
-    assert delta.absolute(new.registry).policies == (
-        Retargeted(0, READERS, frozenset({("hive", "sales")})),
-    )
-    assert delta.absolute(new.registry).tables == delta.tables
+    assert delta.relative and not delta.absolute().relative
+    assert delta.absolute().policies == (Retargeted(0, READERS, frozenset({("hive", "sales")})),)
+    assert delta.absolute().tables == delta.tables
 
 
 def test_a_table_tag_changes_the_grants_of_tag_policies_not_the_registry():
@@ -199,15 +207,8 @@ def test_either_form_patches_the_old_registry_into_the_new_one():
     wide = replaced("sales-readers", schemas=frozenset({"c.hive.sales", "c.hive.hr"}))
     many = [source("sales", f"new{i}") for i in range(100)]
     eu = source("sales", "orders", frozenset({"eu"}))
-    four = [*SOURCES, source("sales", "t"), source("sales", "u")]
-
-    def naming(*names: str) -> PolicySnapshot:
-        sources = frozenset(f"c.hive.sales.{name}" for name in names)
-        policies = replaced("sales-readers", schemas=frozenset(), data_sources=sources)
-        return snapshot(f"r{len(names)}", sources=four, policies=policies)
-
     changes = {
-        "a table less by name": (naming("orders", "refunds", "t"), naming("orders", "refunds")),
+        "a table less by name": (naming("orders", "refunds", "t0"), naming("orders", "refunds")),
         "a table added": (BEFORE, snapshot("r2", sources=[*SOURCES, source("sales", "t")])),
         "a table dropped": (BEFORE, snapshot("r2", sources=SOURCES[1:])),
         "100 dropped": (snapshot("r0", sources=[*SOURCES, *many]), BEFORE),
@@ -218,6 +219,23 @@ def test_either_form_patches_the_old_registry_into_the_new_one():
     }
     for why, (old, new) in changes.items():
         delta = revision_delta(old, new)
-        for form in (delta, delta.absolute(new.registry)):
+        for form in (delta, delta.absolute()):
             patched = old.registry.patched(form.tables, form.entries, form.policies, form.order)
             assert patched.policies == new.registry.policies, why
+
+
+def test_a_relative_form_applied_to_other_targets_than_the_pdp_held_does_not_fit():
+    # the sidecar's policy table must have been the PDP's: the count it finds says so
+    delta = revision_delta(naming("orders", "t0", "t1", "t2", "t3"), naming("orders", "t0", "t1"))
+    other = naming("orders", "t0", "t1", "t2", "t3", "t4").registry
+    with pytest.raises(ValueError, match="retargeted from other tables"):
+        other.patched(delta.tables, delta.entries, delta.policies, delta.order)
+
+
+def test_an_older_watcher_whose_whole_form_is_past_the_bound_drops_everything(monkeypatch):
+    # relative: 2 users, 1 group, 1 table gone; whole: the 3 tables the policy still names
+    monkeypatch.setattr(delta_module, "LARGEST", 5)
+    revisions = Revisions(naming("orders", "t0", "t1", "t2"))
+    revisions.publish(naming("orders", "t0", "t1"))
+    assert revisions.delta.size == 4 and revisions.delta_from("r4") is revisions.delta
+    assert revisions.delta_from("r4", relative=False) is None
