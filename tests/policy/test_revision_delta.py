@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 
-from pdp.core.model import Access, AccessGrantMapping, PolicyGrant, Retargeted
+from pdp.core.model import Access, AccessGrantMapping, PolicyGrant, Registry, Retargeted
 from pdp.policy import DataSource, DirectoryUser, Policy, PolicySnapshot, Revisions, Technology
 from pdp.policy import delta as delta_module
 from pdp.policy.delta import LARGEST, RevisionDelta, revision_delta
@@ -239,3 +239,16 @@ def test_an_older_watcher_whose_whole_form_is_past_the_bound_drops_everything(mo
     revisions.publish(naming("orders", "t0", "t1"))
     assert revisions.delta.size == 4 and revisions.delta_from("r4") is revisions.delta
     assert revisions.delta_from("r4", relative=False) is None
+
+
+def test_a_relative_form_for_a_policy_not_held_does_not_fit():
+    # what a faulty or hostile stream could send: relative to nothing, or past the list
+    held = BEFORE.registry
+    empty: frozenset = frozenset()
+    added = Retargeted(0, READERS, relative=True, count=0)
+    beyond = Retargeted(len(held.policies), READERS, relative=True, count=0)
+    order = (-1, *range(len(held.policies)))
+    with pytest.raises(ValueError, match="from nothing held"):
+        held.patched(empty, Registry(), [added], order)
+    with pytest.raises(ValueError, match="not held there"):
+        held.patched(empty, Registry(), [beyond])
