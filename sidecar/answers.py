@@ -89,8 +89,7 @@ class Views(LRUCache):
         they are looked up. The caller has dropped those whose identities it changes."""
         if registry is not self.registry:
             self.registry = registry
-            policies = registry.policies if registry is not None else ()
-            self._position = {grant.policy: i for i, (grant, _) in enumerate(policies)}
+            self._position = registry.positions() if registry is not None else {}
 
     def __getitem__(self, identity: Identity) -> View:
         view: View = LRUCache.__getitem__(self, identity)

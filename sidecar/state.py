@@ -159,8 +159,9 @@ class StateFile:
             if registry is not None:
                 saved.registry.CopyFrom(proto.registry_to_pb(revision, *registry))
                 # positions in the registry saved (of a view kept from the one before too)
+                position = registry[0].positions()
                 mine = {
-                    identity: proto.view_to_pb(revision, view, registry[0])
+                    identity: proto.view_to_pb(revision, view, position)
                     for identity, view in views.items()
                 }
             saved_views = [

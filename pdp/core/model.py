@@ -327,6 +327,10 @@ class Registry:
         once; a check asks `holds`)."""
         return frozenset().union(*self.by_schema.values())
 
+    def positions(self) -> dict[str, int]:
+        """Each policy's name -> its position in `policies` (made anew: callers keep it)."""
+        return {grant.policy: i for i, (grant, _) in enumerate(self.policies)}
+
     def grants(self, positions: Sequence[int]) -> PolicyGrants:
         """A user's grants from the positions in `policies` of those that apply to them."""
         return PolicyGrants([self.policies[i] for i in positions])

@@ -154,7 +154,7 @@ def _retargeted(
     added to or dropped from a schema a policy covers changes them too), each in the shorter
     of its two forms (`tables`: the changed ones, which a relative form need not name), then
     each whole. The relative order of the policies kept is checked by `_changed_policies`."""
-    before = {grant.policy: i for i, (grant, _) in enumerate(old.policies)}
+    before = old.positions()
     order = tuple(before.get(grant.policy, -1) for grant, _ in new.policies)
     found, whole = [], []
     for position, (was, after) in enumerate(zip(order, new.policies, strict=True)):

@@ -271,13 +271,16 @@ def table_grants_from_pb(message: pb.Entitlements) -> dict[TableKey, tuple[Polic
     }
 
 
-def view_to_pb(revision: str, view: View, registry: Registry | None = None) -> pb.Entitlements:
-    """What a view was built from, its policies by position in `registry`'s `policies` (by
-    name: its own registry's, or the one a revision's delta patched it into)."""
+def view_to_pb(
+    revision: str, view: View, position: Mapping[str, int] | None = None
+) -> pb.Entitlements:
+    """What a view was built from, its policies by name at their `position` in a registry's
+    `policies` (`Registry.positions`: its own registry's by default, or the one a revision's
+    delta patched it into)."""
     grants = view.grants
     held = grants.policies if isinstance(grants, PolicyGrants) else ()
-    listed = (registry or view.registry).policies
-    position = {grant.policy: i for i, (grant, _) in enumerate(listed)}
+    if position is None:
+        position = view.registry.positions()
     # (a policy the registry does not list, which a correct view never holds, is left out:
     # never more access than the view gave)
     kept = [position[g.policy] for g, _ in held if g.policy in position]
